@@ -1,0 +1,223 @@
+"""Chips and systems as frozen objects in SI units (bytes, seconds, FLOP/s, B/s, W, USD/s).
+
+A ``Chip`` holds rates: compute units with peaks per dtype, an ordered memory hierarchy
+(innermost first), launch overhead, power and price. A ``System`` is a number of chips joined
+by interconnect tiers (innermost first). Neither knows anything about models or parallelism.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from hwmodels.dtype import get_dtype
+
+# Some dtypes run at the rate of a wider one where a unit lists no rate of their own.
+_RATE_FALLBACK = {
+    "fp4": ("fp4", "fp6", "fp8", "int4", "int8", "bf16", "fp16"),
+    "fp6": ("fp6", "fp8", "bf16", "fp16"),
+    "int4": ("int4", "int8", "fp8", "bf16", "fp16"),
+    "fp8": ("fp8", "bf16", "fp16"),
+    "int8": ("int8", "fp8", "bf16", "fp16"),
+    "bf16": ("bf16", "fp16"),
+    "fp16": ("fp16", "bf16"),
+    "tf32": ("tf32", "fp32"),
+    "fp32": ("fp32", "tf32"),
+    "fp64": ("fp64", "fp32"),
+}
+
+
+def interpolate_efficiency(eff, size: float) -> float:
+    """Efficiency at ``size``: a scalar, or a table [(size, fraction)] interpolated in log(size).
+
+    Outside the table the nearest end's fraction holds.
+    """
+    if eff is None:
+        return 1.0
+    if isinstance(eff, (int, float)):
+        return float(eff)
+    if size <= eff[0][0]:
+        return eff[0][1]
+    if size >= eff[-1][0]:
+        return eff[-1][1]
+    for (s0, f0), (s1, f1) in zip(eff, eff[1:]):
+        if s0 <= size <= s1:
+            t = (math.log(size) - math.log(s0)) / (math.log(s1) - math.log(s0))
+            return f0 + t * (f1 - f0)
+    return eff[-1][1]
+
+
+@dataclass(frozen=True)
+class ComputeUnit:
+    kind: str  # matrix | vector | special
+    peak: dict  # rate key -> FLOP/s (dense)
+    sparse_peak: dict = field(default_factory=dict)
+    tile: tuple | None = None  # (M, N, K)
+    efficiency: object = None  # fraction or table
+    efficiency_source: str | None = None
+
+    def rate_for(self, dtype: str, sparse: bool = False) -> tuple[float, str] | None:
+        """(FLOP/s, the rate key used) for math in ``dtype``, or None if this unit cannot run it."""
+        key = get_dtype(dtype).rate_key
+        table = self.sparse_peak if sparse and self.sparse_peak else self.peak
+        for k in _RATE_FALLBACK.get(key, (key,)):
+            if k in table:
+                return table[k], k
+        return None
+
+
+@dataclass(frozen=True)
+class MemoryLevel:
+    name: str
+    kind: str  # sram | cache | dram | host
+    capacity_bytes: float  # per core if per == 'core', else for the chip
+    per: str  # core | chip
+    bandwidth_bytes_per_s: float  # whole chip
+    latency_s: float = 0.0
+    efficiency: object = None
+    efficiency_source: str | None = None
+    energy_per_byte_j: float | None = None
+
+    def total_capacity_bytes(self, cores: int) -> float:
+        return self.capacity_bytes * (cores if self.per == "core" else 1)
+
+    def effective_bandwidth(self, transfer_bytes: float) -> float:
+        """Achievable bandwidth (B/s) for a transfer of this size."""
+        return self.bandwidth_bytes_per_s * interpolate_efficiency(self.efficiency, max(transfer_bytes, 1.0))
+
+
+@dataclass(frozen=True)
+class Link:
+    bandwidth_bytes_per_s: float  # per direction
+    type: str | None = None
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Chip:
+    name: str
+    source: tuple
+    cores: int
+    compute: tuple  # of ComputeUnit
+    memory: tuple  # of MemoryLevel, innermost first
+    launch_overhead_s: float = 0.0
+    vendor: str | None = None
+    description: str | None = None
+    hypothetical: bool = False
+    process_node: str | None = None
+    die_area_mm2: float | None = None
+    clock_hz: float | None = None
+    year: int | None = None
+    tdp_w: float | None = None
+    idle_w: float | None = None
+    energy_per_flop_j: dict = field(default_factory=dict)
+    list_price_usd: float | None = None
+    cloud_usd_per_s: float | None = None
+    interconnect: Link | None = None
+    host_link: Link | None = None
+    path: str | None = None  # file it was loaded from
+
+    # -- lookups -----------------------------------------------------------------------------
+    def unit(self, kind: str) -> ComputeUnit | None:
+        for u in self.compute:
+            if u.kind == kind:
+                return u
+        return None
+
+    def matrix_unit(self) -> ComputeUnit:
+        """The unit GEMMs run on: the matrix unit, or the vector unit on chips without one (CPUs)."""
+        return self.unit("matrix") or self.unit("vector") or self.compute[0]
+
+    def vector_unit(self) -> ComputeUnit:
+        return self.unit("vector") or self.unit("matrix") or self.compute[0]
+
+    def memory_level(self, name: str) -> MemoryLevel:
+        for m in self.memory:
+            if m.name == name:
+                return m
+        raise KeyError(f"{self.name} has no memory level '{name}'; levels: {', '.join(m.name for m in self.memory)}")
+
+    @property
+    def main_memory(self) -> MemoryLevel:
+        """The level that holds weights and KV cache: the outermost non-host level."""
+        for m in reversed(self.memory):
+            if m.kind != "host":
+                return m
+        return self.memory[-1]
+
+    @property
+    def price_usd_per_hour(self) -> float | None:
+        return None if self.cloud_usd_per_s is None else self.cloud_usd_per_s * 3600.0
+
+    def peak_flops(self, dtype: str, kind: str = "matrix") -> float:
+        u = self.matrix_unit() if kind == "matrix" else self.vector_unit()
+        r = u.rate_for(dtype)
+        if r is None:
+            r = self.vector_unit().rate_for(dtype)
+        if r is None:
+            raise KeyError(f"{self.name} lists no rate for {dtype} on its {kind} unit")
+        return r[0]
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    fanout: int
+    topology: str
+    bandwidth_bytes_per_s: float  # per chip, per direction
+    latency_s: float
+    in_network_reduction: bool = False
+    efficiency: float = 1.0
+    efficiency_source: str | None = None
+    dims: tuple | None = None
+    type: str | None = None
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    source: tuple
+    chip: Chip
+    count: int
+    tiers: tuple  # of Tier, innermost first
+    description: str | None = None
+    hypothetical: bool = False
+    cloud_usd_per_s: float | None = None
+    list_price_usd: float | None = None
+    power_overhead_w: float = 0.0
+    path: str | None = None
+
+    @classmethod
+    def single(cls, chip: Chip) -> "System":
+        """A system of one chip (no interconnect)."""
+        return cls(name=chip.name, source=chip.source, chip=chip, count=1, tiers=(),
+                   description=f"one {chip.name}", hypothetical=chip.hypothetical,
+                   cloud_usd_per_s=chip.cloud_usd_per_s,
+                   list_price_usd=chip.list_price_usd, path=chip.path)
+
+    def tiers_for_group(self, group_size: int) -> tuple:
+        """The tiers a group of ``group_size`` consecutive chips spans, innermost first.
+
+        Returns a tuple of (tier, members at that tier) pairs, e.g. a group of 16 on
+        nvlink(8) x ib(4) spans nvlink with 8 members and ib with 2.
+        """
+        out = []
+        remaining = group_size
+        for t in self.tiers:
+            if remaining <= 1:
+                break
+            members = min(t.fanout, remaining)
+            out.append((t, members))
+            remaining = math.ceil(remaining / t.fanout)
+        if remaining > 1:
+            raise ValueError(f"a group of {group_size} chips spans more than {self.name}'s tiers hold")
+        return tuple(out)
+
+    @property
+    def usd_per_hour(self) -> float | None:
+        """System price per hour: its own cloud price, else count x the chip's."""
+        if self.cloud_usd_per_s is not None:
+            return self.cloud_usd_per_s * 3600.0
+        if self.chip.cloud_usd_per_s is not None:
+            return self.chip.cloud_usd_per_s * 3600.0 * self.count
+        return None

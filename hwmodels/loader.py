@@ -1,0 +1,356 @@
+"""Load chips and systems from YAML: the catalog by name, or a user's file by path.
+
+``load_chip``/``load_system`` take a catalog name (``h100-sxm``) or a path, plus optional
+overrides (``{"memory.hbm.bandwidth": "6 TB/s"}`` or ``["memory.hbm.bandwidth=6 TB/s"]``) that are
+applied to the YAML data *before* validation, so an override is checked like a file value.
+Every problem is reported at once as a SpecError.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from pathlib import Path
+
+import yaml
+
+from hwmodels.chip import Chip, ComputeUnit, Link, MemoryLevel, System, Tier
+from hwmodels.errors import Problem, SpecError
+from hwmodels.schema import CHIP, SYSTEM, validate
+from hwmodels.yamlio import Marked, dotted, load_marked
+
+CATALOG = Path(__file__).parent / "catalog"
+
+
+# ---------------------------------------------------------------------------------------------
+# the catalog
+
+@functools.lru_cache(maxsize=1)
+def _catalog_index() -> dict:
+    """name -> (kind, path) for every catalog file."""
+    out = {}
+    for sub, kind in (("chips", "chip"), ("systems", "system")):
+        for p in sorted((CATALOG / sub).glob("*.yaml")):
+            out[p.stem] = (kind, p)
+    return out
+
+
+def list_hardware() -> list[dict]:
+    """Every catalog entry: name, kind, description (loaded lazily from the files)."""
+    rows = []
+    for name, (kind, path) in _catalog_index().items():
+        try:
+            hw = load_hardware(name)
+        except SpecError as e:
+            rows.append({"name": name, "kind": kind, "path": str(path), "error": str(e)})
+            continue
+        row = {"name": name, "kind": kind, "path": str(path), "description": hw.description or "",
+               "hypothetical": hw.hypothetical}
+        chip = hw if isinstance(hw, Chip) else hw.chip
+        row["chip"] = chip.name
+        row["count"] = 1 if isinstance(hw, Chip) else hw.count
+        mm = chip.main_memory
+        try:
+            row["bf16_tflops"] = chip.peak_flops("bf16") / 1e12
+        except KeyError:
+            row["bf16_tflops"] = None
+        row["memory_gb"] = mm.total_capacity_bytes(chip.cores) / 1e9
+        row["memory_tb_s"] = mm.bandwidth_bytes_per_s / 1e12
+        row["tdp_w"] = chip.tdp_w
+        row["usd_per_hour"] = hw.usd_per_hour if isinstance(hw, System) else chip.price_usd_per_hour
+        rows.append(row)
+    return rows
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A catalog name or a file path -> the file's path (SpecError if neither)."""
+    s = str(name_or_path)
+    p = Path(s)
+    if p.suffix in (".yaml", ".yml") or p.exists() or "/" in s:
+        if not p.exists():
+            raise SpecError([Problem(f"no such hardware file: {s}")])
+        if p.is_dir():
+            raise SpecError([Problem(f"{s} is a folder; expected a YAML hardware file")])
+        return p
+    idx = _catalog_index()
+    if s in idx:
+        return idx[s][1]
+    hint = difflib.get_close_matches(s, list(idx), n=3)
+    dym = f"; did you mean {', '.join(hint)}?" if hint else ""
+    raise SpecError([Problem(f"unknown hardware '{s}'{dym} (`llmsim hw list` shows the catalog; or give a path to a YAML file)")])
+
+
+def standard_system_for(chip_name: str, chips_needed: int) -> str | None:
+    """The smallest catalog system built from ``chip_name`` with at least ``chips_needed`` chips."""
+    best = None
+    for name, (kind, path) in _catalog_index().items():
+        if kind != "system":
+            continue
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError:
+            continue
+        if not isinstance(data, dict) or data.get("chip") != chip_name:
+            continue
+        count = data.get("count", 0)
+        if isinstance(count, int) and count >= chips_needed and (best is None or count < best[0]):
+            best = (count, name)
+    return None if best is None else best[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# overrides
+
+def parse_overrides(overrides) -> list[tuple[str, object]]:
+    """Normalize overrides: a dict, or a list of 'path=value' strings (values read as YAML scalars)."""
+    if not overrides:
+        return []
+    if isinstance(overrides, dict):
+        return list(overrides.items())
+    out = []
+    for item in overrides:
+        if isinstance(item, tuple):
+            out.append(item)
+            continue
+        if "=" not in item:
+            raise SpecError([Problem(f"--set {item!r}: expected PATH=VALUE, e.g. memory.hbm.bandwidth=\"6 TB/s\"")])
+        path, _, value = item.partition("=")
+        path, value = path.strip(), value.strip()
+        try:
+            parsed = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            parsed = value
+        if isinstance(parsed, str) and parsed.strip() != value.strip('"\''):
+            parsed = value
+        out.append((path, parsed))
+    return out
+
+
+def _segments(path: str) -> list[str]:
+    return [s for s in path.replace("[", ".").replace("]", "").split(".") if s]
+
+
+def apply_override(data, path: str, value, file: str, schema_keys=None):
+    """Set ``path`` in the YAML data tree; raises SpecError (with did-you-mean) for unknown paths."""
+    segs = _segments(path)
+    if not segs:
+        raise SpecError([Problem(f"--set: empty path", file)])
+    node = data
+    for i, seg in enumerate(segs):
+        last = i == len(segs) - 1
+        where = ".".join(segs[: i + 1])
+        if isinstance(node, dict):
+            if last:
+                if seg not in node and schema_keys is not None and i == 0 and seg not in schema_keys:
+                    hint = difflib.get_close_matches(seg, list(schema_keys), n=1)
+                    dym = f" (did you mean '{hint[0]}'?)" if hint else ""
+                    raise SpecError([Problem(f"--set {path}: unknown field '{seg}'{dym}", file)])
+                node[seg] = value
+                return
+            if seg not in node:
+                if schema_keys is not None and i == 0 and seg in schema_keys:
+                    node[seg] = {}
+                else:
+                    keys = list(node)
+                    hint = difflib.get_close_matches(seg, keys, n=1)
+                    dym = f" (did you mean '{hint[0]}'?)" if hint else ""
+                    raise SpecError([Problem(f"--set {path}: '{where}' does not exist{dym}; "
+                                             f"keys here: {', '.join(map(str, keys))}", file)])
+            node = node[seg]
+        elif isinstance(node, list):
+            idx = None
+            if seg.isdigit() and int(seg) < len(node):
+                idx = int(seg)
+            else:
+                for j, item in enumerate(node):
+                    if isinstance(item, dict) and seg in (item.get("name"), item.get("kind")):
+                        idx = j
+                        break
+            if idx is None:
+                names = [str(it.get("name", it.get("kind"))) for it in node if isinstance(it, dict)]
+                hint = difflib.get_close_matches(seg, names, n=1)
+                dym = f" (did you mean '{hint[0]}'?)" if hint else ""
+                raise SpecError([Problem(f"--set {path}: no entry '{seg}' in {'.'.join(segs[:i]) or 'list'}{dym}; "
+                                         f"entries: {', '.join(names)}", file)])
+            if last:
+                node[idx] = value
+                return
+            node = node[idx]
+        else:
+            raise SpecError([Problem(f"--set {path}: '{'.'.join(segs[:i])}' is a value, not a mapping", file)])
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+def _read(path: Path) -> Marked:
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError([Problem("not a text file; expected a YAML hardware description", file)])
+    except OSError as e:
+        raise SpecError([Problem(f"cannot read: {e.strerror}", file)])
+    docs = load_marked(text, file)
+    if len(docs) > 1:
+        raise SpecError([Problem("one hardware description per file, please (found several YAML documents)",
+                                 file, *docs[1].where(()))])
+    doc = docs[0]
+    if not isinstance(doc.data, dict):
+        raise SpecError([doc.problem((), f"expected a mapping with 'version', 'kind' and 'name'; got "
+                                         f"{type(doc.data).__name__}")])
+    return doc
+
+
+def _semantic_chip(v: dict, m: Marked) -> list:
+    problems = []
+    cores = v["cores"]
+    prev = None
+    names = set()
+    for i, lvl in enumerate(v["memory"]):
+        if lvl["name"] in names:
+            problems.append(m.problem(("memory", i, "name"), f"memory level name '{lvl['name']}' is used twice"))
+        names.add(lvl["name"])
+        total = lvl["capacity"] * (cores if lvl.get("per") == "core" else 1)
+        if prev is not None and lvl.get("kind") != "host" and total < prev[1]:
+            problems.append(m.problem(("memory", i, "capacity"),
+                                      f"level '{lvl['name']}' holds {total / 1e9:.4g} GB in all, less than the inner "
+                                      f"level '{prev[0]}' ({prev[1] / 1e9:.4g} GB); levels go innermost first and "
+                                      "outer levels are larger"))
+        prev = (lvl["name"], total)
+    kinds = [u["kind"] for u in v["compute"]]
+    for k in set(kinds):
+        if kinds.count(k) > 1:
+            problems.append(m.problem(("compute",), f"compute unit kind '{k}' is listed twice; list each kind once"))
+    for i, u in enumerate(v["compute"]):
+        for dt, sp in (u.get("sparse_peak") or {}).items():
+            dense = u["peak"].get(dt)
+            if dense is not None and sp < dense:
+                problems.append(m.problem(("compute", i, "sparse_peak", dt),
+                                          "sparse peak is below the dense peak; 'peak' holds dense figures"))
+    return problems
+
+
+def _build_chip(v: dict, path: Path) -> Chip:
+    compute = tuple(
+        ComputeUnit(kind=u["kind"], peak=dict(u["peak"]), sparse_peak=dict(u.get("sparse_peak") or {}),
+                    tile=tuple(u["tile"]) if u.get("tile") else None, efficiency=u.get("efficiency"),
+                    efficiency_source=u.get("efficiency_source"))
+        for u in v["compute"])
+    memory = tuple(
+        MemoryLevel(name=lv["name"], kind=lv.get("kind", "dram"), capacity_bytes=lv["capacity"],
+                    per=lv.get("per", "chip"), bandwidth_bytes_per_s=lv["bandwidth"],
+                    latency_s=lv.get("latency", 0.0), efficiency=lv.get("efficiency"),
+                    efficiency_source=lv.get("efficiency_source"), energy_per_byte_j=lv.get("energy_per_byte"))
+        for lv in v["memory"])
+    power = v.get("power") or {}
+    price = v.get("price") or {}
+    link = lambda d: None if not d else Link(d["bandwidth"], d.get("type"), d.get("latency", 0.0))  # noqa: E731
+    return Chip(
+        name=v["name"], source=v["source"], cores=v["cores"], compute=compute, memory=memory,
+        launch_overhead_s=v.get("launch_overhead", 0.0), vendor=v.get("vendor"), description=v.get("description"),
+        hypothetical=v.get("hypothetical", False), process_node=v.get("process_node"),
+        die_area_mm2=v.get("die_area"), clock_hz=v.get("clock"), year=v.get("year"),
+        tdp_w=power.get("tdp"), idle_w=power.get("idle"), energy_per_flop_j=dict(power.get("energy_per_flop") or {}),
+        list_price_usd=price.get("list"), cloud_usd_per_s=price.get("cloud"),
+        interconnect=link(v.get("interconnect")), host_link=link(v.get("host_link")), path=str(path),
+    )
+
+
+def _load(path: Path, overrides, expect: str | None):
+    doc = _read(path)
+    data = doc.data
+    kind = data.get("kind")
+    if kind not in ("chip", "system"):
+        kind_problem = doc.problem(("kind",) if "kind" in data else (),
+                                   "missing 'kind'; expected 'kind: chip' or 'kind: system'" if "kind" not in data
+                                   else f"'kind' must be chip or system; got {kind!r}")
+        _, problems = validate(doc, CHIP)
+        raise SpecError([kind_problem] + [p for p in problems if p.path != "kind"])
+    ovr = parse_overrides(overrides)
+    chip_ovr = []
+    for p, val in ovr:
+        segs = _segments(p)
+        if kind == "system" and (segs[0] == "chip" and len(segs) > 1 or segs[0] not in SYSTEM.fields):
+            chip_ovr.append((".".join(segs[1:]) if segs[0] == "chip" else p, val))
+        else:
+            apply_override(data, p, val, str(path), schema_keys=(CHIP if kind == "chip" else SYSTEM).fields)
+    schema = CHIP if kind == "chip" else SYSTEM
+    v, problems = validate(doc, schema)
+    if kind == "chip":
+        if v is not None:
+            problems += _semantic_chip(v, doc)
+        if problems:
+            raise SpecError(problems)
+        obj = _build_chip(v, path)
+    else:
+        if v is None or problems:
+            raise SpecError(problems)
+        chip_ref = v["chip"]
+        rel = path.parent / chip_ref
+        chip_path = rel if (chip_ref.endswith((".yaml", ".yml")) and rel.exists()) else None
+        try:
+            chip = _load(chip_path or resolve(chip_ref), chip_ovr, "chip")
+        except SpecError as e:
+            if chip_path is None and len(e.problems) == 1 and e.problems[0].file is None:
+                raise SpecError([doc.problem(("chip",), e.problems[0].message)])
+            raise
+        tiers = tuple(
+            Tier(name=t["name"], fanout=t["fanout"], topology=t["topology"], bandwidth_bytes_per_s=t["bandwidth"],
+                 latency_s=t["latency"], in_network_reduction=t.get("in_network_reduction", False),
+                 efficiency=t.get("efficiency", 1.0), efficiency_source=t.get("efficiency_source"),
+                 dims=tuple(t["dims"]) if t.get("dims") else None, type=t.get("type"))
+            for t in v.get("tiers") or ())
+        total = 1
+        for t in tiers:
+            total *= t.fanout
+        if v["count"] > 1 and total < v["count"]:
+            raise SpecError([doc.problem(("tiers",), f"the tiers' fan-outs multiply to {total}, fewer than count "
+                                                     f"{v['count']}; every chip must be reachable")])
+        for i, t in enumerate(tiers):
+            if t.topology in ("torus", "mesh") and t.dims:
+                prod = 1
+                for d in t.dims:
+                    prod *= d
+                if prod != t.fanout:
+                    raise SpecError([doc.problem(("tiers", i, "dims"), f"dims multiply to {prod}, not the fanout {t.fanout}")])
+        price = v.get("price") or {}
+        obj = System(name=v["name"], source=v["source"], chip=chip, count=v["count"], tiers=tiers,
+                     description=v.get("description"), hypothetical=v.get("hypothetical", False),
+                     cloud_usd_per_s=price.get("cloud"), list_price_usd=price.get("list"),
+                     power_overhead_w=(v.get("power") or {}).get("overhead", 0.0), path=str(path))
+    if expect == "chip" and kind != "chip":
+        raise SpecError([doc.problem(("kind",), f"expected a chip here; this file describes a {kind}")])
+    return obj
+
+
+def load_hardware(name_or_path, overrides=None) -> Chip | System:
+    """Load a chip or a system by catalog name or path, applying overrides."""
+    return _load(resolve(name_or_path), overrides, None)
+
+
+def load_chip(name_or_path, overrides=None) -> Chip:
+    """Load a chip (SpecError if the file describes a system)."""
+    return _load(resolve(name_or_path), overrides, "chip")
+
+
+def load_system(name_or_path, overrides=None) -> System:
+    """Load a system; a chip file gives a system of one chip."""
+    hw = load_hardware(name_or_path, overrides)
+    return System.single(hw) if isinstance(hw, Chip) else hw
+
+
+def check_files(paths) -> list[tuple[str, list]]:
+    """Validate files; returns (path, problems) for each (empty list: valid)."""
+    out = []
+    for p in paths:
+        try:
+            _load(resolve(p), None, None)
+            out.append((str(p), []))
+        except SpecError as e:
+            out.append((str(p), e.problems))
+    return out
+
+
+__all__ = ["load_chip", "load_system", "load_hardware", "list_hardware", "check_files", "resolve",
+           "standard_system_for", "parse_overrides", "dotted"]

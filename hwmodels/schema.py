@@ -1,0 +1,426 @@
+"""The hardware description schema: one declarative definition used three ways.
+
+1. ``validate`` walks a parsed YAML document, converts every quantity to SI floats, and collects
+   *every* problem with its ``file:line:col: dotted.path``, with "did you mean" for unknown keys
+   and the list of allowed keys (the anatomy of timeloopfe's ``_check_unrecognized``).
+2. ``json_schema`` exports the same definition as JSON Schema (``llmsim schema``) for editors.
+3. The docs in docs/hardware-format.md describe the same fields.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+
+from hwmodels.dtype import RATE_KEYS
+from hwmodels.units import DIMENSIONS, UnitError, parse_quantity
+from hwmodels.yamlio import Marked
+
+FORMAT_VERSION = 1
+
+
+class Type:
+    doc: str = ""
+
+    def check(self, value, path, ctx) -> object:  # returns normalized value or raises _Bad
+        raise NotImplementedError
+
+    def json(self) -> dict:
+        raise NotImplementedError
+
+
+class _Bad(Exception):
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+
+def _fail(ctx, path, message):
+    ctx["problems"].append(ctx["marked"].problem(path, message))
+    return _MISSING
+
+
+class _Missing:
+    def __repr__(self):
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+@dataclass
+class Quantity(Type):
+    dim: str
+    positive: bool = True  # > 0
+    nonneg: bool = False  # >= 0 allowed
+    doc: str = ""
+
+    def check(self, value, path, ctx):
+        try:
+            v = parse_quantity(value, self.dim)
+        except UnitError as e:
+            return _fail(ctx, path, str(e))
+        if self.nonneg:
+            if v < 0:
+                return _fail(ctx, path, f"must not be negative; got {value!r}")
+        elif self.positive and v <= 0:
+            return _fail(ctx, path, f"must be greater than zero; got {value!r}")
+        return v
+
+    def json(self):
+        d = DIMENSIONS[self.dim]
+        return {"type": "string", "description": f"{self.doc} ({d.name}, e.g. '{d.example}')".strip(),
+                "examples": [d.example]}
+
+
+@dataclass
+class Number(Type):
+    integer: bool = False
+    gt: float | None = None
+    ge: float | None = None
+    le: float | None = None
+    doc: str = ""
+
+    def check(self, value, path, ctx):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            kind = "an integer" if self.integer else "a number"
+            return _fail(ctx, path, f"expected {kind}; got {value!r}")
+        if self.integer and (not float(value).is_integer()):
+            return _fail(ctx, path, f"expected an integer; got {value!r}")
+        if not math.isfinite(value):
+            return _fail(ctx, path, f"expected a finite number; got {value!r}")
+        if self.gt is not None and not value > self.gt:
+            return _fail(ctx, path, f"must be greater than {self.gt:g}; got {value!r}")
+        if self.ge is not None and not value >= self.ge:
+            return _fail(ctx, path, f"must be at least {self.ge:g}; got {value!r}")
+        if self.le is not None and not value <= self.le:
+            return _fail(ctx, path, f"must be at most {self.le:g}; got {value!r}")
+        return int(value) if self.integer else float(value)
+
+    def json(self):
+        d = {"type": "integer" if self.integer else "number", "description": self.doc}
+        if self.gt is not None:
+            d["exclusiveMinimum"] = self.gt
+        if self.ge is not None:
+            d["minimum"] = self.ge
+        if self.le is not None:
+            d["maximum"] = self.le
+        return d
+
+
+@dataclass
+class Str(Type):
+    choices: tuple | None = None
+    doc: str = ""
+
+    def check(self, value, path, ctx):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return _fail(ctx, path, f"expected a string; got {type(value).__name__}")
+        value = str(value)
+        if self.choices is not None and value not in self.choices:
+            hint = difflib.get_close_matches(value, self.choices, n=1)
+            dym = f" (did you mean '{hint[0]}'?)" if hint else ""
+            return _fail(ctx, path, f"'{value}' is not one of: {', '.join(self.choices)}{dym}")
+        return value
+
+    def json(self):
+        d = {"type": "string", "description": self.doc}
+        if self.choices:
+            d["enum"] = list(self.choices)
+        return d
+
+
+@dataclass
+class Bool(Type):
+    doc: str = ""
+
+    def check(self, value, path, ctx):
+        if not isinstance(value, bool):
+            return _fail(ctx, path, f"expected true or false; got {value!r}")
+        return value
+
+    def json(self):
+        return {"type": "boolean", "description": self.doc}
+
+
+@dataclass
+class Sources(Type):
+    """One string or a non-empty list of strings."""
+
+    doc: str = ""
+
+    def check(self, value, path, ctx):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(s, str) and s.strip() for s in value):
+            return _fail(ctx, path, "expected a source (text) or a non-empty list of sources")
+        return tuple(value)
+
+    def json(self):
+        return {"description": self.doc,
+                "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+
+
+@dataclass
+class ListOf(Type):
+    item: Type
+    min_len: int = 0
+    exact_len: int | None = None
+    doc: str = ""
+
+    def check(self, value, path, ctx):
+        if not isinstance(value, list):
+            return _fail(ctx, path, f"expected a list; got {type(value).__name__}")
+        if self.exact_len is not None and len(value) != self.exact_len:
+            return _fail(ctx, path, f"expected a list of {self.exact_len} items; got {len(value)}")
+        if len(value) < self.min_len:
+            return _fail(ctx, path, f"expected at least {self.min_len} item(s); got {len(value)}")
+        out = [self.item.check(v, path + (i,), ctx) for i, v in enumerate(value)]
+        return _MISSING if any(o is _MISSING for o in out) else tuple(out)
+
+    def json(self):
+        d = {"type": "array", "items": self.item.json(), "description": self.doc}
+        if self.min_len:
+            d["minItems"] = self.min_len
+        if self.exact_len is not None:
+            d["minItems"] = d["maxItems"] = self.exact_len
+        return d
+
+
+@dataclass
+class MapOf(Type):
+    """A mapping with keys from a fixed vocabulary (e.g. dtypes) to values of one type."""
+
+    keys: tuple
+    value: Type
+    key_name: str = "key"
+    doc: str = ""
+
+    def check(self, value, path, ctx):
+        if not isinstance(value, dict):
+            return _fail(ctx, path, f"expected a mapping of {self.key_name} to value; got {type(value).__name__}")
+        if not value:
+            return _fail(ctx, path, f"expected at least one {self.key_name}")
+        out, bad = {}, False
+        for k, v in value.items():
+            if k not in self.keys:
+                hint = difflib.get_close_matches(k, self.keys, n=1)
+                dym = f"did you mean '{hint[0]}'? " if hint else ""
+                _fail(ctx, path + (k,), f"unknown {self.key_name} '{k}'; {dym}allowed: {', '.join(self.keys)}")
+                bad = True
+                continue
+            r = self.value.check(v, path + (k,), ctx)
+            bad |= r is _MISSING
+            out[k] = r
+        return _MISSING if bad else out
+
+    def json(self):
+        return {"type": "object", "description": self.doc,
+                "propertyNames": {"enum": list(self.keys)}, "additionalProperties": self.value.json()}
+
+
+@dataclass
+class Efficiency(Type):
+    """A fraction in (0, 1], or a table [[size, fraction], ...] interpolated in log(size)."""
+
+    dim: str = "bytes"
+    doc: str = ""
+
+    def check(self, value, path, ctx):
+        frac = Number(gt=0, le=1)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return frac.check(value, path, ctx)
+        if not isinstance(value, list) or not value:
+            return _fail(ctx, path, f"expected a fraction in (0, 1] or a table like "
+                                    f"[[{DIMENSIONS[self.dim].example!r}, 0.9], ...]; got {value!r}")
+        rows = []
+        for i, row in enumerate(value):
+            if not isinstance(row, list) or len(row) != 2:
+                _fail(ctx, path + (i,), f"expected a pair [size, fraction], e.g. [{DIMENSIONS[self.dim].example!r}, 0.9]")
+                continue
+            s = Quantity(self.dim).check(row[0], path + (i, 0), ctx)
+            f = frac.check(row[1], path + (i, 1), ctx)
+            if s is not _MISSING and f is not _MISSING:
+                rows.append((s, f))
+        if len(rows) != len(value):
+            return _MISSING
+        sizes = [r[0] for r in rows]
+        if len(set(sizes)) != len(sizes):
+            return _fail(ctx, path, "table sizes must be distinct")
+        return tuple(sorted(rows))
+
+    def json(self):
+        return {"description": self.doc, "anyOf": [
+            {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2}}]}
+
+
+@dataclass
+class F:
+    """A field of a Struct."""
+
+    type: Type
+    required: bool = False
+    doc: str = ""
+
+
+@dataclass
+class Struct(Type):
+    fields: dict
+    name: str = "mapping"
+    doc: str = ""
+    requires_together: tuple = field(default_factory=tuple)  # (a, b): b required when a is given
+
+    def check(self, value, path, ctx):
+        if not isinstance(value, dict):
+            return _fail(ctx, path, f"expected a mapping ({self.name}) with keys: {', '.join(self.fields)}; "
+                                    f"got {type(value).__name__}")
+        out, bad = {}, False
+        allowed = list(self.fields)
+        for k in value:
+            if k not in self.fields:
+                hint = difflib.get_close_matches(k, allowed, n=1, cutoff=0.6)
+                dym = f"did you mean '{hint[0]}'? " if hint else ""
+                _fail(ctx, path + (k,), f"unknown key '{k}' in {self.name}; {dym}allowed keys: {', '.join(allowed)}")
+                bad = True
+        for k, f in self.fields.items():
+            if k in value:
+                r = f.type.check(value[k], path + (k,), ctx)
+                bad |= r is _MISSING
+                out[k] = r
+            elif f.required:
+                _fail(ctx, path, f"missing required key '{k}' in {self.name}" + (f" ({f.doc})" if f.doc else ""))
+                bad = True
+        for a, b in self.requires_together:
+            if a in value and b not in value:
+                _fail(ctx, path + (a,), f"'{a}' needs '{b}' beside it (name where the figure comes from)")
+                bad = True
+        return _MISSING if bad else out
+
+    def json(self):
+        return {
+            "type": "object", "description": self.doc, "additionalProperties": False,
+            "properties": {k: {**f.type.json(), **({"description": f.doc} if f.doc else {})}
+                           for k, f in self.fields.items()},
+            "required": [k for k, f in self.fields.items() if f.required],
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# The chip and system definitions
+
+_peaks = MapOf(RATE_KEYS, Quantity("rate"), key_name="dtype")
+
+COMPUTE = Struct({
+    "kind": F(Str(("matrix", "vector", "special")), True, "matrix (tensor cores, MXU), vector (SIMD) or special (exp)"),
+    "peak": F(_peaks, True, "dense peak rate per dtype"),
+    "sparse_peak": F(_peaks, doc="peak with 2:4 structured sparsity, per dtype"),
+    "tile": F(ListOf(Number(integer=True, gt=0), exact_len=3), doc="M, N, K of the per-core tile GEMMs are padded to"),
+    "units": F(Number(integer=True, gt=0), doc="number of such units (informational)"),
+    "efficiency": F(Efficiency("rate"), doc="achievable fraction of peak on large shapes"),
+    "efficiency_source": F(Str(), doc="where the efficiency comes from"),
+}, name="compute unit", requires_together=(("efficiency", "efficiency_source"),))
+
+MEMORY = Struct({
+    "name": F(Str(), True, "unique level name, used in override paths"),
+    "kind": F(Str(("sram", "cache", "dram", "host")), doc="sram, cache, dram or host (default dram)"),
+    "capacity": F(Quantity("bytes"), True),
+    "per": F(Str(("core", "chip")), doc="core: each core has its own; chip: one shared level (default)"),
+    "bandwidth": F(Quantity("bandwidth"), True, "whole chip, all cores together"),
+    "latency": F(Quantity("time", nonneg=True)),
+    "efficiency": F(Efficiency("bytes"), doc="achievable fraction of bandwidth, by transfer size"),
+    "efficiency_source": F(Str()),
+    "energy_per_byte": F(Quantity("energy_per_byte", nonneg=True)),
+    "energy_per_byte_source": F(Str()),
+}, name="memory level", requires_together=(("efficiency", "efficiency_source"),))
+
+CHIP = Struct({
+    "version": F(Number(integer=True, ge=1, le=FORMAT_VERSION), True, "format version"),
+    "kind": F(Str(("chip", "system")), True),
+    "name": F(Str(), True, "kebab-case, equal to the file stem"),
+    "vendor": F(Str()),
+    "description": F(Str()),
+    "hypothetical": F(Bool(), doc="true for designs that do not exist"),
+    "source": F(Sources(), True, "where the numbers come from"),
+    "process_node": F(Str()),
+    "die_area": F(Quantity("area")),
+    "clock": F(Quantity("frequency")),
+    "year": F(Number(integer=True, ge=1990, le=2100)),
+    "cores": F(Number(integer=True, gt=0), True, "parallel cores (SMs, CUs, TensorCores) tiles spread over"),
+    "compute": F(ListOf(COMPUTE, min_len=1), True, "compute units by kind"),
+    "memory": F(ListOf(MEMORY, min_len=1), True, "memory levels, innermost first"),
+    "launch_overhead": F(Quantity("time", nonneg=True), doc="per-kernel launch cost"),
+    "launch_overhead_source": F(Str()),
+    "power": F(Struct({
+        "tdp": F(Quantity("power"), True),
+        "idle": F(Quantity("power", nonneg=True)),
+        "energy_per_flop": F(MapOf(RATE_KEYS, Quantity("energy_per_flop"), key_name="dtype")),
+        "source": F(Str()),
+    }, name="power")),
+    "price": F(Struct({
+        "list": F(Quantity("money")),
+        "cloud": F(Quantity("money_rate")),
+        "list_source": F(Str()),
+        "cloud_source": F(Str()),
+    }, name="price")),
+    "interconnect": F(Struct({
+        "bandwidth": F(Quantity("bandwidth"), True, "per direction"),
+        "type": F(Str()),
+        "latency": F(Quantity("time", nonneg=True)),
+    }, name="interconnect")),
+    "host_link": F(Struct({
+        "bandwidth": F(Quantity("bandwidth"), True, "per direction"),
+        "type": F(Str()),
+        "latency": F(Quantity("time", nonneg=True)),
+    }, name="host link")),
+}, name="chip")
+
+TIER = Struct({
+    "name": F(Str(), True),
+    "fanout": F(Number(integer=True, gt=0), True, "members joined at this tier"),
+    "topology": F(Str(("switch", "ring", "torus", "mesh", "fully_connected")), True),
+    "bandwidth": F(Quantity("bandwidth"), True, "per chip, per direction"),
+    "latency": F(Quantity("time", nonneg=True), True),
+    "in_network_reduction": F(Bool()),
+    "efficiency": F(Number(gt=0, le=1), doc="achievable fraction of link bandwidth"),
+    "efficiency_source": F(Str()),
+    "dims": F(ListOf(Number(integer=True, gt=0), min_len=1), doc="torus/mesh dimension sizes"),
+    "type": F(Str()),
+}, name="interconnect tier", requires_together=(("efficiency", "efficiency_source"),))
+
+SYSTEM = Struct({
+    "version": F(Number(integer=True, ge=1, le=FORMAT_VERSION), True),
+    "kind": F(Str(("chip", "system")), True),
+    "name": F(Str(), True),
+    "description": F(Str()),
+    "hypothetical": F(Bool()),
+    "source": F(Sources(), True),
+    "chip": F(Str(), True, "catalog chip name or path relative to this file"),
+    "count": F(Number(integer=True, gt=0), True, "chips in the system"),
+    "tiers": F(ListOf(TIER), doc="interconnect tiers, innermost first"),
+    "price": F(Struct({"cloud": F(Quantity("money_rate")), "list": F(Quantity("money")),
+                       "cloud_source": F(Str()), "list_source": F(Str())}, name="price")),
+    "power": F(Struct({"overhead": F(Quantity("power", nonneg=True), True), "source": F(Str())}, name="power")),
+}, name="system")
+
+
+def validate(marked: Marked, schema: Struct) -> tuple[dict | None, list]:
+    ctx = {"problems": [], "marked": marked}
+    out = schema.check(marked.data, (), ctx)
+    problems = sorted(ctx["problems"], key=lambda p: (p.line or 0, p.col or 0))
+    return (None if out is _MISSING else out), problems
+
+
+def json_schema() -> dict:
+    """JSON Schema (draft 2020-12) of a hardware file: a chip or a system."""
+    chip, system = CHIP.json(), SYSTEM.json()
+    chip["properties"]["kind"] = {"const": "chip"}
+    system["properties"]["kind"] = {"const": "system"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://llmsim.dev/schema/hardware-v1.json",
+        "title": "llmsim hardware description (chip or system), format version 1",
+        "oneOf": [chip, system],
+    }

@@ -1,0 +1,114 @@
+"""`llmsim hw list|show`, `llmsim check FILE...`, `llmsim schema`: the hardware catalog and format."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+from hwmodels.chip import Chip
+from hwmodels.loader import check_files, list_hardware, load_hardware
+from hwmodels.schema import json_schema
+from llmsim.commands._common import add_set_option, print_json
+
+
+def register(sub) -> None:
+    hw = sub.add_parser("hw", help="list and show hardware (chips and systems)")
+    hsub = hw.add_subparsers(dest="hw_command", metavar="ACTION")
+    p = hsub.add_parser("list", help="the catalog of chips and systems")
+    p.add_argument("--json", action="store_true", help="JSON list of objects (name, kind, ...)")
+    p.set_defaults(func=cmd_list)
+    p = hsub.add_parser("show", help="the resolved spec of one chip or system, in SI units")
+    p.add_argument("name", metavar="NAME_OR_FILE")
+    p.add_argument("--json", action="store_true")
+    add_set_option(p)
+    p.set_defaults(func=cmd_show)
+    hw.set_defaults(func=lambda a: (hw.print_help(), 0)[1])
+
+    p = sub.add_parser("check", help="validate hardware files (exit 0 when valid, 2 when not)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("schema", help="JSON Schema of the hardware format (for editors)")
+    p.set_defaults(func=cmd_schema)
+
+
+def _fmt(v, scale=1.0, digits=4):
+    return "-" if v is None else f"{v / scale:.{digits}g}"
+
+
+def cmd_list(args) -> int:
+    rows = list_hardware()
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{'name':<22}{'kind':<7}{'chips':>5} {'bf16 TF/s':>9} {'mem GB':>7} {'mem TB/s':>8} {'USD/h':>7}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['name']:<22}{r['kind']:<7} INVALID: run `llmsim check {r['path']}`")
+            continue
+        print(f"{r['name'][:21]:<22}{r['kind']:<7}{r['count']:>5} {_fmt(r['bf16_tflops']):>9} "
+              f"{_fmt(r['memory_gb']):>7} {_fmt(r['memory_tb_s'], digits=3):>8} {_fmt(r['usd_per_hour'], digits=3):>7}")
+    print(f"\n{len(rows)} entries; per chip: dense bf16 peak, main memory capacity and bandwidth; "
+          "USD/h for the whole entry.")
+    return 0
+
+
+def _to_dict(obj):
+    d = dataclasses.asdict(obj)
+    d = {"kind": "chip" if isinstance(obj, Chip) else "system", **d}
+    return d
+
+
+def cmd_show(args) -> int:
+    hw = load_hardware(args.name, args.overrides)
+    d = _to_dict(hw)
+    if args.json:
+        print_json(d)
+        return 0
+    chip = hw if isinstance(hw, Chip) else hw.chip
+    print(f"{hw.name} ({d['kind']}){' [hypothetical]' if hw.hypothetical else ''}")
+    if hw.description:
+        print(f"  {hw.description}")
+    if not isinstance(hw, Chip):
+        print(f"  {hw.count} x {chip.name}")
+        for t in hw.tiers:
+            print(f"  tier {t.name}: fanout {t.fanout}, {t.topology}, {t.bandwidth_bytes_per_s / 1e9:.4g} GB/s "
+                  f"per direction, latency {t.latency_s * 1e6:.3g} us"
+                  + (", in-network reduction" if t.in_network_reduction else ""))
+        if hw.usd_per_hour is not None:
+            print(f"  price: {hw.usd_per_hour:.4g} USD/h")
+    print(f"  chip {chip.name}: {chip.cores} cores" + (f", {chip.clock_hz / 1e9:.3g} GHz" if chip.clock_hz else ""))
+    for u in chip.compute:
+        peaks = ", ".join(f"{k} {v / 1e12:.4g}" for k, v in u.peak.items())
+        print(f"    {u.kind}: {peaks} TFLOP/s" + (f"; efficiency {u.efficiency}" if u.efficiency else ""))
+    for m in chip.memory:
+        cap = m.capacity_bytes
+        per = " per core" if m.per == "core" else ""
+        print(f"    {m.name} ({m.kind}): {cap / 1e6:.4g} MB{per}, {m.bandwidth_bytes_per_s / 1e12:.4g} TB/s")
+    if chip.tdp_w:
+        print(f"    power: TDP {chip.tdp_w:.4g} W" + (f", idle {chip.idle_w:.4g} W" if chip.idle_w else ""))
+    if chip.price_usd_per_hour is not None:
+        print(f"    price: {chip.price_usd_per_hour:.4g} USD/h")
+    print("  sources:")
+    for s in hw.source:
+        print(f"    - {s}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    bad = 0
+    for path, problems in check_files(args.files):
+        if problems:
+            bad += 1
+            for p in problems:
+                print(f"error: {p}", file=sys.stderr)
+        else:
+            print(f"ok: {path}")
+    return 2 if bad else 0
+
+
+def cmd_schema(args) -> int:
+    json.dump(json_schema(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
