@@ -1,0 +1,1 @@
+"""Data files shipped with llmsim's workloads (a package so that setuptools ships them)."""
