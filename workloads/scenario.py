@@ -482,7 +482,7 @@ class Uniform(LengthDist):
         return {"type": "uniform", "lo": int(self.lo), "hi": int(self.hi)}
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=8)
 def _zipf_cdf(a: float, lo: int, hi: int) -> np.ndarray:
     k = np.arange(lo, hi + 1, dtype=np.float64)
     w = k ** (-a)
