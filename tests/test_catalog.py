@@ -1,0 +1,186 @@
+"""The hardware catalog: every file loads, names its sources, and key figures read back in SI units.
+
+Spot checks compare against the vendor figures the YAML files copy (dense peaks, per-direction links).
+"""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hwmodels import list_hardware, load_chip, load_system
+from hwmodels.chip import Chip, System
+
+CATALOG = Path(__file__).parent.parent / "hwmodels" / "catalog"
+CHIP_FILES = sorted((CATALOG / "chips").glob("*.yaml"))
+SYSTEM_FILES = sorted((CATALOG / "systems").glob("*.yaml"))
+
+REQUIRED_CHIPS = {
+    "a100-sxm", "h100-sxm", "h100-pcie", "h200", "b200", "gb200", "l4", "l40s", "rtx-4090",
+    "mi300x", "mi325x", "mi355x", "gaudi3", "tpu-v5e", "tpu-v5p", "tpu-v6e", "trainium2",
+    "groq-lpu", "cerebras-wse3", "host-cpu-xeon-2vcpu", "epyc-9654", "hypo-sram-infer", "hypo-hbm-infer",
+}
+REQUIRED_SYSTEMS = {
+    "hgx-h100-8", "hgx-a100-8", "hgx-h200-8", "dgx-b200", "gb200-nvl72", "mi300x-8", "tpu-v5e-256",
+    "h100-sxm-4x8",
+}
+
+
+def test_catalog_size():
+    assert len(CHIP_FILES) >= 18
+    assert len(SYSTEM_FILES) >= 6
+    assert REQUIRED_CHIPS <= {p.stem for p in CHIP_FILES}
+    assert REQUIRED_SYSTEMS <= {p.stem for p in SYSTEM_FILES}
+
+
+@pytest.mark.parametrize("path", CHIP_FILES, ids=lambda p: p.stem)
+def test_every_chip_loads(path):
+    chip = load_chip(path.stem)
+    assert isinstance(chip, Chip)
+    assert chip.name == path.stem
+    assert len(chip.source) >= 1 and all(s.strip() for s in chip.source)
+    assert chip.cores >= 1
+    assert chip.compute and all(u.peak for u in chip.compute)
+    assert all(v > 0 for u in chip.compute for v in u.peak.values())
+    assert chip.memory and all(m.capacity_bytes > 0 and m.bandwidth_bytes_per_s > 0 for m in chip.memory)
+    # dense peaks only: any sparse figure is at least the dense one
+    for u in chip.compute:
+        for dt, sp in u.sparse_peak.items():
+            if dt in u.peak:
+                assert sp >= u.peak[dt]
+    # the raw YAML: file stem, kind and at least one source, independent of the loader
+    raw = yaml.safe_load(path.read_text())
+    assert raw["kind"] == "chip" and raw["name"] == path.stem and raw["source"]
+    # efficiency figures must say where they come from
+    for u in raw["compute"]:
+        if "efficiency" in u:
+            assert u.get("efficiency_source")
+    if raw.get("hypothetical"):
+        assert "illustrative" in raw["description"].lower()
+
+
+@pytest.mark.parametrize("path", SYSTEM_FILES, ids=lambda p: p.stem)
+def test_every_system_loads(path):
+    system = load_system(path.stem)
+    assert isinstance(system, System)
+    assert system.name == path.stem
+    assert len(system.source) >= 1
+    assert system.count >= 2 and system.tiers
+    total = 1
+    for t in system.tiers:
+        total *= t.fanout
+        assert t.bandwidth_bytes_per_s > 0
+    assert total >= system.count
+    raw = yaml.safe_load(path.read_text())
+    assert raw["kind"] == "system" and raw["name"] == path.stem and raw["source"]
+
+
+def test_list_hardware_has_every_file_and_no_errors():
+    rows = {r["name"]: r for r in list_hardware()}
+    for p in CHIP_FILES + SYSTEM_FILES:
+        assert p.stem in rows
+        assert "error" not in rows[p.stem], rows[p.stem].get("error")
+
+
+def _peak(chip, kind, dtype):
+    return next(u for u in chip.compute if u.kind == kind).peak[dtype]
+
+
+def test_h100_sxm_spot_values():
+    c = load_chip("h100-sxm")
+    assert c.cores == 132
+    assert _peak(c, "matrix", "bf16") == pytest.approx(989.4e12)
+    assert _peak(c, "matrix", "fp8") == pytest.approx(1978.9e12)
+    assert c.unit("matrix").sparse_peak["bf16"] == pytest.approx(1978.9e12)
+    assert _peak(c, "vector", "fp32") == pytest.approx(66.9e12)
+    hbm = c.memory_level("hbm")
+    assert hbm.bandwidth_bytes_per_s == pytest.approx(3.35e12)
+    assert hbm.capacity_bytes == pytest.approx(80e9)
+    smem = c.memory_level("smem")
+    assert smem.per == "core" and smem.capacity_bytes == 228 * 1024
+    assert c.memory_level("l2").capacity_bytes == pytest.approx(50e6)
+    assert c.interconnect.bandwidth_bytes_per_s == pytest.approx(450e9)  # per direction
+    assert c.host_link.bandwidth_bytes_per_s == pytest.approx(64e9)
+    assert c.tdp_w == pytest.approx(700)
+    assert c.launch_overhead_s == pytest.approx(4e-6)
+
+
+def test_other_chip_spot_values():
+    a100 = load_chip("a100-sxm")
+    assert _peak(a100, "matrix", "bf16") == pytest.approx(312e12)
+    assert a100.memory_level("hbm").bandwidth_bytes_per_s == pytest.approx(2.039e12)
+    assert a100.interconnect.bandwidth_bytes_per_s == pytest.approx(300e9)
+    h200 = load_chip("h200")
+    assert h200.memory_level("hbm").capacity_bytes == pytest.approx(141e9)
+    assert h200.memory_level("hbm").bandwidth_bytes_per_s == pytest.approx(4.8e12)
+    b200 = load_chip("b200")
+    assert _peak(b200, "matrix", "bf16") == pytest.approx(2250e12)
+    assert _peak(b200, "matrix", "fp4") == pytest.approx(9000e12)
+    assert b200.memory_level("hbm").bandwidth_bytes_per_s == pytest.approx(8e12)
+    mi300x = load_chip("mi300x")
+    assert _peak(mi300x, "matrix", "bf16") == pytest.approx(1307.4e12)
+    assert mi300x.memory_level("hbm").capacity_bytes == pytest.approx(192e9)
+    assert mi300x.memory_level("infinity_cache").capacity_bytes == pytest.approx(256e6)
+    l4 = load_chip("l4")
+    assert _peak(l4, "matrix", "fp8") == pytest.approx(242.5e12)  # dense = half the datasheet's sparse 485
+    v5e = load_chip("tpu-v5e")
+    assert _peak(v5e, "matrix", "bf16") == pytest.approx(197e12)
+    assert v5e.memory_level("vmem").capacity_bytes == 128 * 2**20
+    assert v5e.memory_level("hbm").bandwidth_bytes_per_s == pytest.approx(819e9)
+
+
+def test_sram_only_designs_keep_weights_in_sram():
+    groq = load_chip("groq-lpu")
+    assert groq.main_memory.kind == "sram"
+    assert groq.main_memory.capacity_bytes == pytest.approx(230e6)
+    assert groq.main_memory.bandwidth_bytes_per_s == pytest.approx(80e12)
+    wse = load_chip("cerebras-wse3")
+    assert wse.main_memory.kind == "sram" and wse.main_memory.capacity_bytes == pytest.approx(44e9)
+    hypo = load_chip("hypo-sram-infer")
+    assert hypo.hypothetical and hypo.main_memory.kind == "sram"
+    assert hypo.main_memory.capacity_bytes == pytest.approx(1e9)
+    hbm = load_chip("hypo-hbm-infer")
+    assert hbm.hypothetical
+    assert hbm.main_memory.capacity_bytes == pytest.approx(288e9)
+    assert hbm.main_memory.bandwidth_bytes_per_s == pytest.approx(8e12)
+
+
+def test_host_cpus_run_gemms_on_the_vector_unit():
+    cpu = load_chip("host-cpu-xeon-2vcpu")
+    assert cpu.unit("matrix") is None and cpu.matrix_unit().kind == "vector"
+    # 2 cores x 2.6 GHz x 2 (FMA) x 16 lanes x 2 FMA units
+    assert cpu.peak_flops("fp32") == pytest.approx(2 * 2.6e9 * 2 * 16 * 2)
+    assert cpu.peak_flops("bf16") == pytest.approx(2 * cpu.peak_flops("fp32"))
+    assert cpu.memory_level("dram").capacity_bytes == 24 * 2**30
+    assert cpu.memory_level("l1").per == "core" and cpu.memory_level("l2").per == "core"
+    epyc = load_chip("epyc-9654")
+    assert epyc.cores == 96
+    assert epyc.memory_level("dram").bandwidth_bytes_per_s == pytest.approx(460.8e9)
+
+
+def test_system_spot_values():
+    hgx = load_system("hgx-h100-8")
+    assert hgx.chip.name == "h100-sxm" and hgx.count == 8
+    (t,) = hgx.tiers
+    assert t.name == "nvlink" and t.fanout == 8 and t.topology == "switch"
+    assert t.bandwidth_bytes_per_s == pytest.approx(450e9)
+    assert t.in_network_reduction
+    assert hgx.usd_per_hour == pytest.approx(98.32)
+    a100 = load_system("hgx-a100-8")
+    assert a100.tiers[0].bandwidth_bytes_per_s == pytest.approx(300e9)
+    assert not a100.tiers[0].in_network_reduction
+    assert a100.usd_per_hour == pytest.approx(8 * 1.844)  # count x chip price
+    nvl = load_system("gb200-nvl72")
+    assert nvl.count == 72 and nvl.tiers[0].fanout == 72
+    assert nvl.tiers[0].bandwidth_bytes_per_s == pytest.approx(900e9)
+    mi = load_system("mi300x-8")
+    assert mi.tiers[0].topology == "fully_connected"
+    assert mi.tiers[0].bandwidth_bytes_per_s == pytest.approx(64e9)
+    tpu = load_system("tpu-v5e-256")
+    assert tpu.count == 256 and tpu.tiers[0].topology == "torus" and tpu.tiers[0].dims == (16, 16)
+    multi = load_system("h100-sxm-4x8")
+    assert multi.count == 32
+    assert [t.name for t in multi.tiers] == ["nvlink", "infiniband"]
+    assert [t.fanout for t in multi.tiers] == [8, 4]
+    assert multi.tiers[1].bandwidth_bytes_per_s == pytest.approx(50e9)
+    assert multi.tiers[1].latency_s == pytest.approx(5e-6)
