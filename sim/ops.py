@@ -1,0 +1,249 @@
+"""Bulk per-kernel predictions (`llmsim ops`): one row per kernel in, one prediction per row out.
+
+Input columns: ``hardware`` (catalog name or YAML path; a system for collectives), ``op`` (gemm,
+attention, memcpy, allreduce, allgather, reducescatter, alltoall, sendrecv; also elementwise and
+norm), ``dtype``, and the shape columns the op needs:
+
+- gemm: ``m, n, k`` (optional ``batch``): A (m x k) x B (k x n) -> C (m x n), B read as weights;
+- attention: ``phase`` (prefill|decode), ``batch, heads, kv_heads, head_dim, seqlen_q, seqlen_kv,
+  causal`` (optional ``kernel``: flash|naive);
+- memcpy: ``bytes`` (bytes moved: read plus write);
+- elementwise: ``numel`` (optional ``inputs``=1, ``outputs``=1, ``flops_per_element``=1);
+- norm: ``m, n`` (rows x hidden; reads x and the weight, writes y; 4 FLOPs per element);
+- collectives: ``bytes`` (each rank's buffer), ``num_devices``.
+
+Output: the input columns plus ``time_s``, ``achieved_tflops``, ``achieved_bytes_per_s``,
+``bound`` and ``error`` (a bad row gets its reason there; the others still run). Extra input
+columns pass through unchanged. Each row becomes the same Op the graph builder makes and is priced
+by the shared cost model; identical rows are priced once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from hwmodels.chip import Chip, System
+from hwmodels.dtype import DTypeError, get_dtype
+from hwmodels.errors import SpecError
+from hwmodels.loader import load_hardware
+from sim.cost import CostModel, CostOptions
+
+OPS = ("gemm", "attention", "memcpy", "elementwise", "norm", "allreduce", "allgather", "reducescatter",
+       "alltoall", "sendrecv")
+COLLECTIVE_OPS = ("allreduce", "allgather", "reducescatter", "alltoall", "sendrecv")
+REQUIRED = {
+    "gemm": ("m", "n", "k"),
+    "attention": ("phase", "batch", "heads", "kv_heads", "head_dim", "seqlen_q", "seqlen_kv", "causal"),
+    "memcpy": ("bytes",),
+    "elementwise": ("numel",),
+    "norm": ("m", "n"),
+    **{c: ("bytes", "num_devices") for c in COLLECTIVE_OPS},
+}
+OUTPUT_COLUMNS = ("time_s", "achieved_tflops", "achieved_bytes_per_s", "bound", "error")
+NORM_FLOPS_PER_ELEMENT = 4
+
+
+class RowError(ValueError):
+    pass
+
+
+def _num(row, col, integer=True, positive=True, default=None):
+    v = row.get(col, None)
+    if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()):
+        if default is not None:
+            return default
+        raise RowError(f"missing value in column '{col}'")
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise RowError(f"column '{col}': {v!r} is not a number") from None
+    if not math.isfinite(f):
+        raise RowError(f"column '{col}': {v!r} is not finite")
+    if integer:
+        if not f.is_integer():
+            raise RowError(f"column '{col}': expected an integer, got {v!r}")
+        f = int(f)
+    if positive and f <= 0:
+        raise RowError(f"column '{col}': must be greater than zero, got {v!r}")
+    return f
+
+
+def _bool(row, col, default=None):
+    v = row.get(col, default)
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        if default is not None:
+            return default
+        raise RowError(f"missing value in column '{col}'")
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes", "1.0"):
+        return True
+    if s in ("0", "false", "no", "0.0"):
+        return False
+    raise RowError(f"column '{col}': expected true/false, got {v!r}")
+
+
+def row_to_op(row: dict):
+    """The Op a measured kernel row describes (the same classes the graph builder uses)."""
+    from workloads.graph import SOFTMAX_FLOPS, AttentionShape, CollectiveShape, GemmShape, Op, TensorIO, _attn_stats
+
+    op = str(row.get("op", "")).strip().lower()
+    if op not in OPS:
+        raise RowError(f"unknown op {row.get('op')!r}; known: {', '.join(OPS)}")
+    missing = [c for c in REQUIRED[op] if c not in row]
+    if missing:
+        raise RowError(f"op {op} needs column(s) {', '.join(missing)}")
+    dt = str(row.get("dtype", "bf16") or "bf16")
+    try:
+        d = get_dtype(dt)
+    except DTypeError as e:
+        raise RowError(str(e)) from None
+    b = d.bytes
+    if op == "gemm":
+        m, n, k = _num(row, "m"), _num(row, "n"), _num(row, "k")
+        batch = _num(row, "batch", default=1)
+        tensors = (TensorIO("a", "activation", d.name, m * k * b * batch, False),
+                   TensorIO("b", "weight", d.name, k * n * b * batch, False),
+                   TensorIO("c", "activation", d.name, m * n * b * batch, True))
+        return Op(f"gemm {m}x{n}x{k}", "gemm", 1, 2.0 * m * n * k * batch, 0.0, d.name, tensors,
+                  gemm=GemmShape(m, n, k, batch))
+    if op == "attention":
+        phase = str(row["phase"]).strip().lower()
+        if phase not in ("prefill", "decode"):
+            raise RowError(f"column 'phase': expected prefill or decode, got {row['phase']!r}")
+        bsz, h, kvh, hd = (_num(row, c) for c in ("batch", "heads", "kv_heads", "head_dim"))
+        sq, skv = _num(row, "seqlen_q"), _num(row, "seqlen_kv")
+        causal = _bool(row, "causal")
+        if h % kvh:
+            raise RowError(f"heads ({h}) must be a multiple of kv_heads ({kvh})")
+        if sq > skv:
+            raise RowError(f"seqlen_q ({sq}) cannot exceed seqlen_kv ({skv})")
+        kernel = str(row.get("kernel", "") or "").strip().lower()
+        if kernel in ("", "nan"):
+            kernel = "flash" if phase == "prefill" else "paged"
+        if kernel not in ("flash", "naive", "paged"):
+            raise RowError(f"column 'kernel': expected flash or naive, got {row.get('kernel')!r}")
+        pairs, rect, _ = _attn_stats(((sq, skv - sq),), None)  # the graph builder's own counting
+        scores = (pairs if causal and kernel != "naive" else rect) * bsz * h
+        tensors = [TensorIO("q", "activation", d.name, bsz * sq * h * hd * b, False),
+                   TensorIO("kv", "kv", d.name, 2 * bsz * skv * kvh * hd * b, False),
+                   TensorIO("o", "activation", d.name, bsz * sq * h * hd * b, True)]
+        if kernel == "naive":  # scores and probabilities written and read back
+            sb = scores * b
+            tensors += [TensorIO("scores", "activation", d.name, 2 * sb, True),
+                        TensorIO("scores", "activation", d.name, 2 * sb, False)]
+        shape = AttentionShape(phase=phase, kernel=kernel, heads=h, kv_heads=kvh, head_dim=hd, head_dim_v=hd,
+                               seqs=tuple((sq, skv) for _ in range(bsz)), causal=causal, kv_dtype=d.name)
+        return Op(f"attention {phase}", "attention", 1, 4.0 * scores * hd, SOFTMAX_FLOPS * scores, d.name,
+                  tuple(tensors), attention=shape)
+    if op == "memcpy":
+        nbytes = _num(row, "bytes", integer=False)
+        return Op("memcpy", "elementwise", 1, 0.0, 0.0, d.name,
+                  (TensorIO("src", "activation", d.name, nbytes / 2, False),
+                   TensorIO("dst", "activation", d.name, nbytes / 2, True)))
+    if op == "elementwise":
+        numel = _num(row, "numel")
+        ins, outs = _num(row, "inputs", default=1), _num(row, "outputs", default=1)
+        fpe = _num(row, "flops_per_element", integer=False, positive=False, default=1)
+        return Op("elementwise", "elementwise", 1, 0.0, fpe * numel, d.name,
+                  (TensorIO("x", "activation", d.name, ins * numel * b, False),
+                   TensorIO("y", "activation", d.name, outs * numel * b, True)))
+    if op == "norm":
+        m, n = _num(row, "m"), _num(row, "n")
+        return Op("norm", "norm", 1, 0.0, NORM_FLOPS_PER_ELEMENT * m * n, d.name,
+                  (TensorIO("x", "activation", d.name, m * n * b, False),
+                   TensorIO("w", "weight", d.name, n * b, False),
+                   TensorIO("y", "activation", d.name, m * n * b, True)))
+    nbytes = _num(row, "bytes", integer=False)
+    p = _num(row, "num_devices")
+    return Op(op, "collective", 1, 0.0, 0.0, d.name, (),
+              collective=CollectiveShape(op, nbytes, p, "tp"))
+
+
+def predict_ops(df: pd.DataFrame, overrides=None, options: CostOptions = CostOptions(),
+                hardware: dict | None = None) -> pd.DataFrame:
+    """Predict every row of ``df``; returns a copy with the output columns added.
+
+    ``hardware`` maps names in the ``hardware`` column to already-loaded Chip/System objects
+    (calibration uses this to price rows on a modified chip without writing files).
+    """
+    out = df.copy()
+    n = len(out)
+    time_s = np.full(n, np.nan)
+    tflops = np.full(n, np.nan)
+    bps = np.full(n, np.nan)
+    bound = np.array([""] * n, dtype=object)
+    error = np.array([""] * n, dtype=object)
+    hw_cache: dict = {}
+    models: dict = {}
+    priced: dict = {}
+    records = out.to_dict("records")
+    for i, row in enumerate(records):
+        try:
+            name = row.get("hardware")
+            if name is None or (isinstance(name, float) and math.isnan(name)) or not str(name).strip():
+                raise RowError("missing value in column 'hardware'")
+            name = str(name).strip()
+            if name not in hw_cache:
+                try:
+                    hw_cache[name] = (hardware or {}).get(name) or load_hardware(name, overrides)
+                except SpecError as e:
+                    hw_cache[name] = RowError(str(e.problems[0]) if e.problems else str(e))
+            hw = hw_cache[name]
+            if isinstance(hw, RowError):
+                raise hw
+            op = row_to_op(row)
+            key = (name, op)
+            if key in priced:
+                c = priced[key]
+            else:
+                system = hw if isinstance(hw, System) else System.single(hw)
+                if op.kind == "collective" and op.collective.group_size > system.count:
+                    raise RowError(f"{op.collective.op} over {op.collective.group_size} devices needs a system; "
+                                   f"{name} has {system.count} chip(s)")
+                resident = sum(t.bytes for t in op.tensors if t.role in ("weight", "kv"))
+                chip = system.chip
+                home = next((m.name for m in chip.memory if m.kind in ("sram", "dram") and m.per == "chip"
+                             and m.total_capacity_bytes(chip.cores) >= resident), chip.main_memory.name)
+                mkey = (name, home)
+                if mkey not in models:
+                    models[mkey] = CostModel(system, options, resident_bytes=resident)
+                c = models[mkey].op_cost(op)
+                priced[key] = c
+            time_s[i] = c.time_s
+            tflops[i] = c.flops / c.time_s / 1e12 if c.time_s > 0 else 0.0
+            moved = sum(t.bytes for t in op.tensors) if op.kind != "collective" else op.collective.bytes
+            bps[i] = moved / c.time_s if c.time_s > 0 else 0.0
+            bound[i] = c.bound
+        except RowError as e:
+            error[i] = str(e)
+        except ValueError as e:
+            error[i] = str(e)
+    out["time_s"] = time_s
+    out["achieved_tflops"] = tflops
+    out["achieved_bytes_per_s"] = bps
+    out["bound"] = bound
+    out["error"] = error
+    return out
+
+
+def read_ops_csv(path) -> pd.DataFrame:
+    """Read a kernel CSV; a file that is not a CSV with an ``op`` and ``hardware`` column is a SpecError."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.exists():
+        raise SpecError(f"no such file: {path}")
+    try:
+        df = pd.read_csv(p, comment=None)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        raise SpecError(f"{path}: not a readable CSV file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+    missing = [c for c in ("hardware", "op") if c not in df.columns]
+    if missing:
+        raise SpecError(f"{path}: missing column(s) {', '.join(missing)}; expected at least hardware, op, dtype and "
+                        f"the shape columns of each op (see `llmsim ops --help`)")
+    return df

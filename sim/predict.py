@@ -1,0 +1,244 @@
+"""Static predictions for a whole request batch: TTFT, TPOT, end-to-end, throughput, cost, energy.
+
+For B requests of L prompt tokens and O output tokens (formulas in docs/cost-model.md):
+
+- TTFT = time of the prefill step (B x L tokens) through all pipeline stages;
+- TPOT = mean decode step over contexts L+1 .. L+O-1 (the step that makes output token i reads a
+  KV cache of L+i tokens). Decode steps are priced at up to ``samples`` contexts spread evenly
+  over that range and linearly interpolated in between (step time is piecewise linear in the
+  context: attention reads grow linearly, everything else is constant), so a prediction with
+  thousands of output tokens prices a few dozen graphs, not thousands;
+- e2e = TTFT + (O-1) x TPOT; output throughput = B x O / e2e, per chip = that / chips;
+- USD per million output tokens = system USD/s x e2e / (B x O) x 1e6;
+- energy per output token = (prefill + decode energy of all chips) / (B x O);
+- MFU = model FLOPs / (e2e x chips x matrix peak of the compute dtype);
+  MBU = decode bytes at the weights/KV level / (decode time x chips x its bandwidth).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from hwmodels.chip import Chip, System
+from hwmodels.errors import InfeasibleError, SpecError
+from hwmodels.loader import load_hardware, standard_system_for
+from sim.cost import CostModel, CostOptions
+from sim.estimate import GraphCost, combine, estimate
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model: str
+    hardware: str
+    system: str
+    chips: int
+    batch: int
+    input_len: int
+    output_len: int
+    tp: int
+    pp: int
+    ep: int
+    quant: str
+    ttft_s: float
+    tpot_s: float
+    e2e_s: float
+    output_throughput_tok_s: float
+    per_chip_output_throughput_tok_s: float
+    fits: bool
+    weights_bytes: float
+    kv_cache_bytes: float
+    activation_bytes: float
+    memory_capacity_bytes: float
+    usd_per_hour: float | None
+    usd_per_mtok_output: float | None
+    usd_per_mtok_input: float | None
+    joules_per_output_token: float
+    mfu: float
+    mbu: float
+    bound_breakdown: dict
+    notes: tuple = ()
+    reason: str | None = None
+    prefill: GraphCost | None = field(default=None, repr=False)
+    decode: GraphCost | None = field(default=None, repr=False)  # the step at the mean context
+
+    def to_dict(self) -> dict:
+        keys = [k for k in self.__dataclass_fields__ if k not in ("prefill", "decode")]
+        d = {k: getattr(self, k) for k in keys}
+        d["notes"] = list(self.notes)
+        return d
+
+    def to_frame(self) -> pd.DataFrame:
+        """Per-op breakdown of the prefill step and the mean decode step."""
+        frames = []
+        for phase, gc in (("prefill", self.prefill), ("decode", self.decode)):
+            if gc is not None:
+                f = gc.to_frame()
+                f.insert(0, "phase", phase)
+                frames.append(f)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def by_kind(self) -> pd.DataFrame:
+        """Seconds per op kind for prefill and one decode step (stacked-bar data)."""
+        df = self.to_frame()
+        if df.empty:
+            return df
+        return df.pivot_table(index="kind", columns="phase", values="total_time_s", aggfunc="sum").fillna(0.0)
+
+
+def resolve_system(hw, chips_needed: int, overrides=None) -> tuple[System, list[str]]:
+    """A System for ``hw`` (name, path, Chip or System) with room for ``chips_needed`` chips."""
+    notes = []
+    obj = load_hardware(hw, overrides) if isinstance(hw, str) or hasattr(hw, "__fspath__") else hw
+    if isinstance(obj, Chip):
+        if chips_needed <= 1:
+            return System.single(obj), notes
+        std = standard_system_for(obj.name, chips_needed)
+        if std is None:
+            raise InfeasibleError(f"{obj.name} is one chip and the catalog has no system of at least "
+                                  f"{chips_needed} {obj.name} chips; give --hw a system", {"chips_needed": chips_needed})
+        chip_ovr = [o if isinstance(o, str) else f"{o[0]}={o[1]}" for o in (overrides or [])] if not isinstance(overrides, dict) \
+            else {f"chip.{k}": v for k, v in overrides.items()}
+        if isinstance(chip_ovr, list):
+            chip_ovr = [f"chip.{o}" for o in chip_ovr]
+        sysobj = load_hardware(std, chip_ovr or None)
+        notes.append(f"{obj.name} is one chip; using its standard system {std} ({sysobj.count} chips)")
+        return sysobj, notes
+    if chips_needed > obj.count:
+        raise InfeasibleError(f"the parallelism needs {chips_needed} chips; {obj.name} has {obj.count}",
+                              {"chips_needed": chips_needed, "chips": obj.count})
+    return obj, notes
+
+
+def system_usd_per_s(system: System, chips: int) -> float | None:
+    """USD per second for ``chips`` chips of ``system`` (its price shared pro rata)."""
+    per_h = system.usd_per_hour
+    if per_h is None:
+        return None
+    return per_h / 3600.0 * chips / max(system.count, 1)
+
+
+def _sample_contexts(lo: int, hi: int, samples: int) -> np.ndarray:
+    if hi - lo + 1 <= samples:
+        return np.arange(lo, hi + 1)
+    return np.unique(np.round(np.linspace(lo, hi, samples)).astype(int))
+
+
+def make_quantization(quant="bf16", weight_dtype=None, act_dtype=None, kv_dtype=None):
+    """A named scheme (or Quantization) with any of its three dtypes overridden."""
+    import dataclasses
+
+    from workloads import Quantization
+
+    q = Quantization.parse(quant)
+    changes = {k: v for k, v in (("weight", weight_dtype), ("activation", act_dtype), ("kv_cache", kv_dtype)) if v}
+    if changes:
+        q = dataclasses.replace(q, scheme=None, **changes)
+    return q
+
+
+def predict(model, hw, batch: int, input_len: int, output_len: int, *, tp: int = 1, pp: int = 1, ep: int = 1,
+            quant="bf16", weight_dtype: str | None = None, act_dtype: str | None = None, kv_dtype: str | None = None,
+            overrides=None, options: CostOptions = CostOptions(), attention_kernel: str = "auto",
+            samples: int = 33, check_memory: bool = True) -> Prediction:
+    """Predict a static batch: B requests of ``input_len`` prompt and ``output_len`` output tokens.
+
+    ``model``: a catalog name, a config.json path or a ModelSpec; ``hw``: a chip or system name,
+    path or object. Raises SpecError for bad input and InfeasibleError when it cannot run
+    (unless ``check_memory=False``, then fits=False and the reason are returned).
+    """
+    from workloads import Batch, Parallelism, build_graph, footprint, load_model
+
+    for name, v in (("batch", batch), ("input_len", input_len), ("output_len", output_len), ("tp", tp), ("pp", pp),
+                    ("ep", ep), ("samples", samples)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise SpecError(f"{name} must be a positive integer; got {v!r}")
+    spec = load_model(model) if not hasattr(model, "layers") else model
+    q = make_quantization(quant, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype)
+    # EP ranks are the tp x dp chips: ep wider than tp means ep/tp data-parallel attention replicas,
+    # each serving an equal share of the batch
+    dp = ep // tp if ep > tp and ep % tp == 0 else 1
+    par = Parallelism(tp=tp, pp=pp, ep=ep, dp=dp)
+    chips = par.chips
+    full_batch = batch
+    batch = -(-batch // dp)
+    system, notes = resolve_system(hw, chips, overrides)
+    chip = system.chip
+    fp = footprint(spec, (batch, input_len + output_len), q, par)
+    main = chip.main_memory
+    capacity = sum(m.total_capacity_bytes(chip.cores) for m in chip.memory if m.kind in ("sram", "dram") and m.per == "chip") \
+        if main.kind == "sram" else main.total_capacity_bytes(chip.cores)
+    fits = fp.total_bytes <= capacity
+    reason = None
+    if not fits:
+        reason = (f"{spec.name} needs {fp.total_bytes / 1e9:.1f} GB per chip (weights {fp.weights_bytes / 1e9:.1f} GB, "
+                  f"KV cache {fp.kv_cache_bytes / 1e9:.1f} GB, activations {fp.activation_bytes / 1e9:.2f} GB) at "
+                  f"tp={tp} pp={pp} ep={ep}; {chip.name} {main.name} holds {capacity / 1e9:.1f} GB")
+        if check_memory:
+            raise InfeasibleError(reason, {"needed_bytes": fp.total_bytes, "capacity_bytes": capacity,
+                                           "weights_bytes": fp.weights_bytes, "kv_cache_bytes": fp.kv_cache_bytes})
+    resident = fp.weights_bytes + fp.kv_cache_bytes
+    cm = CostModel(system, options, resident_bytes=resident, tp=tp)
+
+    pre_graph = build_graph(spec, Batch.prefill(batch, input_len), quant=q, parallel=par,
+                            attention_kernel=attention_kernel, fused=options.fused)
+    prefill = estimate(pre_graph, system, options, model=cm)
+    ttft = prefill.time_s
+
+    steps = output_len - 1
+    decode_mid = None
+    decode_time = decode_energy = decode_bytes = decode_flops = 0.0
+    if steps > 0:
+        ctxs = _sample_contexts(input_len + 1, input_len + steps, samples)
+        times, energies, bytes_, flops = [], [], [], []
+        for c in ctxs:
+            g = build_graph(spec, Batch.decode(batch, int(c)), quant=q, parallel=par,
+                            attention_kernel=attention_kernel, fused=options.fused)
+            gc = estimate(g, system, options, model=cm)
+            times.append(gc.time_s)
+            energies.append(gc.energy_j)
+            bytes_.append(gc.bytes_main)
+            flops.append(gc.flops)
+            if decode_mid is None and c >= input_len + (steps + 1) // 2:
+                decode_mid = gc
+        allc = np.arange(input_len + 1, input_len + steps + 1)
+        decode_time = float(np.interp(allc, ctxs, times).sum())
+        decode_energy = float(np.interp(allc, ctxs, energies).sum())
+        decode_bytes = float(np.interp(allc, ctxs, bytes_).sum())
+        decode_flops = float(np.interp(allc, ctxs, flops).sum())
+        decode_mid = decode_mid or gc
+    tpot = decode_time / steps if steps > 0 else 0.0
+    e2e = ttft + decode_time
+    out_tokens = full_batch * output_len
+    thr = out_tokens / e2e if e2e > 0 else math.inf
+    usd_s = system_usd_per_s(system, chips)
+    usd_mtok = None if usd_s is None else usd_s * e2e / out_tokens * 1e6
+    usd_mtok_in = None if usd_s is None else usd_s * ttft / (full_batch * input_len) * 1e6
+    # energy: per-chip per-stage energies x stages x chips per stage
+    # each chip runs its stage once per step and idles while the other stages run
+    busy = (prefill.time_s + decode_time) / pp
+    energy = chips * (prefill.energy_j + decode_energy + (chip.idle_w or 0.0) * (e2e - busy))
+    total_flops = (prefill.flops + decode_flops) * chips
+    peak = chip.peak_flops(q.math_dtype)
+    mfu = total_flops / (e2e * chips * peak) if e2e > 0 else 0.0
+    bw = cm.home.bandwidth_bytes_per_s
+    mbu = (decode_bytes * chips) / (decode_time * chips * bw) if decode_time > 0 else 0.0
+    # bound breakdown over the whole request, by time
+    bb: dict = {}
+    for gc, w in ((prefill, prefill.time_s), (decode_mid, decode_time)):
+        if gc is None or w <= 0:
+            continue
+        for k, v in gc.bound_breakdown().items():
+            bb[k] = bb.get(k, 0.0) + v * w / e2e
+    return Prediction(
+        model=spec.name, hardware=str(getattr(hw, "name", hw)), system=system.name, chips=chips, batch=full_batch,
+        input_len=input_len, output_len=output_len, tp=tp, pp=pp, ep=ep, quant=q.name,
+        ttft_s=ttft, tpot_s=tpot, e2e_s=e2e, output_throughput_tok_s=thr,
+        per_chip_output_throughput_tok_s=thr / chips, fits=fits, weights_bytes=fp.weights_bytes,
+        kv_cache_bytes=fp.kv_cache_bytes, activation_bytes=fp.activation_bytes, memory_capacity_bytes=capacity,
+        usd_per_hour=None if usd_s is None else usd_s * 3600, usd_per_mtok_output=usd_mtok, usd_per_mtok_input=usd_mtok_in,
+        joules_per_output_token=energy / out_tokens, mfu=mfu, mbu=mbu, bound_breakdown=bb, notes=tuple(notes),
+        reason=reason, prefill=prefill, decode=decode_mid)
