@@ -1,0 +1,141 @@
+"""The cost model on the toy chip (100 TFLOP/s bf16, 1 TB/s, 100 cores, no launch overhead): by hand."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hwmodels import load_chip, load_system
+from sim.cost import CostModel, CostOptions
+from sim.estimate import estimate
+from workloads import Batch, Parallelism, build_graph
+from workloads.graph import CollectiveShape, GemmShape, Op, TensorIO
+
+DATA = Path(__file__).parent.parent / "data"
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return load_chip(DATA / "toy-chip.yaml")
+
+
+def gemm(m, n, k, dt="bf16"):
+    b = 2
+    return Op(f"g{m}x{n}x{k}", "gemm", 1, 2.0 * m * n * k, 0.0, dt,
+              (TensorIO("a", "activation", dt, m * k * b, False), TensorIO("w", "weight", dt, k * n * b, False),
+               TensorIO("c", "activation", dt, m * n * b, True)), gemm=GemmShape(m, n, k))
+
+
+def stream(read, written):
+    return Op("copy", "elementwise", 1, 0.0, 0.0, "bf16",
+              (TensorIO("x", "activation", "bf16", read, False), TensorIO("y", "activation", "bf16", written, True)))
+
+
+def test_streaming_op_by_hand(toy):
+    c = CostModel(toy).op_cost(stream(1e9, 1e9))
+    assert c.memory_s == pytest.approx(2e-3)  # 2 GB at 1 TB/s
+    assert c.time_s == pytest.approx(2e-3) and c.bound == "memory"
+    # TDP model: share 1 -> 1000 W for 2 ms
+    assert c.energy_j == pytest.approx(2.0)
+
+
+def test_large_gemm_plain_roofline_by_hand(toy):
+    c = CostModel(toy, CostOptions(tiling=False)).op_cost(gemm(8192, 8192, 8192))
+    assert c.compute_s == pytest.approx(2 * 8192**3 / 100e12)
+    assert c.bound == "compute"
+
+
+def test_large_gemm_tiled_waves(toy):
+    # best candidate: 64x64 tiles -> 16384 tiles over 100 cores = 164 waves (163.84 full):
+    # 164 x 2*64*64*8192 / (100e12/100) = 11.0056 ms vs 10.9951 ms plain
+    c = CostModel(toy).op_cost(gemm(8192, 8192, 8192))
+    assert c.compute_s == pytest.approx(164 * 2 * 64 * 64 * 8192 / 1e12)
+    assert c.compute_s >= 2 * 8192**3 / 100e12
+
+
+def test_padding_to_native_tile_costs_compute(toy):
+    tiled = load_chip(DATA / "toy-chip.yaml", ["compute.matrix.tile=[64, 64, 16]"])
+    # m = 65 pads to 128 rows on a 64-row native tile: compute as for m = 128
+    a = CostModel(tiled).op_cost(gemm(65, 8192, 8192)).compute_s
+    b = CostModel(tiled).op_cost(gemm(128, 8192, 8192)).compute_s
+    assert a == pytest.approx(b)
+
+
+def test_gemv_is_weight_bandwidth_bound(toy):
+    c = CostModel(toy).op_cost(gemm(1, 8192, 8192))
+    assert c.bound == "memory"
+    assert c.time_s == pytest.approx((8192 * 8192 * 2 + 2 * 8192 * 2) / 1e12, rel=1e-6)
+
+
+@pytest.mark.parametrize("bw", ["1 TB/s", "2 TB/s", "4 TB/s", "8 TB/s"])
+def test_more_bandwidth_never_slower(bw):
+    lo = load_chip(DATA / "toy-chip.yaml", [f"memory.hbm.bandwidth={bw}"])
+    hi = load_chip(DATA / "toy-chip.yaml", [f"memory.hbm.bandwidth={float(bw.split()[0]) * 1.5} TB/s"])
+    for op in (gemm(1, 4096, 4096), gemm(16, 11008, 4096), stream(1e8, 1e8)):
+        assert CostModel(hi).op_cost(op).time_s <= CostModel(lo).op_cost(op).time_s
+
+
+def test_more_peak_never_slower():
+    lo = load_chip(DATA / "toy-chip.yaml")
+    hi = load_chip(DATA / "toy-chip.yaml", ["compute.matrix.peak.bf16=150 TFLOP/s"])
+    for op in (gemm(4096, 4096, 4096), gemm(512, 11008, 4096), gemm(1, 4096, 4096)):
+        assert CostModel(hi).op_cost(op).time_s <= CostModel(lo).op_cost(op).time_s
+
+
+@pytest.mark.parametrize("dim", ["m", "n", "k"])
+def test_time_monotone_in_shape_at_tile_steps(toy, dim):
+    times = []
+    for x in (256, 512, 1024, 2048, 4096, 8192):
+        shape = {"m": 2048, "n": 2048, "k": 2048, dim: x}
+        times.append(CostModel(toy).op_cost(gemm(shape["m"], shape["n"], shape["k"])).time_s)
+    assert times == sorted(times)
+
+
+def test_efficiency_field_scales_compute(toy):
+    eff = load_chip(DATA / "toy-chip.yaml", ["compute.matrix.efficiency=0.5",
+                                              "compute.matrix.efficiency_source=test"])
+    a = CostModel(toy, CostOptions(tiling=False)).op_cost(gemm(8192, 8192, 8192)).compute_s
+    b = CostModel(eff, CostOptions(tiling=False)).op_cost(gemm(8192, 8192, 8192)).compute_s
+    assert b == pytest.approx(2 * a)
+    c = CostModel(eff, CostOptions(tiling=False, use_efficiency=False)).op_cost(gemm(8192, 8192, 8192)).compute_s
+    assert c == pytest.approx(a)
+
+
+def test_launch_overhead_and_cuda_graphs():
+    chip = load_chip(DATA / "toy-chip.yaml", ["launch_overhead=5 us"])
+    op = stream(1e3, 1e3)
+    assert CostModel(chip).op_cost(op).overhead_s == pytest.approx(5e-6)
+    assert CostModel(chip, CostOptions(cuda_graphs=True)).op_cost(op).overhead_s == 0.0
+
+
+def test_collective_op_priced_on_tiers():
+    sys8 = load_system(DATA / "toy-system.yaml")
+    op = Op("ar", "collective", 1, 0, 0, "bf16", (), collective=CollectiveShape("allreduce", 1e9, 8, "tp"))
+    c = CostModel(sys8).op_cost(op)
+    assert c.comm_s == pytest.approx(2 * 7 / 8 * 1e-2 + 14e-6) and c.bound == "comm"
+
+
+def test_tp2_on_free_interconnect_halves_per_chip_compute():
+    free = load_system(DATA / "toy-system.yaml", ["tiers.link.bandwidth=1e9 TB/s", "tiers.link.latency=0 s"])
+    opts = CostOptions(tiling=False)
+    g1 = build_graph("llama-3.1-8b", Batch.prefill(4, 512), "bf16", Parallelism(tp=1))
+    g2 = build_graph("llama-3.1-8b", Batch.prefill(4, 512), "bf16", Parallelism(tp=2))
+    c1, c2 = estimate(g1, free, opts), estimate(g2, free, opts)
+    gemm1 = sum(c.compute_s * c.count for c in c1.ops if c.kind == "gemm" and c.layer.startswith("layer"))
+    gemm2 = sum(c.compute_s * c.count for c in c2.ops if c.kind == "gemm" and c.layer.startswith("layer"))
+    assert gemm2 == pytest.approx(gemm1 / 2, rel=1e-9)
+    assert c2.comm_s == pytest.approx(0.0, abs=1e-9)
+    assert len([o for o in g2.ops if o.kind == "collective" and o.collective.op == "allreduce"
+                and o.layer.startswith("layer")]) == 2  # after attention and after the MLP
+
+
+def test_sram_chip_places_weights_on_chip():
+    chip = load_chip(DATA / "toy-chip.yaml", ["memory.hbm.kind=sram"])
+    cm = CostModel(chip, resident_bytes=1e9)
+    assert cm.home.name == "hbm" and cm.home.kind == "sram"
+
+
+def test_memo_returns_same_object(toy):
+    cm = CostModel(toy)
+    op = gemm(128, 128, 128)
+    assert cm.op_cost(op) is cm.op_cost(replace(op))
