@@ -1,0 +1,729 @@
+"""Operator graphs: one inference step of a model on one chip, as counted work (FLOPs and bytes).
+
+:func:`build_graph` turns a :class:`~workloads.model.ModelSpec`, a :class:`Batch` (what every
+request does this step), a :class:`~workloads.quant.Quantization` and a
+:class:`~workloads.parallel.Parallelism` into an :class:`OpGraph`: a tuple of :class:`Op` s, each
+with its FLOPs on matrix and vector units, the bytes of every tensor it reads or writes, its
+shape (GEMM, attention or collective) and how many times it runs per step on one chip.
+Workloads count; they hold no hardware rate and no time (``sim/`` divides work by rates).
+
+Conventions (docs/workloads.md has the full list):
+
+- Per chip, after TP/PP/EP division; the graph is the busiest pipeline stage (``ceil(layers/pp)``
+  layers) plus the embedding (``layer='pre'``) and the final norm, LM head and sampling
+  (``layer='post'``), each once. With ``pp > 1`` the embedding and the LM head live on the first
+  and last stages; counting both on the busiest stage is a small, conservative overstatement.
+- A layer's ops are emitted once with ``count`` = layers of that kind on the stage, so a build
+  costs O(ops per layer), not O(layers).
+- FLOPs: a multiply-add is 2 FLOPs. Attention counts exactly the visible (query, key) pairs of the
+  causal mask (sliding windows respected): a request of ``n`` new tokens after ``c`` cached ones
+  sees ``sum_{i=1..n} min(c + i, window)`` pairs; QK^T and PV each cost ``2 x heads x pairs x
+  head_dim``. The naive kernel computes the whole ``n x (c + n)`` rectangle and moves the score
+  matrix through memory.
+- Bytes: weights once per execution; activations in the storage dtype; the KV cache in its dtype.
+- The LM head and sampling run on one row per request (the last token of a prefill chunk).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field, replace
+
+from hwmodels.errors import InfeasibleError, Problem, SpecError
+from workloads.model import ModelSpec, load_model
+from workloads.parallel import Parallelism, check_parallelism, stage_layers
+from workloads.quant import Quantization
+
+__all__ = ["TensorIO", "GemmShape", "AttentionShape", "CollectiveShape", "Op", "OpGraph", "Batch",
+           "build_graph", "expected_experts_touched", "KINDS", "KERNELS"]
+
+KINDS = ("gemm", "attention", "elementwise", "norm", "embedding", "rope", "router", "dequant",
+         "sampling", "collective")
+KERNELS = ("auto", "flash", "paged", "naive")
+
+# Vector FLOPs per element of the non-GEMM ops. Rough operation counts, not measured; they only
+# matter where the vector units are the bottleneck, and sim/ may calibrate them.
+RMSNORM_FLOPS = 4  # square, accumulate, scale by rsqrt, multiply by the weight
+LAYERNORM_FLOPS = 7  # mean, subtract, square, accumulate, scale, weight, bias
+SILU_GATED_FLOPS = 5  # x * sigmoid(x) (exp, add, divide, multiply) times the up projection
+GELU_FLOPS = 8  # tanh approximation
+RELU_FLOPS = 1
+ROPE_FLOPS = 3  # x*cos + rotate(x)*sin per rotated element
+SOFTMAX_FLOPS = 5  # per score: scale, max, subtract, exp, accumulate (the divide is per row)
+SOFTCAP_FLOPS = 3  # cap * tanh(x / cap)
+DEQUANT_FLOPS = 2  # per weight element: unpack/convert and scale
+ROUTER_FLOPS = 6  # per (token, expert) logit: softmax or sigmoid, then top-k selection
+SAMPLING_FLOPS = 5  # per logit: softmax and the top-k/top-p or argmax scan
+
+
+# ---------------------------------------------------------------------------------------------
+# the contract with sim/
+
+@dataclass(frozen=True, slots=True)
+class TensorIO:
+    """A tensor an op moves: ``bytes`` per execution, per chip; ``write`` False = read."""
+
+    name: str
+    role: str  # 'weight' | 'activation' | 'kv'
+    dtype: str
+    bytes: float
+    write: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GemmShape:
+    """C[m, n] = A[m, k] @ B[k, n], ``batch`` times (batch > 1: grouped GEMM, e.g. MoE experts)."""
+
+    m: int
+    n: int
+    k: int
+    batch: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionShape:
+    phase: str  # 'prefill' | 'decode' | 'mixed'
+    kernel: str  # 'flash' | 'paged' | 'naive'
+    heads: int  # query heads on this chip
+    kv_heads: int  # KV heads on this chip (MLA absorbed: 1 latent head)
+    head_dim: int
+    head_dim_v: int
+    seqs: tuple[tuple[int, int], ...]  # per request: (new query tokens, kv length incl. the new ones)
+    causal: bool
+    kv_dtype: str
+    window: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectiveShape:
+    op: str  # 'allreduce' | 'allgather' | 'reducescatter' | 'alltoall' | 'sendrecv'
+    bytes: float  # each rank's buffer (allreduce: the full tensor; allgather: the full output)
+    group_size: int
+    group: str  # 'tp' | 'pp' | 'ep' | 'dp'
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    name: str
+    kind: str
+    count: int
+    flops_matrix: float
+    flops_vector: float
+    compute_dtype: str
+    tensors: tuple[TensorIO, ...]
+    gemm: GemmShape | None = None
+    attention: AttentionShape | None = None
+    collective: CollectiveShape | None = None
+    layer: str = "layer"
+    fusable: bool = False
+
+    @property
+    def flops(self) -> float:
+        """FLOPs of one execution (matrix + vector)."""
+        return self.flops_matrix + self.flops_vector
+
+    @property
+    def bytes_read(self) -> float:
+        return sum(t.bytes for t in self.tensors if not t.write)
+
+    @property
+    def bytes_written(self) -> float:
+        return sum(t.bytes for t in self.tensors if t.write)
+
+    @property
+    def bytes(self) -> float:
+        return sum(t.bytes for t in self.tensors)
+
+    def bytes_of(self, role: str) -> float:
+        """Bytes of one execution moved for tensors of ``role`` ('weight', 'activation', 'kv')."""
+        return sum(t.bytes for t in self.tensors if t.role == role)
+
+
+# ---------------------------------------------------------------------------------------------
+# the batch of one step
+
+@dataclass(frozen=True)
+class Batch:
+    """What each request does in one step: ``seqs`` = ((new_tokens, context_before), ...).
+
+    A prefill is ``(L, 0)``, a decode step ``(1, ctx)``, a chunk of a chunked prefill
+    ``(chunk, already_done)``. Lengths are in tokens.
+    """
+
+    seqs: tuple[tuple[int, int], ...]
+
+    def __post_init__(self):
+        try:
+            seqs = tuple((s[0], s[1]) for s in self.seqs)
+        except (TypeError, IndexError):
+            raise SpecError([Problem("must be a sequence of (new_tokens, context_before) pairs",
+                                     path="batch")]) from None
+        problems = []
+        if not seqs:
+            problems.append(Problem("a batch needs at least one request", path="batch"))
+        bad_n = [i for i, (n, _) in enumerate(seqs) if not _is_int(n) or n < 1]
+        bad_c = [i for i, (_, c) in enumerate(seqs) if not _is_int(c) or c < 0]
+        if bad_n:
+            i = bad_n[0]
+            problems.append(Problem(f"new tokens must be a positive integer, got {seqs[i][0]!r}"
+                                    f" ({len(bad_n)} request(s), first #{i})", path=f"batch.seqs[{i}]"))
+        if bad_c:
+            i = bad_c[0]
+            problems.append(Problem(f"context must be an integer >= 0, got {seqs[i][1]!r}"
+                                    f" ({len(bad_c)} request(s), first #{i})", path=f"batch.seqs[{i}]"))
+        if problems:
+            raise SpecError(problems)
+        object.__setattr__(self, "seqs", tuple((int(n), int(c)) for n, c in seqs))
+
+    @classmethod
+    def prefill(cls, batch: int, input_len: int) -> "Batch":
+        """``batch`` requests prefilling ``input_len`` tokens each."""
+        _positive("batch", batch)
+        _positive("input_len", input_len)
+        return cls(((input_len, 0),) * batch)
+
+    @classmethod
+    def decode(cls, batch: int, context_len: int) -> "Batch":
+        """``batch`` requests each decoding one token after ``context_len`` cached tokens."""
+        _positive("batch", batch)
+        _positive("context_len", context_len)
+        return cls(((1, context_len),) * batch)
+
+    @classmethod
+    def mixed(cls, prefill=(), decode=()) -> "Batch":
+        """Prefills (an input length, or a ``(chunk, already_done)`` pair for a chunked prefill)
+        and decodes (a context length each) in one step."""
+        seqs = [(p, 0) if _is_int(p) else tuple(p) for p in prefill]
+        seqs += [(1, c) for c in decode]
+        for c in decode:
+            _positive("decode context_len", c)
+        return cls(tuple(seqs))
+
+    @property
+    def requests(self) -> int:
+        return len(self.seqs)
+
+    @property
+    def tokens(self) -> int:
+        """New tokens this step (the M of the token-wise GEMMs)."""
+        return sum(n for n, _ in self.seqs)
+
+    @property
+    def context_tokens(self) -> int:
+        """Tokens already in the KV cache before this step."""
+        return sum(c for _, c in self.seqs)
+
+    @property
+    def phase(self) -> str:
+        """'decode' (every request adds one token to a context), 'prefill' (none does) or 'mixed'."""
+        dec = sum(1 for n, c in self.seqs if n == 1 and c > 0)
+        if dec == len(self.seqs):
+            return "decode"
+        return "prefill" if dec == 0 else "mixed"
+
+    def split(self) -> tuple[tuple, tuple]:
+        """(prefill-like seqs, decode seqs)."""
+        dec = tuple(s for s in self.seqs if s[0] == 1 and s[1] > 0)
+        pre = tuple(s for s in self.seqs if not (s[0] == 1 and s[1] > 0))
+        return pre, dec
+
+    def __str__(self) -> str:
+        p = self.phase
+        if len(set(self.seqs)) == 1:
+            n, c = self.seqs[0]
+            return f"{p} {self.requests}x(new={n}, ctx={c})"
+        return f"{p} {self.requests} requests, {self.tokens} new tokens, {self.context_tokens} cached"
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _positive(name: str, v) -> None:
+    if not _is_int(v) or v < 1:
+        raise SpecError([Problem(f"must be a positive integer, got {v!r}", path=name)])
+
+
+@functools.lru_cache(maxsize=4096)
+def _attn_stats(seqs: tuple, window: int | None) -> tuple[float, float, float]:
+    """(visible causal pairs, full n x (c+n) rectangle, cached tokens read) for these requests."""
+    pairs = rect = cached = 0
+    for n, c in seqs:
+        a, b = c + 1, c + n  # keys visible to the first and the last new query
+        if window is None or b <= window:
+            pairs += (a + b) * n // 2
+        elif a >= window:
+            pairs += window * n
+        else:
+            pairs += (a + window) * (window - a + 1) // 2 + window * (b - window)
+        rect += n * (c + n)
+        cached += c if window is None else min(c, window)
+    return float(pairs), float(rect), float(cached)
+
+
+def expected_experts_touched(experts: int, top_k: int, tokens: float) -> float:
+    """Expected distinct experts (of ``experts``) receiving at least one of ``tokens`` tokens when
+    each token picks ``top_k`` experts uniformly: ``E * (1 - (1 - k/E)^T)``."""
+    if tokens <= 0:
+        return 0.0
+    return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+
+
+# ---------------------------------------------------------------------------------------------
+# the graph
+
+@dataclass(frozen=True)
+class OpGraph:
+    """One step of one model replica on one chip: ops with counts, FLOPs and bytes."""
+
+    model: str
+    ops: tuple[Op, ...]
+    batch: Batch
+    quant: Quantization
+    parallel: Parallelism
+    stage: tuple[tuple[str, int], ...] = ()  # layers of each kind on this (busiest) stage
+    attention_kernel: str = "auto"
+    fused: bool = False
+    spec: ModelSpec | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def layers_on_stage(self) -> int:
+        return sum(c for _, c in self.stage)
+
+    def total_flops(self) -> float:
+        """FLOPs of the step on this chip: sum of count x (matrix + vector)."""
+        return sum(o.count * (o.flops_matrix + o.flops_vector) for o in self.ops)
+
+    def total_flops_matrix(self) -> float:
+        return sum(o.count * o.flops_matrix for o in self.ops)
+
+    def total_flops_vector(self) -> float:
+        return sum(o.count * o.flops_vector for o in self.ops)
+
+    def total_bytes(self, role: str | None = None) -> float:
+        """Bytes moved to and from memory by the step (optionally one role's), all ops."""
+        if role is None:
+            return sum(o.count * o.bytes for o in self.ops)
+        return sum(o.count * o.bytes_of(role) for o in self.ops)
+
+    def weight_bytes(self) -> float:
+        return self.total_bytes("weight")
+
+    def kv_bytes(self) -> float:
+        return self.total_bytes("kv")
+
+    def activation_bytes(self) -> float:
+        return self.total_bytes("activation")
+
+    def collective_bytes(self, group: str | None = None) -> float:
+        return sum(o.count * o.collective.bytes for o in self.ops
+                   if o.collective and (group is None or o.collective.group == group))
+
+    def find(self, name: str) -> Op:
+        """The op called ``name`` (KeyError if none; names are unique within a layer tag)."""
+        for o in self.ops:
+            if o.name == name:
+                return o
+        raise KeyError(name)
+
+    def select(self, kind: str | None = None, layer: str | None = None, prefix: str | None = None) -> list[Op]:
+        return [o for o in self.ops if (kind is None or o.kind == kind)
+                and (layer is None or o.layer == layer) and (prefix is None or o.name.startswith(prefix))]
+
+    def summary(self) -> dict:
+        return {"model": self.model, "batch": str(self.batch), "quant": self.quant.name,
+                "parallel": str(self.parallel), "layers_on_stage": self.layers_on_stage,
+                "ops": len(self.ops), "flops": self.total_flops(),
+                "flops_matrix": self.total_flops_matrix(), "flops_vector": self.total_flops_vector(),
+                "bytes": self.total_bytes(), "weight_bytes": self.weight_bytes(),
+                "kv_bytes": self.kv_bytes(), "activation_bytes": self.activation_bytes(),
+                "collective_bytes": self.collective_bytes()}
+
+    def to_frame(self):
+        """One row per op (pandas DataFrame). Per-execution columns plus ``total_*`` = value x
+        count."""
+        import pandas as pd
+
+        rows = []
+        for o in self.ops:
+            g, a, c = o.gemm, o.attention, o.collective
+            br, bw = o.bytes_read, o.bytes_written
+            wb, kb, ab = o.bytes_of("weight"), o.bytes_of("kv"), o.bytes_of("activation")
+            cb = c.bytes if c else 0.0
+            rows.append({
+                "name": o.name, "kind": o.kind, "layer": o.layer, "count": o.count,
+                "flops_matrix": o.flops_matrix, "flops_vector": o.flops_vector,
+                "flops": o.flops_matrix + o.flops_vector,
+                "bytes_read": br, "bytes_written": bw, "bytes": br + bw,
+                "weight_bytes": wb, "kv_bytes": kb, "activation_bytes": ab,
+                "dtype": o.compute_dtype, "fusable": o.fusable,
+                "m": g.m if g else None, "n": g.n if g else None, "k": g.k if g else None,
+                "gemm_batch": g.batch if g else None,
+                "attn_phase": a.phase if a else None, "attn_kernel": a.kernel if a else None,
+                "attn_heads": a.heads if a else None, "attn_kv_heads": a.kv_heads if a else None,
+                "attn_head_dim": a.head_dim if a else None, "attn_window": a.window if a else None,
+                "collective_op": c.op if c else None, "collective_bytes": cb,
+                "collective_group": c.group if c else None,
+                "collective_group_size": c.group_size if c else None,
+                "total_flops_matrix": o.count * o.flops_matrix,
+                "total_flops_vector": o.count * o.flops_vector,
+                "total_flops": o.count * (o.flops_matrix + o.flops_vector),
+                "total_bytes_read": o.count * br, "total_bytes_written": o.count * bw,
+                "total_bytes": o.count * (br + bw), "total_weight_bytes": o.count * wb,
+                "total_kv_bytes": o.count * kb, "total_activation_bytes": o.count * ab,
+                "total_collective_bytes": o.count * cb,
+            })
+        df = pd.DataFrame(rows)
+        for col in ("m", "n", "k", "gemm_batch", "attn_heads", "attn_kv_heads", "attn_head_dim",
+                    "attn_window", "collective_group_size"):
+            df[col] = df[col].astype("Int64")
+        return df
+
+
+# ---------------------------------------------------------------------------------------------
+# building
+
+def build_graph(model: ModelSpec | str, batch: Batch, quant: Quantization | str | None = None,
+                parallel: Parallelism | None = None, attention_kernel: str = "auto",
+                fused: bool = False) -> OpGraph:
+    """The operator graph of one step of ``batch`` on one chip of ``model`` split by ``parallel``.
+
+    ``quant``: a Quantization or a scheme name (default bf16). ``attention_kernel``: 'auto'
+    (flash for prefill and mixed steps, paged for decode), 'flash', 'paged' or 'naive'.
+    ``fused``: ops marked fusable (norms, activations, rope, residual adds, dequant) keep their
+    FLOPs but move no activation bytes, as in a fused-kernel implementation.
+
+    Results are cached (all inputs are frozen and hashable); the same inputs return the same
+    OpGraph object. Raises SpecError on bad inputs, InfeasibleError when the split cannot run.
+    """
+    spec = load_model(model)
+    if not isinstance(batch, Batch):
+        batch = Batch(tuple(batch))
+    q = Quantization.parse(quant)
+    p = parallel if parallel is not None else Parallelism()
+    if not isinstance(p, Parallelism):
+        raise SpecError([Problem(f"expected a Parallelism, got {type(p).__name__}", path="parallel")])
+    if attention_kernel not in KERNELS:
+        raise SpecError([Problem(f"unknown attention kernel {attention_kernel!r}; known: {', '.join(KERNELS)}",
+                                 path="attention_kernel")])
+    return _build_cached(spec, batch, q, p, attention_kernel, bool(fused))
+
+
+@functools.lru_cache(maxsize=2048)
+def _build_cached(spec: ModelSpec, batch: Batch, q: Quantization, p: Parallelism, kernel: str,
+                  fused: bool) -> OpGraph:
+    check_parallelism(spec, p)
+    longest = max(n + c for n, c in batch.seqs)
+    if longest > spec.max_position:
+        raise InfeasibleError(
+            f"{spec.name}: a request of {longest} tokens exceeds max_position_embeddings {spec.max_position}",
+            {"tokens": longest, "max_position": spec.max_position})
+    b = _Builder(spec, batch, q, p, kernel)
+    stage = stage_layers(spec, p.pp)
+    b.embedding()
+    kinds = {k.tag: k for k in spec.layer_kinds}
+    for tag, count in stage:
+        b.layer(kinds[tag], count)
+    b.head()
+    ops = b.ops
+    if fused:
+        ops = [replace(o, tensors=tuple(t for t in o.tensors if t.role != "activation")) if o.fusable else o
+               for o in ops]
+    return OpGraph(model=spec.name, ops=tuple(ops), batch=batch, quant=q, parallel=p, stage=stage,
+                   attention_kernel=kernel, fused=fused, spec=spec)
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class _Builder:
+    """Emits the ops of one step; one instance per build."""
+
+    def __init__(self, s: ModelSpec, batch: Batch, q: Quantization, p: Parallelism, kernel: str):
+        self.s, self.batch, self.q, self.p = s, batch, q, p
+        self.ops: list[Op] = []
+        self.T = batch.tokens
+        self.R = batch.requests
+        self.sb = q.storage_bytes
+        self.st = q.storage
+        self.tp = p.tp
+        self.Hc = s.heads // p.tp
+        if s.attention == "mla":
+            self.KVc = self.Hc
+        else:
+            self.KVc = max(1, s.kv_heads // p.tp)
+        phase = batch.phase
+        self.phase = phase
+        if kernel == "auto":
+            kernel = "paged" if phase == "decode" else "flash"
+        self.kernel = kernel
+
+    # ---- primitives ----------------------------------------------------------------------
+    def act(self, name: str, elems: float, write: bool = False) -> TensorIO:
+        return TensorIO(name, "activation", self.st, elems * self.sb, write)
+
+    def gemm(self, name: str, layer: str, count: int, m: int, n: int, k: int, *, batch: int = 1,
+             rows: float | None = None, w_elems: float | None = None, quantized: bool = True,
+             bias: bool = False, bias_elems: float | None = None, weight: str | None = None,
+             extra: tuple[TensorIO, ...] = ()) -> None:
+        """A GEMM (and its dequant op under weight-only quantization). ``rows``: total rows over
+        the batch of GEMMs (default m x batch; MoE passes the exact expected rows)."""
+        rows = m * batch if rows is None else rows
+        w_elems = n * k * batch if w_elems is None else w_elems
+        q = self.q
+        if quantized:
+            wdt, wbytes, cdt = q.weight, q.weight_bytes, q.math_dtype
+        else:
+            wdt, wbytes, cdt = self.st, self.sb, self.st
+        if quantized and q.weight_only:
+            self.ops.append(Op(f"{name}.dequant", "dequant", count, 0.0, DEQUANT_FLOPS * w_elems, cdt, (),
+                               layer=layer, fusable=True))
+        tensors = [self.act("x", rows * k), TensorIO(weight or f"w_{name.rsplit('.', 1)[-1]}", "weight",
+                                                      wdt, w_elems * wbytes, False)]
+        fv = 0.0
+        if bias:
+            be = n * batch if bias_elems is None else bias_elems
+            tensors.append(TensorIO("bias", "weight", self.st, be * self.sb, False))
+            fv = rows * n
+        tensors.extend(extra)
+        tensors.append(self.act("y", rows * n, True))
+        self.ops.append(Op(name, "gemm", count, 2.0 * rows * n * k, fv, cdt, tuple(tensors),
+                           gemm=GemmShape(int(m), int(n), int(k), int(batch)), layer=layer))
+
+    def eltwise(self, name: str, kind: str, layer: str, count: int, elems: float, flops_per: float,
+                inputs: int = 1, outputs: int = 1, weight_elems: float = 0.0, out_elems: float | None = None,
+                fusable: bool = True) -> None:
+        out_elems = elems if out_elems is None else out_elems
+        t = [self.act("x", elems * inputs)]
+        if weight_elems:
+            t.append(TensorIO(f"w_{name.rsplit('.', 1)[-1]}", "weight", self.st, weight_elems * self.sb, False))
+        if outputs:
+            t.append(self.act("y", out_elems * outputs, True))
+        self.ops.append(Op(name, kind, count, 0.0, elems * flops_per, self.st, tuple(t), layer=layer,
+                           fusable=fusable))
+
+    def norm(self, name: str, layer: str, count: int, rows: float, width: int) -> None:
+        ln = self.s.norm == "layernorm"
+        self.eltwise(name, "norm", layer, count, rows * width, LAYERNORM_FLOPS if ln else RMSNORM_FLOPS,
+                     weight_elems=width * (2 if ln else 1))
+
+    def collective(self, name: str, layer: str, count: int, op: str, nbytes: float, group: str,
+                   size: int) -> None:
+        self.ops.append(Op(name, "collective", count, 0.0, 0.0, self.st, (),
+                           collective=CollectiveShape(op, nbytes, size, group), layer=layer))
+
+    def attention(self, name: str, layer: str, count: int, seqs: tuple, heads: int, kv_heads: int,
+                  d: int, dv: int, window: int | None, *, kernel: str, phase: str,
+                  cache_read_elems: int, cache_write_elems: int, kv_act_elems: float) -> None:
+        """The attention core (QK^T, softmax, PV) of ``seqs``.
+
+        ``cache_read_elems``/``cache_write_elems``: KV-cache elements per cached/new token (read
+        once per KV head: GQA/MQA heads share them). ``kv_act_elems``: K/V elements read from
+        activations (the new tokens' keys and values, or MLA's up-projected ones)."""
+        s, q = self.s, self.q
+        pairs, rect, cached = _attn_stats(seqs, window)
+        T = sum(n for n, _ in seqs)
+        used = rect if kernel == "naive" else pairs
+        fm = 2.0 * heads * used * (d + dv)
+        fv = heads * used * (SOFTMAX_FLOPS + (SOFTCAP_FLOPS if s.attn_softcap else 0))
+        kvb = q.kv_bytes
+        t = [self.act("q", T * heads * d), self.act("kv_new", kv_act_elems)]
+        if cached and cache_read_elems:
+            t.append(TensorIO("kv_cache", "kv", q.kv_cache, cached * cache_read_elems * kvb, False))
+        t.append(TensorIO("kv_cache", "kv", q.kv_cache, T * cache_write_elems * kvb, True))
+        if kernel == "naive":
+            sc = rect * heads
+            t += [self.act("scores", sc, True), self.act("scores", sc), self.act("probs", sc, True),
+                  self.act("probs", sc)]
+        t.append(self.act("o", T * heads * dv, True))
+        shape = AttentionShape(phase, kernel, heads, kv_heads, d, dv, tuple((n, c + n) for n, c in seqs),
+                               True, q.kv_cache, window)
+        self.ops.append(Op(name, "attention", count, fm, fv, self.st, tuple(t), attention=shape, layer=layer))
+
+    # ---- model parts ---------------------------------------------------------------------
+    def embedding(self) -> None:
+        s, T, tp = self.s, self.T, self.tp
+        t = (TensorIO("w_embed", "weight", self.st, T * s.hidden * self.sb / tp, False),
+             self.act("x", T * s.hidden, True))
+        self.ops.append(Op("embed.tokens", "embedding", 1, 0.0, 0.0, self.st, t, layer="pre"))
+        if s.position == "learned":
+            t = (TensorIO("w_positions", "weight", self.st, T * s.hidden * self.sb, False),
+                 self.act("x", T * s.hidden), self.act("y", T * s.hidden, True))
+            self.ops.append(Op("embed.positions", "embedding", 1, 0.0, T * s.hidden, self.st, t, layer="pre",
+                               fusable=True))
+        if s.family in ("gemma", "gemma2"):  # hidden states scaled by sqrt(hidden)
+            self.eltwise("embed.scale", "elementwise", "pre", 1, T * s.hidden, 1)
+        if tp > 1:
+            self.collective("tp.allreduce_embed", "pre", 1, "allreduce", T * s.hidden * self.sb, "tp", tp)
+
+    def head(self) -> None:
+        s, T, R, tp = self.s, self.T, self.R, self.tp
+        self.norm("final.norm", "post", 1, T, s.hidden)
+        v_chip = _cdiv(s.vocab, tp)
+        self.gemm("lm_head", "post", 1, R, v_chip, s.hidden, quantized=False, bias=s.lm_head_bias,
+                  weight="w_embed" if s.tied_embeddings else "w_lm_head")
+        if s.final_softcap:
+            self.eltwise("lm_head.softcap", "elementwise", "post", 1, R * v_chip, SOFTCAP_FLOPS)
+        if tp > 1:
+            self.collective("tp.allgather_logits", "post", 1, "allgather", R * v_chip * tp * self.sb, "tp", tp)
+        V = v_chip * tp if tp > 1 else s.vocab
+        self.ops.append(Op("sampling", "sampling", 1, 0.0, R * V * SAMPLING_FLOPS, self.st,
+                           (self.act("logits", R * V),), layer="post"))
+        if self.p.pp > 1:
+            self.collective("pp.sendrecv", "post", 1, "sendrecv", T * s.hidden * self.sb, "pp", 2)
+
+    def layer(self, kind, count: int) -> None:
+        s, tag, T = self.s, kind.tag, self.T
+        h = s.hidden
+        if s.parallel_block:
+            # one input, attention and MLP side by side, one all-reduce of their sum
+            self.norm("attn.norm", tag, count, T, h)
+            if s.norms_per_layer > 1:
+                self.norm("mlp.norm", tag, count, T, h)
+            self.attention_block(kind, count)
+            self.dense_mlp(tag, count, s.intermediate)
+            if self.tp > 1:
+                self.collective("tp.allreduce_attn_mlp", tag, count, "allreduce", T * h * self.sb, "tp", self.tp)
+            self.eltwise("block.residual", "elementwise", tag, count, T * h, 2, inputs=3)
+            return
+        self.norm("attn.norm", tag, count, T, h)
+        self.attention_block(kind, count)
+        if self.tp > 1:
+            self.collective("tp.allreduce_attn", tag, count, "allreduce", T * h * self.sb, "tp", self.tp)
+        if s.norms_per_layer == 4:
+            self.norm("attn.post_norm", tag, count, T, h)
+        self.eltwise("attn.residual", "elementwise", tag, count, T * h, 1, inputs=2)
+        self.norm("mlp.norm", tag, count, T, h)
+        if kind.moe:
+            self.moe(tag, count)
+        else:
+            self.dense_mlp(tag, count, s.intermediate)
+            if self.tp > 1:
+                self.collective("tp.allreduce_mlp", tag, count, "allreduce", T * h * self.sb, "tp", self.tp)
+        if s.norms_per_layer == 4:
+            self.norm("mlp.post_norm", tag, count, T, h)
+        self.eltwise("mlp.residual", "elementwise", tag, count, T * h, 1, inputs=2)
+
+    def attention_block(self, kind, count: int) -> None:
+        if self.s.attention == "mla":
+            return self.mla_block(kind, count)
+        s, tag, T = self.s, kind.tag, self.T
+        h, d, dv, Hc, KVc = s.hidden, s.head_dim, s.head_dim_v, self.Hc, self.KVc
+        n_qkv = Hc * d + KVc * (d + dv)
+        self.gemm("attn.qkv_proj", tag, count, T, n_qkv, h, bias=s.qkv_bias)
+        if s.qk_norm:
+            self.eltwise("attn.qk_norm", "norm", tag, count, T * (Hc + KVc) * d, RMSNORM_FLOPS,
+                         weight_elems=2 * d)
+        if s.position == "rope" and s.rotary_dim:
+            self.eltwise("attn.rope", "rope", tag, count, T * (Hc + KVc) * s.rotary_dim, ROPE_FLOPS)
+        seqs = self.batch.seqs
+        self.attention("attn.core", tag, count, seqs, Hc, KVc, d, dv, kind.window, kernel=self.kernel,
+                       phase=self.phase, cache_read_elems=KVc * (d + dv), cache_write_elems=KVc * (d + dv),
+                       kv_act_elems=T * KVc * (d + dv))
+        self.gemm("attn.o_proj", tag, count, T, h, Hc * dv, bias=s.o_bias, bias_elems=h)
+
+    def mla_block(self, kind, count: int) -> None:
+        """DeepSeek multi-head latent attention. q_a/kv_a projections are replicated on every TP
+        rank (as in vLLM); q_b, kv_b by heads; o by rows. The KV cache holds the latent
+        (kv_lora_rank + qk_rope_head_dim per token), replicated on every TP rank. Prefill runs the
+        up-projected form (kv_b_proj expands cached and new latents to per-head K/V, then MHA with
+        head dims 192/128); decode runs the absorbed form (W_UK folded into q, MQA over the
+        latent with head dims 576/512, W_UV applied after)."""
+        s, tag, T, Hc = self.s, kind.tag, self.T, self.Hc
+        h, dn, dr, dv, r = s.hidden, s.qk_nope_head_dim, s.qk_rope_head_dim, s.v_head_dim, s.kv_lora_rank
+        if s.q_lora_rank:
+            self.gemm("attn.q_a_proj", tag, count, T, s.q_lora_rank, h)
+            self.norm("attn.q_a_norm", tag, count, T, s.q_lora_rank)
+            self.gemm("attn.q_b_proj", tag, count, T, Hc * (dn + dr), s.q_lora_rank)
+        else:
+            self.gemm("attn.q_proj", tag, count, T, Hc * (dn + dr), h)
+        self.gemm("attn.kv_a_proj", tag, count, T, r + dr, h)
+        self.norm("attn.kv_a_norm", tag, count, T, r)
+        self.eltwise("attn.rope", "rope", tag, count, T * (Hc + 1) * dr, ROPE_FLOPS)
+        pre, dec = self.batch.split()
+        both = bool(pre) and bool(dec)
+        kvb, latent = self.q.kv_bytes, r + dr
+        if pre:
+            kv_rows = sum(n + c for n, c in pre)
+            cached = sum(c for _, c in pre)
+            extra = (TensorIO("kv_cache", "kv", self.q.kv_cache, cached * latent * kvb, False),) if cached else ()
+            self.gemm("attn.kv_b_proj", tag, count, kv_rows, Hc * (dn + dv), r, extra=extra)
+            kernel = "naive" if self.kernel == "naive" else "flash"
+            self.attention("attn.core.prefill" if both else "attn.core", tag, count, pre, Hc, Hc, dn + dr, dv,
+                           kind.window, kernel=kernel, phase="prefill" if both else self.phase,
+                           cache_read_elems=0, cache_write_elems=latent,
+                           kv_act_elems=kv_rows * Hc * (dn + dr + dv))
+        if dec:
+            Td = len(dec)
+            self.gemm("attn.q_absorb", tag, count, Td, r, dn, batch=Hc)
+            kernel = "naive" if self.kernel == "naive" else "paged"
+            self.attention("attn.core.decode" if both else "attn.core", tag, count, dec, Hc, 1, latent, r,
+                           kind.window, kernel=kernel,
+                           phase="decode", cache_read_elems=latent, cache_write_elems=latent,
+                           kv_act_elems=Td * latent)
+            self.gemm("attn.v_absorb", tag, count, Td, dv, r, batch=Hc)
+        self.gemm("attn.o_proj", tag, count, T, h, Hc * dv)
+
+    def dense_mlp(self, tag: str, count: int, inter: int, prefix: str = "mlp", rows: float | None = None,
+                  split: int | None = None) -> None:
+        s = self.s
+        split = self.tp if split is None else split
+        rows = self.T if rows is None else rows
+        m = math.ceil(rows)
+        i_c = inter // split
+        h = s.hidden
+        gated = s.mlp_gated or prefix != "mlp"
+        bias = s.mlp_bias and prefix == "mlp"
+        if gated:
+            self.gemm(f"{prefix}.gate_up_proj", tag, count, m, 2 * i_c, h, rows=rows, bias=bias)
+            self.eltwise(f"{prefix}.act", "elementwise", tag, count, rows * i_c,
+                         SILU_GATED_FLOPS if s.activation == "silu" else GELU_FLOPS + 1, inputs=2)
+        else:
+            self.gemm(f"{prefix}.up_proj", tag, count, m, i_c, h, rows=rows, bias=bias)
+            self.eltwise(f"{prefix}.act", "elementwise", tag, count, rows * i_c,
+                         RELU_FLOPS if s.activation == "relu" else GELU_FLOPS)
+        self.gemm(f"{prefix}.down_proj", tag, count, m, h, i_c, rows=rows, bias=bias, bias_elems=h)
+
+    def moe(self, tag: str, count: int) -> None:
+        """Router, routed experts (grouped GEMM over the experts that receive tokens) and shared
+        experts. Uniform routing: each token's top_k experts are equally likely to be any."""
+        s, p, T, tp = self.s, self.p, self.T, self.tp
+        h, E, k, mi = s.hidden, s.num_experts, s.experts_per_token, s.moe_intermediate
+        ep = p.ep
+        if ep > 1:
+            T_r = _cdiv(T, tp)  # tokens this chip routes (its share of the TP-replicated tokens)
+            group_tokens = T_r * ep
+            touched = expected_experts_touched(E, k, group_tokens) / ep
+            split = 1
+        else:
+            T_r = T
+            touched = expected_experts_touched(E, k, T)
+            split = tp
+        self.gemm("moe.router", tag, count, T_r, E, h, quantized=False)
+        w = (TensorIO("w_router_bias", "weight", self.st, E * self.sb, False),) if s.router_bias else ()
+        self.ops.append(Op("moe.topk", "router", count, 0.0, T_r * E * ROUTER_FLOPS, self.st,
+                           (self.act("logits", T_r * E),) + w + (self.act("topk", 2 * T_r * k, True),),
+                           layer=tag))
+        if ep > 1:
+            self.collective("ep.alltoall_dispatch", tag, count, "alltoall", T_r * k * h * self.sb, "ep", ep)
+        rows = T_r * k * p.imbalance  # rows this chip's experts process (busiest chip)
+        n_grp = max(1, round(touched))
+        m = max(1, math.ceil(rows / max(touched, 1e-9)))
+        i_c = mi // split
+        self.gemm("moe.experts.gate_up", tag, count, m, 2 * i_c, h, batch=n_grp, rows=rows,
+                  w_elems=touched * 2 * i_c * h)
+        self.eltwise("moe.experts.act", "elementwise", tag, count, rows * i_c, SILU_GATED_FLOPS, inputs=2)
+        self.gemm("moe.experts.down", tag, count, m, h, i_c, batch=n_grp, rows=rows, w_elems=touched * h * i_c)
+        if ep > 1:
+            self.collective("ep.alltoall_combine", tag, count, "alltoall", T_r * k * h * self.sb, "ep", ep)
+        self.eltwise("moe.combine", "elementwise", tag, count, T_r * k * h, 2, out_elems=T_r * h)
+        if s.shared_intermediate:
+            self.dense_mlp(tag, count, s.shared_intermediate, prefix="moe.shared", rows=T_r, split=split)
+            if s.shared_expert_gate:
+                self.gemm("moe.shared.gate", tag, count, T_r, 1, h, quantized=False)
+        if ep > 1 and tp > 1:
+            self.collective("tp.allgather_moe", tag, count, "allgather", T * h * self.sb, "tp", tp)
+        elif tp > 1:
+            self.collective("tp.allreduce_mlp", tag, count, "allreduce", T * h * self.sb, "tp", tp)
