@@ -35,12 +35,12 @@ def main() -> None:
     for label, name, batch, par in CASES:
         spec = load_model(name)
 
-        def uncached():
+        def uncached(spec=spec, batch=batch, par=par):
             _build_cached.cache_clear()
             _attn_stats.cache_clear()
             build_graph(spec, batch, "bf16", par)
 
-        def cached():
+        def cached(spec=spec, batch=batch, par=par):
             build_graph(spec, batch, "bf16", par)
 
         u = _time(uncached, 200)

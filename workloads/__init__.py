@@ -6,7 +6,7 @@ The public names: :func:`load_model`/:func:`list_models` (a Hugging Face config.
 This package counts work; it never holds hardware rates or times (``sim/`` does the dividing).
 """
 
-from workloads.graph import (  # noqa: F401
+from workloads.graph import (
     AttentionShape,
     Batch,
     CollectiveShape,
@@ -16,11 +16,27 @@ from workloads.graph import (  # noqa: F401
     TensorIO,
     build_graph,
 )
-from workloads.memory import Footprint, check_fits, footprint  # noqa: F401
-from workloads.model import LayerKind, ModelSpec, list_models, load_model  # noqa: F401
-from workloads.parallel import Parallelism  # noqa: F401
-from workloads.quant import Quantization  # noqa: F401
+from workloads.memory import Footprint, check_fits, footprint
+from workloads.model import LayerKind, ModelSpec, list_models, load_model
+from workloads.parallel import Parallelism
+from workloads.quant import Quantization
 
-__all__ = ["load_model", "list_models", "build_graph", "ModelSpec", "LayerKind", "Op", "OpGraph",
-           "TensorIO", "GemmShape", "AttentionShape", "CollectiveShape", "Batch", "Quantization",
-           "Parallelism", "footprint", "check_fits", "Footprint"]
+__all__ = [
+    "AttentionShape",
+    "Batch",
+    "CollectiveShape",
+    "Footprint",
+    "GemmShape",
+    "LayerKind",
+    "ModelSpec",
+    "Op",
+    "OpGraph",
+    "Parallelism",
+    "Quantization",
+    "TensorIO",
+    "build_graph",
+    "check_fits",
+    "footprint",
+    "list_models",
+    "load_model",
+]

@@ -35,8 +35,19 @@ from workloads.model import ModelSpec, load_model
 from workloads.parallel import Parallelism, check_parallelism, stage_layers
 from workloads.quant import Quantization
 
-__all__ = ["TensorIO", "GemmShape", "AttentionShape", "CollectiveShape", "Op", "OpGraph", "Batch",
-           "build_graph", "expected_experts_touched", "KINDS", "KERNELS"]
+__all__ = [
+    "KERNELS",
+    "KINDS",
+    "AttentionShape",
+    "Batch",
+    "CollectiveShape",
+    "GemmShape",
+    "Op",
+    "OpGraph",
+    "TensorIO",
+    "build_graph",
+    "expected_experts_touched",
+]
 
 KINDS = ("gemm", "attention", "elementwise", "norm", "embedding", "rope", "router", "dequant",
          "sampling", "collective")
@@ -177,21 +188,21 @@ class Batch:
         object.__setattr__(self, "seqs", tuple((int(n), int(c)) for n, c in seqs))
 
     @classmethod
-    def prefill(cls, batch: int, input_len: int) -> "Batch":
+    def prefill(cls, batch: int, input_len: int) -> Batch:
         """``batch`` requests prefilling ``input_len`` tokens each."""
         _positive("batch", batch)
         _positive("input_len", input_len)
         return cls(((input_len, 0),) * batch)
 
     @classmethod
-    def decode(cls, batch: int, context_len: int) -> "Batch":
+    def decode(cls, batch: int, context_len: int) -> Batch:
         """``batch`` requests each decoding one token after ``context_len`` cached tokens."""
         _positive("batch", batch)
         _positive("context_len", context_len)
         return cls(((1, context_len),) * batch)
 
     @classmethod
-    def mixed(cls, prefill=(), decode=()) -> "Batch":
+    def mixed(cls, prefill=(), decode=()) -> Batch:
         """Prefills (an input length, or a ``(chunk, already_done)`` pair for a chunked prefill)
         and decodes (a context length each) in one step."""
         seqs = [(p, 0) if _is_int(p) else tuple(p) for p in prefill]

@@ -28,7 +28,7 @@ from workloads.model import ModelSpec, load_model
 from workloads.parallel import Parallelism, check_parallelism, stage_layers
 from workloads.quant import Quantization
 
-__all__ = ["Footprint", "footprint", "check_fits", "weight_bytes_per_chip"]
+__all__ = ["Footprint", "check_fits", "footprint", "weight_bytes_per_chip"]
 
 
 @dataclass(frozen=True)

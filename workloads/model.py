@@ -32,7 +32,7 @@ from typing import Any
 from hwmodels.dtype import get_dtype
 from hwmodels.errors import Problem, SpecError
 
-__all__ = ["LayerKind", "ModelSpec", "load_model", "list_models", "parse_config", "CATALOG_DIR"]
+__all__ = ["CATALOG_DIR", "LayerKind", "ModelSpec", "list_models", "load_model", "parse_config"]
 
 CATALOG_DIR = Path(__file__).parent / "catalog" / "models"
 
@@ -305,7 +305,7 @@ class _Reader:
     def where(self, key: str) -> tuple[int | None, int | None]:
         if not self.text:
             return None, None
-        m = re.search(r'"%s"\s*:' % re.escape(key), self.text)
+        m = re.search(rf'"{re.escape(key)}"\s*:', self.text)
         if not m:
             return None, None
         line = self.text.count("\n", 0, m.start()) + 1
@@ -451,7 +451,6 @@ def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None
     head_dim_v = head_dim
 
     # ---- family-specific structure ---------------------------------------------------------
-    moe_kinds = False
     if family in ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3"):
         kw["activation"] = str(r.get("hidden_act", default="silu"))
         kw["tied_embeddings"] = r.bool_("tie_word_embeddings", False)
@@ -652,6 +651,15 @@ def _load_catalog(name: str) -> ModelSpec:
     return parse_config(cfg, name, file=str(_catalog()[name]), text=text)
 
 
+@functools.lru_cache(maxsize=64)
+def _load_file(resolved: str, shown: str, mtime_ns: int, size: int) -> ModelSpec:
+    """A config file, cached until it changes (keyed by its modification time and size)."""
+    p = Path(shown)
+    cfg, text = _read(p)
+    name = Path(resolved).parent.name if p.name == "config.json" else p.stem
+    return parse_config(cfg, name or p.stem, file=shown, text=text)
+
+
 def load_model(name_or_path: str | Path | ModelSpec) -> ModelSpec:
     """A catalog name (``llama-3.1-8b``), a ``config.json`` path, or a folder holding one ->
     ModelSpec. Unknown names raise SpecError with close matches."""
@@ -665,9 +673,8 @@ def load_model(name_or_path: str | Path | ModelSpec) -> ModelSpec:
     if p.is_dir() and (p / "config.json").exists():
         p = p / "config.json"
     if p.is_file():
-        cfg, text = _read(p)
-        name = p.parent.name if p.name == "config.json" else p.stem
-        return parse_config(cfg, name or p.stem, file=str(p), text=text)
+        st = p.stat()
+        return _load_file(str(p.resolve()), str(p), st.st_mtime_ns, st.st_size)
     if p.suffix == ".json" or "/" in s:
         raise SpecError([Problem(f"no such model config file: {s}")])
     hint = difflib.get_close_matches(s, list(cat), n=3)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from hwmodels.errors import InfeasibleError, Problem, SpecError
 
-__all__ = ["Parallelism", "stage_layers", "check_parallelism"]
+__all__ = ["Parallelism", "check_parallelism", "stage_layers"]
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from hwmodels.dtype import DTypeError, get_dtype
 from hwmodels.errors import Problem, SpecError
 
-__all__ = ["Quantization", "SCHEMES"]
+__all__ = ["SCHEMES", "Quantization"]
 
 #: name -> (weight, activation, kv_cache, storage, group_size)
 SCHEMES: dict[str, tuple[str, str, str, str, int | None]] = {
@@ -74,7 +74,7 @@ class Quantization:
             raise SpecError(problems)
 
     @classmethod
-    def named(cls, name: str) -> "Quantization":
+    def named(cls, name: str) -> Quantization:
         """One of :data:`SCHEMES` (SpecError listing the known names otherwise)."""
         key = str(name).strip().lower()
         if key not in SCHEMES:
@@ -83,7 +83,7 @@ class Quantization:
         return cls(w, a, kv, st, g, scheme=key)
 
     @classmethod
-    def parse(cls, q: "Quantization | str | None") -> "Quantization":
+    def parse(cls, q: Quantization | str | None) -> Quantization:
         """A Quantization, a scheme name, or None (bf16)."""
         if q is None:
             return cls.named("bf16")

@@ -2,6 +2,7 @@
 configs raise a SpecError naming the file and every bad field."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -112,7 +113,7 @@ def test_kv_bytes_per_token_mla():
 
 def test_load_by_path_and_folder(tmp_path):
     src = load_model("mistral-7b").source
-    cfg = json.loads(open(src).read())
+    cfg = json.loads(Path(src).read_text())
     d = tmp_path / "my-model"
     d.mkdir()
     (d / "config.json").write_text(json.dumps(cfg))
@@ -190,7 +191,7 @@ def test_wrong_types_and_moe_fields(tmp_path):
 
 
 def test_deepseek_requires_mla_fields(tmp_path):
-    cfg = json.loads(open(load_model("deepseek-v3").source).read())
+    cfg = json.loads(Path(load_model("deepseek-v3").source).read_text())
     del cfg["kv_lora_rank"]
     with pytest.raises(SpecError, match="kv_lora_rank"):
         load_model(_write(tmp_path, cfg))
@@ -222,5 +223,5 @@ def test_parse_config_rejects_non_object():
 def test_spec_is_frozen_and_hashable():
     s = load_model("llama-3.1-8b")
     assert hash(s) == hash(load_model("llama-3.1-8b"))
-    with pytest.raises(Exception):
+    with pytest.raises(AttributeError):
         s.layers = 3

@@ -1,6 +1,7 @@
 """`llmsim model list|show`: JSON keys, 80-column text, exit codes."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_show_path(tmp_path, capsys):
     from workloads import load_model
 
     p = tmp_path / "config.json"
-    p.write_text(open(load_model("qwen2.5-7b").source).read())
+    p.write_text(Path(load_model("qwen2.5-7b").source).read_text())
     assert main(["model", "show", str(p), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["params_total"] == load_model("qwen2.5-7b").params_total
 
