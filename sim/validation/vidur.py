@@ -1,0 +1,314 @@
+"""Convert Vidur's published GPU profiles into llmsim's per-kernel CSV format.
+
+Source: microsoft/vidur, commit 7d47513, folder data/profiling/ (MIT licence). Cite Agrawal et al.,
+"Vidur: A Large-Scale Simulation Framework for LLM Inference", MLSys 2024.
+
+    python -m sim.validation.vidur SRC_DIR OUT_DIR
+
+SRC_DIR holds ``compute/<gpu>/<org>/<model>/mlp.csv`` and ``network/<system>/{all_reduce,send_recv}.csv``.
+OUT_DIR receives ``<gpu>.csv.gz`` per GPU and ``network.csv.gz`` (gzip with a fixed mtime, so that
+the same input gives byte-identical files). The mapping of every Vidur op is in MAPPING below and
+in sim/validation/data/vidur/README.md.
+
+How Vidur measured (vidur/profiling/mlp/mlp_impl.py and collectives/ at that commit): one
+transformer layer in fp16 through sarathi's kernels on one GPU, the shapes of one tensor-parallel
+shard; each op timed 20 times (record_function + Kineto, kernel times), stats in milliseconds.
+Collectives: NCCL kernel time from Kineto, the median of 11 launches per sample, 3 samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import math
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+
+from hwmodels.errors import SpecError
+from sim.validation.measure import shape_id
+
+__all__ = [
+    "GPU_HARDWARE",
+    "MAPPING",
+    "MODEL_FACTS",
+    "NETWORK_SYSTEMS",
+    "convert_compute_file",
+    "convert_network_file",
+    "convert_tree",
+]
+
+#: Vidur GPU folder -> llmsim catalog chip name ('a40' has no catalog entry yet)
+GPU_HARDWARE = {"a100": "a100-sxm", "h100": "h100-sxm", "a40": "a40"}
+
+#: Vidur network folder -> llmsim system name (multi-node rows get a '-<n>nodes' suffix)
+NETWORK_SYSTEMS = {
+    "a100_dgx": "hgx-a100-8",
+    "h100_dgx": "hgx-h100-8",
+    "a100_pairwise_nvlink": "a100-pairwise-nvlink",
+    "h100_pairwise_nvlink": "h100-pairwise-nvlink",
+    "a40_pairwise_nvlink": "a40-pairwise-nvlink",
+}
+
+#: what the CSV columns do not say, from Vidur's data/model_configs/<model>.yml
+MODEL_FACTS = {
+    "microsoft/phi-2": {"norm": "layernorm", "use_bias": True, "qkv_bias": True, "post_attn_norm": False, "act": "gelu"},
+    "Qwen/Qwen-72B": {"norm": "rmsnorm", "use_bias": False, "qkv_bias": True, "post_attn_norm": True, "act": "silu"},
+}
+_DEFAULT_FACTS = {"norm": "rmsnorm", "use_bias": False, "qkv_bias": False, "post_attn_norm": True, "act": "silu"}
+
+#: Vidur op -> (llmsim op, how exactly the llmsim op describes what was timed)
+MAPPING = {
+    "emb": ("memcpy", "approx"),  # embedding gather (+ vocab-parallel masking): a copy of T x E rows
+    "input_layernorm": ("norm", "exact"),
+    "attn_pre_proj": ("gemm", "exact"),  # fused QKV projection
+    "attn_rope": ("elementwise", "approx"),  # in-place rotary on q and k; cos/sin cache reads not counted
+    "attn_post_proj": ("gemm", "exact"),
+    "post_attention_layernorm": ("norm", "exact"),
+    "mlp_up_proj": ("gemm", "exact"),  # gate and up fused when gated
+    "mlp_act": ("elementwise", "exact"),  # SiluAndMul (fused) or GELU
+    "mlp_down_proj": ("gemm", "exact"),
+    "add": ("elementwise", "exact"),  # residual add (phi-2: attn + mlp + residual, two kernels)
+}
+
+DTYPE = "fp16"
+FP16_BYTES = 2
+COMPUTE_REPS = 20  # ACTIVE_STEPS of vidur/profiling/mlp/mlp_wrapper.py
+NETWORK_REPS = 3  # ACTIVE_STEPS of vidur/profiling/collectives/collectives_wrapper.py
+
+_CONFIG_COLS = ["n_head", "n_kv_head", "n_embd", "n_expanded_embd", "use_gated_mlp", "num_tokens",
+                "num_tensor_parallel_workers"]
+
+COMPUTE_COLUMNS = ["hardware", "op", "dtype", "m", "n", "k", "bytes", "numel", "inputs", "outputs",
+                   "flops_per_element", "measured_time_s", "spread", "reps", "source", "name", "variant",
+                   "mapping", "bias", "model", "tp", "num_tokens", "shape_id"]
+NETWORK_COLUMNS = ["hardware", "op", "dtype", "bytes", "num_devices", "measured_time_s", "spread", "reps",
+                   "source", "name", "devices_per_node", "num_nodes", "shape_id"]
+
+
+def _bool(v) -> bool:
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    return str(v).strip().lower() in ("true", "1")
+
+
+def _stats(df: pd.DataFrame, op: str):
+    """(median seconds, spread) of a Vidur op; spread = (max - min) / median."""
+    med = df[f"time_stats.{op}.median"].astype(float)
+    lo = df[f"time_stats.{op}.min"].astype(float)
+    hi = df[f"time_stats.{op}.max"].astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = (hi - lo) / med
+    return med / 1000.0, spread
+
+
+def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.DataFrame:
+    """One Vidur ``mlp.csv`` -> per-kernel rows (one per op per input row)."""
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:  # noqa: BLE001
+        raise SpecError(f"cannot read Vidur CSV: {type(e).__name__}: {e}", file=path) from None
+    missing = [c for c in _CONFIG_COLS if c not in df.columns]
+    if missing:
+        raise SpecError(f"not a Vidur mlp.csv: missing columns {', '.join(missing)}", file=path)
+    facts = MODEL_FACTS.get(model, _DEFAULT_FACTS)
+    hardware = GPU_HARDWARE.get(gpu, gpu)
+
+    H = df["n_head"].astype(int)
+    KV = df["n_kv_head"].astype(int)
+    E = df["n_embd"].astype(int)
+    I = df["n_expanded_embd"].astype(int)
+    T = df["num_tokens"].astype(int)
+    TP = df["num_tensor_parallel_workers"].astype(int)
+    gated = df["use_gated_mlp"].map(_bool)
+    problems = []
+    if ((E % H) != 0).any():
+        problems.append("n_embd not a multiple of n_head")
+    for name, s in (("n_head", H), ("n_kv_head", KV), ("n_embd", E), ("n_expanded_embd", I)):
+        if ((s % TP) != 0).any():
+            problems.append(f"{name} not divisible by num_tensor_parallel_workers")
+    if problems:
+        raise SpecError(problems, file=path)
+    hd = E // H
+
+    base = pd.DataFrame({"model": model, "tp": TP, "num_tokens": T})
+    frames = []
+
+    def emit(op_name: str, cols: dict, variant=None, bias=None):
+        if f"time_stats.{op_name}.median" not in df.columns:
+            return
+        llm_op, mapping = MAPPING[op_name]
+        t, spread = _stats(df, op_name)
+        f = base.copy()
+        f["hardware"] = hardware
+        f["op"] = llm_op
+        f["dtype"] = DTYPE
+        for c, v in cols.items():
+            f[c] = v
+        f["measured_time_s"] = t
+        f["spread"] = spread
+        f["reps"] = COMPUTE_REPS
+        f["source"] = source
+        f["name"] = op_name
+        f["variant"] = variant
+        f["mapping"] = mapping
+        f["bias"] = bias
+        frames.append(f)
+
+    norm = facts["norm"]
+    emit("emb", {"bytes": 2 * T * E * FP16_BYTES}, variant="embedding gather")
+    emit("input_layernorm", {"m": T, "n": E}, variant=norm)
+    emit("attn_pre_proj", {"m": T, "n": (H + 2 * KV) * hd // TP, "k": E}, variant="qkv", bias=facts["qkv_bias"])
+    emit("attn_rope", {"numel": T * (H + KV) * hd // TP, "inputs": 1, "outputs": 1, "flops_per_element": 3},
+         variant="rope q+k in place")
+    emit("attn_post_proj", {"m": T, "n": E, "k": H * hd // TP}, variant="o_proj", bias=facts["use_bias"])
+    if facts["post_attn_norm"]:
+        emit("post_attention_layernorm", {"m": T, "n": E}, variant=norm)
+    up_n = np.where(gated, 2 * I // TP, I // TP)
+    emit("mlp_up_proj", {"m": T, "n": up_n, "k": E}, variant=np.where(gated, "gate_up", "up"),
+         bias=facts["use_bias"])
+    if gated.all():
+        emit("mlp_act", {"numel": T * I // TP, "inputs": 2, "outputs": 1, "flops_per_element": 5},
+             variant="silu_and_mul")
+    elif not gated.any():
+        emit("mlp_act", {"numel": T * I // TP, "inputs": 1, "outputs": 1, "flops_per_element": 8},
+             variant="gelu")
+    else:  # pragma: no cover - Vidur files hold one model each
+        raise SpecError("mixed use_gated_mlp values in one file", file=path)
+    emit("mlp_down_proj", {"m": T, "n": E, "k": I // TP}, variant="down", bias=facts["use_bias"])
+    if facts["post_attn_norm"]:
+        emit("add", {"numel": T * E, "inputs": 2, "outputs": 1, "flops_per_element": 1}, variant="residual add")
+    else:  # attn_out + mlp_out + residual: two eager adds
+        emit("add", {"numel": T * E, "inputs": 4, "outputs": 2, "flops_per_element": 2},
+             variant="attn + mlp + residual (2 kernels)")
+    out = pd.concat(frames, ignore_index=True)
+    return _finish(out, COMPUTE_COLUMNS)
+
+
+def convert_network_file(path: str, *, system: str, source: str) -> pd.DataFrame:
+    """One Vidur ``all_reduce.csv`` / ``send_recv.csv`` -> per-kernel rows.
+
+    Vidur's ``size`` column is already in BYTES: collectives_wrapper.py records ``size * 2`` for a
+    buffer of ``size`` fp16 elements, and Vidur's predictor divides it by 2 * embedding_dim to get
+    tokens. Bandwidths check out only that way (DGX-A100 send/recv at 228 GB/s rather than 457 GB/s,
+    which would exceed NVLink 3's 300 GB/s per direction).
+    """
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:  # noqa: BLE001
+        raise SpecError(f"cannot read Vidur CSV: {type(e).__name__}: {e}", file=path) from None
+    need = ["num_workers", "size", "collective", "devices_per_node"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise SpecError(f"not a Vidur collective CSV: missing columns {', '.join(missing)}", file=path)
+    frames = []
+    for coll, llm_op in (("all_reduce", "allreduce"), ("send_recv", "sendrecv")):
+        sub = df[df["collective"] == coll]
+        if sub.empty:
+            continue
+        t, spread = _stats(sub, coll)
+        nw = sub["num_workers"].astype(int)
+        dpn = sub["devices_per_node"].astype(int)
+        nodes = np.ceil(nw / dpn).astype(int)
+        sysname = NETWORK_SYSTEMS.get(system, system.replace("_", "-"))
+        f = pd.DataFrame({
+            "hardware": np.where(nodes > 1, sysname + "-" + nodes.astype(str) + "nodes", sysname),
+            "op": llm_op, "dtype": DTYPE, "bytes": sub["size"].astype(np.int64), "num_devices": nw,
+            "measured_time_s": t, "spread": spread, "reps": NETWORK_REPS, "source": source,
+            "name": coll, "devices_per_node": dpn, "num_nodes": nodes,
+        })
+        frames.append(f)
+    if not frames:
+        raise SpecError("no all_reduce or send_recv rows", file=path)
+    return _finish(pd.concat(frames, ignore_index=True), NETWORK_COLUMNS)
+
+
+def _finish(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    for c in columns:
+        if c not in df.columns:
+            df[c] = None
+    df = df[columns].copy()
+    df["shape_id"] = [shape_id(r) for r in df.to_dict("records")]
+    return df
+
+
+def _walk_compute(src: str):
+    root = os.path.join(src, "compute")
+    for gpu in sorted(os.listdir(root)):
+        for dirpath, _dirs, files in sorted(os.walk(os.path.join(root, gpu))):
+            if "mlp.csv" in files:
+                model = os.path.relpath(dirpath, os.path.join(root, gpu)).replace(os.sep, "/")
+                yield gpu, model, os.path.join(dirpath, "mlp.csv")
+
+
+def convert_tree(src: str) -> dict[str, pd.DataFrame]:
+    """All of SRC_DIR -> {'a100': frame, 'h100': frame, 'a40': frame, 'network': frame}."""
+    if not os.path.isdir(os.path.join(src, "compute")) and not os.path.isdir(os.path.join(src, "network")):
+        raise SpecError("expected compute/ and network/ folders (Vidur data/profiling/)", file=src)
+    out: dict[str, list[pd.DataFrame]] = {}
+    if os.path.isdir(os.path.join(src, "compute")):
+        for gpu, model, path in _walk_compute(src):
+            rel = os.path.relpath(path, src).replace(os.sep, "/")
+            out.setdefault(gpu, []).append(convert_compute_file(path, gpu=gpu, model=model, source=f"vidur:{rel}"))
+    net = os.path.join(src, "network")
+    if os.path.isdir(net):
+        for system in sorted(os.listdir(net)):
+            for fname in ("all_reduce.csv", "send_recv.csv"):
+                path = os.path.join(net, system, fname)
+                if os.path.exists(path):
+                    rel = os.path.relpath(path, src).replace(os.sep, "/")
+                    out.setdefault("network", []).append(
+                        convert_network_file(path, system=system, source=f"vidur:{rel}"))
+    return {k: pd.concat(v, ignore_index=True) for k, v in out.items()}
+
+
+def _fmt_frame(df: pd.DataFrame) -> str:
+    """CSV text with times to 6 significant digits and integers without '.0'."""
+    df = df.copy()
+    for c in ("measured_time_s",):
+        df[c] = df[c].map(lambda v: "" if pd.isna(v) else f"{v:.6g}")
+    for c in ("spread",):
+        df[c] = df[c].map(lambda v: "" if pd.isna(v) or not math.isfinite(v) else f"{v:.4g}")
+    for c in ("m", "n", "k", "bytes", "numel", "inputs", "outputs", "num_devices", "reps", "tp", "num_tokens",
+              "devices_per_node", "num_nodes"):
+        if c in df.columns:
+            df[c] = df[c].map(lambda v: "" if v is None or pd.isna(v) else str(int(v)))
+    if "flops_per_element" in df.columns:
+        df["flops_per_element"] = df["flops_per_element"].map(
+            lambda v: "" if v is None or pd.isna(v) else (str(int(v)) if float(v).is_integer() else f"{v:g}"))
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue()
+
+
+def write_gz(df: pd.DataFrame, path: str) -> None:
+    """Deterministic gzip (mtime 0, no file name)."""
+    data = _fmt_frame(df).encode("utf-8")
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
+        gz.write(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sim.validation.vidur", description=__doc__.split("\n\n")[0])
+    ap.add_argument("src", help="Vidur data/profiling folder (compute/ and network/)")
+    ap.add_argument("out", help="output folder for <gpu>.csv.gz and network.csv.gz")
+    args = ap.parse_args(argv)
+    try:
+        frames = convert_tree(args.src)
+    except SpecError as e:
+        for p in e.problems:
+            print(f"error: {p}", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    for name, df in sorted(frames.items()):
+        path = os.path.join(args.out, f"{name}.csv.gz")
+        write_gz(df, path)
+        print(f"{path}: {len(df)} rows, {df['shape_id'].nunique()} shapes, {os.path.getsize(path)} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
