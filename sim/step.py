@@ -2,13 +2,30 @@
 
 The serving simulator asks one question many times: how long does one iteration take for this
 batch (each request's new tokens and the context it already has)? ``StepCoster`` answers it with
-the same graph builder and the same cost model as ``llmsim predict``, memoized by the batch's
-shape, so that a request alone in the system sees exactly the static predictor's TTFT and TPOT.
+the same graph builder and the same cost model as ``llmsim predict``, so that a request alone in
+the system sees exactly the static predictor's TTFT and TPOT.
+
+Serving runs price millions of steps whose exact shapes rarely repeat (every decode step grows
+each context by one), so a memo keyed by the whole batch hits seldom. The coster therefore
+splits a step the way the graph builder builds it:
+
+- every op except the attention core depends on the batch only through its token count ``T``
+  and request count ``R`` (GEMMs, norms, collectives over ``T`` rows; LM head and sampling over
+  ``R`` rows). Their summed cost is memoized by ``(T, R)`` (MLA models add the prefill/decode
+  split the absorbed kernels depend on), priced once from a full graph of the first batch with
+  that key;
+- the attention core (one op per layer kind) depends on every request's (new, context) and is
+  built and priced fresh for each batch by the same builder code and the same cost model.
+
+The step's cost is then combined exactly as :func:`sim.estimate.combine` does (sum of op times
+per stage; collectives added or overlapped; x pp stages), so ``step(seqs)`` equals
+``estimate(build_graph(...))`` to float rounding (tests/unit/test_serving_step.py pins it). Small
+batches are additionally memoized by their whole shape.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hwmodels.chip import System
 from sim.cost import CostModel, CostOptions
@@ -23,41 +40,180 @@ class StepCost:
     bytes_main: float  # all chips of the replica
 
 
+def _attention_only_builder():
+    """A graph builder that emits only the attention-core ops of a layer (created lazily)."""
+    from workloads.graph import _Builder
+
+    class _AttentionOnly(_Builder):
+        def gemm(self, *a, **k):
+            pass
+
+        def eltwise(self, *a, **k):
+            pass
+
+        def norm(self, *a, **k):
+            pass
+
+        def collective(self, *a, **k):
+            pass
+
+    return _AttentionOnly
+
+
 class StepCoster:
     """Prices iterations of one replica: ``step(seqs)`` with seqs = ((new_tokens, context_before), ...)."""
 
-    def __init__(self, model, system: System, quant="bf16", parallel=None, options: CostOptions = CostOptions(),
-                 attention_kernel: str = "auto", resident_bytes: float | None = None, max_memo: int = 200_000):
+    def __init__(
+        self,
+        model,
+        system: System,
+        quant="bf16",
+        parallel=None,
+        options: CostOptions = CostOptions(),
+        attention_kernel: str = "auto",
+        resident_bytes: float | None = None,
+        max_memo: int = 200_000,
+        memo_max_requests: int = 8,
+    ):
         from workloads import Parallelism, Quantization, load_model
+        from workloads.parallel import stage_layers
 
         self.spec = load_model(model) if not hasattr(model, "layers") else model
         self.quant = Quantization.parse(quant)
         self.parallel = parallel or Parallelism()
-        self.system = system
+        self.system = system if isinstance(system, System) else System.single(system)
         self.options = options
         self.attention_kernel = attention_kernel
         self.chips = self.parallel.tp * self.parallel.pp
-        self.cm = CostModel(system, options, resident_bytes=resident_bytes or 0.0, tp=self.parallel.tp)
+        self.pp = self.parallel.pp
+        self.cm = CostModel(self.system, options, resident_bytes=resident_bytes or 0.0, tp=self.parallel.tp)
         self._memo: dict = {}
         self._max_memo = max_memo
+        self._memo_max_requests = memo_max_requests
+        self._base: dict = {}
+        kinds = {k.tag: k for k in self.spec.layer_kinds}
+        self._stage = tuple((kinds[t], c) for t, c in stage_layers(self.spec, self.pp))
+        self._mla = self.spec.attention == "mla"
+        self._attn_builder = None
         self.calls = 0
-        self.misses = 0
+        self.misses = 0  # steps not answered by the whole-shape memo
+        self.graph_builds = 0  # full graphs built (first batch of each (T, R) key)
 
+    # ---- public ---------------------------------------------------------------------------
     def step(self, seqs) -> StepCost:
         """Cost of one iteration; ``seqs`` is a tuple of (new_tokens, context_before) per request."""
-        from workloads import Batch, build_graph
-
         self.calls += 1
-        key = tuple(seqs)
-        hit = self._memo.get(key)
-        if hit is not None:
-            return hit
+        key = seqs if type(seqs) is tuple else tuple(seqs)
+        small = len(key) <= self._memo_max_requests
+        if small:
+            hit = self._memo.get(key)
+            if hit is not None:
+                return hit
         self.misses += 1
-        g = build_graph(self.spec, Batch(key), quant=self.quant, parallel=self.parallel,
-                        attention_kernel=self.attention_kernel, fused=self.options.fused)
-        gc = estimate(g, self.system, self.options, model=self.cm)
-        per_stage_chips = self.chips / gc.pp
-        sc = StepCost(gc.time_s, gc.energy_j * gc.pp * per_stage_chips, gc.flops * self.chips, gc.bytes_main * self.chips)
-        if len(self._memo) < self._max_memo:
+        T = 0
+        for n, _ in key:
+            T += n
+        R = len(key)
+        bkey = (T, R) if not self._mla else (T, R) + self._mla_key(key)
+        base = self._base.get(bkey)
+        if base is None:
+            sc = self._full(key, bkey)
+        else:
+            sc = self._decomposed(key, base)
+        if small and len(self._memo) < self._max_memo:
             self._memo[key] = sc
         return sc
+
+    def exact(self, seqs) -> StepCost:
+        """The step priced from its whole graph (no decomposition, no memo): the reference."""
+        from workloads import Batch, build_graph
+
+        g = build_graph(
+            self.spec,
+            Batch(tuple(seqs)),
+            quant=self.quant,
+            parallel=self.parallel,
+            attention_kernel=self.attention_kernel,
+            fused=self.options.fused,
+        )
+        gc = estimate(g, self.system, self.options, model=self.cm)
+        return StepCost(
+            gc.time_s, gc.energy_j * self.chips, gc.flops * self.chips, gc.bytes_main * self.chips
+        )
+
+    @property
+    def memo_hit_rate(self) -> float:
+        return (self.calls - self.misses) / self.calls if self.calls else 0.0
+
+    # ---- internals ------------------------------------------------------------------------
+    @staticmethod
+    def _mla_key(key) -> tuple:
+        kv_rows = cached = dec = 0
+        for n, c in key:
+            if n == 1 and c > 0:
+                dec += 1
+            else:
+                kv_rows += n + c
+                cached += c
+        return (kv_rows, cached, dec)
+
+    def _full(self, key, bkey) -> StepCost:
+        """Price the whole graph; remember the non-attention part under ``bkey``."""
+        from workloads import Batch, build_graph
+
+        self.graph_builds += 1
+        g = build_graph(
+            self.spec,
+            Batch(key),
+            quant=self.quant,
+            parallel=self.parallel,
+            attention_kernel=self.attention_kernel,
+            fused=self.options.fused,
+        )
+        gc = estimate(g, self.system, self.options, model=self.cm)
+        compute = comm = flops = bytes_main = energy = 0.0
+        for c in gc.ops:
+            if c.kind == "attention":
+                continue
+            if c.kind == "collective":
+                comm += c.time_s * c.count
+            else:
+                compute += c.time_s * c.count
+            flops += c.flops * c.count
+            bytes_main += c.bytes_main * c.count
+            energy += c.energy_j * c.count
+        self._base[bkey] = (compute, comm, flops, bytes_main, energy)
+        ch = self.chips
+        return StepCost(gc.time_s, gc.energy_j * ch, gc.flops * ch, gc.bytes_main * ch)
+
+    def _attention_ops(self, key):
+        from workloads import Batch
+
+        if self._attn_builder is None:
+            self._attn_builder = _attention_only_builder()
+        batch = Batch.__new__(Batch)  # the simulator's shapes are valid ints: skip re-validation (hot path)
+        object.__setattr__(batch, "seqs", key)
+        b = self._attn_builder(self.spec, batch, self.quant, self.parallel, self.attention_kernel)
+        for kind, count in self._stage:
+            b.attention_block(kind, count)
+        ops = b.ops
+        if self.options.fused:
+            ops = [
+                replace(o, tensors=tuple(t for t in o.tensors if t.role != "activation")) if o.fusable else o
+                for o in ops
+            ]
+        return ops
+
+    def _decomposed(self, key, base) -> StepCost:
+        compute, comm, flops, bytes_main, energy = base
+        price = self.cm._price
+        for op in self._attention_ops(key):
+            c = price(op)
+            k = c.count
+            compute += c.time_s * k
+            flops += c.flops * k
+            bytes_main += c.bytes_main * k
+            energy += c.energy_j * k
+        stage = max(compute, comm) if self.options.overlap_comm else compute + comm
+        ch = self.chips
+        return StepCost(stage * self.pp, energy * ch, flops * ch, bytes_main * ch)

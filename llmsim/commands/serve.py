@@ -1,0 +1,396 @@
+"""`llmsim serve`: simulate online or offline serving of a request stream (SimPy, iteration-level)."""
+
+from __future__ import annotations
+
+import math
+
+from hwmodels.errors import Problem, SpecError
+from llmsim.commands._common import add_set_option, print_json
+from llmsim.commands.predict import add_cost_options, cost_options
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="simulate serving a request stream: TTFT/TPOT percentiles, goodput, USD/Mtok",
+        description="Discrete-event simulation of data-parallel replicas with vLLM-style continuous "
+        "batching, "
+        "Sarathi chunked prefill, static batching or prefill/decode disaggregation. Every step is "
+        "priced by the same cost model as `llmsim predict`.",
+    )
+    p.add_argument("--hw", required=True, help="chip or system: catalog name or YAML path")
+    p.add_argument("--model", required=True, help="model: catalog name or config.json path")
+    g = p.add_argument_group("replicas")
+    g.add_argument("--tp", type=int, default=1, help="tensor-parallel degree per replica")
+    g.add_argument("--pp", type=int, default=1, help="pipeline stages per replica")
+    g.add_argument("--ep", type=int, default=1, help="expert-parallel degree (MoE; <= tp)")
+    g.add_argument("--replicas", type=int, default=1, help="data-parallel replicas behind the router")
+    g.add_argument(
+        "--router",
+        default="round-robin",
+        choices=["round-robin", "least-outstanding", "least-kv"],
+        help="how arrivals are spread over replicas (default round-robin)",
+    )
+    g.add_argument(
+        "--quant",
+        default="bf16",
+        metavar="SCHEME",
+        help="bf16, fp16, fp8, w8a8, w8a16, w4a16, fp4, fp8-kv (default bf16)",
+    )
+    g.add_argument("--weight-dtype", help="override the scheme's weight dtype")
+    g.add_argument("--act-dtype", help="override the scheme's activation dtype")
+    g.add_argument("--kv-dtype", help="override the scheme's KV-cache dtype")
+    g.add_argument(
+        "--memory-utilization",
+        type=float,
+        default=0.9,
+        help="share of device memory the replica may use (vLLM gpu_memory_utilization, default 0.9)",
+    )
+    g.add_argument("--max-model-len", type=int, help="longest request in tokens (default: the model's)")
+    s = p.add_argument_group("scheduler")
+    s.add_argument(
+        "--scheduler",
+        default="vllm",
+        choices=["vllm", "sarathi", "static", "disagg"],
+        help="vllm (continuous batching), sarathi (chunked prefill), static, disagg (default vllm)",
+    )
+    s.add_argument("--max-num-seqs", type=int, default=256, help="requests per step (default 256)")
+    s.add_argument(
+        "--max-num-batched-tokens",
+        type=int,
+        help="tokens per prefill step for vllm/disagg/static (default 16384)",
+    )
+    s.add_argument(
+        "--chunk-size", type=int, help="sarathi: tokens per step, decodes + prefill chunks (default 512)"
+    )
+    s.add_argument("--block-size", type=int, default=16, help="KV block size in tokens (default 16)")
+    s.add_argument("--watermark", type=float, default=0.01, help="share of KV blocks kept free at admission")
+    s.add_argument(
+        "--preemption",
+        default="recompute",
+        choices=["recompute", "swap"],
+        help="when KV blocks run out (default recompute)",
+    )
+    s.add_argument(
+        "--swap-space", type=float, default=4.0, metavar="GIB", help="host swap space per chip (GiB)"
+    )
+    s.add_argument("--prefix-caching", action="store_true", help="reuse KV blocks of shared prompt prefixes")
+    s.add_argument("--prefill-replicas", type=int, help="disagg: replicas in the prefill pool (default 1)")
+    s.add_argument("--decode-replicas", type=int, help="disagg: replicas in the decode pool (default 1)")
+    w = p.add_argument_group(
+        "workload (synthetic: --rate with --num-requests, --input-len, --output-len; or --trace)"
+    )
+    w.add_argument("--rate", help="requests/s, or 'inf' for all at t=0 (offline: maximum throughput)")
+    w.add_argument("--num-requests", type=int, help="requests to generate")
+    w.add_argument("--input-len", type=int, help="prompt tokens per request")
+    w.add_argument("--output-len", type=int, help="output tokens per request")
+    w.add_argument(
+        "--arrival",
+        default="poisson",
+        choices=["poisson", "gamma", "fixed"],
+        help="arrival process (default poisson)",
+    )
+    w.add_argument(
+        "--cv", type=float, default=2.0, help="gamma arrivals: coefficient of variation (default 2)"
+    )
+    w.add_argument(
+        "--shared-prefix",
+        type=int,
+        default=0,
+        metavar="TOKENS",
+        help="every prompt starts with one of --num-prefixes shared prefixes of this many tokens",
+    )
+    w.add_argument(
+        "--num-prefixes", type=int, default=0, help="distinct shared prefixes (with --shared-prefix)"
+    )
+    w.add_argument(
+        "--trace", metavar="FILE", help="replay a trace: CSV path or azure-code-2023, azure-conv-2023"
+    )
+    w.add_argument("--trace-speedup", type=float, default=1.0, help="replay the trace this many times faster")
+    w.add_argument("--limit", type=int, help="use only the first N requests of the trace")
+    w.add_argument("--seed", type=int, default=0, help="random seed of the synthetic stream (default 0)")
+    o = p.add_argument_group("objectives and output")
+    o.add_argument(
+        "--slo-ttft", type=float, metavar="S", help="TTFT target in seconds (goodput, SLO attainment)"
+    )
+    o.add_argument(
+        "--slo-tpot", type=float, metavar="S", help="TPOT target in seconds (goodput, SLO attainment)"
+    )
+    o.add_argument("--json", action="store_true", help="print the summary as JSON")
+    o.add_argument("--out", metavar="DIR", help="write requests.csv, timeline.csv, summary.json, trace.json")
+    add_set_option(p)
+    add_cost_options(p)
+    p.set_defaults(func=cmd_serve)
+
+
+def _scenario(args):
+    """The request stream the flags describe (a Scenario)."""
+    from workloads.scenario import FixedRate, Gamma, Poisson, Scenario, arrival_process, parse_rate
+    from workloads.trace import load_trace
+
+    problems = []
+    synthetic = [
+        f
+        for f, v in (
+            ("--num-requests", args.num_requests),
+            ("--input-len", args.input_len),
+            ("--output-len", args.output_len),
+        )
+        if v is not None
+    ]
+    if args.trace:
+        if synthetic:
+            problems.append(
+                Problem(
+                    f"a trace brings its own lengths and count; drop {', '.join(synthetic)} "
+                    f"(use --limit to take its first N requests)",
+                    path="--trace",
+                )
+            )
+        if args.shared_prefix or args.num_prefixes:
+            problems.append(
+                Problem("shared prefixes apply to synthetic streams only", path="--shared-prefix")
+            )
+        if args.limit is not None and args.limit < 1:
+            problems.append(Problem(f"must be >= 1, got {args.limit}", path="--limit"))
+        if problems:
+            raise SpecError(problems)
+        tr = load_trace(args.trace, limit=args.limit)
+        if args.rate is not None:
+            if args.trace_speedup != 1.0:
+                raise SpecError(Problem("give --rate or --trace-speedup, not both", path="--rate"))
+            rate = parse_rate(args.rate)
+            if math.isinf(rate):
+                return Scenario(
+                    arrival_process(rate),
+                    _replay(tr.input_tokens),
+                    _replay(tr.output_tokens),
+                    num_requests=len(tr),
+                    name=tr.name,
+                )
+            return tr.scenario(rate_rps=rate)
+        if not args.trace_speedup > 0:
+            raise SpecError(Problem(f"must be > 0, got {args.trace_speedup}", path="--trace-speedup"))
+        return tr.scenario(args.trace_speedup)
+    if args.limit is not None:
+        problems.append(Problem("--limit applies to --trace; use --num-requests", path="--limit"))
+    for flag, v in (
+        ("--rate", args.rate),
+        ("--num-requests", args.num_requests),
+        ("--input-len", args.input_len),
+        ("--output-len", args.output_len),
+    ):
+        if v is None:
+            problems.append(Problem("required without --trace", path=flag))
+    for flag, v in (
+        ("--num-requests", args.num_requests),
+        ("--input-len", args.input_len),
+        ("--output-len", args.output_len),
+    ):
+        if v is not None and v < 1:
+            problems.append(Problem(f"must be >= 1, got {v}", path=flag))
+    rate = None
+    if args.rate is not None:
+        try:
+            rate = parse_rate(args.rate)
+        except SpecError as e:
+            problems += [Problem(p.message, path="--rate") for p in e.problems]
+    if args.arrival == "gamma" and not (args.cv > 0 and math.isfinite(args.cv)):
+        problems.append(Problem(f"must be > 0, got {args.cv}", path="--cv"))
+    if problems:
+        raise SpecError(problems)
+    if math.isinf(rate):
+        arrivals = arrival_process(rate)
+    elif args.arrival == "poisson":
+        arrivals = Poisson(rate)
+    elif args.arrival == "gamma":
+        arrivals = Gamma(rate, args.cv)
+    else:
+        arrivals = FixedRate(rate)
+    return Scenario(
+        arrivals,
+        args.input_len,
+        args.output_len,
+        num_requests=args.num_requests,
+        shared_prefix_tokens=args.shared_prefix,
+        num_prefixes=args.num_prefixes,
+        name=f"{args.arrival} {args.rate} req/s",
+    )
+
+
+def _replay(values):
+    from workloads.scenario import Replay
+
+    return Replay(values)
+
+
+def cmd_serve(args) -> int:
+    from sim.serving import simulate
+
+    problems = []
+    for flag, v in (("--slo-ttft", args.slo_ttft), ("--slo-tpot", args.slo_tpot)):
+        if v is not None and not (v > 0 and math.isfinite(v)):
+            problems.append(Problem(f"must be a number of seconds > 0, got {v}", path=flag))
+    try:
+        scenario = _scenario(args)
+    except SpecError as e:
+        raise SpecError(problems + e.problems) from None
+    if problems:
+        raise SpecError(problems)
+    chunk = args.chunk_size
+    if chunk is None:
+        chunk = (
+            args.max_num_batched_tokens
+            if args.scheduler == "sarathi" and args.max_num_batched_tokens
+            else 512
+        )
+    res = simulate(
+        scenario,
+        args.hw,
+        args.model,
+        tp=args.tp,
+        pp=args.pp,
+        ep=args.ep,
+        quant=args.quant,
+        weight_dtype=args.weight_dtype,
+        act_dtype=args.act_dtype,
+        kv_dtype=args.kv_dtype,
+        replicas=args.replicas,
+        scheduler=args.scheduler,
+        max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        chunk_size=chunk,
+        block_size=args.block_size,
+        watermark=args.watermark,
+        preemption=args.preemption,
+        swap_space_gib=args.swap_space,
+        prefix_caching=args.prefix_caching,
+        prefill_replicas=args.prefill_replicas,
+        decode_replicas=args.decode_replicas,
+        router=args.router,
+        memory_utilization=args.memory_utilization,
+        max_model_len=args.max_model_len,
+        seed=args.seed,
+        slo_ttft_s=args.slo_ttft,
+        slo_tpot_s=args.slo_tpot,
+        options=cost_options(args),
+        attention_kernel=args.attention_kernel,
+        overrides=args.overrides,
+        out_dir=args.out,
+    )
+    if args.json:
+        print_json(res.summary)
+    else:
+        print(format_summary(res.summary))
+        if args.out:
+            print(f"wrote {args.out}/requests.csv, timeline.csv, summary.json, trace.json")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# the 80-column text summary
+
+
+def _t(x, unit="ms"):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x * 1e3:,.2f}" if unit == "ms" else f"{x:,.3f}"
+
+
+def _n(x, fmt=",.0f"):
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return format(x, fmt)
+
+
+def format_summary(s: dict) -> str:
+    """The summary as text that fits 80 columns."""
+    lines = []
+    for n in s.get("notes") or []:
+        lines.append(f"note: {n}")
+    reps = s["replicas"]
+    pool = (
+        f"{s['prefill_replicas']} prefill + {s['decode_replicas']} decode replicas"
+        if s["scheduler"] == "disagg"
+        else f"{reps} replica{'s' if reps > 1 else ''}"
+    )
+    lines.append(
+        f"{s['model']} on {s['system']}: {pool}, tp={s['tp']} pp={s['pp']}"
+        f"{' ep=' + str(s['ep']) if s['ep'] > 1 else ''}, {s['quant']}, {s['scheduler']}"
+    )
+    lines.append(
+        f"requests    {s['requests_completed']:,} completed, {s['requests_rejected']:,} rejected"
+        + (f", {s['requests_unfinished']:,} unfinished" if s.get("requests_unfinished") else "")
+        + f" in {_n(s['duration_s'], ',.1f')} s simulated ({s['sim_wall_s']:.1f} s wall)"
+    )
+    for reason, k in (s.get("rejection_reasons") or {}).items():
+        lines.append(f"  rejected  {k:,} {reason}"[:80])
+    lines.append(
+        f"throughput  {_n(s['request_throughput_rps'], ',.2f')} req/s, "
+        f"{_n(s['output_throughput_tok_s'])} output tok/s "
+        f"({_n(s['output_throughput_per_chip_tok_s'])} per chip), "
+        f"{_n(s['total_token_throughput_tok_s'])} in+out"
+    )
+    lines.append(f"{'':14}{'mean':>12}{'p50':>12}{'p90':>12}{'p99':>12}")
+    for label, key, unit in (
+        ("TTFT (ms)", "ttft", "ms"),
+        ("TPOT (ms)", "tpot", "ms"),
+        ("ITL (ms)", "itl", "ms"),
+        ("E2E (s)", "e2e", "s"),
+        ("queue (ms)", "queue", "ms"),
+    ):
+        vals = [s.get(f"{key}_{q}_s") for q in ("mean", "p50", "p90", "p99")]
+        lines.append(f"{label:<14}" + "".join(f"{_t(v, unit):>12}" for v in vals))
+    slo = []
+    if s.get("slo_ttft_s"):
+        slo.append(f"TTFT <= {s['slo_ttft_s'] * 1e3:g} ms")
+    if s.get("slo_tpot_s"):
+        slo.append(f"TPOT <= {s['slo_tpot_s'] * 1e3:g} ms")
+    att = s.get("slo_attainment")
+    lines.append(
+        f"goodput     {_n(s['goodput_rps'], ',.2f')} req/s, SLO attainment "
+        f"{'-' if att is None or math.isnan(att) else f'{att * 100:.1f}%'}"
+        + (f" ({', '.join(slo)})" if slo else " (no SLO given)")
+    )
+    lines.append(
+        f"KV cache    mean {s['kv_utilization_mean'] * 100:.1f}%, "
+        f"max {s['kv_utilization_max'] * 100:.1f}% of "
+        f"{s['kv_capacity_tokens_per_replica']:,} tokens per replica; {s['preemptions']:,} preemptions"
+    )
+    lines.append(
+        f"batch       mean {s['batch_size_mean']:.1f}, max {s['batch_size_max']}; "
+        f"busy {s['busy_fraction'] * 100:.1f}%; MFU {s['mfu'] * 100:.1f}%, MBU {s['mbu'] * 100:.1f}%"
+    )
+    usd = s.get("usd_per_mtok_output")
+    lines.append(
+        "cost        "
+        + ("-" if usd is None else f"{usd:.3f} USD per million output tokens ({s['usd_per_hour']:.2f} USD/h)")
+        + f"; {_n(s['energy_j_per_output_token'], '.3f')} J/token"
+    )
+    if s.get("kv_transfers"):
+        lines.append(
+            f"KV moves    {s['kv_transfers']:,} prefill->decode transfers, "
+            f"{s['kv_transfer_s_total'] / s['kv_transfers'] * 1e3:.3f} ms each on average"
+        )
+    lines.append(
+        f"simulator   {s['steps']:,} steps, {_n(s['steps_per_s'])} steps/s, step memo hit rate "
+        f"{(s['memo_hit_rate'] or 0) * 100:.1f}%"
+    )
+    return "\n".join(line[:80] for line in lines)
+
+
+def demo_serving(model: str = "llama-3.1-8b", requests: int = 1000) -> None:
+    """`llmsim demo`'s serving section: the first ``requests`` Azure conversation requests on one
+    H100 (continuous batching), printed as the 80-column summary."""
+    from hwmodels.errors import InfeasibleError
+    from sim.serving import simulate
+    from workloads.trace import load_trace
+
+    try:
+        res = simulate(
+            load_trace("azure-conv-2023", limit=requests), "h100-sxm", model, slo_ttft_s=1.0, slo_tpot_s=0.05
+        )
+    except (InfeasibleError, SpecError) as e:
+        print(f"{model} cannot be served on one h100-sxm: {e}")
+        return
+    print(format_summary(res.summary))

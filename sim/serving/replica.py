@@ -1,0 +1,238 @@
+"""A replica: one model instance on its chips, as a SimPy process running iteration after iteration.
+
+Each iteration the replica asks its scheduler for a step, prices it with the shared
+:class:`~sim.step.StepCoster`, holds for the step time and then applies the step: every
+sequence that computed all its known tokens emits one output token at the step's end (the
+first one is the TTFT; the gaps between later ones are the inter-token times).
+
+Pipeline parallelism (``pp > 1``): the step time of the cost model is ``pp`` stage times (one
+batch passing every stage). The replica keeps up to ``pp`` micro-batches in flight, as vLLM's
+virtual engines do: a new batch enters stage 0 as soon as stage 0 is free, each batch enters
+stage ``k`` when it has left stage ``k - 1`` and stage ``k`` is free, and its tokens come out
+when it leaves the last stage. Sequences in flight are not scheduled again until then, so a
+lone request still sees the full ``pp``-stage latency and the pipeline fills only with
+several requests (the bubbles of a lightly loaded pipeline are kept).
+
+Swapping (preemption by swap) copies blocks over the chip's host link; the copy time is added
+to the step that does it (vLLM swaps synchronously before the step's forward pass).
+Disaggregated prefill replicas hand each request, after its first token, to a decode replica:
+the KV cache moves over the interconnect (one transfer at a time per prefill replica; the
+prefill replica keeps the blocks until the copy is done).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from sim.serving.sequence import RUNNING, TRANSFER
+
+__all__ = ["Replica"]
+
+
+class Replica:
+    """One model replica (``role``: 'mixed', or 'prefill'/'decode' in a disaggregated pool)."""
+
+    def __init__(self, run, idx: int, role: str, scheduler):
+        self.run = run
+        self.env = run.env
+        self.idx = idx
+        self.role = role
+        self.sched = scheduler
+        self.bm = scheduler.bm
+        self.pp = run.pp
+        self.stage_free = [0.0] * self.pp
+        self.inflight = 0
+        self.outstanding = 0
+        self.link_free = 0.0
+        self.energy_j = 0.0
+        self.flops = 0.0
+        self.bytes_main = 0.0
+        self.stage_busy_s = 0.0  # time stage 0 was busy (= step time when pp == 1)
+        self.tokens = 0
+        self.prefill_tokens = 0
+        self.emitted = 0  # output tokens produced here
+        self.timeline = run.new_timeline(idx)
+        self.trace = run.trace if run.trace is not None and run.trace.replica == idx else None
+        self._wake = None
+        self.proc = self.env.process(self._loop())
+
+    # ---- requests in ----------------------------------------------------------------------
+    @property
+    def queued_blocks(self) -> float:
+        return self.sched.waiting_tokens / self.bm.block_size
+
+    def submit(self, s) -> None:
+        s.replica = self.idx
+        self.sched.add(s)
+        self.outstanding += 1
+        if self.trace is not None:
+            self.trace.request_queued(s, self.env.now)
+        self._poke()
+
+    def _poke(self) -> None:
+        w = self._wake
+        if w is not None and not w.triggered:
+            w.succeed()
+
+    # ---- the loop -------------------------------------------------------------------------
+    def _loop(self):
+        env = self.env
+        sched = self.sched
+        run = self.run
+        coster = run.coster
+        pp = self.pp
+        pull = run.pull is not None and self.role != "decode"
+        while True:
+            if pull:
+                run.refill(self)
+            plan = sched.schedule() if sched.has_work() else None
+            if plan is None and self.inflight == 0 and sched.has_work():
+                plan = self._unstick()
+            if plan is None:
+                self._wake = env.event()
+                yield self._wake
+                self._wake = None
+                continue
+            now = env.now
+            if run.events is not None:
+                run.events.append((now, plan.kind, tuple(s.req_id for s, _ in plan.items)))
+            for s, _ in plan.items:
+                if s.first_sched_s < 0:
+                    s.first_sched_s = now
+                    if self.trace is not None:
+                        self.trace.request_started(s, now)
+            cost = coster.step(plan.shape)
+            extra = run.swap_time(plan.swap_bytes) if plan.swap_bytes else 0.0
+            self.energy_j += cost.energy_j
+            self.flops += cost.flops
+            self.bytes_main += cost.bytes_main
+            self.tokens += plan.tokens
+            if pp == 1:
+                dt = cost.time_s + extra
+                self._account(plan, now, dt)
+                yield env.timeout(dt)
+                self._complete(plan, env.now)
+                continue
+            stage = cost.time_s / pp + extra
+            t = now
+            sf = self.stage_free
+            spans = []
+            for k in range(pp):
+                start = t if t > sf[k] else sf[k]
+                t = start + stage
+                sf[k] = t
+                spans.append(start)
+            self._account(plan, now, stage, spans)
+            for s, _ in plan.items:
+                s.inflight = True
+            self.inflight += 1
+            ev = env.timeout(t - now)
+            ev.callbacks.append(partial(self._complete_cb, plan))
+            yield env.timeout(sf[0] - now)
+
+    def _unstick(self):
+        """Nothing runs and nothing can be scheduled: reject what can never fit, then retry."""
+        sched = self.sched
+        plan = sched.schedule()  # a preemption in the last try may have freed room
+        while plan is None and sched.has_work() and not any(s.state == RUNNING for s in sched.running):
+            s = sched.drop_head()
+            if s is None:
+                break
+            self.outstanding -= 1
+            if self.trace is not None:
+                self.trace.request_done(s, self.env.now)
+            self.run.reject(
+                s,
+                "could not be scheduled on an otherwise idle replica "
+                f"({s.input_tokens} prompt tokens, {s.output_tokens} output tokens)",
+            )
+            plan = sched.schedule() if sched.has_work() else None
+        return plan
+
+    def _account(self, plan, t0: float, dt: float, spans=None) -> None:
+        bm = self.bm
+        kv = bm.used / bm.total
+        pre = plan.tokens - sum(1 for s, n in plan.items if n == 1 and s.num_computed > 0)
+        self.prefill_tokens += pre
+        self.stage_busy_s += dt
+        self.timeline.add(t0, len(plan.items), plan.tokens, pre, kv, dt, self.sched.queued(), plan.kind)
+        if self.trace is not None:
+            self.trace.step(plan, t0, dt, kv, self.sched.queued(), spans)
+
+    def _complete_cb(self, plan, _event) -> None:
+        self.inflight -= 1
+        self._complete(plan, self.env.now)
+        self._poke()
+
+    def _complete(self, plan, t: float) -> None:
+        """Apply a finished step at time ``t``: emit tokens, finish or hand off sequences."""
+        sched = self.sched
+        run = self.run
+        hist = run.itl
+        prefill_role = self.role == "prefill"
+        prefix = sched.prefix_caching
+        events = run.events
+        same_itl = None  # most tokens of a step share one inter-token time: count them together
+        same_n = 0
+        for s, n in plan.items:
+            s.inflight = False
+            c = s.num_computed + n
+            s.num_computed = c
+            if c < s.num_tokens:
+                continue
+            g = s.generated
+            if g:
+                itl = t - s.last_token_s
+                if itl > s.itl_max:
+                    s.itl_max = itl
+                if itl == same_itl:
+                    same_n += 1
+                else:
+                    if same_n:
+                        hist.add(same_itl, same_n)
+                    same_itl, same_n = itl, 1
+            else:
+                s.first_token_s = t
+            s.last_token_s = t
+            g += 1
+            s.generated = g
+            self.emitted += 1
+            if events is not None:
+                events.append((t, "token", s.req_id))
+            if prefix and s.prefix_id is not None:
+                sched.register_prefix(s)
+            if g >= s.output_tokens:
+                sched.leave(s)
+                self.outstanding -= 1
+                run.finish(s, t)
+                if self.trace is not None:
+                    self.trace.request_done(s, t)
+            else:
+                s.num_tokens += 1
+                if prefill_role:
+                    self._handoff(s, t)
+        if same_n:
+            hist.add(same_itl, same_n)
+        sched.after_step()
+
+    # ---- disaggregation -------------------------------------------------------------------
+    def _handoff(self, s, t: float) -> None:
+        if self.run.events is not None:
+            self.run.event("handoff", s)
+        self.sched.leave(s, TRANSFER, release=False)
+        dt = self.run.transfer_time(s.num_computed)
+        start = t if t > self.link_free else self.link_free
+        end = start + dt
+        self.link_free = end
+        self.run.transfers += 1
+        self.run.transfer_s += dt
+        ev = self.env.timeout(end - t)
+        ev.callbacks.append(partial(self._transferred, s))
+
+    def _transferred(self, s, _event) -> None:
+        self.sched.release(s)
+        self.outstanding -= 1
+        if self.trace is not None:
+            self.trace.request_done(s, self.env.now)
+        self._poke()
+        self.run.to_decode(s)
