@@ -1,0 +1,240 @@
+"""`llmsim compare`: several chips or systems side by side on the same workload.
+
+Each ``--hw`` is predicted with :func:`sim.predict.predict` on the same model, batch, lengths,
+parallelism and quantization. The terminal shows one column per hardware (80 columns wide,
+split into blocks when there are many); ``--json`` prints every prediction; ``--out DIR`` writes
+an HTML report with bar charts of the headline metrics, the breakdown by op category across
+the hardware, and the table as CSV.
+
+A hardware entry may carry its own overrides after commas, so variants of one chip can be
+compared: ``--hw h100-sxm --hw "h100-sxm,memory.hbm.bandwidth=6 TB/s"``. ``--set`` applies to every
+entry. Hardware on which the workload does not fit (or cannot run) is kept, with its reason;
+the exit code is 3 only when none of them can run.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+from hwmodels.errors import InfeasibleError, SpecError
+from llmsim.commands._common import add_set_option, print_json
+
+#: rows of the terminal table: (column of the result, title)
+METRICS = [
+    ("system", "system"),
+    ("chips", "chips"),
+    ("ttft_s", "TTFT"),
+    ("tpot_s", "TPOT"),
+    ("e2e_s", "end-to-end"),
+    ("output_throughput_tok_s", "throughput"),
+    ("per_chip_output_throughput_tok_s", "throughput/chip"),
+    ("memory_used_bytes", "memory/chip"),
+    ("memory_capacity_bytes", "capacity/chip"),
+    ("usd_per_hour", "price"),
+    ("usd_per_mtok_output", "USD/M out tok"),
+    ("joules_per_output_token", "energy/out tok"),
+    ("mfu", "MFU"),
+    ("mbu", "MBU"),
+    ("bound", "main bound"),
+]
+#: bar charts in the HTML report
+CHART_METRICS = ("ttft_s", "tpot_s", "output_throughput_tok_s", "per_chip_output_throughput_tok_s",
+                 "usd_per_mtok_output", "joules_per_output_token")
+
+
+def register(sub) -> None:
+    from llmsim.commands.predict import add_cost_options
+
+    p = sub.add_parser("compare", help="several chips or systems side by side on one workload",
+                       description="Predict the same workload on several chips or systems and show them side by "
+                                   "side. A --hw value may carry overrides after commas: "
+                                   "--hw \"h100-sxm,memory.hbm.bandwidth=6 TB/s\".")
+    p.add_argument("--hw", action="append", required=True, metavar="HW[,PATH=VALUE...]",
+                   help="chip or system (catalog name or YAML path); repeat for each; optional per-entry overrides")
+    p.add_argument("--model", required=True, help="model: catalog name or config.json path")
+    p.add_argument("--batch", type=int, required=True, help="requests in the batch")
+    p.add_argument("--input-len", type=int, required=True, help="prompt tokens per request")
+    p.add_argument("--output-len", type=int, required=True, help="output tokens per request")
+    p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree")
+    p.add_argument("--pp", type=int, default=1, help="pipeline-parallel stages")
+    p.add_argument("--ep", type=int, default=1, help="expert-parallel degree (MoE)")
+    p.add_argument("--quant", default="bf16", metavar="SCHEME",
+                   help="bf16, fp16, fp8, w8a8, w4a16, fp4, fp8-kv (default bf16)")
+    p.add_argument("--weight-dtype", help="override the scheme's weight dtype")
+    p.add_argument("--act-dtype", help="override the scheme's activation dtype")
+    p.add_argument("--kv-dtype", help="override the scheme's KV-cache dtype")
+    add_set_option(p)
+    add_cost_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--out", metavar="DIR", help="also write an HTML report and CSV into DIR")
+    p.add_argument("--title", help="title of the HTML report")
+    p.set_defaults(func=cmd_compare)
+
+
+def parse_hw(entry: str) -> tuple[str, list[str]]:
+    """'name,path=value,...' -> (name, ['path=value', ...])."""
+    parts = [x.strip() for x in str(entry).split(",")]
+    name, ovr = parts[0], [x for x in parts[1:] if x]
+    if not name:
+        raise SpecError(f"--hw {entry!r}: no hardware name before the overrides")
+    bad = [x for x in ovr if "=" not in x]
+    if bad:
+        raise SpecError(f"--hw {entry!r}: expected PATH=VALUE after the name, got {bad[0]!r} (a value with a comma "
+                        "cannot go here; use --set)")
+    return name, ovr
+
+
+def run_compare(args) -> list[dict]:
+    """One record per --hw: label, hardware, overrides, fits, reason, the prediction's fields and
+    ``memory_used_bytes``/``bound`` (the bound with the largest share), plus the Prediction
+    object under ``_prediction`` (None when it cannot run)."""
+    from llmsim.commands.predict import cost_options
+    from sim.predict import predict
+
+    records = []
+    variants: dict = {}
+    for entry in args.hw:
+        name, own = parse_hw(entry)
+        overrides = list(args.overrides or []) + own
+        # a file is labelled by its stem; variants of one chip get short labels (listed under the
+        # table) so that the columns stay narrow
+        base = Path(name).stem if name.endswith((".yaml", ".yml")) or "/" in name else name
+        if own:
+            variants[base] = variants.get(base, 0) + 1
+            label = f"{base} v{variants[base]}"
+        else:
+            label = base
+        rec = {"label": label, "hardware": name, "overrides": overrides, "_own_overrides": own}
+        try:
+            p = predict(args.model, name, args.batch, args.input_len, args.output_len, tp=args.tp, pp=args.pp,
+                        ep=args.ep, quant=args.quant, weight_dtype=args.weight_dtype, act_dtype=args.act_dtype,
+                        kv_dtype=args.kv_dtype, overrides=overrides or None, options=cost_options(args),
+                        attention_kernel=args.attention_kernel)
+        except InfeasibleError as e:
+            rec.update({"fits": False, "reason": str(e), **{k: v for k, v in (e.numbers or {}).items()},
+                        "_prediction": None})
+            records.append(rec)
+            continue
+        d = p.to_dict()
+        d.pop("hardware", None)
+        rec.update(d)
+        rec["memory_used_bytes"] = p.weights_bytes + p.kv_cache_bytes + p.activation_bytes
+        rec["bound"] = max(p.bound_breakdown.items(), key=lambda kv: kv[1])[0] if p.bound_breakdown else None
+        rec["_prediction"] = p
+        records.append(rec)
+    return records
+
+
+def workload_dict(args) -> dict:
+    return {"model": args.model, "batch": args.batch, "input_len": args.input_len, "output_len": args.output_len,
+            "tp": args.tp, "pp": args.pp, "ep": args.ep, "quant": args.quant, "weight_dtype": args.weight_dtype,
+            "act_dtype": args.act_dtype, "kv_dtype": args.kv_dtype, "overrides": list(args.overrides or []),
+            "fused": args.fused, "cuda_graphs": args.cuda_graphs, "overlap_comm": args.overlap_comm,
+            "attention_kernel": args.attention_kernel, "no_efficiency": args.no_efficiency,
+            "no_tiling": args.no_tiling}
+
+
+def results_frame(records):
+    """The records as a DataFrame (no Prediction objects, no nested dicts)."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        rows.append({k: (", ".join(v) if k == "overrides" else v) for k, v in r.items()
+                     if not k.startswith("_") and not isinstance(v, dict) and k != "notes"})
+    return pd.DataFrame(rows)
+
+
+def cmd_compare(args) -> int:
+    from reports.tables import render_metrics
+
+    records = run_compare(args)
+    ok = [r for r in records if r.get("fits", False)]
+    if args.json:
+        print_json({"workload": workload_dict(args),
+                    "results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in records]})
+    else:
+        print(f"{args.model}: batch {args.batch} x ({args.input_len} in, {args.output_len} out), {args.quant}, "
+              f"tp={args.tp} pp={args.pp} ep={args.ep}")
+        df = results_frame(records)
+        if "system" not in df.columns:
+            df["system"] = None
+        df.loc[~df["fits"].astype(bool), "system"] = "cannot run"
+        print(render_metrics(df, label="label", metrics=[m for m in METRICS if m[0] in df.columns or m[0] == "system"]))
+        def say(text):
+            print(textwrap.fill(text, width=80, subsequent_indent="  ", break_on_hyphens=False))
+
+        for r in records:
+            if r["label"] != r["hardware"]:
+                say(f"{r['label']}: {r['hardware']}" + (f" with {', '.join(r['_own_overrides'])}"
+                                                        if r["_own_overrides"] else ""))
+        for r in records:
+            if not r.get("fits", False):
+                say(f"{r['label']}: {r['reason']}")
+            for n in (r.get("notes") or []):
+                say(f"note ({r['label']}): {n}")
+    if args.out:
+        path = write_report(args, records)
+        if not args.json:
+            print(f"\nwrote {path}")
+        else:
+            print(f"wrote {path}", file=sys.stderr)
+    return 0 if ok else 3
+
+
+def write_report(args, records):
+    from llmsim.commands.report import model_files
+    from reports.breakdown import breakdown_table, plot_breakdown_phases
+    from reports.html import Report, command_line, hardware_files
+    from reports.plots import plot_metric_bars
+    from reports.style import new_figure, style
+    from sim.predict import resolve_system
+
+    out = Path(args.out)
+    df = results_frame(records)
+    ok = [r for r in records if r.get("fits", False)]
+    rep = Report(args.title or f"llmsim compare: {args.model} on {len(records)} hardware configurations",
+                 f"batch {args.batch} x ({args.input_len} in, {args.output_len} out), {args.quant}, "
+                 f"tp={args.tp} pp={args.pp} ep={args.ep}")
+    rep.section("Side by side")
+    cols = ["label", "hardware", "overrides", "fits"] + [m for m, _ in METRICS if m in df.columns and m not in ("label",)] + \
+        [c for c in ("reason",) if c in df.columns]
+    rep.table(df[list(dict.fromkeys(cols))], "comparison", "One row per hardware (all columns in comparison.csv).")
+    for r in records:
+        if not r.get("fits", False):
+            rep.note(f"{r['label']}: {r['reason']}")
+    if ok:
+        with style("light"):
+            rep.section("Headline metrics")
+            n = len(CHART_METRICS)
+            fig, axes = new_figure(n // 2, 2, figsize=(11, 1.2 + 0.45 * len(records) * n / 2 + 1.2 * n / 2))
+            for ax, m in zip(axes.flat, CHART_METRICS):
+                plot_metric_bars(df, m, label="label", ax=ax, ylabel="hardware")
+            rep.figure(fig, "metrics", "Headline metrics per hardware (the best one highlighted; n/a: cannot run "
+                                       "or no price).")
+            rep.section("Where the time goes")
+            table = breakdown_table({r["label"]: r["_prediction"] for r in ok})
+            fig, axes = new_figure(1, 2, figsize=(11, 4.5))
+            plot_breakdown_phases(table, axes=axes, xlabel="hardware")
+            rep.figure(fig, "breakdown", "Step time per chip by op category: prefill (left) and one decode step at "
+                                         "the mean context (right).")
+            rep.table(table, "breakdown", "Seconds per step and category.")
+    files = []
+    for r in records:
+        try:
+            system, _ = resolve_system(r["hardware"], r.get("chips") or 1, r["overrides"] or None)
+            files += hardware_files(system)
+        except (SpecError, InfeasibleError):
+            from hwmodels.loader import load_hardware
+
+            try:
+                files += hardware_files(load_hardware(r["hardware"]))
+            except SpecError:
+                pass
+    files += model_files(args.model)
+    inputs = {"report": "compare", "hw": "; ".join(args.hw), **workload_dict(args)}
+    inputs["overrides"] = "; ".join(inputs["overrides"]) or "(none)"
+    rep.provenance(inputs, files, command_line())
+    return rep.write(out)

@@ -1,0 +1,306 @@
+"""`llmsim report KIND ... --out DIR`: a self-contained HTML report plus its tables as CSV.
+
+Kinds:
+
+- ``predict``: the same flags as ``llmsim predict``; the prediction, a batch-size sweep around it
+  (throughput-latency curve, breakdown by op category across batch sizes), the roofline of the
+  chip with the prefill and decode ops on it, the per-op table;
+- ``validate MEASURED.csv``: measured kernel times scored against the cost model (predicted vs
+  measured with error bands, error statistics per op, the worst rows, rejected rows);
+- ``serve`` and ``sweep``: to come with the serving simulator and the sweep engine.
+
+Every report ends with its inputs, the software versions and the SHA-256 of the hardware and model
+files, so a result can be reproduced.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from llmsim.commands._common import print_json
+
+
+def register(sub) -> None:
+    from llmsim.commands.predict import add_workload_options
+
+    p = sub.add_parser("report", help="write a self-contained HTML report (figures, tables, inputs) and CSVs",
+                       description="Write a self-contained HTML report (report.html) with figures, tables, every "
+                                   "input and the hashes of the hardware and model files, plus each table as CSV.")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND")
+
+    pp = kinds.add_parser("predict", help="report of a static prediction (same flags as llmsim predict)")
+    add_workload_options(pp)
+    pp.add_argument("--batch", type=int, required=True, help="requests in the batch")
+    pp.add_argument("--input-len", type=int, required=True, help="prompt tokens per request")
+    pp.add_argument("--output-len", type=int, required=True, help="output tokens per request")
+    _add_out(pp)
+    pp.add_argument("--sweep", default="auto", metavar="B1,B2,...",
+                    help="batch sizes for the throughput-latency curve and the breakdown across batch sizes "
+                         "(default: powers of two up to 4x --batch; 'none' to skip)")
+    pp.set_defaults(func=cmd_report_predict)
+
+    pv = kinds.add_parser("validate", help="report of measured kernel times against the cost model")
+    pv.add_argument("measured", metavar="MEASURED.csv", help="per-kernel CSV with measured_time_s (or a built-in data set)")
+    pv.add_argument("--hw", help="score every row on this hardware (default: each row's hardware column)")
+    pv.add_argument("--limit", type=int, default=None, help="score at most this many rows (a deterministic sample)")
+    from llmsim.commands._common import add_set_option
+    from llmsim.commands.predict import add_cost_options
+
+    add_set_option(pv)
+    add_cost_options(pv)
+    _add_out(pv)
+    pv.set_defaults(func=cmd_report_validate)
+
+    def no_kind(args) -> int:
+        p.print_help(sys.stderr)
+        return 2
+
+    p.set_defaults(func=no_kind)
+
+
+def _add_out(p) -> None:
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for report.html and the CSV files")
+    p.add_argument("--title", help="report title")
+    p.add_argument("--json", action="store_true", help="print the written files as JSON")
+
+
+def _finish(args, rep, out: Path) -> int:
+    path = rep.write(out)
+    files = {"report": str(path), "tables": [str(out / f"{n}.csv") for n in rep.tables],
+             "figures": [str(out / "figures" / f"{n}.png") for n in rep.figures]}
+    if args.json:
+        print_json(files)
+    else:
+        print(f"wrote {path} ({len(rep.figures)} figures, {len(rep.tables)} tables as CSV in {out})")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# predict
+
+
+def _sweep_batches(spec: str, batch: int) -> list[int]:
+    from hwmodels.errors import SpecError
+
+    if spec in ("none", "off", ""):
+        return []
+    if spec == "auto":
+        vals, b = set(), 1
+        while b <= max(4 * batch, 8) and len(vals) < 10:
+            vals.add(b)
+            b *= 2
+        vals.add(batch)
+        return sorted(vals)
+    try:
+        vals = sorted({int(x) for x in spec.split(",") if x.strip()})
+    except ValueError:
+        raise SpecError(f"--sweep: expected comma-separated batch sizes, e.g. 1,8,32; got {spec!r}") from None
+    if any(v < 1 for v in vals):
+        raise SpecError(f"--sweep: batch sizes must be >= 1; got {spec!r}")
+    return vals
+
+
+def prediction_inputs(args, kind: str = "predict") -> dict:
+    """Every input of a prediction, by name, for the report's input listing."""
+    keys = ["hw", "model", "batch", "input_len", "output_len", "tp", "pp", "ep", "quant", "weight_dtype",
+            "act_dtype", "kv_dtype", "fused", "cuda_graphs", "overlap_comm", "attention_kernel", "no_efficiency",
+            "no_tiling"]
+    d = {"report": kind}
+    for k in keys:
+        if hasattr(args, k):
+            v = getattr(args, k)
+            d[k] = v if v is not None else "(scheme default)" if k.endswith("dtype") else v
+    d["overrides (--set)"] = "; ".join(getattr(args, "overrides", []) or []) or "(none)"
+    return d
+
+
+def model_files(model) -> list[tuple[str, str, str]]:
+    from workloads import load_model
+
+    spec = load_model(model)
+    return [("model", spec.name, spec.source)] if spec.source else []
+
+
+def prediction_summary(p) -> list[tuple[str, object]]:
+    """(column, value) pairs of a prediction's headline numbers (units in the names)."""
+    keys = ["model", "system", "chips", "tp", "pp", "ep", "quant", "batch", "input_len", "output_len", "ttft_s",
+            "tpot_s", "e2e_s", "output_throughput_tok_s", "per_chip_output_throughput_tok_s", "weights_bytes",
+            "kv_cache_bytes", "activation_bytes", "memory_capacity_bytes", "usd_per_hour", "usd_per_mtok_output",
+            "usd_per_mtok_input", "joules_per_output_token", "mfu", "mbu"]
+    d = p.to_dict()
+    return [(k, d.get(k)) for k in keys]
+
+
+def cmd_report_predict(args) -> int:
+    import pandas as pd
+
+    from hwmodels.errors import InfeasibleError
+    from llmsim.commands.predict import cost_options
+    from reports.breakdown import breakdown_frame, breakdown_table, plot_breakdown_phases
+    from reports.html import Report, command_line, hardware_files
+    from reports.roofline import plot_roofline, ridge_points
+    from reports.serving_plots import plot_throughput_latency
+    from reports.style import new_figure, style
+    from sim.predict import predict, resolve_system
+
+    kw = dict(tp=args.tp, pp=args.pp, ep=args.ep, quant=args.quant, weight_dtype=args.weight_dtype,  # noqa: C408
+              act_dtype=args.act_dtype, kv_dtype=args.kv_dtype, overrides=args.overrides or None,
+              options=cost_options(args), attention_kernel=args.attention_kernel)
+    pred = predict(args.model, args.hw, args.batch, args.input_len, args.output_len, **kw)
+    system, _ = resolve_system(args.hw, pred.chips, args.overrides or None)
+    chip = system.chip
+    out = Path(args.out)
+    rep = Report(args.title or f"llmsim prediction: {pred.model} on {pred.system}",
+                 f"batch {pred.batch} x ({pred.input_len} in, {pred.output_len} out), {pred.quant}, "
+                 f"tp={pred.tp} pp={pred.pp} ep={pred.ep}, {pred.chips} chip{'s' if pred.chips > 1 else ''}")
+    for n in pred.notes:
+        rep.note(n)
+    rep.section("Summary", "Static prediction: TTFT is the prefill step, TPOT the mean decode step over the output; "
+                           "throughput, cost and energy follow from them (docs/cost-model.md).")
+    rep.key_values(prediction_summary(pred), "summary", "Headline numbers (raw values in summary.csv).")
+    bb = pd.DataFrame([{"bound": k, "share": v} for k, v in sorted(pred.bound_breakdown.items(), key=lambda kv: -kv[1])])
+    rep.table(bb, "bound-breakdown", "Share of the request's time by the bound that won each op.")
+
+    batches = _sweep_batches(args.sweep, args.batch)
+    sweep = None
+    with style("light"):
+        rep.section("Where the time goes")
+        cat = breakdown_frame(pred, label=f"batch {pred.batch}")
+        rep.table(cat, "breakdown", "Time per step by op category on one chip (overhead: launch and memory latency).")
+        if batches:
+            preds, rows = {}, []
+            for b in batches:
+                try:
+                    pb = pred if b == args.batch else predict(args.model, args.hw, b, args.input_len,
+                                                              args.output_len, samples=9, **kw)
+                except InfeasibleError as e:
+                    rows.append({"batch": b, "fits": False, "reason": str(e)})
+                    continue
+                preds[f"batch {b}"] = pb
+                rows.append({"batch": b, **{k: v for k, v in pb.to_dict().items() if not isinstance(v, (dict, list))}})
+            sweep = pd.DataFrame(rows)
+            table = breakdown_table(preds)
+        else:
+            table = cat
+        fig, axes = new_figure(1, 2, figsize=(11, 4.3))
+        plot_breakdown_phases(table, axes=axes)
+        rep.figure(fig, "breakdown", "Step time by op category for prefill (left) and one decode step at the mean "
+                                     "context (right)" + (", across batch sizes." if batches else "."))
+        fig, ax = new_figure(figsize=(9, 6))
+        plot_roofline(chip, pred, ax=ax)
+        rep.figure(fig, "roofline", f"Roofline of {chip.name}: ceilings per dtype, one slope per memory level, "
+                                    "ridge points marked; prefill (circles) and decode (triangles) ops placed by "
+                                    "intensity at the main memory and achieved FLOP/s, area = share of time.")
+        rep.table(ridge_points(chip), "ridge-points", "Ridge points: intensity (FLOP/B) where each memory level "
+                                                      "meets each compute ceiling.")
+        if sweep is not None:
+            rep.section("Batch-size sweep", "The same workload at other batch sizes (decode sampled at 9 contexts). "
+                                            "Points that do not fit in memory are listed with the reason.")
+            fig, axes = new_figure(1, 2, figsize=(11, 4.3))
+            plot_throughput_latency(sweep, latency="tpot_s", annotate="batch", by=None, ax=axes[0],
+                                    title="throughput vs TPOT (points: batch size)")
+            plot_throughput_latency(sweep, latency="ttft_s", annotate="batch", by=None, ax=axes[1],
+                                    title="throughput vs TTFT (points: batch size)")
+            rep.figure(fig, "throughput-latency", "Output throughput against TPOT and TTFT across batch sizes.")
+            cols = [c for c in ("batch", "fits", "ttft_s", "tpot_s", "e2e_s", "output_throughput_tok_s",
+                                "per_chip_output_throughput_tok_s", "usd_per_mtok_output", "joules_per_output_token",
+                                "mfu", "mbu", "reason") if c in sweep.columns]
+            rep.table(sweep[cols], "batch-sweep", "Predictions across batch sizes.")
+    rep.section("Per-op detail")
+    ops = pred.to_frame()
+    rep.table(ops, "ops", "Every op of the prefill step and of the decode step at the mean context: per-execution "
+                          "time_s, total_time_s = count x time_s, the terms of the cost model, bound, FLOPs and "
+                          "bytes at the main memory level.")
+    files = hardware_files(system) + model_files(args.model)
+    rep.provenance(prediction_inputs(args), files, command_line())
+    return _finish(args, rep, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# validate
+
+
+def cmd_report_validate(args) -> int:
+    from llmsim.commands.predict import cost_options
+    from reports.html import Report, command_line
+    from reports.style import new_figure, style
+    from sim.validation.compare import compare, error_stats
+
+    df = None
+    src = args.measured
+    if args.limit:
+        from sim.validation.measure import load_measurements
+
+        df = load_measurements(src)
+        if len(df) > args.limit:
+            df = df.sample(args.limit, random_state=0).sort_index()
+    cmp = compare(df if df is not None else src, hw=args.hw, options=cost_options(args),
+                  overrides=args.overrides or None)
+    out = Path(args.out)
+    rep = Report(args.title or f"llmsim validation: {Path(str(src)).name}",
+                 f"{cmp.counts['scored']} of {cmp.counts['rows']} measured rows scored against the cost model")
+    st = error_stats(cmp.scored["predicted_time_s"], cmp.scored["measured_time_s"]) if len(cmp.scored) else {}
+    rep.section("Summary", "rel_error = (predicted - measured) / measured; APE = |rel_error|.")
+    rep.key_values({"rows": cmp.counts["rows"], "scored": cmp.counts["scored"], "rejected": cmp.counts["rejected"],
+                    **{k: v for k, v in st.items() if k != "n"}}, "overall", "Error statistics over all scored rows.")
+    rep.table(cmp.overall(("op",)), "by-op", "Error statistics per op.")
+    rep.table(cmp.summary, "by-group", "Error statistics per hardware, op and dtype.")
+    if len(cmp.scored):
+        with style("light"):
+            fig, ax = new_figure(figsize=(7.5, 6))
+            _plot_validation(cmp.scored, ax)
+            rep.figure(fig, "predicted-vs-measured", "Predicted against measured kernel time, one colour per op; "
+                                                     "the shaded bands are +-10 % and +-25 %.")
+    rep.section("Worst rows")
+    rep.table(cmp.worst(20), "worst", "The 20 rows with the largest absolute relative error.")
+    if len(cmp.rejected):
+        import pandas as pd
+
+        reasons = pd.DataFrame([{"reason": k, "rows": v} for k, v in cmp.counts["by_reason"].items()])
+        rep.table(reasons, "rejected-reasons", "Rows that could not be scored, by reason.")
+    inputs = {"report": "validate", "measured": str(src), "hw": args.hw or "(each row's hardware column)",
+              "limit": args.limit or "(all rows)", "overrides (--set)": "; ".join(args.overrides or []) or "(none)",
+              "fused": args.fused, "cuda_graphs": args.cuda_graphs, "no_efficiency": args.no_efficiency,
+              "no_tiling": args.no_tiling}
+    files = []
+    if Path(str(src)).is_file():
+        files.append(("measurements", Path(str(src)).name, str(src)))
+    files += _hardware_of(cmp.scored, args)
+    rep.provenance(inputs, files, command_line())
+    return _finish(args, rep, out)
+
+
+def _plot_validation(scored, ax):
+    """The validation module's plot when it is there, else the generic one."""
+    try:
+        from reports.validation import plot_predicted_vs_measured as plot  # the validation owner's version
+    except ImportError:
+        from reports.plots import plot_predicted_vs_measured as plot
+    try:
+        return plot(scored, ax=ax)
+    except TypeError:
+        from reports.plots import plot_predicted_vs_measured
+
+        return plot_predicted_vs_measured(scored, ax=ax)
+
+
+def _hardware_of(scored, args) -> list:
+    from hwmodels.errors import SpecError
+    from hwmodels.loader import load_hardware
+    from reports.html import hardware_files
+
+    names = [args.hw] if args.hw else sorted({str(h) for h in scored.get("hardware", [])})
+    out = []
+    for n in names:
+        try:
+            out += hardware_files(load_hardware(n))
+        except SpecError:
+            continue
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from llmsim.cli import main
+
+    sys.exit(main(["report", *sys.argv[1:]]))
