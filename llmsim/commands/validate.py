@@ -1,0 +1,101 @@
+"""`llmsim validate MEASURED.csv`: score predictions against measured kernel times;
+`llmsim validate-report`: regenerate docs/validation.md (tables and plots)."""
+
+from __future__ import annotations
+
+import sys
+
+from llmsim.commands._common import add_set_option
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "validate", help="score predictions against measured kernel times (per op kind and dtype)",
+        description="Predict every row of a measured per-kernel CSV and report, per hardware, op kind and dtype, "
+                    "the median and mean absolute percentage error, the signed bias (median of "
+                    "(predicted - measured) / measured) and the worst rows. Rows that cannot be scored are "
+                    "rejected with their reason and counted.")
+    p.add_argument("measured", metavar="MEASURED.csv", help="a measured per-kernel CSV or a built-in data set "
+                                                             "(vidur-a100, vidur-h100, vidur-network, ...)")
+    p.add_argument("--hw", metavar="NAME", help="price every row on this hardware instead of its hardware column "
+                                                "(e.g. a calibrated file)")
+    p.add_argument("--out", metavar="DIR", help="write scored.csv, rejected.csv, summary.csv/json and plots here")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--worst", type=int, default=10, help="how many worst rows to list")
+    p.add_argument("--no-efficiency", action="store_true", help="ignore achievable-efficiency fields (peaks only)")
+    p.add_argument("--svg", action="store_true", help="also write SVG plots")
+    add_set_option(p)
+    p.set_defaults(func=cmd_validate)
+
+    r = sub.add_parser(
+        "validate-report", help="regenerate the validation report (docs/validation.md and its plots)",
+        description="Score the model against every shipped measurement set (this machine's CPU, Vidur's A100/H100 "
+                    "kernels and collectives, published figures): datasheet-only, catalog and calibrated "
+                    "(held-out shapes), and write the markdown report and its plots.")
+    r.add_argument("--out", default="docs/validation", metavar="DIR", help="folder for the plots")
+    r.add_argument("--report", metavar="FILE.md", help="the markdown report (default: DIR.md)")
+    r.add_argument("--measure-cpu", action="store_true",
+                   help="measure this machine's CPU now (quick suite) instead of using the committed file")
+    r.add_argument("--write-calibrated", metavar="DIR",
+                   help="also write the calibrated hardware files here (e.g. hwmodels/catalog/calibrated)")
+    r.add_argument("--quick", action="store_true", help="skip the slower data sets (for a smoke test)")
+    r.set_defaults(func=cmd_report)
+
+
+def cmd_validate(args) -> int:
+    from llmsim.commands._common import print_json
+    from reports.validation import md_table, pct
+    from sim.cost import CostOptions
+    from sim.validation.compare import compare, write_outputs
+
+    cmp = compare(args.measured, args.hw, options=CostOptions(use_efficiency=not args.no_efficiency),
+                  overrides=args.overrides or None)
+    written = []
+    if args.out:
+        from pathlib import Path
+
+        from reports.validation import error_size_plot, scatter_plot
+
+        written += write_outputs(cmp, args.out, worst=max(args.worst, 20))
+        fmts = ("png", "svg") if args.svg else ("png",)
+        if len(cmp.scored):
+            title = f"{args.measured}" + (f" on {args.hw}" if args.hw else "")
+            written += scatter_plot(cmp.scored, Path(args.out) / "scatter", title, formats=fmts)
+            written += error_size_plot(cmp.scored, Path(args.out) / "error_vs_size", title, formats=fmts)
+    if args.json:
+        d = cmp.to_dict(args.worst)
+        d["written"] = [str(p) for p in written]
+        print_json(d)
+        return 0
+    c = cmp.counts
+    print(f"{c['rows']} rows: {c['scored']} scored, {c['rejected']} rejected")
+    for why, n in c["by_reason"].items():
+        print(f"  rejected, {why}: {n}")
+    ex = cmp.rejected.drop_duplicates("reason").head(5) if len(cmp.rejected) else []
+    for r in (ex.to_dict("records") if len(ex) else []):
+        print(f"    e.g. {r.get('op')} on {r.get('hardware')}: {r['reason']}")
+    if not len(cmp.scored):
+        return 0
+    print("\nerror = (predicted - measured) / measured; MAPE = |error|; bias = median error")
+    cols = [("hardware", "hardware"), ("op", "op"), ("dtype", "dtype"), ("n", "rows"), ("median_ape", "median |err|"),
+            ("mean_ape", "mean |err|"), ("p90_ape", "p90 |err|"), ("bias", "bias"), ("within_20", "within 20%")]
+    fmt = {k: pct for k in ("median_ape", "mean_ape", "p90_ape", "within_20")} | {"bias": lambda v: pct(v, True)}
+    print(md_table(cmp.summary, cols, fmt))
+    print(f"\nworst {args.worst} rows:")
+    for r in cmp.worst(args.worst).to_dict("records"):
+        print(f"  {pct(r['rel_error'], True):>9}  {r['op']:<11} {r.get('shape_id', '')}  measured "
+              f"{r['measured_time_s'] * 1e6:.4g} us, predicted {r['predicted_time_s'] * 1e6:.4g} us ({r['bound']})")
+    if written:
+        print(f"\nwrote {len(written)} files to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from reports.validation import build_report
+
+    paths = build_report(args.out, report=args.report, measure_cpu=args.measure_cpu,
+                         write_calibrated=args.write_calibrated, quick=args.quick,
+                         log=lambda m: print(m, file=sys.stderr))
+    for p in paths:
+        print(f"wrote {p}")
+    return 0

@@ -1,0 +1,731 @@
+"""Calibrate a hardware description's achievable-efficiency fields to measured kernel times.
+
+The hardware file states peaks (datasheet) and achievable fractions of them (``efficiency``
+fields, each with a source). Calibration fits those fractions, and nothing else, to a
+measurement file, so the result is still a plain hardware file of the same schema:
+
+- ``compute.<matrix unit>.efficiency``: one fraction of the matrix (GEMM) peak;
+- ``memory.<main memory>.efficiency``: a table of fractions by transfer size (bytes), one knot
+  per one or two decades of the sizes measured, interpolated in log(size) by the cost model;
+- ``launch_overhead``: the fixed time every kernel pays;
+- on a system, the innermost interconnect tier's ``efficiency`` and ``latency`` (collectives).
+
+The fit minimises the mean (or median) absolute log error ln(predicted / measured) over the
+training shapes, each op kind weighted equally, by coordinate descent: a coarse grid then a
+golden-section search per parameter in log space, a few sweeps. Every trial prices the rows with
+the shared cost model (``sim.ops.predict_ops``) on a modified, in-memory Chip/System; the launch
+overhead adds to every kernel's time, so its search needs no re-pricing.
+
+Accuracy is reported on held-out shapes: rows are split BY SHAPE (``shape_id``, else the shape
+columns) with a deterministic hash into ``folds`` folds, one of which is held out, so a shape
+measured in several models or data sets never sits on both sides. The training error is reported
+next to it, and only as the fit's residual, never as accuracy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hwmodels.chip import Chip, System, interpolate_efficiency
+from hwmodels.errors import SpecError
+from sim.cost import CostOptions
+from sim.validation.compare import (
+    SHAPE_COLUMNS,
+    Comparison,
+    _plain,
+    count_reasons,
+    error_stats,
+    summarize,
+    unique_shapes,
+)
+
+BOUNDS = {"matrix": (0.02, 1.0), "memory": (0.02, 1.0), "launch": (0.0, 100e-6), "tier": (0.02, 1.0),
+          "tier_latency": (0.05e-6, 500e-6)}
+DEFAULT_OPTIONS = CostOptions()
+KNOBS = ("matrix", "memory", "launch", "tier", "tier_latency")
+
+
+# ---------------------------------------------------------------------------------------------
+# the split
+
+
+def fold_of(shape_key: str, folds: int = 5) -> int:
+    """Deterministic fold (0 .. folds-1) of a shape key (md5, so stable across runs and machines)."""
+    return int(hashlib.md5(str(shape_key).encode("utf-8")).hexdigest(), 16) % folds
+
+
+def shape_keys(df: pd.DataFrame) -> pd.Series:
+    """The shape key of every row: its ``shape_id`` where given, else one built from the shape columns."""
+    from sim.validation.measure import shape_id
+
+    given = df["shape_id"].astype(str).str.strip() if "shape_id" in df.columns else pd.Series("", index=df.index)
+    given = given.where(~given.isin(["", "nan", "None", "<NA>"]), "")
+    missing = given == ""
+    if not missing.any():
+        return given
+    out = given.copy()
+    for ix, row in zip(df.index[missing], _plain(df[missing]).to_dict("records")):
+        try:
+            out[ix] = shape_id(row)
+        except Exception:  # noqa: BLE001 - a row without a usable shape still needs a key
+            out[ix] = "|".join(f"{c}={row.get(c)}" for c in SHAPE_COLUMNS if c in row)
+    return out
+
+
+def split_by_shape(df: pd.DataFrame, folds: int = 5, holdout: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train mask, test mask): the rows whose shape hashes to fold ``holdout`` are held out."""
+    if folds < 2:
+        raise SpecError(f"folds must be at least 2 (one held out); got {folds}")
+    if not 0 <= holdout < folds:
+        raise SpecError(f"holdout fold must be in 0..{folds - 1}; got {holdout}")
+    f = np.array([fold_of(k, folds) for k in shape_keys(df)], dtype=int)
+    test = f == holdout
+    return ~test, test
+
+
+# ---------------------------------------------------------------------------------------------
+# knobs: the fields calibration sets, on an in-memory Chip/System
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Values of the fitted fields (None: not fitted, the file's value stays)."""
+
+    matrix: float | None = None  # fraction of the matrix unit's peak
+    memory: tuple | None = None  # ((transfer bytes, fraction), ...) for the main memory level
+    launch: float | None = None  # seconds per kernel
+    tier: float | None = None  # fraction of the innermost tier's bandwidth
+    tier_latency: float | None = None  # seconds per step on the innermost tier
+
+    def as_dict(self) -> dict:
+        d = {}
+        if self.matrix is not None:
+            d["matrix_efficiency"] = self.matrix
+        if self.memory is not None:
+            d["memory_efficiency"] = [[s, f] for s, f in self.memory]
+        if self.launch is not None:
+            d["launch_overhead_s"] = self.launch
+        if self.tier is not None:
+            d["tier_efficiency"] = self.tier
+        if self.tier_latency is not None:
+            d["tier_latency_s"] = self.tier_latency
+        return d
+
+
+def _chip_of(hw) -> Chip:
+    return hw.chip if isinstance(hw, System) else hw
+
+
+def current_knobs(hw, knot_sizes=None) -> Knobs:
+    """The file's values of the calibrated fields (efficiency 1.0 where the file gives none)."""
+    chip = _chip_of(hw)
+    mu = chip.matrix_unit()
+    mem = chip.main_memory
+    memory = None
+    if knot_sizes is not None:
+        memory = tuple((float(s), float(interpolate_efficiency(mem.efficiency, s))) for s in knot_sizes)
+    tier = tl = None
+    if isinstance(hw, System) and hw.tiers:
+        tier, tl = float(hw.tiers[0].efficiency or 1.0), float(hw.tiers[0].latency_s)
+    return Knobs(matrix=float(interpolate_efficiency(mu.efficiency, 1.0)), memory=memory,
+                 launch=float(chip.launch_overhead_s), tier=tier, tier_latency=tl)
+
+
+def apply_knobs(hw, k: Knobs, source: str = "calibrated"):
+    """A copy of ``hw`` (Chip or System) with the knobs' fields set."""
+    chip = _chip_of(hw)
+    if k.matrix is not None:
+        mu = chip.matrix_unit()
+        compute = tuple(replace(u, efficiency=float(k.matrix), efficiency_source=source) if u is mu else u
+                        for u in chip.compute)
+        chip = replace(chip, compute=compute)
+    if k.memory is not None:
+        main = chip.main_memory
+        table = tuple((float(s), float(f)) for s, f in k.memory)
+        memory = tuple(replace(m, efficiency=table, efficiency_source=source) if m is main else m for m in chip.memory)
+        chip = replace(chip, memory=memory)
+    if k.launch is not None:
+        chip = replace(chip, launch_overhead_s=float(k.launch))
+    if not isinstance(hw, System):
+        return chip
+    tiers = hw.tiers
+    if tiers and (k.tier is not None or k.tier_latency is not None):
+        t0 = tiers[0]
+        t0 = replace(t0, efficiency=float(k.tier) if k.tier is not None else t0.efficiency,
+                     latency_s=float(k.tier_latency) if k.tier_latency is not None else t0.latency_s,
+                     efficiency_source=source if k.tier is not None else t0.efficiency_source)
+        tiers = (t0,) + tuple(tiers[1:])
+    return replace(hw, chip=chip, tiers=tiers)
+
+
+def knot_sizes_for(sizes, max_knots: int = 5) -> tuple:
+    """Knots of a memory-efficiency table: decades spanning the measured transfer sizes (bytes)."""
+    s = np.asarray([x for x in sizes if np.isfinite(x) and x > 0], dtype=float)
+    if len(s) == 0:
+        return ()
+    lo, hi = math.floor(math.log10(s.min())), math.ceil(math.log10(s.max()))
+    decades = list(range(lo, max(hi, lo + 1) + 1))
+    step = max(1, math.ceil((len(decades) - 1) / max(1, max_knots - 1)))
+    picked = decades[::step]
+    if picked[-1] != decades[-1]:
+        picked.append(decades[-1])
+    return tuple(10.0 ** d for d in picked)
+
+
+# ---------------------------------------------------------------------------------------------
+# pricing unique shapes
+
+
+def predict_times(df: pd.DataFrame, hw, options: CostOptions = DEFAULT_OPTIONS) -> np.ndarray:
+    """Predicted seconds for every row of ``df`` on ``hw`` (a Chip/System object), each shape priced once."""
+    from sim.ops import predict_ops
+
+    if len(df) == 0:
+        return np.array([], dtype=float)
+    uniq, codes = unique_shapes(df)
+    uniq["hardware"] = "__calibrating__"
+    out = predict_ops(uniq, options=options, hardware={"__calibrating__": hw})
+    t = out["time_s"].to_numpy(dtype=float)
+    return t[codes]
+
+
+# ---------------------------------------------------------------------------------------------
+# the fit
+
+
+def _loss(logr: np.ndarray, groups: list[np.ndarray], how: str) -> float:
+    vals = []
+    for g in groups:
+        x = np.abs(logr[g])
+        x = x[np.isfinite(x)]
+        if len(x):
+            vals.append(np.median(x) if how == "median" else np.mean(x))
+    return float(np.mean(vals)) if vals else math.inf
+
+
+def _golden(f, lo: float, hi: float, iters: int) -> tuple[float, float]:
+    """Minimise f on [lo, hi] (golden section); returns (x, f(x))."""
+    g = (math.sqrt(5) - 1) / 2
+    a, b = lo, hi
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(iters):
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = f(d)
+    return (c, fc) if fc <= fd else (d, fd)
+
+
+def _search_log(f, lo: float, hi: float, x0: float, grid: int = 7, iters: int = 10) -> tuple[float, float]:
+    """Minimise f(x) for x in [lo, hi] (lo > 0), searching in log(x): a grid, then golden section."""
+    la, lb = math.log(lo), math.log(hi)
+    xs = [math.exp(la + (lb - la) * i / (grid - 1)) for i in range(grid)]
+    vals = [f(x) for x in xs]
+    f0 = f(x0)
+    if max(vals + [f0]) - min(vals + [f0]) < 1e-12:  # flat: these rows do not constrain it
+        return x0, f0
+    i = int(np.argmin(vals))
+    a, b = xs[max(0, i - 1)], xs[min(grid - 1, i + 1)]
+    x, fx = _golden(lambda u: f(math.exp(u)), math.log(a), math.log(b), iters)
+    x = math.exp(x)
+    best = min([(fx, x), (vals[i], xs[i]), (f0, x0)])
+    return best[1], best[0]
+
+
+@dataclass
+class _Problem:
+    rows: pd.DataFrame  # unique training shapes used for the fit (plain values)
+    measured: np.ndarray  # seconds (median over the rows of that shape)
+    groups: list  # index arrays, one per op kind
+    sizes: np.ndarray  # bytes moved (a proxy of the main-memory transfer)
+    is_matrix: np.ndarray
+    is_collective: np.ndarray
+    how: str
+    options: CostOptions
+    evals: int = 0
+
+    def predict(self, hw, idx=None) -> np.ndarray:
+        from sim.ops import predict_ops
+
+        self.evals += 1
+        rows = self.rows if idx is None else self.rows.iloc[idx]
+        if len(rows) == 0:
+            return np.array([], dtype=float)
+        out = predict_ops(rows, options=self.options, hardware={"__calibrating__": hw})
+        return out["time_s"].to_numpy(dtype=float)
+
+    smooth: float = 1e-3
+
+    def subset(self, mask) -> _Problem:
+        idx = np.flatnonzero(mask)
+        ops = self.rows["op"].astype(str).to_numpy()[idx]
+        return replace(self, rows=self.rows.iloc[idx].reset_index(drop=True), measured=self.measured[idx],
+                       groups=[np.flatnonzero(ops == op) for op in sorted(set(ops))], sizes=self.sizes[idx],
+                       is_matrix=self.is_matrix[idx], is_collective=self.is_collective[idx])
+
+    def loss(self, t, k: Knobs | None = None) -> float:
+        v = _loss(np.log(t / self.measured), self.groups, self.how)
+        if k is not None and k.memory is not None and len(k.memory) > 1:
+            # a weak smoothness prior between neighbouring knots keeps an unconstrained knot near its neighbour
+            f = np.log([x for _, x in k.memory])
+            v += self.smooth * float(np.sum(np.diff(f) ** 2))
+        return v
+
+
+def _fit_problem(train: pd.DataFrame, max_shapes: int, how: str, options: CostOptions) -> _Problem:
+    """Unique training shapes (at most ``max_shapes`` per op kind, spread over sizes)."""
+    from sim.validation.compare import _size
+
+    uniq, codes = unique_shapes(train)
+    meas = pd.Series(train["measured_time_s"].to_numpy(dtype=float)).groupby(codes).median().to_numpy()
+    recs = uniq.to_dict("records")
+    size = np.array([_size(r)[0] for r in recs], dtype=float)
+    nbytes = []
+    from sim.ops import row_to_op
+
+    for r in recs:
+        try:
+            op = row_to_op(r)
+            nbytes.append(op.collective.bytes if op.collective is not None else sum(t.bytes for t in op.tensors))
+        except Exception:  # noqa: BLE001
+            nbytes.append(math.nan)
+    nbytes = np.array(nbytes, dtype=float)
+    keep = []
+    ops = uniq["op"].astype(str).to_numpy()
+    for op in sorted(set(ops)):
+        idx = np.flatnonzero(ops == op)
+        if len(idx) > max_shapes:
+            order = idx[np.argsort(size[idx], kind="stable")]
+            idx = order[np.unique(np.linspace(0, len(order) - 1, max_shapes).round().astype(int))]
+        keep.extend(idx.tolist())
+    keep = np.array(sorted(keep), dtype=int)
+    rows = uniq.iloc[keep].reset_index(drop=True)
+    rows["hardware"] = "__calibrating__"
+    ops = ops[keep]
+    groups = [np.flatnonzero(ops == op) for op in sorted(set(ops))]
+    from sim.ops import COLLECTIVE_OPS
+
+    return _Problem(rows=rows, measured=meas[keep], groups=groups, sizes=nbytes[keep],
+                    is_matrix=np.isin(ops, ["gemm", "attention"]), is_collective=np.isin(ops, COLLECTIVE_OPS),
+                    how=how, options=options)
+
+
+def fit_knobs(prob: _Problem, base, fit: tuple, knot_sizes: tuple, sweeps: int = 3, tol: float = 1e-3,
+              log=None) -> tuple[Knobs, list]:
+    """Coordinate descent over the fitted fields, starting from the file's values."""
+    k0 = current_knobs(base, knot_sizes if "memory" in fit and knot_sizes else None)
+    k = Knobs(matrix=k0.matrix if "matrix" in fit else None,
+              memory=k0.memory if "memory" in fit and knot_sizes else None,
+              launch=k0.launch if "launch" in fit else None,
+              tier=k0.tier if "tier" in fit else None,
+              tier_latency=k0.tier_latency if "tier_latency" in fit else None)
+    chip = _chip_of(base)
+    matrix_is_vector = chip.matrix_unit() is chip.vector_unit()
+    t = prob.predict(apply_knobs(base, k))
+    history = [prob.loss(t, k)]
+    n = len(prob.rows)
+
+    for _sweep in range(sweeps):
+        start = history[-1]
+        for name in fit:
+            if name == "launch" and k.launch is not None and not prob.options.cuda_graphs:
+                base_t = t - k.launch  # the overhead adds to every kernel
+
+                def f(x, base_t=base_t, k=k):
+                    return prob.loss(base_t + x, k)
+
+                lo, hi = BOUNDS["launch"]
+                x, fx = _search_log(f, 1e-8, hi, max(k.launch, 1e-8), grid=13, iters=20)
+                if f(0.0) <= fx:
+                    x, fx = 0.0, f(0.0)
+                k = replace(k, launch=x)
+                t = base_t + x
+                history.append(fx)
+                continue
+            if name == "matrix" and k.matrix is not None:
+                idx = np.arange(n) if matrix_is_vector else np.flatnonzero(prob.is_matrix)
+                targets = [("matrix", None, idx)]
+            elif name == "memory" and k.memory is not None:
+                targets = []
+                sizes = [s for s, _ in k.memory]
+                for j, s in enumerate(sizes):
+                    lo_s = sizes[j - 1] / 4 if j > 0 else 0.0
+                    hi_s = sizes[j + 1] * 4 if j + 1 < len(sizes) else math.inf
+                    idx = np.flatnonzero(~prob.is_collective & (prob.sizes >= lo_s) & (prob.sizes <= hi_s))
+                    targets.append(("memory", j, idx))
+            elif name in ("tier", "tier_latency") and getattr(k, name) is not None:
+                targets = [(name, None, np.flatnonzero(prob.is_collective))]
+            else:
+                continue
+            for knob, j, idx in targets:
+                if len(idx) == 0:
+                    continue
+
+                def with_value(x, knob=knob, j=j, k=k):
+                    if knob == "memory":
+                        mem = list(k.memory)
+                        mem[j] = (mem[j][0], x)
+                        return replace(k, memory=tuple(mem))
+                    return replace(k, **{knob: x})
+
+                def f(x, idx=idx, with_value=with_value, t=t):
+                    tt = t.copy()
+                    kk = with_value(x)
+                    tt[idx] = prob.predict(apply_knobs(base, kk), idx)
+                    return prob.loss(tt, kk)
+
+                lo, hi = BOUNDS[knob]
+                x0 = min(max(k.memory[j][1] if knob == "memory" else getattr(k, knob), lo), hi)
+                if _sweep == 0:
+                    x, fx = _search_log(f, lo, hi, x0)
+                else:  # later sweeps refine near the current value
+                    x, fx = _search_log(f, max(lo, x0 / 2), min(hi, x0 * 2), x0, grid=5, iters=8)
+                k = with_value(x)
+                t = t.copy()
+                t[idx] = prob.predict(apply_knobs(base, k), idx)
+                history.append(prob.loss(t, k))
+        t = prob.predict(apply_knobs(base, k))  # re-price everything: the windows above are approximate
+        history.append(prob.loss(t, k))
+        if log:
+            log(f"sweep {_sweep + 1}: loss {history[-1]:.4f} ({prob.evals} pricings)")
+        if start - history[-1] < tol:
+            break
+    return k, history
+
+
+# ---------------------------------------------------------------------------------------------
+# the result
+
+
+@dataclass
+class Calibration:
+    """A fitted hardware description and its errors (held-out next to training)."""
+
+    name: str  # the hardware calibrated (catalog name or path)
+    base: object  # the original Chip/System
+    calibrated: object  # the fitted Chip/System (in memory)
+    knobs: Knobs
+    initial: Knobs
+    measurement: str  # label of the measurement file
+    folds: int
+    holdout: int
+    loss: str
+    history: list
+    train: pd.DataFrame  # the fit's training shapes (median measured time each): catalog_s, calibrated_s
+    test: pd.DataFrame  # every held-out row: peak_s, catalog_s, calibrated_s
+    counts: dict
+    fit_shapes: int
+    evals: int
+    seconds: float = 0.0
+    notes: list = field(default_factory=list)
+
+    def scores(self) -> pd.DataFrame:
+        """Error per op kind (and 'all'): split x model, as median/mean APE, bias, n."""
+        rows = []
+        for split, df, models in (("held-out", self.test, ("peak", "catalog", "calibrated")),
+                                  ("training", self.train, ("catalog", "calibrated"))):
+            if df.empty:
+                continue
+            for op, g in list(df.groupby("op")) + ([("all", df)] if df["op"].nunique() > 1 else []):
+                for model in models:
+                    s = error_stats(g[f"{model}_s"], g["measured_time_s"])
+                    rows.append({"split": split, "op": op, "model": model, **s})
+        return pd.DataFrame(rows)
+
+    def table(self) -> pd.DataFrame:
+        """One row per op kind: held-out median |error| and bias for peak, catalog, calibrated; training next to it."""
+        sc = self.scores()
+        out = []
+        for op in sc["op"].unique():
+            r = {"op": op}
+            for split, model, tag in (("held-out", "peak", "peak"), ("held-out", "catalog", "catalog"),
+                                      ("held-out", "calibrated", "calibrated"), ("training", "calibrated", "train")):
+                m = sc[(sc.op == op) & (sc.split == split) & (sc.model == model)]
+                if len(m):
+                    r[f"{tag}_median_ape"] = float(m.iloc[0]["median_ape"])
+                    r[f"{tag}_bias"] = float(m.iloc[0]["bias"])
+                    if tag == "calibrated":
+                        r["n_test"] = int(m.iloc[0]["n"])
+                    if tag == "train":
+                        r["n_train"] = int(m.iloc[0]["n"])
+            out.append(r)
+        return pd.DataFrame(out)
+
+    def comparison(self, split: str = "held-out", model: str = "calibrated") -> Comparison:
+        """The held-out (or training) rows scored with one model, as a Comparison (for plots)."""
+        df = (self.test if split == "held-out" else self.train).copy()
+        df["predicted_time_s"] = df[f"{model}_s"]
+        p, m = df["predicted_time_s"].to_numpy(), df["measured_time_s"].to_numpy()
+        df["rel_error"] = (p - m) / m
+        df["abs_rel_error"] = np.abs(df["rel_error"])
+        df["log_ratio"] = np.log(p / m)
+        return Comparison(df, pd.DataFrame(columns=["reason"]), dict(self.counts))
+
+    def to_dict(self) -> dict:
+        return {"hardware": self.name, "calibrated_name": getattr(self.calibrated, "name", None),
+                "measurement": self.measurement, "split": f"by shape, {self.folds} folds, fold {self.holdout} held out",
+                "loss": f"{self.loss} |ln(pred/meas)| per op kind, op kinds weighted equally",
+                "initial": self.initial.as_dict(), "fitted": self.knobs.as_dict(), "counts": self.counts,
+                "fit_shapes": self.fit_shapes, "pricings": self.evals, "seconds": round(self.seconds, 2),
+                "loss_history": [round(x, 5) for x in self.history], "table": self.table().to_dict("records"),
+                "notes": self.notes}
+
+
+def select_rows(df: pd.DataFrame, hw_name: str, hw, all_rows: bool = False) -> pd.DataFrame:
+    """Rows measured on ``hw_name`` (or on its chip, for a system); all rows when ``all_rows``."""
+    if all_rows:
+        out = df.copy()
+        out["hardware"] = hw_name
+        return out
+    names = {str(hw_name), str(getattr(hw, "name", hw_name))}
+    if isinstance(hw, System):
+        names.add(hw.chip.name)
+    sel = df["hardware"].astype(str).str.strip().isin(names)
+    if not sel.any():
+        present = sorted(df["hardware"].astype(str).str.strip().unique())[:12]
+        raise SpecError(f"no measured rows for hardware '{hw_name}'; the file has rows for: {', '.join(present)} "
+                        f"(use --all-rows to treat every row as measured on {hw_name})")
+    return df[sel].copy()
+
+
+def calibrate(measured, hw: str, *, fit: tuple | None = None, folds: int = 5, holdout: int = 0, loss: str = "mean",
+              max_shapes: int = 200, sweeps: int = 3, max_knots: int = 4, all_rows: bool = False,
+              fit_ops: tuple | None = None, exact_only: bool = True,
+              options: CostOptions = DEFAULT_OPTIONS, label: str | None = None, log=None) -> Calibration:
+    """Fit ``hw``'s efficiency fields to ``measured`` (a frame, a CSV path or a built-in data set).
+
+    ``fit`` picks the fields (default: every one the rows constrain, of matrix, memory, launch,
+    tier, tier_latency). Rows are split by shape into ``folds`` folds; fold ``holdout`` is held
+    out and scored, the rest are fitted. ``fit_ops`` limits the op kinds fitted to (all are
+    scored); ``exact_only`` leaves out of the fit rows whose ``mapping`` column says the op only
+    approximates what was timed. Raises SpecError for bad arguments or no usable rows.
+    """
+    import time
+
+    from hwmodels.loader import load_hardware
+    from sim.ops import COLLECTIVE_OPS
+    from sim.validation.compare import compare
+
+    t0 = time.time()
+    if loss not in ("mean", "median"):
+        raise SpecError(f"loss must be mean or median; got {loss!r}")
+    base = load_hardware(hw) if isinstance(hw, (str, Path)) else hw
+    hw_name = str(hw) if isinstance(hw, (str, Path)) else base.name
+    if isinstance(measured, (str, Path)):
+        from sim.validation.measure import load_measurements
+
+        label = label or str(measured)
+        measured = load_measurements(str(measured))
+    label = label or "measurements"
+    rows = select_rows(measured, hw_name, base, all_rows)
+    rows["hardware"] = hw_name
+    hwmap = {hw_name: base}
+    train_m, test_m = split_by_shape(rows, folds, holdout)
+    # held-out rows: checked and priced with the file as it is; training rows: checked only (the fit prices them)
+    test_cmp = compare(rows[test_m], hardware=hwmap, options=options)
+    train_cmp = compare(rows[train_m], hardware=hwmap, options=options, price=False)
+    test = test_cmp.scored.rename(columns={"predicted_time_s": "catalog_s"})
+    train = train_cmp.scored
+    rejected = pd.concat([test_cmp.rejected, train_cmp.rejected], ignore_index=True)
+    counts = {"rows": len(rows), "scored": int(len(test) + len(train)), "rejected": len(rejected),
+              "by_reason": count_reasons(rejected["reason"]) if len(rejected) else {}}
+    if train.empty:
+        raise SpecError(f"no usable training rows for {hw_name} ({len(rows)} rows, {len(rejected)} rejected: "
+                        f"{', '.join(f'{k} ({v})' for k, v in counts['by_reason'].items())})")
+    fitting = train
+    if fit_ops:
+        fitting = fitting[fitting["op"].isin(fit_ops)]
+    if exact_only and "mapping" in fitting.columns:
+        fitting = fitting[fitting["mapping"].astype(str).str.strip().str.lower() != "approx"]
+    if fitting.empty:
+        raise SpecError(f"no training rows left to fit (op kinds {', '.join(fit_ops or ())}, exact rows only: "
+                        f"{exact_only}); the training rows have op kinds {', '.join(sorted(set(train['op'])))}")
+    prob = _fit_problem(fitting, max_shapes, loss, options)
+    t_catalog = prob.predict(base)
+    dropped = int((~np.isfinite(t_catalog)).sum())
+    if dropped:  # shapes the predictor cannot price (e.g. a collective on a single chip)
+        prob = prob.subset(np.isfinite(t_catalog))
+        t_catalog = t_catalog[np.isfinite(t_catalog)]
+    if len(prob.rows) == 0:
+        raise SpecError(f"the cost model cannot price any of the training rows for {hw_name}")
+    ops = set(prob.rows["op"])
+    is_system = isinstance(base, System)
+    wanted = fit or tuple(x for x in KNOBS if (
+        x == "matrix" and ops & {"gemm", "attention"}
+        or x == "memory" and ops - set(COLLECTIVE_OPS)
+        or x == "launch"
+        or x in ("tier", "tier_latency") and is_system and ops & set(COLLECTIVE_OPS) and base.tiers))
+    for x in wanted:
+        if x not in KNOBS:
+            raise SpecError(f"unknown field to fit {x!r}; known: {', '.join(KNOBS)}")
+    knots = ()
+    if "memory" in wanted:
+        knots = knot_sizes_for(prob.sizes[~prob.is_collective], max_knots)
+    source = f"llmsim calibrate: fitted to {label}"
+    knobs, history = fit_knobs(prob, base, tuple(wanted), knots, sweeps=sweeps, log=log)
+    calibrated = apply_knobs(base, knobs, source)
+    initial = current_knobs(base, knots or None)
+    # training error: the fit's own shapes (one row per shape, its median measured time)
+    fit_rows = prob.rows.copy()
+    fit_rows["measured_time_s"] = prob.measured
+    fit_rows["catalog_s"] = t_catalog
+    fit_rows["calibrated_s"] = prob.predict(calibrated)
+    # held-out error: every held-out row
+    if len(test):
+        test["calibrated_s"] = predict_times(test, calibrated, options)
+        test["peak_s"] = predict_times(test, base, replace(options, use_efficiency=False))
+    counts.update({"train_rows": len(train), "fit_rows": len(fitting), "fit_shapes": len(prob.rows),
+                   "unpriceable_fit_shapes": dropped, "test_rows": len(test),
+                   "train_shapes": int(shape_keys(train).nunique()),
+                   "test_shapes": int(shape_keys(test).nunique()) if len(test) else 0})
+    train = fit_rows
+    notes = []
+    if knobs.matrix is not None and knobs.matrix >= BOUNDS["matrix"][1] - 1e-6:
+        notes.append("matrix efficiency hit its upper bound 1.0: the measured GEMMs are faster than the model allows")
+    if knobs.memory is not None and any(f >= BOUNDS["memory"][1] - 1e-6 for _, f in knobs.memory):
+        notes.append("a memory-efficiency knot hit 1.0: some transfers run faster than the datasheet bandwidth "
+                     "(cache hits the model does not see, or a low datasheet figure)")
+    return Calibration(name=hw_name, base=base, calibrated=calibrated, knobs=knobs, initial=initial,
+                       measurement=label, folds=folds, holdout=holdout, loss=loss, history=history,
+                       train=train, test=test.reset_index(drop=True), counts=counts,
+                       fit_shapes=len(prob.rows), evals=prob.evals, seconds=time.time() - t0, notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# writing the calibrated file
+
+
+def _fmt_bytes(b: float) -> str:
+    from hwmodels.units import format_quantity
+
+    return format_quantity(b, "bytes", 4)
+
+
+def _fmt_time(s: float) -> str:
+    if s == 0:
+        return "0 s"
+    from hwmodels.units import format_quantity
+
+    return format_quantity(s, "time", 4)
+
+
+def calibrated_yaml(cal: Calibration, name: str | None = None, chip_ref: str | None = None) -> dict:
+    """The original YAML data with the fitted fields set (plain data, ready for yaml.safe_dump)."""
+    import yaml
+
+    from hwmodels.loader import resolve
+
+    path = Path(cal.base.path) if getattr(cal.base, "path", None) else resolve(cal.name)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    k = cal.knobs
+    held = cal.table()
+    fitted_ops = sorted(set(cal.train["op"]))
+    errs = ", ".join(f"{r['op']} {r['calibrated_median_ape']:.1%}" for r in held.to_dict("records")
+                     if r["op"] in fitted_ops and isinstance(r.get("calibrated_median_ape"), float)
+                     and math.isfinite(r["calibrated_median_ape"]))
+    fit_note = (f"{cal.loss} |ln(pred/meas)| over {cal.counts.get('fit_shapes')} training shapes of "
+                f"{', '.join(fitted_ops)}; split by shape, fold {cal.holdout} of {cal.folds} held out; held-out "
+                f"median |error|: {errs or 'no held-out rows'}")
+    src = f"llmsim calibrate: fitted to {cal.measurement} ({fit_note})"
+    is_system = data.get("kind") == "system"
+    chip_data = None if is_system else data
+    if chip_data is not None:
+        chip = _chip_of(cal.base)
+        mu = chip.matrix_unit()
+        if k.matrix is not None:
+            want = mu.kind
+            for u in chip_data.get("compute", []):
+                if u.get("kind") == want:
+                    u["efficiency"] = round(float(k.matrix), 4)
+                    u["efficiency_source"] = src
+                    break
+        if k.memory is not None:
+            main = chip.main_memory.name
+            for m in chip_data.get("memory", []):
+                if m.get("name") == main:
+                    m["efficiency"] = [[_fmt_bytes(s), round(float(f), 4)] for s, f in k.memory]
+                    m["efficiency_source"] = src
+                    break
+        if k.launch is not None:
+            chip_data["launch_overhead"] = _fmt_time(k.launch)
+            chip_data["launch_overhead_source"] = src + "; a fixed per-kernel time (for GPU kernel timings from a " \
+                                                          "profiler this is GPU-side, not the CPU launch cost)"
+    else:
+        if chip_ref:
+            data["chip"] = chip_ref
+        tiers = data.get("tiers") or []
+        if tiers and (k.tier is not None or k.tier_latency is not None):
+            if k.tier is not None:
+                tiers[0]["efficiency"] = round(float(k.tier), 4)
+                tiers[0]["efficiency_source"] = src
+            if k.tier_latency is not None:
+                tiers[0]["latency"] = _fmt_time(k.tier_latency)
+    orig = data.get("name")
+    data["name"] = name or f"{orig}-calibrated"
+    desc = data.get("description") or ""
+    data["description"] = (f"{orig} with its achievable-efficiency fields calibrated by `llmsim calibrate` to "
+                           f"{cal.measurement}. " + str(desc)).strip()
+    srcs = data.get("source") or []
+    srcs = [srcs] if isinstance(srcs, str) else list(srcs)
+    srcs.append(f"calibration measurement: {cal.measurement} ({cal.counts.get('train_rows')} training rows, "
+                f"{cal.counts.get('test_rows')} held out)")
+    data["source"] = srcs
+    return data
+
+
+def _dumper():
+    """A safe YAML dumper that writes short scalar lists and mappings in flow style, like the catalog."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def short(v):
+        return isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) <= 24)
+
+    def seq(d, data):
+        flow = len(data) <= 8 and all(short(x) or (isinstance(x, list) and all(short(y) for y in x)) for x in data)
+        return d.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+    def mapping(d, data):
+        flow = len(data) <= 8 and all(short(v) for v in data.values())
+        return d.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
+
+    Dumper.add_representer(list, seq)
+    Dumper.add_representer(dict, mapping)
+    return Dumper
+
+
+def write_calibrated(cal: Calibration, out, name: str | None = None, chip_ref: str | None = None) -> Path:
+    """Write the calibrated hardware file and check that it loads; returns its path."""
+    import yaml
+
+    from hwmodels.loader import check_files
+
+    data = calibrated_yaml(cal, name, chip_ref)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    header = (f"# Generated by `llmsim calibrate` from {cal.name} and {cal.measurement}; edit the original and "
+              f"re-run rather than editing this file.\n")
+    out.write_text(header + yaml.dump(data, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=110),
+                   encoding="utf-8")
+    problems = check_files([str(out)])[0][1]
+    if problems:
+        raise SpecError(problems)
+    return out
+
+
+__all__ = ["Calibration", "Knobs", "apply_knobs", "calibrate", "calibrated_yaml", "count_reasons", "current_knobs",
+           "fold_of", "knot_sizes_for", "predict_times", "select_rows", "shape_keys", "split_by_shape",
+           "summarize", "write_calibrated"]
