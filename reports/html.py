@@ -53,6 +53,8 @@ code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-s
 pre{background:#f6f8fa;padding:8px 10px;overflow-x:auto;border-radius:4px}
 .note{background:#fff8e1;border-left:4px solid #e8b13a;padding:6px 10px;margin:8px 0}
 .tablewrap{overflow-x:auto}
+details{margin:8px 0}
+summary{cursor:pointer;color:#333;font-size:0.92em}
 nav a{margin-right:12px;font-size:0.9em}
 """
 
@@ -196,8 +198,10 @@ class Report:
         return self
 
     def table(self, df: pd.DataFrame, name: str, caption: str | None = None, max_rows: int | None = 200,
-              formatted: bool = True, index: bool = False) -> Report:
-        """Add ``df`` as a table (cells shown with units when ``formatted``) and save it as ``name``.csv."""
+              formatted: bool = True, index: bool = False, collapsed: bool = False) -> Report:
+        """Add ``df`` as a table (cells shown with units when ``formatted``) and save it as ``name``.csv.
+
+        ``collapsed``: inside a closed <details> element (for long tables), the caption as its summary."""
         name = _slug(name)
         if name in self.tables:
             raise ValueError(f"a table named {name!r} is already in the report")
@@ -218,12 +222,15 @@ class Report:
         if max_rows and len(raw) > max_rows:
             more = f" Showing {max_rows} of {len(raw)} rows; all of them are in {name}.csv."
         cap = html.escape((caption or "") + more + f" [{name}.csv]")
-        self._parts.append(
-            f'<div class="tablewrap"><table data-table="{name}" id="table-{name}"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table><div class="caption">{cap}</div></div>')
+        block = (f'<div class="tablewrap"><table data-table="{name}" id="table-{name}"><thead><tr>{head}</tr></thead>'
+                 f'<tbody>{"".join(body)}</tbody></table><div class="caption">{cap}</div></div>')
+        if collapsed:
+            block = f'<details><summary>{html.escape(caption or name)} ({len(raw)} rows)</summary>{block}</details>'
+        self._parts.append(block)
         return self
 
-    def key_values(self, pairs, name: str, caption: str | None = None, formatted: bool = True) -> Report:
+    def key_values(self, pairs, name: str, caption: str | None = None, formatted: bool = True,
+                   collapsed: bool = False) -> Report:
         """A table of ``pairs`` (dict or list of pairs): ``key``, ``quantity`` (a readable title,
         when ``formatted``) and ``value`` (with its unit when ``formatted``); the CSV keeps raw values."""
         from reports.tables import format_value, title_of
@@ -235,7 +242,7 @@ class Report:
                                "value": [format_value(k, v) for k, v in items]})
         else:
             df = pd.DataFrame({"key": keys, "value": ["-" if v is None else str(v) for _, v in items]})
-        self.table(df, name, caption, formatted=False)
+        self.table(df, name, caption, formatted=False, collapsed=collapsed)
         self.tables[_slug(name)] = pd.DataFrame({"key": keys, "value": [v for _, v in items]})
         return self
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from reports.style import PALETTE, new_axes, time_unit
+from reports.tables import title_of
 
 __all__ = [
     "latency_percentiles",
@@ -100,7 +101,7 @@ def plot_throughput_latency(df: pd.DataFrame, latency: str = "tpot_s", throughpu
                             textcoords="offset points", fontsize=7.5)
     if slo:
         ax.axvline(slo / scale, color="#D9534F", ls="--", lw=1.2, label=f"SLO {slo / scale:g} {unit}")
-    ax.set_xlabel(f"{METRIC_LABELS.get(latency, latency)} ({unit})")
+    ax.set_xlabel(f"{METRIC_LABELS.get(latency) or title_of(latency)} ({unit})")
     ax.set_ylabel("output throughput (tok/s)" if throughput.endswith("tok_s") else throughput)
     ax.set_title(title or "throughput vs latency" + (f" (points: {annotate})" if annotate else ""))
     ax.set_ylim(bottom=0)
@@ -135,7 +136,8 @@ def latency_percentiles(requests: pd.DataFrame, metrics=("ttft_s", "tpot_s", "e2
 
 def plot_latency_cdf(requests: pd.DataFrame, metric: str = "ttft_s", by: str | None = None, percentiles=(50, 90, 99),
                      slo: float | None = None, ax=None, log: bool = False, title: str | None = None):
-    """Empirical CDF of a latency column, one step line per group, percentile markers on each.
+    """Empirical CDF of a latency column, one step line per group, percentile markers on each
+    (their values in the legend).
 
     ``slo``: bound in seconds, drawn as a vertical line with the share of requests within it in
     the legend. One Line2D per group (+1 for the SLO) and one marker collection per group.
@@ -152,13 +154,14 @@ def plot_latency_cdf(requests: pd.DataFrame, metric: str = "ttft_s", by: str | N
             continue
         color = PALETTE[i % len(PALETTE)]
         y = np.arange(1, v.size + 1) / v.size
-        ax.step(v / scale, y, where="post", color=color, label=None if name is None else str(name))
+        label = "" if name is None else f"{by} {name}"
         if percentiles:
             pv = np.percentile(v, percentiles)
+            label += (": " if label else "") + ", ".join(f"p{p:g} {x / scale:.3g}" for p, x in zip(percentiles, pv)) \
+                + f" {unit}"
+        ax.step(v / scale, y, where="post", color=color, label=label or None)
+        if percentiles:
             ax.scatter(pv / scale, np.array(percentiles) / 100.0, color=color, s=18, zorder=3)
-            for p, x in zip(percentiles, pv):
-                ax.annotate(f"p{p:g} {x / scale:.3g}", (x / scale, p / 100.0), xytext=(4, -9),
-                            textcoords="offset points", fontsize=7.5, color=color)
     if slo:
         within = float(np.mean(vals <= slo)) if vals.size else float("nan")
         ax.axvline(slo / scale, color="#D9534F", ls="--", lw=1.2,
@@ -166,10 +169,10 @@ def plot_latency_cdf(requests: pd.DataFrame, metric: str = "ttft_s", by: str | N
     if log:
         ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel(f"{METRIC_LABELS.get(metric, metric)} ({unit})")
+    ax.set_xlabel(f"{METRIC_LABELS.get(metric) or title_of(metric)} ({unit})")
     ax.set_ylabel("fraction of requests")
-    ax.set_title(title or f"CDF of {METRIC_LABELS.get(metric, metric)}")
-    if by is not None or slo:
+    ax.set_title(title or f"CDF of {METRIC_LABELS.get(metric) or title_of(metric)}")
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right")
     return ax
 
@@ -191,21 +194,32 @@ def plot_kv_utilization(timeline: pd.DataFrame, ax=None, replica=None, color: st
     groups = _groups(t, "replica") if replica is None else [(replica, t)]
     for i, (name, g) in enumerate(groups):
         ax.plot(g["time_s"], g["kv_utilization"] * 100.0, color=color if len(groups) == 1 else PALETTE[i % 10],
-                lw=1.2, label="KV cache" if len(groups) == 1 else f"replica {name}")
+                lw=1.6, label="KV-cache utilization" if len(groups) == 1 else f"replica {name}")
     ax.set_ylim(0, 105)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("KV-cache utilization (%)")
     return ax
 
 
-def plot_batch_size(timeline: pd.DataFrame, ax=None, replica=None, color: str = PALETTE[0]):
-    """Requests per step against time, one line per replica (or just ``replica``)."""
+def _smooth(y: pd.Series, points: int = 200) -> pd.Series:
+    """A centred rolling mean over about 1/``points`` of the series (noisy per-step values)."""
+    w = max(1, len(y) // points)
+    return y.rolling(w, center=True, min_periods=1).mean() if w > 1 else y
+
+
+def plot_batch_size(timeline: pd.DataFrame, ax=None, replica=None, color: str = PALETTE[0], smooth: bool = True):
+    """Requests per step against time: a faint step line per replica (or just ``replica``) and, with
+    ``smooth``, a rolling mean on top (two Line2D per replica)."""
     ax = new_axes(ax)
     t = _replica(timeline, replica)
     groups = _groups(t, "replica") if replica is None else [(replica, t)]
     for i, (name, g) in enumerate(groups):
-        ax.plot(g["time_s"], g["batch_size"], color=color if len(groups) == 1 else PALETTE[i % 10], lw=1.2,
-                drawstyle="steps-post", label="batch size" if len(groups) == 1 else f"replica {name}")
+        c = color if len(groups) == 1 else PALETTE[i % 10]
+        lab = "batch size" if len(groups) == 1 else f"replica {name}"
+        ax.plot(g["time_s"], g["batch_size"], color=c, lw=0.7, alpha=0.35 if smooth else 1.0,
+                drawstyle="steps-post", label=None if smooth else lab)
+        if smooth:
+            ax.plot(g["time_s"], _smooth(g["batch_size"].astype(float)), color=c, lw=1.6, label=f"{lab} (rolling mean)")
     ax.set_ylim(bottom=0)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("batch size (requests per step)")
@@ -213,21 +227,21 @@ def plot_batch_size(timeline: pd.DataFrame, ax=None, replica=None, color: str = 
 
 
 def plot_utilization(timeline: pd.DataFrame, ax=None, replica=None, title: str | None = None):
-    """KV-cache utilization (left axis, %) and batch size (right axis, a twin Axes) of one replica
-    against time. Returns the left Axes; the twin is ``ax.batch_axes``."""
+    """Batch size (left axis: raw and rolling mean) and KV-cache utilization (right axis, %, a twin
+    Axes drawn on top) of one replica against time. Returns the left Axes; the twin is ``ax.kv_axes``."""
     ax = new_axes(ax)
     if replica is None and "replica" in timeline.columns and timeline["replica"].nunique() > 1:
         replica = min(timeline["replica"].unique())
-    plot_kv_utilization(timeline, ax=ax, replica=replica)
+    plot_batch_size(timeline, ax=ax, replica=replica)
     twin = ax.twinx()
-    plot_batch_size(timeline, ax=twin, replica=replica)
+    plot_kv_utilization(timeline, ax=twin, replica=replica)
     twin.grid(False)
     twin.spines["right"].set_visible(True)
-    ax.batch_axes = twin
+    ax.kv_axes = twin
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = twin.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper right")
-    ax.set_title(title or ("KV cache and batch size" + (f", replica {replica}" if replica is not None else "")))
+    twin.legend(h1 + h2, l1 + l2, loc="upper right")
+    ax.set_title(title or ("batch size and KV cache" + (f", replica {replica}" if replica is not None else "")))
     return ax
 
 

@@ -221,17 +221,20 @@ def format_value(column: str, value) -> str:
         return fmt_si(value, "FLOP/s")
     if c.endswith(("bytes_per_s", "_b_s")):
         return fmt_si(value, "B/s")
+    if c.endswith("_per_s"):  # steps_per_s -> 'steps/s'
+        return fmt_rate(value, c[: -len("_per_s")].rsplit("_", 1)[-1] + "/s")
     if "usd" in c:
         return fmt_usd(value, "h" if c.endswith(("per_hour", "_h")) else "")
     if c.endswith("bytes") or c.startswith("bytes"):
         return fmt_bytes(value)
     if c.endswith(("_s", "_time")) or c == "s":
         return fmt_time(value)
-    if c.endswith("_j") or "joules" in c:
+    if c.endswith("_j") or "joules" in c or c.startswith("energy_j") or "_j_per_" in c:
         return fmt_energy(value)
     if c.endswith(("_w", "watts")):
         return fmt_si(value, "W")
-    if c in _PCT_NAMES or c.endswith(("_share", "_utilization", "_frac", "_fraction")) or c.startswith("share"):
+    if c in _PCT_NAMES or c.endswith(("_share", "_frac", "_fraction", "hit_rate", "attainment")) \
+            or c.startswith(("share", "mfu", "mbu")) or "utilization" in c:
         return fmt_pct(value)
     if "flops" in c:
         return fmt_si(value, "FLOP")

@@ -7,7 +7,11 @@ Kinds:
   chip with the prefill and decode ops on it, the per-op table;
 - ``validate MEASURED.csv``: measured kernel times scored against the cost model (predicted vs
   measured with error bands, error statistics per op, the worst rows, rejected rows);
-- ``serve`` and ``sweep``: to come with the serving simulator and the sweep engine.
+- ``serve``: the same flags as ``llmsim serve``; latency percentiles and CDFs against the SLOs,
+  KV-cache utilization and batch size over time, a window of one replica's steps, optionally a
+  load sweep (``--sweep-rates``: throughput against TTFT/TPOT percentiles), and the simulator's own
+  files (requests.csv, timeline.csv, summary.json, trace.json for Perfetto);
+- ``sweep``: to come with the sweep engine.
 
 Every report ends with its inputs, the software versions and the SHA-256 of the hardware and model
 files, so a result can be reproduced.
@@ -52,6 +56,8 @@ def register(sub) -> None:
     _add_out(pv)
     pv.set_defaults(func=cmd_report_validate)
 
+    _register_serve(kinds)
+
     def no_kind(args) -> int:
         p.print_help(sys.stderr)
         return 2
@@ -63,6 +69,27 @@ def _add_out(p) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for report.html and the CSV files")
     p.add_argument("--title", help="report title")
     p.add_argument("--json", action="store_true", help="print the written files as JSON")
+
+
+def _register_serve(kinds) -> None:
+    """``report serve``: the parser of ``llmsim serve`` (same flags), with --out naming the report folder."""
+    try:
+        from llmsim.commands import serve as serve_cmd
+    except ImportError:  # the serving simulator is not installed
+        return
+    serve_cmd.register(kinds)
+    ps = kinds.choices["serve"]
+    ps.description = ("Simulate serving (same flags as `llmsim serve`) and write an HTML report with latency "
+                      "CDFs, utilization over time and a step timeline, plus the simulator's CSV/JSON files.")
+    for action in ps._actions:  # the serve parser's --out writes files; here it names the report folder
+        if action.dest == "out":
+            action.help = "folder for report.html, the CSV tables and the simulator's files (required)"
+    ps.add_argument("--title", help="report title")
+    ps.add_argument("--sweep-rates", metavar="R1,R2,...",
+                    help="also simulate these arrival rates (req/s) and plot throughput against TTFT/TPOT "
+                         "percentiles (a load sweep)")
+    ps.add_argument("--timeline-steps", type=int, default=150, help="steps shown in the step timeline (default 150)")
+    ps.set_defaults(func=cmd_report_serve)
 
 
 def _finish(args, rep, out: Path) -> int:
@@ -298,6 +325,175 @@ def _hardware_of(scored, args) -> list:
         except SpecError:
             continue
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# serve
+
+
+SERVE_HEADLINE = ("requests_completed", "requests_rejected", "duration_s", "request_throughput_rps",
+                  "output_throughput_tok_s", "output_throughput_per_chip_tok_s", "ttft_p50_s", "ttft_p99_s",
+                  "tpot_p50_s", "tpot_p99_s", "e2e_p50_s", "e2e_p99_s", "slo_ttft_s", "slo_tpot_s", "slo_attainment",
+                  "goodput_rps", "kv_utilization_mean", "batch_size_mean", "preemptions", "usd_per_hour",
+                  "usd_per_mtok_output", "energy_j_per_output_token", "mfu", "mbu")
+
+
+def serve_kwargs(args) -> dict:
+    """Keyword arguments of ``sim.serving.simulate`` from ``llmsim serve`` flags (as cmd_serve maps them)."""
+    from llmsim.commands.predict import cost_options
+
+    chunk = args.chunk_size
+    if chunk is None:
+        chunk = args.max_num_batched_tokens if args.scheduler == "sarathi" and args.max_num_batched_tokens else 512
+    return dict(  # noqa: C408 - mirrors the flags one to one
+        tp=args.tp, pp=args.pp, ep=args.ep, quant=args.quant, weight_dtype=args.weight_dtype,
+        act_dtype=args.act_dtype, kv_dtype=args.kv_dtype, replicas=args.replicas, scheduler=args.scheduler,
+        max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens, chunk_size=chunk,
+        block_size=args.block_size, watermark=args.watermark, preemption=args.preemption,
+        swap_space_gib=args.swap_space, prefix_caching=args.prefix_caching, prefill_replicas=args.prefill_replicas,
+        decode_replicas=args.decode_replicas, router=args.router, memory_utilization=args.memory_utilization,
+        max_model_len=args.max_model_len, seed=args.seed, slo_ttft_s=args.slo_ttft, slo_tpot_s=args.slo_tpot,
+        options=cost_options(args), attention_kernel=args.attention_kernel, overrides=args.overrides or None)
+
+
+def _trace_file(name) -> str | None:
+    p = Path(str(name))
+    if p.is_file():
+        return str(p)
+    try:
+        import workloads.data.traces as traces_pkg
+
+        cand = Path(traces_pkg.__file__).parent / f"{name}.csv.gz"
+        return str(cand) if cand.is_file() else None
+    except ImportError:
+        return None
+
+
+def _parse_rates(spec: str) -> list[float]:
+    from hwmodels.errors import SpecError
+    from workloads.scenario import parse_rate
+
+    try:
+        rates = [parse_rate(x.strip()) for x in spec.split(",") if x.strip()]
+    except SpecError as e:
+        raise SpecError(f"--sweep-rates: {e}") from None
+    if not rates or any(not (r > 0) for r in rates):
+        raise SpecError(f"--sweep-rates: expected comma-separated rates > 0 in req/s, e.g. 1,2,4; got {spec!r}")
+    return rates
+
+
+def cmd_report_serve(args) -> int:
+    import copy
+    import math
+
+    import pandas as pd
+
+    from hwmodels.errors import SpecError
+    from llmsim.commands import serve as serve_cmd
+    from reports.html import Report, command_line, hardware_files
+    from reports.serving_plots import (
+        latency_percentiles,
+        plot_latency_cdf,
+        plot_step_timeline,
+        plot_throughput_latency,
+        plot_utilization,
+    )
+    from reports.style import new_figure, style
+    from sim.predict import resolve_system
+    from sim.serving import simulate
+
+    if not args.out:
+        raise SpecError("report serve needs --out DIR (the folder for report.html)")
+    rates = _parse_rates(args.sweep_rates) if args.sweep_rates else []
+    kw = serve_kwargs(args)
+    res = simulate(serve_cmd._scenario(args), args.hw, args.model, **kw)
+    s = res.summary
+    out = Path(args.out)
+    res.write(out)
+    req, tl = res.requests, res.timeline
+    pool = (f"{s['prefill_replicas']} prefill + {s['decode_replicas']} decode replicas" if s["scheduler"] == "disagg"
+            else f"{s['replicas']} replica{'s' if s['replicas'] > 1 else ''}")
+    rep = Report(args.title or f"llmsim serving: {s['model']} on {s['system']}",
+                 f"{pool}, tp={s['tp']} pp={s['pp']} ep={s['ep']}, {s['quant']}, scheduler {s['scheduler']}; "
+                 f"{s['requests_completed']:,} requests completed in {s['duration_s']:.4g} s simulated")
+    for n in s.get("notes") or []:
+        rep.note(n)
+    rep.section("Summary", "Discrete-event simulation of the request stream; every step priced by the shared cost "
+                           "model (docs/serving.md).")
+    head = [(k, s.get(k)) for k in SERVE_HEADLINE if k in s]
+    rep.key_values(head, "headline", "Headline figures of the run.")
+    scalars = [(k, v) for k, v in s.items() if not isinstance(v, (dict, list, tuple))]
+    rep.key_values(scalars, "summary", "Every figure of the run (raw values in summary.csv and summary.json)",
+                   collapsed=True)
+    pct = latency_percentiles(req, metrics=("ttft_s", "tpot_s", "e2e_s", "queue_s", "max_itl_s"))
+    rep.table(pct, "latency-percentiles", "Latency percentiles over the finished requests (TPOT of one-token "
+                                          "requests is undefined and left out).")
+    if s.get("rejection_reasons"):
+        rep.table(pd.DataFrame([{"reason": k, "requests": v} for k, v in s["rejection_reasons"].items()]),
+                  "rejections", "Requests the simulator could not serve, by reason.")
+    with style("light"):
+        if len(req):
+            rep.section("Latency")
+            fig, axes = new_figure(1, 2, figsize=(11, 4.2))
+            plot_latency_cdf(req, "ttft_s", ax=axes[0], slo=args.slo_ttft)
+            plot_latency_cdf(req, "tpot_s", ax=axes[1], slo=args.slo_tpot)
+            rep.figure(fig, "latency-cdf", "Distribution of time to first token (left) and time per output token "
+                                           "(right) over requests, with p50/p90/p99 marked and the SLO if given.")
+        if len(tl):
+            rep.section("Over time")
+            fig, ax = new_figure(figsize=(11, 4))
+            plot_utilization(tl, ax=ax)
+            rep.figure(fig, "utilization", "Requests per step (left axis: each sampled step, faint, and a rolling "
+                                           "mean) and KV-cache utilization (right axis) of the first replica over "
+                                           "simulated time.")
+            first = tl[tl["replica"] == tl["replica"].min()] if "replica" in tl.columns else tl
+            start = float(first["time_s"].quantile(0.5))
+            fig, ax = new_figure(figsize=(11, 3.4))
+            plot_step_timeline(tl, ax=ax, start_s=start, max_steps=args.timeline_steps)
+            rep.figure(fig, "step-timeline", f"{args.timeline_steps} consecutive (sampled) steps of the first replica "
+                                             "from the middle of the run: bars are steps by kind, gaps are idle time, "
+                                             "the line is the batch size.")
+        if rates:
+            rows = []
+            for r in rates:
+                a2 = copy.copy(args)
+                a2.rate = "inf" if math.isinf(r) else repr(r)
+                if args.trace:
+                    a2.trace_speedup = 1.0
+                rr = simulate(serve_cmd._scenario(a2), args.hw, args.model, **kw)
+                rows.append({"rate_rps": r, **{k: v for k, v in rr.summary.items()
+                                               if not isinstance(v, (dict, list, tuple))}})
+            sweep = pd.DataFrame(rows)
+            rep.section("Load sweep", "The same configuration at other arrival rates.")
+            fig, axes = new_figure(1, 2, figsize=(11, 4.2))
+            for ax, lat in zip(axes, ("tpot", "ttft")):
+                long = pd.concat([sweep.assign(label=f"p{q}", latency_s=sweep[f"{lat}_p{q}_s"]) for q in (50, 99)])
+                plot_throughput_latency(long, latency="latency_s", by="label", annotate="rate_rps", ax=ax,
+                                        slo=args.slo_tpot if lat == "tpot" else args.slo_ttft,
+                                        title=f"throughput vs {lat.upper()} (points: req/s)")
+                ax.set_xlabel(ax.get_xlabel().replace("latency", lat.upper()))
+            rep.figure(fig, "load-sweep", "Output throughput against TPOT and TTFT percentiles as the arrival rate "
+                                          "grows (each point one simulation).")
+            cols = [c for c in ("rate_rps", "request_throughput_rps", "output_throughput_tok_s", "ttft_p50_s",
+                                "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "slo_attainment", "goodput_rps",
+                                "kv_utilization_mean", "batch_size_mean", "usd_per_mtok_output") if c in sweep.columns]
+            rep.table(sweep[cols], "load-sweep", "One simulation per arrival rate.")
+    rep.section("Requests and steps")
+    rep.table(req, "requests", "Finished requests (all rows in requests.csv).", max_rows=30)
+    rep.table(tl, "timeline", "Sampled steps of every replica (all rows in timeline.csv; trace.json opens in "
+                              "ui.perfetto.dev).", max_rows=30)
+    system, _ = resolve_system(args.hw, (s.get("chips") or 1) // max(s.get("replicas") or 1, 1),
+                               args.overrides or None)
+    files = hardware_files(system) + model_files(args.model)
+    if args.trace:
+        tf = _trace_file(args.trace)
+        if tf:
+            files.append(("trace", Path(tf).name, tf))
+    inputs = {"report": "serve", **{k: v for k, v in sorted(vars(args).items())
+                                    if k not in ("func", "kind", "command", "json", "title") and not callable(v)}}
+    inputs["overrides"] = "; ".join(inputs.get("overrides") or []) or "(none)"
+    rep.provenance(inputs, files, command_line())
+    return _finish(args, rep, out)
 
 
 if __name__ == "__main__":  # pragma: no cover

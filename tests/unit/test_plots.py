@@ -185,6 +185,7 @@ def test_latency_percentiles_and_cdf():
     _labelled(ax)
     assert len(ax.lines) == 1 + 1 and len(ax.collections) == 1
     assert len(ax.collections[0].get_offsets()) == 3  # p50, p90, p99
+    assert "p99" in ax.get_legend().get_texts()[0].get_text()
     ax = plots.plot_latency_cdf(req, "tpot_s", by="replica", ax=_ax())
     assert len(ax.lines) == 2 and len(ax.collections) == 2
 
@@ -193,8 +194,8 @@ def test_utilization_and_step_timeline():
     tl = _timeline()
     ax = plots.plot_utilization(tl, ax=_ax())
     _labelled(ax)
-    assert len(ax.lines) == 1 and len(ax.batch_axes.lines) == 1
-    assert ax.batch_axes.get_ylabel()
+    assert len(ax.lines) == 2 and len(ax.kv_axes.lines) == 1  # batch size raw and smoothed; KV utilization
+    assert "KV" in ax.kv_axes.get_ylabel()
     assert list(plots.step_kind(tl)[:6]) == ["prefill", "decode", "decode", "decode", "decode", "mixed"]
     ax = plots.plot_step_timeline(tl, ax=_ax(), max_steps=20)
     _labelled(ax)

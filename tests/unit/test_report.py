@@ -213,6 +213,25 @@ def test_report_validate(tmp_path, capsys):
     assert sha(csv) in html and sha(TOY) in html
 
 
+def test_report_serve(tmp_path, capsys):
+    pytest.importorskip("sim.serving")
+    out = tmp_path / "serve"
+    rc = main(["report", "serve", "--hw", TOY, "--model", "qwen2.5-0.5b", "--rate", "20", "--num-requests", "40",
+               "--input-len", "64", "--output-len", "16", "--slo-ttft", "0.5", "--slo-tpot", "0.02",
+               "--sweep-rates", "10,40", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    html = (out / "report.html").read_text()
+    for t in ("headline", "summary", "latency-percentiles", "load-sweep", "requests", "timeline", "inputs",
+              "environment", "input-files"):
+        assert f'data-table="{t}"' in html, t
+    for f in ("latency-cdf", "utilization", "step-timeline", "load-sweep"):
+        assert f'data-figure="{f}"' in html, f
+    for f in ("requests.csv", "timeline.csv", "summary.json", "trace.json"):
+        assert (out / f).is_file()
+    assert len(pd.read_csv(out / "requests.csv")) == 40
+    assert list(pd.read_csv(out / "load-sweep.csv")["rate_rps"]) == [10, 40]
+
+
 # ---------------------------------------------------------------------------------------------
 # llmsim compare
 
