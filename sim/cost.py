@@ -26,6 +26,11 @@ split-K when tiles are fewer than cores, waves = ceil(work units / cores); traff
 chip-level cache to the cores = A x ceil(n/Tn) + B x ceil(m/Tm); traffic from main memory =
 A x ceil(n/Bn) + B x ceil(m/Bm) + C, with cache-level blocks Bm = Bn chosen so that the two
 operand panels fill half of the cache. The candidate with the least time wins.
+
+Options that default off (``CostOptions``): 2:4 sparsity (``sparse``: every GEMM with a weight
+tensor runs at the chip's ``sparse_peak``; without it only ops the graph marks ``Op.sparse``,
+see ``build_graph(sparsity=...)``, do; attention never does), and per-tile dequantization of
+weight-only quantized GEMMs (``dequant_per_tile``, below in ``_gemm``).
 """
 
 from __future__ import annotations
@@ -47,7 +52,11 @@ class CostOptions:
     overlap_comm: bool = False  # collectives overlap compute (step time = max instead of sum)
     use_efficiency: bool = True  # apply the hardware file's achievable-efficiency fields
     tiling: bool = True  # GEMM tiling, padding and waves; False = plain roofline
-    sparse: bool = False  # 2:4 structured sparsity on weight GEMMs where the chip lists a sparse peak
+    sparse: bool = False  # 2:4 structured sparsity on every weight GEMM where the chip lists a sparse peak
+    # weight-only quantized GEMMs (w4a16, w8a16) dequantize their weight panel once per M tile inside
+    # the kernel (Marlin-style): DEQUANT_FLOPS x weight elements x (M tiles - 1) vector FLOPs on top
+    # of the graph's one dequant pass, serialized with the tensor-core work. Off: the graph's dequant op only.
+    dequant_per_tile: bool = False
 
 
 @dataclass(frozen=True)
@@ -254,14 +263,18 @@ class CostModel:
         g = op.gemm
         m, n, k, batch = g.m, g.n, g.k, max(1, g.batch)
         dt = op.compute_dtype
-        rate = self._rate(dt, "matrix", sparse=self.options.sparse)
+        sparse = getattr(op, "sparse", False) or (self.options.sparse and any(t.role == "weight" for t in op.tensors))
+        rate = self._rate(dt, "matrix", sparse=sparse)
         per_level = self._traffic(op, False)
         flops = op.flops_matrix + op.flops_vector
+        deq = self._dequant_per_tile_flops(op) if self.options.dequant_per_tile else 0.0
         if not self.options.tiling or self.view.core_level is None:
             compute = op.flops_matrix / rate + (op.flops_vector / self._rate(dt, "vector") if op.flops_vector else 0.0)
+            if deq:
+                compute += deq * (math.ceil(m / 128) - 1) / self._rate(dt, "vector")
             return self._finish(op, compute, self._memory_time(per_level), 0.0, per_level, flops, detail="roofline")
         best = None
-        for cand in self._gemm_candidates(m, n, k, batch, dt, rate, op, per_level):
+        for cand in self._gemm_candidates(m, n, k, batch, dt, rate, op, per_level, deq):
             if best is None or cand[0] < best[0]:
                 best = cand
         _, compute, levels, detail = best
@@ -269,7 +282,18 @@ class CostModel:
             compute = max(compute, op.flops_vector / self._rate(dt, "vector"))
         return self._finish(op, compute, self._memory_time(levels), 0.0, levels, flops, detail=detail)
 
-    def _gemm_candidates(self, m, n, k, batch, dt, rate, op, per_level):
+    def _dequant_per_tile_flops(self, op) -> float:
+        """Vector FLOPs of one extra dequantization pass over a weight-only GEMM's weights (0 if
+        the weights are as wide as the math). Counted per weight element as the graph's dequant op."""
+        from workloads.graph import DEQUANT_FLOPS
+
+        w = [t for t in op.tensors if t.role == "weight" and t.name != "bias"]
+        if not w or get_dtype(w[0].dtype).bits >= get_dtype(op.compute_dtype).bits:
+            return 0.0
+        g = op.gemm
+        return DEQUANT_FLOPS * g.n * g.k * max(1, g.batch)
+
+    def _gemm_candidates(self, m, n, k, batch, dt, rate, op, per_level, deq: float = 0.0):
         chip, view = self.chip, self.view
         unit = chip.matrix_unit()
         nm, nn, nk = unit.tile or (1, 1, 1)
@@ -299,6 +323,8 @@ class CostModel:
                 waves = math.ceil(units / cores)
                 unit_flops = 2.0 * tm_p * tn_p * math.ceil(k_p / split)
                 compute = waves * unit_flops / (rate / cores)
+                if deq:  # the weight panel is dequantized again by every further M tile
+                    compute += deq * (mt - 1) / self._rate(dt, "vector")
                 levels = dict(per_level)
                 # cache -> cores: each tile loads its A rows and B columns
                 if cache is not None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from hwmodels.errors import InfeasibleError, Problem, SpecError
 from workloads.model import ModelSpec, load_model
 from workloads.parallel import Parallelism, check_parallelism, stage_layers
-from workloads.quant import Quantization
+from workloads.quant import Quantization, Sparsity
 
 __all__ = [
     "KERNELS",
@@ -128,6 +128,7 @@ class Op:
     collective: CollectiveShape | None = None
     layer: str = "layer"
     fusable: bool = False
+    sparse: bool = False  # 2:4-pruned weights (build_graph(sparsity=...)): the cost model uses the sparse peak
 
     @property
     def flops(self) -> float:
@@ -297,6 +298,7 @@ class OpGraph:
     attention_kernel: str = "auto"
     fused: bool = False
     spec: ModelSpec | None = field(default=None, compare=False, repr=False)
+    sparsity: Sparsity | None = None
 
     @property
     def layers_on_stage(self) -> int:
@@ -368,7 +370,7 @@ class OpGraph:
                 "flops": o.flops_matrix + o.flops_vector,
                 "bytes_read": br, "bytes_written": bw, "bytes": br + bw,
                 "weight_bytes": wb, "kv_bytes": kb, "activation_bytes": ab,
-                "dtype": o.compute_dtype, "fusable": o.fusable,
+                "dtype": o.compute_dtype, "fusable": o.fusable, "sparse": o.sparse,
                 "m": g.m if g else None, "n": g.n if g else None, "k": g.k if g else None,
                 "gemm_batch": g.batch if g else None,
                 "attn_phase": a.phase if a else None, "attn_kernel": a.kernel if a else None,
@@ -397,13 +399,17 @@ class OpGraph:
 
 def build_graph(model: ModelSpec | str, batch: Batch, quant: Quantization | str | None = None,
                 parallel: Parallelism | None = None, attention_kernel: str = "auto",
-                fused: bool = False) -> OpGraph:
+                fused: bool = False, sparsity: Sparsity | None = None) -> OpGraph:
     """The operator graph of one step of ``batch`` on one chip of ``model`` split by ``parallel``.
 
     ``quant``: a Quantization or a scheme name (default bf16). ``attention_kernel``: 'auto'
     (flash for prefill and mixed steps, paged for decode), 'flash', 'paged' or 'naive'.
     ``fused``: ops marked fusable (norms, activations, rope, residual adds, dequant) keep their
     FLOPs but move no activation bytes, as in a fused-kernel implementation.
+    ``sparsity``: a :class:`~workloads.quant.Sparsity` (default None: dense). The linear layers it
+    selects are marked ``Op.sparse`` (run at the sparse peak by the cost model); when it stores
+    them compressed their weight bytes (and the dequant work of weight-only schemes) shrink to
+    the kept elements plus metadata.
 
     Results are cached (all inputs are frozen and hashable); the same inputs return the same
     OpGraph object. Raises SpecError on bad inputs, InfeasibleError when the split cannot run.
@@ -418,19 +424,21 @@ def build_graph(model: ModelSpec | str, batch: Batch, quant: Quantization | str 
     if attention_kernel not in KERNELS:
         raise SpecError([Problem(f"unknown attention kernel {attention_kernel!r}; known: {', '.join(KERNELS)}",
                                  path="attention_kernel")])
-    return _build_cached(spec, batch, q, p, attention_kernel, bool(fused))
+    if sparsity is not None and not isinstance(sparsity, Sparsity):
+        raise SpecError([Problem(f"expected a Sparsity, got {type(sparsity).__name__}", path="sparsity")])
+    return _build_cached(spec, batch, q, p, attention_kernel, bool(fused), sparsity)
 
 
 @functools.lru_cache(maxsize=2048)
 def _build_cached(spec: ModelSpec, batch: Batch, q: Quantization, p: Parallelism, kernel: str,
-                  fused: bool) -> OpGraph:
+                  fused: bool, sparsity: Sparsity | None = None) -> OpGraph:
     check_parallelism(spec, p)
     longest = max(n + c for n, c in batch.seqs)
     if longest > spec.max_position:
         raise InfeasibleError(
             f"{spec.name}: a request of {longest} tokens exceeds max_position_embeddings {spec.max_position}",
             {"tokens": longest, "max_position": spec.max_position})
-    b = _Builder(spec, batch, q, p, kernel)
+    b = _Builder(spec, batch, q, p, kernel, sparsity=sparsity)
     stage = stage_layers(spec, p.pp)
     b.embedding()
     kinds = {k.tag: k for k in spec.layer_kinds}
@@ -442,7 +450,7 @@ def _build_cached(spec: ModelSpec, batch: Batch, q: Quantization, p: Parallelism
         ops = [replace(o, tensors=tuple(t for t in o.tensors if t.role != "activation")) if o.fusable else o
                for o in ops]
     return OpGraph(model=spec.name, ops=tuple(ops), batch=batch, quant=q, parallel=p, stage=stage,
-                   attention_kernel=kernel, fused=fused, spec=spec)
+                   attention_kernel=kernel, fused=fused, spec=spec, sparsity=sparsity)
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -452,8 +460,10 @@ def _cdiv(a: int, b: int) -> int:
 class _Builder:
     """Emits the ops of one step; one instance per build."""
 
-    def __init__(self, s: ModelSpec, batch: Batch, q: Quantization, p: Parallelism, kernel: str):
+    def __init__(self, s: ModelSpec, batch: Batch, q: Quantization, p: Parallelism, kernel: str,
+                 sparsity: Sparsity | None = None):
         self.s, self.batch, self.q, self.p = s, batch, q, p
+        self.sparsity = sparsity
         self.ops: list[Op] = []
         self.T = batch.tokens
         self.R = batch.requests
@@ -488,8 +498,14 @@ class _Builder:
             wdt, wbytes, cdt = q.weight, q.weight_bytes, q.math_dtype
         else:
             wdt, wbytes, cdt = self.st, self.sb, self.st
+        sp = self.sparsity
+        sparse = sp is not None and (quantized or name == "lm_head") and sp.selects(name)
+        deq_elems = w_elems
+        if sparse:
+            wbytes = sp.element_bytes(wbytes)
+            deq_elems = w_elems * (sp.kept if sp.compressed else 1.0)
         if quantized and q.weight_only:
-            self.ops.append(Op(f"{name}.dequant", "dequant", count, 0.0, DEQUANT_FLOPS * w_elems, cdt, (),
+            self.ops.append(Op(f"{name}.dequant", "dequant", count, 0.0, DEQUANT_FLOPS * deq_elems, cdt, (),
                                layer=layer, fusable=True))
         tensors = [self.act("x", rows * k), TensorIO(weight or f"w_{name.rsplit('.', 1)[-1]}", "weight",
                                                       wdt, w_elems * wbytes, False)]
@@ -501,7 +517,7 @@ class _Builder:
         tensors.extend(extra)
         tensors.append(self.act("y", rows * n, True))
         self.ops.append(Op(name, "gemm", count, 2.0 * rows * n * k, fv, cdt, tuple(tensors),
-                           gemm=GemmShape(int(m), int(n), int(k), int(batch)), layer=layer))
+                           gemm=GemmShape(int(m), int(n), int(k), int(batch)), layer=layer, sparse=sparse))
 
     def eltwise(self, name: str, kind: str, layer: str, count: int, elems: float, flops_per: float,
                 inputs: int = 1, outputs: int = 1, weight_elems: float = 0.0, out_elems: float | None = None,

@@ -16,6 +16,9 @@ after tensor, pipeline and expert parallel division:
 - ``activation_bytes``: the workspace, the largest set of activation tensors one op of the step
   reads and writes (for example the score matrix of naive attention, or the MLP's up-projected
   activations in a long prefill). Transients are freed between ops, so the peak is one op's set.
+
+With a :class:`~workloads.quant.Sparsity` stored compressed, the linear weights of the layers it
+selects take ``Sparsity.element_bytes`` per element (kept values plus 2:4 metadata).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from hwmodels.errors import InfeasibleError, Problem, SpecError
 from workloads.graph import Batch, build_graph
 from workloads.model import ModelSpec, load_model
 from workloads.parallel import Parallelism, check_parallelism, stage_layers
-from workloads.quant import Quantization
+from workloads.quant import Quantization, Sparsity
 
 __all__ = ["Footprint", "check_fits", "footprint", "weight_bytes_per_chip"]
 
@@ -52,9 +55,21 @@ class Footprint:
         return d
 
 
-def _layer_weight_bytes(s: ModelSpec, kind, q: Quantization, p: Parallelism) -> float:
+def _sparse_factor(sparsity: Sparsity | None, prefix: str, dense_bytes: float) -> float:
+    """Stored bytes of a pruned weight element over its dense bytes (1 when not pruned)."""
+    if sparsity is None or not sparsity.selects(prefix):
+        return 1.0
+    return sparsity.element_bytes(dense_bytes) / dense_bytes
+
+
+def _layer_weight_bytes(s: ModelSpec, kind, q: Quantization, p: Parallelism,
+                        sparsity: Sparsity | None = None) -> float:
     """Bytes of one layer of ``kind`` on one chip."""
     tp, wb, sb = p.tp, q.weight_bytes, q.storage_bytes
+    wa = wb * _sparse_factor(sparsity, "attn.", wb)
+    wm = wb * _sparse_factor(sparsity, "mlp.", wb)
+    we = wb * _sparse_factor(sparsity, "moe.experts.", wb)
+    ws = wb * _sparse_factor(sparsity, "moe.shared.", wb)
     h = s.hidden
     norm = h * (2 if s.norm == "layernorm" else 1) * sb * s.norms_per_layer
     if s.attention == "mla":
@@ -62,40 +77,47 @@ def _layer_weight_bytes(s: ModelSpec, kind, q: Quantization, p: Parallelism) -> 
         dn, dr, dv, r, ql = s.qk_nope_head_dim, s.qk_rope_head_dim, s.v_head_dim, s.kv_lora_rank, s.q_lora_rank
         q_el = (h * ql + ql * Hc * (dn + dr)) if ql else h * Hc * (dn + dr)
         lin = q_el + h * (r + dr) + r * Hc * (dn + dv) + Hc * dv * h
-        attn = lin * wb + (ql + r) * sb
+        attn = lin * wa + (ql + r) * sb
     else:
         Hc = s.heads // tp
         KVc = max(1, s.kv_heads // tp)
         d, dv = s.head_dim, s.head_dim_v
         qkv = Hc * d + KVc * (d + dv)
-        attn = (h * qkv + Hc * dv * h) * wb
+        attn = (h * qkv + Hc * dv * h) * wa
         attn += ((qkv if s.qkv_bias else 0) + (h if s.o_bias else 0) + (2 * d if s.qk_norm else 0)) * sb
     if not kind.moe:
         i_c = s.intermediate // tp
-        mlp = (3 if s.mlp_gated else 2) * h * i_c * wb
+        mlp = (3 if s.mlp_gated else 2) * h * i_c * wm
         if s.mlp_bias:
             mlp += ((2 * i_c if s.mlp_gated else i_c) + h) * sb
         return norm + attn + mlp
     split = 1 if p.ep > 1 else tp
-    experts = (s.num_experts // p.ep) * 3 * h * (s.moe_intermediate // split) * wb
+    experts = (s.num_experts // p.ep) * 3 * h * (s.moe_intermediate // split) * we
     router = (h * s.num_experts + (s.num_experts if s.router_bias else 0)) * sb
-    shared = 3 * h * (s.shared_intermediate // split) * wb + (h * sb if s.shared_expert_gate else 0)
+    shared = 3 * h * (s.shared_intermediate // split) * ws + (h * sb if s.shared_expert_gate else 0)
     return norm + attn + experts + router + shared
 
 
-def weight_bytes_per_chip(model, quant=None, parallel: Parallelism | None = None) -> float:
+def weight_bytes_per_chip(model, quant=None, parallel: Parallelism | None = None,
+                          sparsity: Sparsity | None = None) -> float:
     """Weight bytes one chip of the busiest stage holds (see the module docstring)."""
     s = load_model(model)
     q = Quantization.parse(quant)
     p = parallel or Parallelism()
     check_parallelism(s, p)
     kinds = {k.tag: k for k in s.layer_kinds}
-    layers = sum(c * _layer_weight_bytes(s, kinds[t], q, p) for t, c in stage_layers(s, p.pp))
+    layers = sum(c * _layer_weight_bytes(s, kinds[t], q, p, sparsity) for t, c in stage_layers(s, p.pp))
     sb = q.storage_bytes
     v_chip = -(-s.vocab // p.tp)
     norm = s.hidden * (2 if s.norm == "layernorm" else 1) * sb
     first = (v_chip * s.hidden + s.learned_positions * s.hidden) * sb
-    last = norm + (0 if s.tied_embeddings else v_chip * s.hidden * sb) + (v_chip * sb if s.lm_head_bias else 0)
+    head = v_chip * s.hidden * sb
+    if sparsity is not None and sparsity.selects("lm_head"):
+        # a pruned LM head is a copy of its own even when the embedding is tied (the embedding stays dense)
+        pruned = head * _sparse_factor(sparsity, "lm_head", sb)
+        last = norm + pruned + (v_chip * sb if s.lm_head_bias else 0)
+        return layers + (max(first, last) if p.pp > 1 else first + last)
+    last = norm + (0 if s.tied_embeddings else head) + (v_chip * sb if s.lm_head_bias else 0)
     if p.pp > 1:
         last += v_chip * s.hidden * sb if s.tied_embeddings else 0  # the last stage keeps its own copy
         return layers + max(first, last)
@@ -103,12 +125,13 @@ def weight_bytes_per_chip(model, quant=None, parallel: Parallelism | None = None
 
 
 def footprint(model, batch, quant=None, parallel: Parallelism | None = None,
-              attention_kernel: str = "auto") -> Footprint:
+              attention_kernel: str = "auto", sparsity: Sparsity | None = None) -> Footprint:
     """Bytes per chip for ``model`` serving ``batch``.
 
     ``batch``: a :class:`~workloads.graph.Batch` (each request holds context + new tokens, and
     the step's op workspace is measured), or ``(requests, max_context)``: that many requests
-    holding ``max_context`` tokens each, workspace of their decode step.
+    holding ``max_context`` tokens each, workspace of their decode step. ``sparsity``: pruned
+    (2:4) weights stored compressed take fewer bytes (default None: dense).
     """
     s = load_model(model)
     q = Quantization.parse(quant)
@@ -125,7 +148,7 @@ def footprint(model, batch, quant=None, parallel: Parallelism | None = None,
             else Batch.prefill(reqs, max_ctx)
         lengths = [max_ctx] * reqs
     g = build_graph(s, step, q, p, attention_kernel=attention_kernel)
-    weights = weight_bytes_per_chip(s, q, p)
+    weights = weight_bytes_per_chip(s, q, p, sparsity)
     kinds = {k.tag: k for k in s.layer_kinds}
     if s.attention == "mla":
         elems = s.kv_lora_rank + s.qk_rope_head_dim

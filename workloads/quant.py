@@ -20,6 +20,12 @@ Named schemes (``Quantization.named(name)`` or a plain string wherever a Quantiz
 ``bf16``, ``fp16``, ``fp8`` (W8A8 fp8), ``w8a8`` (int8 W8A8), ``w8a16`` (int8 weight-only),
 ``w4a16`` (int4 weights, group 128, bf16 activations), ``fp4`` (W4A4 fp4, group 16, as NVFP4),
 ``fp8-kv`` (bf16 with an fp8 KV cache).
+
+:class:`Sparsity` describes 2:4 structured sparsity of the linear weights of chosen layers (a
+weight *format*, independent of the dtype): two of every four weights are kept, and when the
+weights are stored compressed (NVIDIA's 2:4 format) each kept element carries 2 bits of
+metadata (its index within the group of four), so a weight element costs
+``0.5 x (bytes + 2/8)`` bytes: 0.5625 of bf16, 0.625 of fp8, 0.75 of int4.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from dataclasses import dataclass, field
 from hwmodels.dtype import DTypeError, get_dtype
 from hwmodels.errors import Problem, SpecError
 
-__all__ = ["SCHEMES", "Quantization"]
+__all__ = ["SCHEMES", "SPARSE_LAYERS", "Quantization", "Sparsity"]
 
 #: name -> (weight, activation, kv_cache, storage, group_size)
 SCHEMES: dict[str, tuple[str, str, str, str, int | None]] = {
@@ -124,6 +130,68 @@ class Quantization:
     def weight_only(self) -> bool:
         """Weights narrower than the math dtype: the GEMM dequantizes them (a ``dequant`` op)."""
         return get_dtype(self.weight).bits < get_dtype(self.math_dtype).bits
+
+    def __str__(self) -> str:
+        return self.name
+
+
+#: layer selections of :class:`Sparsity` -> the GEMM-name prefixes they select
+SPARSE_LAYERS: dict[str, tuple[str, ...]] = {
+    "attn": ("attn.",),
+    "mlp": ("mlp.",),
+    "moe": ("moe.experts.", "moe.shared."),
+    "lm_head": ("lm_head",),
+}
+
+
+@dataclass(frozen=True)
+class Sparsity:
+    """2:4 structured sparsity of the weights of chosen linear layers.
+
+    ``layers``: any of ``attn`` (attention projections), ``mlp`` (dense MLP), ``moe`` (routed and
+    shared experts; routers stay dense) and ``lm_head``. ``compressed``: the pruned weights are
+    stored compressed (kept values plus ``metadata_bits`` per kept value: NVIDIA's 2:4 format
+    uses a 2-bit index), so a GEMM reads ``kept x (bytes + metadata_bits / 8)`` bytes per weight
+    element instead of ``bytes``; uncompressed (zeros stored) reads the dense bytes. The graph
+    marks the selected GEMMs ``Op.sparse``; the cost model runs them at the chip's sparse peak
+    (``sparse_peak``) where it lists one.
+    """
+
+    layers: tuple[str, ...] = ("attn", "mlp", "moe")
+    compressed: bool = True
+    kept: float = 0.5  # 2 of 4
+    metadata_bits: float = 2.0  # per kept element
+
+    def __post_init__(self):
+        layers = (self.layers,) if isinstance(self.layers, str) else tuple(self.layers)
+        layers = tuple(x.strip() for part in layers for x in str(part).split(",") if x.strip())
+        bad = [x for x in layers if x not in SPARSE_LAYERS]
+        problems = []
+        if bad or not layers:
+            problems.append(Problem(f"unknown sparse layer selection {bad or layers!r}; known: "
+                                    f"{', '.join(SPARSE_LAYERS)}", path="sparsity.layers"))
+        if not (0.0 < self.kept <= 1.0):
+            problems.append(Problem(f"kept fraction must be in (0, 1], got {self.kept!r}", path="sparsity.kept"))
+        if self.metadata_bits < 0:
+            problems.append(Problem(f"must be >= 0, got {self.metadata_bits!r}", path="sparsity.metadata_bits"))
+        if problems:
+            raise SpecError(problems)
+        object.__setattr__(self, "layers", tuple(dict.fromkeys(layers)))
+
+    def selects(self, gemm_name: str) -> bool:
+        """Whether the GEMM called ``gemm_name`` (e.g. ``mlp.down_proj``) is pruned."""
+        return any(gemm_name.startswith(pre) for lay in self.layers for pre in SPARSE_LAYERS[lay])
+
+    def element_bytes(self, dense_bytes: float) -> float:
+        """Bytes stored (and read) per weight element of a pruned GEMM whose dense element takes
+        ``dense_bytes``."""
+        if not self.compressed:
+            return dense_bytes
+        return self.kept * (dense_bytes + self.metadata_bits / 8.0)
+
+    @property
+    def name(self) -> str:
+        return f"2:4[{'+'.join(self.layers)}{'' if self.compressed else ', uncompressed'}]"
 
     def __str__(self) -> str:
         return self.name

@@ -32,13 +32,78 @@ def add_cost_options(p) -> None:
                    help="attention implementation (auto: flash prefill, paged decode)")
     g.add_argument("--no-efficiency", action="store_true", help="ignore achievable-efficiency fields (pure datasheet)")
     g.add_argument("--no-tiling", action="store_true", help="plain roofline for GEMMs (no tiles, padding, waves)")
+    g.add_argument("--dequant-per-tile", action="store_true",
+                   help="weight-only quantized GEMMs re-dequantize their weights once per M tile (Marlin-style)")
 
 
 def cost_options(args):
     from sim.cost import CostOptions
 
     return CostOptions(fused=args.fused, cuda_graphs=args.cuda_graphs, overlap_comm=args.overlap_comm,
-                       use_efficiency=not args.no_efficiency, tiling=not args.no_tiling)
+                       use_efficiency=not args.no_efficiency, tiling=not args.no_tiling,
+                       dequant_per_tile=getattr(args, "dequant_per_tile", False))
+
+
+def add_technique_options(p) -> None:
+    """Speculative decoding, 2:4 sparsity, offload and KV eviction (docs/optimize.md)."""
+    g = p.add_argument_group("techniques (docs/optimize.md)")
+    g.add_argument("--spec-draft", metavar="MODEL", help="speculative decoding with this draft model")
+    g.add_argument("--spec-ngram", action="store_true",
+                   help="speculative decoding with an n-gram (prompt-lookup) proposer: no draft model, a fixed "
+                        "cost per round (--spec-step-cost)")
+    g.add_argument("--spec-k", type=int, default=4, metavar="K", help="tokens proposed per step (default 4)")
+    g.add_argument("--spec-acceptance", default="0.7", metavar="A",
+                   help="acceptance rate in [0, 1], or K comma-separated per-position rates (default 0.7)")
+    g.add_argument("--spec-step-cost", type=float, metavar="SECONDS",
+                   help="fixed proposer cost per round (default 0 with a draft, 100e-6 s for --spec-ngram)")
+    g.add_argument("--spec-draft-quant", metavar="SCHEME", help="the draft model's quantization (default: the target's)")
+    g.add_argument("--sparse", nargs="?", const="attn,mlp,moe", metavar="LAYERS",
+                   help="2:4 structured sparsity of these linear layers (attn,mlp,moe,lm_head; default "
+                        "attn,mlp,moe), stored compressed, at the chip's sparse peak")
+    g.add_argument("--sparse-uncompressed", action="store_true", help="pruned weights stored dense (zeros kept)")
+    g.add_argument("--offload", choices=["kv", "weights", "both"],
+                   help="what may spill to host memory when it does not fit (streams over the host link)")
+    g.add_argument("--offload-bandwidth", metavar="BW", help='far-tier link, e.g. "64 GB/s" (default: host_link)')
+    g.add_argument("--offload-capacity", metavar="BYTES", help='far-tier bytes per chip, e.g. "256 GB" (default 256 GB)')
+    g.add_argument("--kv-window", type=int, metavar="W", help="keep only the last W tokens of KV cache (lossy eviction)")
+
+
+def technique_kwargs(args) -> dict:
+    """predict()'s technique keywords from the parsed --spec-*/--sparse/--offload/--kv-window flags."""
+    from hwmodels.errors import Problem, SpecError
+    from hwmodels.units import UnitError, parse_quantity
+    from sim.techniques import Offload
+    from workloads.quant import Sparsity
+    from workloads.techniques import SpecConfig
+
+    kw: dict = {}
+    if getattr(args, "spec_draft", None) or getattr(args, "spec_ngram", False):
+        if args.spec_draft and args.spec_ngram:
+            raise SpecError([Problem("give --spec-draft or --spec-ngram, not both", path="--spec-ngram")])
+        parts = [x for x in str(args.spec_acceptance).split(",") if x.strip()]
+        try:
+            rates = [float(x) for x in parts]
+        except ValueError:
+            raise SpecError([Problem(f"not a number: {args.spec_acceptance!r}", path="--spec-acceptance")]) from None
+        acc = rates[0] if len(rates) == 1 else tuple(rates)
+        kw["speculative"] = SpecConfig(k=args.spec_k, acceptance=acc, draft=args.spec_draft or None,
+                                       draft_quant=args.spec_draft_quant, step_cost_s=args.spec_step_cost)
+    if getattr(args, "sparse", None):
+        kw["sparsity"] = Sparsity(layers=args.sparse, compressed=not args.sparse_uncompressed)
+    if getattr(args, "offload", None):
+        bw = cap = None
+        try:
+            if args.offload_bandwidth:
+                bw = parse_quantity(args.offload_bandwidth, "bandwidth")
+            if args.offload_capacity:
+                cap = parse_quantity(args.offload_capacity, "bytes")
+        except UnitError as e:
+            raise SpecError([Problem(str(e), path="--offload-bandwidth/--offload-capacity")]) from None
+        kw["offload"] = Offload(kv=args.offload in ("kv", "both"), weights=args.offload in ("weights", "both"),
+                                bandwidth=bw, capacity=cap)
+    if getattr(args, "kv_window", None) is not None:
+        kw["kv_window"] = args.kv_window
+    return kw
 
 
 def register(sub) -> None:
@@ -49,6 +114,7 @@ def register(sub) -> None:
     p.add_argument("--output-len", type=int, required=True, help="output tokens per request")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--breakdown", action="store_true", help="print the per-op-kind time breakdown")
+    add_technique_options(p)
     p.set_defaults(func=cmd_predict)
 
 
@@ -61,7 +127,7 @@ def cmd_predict(args) -> int:
 
     kw = dict(tp=args.tp, pp=args.pp, ep=args.ep, quant=args.quant, weight_dtype=args.weight_dtype,
               act_dtype=args.act_dtype, kv_dtype=args.kv_dtype, overrides=args.overrides,
-              options=cost_options(args), attention_kernel=args.attention_kernel)
+              options=cost_options(args), attention_kernel=args.attention_kernel, **technique_kwargs(args))
     try:
         pred = predict(args.model, args.hw, args.batch, args.input_len, args.output_len, check_memory=True, **kw)
     except InfeasibleError as e:
@@ -82,6 +148,12 @@ def print_prediction(p, breakdown=False) -> None:
     print(f"{p.model} on {p.system} ({p.chips} chip{'s' if p.chips > 1 else ''}, tp={p.tp} pp={p.pp} ep={p.ep}, "
           f"{p.quant})")
     print(f"batch {p.batch} x ({p.input_len} in, {p.output_len} out)")
+    if getattr(p, "speculative", None):
+        print(p.speculative)
+    if getattr(p, "sparsity", None):
+        print(f"2:4 sparsity: {p.sparsity}")
+    if getattr(p, "kv_window", None):
+        print(f"KV eviction: last {p.kv_window} tokens kept (lossy)")
     rows = [
         ("TTFT", _ms(p.ttft_s)),
         ("TPOT (mean decode step)", _ms(p.tpot_s)),
