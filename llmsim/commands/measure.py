@@ -75,7 +75,14 @@ def handler(args: argparse.Namespace) -> int:
         return 0
 
     out = args.out or f"measure-{hardware}.csv"
-    from sim.validation.environment import _loadavg, collect_environment, env_path_for, write_environment
+    from sim.validation.environment import (
+        _loadavg,
+        collect_environment,
+        cpu_busy_seconds,
+        env_path_for,
+        other_cpu_seconds,
+        write_environment,
+    )
 
     env_extra = {"timing": _timing_note(args.device)}
     if ctx is not None:
@@ -92,6 +99,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.device == "cpu" and load and load[0] > 0.5 * ncpu:
         M._log(f"warning: load average {load[0]} on {ncpu} CPUs: other work will slow these measurements")
     summary = {}
+    busy0 = cpu_busy_seconds()
     try:
         try:
             summary = M.run_measurements(cases, sink, device=args.device, hardware=hardware, suite=args.suite,
@@ -103,8 +111,12 @@ def handler(args: argparse.Namespace) -> int:
     finally:
         sink.close()
         env["summary"] = {"rows": sink.rows, **{k: v for k, v in summary.items() if k != "rows"},
-                          "loadavg_end": _loadavg()}
+                          "loadavg_end": _loadavg(), "other_processes_cpu_s": other_cpu_seconds(busy0)}
         write_environment(env_path, env)
+    other = env["summary"].get("other_processes_cpu_s")
+    if args.device == "cpu" and other and summary.get("seconds") and other > 0.1 * summary["seconds"]:
+        M._log(f"warning: other processes used {other:.1f} CPU-s during the {summary['seconds']:.0f} s run: "
+               "the CPU times are likely disturbed; rerun on a quiet machine")
     M._log(f"wrote {sink.rows} rows to {out} and {env_path}"
            + (f"; {summary.get('failed')} failed" if summary.get("failed") else ""))
     print(out)

@@ -6,18 +6,19 @@
 - ``vidur``: converter of Vidur's published GPU profiles into the per-kernel CSV format;
 - ``kineto``: import of PyTorch profiler (Kineto) Chrome traces.
 
-Nothing here imports torch at import time (it is the optional ``[measure]`` extra).
+Nothing here imports torch at import time (it is the optional ``[measure]`` extra). The names
+below are loaded lazily, so that ``python -m sim.validation.measure`` runs cleanly.
 """
 
-from sim.validation.measure import (
-    CSV_COLUMNS,
-    KNOWN_OPS,
-    OP_COLUMNS,
-    builtin_measurements,
-    load_measurements,
-    shape_id,
-    validate_measurements,
-)
+_FROM_MEASURE = ("CSV_COLUMNS", "KNOWN_OPS", "OP_COLUMNS", "builtin_measurements", "load_measurements", "shape_id",
+                 "validate_measurements")
 
-__all__ = ["CSV_COLUMNS", "KNOWN_OPS", "OP_COLUMNS", "builtin_measurements", "load_measurements", "shape_id",
-           "validate_measurements"]
+__all__ = list(_FROM_MEASURE)
+
+
+def __getattr__(name):
+    if name in _FROM_MEASURE:
+        from sim.validation import measure
+
+        return getattr(measure, name)
+    raise AttributeError(name)

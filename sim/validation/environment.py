@@ -18,6 +18,8 @@ import sys
 
 __all__ = [
     "blas_info",
+    "cpu_busy_seconds",
+    "other_cpu_seconds",
     "collect_environment",
     "cpu_info",
     "env_path_for",
@@ -115,7 +117,39 @@ def blas_info() -> dict:
             out["numpy_simd_found"] = simd.get("found")
     except Exception as e:  # noqa: BLE001 - best effort
         out["error"] = f"{type(e).__name__}: {e}"
+    out.update(_openblas_runtime())
     return out
+
+
+def _openblas_runtime() -> dict:
+    """Thread count and kernel family of the OpenBLAS that numpy loaded (numpy wheels bundle
+    scipy-openblas in numpy.libs/); {} when it cannot be found."""
+    import ctypes
+    import glob
+
+    try:
+        import numpy as np
+
+        libdir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+        libs = glob.glob(os.path.join(libdir, "libscipy_openblas*.so*")) + glob.glob(
+            os.path.join(libdir, "libopenblas*.so*"))
+        if not libs:
+            return {}
+        lib = ctypes.CDLL(libs[0])
+        out = {}
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", "_64_", ""):
+                f = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                if f is not None and "openblas_threads" not in out:
+                    f.restype = ctypes.c_int
+                    out["openblas_threads"] = int(f())
+                g = getattr(lib, f"{prefix}_get_corename{suffix}", None)
+                if g is not None and "openblas_core" not in out:
+                    g.restype = ctypes.c_char_p
+                    out["openblas_core"] = g().decode(errors="replace")
+        return out
+    except Exception:  # noqa: BLE001 - best effort
+        return {}
 
 
 def nvidia_smi_info() -> list[dict] | None:
@@ -170,6 +204,31 @@ def torch_info() -> dict | None:
     except Exception as e:  # noqa: BLE001
         info["error"] = f"{type(e).__name__}: {e}"
     return info
+
+
+def cpu_busy_seconds() -> tuple[float, float] | None:
+    """(busy CPU seconds of the whole machine, CPU seconds of this process) so far.
+
+    The difference over a run is the CPU time other processes took while we measured: a CPU
+    measurement with a large share of it was disturbed.
+    """
+    text = _read("/proc/stat")
+    if not text or not text.startswith("cpu "):
+        return None
+    vals = [int(x) for x in text.splitlines()[0].split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
+    busy = (sum(vals[:8]) - idle) / hz  # user nice system idle iowait irq softirq steal
+    t = os.times()
+    return busy, t.user + t.system
+
+
+def other_cpu_seconds(start: tuple[float, float] | None) -> float | None:
+    """CPU seconds that other processes used since ``start`` (a ``cpu_busy_seconds()``)."""
+    end = cpu_busy_seconds()
+    if start is None or end is None:
+        return None
+    return round(max(0.0, (end[0] - start[0]) - (end[1] - start[1])), 2)
 
 
 def _loadavg() -> list[float] | None:

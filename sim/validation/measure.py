@@ -414,7 +414,7 @@ def _memcpy_sizes(device: str, suite: str) -> list[int]:
     if suite == "tiny":
         return [1 << 16]
     if device == "cuda":
-        return [1 << 20, 16 << 20, 256 << 20, 1 << 30, 4 << 30]
+        return [1 << 20, 16 << 20, 256 << 20, 1 << 30, 2 << 30]
     if suite == "quick":
         return [16 << 20, 128 << 20, 1 << 30]
     return [1 << 20, 16 << 20, 128 << 20, 512 << 20, 1 << 30, 2 << 30]
@@ -611,7 +611,8 @@ def _torch_dtype(torch, name):
 
 
 def _torch_randn(torch, shape, dtype, device):
-    return torch.randn(*shape, device=device, dtype=torch.float32).to(dtype)
+    """Random normal values made in place in ``dtype`` (no float32 temporary for big buffers)."""
+    return torch.empty(*shape, device=device, dtype=dtype).normal_()
 
 
 def _torch_gemm(torch, device, dtype, m, n, k, s: Settings) -> Kernel:
@@ -700,7 +701,7 @@ class _nullctx:
 
 def _torch_memcpy(torch, device, nbytes, s: Settings) -> Kernel:
     n = nbytes // 2
-    src = torch.randn(n, device=device, dtype=torch.float32).to(torch.bfloat16)
+    src = _torch_randn(torch, (n,), torch.bfloat16, device)
     dst = torch.empty_like(src)
     return Kernel(lambda i: dst.copy_(src), 1, keep=[src, dst])
 
@@ -1040,7 +1041,7 @@ def run_measurements(cases: list[Case], sink: CsvSink, *, device: str, hardware:
             if time_budget_s is not None and time.perf_counter() - t_start > time_budget_s:
                 skipped += 1
                 continue
-            kern = None
+            kern = built = None
             try:
                 built = case.build()
                 extra = {}
@@ -1068,7 +1069,7 @@ def run_measurements(cases: list[Case], sink: CsvSink, *, device: str, hardware:
                         pass
                 continue
             finally:
-                kern = None
+                kern = built = None  # free this case's buffers before the next one is built
             row = dict(case.row)
             row.update(extra)
             row["hardware"] = hardware
@@ -1125,7 +1126,7 @@ def _collective_fn(torch, dist, op, x, n, world, rank, dt):  # pragma: no cover 
         part = x[: n // world].clone()
         return lambda: dist.all_gather_into_tensor(x, part)
     if op == "reducescatter":
-        part = torch.empty(n // world, device="cuda", dtype=dt)
+        part = torch.empty(n // world, device=x.device, dtype=dt)
         return lambda: dist.reduce_scatter_tensor(part, x)
     if op == "alltoall":
         y = torch.empty_like(x)
@@ -1140,58 +1141,106 @@ def _collective_fn(torch, dist, op, x, n, world, rank, dt):  # pragma: no cover 
     return sendrecv
 
 
-def _collective_worker(rank, world, port, sizes, ops, out_path, settings):  # pragma: no cover - multi-GPU
+def _collective_worker(rank, world, port, sizes, ops, out_path, settings, backend="nccl"):  # pragma: no cover
+    """One rank of the collectives benchmark (spawned). ``backend='gloo'`` runs it on CPU tensors
+    (used only to check the control flow where there is no GPU)."""
     import json
+    import warnings
 
     import torch
     import torch.distributed as dist
 
+    warnings.filterwarnings("ignore", category=FutureWarning)  # renamed c10d functions in newer torch
+    on_gpu = backend == "nccl"
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ["MASTER_PORT"] = str(port)
-    torch.cuda.set_device(rank)
-    dist.init_process_group("nccl", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=300))
+    if on_gpu:
+        torch.cuda.set_device(rank)
+    device = "cuda" if on_gpu else "cpu"
+    dist.init_process_group(backend, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=300))
+
+    def sync():
+        if on_gpu:
+            torch.cuda.synchronize()
+
+    def timed(fn):
+        if on_gpu:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
     results = []
-    dt = torch.bfloat16
-    el = 2
+    dt = torch.bfloat16 if on_gpu else torch.float32
+    el = torch.tensor([], dtype=dt).element_size()
     for op in ops:
         if op == "sendrecv" and world != 2:
             continue
         for nbytes in sizes:
             n = max(world, nbytes // el) // world * world
+            err = None
+            samples: list[float] = []
             try:
-                x = torch.randn(n, device="cuda", dtype=torch.float32).to(dt)
+                x = torch.empty(n, device=device, dtype=dt).normal_()
                 fn = _collective_fn(torch, dist, op, x, n, world, rank, dt)
                 for _ in range(3):
                     fn()
-                torch.cuda.synchronize()
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                samples, total = [], 0.0
+                sync()
+            except Exception as e:  # noqa: BLE001 - reported by rank 0; all ranks go on to the barrier
+                err = f"{type(e).__name__}: {e}"
+            # agree on whether every rank is ready, so that no rank waits forever in a collective
+            ok = torch.tensor([0 if err else 1], device=device)
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+            if ok.item():
+                total = 0.0
                 while len(samples) < settings["max_reps"]:
                     dist.barrier()
-                    torch.cuda.synchronize()
-                    start.record()
-                    fn()
-                    end.record()
-                    end.synchronize()
-                    t = start.elapsed_time(end) / 1e3
+                    sync()
+                    t = timed(fn)
                     samples.append(t)
                     total += t
                     flag = torch.tensor([1 if (len(samples) >= settings["min_reps"] and total >= settings["target_s"])
-                                         else 0], device="cuda")
+                                         else 0], device=device)
                     dist.all_reduce(flag, op=dist.ReduceOp.MIN)  # all ranks stop together
                     if flag.item():
                         break
-                if rank == 0:
+            if rank == 0:
+                if samples:
                     tm = summarize_samples(samples)
                     results.append({"op": op, "bytes": n * el, "num_devices": world, "median": tm.median_s,
-                                        "spread": tm.spread, "reps": tm.reps})
-            except Exception as e:  # noqa: BLE001
-                if rank == 0:
-                    results.append({"op": op, "bytes": n * el, "num_devices": world, "error": f"{type(e).__name__}: {e}"})
+                                    "spread": tm.spread, "reps": tm.reps, "dtype": str(dt).replace("torch.", "")})
+                else:
+                    results.append({"op": op, "bytes": n * el, "num_devices": world,
+                                    "error": err or "failed on another rank"})
     if rank == 0:
         with open(out_path, "w") as f:
             json.dump(results, f)
     dist.destroy_process_group()
+
+
+def spawn_collectives(world: int, sizes: list[int], settings: dict, ops=COLLECTIVE_OPS,
+                      backend: str = "nccl") -> list[dict]:
+    """Run the collectives benchmark on ``world`` processes; rank 0's results (dicts)."""
+    import json
+    import socket
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as td:
+        out = os.path.join(td, "coll.json")
+        mp.spawn(_collective_worker, args=(world, port, list(sizes), list(ops), out, settings, backend),
+                 nprocs=world, join=True)
+        with open(out) as f:
+            return json.load(f)
 
 
 def run_collectives(ctx: dict, sink: CsvSink, *, hardware: str, suite: str, log=_log) -> int:
@@ -1201,45 +1250,32 @@ def run_collectives(ctx: dict, sink: CsvSink, *, hardware: str, suite: str, log=
     if n < 2:
         log("collectives: one CUDA device visible, skipped")
         return 0
-    import json
-    import socket
-    import tempfile
-
-    import torch.multiprocessing as mp
-
     s = _settings_for("cuda", suite)
+    settings = {"target_s": s.target_s, "min_reps": s.min_reps, "max_reps": s.max_reps}
     sizes = _COLLECTIVE_SIZES if suite == "full" else _COLLECTIVE_SIZES[::2]
     rows = 0
     world = 2
     while world <= n:
-        ops = list(COLLECTIVE_OPS)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        with tempfile.TemporaryDirectory() as td:
-            out = os.path.join(td, "coll.json")
-            t0 = time.perf_counter()
-            try:
-                mp.spawn(_collective_worker, args=(world, port, sizes, ops, out,
-                                                   {"target_s": s.target_s, "min_reps": s.min_reps,
-                                                        "max_reps": s.max_reps}),
-                         nprocs=world, join=True)
-                with open(out) as f:
-                    results = json.load(f)
-            except Exception as e:  # noqa: BLE001
-                log(f"collectives on {world} GPUs failed: {type(e).__name__}: {e}")
-                results = []
-            for r in results:
-                if "error" in r:
-                    continue
-                row = {"hardware": hardware, "op": r["op"], "dtype": "bf16", "bytes": r["bytes"],
-                           "num_devices": r["num_devices"], "measured_time_s": r["median"], "spread": r["spread"],
-                           "reps": r["reps"], "calls_per_rep": 1, "gbyte_per_s": r["bytes"] / r["median"] / 1e9,
-                           "source": f"llmsim-measure:cuda:{suite}", "name": f"nccl:{r['op']}"}
-                row["shape_id"] = shape_id(row)
-                sink.write(row)
-                rows += 1
-            log(f"collectives on {world} GPUs: {len(results)} rows in {time.perf_counter() - t0:.1f} s")
+        t0 = time.perf_counter()
+        try:
+            results = spawn_collectives(world, sizes, settings)
+        except Exception as e:  # noqa: BLE001
+            log(f"collectives on {world} GPUs failed: {type(e).__name__}: {e}")
+            results = []
+        failed = [r for r in results if "error" in r]
+        for r in results:
+            if "error" in r:
+                continue
+            row = {"hardware": hardware, "op": r["op"], "dtype": "bf16", "bytes": r["bytes"],
+                   "num_devices": r["num_devices"], "measured_time_s": r["median"], "spread": r["spread"],
+                   "reps": r["reps"], "calls_per_rep": 1, "gbyte_per_s": r["bytes"] / r["median"] / 1e9,
+                   "source": f"llmsim-measure:cuda:{suite}", "name": f"nccl:{r['op']}"}
+            row["shape_id"] = shape_id(row)
+            sink.write(row)
+            rows += 1
+        log(f"collectives on {world} GPUs: {len(results) - len(failed)} rows"
+            + (f", {len(failed)} failed (first: {failed[0]['error'][:160]})" if failed else "")
+            + f" in {time.perf_counter() - t0:.1f} s")
         world *= 2
     return rows
 
@@ -1460,3 +1496,26 @@ def validate_measurements(df: pd.DataFrame, *, require_time: bool = True) -> pd.
     df.attrs["counts"] = {"rows": len(df), "ok": int((~bad).sum()), "bad": int(bad.sum()),
                           "by_reason": dict(sorted(by_reason.items(), key=lambda kv: -kv[1]))}
     return df
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sim.validation.measure [options]``: the same as ``llmsim measure [options]``,
+    without loading the other CLI commands (handy on a bare GPU machine with torch, numpy, pandas)."""
+    import argparse
+
+    from llmsim.commands import measure as cmd
+
+    parser = argparse.ArgumentParser(prog="python -m sim.validation.measure")
+    sub = parser.add_subparsers(dest="command")
+    cmd.register(sub)
+    args = parser.parse_args(["measure", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except SpecError as e:
+        for p in e.problems:
+            print(f"error: {p}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

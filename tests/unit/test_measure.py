@@ -378,3 +378,20 @@ def test_shipped_cpu_measurements_load_cleanly():
     assert (df.measured_time_s > 0).all()
     assert {"gemm", "attention", "memcpy", "elementwise", "norm"} <= set(df.op)
     assert (df.hardware == "host-cpu-xeon-2vcpu").all()
+
+
+def test_module_entry_point(tmp_path):
+    out = tmp_path / "e.csv"
+    assert M.main(["--suite", "tiny", "--out", str(out), "--no-torch"]) == 0
+    assert out.exists() and (tmp_path / "e.env.json").exists()
+
+
+def test_environment_helpers():
+    from sim.validation import environment as E
+
+    assert E.env_path_for("a/b.csv") == "a/b.env.json"
+    info = E.blas_info()
+    assert "thread_env" in info
+    start = E.cpu_busy_seconds()
+    if start is not None:  # Linux
+        assert E.other_cpu_seconds(start) >= 0.0

@@ -156,9 +156,21 @@ def test_converter_rejects_non_vidur_files(tmp_path):
 SHIPPED_ROWS = {"vidur-a100": 91029, "vidur-h100": 54549, "vidur-a40": 54549, "vidur-network": 26364}
 
 
+@pytest.fixture(scope="module")
+def shipped():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = M.load_measurements(name)
+        return cache[name]
+
+    return get
+
+
 @pytest.mark.parametrize("name", sorted(SHIPPED_ROWS))
-def test_shipped_vidur_sets_load_with_zero_bad_rows(name):
-    df = M.load_measurements(name)
+def test_shipped_vidur_sets_load_with_zero_bad_rows(name, shipped):
+    df = shipped(name)
     c = df.attrs["counts"]
     assert c["bad"] == 0, c
     assert c["rows"] == SHIPPED_ROWS[name]
@@ -168,8 +180,8 @@ def test_shipped_vidur_sets_load_with_zero_bad_rows(name):
     assert (df.dtype == "fp16").all()
 
 
-def test_shipped_vidur_known_rows():
-    a100 = M.load_measurements("vidur-a100")
+def test_shipped_vidur_known_rows(shipped):
+    a100 = shipped("vidur-a100")
     # Llama-2-7b, 4096 tokens, TP 1: the fused QKV GEMM (first row of that file: 1.911 ms median)
     r = a100[(a100.model == "meta-llama/Llama-2-7b-hf") & (a100.tp == 1) & (a100.num_tokens == 4096)
              & (a100.name == "attn_pre_proj")]
@@ -177,7 +189,7 @@ def test_shipped_vidur_known_rows():
     assert 1.911e-3 in set(r.measured_time_s.round(7))
     assert set(a100.hardware) == {"a100-sxm"}
     assert set(a100.op) == {"gemm", "norm", "elementwise", "memcpy"}
-    net = M.load_measurements("vidur-network")
+    net = shipped("vidur-network")
     assert set(net.op) == {"allreduce", "sendrecv"}
     assert {"hgx-a100-8", "hgx-h100-8", "a100-pairwise-nvlink"} <= set(net.hardware)
 
