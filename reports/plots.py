@@ -9,11 +9,11 @@ styling and saving (:mod:`reports.style`), and the generic plots defined here:
 - :func:`sensitivity` / :func:`plot_sensitivity`: how much one metric moves when one hardware
   field is set to a low and a high value (a tornado chart);
 - :func:`plot_heatmap`: a metric over two swept axes;
-- :func:`plot_predicted_vs_measured`: validation scatter with error bands.
+- :func:`plot_predicted_vs_measured`: the validation scatter of ``reports/validation.py`` on an Axes.
 
 These work on any DataFrame. ``reports/sweep_plots.py`` (sweep tables) and
-``reports/validation.py`` (validation reports) are written by their own modules; where those
-exist they are the specialised versions and these stay the generic ones.
+``reports/validation.py`` (validation reports) belong to their own modules; the validation scatter
+is theirs and only re-exposed here.
 
 Every plot function takes an optional ``ax`` (a new pyplot figure when None) and returns the
 Axes it drew on.
@@ -60,15 +60,31 @@ def _axis_label(col: str) -> str:
     return title_of(str(col), unit=True)
 
 
+def _is_time(col: str) -> bool:
+    c = str(col)
+    return c.endswith("_s") and not c.endswith(("tok_s", "_per_s", "flop_s", "_b_s", "req_s"))
+
+
+def _scaled(df: pd.DataFrame, col: str) -> tuple[pd.Series, str]:
+    """A column ready to plot and its axis label: times in ms/us/s by their range, others as is."""
+    v = pd.to_numeric(df[col], errors="coerce")
+    if _is_time(col):
+        scale, unit = time_unit(v.dropna().tolist())
+        return v / scale, f"{title_of(col)} ({unit})"
+    return v, _axis_label(col)
+
+
 # ---------------------------------------------------------------------------------------------
 # Pareto frontiers
 
 
-def pareto_front(df: pd.DataFrame, x: str, y: str, minimize_x: bool = True, minimize_y: bool = True) -> pd.DataFrame:
+def pareto_front(df: pd.DataFrame, x: str, y: str, minimize_x: bool = True, minimize_y: bool = True,
+                 rtol: float = 0.0) -> pd.DataFrame:
     """Rows of ``df`` not dominated in (``x``, ``y``), sorted by ``x``.
 
-    A row is dominated when another is at least as good in both and better in one. NaN rows are
-    never on the front.
+    A row is dominated when another is at least as good in both and better in one. ``rtol``: an
+    improvement in ``y`` smaller than this fraction does not count (so that a much costlier design
+    that is 0.1 % faster is not on the front). NaN rows are never on the front.
     """
     d = df.dropna(subset=[x, y])
     if d.empty:
@@ -79,7 +95,7 @@ def pareto_front(df: pd.DataFrame, x: str, y: str, minimize_x: bool = True, mini
     keep, best = [], np.inf
     ys = sy * d[y].to_numpy(dtype=float)
     for i in order:
-        if ys[i] < best:
+        if ys[i] < best - rtol * abs(best if np.isfinite(best) else 0.0):
             keep.append(i)
             best = ys[i]
     return d.iloc[keep].sort_values(x)
@@ -87,32 +103,37 @@ def pareto_front(df: pd.DataFrame, x: str, y: str, minimize_x: bool = True, mini
 
 def plot_pareto(df: pd.DataFrame, x: str, y: str, minimize_x: bool = True, minimize_y: bool = True,
                 annotate: str | None = None, ax=None, label: str | None = None, color: str | None = None,
-                title: str | None = None, logx: bool = False, logy: bool = False):
+                title: str | None = None, logx: bool = False, logy: bool = False, rtol: float = 0.0,
+                xlabel: str | None = None, ylabel: str | None = None):
     """All points (faint) and the Pareto front (a step line through the non-dominated points).
 
     Artists: one scatter for all points, one for the front, one Line2D for the front's staircase.
-    ``annotate``: a column whose value labels each front point. Returns the Axes.
+    ``annotate``: a column whose value labels each front point (labels alternate above and below
+    so that neighbours overlap less). Time columns are shown in ms/us/s. Returns the Axes.
     """
     ax = new_axes(ax)
     color = color or PALETTE[0]
     d = df.dropna(subset=[x, y])
-    front = pareto_front(d, x, y, minimize_x, minimize_y)
-    ax.scatter(d[x], d[y], s=16, color=color, alpha=0.3, edgecolors="none",
+    front = pareto_front(d, x, y, minimize_x, minimize_y, rtol)
+    xs, xl = _scaled(d, x)
+    ys, yl = _scaled(d, y)
+    fx, fy = xs.loc[front.index], ys.loc[front.index]
+    ax.scatter(xs, ys, s=16, color=color, alpha=0.3, edgecolors="none",
                label=f"{label + ': ' if label else ''}all points ({len(d)})")
-    ax.scatter(front[x], front[y], s=34, color=color, edgecolors="white", linewidths=0.6, zorder=3,
+    ax.scatter(fx, fy, s=34, color=color, edgecolors="white", linewidths=0.6, zorder=3,
                label=f"{label + ': ' if label else ''}Pareto front ({len(front)})")
-    ax.plot(front[x], front[y], color=color, lw=1.4, drawstyle="steps-post" if minimize_x else "steps-pre",
-            zorder=2)
+    ax.plot(fx, fy, color=color, lw=1.4, drawstyle="steps-post" if minimize_x else "steps-pre", zorder=2)
     if annotate and annotate in front.columns:
-        for xv, yv, a in zip(front[x], front[y], front[annotate]):
-            ax.annotate(str(a), (xv, yv), xytext=(4, 4), textcoords="offset points", fontsize=7.5)
+        for k, (xv, yv, a) in enumerate(zip(fx, fy, front[annotate])):
+            ax.annotate(str(a), (xv, yv), xytext=(4, 5 if k % 2 == 0 else -11), textcoords="offset points",
+                        fontsize=7.5)
     if logx:
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel(_axis_label(x) + (" (lower is better)" if minimize_x else " (higher is better)"))
-    ax.set_ylabel(_axis_label(y) + (" (lower is better)" if minimize_y else " (higher is better)"))
-    ax.set_title(title or f"Pareto front: {_axis_label(y)} vs {_axis_label(x)}")
+    ax.set_xlabel((xlabel or xl) + (" (lower is better)" if minimize_x else " (higher is better)"))
+    ax.set_ylabel((ylabel or yl) + (" (lower is better)" if minimize_y else " (higher is better)"))
+    ax.set_title(title or f"Pareto front: {title_of(y)} vs {title_of(x)}")
     ax.legend()
     return ax
 
@@ -151,13 +172,13 @@ def sensitivity(model, hw, params: dict, metric: str = "tpot_s", *, batch: int =
 
 def plot_sensitivity(df: pd.DataFrame, ax=None, title: str | None = None):
     """Tornado chart of :func:`sensitivity` output: per parameter, a bar for the low and one for the
-    high setting, in % change of the metric; parameters sorted by their largest swing. Two bar
-    containers (low, high). Returns the Axes."""
+    high setting side by side, in % change of the metric; parameters sorted by their largest swing.
+    Two bar containers (low, high). Returns the Axes."""
     ax = new_axes(ax)
     d = df.assign(_swing=np.maximum(df["change_low"].abs(), df["change_high"].abs())).sort_values("_swing")
     ys = np.arange(len(d))
-    ax.barh(ys, d["change_low"] * 100, height=0.6, color=PALETTE[0], label="low setting")
-    ax.barh(ys, d["change_high"] * 100, height=0.6, color=PALETTE[1], label="high setting", alpha=0.85)
+    ax.barh(ys + 0.18, d["change_low"] * 100, height=0.36, color=PALETTE[0], label="low setting")
+    ax.barh(ys - 0.18, d["change_high"] * 100, height=0.36, color=PALETTE[1], label="high setting")
     ax.set_yticks(ys, [f"{p}\n{lo} .. {hi}" for p, lo, hi in zip(d["parameter"], d["low"], d["high"])], fontsize=8)
     ax.axvline(0, color="#8a8a8a", lw=1)
     metric = str(d["metric"].iloc[0]) if "metric" in d.columns and len(d) else "metric"
@@ -174,35 +195,41 @@ def plot_sensitivity(df: pd.DataFrame, ax=None, title: str | None = None):
 
 
 def plot_heatmap(df: pd.DataFrame, x: str, y: str, value: str, ax=None, fmt=None, cmap: str = "viridis",
-                 log: bool = False, title: str | None = None, colorbar: bool = True):
+                 log: bool = False, title: str | None = None, colorbar: bool = True, xlabel: str | None = None,
+                 ylabel: str | None = None):
     """``value`` over a grid of ``x`` by ``y`` (pivoted; duplicates averaged), cells annotated with
-    ``fmt(value)`` (default: the unit formatter for the value's column name). Returns the Axes."""
-    from matplotlib.colors import LogNorm
+    ``fmt(value)`` (default: the unit formatter for the value's column name) in black or white by
+    the cell's brightness. Time values are coloured in ms/us/s. One image. Returns the Axes."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm, Normalize
 
     ax = new_axes(ax)
     piv = df.pivot_table(index=y, columns=x, values=value, aggfunc="mean").sort_index().sort_index(axis=1)
-    data = piv.to_numpy(dtype=float)
-    norm = LogNorm() if log and np.nanmin(data) > 0 else None
-    im = ax.imshow(data, origin="lower", aspect="auto", cmap=cmap, norm=norm)
+    raw = piv.to_numpy(dtype=float)
+    finite = raw[np.isfinite(raw)]
+    scale, unit = time_unit(finite.tolist()) if _is_time(value) else (1.0, "")
+    data = raw / scale
+    norm = LogNorm() if log and finite.size and finite.min() > 0 else Normalize()
+    cm = colormaps[cmap]
+    im = ax.imshow(data, origin="lower", aspect="auto", cmap=cm, norm=norm)
     ax.set_xticks(range(piv.shape[1]), [f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v)
                                          for v in piv.columns])
     ax.set_yticks(range(piv.shape[0]), [f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v)
                                          for v in piv.index])
     fmt = fmt or (lambda v: format_value(value, v))
-    finite = data[np.isfinite(data)]
-    mid = np.nanmedian(finite) if finite.size else 0.0
     for i in range(data.shape[0]):
         for j in range(data.shape[1]):
-            v = data[i, j]
-            if np.isfinite(v):
-                ax.text(j, i, fmt(v), ha="center", va="center", fontsize=7.5,
-                        color="black" if v >= mid else "white")
-    ax.set_xlabel(_axis_label(x))
-    ax.set_ylabel(_axis_label(y))
+            if np.isfinite(data[i, j]):
+                r, g, b, _ = cm(im.norm(data[i, j]))
+                ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+                ax.text(j, i, fmt(raw[i, j]), ha="center", va="center", fontsize=7.5, color=ink)
+    ax.set_xlabel(xlabel or _axis_label(x))
+    ax.set_ylabel(ylabel or _axis_label(y))
     ax.grid(False)
+    vlabel = f"{title_of(value)} ({unit})" if unit else _axis_label(value)
     if colorbar:
-        ax.figure.colorbar(im, ax=ax, label=_axis_label(value))
-    ax.set_title(title or f"{_axis_label(value)} over {x} x {y}")
+        ax.figure.colorbar(im, ax=ax, label=vlabel)
+    ax.set_title(title or f"{title_of(value)} over {xlabel or title_of(x)} x {ylabel or title_of(y)}")
     return ax
 
 
@@ -251,33 +278,12 @@ def plot_metric_bars(df: pd.DataFrame, metric: str, label: str = "label", ax=Non
 # validation
 
 
-def plot_predicted_vs_measured(scored: pd.DataFrame, ax=None, by: str | None = "op", bands=(0.1, 0.25),
-                               predicted: str = "predicted_time_s", measured: str = "measured_time_s",
-                               title: str | None = None):
-    """Predicted against measured times (log-log) with the y = x line and shaded +-``bands``
-    relative error bands; one scatter per group (``by``). ``scored``: the scored frame of
-    :func:`sim.validation.compare.compare` (or any frame with the two time columns).
-    Artists: one Line2D for y = x, one PolyCollection per band, one scatter per group."""
+def plot_predicted_vs_measured(scored: pd.DataFrame, ax=None, title: str = "predicted vs measured kernel time"):
+    """Predicted against measured times of a scored validation frame (columns ``measured_time_s``,
+    ``predicted_time_s``, ``op``): the validation module's panel (log-log, identity line, +-20 %
+    band, one colour per op), so that notebooks and reports draw it one way. Returns the Axes."""
+    from reports.validation import scatter_panel
+
     ax = new_axes(ax)
-    d = scored.dropna(subset=[predicted, measured])
-    d = d[(d[predicted] > 0) & (d[measured] > 0)]
-    lo = float(min(d[predicted].min(), d[measured].min())) / 1.5 if len(d) else 1e-6
-    hi = float(max(d[predicted].max(), d[measured].max())) * 1.5 if len(d) else 1.0
-    scale, unit = time_unit([hi])
-    xs = np.geomspace(lo, hi, 50) / scale
-    ax.plot(xs, xs, color="#8a8a8a", lw=1, label="predicted = measured")
-    for b, alpha in zip(sorted(bands, reverse=True), (0.12, 0.22, 0.3)):
-        ax.fill_between(xs, xs * (1 - b), xs * (1 + b), color=PALETTE[2], alpha=alpha, lw=0, label=f"within {b:.0%}")
-    groups = [(None, d)] if by is None or by not in d.columns else list(d.groupby(by, sort=True))
-    for i, (name, g) in enumerate(groups):
-        ax.scatter(g[measured] / scale, g[predicted] / scale, s=10, alpha=0.6, color=PALETTE[i % len(PALETTE)],
-                   edgecolors="none", label=None if name is None else str(name))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(lo / scale, hi / scale)
-    ax.set_ylim(lo / scale, hi / scale)
-    ax.set_xlabel(f"measured time ({unit})")
-    ax.set_ylabel(f"predicted time ({unit})")
-    ax.set_title(title or "predicted vs measured")
-    ax.legend(loc="upper left", fontsize=8)
+    scatter_panel(ax, scored, title)
     return ax

@@ -240,8 +240,10 @@ def plot_utilization(timeline: pd.DataFrame, ax=None, replica=None, title: str |
     ax.kv_axes = twin
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = twin.get_legend_handles_labels()
-    twin.legend(h1 + h2, l1 + l2, loc="upper right")
-    ax.set_title(title or ("batch size and KV cache" + (f", replica {replica}" if replica is not None else "")))
+    # above the axes, so that it never hides the curves (a transparent theme has no legend background)
+    twin.legend(h1 + h2, l1 + l2, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, borderaxespad=0.2)
+    ax.set_title(title or ("batch size and KV cache" + (f", replica {replica}" if replica is not None else "")),
+                 loc="left")
     return ax
 
 

@@ -45,7 +45,7 @@ CHART_METRICS = ("ttft_s", "tpot_s", "output_throughput_tok_s", "per_chip_output
 
 
 def register(sub) -> None:
-    from llmsim.commands.predict import add_cost_options
+    from llmsim.commands.predict import add_cost_options, add_technique_options
 
     p = sub.add_parser("compare", help="several chips or systems side by side on one workload",
                        description="Predict the same workload on several chips or systems and show them side by "
@@ -67,6 +67,7 @@ def register(sub) -> None:
     p.add_argument("--kv-dtype", help="override the scheme's KV-cache dtype")
     add_set_option(p)
     add_cost_options(p)
+    add_technique_options(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--out", metavar="DIR", help="also write an HTML report and CSV into DIR")
     p.add_argument("--title", help="title of the HTML report")
@@ -90,9 +91,10 @@ def run_compare(args) -> list[dict]:
     """One record per --hw: label, hardware, overrides, fits, reason, the prediction's fields and
     ``memory_used_bytes``/``bound`` (the bound with the largest share), plus the Prediction
     object under ``_prediction`` (None when it cannot run)."""
-    from llmsim.commands.predict import cost_options
+    from llmsim.commands.predict import cost_options, technique_kwargs
     from sim.predict import predict
 
+    techniques = technique_kwargs(args)
     records = []
     variants: dict = {}
     for entry in args.hw:
@@ -111,7 +113,7 @@ def run_compare(args) -> list[dict]:
             p = predict(args.model, name, args.batch, args.input_len, args.output_len, tp=args.tp, pp=args.pp,
                         ep=args.ep, quant=args.quant, weight_dtype=args.weight_dtype, act_dtype=args.act_dtype,
                         kv_dtype=args.kv_dtype, overrides=overrides or None, options=cost_options(args),
-                        attention_kernel=args.attention_kernel)
+                        attention_kernel=args.attention_kernel, **techniques)
         except InfeasibleError as e:
             rec.update({"fits": False, "reason": str(e), **{k: v for k, v in (e.numbers or {}).items()},
                         "_prediction": None})
@@ -128,12 +130,11 @@ def run_compare(args) -> list[dict]:
 
 
 def workload_dict(args) -> dict:
-    return {"model": args.model, "batch": args.batch, "input_len": args.input_len, "output_len": args.output_len,
-            "tp": args.tp, "pp": args.pp, "ep": args.ep, "quant": args.quant, "weight_dtype": args.weight_dtype,
-            "act_dtype": args.act_dtype, "kv_dtype": args.kv_dtype, "overrides": list(args.overrides or []),
-            "fused": args.fused, "cuda_graphs": args.cuda_graphs, "overlap_comm": args.overlap_comm,
-            "attention_kernel": args.attention_kernel, "no_efficiency": args.no_efficiency,
-            "no_tiling": args.no_tiling}
+    """Every input but the hardware list and the output flags (the same for every --hw)."""
+    skip = ("func", "command", "hw", "json", "out", "title")
+    d = {k: v for k, v in sorted(vars(args).items()) if k not in skip and not callable(v)}
+    d["overrides"] = list(args.overrides or [])
+    return d
 
 
 def results_frame(records):

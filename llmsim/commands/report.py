@@ -26,7 +26,7 @@ from llmsim.commands._common import print_json
 
 
 def register(sub) -> None:
-    from llmsim.commands.predict import add_workload_options
+    from llmsim.commands.predict import add_technique_options, add_workload_options
 
     p = sub.add_parser("report", help="write a self-contained HTML report (figures, tables, inputs) and CSVs",
                        description="Write a self-contained HTML report (report.html) with figures, tables, every "
@@ -38,6 +38,7 @@ def register(sub) -> None:
     pp.add_argument("--batch", type=int, required=True, help="requests in the batch")
     pp.add_argument("--input-len", type=int, required=True, help="prompt tokens per request")
     pp.add_argument("--output-len", type=int, required=True, help="output tokens per request")
+    add_technique_options(pp)
     _add_out(pp)
     pp.add_argument("--sweep", default="auto", metavar="B1,B2,...",
                     help="batch sizes for the throughput-latency curve and the breakdown across batch sizes "
@@ -128,17 +129,20 @@ def _sweep_batches(spec: str, batch: int) -> list[int]:
     return vals
 
 
+_NOT_INPUTS = ("func", "command", "kind", "json", "title", "out")
+
+
 def prediction_inputs(args, kind: str = "predict") -> dict:
-    """Every input of a prediction, by name, for the report's input listing."""
-    keys = ["hw", "model", "batch", "input_len", "output_len", "tp", "pp", "ep", "quant", "weight_dtype",
-            "act_dtype", "kv_dtype", "fused", "cuda_graphs", "overlap_comm", "attention_kernel", "no_efficiency",
-            "no_tiling"]
+    """Every input of the run, by flag name (all parsed arguments but the output ones), for the
+    report's input listing; ``None`` shows as '(default)'."""
     d = {"report": kind}
-    for k in keys:
-        if hasattr(args, k):
-            v = getattr(args, k)
-            d[k] = v if v is not None else "(scheme default)" if k.endswith("dtype") else v
-    d["overrides (--set)"] = "; ".join(getattr(args, "overrides", []) or []) or "(none)"
+    for k, v in sorted(vars(args).items()):
+        if k in _NOT_INPUTS or callable(v):
+            continue
+        if k == "overrides":
+            d["overrides (--set)"] = "; ".join(v or []) or "(none)"
+        else:
+            d[k] = "(default)" if v is None else v
     return d
 
 
@@ -163,7 +167,7 @@ def cmd_report_predict(args) -> int:
     import pandas as pd
 
     from hwmodels.errors import InfeasibleError
-    from llmsim.commands.predict import cost_options
+    from llmsim.commands.predict import cost_options, technique_kwargs
     from reports.breakdown import breakdown_frame, breakdown_table, plot_breakdown_phases
     from reports.html import Report, command_line, hardware_files
     from reports.roofline import plot_roofline, ridge_points
@@ -171,9 +175,9 @@ def cmd_report_predict(args) -> int:
     from reports.style import new_figure, style
     from sim.predict import predict, resolve_system
 
-    kw = dict(tp=args.tp, pp=args.pp, ep=args.ep, quant=args.quant, weight_dtype=args.weight_dtype,  # noqa: C408
+    kw = dict(tp=args.tp, pp=args.pp, ep=args.ep, quant=args.quant, weight_dtype=args.weight_dtype,
               act_dtype=args.act_dtype, kv_dtype=args.kv_dtype, overrides=args.overrides or None,
-              options=cost_options(args), attention_kernel=args.attention_kernel)
+              options=cost_options(args), attention_kernel=args.attention_kernel, **technique_kwargs(args))
     pred = predict(args.model, args.hw, args.batch, args.input_len, args.output_len, **kw)
     system, _ = resolve_system(args.hw, pred.chips, args.overrides or None)
     chip = system.chip
@@ -249,6 +253,8 @@ def cmd_report_predict(args) -> int:
 
 
 def cmd_report_validate(args) -> int:
+    import numpy as np
+
     from llmsim.commands.predict import cost_options
     from reports.html import Report, command_line
     from reports.style import new_figure, style
@@ -278,7 +284,16 @@ def cmd_report_validate(args) -> int:
             fig, ax = new_figure(figsize=(7.5, 6))
             _plot_validation(cmp.scored, ax)
             rep.figure(fig, "predicted-vs-measured", "Predicted against measured kernel time, one colour per op; "
-                                                     "the shaded bands are +-10 % and +-25 %.")
+                                                     "the shaded band is +-20 %.")
+            from reports.validation import error_size_panel
+
+            units = [u for u in ("FLOP", "B") if (cmp.scored.get("size_unit") == u).any()]
+            if units:
+                fig, axes = new_figure(1, len(units), figsize=(5.5 * len(units), 4.2))
+                for ax, u in zip(np.atleast_1d(axes), units):
+                    error_size_panel(ax, cmp.scored, u, "FLOP-sized ops" if u == "FLOP" else "byte-sized ops")
+                rep.figure(fig, "error-vs-size", "Signed relative error against the work of each kernel (FLOPs for "
+                                                 "GEMM and attention, bytes for the rest); the band is +-20 %.")
     rep.section("Worst rows")
     rep.table(cmp.worst(20), "worst", "The 20 rows with the largest absolute relative error.")
     if len(cmp.rejected):
@@ -291,25 +306,22 @@ def cmd_report_validate(args) -> int:
               "fused": args.fused, "cuda_graphs": args.cuda_graphs, "no_efficiency": args.no_efficiency,
               "no_tiling": args.no_tiling}
     files = []
-    if Path(str(src)).is_file():
-        files.append(("measurements", Path(str(src)).name, str(src)))
+    from sim.validation.measure import BUILTIN_GROUPS, builtin_measurements
+
+    builtin = builtin_measurements()
+    for name in BUILTIN_GROUPS.get(str(src), [str(src)]):
+        path = name if Path(name).is_file() else builtin.get(name)
+        if path:
+            files.append(("measurements", name, str(path)))
     files += _hardware_of(cmp.scored, args)
     rep.provenance(inputs, files, command_line())
     return _finish(args, rep, out)
 
 
 def _plot_validation(scored, ax):
-    """The validation module's plot when it is there, else the generic one."""
-    try:
-        from reports.validation import plot_predicted_vs_measured as plot  # the validation owner's version
-    except ImportError:
-        from reports.plots import plot_predicted_vs_measured as plot
-    try:
-        return plot(scored, ax=ax)
-    except TypeError:
-        from reports.plots import plot_predicted_vs_measured
+    from reports.plots import plot_predicted_vs_measured
 
-        return plot_predicted_vs_measured(scored, ax=ax)
+    return plot_predicted_vs_measured(scored, ax=ax)
 
 
 def _hardware_of(scored, args) -> list:
@@ -489,10 +501,7 @@ def cmd_report_serve(args) -> int:
         tf = _trace_file(args.trace)
         if tf:
             files.append(("trace", Path(tf).name, tf))
-    inputs = {"report": "serve", **{k: v for k, v in sorted(vars(args).items())
-                                    if k not in ("func", "kind", "command", "json", "title") and not callable(v)}}
-    inputs["overrides"] = "; ".join(inputs.get("overrides") or []) or "(none)"
-    rep.provenance(inputs, files, command_line())
+    rep.provenance(prediction_inputs(args, "serve"), files, command_line())
     return _finish(args, rep, out)
 
 

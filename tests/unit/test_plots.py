@@ -35,7 +35,7 @@ def _ax():
 
 def _labelled(ax):
     assert ax.get_xlabel().strip() and ax.get_ylabel().strip()
-    assert ax.get_title().strip()
+    assert any(ax.get_title(loc=where).strip() for where in ("center", "left", "right"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,8 +252,9 @@ def test_predicted_vs_measured():
                        "predicted_time_s": np.geomspace(1e-6, 1e-3, 10) * 1.1})
     ax = plots.plot_predicted_vs_measured(df, ax=_ax())
     _labelled(ax)
-    assert len(ax.lines) == 1
-    assert len(ax.collections) == 2 + 2  # two error bands, two ops
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert len(ax.lines) == 1  # predicted = measured
+    assert len(ax.collections) == 1 + 2  # the error band, one scatter per op
 
 
 # ---------------------------------------------------------------------------------------------

@@ -257,6 +257,17 @@ def test_compare_json(capsys):
     assert a["ttft_s"] == pytest.approx(predict("qwen2.5-0.5b", TOY, 4, 128, 16).ttft_s)
 
 
+def test_compare_and_report_pass_technique_flags(tmp_path, capsys):
+    rc = main(["compare", "--hw", TOY, *WORKLOAD, "--kv-window", "64", "--json"])
+    assert rc == 0
+    r = json.loads(capsys.readouterr().out)["results"][0]
+    assert r["kv_window"] == 64
+    assert main(["report", "predict", "--hw", TOY, *WORKLOAD, "--kv-window", "64", "--sweep", "none",
+                 "--out", str(tmp_path)]) == 0
+    inputs = pd.read_csv(tmp_path / "inputs.csv").set_index("key")["value"]
+    assert inputs["kv_window"] == "64" and inputs["spec_k"] == "4"
+
+
 def test_compare_keeps_infeasible_and_exit_codes(capsys):
     rc = main(["compare", "--hw", TOY, "--hw", TOY_SYSTEM, "--model", "llama-3.1-8b", "--batch", "1",
                "--input-len", "64", "--output-len", "4", "--tp", "8", "--json"])
