@@ -25,6 +25,7 @@ batches are additionally memoized by their whole shape.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 from hwmodels.chip import System
@@ -72,7 +73,7 @@ class StepCoster:
         options: CostOptions = CostOptions(),
         attention_kernel: str = "auto",
         resident_bytes: float | None = None,
-        max_memo: int = 200_000,
+        max_memo: int = 50_000,
         memo_max_requests: int = 8,
     ):
         from workloads import Parallelism, Quantization, load_model
@@ -87,9 +88,12 @@ class StepCoster:
         self.chips = self.parallel.tp * self.parallel.pp
         self.pp = self.parallel.pp
         self.cm = CostModel(self.system, options, resident_bytes=resident_bytes or 0.0, tp=self.parallel.tp)
+        # a unit's rate for a dtype is fixed for the chip and options: look it up once (same values)
+        self.cm._rate = functools.lru_cache(maxsize=None)(self.cm._rate)
         self._memo: dict = {}
         self._max_memo = max_memo
         self._memo_max_requests = memo_max_requests
+        self._max_op_memo = 20_000
         self._base: dict = {}
         kinds = {k.tag: k for k in self.spec.layer_kinds}
         self._stage = tuple((kinds[t], c) for t, c in stage_layers(self.spec, self.pp))
@@ -143,6 +147,12 @@ class StepCoster:
 
     @property
     def memo_hit_rate(self) -> float:
+        """Share of steps priced without building their whole graph (shape or (T, R) memo)."""
+        return (self.calls - self.graph_builds) / self.calls if self.calls else 0.0
+
+    @property
+    def shape_hit_rate(self) -> float:
+        """Share of steps answered by the whole-shape memo."""
         return (self.calls - self.misses) / self.calls if self.calls else 0.0
 
     # ---- internals ------------------------------------------------------------------------
@@ -171,6 +181,10 @@ class StepCoster:
             fused=self.options.fused,
         )
         gc = estimate(g, self.system, self.options, model=self.cm)
+        if len(self.cm._memo) > self._max_op_memo:
+            # the cost model's per-op memo only saves re-pricing; (T, R) keys already cover what
+            # repeats, so drop it rather than let it grow with every new step size
+            self.cm._memo.clear()
         compute = comm = flops = bytes_main = energy = 0.0
         for c in gc.ops:
             if c.kind == "attention":

@@ -373,8 +373,8 @@ def format_summary(s: dict) -> str:
             f"{s['kv_transfer_s_total'] / s['kv_transfers'] * 1e3:.3f} ms each on average"
         )
     lines.append(
-        f"simulator   {s['steps']:,} steps, {_n(s['steps_per_s'])} steps/s, step memo hit rate "
-        f"{(s['memo_hit_rate'] or 0) * 100:.1f}%"
+        f"simulator   {s['steps']:,} steps, {_n(s['steps_per_s'])} steps/s, "
+        f"{(s['memo_hit_rate'] or 0) * 100:.1f}% priced from the step memo"
     )
     return "\n".join(line[:80] for line in lines)
 

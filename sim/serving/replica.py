@@ -152,7 +152,7 @@ class Replica:
     def _account(self, plan, t0: float, dt: float, spans=None) -> None:
         bm = self.bm
         kv = bm.used / bm.total
-        pre = plan.tokens - sum(1 for s, n in plan.items if n == 1 and s.num_computed > 0)
+        pre = plan.prefill_tokens
         self.prefill_tokens += pre
         self.stage_busy_s += dt
         self.timeline.add(t0, len(plan.items), plan.tokens, pre, kv, dt, self.sched.queued(), plan.kind)

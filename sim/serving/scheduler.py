@@ -70,26 +70,32 @@ class SchedulerConfig:
 class StepPlan:
     """One step: ``items`` = [(sequence, new tokens)], ``shape`` = what the cost model prices."""
 
-    __slots__ = ("items", "shape", "tokens", "kind", "swap_bytes")
+    __slots__ = ("items", "kind", "prefill_tokens", "shape", "swap_bytes", "tokens")
 
-    def __init__(self, items, shape, tokens: int, kind: str, swap_bytes: float = 0.0):
+    def __init__(
+        self, items, shape, tokens: int, kind: str, swap_bytes: float = 0.0, prefill_tokens: int = 0
+    ):
         self.items = items
         self.shape = shape
         self.tokens = tokens
         self.kind = kind
         self.swap_bytes = swap_bytes
+        self.prefill_tokens = prefill_tokens  # tokens of prefills and chunks (not decodes)
 
 
 def _plan(items, swap_bytes=0.0, pad=()) -> StepPlan:
-    shape = tuple([(n, s.num_computed) for s, n in items]) + tuple(pad)
+    shape = []
     tokens = 0
     dec = 0
     for s, n in items:
+        c = s.num_computed
+        shape.append((n, c))
         tokens += n
-        if n == 1 and s.num_computed > 0:
+        if n == 1 and c > 0:
             dec += 1
+    shape = tuple(shape) + tuple(pad) if pad else tuple(shape)
     kind = "decode" if dec == len(items) else ("prefill" if dec == 0 else "mixed")
-    return StepPlan(items, shape, tokens, kind, swap_bytes)
+    return StepPlan(items, shape, tokens, kind, swap_bytes, tokens - dec)
 
 
 class Scheduler:
@@ -275,8 +281,9 @@ class Scheduler:
                 if budget <= 0:
                     break
                 budget -= 1
-            need = -(-(s.num_computed + n) // bs) - s.own_blocks - s.shared_blocks
-            if need > 0:
+            held = s.own_blocks + s.shared_blocks
+            if s.num_computed + n > held * bs:
+                need = -(-(s.num_computed + n) // bs) - held
                 while bm.total - bm.used < need:
                     preempted = True
                     if cand:
@@ -310,7 +317,9 @@ class VllmScheduler(Scheduler):
                 take, p, start = self._admission(s)
                 n = s.num_tokens - start
                 kv_ready = s.num_computed > 0
-                if not kv_ready and tokens + n > cfg.max_num_batched_tokens:
+                # a prompt alone may exceed the budget only when it is a recompute (prompt + outputs);
+                # longer prompts are rejected at arrival
+                if not kv_ready and tokens and tokens + n > cfg.max_num_batched_tokens:
                     break
                 if not self.bm.can_admit(take):
                     break

@@ -66,5 +66,5 @@ def test_memo_returns_the_same_answer_and_counts_hits():
     c = StepCoster("qwen2.5-0.5b", load_hardware(TOY))
     a = c.step(((128, 0),))
     b = c.step(((128, 0),))
-    assert a == b and c.calls == 2 and c.misses == 1 and c.memo_hit_rate == 0.5
+    assert a == b and c.calls == 2 and c.misses == 1 and c.shape_hit_rate == 0.5 and c.memo_hit_rate == 0.5
     assert c.step(((1, 128),) * 3) == c.exact(((1, 128),) * 3)
