@@ -457,14 +457,24 @@ def _default_spec(spec, override=None):
     return SpecConfig(k=4, acceptance=0.5)
 
 
-def _worse(cur: Point, new: Point) -> str:
+def _ms(s: float) -> str:
+    return f"{s:.3g} s" if s >= 1 else f"{s * 1e3:.3g} ms"
+
+
+def _compare(cur: Point, new: Point) -> str:
     r = new.output_throughput_tok_s / cur.output_throughput_tok_s
     parts = [f"x{r:.3f} throughput ({cur.output_throughput_tok_s:,.0f} -> {new.output_throughput_tok_s:,.0f} tok/s)"]
-    if new.tpot_s > 0 and cur.tpot_s > 0 and abs(new.tpot_s / cur.tpot_s - 1) > 0.01:
-        parts.append(f"TPOT {cur.tpot_s * 1e3:.2f} -> {new.tpot_s * 1e3:.2f} ms")
+    for name, a, b in (("TTFT", cur.ttft_s, new.ttft_s), ("TPOT", cur.tpot_s, new.tpot_s)):
+        if a > 0 and b > 0 and abs(b / a - 1) > 0.005:
+            parts.append(f"{name} {_ms(a)} -> {_ms(b)}")
     if new.max_batch != cur.max_batch:
         parts.append(f"max batch {cur.max_batch} -> {new.max_batch}")
-    return "makes it worse: " + ", ".join(parts) if r < 1 else "no gain: " + ", ".join(parts)
+    return ", ".join(parts)
+
+
+def _worse(cur: Point, new: Point) -> str:
+    r = new.output_throughput_tok_s / cur.output_throughput_tok_s
+    return ("makes it worse: " if r < 1 else "no gain: ") + _compare(cur, new)
 
 
 def ladder(model, hw, workload: Workload, *, tp: int = 1, overrides=None, techniques=None, exclude=(),
@@ -519,6 +529,7 @@ def ladder(model, hw, workload: Workload, *, tp: int = 1, overrides=None, techni
     cur, curp, total = base, p0, 1.0
     while pool:
         best = None
+        tried: dict = {}
         for t in pool:
             nc = t.apply(cur, ctx)
             if isinstance(nc, str):
@@ -528,6 +539,7 @@ def ladder(model, hw, workload: Workload, *, tp: int = 1, overrides=None, techni
             if not np_.feasible:
                 skipped[t.name] = f"does not fit: {np_.reason}"
                 continue
+            tried[t.name] = np_
             gain = np_.objective / curp.objective
             if gain <= 1.0 + MIN_GAIN:
                 skipped[t.name] = _worse(curp, np_)
@@ -550,7 +562,10 @@ def ladder(model, hw, workload: Workload, *, tp: int = 1, overrides=None, techni
         if t.group:
             for o in [o for o in pool if o.group == t.group]:
                 pool.remove(o)
-                skipped[o.name] = f"superseded by {t.name} (one weight format)"
+                alt = tried.get(o.name)
+                was = f"; in its place it gave {_compare(curp, alt)}" if alt is not None else \
+                    f"; {skipped[o.name]}" if o.name in skipped else ""
+                skipped[o.name] = f"superseded by {t.name} (one weight format){was}"
         cur, curp = nc, np_
     order = [t.name for t in TECHNIQUES]
     sk = tuple(sorted(((n, r) for n, r in skipped.items() if n not in {s.technique for s in steps}),

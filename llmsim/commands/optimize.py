@@ -142,6 +142,13 @@ def _t(s: float) -> str:
     return f"{s * 1e3:.2f}ms" if s >= 1e-3 else f"{s * 1e6:.0f}us"
 
 
+def _x(v: float) -> str:
+    """A speedup in at most 6 characters."""
+    if v >= 1000:
+        return f"x{v:.0e}".replace("e+0", "e")
+    return f"x{v:.0f}" if v >= 100 else (f"x{v:.1f}" if v >= 10 else f"x{v:.2f}")
+
+
 def _usd(v) -> str:
     if v is None:
         return "-"
@@ -155,7 +162,7 @@ def _usd(v) -> str:
 
 
 def _wrap(text: str, indent: str = "  ", sub: str = "    ") -> str:
-    return textwrap.fill(text, WIDTH, initial_indent=indent, subsequent_indent=sub)
+    return textwrap.fill(text, WIDTH, initial_indent=indent, subsequent_indent=sub, break_on_hyphens=False)
 
 
 def _header(lad) -> list[str]:
@@ -174,16 +181,16 @@ def render_ladder(lad) -> str:
     lines.append(_wrap(f"baseline: {lad.steps[0].description} ({mc} tokens reserved per request)", "", ""))
     lines.append("")
     head = (f"{'#':>2} {'technique':<16} {'TTFT':>7} {'TPOT':>7} {'tok/s':>7} {'maxB':>5} {'$/Min':>6} "
-            f"{'$/Mout':>7} {'step':>5} {'total':>6}")
+            f"{'$/Mout':>7} {'step':>6} {'total':>6}")
     lines += [head, "-" * len(head)]
     for i, s in enumerate(lad.steps):
         p = s.point
         name = s.technique + ("*" if s.lossy else "")
-        step = "-" if i == 0 else f"x{s.speedup:.2f}"
-        tot = f"x{s.cumulative_speedup:.1f}" if s.cumulative_speedup >= 10 else f"x{s.cumulative_speedup:.2f}"
+        step = "-" if i == 0 else _x(s.speedup)
+        tot = _x(s.cumulative_speedup)
         lines.append(f"{i:>2} {name[:16]:<16} {_t(p.ttft_s):>7} {_t(p.tpot_s):>7} "
                      f"{p.output_throughput_tok_s:>7,.0f} {p.max_batch:>5} {_usd(p.usd_per_mtok_input):>6} "
-                     f"{_usd(p.usd_per_mtok_output):>7} {step:>5} {tot:>6}")
+                     f"{_usd(p.usd_per_mtok_output):>7} {step:>6} {tot:>6}")
     lines.append("")
     if any(s.lossy for s in lad.steps):
         lines.append("* lossy: changes the model's outputs (check quality before adopting)")
@@ -219,7 +226,7 @@ def render(res: dict) -> str:
             fp = a.final.point
             out.append(f"  {a.hardware[:13]:<13} {a.steps[0].point.output_throughput_tok_s:>10,.0f} "
                        f"{fp.output_throughput_tok_s:>10,.0f} {_usd(fp.usd_per_mtok_output):>7} "
-                       f"{'x' + format(a.total_speedup, '.1f'):>7}  {len(a.steps) - 1}")
+                       f"{_x(a.total_speedup):>7}  {len(a.steps) - 1}")
             out.append(_wrap("order: " + ", ".join(a.order), "      ", "      "))
     be = res.get("break_even")
     if be:
