@@ -48,8 +48,20 @@ import yaml
 from hwmodels.chip import Chip, System
 from hwmodels.errors import Problem, SpecError
 
-__all__ = ["Node", "MemoryTech", "TcoAssumptions", "load_node", "load_memory_tech", "list_nodes", "area_mm2",
-           "die_cost", "chip_cost", "tdp_w", "tco_per_hour", "HOURS_PER_YEAR"]
+__all__ = [
+    "HOURS_PER_YEAR",
+    "MemoryTech",
+    "Node",
+    "TcoAssumptions",
+    "area_mm2",
+    "chip_cost",
+    "die_cost",
+    "list_nodes",
+    "load_memory_tech",
+    "load_node",
+    "tco_per_hour",
+    "tdp_w",
+]
 
 TECH = Path(__file__).resolve().parents[1] / "hwmodels" / "catalog" / "tech"
 HOURS_PER_YEAR = 8766.0  # 365.25 days

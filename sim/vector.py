@@ -43,8 +43,17 @@ from hwmodels.chip import Chip, System, interpolate_efficiency
 from hwmodels.dtype import get_dtype
 from sim.cost import CostOptions, _view
 
-__all__ = ["HwPoints", "VectorCostModel", "OpArrays", "GraphArrays", "param_table", "evaluate_graph",
-           "canonical_key", "GEMM_TILES", "PARTIAL_SUM_BYTES"]
+__all__ = [
+    "GEMM_TILES",
+    "PARTIAL_SUM_BYTES",
+    "GraphArrays",
+    "HwPoints",
+    "OpArrays",
+    "VectorCostModel",
+    "canonical_key",
+    "evaluate_graph",
+    "param_table",
+]
 
 # Constants of sim/cost.py's formulas. They are literals inside CostModel's methods there; kept
 # equal here by tests/unit/test_vector.py (vector == scalar on many shapes).

@@ -1,0 +1,158 @@
+"""`llmsim sweep SPEC.yaml`: run a design-space sweep into a resumable Parquet folder, then summarize it.
+
+Prints the points (generated, excluded by constraints, already done, run), the speed, the cost
+assumptions, the best points by a metric, Pareto fronts and the sensitivity of a metric to each
+axis. ``--plots DIR`` draws the fronts and sensitivities (reports/sweep_plots.py).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+from llmsim.commands._common import print_json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sweep", help="run a design-space sweep (grid / random / Latin hypercube) into Parquet")
+    p.add_argument("spec", metavar="SPEC.yaml", help="sweep specification (docs/sweeps.md)")
+    p.add_argument("--out", metavar="DIR", help="results folder of Parquet parts (default: ./<name>.parquet); "
+                                               "a rerun skips the points already there")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: one per CPU; 1 = no pool)")
+    g.add_argument("--dask", metavar="ADDRESS", help="run on Dask: a scheduler address (tcp://host:8786) or 'local' "
+                                                     "(a LocalCluster on this machine)")
+    p.add_argument("--dask-workers", type=int, metavar="N", help="workers of --dask local (default: one per CPU)")
+    p.add_argument("--retry-failed", action="store_true", help="run again the points recorded as failed")
+    p.add_argument("--limit", type=int, metavar="N", help="run at most N of the points left")
+    p.add_argument("--dry-run", action="store_true", help="count the points (and those the constraints exclude); run nothing")
+    p.add_argument("--metric", metavar="NAME", help="metric for the best-points table and the sensitivity "
+                                                    "(default: usd_per_mtok_output)")
+    p.add_argument("--top", type=int, default=5, metavar="N", help="best points to print (default 5)")
+    p.add_argument("--pareto", action="append", default=[], metavar="A:max,B:min",
+                   help="a Pareto front to report (repeatable); default: the standard fronts the table has")
+    p.add_argument("--plots", metavar="DIR", help="write Pareto and sensitivity plots (PNG + SVG) into DIR")
+    p.add_argument("--json", action="store_true", help="print the run summary, fronts and sensitivity as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "-"
+        a = abs(v)
+        if a != 0 and (a >= 1e6 or a < 1e-3):
+            return f"{v:.3e}"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _table(df, cols, width=110) -> str:
+    cols = [c for c in cols if c in df.columns]
+    rows = [[_fmt(v) if not isinstance(v, str) else v for v in r] for r in df[cols].itertuples(index=False)]
+    w = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    lines = ["  " + "  ".join(c.rjust(w[i]) for i, c in enumerate(cols))]
+    for r in rows:
+        lines.append("  " + "  ".join(r[i].rjust(w[i]) for i in range(len(cols))))
+    return "\n".join(lines)
+
+
+def cmd_sweep(args) -> int:
+    from hwmodels.errors import SpecError
+    from sim.sweep import load_spec, pareto_front, parse_objectives, run_sweep, sensitivity
+    from sim.sweep.pareto import DEFAULT_FRONTS
+    from sim.sweep.points import count, generate
+    from sim.sweep.runner import prefilter
+
+    spec = load_spec(args.spec)
+    if args.dry_run:
+        frame = generate(spec)
+        kept, excluded = prefilter(spec, frame)
+        print("\n".join(spec.describe()))
+        print(f"points: {count(spec):,} ({len(frame):,} distinct), {excluded:,} excluded by constraints, "
+              f"{len(kept):,} to run")
+        return 0
+    out = args.out or f"{spec.name}.parquet"
+    workers = args.workers
+    if workers is not None and workers < 1:
+        raise SpecError(f"--workers must be at least 1; got {workers}")
+    run = run_sweep(spec, out, workers=workers if not args.dask else args.dask_workers, dask=args.dask,
+                    retry_failed=args.retry_failed, progress=False if args.no_progress else None, limit=args.limit)
+    table = run.table
+    metric = args.metric or ("usd_per_mtok_output" if "usd_per_mtok_output" in table.columns else None)
+    fronts = [parse_objectives(t, table.columns) for t in args.pareto] or \
+        [f for f in DEFAULT_FRONTS if all(c in table.columns for c in f)
+         and all(table[c].notna().any() for c in f)]
+    ok = table[table["status"] == "ok"] if "status" in table.columns else table
+    if "fits" in ok.columns:
+        ok = ok[ok["fits"].fillna(True).astype(bool)]
+    sens = None
+    if metric is not None and metric not in table.columns:
+        import difflib
+
+        hint = difflib.get_close_matches(metric, list(table.columns), n=1)
+        raise SpecError(f"--metric {metric}: not a column of the table" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+    sense = "max" if metric and ("tok_s" in metric or "per_joule" in metric or metric in ("goodput_rps", "slo_attainment",
+                                                                                          "mfu", "mbu")) else "min"
+    if metric and len(ok) > 1 and len(spec.axes):
+        sens = sensitivity(table, metric, sense=sense)
+    front_tables = [(f, pareto_front(table, f)) for f in fronts]
+    if args.plots:
+        from reports.sweep_plots import write_plots
+
+        write_plots(table, [f for f, _ in front_tables], metric, args.plots, sensitivity_table=sens, sense=sense)
+    if args.json:
+        print_json({"run": run.summary(), "assumptions": spec.cost.describe() + list(spec.cost.sources),
+                    "fronts": [{"objectives": f, "rows": t.to_dict("records")} for f, t in front_tables],
+                    "sensitivity": None if sens is None else sens.to_dict("records")})
+        return _exit(run, table)
+    print("\n".join(spec.describe()))
+    rate = f"{run.points_per_s:,.0f} points/s" if run.ran and math.isfinite(run.points_per_s) else "nothing to run"
+    print(f"points: {run.points:,} generated, {run.excluded:,} excluded by constraints, {run.skipped:,} already done, "
+          f"{run.ran:,} run in {run.wall_s:.2f} s ({rate}, {run.backend})")
+    print(f"  ok {int((table['status'] == 'ok').sum()):,}, infeasible {int((table['status'] == 'infeasible').sum()):,}, "
+          f"errors {int((table['status'] == 'error').sum()):,} (whole table: {len(table):,} rows)")
+    print(f"results: {out}/ (Parquet parts; pandas.read_parquet('{out}') reads them)")
+    print("cost: " + "; ".join(spec.cost.describe()))
+    if spec.area:
+        print(f"area model: {spec.area['node']}, {spec.area['memory']}, {spec.area['yield_model']} yield, "
+              f"mode {spec.area['mode']}")
+    if spec.power:
+        print(f"power model: {spec.power['node']}, {spec.power['memory']}, mode {spec.power['mode']}")
+    axes = [a.name for a in spec.axes]
+    if metric and len(ok):
+        best = ok.sort_values(metric, ascending=sense == "min").head(args.top)
+        print(f"\nbest {min(args.top, len(ok))} by {metric} ({sense}):")
+        print(_table(best, axes + [metric, "output_tok_s_per_chip", "usd_per_hour", "chips"]))
+    for f, t in front_tables:
+        names = list(f)
+        print(f"\nPareto front {' vs '.join(f'{k} ({v})' for k, v in f.items())}: {len(t)} of {len(ok)} points")
+        print(_table(t.head(15), axes + names) + ("\n  ..." if len(t) > 15 else ""))
+    if sens is not None and len(sens):
+        print(f"\nsensitivity of {metric} (share of its variance each axis explains alone; elasticity = % change "
+              "per % change of the axis):")
+        print(_table(sens, ["axis", "levels", "share", "elasticity", "best_level", "best_mean"]))
+    errs = table[table["status"] == "error"]
+    if len(errs):
+        print(f"\n{len(errs)} point(s) failed (kept in the table with their error; --retry-failed runs them again); first: "
+              f"{errs['error'].iloc[0]}", file=sys.stderr)
+    if args.plots:
+        print(f"\nplots: {Path(args.plots)}/")
+    return _exit(run, table)
+
+
+def _exit(run, table) -> int:
+    from hwmodels.errors import InfeasibleError
+
+    st = table["status"] if "status" in table.columns else None
+    if st is None or not len(table) or (st == "ok").any():
+        return 0
+    if (st == "infeasible").any():
+        reasons = table.loc[st == "infeasible", "reason"].value_counts()
+        raise InfeasibleError(f"no point of the sweep can run; most common reason ({reasons.iloc[0]} points): "
+                              f"{reasons.index[0]}")
+    return 1
