@@ -10,10 +10,12 @@ Op kinds of the workload graph map to five categories (``CATEGORY_ORDER``):
 - ``overhead``: each op's fixed costs (kernel launch, memory latency), taken out of the op's own
   category so that the other bars show work that scales with the workload.
 
-Times are per step on one chip: the sum of ``count x time_s`` of the busiest pipeline stage's
-ops (with ``pp`` stages one step passes through ``pp`` such stages; with overlapped collectives the
-step is shorter than the sum). The long table (:func:`breakdown_table`) has the columns
-``label``, ``phase``, ``category``, ``time_s``, ``share`` (of the label's phase total).
+Times are seconds of one step as one chip sees it: the sum of ``count x time_s`` over the busiest
+pipeline stage's ops, times ``pp`` when the result is a Prediction or GraphCost (a batch passes
+every stage in turn, so the bars add up to the step time, the TTFT for prefill; with overlapped
+collectives the step is shorter than the sum). A per-op frame is taken as it is. The long table
+(:func:`breakdown_table`) has the columns ``label``, ``phase``, ``category``, ``time_s``,
+``share`` (of the label's phase total).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def breakdown_frame(result, label: str = "") -> pd.DataFrame:
     """Seconds per (phase, category) of one result: a Prediction, a GraphCost or a per-op frame
     with ``kind``, ``total_time_s``, ``overhead_s``, ``count`` (and ``phase``; 'step' if absent)."""
     df = _frame(result)
+    pp = int(getattr(result, "pp", 1) or 1) if not isinstance(result, pd.DataFrame) else 1
     cols = ["label", "phase", "category", "time_s", "share"]
     if df.empty:
         return pd.DataFrame(columns=cols)
@@ -62,7 +65,7 @@ def breakdown_frame(result, label: str = "") -> pd.DataFrame:
         tot = float(g["total_time_s"].sum()) or 1e-30
         for cat in CATEGORY_ORDER:
             t = float(g["_over"].sum()) if cat == "overhead" else float(g.loc[g["category"] == cat, "_work"].sum())
-            rows.append({"label": label, "phase": str(phase), "category": cat, "time_s": t, "share": t / tot})
+            rows.append({"label": label, "phase": str(phase), "category": cat, "time_s": t * pp, "share": t / tot})
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -111,14 +114,14 @@ def plot_breakdown(table: pd.DataFrame, phase: str = "prefill", ax=None, normali
 
         for i, lb in enumerate(labels):
             ax.annotate(fmt_time(total[lb]), (i, bottom[lb]), xytext=(0, 2), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=8)
+                        ha="center", va="bottom", fontsize=8 if len(labels) <= 6 else 6.5)
         ax.set_ylim(0, float(bottom.max()) * 1.12 or 1.0)
     ax.set_xticks(list(x), labels, rotation=30 if max(len(s) for s in labels) > 8 else 0,
                   ha="right" if max(len(s) for s in labels) > 8 else "center")
     if xlabel is None:
         xlabel = "batch size" if all(lb.startswith("batch ") for lb in labels) else "configuration"
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("share of step time (%)" if normalize else f"{phase} step time per chip ({unit})")
+    ax.set_ylabel("share of step time (%)" if normalize else f"{phase} step time ({unit})")
     ax.set_title(title or f"{phase}: time by op category")
     ax.grid(axis="x", visible=False)
     if legend:

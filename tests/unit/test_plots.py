@@ -104,10 +104,13 @@ def test_breakdown_frame_sums_to_step_time(pred):
     assert (bf.loc[bf["category"] == "communication", "time_s"] == 0).all()
 
 
-def test_breakdown_has_communication_with_tp():
+def test_breakdown_has_communication_with_tp_and_adds_up_to_the_step_with_pp():
     p = predict("qwen2.5-0.5b", TOY_SYSTEM, 4, 128, 32, tp=2, samples=5)
     bf = plots.breakdown_frame(p)
     assert bf.loc[bf["category"] == "communication", "time_s"].sum() > 0
+    p = predict("qwen2.5-0.5b", TOY_SYSTEM, 4, 128, 32, pp=2, samples=5)
+    bf = plots.breakdown_frame(p)
+    assert bf.loc[bf["phase"] == "prefill", "time_s"].sum() == pytest.approx(p.ttft_s)
 
 
 def test_breakdown_plot(pred):
