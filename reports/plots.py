@@ -5,15 +5,17 @@ latency breakdowns (:mod:`reports.breakdown`), serving plots (:mod:`reports.serv
 styling and saving (:mod:`reports.style`), and the generic plots defined here:
 
 - :func:`pareto_front` / :func:`plot_pareto`: the non-dominated points of a table over two
-  objectives (each minimised or maximised), e.g. cost against latency;
+  objectives (each minimised or maximised), e.g. cost against latency, on an Axes (the dominance
+  test is the sweep engine's; ``reports/sweep_plots.py`` draws whole sweep figures);
 - :func:`sensitivity` / :func:`plot_sensitivity`: how much one metric moves when one hardware
   field is set to a low and a high value (a tornado chart);
 - :func:`plot_heatmap`: a metric over two swept axes;
 - :func:`plot_predicted_vs_measured`: the validation scatter of ``reports/validation.py`` on an Axes.
 
-These work on any DataFrame. ``reports/sweep_plots.py`` (sweep tables) and
-``reports/validation.py`` (validation reports) belong to their own modules; the validation scatter
-is theirs and only re-exposed here.
+These work on any DataFrame and draw on a given Axes, so notebooks can compose them.
+``reports/sweep_plots.py`` (whole figures of a sweep table, used by ``llmsim sweep`` and
+``llmsim report sweep``) and ``reports/validation.py`` belong to their own modules; the Pareto
+dominance test and the validation scatter are theirs, reused here.
 
 Every plot function takes an optional ``ax`` (a new pyplot figure when None) and returns the
 Axes it drew on.
@@ -82,23 +84,25 @@ def pareto_front(df: pd.DataFrame, x: str, y: str, minimize_x: bool = True, mini
                  rtol: float = 0.0) -> pd.DataFrame:
     """Rows of ``df`` not dominated in (``x``, ``y``), sorted by ``x``.
 
-    A row is dominated when another is at least as good in both and better in one. ``rtol``: an
-    improvement in ``y`` smaller than this fraction does not count (so that a much costlier design
-    that is 0.1 % faster is not on the front). NaN rows are never on the front.
+    A row is dominated when another is at least as good in both and better in one; the dominance
+    test is the sweep engine's (:func:`sim.sweep.pareto.pareto_front`: rows with ``status`` other
+    than 'ok', ``fits`` False or a non-finite objective never make the front). ``rtol`` then drops
+    front points whose ``y`` improves on the previous front point's by less than that fraction
+    (so that a much costlier design that is 0.1 % faster does not count).
     """
-    d = df.dropna(subset=[x, y])
-    if d.empty:
-        return d
-    sx = 1.0 if minimize_x else -1.0
-    sy = 1.0 if minimize_y else -1.0
-    order = np.lexsort((sy * d[y].to_numpy(dtype=float), sx * d[x].to_numpy(dtype=float)))
-    keep, best = [], np.inf
-    ys = sy * d[y].to_numpy(dtype=float)
-    for i in order:
-        if ys[i] < best - rtol * abs(best if np.isfinite(best) else 0.0):
-            keep.append(i)
-            best = ys[i]
-    return d.iloc[keep].sort_values(x)
+    from sim.sweep.pareto import pareto_front as sweep_front
+
+    front = sweep_front(df, {x: "min" if minimize_x else "max", y: "min" if minimize_y else "max"})
+    front = front.sort_values(x, ascending=minimize_x, kind="stable")
+    if rtol > 0 and len(front) > 1:
+        sy = 1.0 if minimize_y else -1.0
+        keep, best = [], None
+        for i, v in enumerate(sy * pd.to_numeric(front[y]).to_numpy(dtype=float)):
+            if best is None or v < best - rtol * abs(best):
+                keep.append(i)
+                best = v
+        front = front.iloc[keep]
+    return front.sort_values(x, kind="stable")
 
 
 def plot_pareto(df: pd.DataFrame, x: str, y: str, minimize_x: bool = True, minimize_y: bool = True,

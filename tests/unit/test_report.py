@@ -232,6 +232,30 @@ def test_report_serve(tmp_path, capsys):
     assert list(pd.read_csv(out / "load-sweep.csv")["rate_rps"]) == [10, 40]
 
 
+def test_report_sweep(tmp_path, capsys):
+    pytest.importorskip("sim.sweep")
+    from sim.sweep import load_spec, run_sweep
+
+    spec = DATA / "sweep" / "toy-grid.yaml"
+    if not spec.is_file():
+        pytest.skip("no toy sweep spec")
+    results = tmp_path / "toy.parquet"
+    run_sweep(load_spec(str(spec)), str(results), workers=1, progress=False)
+    out = tmp_path / "report"
+    rc = main(["report", "sweep", str(results), "--pareto", "tpot_s:min,usd_per_mtok_output:min", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    html = (out / "report.html").read_text()
+    for t in ("counts", "axes", "best", "pareto-1", "sensitivity", "results", "inputs", "environment", "input-files"):
+        assert f'data-table="{t}"' in html, t
+    for f in ("pareto-1", "sensitivity", "heatmap"):
+        assert f'data-figure="{f}"' in html, f
+    assert len(pd.read_csv(out / "results.csv")) == 12
+    files = pd.read_csv(out / "input-files.csv")
+    assert set(files["role"]) >= {"sweep spec", "hardware", "model", "results"}
+    assert sha(DATA / "toy-chip.yaml") in set(files["sha256"])
+    assert main(["report", "sweep", str(results), "--metric", "no_such", "--out", str(out)]) == 2
+
+
 # ---------------------------------------------------------------------------------------------
 # llmsim compare
 
