@@ -564,7 +564,7 @@ def calibrate(measured, hw: str, *, fit: tuple | None = None, folds: int = 5, ho
     wanted = fit or tuple(x for x in KNOBS if (
         x == "matrix" and ops & {"gemm", "attention"}
         or x == "memory" and ops - set(COLLECTIVE_OPS)
-        or x == "launch"
+        or x == "launch" and (not is_system or ops - set(COLLECTIVE_OPS))  # a chip field: not from collectives alone
         or x in ("tier", "tier_latency") and is_system and ops & set(COLLECTIVE_OPS) and base.tiers))
     for x in wanted:
         if x not in KNOBS:

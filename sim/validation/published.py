@@ -1,0 +1,112 @@
+"""Published measurements: kernel times and end-to-end serving figures from public sources.
+
+Two small tables under ``sim/validation/data/published/``, every row with its ``source``
+(a URL or citation) and, where the figure needed interpreting, a ``note``:
+
+- ``kernels.csv``: per-kernel rows in the measured-CSV format (GEMM TFLOP/s from a public
+  benchmark repository, NCCL bandwidths stated by NCCL's maintainers, a p2p copy), scored by
+  ``sim.validation.compare`` like any measurement file;
+- ``e2e.csv``: static-batch serving figures (model, hardware, tensor parallelism, batch, input and
+  output lengths, dtype, one metric: ``output_throughput_tok_s``, ``e2e_s`` or ``ttft_s``),
+  predicted with ``sim.predict.predict`` and compared with the same sign convention
+  (error = (predicted - measured) / measured).
+
+Nothing here is fitted to: these rows only score. Some public tables are deliberately not used
+(see the README in the data folder).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from hwmodels.errors import InfeasibleError, SpecError
+from sim.cost import CostOptions
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "published")
+KERNELS = os.path.join(DATA, "kernels.csv")
+E2E = os.path.join(DATA, "e2e.csv")
+E2E_COLUMNS = ("model", "hardware", "tp", "batch", "input_len", "output_len", "quant", "metric", "measured", "source")
+METRICS = {"output_throughput_tok_s": "output tokens/s", "e2e_s": "end-to-end latency (s)",
+           "ttft_s": "time to first token (s)", "tpot_s": "time per output token (s)"}
+DEFAULT_OPTIONS = CostOptions()
+
+
+def load_e2e(path: str = E2E) -> pd.DataFrame:
+    """The end-to-end table; SpecError if a required column is missing or a row has no source."""
+    if not os.path.exists(path):
+        raise SpecError(f"no such file: {path}")
+    df = pd.read_csv(path, dtype={"source": str, "note": str}, keep_default_na=False)
+    missing = [c for c in E2E_COLUMNS if c not in df.columns]
+    if missing:
+        raise SpecError(f"{path}: missing column(s) {', '.join(missing)}")
+    unsourced = df.index[df["source"].astype(str).str.strip() == ""].tolist()
+    if unsourced:
+        raise SpecError(f"{path}: rows {', '.join(str(i + 2) for i in unsourced)} have no source")
+    bad = sorted(set(df["metric"]) - set(METRICS))
+    if bad:
+        raise SpecError(f"{path}: unknown metric(s) {', '.join(bad)}; known: {', '.join(METRICS)}")
+    return df
+
+
+def _with_chip(hw, chips: dict | None, systems: dict | None = None):
+    """``hw`` (a catalog name) with its chip replaced by ``chips[chip name]`` (e.g. a calibrated chip),
+    or ``systems[hw]`` where given (a calibrated system)."""
+    from hwmodels.chip import System
+    from hwmodels.loader import load_hardware
+
+    if systems and hw in systems:
+        return systems[hw]
+    if not chips:
+        return hw
+    obj = load_hardware(hw)
+    chip = obj.chip if isinstance(obj, System) else obj
+    new = chips.get(chip.name)
+    if new is None:
+        return hw
+    return replace(obj, chip=new) if isinstance(obj, System) else new
+
+
+def score_e2e(df: pd.DataFrame | None = None, *, chips: dict | None = None, systems: dict | None = None,
+              options: CostOptions = DEFAULT_OPTIONS) -> pd.DataFrame:
+    """Predict every end-to-end row; adds ``predicted``, ``rel_error`` and ``reason`` (why a row failed).
+
+    ``chips`` maps a chip name to a Chip to use instead, ``systems`` a system name to a System (to
+    score calibrated files on the same rows).
+    """
+    from sim.predict import predict
+
+    df = load_e2e() if df is None else df.copy()
+    pred, reason = [], []
+    for r in df.to_dict("records"):
+        try:
+            p = predict(str(r["model"]), _with_chip(str(r["hardware"]), chips, systems), int(r["batch"]), int(r["input_len"]),
+                        int(r["output_len"]), tp=int(r["tp"]), quant=str(r.get("quant") or "bf16"), options=options)
+            pred.append(float(getattr(p, r["metric"])))
+            reason.append("")
+        except (SpecError, InfeasibleError, ValueError) as e:
+            pred.append(math.nan)
+            reason.append(f"{type(e).__name__}: {e}")
+    df["predicted"] = pred
+    df["reason"] = reason
+    m = df["measured"].astype(float)
+    df["rel_error"] = (df["predicted"] - m) / m
+    # a throughput that is too high is a time that is too low: the time-equivalent error keeps one sign convention
+    thr = df["metric"] == "output_throughput_tok_s"
+    df["time_rel_error"] = np.where(thr, m / df["predicted"] - 1.0, df["rel_error"])
+    return df
+
+
+def kernel_comparison(hw: str | None = None, options: CostOptions = DEFAULT_OPTIONS, hardware: dict | None = None):
+    """The published kernel rows scored like any measurement file (a Comparison)."""
+    from sim.validation.compare import compare
+    from sim.validation.measure import load_measurements
+
+    return compare(load_measurements(KERNELS), hw, options=options, hardware=hardware)
+
+
+__all__ = ["E2E", "KERNELS", "METRICS", "kernel_comparison", "load_e2e", "score_e2e"]
