@@ -36,6 +36,7 @@ def register(sub) -> None:
     r.add_argument("--report", metavar="FILE.md", help="the markdown report (default: DIR.md)")
     r.add_argument("--measure-cpu", action="store_true",
                    help="measure this machine's CPU now (quick suite) instead of using the committed file")
+    r.add_argument("--cpu-file", metavar="FILE.csv", help="score this CPU measurement instead of the committed one")
     r.add_argument("--write-calibrated", metavar="DIR",
                    help="also write the calibrated hardware files here (e.g. hwmodels/catalog/calibrated)")
     r.add_argument("--quick", action="store_true", help="skip the slower data sets (for a smoke test)")
@@ -94,7 +95,7 @@ def cmd_report(args) -> int:
     from reports.validation import build_report
 
     paths = build_report(args.out, report=args.report, measure_cpu=args.measure_cpu,
-                         write_calibrated=args.write_calibrated, quick=args.quick,
+                         write_calibrated=args.write_calibrated, quick=args.quick, cpu_file=args.cpu_file,
                          log=lambda m: print(m, file=sys.stderr))
     for p in paths:
         print(f"wrote {p}")

@@ -152,3 +152,28 @@ def test_cli_validate_bad_file_is_exit_2(tmp_path, capsys):
     p.write_text("a,b\n1,2\n")
     assert main(["validate", str(p)]) == 2
     assert main(["validate", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_validate_report_quick_smoke(tmp_path):
+    """The report builder runs end to end on a tiny synthetic CPU file (GPU calibrations skipped)."""
+    from llmsim.cli import main
+    from sim.ops import predict_ops
+
+    rng = np.random.default_rng(0)
+    rows = [{"op": "gemm", "dtype": "fp32", "m": int(m), "n": 256, "k": 256} for m in (64, 128, 256, 512, 1024) * 4]
+    rows += [{"op": "memcpy", "dtype": "fp32", "bytes": int(b)} for b in np.geomspace(1e6, 1e9, 12)]
+    df = pd.DataFrame(rows)
+    df["hardware"] = "host-cpu-xeon-2vcpu"
+    df["m"] = df["m"] + np.arange(len(df)) * (df["op"] == "gemm")  # distinct shapes
+    df["measured_time_s"] = predict_ops(df)["time_s"] * 2 * np.exp(rng.normal(0, 0.03, len(df)))
+    cpu = tmp_path / "cpu.csv"
+    df.to_csv(cpu, index=False)
+    out = tmp_path / "v" / "validation"
+    assert main(["validate-report", "--quick", "--cpu-file", str(cpu), "--out", str(out)]) == 0
+    md = (tmp_path / "v" / "validation.md").read_text()
+    for heading in ("## Summary", "## Where the model is weak", "## 1. This machine's CPU", "## 4. Published kernel",
+                    "## 5. End-to-end"):
+        assert heading in md
+    assert "held-out" in md
+    pngs = list(out.glob("*.png"))
+    assert pngs and all(p.stat().st_size < 150_000 for p in pngs)
