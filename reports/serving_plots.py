@@ -81,20 +81,21 @@ def static_sweep(model, hw, values, input_len: int, output_len: int, *, vary: st
 
 def plot_throughput_latency(df: pd.DataFrame, latency: str = "tpot_s", throughput: str = "output_throughput_tok_s",
                             by: str | None = "label", annotate: str | None = None, ax=None, slo: float | None = None,
-                            title: str | None = None):
+                            title: str | None = None, connect: bool = True):
     """Throughput against latency, one line per group (``by``), points labelled by ``annotate``.
 
-    Latency (x) in ms/us/s by its range; throughput (y) in tok/s. ``slo``: a latency bound in
-    seconds, drawn as a vertical line. Rows with NaN latency or throughput (infeasible points) are
-    skipped. One Line2D per group (plus one for the SLO). Returns the Axes.
+    Latency (x) in ms/us/s by its range; throughput (y) in tok/s (or the column's unit). ``slo``: a
+    latency bound in seconds, drawn as a vertical line. Rows with NaN latency or throughput
+    (infeasible points) are skipped. ``connect=False`` draws markers only (noisy measurements,
+    search probes). One Line2D per group (plus one for the SLO). Returns the Axes.
     """
     ax = new_axes(ax)
     d = df.dropna(subset=[latency, throughput])
     scale, unit = time_unit(d[latency].tolist() + ([slo] if slo else []))
     for i, (name, g) in enumerate(_groups(d, by)):
         g = g.sort_values(latency)
-        ax.plot(g[latency] / scale, g[throughput], marker="o", ms=4, color=PALETTE[i % len(PALETTE)],
-                label=None if name is None else str(name))
+        ax.plot(g[latency] / scale, g[throughput], marker="o", ms=4 if connect else 6, color=PALETTE[i % len(PALETTE)],
+                ls="-" if connect else "none", label=None if name is None else str(name))
         if annotate and annotate in g.columns:
             for x, y, a in zip(g[latency] / scale, g[throughput], g[annotate]):
                 ax.annotate(f"{a:g}" if isinstance(a, (int, float, np.number)) else str(a), (x, y), xytext=(3, 3),
@@ -102,7 +103,7 @@ def plot_throughput_latency(df: pd.DataFrame, latency: str = "tpot_s", throughpu
     if slo:
         ax.axvline(slo / scale, color="#D9534F", ls="--", lw=1.2, label=f"SLO {slo / scale:g} {unit}")
     ax.set_xlabel(f"{METRIC_LABELS.get(latency) or title_of(latency)} ({unit})")
-    ax.set_ylabel("output throughput (tok/s)" if throughput.endswith("tok_s") else throughput)
+    ax.set_ylabel("output throughput (tok/s)" if throughput.endswith("tok_s") else title_of(throughput, unit=True))
     ax.set_title(title or "throughput vs latency" + (f" (points: {annotate})" if annotate else ""))
     ax.set_ylim(bottom=0)
     if by is not None or slo:

@@ -166,6 +166,8 @@ def test_throughput_latency():
     assert len(ax.lines[1].get_xdata()) == 3  # the NaN point is skipped
     assert "ms" in ax.get_xlabel()
     assert len(ax.texts) == 7
+    ax = plots.plot_throughput_latency(df.assign(rate_rps=df["batch"]), throughput="rate_rps", connect=False, ax=_ax())
+    assert ax.lines[0].get_linestyle() == "None" and ax.get_ylabel() == "rate (req/s)"
 
 
 def test_static_sweep_keeps_infeasible_points():
