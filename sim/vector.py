@@ -629,17 +629,39 @@ class VectorCostModel:
                 key = (tm_p, tn_p)
                 cands[key] = cands.get(key, False) or always
         P = self.hw.n
-        best_t = np.full(P, np.inf)
-        best_c = np.full(P, np.nan)
-        best_cols = None
         cache = self.cache
         cap = self.cap[cache] if cache is not None else None
+        # columns a candidate can change (cache, home, activations' level, main); the others are
+        # the op's own traffic, the same for every candidate: their memory time is taken once
+        changed = {self.main}
+        for w in (self.home, self.act):
+            changed |= {int(w)} if isinstance(w, (int, np.integer)) else set(np.unique(w).tolist())
+        if cache is not None:
+            changed.add(cache)
+        changed = sorted(changed)
+        m_fixed = self._memory_time([0.0 if i in changed else c for i, c in enumerate(cols0)])
+        # A candidate with the same tile counts as an earlier, smaller one (same waves, split and
+        # traffic, more padded FLOPs) can never be strictly faster, so the earlier one wins at every
+        # point: skip it. Exact as long as the cache panel does not depend on the tile (no spill,
+        # or the panel larger than every tile at every point).
+        if cache is None:
+            panel_free = math.inf
+        elif not np.any(act_in + w_bytes > np.asarray(cap) / 2):
+            panel_free = math.inf
+        else:
+            panel_free = float(np.min(cap)) / (4.0 * max(k, 1) * a_bytes)
+        kept: list = []
+        ts, cs, colsets = [], [], []
         for (tm_p, tn_p), always in cands.items():
             need = 2 * (tm_p + tn_p) * tk * a_bytes
             valid = True if always else (np.asarray(smem) >= need)
             if valid is not True and not np.any(valid):
                 continue
             mt, nt = math.ceil(m / tm_p), math.ceil(n / tn_p)
+            if any(q_mt == mt and q_nt == nt and q_tm <= tm_p and q_tn <= tn_p and q_need <= need
+                   and max(tm_p, q_tm) <= panel_free for q_tm, q_tn, q_mt, q_nt, q_need in kept):
+                continue
+            kept.append((tm_p, tn_p, mt, nt, 0 if always else need))
             tiles = mt * nt * batch
             if isinstance(cores, np.ndarray):
                 split = np.where(tiles < cores, np.maximum(1, np.minimum(cores // tiles, kmax)), 1)
@@ -657,25 +679,30 @@ class VectorCostModel:
                 cols[cache] = cols[cache] + (act_in * nt + w_bytes * mt + out_b)
                 panel = np.maximum(tm_p, cap / (4.0 * max(k, 1) * a_bytes))
                 spill = act_in + w_bytes > np.asarray(cap) / 2
-                extra_a = np.where(spill, act_in * np.maximum(0, np.ceil(n / panel) - 1), 0.0)
-                extra_b = np.where(spill, w_bytes * np.maximum(0, np.ceil(m / panel) - 1), 0.0)
-                self._add(cols, self.home, extra_b)
-                self._add(cols, self.act, extra_a)
+                if np.any(spill):
+                    extra_a = np.where(spill, act_in * np.maximum(0, np.ceil(n / panel) - 1), 0.0)
+                    extra_b = np.where(spill, w_bytes * np.maximum(0, np.ceil(m / panel) - 1), 0.0)
+                    self._add(cols, self.home, extra_b)
+                    self._add(cols, self.act, extra_a)
             if np.any(np.asarray(split) > 1):
                 cols[self.main] = cols[self.main] + np.where(np.asarray(split) > 1,
                                                              2 * (split - 1) * m * n * batch * PARTIAL_SUM_BYTES, 0.0)
-            t = np.maximum(compute, self._memory_time(cols))
+            mem = np.maximum(m_fixed, self._memory_time([cols[i] if i in changed else 0.0 for i in range(self.L)]))
+            t = np.maximum(compute, mem)
             if valid is not True:
                 t = np.where(valid, t, np.inf)
-            better = t < best_t
-            best_t = np.where(better, t, best_t)
-            best_c = np.where(better, compute, best_c)
-            if best_cols is None:
-                best_cols = [np.where(better, c, 0.0) for c in cols]
-            else:
-                best_cols = [np.where(better, c, b) for c, b in zip(cols, best_cols)]
-        if best_cols is None:  # no tile fits the per-core memory at any point
-            best_cols = [np.zeros(P) for _ in range(self.L)]
+            ts.append(np.broadcast_to(t, (P,)))
+            cs.append(np.broadcast_to(compute, (P,)))
+            colsets.append([np.broadcast_to(np.asarray(cols[i], dtype=float), (P,)) for i in changed])
+        if not ts:  # no tile fits the per-core memory at any point (the scalar loop has no answer either)
+            ts, cs, colsets = [np.full(P, np.inf)], [np.full(P, np.inf)], [[np.zeros(P) for _ in changed]]
+        # the least time wins, the first candidate on ties (as the scalar loop's strict '<')
+        pick = np.argmin(np.stack(ts), axis=0)
+        ar = np.arange(P)
+        best_c = np.stack(cs)[pick, ar]
+        best_cols = list(cols0)
+        for j, i in enumerate(changed):
+            best_cols[i] = np.stack([cset[j] for cset in colsets])[pick, ar]
         compute = best_c
         if op.flops_vector:
             compute = np.maximum(compute, op.flops_vector / self._rate(dt, "vector"))

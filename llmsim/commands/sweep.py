@@ -85,11 +85,12 @@ def cmd_sweep(args) -> int:
     table = run.table
     metric = args.metric or ("usd_per_mtok_output" if "usd_per_mtok_output" in table.columns else None)
     fronts = [parse_objectives(t, table.columns) for t in args.pareto] or \
-        [f for f in DEFAULT_FRONTS if all(c in table.columns for c in f)
-         and all(table[c].notna().any() for c in f)]
+        None
     ok = table[table["status"] == "ok"] if "status" in table.columns else table
     if "fits" in ok.columns:
         ok = ok[ok["fits"].fillna(True).astype(bool)]
+    if fronts is None:  # the standard fronts whose objectives this table has and that vary
+        fronts = [f for f in DEFAULT_FRONTS if all(c in ok.columns and ok[c].nunique(dropna=True) > 1 for c in f)]
     sens = None
     if metric is not None and metric not in table.columns:
         import difflib

@@ -211,18 +211,50 @@ class SweepSpec:
         lines = [f"sweep {self.name}: {self.evaluator} evaluator on {Path(self.hardware).stem}"]
         for a in self.axes:
             if a.values is not None:
-                shown = ", ".join(_fmt(v) for v in a.values[:6]) + (" ..." if len(a.values) > 6 else "")
+                shown = ", ".join(_fmt(v, a.key) for v in a.values[:6]) + (" ..." if len(a.values) > 6 else "")
                 lines.append(f"  axis {a.name}: {len(a.values)} values ({shown})")
             else:
-                lines.append(f"  axis {a.name}: {a.scale} range {_fmt(a.lo)} .. {_fmt(a.hi)}"
+                lines.append(f"  axis {a.name}: {a.scale} range {_fmt(a.lo, a.key)} .. {_fmt(a.hi, a.key)}"
                              + (f", {a.steps} steps" if a.steps else ""))
         return lines
 
 
-def _fmt(v) -> str:
+def _fmt(v, key: str | None = None) -> str:
+    dim = dimension_of(key) if key else None
+    if dim is not None and isinstance(v, (int, float)):
+        from hwmodels.units import format_quantity
+
+        return format_quantity(float(v), dim, digits=4)
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def dimension_of(key: str | None) -> str | None:
+    """The unit dimension of a canonical hardware key (for display), or None for plain numbers."""
+    if not key:
+        return None
+    last = key.rsplit(".", 1)[-1]
+    parts = key.split(".")
+    if last in ("capacity",):
+        return "bytes"
+    if last == "bandwidth":
+        return "bandwidth"
+    if last in ("latency", "launch_overhead"):
+        return "time"
+    if "peak" in parts:
+        return "rate"
+    if last in ("tdp", "idle", "overhead"):
+        return "power"
+    if "energy_per_flop" in parts:
+        return "energy_per_flop"
+    if last == "energy_per_byte":
+        return "energy_per_byte"
+    if parts[-2:] == ["price", "cloud"]:
+        return "money_rate"
+    if parts[-2:] == ["price", "list"]:
+        return "money"
+    return None
 
 
 def _file_digest(hw: str) -> str:
@@ -496,8 +528,9 @@ def _unknown(d: dict, allowed, path: tuple, what: str, prob) -> None:
 
 def _check_value(name, v, typ, path, prob):
     if typ is int:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            prob(path, f"expected a positive integer; got {v!r}")
+        least = 0 if name == "seed" else 1
+        if isinstance(v, bool) or not isinstance(v, int) or v < least:
+            prob(path, f"expected {'a non-negative' if least == 0 else 'a positive'} integer; got {v!r}")
             return None
         return int(v)
     if typ is float:
