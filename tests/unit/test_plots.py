@@ -296,15 +296,3 @@ def test_time_unit():
     assert time_unit([2.0, 0.1]) == (1.0, "s")
     assert time_unit([3e-5]) == (1e-6, "us")
     assert time_unit([]) == (1e-3, "ms")
-
-
-def test_sim_never_imports_matplotlib_or_reports():
-    import ast
-
-    root = Path(__file__).resolve().parent.parent.parent / "sim"
-    for f in root.rglob("*.py"):
-        for node in ast.walk(ast.parse(f.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            for n in names:
-                assert not n.startswith(("matplotlib", "reports")), f"{f} imports {n}"
