@@ -438,7 +438,7 @@ def build_report(out_dir="docs/validation", report=None, measure_cpu=False, writ
         if write_calibrated:
             p = write_cal(cal_g, Path(write_calibrated) / f"{chip}-calibrated.yaml")
             written.append(p)
-    if "vidur-a40" in builtin:
+    if "vidur-a40" in builtin and not quick:
         a40 = compare(load_measurements("vidur-a40"), price=False)
         body.p(f"Vidur's A40 profiles (`vidur-a40`, {a40.counts['rows']:,} rows) are not scored: "
                + ", ".join(f"{v:,} rows rejected, {k}" for k, v in a40.counts["by_reason"].items())

@@ -30,7 +30,8 @@ def register(sub) -> None:
     p.add_argument("--holdout", type=int, default=0, help="the held-out fold")
     p.add_argument("--loss", choices=("mean", "median"), default="mean", help="mean or median |ln(pred/meas)|")
     p.add_argument("--max-shapes", type=int, default=200, help="training shapes per op kind used by the fit")
-    p.add_argument("--chip", metavar="REF", help="system only: the chip reference to write (e.g. a calibrated chip file)")
+    p.add_argument("--chip", metavar="REF", help="system only: the chip to fit the tiers with and to reference in the "
+                                                 "written file (e.g. a calibrated chip file beside --out)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on standard error")
     p.set_defaults(func=cmd_calibrate)
@@ -49,7 +50,24 @@ def cmd_calibrate(args) -> int:
     if args.folds < 2 or args.max_shapes < 1:
         raise SpecError("--folds must be at least 2 and --max-shapes at least 1")
     log = None if args.quiet or args.json else (lambda m: print(m, file=sys.stderr))
-    cal = calibrate(args.measured, args.hw, fit=_split(args.fit), fit_ops=_split(args.ops),
+    hw = args.hw
+    if args.chip:
+        # a system's tiers are fitted with the (calibrated) chip it will reference
+        from dataclasses import replace
+        from pathlib import Path
+
+        from hwmodels.chip import System
+        from hwmodels.loader import load_chip, load_hardware
+
+        system = load_hardware(args.hw)
+        if not isinstance(system, System):
+            raise SpecError(f"--chip applies to a system; {args.hw} is a chip")
+        ref = Path(args.chip)
+        if not ref.exists() and args.out:
+            ref = Path(args.out).parent / args.chip
+        system = replace(system, chip=load_chip(ref if ref.exists() else args.chip))
+        hw = system
+    cal = calibrate(args.measured, hw, name=args.hw, fit=_split(args.fit), fit_ops=_split(args.ops),
                     exact_only=not args.include_approx, folds=args.folds, holdout=args.holdout, loss=args.loss,
                     max_shapes=args.max_shapes, all_rows=args.all_rows, log=log)
     path = write_calibrated(cal, args.out, name=args.name, chip_ref=args.chip) if args.out else None

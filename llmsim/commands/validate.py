@@ -19,11 +19,12 @@ def register(sub) -> None:
                                                              "(vidur-a100, vidur-h100, vidur-network, ...)")
     p.add_argument("--hw", metavar="NAME", help="price every row on this hardware instead of its hardware column "
                                                 "(e.g. a calibrated file)")
-    p.add_argument("--out", metavar="DIR", help="write scored.csv, rejected.csv, summary.csv/json and plots here")
+    p.add_argument("--out", metavar="DIR", help="write scored.csv, rejected.csv, summary.csv/json and the plots "
+                                                "(PNG and SVG) here")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--worst", type=int, default=10, help="how many worst rows to list")
     p.add_argument("--no-efficiency", action="store_true", help="ignore achievable-efficiency fields (peaks only)")
-    p.add_argument("--svg", action="store_true", help="also write SVG plots")
+    p.add_argument("--no-svg", action="store_true", help="write the plots as PNG only")
     add_set_option(p)
     p.set_defaults(func=cmd_validate)
 
@@ -58,7 +59,7 @@ def cmd_validate(args) -> int:
         from reports.validation import error_size_plot, scatter_plot
 
         written += write_outputs(cmp, args.out, worst=max(args.worst, 20))
-        fmts = ("png", "svg") if args.svg else ("png",)
+        fmts = ("png",) if args.no_svg else ("png", "svg")
         if len(cmp.scored):
             title = f"{args.measured}" + (f" on {args.hw}" if args.hw else "")
             written += scatter_plot(cmp.scored, Path(args.out) / "scatter", title, formats=fmts)

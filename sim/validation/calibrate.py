@@ -500,8 +500,8 @@ def select_rows(df: pd.DataFrame, hw_name: str, hw, all_rows: bool = False) -> p
 
 
 def calibrate(measured, hw: str, *, fit: tuple | None = None, folds: int = 5, holdout: int = 0, loss: str = "mean",
-              max_shapes: int = 200, sweeps: int = 3, max_knots: int = 4, all_rows: bool = False,
-              fit_ops: tuple | None = None, exact_only: bool = True,
+              max_shapes: int = 200, sweeps: int = 6, max_knots: int = 4, all_rows: bool = False,
+              fit_ops: tuple | None = None, exact_only: bool = True, name: str | None = None,
               options: CostOptions = DEFAULT_OPTIONS, label: str | None = None, log=None) -> Calibration:
     """Fit ``hw``'s efficiency fields to ``measured`` (a frame, a CSV path or a built-in data set).
 
@@ -509,7 +509,8 @@ def calibrate(measured, hw: str, *, fit: tuple | None = None, folds: int = 5, ho
     tier, tier_latency). Rows are split by shape into ``folds`` folds; fold ``holdout`` is held
     out and scored, the rest are fitted. ``fit_ops`` limits the op kinds fitted to (all are
     scored); ``exact_only`` leaves out of the fit rows whose ``mapping`` column says the op only
-    approximates what was timed. Raises SpecError for bad arguments or no usable rows.
+    approximates what was timed. ``name``: the hardware column value to select (default: ``hw``'s
+    name). Raises SpecError for bad arguments or no usable rows.
     """
     import time
 
@@ -521,7 +522,7 @@ def calibrate(measured, hw: str, *, fit: tuple | None = None, folds: int = 5, ho
     if loss not in ("mean", "median"):
         raise SpecError(f"loss must be mean or median; got {loss!r}")
     base = load_hardware(hw) if isinstance(hw, (str, Path)) else hw
-    hw_name = str(hw) if isinstance(hw, (str, Path)) else base.name
+    hw_name = name or (str(hw) if isinstance(hw, (str, Path)) else base.name)
     if isinstance(measured, (str, Path)):
         from sim.validation.measure import load_measurements
 
@@ -561,14 +562,21 @@ def calibrate(measured, hw: str, *, fit: tuple | None = None, folds: int = 5, ho
         raise SpecError(f"the cost model cannot price any of the training rows for {hw_name}")
     ops = set(prob.rows["op"])
     is_system = isinstance(base, System)
+    # a system file holds only its tiers: its chip is calibrated on its own (then named with --chip)
     wanted = fit or tuple(x for x in KNOBS if (
-        x == "matrix" and ops & {"gemm", "attention"}
-        or x == "memory" and ops - set(COLLECTIVE_OPS)
-        or x == "launch" and (not is_system or ops - set(COLLECTIVE_OPS))  # a chip field: not from collectives alone
+        x == "matrix" and not is_system and ops & {"gemm", "attention"}
+        or x == "memory" and not is_system and ops - set(COLLECTIVE_OPS)
+        or x == "launch" and not is_system
         or x in ("tier", "tier_latency") and is_system and ops & set(COLLECTIVE_OPS) and base.tiers))
     for x in wanted:
         if x not in KNOBS:
             raise SpecError(f"unknown field to fit {x!r}; known: {', '.join(KNOBS)}")
+        if is_system and x not in ("tier", "tier_latency"):
+            raise SpecError(f"{hw_name} is a system: calibrate its chip ({base.chip.name}) on its own, then the "
+                            f"system's tiers with --chip naming the calibrated chip file")
+    if not wanted:
+        raise SpecError(f"nothing to fit for {hw_name} from these rows (op kinds {', '.join(sorted(ops))}): a chip "
+                        f"needs kernel rows, a system collective rows")
     knots = ()
     if "memory" in wanted:
         knots = knot_sizes_for(prob.sizes[~prob.is_collective], max_knots)

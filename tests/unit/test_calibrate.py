@@ -65,7 +65,7 @@ def test_recovers_memory_table_and_launch_overhead():
     for x in np.exp(rng.uniform(np.log(1e3), np.log(1e9), 60)):
         shapes.append({"op": "elementwise", "dtype": "bf16", "numel": int(x)})
     df = synthetic(TRUE, shapes)
-    cal = calibrate(df, TOY)
+    cal = calibrate(df, TOY, sweeps=3)
     assert cal.knobs.matrix == pytest.approx(0.73, rel=0.05)
     assert cal.knobs.launch == pytest.approx(3e-6, rel=0.2)
     truth = load_chip(TOY, TRUE).main_memory
@@ -113,7 +113,7 @@ def test_written_file_passes_check_and_round_trips(tmp_path, capsys):
 
     df = synthetic(TRUE, gemm_shapes(50) + [{"op": "memcpy", "dtype": "bf16", "bytes": int(b)}
                                             for b in np.geomspace(1e5, 1e9, 30)])
-    cal = calibrate(df, TOY, label="synthetic.csv")
+    cal = calibrate(df, TOY, label="synthetic.csv", sweeps=1)
     out = write_calibrated(cal, tmp_path / "toy-calibrated.yaml")
     assert main(["check", str(out)]) == 0
     data = yaml.safe_load(out.read_text())
@@ -150,3 +150,34 @@ def test_cli_calibrate(tmp_path, capsys):
     assert main(["calibrate", str(p), "--hw", "h100-sxm"]) == 2  # no rows for that hardware
     assert main(["calibrate", str(p), "--hw", TOY, "--fit", "bogus"]) == 2
     assert main(["calibrate", str(p), "--hw", TOY, "--folds", "1"]) == 2
+
+
+def test_system_tiers_fitted_with_a_given_chip(tmp_path):
+    """A system calibrates its tiers only; its chip is named with --chip and referenced by the file."""
+    from llmsim.cli import main
+
+    toy_sys = str(DATA / "toy-system.yaml")
+    truth = {"tiers.link.efficiency": 0.7, "tiers.link.efficiency_source": "test truth", "tiers.link.latency": "5 us"}
+    from hwmodels import load_system
+
+    sys_true = load_system(toy_sys, truth)
+    rows = [{"op": op, "dtype": "bf16", "bytes": int(b), "num_devices": p}
+            for op in ("allreduce", "allgather", "sendrecv") for p in (2, 4, 8) for b in np.geomspace(1e3, 1e9, 12)
+            if not (op == "sendrecv" and p != 2)]
+    df = pd.DataFrame(rows)
+    df["hardware"] = toy_sys
+    df["measured_time_s"] = predict_ops(df, hardware={toy_sys: sys_true})["time_s"]
+    p = tmp_path / "net.csv"
+    df.to_csv(p, index=False)
+    cal = calibrate(df, toy_sys)
+    assert cal.knobs.matrix is None and cal.knobs.launch is None
+    assert cal.knobs.tier == pytest.approx(0.7, rel=0.05)
+    assert cal.knobs.tier_latency == pytest.approx(5e-6, rel=0.1)
+    chip = tmp_path / "toy-chip-calibrated.yaml"
+    chip.write_text((DATA / "toy-chip.yaml").read_text().replace("name: toy-chip", "name: toy-chip-calibrated"))
+    out = tmp_path / "sys.yaml"
+    assert main(["calibrate", str(p), "--hw", toy_sys, "--chip", "toy-chip-calibrated.yaml", "--out", str(out),
+                 "--quiet"]) == 0
+    assert yaml.safe_load(out.read_text())["chip"] == "toy-chip-calibrated.yaml"
+    assert load_system(out).chip.name == "toy-chip-calibrated"
+    assert main(["calibrate", str(p), "--hw", toy_sys, "--fit", "matrix"]) == 2  # chip fields: not on a system

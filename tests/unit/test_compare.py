@@ -140,7 +140,8 @@ def test_cli_validate_json_and_out(tmp_path, capsys):
     assert main(["validate", str(p), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "median |err|" in text and "rejected" in text
-    for f in ("scored.csv", "rejected.csv", "summary.csv", "summary.json", "scatter.png", "error_vs_size.png"):
+    for f in ("scored.csv", "rejected.csv", "summary.csv", "summary.json", "scatter.png", "error_vs_size.png",
+              "scatter.svg", "error_vs_size.svg"):
         assert (out / f).exists(), f
     assert (out / "scatter.png").stat().st_size < 150_000
 
