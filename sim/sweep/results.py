@@ -151,19 +151,26 @@ class ResultStore:
         return set(ids)
 
     def compact(self, order=None) -> pd.DataFrame:
-        """Rewrite the parts as one (rows in ``order`` of point ids first); returns the table."""
-        df = self.load()
-        if not len(df):
-            return df
-        if order is not None:
+        """The table in ``order`` of point ids (others after); rewrites the parts as one only when
+        they are out of that order or hold superseded rows (retried points)."""
+        frames = [pd.read_parquet(p) for p in self.parts()]
+        if not frames:
+            return pd.DataFrame()
+        df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        dup = pd.Index(_ids(df["point_id"])).duplicated(keep="last")
+        rewrite = bool(dup.any())
+        if rewrite:
+            df = df[~dup].reset_index(drop=True)
+        if order is not None and len(df):
             key = pd.Index(np.asarray(order, dtype=object)).get_indexer(_ids(df["point_id"])).astype(float)
             missing = key < 0
             key[missing] = len(order) + np.arange(int(missing.sum()))
             if np.any(np.diff(key) < 0):
                 df = df.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
+                rewrite = True
+        if not rewrite:
+            return df
         old = self.parts()
-        if len(old) == 1 and order is not None and not np.any(np.diff(key) < 0):
-            return df  # one part, already in order
         self._ensure()
         dest = self.path / f"part-{0:05d}-{uuid.uuid4().hex[:6]}.parquet"
         _write(df, dest)

@@ -362,7 +362,8 @@ def run_sweep(spec, out=None, *, workers: int | None = None, dask: str | None = 
               dask_processes: bool = True, flush_s: float = 2.0, stream=None) -> SweepRun:
     """Run ``spec`` (see the module docstring); ``out`` a results folder (None: in memory only).
 
-    ``workers``: local processes (default: CPUs; 1 runs in this process). ``dask``: a scheduler
+    ``workers``: local processes (default: one per CPU for the serving and custom evaluators, 1 for
+    the vectorized static evaluator; 1 runs in this process). ``dask``: a scheduler
     address or ``"local"`` (a LocalCluster of ``workers`` workers). ``limit``: run at most this
     many of the points left (for a quick look). ``progress``: None = automatic (see Progress).
     """
@@ -385,7 +386,10 @@ def run_sweep(spec, out=None, *, workers: int | None = None, dask: str | None = 
     if limit is not None:
         todo = todo.iloc[:limit]
     tasks = make_tasks(spec, todo, chunk)
-    workers = workers if workers is not None else (os.cpu_count() or 1)
+    if workers is None:
+        # the static evaluator is vectorized: shipping its results between processes costs more
+        # than a second core saves on small machines, so it runs in this process unless asked
+        workers = 1 if spec.evaluator == "static" else (os.cpu_count() or 1)
     backend = "inline"
     if dask:
         backend = f"dask {dask}"
