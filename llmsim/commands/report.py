@@ -181,7 +181,13 @@ def prediction_summary(p) -> list[tuple[str, object]]:
             "kv_cache_bytes", "activation_bytes", "memory_capacity_bytes", "usd_per_hour", "usd_per_mtok_output",
             "usd_per_mtok_input", "joules_per_output_token", "mfu", "mbu"]
     d = p.to_dict()
-    return [(k, d.get(k)) for k in keys]
+    out = [(k, d.get(k)) for k in keys]
+    # technique fields (docs/optimize.md) when a technique is on
+    for k in ("tokens_per_step", "speculative", "sparsity", "kv_window", "offload_bytes", "draft_bytes"):
+        v = d.get(k)
+        if v not in (None, 0, 0.0, 1, 1.0, False, "", {}, []):
+            out.append((k, v))
+    return out
 
 
 def cmd_report_predict(args) -> int:
