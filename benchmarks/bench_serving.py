@@ -40,6 +40,17 @@ def run_case(name: str) -> dict:
         n = 100_000 if name == "offline100k" else 1_000_000
         stream = Scenario(AllAtOnce(), Uniform(64, 512), Uniform(8, 64), num_requests=n)
         kw = {"out_dir": tempfile.mkdtemp(prefix="llmsim-bench-"), "trace": False}
+    rss_trail = []
+    if name.startswith("offline"):
+        from sim.serving.metrics import RequestLog
+
+        flush = RequestLog.flush
+
+        def flush_and_sample(self):  # current RSS each time a 65,536-row chunk is written
+            flush(self)
+            rss_trail.append((self.completed, round(_rss_mb(), 1)))
+
+        RequestLog.flush = flush_and_sample
     t0 = time.perf_counter()
     res = simulate(stream, "h100-sxm", "llama-3.1-8b", **kw)
     wall = time.perf_counter() - t0
@@ -59,7 +70,17 @@ def run_case(name: str) -> dict:
         "tpot_p50_s": s["tpot_p50_s"],
         "output_throughput_tok_s": round(s["output_throughput_tok_s"]),
         "batch_size_mean": s["batch_size_mean"],
+        "graph_builds": s["graph_builds"],
+        "rss_mb_by_completed": rss_trail[1::2],
     }
+
+
+def _rss_mb() -> float:
+    """Resident set size now (Linux /proc), in MB."""
+    import os
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def main(argv: list[str]) -> int:

@@ -94,6 +94,7 @@ class StepCoster:
         self._max_memo = max_memo
         self._memo_max_requests = memo_max_requests
         self._max_op_memo = 20_000
+        self._max_base = 500_000  # (T, R) entries, ~250 bytes each
         self._base: dict = {}
         kinds = {k.tag: k for k in self.spec.layer_kinds}
         self._stage = tuple((kinds[t], c) for t, c in stage_layers(self.spec, self.pp))
@@ -196,7 +197,8 @@ class StepCoster:
             flops += c.flops * c.count
             bytes_main += c.bytes_main * c.count
             energy += c.energy_j * c.count
-        self._base[bkey] = (compute, comm, flops, bytes_main, energy)
+        if len(self._base) < self._max_base:
+            self._base[bkey] = (compute, comm, flops, bytes_main, energy)
         ch = self.chips
         return StepCost(gc.time_s, gc.energy_j * ch, gc.flops * ch, gc.bytes_main * ch)
 

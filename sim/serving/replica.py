@@ -113,16 +113,16 @@ class Replica:
                 yield env.timeout(dt)
                 self._complete(plan, env.now)
                 continue
-            stage = cost.time_s / pp + extra
+            stage = cost.time_s / pp
             t = now
             sf = self.stage_free
             spans = []
             for k in range(pp):
                 start = t if t > sf[k] else sf[k]
-                t = start + stage
+                t = start + stage + (extra if k == 0 else 0.0)  # a swap copy delays the first stage
                 sf[k] = t
                 spans.append(start)
-            self._account(plan, now, stage, spans)
+            self._account(plan, now, stage + extra, spans)
             for s, _ in plan.items:
                 s.inflight = True
             self.inflight += 1

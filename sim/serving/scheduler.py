@@ -364,7 +364,7 @@ class SarathiScheduler(Scheduler):
             before = len(items)
             swapped_in = self._swap_in(items, budget)
             budget -= sum(n for _, n in items[before:])
-        if not self.swapped:
+        if not self.swapped and not preempted:  # a request preempted now is not re-admitted this step
             nrun = len(self.running)
             waiting = self.waiting
             while waiting and budget > 0 and nrun < cfg.max_num_seqs:
