@@ -314,10 +314,15 @@ def format_summary(s: dict) -> str:
         if s["scheduler"] == "disagg"
         else f"{reps} replica{'s' if reps > 1 else ''}"
     )
-    lines.append(
-        f"{s['model']} on {s['system']}: {pool}, tp={s['tp']} pp={s['pp']}"
-        f"{' ep=' + str(s['ep']) if s['ep'] > 1 else ''}, {s['quant']}, {s['scheduler']}"
+    head = f"{s['model']} on {s['system']}, {s['scheduler']} scheduler"
+    setup = (
+        f"{pool}, tp={s['tp']} pp={s['pp']}{' ep=' + str(s['ep']) if s['ep'] > 1 else ''}, {s['quant']}, "
+        f"{s['chips']} chip{'s' if s['chips'] > 1 else ''}"
     )
+    if len(head) + len(setup) + 2 <= 80:
+        lines.append(f"{head}: {setup}")
+    else:
+        lines += [head, f"replicas    {setup}"]
     lines.append(
         f"requests    {s['requests_completed']:,} completed, {s['requests_rejected']:,} rejected"
         + (f", {s['requests_unfinished']:,} unfinished" if s.get("requests_unfinished") else "")
