@@ -25,6 +25,9 @@ from workloads import Batch, build_graph
 
 
 def main(points: int = 1_000_000) -> None:
+    import os
+
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other processes slow the wall-clock rates)")
     system = load_system("h100-sxm")
     graph = build_graph("llama-3.1-8b", Batch.decode(32, 2048), "bf16")
     res = resident_bytes(graph)
@@ -37,21 +40,23 @@ def main(points: int = 1_000_000) -> None:
     })
     ops = len(graph.ops)
     n_scalar = 2000
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for i in range(n_scalar):
         s = hw.system_at(i)
         estimate(graph, s, model=CostModel(s, resident_bytes=res))
-    dt_s = time.perf_counter() - t
+    dt_s, cpu_s = time.perf_counter() - t, time.process_time() - c
     evaluate_graph(graph, hw.slice(0, 1000), resident_bytes=res)  # warm-up
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     ga = evaluate_graph(graph, hw, resident_bytes=res)
-    dt_v = time.perf_counter() - t
+    dt_v, cpu_v = time.perf_counter() - t, time.process_time() - c
     assert ga.time_s.shape == (points,)
     s_rate = n_scalar * ops / dt_s
     v_rate = points * ops / dt_v
     print(f"graph: llama-3.1-8b decode step, {ops} ops; {points:,} design points, 4 parameters varied")
-    print(f"scalar path (CostModel per point)   : {s_rate:12,.0f} evaluations/s  ({n_scalar:,} points in {dt_s:.2f} s)")
-    print(f"vector path (sim.vector, 1 process) : {v_rate:12,.0f} evaluations/s  ({points:,} points in {dt_v:.2f} s)")
+    print(f"scalar path (CostModel per point)   : {s_rate:12,.0f} evaluations/s  ({n_scalar:,} points in {dt_s:.2f} s; "
+          f"{n_scalar * ops / cpu_s:,.0f} per CPU-second)")
+    print(f"vector path (sim.vector, 1 process) : {v_rate:12,.0f} evaluations/s  ({points:,} points in {dt_v:.2f} s; "
+          f"{points * ops / cpu_v:,.0f} per CPU-second)")
     print(f"speed-up: {v_rate / s_rate:.0f}x")
 
 

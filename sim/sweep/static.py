@@ -7,7 +7,7 @@ numeric hardware axes are arrays and every op is priced once for all points (sim
 Modes (``static: {mode: ...}`` in the spec):
 
 - ``request`` (default): exactly ``llmsim predict`` for each point: TTFT = prefill step, TPOT =
-  mean decode step over contexts L+1 .. L+O-1 (``decode_samples`` contexts, linearly interpolated,
+  mean decode step over the O-1 decode steps (``decode_samples`` contexts, linearly interpolated,
   as sim.predict does; ops shared by the decode graphs are priced once), e2e, throughput, USD per
   million output tokens, joules per output token, MFU, MBU; tests/unit/test_sweep_static.py holds
   a sweep row equal to ``predict(..., overrides=...)``;
@@ -95,6 +95,17 @@ def _fail(spec, sub, status, msg) -> pd.DataFrame:
     return df
 
 
+def decode_contexts(input_len: int, steps: int, samples: int, sample):
+    """The decode contexts sim.predict prices and the steps it interpolates over (its convention:
+    the step that emits output token i+1 has L + i - 1 tokens cached, i = 1 .. O-1)."""
+    import sim.predict as _p
+
+    own = getattr(_p, "decode_contexts", None)  # one source of truth once sim.predict exposes it
+    if own is not None:
+        return own(input_len, steps, samples)
+    return sample(input_len, input_len + steps - 1, samples), np.arange(input_len, input_len + steps)
+
+
 @functools.lru_cache(maxsize=64)
 def _graphs(model, quant, tp, pp, ep, dp, b, input_len, output_len, mode, samples, fused):
     """Footprint and graphs of a group (cached per process: sweeps revisit the same workloads)."""
@@ -111,9 +122,8 @@ def _graphs(model, quant, tp, pp, ep, dp, b, input_len, output_len, mode, sample
         steps = output_len - 1
         weights = np.zeros(0)
         if steps > 0:
-            ctxs = _sample_contexts(input_len + 1, input_len + steps, samples)
+            ctxs, allc = decode_contexts(input_len, steps, samples, _sample_contexts)
             graphs += [build_graph(spec_m, Batch.decode(b, int(c)), **kw) for c in ctxs]
-            allc = np.arange(input_len + 1, input_len + steps + 1)
             eye = np.eye(len(ctxs))
             # sum over every step of np.interp(step, ctxs, times) = weights . times (linear in times)
             weights = np.array([np.interp(allc, ctxs, eye[i]).sum() for i in range(len(ctxs))])

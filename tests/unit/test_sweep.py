@@ -221,3 +221,20 @@ def test_cli_runs_a_spec(tmp_path, capsys):
     assert main(["sweep", str(TOY), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
     assert "12 already done" in capsys.readouterr().out
     assert main(["sweep", str(BAD[0])]) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# shipped examples
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("sweep-*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_specs_load(path):
+    spec = load_spec(path)
+    assert count(spec) > 0 and spec.axes
+
+
+def test_small_example_runs():
+    run = run_sweep(load_spec(Path(__file__).parents[2] / "examples" / "sweep-small.yaml"), None, progress=False)
+    assert run.ok == 36 and run.table["usd_per_mtok_output"].notna().all()
