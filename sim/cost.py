@@ -43,6 +43,10 @@ from hwmodels.dtype import get_dtype
 from sim.collective import collective_time
 
 
+#: op costs memoized per CostModel before the memo is cleared (bounds memory in long runs)
+MEMO_LIMIT = 50_000
+
+
 @dataclass(frozen=True)
 class CostOptions:
     """How the software runs the work (not what the hardware is)."""
@@ -151,6 +155,8 @@ class CostModel:
         c = self._memo.get(op)
         if c is None:
             c = self._price(op)
+            if len(self._memo) >= MEMO_LIMIT:  # long serving runs see endless attention shapes
+                self._memo.clear()
             self._memo[op] = c
         return c
 

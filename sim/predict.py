@@ -3,8 +3,8 @@
 For B requests of L prompt tokens and O output tokens (formulas in docs/cost-model.md):
 
 - TTFT = time of the prefill step (B x L tokens) through all pipeline stages;
-- TPOT = mean decode step over contexts L+1 .. L+O-1 (the step that makes output token i reads a
-  KV cache of L+i tokens). Decode steps are priced at up to ``samples`` contexts spread evenly
+- TPOT = mean decode step over the O-1 decode steps; the step that emits output token i+1 has
+  L+i-1 tokens cached before it and adds one (contexts L .. L+O-2 before the step). Decode steps are priced at up to ``samples`` contexts spread evenly
   over that range and linearly interpolated in between (step time is piecewise linear in the
   context: attention reads grow linearly, everything else is constant), so a prediction with
   thousands of output tokens prices a few dozen graphs, not thousands;
@@ -258,7 +258,8 @@ def predict(model, hw, batch: int, input_len: int, output_len: int, *, tp: int =
     tokens_per_step = speculative.tokens_per_step if speculative is not None else 1.0
     verify_kernel = "paged" if attention_kernel == "auto" else attention_kernel
     if steps > 0:
-        ctxs = _sample_contexts(input_len + 1, input_len + steps, samples)
+        # the decode step that emits output token i+1 has L + i - 1 tokens cached before it
+        ctxs = _sample_contexts(input_len, input_len + steps - 1, samples)
         times, energies, bytes_, flops, links = [], [], [], [], []
         for c in ctxs:
             if speculative is None:
@@ -288,7 +289,7 @@ def predict(model, hw, batch: int, input_len: int, output_len: int, *, tp: int =
             flops.append(f)
             if decode_mid is None and c >= input_len + (steps + 1) // 2:
                 decode_mid = gc
-        allc = np.arange(input_len + 1, input_len + steps + 1)
+        allc = np.arange(input_len, input_len + steps)
         decode_time = float(np.interp(allc, ctxs, times).sum())
         decode_energy = float(np.interp(allc, ctxs, energies).sum())
         decode_bytes = float(np.interp(allc, ctxs, bytes_).sum())

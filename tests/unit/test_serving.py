@@ -261,17 +261,9 @@ def test_one_request_matches_the_static_predictor(hw, tp, pp):
     steps = [c.exact(((1, L_IN + g - 1),)).time_s for g in range(1, L_OUT)]
     assert row.e2e_s == pytest.approx(p.ttft_s + sum(steps), rel=1e-12)
     assert row.tpot_s == pytest.approx(sum(steps) / (L_OUT - 1), rel=1e-12)
-    # predict prices its decode steps one token of context later (L+1 .. L+O-1 cached before)
-    later = [c.exact(((1, L_IN + g),)).time_s for g in range(1, L_OUT)]
-    assert p.e2e_s == pytest.approx(p.ttft_s + sum(later), rel=1e-12)
+    assert p.e2e_s == pytest.approx(p.ttft_s + sum(steps), rel=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sim/predict.py prices the decode step making token i+1 at context "
-    "L+i (Batch.decode(b, L+i)); the KV cache then holds L+i-1 tokens. "
-    "Remove this mark when predict uses contexts L .. L+O-2.",
-)
 def test_one_request_e2e_equals_predict_e2e():
     r = simulate([Request(0, 0.0, L_IN, L_OUT)], TOY, MODEL)
     p = predict(MODEL, TOY, 1, L_IN, L_OUT, samples=L_OUT)
