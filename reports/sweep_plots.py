@@ -66,7 +66,7 @@ def sensitivity_figure(sens: pd.DataFrame, metric: str, figsize=(6.4, 3.6)):
     s = sens.iloc[::-1]
     ax.barh(s["axis"], s["share"], color=[color_for(i) for i in range(len(s))][::-1])
     for i, (share, el) in enumerate(zip(s["share"], s["elasticity"])):
-        txt = f"{share:.0%}" + (f"  (elasticity {el:+.2f})" if el == el else "")
+        txt = f"{share:.0%}" + (f"  (elasticity {el:+.2f})" if not np.isnan(el) else "")
         ax.text(share, i, " " + txt, va="center", fontsize=8)
     ax.set_xlim(0, max(1.0, float(s["share"].max()) * 1.4 if len(s) else 1.0))
     ax.set_xlabel(f"share of the variance of {metric} explained by the axis alone")

@@ -346,7 +346,7 @@ def plan(req: PlanRequest, simulate=None, progress=None) -> PlanResult:
                 key=lambda c: (c.usd_per_hour, -c.headroom))
     order = {"ok": 0, "over_budget": 1, "fails_slo": 2, "skipped": 3, "no_price": 4, "infeasible": 5, "error": 6}
     rest = sorted([c for c in cands if c not in ok], key=lambda c: (order.get(c.status, 9), c.usd_per_hour
-                                                                      if c.usd_per_hour == c.usd_per_hour else math.inf))
+                                                                      if not math.isnan(c.usd_per_hour) else math.inf))
     closest = None
     if not ok:
         over = [c for c in cands if c.status == "over_budget" and c.replicas]
@@ -389,7 +389,7 @@ def _search(req: PlanRequest, c: Candidate, trace, simulate, progress) -> int:
             progress(f"{c.label}: {rate:.4g} req/s -> p99 TTFT {_t(p.ttft_p99_s)}, p99 TPOT {_t(p.tpot_p99_s)} "
                      f"{'ok' if p.ok else 'misses'}")
         ratio = max(p.ttft_p99_s / req.slo_ttft_p99_s, p.tpot_p99_s / req.slo_tpot_p99_s)
-        if ratio == ratio:
+        if not math.isnan(ratio):
             c.closeness = min(c.closeness, ratio)
         return p
 

@@ -314,8 +314,8 @@ class TcoAssumptions:
 
     def describe(self) -> list[str]:
         return [f"cost source: {self.source}", f"lifetime {self.lifetime_years:g} years",
-                f"power at idle + {self.utilization:.0%} of (TDP - idle), PUE {self.pue:g}, "
-                f"{self.usd_per_kwh:g} USD/kWh"] + \
+                (f"power at idle + {self.utilization:.0%} of (TDP - idle), PUE {self.pue:g}, "
+                 f"{self.usd_per_kwh:g} USD/kWh")] + \
             ([f"purchase price {self.purchase_usd_per_chip:,.0f} USD per chip (given)"]
              if self.purchase_usd_per_chip is not None else [])
 

@@ -34,6 +34,7 @@ catalog chip lists energy per FLOP today.
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -42,6 +43,8 @@ import numpy as np
 from hwmodels.chip import Chip, System, interpolate_efficiency
 from hwmodels.dtype import get_dtype
 from sim.cost import CostOptions, _view
+
+_DEFAULT = CostOptions()
 
 __all__ = [
     "GEMM_TILES",
@@ -309,7 +312,7 @@ def _interp_eff(table, size):
     out = np.where(size <= table[0][0], table[0][1], out)
     logs = np.log(np.maximum(size, 1e-300))
     done = (size <= table[0][0]) | (size >= table[-1][0])
-    for (s0, f0), (s1, f1) in zip(table, table[1:]):
+    for (s0, f0), (s1, f1) in itertools.pairwise(table):
         inside = ~done & (s0 <= size) & (size <= s1)
         if inside.any():
             t = (logs - math.log(s0)) / (math.log(s1) - math.log(s0))
@@ -321,7 +324,7 @@ def _interp_eff(table, size):
 class VectorCostModel:
     """Prices ops at every point of ``hw``; mirrors :class:`sim.cost.CostModel` formula by formula."""
 
-    def __init__(self, hw: HwPoints, options: CostOptions = CostOptions(), resident_bytes: float = 0.0, tp: int = 1):
+    def __init__(self, hw: HwPoints, options: CostOptions = _DEFAULT, resident_bytes: float = 0.0, tp: int = 1):
         self.hw = hw
         self.system = hw.system
         self.chip = self.system.chip
@@ -644,9 +647,7 @@ class VectorCostModel:
         # traffic, more padded FLOPs) can never be strictly faster, so the earlier one wins at every
         # point: skip it. Exact as long as the cache panel does not depend on the tile (no spill,
         # or the panel larger than every tile at every point).
-        if cache is None:
-            panel_free = math.inf
-        elif not np.any(act_in + w_bytes > np.asarray(cap) / 2):
+        if cache is None or not np.any(act_in + w_bytes > np.asarray(cap) / 2):
             panel_free = math.inf
         else:
             panel_free = float(np.min(cap)) / (4.0 * max(k, 1) * a_bytes)
@@ -756,7 +757,7 @@ def _full(x, n):
     return np.broadcast_to(a, (n,)) if a.ndim == 0 else a
 
 
-def evaluate_ops(ops, hw: HwPoints, options: CostOptions = CostOptions(), resident_bytes: float = 0.0,
+def evaluate_ops(ops, hw: HwPoints, options: CostOptions = _DEFAULT, resident_bytes: float = 0.0,
                  tp: int = 1, chunk: int = 32768) -> list:
     """Price ``ops`` at every point, chunk by chunk; returns per op a dict of (P,) arrays.
 
@@ -807,7 +808,7 @@ def combine_arrays(priced: list, pp: int, options: CostOptions, keep_ops: bool =
     return GraphArrays(stage * pp, stage, compute, comm, flops, bytes_main, energy, levels, pp, op_t, tuple(names))
 
 
-def evaluate_graph(graph, hw: HwPoints, options: CostOptions = CostOptions(), resident_bytes: float | None = None,
+def evaluate_graph(graph, hw: HwPoints, options: CostOptions = _DEFAULT, resident_bytes: float | None = None,
                    keep_ops: bool = False, chunk: int = 32768) -> GraphArrays:
     """Price every op of ``graph`` at every point of ``hw``: the vector form of sim.estimate.estimate.
 

@@ -61,7 +61,7 @@ def _time(text: str, flag: str) -> float:
 
 
 def _t(s) -> str:
-    if s is None or s != s:
+    if s is None or s != s:  # noqa: PLR0124  (NaN)
         return "-"
     return f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.2f} s"
 
@@ -107,8 +107,8 @@ def print_plan(res) -> None:
           + (f", trace {r.trace}" if r.trace else "") + f"); SLOs p99 TTFT <= {_t(r.slo_ttft_p99_s)}, "
           f"p99 TPOT <= {_t(r.slo_tpot_p99_s)}" + (f"; budget {r.budget_usd_per_hour:g} USD/h" if r.budget_usd_per_hour else ""))
     n = len(res.candidates)
-    print(f"searched {n} configurations ({len(set(c.hardware for c in res.candidates))} hardware x tp "
-          f"{sorted(set(c.tp for c in res.candidates))} x {len(r.schedulers)} scheduler setting(s)) with "
+    print(f"searched {n} configurations ({len({c.hardware for c in res.candidates})} hardware x tp "
+          f"{sorted({c.tp for c in res.candidates})} x {len(r.schedulers)} scheduler setting(s)) with "
           f"{res.probes} simulations of {r.num_requests} requests each in {res.wall_s:.1f} s")
     for note in res.notes:
         print(f"  - {note}")

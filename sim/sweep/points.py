@@ -52,7 +52,7 @@ def _codes(values) -> np.ndarray:
     for i, v in enumerate(arr.tolist()):
         c = cache.get(v)
         if c is None:
-            if isinstance(v, bool) or isinstance(v, (int, float)):
+            if isinstance(v, (bool, int, float)):
                 c = _codes(np.array([float(v)]))[0]
             else:
                 c = np.uint64(_str_code(str(v)))

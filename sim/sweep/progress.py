@@ -7,6 +7,7 @@ every 30 s). Short runs on a pipe print nothing. ``enabled=False`` silences it.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -14,9 +15,9 @@ __all__ = ["Progress", "format_duration"]
 
 
 def format_duration(s: float) -> str:
-    if s != s or s == float("inf"):
+    if math.isnan(s) or math.isinf(s):
         return "?"
-    s = int(round(s))
+    s = round(s)
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
@@ -47,7 +48,7 @@ class Progress:
         frac = self.done / self.total if self.total else 1.0
         rate = self.done / el if el > 0 else 0.0
         left = (self.total - self.done) / rate if rate > 0 else float("inf")
-        fill = int(round(frac * self.width))
+        fill = round(frac * self.width)
         bar = "#" * fill + "." * (self.width - fill)
         return (f"{self.label} [{bar}] {self.done:,}/{self.total:,} {self.unit} {frac * 100:5.1f}%  "
                 f"{rate:,.0f}/s  elapsed {format_duration(el)}  left {format_duration(left)}")
@@ -67,7 +68,7 @@ class Progress:
             return
         if self.enabled is None and el < self.after_s:
             return
-        pct = int(self.done * 10 / self.total) if self.total else 10
+        pct = self.done * 10 // self.total if self.total else 10
         if pct != self._last_pct or now - self._last >= 30:
             self.stream.write(self._line() + "\n")
             self.stream.flush()

@@ -45,7 +45,7 @@ def _to_arrow(df: pd.DataFrame):
             arr = arr.cast(pa.int64())
         elif c in BOOL_COLUMNS:
             vals = s.to_numpy(dtype=object)
-            arr = pa.array([None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else bool(v)
+            arr = pa.array([None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else bool(v)
                             for v in vals] if vals.dtype == object and len(vals) < 1000 else
                            pd.array(s, dtype="boolean"), type=pa.bool_(), from_pandas=True)
         elif c in STR_COLUMNS:

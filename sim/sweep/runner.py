@@ -215,7 +215,7 @@ def _run_inline(spec, tasks, sink):
     for fr in tasks:
         try:
             df = _task(spec, fr)
-        except Exception as e:  # evaluate() records per-point failures; this is a broken task
+        except Exception as e:  # noqa: BLE001  (evaluate() records per-point failures; this is a broken task)
             df = _error_rows(spec, fr, f"{type(e).__name__}: {e}")
         sink(df)
 
@@ -234,10 +234,7 @@ def _mp_context():
         return mp.get_context("fork")
     if sys.platform.startswith("linux"):
         ctx = mp.get_context("forkserver")
-        try:
-            ctx.set_forkserver_preload(["numpy", "pandas", "sim.sweep.runner", "sim.sweep.static", "sim.vector"])
-        except Exception:
-            pass
+        ctx.set_forkserver_preload(["numpy", "pandas", "sim.sweep.runner", "sim.sweep.static", "sim.vector"])
         return ctx
     return mp.get_context("spawn")
 
@@ -257,7 +254,7 @@ def _run_pool(spec, tasks, sink, workers: int):
                                            initargs=(spec,))
                 try:  # a pool that cannot start its workers is not a point's fault: stop here
                     pool.submit(_noop).result(timeout=120)
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001  (whatever stops the workers from starting)
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise RuntimeError(f"the local process pool cannot start its workers ({type(e).__name__}: {e}); "
                                        "try --workers 1 or --dask local") from None
@@ -281,7 +278,7 @@ def _run_pool(spec, tasks, sink, workers: int):
                     sink(fut.result())
                 except BrokenProcessPool:
                     broken.append((tid, fr, att))
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001  (a task that fails as a whole: its points are recorded)
                     sink(_error_rows(spec, fr, f"{type(e).__name__}: {e}"))
             if broken:
                 # the pool is gone: every task in flight is lost with it; retry, then isolate by halving
@@ -335,7 +332,7 @@ def _run_dask(spec, tasks, sink, address: str, workers: int | None, processes: b
             fr, att = meta.pop(f.key)
             try:
                 sink(f.result())
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001  (a lost worker or a failed task: recorded, the rest go on)
                 killed = type(e).__name__ in ("KilledWorker", "CommClosedError", "CancelledError")
                 if killed and len(fr) > 1:
                     h = len(fr) // 2

@@ -78,14 +78,16 @@ def _point(spec, one: pd.DataFrame, simulate) -> pd.DataFrame:
         out["memory_capacity_bytes"] = float(np.asarray(capacity_bytes(hw)).reshape(-1)[0])
         sysobj = hw.system_at(0)
         out["system"] = sysobj.name
-        v = lambda k: spec.value_of(k, row) if f"serving.{k}" not in row else row[f"serving.{k}"]
+        def v(k):
+            return spec.value_of(k, row) if f"serving.{k}" not in row else row[f"serving.{k}"]
+
         rate, cv = float(v("rate")), float(v("cv"))
         scen = scenario_for(rate, cv, base["input_len"], base["output_len"], v("num_requests"))
         sim = simulate or get_simulate()
-        kw = dict(tp=par["tp"], pp=par["pp"], ep=par["ep"], quant=base["quant"], replicas=par["replicas"],
-                  scheduler=v("scheduler"), max_num_seqs=int(v("max_num_seqs")), chunk_size=int(v("chunk_size")),
-                  router=v("router"), memory_utilization=float(v("memory_utilization")), seed=int(v("seed")),
-                  slo_ttft_s=v("slo_ttft_p99"), slo_tpot_s=v("slo_tpot_p99"), options=spec.options)
+        kw = {"tp": par["tp"], "pp": par["pp"], "ep": par["ep"], "quant": base["quant"], "replicas": par["replicas"],
+              "scheduler": v("scheduler"), "max_num_seqs": int(v("max_num_seqs")), "chunk_size": int(v("chunk_size")),
+              "router": v("router"), "memory_utilization": float(v("memory_utilization")), "seed": int(v("seed")),
+              "slo_ttft_s": v("slo_ttft_p99"), "slo_tpot_s": v("slo_tpot_p99"), "options": spec.options}
         if v("max_num_batched_tokens") is not None:
             kw["max_num_batched_tokens"] = int(v("max_num_batched_tokens"))
         t0 = time.perf_counter()
@@ -104,7 +106,7 @@ def _point(spec, one: pd.DataFrame, simulate) -> pd.DataFrame:
     except SpecError as e:
         out["status"] = "error"
         out["error"] = "; ".join(str(p) for p in e.problems)
-    except Exception as e:  # a point that raises is recorded; the sweep goes on
+    except Exception as e:  # noqa: BLE001  (a point that raises is recorded; the sweep goes on)
         out["status"] = "error"
         out["error"] = f"{type(e).__name__}: {e}"
     return out
@@ -126,12 +128,12 @@ def _fill(out, s: dict, spec, row, d, par, wall) -> None:
     out["request_throughput_rps"] = _g(s, "request_throughput_rps")
     thr = _g(s, "output_throughput_tok_s")
     out["output_tok_s"] = thr
-    out["output_tok_s_per_chip"] = thr / par["chips"] if thr == thr else math.nan
+    out["output_tok_s_per_chip"] = thr / par["chips"] if not math.isnan(thr) else math.nan
     usd_h = float(np.asarray(d["usd_per_hour"]).reshape(-1)[0])
-    out["usd_per_mtok_output"] = usd_h / 3600.0 / thr * 1e6 if thr and thr == thr else math.nan
+    out["usd_per_mtok_output"] = usd_h / 3600.0 / thr * 1e6 if thr and not math.isnan(thr) else math.nan
     jpt = _g(s, "energy_j_per_output_token")
     out["joules_per_output_token"] = jpt
-    out["output_tok_per_joule"] = 1.0 / jpt if jpt and jpt == jpt else math.nan
+    out["output_tok_per_joule"] = 1.0 / jpt if jpt and not math.isnan(jpt) else math.nan
     out["requests_completed"] = _g(s, "requests_completed")
     out["requests_rejected"] = _g(s, "requests_rejected")
     out["kv_utilization_mean"] = _g(s, "kv_utilization_mean")

@@ -122,7 +122,7 @@ class Axis:
         else:
             pts = np.linspace(self.lo, self.hi, n)
         if self.integer:
-            return sorted({int(round(v)) for v in pts})
+            return sorted({round(v) for v in pts})
         return [float(v) for v in pts]
 
     def from_unit(self, u: np.ndarray) -> np.ndarray:
@@ -445,10 +445,9 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
                 prob(("static", "decode_samples"), f"expected a positive integer; got {st['decode_samples']!r}")
             else:
                 static["decode_samples"] = st["decode_samples"]
-    if evaluator == "serving":
-        if fixed.get("rate") is None and "serving.rate" not in names:
-            prob(("serving",), "the serving evaluator needs 'serving: {rate: R}' (requests per second) or a "
-                               "'serving.rate' axis")
+    if evaluator == "serving" and fixed.get("rate") is None and "serving.rate" not in names:
+        prob(("serving",), "the serving evaluator needs 'serving: {rate: R}' (requests per second) or a "
+                           "'serving.rate' axis")
     opts = d.get("options") or {}
     options = CostOptions()
     if not isinstance(opts, dict):

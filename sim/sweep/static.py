@@ -57,7 +57,7 @@ def evaluate_static(spec, frame: pd.DataFrame) -> pd.DataFrame:
             parts.append(_fail(spec, sub, "infeasible", str(e)))
         except SpecError as e:
             parts.append(_fail(spec, sub, "error", "; ".join(str(p) for p in e.problems)))
-        except Exception as e:  # a bug or an unforeseen combination: record it, keep going
+        except Exception as e:  # noqa: BLE001  (a bug or an unforeseen combination: record it, keep going)
             parts.append(_fail(spec, sub, "error", f"{type(e).__name__}: {e}"))
     out = pd.concat(parts)
     return out.loc[frame.index] if len(out) == len(frame) else out
@@ -90,8 +90,8 @@ def _fail(spec, sub, status, msg) -> pd.DataFrame:
             df[c] = None if c in ("system", "cost_source", "fits") else np.nan
     try:
         df["chips"] = parallel_of(spec, sub.iloc[0])["chips"]
-    except Exception:
-        pass
+    except (SpecError, InfeasibleError, ValueError, TypeError):
+        df["chips"] = None
     return df
 
 
@@ -115,7 +115,7 @@ def _graphs(model, quant, tp, pp, ep, dp, b, input_len, output_len, mode, sample
     spec_m = load_model(model)
     q = make_quantization(quant)
     par = Parallelism(tp=tp, pp=pp, ep=ep, dp=dp)
-    kw = dict(quant=q, parallel=par, attention_kernel="auto", fused=fused)
+    kw = {"quant": q, "parallel": par, "attention_kernel": "auto", "fused": fused}
     if mode == "request":
         fp = footprint(spec_m, (b, input_len + output_len), q, par)
         graphs = [build_graph(spec_m, Batch.prefill(b, input_len), **kw)]
@@ -162,7 +162,7 @@ def _group(spec, sub: pd.DataFrame) -> pd.DataFrame:
     batch, L, O = int(base["batch"]), int(base["input_len"]), int(base["output_len"])
     mode = spec.static["mode"]
     b = -(-batch // dp)
-    spec_m, q, p_obj, fp, graphs, ops, op_index, weights = _graphs(
+    spec_m, q, _, fp, graphs, ops, op_index, weights = _graphs(
         base["model"], base["quant"], tp, pp, ep, dp, b, L, O, mode, spec.static["decode_samples"], spec.options.fused)
     system = structure(spec, structural_key(spec, row0), par["chips_per_replica"])
     chips = par["chips_per_replica"]

@@ -33,8 +33,8 @@ def capacity_sim(capacity_rps: float, calls: list | None = None):
 
 
 def req(**kw):
-    base = dict(model="qwen2.5-0.5b", rate_rps=10.0, slo_ttft_p99_s=1.0, slo_tpot_p99_s=0.05, input_len=256,
-                output_len=64, hardware=(CHIP, SYSTEM), tps=(1, 2), num_requests=50)
+    base = {"model": "qwen2.5-0.5b", "rate_rps": 10.0, "slo_ttft_p99_s": 1.0, "slo_tpot_p99_s": 0.05, "input_len": 256,
+            "output_len": 64, "hardware": (CHIP, SYSTEM), "tps": (1, 2), "num_requests": 50}
     base.update(kw)
     return PlanRequest(**base)
 

@@ -9,8 +9,20 @@ import pytest
 
 from hwmodels import load_chip, load_system
 from hwmodels.errors import SpecError
-from sim.tco import (MemoryTech, Node, TcoAssumptions, area_mm2, chip_cost, die_cost, die_yield, dies_per_wafer,
-                     load_memory_tech, load_node, tco_per_hour, tdp_w)
+from sim.tco import (
+    MemoryTech,
+    Node,
+    TcoAssumptions,
+    area_mm2,
+    chip_cost,
+    die_cost,
+    die_yield,
+    dies_per_wafer,
+    load_memory_tech,
+    load_node,
+    tco_per_hour,
+    tdp_w,
+)
 from sim.vector import HwPoints
 
 DATA = Path(__file__).parent.parent / "data"

@@ -38,9 +38,9 @@ def random_points(system, n, seed):
         elif k in ("chip.launch_overhead", "chip.power.idle"):
             vals[k] = rng.uniform(0.0, 5e-6 if "launch" in k else 100.0, n)
     # the per-core memory must hold at least the smallest tile (the scalar loop has no fallback)
-    for k in vals:
+    for k, v in vals.items():
         if k.endswith(".capacity") and "smem" in k:
-            vals[k] = np.maximum(vals[k], 64 * 1024)
+            vals[k] = np.maximum(v, 64 * 1024)
     return HwPoints(system, vals)
 
 
