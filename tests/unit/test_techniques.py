@@ -71,9 +71,9 @@ def test_spec_config_rejects_bad_values(kw):
 def test_acceptance_one_free_proposer_gives_k_plus_one_tokens_per_target_step(toy):
     k, B, L = 3, 4, 256
     sp = SpecConfig(k=k, acceptance=1.0, step_cost_s=0.0)  # n-gram proposer, stated cost 0: a free draft
-    p = predict(M, toy, B, L, 2, speculative=sp)  # one decode step, at context L + 1
+    p = predict(M, toy, B, L, 2, speculative=sp)  # one decode step, L tokens cached before it
     assert p.tokens_per_step == k + 1
-    g = build_graph(M, Batch(((k + 1, L + 1),) * B), attention_kernel="paged")
+    g = build_graph(M, Batch(((k + 1, L),) * B), attention_kernel="paged")
     verify = estimate(g, toy, model=CostModel(toy, resident_bytes=p.weights_bytes + p.kv_cache_bytes)).time_s
     assert p.tpot_s == pytest.approx(verify / (k + 1), rel=1e-12)
 
