@@ -22,7 +22,7 @@ _RATE_FALLBACK = {
     "bf16": ("bf16", "fp16"),
     "fp16": ("fp16", "bf16"),
     "tf32": ("tf32", "fp32"),
-    "fp32": ("fp32", "tf32"),
+    "fp32": ("fp32",),  # fp32 math never silently runs at the tf32 rate (ask for tf32 to get it)
     "fp64": ("fp64", "fp32"),
 }
 

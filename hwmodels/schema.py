@@ -319,7 +319,8 @@ COMPUTE = Struct({
     "sparse_peak": F(_peaks, doc="peak with 2:4 structured sparsity, per dtype"),
     "tile": F(ListOf(Number(integer=True, gt=0), exact_len=3), doc="M, N, K of the per-core tile GEMMs are padded to"),
     "units": F(Number(integer=True, gt=0), doc="number of such units (informational)"),
-    "efficiency": F(Efficiency("rate"), doc="achievable fraction of peak on large shapes"),
+    "efficiency": F(Efficiency("flops"), doc="achievable fraction of peak: one fraction, or a table by the "
+                                             "op's FLOPs, e.g. [[1 GFLOP, 0.6], [1 TFLOP, 0.9]]"),
     "efficiency_source": F(Str(), doc="where the efficiency comes from"),
 }, name="compute unit", requires_together=(("efficiency", "efficiency_source"),))
 

@@ -100,6 +100,7 @@ DIMENSIONS: dict[str, Dimension] = {
         Dimension("bandwidth", "B/s", "3.35 TB/s", _bandwidth_units()),
         Dimension("time", "s", "2 us", _time_units()),
         Dimension("rate", "FLOP/s", "989 TFLOP/s", _rate_units()),
+        Dimension("flops", "FLOP", "1 GFLOP", {**_prefixed("FLOP"), **_prefixed("OP")}),
         Dimension("power", "W", "700 W", _prefixed("W", small=True)),
         Dimension("frequency", "Hz", "1.83 GHz", _prefixed("Hz")),
         Dimension("energy", "J", "0.5 pJ", {**_prefixed("J", small=True)}),

@@ -46,6 +46,14 @@ from sim.collective import collective_time
 #: op costs memoized per CostModel before the memo is cleared (bounds memory in long runs)
 MEMO_LIMIT = 50_000
 
+# Constants of the formulas below (docs/cost-model.md); sim/vector.py imports the same names.
+GEMM_TILES = (32, 64, 128, 256)  # candidate CTA tile sizes along M and N
+GEMM_MIN_TK = 32  # K-step: max(4 x native K, 32)
+GEMM_K_STEPS_PER_SPLIT = 4  # split-K never cuts K below 4 K-steps
+PARTIAL_SUM_BYTES = 4.0  # fp32 partial sums of split-K
+DECODE_KV_SPLIT = 256  # paged/decode attention splits the KV length in chunks of at least 256
+FLASH_BLOCK_ROWS = 128  # flash prefill: query rows per block
+
 
 @dataclass(frozen=True)
 class CostOptions:
@@ -86,6 +94,21 @@ class OpCost:
     @property
     def total_s(self) -> float:
         return self.time_s * self.count
+
+
+def kv_read_bytes(op) -> float:
+    """Bytes of keys and values an attention op reads: its KV cache plus the new tokens' K and V."""
+    return sum(t.bytes for t in op.tensors if not t.write and (t.role == "kv" or t.name == "kv_new"))
+
+
+def visible_fraction(a) -> float:
+    """Share of the (query, key) rectangle a causal (or windowed) attention actually visits."""
+    if not a.causal:
+        return 1.0
+    from workloads.graph import _attn_stats
+
+    pairs, rect, _ = _attn_stats(tuple((q, kv - q) for q, kv in a.seqs), a.window)
+    return pairs / rect if rect else 1.0
 
 
 def _bytes(dtype: str) -> float:
@@ -134,7 +157,9 @@ class CostModel:
             return level.effective_bandwidth(nbytes)
         return level.bandwidth_bytes_per_s
 
-    def _rate(self, dtype: str, kind: str, sparse: bool = False) -> float:
+    def _rate(self, dtype: str, kind: str, sparse: bool = False, size: float | None = None) -> float:
+        """Achievable FLOP/s for ``dtype`` math on ``kind``; a unit's efficiency table is read at
+        ``size`` (the op's FLOPs on that unit per execution), a plain fraction applies as is."""
         chip = self.chip
         unit = chip.matrix_unit() if kind == "matrix" else chip.vector_unit()
         r = unit.rate_for(dtype, sparse=sparse)
@@ -147,7 +172,8 @@ class CostModel:
             unit = other
         if r is None:
             raise ValueError(f"{chip.name} lists no rate for {dtype} math")
-        eff = interpolate_efficiency(unit.efficiency, 1.0) if (self.options.use_efficiency and unit.efficiency) else 1.0
+        eff = interpolate_efficiency(unit.efficiency, max(size or 1.0, 1.0)) \
+            if (self.options.use_efficiency and unit.efficiency) else 1.0
         return r[0] * eff
 
     # -- public -----------------------------------------------------------------------------
@@ -226,7 +252,7 @@ class CostModel:
         epf = chip.energy_per_flop_j.get(get_dtype(op.compute_dtype).rate_key) if chip.energy_per_flop_j else None
         if epf is not None:
             e = flops * epf
-            for name, nbytes in per_level:
+            for name, nbytes in per_level.items():
                 lvl = chip.memory_level(name)
                 if lvl.energy_per_byte_j:
                     e += nbytes * lvl.energy_per_byte_j
@@ -242,8 +268,8 @@ class CostModel:
         """Elementwise, norm, rope, embedding, router, dequant, sampling: a roofline per op."""
         fused = self.options.fused and getattr(op, "fusable", False)
         per_level = self._traffic(op, fused)
-        vec = op.flops_vector / self._rate(op.compute_dtype if op.flops_vector else "fp32", "vector") if op.flops_vector else 0.0
-        mat = op.flops_matrix / self._rate(op.compute_dtype, "matrix") if op.flops_matrix else 0.0
+        vec = op.flops_vector / self._rate(op.compute_dtype, "vector", size=op.flops_vector) if op.flops_vector else 0.0
+        mat = op.flops_matrix / self._rate(op.compute_dtype, "matrix", size=op.flops_matrix) if op.flops_matrix else 0.0
         compute = max(vec, mat)
         memory = self._memory_time(per_level)
         return self._finish(op, compute, memory, 0.0, per_level, op.flops_matrix + op.flops_vector, latency=not fused)
@@ -270,12 +296,13 @@ class CostModel:
         m, n, k, batch = g.m, g.n, g.k, max(1, g.batch)
         dt = op.compute_dtype
         sparse = getattr(op, "sparse", False) or (self.options.sparse and any(t.role == "weight" for t in op.tensors))
-        rate = self._rate(dt, "matrix", sparse=sparse)
+        rate = self._rate(dt, "matrix", sparse=sparse, size=op.flops_matrix)
+        vrate = self._rate(dt, "vector", size=op.flops_vector) if op.flops_vector else 0.0
         per_level = self._traffic(op, False)
         flops = op.flops_matrix + op.flops_vector
         deq = self._dequant_per_tile_flops(op) if self.options.dequant_per_tile else 0.0
         if not self.options.tiling or self.view.core_level is None:
-            compute = op.flops_matrix / rate + (op.flops_vector / self._rate(dt, "vector") if op.flops_vector else 0.0)
+            compute = op.flops_matrix / rate + (op.flops_vector / vrate if op.flops_vector else 0.0)
             if deq:
                 compute += deq * (math.ceil(m / 128) - 1) / self._rate(dt, "vector")
             return self._finish(op, compute, self._memory_time(per_level), 0.0, per_level, flops, detail="roofline")
@@ -285,7 +312,7 @@ class CostModel:
                 best = cand
         _, compute, levels, detail = best
         if op.flops_vector:
-            compute = max(compute, op.flops_vector / self._rate(dt, "vector"))
+            compute = max(compute, op.flops_vector / vrate)
         return self._finish(op, compute, self._memory_time(levels), 0.0, levels, flops, detail=detail)
 
     def _dequant_per_tile_flops(self, op) -> float:
@@ -310,21 +337,25 @@ class CostModel:
         out_b = sum(t.bytes for t in op.tensors if t.write)
         cores = chip.cores
         smem = view.core_level.capacity_bytes
-        tk = max(4 * nk, 32)
+        tk = max(4 * nk, GEMM_MIN_TK)
         cache = view.cache_level
-        for tm in (32, 64, 128, 256):
-            tm = max(tm, nm) if nm > 1 else tm
+        side = math.ceil(math.sqrt(cores))  # a wave's tiles, rasterized as a square of side x side
+        for tm0 in GEMM_TILES:
+            tm = max(tm0, nm) if nm > 1 else tm0
             tm_p = math.ceil(tm / nm) * nm
-            for tn in (32, 64, 128, 256):
-                tn_p = math.ceil(tn / nn) * nn if nn > 1 else tn
-                if 2 * (tm_p + tn_p) * tk * a_bytes > smem and not (tm == 32 and tn == 32):
+            for tn0 in GEMM_TILES:
+                tn_p = math.ceil(tn0 / nn) * nn if nn > 1 else tn0
+                # the smallest candidate always runs (a chip whose per-core memory holds no tile
+                # still computes, with a tile spilled to its next level)
+                smallest = tm0 == GEMM_TILES[0] and tn0 == GEMM_TILES[0]
+                if 2 * (tm_p + tn_p) * tk * a_bytes > smem and not smallest:
                     continue
                 mt, nt = math.ceil(m / tm_p), math.ceil(n / tn_p)
                 tiles = mt * nt * batch
                 k_p = math.ceil(k / nk) * nk
                 split = 1
                 if tiles < cores:
-                    split = max(1, min(cores // tiles, math.ceil(k_p / (4 * tk))))
+                    split = max(1, min(cores // tiles, math.ceil(k_p / (GEMM_K_STEPS_PER_SPLIT * tk))))
                 units = tiles * split
                 waves = math.ceil(units / cores)
                 unit_flops = 2.0 * tm_p * tn_p * math.ceil(k_p / split)
@@ -336,18 +367,21 @@ class CostModel:
                 if cache is not None:
                     l2 = act_in * nt + w_bytes * mt + out_b
                     levels[cache.name] = levels.get(cache.name, 0.0) + l2
-                    # main memory re-reads when the operands do not fit the cache
+                    # main-memory re-reads when the operands do not fit half the cache: the tiles of
+                    # one wave (side x side, swizzled) share their A rows and B columns through the
+                    # cache as they step through K together, so A is read once per wave-wide band
+                    # of columns and B once per wave-tall band of rows
                     cap = cache.total_capacity_bytes(cores)
-                    panel = max(tm_p, cap / (4.0 * max(k, 1) * a_bytes))
-                    extra_a = act_in * max(0, math.ceil(n / panel) - 1) if act_in + w_bytes > cap / 2 else 0.0
-                    extra_b = w_bytes * max(0, math.ceil(m / panel) - 1) if act_in + w_bytes > cap / 2 else 0.0
+                    spill = act_in + w_bytes > cap / 2
+                    extra_a = act_in * max(0, math.ceil(n / (side * tn_p)) - 1) if spill else 0.0
+                    extra_b = w_bytes * max(0, math.ceil(m / (side * tm_p)) - 1) if spill else 0.0
                     home = self.home.name
                     levels[home] = levels.get(home, 0.0) + extra_b
                     mainn = view.main.name if self.home.kind != "sram" else home
                     levels[mainn] = levels.get(mainn, 0.0) + extra_a
                 if split > 1:  # fp32 partial sums written and read back
                     mainn = view.main.name
-                    levels[mainn] = levels.get(mainn, 0.0) + 2 * (split - 1) * m * n * batch * 4.0
+                    levels[mainn] = levels.get(mainn, 0.0) + 2 * (split - 1) * m * n * batch * PARTIAL_SUM_BYTES
                 t = max(compute, self._memory_time(levels))
                 yield t, compute, levels, f"tile {tm_p}x{tn_p} split{split} waves {waves}"
 
@@ -357,31 +391,33 @@ class CostModel:
         flops = op.flops_matrix + op.flops_vector
         per_level = self._traffic(op, False)
         cores = self.chip.cores
-        rate = self._rate(dt, "matrix")
-        vec_rate = self._rate("fp32", "vector")
+        rate = self._rate(dt, "matrix", size=op.flops_matrix)
+        vec_rate = self._rate("fp32", "vector", size=op.flops_vector)
         nreq = len(a.seqs)
         if a.kernel == "paged" or a.phase == "decode":
             # work units: (request, kv head) pairs, split along the KV length when too few
             units = max(1, nreq * a.kv_heads)
             max_kv = max((kv for _, kv in a.seqs), default=1)
-            split = 1 if units >= cores else max(1, min(math.ceil(cores / units), math.ceil(max_kv / 256)))
+            split = 1 if units >= cores else max(1, min(math.ceil(cores / units), math.ceil(max_kv / DECODE_KV_SPLIT)))
             active = min(cores, units * split)
             frac = active / cores
             memory = self._memory_time(per_level) / frac
             compute = op.flops_matrix / (rate * frac) + op.flops_vector / (vec_rate * frac)
             return self._finish(op, compute, memory, 0.0, per_level, flops, detail=f"split-kv {split}, {active} cores")
         # flash (fused) or naive prefill: blocks of 128 query rows per (request, head)
-        br = 128
+        br = FLASH_BLOCK_ROWS
         blocks = sum(math.ceil(q / br) for q, _ in a.seqs) * a.heads
         waves = math.ceil(blocks / cores)
         wq = waves * cores / max(blocks, 1)  # wave quantization factor (>= 1)
         compute = max(op.flops_matrix / rate, op.flops_vector / vec_rate) * wq
         if a.kernel != "naive" and self.view.cache_level is not None:
-            # K and V are re-read from the cache once per query block
-            kvb = sum(t.bytes for t in op.tensors if t.role == "kv" and not t.write)
+            # K and V (cached and new) are re-read from the cache once per query block and query
+            # head of a KV group; a causal block reads only the keys it can see
+            kvb = kv_read_bytes(op)
             qblocks = sum(math.ceil(q / br) for q, _ in a.seqs) / max(nreq, 1)
             lvl = self.view.cache_level.name
             per_level = dict(per_level)
-            per_level[lvl] = per_level.get(lvl, 0.0) + kvb * max(1.0, qblocks) * max(1, a.heads // max(a.kv_heads, 1))
+            per_level[lvl] = per_level.get(lvl, 0.0) + kvb * max(1.0, qblocks) * max(1, a.heads // max(a.kv_heads, 1)) \
+                * visible_fraction(a)
         memory = self._memory_time(per_level)
         return self._finish(op, compute, memory, 0.0, per_level, flops, detail=f"{a.kernel}, {blocks} blocks, {waves} waves")

@@ -42,7 +42,18 @@ import numpy as np
 
 from hwmodels.chip import Chip, System, interpolate_efficiency
 from hwmodels.dtype import get_dtype
-from sim.cost import CostOptions, _view
+from sim.cost import (
+    DECODE_KV_SPLIT,
+    FLASH_BLOCK_ROWS,
+    GEMM_K_STEPS_PER_SPLIT,
+    GEMM_MIN_TK,
+    GEMM_TILES,
+    PARTIAL_SUM_BYTES,
+    CostOptions,
+    _view,
+    kv_read_bytes,
+    visible_fraction,
+)
 
 _DEFAULT = CostOptions()
 
@@ -58,14 +69,7 @@ __all__ = [
     "param_table",
 ]
 
-# Constants of sim/cost.py's formulas. They are literals inside CostModel's methods there; kept
-# equal here by tests/unit/test_vector.py (vector == scalar on many shapes).
-GEMM_TILES = (32, 64, 128, 256)  # candidate CTA tile sizes along M and N
-GEMM_MIN_TK = 32  # K-step: max(4 x native K, 32)
-GEMM_K_STEPS_PER_SPLIT = 4  # split-K never cuts K below 4 K-steps
-PARTIAL_SUM_BYTES = 4.0  # fp32 partial sums of split-K
-DECODE_KV_SPLIT = 256  # paged/decode attention splits the KV length in chunks of 256
-FLASH_BLOCK_ROWS = 128  # flash prefill: query rows per block
+# The formulas' constants are sim/cost.py's own (imported above): one source of truth.
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,8 +96,9 @@ def param_table(hw: System | Chip) -> dict:
             p[f"chip.compute.{u.kind}.peak.{key}"] = v
         for key, v in (u.sparse_peak or {}).items():
             p[f"chip.compute.{u.kind}.sparse_peak.{key}"] = v
-        # the scalar model reads a unit's efficiency at size 1 (a table's first fraction): one number
-        p[f"chip.compute.{u.kind}.efficiency"] = interpolate_efficiency(u.efficiency, 1.0) if u.efficiency else 1.0
+        # a fraction is a parameter; a table by op size is structure (read per op in _rate)
+        if not isinstance(u.efficiency, (tuple, list)):
+            p[f"chip.compute.{u.kind}.efficiency"] = 1.0 if u.efficiency is None else float(u.efficiency)
     for m in chip.memory:
         pre = f"chip.memory.{m.name}"
         p[f"{pre}.capacity"] = m.capacity_bytes
@@ -424,7 +429,7 @@ class VectorCostModel:
             t = np.maximum(t, np.where(b > 0, safe / self._bw_at(i, safe), 0.0))
         return t
 
-    def _rate(self, dtype: str, kind: str, sparse: bool = False):
+    def _rate(self, dtype: str, kind: str, sparse: bool = False, size: float | None = None):
         key = (dtype, kind, sparse)
         r = self._rates.get(key)
         if r is None:
@@ -432,6 +437,9 @@ class VectorCostModel:
         ukind, table, rkey = r
         peak = self.hw.get(f"chip.compute.{ukind}.{table}.{rkey}")
         if self.options.use_efficiency:
+            eff = self.chip.unit(ukind).efficiency
+            if isinstance(eff, (tuple, list)):
+                return peak * interpolate_efficiency(eff, max(size or 1.0, 1.0))
             return peak * self.hw.get(f"chip.compute.{ukind}.efficiency")
         return peak
 
@@ -519,9 +527,9 @@ class VectorCostModel:
     def _streaming(self, op) -> OpArrays:
         fused = self.options.fused and getattr(op, "fusable", False)
         cols = self._traffic(op, fused)
-        vec = op.flops_vector / self._rate(op.compute_dtype if op.flops_vector else "fp32", "vector") \
+        vec = op.flops_vector / self._rate(op.compute_dtype, "vector", size=op.flops_vector) \
             if op.flops_vector else 0.0
-        mat = op.flops_matrix / self._rate(op.compute_dtype, "matrix") if op.flops_matrix else 0.0
+        mat = op.flops_matrix / self._rate(op.compute_dtype, "matrix", size=op.flops_matrix) if op.flops_matrix else 0.0
         compute = np.maximum(vec, mat)
         memory = self._memory_time(cols)
         return self._finish(op, compute, memory, 0.0, cols, op.flops_matrix + op.flops_vector, latency=not fused)
@@ -604,11 +612,13 @@ class VectorCostModel:
         g = op.gemm
         m, n, k, batch = g.m, g.n, g.k, max(1, g.batch)
         dt = op.compute_dtype
-        rate = self._rate(dt, "matrix", sparse=self.options.sparse)
+        sparse = getattr(op, "sparse", False) or (self.options.sparse and any(t.role == "weight" for t in op.tensors))
+        rate = self._rate(dt, "matrix", sparse=sparse, size=op.flops_matrix)
+        vrate = self._rate(dt, "vector", size=op.flops_vector) if op.flops_vector else 0.0
         cols0 = self._traffic(op, False)
         flops = op.flops_matrix + op.flops_vector
         if not self.options.tiling or self.core is None:
-            compute = op.flops_matrix / rate + (op.flops_vector / self._rate(dt, "vector") if op.flops_vector else 0.0)
+            compute = op.flops_matrix / rate + (op.flops_vector / vrate if op.flops_vector else 0.0)
             return self._finish(op, compute, self._memory_time(cols0), 0.0, cols0, flops)
         unit = self.chip.matrix_unit()
         nm, nn, nk = unit.tile or (1, 1, 1)
@@ -623,12 +633,12 @@ class VectorCostModel:
         kmax = math.ceil(k_p / (GEMM_K_STEPS_PER_SPLIT * tk))
         # unique (tm_p, tn_p) candidates in the scalar loop's order; 32x32 is always allowed
         cands: dict = {}
-        for tm in GEMM_TILES:
-            tm = max(tm, nm) if nm > 1 else tm
+        for tm0 in GEMM_TILES:
+            tm = max(tm0, nm) if nm > 1 else tm0
             tm_p = math.ceil(tm / nm) * nm
-            for tn in GEMM_TILES:
-                tn_p = math.ceil(tn / nn) * nn if nn > 1 else tn
-                always = tm == 32 and tn == 32
+            for tn0 in GEMM_TILES:
+                tn_p = math.ceil(tn0 / nn) * nn if nn > 1 else tn0
+                always = tm0 == GEMM_TILES[0] and tn0 == GEMM_TILES[0]
                 key = (tm_p, tn_p)
                 cands[key] = cands.get(key, False) or always
         P = self.hw.n
@@ -645,12 +655,13 @@ class VectorCostModel:
         m_fixed = self._memory_time([0.0 if i in changed else c for i, c in enumerate(cols0)])
         # A candidate with the same tile counts as an earlier, smaller one (same waves, split and
         # traffic, more padded FLOPs) can never be strictly faster, so the earlier one wins at every
-        # point: skip it. Exact as long as the cache panel does not depend on the tile (no spill,
-        # or the panel larger than every tile at every point).
+        # point: skip it. Exact only when no point spills the cache (the spill re-reads shrink with
+        # the tile size); otherwise every candidate is priced.
+        side = math.ceil(math.sqrt(cores)) if not isinstance(cores, np.ndarray) else np.ceil(np.sqrt(cores))
         if cache is None or not np.any(act_in + w_bytes > np.asarray(cap) / 2):
             panel_free = math.inf
         else:
-            panel_free = float(np.min(cap)) / (4.0 * max(k, 1) * a_bytes)
+            panel_free = -math.inf
         kept: list = []
         ts, cs, colsets = [], [], []
         for (tm_p, tn_p), always in cands.items():
@@ -678,11 +689,10 @@ class VectorCostModel:
             cols = list(cols0)
             if cache is not None:
                 cols[cache] = cols[cache] + (act_in * nt + w_bytes * mt + out_b)
-                panel = np.maximum(tm_p, cap / (4.0 * max(k, 1) * a_bytes))
                 spill = act_in + w_bytes > np.asarray(cap) / 2
                 if np.any(spill):
-                    extra_a = np.where(spill, act_in * np.maximum(0, np.ceil(n / panel) - 1), 0.0)
-                    extra_b = np.where(spill, w_bytes * np.maximum(0, np.ceil(m / panel) - 1), 0.0)
+                    extra_a = np.where(spill, act_in * np.maximum(0, np.ceil(n / (side * tn_p)) - 1), 0.0)
+                    extra_b = np.where(spill, w_bytes * np.maximum(0, np.ceil(m / (side * tm_p)) - 1), 0.0)
                     self._add(cols, self.home, extra_b)
                     self._add(cols, self.act, extra_a)
             if np.any(np.asarray(split) > 1):
@@ -706,7 +716,7 @@ class VectorCostModel:
             best_cols[i] = np.stack([cset[j] for cset in colsets])[pick, ar]
         compute = best_c
         if op.flops_vector:
-            compute = np.maximum(compute, op.flops_vector / self._rate(dt, "vector"))
+            compute = np.maximum(compute, op.flops_vector / vrate)
         return self._finish(op, compute, self._memory_time(best_cols), 0.0, best_cols, flops)
 
     def _attention(self, op) -> OpArrays:
@@ -715,8 +725,8 @@ class VectorCostModel:
         flops = op.flops_matrix + op.flops_vector
         cols = self._traffic(op, False)
         cores = self.cores
-        rate = self._rate(dt, "matrix")
-        vec_rate = self._rate("fp32", "vector")
+        rate = self._rate(dt, "matrix", size=op.flops_matrix)
+        vec_rate = self._rate("fp32", "vector", size=op.flops_vector)
         nreq = len(a.seqs)
         if a.kernel == "paged" or a.phase == "decode":
             units = max(1, nreq * a.kv_heads)
@@ -741,10 +751,11 @@ class VectorCostModel:
         wq = waves * cores / max(blocks, 1)
         compute = np.maximum(op.flops_matrix / rate, op.flops_vector / vec_rate) * wq
         if a.kernel != "naive" and self.cache is not None:
-            kvb = sum(t.bytes for t in op.tensors if t.role == "kv" and not t.write)
+            kvb = kv_read_bytes(op)
             qblocks = sum(math.ceil(q / br) for q, _ in a.seqs) / max(nreq, 1)
             cols = list(cols)
-            cols[self.cache] = cols[self.cache] + kvb * max(1.0, qblocks) * max(1, a.heads // max(a.kv_heads, 1))
+            cols[self.cache] = cols[self.cache] + kvb * max(1.0, qblocks) * max(1, a.heads // max(a.kv_heads, 1)) \
+                * visible_fraction(a)
         memory = self._memory_time(cols)
         return self._finish(op, compute, memory, 0.0, cols, flops)
 
