@@ -25,8 +25,8 @@ def register(sub) -> None:
     p.add_argument("--output-len", type=int, help="output tokens per request")
     p.add_argument("--trace", help="a request trace (CSV, or azure-conv-2023 / azure-code-2023) for the lengths and "
                                    "burstiness, replayed at --rate")
-    p.add_argument("--slo-ttft-p99", required=True, metavar="TIME", help="p99 time to first token, e.g. '1 s', 500ms")
-    p.add_argument("--slo-tpot-p99", required=True, metavar="TIME", help="p99 time per output token, e.g. 50ms")
+    p.add_argument("--slo-ttft-p99", required=True, metavar="TIME", help="p99 time to first token: seconds (0.5) or with a unit (500ms)")
+    p.add_argument("--slo-tpot-p99", required=True, metavar="TIME", help="p99 time per output token: seconds (0.05) or with a unit (50ms)")
     p.add_argument("--hw", action="append", metavar="NAME",
                    help="hardware candidate (repeatable; default: a100-sxm, h100-sxm, h200)")
     p.add_argument("--tp", action="append", type=int, metavar="N", help="tensor-parallel degree to try (repeatable; "
@@ -53,8 +53,18 @@ def _time(text: str, flag: str) -> float:
     from hwmodels.errors import Problem, SpecError
     from hwmodels.units import UnitError, parse_quantity
 
+    text = str(text).strip()
+    try:  # a bare number is seconds, as for `llmsim serve --slo-ttft S`
+        v = float(text)
+    except ValueError:
+        v = None
+    if v is not None:
+        if not v > 0 or v != v or v == float("inf"):
+            raise SpecError([Problem(f"must be a positive time in seconds (or with a unit, e.g. 50ms); got {text!r}",
+                                     path=flag)])
+        return v
     try:
-        v = parse_quantity(str(text).replace(" ", "") if str(text)[-1:].isalpha() else text, "time")
+        v = parse_quantity(text.replace(" ", "") if text[-1:].isalpha() else text, "time")
     except UnitError as e:
         raise SpecError([Problem(f"{e} (write e.g. '1 s' or '50 ms')", path=flag)]) from None
     return v
