@@ -134,7 +134,7 @@ def apply_override(data, path: str, value, file: str, schema_keys=None):
     """Set ``path`` in the YAML data tree; raises SpecError (with did-you-mean) for unknown paths."""
     segs = _segments(path)
     if not segs:
-        raise SpecError([Problem(f"--set: empty path", file)])
+        raise SpecError([Problem("--set: empty path", file)])
     node = data
     for i, seg in enumerate(segs):
         last = i == len(segs) - 1

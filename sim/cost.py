@@ -36,7 +36,7 @@ weight-only quantized GEMMs (``dequant_per_tile``, below in ``_gemm``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from hwmodels.chip import Chip, MemoryLevel, System, interpolate_efficiency
 from hwmodels.dtype import get_dtype

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from hwmodels.chip import Chip, System
-from sim.cost import CostModel, CostOptions, OpCost
+from sim.cost import CostModel, CostOptions
 
 
 @dataclass(frozen=True)

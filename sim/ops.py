@@ -25,7 +25,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from hwmodels.chip import Chip, System
+from hwmodels.chip import System
 from hwmodels.dtype import DTypeError, get_dtype
 from hwmodels.errors import SpecError
 from hwmodels.loader import load_hardware

@@ -34,7 +34,7 @@ from hwmodels.chip import Chip, System
 from hwmodels.errors import InfeasibleError, SpecError
 from hwmodels.loader import load_hardware, standard_system_for
 from sim.cost import CostModel, CostOptions
-from sim.estimate import GraphCost, combine, estimate
+from sim.estimate import GraphCost, estimate
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def cmd_demo(args) -> int:
     except ImportError:
         demo_serving = None
     if demo_serving is not None:
-        _section(f"serving 1,000 Azure conversation requests on one H100 (llmsim serve)")
+        _section("serving 1,000 Azure conversation requests on one H100 (llmsim serve)")
         demo_serving(args.model)
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s. Next: `llmsim --help`, README.md, notebooks/.")
     return 0
