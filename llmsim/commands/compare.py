@@ -19,7 +19,7 @@ import textwrap
 from pathlib import Path
 
 from hwmodels.errors import InfeasibleError, SpecError
-from llmsim.commands._common import add_set_option, print_json
+from llmsim.commands._common import print_json
 
 #: rows of the terminal table: (column of the result, title)
 METRICS = [
@@ -45,7 +45,7 @@ CHART_METRICS = ("ttft_s", "tpot_s", "output_throughput_tok_s", "per_chip_output
 
 
 def register(sub) -> None:
-    from llmsim.commands.predict import add_cost_options, add_technique_options
+    from llmsim.commands.predict import add_technique_options, add_workload_options
 
     p = sub.add_parser("compare", help="several chips or systems side by side on one workload",
                        description="Predict the same workload on several chips or systems and show them side by "
@@ -53,20 +53,10 @@ def register(sub) -> None:
                                    "--hw \"h100-sxm,memory.hbm.bandwidth=6 TB/s\".")
     p.add_argument("--hw", action="append", required=True, metavar="HW[,PATH=VALUE...]",
                    help="chip or system (catalog name or YAML path); repeat for each; optional per-entry overrides")
-    p.add_argument("--model", required=True, help="model: catalog name or config.json path")
+    add_workload_options(p, hw=False)
     p.add_argument("--batch", type=int, required=True, help="requests in the batch")
     p.add_argument("--input-len", type=int, required=True, help="prompt tokens per request")
     p.add_argument("--output-len", type=int, required=True, help="output tokens per request")
-    p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree")
-    p.add_argument("--pp", type=int, default=1, help="pipeline-parallel stages")
-    p.add_argument("--ep", type=int, default=1, help="expert-parallel degree (MoE)")
-    p.add_argument("--quant", default="bf16", metavar="SCHEME",
-                   help="bf16, fp16, fp8, w8a8, w4a16, fp4, fp8-kv (default bf16)")
-    p.add_argument("--weight-dtype", help="override the scheme's weight dtype")
-    p.add_argument("--act-dtype", help="override the scheme's activation dtype")
-    p.add_argument("--kv-dtype", help="override the scheme's KV-cache dtype")
-    add_set_option(p)
-    add_cost_options(p)
     add_technique_options(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--out", metavar="DIR", help="also write an HTML report and CSV into DIR")

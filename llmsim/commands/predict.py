@@ -8,8 +8,11 @@ from hwmodels.errors import InfeasibleError
 from llmsim.commands._common import add_set_option, print_json
 
 
-def add_workload_options(p, batch_required=True) -> None:
-    p.add_argument("--hw", required=True, help="chip or system: catalog name or YAML path")
+def add_workload_options(p, batch_required=True, hw=True) -> None:
+    """--hw (unless ``hw`` is False: the caller adds its own), --model, parallelism, quantization,
+    --set and the software options."""
+    if hw:
+        p.add_argument("--hw", required=True, help="chip or system: catalog name or YAML path")
     p.add_argument("--model", required=True, help="model: catalog name or config.json path")
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree")
     p.add_argument("--pp", type=int, default=1, help="pipeline-parallel stages")
