@@ -378,21 +378,10 @@ SERVE_HEADLINE = ("requests_completed", "requests_rejected", "duration_s", "requ
 
 
 def serve_kwargs(args) -> dict:
-    """Keyword arguments of ``sim.serving.simulate`` from ``llmsim serve`` flags (as cmd_serve maps them)."""
-    from llmsim.commands.predict import cost_options
+    """Keyword arguments of ``sim.serving.simulate`` from ``llmsim serve`` flags (serve's own mapping)."""
+    from llmsim.commands.serve import simulate_kwargs
 
-    chunk = args.chunk_size
-    if chunk is None:
-        chunk = args.max_num_batched_tokens if args.scheduler == "sarathi" and args.max_num_batched_tokens else 512
-    return dict(  # noqa: C408 - mirrors the flags one to one
-        tp=args.tp, pp=args.pp, ep=args.ep, quant=args.quant, weight_dtype=args.weight_dtype,
-        act_dtype=args.act_dtype, kv_dtype=args.kv_dtype, replicas=args.replicas, scheduler=args.scheduler,
-        max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens, chunk_size=chunk,
-        block_size=args.block_size, watermark=args.watermark, preemption=args.preemption,
-        swap_space_gib=args.swap_space, prefix_caching=args.prefix_caching, prefill_replicas=args.prefill_replicas,
-        decode_replicas=args.decode_replicas, router=args.router, memory_utilization=args.memory_utilization,
-        max_model_len=args.max_model_len, seed=args.seed, slo_ttft_s=args.slo_ttft, slo_tpot_s=args.slo_tpot,
-        options=cost_options(args), attention_kernel=args.attention_kernel, overrides=args.overrides or None)
+    return simulate_kwargs(args)
 
 
 def _trace_file(name) -> str | None:

@@ -224,6 +224,23 @@ def _replay(values):
     return Replay(values)
 
 
+def simulate_kwargs(args) -> dict:
+    """Keyword arguments of ``sim.serving.simulate`` from the ``llmsim serve`` flags (one mapping,
+    shared with ``llmsim report serve``)."""
+    chunk = args.chunk_size
+    if chunk is None:
+        chunk = args.max_num_batched_tokens if args.scheduler == "sarathi" and args.max_num_batched_tokens else 512
+    return dict(
+        tp=args.tp, pp=args.pp, ep=args.ep, quant=args.quant, weight_dtype=args.weight_dtype,
+        act_dtype=args.act_dtype, kv_dtype=args.kv_dtype, replicas=args.replicas, scheduler=args.scheduler,
+        max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens, chunk_size=chunk,
+        block_size=args.block_size, watermark=args.watermark, preemption=args.preemption,
+        swap_space_gib=args.swap_space, prefix_caching=args.prefix_caching, prefill_replicas=args.prefill_replicas,
+        decode_replicas=args.decode_replicas, router=args.router, memory_utilization=args.memory_utilization,
+        max_model_len=args.max_model_len, seed=args.seed, slo_ttft_s=args.slo_ttft, slo_tpot_s=args.slo_tpot,
+        options=cost_options(args), attention_kernel=args.attention_kernel, overrides=args.overrides or None)
+
+
 def cmd_serve(args) -> int:
     from sim.serving import simulate
 
@@ -237,47 +254,7 @@ def cmd_serve(args) -> int:
         raise SpecError(problems + e.problems) from None
     if problems:
         raise SpecError(problems)
-    chunk = args.chunk_size
-    if chunk is None:
-        chunk = (
-            args.max_num_batched_tokens
-            if args.scheduler == "sarathi" and args.max_num_batched_tokens
-            else 512
-        )
-    res = simulate(
-        scenario,
-        args.hw,
-        args.model,
-        tp=args.tp,
-        pp=args.pp,
-        ep=args.ep,
-        quant=args.quant,
-        weight_dtype=args.weight_dtype,
-        act_dtype=args.act_dtype,
-        kv_dtype=args.kv_dtype,
-        replicas=args.replicas,
-        scheduler=args.scheduler,
-        max_num_seqs=args.max_num_seqs,
-        max_num_batched_tokens=args.max_num_batched_tokens,
-        chunk_size=chunk,
-        block_size=args.block_size,
-        watermark=args.watermark,
-        preemption=args.preemption,
-        swap_space_gib=args.swap_space,
-        prefix_caching=args.prefix_caching,
-        prefill_replicas=args.prefill_replicas,
-        decode_replicas=args.decode_replicas,
-        router=args.router,
-        memory_utilization=args.memory_utilization,
-        max_model_len=args.max_model_len,
-        seed=args.seed,
-        slo_ttft_s=args.slo_ttft,
-        slo_tpot_s=args.slo_tpot,
-        options=cost_options(args),
-        attention_kernel=args.attention_kernel,
-        overrides=args.overrides,
-        out_dir=args.out,
-    )
+    res = simulate(scenario, args.hw, args.model, out_dir=args.out, **simulate_kwargs(args))
     if args.json:
         print_json(res.summary)
     else:
