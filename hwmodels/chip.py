@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 
 from hwmodels.dtype import get_dtype
 
+#: Op.kind values of streaming ops (workloads.graph.KINDS less gemm, attention, collective): the keys a
+#: memory level's ``efficiency_by_kind`` accepts
+STREAMING_KINDS = ("elementwise", "norm", "embedding", "rope", "router", "dequant", "sampling")
+
 # Some dtypes run at the rate of a wider one where a unit lists no rate of their own.
 _RATE_FALLBACK = {
     "fp4": ("fp4", "fp6", "fp8", "int4", "int8", "bf16", "fp16"),
@@ -77,13 +81,19 @@ class MemoryLevel:
     efficiency: object = None
     efficiency_source: str | None = None
     energy_per_byte_j: float | None = None
+    # per streaming op kind (STREAMING_KINDS): a fraction that multiplies ``efficiency`` for ops of that
+    # kind (a fused RMSNorm streams at a different fraction of the bandwidth than a residual add)
+    efficiency_by_kind: dict = field(default_factory=dict)
 
     def total_capacity_bytes(self, cores: int) -> float:
         return self.capacity_bytes * (cores if self.per == "core" else 1)
 
-    def effective_bandwidth(self, transfer_bytes: float) -> float:
-        """Achievable bandwidth (B/s) for a transfer of this size."""
-        return self.bandwidth_bytes_per_s * interpolate_efficiency(self.efficiency, max(transfer_bytes, 1.0))
+    def effective_bandwidth(self, transfer_bytes: float, kind: str | None = None) -> float:
+        """Achievable bandwidth (B/s) for a transfer of this size (by a streaming op of ``kind``, if given)."""
+        bw = self.bandwidth_bytes_per_s * interpolate_efficiency(self.efficiency, max(transfer_bytes, 1.0))
+        if kind is not None and self.efficiency_by_kind:
+            bw *= self.efficiency_by_kind.get(kind, 1.0)
+        return bw
 
 
 @dataclass(frozen=True)

@@ -241,7 +241,8 @@ def _build_chip(v: dict, path: Path) -> Chip:
         MemoryLevel(name=lv["name"], kind=lv.get("kind", "dram"), capacity_bytes=lv["capacity"],
                     per=lv.get("per", "chip"), bandwidth_bytes_per_s=lv["bandwidth"],
                     latency_s=lv.get("latency", 0.0), efficiency=lv.get("efficiency"),
-                    efficiency_source=lv.get("efficiency_source"), energy_per_byte_j=lv.get("energy_per_byte"))
+                    efficiency_source=lv.get("efficiency_source"), energy_per_byte_j=lv.get("energy_per_byte"),
+                    efficiency_by_kind=dict(lv.get("efficiency_by_kind") or {}))
         for lv in v["memory"])
     power = v.get("power") or {}
     price = v.get("price") or {}

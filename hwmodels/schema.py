@@ -13,6 +13,7 @@ import difflib
 import math
 from dataclasses import dataclass, field
 
+from hwmodels.chip import STREAMING_KINDS
 from hwmodels.dtype import RATE_KEYS
 from hwmodels.units import DIMENSIONS, UnitError, parse_quantity
 from hwmodels.yamlio import Marked
@@ -333,9 +334,13 @@ MEMORY = Struct({
     "latency": F(Quantity("time", nonneg=True)),
     "efficiency": F(Efficiency("bytes"), doc="achievable fraction of bandwidth, by transfer size"),
     "efficiency_source": F(Str()),
+    "efficiency_by_kind": F(MapOf(STREAMING_KINDS, Number(gt=0, le=1), key_name="streaming op kind"),
+                            doc="fraction per streaming op kind (norm, elementwise, embedding, rope, ...) that "
+                                "multiplies the size-based efficiency for ops of that kind, e.g. {norm: 0.55}"),
     "energy_per_byte": F(Quantity("energy_per_byte", nonneg=True)),
     "energy_per_byte_source": F(Str()),
-}, name="memory level", requires_together=(("efficiency", "efficiency_source"),))
+}, name="memory level", requires_together=(("efficiency", "efficiency_source"),
+                                          ("efficiency_by_kind", "efficiency_source")))
 
 CHIP = Struct({
     "version": F(Number(integer=True, ge=1, le=FORMAT_VERSION), True, "format version"),

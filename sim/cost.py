@@ -152,9 +152,11 @@ class CostModel:
                 return m
         return self.view.main
 
-    def _bw(self, level: MemoryLevel, nbytes: float) -> float:
+    def _bw(self, level: MemoryLevel, nbytes: float, kind: str | None = None) -> float:
+        """Achievable bandwidth of ``level`` for ``nbytes``; ``kind`` (streaming ops only) selects the
+        level's ``efficiency_by_kind`` factor for that op kind."""
         if self.options.use_efficiency:
-            return level.effective_bandwidth(nbytes)
+            return level.effective_bandwidth(nbytes, kind)
         return level.bandwidth_bytes_per_s
 
     def _rate(self, dtype: str, kind: str, sparse: bool = False, size: float | None = None) -> float:
@@ -212,12 +214,12 @@ class CostModel:
             per_level[lvl.name] = per_level.get(lvl.name, 0.0) + t.bytes
         return per_level
 
-    def _memory_time(self, per_level: dict) -> float:
+    def _memory_time(self, per_level: dict, kind: str | None = None) -> float:
         t = 0.0
         for name, nbytes in per_level.items():
             if nbytes > 0:
                 lvl = self.chip.memory_level(name)
-                t = max(t, nbytes / self._bw(lvl, nbytes))
+                t = max(t, nbytes / self._bw(lvl, nbytes, kind))
         return t
 
     def _overhead(self, op, launches: float = 1.0) -> float:
@@ -271,7 +273,7 @@ class CostModel:
         vec = op.flops_vector / self._rate(op.compute_dtype, "vector", size=op.flops_vector) if op.flops_vector else 0.0
         mat = op.flops_matrix / self._rate(op.compute_dtype, "matrix", size=op.flops_matrix) if op.flops_matrix else 0.0
         compute = max(vec, mat)
-        memory = self._memory_time(per_level)
+        memory = self._memory_time(per_level, op.kind)  # per-kind bandwidth efficiency: streaming ops only
         return self._finish(op, compute, memory, 0.0, per_level, op.flops_matrix + op.flops_vector, latency=not fused)
 
     def _collective(self, op) -> OpCost:

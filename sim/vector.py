@@ -10,7 +10,7 @@ Python; this module evaluates the *same formulas* for one op over ``P`` design p
 
 What may vary per point (the *numeric* parameters, keys listed by :func:`param_table`):
 core count, matrix/vector peaks per dtype (and sparse peaks) with their efficiencies, every memory
-level's capacity, bandwidth, latency, scalar efficiency and energy per byte, launch overhead,
+level's capacity, bandwidth, latency, scalar efficiency, per-op-kind efficiencies and energy per byte, launch overhead,
 TDP and idle power, prices, and every interconnect tier's bandwidth, latency and efficiency.
 What is fixed by the base description (the *structure*): which levels and units exist and their
 kinds, native tile shapes, efficiency *tables*, which dtype keys a unit lists (rate fallbacks),
@@ -108,6 +108,8 @@ def param_table(hw: System | Chip) -> dict:
             p[f"{pre}.efficiency"] = 1.0 if m.efficiency is None else float(m.efficiency)
         if m.energy_per_byte_j is not None:
             p[f"{pre}.energy_per_byte"] = m.energy_per_byte_j
+        for kind, v in (m.efficiency_by_kind or {}).items():
+            p[f"{pre}.efficiency_by_kind.{kind}"] = float(v)
     for t in system.tiers:
         pre = f"system.tiers.{t.name}"
         p[f"{pre}.bandwidth"] = t.bandwidth_bytes_per_s
@@ -230,7 +232,9 @@ class HwPoints:
                                   bandwidth_bytes_per_s=num(f"{pre}.bandwidth", m.bandwidth_bytes_per_s),
                                   latency_s=num(f"{pre}.latency", m.latency_s),
                                   efficiency=num(f"{pre}.efficiency", m.efficiency),
-                                  energy_per_byte_j=num(f"{pre}.energy_per_byte", m.energy_per_byte_j)))
+                                  energy_per_byte_j=num(f"{pre}.energy_per_byte", m.energy_per_byte_j),
+                                  efficiency_by_kind={k: num(f"{pre}.efficiency_by_kind.{k}", x)
+                                                      for k, x in (m.efficiency_by_kind or {}).items()}))
         epf = {k: num(f"chip.power.energy_per_flop.{k}", x) for k, x in (chip.energy_per_flop_j or {}).items()}
         new_chip = replace(chip, cores=int(v.get("chip.cores", chip.cores)), compute=tuple(units), memory=tuple(levels),
                            launch_overhead_s=num("chip.launch_overhead", chip.launch_overhead_s),
@@ -352,6 +356,8 @@ class VectorCostModel:
         self.cap = [g(f"chip.memory.{m.name}.capacity") for m in mem]
         self.eff_table = [m.efficiency if isinstance(m.efficiency, (tuple, list)) else None for m in mem]
         self.eff = [None if t is not None else g(f"chip.memory.{m.name}.efficiency") for m, t in zip(mem, self.eff_table)]
+        self.eff_kind = [{k: g(f"chip.memory.{m.name}.efficiency_by_kind.{k}") for k in (m.efficiency_by_kind or {})}
+                         for m in mem]
         self.launch = g("chip.launch_overhead")
         self.tdp = g("chip.power.tdp")
         self.idle = g("chip.power.idle")
@@ -408,25 +414,29 @@ class VectorCostModel:
                 self._add(cols, self.act, act)
         return cols
 
-    def _bw_at(self, i: int, nbytes):
+    def _bw_at(self, i: int, nbytes, kind: str | None = None):
         bw = self.bw[i]
         if not self.options.use_efficiency:
             return bw
         if self.eff_table[i] is not None:
-            return bw * _interp_eff(self.eff_table[i], np.maximum(nbytes, 1.0))
-        return bw * self.eff[i]
+            bw = bw * _interp_eff(self.eff_table[i], np.maximum(nbytes, 1.0))
+        else:
+            bw = bw * self.eff[i]
+        if kind is not None and kind in self.eff_kind[i]:
+            bw = bw * self.eff_kind[i][kind]
+        return bw
 
-    def _memory_time(self, cols: list):
+    def _memory_time(self, cols: list, kind: str | None = None):
         t = 0.0
         for i, b in enumerate(cols):
             if isinstance(b, float) or np.ndim(b) == 0:
                 if b > 0:
-                    t = np.maximum(t, b / self._bw_at(i, b))
+                    t = np.maximum(t, b / self._bw_at(i, b, kind))
                 continue
             if not np.any(b > 0):
                 continue
             safe = np.where(b > 0, b, 1.0)
-            t = np.maximum(t, np.where(b > 0, safe / self._bw_at(i, safe), 0.0))
+            t = np.maximum(t, np.where(b > 0, safe / self._bw_at(i, safe, kind), 0.0))
         return t
 
     def _rate(self, dtype: str, kind: str, sparse: bool = False, size: float | None = None):
@@ -531,7 +541,7 @@ class VectorCostModel:
             if op.flops_vector else 0.0
         mat = op.flops_matrix / self._rate(op.compute_dtype, "matrix", size=op.flops_matrix) if op.flops_matrix else 0.0
         compute = np.maximum(vec, mat)
-        memory = self._memory_time(cols)
+        memory = self._memory_time(cols, op.kind)
         return self._finish(op, compute, memory, 0.0, cols, op.flops_matrix + op.flops_vector, latency=not fused)
 
     def _collective(self, op) -> OpArrays:

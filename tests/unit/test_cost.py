@@ -139,3 +139,43 @@ def test_memo_returns_same_object(toy):
     cm = CostModel(toy)
     op = gemm(128, 128, 128)
     assert cm.op_cost(op) is cm.op_cost(replace(op))
+
+
+BY_KIND = {"memory.hbm.efficiency_by_kind": {"norm": 0.5}, "memory.hbm.efficiency_source": "test: half for norms"}
+
+
+def norm_op(rows, width):
+    return Op("rmsnorm", "norm", 1, 0.0, 4.0 * rows * width, "bf16",
+              (TensorIO("x", "activation", "bf16", rows * width * 2, False),
+               TensorIO("w", "weight", "bf16", width * 2, False),
+               TensorIO("y", "activation", "bf16", rows * width * 2, True)))
+
+
+def test_efficiency_by_kind_norm_half_takes_twice_as_long(toy):
+    """HBM 1 TB/s: a 1000 x 1000 bf16 norm moves 4.002 MB = 4.002 us; norm at 0.5 of it: 8.004 us."""
+    half = load_chip(DATA / "toy-chip.yaml", BY_KIND)
+    op = norm_op(1000, 1000)
+    plain, slow = CostModel(toy).op_cost(op), CostModel(half).op_cost(op)
+    assert plain.memory_s == pytest.approx(4.002e-6) and plain.bound == "memory"
+    assert slow.memory_s == pytest.approx(8.004e-6)
+    assert slow.time_s == pytest.approx(2 * plain.time_s)
+    # other kinds and non-streaming ops are untouched: elementwise, GEMM (whose traffic is on the same HBM)
+    for other in (stream(1e9, 1e9), gemm(16, 8192, 8192), gemm(4096, 4096, 4096)):
+        assert CostModel(half).op_cost(other).time_s == CostModel(toy).op_cost(other).time_s
+    # --no-efficiency ignores it, as every efficiency field
+    off = CostOptions(use_efficiency=False)
+    assert CostModel(half, off).op_cost(op).time_s == CostModel(toy, off).op_cost(op).time_s
+
+
+def test_efficiency_by_kind_schema():
+    from hwmodels.errors import SpecError
+
+    with pytest.raises(SpecError, match="did you mean 'norm'"):
+        load_chip(DATA / "toy-chip.yaml", {"memory.hbm.efficiency_by_kind": {"nrom": 0.5},
+                                           "memory.hbm.efficiency_source": "x"})
+    with pytest.raises(SpecError, match="efficiency_source"):
+        load_chip(DATA / "toy-chip.yaml", {"memory.hbm.efficiency_by_kind": {"norm": 0.5}})
+    with pytest.raises(SpecError, match="at most 1"):
+        load_chip(DATA / "toy-chip.yaml", {"memory.hbm.efficiency_by_kind": {"norm": 1.5},
+                                           "memory.hbm.efficiency_source": "x"})
+    assert load_chip(DATA / "toy-chip.yaml").main_memory.efficiency_by_kind == {}

@@ -20,6 +20,10 @@ from workloads import Batch, Parallelism, build_graph
 DATA = Path(__file__).parent.parent / "data"
 VEC_SYS = str(DATA / "sweep" / "vec-system.yaml")
 VEC_CHIP = str(DATA / "sweep" / "vec-chip.yaml")
+# per-op-kind bandwidth efficiencies on the HBM (and the on-chip SRAM) level: streaming ops of these kinds
+BY_KIND = {"memory.hbm.efficiency_by_kind": {"norm": 0.55, "elementwise": 0.9, "embedding": 0.2, "rope": 0.6},
+           "memory.gsram.efficiency_by_kind": {"norm": 0.7, "sampling": 0.5},
+           "memory.gsram.efficiency_source": "test"}
 
 
 def random_points(system, n, seed):
@@ -31,8 +35,8 @@ def random_points(system, n, seed):
             vals[k] = rng.integers(max(1, int(b) // 4), int(b) * 3 + 1, n)
         elif k.endswith("capacity"):
             vals[k] = b * rng.uniform(0.3, 3.0, n)
-        elif k.endswith("efficiency"):
-            vals[k] = rng.uniform(0.4, 1.0, n)
+        elif k.endswith("efficiency") or ".efficiency_by_kind." in k:
+            vals[k] = rng.uniform(0.2 if "by_kind" in k else 0.4, 1.0, n)
         elif np.isfinite(b) and b > 0:
             vals[k] = b * np.exp(rng.uniform(np.log(0.2), np.log(5.0), n))
         elif k in ("chip.launch_overhead", "chip.power.idle"):
@@ -56,6 +60,8 @@ CASES = [
     (VEC_CHIP, "qwen2.5-0.5b", Batch.prefill(3, 900), 1),
     (VEC_SYS, "llama-3.1-8b", Batch.decode(16, 2000), 16),
     (VEC_SYS, "llama-3.1-8b", Batch(((300, 0), (1, 500), (1, 1200))), 8),
+    ((VEC_CHIP, BY_KIND), "qwen2.5-0.5b", Batch.decode(8, 4000), 1),
+    ((VEC_CHIP, BY_KIND), "qwen2.5-0.5b", Batch.prefill(3, 900), 1),
 ]
 OPTIONS = [CostOptions(), CostOptions(fused=True, overlap_comm=True, sparse=True),
            CostOptions(tiling=False, use_efficiency=False, cuda_graphs=True)]
@@ -65,10 +71,16 @@ def _rel(a, b):
     return np.abs(np.asarray(a) - np.asarray(b)) / np.maximum(np.abs(np.asarray(b)), 1e-30)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{Path(c[0]).stem}-{c[1]}-{c[2].phase}-tp{c[3]}")
+def _case_id(c):
+    hw = c[0] if isinstance(c[0], str) else f"{Path(c[0][0]).stem}-by-kind"
+    return f"{Path(hw).stem}-{c[1]}-{c[2].phase}-tp{c[3]}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_vector_equals_scalar(case):
     hwname, model, batch, tp = case
-    system = load_system(hwname)
+    system = load_system(*hwname) if isinstance(hwname, tuple) else load_system(hwname)
+    hwname = hwname[0] if isinstance(hwname, tuple) else hwname
     graph = build_graph(model, batch, "bf16", Parallelism(tp=tp))
     hw = random_points(system, 200, seed=len(graph.ops) + tp)
     # a resident size that straddles the chip-level SRAM on the test chip: placement differs per point
@@ -144,3 +156,20 @@ def test_system_at_matches_loader_overrides():
     assert s.tiers[0].latency_s == ref.tiers[0].latency_s and s.chip.cores == ref.chip.cores
     g = build_graph("llama-3.1-8b", Batch.decode(8, 100), "bf16", Parallelism(tp=2))
     assert estimate(g, s).time_s == pytest.approx(estimate(g, ref).time_s, rel=1e-12)
+
+
+def test_efficiency_by_kind_parameters_listed_and_varied():
+    system = load_system(VEC_CHIP, BY_KIND)
+    p = param_table(system)
+    assert p["chip.memory.hbm.efficiency_by_kind.norm"] == 0.55
+    assert p["chip.memory.gsram.efficiency_by_kind.sampling"] == 0.5
+    graph = build_graph("qwen2.5-0.5b", Batch.decode(8, 500), "bf16")
+    hw = HwPoints(system, {"chip.memory.hbm.efficiency_by_kind.norm": [0.25, 0.5, 1.0]})
+    ga = evaluate_graph(graph, hw, resident_bytes=1e11, keep_ops=True)
+    norms = [j for j, op in enumerate(graph.ops) if op.kind == "norm"]
+    gemms = [j for j, op in enumerate(graph.ops) if op.kind == "gemm"]
+    assert norms and gemms
+    assert np.all(ga.op_time_s[0, norms] > ga.op_time_s[2, norms])  # slower norms at the lower efficiency
+    assert np.all(ga.op_time_s[0, gemms] == ga.op_time_s[2, gemms])  # GEMMs never see the per-kind field
+    for i in range(3):
+        assert hw.system_at(i).chip.main_memory.efficiency_by_kind["norm"] == [0.25, 0.5, 1.0][i]
