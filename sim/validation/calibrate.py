@@ -4,9 +4,14 @@ The hardware file states peaks (datasheet) and achievable fractions of them (``e
 fields, each with a source). Calibration fits those fractions, and nothing else, to a
 measurement file, so the result is still a plain hardware file of the same schema:
 
-- ``compute.<matrix unit>.efficiency``: one fraction of the matrix (GEMM) peak;
+- ``compute.<matrix unit>.efficiency``: one fraction of the matrix (GEMM) peak, or a table by the
+  op's FLOPs (one knot per decade or two of the GEMM FLOPs measured) where that predicts an inner
+  validation fold of the training shapes better (``matrix_table="auto"``);
 - ``memory.<main memory>.efficiency``: a table of fractions by transfer size (bytes), one knot
   per one or two decades of the sizes measured, interpolated in log(size) by the cost model;
+- ``memory.<main memory>.efficiency_by_kind``: one fraction per streaming op kind (norm,
+  elementwise, ...) multiplying the table for ops of that kind, fitted after the fields above on
+  that kind's own exact training rows (``by_kind``);
 - ``launch_overhead``: the fixed time every kernel pays;
 - on a system, the innermost interconnect tier's ``efficiency`` and ``latency`` (collectives).
 
@@ -46,9 +51,9 @@ from sim.validation.compare import (
 )
 
 BOUNDS = {"matrix": (0.02, 1.0), "memory": (0.02, 1.0), "launch": (0.0, 100e-6), "tier": (0.02, 1.0),
-          "tier_latency": (0.05e-6, 500e-6)}
+          "tier_latency": (0.05e-6, 500e-6), "by_kind": (0.02, 1.0)}
 DEFAULT_OPTIONS = CostOptions()
-KNOBS = ("matrix", "memory", "launch", "tier", "tier_latency")
+KNOBS = ("matrix", "memory", "launch", "tier", "tier_latency", "by_kind")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,16 +102,18 @@ def split_by_shape(df: pd.DataFrame, folds: int = 5, holdout: int = 0) -> tuple[
 class Knobs:
     """Values of the fitted fields (None: not fitted, the file's value stays)."""
 
-    matrix: float | None = None  # fraction of the matrix unit's peak
+    matrix: float | tuple | None = None  # fraction of the matrix unit's peak, or ((FLOPs, fraction), ...)
     memory: tuple | None = None  # ((transfer bytes, fraction), ...) for the main memory level
     launch: float | None = None  # seconds per kernel
     tier: float | None = None  # fraction of the innermost tier's bandwidth
     tier_latency: float | None = None  # seconds per step on the innermost tier
+    by_kind: tuple | None = None  # ((streaming op kind, fraction), ...) for the main memory level
 
     def as_dict(self) -> dict:
         d = {}
         if self.matrix is not None:
-            d["matrix_efficiency"] = self.matrix
+            d["matrix_efficiency"] = [[s, f] for s, f in self.matrix] if isinstance(self.matrix, tuple) \
+                else self.matrix
         if self.memory is not None:
             d["memory_efficiency"] = [[s, f] for s, f in self.memory]
         if self.launch is not None:
@@ -115,6 +122,8 @@ class Knobs:
             d["tier_efficiency"] = self.tier
         if self.tier_latency is not None:
             d["tier_latency_s"] = self.tier_latency
+        if self.by_kind is not None:
+            d["memory_efficiency_by_kind"] = dict(self.by_kind)
         return d
 
 
@@ -133,8 +142,9 @@ def current_knobs(hw, knot_sizes=None) -> Knobs:
     tier = tl = None
     if isinstance(hw, System) and hw.tiers:
         tier, tl = float(hw.tiers[0].efficiency or 1.0), float(hw.tiers[0].latency_s)
+    by_kind = tuple(sorted((k, float(v)) for k, v in (mem.efficiency_by_kind or {}).items()))
     return Knobs(matrix=float(interpolate_efficiency(mu.efficiency, 1.0)), memory=memory,
-                 launch=float(chip.launch_overhead_s), tier=tier, tier_latency=tl)
+                 launch=float(chip.launch_overhead_s), tier=tier, tier_latency=tl, by_kind=by_kind or None)
 
 
 def apply_knobs(hw, k: Knobs, source: str = "calibrated"):
@@ -142,13 +152,20 @@ def apply_knobs(hw, k: Knobs, source: str = "calibrated"):
     chip = _chip_of(hw)
     if k.matrix is not None:
         mu = chip.matrix_unit()
-        compute = tuple(replace(u, efficiency=float(k.matrix), efficiency_source=source) if u is mu else u
+        eff = tuple((float(s), float(f)) for s, f in k.matrix) if isinstance(k.matrix, tuple) else float(k.matrix)
+        compute = tuple(replace(u, efficiency=eff, efficiency_source=source) if u is mu else u
                         for u in chip.compute)
         chip = replace(chip, compute=compute)
     if k.memory is not None:
         main = chip.main_memory
         table = tuple((float(s), float(f)) for s, f in k.memory)
         memory = tuple(replace(m, efficiency=table, efficiency_source=source) if m is main else m for m in chip.memory)
+        chip = replace(chip, memory=memory)
+    if k.by_kind is not None:
+        main = chip.main_memory
+        byk = {kind: float(f) for kind, f in k.by_kind}
+        memory = tuple(replace(m, efficiency_by_kind=byk, efficiency_source=source) if m is main else m
+                       for m in chip.memory)
         chip = replace(chip, memory=memory)
     if k.launch is not None:
         chip = replace(chip, launch_overhead_s=float(k.launch))
@@ -249,6 +266,8 @@ class _Problem:
     measured: np.ndarray  # seconds (median over the rows of that shape)
     groups: list  # index arrays, one per op kind
     sizes: np.ndarray  # bytes moved (a proxy of the main-memory transfer)
+    flops: np.ndarray  # matrix FLOPs per execution (where a compute-efficiency table is read)
+    kinds: np.ndarray  # the cost model's Op.kind of every row
     is_matrix: np.ndarray
     is_collective: np.ndarray
     how: str
@@ -272,14 +291,16 @@ class _Problem:
         ops = self.rows["op"].astype(str).to_numpy()[idx]
         return replace(self, rows=self.rows.iloc[idx].reset_index(drop=True), measured=self.measured[idx],
                        groups=[np.flatnonzero(ops == op) for op in sorted(set(ops))], sizes=self.sizes[idx],
+                       flops=self.flops[idx], kinds=self.kinds[idx],
                        is_matrix=self.is_matrix[idx], is_collective=self.is_collective[idx])
 
     def loss(self, t, k: Knobs | None = None) -> float:
         v = _loss(np.log(t / self.measured), self.groups, self.how)
-        if k is not None and k.memory is not None and len(k.memory) > 1:
-            # a weak smoothness prior between neighbouring knots keeps an unconstrained knot near its neighbour
-            f = np.log([x for _, x in k.memory])
-            v += self.smooth * float(np.sum(np.diff(f) ** 2))
+        # a weak smoothness prior between neighbouring knots keeps an unconstrained knot near its neighbour
+        for table in ((k.memory, k.matrix) if k is not None else ()):
+            if isinstance(table, tuple) and len(table) > 1:
+                f = np.log([x for _, x in table])
+                v += self.smooth * float(np.sum(np.diff(f) ** 2))
         return v
 
 
@@ -291,16 +312,22 @@ def _fit_problem(train: pd.DataFrame, max_shapes: int, how: str, options: CostOp
     meas = pd.Series(train["measured_time_s"].to_numpy(dtype=float)).groupby(codes).median().to_numpy()
     recs = uniq.to_dict("records")
     size = np.array([_size(r)[0] for r in recs], dtype=float)
-    nbytes = []
+    nbytes, flops, kinds = [], [], []
     from sim.ops import row_to_op
 
     for r in recs:
         try:
             op = row_to_op(r)
             nbytes.append(op.collective.bytes if op.collective is not None else sum(t.bytes for t in op.tensors))
+            flops.append(op.flops_matrix)
+            kinds.append(op.kind)
         except Exception:  # noqa: BLE001
             nbytes.append(math.nan)
+            flops.append(math.nan)
+            kinds.append("")
     nbytes = np.array(nbytes, dtype=float)
+    flops = np.array(flops, dtype=float)
+    kinds = np.array(kinds, dtype=object)
     keep = []
     ops = uniq["op"].astype(str).to_numpy()
     for op in sorted(set(ops)):
@@ -316,16 +343,22 @@ def _fit_problem(train: pd.DataFrame, max_shapes: int, how: str, options: CostOp
     groups = [np.flatnonzero(ops == op) for op in sorted(set(ops))]
     from sim.ops import COLLECTIVE_OPS
 
-    return _Problem(rows=rows, measured=meas[keep], groups=groups, sizes=nbytes[keep],
+    return _Problem(rows=rows, measured=meas[keep], groups=groups, sizes=nbytes[keep], flops=flops[keep],
+                    kinds=kinds[keep],
                     is_matrix=np.isin(ops, ["gemm", "attention"]), is_collective=np.isin(ops, COLLECTIVE_OPS),
                     how=how, options=options)
 
 
 def fit_knobs(prob: _Problem, base, fit: tuple, knot_sizes: tuple, sweeps: int = 3, tol: float = 1e-3,
-              log=None) -> tuple[Knobs, list]:
-    """Coordinate descent over the fitted fields, starting from the file's values."""
+              log=None, matrix_knots: tuple = ()) -> tuple[Knobs, list]:
+    """Coordinate descent over the fitted fields, starting from the file's values.
+
+    ``matrix_knots`` (FLOPs): fit the matrix efficiency as a table with these knots (else one fraction)."""
     k0 = current_knobs(base, knot_sizes if "memory" in fit and knot_sizes else None)
-    k = Knobs(matrix=k0.matrix if "matrix" in fit else None,
+    m0 = k0.matrix
+    if matrix_knots:
+        m0 = tuple((float(s), float(k0.matrix)) for s in matrix_knots)
+    k = Knobs(matrix=m0 if "matrix" in fit else None,
               memory=k0.memory if "memory" in fit and knot_sizes else None,
               launch=k0.launch if "launch" in fit else None,
               tier=k0.tier if "tier" in fit else None,
@@ -353,7 +386,16 @@ def fit_knobs(prob: _Problem, base, fit: tuple, knot_sizes: tuple, sweeps: int =
                 t = base_t + x
                 history.append(fx)
                 continue
-            if name == "matrix" and k.matrix is not None:
+            if name == "matrix" and isinstance(k.matrix, tuple):
+                targets = []
+                sizes = [s for s, _ in k.matrix]
+                rows_m = np.ones(n, bool) if matrix_is_vector else prob.is_matrix
+                for j, s in enumerate(sizes):
+                    lo_s = sizes[j - 1] / 4 if j > 0 else 0.0
+                    hi_s = sizes[j + 1] * 4 if j + 1 < len(sizes) else math.inf
+                    idx = np.flatnonzero(rows_m & (prob.flops >= lo_s) & (prob.flops <= hi_s))
+                    targets.append(("matrix", j, idx))
+            elif name == "matrix" and k.matrix is not None:
                 idx = np.arange(n) if matrix_is_vector else np.flatnonzero(prob.is_matrix)
                 targets = [("matrix", None, idx)]
             elif name == "memory" and k.memory is not None:
@@ -373,10 +415,10 @@ def fit_knobs(prob: _Problem, base, fit: tuple, knot_sizes: tuple, sweeps: int =
                     continue
 
                 def with_value(x, knob=knob, j=j, k=k):
-                    if knob == "memory":
-                        mem = list(k.memory)
-                        mem[j] = (mem[j][0], x)
-                        return replace(k, memory=tuple(mem))
+                    if j is not None:  # a knot of a table (memory, or matrix by FLOPs)
+                        tab = list(getattr(k, knob))
+                        tab[j] = (tab[j][0], x)
+                        return replace(k, **{knob: tuple(tab)})
                     return replace(k, **{knob: x})
 
                 def f(x, idx=idx, with_value=with_value, t=t):
@@ -386,7 +428,7 @@ def fit_knobs(prob: _Problem, base, fit: tuple, knot_sizes: tuple, sweeps: int =
                     return prob.loss(tt, kk)
 
                 lo, hi = BOUNDS[knob]
-                x0 = min(max(k.memory[j][1] if knob == "memory" else getattr(k, knob), lo), hi)
+                x0 = min(max(getattr(k, knob)[j][1] if j is not None else getattr(k, knob), lo), hi)
                 if _sweep == 0:
                     x, fx = _search_log(f, lo, hi, x0)
                 else:  # later sweeps refine near the current value
@@ -402,6 +444,28 @@ def fit_knobs(prob: _Problem, base, fit: tuple, knot_sizes: tuple, sweeps: int =
         if start - history[-1] < tol:
             break
     return k, history
+
+
+def fit_by_kind(prob: _Problem, hw, how_start: Knobs | None = None, log=None) -> tuple:
+    """Per streaming op kind, the fraction of the main memory's (already fitted) efficiency that
+    fits that kind's own rows best; returns ((kind, fraction), ...) sorted by kind."""
+    from hwmodels.chip import STREAMING_KINDS
+
+    start = dict((how_start.by_kind or ()) if how_start is not None else ())
+    out = []
+    for kind in sorted({str(x) for x in prob.kinds} & set(STREAMING_KINDS)):
+        sub = prob.subset(prob.kinds == kind)
+
+        def f(x, sub=sub, kind=kind):
+            kk = Knobs(by_kind=tuple(sorted({**start, kind: x}.items())))
+            return sub.loss(sub.predict(apply_knobs(hw, kk)))
+
+        lo, hi = BOUNDS["by_kind"]
+        x, fx = _search_log(f, lo, hi, min(max(start.get(kind, 1.0), lo), hi), grid=9, iters=14)
+        out.append((kind, float(x)))
+        if log:
+            log(f"{kind}: {len(sub.rows)} shapes, efficiency_by_kind {x:.3f} (loss {fx:.4f})")
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -502,7 +566,8 @@ def select_rows(df: pd.DataFrame, hw_name: str, hw, all_rows: bool = False) -> p
 def calibrate(measured, hw: str, *, fit: tuple | None = None, folds: int = 5, holdout: int = 0, loss: str = "mean",
               max_shapes: int = 200, sweeps: int = 6, max_knots: int = 4, all_rows: bool = False,
               fit_ops: tuple | None = None, exact_only: bool = True, name: str | None = None,
-              options: CostOptions = DEFAULT_OPTIONS, label: str | None = None, log=None) -> Calibration:
+              options: CostOptions = DEFAULT_OPTIONS, label: str | None = None, log=None,
+              matrix_table="auto") -> Calibration:
     """Fit ``hw``'s efficiency fields to ``measured`` (a frame, a CSV path or a built-in data set).
 
     ``fit`` picks the fields (default: every one the rows constrain, of matrix, memory, launch,
@@ -510,7 +575,11 @@ def calibrate(measured, hw: str, *, fit: tuple | None = None, folds: int = 5, ho
     out and scored, the rest are fitted. ``fit_ops`` limits the op kinds fitted to (all are
     scored); ``exact_only`` leaves out of the fit rows whose ``mapping`` column says the op only
     approximates what was timed. ``name``: the hardware column value to select (default: ``hw``'s
-    name). Raises SpecError for bad arguments or no usable rows.
+    name). ``by_kind`` (the main memory's per-streaming-kind efficiencies) is fitted after the other
+    fields, on each streaming kind's own exact training rows, whatever ``fit_ops`` says.
+    ``matrix_table``: fit the matrix efficiency as a table by GEMM FLOPs (True), as one fraction
+    (False), or ("auto") whichever predicts an inner validation fold of the training shapes better
+    (the held-out fold is never looked at). Raises SpecError for bad arguments or no usable rows.
     """
     import time
 
@@ -567,7 +636,8 @@ def calibrate(measured, hw: str, *, fit: tuple | None = None, folds: int = 5, ho
         x == "matrix" and not is_system and ops & {"gemm", "attention"}
         or x == "memory" and not is_system and ops - set(COLLECTIVE_OPS)
         or x == "launch" and not is_system
-        or x in ("tier", "tier_latency") and is_system and ops & set(COLLECTIVE_OPS) and base.tiers))
+        or x in ("tier", "tier_latency") and is_system and ops & set(COLLECTIVE_OPS) and base.tiers
+        or x == "by_kind" and not is_system))
     for x in wanted:
         if x not in KNOBS:
             raise SpecError(f"unknown field to fit {x!r}; known: {', '.join(KNOBS)}")
@@ -581,7 +651,54 @@ def calibrate(measured, hw: str, *, fit: tuple | None = None, folds: int = 5, ho
     if "memory" in wanted:
         knots = knot_sizes_for(prob.sizes[~prob.is_collective], max_knots)
     source = f"llmsim calibrate: fitted to {label}"
-    knobs, history = fit_knobs(prob, base, tuple(wanted), knots, sweeps=sweeps, log=log)
+    notes = []
+    chip0 = _chip_of(base)
+    mknots = ()
+    if "matrix" in wanted and matrix_table and not is_system:
+        mrows = np.ones(len(prob.rows), bool) if chip0.matrix_unit() is chip0.vector_unit() else prob.is_matrix
+        fl = prob.flops[mrows]
+        cand = knot_sizes_for(fl[np.isfinite(fl) & (fl > 0)], max_knots)
+        if len(cand) >= 2 and matrix_table == "auto":
+            inner = np.array([fold_of("inner|" + k, folds) == 0 for k in shape_keys(prob.rows)])
+            pa, pv = prob.subset(~inner), prob.subset(inner)
+            if len(pv.rows) and len(pa.rows):
+                ks, _ = fit_knobs(pa, base, tuple(wanted), knots, sweeps=min(sweeps, 3))
+                kt, _ = fit_knobs(pa, base, tuple(wanted), knots, sweeps=min(sweeps, 3), matrix_knots=cand)
+                ls, lt = (pv.loss(pv.predict(apply_knobs(base, kk))) for kk in (ks, kt))
+                prob.evals += pa.evals + pv.evals
+                use = lt < ls
+                notes.append(f"matrix efficiency as a table by FLOPs {'chosen' if use else 'not chosen'}: inner "
+                             f"validation loss {lt:.4f} (table) vs {ls:.4f} (one fraction), on "
+                             f"{len(pv.rows)} training shapes held out of a first fit")
+                if log:
+                    log(notes[-1])
+                mknots = cand if use else ()
+        elif len(cand) >= 2 and matrix_table is True:
+            mknots = cand
+    knobs, history = fit_knobs(prob, base, tuple(wanted), knots, sweeps=sweeps, log=log, matrix_knots=mknots)
+    if "by_kind" in wanted:
+        # the main memory's per-kind fractions, fitted on each streaming kind's exact training rows with
+        # the fields above in place (GEMM-only fits keep their matrix/HBM/launch values)
+        srows = train
+        if exact_only and "mapping" in srows.columns:
+            srows = srows[srows["mapping"].astype(str).str.strip().str.lower() != "approx"]
+        srows = srows[~srows["op"].isin(["gemm", "attention", *COLLECTIVE_OPS])]
+        byk = None
+        if len(srows):
+            from hwmodels.chip import STREAMING_KINDS
+
+            sp = _fit_problem(srows, max_shapes, loss, options)
+            sp = sp.subset(np.isin(sp.kinds.astype(str), STREAMING_KINDS))
+            if len(sp.rows):
+                shared = apply_knobs(base, replace(knobs, by_kind=None))
+                tc = sp.predict(shared)
+                sp = sp.subset(np.isfinite(tc))
+                byk = fit_by_kind(sp, shared, current_knobs(base), log=log) if len(sp.rows) else None
+                prob.evals += sp.evals
+                counts_by_kind = {k: int((sp.kinds == k).sum()) for k, _ in (byk or ())}
+                notes.append("per-kind bandwidth efficiency fitted on " + ", ".join(
+                    f"{k} ({n} shapes)" for k, n in counts_by_kind.items()))
+        knobs = replace(knobs, by_kind=byk or None)
     calibrated = apply_knobs(base, knobs, source)
     initial = current_knobs(base, knots or None)
     # training error: the fit's own shapes (one row per shape, its median measured time)
@@ -598,8 +715,8 @@ def calibrate(measured, hw: str, *, fit: tuple | None = None, folds: int = 5, ho
                    "train_shapes": int(shape_keys(train).nunique()),
                    "test_shapes": int(shape_keys(test).nunique()) if len(test) else 0})
     train = fit_rows
-    notes = []
-    if knobs.matrix is not None and knobs.matrix >= BOUNDS["matrix"][1] - 1e-6:
+    mfr = [f for _, f in knobs.matrix] if isinstance(knobs.matrix, tuple) else [knobs.matrix]
+    if knobs.matrix is not None and max(mfr) >= BOUNDS["matrix"][1] - 1e-6:
         notes.append("matrix efficiency hit its upper bound 1.0: the measured GEMMs are faster than the model allows")
     if knobs.memory is not None and any(f >= BOUNDS["memory"][1] - 1e-6 for _, f in knobs.memory):
         notes.append("a memory-efficiency knot hit 1.0: some transfers run faster than the datasheet bandwidth "
@@ -618,6 +735,12 @@ def _fmt_bytes(b: float) -> str:
     from hwmodels.units import format_quantity
 
     return format_quantity(b, "bytes", 4)
+
+
+def _fmt_flops(x: float) -> str:
+    from hwmodels.units import format_quantity
+
+    return format_quantity(x, "flops", 4)
 
 
 def _fmt_time(s: float) -> str:
@@ -655,7 +778,8 @@ def calibrated_yaml(cal: Calibration, name: str | None = None, chip_ref: str | N
             want = mu.kind
             for u in chip_data.get("compute", []):
                 if u.get("kind") == want:
-                    u["efficiency"] = round(float(k.matrix), 4)
+                    u["efficiency"] = [[_fmt_flops(s), round(float(f), 4)] for s, f in k.matrix] \
+                        if isinstance(k.matrix, tuple) else round(float(k.matrix), 4)
                     u["efficiency_source"] = src
                     break
         if k.memory is not None:
@@ -663,6 +787,13 @@ def calibrated_yaml(cal: Calibration, name: str | None = None, chip_ref: str | N
             for m in chip_data.get("memory", []):
                 if m.get("name") == main:
                     m["efficiency"] = [[_fmt_bytes(s), round(float(f), 4)] for s, f in k.memory]
+                    m["efficiency_source"] = src
+                    break
+        if k.by_kind is not None:
+            main = chip.main_memory.name
+            for m in chip_data.get("memory", []):
+                if m.get("name") == main:
+                    m["efficiency_by_kind"] = {kind: round(float(f), 4) for kind, f in k.by_kind}
                     m["efficiency_source"] = src
                     break
         if k.launch is not None:

@@ -181,3 +181,24 @@ def test_system_tiers_fitted_with_a_given_chip(tmp_path):
     assert yaml.safe_load(out.read_text())["chip"] == "toy-chip-calibrated.yaml"
     assert load_system(out).chip.name == "toy-chip-calibrated"
     assert main(["calibrate", str(p), "--hw", toy_sys, "--fit", "matrix"]) == 2  # chip fields: not on a system
+
+
+def test_recovers_efficiency_by_kind_on_streaming_rows():
+    """Norm and elementwise rows generated with per-kind fractions 0.5 and 0.8: each kind's own rows recover them,
+    while the matrix efficiency is fitted to the GEMM rows only."""
+    truth = {**MATRIX_ONLY, "memory.hbm.efficiency_by_kind": {"norm": 0.5, "elementwise": 0.8},
+             "memory.hbm.efficiency_source": "test truth"}
+    shapes = gemm_shapes(40)
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        shapes.append({"op": "norm", "dtype": "bf16", "m": int(2 ** rng.uniform(6, 13)), "n": 4096})
+        shapes.append({"op": "elementwise", "dtype": "bf16", "numel": int(np.exp(rng.uniform(np.log(1e6), np.log(1e9))))})
+    df = synthetic(truth, shapes, noise=0.02)
+    cal = calibrate(df, TOY, fit=("matrix", "by_kind"), fit_ops=("gemm",), matrix_table=False)
+    byk = dict(cal.knobs.by_kind)
+    assert byk["norm"] == pytest.approx(0.5, rel=0.05)
+    assert byk["elementwise"] == pytest.approx(0.8, rel=0.05)
+    assert cal.knobs.matrix == pytest.approx(0.73, rel=0.05)
+    assert cal.calibrated.main_memory.efficiency_by_kind == byk
+    tab = cal.table().set_index("op")
+    assert tab.loc["norm", "calibrated_median_ape"] < 0.05 < tab.loc["norm", "catalog_median_ape"]
