@@ -258,7 +258,11 @@ def _run_pool(spec, tasks, sink, workers: int):
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise RuntimeError(f"the local process pool cannot start its workers ({type(e).__name__}: {e}); "
                                        "try --workers 1 or --dask local") from None
-            while pending and len(inflight) < 2 * workers:
+            # after a pool broke, every task that was in flight is a suspect: run suspects one at a
+            # time, so a crash is blamed on the task that caused it and never on a bystander
+            cap = 1 if any(att > 0 for _, _, att in pending) or any(a > 0 for _, _, a in inflight.values()) \
+                else 2 * workers
+            while pending and len(inflight) < cap:
                 tid, fr, att = pending.popleft()
                 try:
                     fut = pool.submit(_task_in_worker, fr)
