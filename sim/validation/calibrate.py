@@ -794,7 +794,12 @@ def calibrated_yaml(cal: Calibration, name: str | None = None, chip_ref: str | N
             for m in chip_data.get("memory", []):
                 if m.get("name") == main:
                     m["efficiency_by_kind"] = {kind: round(float(f), 4) for kind, f in k.by_kind}
-                    m["efficiency_source"] = src
+                    kinds = ", ".join(kind for kind, _ in k.by_kind)
+                    m["efficiency_source"] = (src + f"; efficiency_by_kind: each of {kinds} fitted on its own "
+                                              "exact training rows of that kind (same split), after the GEMM fit")
+                    if k.memory is None:
+                        m["efficiency_source"] = m["efficiency_source"].replace(
+                            f"training shapes of {', '.join(fitted_ops)}", "training shapes")
                     break
         if k.launch is not None:
             chip_data["launch_overhead"] = _fmt_time(k.launch)
