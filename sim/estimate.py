@@ -88,9 +88,13 @@ def estimate(graph, system: System | Chip, options: CostOptions = CostOptions(),
     return combine(costs, getattr(getattr(graph, "parallel", None), "pp", 1) or 1, cm.options)
 
 
-def combine(costs, pp: int, options: CostOptions) -> GraphCost:
+def totals(costs, skip_kind: str | None = None) -> tuple[float, float, float, float, float]:
+    """(compute_s, comm_s, flops, bytes_main, energy_j) of op costs x their counts, one stage;
+    ops of ``skip_kind`` left out (the serving step coster adds attention separately)."""
     compute = comm = flops = bytes_main = energy = 0.0
     for c in costs:
+        if c.kind == skip_kind:
+            continue
         if c.kind == "collective":
             comm += c.time_s * c.count
         else:
@@ -98,5 +102,15 @@ def combine(costs, pp: int, options: CostOptions) -> GraphCost:
         flops += c.flops * c.count
         bytes_main += c.bytes_main * c.count
         energy += c.energy_j * c.count
-    stage = max(compute, comm) if options.overlap_comm else compute + comm
+    return compute, comm, flops, bytes_main, energy
+
+
+def stage_time(compute: float, comm: float, options: CostOptions) -> float:
+    """One pipeline stage: collectives added to compute, or overlapped with it."""
+    return max(compute, comm) if options.overlap_comm else compute + comm
+
+
+def combine(costs, pp: int, options: CostOptions) -> GraphCost:
+    compute, comm, flops, bytes_main, energy = totals(costs)
+    stage = stage_time(compute, comm, options)
     return GraphCost(costs, stage * pp, stage, compute, comm, flops, bytes_main, energy, pp)

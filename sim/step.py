@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 from hwmodels.chip import System
 from sim.cost import CostModel, CostOptions
-from sim.estimate import estimate
+from sim.estimate import estimate, stage_time, totals
 
 
 @dataclass(frozen=True)
@@ -186,19 +186,8 @@ class StepCoster:
             # the cost model's per-op memo only saves re-pricing; (T, R) keys already cover what
             # repeats, so drop it rather than let it grow with every new step size
             self.cm._memo.clear()
-        compute = comm = flops = bytes_main = energy = 0.0
-        for c in gc.ops:
-            if c.kind == "attention":
-                continue
-            if c.kind == "collective":
-                comm += c.time_s * c.count
-            else:
-                compute += c.time_s * c.count
-            flops += c.flops * c.count
-            bytes_main += c.bytes_main * c.count
-            energy += c.energy_j * c.count
         if len(self._base) < self._max_base:
-            self._base[bkey] = (compute, comm, flops, bytes_main, energy)
+            self._base[bkey] = totals(gc.ops, skip_kind="attention")
         ch = self.chips
         return StepCost(gc.time_s, gc.energy_j * ch, gc.flops * ch, gc.bytes_main * ch)
 
@@ -230,6 +219,6 @@ class StepCoster:
             flops += c.flops * k
             bytes_main += c.bytes_main * k
             energy += c.energy_j * k
-        stage = max(compute, comm) if self.options.overlap_comm else compute + comm
+        stage = stage_time(compute, comm, self.options)
         ch = self.chips
         return StepCost(stage * self.pp, energy * ch, flops * ch, bytes_main * ch)
