@@ -13,7 +13,6 @@ lazily, so ``import llmsim`` stays light), and the ``llmsim`` command line (``ll
     r.summary, r.requests                          # serving metrics (dict, DataFrame)
 """
 
-__version__ = "0.1.0"
 
 _API = {
     # hardware
@@ -34,6 +33,10 @@ __all__ = ["__version__", *_API]
 
 
 def __getattr__(name):
+    if name == "__version__":  # one source: the package metadata (pyproject.toml)
+        from sim.version import llmsim_version
+
+        return llmsim_version()
     if name in _API:
         import importlib
 

@@ -52,19 +52,11 @@ def handler(args: argparse.Namespace) -> int:
         return _import_kineto(args)
     from sim.validation import measure as M
 
-    if args.device == "cpu":
-        hardware = args.hardware or M.DEFAULT_CPU_HARDWARE
-        ctx = None
-        use_torch = False if args.no_torch else None
-        cases = M.build_cases("cpu", args.suite, use_torch=use_torch)
-    else:
-        try:
-            ctx = M.cuda_context()
-        except M.MeasureError as e:
-            raise SpecError(f"--device cuda: {e}") from None
-        hardware = args.hardware or M.catalog_name_for_gpu(ctx["device_name"])
-        cases = M.build_cases("cuda", args.suite, torch_caps=ctx)
-
+    try:
+        cases, hardware, ctx = M.plan_cases(args.device, args.suite, hardware=args.hardware,
+                                            use_torch=False if args.no_torch else None)
+    except M.MeasureError as e:
+        raise SpecError(f"--device {args.device}: {e}") from None
     if args.dry_run:
         groups: dict[str, int] = {}
         for c in cases:
@@ -73,63 +65,15 @@ def handler(args: argparse.Namespace) -> int:
             print(f"{g}: {n} cases")
         print(f"total: {len(cases)} cases, hardware={hardware}")
         return 0
-
     out = args.out or f"measure-{hardware}.csv"
-    from sim.validation.environment import (
-        _loadavg,
-        collect_environment,
-        cpu_busy_seconds,
-        env_path_for,
-        other_cpu_seconds,
-        write_environment,
-    )
-
-    env_extra = {"timing": _timing_note(args.device)}
-    if ctx is not None:
-        env_extra["cuda_device_name"] = ctx["device_name"]
-        env_extra["cuda_device_count"] = ctx["device_count"]
-        env_extra["cuda_capability"] = "{}.{}".format(*ctx["capability"])
-    env = collect_environment(args.device, args.suite, hardware, argv=["llmsim"] + sys.argv[1:], extra=env_extra)
-    env_path = env_path_for(out)
-    sink = M.CsvSink(out)
-    write_environment(env_path, env)  # first now, so that an interrupted run has one
-    M._log(f"{len(cases)} cases on {args.device} ({hardware}), suite {args.suite} -> {out}")
-    load = env.get("loadavg_start")
-    ncpu = (env.get("cpu") or {}).get("affinity_cpus") or (env.get("cpu") or {}).get("logical_cpus") or 1
-    if args.device == "cpu" and load and load[0] > 0.5 * ncpu:
-        M._log(f"warning: load average {load[0]} on {ncpu} CPUs: other work will slow these measurements")
-    summary = {}
-    busy0 = cpu_busy_seconds()
     try:
-        try:
-            summary = M.run_measurements(cases, sink, device=args.device, hardware=hardware, suite=args.suite,
-                                         time_budget_s=args.time_budget)
-        except M.MeasureError as e:
-            raise SpecError(f"--device {args.device}: {e}") from None
-        if ctx is not None and not args.no_collectives:
-            summary["collective_rows"] = M.run_collectives(ctx, sink, hardware=hardware, suite=args.suite)
-    finally:
-        sink.close()
-        env["summary"] = {"rows": sink.rows, **{k: v for k, v in summary.items() if k != "rows"},
-                          "loadavg_end": _loadavg(), "other_processes_cpu_s": other_cpu_seconds(busy0)}
-        write_environment(env_path, env)
-    other = env["summary"].get("other_processes_cpu_s")
-    if args.device == "cpu" and other and summary.get("seconds") and other > 0.1 * summary["seconds"]:
-        M._log(f"warning: other processes used {other:.1f} CPU-s during the {summary['seconds']:.0f} s run: "
-               "the CPU times are likely disturbed; rerun on a quiet machine")
-    M._log(f"wrote {sink.rows} rows to {out} and {env_path}"
-           + (f"; {summary.get('failed')} failed" if summary.get("failed") else ""))
+        M.measure_to_csv(cases, out, device=args.device, suite=args.suite, hardware=hardware, ctx=ctx,
+                         time_budget_s=args.time_budget, collectives=not args.no_collectives,
+                         argv=["llmsim"] + sys.argv[1:])
+    except M.MeasureError as e:
+        raise SpecError(f"--device {args.device}: {e}") from None
     print(out)
     return 0
-
-
-def _timing_note(device: str) -> str:
-    if device == "cuda":
-        return ("CUDA events around a CUDA-graph replay of N back-to-back calls (N sized so a sample lasts "
-                ">= 1 ms; eager launches if capture fails); 2 warm-up samples; samples until >= 10 and "
-                ">= 0.1 s; buffer copies rotated so >= 256 MiB is touched between reuses")
-    return ("time.perf_counter around each call (host-synchronous numpy/torch); 1 warm-up call; samples "
-            "until >= 5 and >= 0.2 s (max 200); buffer copies rotated to exceed 2x the L3 cache (max 1 GiB)")
 
 
 def _import_kineto(args: argparse.Namespace) -> int:
@@ -148,3 +92,21 @@ def _import_kineto(args: argparse.Namespace) -> int:
           f"{len(imp.steps)} steps -> {out}, {steps_path}", file=sys.stderr)
     print(out)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m llmsim.commands.measure [options]``: the same as ``llmsim measure [options]``,
+    without loading the other CLI commands (handy on a bare GPU machine with torch, numpy, pandas)."""
+    parser = argparse.ArgumentParser(prog="python -m llmsim.commands.measure")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["measure", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except SpecError as e:
+        for p in e.problems:
+            print(f"error: {p}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,7 @@
 - ``kineto``: import of PyTorch profiler (Kineto) Chrome traces.
 
 Nothing here imports torch at import time (it is the optional ``[measure]`` extra). The names
-below are loaded lazily, so that ``python -m sim.validation.measure`` runs cleanly.
+below are loaded lazily, so that ``python -m llmsim.commands.measure`` stays light.
 """
 
 _FROM_MEASURE = ("CSV_COLUMNS", "KNOWN_OPS", "OP_COLUMNS", "builtin_measurements", "load_measurements", "shape_id",

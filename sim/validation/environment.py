@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import sys
 
+from sim.version import llmsim_version
+
 __all__ = [
     "blas_info",
     "cpu_busy_seconds",
@@ -231,7 +233,7 @@ def other_cpu_seconds(start: tuple[float, float] | None) -> float | None:
     return round(max(0.0, (end[0] - start[0]) - (end[1] - start[1])), 2)
 
 
-def _loadavg() -> list[float] | None:
+def loadavg() -> list[float] | None:
     """1, 5 and 15 minute load averages: other work on the machine skews CPU measurements."""
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -242,16 +244,12 @@ def _loadavg() -> list[float] | None:
 def collect_environment(device: str, suite: str, hardware: str, argv: list[str] | None = None,
                         extra: dict | None = None) -> dict:
     """Everything needed to tell two measurement runs apart. The host name is not recorded."""
-    try:
-        from llmsim import __version__ as llmsim_version
-    except Exception:  # noqa: BLE001
-        llmsim_version = None
     import numpy as np
 
     env = {
         "format": "llmsim-measure-env/1",
         "date_utc": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
-        "llmsim_version": llmsim_version,
+        "llmsim_version": llmsim_version(),
         "device": device,
         "suite": suite,
         "hardware": hardware,
@@ -260,7 +258,7 @@ def collect_environment(device: str, suite: str, hardware: str, argv: list[str] 
         "platform": platform.platform(),
         "numpy": np.__version__,
         "cpu": cpu_info(),
-        "loadavg_start": _loadavg(),
+        "loadavg_start": loadavg(),
         "blas": blas_info(),
     }
     try:

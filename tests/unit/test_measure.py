@@ -15,7 +15,9 @@ import pytest
 
 from hwmodels.errors import SpecError
 from llmsim.cli import main
+from llmsim.commands.measure import main as measure_main
 from sim.validation import measure as M
+from sim.validation.measure import numpy_kernels, timing
 
 # -- timing -------------------------------------------------------------------------------------
 
@@ -148,7 +150,7 @@ def test_cuda_timing_path_with_fake_torch(capture_fails):
     kern = M.Kernel(call, ncopies=4)
     kern.tf32 = True
     s = M.Settings(target_s=0.0, min_reps=5, max_reps=5, warmup=1, min_sample_s=1e-3)
-    t = M._cuda_time(torch, kern, s)
+    t = timing._cuda_time(torch, kern, s)
     assert t.median_s == pytest.approx(2e-6)
     assert t.calls_per_rep == 500  # 1 ms / 2 us
     assert t.reps == 5
@@ -186,7 +188,7 @@ def test_tiny_cpu_suite_writes_documented_columns(tmp_path):
 def test_numpy_attention_matches_a_reference():
     """The naive CPU attention (GQA, causal) computes softmax(QK^T/sqrt(d))V per head."""
     sh = {"phase": "prefill", "batch": 1, "heads": 4, "kv_heads": 2, "head_dim": 8, "seqlen_q": 5, "seqlen_kv": 5, "causal": True}
-    k = M._np_attention(sh, M.Settings(cold_bytes=0))
+    k = numpy_kernels._np_attention(sh, M.Settings(cold_bytes=0))
     q, kk, v = k.keep[0][0]
     out = k.call(0).reshape(1, 2, 2, 5, 8)
     qh = q.reshape(1, 2, 2, 5, 8)
@@ -200,7 +202,7 @@ def test_numpy_attention_matches_a_reference():
 
 
 def test_inputs_are_random_not_zero():
-    x = M._np_randn((3 * (1 << 20) + 5,))
+    x = numpy_kernels._np_randn((3 * (1 << 20) + 5,))
     assert x.std() > 0.5 and np.count_nonzero(x) > 0.99 * x.size
 
 
@@ -382,7 +384,7 @@ def test_shipped_cpu_measurements_load_cleanly():
 
 def test_module_entry_point(tmp_path):
     out = tmp_path / "e.csv"
-    assert M.main(["--suite", "tiny", "--out", str(out), "--no-torch"]) == 0
+    assert measure_main(["--suite", "tiny", "--out", str(out), "--no-torch"]) == 0
     assert out.exists() and (tmp_path / "e.env.json").exists()
 
 
