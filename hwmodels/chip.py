@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from hwmodels.classes import provenance, weakest
 from hwmodels.dtype import get_dtype
 
 #: Op.kind values of streaming ops (workloads.graph.KINDS less gemm, attention, collective): the keys a
@@ -126,6 +127,23 @@ class Chip:
     interconnect: Link | None = None
     host_link: Link | None = None
     path: str | None = None  # file it was loaded from
+    chip_class: str | None = None  # class whose defaults fill missing efficiencies (classes.yaml)
+    declared_calibration: str | None = None  # the file's `calibration:` (measured | published | class-default)
+    price_source: str | None = None  # where the cloud price comes from (with its date and basis)
+
+    # -- calibration state -------------------------------------------------------------------
+    @property
+    def efficiency_provenance(self) -> dict:
+        """Calibration state of the two efficiency fields predictions rest on: the GEMM unit's and the
+        main memory's (measured | published | class-default | none)."""
+        mu, mm = self.matrix_unit(), self.main_memory
+        return {"matrix": provenance(mu.efficiency, mu.efficiency_source, self.declared_calibration),
+                "memory": provenance(mm.efficiency, mm.efficiency_source, self.declared_calibration)}
+
+    @property
+    def calibration(self) -> str:
+        """The chip's calibration state: the weakest of its fields' (see ``efficiency_provenance``)."""
+        return weakest(self.efficiency_provenance.values())
 
     # -- lookups -----------------------------------------------------------------------------
     def unit(self, kind: str) -> ComputeUnit | None:
@@ -196,13 +214,19 @@ class System:
     list_price_usd: float | None = None
     power_overhead_w: float = 0.0
     path: str | None = None
+    price_source: str | None = None  # where the system's own cloud price comes from (None: derived)
+
+    @property
+    def calibration(self) -> str:
+        """The chip's calibration state (measured | published | class-default | none)."""
+        return self.chip.calibration
 
     @classmethod
     def single(cls, chip: Chip) -> "System":
         """A system of one chip (no interconnect)."""
         return cls(name=chip.name, source=chip.source, chip=chip, count=1, tiers=(),
                    description=f"one {chip.name}", hypothetical=chip.hypothetical,
-                   cloud_usd_per_s=chip.cloud_usd_per_s,
+                   cloud_usd_per_s=chip.cloud_usd_per_s, price_source=chip.price_source,
                    list_price_usd=chip.list_price_usd, path=chip.path)
 
     def tiers_for_group(self, group_size: int) -> tuple:

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from hwmodels.chip import Chip, ComputeUnit, Link, MemoryLevel, System, Tier
+from hwmodels.classes import chip_classes
 from hwmodels.errors import Problem, SpecError
 from hwmodels.schema import CHIP, SYSTEM, validate
 from hwmodels.yamlio import Marked, dotted, load_marked
@@ -58,6 +59,9 @@ def list_hardware() -> list[dict]:
         row["memory_tb_s"] = mm.bandwidth_bytes_per_s / 1e12
         row["tdp_w"] = chip.tdp_w
         row["usd_per_hour"] = hw.usd_per_hour if isinstance(hw, System) else chip.price_usd_per_hour
+        row["calibration"] = chip.calibration
+        row["efficiency_provenance"] = chip.efficiency_provenance
+        row["chip_class"] = chip.chip_class
         rows.append(row)
     return rows
 
@@ -218,6 +222,7 @@ def _semantic_chip(v: dict, m: Marked) -> list:
                                       f"level '{prev[0]}' ({prev[1] / 1e9:.4g} GB); levels go innermost first and "
                                       "outer levels are larger"))
         prev = (lvl["name"], total)
+    problems += _semantic_calibration(v, m)
     kinds = [u["kind"] for u in v["compute"]]
     for k in set(kinds):
         if kinds.count(k) > 1:
@@ -229,6 +234,55 @@ def _semantic_chip(v: dict, m: Marked) -> list:
                 problems.append(m.problem(("compute", i, "sparse_peak", dt),
                                           "sparse peak is below the dense peak; 'peak' holds dense figures"))
     return problems
+
+
+def _key_fields(v: dict) -> tuple[int, int]:
+    """Indexes of the GEMM unit (matrix, else vector, else first) and the main memory (outermost non-host)
+    in the validated data, as Chip.matrix_unit() and Chip.main_memory pick them."""
+    kinds = [u["kind"] for u in v["compute"]]
+    gemm = kinds.index("matrix") if "matrix" in kinds else kinds.index("vector") if "vector" in kinds else 0
+    levels = v["memory"]
+    main = next((i for i in range(len(levels) - 1, -1, -1) if levels[i].get("kind") != "host"), len(levels) - 1)
+    return gemm, main
+
+
+def _semantic_calibration(v: dict, m: Marked) -> list:
+    """A declared `calibration` must be true of the file: class-default needs a class; measured or published
+    needs an efficiency figure of the file's own on the GEMM unit or the main memory."""
+    cal = v.get("calibration")
+    if cal is None:
+        return []
+    if cal == "class-default" and "class" not in v:
+        return [m.problem(("calibration",), "'calibration: class-default' needs 'class' beside it (one of: "
+                                            f"{', '.join(chip_classes())}), whose defaults fill the efficiencies")]
+    gemm, main = _key_fields(v)
+    if cal in ("measured", "published") and "efficiency" not in v["compute"][gemm] \
+            and "efficiency" not in v["memory"][main]:
+        return [m.problem(("calibration",), f"'calibration: {cal}' but the file gives no efficiency for its GEMM "
+                                            f"unit (compute.{v['compute'][gemm]['kind']}.efficiency) or its main "
+                                            f"memory (memory.{v['memory'][main]['name']}.efficiency); give the "
+                                            "figures, or declare class-default with a class")]
+    return []
+
+
+def _fill_from_class(v: dict, compute: tuple, memory: tuple) -> tuple[tuple, tuple]:
+    """The GEMM unit's and main memory's efficiency from the chip's class wherever the file gives none."""
+    cls = chip_classes().get(v.get("class"))
+    if cls is None:
+        return compute, memory
+    gemm, main = _key_fields(v)
+    if compute[gemm].efficiency is None:
+        u = compute[gemm]
+        compute = compute[:gemm] + (ComputeUnit(u.kind, u.peak, u.sparse_peak, u.tile, cls.matrix_efficiency,
+                                                cls.source_for("matrix")),) + compute[gemm + 1:]
+    if memory[main].efficiency is None:
+        lv = memory[main]
+        filled = MemoryLevel(lv.name, lv.kind, lv.capacity_bytes, lv.per, lv.bandwidth_bytes_per_s, lv.latency_s,
+                             cls.memory_efficiency, cls.source_for("memory") + (
+                                 f"; efficiency_by_kind: {lv.efficiency_source}" if lv.efficiency_source else ""),
+                             lv.energy_per_byte_j, lv.efficiency_by_kind)
+        memory = memory[:main] + (filled,) + memory[main + 1:]
+    return compute, memory
 
 
 def _build_chip(v: dict, path: Path) -> Chip:
@@ -244,6 +298,7 @@ def _build_chip(v: dict, path: Path) -> Chip:
                     efficiency_source=lv.get("efficiency_source"), energy_per_byte_j=lv.get("energy_per_byte"),
                     efficiency_by_kind=dict(lv.get("efficiency_by_kind") or {}))
         for lv in v["memory"])
+    compute, memory = _fill_from_class(v, compute, memory)
     power = v.get("power") or {}
     price = v.get("price") or {}
     link = lambda d: None if not d else Link(d["bandwidth"], d.get("type"), d.get("latency", 0.0))  # noqa: E731
@@ -255,6 +310,7 @@ def _build_chip(v: dict, path: Path) -> Chip:
         tdp_w=power.get("tdp"), idle_w=power.get("idle"), energy_per_flop_j=dict(power.get("energy_per_flop") or {}),
         list_price_usd=price.get("list"), cloud_usd_per_s=price.get("cloud"),
         interconnect=link(v.get("interconnect")), host_link=link(v.get("host_link")), path=str(path),
+        chip_class=v.get("class"), declared_calibration=v.get("calibration"), price_source=price.get("cloud_source"),
     )
 
 
@@ -319,6 +375,7 @@ def _load(path: Path, overrides, expect: str | None):
         obj = System(name=v["name"], source=v["source"], chip=chip, count=v["count"], tiers=tiers,
                      description=v.get("description"), hypothetical=v.get("hypothetical", False),
                      cloud_usd_per_s=price.get("cloud"), list_price_usd=price.get("list"),
+                     price_source=price.get("cloud_source") if price.get("cloud") is not None else None,
                      power_overhead_w=(v.get("power") or {}).get("overhead", 0.0), path=str(path))
     if expect == "chip" and kind != "chip":
         raise SpecError([doc.problem(("kind",), f"expected a chip here; this file describes a {kind}")])

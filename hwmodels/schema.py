@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from hwmodels.chip import STREAMING_KINDS
+from hwmodels.classes import DECLARED_CALIBRATIONS, class_names
 from hwmodels.dtype import RATE_KEYS
 from hwmodels.units import DIMENSIONS, UnitError, parse_quantity
 from hwmodels.yamlio import Marked
@@ -350,6 +351,12 @@ CHIP = Struct({
     "description": F(Str()),
     "hypothetical": F(Bool(), doc="true for designs that do not exist"),
     "source": F(Sources(), True, "where the numbers come from"),
+    "class": F(Str(class_names()), doc="efficiency class (hwmodels/catalog/classes.yaml) whose documented "
+                                       "defaults fill the GEMM unit's and main memory's efficiency where "
+                                       "this file gives none"),
+    "calibration": F(Str(DECLARED_CALIBRATIONS),
+                     doc="what the efficiency figures rest on: measured (fitted to kernel measurements), "
+                         "published (published measurements) or class-default (the class's defaults)"),
     "process_node": F(Str()),
     "die_area": F(Quantity("area")),
     "clock": F(Quantity("frequency")),

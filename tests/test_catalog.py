@@ -184,3 +184,74 @@ def test_system_spot_values():
     assert [t.fanout for t in multi.tiers] == [8, 4]
     assert multi.tiers[1].bandwidth_bytes_per_s == pytest.approx(50e9)
     assert multi.tiers[1].latency_s == pytest.approx(5e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# calibration state and class defaults (no chip runs at 100% of datasheet peak without saying so)
+
+from hwmodels.classes import CLASS_SOURCE_PREFIX, chip_classes  # noqa: E402
+from hwmodels.errors import SpecError  # noqa: E402
+
+
+@pytest.mark.parametrize("path", CHIP_FILES, ids=lambda p: p.stem)
+def test_every_chip_declares_its_calibration_truthfully(path):
+    raw = yaml.safe_load(path.read_text())
+    assert raw.get("class") in chip_classes(), "every catalog chip names its efficiency class"
+    chip = load_chip(path.stem)
+    assert raw.get("calibration") == chip.calibration  # the file's label is what the loader derives
+    # no silent 100%: the GEMM unit and the main memory both carry an efficiency below 1 with a source
+    for eff, src in ((chip.matrix_unit().efficiency, chip.matrix_unit().efficiency_source),
+                     (chip.main_memory.efficiency, chip.main_memory.efficiency_source)):
+        assert eff is not None and src
+    assert chip.calibration in ("measured", "published", "class-default")
+
+
+def test_class_defaults_fill_only_missing_fields():
+    h100 = load_chip("h100-sxm")
+    assert h100.matrix_unit().efficiency == pytest.approx(0.803)  # Bekman's figure stays
+    assert h100.efficiency_provenance == {"matrix": "published", "memory": "class-default"}
+    cls = chip_classes()["gpu-hbm"]
+    assert h100.main_memory.efficiency == pytest.approx(cls.memory_efficiency)
+    assert h100.main_memory.efficiency_source.startswith(CLASS_SOURCE_PREFIX + " gpu-hbm")
+    l4 = load_chip("l4")
+    assert l4.efficiency_provenance == {"matrix": "class-default", "memory": "class-default"}
+    cpu = load_chip("epyc-9654")
+    assert cpu.matrix_unit().kind == "vector"  # the class default lands on the unit GEMMs run on
+    assert cpu.matrix_unit().efficiency == pytest.approx(chip_classes()["cpu"].matrix_efficiency)
+    # an override beats the class default
+    o = load_chip("l4", {"compute.matrix.efficiency": 0.5, "compute.matrix.efficiency_source": "what-if"})
+    assert o.matrix_unit().efficiency == 0.5 and o.efficiency_provenance["matrix"] == "published"
+
+
+def test_calibrated_files_are_measured():
+    c = load_chip(str(CATALOG / "calibrated" / "h100-sxm-calibrated.yaml"))
+    assert c.calibration == "measured"
+    s = load_system(str(CATALOG / "calibrated" / "hgx-h100-8-calibrated.yaml"))
+    assert s.calibration == "measured"
+
+
+def test_class_table_is_sourced():
+    for c in chip_classes().values():
+        assert 0 < c.matrix_efficiency < 1 and 0 < c.memory_efficiency < 1
+        assert c.matrix_source and c.memory_source and c.description
+
+
+def test_a_file_without_class_or_efficiency_says_none():
+    toy = load_chip(str(Path(__file__).parent / "data" / "toy-chip.yaml"))
+    assert toy.calibration == "none" and toy.matrix_unit().efficiency is None
+
+
+@pytest.mark.parametrize("extra, expect", [
+    ({"calibration": "class-default"}, "needs 'class'"),
+    ({"calibration": "published"}, "gives no efficiency"),
+    ({"class": "gpu-hmb"}, "did you mean 'gpu-hbm'"),
+    ({"calibration": "guessed"}, "not one of"),
+])
+def test_bad_calibration_declarations(tmp_path, extra, expect):
+    data = yaml.safe_load((Path(__file__).parent / "data" / "toy-chip.yaml").read_text())
+    data.update(extra)
+    p = tmp_path / "toy-chip.yaml"
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError) as e:
+        load_chip(str(p))
+    assert expect in str(e.value)

@@ -42,21 +42,27 @@ def cmd_list(args) -> int:
     if args.json:
         print_json(rows)
         return 0
-    print(f"{'name':<22}{'kind':<7}{'chips':>5} {'bf16 TF/s':>9} {'mem GB':>7} {'mem TB/s':>8} {'USD/h':>7}")
+    print(f"{'name':<22}{'kind':<7}{'chips':>5} {'bf16 TF/s':>9} {'mem GB':>7} {'mem TB/s':>8} {'USD/h':>7}  "
+          f"{'calibration':<13}")
     for r in rows:
         if "error" in r:
             print(f"{r['name']:<22}{r['kind']:<7} INVALID: run `llmsim check {r['path']}`")
             continue
         print(f"{r['name'][:21]:<22}{r['kind']:<7}{r['count']:>5} {_fmt(r['bf16_tflops']):>9} "
-              f"{_fmt(r['memory_gb']):>7} {_fmt(r['memory_tb_s'], digits=3):>8} {_fmt(r['usd_per_hour'], digits=3):>7}")
+              f"{_fmt(r['memory_gb']):>7} {_fmt(r['memory_tb_s'], digits=3):>8} {_fmt(r['usd_per_hour'], digits=3):>7}  "
+              f"{r['calibration']:<13}")
     print(f"\n{len(rows)} entries; per chip: dense bf16 peak, main memory capacity and bandwidth; "
-          "USD/h for the whole entry.")
+          "USD/h for the whole entry; calibration: what the efficiency figures rest on (measured, published, "
+          "class-default: docs/hardware-format.md).")
     return 0
 
 
 def _to_dict(obj):
     d = dataclasses.asdict(obj)
     d = {"kind": "chip" if isinstance(obj, Chip) else "system", **d}
+    chip = obj if isinstance(obj, Chip) else obj.chip
+    d["calibration"] = chip.calibration
+    d["efficiency_provenance"] = chip.efficiency_provenance
     return d
 
 
@@ -79,13 +85,17 @@ def cmd_show(args) -> int:
         if hw.usd_per_hour is not None:
             print(f"  price: {hw.usd_per_hour:.4g} USD/h")
     print(f"  chip {chip.name}: {chip.cores} cores" + (f", {chip.clock_hz / 1e9:.3g} GHz" if chip.clock_hz else ""))
+    prov = chip.efficiency_provenance
+    print(f"  calibration: {chip.calibration} (GEMM unit: {prov['matrix']}, main memory: {prov['memory']})"
+          + (f"; class {chip.chip_class}" if chip.chip_class else ""))
     for u in chip.compute:
         peaks = ", ".join(f"{k} {v / 1e12:.4g}" for k, v in u.peak.items())
         print(f"    {u.kind}: {peaks} TFLOP/s" + (f"; efficiency {u.efficiency}" if u.efficiency else ""))
     for m in chip.memory:
         cap = m.capacity_bytes
         per = " per core" if m.per == "core" else ""
-        print(f"    {m.name} ({m.kind}): {cap / 1e6:.4g} MB{per}, {m.bandwidth_bytes_per_s / 1e12:.4g} TB/s")
+        print(f"    {m.name} ({m.kind}): {cap / 1e6:.4g} MB{per}, {m.bandwidth_bytes_per_s / 1e12:.4g} TB/s"
+              + (f"; efficiency {m.efficiency}" if m.efficiency else ""))
     if chip.tdp_w:
         print(f"    power: TDP {chip.tdp_w:.4g} W" + (f", idle {chip.idle_w:.4g} W" if chip.idle_w else ""))
     if chip.price_usd_per_hour is not None:

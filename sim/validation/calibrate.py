@@ -815,6 +815,8 @@ def calibrated_yaml(cal: Calibration, name: str | None = None, chip_ref: str | N
                 tiers[0]["efficiency_source"] = src
             if k.tier_latency is not None:
                 tiers[0]["latency"] = _fmt_time(k.tier_latency)
+    if chip_data is not None and (k.matrix is not None or k.memory is not None or k.by_kind is not None):
+        chip_data["calibration"] = "measured"  # the fitted efficiency fields rest on kernel measurements
     orig = data.get("name")
     data["name"] = name or f"{orig}-calibrated"
     desc = data.get("description") or ""

@@ -1,0 +1,74 @@
+"""Class defaults for achievable efficiency (hwmodels/catalog/classes.yaml) and calibration states.
+
+A chip file names its class (``class: gpu-hbm``); where the file gives no efficiency for its GEMM unit or
+its main memory, the loader fills it from the class, with an ``efficiency_source`` that starts with
+``CLASS_SOURCE_PREFIX``, so a chip never runs at 100% of datasheet peak without saying so. The class is
+referenced, not copied into each chip file, so each default figure exists once, with its source, and a
+better figure for a class changes every chip of that class at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+CLASSES_FILE = Path(__file__).parent / "catalog" / "classes.yaml"
+
+#: calibration states, strongest first: efficiencies fitted to kernel measurements (the calibrated files),
+#: taken from published measurements, filled from a documented class default, or absent (datasheet peak)
+CALIBRATION_STATES = ("measured", "published", "class-default", "none")
+#: what a chip file may declare (``none`` is only ever derived: a file with no efficiency data and no class)
+DECLARED_CALIBRATIONS = CALIBRATION_STATES[:3]
+CLASS_SOURCE_PREFIX = "class default"
+
+
+@dataclass(frozen=True)
+class ChipClass:
+    name: str
+    description: str
+    matrix_efficiency: float
+    matrix_source: str
+    memory_efficiency: float
+    memory_source: str
+
+    def source_for(self, field: str) -> str:
+        src = self.matrix_source if field == "matrix" else self.memory_source
+        return f"{CLASS_SOURCE_PREFIX} {self.name} ({CLASSES_FILE.name}): {src}"
+
+
+@functools.lru_cache(maxsize=1)
+def chip_classes() -> dict:
+    """name -> ChipClass, read once from catalog/classes.yaml (package data, checked by the tests)."""
+    data = yaml.safe_load(CLASSES_FILE.read_text(encoding="utf-8"))
+    out = {}
+    for name, c in data["classes"].items():
+        for key in ("matrix_efficiency", "memory_efficiency"):
+            v = c[key]
+            if not (isinstance(v, (int, float)) and 0 < v <= 1):
+                raise ValueError(f"{CLASSES_FILE}: classes.{name}.{key} must be a fraction in (0, 1]; got {v!r}")
+        out[name] = ChipClass(name=name, description=c["description"], matrix_efficiency=float(c["matrix_efficiency"]),
+                              matrix_source=" ".join(c["matrix_source"].split()),
+                              memory_efficiency=float(c["memory_efficiency"]),
+                              memory_source=" ".join(c["memory_source"].split()))
+    return out
+
+
+def class_names() -> tuple:
+    return tuple(chip_classes())
+
+
+def provenance(efficiency, efficiency_source: str | None, declared: str | None) -> str:
+    """Calibration state of one efficiency field: none, class-default, or the file's declared state."""
+    if efficiency is None:
+        return "none"
+    if (efficiency_source or "").startswith(CLASS_SOURCE_PREFIX):
+        return "class-default"
+    return declared if declared in ("measured", "published") else "published"
+
+
+def weakest(states) -> str:
+    """The weakest of several calibration states (a chip is as calibrated as its least-sourced field)."""
+    return max(states, key=CALIBRATION_STATES.index, default="none")
