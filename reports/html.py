@@ -30,8 +30,9 @@ import pandas as pd
 
 from reports.style import figure_png, figure_svg, save
 from reports.tables import format_frame
+from sim.version import llmsim_version
 
-__all__ = ["Report", "command_line", "environment", "file_hashes", "hardware_files", "sha256_file"]
+__all__ = ["Report", "command_line", "environment", "file_hashes", "hardware_files", "model_files", "sha256_file"]
 
 _CSS = """
 body{font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;
@@ -97,6 +98,15 @@ def hardware_files(hw) -> list[tuple[str, str, str]]:
     return out
 
 
+def model_files(model) -> list[tuple[str, str, str]]:
+    """(role, name, path) of the model config file behind a model name or path (none for a
+    model without a file)."""
+    from workloads import load_model
+
+    spec = load_model(model)
+    return [("model", spec.name, spec.source)] if spec.source else []
+
+
 def file_hashes(files) -> pd.DataFrame:
     """``files``: (role, name, path) triples -> a frame with ``role``, ``name``, ``path``,
     ``sha256`` and ``bytes`` (duplicates dropped; a missing file gets sha256 'missing')."""
@@ -134,10 +144,8 @@ def environment() -> dict:
     import matplotlib
     import numpy
 
-    from llmsim import __version__
-
     env = {
-        "llmsim": __version__,
+        "llmsim": llmsim_version(),
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "pandas": pd.__version__,

@@ -176,9 +176,8 @@ def cmd_compare(args) -> int:
 
 
 def write_report(args, records):
-    from llmsim.commands.report import model_files
     from reports.breakdown import breakdown_table, plot_breakdown_phases
-    from reports.html import Report, command_line, hardware_files
+    from reports.html import Report, command_line, hardware_files, model_files
     from reports.plots import plot_metric_bars
     from reports.style import new_figure, style
     from sim.predict import resolve_system

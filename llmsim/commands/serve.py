@@ -123,7 +123,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-def _scenario(args):
+def build_scenario(args):
     """The request stream the flags describe (a Scenario)."""
     from workloads.scenario import FixedRate, Gamma, Poisson, Scenario, arrival_process, parse_rate
     from workloads.trace import load_trace
@@ -249,7 +249,7 @@ def cmd_serve(args) -> int:
         if v is not None and not (v > 0 and math.isfinite(v)):
             problems.append(Problem(f"must be a number of seconds > 0, got {v}", path=flag))
     try:
-        scenario = _scenario(args)
+        scenario = build_scenario(args)
     except SpecError as e:
         raise SpecError(problems + e.problems) from None
     if problems:
