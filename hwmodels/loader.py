@@ -18,7 +18,7 @@ from hwmodels.chip import Chip, ComputeUnit, Link, MemoryLevel, System, Tier
 from hwmodels.classes import chip_classes
 from hwmodels.errors import Problem, SpecError
 from hwmodels.schema import CHIP, SYSTEM, validate
-from hwmodels.yamlio import Marked, dotted, load_marked
+from hwmodels.yamlio import Marked, dotted, load_marked, read_yaml
 
 CATALOG = Path(__file__).parent / "catalog"
 
@@ -120,14 +120,24 @@ def parse_overrides(overrides) -> list[tuple[str, object]]:
             raise SpecError([Problem(f"--set {item!r}: expected PATH=VALUE, e.g. memory.hbm.bandwidth=\"6 TB/s\"")])
         path, _, value = item.partition("=")
         path, value = path.strip(), value.strip()
-        try:
-            parsed = yaml.safe_load(value) if value else ""
-        except yaml.YAMLError:
-            parsed = value
+        parsed = _override_value(path, value)
         if isinstance(parsed, str) and parsed.strip() != value.strip('"\''):
             parsed = value
         out.append((path, parsed))
     return out
+
+
+def _override_value(path: str, value: str):
+    """A --set value read as one YAML scalar or flow collection, within the YAML limits (a value
+    that is not valid YAML stays the text it is)."""
+    if not value:
+        return ""
+    try:
+        return load_marked(value, f"--set {path}")[0].data
+    except SpecError as e:
+        if all(p.message.startswith("not valid YAML") for p in e.problems):
+            return value
+        raise
 
 
 def _segments(path: str) -> list[str]:
@@ -189,13 +199,7 @@ def apply_override(data, path: str, value, file: str, schema_keys=None):
 
 def _read(path: Path) -> Marked:
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpecError([Problem("not a text file; expected a YAML hardware description", file)])
-    except OSError as e:
-        raise SpecError([Problem(f"cannot read: {e.strerror}", file)])
-    docs = load_marked(text, file)
+    docs = read_yaml(path, "a YAML hardware description")
     if len(docs) > 1:
         raise SpecError([Problem("one hardware description per file, please (found several YAML documents)",
                                  file, *docs[1].where(()))])

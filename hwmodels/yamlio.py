@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import yaml
 
 from hwmodels.errors import Problem, SpecError
+from hwmodels.limits import MAX_NUMBER_CHARS, MAX_YAML_DEPTH, MAX_YAML_VALUES, read_bounded
 
 _FLOATISH = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+$")
 
@@ -48,62 +49,161 @@ def dotted(path) -> str:
     return out
 
 
-def _scalar(node: yaml.ScalarNode, loader):
-    if node.tag == "tag:yaml.org,2002:str" and node.style is None and _FLOATISH.match(node.value):
-        return float(node.value)
-    return loader.construct_object(node, deep=True)
+_CORE = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _walk(node, path, marks, problems, file, loader):
-    marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
+def _tag(tag: str) -> str:
+    return "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses nesting deeper than MAX_YAML_DEPTH (PyYAML composes
+    recursively, so a few hundred brackets would overflow Python's stack)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, f"mappings and lists nested deeper than {MAX_YAML_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class _Walk:
+    """Turns a composed node graph into plain data, with marks, within the limits."""
+
+    def __init__(self, file, loader):
+        self.file, self.loader = file, loader
+        self.marks: dict = {}
+        self.problems: list = []
+        self.values = 0
+        self.active: set = set()
+
+    def at(self, node, message, path) -> Problem:
+        return Problem(message, self.file, node.start_mark.line + 1, node.start_mark.column + 1, dotted(path))
+
+    def scalar(self, node, path):
+        if node.tag not in _SCALAR_TAGS:
+            self.problems.append(self.at(node, f"the YAML tag '{_tag(node.tag)}' is not allowed here; llmsim "
+                                               "files hold plain mappings, lists, text and numbers", path))
+            return None
+        if node.tag in (_CORE + "int", _CORE + "float") and len(node.value) > MAX_NUMBER_CHARS:
+            self.problems.append(self.at(node, f"a number of {len(node.value)} characters; at most "
+                                               f"{MAX_NUMBER_CHARS} are read (no physical figure needs more)", path))
+            return None
+        if node.tag == _CORE + "str":
+            m = _SURROGATE.search(node.value)
+            if m:
+                self.problems.append(self.at(node, f"text holds a lone surrogate ({m.group()!a}), which is not "
+                                                   "valid Unicode; remove the escape", path))
+                return None
+            if node.style is None and _FLOATISH.match(node.value):
+                return float(node.value)
+        return self.loader.construct_object(node, deep=True)
+
+    def walk(self, node, path):
+        self.values += 1
+        if self.values > MAX_YAML_VALUES:
+            raise SpecError([self.at(node, f"more than {MAX_YAML_VALUES:,} values after expanding aliases "
+                                           "(an alias bomb?); write the values out instead", path)])
+        if len(path) > MAX_YAML_DEPTH:
+            raise SpecError([self.at(node, f"mappings and lists nested deeper than {MAX_YAML_DEPTH} levels", path)])
+        self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, path)
+        want = _CORE + ("map" if isinstance(node, yaml.MappingNode) else "seq")
+        if node.tag != want:
+            self.problems.append(self.at(node, f"the YAML tag '{_tag(node.tag)}' is not allowed here; llmsim "
+                                               "files hold plain mappings, lists, text and numbers", path))
+            return None
+        if id(node) in self.active:
+            raise SpecError([self.at(node, "a recursive alias (a value that contains itself)", path)])
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, path)
+            return [self.walk(v, path + (i,)) for i, v in enumerate(node.value)]
+        finally:
+            self.active.discard(id(node))
+
+    def mapping(self, node, path):
         out = {}
         for knode, vnode in node.value:
-            key = _scalar(knode, loader) if isinstance(knode, yaml.ScalarNode) else None
+            key = self.scalar(knode, path) if isinstance(knode, yaml.ScalarNode) else None
             if key is None or not isinstance(key, (str, int, float, bool)):
-                problems.append(Problem("mapping keys must be plain names", file,
-                                        knode.start_mark.line + 1, knode.start_mark.column + 1,
-                                        dotted(path)))
+                self.problems.append(self.at(knode, "mapping keys must be plain names", path))
                 continue
             key = str(key)
             if key in out:
-                first = marks.get(path + (key,), (None, None))
-                problems.append(Problem(
-                    f"duplicate key '{key}' (first given at line {first[0]}); each key may appear once",
-                    file, knode.start_mark.line + 1, knode.start_mark.column + 1, dotted(path + (key,))))
+                first = self.marks.get(path + (key,), (None, None))
+                self.problems.append(self.at(
+                    knode, f"duplicate key '{key}' (first given at line {first[0]}); each key may appear once",
+                    path + (key,)))
                 continue
-            out[key] = _walk(vnode, path + (key,), marks, problems, file, loader)
-            marks[path + (key,)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+            out[key] = self.walk(vnode, path + (key,))
+            self.marks[path + (key,)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_walk(v, path + (i,), marks, problems, file, loader) for i, v in enumerate(node.value)]
-    return _scalar(node, loader)
+
+
+def _reader_problem(e, text: str, file: str) -> Problem:
+    pos = getattr(e, "position", 0) or 0
+    line = text.count("\n", 0, pos) + 1
+    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    ch = getattr(e, "character", None)
+    code = ord(ch) if isinstance(ch, str) and len(ch) == 1 else ch
+    what = f"the character U+{code:04X}" if isinstance(code, int) else "a character"
+    return Problem(f"{what} is not allowed in YAML (only printable text, tabs and line breaks)", file, line, col)
 
 
 def load_marked(text: str, file: str) -> list[Marked]:
     """Parse YAML text (possibly several documents) into Marked documents, or raise SpecError."""
     if not text.strip():
         raise SpecError([Problem("the file is empty; expected a YAML mapping with 'version' and 'kind'", file, 1, 1)])
-    loader = yaml.SafeLoader(text)
     docs = []
+    loader = None
     try:
+        loader = _Loader(text)
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
-            marks: dict = {}
-            problems: list = []
-            data = _walk(node, (), marks, problems, file, loader)
-            if problems:
-                raise SpecError(problems)
-            docs.append(Marked(data, marks, file))
+            w = _Walk(file, loader)
+            data = w.walk(node, ())
+            if w.problems:
+                raise SpecError(w.problems)
+            docs.append(Marked(data, w.marks, file))
+    except yaml.reader.ReaderError as e:
+        raise SpecError([_reader_problem(e, text, file)]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         msg = getattr(e, "problem", None) or str(e)
         raise SpecError([Problem(f"not valid YAML: {msg}", file,
-                                 mark.line + 1 if mark else None, mark.column + 1 if mark else None)])
+                                 mark.line + 1 if mark else None, mark.column + 1 if mark else None)]) from None
+    except RecursionError:
+        raise SpecError([Problem(f"mappings and lists nested too deep (at most {MAX_YAML_DEPTH} levels)",
+                                 file, 1, 1)]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not docs:
         raise SpecError([Problem("the file holds no YAML document", file, 1, 1)])
     return docs
+
+
+def read_yaml(path, what: str = "a YAML file") -> list[Marked]:
+    """Read a YAML file within the limits (regular file, size) and parse it; SpecError otherwise."""
+    file = str(path)
+    raw = read_bounded(path, "yaml_bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise SpecError([Problem(f"not a text file (not UTF-8 at byte {e.start}); expected {what}", file, line)]) from None
+    return load_marked(text, file)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 
 from hwmodels.dtype import get_dtype
 from hwmodels.errors import Problem, SpecError
+from hwmodels.limits import MAX_NUMBER_CHARS, read_bounded
 
 __all__ = ["CATALOG_DIR", "LayerKind", "ModelSpec", "list_models", "load_model", "parse_config"]
 
@@ -295,6 +297,18 @@ def _layer_tags(s: ModelSpec) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------------
 # reading config.json
 
+#: Upper bounds of integer config fields, with the reason (checked before any work is sized by them)
+INT_BOUNDS = {
+    "num_hidden_layers": (10_000, "the deepest published LLM has under 200 layers; the graph is built layer by layer"),
+    "n_layer": (10_000, "the deepest published LLM has under 200 layers; the graph is built layer by layer"),
+    "vocab_size": (1 << 24, "published vocabularies are under 300,000 tokens"),
+    "max_position_embeddings": (1 << 31, "context lengths index int32 positions in serving engines"),
+    "n_positions": (1 << 31, "context lengths index int32 positions in serving engines"),
+    "*": (1 << 20, "the widest published dimension (hidden, MLP, heads, experts) is under 100,000; "
+                   "products of two dimensions and a token count must stay within 64-bit integers"),
+}
+
+
 class _Reader:
     """Typed access to a config dict that collects problems instead of raising on the first."""
 
@@ -305,9 +319,11 @@ class _Reader:
     def where(self, key: str) -> tuple[int | None, int | None]:
         if not self.text:
             return None, None
-        m = re.search(rf'"{re.escape(key)}"\s*:', self.text)
+        m = re.search(rf'"{re.escape(key)}"\s*:', self.text) if key else None
+        if not m:  # a missing key: point at the object that should hold it
+            m = re.search(r"\{", self.text)
         if not m:
-            return None, None
+            return 1, 1
         line = self.text.count("\n", 0, m.start()) + 1
         col = m.start() - (self.text.rfind("\n", 0, m.start()) + 1) + 1
         return line, col
@@ -327,24 +343,30 @@ class _Reader:
 
     def int_(self, *keys: str, default: int | None = None, required: bool = True,
              minimum: int = 1) -> int:
-        """A positive (>= minimum) integer under the first key present. Missing and required: a
-        problem naming the first key (and its aliases)."""
+        """A positive (>= minimum) integer under the first key present, at most its bound in
+        INT_BOUNDS. Missing and required: a problem naming the first key (and its aliases)."""
         for k in keys:
             v = self.cfg.get(k)
             if v is None:
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v):
                 self.problem(k, f"must be an integer, got {v!r}")
                 return default or 0
             if v < minimum:
                 what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
                 self.problem(k, f"must be {what}, got {v!r}")
                 return 0
+            bound, why = INT_BOUNDS.get(k, INT_BOUNDS["*"])
+            if v > bound:
+                self.problem(k, f"must be at most {bound:,} ({why}), got {v!r}")
+                return 0
             return int(v)
         if default is not None or not required:
             return default if default is not None else 0
         alias = f" (or {', '.join(keys[1:])})" if len(keys) > 1 else ""
-        self.problems.append(Problem(f"required field missing{alias}", file=self.file, path=keys[0]))
+        line, col = self.where("")
+        self.problems.append(Problem(f"required field missing{alias}", file=self.file, line=line, col=col,
+                                     path=keys[0]))
         return 0
 
     def bool_(self, key: str, default: bool) -> bool:
@@ -376,8 +398,9 @@ def _family(r: _Reader) -> tuple[str, str]:
         dym = f"; did you mean {', '.join(hint)}?" if hint else ""
         r.problem(key, f"unknown architecture {val!r}{dym} (supported: {', '.join(sorted(ARCHITECTURES))})")
     else:
+        line, col = r.where("")
         r.problems.append(Problem("required field missing (or model_type): cannot tell the architecture",
-                                  file=r.file, path="architectures"))
+                                  file=r.file, line=line, col=col, path="architectures"))
     return "", ""
 
 
@@ -394,7 +417,8 @@ def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None
     """A config dict (as in a Hugging Face ``config.json``) -> ModelSpec. SpecError lists every
     problem (unknown architecture, missing or invalid fields) at once."""
     if not isinstance(cfg, dict):
-        raise SpecError([Problem(f"expected a JSON object, got {type(cfg).__name__}", file=file)])
+        raise SpecError([Problem(f"expected a JSON object, got {type(cfg).__name__}", file=file,
+                                 line=1 if file else None, col=1 if file else None)])
     r = _Reader(cfg, file, text)
     family, arch = _family(r)
     if not family:
@@ -544,6 +568,9 @@ def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None
         # which layers are MoE
         if family.startswith("deepseek"):
             first_dense = r.int_("first_k_dense_replace", required=False, minimum=0)
+            if layers and first_dense > layers:
+                r.problem("first_k_dense_replace", f"{first_dense} dense layers exceed the {layers} layers "
+                                                   "(num_hidden_layers)")
             freq = r.int_("moe_layer_freq", default=1)
             moe_idx = [i for i in range(layers) if i >= first_dense and freq and i % freq == 0]
         elif family in ("qwen2_moe", "qwen3_moe"):
@@ -615,18 +642,76 @@ def _no_duplicates(pairs):
     return d
 
 
-def _read(path: Path) -> tuple[dict, str]:
-    f = str(path)
+class _BadNumber(ValueError):
+    def __init__(self, token: str, message: str):
+        super().__init__(message)
+        self.token, self.message = token, message
+
+
+def _json_constant(token: str):
+    raise _BadNumber(token, f"{token} is not a number llmsim reads; give a finite number")
+
+
+def _json_int(token: str) -> int:
+    if len(token.lstrip("-")) > MAX_NUMBER_CHARS:
+        raise _BadNumber(token, f"a number of {len(token)} digits; at most {MAX_NUMBER_CHARS} are read")
+    return int(token)
+
+
+def _json_float(token: str) -> float:
+    v = float(token)
+    if len(token) > MAX_NUMBER_CHARS or not math.isfinite(v):
+        raise _BadNumber(token, f"{token[:20]}{'...' if len(token) > 20 else ''} is not a finite number of at most "
+                                f"{MAX_NUMBER_CHARS} characters")
+    return v
+
+
+def _parse_json(text: str, f: str):
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpecError([Problem("not a UTF-8 text file", file=f)]) from None
-    except OSError as e:
-        raise SpecError([Problem(f"cannot read: {e.strerror}", file=f)]) from None
-    try:
-        cfg = json.loads(text, object_pairs_hook=_no_duplicates)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_json_constant,
+                          parse_int=_json_int, parse_float=_json_float)
     except json.JSONDecodeError as e:
         raise SpecError([Problem(f"not valid JSON: {e.msg}", file=f, line=e.lineno, col=e.colno)]) from None
+    except _BadNumber as e:
+        m = re.search(rf"(?<![\w.\"]){re.escape(e.token)}(?![\w.\"])", text)
+        pos = m.start() if m else 0
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        raise SpecError([Problem(e.message, file=f, line=line if m else None, col=col if m else None)]) from None
+    except RecursionError:
+        raise SpecError([Problem("objects and lists nested too deep", file=f, line=1, col=1)]) from None
+
+
+_SURROGATE = re.compile("[\\ud800-\\udfff]")
+
+
+def _surrogate(o, depth=0):
+    """The first lone surrogate in any key or string of a parsed JSON value, or None."""
+    if isinstance(o, str):
+        m = _SURROGATE.search(o)
+        return m.group() if m else None
+    items = o.items() if isinstance(o, dict) else enumerate(o) if isinstance(o, list) else ()
+    for k, v in items:
+        bad = _surrogate(k) if isinstance(k, str) else None
+        bad = bad or _surrogate(v, depth + 1)
+        if bad:
+            return bad
+    return None
+
+
+def _read(path: Path) -> tuple[dict, str]:
+    f = str(path)
+    raw = read_bounded(path, "json_bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise SpecError([Problem(f"not a UTF-8 text file (byte {e.start})", file=f, line=line)]) from None
+    cfg = _parse_json(text, f)
+    bad = _surrogate(cfg)
+    if bad is not None:
+        raise SpecError([Problem(f"text holds a lone surrogate ({bad!a}), which is not valid Unicode",
+                                 file=f, line=1, col=1)])
     if isinstance(cfg, dict) and "__duplicate_keys__" in cfg:
         r = _Reader(cfg, f, text)
         for k in cfg.pop("__duplicate_keys__"):

@@ -239,6 +239,8 @@ class Gamma(ArrivalProcess):
         c = _Checker("Gamma")
         c.positive("rate_rps", self.rate_rps, allow_inf=True)
         c.positive("cv", self.cv)
+        if not c.problems and not CV_MIN <= self.cv <= CV_MAX:
+            c.add("cv", _CV_RANGE + f", got {self.cv!r}")
         c.done()
 
     @property
@@ -376,6 +378,13 @@ class TraceArrivals(ArrivalProcess):
                 "loop": self.loop, "rate_rps": self.rate_rps}
 
 
+#: The gamma process draws gaps of shape 1/cv^2: below CV_MIN the gaps equal the fixed rate's to
+#: within 1e-6 (and the shape overflows for cv near 1e-160), above CV_MAX nearly every request falls
+#: into one burst (and the shape underflows)
+CV_MIN, CV_MAX = 1e-3, 1e3
+_CV_RANGE = f"must be 0 (fixed rate) or between {CV_MIN:g} and {CV_MAX:g}"
+
+
 def arrival_process(rate_rps: float, cv: float = 1.0) -> ArrivalProcess:
     """The usual choice for a CLI ``--rate``/``--cv``: inf -> AllAtOnce, cv=1 -> Poisson,
     cv=0 -> FixedRate, otherwise Gamma."""
@@ -383,6 +392,8 @@ def arrival_process(rate_rps: float, cv: float = 1.0) -> ArrivalProcess:
     c.positive("rate_rps", rate_rps, allow_inf=True)
     if not _is_real(cv) or math.isnan(cv) or cv < 0 or math.isinf(cv):
         c.add("cv", f"must be a finite number >= 0, got {cv!r}")
+    elif cv != 0 and not CV_MIN <= cv <= CV_MAX:
+        c.add("cv", _CV_RANGE + f", got {cv!r}")
     c.done()
     if math.isinf(rate_rps):
         return AllAtOnce()

@@ -19,10 +19,9 @@ Built-in traces (shipped in ``workloads/data/traces``): ``azure-code-2023`` and
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import math
-import zlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from hwmodels.errors import Problem, SpecError
+from hwmodels.limits import MAX_CSV_FIELD, gunzip_bounded, read_bounded
 from workloads.scenario import (
     CHUNK,
     Empirical,
@@ -66,6 +66,14 @@ BUILTIN_TRACES = {
     "azure-conv-2023": "azure-conv-2023.csv.gz",
 }
 
+#: Bounds of trace values, checked at the boundary: a token count above MAX_TOKENS cannot be a
+#: request (the longest context of any published model is 10 million tokens), and it would wrap
+#: int64 byte counts; an arrival time above MAX_ARRIVAL_S (about 31.7 years) cannot be replayed on
+#: the simulator's clock (int64 nanoseconds wrap at 292 years; sums of gaps need headroom)
+MAX_TOKENS = 100_000_000
+MAX_TOKENS_WHY = "the longest context of any published model is 10 million tokens"
+MAX_ARRIVAL_S = 1e9
+MAX_ARRIVAL_WHY = "about 31.7 years; the simulator's nanosecond clock needs headroom"
 MAX_LISTED = 20  # problems listed in one SpecError before "... and N more"
 
 _LAYOUT_HELP = (f"expected a header with either {','.join(PLAIN_COLUMNS)} (plain layout, seconds) "
@@ -254,17 +262,17 @@ def load_trace(path_or_name, limit: int | None = None) -> Trace:
         raise SpecError(Problem(f"must be an integer >= 1, got {limit!r}", path="limit"))
     path, opener, name, attribution = _resolve(path_or_name)
     fname = str(path_or_name if path is None else path)
-    if path is not None and not path.is_file():
+    if path is not None and not path.exists():
         raise SpecError(f"no such trace file (built-in traces: {', '.join(BUILTIN_TRACES)})", file=fname)
-    try:
-        raw = opener.read_bytes()
-    except OSError as e:
-        raise SpecError(f"cannot read: {e.strerror or e}", file=fname) from None
-    if raw[:2] == b"\x1f\x8b":
+    if path is not None:
+        raw = read_bounded(path, "trace_bytes")
+    else:
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise SpecError(f"corrupt gzip data: {e}", file=fname) from None
+            raw = opener.read_bytes()
+        except OSError as e:
+            raise SpecError(f"cannot read: {e.strerror or e}", file=fname) from None
+    if raw[:2] == b"\x1f\x8b":
+        raw = gunzip_bounded(raw, fname, "trace_bytes")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -281,17 +289,45 @@ def _raise(problems: list[Problem], fname: str | None) -> None:
     problems = sorted(problems, key=lambda p: (p.line or 0, p.col or 0))
     if len(problems) > MAX_LISTED:
         rest = len(problems) - MAX_LISTED
-        problems = problems[:MAX_LISTED] + [Problem(f"... and {rest} more problem(s)", file=fname)]
+        nxt = problems[MAX_LISTED]
+        problems = problems[:MAX_LISTED] + [Problem(f"... and {rest} more problem(s), the next here", file=fname,
+                                                    line=nxt.line, col=nxt.col)]
     raise SpecError(problems, file=fname)
 
 
 def _read_rows(text: str, fname: str, limit: int | None):
-    """-> header, rows (lists of str, blank lines dropped), their 1-based line numbers."""
+    """-> header, rows (lists of str, blank lines dropped), their 1-based line numbers.
+
+    A cell longer than MAX_CSV_FIELD characters is an error (a trace cell is a number or a
+    timestamp), reported at its line."""
+    old = csv.field_size_limit(MAX_CSV_FIELD)
+    try:
+        return _read_rows_bounded(text, fname, limit)
+    finally:
+        csv.field_size_limit(old)
+
+
+def _field_error(e: csv.Error, text: str, fname: str, line: int | None) -> SpecError:
+    msg = str(e)
+    if "field larger than field limit" in msg:
+        if line is None:  # fast path: the line of the first long cell
+            m = re.search(f"[^,\n]{{{MAX_CSV_FIELD + 1}}}", text)
+            line = text.count("\n", 0, m.start()) + 1 if m else None
+        msg = f"a cell longer than {MAX_CSV_FIELD} characters (a trace cell is a number or a timestamp)"
+    else:
+        msg = f"malformed CSV: {msg}"
+    return SpecError(Problem(msg, file=fname, line=line or 1, col=1))
+
+
+def _read_rows_bounded(text: str, fname: str, limit: int | None):
     if not text.strip():
         raise SpecError(Problem(f"empty file: no header and no rows; {_LAYOUT_HELP}", file=fname, line=1))
     if '"' not in text and "\r" not in text:
         # fast path: without quotes every physical line is one record, so index + 1 is the line number
-        all_rows = list(csv.reader(io.StringIO(text)))
+        try:
+            all_rows = list(csv.reader(io.StringIO(text)))
+        except csv.Error as e:
+            raise _field_error(e, text, fname, None) from None
         first = next((i for i, r in enumerate(all_rows) if r and any(f.strip() for f in r)), None)
         if first is None:
             raise SpecError(Problem(f"empty file: no header and no rows; {_LAYOUT_HELP}", file=fname, line=1))
@@ -320,7 +356,7 @@ def _read_rows(text: str, fname: str, limit: int | None):
             if limit is not None and len(rows) >= limit:
                 break
     except csv.Error as e:
-        raise SpecError(Problem(f"malformed CSV: {e}", file=fname, line=reader.line_num)) from None
+        raise _field_error(e, text, fname, reader.line_num) from None
     return header, header_line, rows, lines
 
 
@@ -374,6 +410,14 @@ def _parse(text: str, fname: str, limit: int | None) -> dict:
             problems.append(Problem(msg, file=fname, line=lines[k], col=tj + 1, path=tname))
         ns = ts.to_numpy(dtype="datetime64[ns]").view(np.int64)
         t_raw = None if bad.any() else ns
+        if t_raw is not None and len(ns):
+            lo, hi = int(ns.min()), int(ns.max())
+            if (hi - lo) / 1e9 > MAX_ARRIVAL_S:
+                k = int(np.argmax(ns))
+                problems.append(Problem(f"the timestamps span {(hi - lo) / 1e9 / 86400 / 365.25:.4g} years, over "
+                                        f"{MAX_ARRIVAL_S:g} s ({MAX_ARRIVAL_WHY})", file=fname, line=lines[k],
+                                        col=tj + 1, path=tname))
+                t_raw = None
     else:
         t = _to_float(tvals)
         for k, msg in _check_numbers(t, tname, tvals, min_value=0.0, integral=False):
@@ -428,6 +472,10 @@ def _check_numbers(a: np.ndarray, col: str, raw, *, min_value=None, integral=Non
         yield k, f"must be finite, got {a[k]:g}"
     ok = ~(nan | inf)
     what = "arrival time" if is_time else "token count"
+    top, why = (MAX_ARRIVAL_S, MAX_ARRIVAL_WHY) if is_time else (MAX_TOKENS, MAX_TOKENS_WHY)
+    for k in np.flatnonzero(ok & (a > top)):
+        yield k, f"{what} must be at most {top:g} ({why}), got {a[k]:g}"
+    ok &= a <= top
     for k in np.flatnonzero(ok & (a < min_value)):
         v = a[k]
         if is_time:

@@ -38,7 +38,7 @@ import numpy as np
 
 from hwmodels.chip import Chip, System
 from hwmodels.errors import InfeasibleError, Problem, SpecError
-from hwmodels.yamlio import Marked, load_marked
+from hwmodels.yamlio import Marked, read_yaml
 from sim.cost import CostOptions
 
 __all__ = [
@@ -279,11 +279,7 @@ def load_spec(path) -> SweepSpec:
         raise SpecError([Problem(f"no such sweep spec: {path}")])
     if p.is_dir():
         raise SpecError([Problem(f"{path} is a folder; expected a YAML sweep spec")])
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpecError([Problem("not a text file; expected a YAML sweep spec", str(p))]) from None
-    docs = load_marked(text, str(p))
+    docs = read_yaml(p, "a YAML sweep spec")
     if len(docs) > 1:
         raise SpecError([Problem("one sweep spec per file, please (found several YAML documents)", str(p),
                                  *docs[1].where(()))])

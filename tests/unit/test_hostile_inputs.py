@@ -1,0 +1,266 @@
+"""Every case of issue #18 (hostile input), one test each: exit 2 (or 3) with a located message,
+no traceback, bounded time and memory; or exit 0 with correct, finite numbers.
+
+The CLI runs in-process (``llmsim.cli.main``); the cases that used to blow up memory or hang run
+within ``_bounded`` (a wall-clock alarm), and their inputs are sized so that an unbounded read
+would be obvious (gigabytes, minutes) while the bounded one takes well under a second.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from llmsim.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+TOY = DATA / "toy-chip.yaml"
+TOY_TEXT = TOY.read_text()
+QWEN = json.loads((ROOT / "workloads" / "catalog" / "models" / "qwen2.5-0.5b.json").read_text())
+
+
+@contextmanager
+def _bounded(seconds: int):
+    """Fail (not hang) when the block runs longer than ``seconds``."""
+    def _alarm(signum, frame):
+        raise TimeoutError(f"took longer than {seconds} s")
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def run(capsys, *argv, seconds: int = 30):
+    with _bounded(seconds):
+        rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return rc, out, err
+
+
+def chip(tmp_path, text, stem="toy-chip"):
+    p = tmp_path / f"{stem}.yaml"
+    p.write_text(text)
+    return p
+
+
+def located(err: str, path) -> bool:
+    """Every error line about ``path`` carries file:line:col."""
+    lines = [ln for ln in err.splitlines() if ln.startswith("error: ") and str(path) in ln]
+    return bool(lines) and all(re.match(rf"error: {re.escape(str(path))}:\d+:\d+: ", ln) for ln in lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML: bytes, numbers, aliases, nesting, tags, surrogates, sizes, non-regular files
+
+@pytest.mark.parametrize("char", ["\x01", "\x00", "\x7f"])
+def test_control_and_nul_bytes_in_yaml(tmp_path, capsys, char):
+    p = chip(tmp_path, TOY_TEXT.replace("Toy chip", f"Toy{char}chip"))
+    rc, _, err = run(capsys, "check", p)
+    assert rc == 2 and f"U+{ord(char):04X} is not allowed" in err and located(err, p)
+
+
+def test_integer_of_5000_digits_in_yaml(tmp_path, capsys):
+    p = chip(tmp_path, TOY_TEXT.replace("cores: 100", "cores: " + "9" * 5000))
+    rc, _, err = run(capsys, "check", p)
+    assert rc == 2 and "5000 characters" in err and located(err, p)
+
+
+def test_recursive_alias(tmp_path, capsys):
+    p = chip(tmp_path, "a: &a [*a]\n")
+    rc, _, err = run(capsys, "check", p)
+    assert rc == 2 and "recursive alias" in err and located(err, p)
+
+
+def test_deep_nesting(tmp_path, capsys):
+    p = chip(tmp_path, "a: " + "[" * 900 + "]" * 900 + "\n")
+    rc, _, err = run(capsys, "check", p)
+    assert rc == 2 and "nested deeper than 64" in err and located(err, p)
+
+
+def test_billion_laughs(tmp_path, capsys):
+    text = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(9))
+    p = chip(tmp_path, text)
+    rc, _, err = run(capsys, "check", p, seconds=10)
+    assert rc == 2 and "after expanding aliases" in err and located(err, p)
+
+
+def test_recursive_alias_in_a_set_value(capsys):
+    rc, _, err = run(capsys, "hw", "show", TOY, "--set", "cores=&a [*a]")
+    assert rc == 2 and "recursive alias" in err
+
+
+@pytest.mark.parametrize("where", ["list", "scalar", "mapping"])
+def test_python_tags_are_errors(tmp_path, capsys, where):
+    text = {"list": TOY_TEXT.replace("source: [round", "source: !!python/tuple [round"),
+            "scalar": TOY_TEXT.replace("vendor", "x").replace("cores: 100", "cores: !!python/int 100"),
+            "mapping": TOY_TEXT.replace("power: {tdp", "power: !!python/object:os.system {tdp")}[where]
+    p = chip(tmp_path, text)
+    rc, _, err = run(capsys, "check", p)
+    assert rc == 2 and "!!python/" in err and "is not allowed" in err and located(err, p)
+
+
+def test_lone_surrogate_in_description(tmp_path, capsys):
+    p = chip(tmp_path, re.sub(r"description: .*", 'description: "Toy \\\\udc80 chip"', TOY_TEXT))
+    rc, _, err = run(capsys, "check", p)
+    assert rc == 2 and "lone surrogate" in err and located(err, p)
+    rc, _, err = run(capsys, "hw", "show", p)
+    assert rc == 2 and "lone surrogate" in err
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "/dev/null", "/dev/urandom", "folder"])
+def test_non_regular_files(tmp_path, capsys, target):
+    if target == "folder":
+        target = tmp_path / "x.yaml"
+        target.mkdir()
+    rc, _, err = run(capsys, "check", target, seconds=10)
+    assert rc == 2 and ("not a regular file" in err or "folder" in err)
+
+
+def test_fifo_does_not_block(tmp_path, capsys):
+    import os
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    rc, _, err = run(capsys, "check", fifo, seconds=10)
+    assert rc == 2 and "not a regular file" in err and located(err, fifo)
+
+
+def test_system_whose_chip_is_dev_zero(tmp_path, capsys):
+    p = tmp_path / "sys.yaml"
+    p.write_text((DATA / "toy-system.yaml").read_text().replace("chip: toy-chip.yaml", "chip: /dev/zero"))
+    rc, _, err = run(capsys, "check", p, seconds=10)
+    assert rc == 2 and "not a regular file" in err
+
+
+def test_yaml_file_size_limit(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LLMSIM_MAX_YAML_BYTES", "1000")
+    p = chip(tmp_path, TOY_TEXT + "#" * 2000 + "\n")
+    rc, _, err = run(capsys, "check", p)
+    assert rc == 2 and "over the limit of 1,000 bytes" in err and "LLMSIM_MAX_YAML_BYTES" in err and located(err, p)
+
+
+# ---------------------------------------------------------------------------------------------
+# config.json
+
+def model(tmp_path, text, name="m"):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "config.json").write_text(text)
+    return d / "config.json"
+
+
+def predict(*hw_model, extra=()):
+    hw, m = hw_model
+    return ["predict", "--hw", hw, "--model", m, "--batch", "1", "--input-len", "16", "--output-len", "4",
+            "--json", *extra]
+
+
+@pytest.mark.parametrize("old,new,fragment", [
+    ('"hidden_size": 896', '"hidden_size": NaN', "NaN is not a number"),
+    ('"rms_norm_eps": 1e-06', '"rms_norm_eps": Infinity', "Infinity is not a number"),
+    ('"rms_norm_eps": 1e-06', '"rms_norm_eps": -Infinity', "-Infinity is not a number"),
+    ('"rms_norm_eps": 1e-06', '"rms_norm_eps": 1e400', "not a finite number"),
+    ('"num_hidden_layers": 24', '"num_hidden_layers": 9223372036854775808', "at most 10,000"),
+    ('"num_hidden_layers": 24', '"num_hidden_layers": 1000000000', "at most 10,000"),
+    ('"num_hidden_layers": 24', '"num_hidden_layers": 1e9', "at most 10,000"),
+    ('"num_hidden_layers": 24', '"num_hidden_layers": ' + "9" * 5000, "5000 digits"),
+    ('"hidden_size": 896', '"hidden_size": 4611686018427387904', "at most 1,048,576"),
+    ('"architectures": [\n    "Qwen2ForCausalLM"\n  ]', '"architectures": ["\\udc80"]', "lone surrogate"),
+])
+def test_hostile_config_json(tmp_path, capsys, old, new, fragment):
+    text = json.dumps(QWEN, indent=2)
+    assert old in text
+    p = model(tmp_path, text.replace(old, new))
+    rc, _, err = run(capsys, *predict(TOY, p), seconds=20)
+    assert rc == 2 and fragment in err and located(err, p), err
+
+
+def test_required_field_missing_is_located(tmp_path, capsys):
+    cfg = dict(QWEN)
+    del cfg["num_hidden_layers"]
+    p = model(tmp_path, json.dumps(cfg, indent=2))
+    rc, _, err = run(capsys, "model", "show", p)
+    assert rc == 2 and "required field missing" in err and located(err, p)
+
+
+def test_first_k_dense_replace_above_layers(tmp_path, capsys):
+    cfg = json.loads((ROOT / "workloads" / "catalog" / "models" / "deepseek-v3.json").read_text())
+    cfg["first_k_dense_replace"] = cfg["num_hidden_layers"] + 1
+    p = model(tmp_path, json.dumps(cfg, indent=2))
+    rc, _, err = run(capsys, "model", "show", p)
+    assert rc == 2 and "first_k_dense_replace" in err and located(err, p)
+
+
+def test_model_config_dev_zero(capsys):
+    rc, _, err = run(capsys, *predict(TOY, "/dev/zero"), seconds=10)
+    assert rc == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# traces
+
+def serve_trace(path):
+    return ["serve", "--hw", TOY, "--model", "qwen2.5-0.5b", "--rate", "1", "--json", "--trace", path]
+
+
+def test_csv_cell_over_the_field_limit(tmp_path, capsys):
+    p = tmp_path / "t.csv"
+    p.write_text("arrival_s,input_tokens,output_tokens\n0,5,5\n0," + "1" * 140_000 + ",5\n")
+    rc, _, err = run(capsys, *serve_trace(p))
+    assert rc == 2 and "longer than 4096" in err and f"{p}:3:" in err
+
+
+def test_gzip_bomb_stops_at_the_limit(tmp_path, capsys):
+    p = tmp_path / "bomb.csv.gz"
+    with gzip.open(p, "wb", compresslevel=9) as f:
+        f.write(b"arrival_s,input_tokens,output_tokens\n")
+        block = b"0,1,1\n" * (1 << 16)
+        for _ in range(200):  # 78 MB of text in about 80 KB
+            f.write(block)
+    assert p.stat().st_size < 1_000_000
+    rc, _, err = run(capsys, *serve_trace(p), seconds=20)
+    assert rc == 2 and "decompressed data exceeds the limit" in err and "LLMSIM_MAX_TRACE_BYTES" in err
+    assert located(err, p)
+
+
+@pytest.mark.parametrize("row,fragment", [
+    ("0,9223372036854775808,5", "at most 1e+08"),
+    ("0,5,1e30", "at most 1e+08"),
+    ("1e13,5,5", "arrival time must be at most"),
+])
+def test_trace_values_out_of_range(tmp_path, capsys, row, fragment):
+    p = tmp_path / "t.csv"
+    p.write_text(f"arrival_s,input_tokens,output_tokens\n0,5,5\n{row}\n")
+    rc, _, err = run(capsys, *serve_trace(p))
+    assert rc == 2 and fragment in err and f"{p}:3:" in err
+
+
+def test_azure_timestamps_spanning_centuries(tmp_path, capsys):
+    p = tmp_path / "az.csv"
+    p.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n1700-01-01 00:00:00,5,5\n2200-01-01 00:00:00,5,5\n")
+    rc, _, err = run(capsys, *serve_trace(p))
+    assert rc == 2 and "span 500 years" in err and f"{p}:3:" in err
+
+
+def test_many_bad_rows_and_n_more_is_located(tmp_path, capsys):
+    p = tmp_path / "t.csv"
+    p.write_text("arrival_s,input_tokens,output_tokens\n" + "0,-1,5\n" * 50)
+    rc, _, err = run(capsys, *serve_trace(p))
+    assert rc == 2 and "and 30 more" in err and located(err, p)
+
+
+def test_gamma_cv_tiny(capsys):
+    rc, _, err = run(capsys, "serve", "--hw", TOY, "--model", "qwen2.5-0.5b", "--rate", "1", "--num-requests", "5",
+                     "--input-len", "16", "--output-len", "4", "--arrival", "gamma", "--cv", "1e-320")
+    assert rc == 2 and "cv" in err
