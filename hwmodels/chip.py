@@ -173,6 +173,25 @@ class Chip:
                 return m
         return self.memory[-1]
 
+    def capacity_for_weights(self, capacity_of=None, cores=None):
+        """Bytes one chip holds for weights, KV cache and workspace: its main memory, or on an
+        SRAM-only chip (main memory of kind sram) every chip-level SRAM/DRAM level together.
+
+        The one statement of this rule (static predictor, serving simulator, techniques, sweeps).
+        ``capacity_of(level)`` and ``cores`` replace the levels' ``capacity_bytes`` and the core
+        count: a sweep passes numpy arrays of per-point values and gets an array back.
+        """
+        cap = capacity_of or (lambda m: m.capacity_bytes)
+        n = self.cores if cores is None else cores
+        main = self.main_memory
+        if main.kind == "sram":
+            total = 0.0
+            for m in self.memory:
+                if m.kind in ("sram", "dram") and m.per == "chip":
+                    total = total + cap(m)
+            return total
+        return cap(main) * n if main.per == "core" else cap(main)
+
     @property
     def price_usd_per_hour(self) -> float | None:
         return None if self.cloud_usd_per_s is None else self.cloud_usd_per_s * 3600.0

@@ -30,11 +30,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from hwmodels.chip import Chip, System
 from hwmodels.errors import InfeasibleError, SpecError
-from hwmodels.loader import load_hardware, standard_system_for
-from sim.cost import CostModel, CostOptions
+from sim.config import PredictConfig, make_config
+from sim.cost import CostModel
 from sim.estimate import GraphCost, estimate
+from sim.resolve import make_quantization, resolve_system, system_usd_per_s
+from sim.techniques import draft_parallel, plan_offload
+
+__all__ = ["Prediction", "make_quantization", "predict", "predict_config", "resolve_system", "system_usd_per_s"]
 
 
 @dataclass(frozen=True)
@@ -103,127 +106,141 @@ class Prediction:
         return df.pivot_table(index="kind", columns="phase", values="total_time_s", aggfunc="sum").fillna(0.0)
 
 
-def resolve_system(hw, chips_needed: int, overrides=None) -> tuple[System, list[str]]:
-    """A System for ``hw`` (name, path, Chip or System) with room for ``chips_needed`` chips."""
-    notes = []
-    obj = load_hardware(hw, overrides) if isinstance(hw, str) or hasattr(hw, "__fspath__") else hw
-    if isinstance(obj, Chip):
-        if chips_needed <= 1:
-            return System.single(obj), notes
-        std = standard_system_for(obj.name, chips_needed)
-        if std is None:
-            raise InfeasibleError(f"{obj.name} is one chip and the catalog has no system of at least "
-                                  f"{chips_needed} {obj.name} chips; give --hw a system", {"chips_needed": chips_needed})
-        chip_ovr = [o if isinstance(o, str) else f"{o[0]}={o[1]}" for o in (overrides or [])] if not isinstance(overrides, dict) \
-            else {f"chip.{k}": v for k, v in overrides.items()}
-        if isinstance(chip_ovr, list):
-            chip_ovr = [f"chip.{o}" for o in chip_ovr]
-        sysobj = load_hardware(std, chip_ovr or None)
-        notes.append(f"{obj.name} is one chip; using its standard system {std} ({sysobj.count} chips)")
-        return sysobj, notes
-    if chips_needed > obj.count:
-        raise InfeasibleError(f"the parallelism needs {chips_needed} chips; {obj.name} has {obj.count}",
-                              {"chips_needed": chips_needed, "chips": obj.count})
-    return obj, notes
-
-
-def system_usd_per_s(system: System, chips: int) -> float | None:
-    """USD per second for ``chips`` chips of ``system`` (its price shared pro rata)."""
-    per_h = system.usd_per_hour
-    if per_h is None:
-        return None
-    return per_h / 3600.0 * chips / max(system.count, 1)
-
-
 def _sample_contexts(lo: int, hi: int, samples: int) -> np.ndarray:
     if hi - lo + 1 <= samples:
         return np.arange(lo, hi + 1)
     return np.unique(np.round(np.linspace(lo, hi, samples)).astype(int))
 
 
-def make_quantization(quant="bf16", weight_dtype=None, act_dtype=None, kv_dtype=None):
-    """A named scheme (or Quantization) with any of its three dtypes overridden."""
-    import dataclasses
-
-    from workloads import Quantization
-
-    q = Quantization.parse(quant)
-    changes = {k: v for k, v in (("weight", weight_dtype), ("activation", act_dtype), ("kv_cache", kv_dtype)) if v}
-    if changes:
-        q = dataclasses.replace(q, scheme=None, **changes)
-    return q
-
-
-def predict(model, hw, batch: int, input_len: int, output_len: int, *, tp: int = 1, pp: int = 1, ep: int = 1,
-            quant="bf16", weight_dtype: str | None = None, act_dtype: str | None = None, kv_dtype: str | None = None,
-            overrides=None, options: CostOptions = CostOptions(), attention_kernel: str = "auto",
-            samples: int = 33, check_memory: bool = True, speculative=None, sparsity=None, offload=None,
-            kv_window: int | None = None) -> Prediction:
+def predict(model=None, hw=None, batch: int | None = None, input_len: int | None = None,
+            output_len: int | None = None, *, config: PredictConfig | None = None, **settings) -> Prediction:
     """Predict a static batch: B requests of ``input_len`` prompt and ``output_len`` output tokens.
 
     ``model``: a catalog name, a config.json path or a ModelSpec; ``hw``: a chip or system name,
-    path or object. Raises SpecError for bad input and InfeasibleError when it cannot run
-    (unless ``check_memory=False``, then fits=False and the reason are returned).
+    path or object. ``config``: a :class:`sim.config.PredictConfig`; ``settings``: any of its
+    fields by keyword (tp, pp, ep, quant, weight_dtype, act_dtype, kv_dtype, overrides, options,
+    attention_kernel, samples, check_memory and the techniques), replacing the config's; an
+    unknown name raises UnknownSettingError (a SpecError and a TypeError) with a did-you-mean.
+    Raises SpecError for bad input and InfeasibleError when it cannot run (unless
+    ``check_memory=False``, then fits=False and the reason are returned).
 
     Techniques (default off): ``speculative`` (``workloads.techniques.SpecConfig``), ``sparsity``
     (``workloads.quant.Sparsity``), ``offload`` (``sim.techniques.Offload``: with it, what does not
     fit goes to the far tier instead of raising), ``kv_window`` (keep the last W tokens of KV).
     """
-    from workloads import Batch, Parallelism, build_graph, footprint, load_model
+    given = {k: v for k, v in (("model", model), ("hw", hw), ("batch", batch), ("input_len", input_len),
+                               ("output_len", output_len)) if v is not None}
+    return predict_config(make_config(PredictConfig, config, {**given, **settings}, "predict()"))
 
-    for name, v in (("batch", batch), ("input_len", input_len), ("output_len", output_len), ("tp", tp), ("pp", pp),
-                    ("ep", ep), ("samples", samples)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise SpecError(f"{name} must be a positive integer; got {v!r}")
-    spec = load_model(model) if not hasattr(model, "layers") else model
-    if kv_window is not None:
+
+@dataclass
+class _Setup:
+    """The model, quantization, parallelism and system a prediction runs (resolved from its config)."""
+
+    spec: object
+    quant: object
+    parallel: object
+    batch: int  # requests per data-parallel attention replica
+    system: object
+    notes: list
+
+    @property
+    def chip(self):
+        return self.system.chip
+
+
+@dataclass(frozen=True)
+class _Memory:
+    """Bytes per chip, whether they fit, and where the overflow went (offload)."""
+
+    fp: object  # the target's Footprint
+    capacity: float
+    fits: bool
+    reason: str | None
+    plan: object  # OffloadPlan or None
+    resident: float  # bytes resident on the chip during the run
+    draft_bytes: float = 0.0
+    draft: object = None  # the draft ModelSpec, its Quantization and Parallelism
+    draft_quant: object = None
+    draft_parallel: object = None
+
+    @property
+    def link(self) -> bool:
+        """Bytes stream over the far-tier link every step."""
+        return self.plan is not None and self.plan.active
+
+
+def predict_config(cfg: PredictConfig) -> Prediction:
+    """The prediction ``cfg`` describes (see :func:`predict`): resolve, check memory, price the
+    prefill step and the decode steps, then the totals."""
+    problems = cfg.problems()
+    if problems:
+        raise SpecError(problems)
+    su = _setup(cfg)
+    mem = _memory(cfg, su)
+    cm = CostModel(su.system, cfg.options, resident_bytes=mem.resident, tp=cfg.tp)
+    dcm = None
+    if mem.draft is not None:
+        dcm = CostModel(su.system, cfg.options, resident_bytes=mem.resident, tp=mem.draft_parallel.tp)
+    pre = _prefill(cfg, su, mem, cm, dcm)
+    dec = _decode(cfg, su, mem, cm, dcm)
+    return _assemble(cfg, su, mem, cm, pre, dec)
+
+
+def _setup(cfg: PredictConfig) -> _Setup:
+    from workloads import Parallelism, load_model
+
+    spec = load_model(cfg.model) if not hasattr(cfg.model, "layers") else cfg.model
+    if cfg.kv_window is not None:
         from workloads.techniques import with_kv_window
 
-        spec = with_kv_window(spec, kv_window)
-    q = make_quantization(quant, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype)
+        spec = with_kv_window(spec, cfg.kv_window)
+    q = make_quantization(cfg.quant, weight_dtype=cfg.weight_dtype, act_dtype=cfg.act_dtype, kv_dtype=cfg.kv_dtype)
     # EP ranks are the tp x dp chips: ep wider than tp means ep/tp data-parallel attention replicas,
     # each serving an equal share of the batch
+    tp, ep = cfg.tp, cfg.ep
     dp = ep // tp if ep > tp and ep % tp == 0 else 1
-    par = Parallelism(tp=tp, pp=pp, ep=ep, dp=dp)
-    chips = par.chips
-    full_batch = batch
-    batch = -(-batch // dp)
-    system, notes = resolve_system(hw, chips, overrides)
-    chip = system.chip
-    k = speculative.k if speculative is not None else 0
-    fp = footprint(spec, (batch, input_len + output_len + k), q, par, sparsity=sparsity)
+    par = Parallelism(tp=tp, pp=cfg.pp, ep=ep, dp=dp)
+    system, notes = resolve_system(cfg.hw, par.chips, cfg.overrides)
+    return _Setup(spec, q, par, -(-cfg.batch // dp), system, notes)
+
+
+def _memory(cfg: PredictConfig, su: _Setup) -> _Memory:
+    """Footprint per chip (target, draft), the capacity, and the offload plan for what does not fit."""
+    from workloads import Quantization, footprint
+
+    chip = su.chip
+    sp = cfg.speculative
+    k = sp.k if sp is not None else 0
+    tokens = cfg.input_len + cfg.output_len + k
+    fp = footprint(su.spec, (su.batch, tokens), su.quant, su.parallel, sparsity=cfg.sparsity)
     draft = dq = dpar = None
     draft_bytes = 0.0
-    if speculative is not None and speculative.draft is not None:
-        from sim.techniques import draft_parallel
-        from workloads import Quantization
-
-        draft = speculative.draft_spec()
-        dq = Quantization.parse(speculative.draft_quant or q)
-        dpar = draft_parallel(draft, par)
-        dfp = footprint(draft, (batch, input_len + output_len + k), dq, dpar)
+    if sp is not None and sp.draft is not None:
+        draft = sp.draft_spec()
+        dq = Quantization.parse(sp.draft_quant or su.quant)
+        dpar = draft_parallel(draft, su.parallel)
+        dfp = footprint(draft, (su.batch, tokens), dq, dpar)
         draft_bytes = dfp.weights_bytes + dfp.kv_cache_bytes
     needed = fp.total_bytes + draft_bytes
-    main = chip.main_memory
-    capacity = sum(m.total_capacity_bytes(chip.cores) for m in chip.memory if m.kind in ("sram", "dram") and m.per == "chip") \
-        if main.kind == "sram" else main.total_capacity_bytes(chip.cores)
+    capacity = chip.capacity_for_weights()
     fits = needed <= capacity
     reason = None
     plan = None
-    if not fits and offload is not None:
-        from sim.techniques import plan_offload
-
-        plan = plan_offload(fp.weights_bytes, fp.kv_cache_bytes, fp.activation_bytes, capacity, offload, chip,
+    if not fits and cfg.offload is not None:
+        off = cfg.offload
+        plan = plan_offload(fp.weights_bytes, fp.kv_cache_bytes, fp.activation_bytes, capacity, off, chip,
                             fixed=draft_bytes)
         fits = True
-        notes.append(f"{offload.name}: {plan.weights_bytes / 1e9:.2f} GB of weights and {plan.kv_bytes / 1e9:.2f} GB "
-                     f"of KV cache per chip stream over {plan.bandwidth / 1e9:.0f} GB/s every step")
+        su.notes.append(f"{off.name}: {plan.weights_bytes / 1e9:.2f} GB of weights and {plan.kv_bytes / 1e9:.2f} GB "
+                        f"of KV cache per chip stream over {plan.bandwidth / 1e9:.0f} GB/s every step")
     if not fits:
-        reason = (f"{spec.name} needs {needed / 1e9:.1f} GB per chip (weights {fp.weights_bytes / 1e9:.1f} GB, "
+        reason = (f"{su.spec.name} needs {needed / 1e9:.1f} GB per chip (weights {fp.weights_bytes / 1e9:.1f} GB, "
                   f"KV cache {fp.kv_cache_bytes / 1e9:.1f} GB, activations {fp.activation_bytes / 1e9:.2f} GB"
                   + (f", draft model {draft_bytes / 1e9:.1f} GB" if draft_bytes else "") + ") at "
-                  f"tp={tp} pp={pp} ep={ep}; {chip.name} {main.name} holds {capacity / 1e9:.1f} GB")
-        if check_memory:
+                  f"tp={cfg.tp} pp={cfg.pp} ep={cfg.ep}; {chip.name} {chip.main_memory.name} holds "
+                  f"{capacity / 1e9:.1f} GB")
+        if cfg.check_memory:
             raise InfeasibleError(reason, {"needed_bytes": needed, "capacity_bytes": capacity,
                                            "weights_bytes": fp.weights_bytes, "kv_cache_bytes": fp.kv_cache_bytes})
     resident = fp.weights_bytes + fp.kv_cache_bytes
@@ -231,111 +248,138 @@ def predict(model, hw, batch: int, input_len: int, output_len: int, *, tp: int =
         resident += draft_bytes
     if plan is not None:
         resident -= plan.weights_bytes + plan.kv_bytes
-    cm = CostModel(system, options, resident_bytes=resident, tp=tp)
-    link = plan is not None and plan.active
+    return _Memory(fp, capacity, fits, reason, plan, resident, draft_bytes, draft, dq, dpar)
 
-    pre_graph = build_graph(spec, Batch.prefill(batch, input_len), quant=q, parallel=par,
-                            attention_kernel=attention_kernel, fused=options.fused, sparsity=sparsity)
-    prefill = estimate(pre_graph, system, options, model=cm)
+
+def _prefill(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
+    """The prefill step (B x L tokens, plus the draft's prefill): TTFT, busy time, energy, FLOPs."""
+    from workloads import Batch, build_graph
+
+    opts = cfg.options
+    pre_graph = build_graph(su.spec, Batch.prefill(su.batch, cfg.input_len), quant=su.quant, parallel=su.parallel,
+                            attention_kernel=cfg.attention_kernel, fused=opts.fused, sparsity=cfg.sparsity)
+    prefill = estimate(pre_graph, su.system, opts, model=cm)
     ttft = prefill.time_s
-    prefill_busy, prefill_energy, prefill_flops = prefill.time_s, prefill.energy_j, prefill.flops
-    dcm = None
-    if draft is not None:
-        dcm = CostModel(system, options, resident_bytes=resident, tp=dpar.tp)
-        dpre = estimate(build_graph(draft, Batch.prefill(batch, input_len), quant=dq, parallel=dpar,
-                                    attention_kernel=attention_kernel, fused=options.fused), system, options, model=dcm)
+    busy, energy, flops = prefill.time_s, prefill.energy_j, prefill.flops
+    if mem.draft is not None:
+        dpre = estimate(build_graph(mem.draft, Batch.prefill(su.batch, cfg.input_len), quant=mem.draft_quant,
+                                    parallel=mem.draft_parallel, attention_kernel=cfg.attention_kernel,
+                                    fused=opts.fused), su.system, opts, model=dcm)
         ttft += dpre.time_s
-        prefill_busy += dpre.time_s
-        prefill_energy += dpre.energy_j
-        prefill_flops += dpre.flops
-    if link:
-        ttft = plan.apply(ttft, pre_graph.kv_bytes(), pp)
+        busy += dpre.time_s
+        energy += dpre.energy_j
+        flops += dpre.flops
+    if mem.link:
+        ttft = mem.plan.apply(ttft, pre_graph.kv_bytes(), cfg.pp)
+    return {"cost": prefill, "ttft": ttft, "busy": busy, "energy": energy, "flops": flops}
 
-    steps = output_len - 1
-    decode_mid = None
-    decode_time = decode_energy = decode_bytes = decode_flops = 0.0
-    decode_link = 0.0
-    tokens_per_step = speculative.tokens_per_step if speculative is not None else 1.0
-    verify_kernel = "paged" if attention_kernel == "auto" else attention_kernel
-    if steps > 0:
-        # the decode step that emits output token i+1 has L + i - 1 tokens cached before it
-        ctxs = _sample_contexts(input_len, input_len + steps - 1, samples)
-        times, energies, bytes_, flops, links = [], [], [], [], []
-        for c in ctxs:
-            if speculative is None:
-                g = build_graph(spec, Batch.decode(batch, int(c)), quant=q, parallel=par,
-                                attention_kernel=attention_kernel, fused=options.fused, sparsity=sparsity)
-                gc = estimate(g, system, options, model=cm)
-                t, e, b, f = gc.time_s, gc.energy_j, gc.bytes_main, gc.flops
-            else:
-                # one round: the draft's k proposal steps, the proposer's fixed cost, one target step
-                # verifying k + 1 tokens per request (a multi-query decode kernel under 'auto')
-                g = build_graph(spec, Batch(((k + 1, int(c)),) * batch), quant=q, parallel=par,
-                                attention_kernel=verify_kernel, fused=options.fused, sparsity=sparsity)
-                gc = estimate(g, system, options, model=cm)
-                t, e, b, f = gc.time_s + speculative.round_cost_s, gc.energy_j, gc.bytes_main, gc.flops
-                if draft is not None:
-                    dg = build_graph(draft, Batch.decode(batch, int(c) + (k - 1) // 2), quant=dq, parallel=dpar,
-                                     attention_kernel=attention_kernel, fused=options.fused)
-                    dgc = estimate(dg, system, options, model=dcm)
-                    t, e, b, f = t + k * dgc.time_s, e + k * dgc.energy_j, b + k * dgc.bytes_main, f + k * dgc.flops
-            if link:
-                t2 = plan.apply(t, g.kv_bytes(), pp)
-                links.append(t2 - t)
-                t = t2
-            times.append(t)
-            energies.append(e)
-            bytes_.append(b)
-            flops.append(f)
-            if decode_mid is None and c >= input_len + (steps + 1) // 2:
-                decode_mid = gc
-        allc = np.arange(input_len, input_len + steps)
-        decode_time = float(np.interp(allc, ctxs, times).sum())
-        decode_energy = float(np.interp(allc, ctxs, energies).sum())
-        decode_bytes = float(np.interp(allc, ctxs, bytes_).sum())
-        decode_flops = float(np.interp(allc, ctxs, flops).sum())
-        if link:
-            decode_link = float(np.interp(allc, ctxs, links).sum())
-        if speculative is not None:  # each round yields tokens_per_step tokens
-            decode_time /= tokens_per_step
-            decode_energy /= tokens_per_step
-            decode_bytes /= tokens_per_step
-            decode_flops /= tokens_per_step
-            decode_link /= tokens_per_step
-        decode_mid = decode_mid or gc
+
+def _decode_round(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm, c: int):
+    """One decode step (or speculative round) at context ``c``: (time, energy, bytes, FLOPs, its
+    GraphCost, its graph)."""
+    from workloads import Batch, build_graph
+
+    opts, sp = cfg.options, cfg.speculative
+    if sp is None:
+        g = build_graph(su.spec, Batch.decode(su.batch, c), quant=su.quant, parallel=su.parallel,
+                        attention_kernel=cfg.attention_kernel, fused=opts.fused, sparsity=cfg.sparsity)
+        gc = estimate(g, su.system, opts, model=cm)
+        return gc.time_s, gc.energy_j, gc.bytes_main, gc.flops, gc, g
+    # one round: the draft's k proposal steps, the proposer's fixed cost, one target step
+    # verifying k + 1 tokens per request (a multi-query decode kernel under 'auto')
+    k = sp.k
+    verify_kernel = "paged" if cfg.attention_kernel == "auto" else cfg.attention_kernel
+    g = build_graph(su.spec, Batch(((k + 1, c),) * su.batch), quant=su.quant, parallel=su.parallel,
+                    attention_kernel=verify_kernel, fused=opts.fused, sparsity=cfg.sparsity)
+    gc = estimate(g, su.system, opts, model=cm)
+    t, e, b, f = gc.time_s + sp.round_cost_s, gc.energy_j, gc.bytes_main, gc.flops
+    if mem.draft is not None:
+        dg = build_graph(mem.draft, Batch.decode(su.batch, c + (k - 1) // 2), quant=mem.draft_quant,
+                         parallel=mem.draft_parallel, attention_kernel=cfg.attention_kernel, fused=opts.fused)
+        dgc = estimate(dg, su.system, opts, model=dcm)
+        t, e, b, f = t + k * dgc.time_s, e + k * dgc.energy_j, b + k * dgc.bytes_main, f + k * dgc.flops
+    return t, e, b, f, gc, g
+
+
+def _decode(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
+    """The O-1 decode steps: priced at up to ``samples`` contexts, interpolated in between, summed."""
+    L, steps = cfg.input_len, cfg.output_len - 1
+    sp = cfg.speculative
+    out = {"time": 0.0, "energy": 0.0, "bytes": 0.0, "flops": 0.0, "link": 0.0, "mid": None,
+           "tokens_per_step": sp.tokens_per_step if sp is not None else 1.0}
+    if steps <= 0:
+        return out
+    # the decode step that emits output token i+1 has L + i - 1 tokens cached before it
+    ctxs = _sample_contexts(L, L + steps - 1, cfg.samples)
+    times, energies, bytes_, flops, links = [], [], [], [], []
+    decode_mid = gc = None
+    for c in ctxs:
+        t, e, b, f, gc, g = _decode_round(cfg, su, mem, cm, dcm, int(c))
+        if mem.link:
+            t2 = mem.plan.apply(t, g.kv_bytes(), cfg.pp)
+            links.append(t2 - t)
+            t = t2
+        times.append(t)
+        energies.append(e)
+        bytes_.append(b)
+        flops.append(f)
+        if decode_mid is None and c >= L + (steps + 1) // 2:
+            decode_mid = gc
+    allc = np.arange(L, L + steps)
+    tot = {"time": times, "energy": energies, "bytes": bytes_, "flops": flops}
+    if mem.link:
+        tot["link"] = links
+    for key, vals in tot.items():
+        out[key] = float(np.interp(allc, ctxs, vals).sum())
+    if sp is not None:  # each round yields tokens_per_step tokens
+        for key in ("time", "energy", "bytes", "flops", "link"):
+            out[key] /= out["tokens_per_step"]
+    out["mid"] = decode_mid or gc
+    return out
+
+
+def _assemble(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, pre: dict, dec: dict) -> Prediction:
+    """Totals: TTFT, TPOT, e2e, throughput, cost, energy, MFU/MBU and the bound breakdown."""
+    chip, chips, steps = su.chip, su.parallel.chips, cfg.output_len - 1
+    pp = cfg.pp
+    decode_time, link = dec["time"], mem.link
+    ttft = pre["ttft"]
     tpot = decode_time / steps if steps > 0 else 0.0
     e2e = ttft + decode_time
-    out_tokens = full_batch * output_len
+    full_batch = cfg.batch
+    out_tokens = full_batch * cfg.output_len
     thr = out_tokens / e2e if e2e > 0 else math.inf
-    usd_s = system_usd_per_s(system, chips)
+    usd_s = system_usd_per_s(su.system, chips)
     usd_mtok = None if usd_s is None else usd_s * e2e / out_tokens * 1e6
-    usd_mtok_in = None if usd_s is None else usd_s * ttft / (full_batch * input_len) * 1e6
+    usd_mtok_in = None if usd_s is None else usd_s * ttft / (full_batch * cfg.input_len) * 1e6
     # energy: per-chip per-stage energies x stages x chips per stage
     # each chip runs its stage once per step and idles while the other stages run
-    busy = (prefill_busy + (decode_time - decode_link if link else decode_time)) / pp
-    energy = chips * (prefill_energy + decode_energy + (chip.idle_w or 0.0) * (e2e - busy))
-    total_flops = (prefill_flops + decode_flops) * chips
-    peak = chip.peak_flops(q.math_dtype)
+    busy = (pre["busy"] + (decode_time - dec["link"] if link else decode_time)) / pp
+    energy = chips * (pre["energy"] + dec["energy"] + (chip.idle_w or 0.0) * (e2e - busy))
+    total_flops = (pre["flops"] + dec["flops"]) * chips
+    peak = chip.peak_flops(su.quant.math_dtype)
     mfu = total_flops / (e2e * chips * peak) if e2e > 0 else 0.0
     bw = cm.home.bandwidth_bytes_per_s
-    mbu = (decode_bytes * chips) / (decode_time * chips * bw) if decode_time > 0 else 0.0
+    mbu = (dec["bytes"] * chips) / (decode_time * chips * bw) if decode_time > 0 else 0.0
     # bound breakdown over the whole request, by time
     bb: dict = {}
+    prefill, decode_mid = pre["cost"], dec["mid"]
     for gc, w in ((prefill, prefill.time_s), (decode_mid, decode_time)):
         if gc is None or w <= 0:
             continue
         for k, v in gc.bound_breakdown().items():
             bb[k] = bb.get(k, 0.0) + v * w / e2e
+    fp, plan, sp = mem.fp, mem.plan, cfg.speculative
     return Prediction(
-        model=spec.name, hardware=str(getattr(hw, "name", hw)), system=system.name, chips=chips, batch=full_batch,
-        input_len=input_len, output_len=output_len, tp=tp, pp=pp, ep=ep, quant=q.name,
-        ttft_s=ttft, tpot_s=tpot, e2e_s=e2e, output_throughput_tok_s=thr,
-        per_chip_output_throughput_tok_s=thr / chips, fits=fits, weights_bytes=fp.weights_bytes,
-        kv_cache_bytes=fp.kv_cache_bytes, activation_bytes=fp.activation_bytes, memory_capacity_bytes=capacity,
-        usd_per_hour=None if usd_s is None else usd_s * 3600, usd_per_mtok_output=usd_mtok, usd_per_mtok_input=usd_mtok_in,
-        joules_per_output_token=energy / out_tokens, mfu=mfu, mbu=mbu, bound_breakdown=bb, notes=tuple(notes),
-        reason=reason, tokens_per_step=tokens_per_step,
-        speculative=None if speculative is None else speculative.describe(),
-        sparsity=None if sparsity is None else sparsity.name, kv_window=kv_window,
-        offload_bytes=0.0 if plan is None else plan.weights_bytes + plan.kv_bytes, draft_bytes=draft_bytes,
+        model=su.spec.name, hardware=str(getattr(cfg.hw, "name", cfg.hw)), system=su.system.name, chips=chips,
+        batch=full_batch, input_len=cfg.input_len, output_len=cfg.output_len, tp=cfg.tp, pp=pp, ep=cfg.ep,
+        quant=su.quant.name, ttft_s=ttft, tpot_s=tpot, e2e_s=e2e, output_throughput_tok_s=thr,
+        per_chip_output_throughput_tok_s=thr / chips, fits=mem.fits, weights_bytes=fp.weights_bytes,
+        kv_cache_bytes=fp.kv_cache_bytes, activation_bytes=fp.activation_bytes, memory_capacity_bytes=mem.capacity,
+        usd_per_hour=None if usd_s is None else usd_s * 3600, usd_per_mtok_output=usd_mtok,
+        usd_per_mtok_input=usd_mtok_in, joules_per_output_token=energy / out_tokens, mfu=mfu, mbu=mbu,
+        bound_breakdown=bb, notes=tuple(su.notes), reason=mem.reason, tokens_per_step=dec["tokens_per_step"],
+        speculative=None if sp is None else sp.describe(),
+        sparsity=None if cfg.sparsity is None else cfg.sparsity.name, kv_window=cfg.kv_window,
+        offload_bytes=0.0 if plan is None else plan.weights_bytes + plan.kv_bytes, draft_bytes=mem.draft_bytes,
         prefill=prefill, decode=decode_mid)

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 from hwmodels.chip import Chip
 from hwmodels.errors import InfeasibleError, Problem, SpecError
+from sim.config import PredictConfig, make_config
+from sim.resolve import make_quantization, resolve_system
 
 __all__ = ["HOST_CAPACITY_PER_CHIP", "KV_LAYOUTS", "MemoryNeed", "Offload", "OffloadPlan", "TechniqueStepCoster",
            "apply_to_step_coster", "chip_capacity_bytes", "draft_parallel", "kv_tokens_per_request",
@@ -44,10 +46,7 @@ HOST_CAPACITY_PER_CHIP = 256e9
 def chip_capacity_bytes(chip: Chip) -> float:
     """Bytes for weights, KV cache and workspace on one chip (as ``sim.predict`` counts them): the
     main memory, or every chip-level SRAM/DRAM level on SRAM-only chips."""
-    main = chip.main_memory
-    if main.kind == "sram":
-        return sum(m.total_capacity_bytes(chip.cores) for m in chip.memory if m.kind in ("sram", "dram") and m.per == "chip")
-    return main.total_capacity_bytes(chip.cores)
+    return chip.capacity_for_weights()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,26 +235,32 @@ def memory_need(spec, quant, parallel, batch: int, tokens_per_request: int, *, i
     return MemoryNeed(fp.weights_bytes, fp.kv_cache_bytes, work, dw, dkv)
 
 
-def max_batch_that_fits(model, hw, input_len: int, output_len: int, *, quant="bf16", tp: int = 1, pp: int = 1,
+def max_batch_that_fits(model=None, hw=None, input_len: int | None = None, output_len: int | None = None, *,
                         kv_layout: str = "paged", block_size: int = 16, max_context: int | None = None,
-                        speculative=None, sparsity=None, offload: Offload | None = None,
-                        kv_window: int | None = None, attention_kernel: str = "auto", overrides=None,
-                        limit: int = 1 << 16) -> int:
+                        limit: int = 1 << 16, config=None, **settings) -> int:
     """The most requests of ``input_len`` prompt and ``output_len`` output tokens one replica holds at
     once (0 if not even one): weights + KV cache (per ``kv_layout``: 'paged' wastes at most one
     ``block_size`` block per request, 'contiguous' reserves ``max_context`` tokens per request, default
     the model's ``max_position_embeddings``) + draft model + the larger of the prefill and decode
-    workspaces must fit in main memory, or spill to the far tier with ``offload``."""
-    from sim.predict import make_quantization, resolve_system
+    workspaces must fit in main memory, or spill to the far tier with ``offload``.
+
+    ``config`` (a ``sim.config.PredictConfig``) and ``settings`` (its fields by keyword: quant, tp,
+    pp, speculative, sparsity, offload, kv_window, attention_kernel, overrides...) say what runs;
+    its batch is what this function finds."""
     from workloads import Parallelism, load_model
     from workloads.techniques import with_kv_window
 
-    spec = load_model(model)
-    if kv_window:
-        spec = with_kv_window(spec, kv_window)
-    q = make_quantization(quant)
-    par = Parallelism(tp=tp, pp=pp)
-    system, _ = resolve_system(hw, par.chips, overrides)
+    given = {k: v for k, v in (("model", model), ("hw", hw), ("input_len", input_len), ("output_len", output_len))
+             if v is not None}
+    cfg = make_config(PredictConfig, config, {**given, **settings}, "max_batch_that_fits()")
+    input_len, output_len = cfg.input_len, cfg.output_len
+    speculative, sparsity, offload, attention_kernel = cfg.speculative, cfg.sparsity, cfg.offload, cfg.attention_kernel
+    spec = load_model(cfg.model)
+    if cfg.kv_window:
+        spec = with_kv_window(spec, cfg.kv_window)
+    q = make_quantization(cfg.quant, weight_dtype=cfg.weight_dtype, act_dtype=cfg.act_dtype, kv_dtype=cfg.kv_dtype)
+    par = Parallelism(tp=cfg.tp, pp=cfg.pp, ep=cfg.ep)
+    system, _ = resolve_system(cfg.hw, par.chips, cfg.overrides)
     chip = system.chip
     cap = chip_capacity_bytes(chip)
     k = speculative.k if speculative is not None else 0

@@ -6,22 +6,17 @@ import sys
 
 from hwmodels.errors import InfeasibleError
 from llmsim.commands._common import add_set_option, print_json
+from llmsim.commands._config import add_config_arguments, config_values
+from sim.config import PredictConfig
 
 
 def add_workload_options(p, batch_required=True, hw=True) -> None:
     """--hw (unless ``hw`` is False: the caller adds its own), --model, parallelism, quantization,
     --set and the software options."""
     if hw:
-        p.add_argument("--hw", required=True, help="chip or system: catalog name or YAML path")
-    p.add_argument("--model", required=True, help="model: catalog name or config.json path")
-    p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree")
-    p.add_argument("--pp", type=int, default=1, help="pipeline-parallel stages")
-    p.add_argument("--ep", type=int, default=1, help="expert-parallel degree (MoE)")
-    p.add_argument("--quant", default="bf16", metavar="SCHEME",
-                   help="bf16, fp16, fp8, w8a8, w4a16, fp4, fp8-kv (default bf16)")
-    p.add_argument("--weight-dtype", help="override the scheme's weight dtype")
-    p.add_argument("--act-dtype", help="override the scheme's activation dtype")
-    p.add_argument("--kv-dtype", help="override the scheme's KV-cache dtype")
+        add_config_arguments(p, PredictConfig, "hw")
+    add_config_arguments(p, PredictConfig, "model")
+    add_config_arguments(p, PredictConfig, "parallel")
     add_set_option(p)
     add_cost_options(p)
 
@@ -112,9 +107,7 @@ def technique_kwargs(args) -> dict:
 def register(sub) -> None:
     p = sub.add_parser("predict", help="predict a static batch: TTFT, TPOT, throughput, USD/Mtok, energy")
     add_workload_options(p)
-    p.add_argument("--batch", type=int, required=True, help="requests in the batch")
-    p.add_argument("--input-len", type=int, required=True, help="prompt tokens per request")
-    p.add_argument("--output-len", type=int, required=True, help="output tokens per request")
+    add_config_arguments(p, PredictConfig, "batch")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--breakdown", action="store_true", help="print the per-op-kind time breakdown")
     add_technique_options(p)
@@ -128,11 +121,10 @@ def _ms(s):
 def cmd_predict(args) -> int:
     from sim.predict import predict
 
-    kw = dict(tp=args.tp, pp=args.pp, ep=args.ep, quant=args.quant, weight_dtype=args.weight_dtype,
-              act_dtype=args.act_dtype, kv_dtype=args.kv_dtype, overrides=args.overrides,
-              options=cost_options(args), attention_kernel=args.attention_kernel, **technique_kwargs(args))
+    cfg = PredictConfig(**config_values(PredictConfig, args), overrides=args.overrides, options=cost_options(args),
+                        attention_kernel=args.attention_kernel, check_memory=True, **technique_kwargs(args))
     try:
-        pred = predict(args.model, args.hw, args.batch, args.input_len, args.output_len, check_memory=True, **kw)
+        pred = predict(config=cfg)
     except InfeasibleError as e:
         if args.json:
             print_json({"fits": False, "reason": str(e), **{k: v for k, v in e.numbers.items()}})

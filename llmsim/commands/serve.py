@@ -6,7 +6,9 @@ import math
 
 from hwmodels.errors import Problem, SpecError
 from llmsim.commands._common import add_set_option, print_json
+from llmsim.commands._config import add_config_arguments, config_values, field_names
 from llmsim.commands.predict import add_cost_options, cost_options
+from sim.config import ServingConfig
 
 
 def register(sub) -> None:
@@ -20,63 +22,8 @@ def register(sub) -> None:
     )
     p.add_argument("--hw", required=True, help="chip or system: catalog name or YAML path")
     p.add_argument("--model", required=True, help="model: catalog name or config.json path")
-    g = p.add_argument_group("replicas")
-    g.add_argument("--tp", type=int, default=1, help="tensor-parallel degree per replica")
-    g.add_argument("--pp", type=int, default=1, help="pipeline stages per replica")
-    g.add_argument("--ep", type=int, default=1, help="expert-parallel degree (MoE; <= tp)")
-    g.add_argument("--replicas", type=int, default=1, help="data-parallel replicas behind the router")
-    g.add_argument(
-        "--router",
-        default="round-robin",
-        choices=["round-robin", "least-outstanding", "least-kv"],
-        help="how arrivals are spread over replicas (default round-robin)",
-    )
-    g.add_argument(
-        "--quant",
-        default="bf16",
-        metavar="SCHEME",
-        help="bf16, fp16, fp8, w8a8, w8a16, w4a16, fp4, fp8-kv (default bf16)",
-    )
-    g.add_argument("--weight-dtype", help="override the scheme's weight dtype")
-    g.add_argument("--act-dtype", help="override the scheme's activation dtype")
-    g.add_argument("--kv-dtype", help="override the scheme's KV-cache dtype")
-    g.add_argument(
-        "--memory-utilization",
-        type=float,
-        default=0.9,
-        help="share of device memory the replica may use (vLLM gpu_memory_utilization, default 0.9)",
-    )
-    g.add_argument("--max-model-len", type=int, help="longest request in tokens (default: the model's)")
-    s = p.add_argument_group("scheduler")
-    s.add_argument(
-        "--scheduler",
-        default="vllm",
-        choices=["vllm", "sarathi", "static", "disagg"],
-        help="vllm (continuous batching), sarathi (chunked prefill), static, disagg (default vllm)",
-    )
-    s.add_argument("--max-num-seqs", type=int, default=256, help="requests per step (default 256)")
-    s.add_argument(
-        "--max-num-batched-tokens",
-        type=int,
-        help="tokens per prefill step for vllm/disagg/static (default 16384)",
-    )
-    s.add_argument(
-        "--chunk-size", type=int, help="sarathi: tokens per step, decodes + prefill chunks (default 512)"
-    )
-    s.add_argument("--block-size", type=int, default=16, help="KV block size in tokens (default 16)")
-    s.add_argument("--watermark", type=float, default=0.01, help="share of KV blocks kept free at admission")
-    s.add_argument(
-        "--preemption",
-        default="recompute",
-        choices=["recompute", "swap"],
-        help="when KV blocks run out (default recompute)",
-    )
-    s.add_argument(
-        "--swap-space", type=float, default=4.0, metavar="GIB", help="host swap space per chip (GiB)"
-    )
-    s.add_argument("--prefix-caching", action="store_true", help="reuse KV blocks of shared prompt prefixes")
-    s.add_argument("--prefill-replicas", type=int, help="disagg: replicas in the prefill pool (default 1)")
-    s.add_argument("--decode-replicas", type=int, help="disagg: replicas in the decode pool (default 1)")
+    add_config_arguments(p.add_argument_group("replicas"), ServingConfig, "replicas")
+    add_config_arguments(p.add_argument_group("scheduler"), ServingConfig, "scheduler")
     w = p.add_argument_group(
         "workload (synthetic: --rate with --num-requests, --input-len, --output-len; or --trace)"
     )
@@ -108,14 +55,9 @@ def register(sub) -> None:
     )
     w.add_argument("--trace-speedup", type=float, default=1.0, help="replay the trace this many times faster")
     w.add_argument("--limit", type=int, help="use only the first N requests of the trace")
-    w.add_argument("--seed", type=int, default=0, help="random seed of the synthetic stream (default 0)")
+    add_config_arguments(w, ServingConfig, "workload")
     o = p.add_argument_group("objectives and output")
-    o.add_argument(
-        "--slo-ttft", type=float, metavar="S", help="TTFT target in seconds (goodput, SLO attainment)"
-    )
-    o.add_argument(
-        "--slo-tpot", type=float, metavar="S", help="TPOT target in seconds (goodput, SLO attainment)"
-    )
+    add_config_arguments(o, ServingConfig, "objectives")
     o.add_argument("--json", action="store_true", help="print the summary as JSON")
     o.add_argument("--out", metavar="DIR", help="write requests.csv, timeline.csv, summary.json, trace.json")
     add_set_option(p)
@@ -224,21 +166,23 @@ def _replay(values):
     return Replay(values)
 
 
+def serving_config(args) -> ServingConfig:
+    """The ServingConfig the ``llmsim serve`` flags describe (shared with ``llmsim report serve``).
+
+    Without --chunk-size, sarathi's chunk is --max-num-batched-tokens when given, else 512."""
+    kw = config_values(ServingConfig, args)
+    if kw["chunk_size"] is None:
+        mnbt = kw["max_num_batched_tokens"]
+        kw["chunk_size"] = mnbt if kw["scheduler"] == "sarathi" and mnbt else ServingConfig.chunk_size
+    return ServingConfig(**kw, options=cost_options(args), attention_kernel=args.attention_kernel,
+                         overrides=args.overrides or None)
+
+
 def simulate_kwargs(args) -> dict:
-    """Keyword arguments of ``sim.serving.simulate`` from the ``llmsim serve`` flags (one mapping,
-    shared with ``llmsim report serve``)."""
-    chunk = args.chunk_size
-    if chunk is None:
-        chunk = args.max_num_batched_tokens if args.scheduler == "sarathi" and args.max_num_batched_tokens else 512
-    return dict(
-        tp=args.tp, pp=args.pp, ep=args.ep, quant=args.quant, weight_dtype=args.weight_dtype,
-        act_dtype=args.act_dtype, kv_dtype=args.kv_dtype, replicas=args.replicas, scheduler=args.scheduler,
-        max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens, chunk_size=chunk,
-        block_size=args.block_size, watermark=args.watermark, preemption=args.preemption,
-        swap_space_gib=args.swap_space, prefix_caching=args.prefix_caching, prefill_replicas=args.prefill_replicas,
-        decode_replicas=args.decode_replicas, router=args.router, memory_utilization=args.memory_utilization,
-        max_model_len=args.max_model_len, seed=args.seed, slo_ttft_s=args.slo_ttft, slo_tpot_s=args.slo_tpot,
-        options=cost_options(args), attention_kernel=args.attention_kernel, overrides=args.overrides or None)
+    """Keyword arguments of ``sim.serving.simulate`` from the ``llmsim serve`` flags: the fields of
+    :func:`serving_config`."""
+    cfg = serving_config(args)
+    return {f: getattr(cfg, f) for f in field_names(ServingConfig)}
 
 
 def cmd_serve(args) -> int:
@@ -254,7 +198,7 @@ def cmd_serve(args) -> int:
         raise SpecError(problems + e.problems) from None
     if problems:
         raise SpecError(problems)
-    res = simulate(scenario, args.hw, args.model, out_dir=args.out, **simulate_kwargs(args))
+    res = simulate(scenario, args.hw, args.model, serving_config(args), out_dir=args.out)
     if args.json:
         print_json(res.summary)
     else:

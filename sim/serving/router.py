@@ -13,9 +13,9 @@ perfect knowledge would achieve; the policy then does not matter.
 
 from __future__ import annotations
 
-__all__ = ["ROUTERS", "Router"]
+from sim.config import ROUTERS
 
-ROUTERS = ("round-robin", "least-outstanding", "least-kv")
+__all__ = ["ROUTERS", "Router"]
 
 
 class Router:

@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from sim.config import SCHEDULERS
 from sim.serving.blocks import BlockManager
 from sim.serving.sequence import DONE, RUNNING, SWAPPED, WAITING, Sequence
 
@@ -51,7 +52,6 @@ __all__ = [
     "make_scheduler",
 ]
 
-SCHEDULERS = ("vllm", "sarathi", "static", "disagg")
 
 
 @dataclass(frozen=True)

@@ -82,18 +82,10 @@ def hw_points(spec, system: System, frame, extra: dict | None = None) -> HwPoint
 
 
 def capacity_bytes(hw: HwPoints):
-    """Bytes a chip holds for weights + KV (sim.predict's rule): main memory, or all SRAM/DRAM levels
-    of an SRAM-only chip."""
-    chip = hw.system.chip
-    main = chip.main_memory
-    if main.kind == "sram":
-        tot = 0.0
-        for m in chip.memory:
-            if m.kind in ("sram", "dram") and m.per == "chip":
-                tot = tot + hw.get(f"chip.memory.{m.name}.capacity")
-        return tot
-    cap = hw.get(f"chip.memory.{main.name}.capacity")
-    return cap * (hw.get("chip.cores") if main.per == "core" else 1)
+    """Bytes a chip holds for weights + KV per point (``Chip.capacity_for_weights`` over the points'
+    capacities and core counts)."""
+    return hw.system.chip.capacity_for_weights(lambda m: hw.get(f"chip.memory.{m.name}.capacity"),
+                                               hw.get("chip.cores"))
 
 
 def _models(spec):

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.errors import InfeasibleError, SpecError
+from sim.sweep.fields import serving_kwargs
 from sim.sweep.hardware import capacity_bytes, derived, hw_points, parallel_of, structural_key, structure
 from sim.sweep.static import COMMON_COLUMNS, _base_row
 
@@ -85,11 +86,7 @@ def _point(spec, one: pd.DataFrame, simulate) -> pd.DataFrame:
         scen = scenario_for(rate, cv, base["input_len"], base["output_len"], v("num_requests"))
         sim = simulate or get_simulate()
         kw = {"tp": par["tp"], "pp": par["pp"], "ep": par["ep"], "quant": base["quant"], "replicas": par["replicas"],
-              "scheduler": v("scheduler"), "max_num_seqs": int(v("max_num_seqs")), "chunk_size": int(v("chunk_size")),
-              "router": v("router"), "memory_utilization": float(v("memory_utilization")), "seed": int(v("seed")),
-              "slo_ttft_s": v("slo_ttft_p99"), "slo_tpot_s": v("slo_tpot_p99"), "options": spec.options}
-        if v("max_num_batched_tokens") is not None:
-            kw["max_num_batched_tokens"] = int(v("max_num_batched_tokens"))
+              "options": spec.options, **serving_kwargs(v)}
         t0 = time.perf_counter()
         res = sim(scen, sysobj, base["model"], **kw)
         wall = time.perf_counter() - t0

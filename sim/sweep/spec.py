@@ -40,6 +40,7 @@ from hwmodels.chip import Chip, System
 from hwmodels.errors import InfeasibleError, Problem, SpecError
 from hwmodels.yamlio import Marked, read_yaml
 from sim.cost import CostOptions
+from sim.sweep.fields import SERVING_FIELDS, WORKLOAD_FIELDS, check_value
 
 __all__ = [
     "DERIVED",
@@ -52,18 +53,6 @@ __all__ = [
     "spec_from_dict",
 ]
 
-# workload fields: name -> (type, default)
-WORKLOAD_FIELDS = {
-    "model": (str, None), "quant": (str, "bf16"), "tp": (int, 1), "pp": (int, 1), "ep": (int, 1),
-    "replicas": (int, 1), "batch": (int, 1), "input_len": (int, 1024), "output_len": (int, 128),
-}
-# serving-simulation fields (evaluator: serving), passed to sim.serving.simulate
-SERVING_FIELDS = {
-    "rate": (float, None), "cv": (float, 1.0), "num_requests": (int, 500), "scheduler": (str, "vllm"),
-    "max_num_seqs": (int, 256), "max_num_batched_tokens": (int, None), "chunk_size": (int, 512),
-    "slo_ttft_p99": ("time", None), "slo_tpot_p99": ("time", None), "seed": (int, 0),
-    "router": (str, "round-robin"), "memory_utilization": (float, 0.9),
-}
 STATIC_FIELDS = {"mode": (str, "request"), "decode_samples": (int, 33)}
 STATIC_MODES = ("request", "decode_step", "prefill_step")
 OPTION_FIELDS = ("fused", "cuda_graphs", "overlap_comm", "use_efficiency", "tiling", "sparse")
@@ -73,6 +62,11 @@ POWER_FIELDS = ("model", "mode", "node", "memory")
 TOP_FIELDS = ("version", "kind", "name", "description", "hardware", "model", "models", "evaluator", "workload",
               "serving", "static", "options", "sampling", "axes", "constraints", "cost", "area", "power")
 SAMPLING_METHODS = ("grid", "random", "lhs")
+# the fixed settings every fingerprint includes; serving fields added since (the rest of
+# ServingConfig) count only when set away from their default, so older results folders still resume
+_FINGERPRINTED = frozenset(WORKLOAD_FIELDS) | {
+    "rate", "cv", "num_requests", "scheduler", "max_num_seqs", "max_num_batched_tokens", "chunk_size",
+    "slo_ttft_p99", "slo_tpot_p99", "seed", "router", "memory_utilization"}
 # quantities a constraint may bound before anything runs (besides the axes themselves)
 DERIVED = {
     "chips": "chips in all (tp x pp x dp x replicas)",
@@ -183,7 +177,8 @@ class SweepSpec:
         from dataclasses import asdict
 
         payload = {"hardware": self.hardware, "evaluator": self.evaluator,
-                   "fixed": {k: v for k, v in sorted(self.fixed.items()) if k not in self.axis_names},
+                   "fixed": {k: v for k, v in sorted(self.fixed.items())
+                             if k not in self.axis_names and (k in _FINGERPRINTED or v != SERVING_FIELDS[k][1])},
                    "options": asdict(self.options), "static": self.static if self.evaluator == "static" else None,
                    "cost": {k: getattr(self.cost, k) for k in COST_FIELDS}, "area": self.area, "power": self.power,
                    "hardware_file": _file_digest(self.hardware)}
@@ -292,8 +287,6 @@ def spec_from_dict(data: dict, base_dir: str | Path = ".", file: str = "<spec>")
 
 
 def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
-    from sim.tco import TcoAssumptions
-
     d = doc.data
     P: list = []
 
@@ -308,7 +301,34 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
     if "version" in d and d["version"] != 1:
         prob(("version",), f"unsupported version {d['version']!r}; this llmsim reads version 1")
     name = str(d.get("name") or Path(doc.file).stem)
-    # -- hardware ------------------------------------------------------------------------------
+    base, hw_ref = _parse_hardware(d, doc, base_dir, prob)
+    evaluator = d.get("evaluator", "static")
+    if not isinstance(evaluator, str) or (evaluator not in ("static", "serving") and ":" not in evaluator):
+        prob(("evaluator",), f"expected static, serving or module:function; got {evaluator!r}")
+        evaluator = "static"
+    fixed, models = _parse_fixed(d, prob)
+    axes = _parse_axes(d, doc, base, fixed, models, prob)
+    names = [a.name for a in axes]
+    sampling = _parse_sampling(d, axes, prob)
+    static = _parse_static(d, prob)
+    if evaluator == "serving" and fixed.get("rate") is None and "serving.rate" not in names:
+        prob(("serving",), "the serving evaluator needs 'serving: {rate: R}' (requests per second) or a "
+                           "'serving.rate' axis")
+    options = _parse_options(d, prob)
+    cost = _parse_cost(d, prob)
+    area = _parse_model_block(d, "area", AREA_FIELDS, base, prob)
+    power = _parse_model_block(d, "power", POWER_FIELDS, base, prob)
+    constraints = _parse_constraints(d, doc, axes, area, base, prob)
+    if P:
+        raise SpecError(sorted(P, key=lambda p: (p.line or 0, p.col or 0)))
+    return SweepSpec(name=name, hardware=hw_ref, base=base, evaluator=evaluator, fixed=fixed, axes=axes,
+                     sampling=sampling, constraints=constraints, options=options, static=static, cost=cost,
+                     area=area, power=power, description=str(d.get("description") or ""), path=doc.file,
+                     marked=doc)
+
+
+def _parse_hardware(d, doc: Marked, base_dir: Path, prob) -> tuple:
+    """(the base Chip or System, the reference it was loaded by), or Nones with the problem noted."""
     hw = d.get("hardware")
     base = None
     hw_ref = None
@@ -327,12 +347,11 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
             for pr in e.problems:
                 msg = str(pr) if pr.file and pr.file != doc.file else pr.message
                 prob(("hardware",), msg)
-    # -- evaluator -----------------------------------------------------------------------------
-    evaluator = d.get("evaluator", "static")
-    if not isinstance(evaluator, str) or (evaluator not in ("static", "serving") and ":" not in evaluator):
-        prob(("evaluator",), f"expected static, serving or module:function; got {evaluator!r}")
-        evaluator = "static"
-    # -- fixed settings --------------------------------------------------------------------------
+    return base, hw_ref
+
+
+def _parse_fixed(d, prob) -> tuple[dict, list | None]:
+    """The workload and serving settings not varied (defaults filled in), and the 'models' list."""
     fixed: dict = {}
     for f, (_, default) in WORKLOAD_FIELDS.items():
         fixed[f] = default
@@ -345,7 +364,7 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
     _unknown(wl, tuple(f for f in WORKLOAD_FIELDS if f != "model"), ("workload",), "workload", prob)
     for k, v in wl.items():
         if k in WORKLOAD_FIELDS and k != "model":
-            fixed[k] = _check_value(k, v, WORKLOAD_FIELDS[k][0], ("workload", k), prob)
+            fixed[k] = check_value(k, v, WORKLOAD_FIELDS[k][0], ("workload", k), prob)
     sv = d.get("serving") or {}
     if not isinstance(sv, dict):
         prob(("serving",), "expected a mapping of serving settings (rate, num_requests, scheduler, slo_*...)")
@@ -353,18 +372,21 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
     _unknown(sv, tuple(SERVING_FIELDS), ("serving",), "serving", prob)
     for k, v in sv.items():
         if k in SERVING_FIELDS:
-            fixed[k] = _check_value(k, v, SERVING_FIELDS[k][0], ("serving", k), prob)
+            fixed[k] = check_value(k, v, SERVING_FIELDS[k][0], ("serving", k), prob)
     models = None
     if "model" in d and "models" in d:
         prob(("models",), "give either 'model' or 'models', not both")
     if "model" in d:
-        fixed["model"] = _check_value("model", d["model"], str, ("model",), prob)
+        fixed["model"] = check_value("model", d["model"], str, ("model",), prob)
     elif "models" in d:
         models = d["models"]
         if not isinstance(models, list) or not models:
             prob(("models",), "expected a non-empty list of model names")
             models = None
-    # -- axes ----------------------------------------------------------------------------------
+    return fixed, models
+
+
+def _parse_axes(d, doc: Marked, base, fixed: dict, models, prob) -> list:
     axes: list = []
     raw_axes = d.get("axes")
     if raw_axes is None:
@@ -394,7 +416,10 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
             load_model(m)
         except SpecError as e:
             prob(("models" if models is not None else "model",), e.problems[0].message if e.problems else str(e))
-    # -- sampling ------------------------------------------------------------------------------
+    return axes
+
+
+def _parse_sampling(d, axes: list, prob) -> dict:
     smp = d.get("sampling") or {"method": "grid"}
     sampling = {"method": "grid", "samples": None, "seed": 0}
     if not isinstance(smp, dict):
@@ -424,7 +449,10 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
             for a in axes:
                 if a.values is None and not a.steps:
                     prob(("axes", a.name), "a range on a grid needs 'steps: N' (or use random/lhs sampling)")
-    # -- evaluator-specific --------------------------------------------------------------------
+    return sampling
+
+
+def _parse_static(d, prob) -> dict:
     st = d.get("static") or {}
     static = {k: v for k, (_, v) in STATIC_FIELDS.items()}
     if not isinstance(st, dict):
@@ -441,9 +469,10 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
                 prob(("static", "decode_samples"), f"expected a positive integer; got {st['decode_samples']!r}")
             else:
                 static["decode_samples"] = st["decode_samples"]
-    if evaluator == "serving" and fixed.get("rate") is None and "serving.rate" not in names:
-        prob(("serving",), "the serving evaluator needs 'serving: {rate: R}' (requests per second) or a "
-                           "'serving.rate' axis")
+    return static
+
+
+def _parse_options(d, prob) -> CostOptions:
     opts = d.get("options") or {}
     options = CostOptions()
     if not isinstance(opts, dict):
@@ -458,6 +487,12 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
                 else:
                     kw[k] = v
         options = CostOptions(**kw)
+    return options
+
+
+def _parse_cost(d, prob):
+    from sim.tco import TcoAssumptions
+
     cost = TcoAssumptions()
     c = d.get("cost") or {}
     if not isinstance(c, dict):
@@ -472,9 +507,11 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
                 prob(tuple(pr.path.split(".")) if pr.path else ("cost",), pr.message)
         except TypeError as e:
             prob(("cost",), str(e))
-    area = _parse_model_block(d, "area", AREA_FIELDS, base, prob)
-    power = _parse_model_block(d, "power", POWER_FIELDS, base, prob)
-    # -- constraints ---------------------------------------------------------------------------
+    return cost
+
+
+def _parse_constraints(d, doc: Marked, axes: list, area, base, prob) -> list:
+    names = [a.name for a in axes]
     constraints = []
     cs = d.get("constraints") or {}
     if not isinstance(cs, dict):
@@ -497,12 +534,7 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
         if k in ("area_mm2", "die_cost_usd") and area is None and (base is None or _chip(base).die_area_mm2 is None):
             prob(("constraints", k), f"bounding {k} needs the area model: add 'area: {{node: tsmc-n5}}'")
         constraints.append(Constraint(k, lim.get("min"), lim.get("max"), doc.where(("constraints", k))))
-    if P:
-        raise SpecError(sorted(P, key=lambda p: (p.line or 0, p.col or 0)))
-    return SweepSpec(name=name, hardware=hw_ref, base=base, evaluator=evaluator, fixed=fixed, axes=axes,
-                     sampling=sampling, constraints=constraints, options=options, static=static, cost=cost,
-                     area=area, power=power, description=str(d.get("description") or ""), path=doc.file,
-                     marked=doc)
+    return constraints
 
 
 def _chip(hw) -> Chip:
@@ -519,44 +551,6 @@ def _unknown(d: dict, allowed, path: tuple, what: str, prob) -> None:
             hint = difflib.get_close_matches(str(k), list(allowed), n=1)
             dym = f"did you mean '{hint[0]}'? " if hint else ""
             prob(path + (k,), f"unknown key '{k}' in {what}; {dym}allowed: {', '.join(allowed)}")
-
-
-def _check_value(name, v, typ, path, prob):
-    if typ is int:
-        least = 0 if name == "seed" else 1
-        if isinstance(v, bool) or not isinstance(v, int) or v < least:
-            prob(path, f"expected {'a non-negative' if least == 0 else 'a positive'} integer; got {v!r}")
-            return None
-        return int(v)
-    if typ is float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            if name == "rate" and isinstance(v, str):
-                try:
-                    from workloads.scenario import parse_rate
-
-                    return float(parse_rate(v))
-                except (SpecError, ValueError) as e:
-                    prob(path, str(e))
-                    return None
-            prob(path, f"expected a positive number; got {v!r}")
-            return None
-        return float(v)
-    if typ == "time":
-        from hwmodels.units import UnitError, parse_quantity
-
-        try:
-            t = parse_quantity(v, "time")
-        except UnitError as e:
-            prob(path, f"{e} (write e.g. '500 ms' or '2 s')")
-            return None
-        if t <= 0:
-            prob(path, f"must be greater than zero; got {v!r}")
-            return None
-        return t
-    if not isinstance(v, str) or not v:
-        prob(path, f"expected a name; got {v!r}")
-        return None
-    return v
 
 
 def _limit(name, v, path, prob, axes):
@@ -683,8 +677,8 @@ def _parse_axis(key, spec, doc: Marked, base, prob) -> Axis | None:
                 return None
             if kind in ("workload", "serving") and _field_type(ax) is int or (kind == "hw" and ax.key == "chip.cores"):
                 ax.integer = True
-            if kind in ("workload", "serving") and _field_type(ax) in (str, None):
-                prob(path, f"'{key}' takes names, not a range")
+            if kind in ("workload", "serving") and _field_type(ax) in (str, bool, None):
+                prob(path, f"'{key}' takes {'true/false' if _field_type(ax) is bool else 'names'}, not a range")
                 return None
             ax.lo, ax.hi = float(lo), float(hi)
             return ax
@@ -720,7 +714,7 @@ def _normalize(ax: Axis, vals: list, path: tuple, base, prob, ranged: bool):
                     return None
                 out.append(v)
                 continue
-            got = _check_value(ax.field, v, typ, sub, prob)
+            got = check_value(ax.field, v, typ, sub, prob)
             if got is None:
                 return None
             out.append(got)

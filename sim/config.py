@@ -1,0 +1,371 @@
+"""Configuration objects: every setting of a serving run and of a static prediction, written once.
+
+``ServingConfig`` holds what ``sim.serving.simulate`` takes (parallelism, quantization, scheduler,
+KV blocks, preemption, replicas, router, disaggregation, SLOs, software options); ``RunControls``
+holds how one call runs and records (timeline size, trace, stop time, injected pricer);
+``PredictConfig`` holds the 21 settings of ``sim.predict.predict``. Each field carries its
+metadata (see :func:`setting`): help text, unit, CLI flag and argparse keywords, and the name a
+sweep spec gives it. From that one place come the CLI flags of ``llmsim serve`` / ``llmsim
+predict`` (``llmsim/commands/_config.py``), the serving fields of a sweep spec and their
+defaults (``sim/sweep/spec.py:SERVING_FIELDS``) and the keywords a sweep point passes to
+``simulate`` (``sim/sweep/serving.py``). A new option is one new field here plus the code that
+uses it.
+
+This module is light on purpose (no pandas, no SimPy): the CLI imports it to build its parser.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import MISSING, dataclass, field, fields, replace
+
+import numpy as np
+
+from hwmodels.errors import Problem, SpecError
+from sim.cost import CostOptions
+
+__all__ = [
+    "PREEMPTION_MODES",
+    "ROUTERS",
+    "SCHEDULERS",
+    "PredictConfig",
+    "RunControls",
+    "ServingConfig",
+    "UnknownSettingError",
+    "cli_fields",
+    "make_config",
+    "setting",
+    "split_settings",
+    "sweep_fields",
+]
+
+SCHEDULERS = ("vllm", "sarathi", "static", "disagg")
+ROUTERS = ("round-robin", "least-outstanding", "least-kv")
+PREEMPTION_MODES = ("recompute", "swap")
+ATTENTION_KERNELS = ("auto", "flash", "naive")
+
+#: software-option flags (``llmsim.commands.predict.add_cost_options``) that map to ``CostOptions``
+COST_OPTION_FLAGS = ("--fused", "--cuda-graphs", "--overlap-comm", "--no-efficiency", "--no-tiling",
+                     "--dequant-per-tile")
+
+
+def setting(default, help: str, *, flag: str | None = None, group: str | None = None, unit: str | None = None,
+            sweep=None, shared: tuple = (), cli_default=MISSING, **argparse_kw):
+    """A dataclass field with its metadata.
+
+    ``flag``: the CLI option (``--tp``) a command adds from this field, in argument group ``group``;
+    ``argparse_kw``: the rest of its ``add_argument`` keywords (type, choices, metavar, action,
+    dest); ``cli_default``: the flag's default where it differs from the field's (the command
+    resolves it).
+    ``shared``: flags a shared helper adds instead (the software options, ``--set``).
+    ``sweep``: how a sweep spec names it: ``("serving", name, type)`` a serving field,
+    ``("workload", name)`` a workload field, ``("options",)`` the options block, ``("hw",)`` axes.
+    """
+    if cli_default is not MISSING:
+        argparse_kw["default"] = cli_default
+    meta = {"help": help, "flag": flag, "group": group, "unit": unit, "sweep": sweep, "shared": tuple(shared),
+            "argparse": argparse_kw}
+    return field(default=default, metadata=meta)
+
+
+def cli_fields(cls, group: str | None = None) -> list:
+    """Fields of ``cls`` with a CLI flag of their own (in ``group`` if given), in declaration order."""
+    return [f for f in fields(cls) if f.metadata.get("flag") and (group is None or f.metadata["group"] == group)]
+
+
+def sweep_fields(cls, kind: str = "serving") -> list:
+    """(field, sweep name, sweep type) of the fields a sweep spec sets in its ``kind`` block."""
+    out = []
+    for f in fields(cls):
+        sw = f.metadata.get("sweep")
+        if sw and sw[0] == kind:
+            out.append((f, sw[1] if len(sw) > 1 else f.name, sw[2] if len(sw) > 2 else None))
+    return out
+
+
+def default_of(f):
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+class UnknownSettingError(SpecError, TypeError):
+    """A keyword that names no setting (a SpecError for the CLI, a TypeError for Python callers)."""
+
+
+def split_settings(settings: dict, classes: tuple, what: str) -> list[dict]:
+    """``settings`` split by the class whose field it names; UnknownSettingError (with did-you-mean)
+    for a name no class has."""
+    names = [[f.name for f in fields(c)] for c in classes]
+    known = [n for ns in names for n in ns]
+    out: list[dict] = [{} for _ in classes]
+    problems = []
+    for k, v in settings.items():
+        for i, ns in enumerate(names):
+            if k in ns:
+                out[i][k] = v
+                break
+        else:
+            hint = difflib.get_close_matches(str(k), known, n=1)
+            problems.append(Problem(
+                f"unknown setting {k!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f"; {what} takes {', '.join(c.__name__ for c in classes)} fields: {', '.join(known)}",
+                path=what))
+    if problems:
+        raise UnknownSettingError(problems)
+    return out
+
+
+def make_config(cls, base, settings: dict, what: str):
+    """``base`` (an instance of ``cls``, or the defaults when None) with ``settings`` applied."""
+    (own,) = split_settings(settings, (cls,), what)
+    if base is None:
+        return cls(**own)
+    if not isinstance(base, cls):
+        raise UnknownSettingError(Problem(f"config must be a {cls.__name__}, got {type(base).__name__}", path=what))
+    return replace(base, **own) if own else base
+
+
+def _flag(cls, name: str) -> str:
+    f = next(f for f in fields(cls) if f.name == name)
+    return f.metadata.get("flag") or name
+
+
+def _int_problem(problems, cls, name, v, lo=1, optional=False):
+    if optional and v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        problems.append(Problem(f"must be an integer >= {lo}, got {v!r}", path=f"{name} ({_flag(cls, name)})"))
+
+
+def _num_problem(problems, cls, name, v):
+    if v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(v) or v <= 0:
+        problems.append(Problem(f"must be a number > 0, got {v!r}", path=f"{name} ({_flag(cls, name)})"))
+
+
+# ---------------------------------------------------------------------------------------------
+# serving
+
+_R, _S, _W, _O = "replicas", "scheduler", "workload", "objectives"
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Every setting of a serving simulation (``sim.serving.simulate``); times in seconds."""
+
+    tp: int = setting(1, "tensor-parallel degree per replica", flag="--tp", group=_R, type=int,
+                      sweep=("workload", "tp"))
+    pp: int = setting(1, "pipeline stages per replica", flag="--pp", group=_R, type=int, sweep=("workload", "pp"))
+    ep: int = setting(1, "expert-parallel degree (MoE; <= tp)", flag="--ep", group=_R, type=int,
+                      sweep=("workload", "ep"))
+    replicas: int = setting(1, "data-parallel replicas behind the router", flag="--replicas", group=_R, type=int,
+                            sweep=("workload", "replicas"))
+    router: str = setting("round-robin", "how arrivals are spread over replicas (default round-robin)",
+                          flag="--router", group=_R, choices=list(ROUTERS), sweep=("serving", "router", str))
+    quant: object = setting("bf16", "bf16, fp16, fp8, w8a8, w8a16, w4a16, fp4, fp8-kv (default bf16)",
+                            flag="--quant", group=_R, metavar="SCHEME", sweep=("workload", "quant"))
+    weight_dtype: str | None = setting(None, "override the scheme's weight dtype", flag="--weight-dtype", group=_R,
+                                       sweep=("serving", "weight_dtype", str))
+    act_dtype: str | None = setting(None, "override the scheme's activation dtype", flag="--act-dtype", group=_R,
+                                    sweep=("serving", "act_dtype", str))
+    kv_dtype: str | None = setting(None, "override the scheme's KV-cache dtype", flag="--kv-dtype", group=_R,
+                                   sweep=("serving", "kv_dtype", str))
+    memory_utilization: float = setting(
+        0.9, "share of device memory the replica may use (vLLM gpu_memory_utilization, default 0.9)",
+        flag="--memory-utilization", group=_R, type=float, sweep=("serving", "memory_utilization", "fraction1"))
+    max_model_len: int | None = setting(None, "longest request in tokens (default: the model's)", unit="tokens",
+                                        flag="--max-model-len", group=_R, type=int,
+                                        sweep=("serving", "max_model_len", int))
+    scheduler: str = setting("vllm", "vllm (continuous batching), sarathi (chunked prefill), static, disagg "
+                             "(default vllm)", flag="--scheduler", group=_S, choices=list(SCHEDULERS),
+                             sweep=("serving", "scheduler", str))
+    max_num_seqs: int = setting(256, "requests per step (default 256)", flag="--max-num-seqs", group=_S, type=int,
+                                sweep=("serving", "max_num_seqs", int))
+    max_num_batched_tokens: int | None = setting(
+        None, "tokens per prefill step for vllm/disagg/static (default 16384)", unit="tokens",
+        flag="--max-num-batched-tokens", group=_S, type=int, sweep=("serving", "max_num_batched_tokens", int))
+    # the flag's default is None: `llmsim serve` then takes --max-num-batched-tokens under sarathi, else 512
+    chunk_size: int = setting(512, "sarathi: tokens per step, decodes + prefill chunks (default 512)", unit="tokens",
+                              flag="--chunk-size", group=_S, type=int, cli_default=None,
+                              sweep=("serving", "chunk_size", int))
+    block_size: int = setting(16, "KV block size in tokens (default 16)", unit="tokens", flag="--block-size",
+                              group=_S, type=int, sweep=("serving", "block_size", int))
+    watermark: float = setting(0.01, "share of KV blocks kept free at admission", flag="--watermark", group=_S,
+                               type=float, sweep=("serving", "watermark", "fraction0"))
+    preemption: str = setting("recompute", "when KV blocks run out (default recompute)", flag="--preemption",
+                              group=_S, choices=list(PREEMPTION_MODES), sweep=("serving", "preemption", str))
+    swap_space_gib: float = setting(4.0, "host swap space per chip (GiB)", unit="GiB", flag="--swap-space",
+                                    group=_S, type=float, metavar="GIB", dest="swap_space",
+                                    sweep=("serving", "swap_space_gib", "nonneg"))
+    prefix_caching: bool = setting(False, "reuse KV blocks of shared prompt prefixes", flag="--prefix-caching",
+                                   group=_S, action="store_true", sweep=("serving", "prefix_caching", bool))
+    prefill_replicas: int | None = setting(None, "disagg: replicas in the prefill pool (default 1)",
+                                           flag="--prefill-replicas", group=_S, type=int,
+                                           sweep=("serving", "prefill_replicas", int))
+    decode_replicas: int | None = setting(None, "disagg: replicas in the decode pool (default 1)",
+                                          flag="--decode-replicas", group=_S, type=int,
+                                          sweep=("serving", "decode_replicas", int))
+    seed: int = setting(0, "random seed of the synthetic stream (default 0)", flag="--seed", group=_W, type=int,
+                        sweep=("serving", "seed", int))
+    slo_ttft_s: float | None = setting(None, "TTFT target in seconds (goodput, SLO attainment)", unit="s",
+                                       flag="--slo-ttft", group=_O, type=float, metavar="S", dest="slo_ttft",
+                                       sweep=("serving", "slo_ttft_p99", "time"))
+    slo_tpot_s: float | None = setting(None, "TPOT target in seconds (goodput, SLO attainment)", unit="s",
+                                       flag="--slo-tpot", group=_O, type=float, metavar="S", dest="slo_tpot",
+                                       sweep=("serving", "slo_tpot_p99", "time"))
+    options: CostOptions = setting(CostOptions(), "how the software runs the work (sim.cost.CostOptions)",
+                                   shared=COST_OPTION_FLAGS, sweep=("options",))
+    attention_kernel: str = setting("auto", "attention implementation (auto: flash prefill, paged decode)",
+                                    shared=("--attention-kernel",), sweep=("serving", "attention_kernel", str))
+    overrides: object = setting(None, "hardware field overrides (path=value)", shared=("--set",), sweep=("hw",))
+
+    def problems(self) -> list[Problem]:
+        """Every problem of these settings (empty when they can run), each naming its flag."""
+        P: list = []
+        C = ServingConfig
+        for name in ("tp", "pp", "ep", "replicas", "max_num_seqs", "chunk_size", "block_size"):
+            _int_problem(P, C, name, getattr(self, name))
+        for name in ("max_num_batched_tokens", "prefill_replicas", "decode_replicas", "max_model_len"):
+            _int_problem(P, C, name, getattr(self, name), optional=True)
+        for name in ("slo_ttft_s", "slo_tpot_s", "memory_utilization"):
+            _num_problem(P, C, name, getattr(self, name))
+        mu = self.memory_utilization
+        if isinstance(mu, (int, float)) and mu > 1:
+            P.append(Problem(f"must be <= 1, got {mu!r}", path="memory_utilization (--memory-utilization)"))
+        if not isinstance(self.watermark, (int, float)) or not 0 <= self.watermark < 1:
+            P.append(Problem(f"must be a fraction in [0, 1), got {self.watermark!r}", path="watermark (--watermark)"))
+        if not isinstance(self.swap_space_gib, (int, float)) or self.swap_space_gib < 0:
+            P.append(Problem(f"must be >= 0, got {self.swap_space_gib!r}", path="swap_space_gib (--swap-space)"))
+        P += self._choice_problems()
+        return P
+
+    def _choice_problems(self) -> list[Problem]:
+        P = []
+        if self.scheduler not in SCHEDULERS:
+            P.append(Problem(f"unknown scheduler {self.scheduler!r}; known: {', '.join(SCHEDULERS)}",
+                             path="scheduler (--scheduler)"))
+        if self.router not in ROUTERS:
+            P.append(Problem(f"unknown router {self.router!r}; known: {', '.join(ROUTERS)}", path="router (--router)"))
+        if self.preemption not in PREEMPTION_MODES:
+            P.append(Problem(f"unknown preemption mode {self.preemption!r}; known: {', '.join(PREEMPTION_MODES)}",
+                             path="preemption (--preemption)"))
+        disagg = self.scheduler == "disagg"
+        if not disagg and (self.prefill_replicas is not None or self.decode_replicas is not None):
+            P.append(Problem("only the disagg scheduler has prefill and decode pools",
+                             path="prefill_replicas (--prefill-replicas)"))
+        if not P and disagg:
+            p_rep, d_rep = self.prefill_replicas or 1, self.decode_replicas or 1
+            if self.replicas != 1 and self.replicas != p_rep + d_rep:
+                P.append(Problem(f"with disagg, replicas = prefill + decode replicas ({p_rep} + {d_rep}); "
+                                 f"got {self.replicas}", path="replicas (--replicas)"))
+        tp, ep = self.tp, self.ep
+        if isinstance(tp, int) and isinstance(ep, int) and tp >= 1 and ep > tp:
+            P.append(Problem(f"the serving simulator needs ep <= tp (an EP group inside one replica's TP chips); "
+                             f"got ep={ep}, tp={tp}", path="ep (--ep)"))
+        return P
+
+    @property
+    def roles(self) -> list[str]:
+        """The role of each replica: prefill/decode pools under disagg, else all mixed."""
+        if self.scheduler == "disagg":
+            return ["prefill"] * (self.prefill_replicas or 1) + ["decode"] * (self.decode_replicas or 1)
+        return ["mixed"] * self.replicas
+
+    @property
+    def step_budget(self) -> int:
+        """max_num_batched_tokens, or its default of 16384 tokens."""
+        return 16384 if self.max_num_batched_tokens is None else self.max_num_batched_tokens
+
+
+@dataclass(frozen=True)
+class RunControls:
+    """How one ``simulate`` call runs and what it records (not part of the served configuration).
+
+    ``trace_speedup``: replay a Trace this many times faster; ``out_dir``: stream requests.csv
+    there and write the timeline, summary and trace at the end; ``trace``: record the
+    Chrome/Perfetto trace of replica ``trace_replica`` (default: when ``out_dir`` is given);
+    ``until_s``: stop the simulated clock there; ``record_events``: keep (time, event, request id);
+    ``coster``/``kv_capacity_tokens``: inject a step pricer and a KV capacity (tests).
+    """
+
+    trace_speedup: float = 1.0
+    out_dir: object = None
+    timeline_points: int = 20_000
+    trace: bool | None = None
+    trace_replica: int = 0
+    trace_max_events: int = 200_000
+    until_s: float | None = None
+    record_events: bool = False
+    coster: object = None
+    kv_capacity_tokens: int | None = None
+
+    def problems(self) -> list[Problem]:
+        P: list = []
+        _int_problem(P, RunControls, "timeline_points", self.timeline_points)
+        _int_problem(P, RunControls, "kv_capacity_tokens", self.kv_capacity_tokens, optional=True)
+        if self.trace_speedup is not None:
+            v = self.trace_speedup
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(v) or v <= 0:
+                P.append(Problem(f"must be a number > 0, got {v!r}", path="trace_speedup (--trace-speedup)"))
+        return P
+
+
+# ---------------------------------------------------------------------------------------------
+# static prediction
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """The settings of a static prediction (``sim.predict.predict``): B requests of ``input_len``
+    prompt and ``output_len`` output tokens of ``model`` on ``hw``.
+
+    ``model``: catalog name, config.json path or ModelSpec; ``hw``: chip or system name, path or
+    object. Techniques (default off): ``speculative`` (``workloads.techniques.SpecConfig``),
+    ``sparsity`` (``workloads.quant.Sparsity``), ``offload`` (``sim.techniques.Offload``),
+    ``kv_window`` (keep the last W tokens of KV). ``samples``: decode contexts priced (the others
+    interpolated); ``check_memory``: raise InfeasibleError when it does not fit (else fits=False).
+    """
+
+    model: object = setting(None, "model: catalog name or config.json path", flag="--model", group="model",
+                            required=True)
+    hw: object = setting(None, "chip or system: catalog name or YAML path", flag="--hw", group="hw", required=True)
+    batch: int = setting(None, "requests in the batch", flag="--batch", group="batch", type=int, required=True)
+    input_len: int = setting(None, "prompt tokens per request", unit="tokens", flag="--input-len", group="batch",
+                             type=int, required=True)
+    output_len: int = setting(None, "output tokens per request", unit="tokens", flag="--output-len", group="batch",
+                              type=int, required=True)
+    tp: int = setting(1, "tensor-parallel degree", flag="--tp", group="parallel", type=int)
+    pp: int = setting(1, "pipeline-parallel stages", flag="--pp", group="parallel", type=int)
+    ep: int = setting(1, "expert-parallel degree (MoE)", flag="--ep", group="parallel", type=int)
+    quant: object = setting("bf16", "bf16, fp16, fp8, w8a8, w4a16, fp4, fp8-kv (default bf16)", flag="--quant",
+                            group="parallel", metavar="SCHEME")
+    weight_dtype: str | None = setting(None, "override the scheme's weight dtype", flag="--weight-dtype",
+                                       group="parallel")
+    act_dtype: str | None = setting(None, "override the scheme's activation dtype", flag="--act-dtype",
+                                    group="parallel")
+    kv_dtype: str | None = setting(None, "override the scheme's KV-cache dtype", flag="--kv-dtype", group="parallel")
+    overrides: object = setting(None, "hardware field overrides (path=value)", shared=("--set",))
+    options: CostOptions = setting(CostOptions(), "how the software runs the work (sim.cost.CostOptions)",
+                                   shared=COST_OPTION_FLAGS)
+    attention_kernel: str = setting("auto", "attention implementation (auto: flash prefill, paged decode)",
+                                    shared=("--attention-kernel",))
+    samples: int = setting(33, "decode contexts priced exactly (the others interpolated)")
+    check_memory: bool = setting(True, "raise InfeasibleError when the batch does not fit (else fits=False)")
+    speculative: object = setting(None, "speculative decoding (workloads.techniques.SpecConfig)",
+                                  shared=("--spec-draft", "--spec-ngram", "--spec-k", "--spec-acceptance",
+                                          "--spec-step-cost", "--spec-draft-quant"))
+    sparsity: object = setting(None, "2:4 structured sparsity (workloads.quant.Sparsity)",
+                               shared=("--sparse", "--sparse-uncompressed"))
+    offload: object = setting(None, "far-tier offload (sim.techniques.Offload)",
+                              shared=("--offload", "--offload-bandwidth", "--offload-capacity"))
+    kv_window: int | None = setting(None, "keep only the last W tokens of KV cache (lossy eviction)",
+                                    shared=("--kv-window",))
+
+    def problems(self) -> list[Problem]:
+        P = []
+        for name in ("batch", "input_len", "output_len", "tp", "pp", "ep", "samples"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                P.append(Problem(f"{name} must be a positive integer; got {v!r}"))
+        return P

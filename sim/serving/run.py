@@ -1,0 +1,254 @@
+"""The run phase of a serving simulation: the replicas, their schedulers and the request stream.
+
+One SimPy environment per call holds everything of the run (no global state): an arrival
+process (or, offline, a shared queue the replicas pull from), a router, the replicas (each a
+SimPy process with its scheduler and KV block manager) and the online metrics.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+from dataclasses import dataclass
+from functools import partial
+
+import simpy
+
+from hwmodels.errors import Problem, SpecError
+from sim.serving.blocks import BlockManager
+from sim.serving.metrics import LogHistogram, RequestLog, Timeline
+from sim.serving.replica import Replica
+from sim.serving.router import Router
+from sim.serving.scheduler import SchedulerConfig, make_scheduler
+from sim.serving.sequence import WAITING, Sequence
+from sim.serving.trace_export import TraceRecorder
+
+__all__ = ["Run", "RunState", "run_replicas", "stream_of"]
+
+GIB = 1024**3
+
+
+class Run:
+    """What the replicas of one simulate call share: clock, pricer, log, router, counters."""
+
+    def __init__(
+        self,
+        env,
+        coster,
+        pp: int,
+        log: RequestLog,
+        trace: TraceRecorder | None,
+        timeline_points: int,
+        kv_bytes_per_token_chip: float,
+        transfer,
+        swap,
+    ):
+        self.env = env
+        self.coster = coster
+        self.pp = pp
+        self.log = log
+        self.trace = trace
+        self.itl = LogHistogram()
+        self.timelines: list = []
+        self.timeline_points = timeline_points
+        self.kv_bytes_per_token_chip = kv_bytes_per_token_chip
+        self._transfer = transfer
+        self._swap = swap
+        self.pull = None
+        self.router = None
+        self.decode_router = None
+        self.check = None  # Sequence -> reason or None
+        self.arrived = 0
+        self.first_arrival_s = math.inf
+        self.rejected = 0
+        self.reasons: dict = {}
+        self.rejected_examples: list = []
+        self.transfers = 0
+        self.transfer_s = 0.0
+        self.refill_depth = 1
+        self.events = None  # list of (time_s, event, request id) when recording (tests, debugging)
+
+    def event(self, name: str, s) -> None:
+        self.events.append((self.env.now, name, s.req_id))
+
+    def new_timeline(self, idx: int) -> Timeline:
+        tl = Timeline(idx, self.timeline_points)
+        self.timelines.append(tl)
+        return tl
+
+    def transfer_time(self, tokens: int) -> float:
+        return self._transfer(tokens * self.kv_bytes_per_token_chip)
+
+    def swap_time(self, nbytes: float) -> float:
+        return self._swap(nbytes)
+
+    # ---- requests ------------------------------------------------------------------------
+    def arrive(self, r) -> Sequence | None:
+        s = Sequence(r.id, r.arrival_s, r.input_tokens, r.output_tokens, r.prefix_id, r.prefix_tokens)
+        self.arrived += 1
+        if s.arrival_s < self.first_arrival_s:
+            self.first_arrival_s = s.arrival_s
+        if self.events is not None:
+            self.event("arrive", s)
+        reason = self.check(s)
+        if reason is not None:
+            self.reject(s, reason)
+            return None
+        return s
+
+    def reject(self, s, reason: str) -> None:
+        if self.events is not None:
+            self.event("reject", s)
+        self.rejected += 1
+        key = reason.split(":")[0]
+        self.reasons[key] = self.reasons.get(key, 0) + 1
+        if len(self.rejected_examples) < 100:
+            self.rejected_examples.append((s.req_id, reason))
+
+    def finish(self, s, t: float) -> None:
+        if self.events is not None:
+            self.event("finish", s)
+        self.log.add(s, t)
+
+    def to_decode(self, s) -> None:
+        if self.events is not None:
+            self.event("transferred", s)
+        s.state = WAITING
+        self.decode_router.pick(s).submit(s)
+
+    def refill(self, replica) -> None:
+        """Offline mode: top the replica's queue up from the shared source."""
+        sched = replica.sched
+        want = self.refill_depth
+        src = self.pull
+        while len(sched.waiting) < want:
+            r = next(src, None)
+            if r is None:
+                self.pull = iter(())
+                return
+            s = self.arrive(r)
+            if s is not None:
+                replica.submit(s)
+
+    def arrivals(self, it):
+        env = self.env
+        router = self.router
+        for r in it:
+            dt = r.arrival_s - env.now
+            if dt > 0:
+                yield env.timeout(dt)
+            s = self.arrive(r)
+            if s is not None:
+                router.pick(s).submit(s)
+
+
+def stream_of(scenario, seed, trace_speedup):
+    """-> (iterator of Requests, offline?, description)."""
+    from workloads.scenario import Scenario
+    from workloads.trace import Trace
+
+    if isinstance(scenario, Trace):
+        scenario = scenario.scenario(trace_speedup)
+    if isinstance(scenario, Scenario):
+        return scenario.requests(seed), bool(scenario.arrivals.instantaneous), scenario.to_dict()
+    try:
+        reqs = list(scenario)
+    except TypeError:
+        raise SpecError(
+            Problem(
+                f"expected a Scenario, a Trace or Requests, got {type(scenario).__name__}", path="scenario"
+            )
+        ) from None
+    reqs.sort(key=lambda r: (r.arrival_s, r.id))
+    offline = bool(reqs) and all(r.arrival_s == 0 for r in reqs)
+    return iter(reqs), offline, {"name": "requests", "num_requests": len(reqs)}
+
+
+@dataclass
+class RunState:
+    """What the run phase leaves for the summary."""
+
+    run: Run
+    replicas: list
+    log: RequestLog
+    recorder: TraceRecorder | None
+    offline: bool
+    scenario: dict  # the stream's description
+    scheduler: SchedulerConfig
+    roles: list
+
+
+def _admission_check(cfg, max_model_len: int, sched_cfg: SchedulerConfig, bm0):
+    """The rule that turns a request away at arrival: -> (Sequence -> reason or None)."""
+    limit_blocks = bm0.total - bm0.watermark_blocks
+    block_size = cfg.block_size
+    step_budget = sched_cfg.max_num_batched_tokens
+    budgeted = cfg.scheduler in ("vllm", "disagg")
+
+    def check(s) -> str | None:
+        total = s.input_tokens + s.output_tokens
+        if total > max_model_len:
+            return (f"longer than the model: {s.input_tokens} prompt + {s.output_tokens} output tokens > "
+                    f"max model length {max_model_len}")
+        need = -(-total // block_size)
+        if need > limit_blocks:
+            return (f"larger than the KV cache: {s.input_tokens} + {s.output_tokens} tokens need {need} blocks; "
+                    f"a replica has {limit_blocks} (of {bm0.total}, {block_size} tokens each, watermark kept free)")
+        if budgeted and s.input_tokens > step_budget:
+            return (f"prompt over the step budget: {s.input_tokens} tokens > max_num_batched_tokens "
+                    f"{step_budget} (raise it or use --scheduler sarathi)")
+        return None
+
+    return check
+
+
+def run_replicas(scenario, cfg, ctl, budget, coster, links, max_model_len: int) -> RunState:
+    """Build the replicas of ``cfg`` (ServingConfig) with ``budget`` (KvBudget) KV blocks each, feed
+    them ``scenario`` and run the clock (to ``ctl.until_s``, RunControls, or until all are done)."""
+    env = simpy.Environment()
+    out_path = ctl.out_dir
+    log = RequestLog(out_path / "requests.csv" if out_path is not None else None,
+                     slo_ttft_s=cfg.slo_ttft_s, slo_tpot_s=cfg.slo_tpot_s)
+    roles = cfg.roles
+    trace = ctl.out_dir is not None if ctl.trace is None else ctl.trace
+    recorder = (TraceRecorder(ctl.trace_replica, ctl.trace_max_events, cfg.pp)
+                if trace and 0 <= ctl.trace_replica < len(roles) else None)
+    run = Run(env, coster, cfg.pp, log, recorder, ctl.timeline_points, budget.kv_bytes_per_token,
+              links.transfer_time, links.swap_time)
+    if ctl.record_events:
+        run.events = []
+    sched_cfg = SchedulerConfig(max_num_seqs=cfg.max_num_seqs, max_num_batched_tokens=cfg.step_budget,
+                                chunk_size=cfg.chunk_size, block_size=cfg.block_size, watermark=cfg.watermark,
+                                preemption=cfg.preemption, prefix_caching=cfg.prefix_caching)
+    block_bytes = budget.block_bytes
+    swap_blocks = (int(cfg.swap_space_gib * GIB // block_bytes) if cfg.preemption == "swap" and block_bytes > 0
+                   else 0)
+    stream, offline, scen_desc = stream_of(scenario, cfg.seed, ctl.trace_speedup)
+    if offline:
+        run.pull = stream
+        run.refill_depth = cfg.max_num_seqs + 1
+    reps = []
+    for i, role in enumerate(roles):
+        cfg_i = sched_cfg if role != "decode" else SchedulerConfig(**{**sched_cfg.__dict__, "prefix_caching": False})
+        bm = BlockManager(budget.num_blocks, cfg.block_size, cfg.watermark)
+        sched = make_scheduler(cfg.scheduler, cfg_i, bm, block_bytes, swap_blocks)
+        if ctl.record_events:
+            sched.on_preempt = partial(run.event, "preempt")
+        reps.append(Replica(run, i, role, sched))
+    run.router = Router(cfg.router, [r for r in reps if r.role != "decode"])
+    run.decode_router = (Router(cfg.router, [r for r in reps if r.role == "decode"]) if cfg.scheduler == "disagg"
+                         else None)
+    run.check = _admission_check(cfg, max_model_len, sched_cfg, reps[0].bm)
+    if not offline:
+        env.process(run.arrivals(stream))
+    # The run allocates many short-lived objects per step and few cycles; the collector's default
+    # gen-0 threshold makes it rescan the memo tables thousands of times (~15% of the run time).
+    # Raise it for the run and restore it after.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], 100_000), *thresholds[1:])
+    try:
+        env.run(until=ctl.until_s)
+    finally:
+        gc.set_threshold(*thresholds)
+    log.flush()
+    return RunState(run, reps, log, recorder, offline, scen_desc, sched_cfg, roles)
