@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from hwmodels.arith import vmax
 from hwmodels.classes import provenance, weakest
 from hwmodels.dtype import get_dtype
 
@@ -32,15 +35,20 @@ _RATE_FALLBACK = {
 }
 
 
-def interpolate_efficiency(eff, size: float) -> float:
+def interpolate_efficiency(eff, size):
     """Efficiency at ``size``: a scalar, or a table [(size, fraction)] interpolated in log(size).
 
-    Outside the table the nearest end's fraction holds.
+    Outside the table the nearest end's fraction holds. ``size`` (and a scalar ``eff``) may be
+    numpy arrays (the vectorized cost path): the same linear interpolation in log(size), elementwise.
     """
     if eff is None:
         return 1.0
+    if isinstance(eff, np.ndarray):
+        return eff
     if isinstance(eff, (int, float)):
         return float(eff)
+    if isinstance(size, np.ndarray):
+        return np.interp(np.log(np.maximum(size, 1e-300)), [math.log(s) for s, _ in eff], [f for _, f in eff])
     if size <= eff[0][0]:
         return eff[0][1]
     if size >= eff[-1][0]:
@@ -50,6 +58,13 @@ def interpolate_efficiency(eff, size: float) -> float:
             t = (math.log(size) - math.log(s0)) / (math.log(s1) - math.log(s0))
             return f0 + t * (f1 - f0)
     return eff[-1][1]
+
+
+def bandwidth_at(bandwidth, efficiency, transfer_bytes, kind_factor=None):
+    """Achievable bandwidth (B/s): peak x the level's efficiency at this transfer size x the
+    streaming op kind's factor (``efficiency_by_kind``), if any. Numbers or numpy arrays."""
+    bw = bandwidth * interpolate_efficiency(efficiency, vmax(transfer_bytes, 1.0))
+    return bw if kind_factor is None else bw * kind_factor
 
 
 @dataclass(frozen=True)
@@ -91,10 +106,8 @@ class MemoryLevel:
 
     def effective_bandwidth(self, transfer_bytes: float, kind: str | None = None) -> float:
         """Achievable bandwidth (B/s) for a transfer of this size (by a streaming op of ``kind``, if given)."""
-        bw = self.bandwidth_bytes_per_s * interpolate_efficiency(self.efficiency, max(transfer_bytes, 1.0))
-        if kind is not None and self.efficiency_by_kind:
-            bw *= self.efficiency_by_kind.get(kind, 1.0)
-        return bw
+        kf = self.efficiency_by_kind.get(kind) if kind is not None and self.efficiency_by_kind else None
+        return bandwidth_at(self.bandwidth_bytes_per_s, self.efficiency, transfer_bytes, kf)
 
 
 @dataclass(frozen=True)

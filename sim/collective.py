@@ -29,20 +29,26 @@ from __future__ import annotations
 
 import math
 
+from hwmodels.arith import vmin
 from hwmodels.chip import System, Tier
 
 COLLECTIVES = ("allreduce", "allgather", "reducescatter", "alltoall", "sendrecv")
 
 
-def _bw(t: Tier) -> float:
-    return t.bandwidth_bytes_per_s * (t.efficiency or 1.0)
+def tier_numbers(t: Tier) -> tuple:
+    """(latency a, achievable bandwidth B) of a tier as its file gives them."""
+    return t.latency_s, t.bandwidth_bytes_per_s * (t.efficiency or 1.0)
 
 
-def tier_time(op: str, nbytes: float, p: int, t: Tier) -> float:
-    """Seconds for one collective of ``nbytes`` among ``p`` members of tier ``t``."""
+def tier_time(op: str, nbytes: float, p: int, t: Tier, numbers=tier_numbers):
+    """Seconds for one collective of ``nbytes`` among ``p`` members of tier ``t``.
+
+    ``numbers(t)`` gives the tier's (latency, achievable bandwidth): its file's values by default;
+    the vectorized cost path passes arrays (one value per design point).
+    """
     if p <= 1 or nbytes <= 0:
         return 0.0
-    a, B = t.latency_s, _bw(t)
+    a, B = numbers(t)
     links = (p - 1) if t.topology == "fully_connected" else 1
     if op == "sendrecv":
         return nbytes / B + a
@@ -53,7 +59,7 @@ def tier_time(op: str, nbytes: float, p: int, t: Tier) -> float:
         if t.topology == "fully_connected":
             return ring
         tree = 2 * nbytes / B + 2 * math.ceil(math.log2(p)) * a
-        return min(ring, tree)
+        return vmin(ring, tree)
     if op in ("allgather", "reducescatter"):
         return (p - 1) / p * nbytes / (B * links) + (p - 1) * a
     if op == "alltoall":
@@ -63,10 +69,11 @@ def tier_time(op: str, nbytes: float, p: int, t: Tier) -> float:
     raise ValueError(f"unknown collective '{op}'; known: {', '.join(COLLECTIVES)}")
 
 
-def collective_time(system: System, op: str, nbytes: float, group_size: int) -> tuple[float, str]:
+def collective_time(system: System, op: str, nbytes: float, group_size: int, numbers=tier_numbers) -> tuple:
     """Seconds for a collective among ``group_size`` consecutive chips, and the tiers it used.
 
     A group of one costs nothing. Raises ValueError if the group is larger than the system.
+    ``numbers`` as in :func:`tier_time`.
     """
     if group_size <= 1 or nbytes <= 0:
         return 0.0, ""
@@ -77,21 +84,23 @@ def collective_time(system: System, op: str, nbytes: float, group_size: int) -> 
     names = "+".join(t.name for t, _ in spans)
     if len(spans) == 1 or op == "sendrecv":
         t, p = spans[-1] if op == "sendrecv" else spans[0]
-        return tier_time(op, nbytes, p if op != "sendrecv" else 2, t), (t.name if op == "sendrecv" else names)
+        return (tier_time(op, nbytes, p if op != "sendrecv" else 2, t, numbers),
+                t.name if op == "sendrecv" else names)
     # hierarchical: inner tier first, data shrinks by the inner fan-out on the way out
     inner, p0 = spans[0]
     rest = System(system.name, system.source, system.chip, math.ceil(group_size / p0),
                   tuple(t for t in system.tiers[1:]))
     if op == "allreduce":
-        outer, _ = collective_time(rest, "allreduce", nbytes / p0, math.ceil(group_size / p0))
-        return tier_time("reducescatter", nbytes, p0, inner) + outer + tier_time("allgather", nbytes, p0, inner), names
+        outer, _ = collective_time(rest, "allreduce", nbytes / p0, math.ceil(group_size / p0), numbers)
+        return (tier_time("reducescatter", nbytes, p0, inner, numbers) + outer
+                + tier_time("allgather", nbytes, p0, inner, numbers)), names
     if op in ("allgather", "reducescatter"):
-        outer, _ = collective_time(rest, op, nbytes / p0, math.ceil(group_size / p0))
-        return tier_time(op, nbytes, p0, inner) + outer, names
+        outer, _ = collective_time(rest, op, nbytes / p0, math.ceil(group_size / p0), numbers)
+        return tier_time(op, nbytes, p0, inner, numbers) + outer, names
     if op == "alltoall":
         # the share of data that leaves the inner group crosses the outer tier
         q = math.ceil(group_size / p0)
-        inner_part = tier_time("alltoall", nbytes / q, p0, inner)
-        outer, _ = collective_time(rest, "alltoall", nbytes, q)
+        inner_part = tier_time("alltoall", nbytes / q, p0, inner, numbers)
+        outer, _ = collective_time(rest, "alltoall", nbytes, q, numbers)
         return inner_part + outer, names
     raise ValueError(f"unknown collective '{op}'")

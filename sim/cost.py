@@ -31,28 +31,44 @@ Options that default off (``CostOptions``): 2:4 sparsity (``sparse``: every GEMM
 tensor runs at the chip's ``sparse_peak``; without it only ops the graph marks ``Op.sparse``,
 see ``build_graph(sparsity=...)``, do; attention never does), and per-tile dequantization of
 weight-only quantized GEMMs (``dequant_per_tile``, below in ``_gemm``).
+
+One formula source: every formula here is written once over ``hwmodels.arith`` (numbers or numpy
+arrays). ``CostModel(system)`` prices one op on one chip in plain Python floats (the per-op path,
+the serving loop); ``CostModel(HwPoints(system, {key: array}))`` prices the same op at ``P``
+design points at once (sweeps, ``sim.vector``). Hardware numbers are read by canonical key
+(sim/hwparams.py) in both cases.
+
+``kind_scale`` (an option) multiplies the time of every op of a kind by a factor: the prediction
+intervals (sim/uncertainty) re-price with the error model's low and high ends through it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from hwmodels.chip import Chip, MemoryLevel, System, interpolate_efficiency
+import numpy as np
+
+from hwmodels.arith import ARRAYS, NUMBERS, isarr, vwhere
+from hwmodels.chip import Chip, MemoryLevel, bandwidth_at, interpolate_efficiency
 from hwmodels.dtype import get_dtype
 from sim.collective import collective_time
-
+from sim.hwparams import HwPoints, scalar_points
+from workloads.graph import DEQUANT_FLOPS, _attn_stats
 
 #: op costs memoized per CostModel before the memo is cleared (bounds memory in long runs)
 MEMO_LIMIT = 50_000
 
-# Constants of the formulas below (docs/cost-model.md); sim/vector.py imports the same names.
+# Constants of the formulas below (docs/cost-model.md).
 GEMM_TILES = (32, 64, 128, 256)  # candidate CTA tile sizes along M and N
 GEMM_MIN_TK = 32  # K-step: max(4 x native K, 32)
 GEMM_K_STEPS_PER_SPLIT = 4  # split-K never cuts K below 4 K-steps
 PARTIAL_SUM_BYTES = 4.0  # fp32 partial sums of split-K
 DECODE_KV_SPLIT = 256  # paged/decode attention splits the KV length in chunks of at least 256
 FLASH_BLOCK_ROWS = 128  # flash prefill: query rows per block
+DEQUANT_TILE_ROWS = 128  # an un-tiled (roofline) weight-only GEMM re-dequantizes per 128 rows of M
+
+BOUNDS = ("compute", "memory", "comm", "overhead")
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,9 @@ class CostOptions:
     # the kernel (Marlin-style): DEQUANT_FLOPS x weight elements x (M tiles - 1) vector FLOPs on top
     # of the graph's one dequant pass, serialized with the tensor-core work. Off: the graph's dequant op only.
     dequant_per_tile: bool = False
+    # ((op kind, factor), ...): every op of that kind takes factor x its priced time (compute, memory,
+    # comm and overhead alike); used to price the ends of a prediction interval. Empty: no scaling.
+    kind_scale: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,29 @@ class OpCost:
         return self.time_s * self.count
 
 
+@dataclass
+class OpArrays:
+    """One op priced at every point: numbers, or arrays of length P where the hardware varies."""
+
+    kind: str
+    count: int
+    compute_s: object
+    memory_s: object
+    comm_s: object
+    overhead_s: object
+    time_s: object
+    flops: float
+    bytes_main: object
+    energy_j: object
+    level_bytes: list  # per memory level (chip.memory order): bytes moved
+    detail: str = ""
+
+    def bound(self):
+        """0 compute, 1 memory, 2 comm, 3 overhead (the first largest, as ``max``)."""
+        terms = np.broadcast_arrays(self.compute_s, self.memory_s, self.comm_s, self.overhead_s)
+        return np.argmax(np.stack(terms), axis=0)
+
+
 def kv_read_bytes(op) -> float:
     """Bytes of keys and values an attention op reads: its KV cache plus the new tokens' K and V."""
     return sum(t.bytes for t in op.tensors if not t.write and (t.role == "kv" or t.name == "kv_new"))
@@ -105,19 +147,13 @@ def visible_fraction(a) -> float:
     """Share of the (query, key) rectangle a causal (or windowed) attention actually visits."""
     if not a.causal:
         return 1.0
-    from workloads.graph import _attn_stats
-
     pairs, rect, _ = _attn_stats(tuple((q, kv - q) for q, kv in a.seqs), a.window)
     return pairs / rect if rect else 1.0
 
 
-def _bytes(dtype: str) -> float:
-    return get_dtype(dtype).bytes
-
-
 @dataclass
 class _View:
-    """What the cost model needs from a chip, derived once."""
+    """What the cost model needs from a chip's structure, derived once."""
 
     chip: Chip
     core_level: MemoryLevel | None
@@ -132,63 +168,193 @@ def _view(chip: Chip) -> _View:
 
 
 class CostModel:
-    """Prices ops of one graph family on one system; memoizes op costs by op (ops are frozen)."""
+    """Prices ops on one system (or on ``P`` design points of one, given an ``HwPoints``).
 
-    def __init__(self, system: System | Chip, options: CostOptions = CostOptions(), resident_bytes: float = 0.0,
-                 tp: int = 1):
-        self.system = system if isinstance(system, System) else System.single(system)
-        self.chip = self.system.chip
+    ``op_cost(op)`` -> OpCost (one chip: every figure a float, with the bound and a detail);
+    ``op_arrays(op)`` -> OpArrays (any number of points). Both are memoized by op (ops are frozen).
+    """
+
+    def __init__(self, system, options: CostOptions = CostOptions(), resident_bytes: float = 0.0, tp: int = 1):
+        hw = system if isinstance(system, HwPoints) else scalar_points(system)
+        self.hw = hw
+        self.system = hw.system
+        self.chip = chip = self.system.chip
         self.options = options
-        self.view = _view(self.chip)
         self.tp = tp
-        self.home = self._home_level(resident_bytes)
-        self._memo: dict = {}
+        self.view = _view(chip)
+        mem = chip.memory
+        self.levels = mem
+        self.L = len(mem)
+        self.idx = {m.name: i for i, m in enumerate(mem)}
+        self.main = self.idx[self.view.main.name]
+        self.cache = None if self.view.cache_level is None else self.idx[self.view.cache_level.name]
+        self.core = None if self.view.core_level is None else self.idx[self.view.core_level.name]
+        on_chip = self.view.cache_level or self.view.core_level
+        self.on_chip = None if on_chip is None else self.idx[on_chip.name]
+        g = hw.get
+        self.cores = g("chip.cores")
+        self.bw = [g(f"chip.memory.{m.name}.bandwidth") for m in mem]
+        self.lat = [g(f"chip.memory.{m.name}.latency") for m in mem]
+        self.cap = [g(f"chip.memory.{m.name}.capacity") for m in mem]
+        # a level's efficiency: its table by transfer size (structure), else the fraction (a parameter)
+        self.eff = [m.efficiency if isinstance(m.efficiency, (tuple, list)) else g(f"chip.memory.{m.name}.efficiency")
+                    for m in mem]
+        self.eff_kind = [{k: g(f"chip.memory.{m.name}.efficiency_by_kind.{k}") for k in (m.efficiency_by_kind or {})}
+                         for m in mem]
+        self.launch = g("chip.launch_overhead")
+        self.tdp = g("chip.power.tdp")
+        self.idle = g("chip.power.idle")
+        self.scale = dict(options.kind_scale)
+        self.arrays = bool(hw.values)
+        # the formulas' max/min/where/ceil: the builtins for one chip, elementwise for design points
+        self.x = ARRAYS if self.arrays else NUMBERS
+        self._set_home(resident_bytes)
+        self._memo: dict = {}  # op -> OpCost
+        self._amemo: dict = {}  # op -> OpArrays
+        self._rates: dict = {}
 
     # -- placement --------------------------------------------------------------------------
-    def _home_level(self, resident_bytes: float) -> MemoryLevel:
-        """Innermost managed level (sram/dram) whose capacity holds the weights and KV cache."""
-        for m in self.chip.memory:
-            if m.kind in ("sram", "dram") and m.per == "chip" and m.total_capacity_bytes(self.chip.cores) >= resident_bytes:
-                return m
-        return self.view.main
+    def _set_home(self, resident: float) -> None:
+        """The home of weights and KV: the innermost managed level (sram/dram, per chip) that holds
+        ``resident`` bytes, else main memory; per point when capacities vary."""
+        cands = [i for i, m in enumerate(self.levels) if m.kind in ("sram", "dram") and m.per == "chip"]
+        home = self.main
+        for i in reversed(cands):  # the innermost level that holds the resident bytes wins
+            home = vwhere(self.cap[i] >= resident, i, home)
+        if isarr(home):
+            home = int(home[0]) if home.size and np.all(home == home[0]) else (home if home.size else self.main)
+        self._place(home)
 
-    def _bw(self, level: MemoryLevel, nbytes: float, kind: str | None = None) -> float:
-        """Achievable bandwidth of ``level`` for ``nbytes``; ``kind`` (streaming ops only) selects the
+    def _place(self, home) -> None:
+        sram = np.array([m.kind == "sram" for m in self.levels])
+        self.home_index = home
+        # activations live in main memory between kernels, unless the home is on-chip SRAM
+        self.act = np.where(sram[home], home, self.main) if isarr(home) else (home if sram[home] else self.main)
+
+    @property
+    def home(self) -> MemoryLevel:
+        """The home level (one chip; with varying points, the first point's)."""
+        h = self.home_index
+        return self.levels[int(h if not isarr(h) else h[0])]
+
+    @home.setter
+    def home(self, level: MemoryLevel) -> None:
+        self._place(self.idx[level.name])
+        self._memo.clear()
+        self._amemo.clear()
+
+    def _add(self, cols: list, where, value) -> None:
+        """cols[where] += value; ``where`` a level index, or an array of them (one per point)."""
+        if not isarr(where):
+            cols[where] = cols[where] + value
+            return
+        for i in np.unique(where):
+            cols[i] = cols[i] + np.where(where == i, value, 0.0)
+
+    def _traffic(self, op, fused_act: bool) -> list:
+        """Bytes per level from the op's tensors: weights/KV at home, activations at main or on chip."""
+        wkv = act = 0.0
+        for t in op.tensors:
+            if t.role in ("weight", "kv"):
+                wkv += t.bytes
+            else:
+                act += t.bytes
+        cols = [0.0] * self.L
+        if wkv:
+            self._add(cols, self.home_index, wkv)
+        if act:
+            self._add(cols, self.on_chip if fused_act and self.on_chip is not None else self.act, act)
+        return cols
+
+    def _bw(self, i: int, nbytes, kind: str | None = None):
+        """Achievable bandwidth of level ``i`` for ``nbytes``; ``kind`` (streaming ops only) selects the
         level's ``efficiency_by_kind`` factor for that op kind."""
-        if self.options.use_efficiency:
-            return level.effective_bandwidth(nbytes, kind)
-        return level.bandwidth_bytes_per_s
+        if not self.options.use_efficiency:
+            return self.bw[i]
+        return bandwidth_at(self.bw[i], self.eff[i], nbytes, self.eff_kind[i].get(kind) if kind else None)
 
-    def _rate(self, dtype: str, kind: str, sparse: bool = False, size: float | None = None) -> float:
+    def _memory_time(self, cols: list, kind: str | None = None):
+        """The slowest level bounds the op: max over levels of bytes / achievable bandwidth."""
+        x = self.x
+        t = 0.0
+        for i, b in enumerate(cols):
+            if not x.isarr(b):
+                if b > 0:
+                    t = x.max(t, b / self._bw(i, b, kind))
+            elif b.any():
+                safe = np.where(b > 0, b, 1.0)
+                t = x.max(t, np.where(b > 0, safe / self._bw(i, safe, kind), 0.0))
+        return t
+
+    def _rate(self, dtype: str, kind: str, sparse: bool = False, size: float | None = None):
         """Achievable FLOP/s for ``dtype`` math on ``kind``; a unit's efficiency table is read at
         ``size`` (the op's FLOPs on that unit per execution), a plain fraction applies as is."""
+        key = (dtype, kind, sparse)
+        src = self._rates.get(key)
+        if src is None:
+            src = self._rates[key] = self._rate_source(dtype, kind, sparse)
+        ukind, table, rkey, eff = src
+        peak = self.hw.get(f"chip.compute.{ukind}.{table}.{rkey}")
+        if not self.options.use_efficiency:
+            return peak
+        return peak * interpolate_efficiency(eff, max(size or 1.0, 1.0))
+
+    def _rate_source(self, dtype, kind, sparse) -> tuple:
+        """(unit kind, peak table, rate key, efficiency) used for ``dtype`` math on ``kind``: the unit of
+        that kind, else the other unit (a matrix op with no matrix rate runs on the vector unit)."""
         chip = self.chip
         unit = chip.matrix_unit() if kind == "matrix" else chip.vector_unit()
+        use_sparse = sparse
         r = unit.rate_for(dtype, sparse=sparse)
         if r is None and kind == "matrix":
-            unit = chip.vector_unit()
+            unit, use_sparse = chip.vector_unit(), False
             r = unit.rate_for(dtype, sparse=False)
         if r is None:
-            other = chip.vector_unit() if kind == "matrix" else chip.matrix_unit()
-            r = other.rate_for(dtype)
-            unit = other
+            unit, use_sparse = (chip.vector_unit() if kind == "matrix" else chip.matrix_unit()), False
+            r = unit.rate_for(dtype)
         if r is None:
             raise ValueError(f"{chip.name} lists no rate for {dtype} math")
-        eff = interpolate_efficiency(unit.efficiency, max(size or 1.0, 1.0)) \
-            if (self.options.use_efficiency and unit.efficiency) else 1.0
-        return r[0] * eff
+        table = "sparse_peak" if (use_sparse and unit.sparse_peak) else "peak"
+        eff = unit.efficiency if isinstance(unit.efficiency, (tuple, list)) \
+            else self.hw.get(f"chip.compute.{unit.kind}.efficiency")
+        return unit.kind, table, r[1], eff
+
+    def _overhead(self, op):
+        if self.options.cuda_graphs:
+            return 0.0
+        if self.options.fused and getattr(op, "fusable", False):
+            return 0.0
+        return self.launch
 
     # -- public -----------------------------------------------------------------------------
+    def op_arrays(self, op) -> OpArrays:
+        c = self._amemo.get(op)
+        if c is None:
+            c = self._price(op)
+            if len(self._amemo) >= MEMO_LIMIT:
+                self._amemo.clear()
+            self._amemo[op] = c
+        return c
+
     def op_cost(self, op) -> OpCost:
         c = self._memo.get(op)
         if c is None:
-            c = self._price(op)
+            c = self._to_cost(op, self._price(op))
             if len(self._memo) >= MEMO_LIMIT:  # long serving runs see endless attention shapes
                 self._memo.clear()
             self._memo[op] = c
         return c
 
-    def _price(self, op) -> OpCost:
+    def _to_cost(self, op, p: OpArrays) -> OpCost:
+        if self.arrays:
+            raise ValueError("op_cost prices one chip; this model holds several design points (use op_arrays)")
+        terms = (p.compute_s, p.memory_s, p.comm_s, p.overhead_s)
+        bound = BOUNDS[max(range(4), key=terms.__getitem__)]
+        levels = tuple(sorted((self.levels[i].name, b) for i, b in enumerate(p.level_bytes) if b > 0))
+        return OpCost(op.name, op.kind, op.count, p.compute_s, p.memory_s, p.comm_s, p.overhead_s, p.time_s, bound,
+                      p.flops, p.bytes_main, levels, p.energy_j, getattr(op, "layer", "layer"), p.detail)
+
+    def _price(self, op) -> OpArrays:
         kind = op.kind
         if kind == "collective":
             return self._collective(op)
@@ -198,94 +364,83 @@ class CostModel:
             return self._attention(op)
         return self._streaming(op)
 
-    # -- building blocks ------------------------------------------------------------------------
-    def _traffic(self, op, fused_act: bool):
-        """Bytes per level from the op's tensors: weights/KV at home, activations at main or on chip."""
-        home, main = self.home, self.view.main
-        on_chip = self.view.cache_level or self.view.core_level
-        per_level: dict = {}
-        for t in op.tensors:
-            if t.role in ("weight", "kv"):
-                lvl = home
-            elif fused_act and on_chip is not None:
-                lvl = on_chip
-            else:
-                lvl = main if home.kind != "sram" else home
-            per_level[lvl.name] = per_level.get(lvl.name, 0.0) + t.bytes
-        return per_level
-
-    def _memory_time(self, per_level: dict, kind: str | None = None) -> float:
-        t = 0.0
-        for name, nbytes in per_level.items():
-            if nbytes > 0:
-                lvl = self.chip.memory_level(name)
-                t = max(t, nbytes / self._bw(lvl, nbytes, kind))
-        return t
-
-    def _overhead(self, op, launches: float = 1.0) -> float:
-        if self.options.cuda_graphs:
-            return 0.0
-        if self.options.fused and getattr(op, "fusable", False):
-            return 0.0
-        return self.chip.launch_overhead_s * launches
-
-    def _finish(self, op, compute_s, memory_s, comm_s, per_level, flops, detail="", latency=True) -> OpCost:
+    # -- the shared tail ------------------------------------------------------------------------
+    def _finish(self, op, compute, memory, comm, cols, flops, detail="", latency=True) -> OpArrays:
+        """time = max(compute, memory) + comm + launch overhead + the latency of the slowest-to-reach
+        level touched; the op kind's ``kind_scale`` factor, energy and the main-memory bytes."""
+        x = self.x
         overhead = self._overhead(op)
         lat = 0.0
-        if latency and per_level:
-            lat = max((self.chip.memory_level(n).latency_s for n, b in per_level.items() if b > 0), default=0.0)
-        time_s = max(compute_s, memory_s) + comm_s + overhead + lat
-        terms = {"compute": compute_s, "memory": memory_s, "comm": comm_s, "overhead": overhead + lat}
-        bound = max(terms, key=terms.get)
-        main_b = per_level.get(self.home.name, 0.0)
-        if self.view.main.name != self.home.name:
-            main_b += per_level.get(self.view.main.name, 0.0)
-        energy = self._energy(op, time_s, flops, compute_s, memory_s, per_level)
-        return OpCost(op.name, op.kind, op.count, compute_s, memory_s, comm_s, overhead + lat, time_s, bound, flops,
-                      main_b, tuple(sorted(per_level.items())), energy, getattr(op, "layer", "layer"), detail)
+        if latency:
+            for i, b in enumerate(cols):
+                if not x.isarr(b):
+                    if b > 0:
+                        lat = x.max(lat, self.lat[i])
+                elif b.any():
+                    lat = x.max(lat, np.where(b > 0, self.lat[i], 0.0))
+        overhead = overhead + lat
+        s = self.scale.get(op.kind) if self.scale else None
+        if s is not None:
+            compute, memory, comm, overhead = compute * s, memory * s, comm * s, overhead * s
+        time_s = x.max(compute, memory) + comm + overhead
+        home = self.home_index
+        if not x.isarr(home):
+            main_b = cols[home] if home == self.main else cols[home] + cols[self.main]
+        else:
+            main_b = sum(np.where(home == i, cols[i], 0.0) for i in np.unique(home)) \
+                + np.where(home != self.main, cols[self.main], 0.0)
+        energy = self._energy(op, time_s, flops, compute, memory, cols)
+        return OpArrays(op.kind, op.count, compute, memory, comm, overhead, time_s, flops, main_b, energy, cols, detail)
 
-    def _energy(self, op, time_s, flops, compute_s, memory_s, per_level) -> float:
+    def _energy(self, op, time_s, flops, compute, memory, cols):
         """Joules: per-FLOP and per-byte energies where the chip gives them, else a TDP model.
 
         TDP model: P = idle + (TDP - idle) x max(compute share, memory share of the op's time);
         without an idle figure, P = TDP x the same share (documented in docs/cost-model.md).
         """
+        x = self.x
         chip = self.chip
-        epf = chip.energy_per_flop_j.get(get_dtype(op.compute_dtype).rate_key) if chip.energy_per_flop_j else None
-        if epf is not None:
-            e = flops * epf
-            for name, nbytes in per_level.items():
-                lvl = chip.memory_level(name)
-                if lvl.energy_per_byte_j:
-                    e += nbytes * lvl.energy_per_byte_j
-            return e + (chip.idle_w or 0.0) * time_s
-        if not chip.tdp_w or time_s <= 0:
-            return 0.0
-        share = min(1.0, max(compute_s, memory_s) / time_s)
-        idle = chip.idle_w or 0.0
-        return (idle + (chip.tdp_w - idle) * share) * time_s
+        rk = get_dtype(op.compute_dtype).rate_key
+        if chip.energy_per_flop_j and rk in chip.energy_per_flop_j:
+            e = flops * self.hw.get(f"chip.power.energy_per_flop.{rk}")
+            for i, b in enumerate(cols):
+                m = self.levels[i]
+                if m.energy_per_byte_j:
+                    e = e + b * self.hw.get(f"chip.memory.{m.name}.energy_per_byte")
+            return e + self.idle * time_s
+        ok = (self.tdp > 0) & (time_s > 0)
+        safe_t = x.where(ok, time_s, 1.0)
+        share = x.min(1.0, x.max(compute, memory) / safe_t)
+        return x.where(ok, (self.idle + (self.tdp - self.idle) * share) * time_s, 0.0)
 
     # -- op kinds -----------------------------------------------------------------------------
-    def _streaming(self, op) -> OpCost:
+    def _streaming(self, op) -> OpArrays:
         """Elementwise, norm, rope, embedding, router, dequant, sampling: a roofline per op."""
+        x = self.x
         fused = self.options.fused and getattr(op, "fusable", False)
-        per_level = self._traffic(op, fused)
+        cols = self._traffic(op, fused)
         vec = op.flops_vector / self._rate(op.compute_dtype, "vector", size=op.flops_vector) if op.flops_vector else 0.0
         mat = op.flops_matrix / self._rate(op.compute_dtype, "matrix", size=op.flops_matrix) if op.flops_matrix else 0.0
-        compute = max(vec, mat)
-        memory = self._memory_time(per_level, op.kind)  # per-kind bandwidth efficiency: streaming ops only
-        return self._finish(op, compute, memory, 0.0, per_level, op.flops_matrix + op.flops_vector, latency=not fused)
+        memory = self._memory_time(cols, op.kind)  # per-kind bandwidth efficiency: streaming ops only
+        return self._finish(op, x.max(vec, mat), memory, 0.0, cols, op.flops_matrix + op.flops_vector,
+                            latency=not fused)
 
-    def _collective(self, op) -> OpCost:
+    def _collective(self, op) -> OpArrays:
         c = op.collective
+        g = self.hw.get
+
+        def numbers(t):
+            return g(f"system.tiers.{t.name}.latency"), \
+                g(f"system.tiers.{t.name}.bandwidth") * g(f"system.tiers.{t.name}.efficiency")
+
         try:
-            t, tiers = collective_time(self.system, c.op, c.bytes, self._span(c))
+            t, tiers = collective_time(self.system, c.op, c.bytes, self._span(c), numbers)
         except ValueError as e:
             raise ValueError(f"{op.name}: {e}") from None
-        per_level = self._traffic(op, False)
-        cost = self._finish(op, 0.0, 0.0, t, {}, 0.0, detail=tiers, latency=False)
+        res = self._finish(op, 0.0, 0.0, t, [0.0] * self.L, 0.0, detail=tiers, latency=False)
         # collectives are issued as kernels too; their traffic through memory overlaps the wire time
-        return replace(cost, bytes_by_level=tuple(sorted(per_level.items())))
+        res.level_bytes = self._traffic(op, False)
+        return res
 
     def _span(self, c) -> int:
         """Chips a collective spans: TP groups are consecutive chips; a PP send crosses a TP group."""
@@ -293,106 +448,132 @@ class CostModel:
             return min(self.system.count, max(2, 2 * self.tp))
         return c.group_size
 
-    def _gemm(self, op) -> OpCost:
-        g = op.gemm
-        m, n, k, batch = g.m, g.n, g.k, max(1, g.batch)
-        dt = op.compute_dtype
-        sparse = getattr(op, "sparse", False) or (self.options.sparse and any(t.role == "weight" for t in op.tensors))
-        rate = self._rate(dt, "matrix", sparse=sparse, size=op.flops_matrix)
-        vrate = self._rate(dt, "vector", size=op.flops_vector) if op.flops_vector else 0.0
-        per_level = self._traffic(op, False)
-        flops = op.flops_matrix + op.flops_vector
-        deq = self._dequant_per_tile_flops(op) if self.options.dequant_per_tile else 0.0
-        if not self.options.tiling or self.view.core_level is None:
-            compute = op.flops_matrix / rate + (op.flops_vector / vrate if op.flops_vector else 0.0)
-            if deq:
-                compute += deq * (math.ceil(m / 128) - 1) / self._rate(dt, "vector")
-            return self._finish(op, compute, self._memory_time(per_level), 0.0, per_level, flops, detail="roofline")
-        best = None
-        for cand in self._gemm_candidates(m, n, k, batch, dt, rate, op, per_level, deq):
-            if best is None or cand[0] < best[0]:
-                best = cand
-        _, compute, levels, detail = best
-        if op.flops_vector:
-            compute = max(compute, op.flops_vector / vrate)
-        return self._finish(op, compute, self._memory_time(levels), 0.0, levels, flops, detail=detail)
-
     def _dequant_per_tile_flops(self, op) -> float:
         """Vector FLOPs of one extra dequantization pass over a weight-only GEMM's weights (0 if
         the weights are as wide as the math). Counted per weight element as the graph's dequant op."""
-        from workloads.graph import DEQUANT_FLOPS
-
         w = [t for t in op.tensors if t.role == "weight" and t.name != "bias"]
         if not w or get_dtype(w[0].dtype).bits >= get_dtype(op.compute_dtype).bits:
             return 0.0
         g = op.gemm
         return DEQUANT_FLOPS * g.n * g.k * max(1, g.batch)
 
-    def _gemm_candidates(self, m, n, k, batch, dt, rate, op, per_level, deq: float = 0.0):
-        chip, view = self.chip, self.view
-        unit = chip.matrix_unit()
-        nm, nn, nk = unit.tile or (1, 1, 1)
-        a_bytes = _bytes(dt)
+    def _gemm(self, op) -> OpArrays:
+        x = self.x
+        m = op.gemm.m
+        dt = op.compute_dtype
+        sparse = getattr(op, "sparse", False) or (self.options.sparse and any(t.role == "weight" for t in op.tensors))
+        rate = self._rate(dt, "matrix", sparse=sparse, size=op.flops_matrix)
+        vrate = self._rate(dt, "vector", size=op.flops_vector) if op.flops_vector else 0.0
+        cols0 = self._traffic(op, False)
+        flops = op.flops_matrix + op.flops_vector
+        deq = self._dequant_per_tile_flops(op) if self.options.dequant_per_tile else 0.0
+        if not self.options.tiling or self.core is None:
+            compute = op.flops_matrix / rate + (op.flops_vector / vrate if op.flops_vector else 0.0)
+            if deq:
+                compute = compute + deq * (math.ceil(m / DEQUANT_TILE_ROWS) - 1) / self._rate(dt, "vector")
+            return self._finish(op, compute, self._memory_time(cols0), 0.0, cols0, flops, detail="roofline")
+        compute, cols, best = self._best_tile(op, rate, cols0, deq)
+        if op.flops_vector:
+            compute = x.max(compute, op.flops_vector / vrate)
+        detail = "" if self.arrays else "tile {}x{} split{} waves {}".format(*best)
+        return self._finish(op, compute, self._memory_time(cols), 0.0, cols, flops, detail=detail)
+
+    def _best_tile(self, op, rate, cols0: list, deq: float):
+        """The GEMM tile candidate with the least time (the first on ties): (compute, bytes per level,
+        (tile m, tile n, split, waves)). See the module docstring for the tiling model."""
+        x = self.x
+        g = op.gemm
+        m, n, k, batch = g.m, g.n, g.k, max(1, g.batch)
+        dt = op.compute_dtype
+        nm, nn, nk = self.chip.matrix_unit().tile or (1, 1, 1)
+        a_bytes = get_dtype(dt).bytes
         # operand bytes as the workload states them (weights may be narrower than the math dtype)
         w_bytes = sum(t.bytes for t in op.tensors if t.role == "weight")
         act_in = sum(t.bytes for t in op.tensors if t.role != "weight" and not t.write)
         out_b = sum(t.bytes for t in op.tensors if t.write)
-        cores = chip.cores
-        smem = view.core_level.capacity_bytes
+        cores = self.cores
+        smem = self.cap[self.core]
         tk = max(4 * nk, GEMM_MIN_TK)
-        cache = view.cache_level
-        side = math.ceil(math.sqrt(cores))  # a wave's tiles, rasterized as a square of side x side
-        for tm0 in GEMM_TILES:
-            tm = max(tm0, nm) if nm > 1 else tm0
-            tm_p = math.ceil(tm / nm) * nm
-            for tn0 in GEMM_TILES:
-                tn_p = math.ceil(tn0 / nn) * nn if nn > 1 else tn0
-                # the smallest candidate always runs (a chip whose per-core memory holds no tile
-                # still computes, with a tile spilled to its next level)
-                smallest = tm0 == GEMM_TILES[0] and tn0 == GEMM_TILES[0]
-                if 2 * (tm_p + tn_p) * tk * a_bytes > smem and not smallest:
-                    continue
-                mt, nt = math.ceil(m / tm_p), math.ceil(n / tn_p)
-                tiles = mt * nt * batch
-                k_p = math.ceil(k / nk) * nk
-                split = 1
-                if tiles < cores:
-                    split = max(1, min(cores // tiles, math.ceil(k_p / (GEMM_K_STEPS_PER_SPLIT * tk))))
-                units = tiles * split
-                waves = math.ceil(units / cores)
-                unit_flops = 2.0 * tm_p * tn_p * math.ceil(k_p / split)
-                compute = waves * unit_flops / (rate / cores)
-                if deq:  # the weight panel is dequantized again by every further M tile
-                    compute += deq * (mt - 1) / self._rate(dt, "vector")
-                levels = dict(per_level)
+        k_p = math.ceil(k / nk) * nk
+        kmax = math.ceil(k_p / (GEMM_K_STEPS_PER_SPLIT * tk))
+        cache = self.cache
+        cap = self.cap[cache] if cache is not None else None
+        side = x.ceil(x.sqrt(cores))  # a wave's tiles, rasterized as a square of side x side
+        # levels a candidate changes (cache, home, activations' level, main); the others hold the op's
+        # own traffic, the same for every candidate, and their memory time is taken once
+        changed = {self.main}
+        for w in (self.home_index, self.act):
+            changed |= set(np.unique(w).tolist()) if x.isarr(w) else {int(w)}
+        if cache is not None:
+            changed.add(cache)
+        changed = sorted(changed)
+        m_fixed = self._memory_time([0.0 if i in changed else c for i, c in enumerate(cols0)])
+        # main-memory re-reads when the operands do not fit half the cache (below)
+        spill = (act_in + w_bytes > cap / 2) if cache is not None else False
+        # A candidate with the same tile counts as an earlier, smaller one (same waves, split and
+        # traffic, more padded FLOPs) is never strictly faster, so it never wins: skip it. Exact only
+        # where no point spills the cache (the spill re-reads shrink with the tile size).
+        panel_free = -math.inf if x.any(spill) else math.inf
+        kept: dict = {}  # (M tiles, N tiles) -> the candidates kept with those counts
+        best = None
+        for tm_p, tn_p, always in _tile_candidates(nm, nn):
+            need = 2 * (tm_p + tn_p) * tk * a_bytes
+            # the smallest candidate always runs (a chip whose per-core memory holds no tile still
+            # computes, with a tile spilled to its next level)
+            valid = True if always else smem >= need
+            if not x.any(valid):
+                continue
+            mt, nt = math.ceil(m / tm_p), math.ceil(n / tn_p)
+            same = kept.setdefault((mt, nt), [])
+            if any(q_tm <= tm_p and q_tn <= tn_p and q_need <= need and max(tm_p, q_tm) <= panel_free
+                   for q_tm, q_tn, q_need in same):
+                continue
+            same.append((tm_p, tn_p, 0 if always else need))
+            tiles = mt * nt * batch
+            split = x.where(tiles < cores, x.max(1, x.min(cores // tiles, kmax)), 1)
+            waves = -(-(tiles * split) // cores)
+            compute = waves * (2.0 * tm_p * tn_p * x.ceil(k_p / split)) / (rate / cores)
+            if deq:  # the weight panel is dequantized again by every further M tile
+                compute = compute + deq * (mt - 1) / self._rate(dt, "vector")
+            cols = list(cols0)
+            if cache is not None:
                 # cache -> cores: each tile loads its A rows and B columns
-                if cache is not None:
-                    l2 = act_in * nt + w_bytes * mt + out_b
-                    levels[cache.name] = levels.get(cache.name, 0.0) + l2
-                    # main-memory re-reads when the operands do not fit half the cache: the tiles of
-                    # one wave (side x side, swizzled) share their A rows and B columns through the
-                    # cache as they step through K together, so A is read once per wave-wide band
-                    # of columns and B once per wave-tall band of rows
-                    cap = cache.total_capacity_bytes(cores)
-                    spill = act_in + w_bytes > cap / 2
-                    extra_a = act_in * max(0, math.ceil(n / (side * tn_p)) - 1) if spill else 0.0
-                    extra_b = w_bytes * max(0, math.ceil(m / (side * tm_p)) - 1) if spill else 0.0
-                    home = self.home.name
-                    levels[home] = levels.get(home, 0.0) + extra_b
-                    mainn = view.main.name if self.home.kind != "sram" else home
-                    levels[mainn] = levels.get(mainn, 0.0) + extra_a
-                if split > 1:  # fp32 partial sums written and read back
-                    mainn = view.main.name
-                    levels[mainn] = levels.get(mainn, 0.0) + 2 * (split - 1) * m * n * batch * PARTIAL_SUM_BYTES
-                t = max(compute, self._memory_time(levels))
-                yield t, compute, levels, f"tile {tm_p}x{tn_p} split{split} waves {waves}"
+                cols[cache] = cols[cache] + (act_in * nt + w_bytes * mt + out_b)
+                # the tiles of one wave (side x side, swizzled) share their A rows and B columns through
+                # the cache as they step through K together, so A is read once per wave-wide band of
+                # columns and B once per wave-tall band of rows
+                if x.any(spill):
+                    self._add(cols, self.home_index, x.where(spill, w_bytes * x.max(0, x.ceil(m / (side * tm_p)) - 1), 0.0))
+                    self._add(cols, self.act, x.where(spill, act_in * x.max(0, x.ceil(n / (side * tn_p)) - 1), 0.0))
+            if x.any(split > 1):  # fp32 partial sums written and read back
+                cols[self.main] = cols[self.main] + x.where(split > 1, 2 * (split - 1) * m * n * batch
+                                                           * PARTIAL_SUM_BYTES, 0.0)
+            t = x.max(compute, x.max(m_fixed, self._memory_time([cols[i] if i in changed else 0.0
+                                                               for i in range(self.L)])))
+            if valid is not True:
+                t = np.where(valid, t, np.inf)
+            cand = (t, compute, [cols[i] for i in changed], (tm_p, tn_p, split, waves))
+            if best is None:
+                best = cand
+                continue
+            better = t < best[0]
+            if x.isarr(better):
+                best = (np.where(better, t, best[0]), np.where(better, compute, best[1]),
+                        [np.where(better, a, b) for a, b in zip(cand[2], best[2])], best[3])
+            elif better:
+                best = cand
+        cols = list(cols0)
+        for j, i in enumerate(changed):
+            cols[i] = best[2][j]
+        return best[1], cols, best[3]
 
-    def _attention(self, op) -> OpCost:
+    def _attention(self, op) -> OpArrays:
+        x = self.x
         a = op.attention
         dt = op.compute_dtype
         flops = op.flops_matrix + op.flops_vector
-        per_level = self._traffic(op, False)
-        cores = self.chip.cores
+        cols = self._traffic(op, False)
+        cores = self.cores
         rate = self._rate(dt, "matrix", size=op.flops_matrix)
         vec_rate = self._rate("fp32", "vector", size=op.flops_vector)
         nreq = len(a.seqs)
@@ -400,26 +581,39 @@ class CostModel:
             # work units: (request, kv head) pairs, split along the KV length when too few
             units = max(1, nreq * a.kv_heads)
             max_kv = max((kv for _, kv in a.seqs), default=1)
-            split = 1 if units >= cores else max(1, min(math.ceil(cores / units), math.ceil(max_kv / DECODE_KV_SPLIT)))
-            active = min(cores, units * split)
+            split = x.where(units >= cores, 1, x.max(1, x.min(x.ceil(cores / units), math.ceil(max_kv / DECODE_KV_SPLIT))))
+            active = x.min(cores, units * split)
             frac = active / cores
-            memory = self._memory_time(per_level) / frac
+            memory = self._memory_time(cols) / frac
             compute = op.flops_matrix / (rate * frac) + op.flops_vector / (vec_rate * frac)
-            return self._finish(op, compute, memory, 0.0, per_level, flops, detail=f"split-kv {split}, {active} cores")
+            detail = "" if self.arrays else f"split-kv {split}, {active} cores"
+            return self._finish(op, compute, memory, 0.0, cols, flops, detail=detail)
         # flash (fused) or naive prefill: blocks of 128 query rows per (request, head)
         br = FLASH_BLOCK_ROWS
         blocks = sum(math.ceil(q / br) for q, _ in a.seqs) * a.heads
-        waves = math.ceil(blocks / cores)
+        waves = x.ceil(blocks / cores)
         wq = waves * cores / max(blocks, 1)  # wave quantization factor (>= 1)
-        compute = max(op.flops_matrix / rate, op.flops_vector / vec_rate) * wq
-        if a.kernel != "naive" and self.view.cache_level is not None:
+        compute = x.max(op.flops_matrix / rate, op.flops_vector / vec_rate) * wq
+        if a.kernel != "naive" and self.cache is not None:
             # K and V (cached and new) are re-read from the cache once per query block and query
             # head of a KV group; a causal block reads only the keys it can see
-            kvb = kv_read_bytes(op)
             qblocks = sum(math.ceil(q / br) for q, _ in a.seqs) / max(nreq, 1)
-            lvl = self.view.cache_level.name
-            per_level = dict(per_level)
-            per_level[lvl] = per_level.get(lvl, 0.0) + kvb * max(1.0, qblocks) * max(1, a.heads // max(a.kv_heads, 1)) \
-                * visible_fraction(a)
-        memory = self._memory_time(per_level)
-        return self._finish(op, compute, memory, 0.0, per_level, flops, detail=f"{a.kernel}, {blocks} blocks, {waves} waves")
+            cols = list(cols)
+            cols[self.cache] = cols[self.cache] + kv_read_bytes(op) * max(1.0, qblocks) \
+                * max(1, a.heads // max(a.kv_heads, 1)) * visible_fraction(a)
+        detail = "" if self.arrays else f"{a.kernel}, {blocks} blocks, {waves} waves"
+        return self._finish(op, compute, self._memory_time(cols), 0.0, cols, flops, detail=detail)
+
+
+def _tile_candidates(nm: int, nn: int) -> list:
+    """Distinct (tile m, tile n) CTA tiles padded to the native tile, in the search order, each with
+    whether it always runs (the smallest)."""
+    out: dict = {}
+    for tm0 in GEMM_TILES:
+        tm = max(tm0, nm) if nm > 1 else tm0
+        tm_p = math.ceil(tm / nm) * nm
+        for tn0 in GEMM_TILES:
+            tn_p = math.ceil(tn0 / nn) * nn if nn > 1 else tn0
+            always = tm0 == GEMM_TILES[0] and tn0 == GEMM_TILES[0]
+            out[(tm_p, tn_p)] = out.get((tm_p, tn_p), False) or always
+    return [(tm, tn, a) for (tm, tn), a in out.items()]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from hwmodels.arith import vmax
 from hwmodels.chip import Chip, System
 from sim.cost import CostModel, CostOptions
 
@@ -107,7 +108,7 @@ def totals(costs, skip_kind: str | None = None) -> tuple[float, float, float, fl
 
 def stage_time(compute: float, comm: float, options: CostOptions) -> float:
     """One pipeline stage: collectives added to compute, or overlapped with it."""
-    return max(compute, comm) if options.overlap_comm else compute + comm
+    return vmax(compute, comm) if options.overlap_comm else compute + comm
 
 
 def combine(costs, pp: int, options: CostOptions) -> GraphCost:

@@ -204,7 +204,7 @@ def _group(spec, sub: pd.DataFrame) -> pd.DataFrame:
         peak = hw.get(f"chip.compute.{pk[0]}.peak.{pk[1]}") if pk else np.nan
         mfu = total_flops / (e2e * chips * np.asarray(peak, dtype=float))
         vm = VectorCostModel(hw, spec.options, resident, tp)
-        home = vm.home
+        home = vm.home_index
         if isinstance(home, (int, np.integer)):
             bw = vm.bw[home]
         else:

@@ -16,6 +16,7 @@ from sim.cost import CostModel, CostOptions
 from sim.estimate import estimate, resident_bytes
 from sim.vector import HwPoints, canonical_key, evaluate_graph, param_table
 from workloads import Batch, Parallelism, build_graph
+from workloads.quant import Sparsity
 
 DATA = Path(__file__).parent.parent / "data"
 VEC_SYS = str(DATA / "sweep" / "vec-system.yaml")
@@ -173,3 +174,59 @@ def test_efficiency_by_kind_parameters_listed_and_varied():
     assert np.all(ga.op_time_s[0, gemms] == ga.op_time_s[2, gemms])  # GEMMs never see the per-kind field
     for i in range(3):
         assert hw.system_at(i).chip.main_memory.efficiency_by_kind["norm"] == [0.25, 0.5, 1.0][i]
+
+
+def test_every_option_and_op_kind_through_both_entry_points():
+    """Each CostOptions field flipped on its own (and kind_scale), over graphs that hold every op
+    kind the graph builder makes: the array path at 40 random points equals the per-op path on
+    each point's System to 1e-9 (one formula source: both run sim/cost.py)."""
+    import dataclasses
+
+    from workloads.graph import KINDS
+
+    system = load_system("hgx-h100-8")
+    graphs = [build_graph("mixtral-8x7b", Batch.decode(8, 700), "w4a16", Parallelism(tp=2, pp=2, ep=2)),
+              build_graph("mixtral-8x7b", Batch.prefill(2, 300), "w4a16", Parallelism(tp=2, pp=2, ep=2)),
+              build_graph("llama-3.1-8b", Batch(((200, 0), (1, 900))), "w8a16", Parallelism(tp=2), sparsity=Sparsity(layers=("mlp",))),
+              build_graph("deepseek-v3", Batch.decode(4, 300), "fp8", Parallelism(tp=8, ep=8))]
+    kinds = {op.kind for g in graphs for op in g.ops}
+    assert kinds == set(KINDS), sorted(set(KINDS) - kinds)
+    fields = [f for f in dataclasses.fields(CostOptions)]
+    variants = [CostOptions()]
+    for f in fields:
+        if f.type in (bool, "bool"):
+            variants.append(CostOptions(**{f.name: not f.default}))
+    variants.append(CostOptions(kind_scale=(("gemm", 1.3), ("attention", 0.7), ("collective", 2.0))))
+    covered = {f.name for f in fields if any(getattr(v, f.name) != f.default for v in variants)}
+    assert covered == {f.name for f in fields}, "a CostOptions field is not exercised"
+    hw = random_points(system, 40, seed=7)
+    for graph in graphs:
+        tp = graph.parallel.tp
+        res = resident_bytes(graph)
+        for opts in variants:
+            ga = evaluate_graph(graph, hw, opts, res, keep_ops=True)
+            for i in range(0, 40, 13):
+                s = hw.system_at(i)
+                gc = estimate(graph, s, opts, model=CostModel(s, opts, res, tp))
+                assert np.all(_rel(ga.op_time_s[i], [c.time_s for c in gc.ops]) < 1e-9), (opts, i)
+                assert _rel(ga.energy_j[i], gc.energy_j) < 1e-9
+
+
+def test_dequant_per_tile_reaches_the_array_path():
+    """The drift the one-source rewrite removed: w4a16 prefill with per-tile dequantization."""
+    system = load_system("h100-sxm")
+    graph = build_graph("llama-3.1-8b", Batch.prefill(4, 1024), "w4a16")
+    opts = CostOptions(dequant_per_tile=True)
+    scalar = estimate(graph, system, opts).time_s
+    arrays = evaluate_graph(graph, HwPoints(system, {"chip.cores": [system.chip.cores]}), opts).time_s[0]
+    assert arrays == pytest.approx(scalar, rel=1e-12)
+    assert scalar > estimate(graph, system).time_s
+
+
+def test_kind_scale_scales_only_that_kind():
+    system = load_system("h100-sxm")
+    graph = build_graph("llama-3.1-8b", Batch.decode(8, 512), "bf16")
+    base = estimate(graph, system)
+    scaled = estimate(graph, system, CostOptions(kind_scale=(("gemm", 2.0),)))
+    for a, b in zip(base.ops, scaled.ops):
+        assert b.time_s == pytest.approx(a.time_s * (2.0 if a.kind == "gemm" else 1.0), rel=1e-12)
