@@ -42,6 +42,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 from hwmodels.errors import InfeasibleError, Problem, SpecError
+from sim.metrics import usd_per_mtok
 
 __all__ = ["DEFAULT_ALTERNATIVES", "OBJECTIVE", "TECHNIQUES", "Config", "Ladder", "Point", "Step", "Technique",
            "Workload", "break_even", "evaluate", "ladder", "optimize"]
@@ -383,8 +384,8 @@ def _evaluate(c: Config, ctx: _Ctx) -> Point:
     return Point(
         True, None, ttft_s=p.ttft_s, tpot_s=p.tpot_s, e2e_s=total, output_throughput_tok_s=thr, running_batch=b,
         max_batch=maxb, waves=full + (1 if rem else 0), usd_per_hour=None if usd_s is None else usd_s * 3600,
-        usd_per_mtok_input=None if usd_s is None else usd_s * prefill / (B * wl.input_len) * 1e6,
-        usd_per_mtok_output=None if usd_s is None else usd_s * total / out_tokens * 1e6,
+        usd_per_mtok_input=usd_per_mtok(usd_s, prefill, B * wl.input_len),
+        usd_per_mtok_output=usd_per_mtok(usd_s, total, out_tokens),
         tokens_per_usd=None if usd_s is None else thr / usd_s, joules_per_output_token=p.joules_per_output_token,
         tokens_per_step=p.tokens_per_step, objective=thr if usd_s is None else thr / usd_s, notes=notes)
 

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 
 from hwmodels.errors import InfeasibleError, Problem, SpecError
+from sim.metrics import usd_per_mtok
 
 __all__ = ["DEFAULT_HARDWARE", "DEFAULT_TPS", "Candidate", "PlanRequest", "PlanResult", "plan"]
 
@@ -332,7 +333,7 @@ def plan(req: PlanRequest, simulate=None, progress=None) -> PlanResult:
             continue
         c.replicas = max(1, math.ceil(req.rate_rps / c.sustained_rps - 1e-9))
         c.usd_per_hour = c.replicas * c.replica_usd_per_hour
-        c.usd_per_mtok_output = c.usd_per_hour / 3600.0 / (req.rate_rps * lout) * 1e6
+        c.usd_per_mtok_output = usd_per_mtok(c.usd_per_hour / 3600.0, 1.0, req.rate_rps * lout)
         c.utilization = req.rate_rps / (c.replicas * c.sustained_rps)
         c.headroom = 1.0 - c.utilization
         if req.budget_usd_per_hour is not None and c.usd_per_hour > req.budget_usd_per_hour:

@@ -24,7 +24,6 @@ and KV-cache eviction (``kv_window=W``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +33,7 @@ from hwmodels.errors import InfeasibleError, SpecError
 from sim.config import PredictConfig, make_config
 from sim.cost import CostModel
 from sim.estimate import GraphCost, estimate
+from sim.metrics import RequestTotals, request_metrics
 from sim.resolve import make_quantization, resolve_system, system_usd_per_s
 from sim.techniques import draft_parallel, plan_offload
 
@@ -110,6 +110,13 @@ def _sample_contexts(lo: int, hi: int, samples: int) -> np.ndarray:
     if hi - lo + 1 <= samples:
         return np.arange(lo, hi + 1)
     return np.unique(np.round(np.linspace(lo, hi, samples)).astype(int))
+
+
+def decode_contexts(input_len: int, steps: int, samples: int) -> tuple:
+    """(contexts priced, every step's context): the decode step that emits output token i+1 has
+    L + i - 1 tokens cached before it, i = 1 .. O-1; up to ``samples`` of them are priced and the
+    rest interpolated."""
+    return _sample_contexts(input_len, input_len + steps - 1, samples), np.arange(input_len, input_len + steps)
 
 
 def predict(model=None, hw=None, batch: int | None = None, input_len: int | None = None,
@@ -309,8 +316,7 @@ def _decode(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
            "tokens_per_step": sp.tokens_per_step if sp is not None else 1.0}
     if steps <= 0:
         return out
-    # the decode step that emits output token i+1 has L + i - 1 tokens cached before it
-    ctxs = _sample_contexts(L, L + steps - 1, cfg.samples)
+    ctxs, allc = decode_contexts(L, steps, cfg.samples)
     times, energies, bytes_, flops, links = [], [], [], [], []
     decode_mid = gc = None
     for c in ctxs:
@@ -325,7 +331,6 @@ def _decode(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
         flops.append(f)
         if decode_mid is None and c >= L + (steps + 1) // 2:
             decode_mid = gc
-    allc = np.arange(L, L + steps)
     tot = {"time": times, "energy": energies, "bytes": bytes_, "flops": flops}
     if mem.link:
         tot["link"] = links
@@ -340,27 +345,19 @@ def _decode(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
 
 def _assemble(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, pre: dict, dec: dict) -> Prediction:
     """Totals: TTFT, TPOT, e2e, throughput, cost, energy, MFU/MBU and the bound breakdown."""
-    chip, chips, steps = su.chip, su.parallel.chips, cfg.output_len - 1
+    chip, chips = su.chip, su.parallel.chips
     pp = cfg.pp
     decode_time, link = dec["time"], mem.link
     ttft = pre["ttft"]
-    tpot = decode_time / steps if steps > 0 else 0.0
-    e2e = ttft + decode_time
     full_batch = cfg.batch
-    out_tokens = full_batch * cfg.output_len
-    thr = out_tokens / e2e if e2e > 0 else math.inf
     usd_s = system_usd_per_s(su.system, chips)
-    usd_mtok = None if usd_s is None else usd_s * e2e / out_tokens * 1e6
-    usd_mtok_in = None if usd_s is None else usd_s * ttft / (full_batch * cfg.input_len) * 1e6
-    # energy: per-chip per-stage energies x stages x chips per stage
-    # each chip runs its stage once per step and idles while the other stages run
-    busy = (pre["busy"] + (decode_time - dec["link"] if link else decode_time)) / pp
-    energy = chips * (pre["energy"] + dec["energy"] + (chip.idle_w or 0.0) * (e2e - busy))
-    total_flops = (pre["flops"] + dec["flops"]) * chips
-    peak = chip.peak_flops(su.quant.math_dtype)
-    mfu = total_flops / (e2e * chips * peak) if e2e > 0 else 0.0
-    bw = cm.home.bandwidth_bytes_per_s
-    mbu = (dec["bytes"] * chips) / (decode_time * chips * bw) if decode_time > 0 else 0.0
+    busy = pre["busy"] + (decode_time - dec["link"] if link else decode_time)
+    totals = RequestTotals(ttft=ttft, decode_time=decode_time, busy=busy, energy=pre["energy"] + dec["energy"],
+                           flops=pre["flops"] + dec["flops"], decode_bytes=dec["bytes"])
+    met = request_metrics(totals, batch=full_batch, input_len=cfg.input_len, output_len=cfg.output_len, chips=chips,
+                          pp=pp, idle_w=chip.idle_w or 0.0, peak_flops=chip.peak_flops(su.quant.math_dtype),
+                          home_bandwidth=cm.home.bandwidth_bytes_per_s, usd_per_s=usd_s)
+    e2e = met["e2e_s"]
     # bound breakdown over the whole request, by time
     bb: dict = {}
     prefill, decode_mid = pre["cost"], dec["mid"]
@@ -373,11 +370,13 @@ def _assemble(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, pre: dict, dec: 
     return Prediction(
         model=su.spec.name, hardware=str(getattr(cfg.hw, "name", cfg.hw)), system=su.system.name, chips=chips,
         batch=full_batch, input_len=cfg.input_len, output_len=cfg.output_len, tp=cfg.tp, pp=pp, ep=cfg.ep,
-        quant=su.quant.name, ttft_s=ttft, tpot_s=tpot, e2e_s=e2e, output_throughput_tok_s=thr,
-        per_chip_output_throughput_tok_s=thr / chips, fits=mem.fits, weights_bytes=fp.weights_bytes,
-        kv_cache_bytes=fp.kv_cache_bytes, activation_bytes=fp.activation_bytes, memory_capacity_bytes=mem.capacity,
-        usd_per_hour=None if usd_s is None else usd_s * 3600, usd_per_mtok_output=usd_mtok,
-        usd_per_mtok_input=usd_mtok_in, joules_per_output_token=energy / out_tokens, mfu=mfu, mbu=mbu,
+        quant=su.quant.name, ttft_s=ttft, tpot_s=met["tpot_s"], e2e_s=e2e,
+        output_throughput_tok_s=met["output_throughput_tok_s"],
+        per_chip_output_throughput_tok_s=met["per_chip_output_throughput_tok_s"], fits=mem.fits,
+        weights_bytes=fp.weights_bytes, kv_cache_bytes=fp.kv_cache_bytes, activation_bytes=fp.activation_bytes,
+        memory_capacity_bytes=mem.capacity, usd_per_hour=None if usd_s is None else usd_s * 3600,
+        usd_per_mtok_output=met["usd_per_mtok_output"], usd_per_mtok_input=met["usd_per_mtok_input"],
+        joules_per_output_token=met["joules_per_output_token"], mfu=met["mfu"], mbu=met["mbu"],
         bound_breakdown=bb, notes=tuple(su.notes), reason=mem.reason, tokens_per_step=dec["tokens_per_step"],
         speculative=None if sp is None else sp.describe(),
         sparsity=None if cfg.sparsity is None else cfg.sparsity.name, kv_window=cfg.kv_window,

@@ -22,6 +22,7 @@ import pandas as pd
 
 from hwmodels.errors import InfeasibleError, SpecError
 from sim.sweep.fields import serving_kwargs
+from sim.metrics import usd_per_mtok
 from sim.sweep.hardware import capacity_bytes, derived, hw_points, parallel_of, structural_key, structure
 from sim.sweep.static import COMMON_COLUMNS, _base_row
 
@@ -127,7 +128,7 @@ def _fill(out, s: dict, spec, row, d, par, wall) -> None:
     out["output_tok_s"] = thr
     out["output_tok_s_per_chip"] = thr / par["chips"] if not math.isnan(thr) else math.nan
     usd_h = float(np.asarray(d["usd_per_hour"]).reshape(-1)[0])
-    out["usd_per_mtok_output"] = usd_h / 3600.0 / thr * 1e6 if thr and not math.isnan(thr) else math.nan
+    out["usd_per_mtok_output"] = usd_per_mtok(usd_h / 3600.0, 1.0, thr) if thr and not math.isnan(thr) else math.nan
     jpt = _g(s, "energy_j_per_output_token")
     out["joules_per_output_token"] = jpt
     out["output_tok_per_joule"] = 1.0 / jpt if jpt and not math.isnan(jpt) else math.nan

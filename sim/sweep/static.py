@@ -28,7 +28,9 @@ import pandas as pd
 
 from hwmodels.errors import InfeasibleError, SpecError
 from sim.sweep.hardware import capacity_bytes, derived, hw_points, parallel_of, structural_key, structure
-from sim.vector import VectorCostModel, combine_arrays, evaluate_ops
+from sim.cost import CostModel
+from sim.metrics import RequestTotals, request_metrics, usd_per_mtok
+from sim.vector import combine_arrays, evaluate_ops
 
 __all__ = ["COMMON_COLUMNS", "STATIC_METRICS", "evaluate_static"]
 
@@ -95,21 +97,10 @@ def _fail(spec, sub, status, msg) -> pd.DataFrame:
     return df
 
 
-def decode_contexts(input_len: int, steps: int, samples: int, sample):
-    """The decode contexts sim.predict prices and the steps it interpolates over (its convention:
-    the step that emits output token i+1 has L + i - 1 tokens cached, i = 1 .. O-1)."""
-    import sim.predict as _p
-
-    own = getattr(_p, "decode_contexts", None)  # one source of truth once sim.predict exposes it
-    if own is not None:
-        return own(input_len, steps, samples)
-    return sample(input_len, input_len + steps - 1, samples), np.arange(input_len, input_len + steps)
-
-
 @functools.lru_cache(maxsize=64)
 def _graphs(model, quant, tp, pp, ep, dp, b, input_len, output_len, mode, samples, fused):
     """Footprint and graphs of a group (cached per process: sweeps revisit the same workloads)."""
-    from sim.predict import _sample_contexts, make_quantization
+    from sim.predict import decode_contexts, make_quantization
     from workloads import Batch, Parallelism, build_graph, footprint, load_model
 
     spec_m = load_model(model)
@@ -122,7 +113,7 @@ def _graphs(model, quant, tp, pp, ep, dp, b, input_len, output_len, mode, sample
         steps = output_len - 1
         weights = np.zeros(0)
         if steps > 0:
-            ctxs, allc = decode_contexts(input_len, steps, samples, _sample_contexts)
+            ctxs, allc = decode_contexts(input_len, steps, samples)
             graphs += [build_graph(spec_m, Batch.decode(b, int(c)), **kw) for c in ctxs]
             eye = np.eye(len(ctxs))
             # sum over every step of np.interp(step, ctxs, times) = weights . times (linear in times)
@@ -193,27 +184,22 @@ def _group(spec, sub: pd.DataFrame) -> pd.DataFrame:
         else:
             decode_time = decode_energy = decode_bytes = np.zeros(n)
             decode_flops = 0.0
-        tpot = decode_time / (O - 1) if O > 1 else np.zeros(n)
-        e2e = ttft + decode_time
-        out_tokens = batch * O
-        thr = out_tokens / e2e
-        busy = (ttft + decode_time) / pp
-        energy = chips * (pre.energy_j + decode_energy + idle * (e2e - busy))
-        total_flops = (pre.flops + decode_flops) * chips
         pk = _peak_key(chip, q.math_dtype)
         peak = hw.get(f"chip.compute.{pk[0]}.peak.{pk[1]}") if pk else np.nan
-        mfu = total_flops / (e2e * chips * np.asarray(peak, dtype=float))
-        vm = VectorCostModel(hw, spec.options, resident, tp)
-        home = vm.home_index
-        if isinstance(home, (int, np.integer)):
-            bw = vm.bw[home]
-        else:
-            bw = np.choose(home, [np.broadcast_to(np.asarray(x, dtype=float), (n,)) for x in vm.bw])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mbu = np.where(decode_time > 0, decode_bytes * chips / (decode_time * chips * bw), 0.0)
-        res.update(ttft_s=ttft, tpot_s=tpot, e2e_s=e2e, step_s=np.full(n, np.nan),
-                   output_tok_s=thr * replicas, joules_per_output_token=energy / out_tokens, mfu=mfu, mbu=mbu)
-        usd_mtok = d["usd_per_hour"] / replicas / 3600.0 * e2e / out_tokens * 1e6
+        cm = CostModel(hw, spec.options, resident, tp)
+        home = cm.home_index
+        bw = cm.bw[home] if not isinstance(home, np.ndarray) else \
+            np.choose(home, [np.broadcast_to(np.asarray(x, dtype=float), (n,)) for x in cm.bw])
+        totals = RequestTotals(ttft=ttft, decode_time=decode_time, busy=ttft + decode_time,
+                               energy=pre.energy_j + decode_energy, flops=pre.flops + decode_flops,
+                               decode_bytes=decode_bytes)
+        met = request_metrics(totals, batch=batch, input_len=L, output_len=O, chips=chips, pp=pp, idle_w=idle,
+                              peak_flops=np.asarray(peak, dtype=float), home_bandwidth=bw,
+                              usd_per_s=np.asarray(d["usd_per_hour"], dtype=float) / replicas / 3600.0)
+        res.update(ttft_s=ttft, tpot_s=met["tpot_s"], e2e_s=met["e2e_s"], step_s=np.full(n, np.nan),
+                   output_tok_s=met["output_throughput_tok_s"] * replicas,
+                   joules_per_output_token=met["joules_per_output_token"], mfu=met["mfu"], mbu=met["mbu"])
+        usd_mtok = met["usd_per_mtok_output"]
     else:
         g = gas[0]
         step = g.time_s
@@ -223,7 +209,7 @@ def _group(spec, sub: pd.DataFrame) -> pd.DataFrame:
                    tpot_s=step if mode == "decode_step" else np.full(n, np.nan), e2e_s=np.full(n, np.nan),
                    step_s=step, output_tok_s=tokens / step * replicas, joules_per_output_token=energy / tokens,
                    mfu=np.full(n, np.nan), mbu=np.full(n, np.nan))
-        usd_mtok = d["usd_per_hour"] / replicas / 3600.0 * step / tokens * 1e6
+        usd_mtok = usd_per_mtok(np.asarray(d["usd_per_hour"], dtype=float) / replicas / 3600.0, step, tokens)
     res["output_tok_s_per_chip"] = res["output_tok_s"] / par["chips"]
     res["usd_per_mtok_output"] = usd_mtok
     with np.errstate(divide="ignore"):
