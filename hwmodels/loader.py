@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 from pathlib import Path
 
 import yaml
@@ -318,7 +319,38 @@ def _build_chip(v: dict, path: Path) -> Chip:
     )
 
 
+#: parsed hardware by (file, overrides, expected kind) -> (file signatures, object): a file is read and
+#: validated once per process while it stays unchanged (its and its chip file's mtime and size)
+_LOADED: dict = {}
+_LOADED_MAX = 128
+
+
+def _signature(path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (str(path), st.st_mtime_ns, st.st_size)
+
+
 def _load(path: Path, overrides, expect: str | None):
+    try:
+        key = (str(path), repr(parse_overrides(overrides)), expect)
+    except SpecError:
+        key = None  # a bad override: let the full load report it with its location
+    hit = _LOADED.get(key) if key is not None else None
+    if hit is not None and all(_signature(p) == sig for p, sig in hit[0]):
+        return hit[1]
+    obj = _load_uncached(path, overrides, expect)
+    if key is not None:
+        files = {str(path), obj.path} | ({obj.chip.path} if isinstance(obj, System) else set())
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.clear()
+        _LOADED[key] = (tuple((f, _signature(f)) for f in files if f), obj)
+    return obj
+
+
+def _load_uncached(path: Path, overrides, expect: str | None):
     doc = _read(path)
     data = doc.data
     kind = data.get("kind")

@@ -21,16 +21,29 @@ COMMAND_MODULES = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from llmsim import __version__
+class _Version(argparse.Action):
+    """--version, reading the version only when asked (package metadata is slow to import)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from llmsim import __version__
+
+        parser.exit(message=f"llmsim {__version__}\n")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command`` (a subcommand name) only that subcommand's module is imported,
+    so a command starts without the heavy libraries the others need."""
 
     parser = argparse.ArgumentParser(
         prog="llmsim",
         description="Predict latency, throughput, energy and cost of LLM inference on real and hypothetical hardware.",
     )
-    parser.add_argument("--version", action="version", version=f"llmsim {__version__}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in ([command] if command in COMMAND_MODULES else COMMAND_MODULES):
         try:
             mod = importlib.import_module(f"llmsim.commands.{name}")
         except ModuleNotFoundError as e:
@@ -41,8 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_of(argv: list) -> str | None:
+    """The subcommand named in ``argv`` (its first word not starting with '-'), if any."""
+    for a in argv:
+        if not a.startswith("-"):
+            return a
+        if a in ("-h", "--help", "--version"):
+            return None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

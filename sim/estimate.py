@@ -9,12 +9,14 @@ turn, so a step takes ``pp`` stage times (no micro-batch overlap within one batc
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from hwmodels.arith import vmax
 from hwmodels.chip import Chip, System
 from sim.cost import CostModel, CostOptions
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built: the CLI starts without it
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class GraphCost:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per op: times in seconds (per execution and total), FLOPs, bytes, bound."""
+        import pandas as pd
+
         rows = []
         for c in self.ops:
             rows.append({
@@ -50,6 +54,7 @@ class GraphCost:
 
     def by_kind(self) -> pd.DataFrame:
         """Time per op kind (gemm, attention, collective, elementwise...), seconds and share."""
+
         df = self.to_frame()
         return df.groupby("kind", as_index=False)[["total_time_s", "total_flops", "total_bytes_main"]].sum() \
             .sort_values("total_time_s", ascending=False)

@@ -25,10 +25,9 @@ and KV-cache eviction (``kv_window=W``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-
 from hwmodels.errors import InfeasibleError, SpecError
 from sim.config import PredictConfig, make_config
 from sim.cost import CostModel
@@ -36,6 +35,9 @@ from sim.estimate import GraphCost, estimate
 from sim.metrics import RequestTotals, request_metrics
 from sim.resolve import make_quantization, resolve_system, system_usd_per_s
 from sim.techniques import draft_parallel, plan_offload
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built: the CLI starts without it
+    import pandas as pd
 
 __all__ = ["Prediction", "make_quantization", "predict", "predict_config", "resolve_system", "system_usd_per_s"]
 
@@ -90,6 +92,8 @@ class Prediction:
 
     def to_frame(self) -> pd.DataFrame:
         """Per-op breakdown of the prefill step and the mean decode step."""
+        import pandas as pd
+
         frames = []
         for phase, gc in (("prefill", self.prefill), ("decode", self.decode)):
             if gc is not None:
@@ -100,6 +104,7 @@ class Prediction:
 
     def by_kind(self) -> pd.DataFrame:
         """Seconds per op kind for prefill and one decode step (stacked-bar data)."""
+
         df = self.to_frame()
         if df.empty:
             return df

@@ -113,3 +113,17 @@ def test_cli_show_json(capsys):
     assert main(["hw", "show", str(TOY), "--json", "--set", "memory.hbm.bandwidth=2 TB/s"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["kind"] == "chip" and d["memory"][1]["bandwidth_bytes_per_s"] == 2e12
+
+
+def test_loading_is_cached_until_the_file_changes(tmp_path):
+    """A hardware file is parsed once per process while unchanged; an edit is seen at once."""
+    from hwmodels import load_chip
+
+    src = (Path(__file__).parent.parent / "data" / "toy-chip.yaml").read_text()
+    p = tmp_path / "toy-chip.yaml"
+    p.write_text(src)
+    a = load_chip(str(p))
+    assert load_chip(str(p)) is a  # cached: the same object
+    assert load_chip(str(p), {"cores": 3}) is not a  # overrides are part of the key
+    p.write_text(src + "\n# an edit that changes the size\n")
+    assert load_chip(str(p)) is not a

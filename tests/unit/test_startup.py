@@ -1,0 +1,28 @@
+"""CLI start-up: a command imports only what it needs (issue: 92-97% of a predict call was start-up,
+pandas alone 0.26 s of it). Speed itself is measured in benchmarks/, not here."""
+
+import subprocess
+import sys
+
+
+def _modules_after(argv: list) -> set:
+    code = ("import sys, io, contextlib\nfrom llmsim.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    rc = main({argv!r})\n"
+            "assert rc == 0, rc\nprint(' '.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    return set(out.stdout.split())
+
+
+def test_predict_starts_without_pandas_matplotlib_or_simpy():
+    mods = _modules_after(["predict", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--batch", "2",
+                           "--input-len", "64", "--output-len", "8", "--json"])
+    assert not {"pandas", "matplotlib", "simpy", "pyarrow", "dask"} & mods
+    assert not any(m.startswith("llmsim.commands.") and m not in ("llmsim.commands.predict", "llmsim.commands._common",
+                                                                  "llmsim.commands._config") for m in mods)
+
+
+def test_help_still_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "llmsim.cli", "--help"], capture_output=True, text=True, timeout=120)
+    for cmd in ("demo", "hw", "predict", "serve", "plan", "sweep", "report", "compare", "optimize"):
+        assert cmd in out.stdout
