@@ -45,9 +45,18 @@ ROUTERS = ("round-robin", "least-outstanding", "least-kv")
 PREEMPTION_MODES = ("recompute", "swap")
 ATTENTION_KERNELS = ("auto", "flash", "naive")
 
-#: software-option flags (``llmsim.commands.predict.add_cost_options``) that map to ``CostOptions``
-COST_OPTION_FLAGS = ("--fused", "--cuda-graphs", "--overlap-comm", "--no-efficiency", "--no-tiling",
-                     "--dequant-per-tile")
+#: the software-option flags (``llmsim.commands.predict.add_cost_options``): flag -> (the
+#: ``CostOptions`` field it sets, the value it sets, help); ``--attention-kernel`` follows the third
+COST_FLAGS = {
+    "--fused": ("fused", True, "fuse elementwise/norm chains (intermediates on chip)"),
+    "--cuda-graphs": ("cuda_graphs", True, "no per-kernel launch overhead"),
+    "--overlap-comm": ("overlap_comm", True, "overlap collectives with compute"),
+    "--no-efficiency": ("use_efficiency", False, "ignore achievable-efficiency fields (pure datasheet)"),
+    "--no-tiling": ("tiling", False, "plain roofline for GEMMs (no tiles, padding, waves)"),
+    "--dequant-per-tile": ("dequant_per_tile", True,
+                           "weight-only quantized GEMMs re-dequantize their weights once per M tile (Marlin-style)"),
+}
+COST_OPTION_FLAGS = tuple(COST_FLAGS)
 
 
 def setting(default, help: str, *, flag: str | None = None, group: str | None = None, unit: str | None = None,
@@ -217,7 +226,8 @@ class ServingConfig:
     options: CostOptions = setting(CostOptions(), "how the software runs the work (sim.cost.CostOptions)",
                                    shared=COST_OPTION_FLAGS, sweep=("options",))
     attention_kernel: str = setting("auto", "attention implementation (auto: flash prefill, paged decode)",
-                                    shared=("--attention-kernel",), sweep=("serving", "attention_kernel", str))
+                                    flag="--attention-kernel", group="software", choices=list(ATTENTION_KERNELS),
+                                    sweep=("serving", "attention_kernel", str))
     overrides: object = setting(None, "hardware field overrides (path=value)", shared=("--set",), sweep=("hw",))
 
     def problems(self) -> list[Problem]:

@@ -7,7 +7,7 @@ import sys
 from hwmodels.errors import InfeasibleError
 from llmsim.commands._common import add_set_option, print_json
 from llmsim.commands._config import add_config_arguments, config_values
-from sim.config import PredictConfig
+from sim.config import COST_FLAGS, PredictConfig, ServingConfig
 
 
 def add_workload_options(p, batch_required=True, hw=True) -> None:
@@ -22,24 +22,23 @@ def add_workload_options(p, batch_required=True, hw=True) -> None:
 
 
 def add_cost_options(p) -> None:
+    """The software options: the CostOptions flags (``sim.config.COST_FLAGS``) and --attention-kernel."""
     g = p.add_argument_group("software options")
-    g.add_argument("--fused", action="store_true", help="fuse elementwise/norm chains (intermediates on chip)")
-    g.add_argument("--cuda-graphs", action="store_true", help="no per-kernel launch overhead")
-    g.add_argument("--overlap-comm", action="store_true", help="overlap collectives with compute")
-    g.add_argument("--attention-kernel", default="auto", choices=["auto", "flash", "naive"],
-                   help="attention implementation (auto: flash prefill, paged decode)")
-    g.add_argument("--no-efficiency", action="store_true", help="ignore achievable-efficiency fields (pure datasheet)")
-    g.add_argument("--no-tiling", action="store_true", help="plain roofline for GEMMs (no tiles, padding, waves)")
-    g.add_argument("--dequant-per-tile", action="store_true",
-                   help="weight-only quantized GEMMs re-dequantize their weights once per M tile (Marlin-style)")
+    for i, (flag, (_, _, help_)) in enumerate(COST_FLAGS.items()):
+        if i == 3:
+            add_config_arguments(g, ServingConfig, "software")
+        g.add_argument(flag, action="store_true", help=help_)
 
 
 def cost_options(args):
+    """The CostOptions the software-option flags set (a flag a parser lacks leaves its default)."""
     from sim.cost import CostOptions
 
-    return CostOptions(fused=args.fused, cuda_graphs=args.cuda_graphs, overlap_comm=args.overlap_comm,
-                       use_efficiency=not args.no_efficiency, tiling=not args.no_tiling,
-                       dequant_per_tile=getattr(args, "dequant_per_tile", False))
+    kw = {}
+    for flag, (name, value, _) in COST_FLAGS.items():
+        if getattr(args, flag[2:].replace("-", "_"), False):
+            kw[name] = value
+    return CostOptions(**kw)
 
 
 def add_technique_options(p) -> None:

@@ -174,7 +174,7 @@ def serving_config(args) -> ServingConfig:
     if kw["chunk_size"] is None:
         mnbt = kw["max_num_batched_tokens"]
         kw["chunk_size"] = mnbt if kw["scheduler"] == "sarathi" and mnbt else ServingConfig.chunk_size
-    return ServingConfig(**kw, options=cost_options(args), attention_kernel=args.attention_kernel,
+    return ServingConfig(**kw, options=cost_options(args),
                          overrides=args.overrides or None)
 
 
@@ -188,17 +188,15 @@ def simulate_kwargs(args) -> dict:
 def cmd_serve(args) -> int:
     from sim.serving import simulate
 
-    problems = []
-    for flag, v in (("--slo-ttft", args.slo_ttft), ("--slo-tpot", args.slo_tpot)):
-        if v is not None and not (v > 0 and math.isfinite(v)):
-            problems.append(Problem(f"must be a number of seconds > 0, got {v}", path=flag))
+    cfg = serving_config(args)
+    problems = cfg.problems()  # reported together with the stream's
     try:
         scenario = build_scenario(args)
     except SpecError as e:
         raise SpecError(problems + e.problems) from None
     if problems:
         raise SpecError(problems)
-    res = simulate(scenario, args.hw, args.model, serving_config(args), out_dir=args.out)
+    res = simulate(scenario, args.hw, args.model, cfg, out_dir=args.out)
     if args.json:
         print_json(res.summary)
     else:
