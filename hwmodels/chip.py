@@ -142,7 +142,8 @@ class Chip:
     path: str | None = None  # file it was loaded from
     chip_class: str | None = None  # class whose defaults fill missing efficiencies (classes.yaml)
     declared_calibration: str | None = None  # the file's `calibration:` (measured | published | class-default)
-    price_source: str | None = None  # where the cloud price comes from (with its date and basis)
+    price_source: str | None = None  # where the cloud price comes from (offer, region, basis)
+    price_date: str | None = None  # when the cloud price was read or published (YYYY-MM-DD)
 
     # -- calibration state -------------------------------------------------------------------
     @property
@@ -246,7 +247,10 @@ class System:
     list_price_usd: float | None = None
     power_overhead_w: float = 0.0
     path: str | None = None
-    price_source: str | None = None  # where the system's own cloud price comes from (None: derived)
+    price_source: str | None = None  # where the system's price comes from (its own, or how it is derived)
+    price_date: str | None = None  # when that price was read or published (YYYY-MM-DD)
+    price_premium: float = 0.0  # system price / (count x chip price) - 1 (docs/hardware-format.md, Prices)
+    instance: str | None = None  # the cloud instance this system is (e.g. 'AWS EC2 p5.48xlarge'), if any
 
     @property
     def calibration(self) -> str:
@@ -258,7 +262,7 @@ class System:
         """A system of one chip (no interconnect)."""
         return cls(name=chip.name, source=chip.source, chip=chip, count=1, tiers=(),
                    description=f"one {chip.name}", hypothetical=chip.hypothetical,
-                   cloud_usd_per_s=chip.cloud_usd_per_s, price_source=chip.price_source,
+                   cloud_usd_per_s=chip.cloud_usd_per_s, price_source=chip.price_source, price_date=chip.price_date,
                    list_price_usd=chip.list_price_usd, path=chip.path)
 
     def tiers_for_group(self, group_size: int) -> tuple:
@@ -287,3 +291,19 @@ class System:
         if self.chip.cloud_usd_per_s is not None:
             return self.chip.cloud_usd_per_s * 3600.0 * self.count
         return None
+
+    def price_note(self, chips: int | None = None) -> str | None:
+        """Which price is used, from where and of when; ``chips`` of the system are charged pro rata."""
+        per_h = self.usd_per_hour
+        if per_h is None:
+            return None
+        chips = self.count if chips is None else chips
+        per_chip = per_h / max(self.count, 1)
+        first = lambda t: (t or "no source given").split("; ")[0]  # noqa: E731 (offer and basis; full text: hw show)
+        src = first(self.price_source) if self.cloud_usd_per_s is not None or self.count == 1 else \
+            f"{self.count} x {self.chip.name} ({first(self.chip.price_source)})"
+        date = self.price_date if self.cloud_usd_per_s is not None or self.count == 1 else self.chip.price_date
+        head = f"{per_h:.4g} USD/h for {self.name}" if self.count > 1 else f"{per_h:.4g} USD/h per {self.name} chip"
+        share = f"; {chips} of {self.count} chips: {per_chip * chips:.4g} USD/h" if self.count > 1 and chips != self.count else ""
+        prem = f", system premium {self.price_premium:+.0%}" if self.count > 1 else ""
+        return f"{head} ({per_chip:.4g} per chip{prem}; {src}; {date or 'undated'}){share}"

@@ -60,6 +60,12 @@ def list_hardware() -> list[dict]:
         row["memory_tb_s"] = mm.bandwidth_bytes_per_s / 1e12
         row["tdp_w"] = chip.tdp_w
         row["usd_per_hour"] = hw.usd_per_hour if isinstance(hw, System) else chip.price_usd_per_hour
+        row["price_date"] = (hw.price_date if isinstance(hw, Chip) or hw.cloud_usd_per_s is not None
+                             else hw.chip.price_date)
+        row["price_source"] = hw.price_note() if isinstance(hw, System) else (
+            System.single(hw).price_note() if hw.cloud_usd_per_s is not None else None)
+        row["price_premium"] = hw.price_premium if isinstance(hw, System) else None
+        row["instance"] = getattr(hw, "instance", None)
         row["calibration"] = chip.calibration
         row["efficiency_provenance"] = chip.efficiency_provenance
         row["chip_class"] = chip.chip_class
@@ -98,9 +104,10 @@ def standard_system_for(chip_name: str, chips_needed: int) -> str | None:
         if not isinstance(data, dict) or data.get("chip") != chip_name:
             continue
         count = data.get("count", 0)
-        if isinstance(count, int) and count >= chips_needed and (best is None or count < best[0]):
-            best = (count, name)
-    return None if best is None else best[1]
+        key = (count, "instance" in data, name)  # smallest first; a generic system before a cloud instance
+        if isinstance(count, int) and count >= chips_needed and (best is None or key < best):
+            best = key
+    return None if best is None else best[2]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,6 +323,7 @@ def _build_chip(v: dict, path: Path) -> Chip:
         list_price_usd=price.get("list"), cloud_usd_per_s=price.get("cloud"),
         interconnect=link(v.get("interconnect")), host_link=link(v.get("host_link")), path=str(path),
         chip_class=v.get("class"), declared_calibration=v.get("calibration"), price_source=price.get("cloud_source"),
+        price_date=price.get("cloud_date"),
     )
 
 
@@ -361,13 +369,19 @@ def _load_uncached(path: Path, overrides, expect: str | None):
         _, problems = validate(doc, CHIP)
         raise SpecError([kind_problem] + [p for p in problems if p.path != "kind"])
     ovr = parse_overrides(overrides)
-    chip_ovr = []
+    chip_ovr, applied = [], []
     for p, val in ovr:
         segs = _segments(p)
+        if kind == "chip":
+            while len(segs) > 1 and segs[0] == "chip":  # chip.X on a chip file is X (as on a system)
+                segs = segs[1:]
+            p = ".".join(segs)
         if kind == "system" and (segs[0] == "chip" and len(segs) > 1 or segs[0] not in SYSTEM.fields):
             chip_ovr.append((".".join(segs[1:]) if segs[0] == "chip" else p, val))
         else:
             apply_override(data, p, val, str(path), schema_keys=(CHIP if kind == "chip" else SYSTEM).fields)
+            applied.append((p, val))
+    _mark_price_override(data, applied)
     schema = CHIP if kind == "chip" else SYSTEM
     v, problems = validate(doc, schema)
     if kind == "chip":
@@ -408,14 +422,58 @@ def _load_uncached(path: Path, overrides, expect: str | None):
                 if prod != t.fanout:
                     raise SpecError([doc.problem(("tiers", i, "dims"), f"dims multiply to {prod}, not the fanout {t.fanout}")])
         price = v.get("price") or {}
+        ref = chip if not chip_ovr else _load(chip_path or resolve(chip_ref), None, "chip")
+        cloud, source, date, premium = _system_price(v, chip, ref.cloud_usd_per_s)
         obj = System(name=v["name"], source=v["source"], chip=chip, count=v["count"], tiers=tiers,
                      description=v.get("description"), hypothetical=v.get("hypothetical", False),
-                     cloud_usd_per_s=price.get("cloud"), list_price_usd=price.get("list"),
-                     price_source=price.get("cloud_source") if price.get("cloud") is not None else None,
+                     cloud_usd_per_s=cloud, list_price_usd=price.get("list"), price_source=source,
+                     price_date=date, price_premium=premium, instance=v.get("instance"),
                      power_overhead_w=(v.get("power") or {}).get("overhead", 0.0), path=str(path))
     if expect == "chip" and kind != "chip":
         raise SpecError([doc.problem(("kind",), f"expected a chip here; this file describes a {kind}")])
     return obj
+
+
+def _mark_price_override(data: dict, ovr) -> None:
+    """A cloud price given as an override is labelled as such (not with the file's source and date)."""
+    for p, _ in ovr:
+        segs = _segments(p)
+        if segs[-2:] == ["price", "cloud"] and len(segs) == 2 and isinstance(data.get("price"), dict):
+            given = {".".join(_segments(q)) for q, _ in ovr}
+            if "price.cloud_source" not in given:
+                data["price"]["cloud_source"] = "given on the command line (--price or --set price.cloud)"
+            if "price.cloud_date" not in given:
+                data["price"].pop("cloud_date", None)
+
+
+def _system_price(v: dict, chip: Chip, ref_chip_usd_per_s: float | None):
+    """(own cloud USD/s or None, source, date, premium) of a system: the pricing rule.
+
+    A system's price is its own (a cloud instance's on-demand price) or count x chip price x (1 + premium),
+    premium 0 unless the file gives one with its source. With an own price the premium is derived against
+    the catalog chip's price, so when the chip's price is overridden (--price) the system keeps its
+    premium over the new chip price rather than its old absolute price.
+    """
+    price = v.get("price") or {}
+    own, count = price.get("cloud"), v["count"]
+    chip_usd = chip.cloud_usd_per_s
+    if "premium" in price:
+        premium = price["premium"]
+    elif own is not None and ref_chip_usd_per_s:
+        premium = own / (count * ref_chip_usd_per_s) - 1.0
+    else:
+        premium = 0.0
+    overridden = chip_usd is not None and chip_usd != ref_chip_usd_per_s
+    if own is not None and not overridden:
+        return own, price.get("cloud_source"), price.get("cloud_date"), premium
+    if chip_usd is None:
+        return own, price.get("cloud_source") if own is not None else None, price.get("cloud_date"), premium
+    if premium == 0.0 and own is None:
+        return None, None, None, 0.0  # count x chip price, read live (sweeps of chip.price.cloud follow)
+    src = (f"{count} x {chip.name} at {chip_usd * 3600:.4g} USD/h ({chip.price_source or 'no source given'}) "
+           f"x (1 {premium:+.4g} system premium" + (f": {price['premium_source']})" if "premium_source" in price
+                                                    else ")"))
+    return count * chip_usd * (1.0 + premium), src, chip.price_date, premium
 
 
 def load_hardware(name_or_path, overrides=None) -> Chip | System:

@@ -148,6 +148,28 @@ class Bool(Type):
 
 
 @dataclass
+class Date(Type):
+    """A calendar date, YYYY-MM-DD (YAML may hand it over already parsed)."""
+
+    doc: str = ""
+
+    def check(self, value, path, ctx):
+        import datetime as _dt
+
+        if isinstance(value, _dt.date):
+            return value.isoformat()
+        if isinstance(value, str):
+            try:
+                return _dt.date.fromisoformat(value.strip()).isoformat()
+            except ValueError:
+                pass
+        return _fail(ctx, path, f"expected a date YYYY-MM-DD (when the figure was read or published); got {value!r}")
+
+    def json(self):
+        return {"type": "string", "format": "date", "description": self.doc}
+
+
+@dataclass
 class Sources(Type):
     """One string or a non-empty list of strings."""
 
@@ -374,9 +396,10 @@ CHIP = Struct({
     }, name="power")),
     "price": F(Struct({
         "list": F(Quantity("money")),
-        "cloud": F(Quantity("money_rate")),
+        "cloud": F(Quantity("money_rate"), doc="USD per chip-hour (on-demand unless cloud_source says otherwise)"),
         "list_source": F(Str()),
-        "cloud_source": F(Str()),
+        "cloud_source": F(Str(), doc="where the cloud price comes from: provider, offer, region, basis"),
+        "cloud_date": F(Date(), doc="when the cloud price was read or published (YYYY-MM-DD)"),
     }, name="price")),
     "interconnect": F(Struct({
         "bandwidth": F(Quantity("bandwidth"), True, "per direction"),
@@ -410,11 +433,22 @@ SYSTEM = Struct({
     "description": F(Str()),
     "hypothetical": F(Bool()),
     "source": F(Sources(), True),
+    "instance": F(Str(), doc="the cloud instance this system is, e.g. 'AWS EC2 p5.48xlarge' (a generic system "
+                             "is preferred over an instance when a chip is switched to its standard system)"),
     "chip": F(Str(), True, "catalog chip name or path relative to this file"),
     "count": F(Number(integer=True, gt=0), True, "chips in the system"),
     "tiers": F(ListOf(TIER), doc="interconnect tiers, innermost first"),
-    "price": F(Struct({"cloud": F(Quantity("money_rate")), "list": F(Quantity("money")),
-                       "cloud_source": F(Str()), "list_source": F(Str())}, name="price")),
+    "price": F(Struct({"cloud": F(Quantity("money_rate"), doc="the system's own price per hour (e.g. a cloud "
+                                                              "instance's on-demand price); default: the chips' "
+                                                              "prices plus the system premium"),
+                       "list": F(Quantity("money")),
+                       "cloud_source": F(Str()), "list_source": F(Str()),
+                       "cloud_date": F(Date(), doc="when the cloud price was read or published (YYYY-MM-DD)"),
+                       "premium": F(Number(gt=-1, le=10), doc="system premium over count x chip price, a fraction "
+                                                             "(0.1 = +10%) for a system without its own price "
+                                                             "(default 0); derived from the own price otherwise"),
+                       "premium_source": F(Str())}, name="price",
+                      requires_together=(("premium", "premium_source"),))),
     "power": F(Struct({"overhead": F(Quantity("power", nonneg=True), True), "source": F(Str())}, name="power")),
 }, name="system")
 

@@ -509,6 +509,8 @@ def ladder(model, hw, workload: Workload, *, tp: int = 1, overrides=None, techni
         else:
             pool.append(t)
     notes = list(notes)
+    if system.price_note(tp):
+        notes.append(f"price used: {system.price_note(tp)}")
     base = Config()
     p0 = evaluate(base, ctx)
     if not p0.feasible and system.chip.host_link is not None:

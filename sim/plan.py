@@ -66,6 +66,7 @@ class PlanRequest:
     api_price_in: float | None = None  # USD per million input tokens
     api_price_out: float | None = None
     cost: object = None  # sim.tco.TcoAssumptions (default: cloud price where listed)
+    overrides: tuple = ()  # hardware overrides ('PATH=VALUE', as --set and --price give them) for every candidate
 
     def check(self) -> None:
         P = []
@@ -118,6 +119,7 @@ class Candidate:
     chips_per_replica: int = 0
     replica_usd_per_hour: float | None = None
     cost_source: str = ""
+    price_source: str | None = None  # which hardware price, from where and of when (System.price_note)
     static_bound_rps: float = math.nan
     status: str = "pending"  # ok | fails_slo | infeasible | over_budget | no_price | skipped | error
     reason: str = ""
@@ -209,10 +211,10 @@ def _default_tps(model, tps) -> list:
     return out
 
 
-def _system(hw: str, chips: int):
+def _system(hw: str, chips: int, overrides=None):
     from sim.predict import resolve_system
 
-    system, _ = resolve_system(hw, chips)
+    system, _ = resolve_system(hw, chips, list(overrides) or None if overrides else None)
     return system
 
 
@@ -229,10 +231,12 @@ def _static(req: PlanRequest, cand: Candidate, lin: float, lout: float):
     from sim.predict import predict
 
     L, O = max(1, round(lin)), max(1, round(lout))
-    alone = predict(req.model, cand.hardware, 1, L, O, tp=cand.tp, quant=req.quant, check_memory=True)
+    ovr = list(req.overrides) or None
+    alone = predict(req.model, cand.hardware, 1, L, O, tp=cand.tp, quant=req.quant, check_memory=True, overrides=ovr)
     b = cand.max_num_seqs
     while b > 1:
-        p = predict(req.model, cand.hardware, b, L, O, tp=cand.tp, quant=req.quant, check_memory=False, samples=9)
+        p = predict(req.model, cand.hardware, b, L, O, tp=cand.tp, quant=req.quant, check_memory=False, samples=9,
+                    overrides=ovr)
         if p.fits:
             break
         b //= 2
@@ -274,10 +278,11 @@ def plan(req: PlanRequest, simulate=None, progress=None) -> PlanResult:
     # prepare: systems, prices, static bounds
     for c in cands:
         try:
-            system = _system(c.hardware, c.tp)
+            system = _system(c.hardware, c.tp, req.overrides)
             c.system = system.name
             c.chips_per_replica = c.tp
             c.replica_usd_per_hour, c.cost_source = _cost(system, c.tp, assumptions)
+            c.price_source = system.price_note(c.tp) if c.cost_source == "cloud" else None
             ttft1, tpot1, bound = _static(req, c, lin, lout)
             c.static_bound_rps = bound
             if ttft1 > req.slo_ttft_p99_s or tpot1 > req.slo_tpot_p99_s:
@@ -368,7 +373,7 @@ def _t(s: float) -> str:
 
 def _probe(req, c, trace, simulate, rate) -> Probe:
     t = time.perf_counter()
-    res = simulate(_scenario(req, trace, rate), _system(c.hardware, c.tp), req.model, tp=c.tp, quant=req.quant,
+    res = simulate(_scenario(req, trace, rate), _system(c.hardware, c.tp, req.overrides), req.model, tp=c.tp, quant=req.quant,
                    scheduler=c.scheduler, max_num_seqs=c.max_num_seqs, seed=req.seed, slo_ttft_s=req.slo_ttft_p99_s,
                    slo_tpot_s=req.slo_tpot_p99_s)
     s = res.summary if hasattr(res, "summary") else res

@@ -83,6 +83,9 @@ class Prediction:
     draft_bytes: float = 0.0  # draft model weights + KV cache per chip
     prefill: GraphCost | None = field(default=None, repr=False)
     decode: GraphCost | None = field(default=None, repr=False)  # the step at the mean context
+    price_source: str | None = None  # which price usd_per_hour used, from where (System.price_note)
+    price_date: str | None = None  # when that price was read or published
+    calibration: str | None = None  # the chip's efficiency data: measured | published | class-default | none
 
     def to_dict(self) -> dict:
         keys = [k for k in self.__dataclass_fields__ if k not in ("prefill", "decode")]
@@ -386,4 +389,7 @@ def _assemble(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, pre: dict, dec: 
         speculative=None if sp is None else sp.describe(),
         sparsity=None if cfg.sparsity is None else cfg.sparsity.name, kv_window=cfg.kv_window,
         offload_bytes=0.0 if plan is None else plan.weights_bytes + plan.kv_bytes, draft_bytes=mem.draft_bytes,
-        prefill=prefill, decode=decode_mid)
+        prefill=prefill, decode=decode_mid, price_source=su.system.price_note(chips),
+        price_date=(su.system.price_date if su.system.cloud_usd_per_s is not None or su.system.count == 1
+                    else su.system.chip.price_date),
+        calibration=su.system.chip.calibration)

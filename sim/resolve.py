@@ -26,16 +26,30 @@ def resolve_system(hw, chips_needed: int, overrides=None) -> tuple[System, list[
             raise InfeasibleError(f"{obj.name} is one chip and the catalog has no system of at least "
                                   f"{chips_needed} {obj.name} chips; give --hw a system", {"chips_needed": chips_needed})
         chip_ovr = [o if isinstance(o, str) else f"{o[0]}={o[1]}" for o in (overrides or [])] if not isinstance(overrides, dict) \
-            else {f"chip.{k}": v for k, v in overrides.items()}
+            else {(k if k.startswith("chip.") else f"chip.{k}"): v for k, v in overrides.items()}
         if isinstance(chip_ovr, list):
-            chip_ovr = [f"chip.{o}" for o in chip_ovr]
+            chip_ovr = [o if o.startswith("chip.") else f"chip.{o}" for o in chip_ovr]
         sysobj = load_hardware(std, chip_ovr or None)
-        notes.append(f"{obj.name} is one chip; using its standard system {std} ({sysobj.count} chips)")
+        notes.append(f"{obj.name} is one chip; using its standard system {std} ({sysobj.count} chips)"
+                     + _price_change(obj, sysobj))
         return sysobj, notes
     if chips_needed > obj.count:
         raise InfeasibleError(f"the parallelism needs {chips_needed} chips; {obj.name} has {obj.count}",
                               {"chips_needed": chips_needed, "chips": obj.count})
     return obj, notes
+
+
+def _price_change(chip: Chip, system: System) -> str:
+    """What switching from a chip to its system does to the price per chip-hour (the pricing rule)."""
+    before, after = chip.price_usd_per_hour, system.usd_per_hour
+    if before is None and after is None:
+        return "; neither has a price"
+    if after is None:
+        return f"; price: {system.name} has none ({chip.name} has {before:.4g} USD/h per chip)"
+    after /= max(system.count, 1)
+    was = "no price" if before is None else f"{before:.4g}"
+    return (f"; price per chip-hour {was} -> {after:.4g} USD/h ({system.name}: system premium "
+            f"{system.price_premium:+.0%}; docs/hardware-format.md, Prices)")
 
 
 def system_usd_per_s(system: System, chips: int) -> float | None:

@@ -42,3 +42,30 @@ def add_set_option(parser) -> None:
         "--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
         help='override a hardware field without editing files, e.g. --set memory.hbm.bandwidth="6 TB/s"',
     )
+
+
+def add_price_option(parser) -> None:
+    """``--price USD/h``: the price of one chip-hour for this run, given as the override
+    ``chip.price.cloud`` (a system keeps its documented premium over its chips; docs/hardware-format.md)."""
+    import argparse
+
+    from hwmodels.units import UnitError, parse_quantity
+
+    class PriceAction(argparse.Action):
+        def __call__(self, p, namespace, values, option_string=None):
+            text = values.strip()
+            q = text if any(c.isalpha() for c in text) else f"{text} USD/h"
+            try:
+                v = parse_quantity(q, "money_rate")
+            except UnitError as e:
+                p.error(f"--price: {e}")
+            if not v > 0:
+                p.error(f"--price: must be greater than zero; got {values!r}")
+            items = list(getattr(namespace, "overrides", None) or [])
+            items.append(f"chip.price.cloud={q}")
+            setattr(namespace, "overrides", items)
+
+    parser.add_argument("--price", action=PriceAction, metavar="USD/h",
+                        help="price of one chip-hour for this run (e.g. 2.49 or '2.49 USD/h'): replaces the catalog "
+                             "price of every chip; a system adds its documented premium; same as "
+                             "--set chip.price.cloud=...")

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sys
 
-from hwmodels.chip import Chip
+from hwmodels.chip import Chip, System
 from hwmodels.loader import check_files, list_hardware, load_hardware
 from hwmodels.schema import json_schema
 from llmsim.commands._common import add_set_option, print_json
@@ -42,17 +42,19 @@ def cmd_list(args) -> int:
     if args.json:
         print_json(rows)
         return 0
-    print(f"{'name':<22}{'kind':<7}{'chips':>5} {'bf16 TF/s':>9} {'mem GB':>7} {'mem TB/s':>8} {'USD/h':>7}  "
-          f"{'calibration':<13}")
+    print(f"{'name':<22}{'kind':<9}{'chips':>5} {'bf16 TF/s':>9} {'mem GB':>7} {'mem TB/s':>8} {'USD/h':>8} "
+          f"{'price date':<11} {'calibration':<13}")
     for r in rows:
         if "error" in r:
             print(f"{r['name']:<22}{r['kind']:<7} INVALID: run `llmsim check {r['path']}`")
             continue
-        print(f"{r['name'][:21]:<22}{r['kind']:<7}{r['count']:>5} {_fmt(r['bf16_tflops']):>9} "
-              f"{_fmt(r['memory_gb']):>7} {_fmt(r['memory_tb_s'], digits=3):>8} {_fmt(r['usd_per_hour'], digits=3):>7}  "
-              f"{r['calibration']:<13}")
+        kind = "instance" if r.get("instance") else r["kind"]
+        print(f"{r['name'][:21]:<22}{kind:<9}{r['count']:>5} {_fmt(r['bf16_tflops']):>9} "
+              f"{_fmt(r['memory_gb']):>7} {_fmt(r['memory_tb_s'], digits=3):>8} {_fmt(r['usd_per_hour'], digits=4):>8} "
+              f"{r.get('price_date') or '-':<11} {r['calibration']:<13}")
     print(f"\n{len(rows)} entries; per chip: dense bf16 peak, main memory capacity and bandwidth; "
-          "USD/h for the whole entry; calibration: what the efficiency figures rest on (measured, published, "
+          "USD/h for the whole entry (price date: when it was read; docs/hardware-format.md, Prices); kind "
+          "instance: a cloud instance you can order; calibration: what the efficiency figures rest on (measured, published, "
           "class-default: docs/hardware-format.md).")
     return 0
 
@@ -82,8 +84,9 @@ def cmd_show(args) -> int:
             print(f"  tier {t.name}: fanout {t.fanout}, {t.topology}, {t.bandwidth_bytes_per_s / 1e9:.4g} GB/s "
                   f"per direction, latency {t.latency_s * 1e6:.3g} us"
                   + (", in-network reduction" if t.in_network_reduction else ""))
-        if hw.usd_per_hour is not None:
-            print(f"  price: {hw.usd_per_hour:.4g} USD/h")
+        if hw.instance:
+            print(f"  cloud instance: {hw.instance}")
+        print(f"  price: {hw.price_note() or 'none (give --price USD/h)'}")
     print(f"  chip {chip.name}: {chip.cores} cores" + (f", {chip.clock_hz / 1e9:.3g} GHz" if chip.clock_hz else ""))
     prov = chip.efficiency_provenance
     print(f"  calibration: {chip.calibration} (GEMM unit: {prov['matrix']}, main memory: {prov['memory']})"
@@ -99,7 +102,7 @@ def cmd_show(args) -> int:
     if chip.tdp_w:
         print(f"    power: TDP {chip.tdp_w:.4g} W" + (f", idle {chip.idle_w:.4g} W" if chip.idle_w else ""))
     if chip.price_usd_per_hour is not None:
-        print(f"    price: {chip.price_usd_per_hour:.4g} USD/h")
+        print(f"    price: {System.single(chip).price_note()}")
     print("  sources:")
     for s in hw.source:
         print(f"    - {s}")

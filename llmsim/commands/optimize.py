@@ -15,7 +15,7 @@ import sys
 import textwrap
 
 from hwmodels.errors import InfeasibleError, Problem, SpecError
-from llmsim.commands._common import add_set_option, print_json
+from llmsim.commands._common import add_price_option, add_set_option, print_json
 
 WIDTH = 80
 
@@ -51,6 +51,7 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="write optimize_waterfall.png/.svg and optimize.csv here")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_set_option(p)
+    add_price_option(p)
     p.set_defaults(func=cmd_optimize)
 
 

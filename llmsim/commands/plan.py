@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from llmsim.commands._common import print_json
+from llmsim.commands._common import add_price_option, add_set_option, print_json
 
 
 def register(sub) -> None:
@@ -44,6 +44,8 @@ def register(sub) -> None:
     p.add_argument("--api-price-out", type=float, metavar="USD", help="API price per million output tokens")
     p.add_argument("--cost", choices=["auto", "cloud", "purchase"], default="auto",
                    help="price hardware by cloud rate or by purchase + power (default: cloud where listed)")
+    add_set_option(p)
+    add_price_option(p)
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.add_argument("--quiet", action="store_true", help="do not report probes on stderr")
     p.set_defaults(func=cmd_plan)
@@ -97,7 +99,7 @@ def cmd_plan(args) -> int:
                       tps=tuple(args.tp) if args.tp else None, schedulers=tuple(scheds), quant=args.quant,
                       budget_usd_per_hour=args.budget, num_requests=args.requests, cv=args.cv, seed=args.seed,
                       top=args.top, api_price_in=args.api_price_in, api_price_out=args.api_price_out,
-                      cost=TcoAssumptions(source=args.cost))
+                      cost=TcoAssumptions(source=args.cost), overrides=tuple(args.overrides or ()))
     say = None if (args.quiet or args.json) else (lambda m: print(f"  probe {m}", file=sys.stderr))
     res = plan(req, progress=say)
     if args.json:
@@ -135,6 +137,8 @@ def print_plan(res) -> None:
         print("  (USD/Mtok: per million output tokens at the target traffic; util = traffic / capacity of the "
               "replicas; p99s at the sustained rate of one replica; prices: "
               + ", ".join(sorted({f'{c.system} {c.cost_source}' for c in res.best})) + ")")
+        for ps in sorted({c.price_source for c in res.best if getattr(c, "price_source", None)}):
+            print(f"  price used: {ps}")
     if res.api_usd_per_hour is not None:
         api = res.api_usd_per_hour
         line = (f"\nthrough an API at {r.api_price_in:g} / {r.api_price_out:g} USD per million input / output tokens: "

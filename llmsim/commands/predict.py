@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from hwmodels.errors import InfeasibleError
-from llmsim.commands._common import add_set_option, print_json
+from llmsim.commands._common import add_price_option, add_set_option, print_json
 from llmsim.commands._config import add_config_arguments, config_values
 from sim.config import COST_FLAGS, PredictConfig, ServingConfig
 
@@ -18,6 +18,7 @@ def add_workload_options(p, batch_required=True, hw=True) -> None:
     add_config_arguments(p, PredictConfig, "model")
     add_config_arguments(p, PredictConfig, "parallel")
     add_set_option(p)
+    add_price_option(p)
     add_cost_options(p)
 
 
@@ -158,6 +159,8 @@ def print_prediction(p, breakdown=False) -> None:
                             f"KV {p.kv_cache_bytes / 1e9:.1f})"),
         ("USD per million output tokens", "-" if p.usd_per_mtok_output is None else f"{p.usd_per_mtok_output:.3f}"
          + f" (at {p.usd_per_hour:.2f} USD/h)"),
+        ("price used", getattr(p, "price_source", None) or "none (give --price USD/h)"),
+        ("efficiency data", getattr(p, "calibration", None) or "-"),
         ("energy per output token", f"{p.joules_per_output_token:.3f} J"),
         ("MFU / MBU", f"{p.mfu * 100:.1f}% / {p.mbu * 100:.1f}%"),
         ("bound (share of time)", ", ".join(f"{k} {v * 100:.0f}%" for k, v in

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from hwmodels.errors import Problem, SpecError
-from llmsim.commands._common import add_set_option, print_json
+from llmsim.commands._common import add_price_option, add_set_option, print_json
 from llmsim.commands._config import add_config_arguments, config_values, field_names
 from llmsim.commands.predict import add_cost_options, cost_options
 from sim.config import ServingConfig
@@ -61,6 +61,7 @@ def register(sub) -> None:
     o.add_argument("--json", action="store_true", help="print the summary as JSON")
     o.add_argument("--out", metavar="DIR", help="write requests.csv, timeline.csv, summary.json, trace.json")
     add_set_option(p)
+    add_price_option(p)
     add_cost_options(p)
     p.set_defaults(func=cmd_serve)
 

@@ -110,6 +110,8 @@ def summarize(setup, cfg, state, budget, coster, until_s, wall0: float) -> dict:
         "mfu_busy": flops / (busy * chips * peak) if busy > 0 else 0.0,
         "mbu_busy": bytes_main / (busy * chips * bw) if busy > 0 else 0.0,
         "usd_per_hour": None if usd_s is None else usd_s * n_rep * 3600,
+        "price_source": setup.system.price_note(chips),  # per replica; which price, from where and of when
+        "calibration": chip.calibration,
         "usd_total": usd_total,
         "usd_per_mtok_output": None if usd_total is None or not out_tok else usd_total / out_tok * 1e6,
         "usd_per_mtok_total": None if usd_total is None or not (in_tok + out_tok)

@@ -101,8 +101,8 @@ def test_tco_purchase_by_hand(toy):
 def test_tco_cloud_and_auto(toy):
     r = tco_per_hour(toy, 2, TcoAssumptions())  # the toy chip rents at 3.6 USD/h
     assert r["usd_per_hour"] == pytest.approx(7.2) and str(r["source"]) == "cloud"
-    hgx = load_system("hgx-h100-8")  # system price 98.32 USD/h for 8: 4 chips pay half
-    assert tco_per_hour(hgx, 4)["usd_per_hour"] == pytest.approx(98.32 / 2)
+    nd = load_system("azure-nd-h100-v5")  # its own price, 98.32 USD/h for 8: 4 chips pay half
+    assert tco_per_hour(nd, 4)["usd_per_hour"] == pytest.approx(98.32 / 2)
 
 
 def test_tco_over_arrays(toy):
