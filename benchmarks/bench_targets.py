@@ -1,0 +1,128 @@
+"""The speed targets of the simulator, each as a ratio against a baseline measured in the same run
+(the machines are shared, so absolute seconds drift; ratios hold). Not part of `make test`.
+
+| what | measured as | target |
+|---|---|---|
+| serving | CPU per simulated step / CPU of one bare SimPy timeout event (Azure conversation trace, Llama-3.1-8B, one H100) | <= 15 |
+| whole-request predict | CPU of predict(70B, tp 8, prefill + 128 decode tokens) in-process, given a System / given a name | <= 0.5 ms (the mark used when llm-analysis is not installed: about 700 bare SimPy events) |
+| `llmsim predict` | CPU of the command / CPU of `python -c "import numpy, yaml"` | <= 2 |
+| sweep path | (point x op) evaluations per CPU-second | >= 1,000,000 |
+
+Usage: ``python benchmarks/bench_targets.py [--requests N]``; prints a table and one JSON line.
+CPU time (``time.process_time`` / rusage of children) rather than wall time: other jobs on a shared
+machine slow wall time, not CPU time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+
+def simpy_event_cpu(n: int = 200_000) -> float:
+    """CPU seconds of one bare SimPy timeout event (a process yielding n timeouts)."""
+    import simpy
+
+    env = simpy.Environment()
+
+    def proc():
+        for _ in range(n):
+            yield env.timeout(1.0)
+
+    env.process(proc())
+    t = time.process_time()
+    env.run()
+    return (time.process_time() - t) / n
+
+
+def serving_cpu_per_step(requests: int) -> tuple[float, int]:
+    from sim.serving import simulate
+    from workloads.trace import load_trace
+
+    stream = load_trace("azure-conv-2023", limit=requests)
+    t = time.process_time()
+    res = simulate(stream, "h100-sxm", "llama-3.1-8b")
+    cpu = time.process_time() - t
+    steps = res.summary["steps"]
+    return cpu / max(steps, 1), steps
+
+
+def predict_cpu() -> tuple[float, float]:
+    from hwmodels import load_system
+    from sim.predict import predict
+
+    hgx = load_system("hgx-h100-8")
+    predict("llama-3.1-70b", hgx, 8, 1024, 129, tp=8)  # warm imports and the hardware cache
+    out = []
+    for hw in (hgx, "hgx-h100-8"):
+        n = 20
+        t = time.process_time()
+        for _ in range(n):
+            predict("llama-3.1-70b", hw, 8, 1024, 129, tp=8)
+        out.append((time.process_time() - t) / n)
+    return out[0], out[1]
+
+
+def child_cpu(argv: list) -> float:
+    """CPU seconds (user + system) of a child process, best of 3."""
+    best = float("inf")
+    for _ in range(3):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        best = min(best, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+    return best
+
+
+def sweep_rate(points: int = 200_000) -> float:
+    import numpy as np
+
+    from hwmodels import load_system
+    from sim.vector import HwPoints, evaluate_graph
+    from workloads import Batch, build_graph
+
+    system = load_system("h100-sxm")
+    graph = build_graph("llama-3.1-8b", Batch.decode(16, 1024), "bf16")
+    rng = np.random.default_rng(0)
+    hw = HwPoints(system, {"chip.memory.hbm.bandwidth": rng.uniform(1e12, 8e12, points),
+                           "chip.compute.matrix.peak.bf16": rng.uniform(2e14, 2e15, points)})
+    t = time.process_time()
+    evaluate_graph(graph, hw)
+    return points * len(graph.ops) / (time.process_time() - t)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=2000, help="conversation requests for the serving figure")
+    a = ap.parse_args(argv)
+    ev = simpy_event_cpu()
+    step, steps = serving_cpu_per_step(a.requests)
+    p_sys, p_name = predict_cpu()
+    py = os.path.dirname(sys.executable)
+    base = child_cpu([sys.executable, "-c", "import numpy, yaml"])
+    cli = child_cpu([os.path.join(py, "llmsim"), "predict", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--batch",
+                     "8", "--input-len", "512", "--output-len", "128"])
+    rate = sweep_rate()
+    rows = [
+        ("bare SimPy timeout event", f"{ev * 1e6:.2f} us CPU", "baseline", ""),
+        ("serving step (Azure conv)", f"{step * 1e6:.1f} us CPU ({steps} steps)", f"{step / ev:.0f} events", "<= 15"),
+        ("predict 70B tp8, System given", f"{p_sys * 1e3:.2f} ms CPU", f"{p_sys / 0.5e-3:.1f}x the 0.5 ms mark", "<= 1"),
+        ("predict 70B tp8, name given", f"{p_name * 1e3:.2f} ms CPU", f"{p_name / 0.5e-3:.1f}x the 0.5 ms mark", "<= 1"),
+        ("python -c 'import numpy, yaml'", f"{base:.3f} s CPU", "baseline", ""),
+        ("llmsim predict (command)", f"{cli:.3f} s CPU", f"{cli / base:.2f}x", "<= 2"),
+        ("sweep path", f"{rate / 1e6:.2f} M evaluations per CPU-second", "", ">= 1"),
+    ]
+    for r in rows:
+        print(f"{r[0]:34s} {r[1]:38s} {r[2]:24s} target {r[3]}")
+    print(json.dumps({"simpy_event_cpu_s": ev, "serving_step_cpu_s": step, "serving_step_events": step / ev,
+                      "predict_system_cpu_s": p_sys, "predict_name_cpu_s": p_name, "cli_cpu_s": cli,
+                      "numpy_yaml_cpu_s": base, "cli_ratio": cli / base, "sweep_evals_per_cpu_s": rate}))
+
+
+if __name__ == "__main__":
+    main()
