@@ -81,10 +81,10 @@ def run_compare(args) -> list[dict]:
     """One record per --hw: label, hardware, overrides, fits, reason, the prediction's fields and
     ``memory_used_bytes``/``bound`` (the bound with the largest share), plus the Prediction
     object under ``_prediction`` (None when it cannot run)."""
-    from llmsim.commands.predict import cost_options, technique_kwargs
+    from llmsim.commands.predict import predict_config
     from sim.predict import predict
 
-    techniques = technique_kwargs(args)
+    flags_cfg = predict_config(args, hw=None)  # the flags' settings; each --hw entry names its hardware
     records = []
     variants: dict = {}
     for entry in args.hw:
@@ -100,10 +100,7 @@ def run_compare(args) -> list[dict]:
             label = base
         rec = {"label": label, "hardware": name, "overrides": overrides, "_own_overrides": own}
         try:
-            p = predict(args.model, name, args.batch, args.input_len, args.output_len, tp=args.tp, pp=args.pp,
-                        ep=args.ep, quant=args.quant, weight_dtype=args.weight_dtype, act_dtype=args.act_dtype,
-                        kv_dtype=args.kv_dtype, overrides=overrides or None, options=cost_options(args),
-                        attention_kernel=args.attention_kernel, **techniques)
+            p = predict(config=flags_cfg, hw=name, overrides=overrides or None)
         except InfeasibleError as e:
             rec.update({"fits": False, "reason": str(e), **{k: v for k, v in (e.numbers or {}).items()},
                         "_prediction": None})

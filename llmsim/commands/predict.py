@@ -118,13 +118,20 @@ def _ms(s):
     return f"{s * 1e3:.3f} ms" if s < 10 else f"{s:.2f} s"
 
 
+def predict_config(args, **changes) -> PredictConfig:
+    """The PredictConfig the predict-style flags describe (``llmsim predict``, ``compare``, ``report
+    predict``): the fields with a flag, --set, the software options and the techniques; ``changes``
+    replace fields."""
+    return PredictConfig(**{**config_values(PredictConfig, args), "overrides": args.overrides or None,
+                            "options": cost_options(args), "attention_kernel": args.attention_kernel,
+                            **technique_kwargs(args), **changes})
+
+
 def cmd_predict(args) -> int:
     from sim.predict import predict
 
-    cfg = PredictConfig(**config_values(PredictConfig, args), overrides=args.overrides, options=cost_options(args),
-                        attention_kernel=args.attention_kernel, check_memory=True, **technique_kwargs(args))
     try:
-        pred = predict(config=cfg)
+        pred = predict(config=predict_config(args, check_memory=True))
     except InfeasibleError as e:
         if args.json:
             print_json({"fits": False, "reason": str(e), **{k: v for k, v in e.numbers.items()}})

@@ -164,18 +164,16 @@ def prediction_inputs(args, kind: str = "predict") -> dict:
 
 
 def cmd_report_predict(args) -> int:
-    from llmsim.commands.predict import cost_options, technique_kwargs
+    from llmsim.commands.predict import predict_config
     from reports.predict_report import predict_report
     from sim.predict import predict, resolve_system
 
-    kw = dict(tp=args.tp, pp=args.pp, ep=args.ep, quant=args.quant, weight_dtype=args.weight_dtype,
-              act_dtype=args.act_dtype, kv_dtype=args.kv_dtype, overrides=args.overrides or None,
-              options=cost_options(args), attention_kernel=args.attention_kernel, **technique_kwargs(args))
-    pred = predict(args.model, args.hw, args.batch, args.input_len, args.output_len, **kw)
+    cfg = predict_config(args)
+    pred = predict(config=cfg)
     system, _ = resolve_system(args.hw, pred.chips, args.overrides or None)
 
     def predict_at(batch: int):
-        return predict(args.model, args.hw, batch, args.input_len, args.output_len, samples=9, **kw)
+        return predict(config=cfg, batch=batch, samples=9)
 
     rep = predict_report(pred, system, model=args.model, batches=_sweep_batches(args.sweep, args.batch),
                          predict_at=predict_at, inputs=prediction_inputs(args), title=args.title)
