@@ -113,3 +113,11 @@ def test_gh200_has_its_lpddr5x_as_a_second_memory_level():
     lvl = g.memory_level("lpddr5x")
     assert lvl.kind == "host" and lvl.capacity_bytes == pytest.approx(480e9)
     assert g.main_memory.name == "hbm" and g.host_link.bandwidth_bytes_per_s == pytest.approx(450e9)
+
+
+def test_llmsim_check_passes_on_every_catalog_file(capsys):
+    from llmsim.cli import main
+
+    files = [str(p) for sub in ("chips", "systems", "calibrated") for p in sorted((CATALOG / sub).glob("*.yaml"))]
+    assert main(["check", *files]) == 0
+    assert capsys.readouterr().out.count("ok: ") == len(files)
