@@ -9,6 +9,7 @@ Every problem is reported at once as a SpecError.
 from __future__ import annotations
 
 import difflib
+import re
 import functools
 import os
 from pathlib import Path
@@ -492,11 +493,30 @@ def load_system(name_or_path, overrides=None) -> System:
     return System.single(hw) if isinstance(hw, Chip) else hw
 
 
+def _is_stack_file(p) -> bool:
+    """A YAML file whose top-level ``kind`` is ``stack`` (a serving-stack profile, hwmodels/stack.py)."""
+    path = Path(str(p))
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():
+        return False
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    # a top-level 'kind: stack' line (not a full parse: the hardware loader reports a bad file's problems)
+    return re.search(r"^kind:\s*['\"]?stack['\"]?\s*(#.*)?$", text, re.M) is not None
+
+
 def check_files(paths) -> list[tuple[str, list]]:
     """Validate files; returns (path, problems) for each (empty list: valid)."""
+    from hwmodels.stack import load_stack
+
     out = []
     for p in paths:
         try:
+            if _is_stack_file(p):
+                load_stack(p)
+                out.append((str(p), []))
+                continue
             _load(resolve(p), None, None)
             out.append((str(p), []))
         except SpecError as e:

@@ -462,12 +462,15 @@ def validate(marked: Marked, schema: Struct) -> tuple[dict | None, list]:
 
 def json_schema() -> dict:
     """JSON Schema (draft 2020-12) of a hardware file: a chip or a system."""
-    chip, system = CHIP.json(), SYSTEM.json()
+    from hwmodels.stack import STACK  # the serving-stack kind (hwmodels/stack.py) shares these types
+
+    chip, system, stack = CHIP.json(), SYSTEM.json(), STACK.json()
     chip["properties"]["kind"] = {"const": "chip"}
     system["properties"]["kind"] = {"const": "system"}
+    stack["properties"]["kind"] = {"const": "stack"}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://llmsim.dev/schema/hardware-v1.json",
-        "title": "llmsim hardware description (chip or system), format version 1",
-        "oneOf": [chip, system],
+        "title": "llmsim hardware description (chip or system) or serving-stack profile (stack), format version 1",
+        "oneOf": [chip, system, stack],
     }

@@ -8,7 +8,8 @@ Op kinds of the workload graph map to five categories (``CATEGORY_ORDER``):
 - ``elementwise``: everything else (norms, activations, residual adds, RoPE, embedding lookups,
   routers, dequantization, sampling);
 - ``overhead``: each op's fixed costs (kernel launch, memory latency), taken out of the op's own
-  category so that the other bars show work that scales with the workload.
+  category so that the other bars show work that scales with the workload, plus the serving
+  stack's runtime outside kernels (a Prediction's ``runtime`` row: scheduling, sampling, ...).
 
 Times are seconds of one step as one chip sees it: the sum of ``count x time_s`` over the busiest
 pipeline stage's ops, times ``pp`` when the result is a Prediction or GraphCost (a batch passes

@@ -90,6 +90,10 @@ def predict_report(pred, system, *, model, batches: list[int] = (), predict_at: 
                  f"tp={pred.tp} pp={pred.pp} ep={pred.ep}, {pred.chips} chip{'s' if pred.chips > 1 else ''}")
     for n in pred.notes:
         rep.note(n)
+    rep.note(f"serving stack: {getattr(pred, 'stack', 'ideal')}"
+             + (f"; hardware calibration: {pred.calibration}" if getattr(pred, "calibration", None) else ""))
+    for w in getattr(pred, "warnings", ()):
+        rep.note(f"warning: {w}")
     rep.section("Summary", "Static prediction: TTFT is the prefill step, TPOT the mean decode step over the output; "
                            "throughput, cost and energy follow from them (docs/cost-model.md).")
     rep.key_values(prediction_summary(pred), "summary", "Headline numbers (raw values in summary.csv).")

@@ -186,18 +186,22 @@ class ServingConfig:
     max_model_len: int | None = setting(None, "longest request in tokens (default: the model's)", unit="tokens",
                                         flag="--max-model-len", group=_R, type=int,
                                         sweep=("serving", "max_model_len", int))
-    scheduler: str = setting("vllm", "vllm (continuous batching), sarathi (chunked prefill), static, disagg "
-                             "(default vllm)", flag="--scheduler", group=_S, choices=list(SCHEDULERS),
-                             sweep=("serving", "scheduler", str))
-    max_num_seqs: int = setting(256, "requests per step (default 256)", flag="--max-num-seqs", group=_S, type=int,
-                                sweep=("serving", "max_num_seqs", int))
+    # None: the serving stack's (docs/stacks.md; ServingConfig.with_stack fills them in)
+    scheduler: str | None = setting(None, "vllm (continuous batching, whole prompts), sarathi (chunked prefill), "
+                                    "static, disagg (default: the --stack's: sarathi where it chunks prefills, e.g. "
+                                    "vllm, sglang; else vllm)", flag="--scheduler", group=_S,
+                                    choices=list(SCHEDULERS), sweep=("serving", "scheduler", str))
+    max_num_seqs: int | None = setting(None, "requests per step (default: the --stack's, e.g. 1024 for vllm)",
+                                       flag="--max-num-seqs", group=_S, type=int,
+                                       sweep=("serving", "max_num_seqs", int))
     max_num_batched_tokens: int | None = setting(
-        None, "tokens per prefill step for vllm/disagg/static (default 16384)", unit="tokens",
-        flag="--max-num-batched-tokens", group=_S, type=int, sweep=("serving", "max_num_batched_tokens", int))
-    # the flag's default is None: `llmsim serve` then takes --max-num-batched-tokens under sarathi, else 512
-    chunk_size: int = setting(512, "sarathi: tokens per step, decodes + prefill chunks (default 512)", unit="tokens",
-                              flag="--chunk-size", group=_S, type=int, cli_default=None,
-                              sweep=("serving", "chunk_size", int))
+        None, "tokens per prefill step for vllm/disagg/static (default: the --stack's, e.g. 8192 for vllm)",
+        unit="tokens", flag="--max-num-batched-tokens", group=_S, type=int,
+        sweep=("serving", "max_num_batched_tokens", int))
+    chunk_size: int | None = setting(None, "sarathi: tokens per step, decodes + prefill chunks (default: "
+                                     "--max-num-batched-tokens when given, else the --stack's token budget where it "
+                                     "chunks prefills, else 512)", unit="tokens", flag="--chunk-size", group=_S,
+                                     type=int, sweep=("serving", "chunk_size", int))
     block_size: int = setting(16, "KV block size in tokens (default 16)", unit="tokens", flag="--block-size",
                               group=_S, type=int, sweep=("serving", "block_size", int))
     watermark: float = setting(0.01, "share of KV blocks kept free at admission", flag="--watermark", group=_S,
@@ -229,13 +233,37 @@ class ServingConfig:
                                     flag="--attention-kernel", group="software", choices=list(ATTENTION_KERNELS),
                                     sweep=("serving", "attention_kernel", str))
     overrides: object = setting(None, "hardware field overrides (path=value)", shared=("--set", "--price"), sweep=("hw",))
+    stack: object = setting(None, "serving-stack profile: catalog name, YAML path or hwmodels.stack.Stack (None: "
+                            "the default stack); prices every step and fills the scheduler settings left at None",
+                            shared=("--stack",), sweep=("serving", "stack", str))
+
+    def with_stack(self) -> ServingConfig:
+        """A copy with the scheduler settings left at None taken from the serving stack
+        (``hwmodels.stack``): sarathi (chunked prefill) where it chunks prefills, else vllm; its
+        token budget (also sarathi's chunk; 512 where it does not chunk) and sequence limit."""
+        from hwmodels.stack import load_stack
+
+        st = load_stack(self.stack)
+        ch = {}
+        if self.scheduler is None:
+            ch["scheduler"] = "sarathi" if st.chunked_prefill else "vllm"
+        if self.max_num_seqs is None:
+            ch["max_num_seqs"] = st.max_num_seqs
+        if self.chunk_size is None:
+            given = self.max_num_batched_tokens
+            ch["chunk_size"] = given or (st.max_num_batched_tokens if st.chunked_prefill else 512)
+        if self.max_num_batched_tokens is None:
+            ch["max_num_batched_tokens"] = st.max_num_batched_tokens
+        return replace(self, **ch) if ch else self
 
     def problems(self) -> list[Problem]:
         """Every problem of these settings (empty when they can run), each naming its flag."""
         P: list = []
         C = ServingConfig
-        for name in ("tp", "pp", "ep", "replicas", "max_num_seqs", "chunk_size", "block_size"):
+        for name in ("tp", "pp", "ep", "replicas", "block_size"):
             _int_problem(P, C, name, getattr(self, name))
+        for name in ("max_num_seqs", "chunk_size"):  # None: the stack's (with_stack)
+            _int_problem(P, C, name, getattr(self, name), optional=True)
         for name in ("max_num_batched_tokens", "prefill_replicas", "decode_replicas", "max_model_len"):
             _int_problem(P, C, name, getattr(self, name), optional=True)
         for name in ("slo_ttft_s", "slo_tpot_s", "memory_utilization"):
@@ -252,7 +280,7 @@ class ServingConfig:
 
     def _choice_problems(self) -> list[Problem]:
         P = []
-        if self.scheduler not in SCHEDULERS:
+        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
             P.append(Problem(f"unknown scheduler {self.scheduler!r}; known: {', '.join(SCHEDULERS)}",
                              path="scheduler (--scheduler)"))
         if self.router not in ROUTERS:
@@ -371,6 +399,8 @@ class PredictConfig:
                               shared=("--offload", "--offload-bandwidth", "--offload-capacity"))
     kv_window: int | None = setting(None, "keep only the last W tokens of KV cache (lossy eviction)",
                                     shared=("--kv-window",))
+    stack: object = setting(None, "serving-stack profile: catalog name, YAML path or hwmodels.stack.Stack (None: "
+                            "the default stack)", shared=("--stack",))
 
     def problems(self) -> list[Problem]:
         P = []

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hwmodels.errors import InfeasibleError, SpecError
+from hwmodels.stack import load_stack
 from sim.config import PredictConfig, make_config
 from sim.cost import CostModel
 from sim.estimate import GraphCost, estimate
@@ -42,7 +43,8 @@ from workloads.techniques import with_kv_window
 if TYPE_CHECKING:  # pandas is imported where a frame is built: the CLI starts without it
     import pandas as pd
 
-__all__ = ["Prediction", "make_quantization", "predict", "predict_config", "resolve_system", "system_usd_per_s"]
+__all__ = ["Prediction", "make_quantization", "predict", "predict_config", "resolve_system", "step_kernels",
+           "system_usd_per_s"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,10 @@ class Prediction:
     kv_window: int | None = None
     offload_bytes: float = 0.0  # bytes per chip on the far tier (offload)
     draft_bytes: float = 0.0  # draft model weights + KV cache per chip
+    stack: str = "ideal"  # the serving-stack profile the prediction used (hwmodels/catalog/stacks)
+    warnings: tuple = ()  # what-if conditions the user should know about (also printed to stderr)
+    runtime_prefill_s: float = 0.0  # the stack's time outside kernels in the prefill step
+    runtime_decode_s: float = 0.0  # the same for the decode step at the mean context
     prefill: GraphCost | None = field(default=None, repr=False)
     decode: GraphCost | None = field(default=None, repr=False)  # the step at the mean context
     price_source: str | None = None  # which price usd_per_hour used, from where (System.price_note)
@@ -94,6 +100,7 @@ class Prediction:
         keys = [k for k in self.__dataclass_fields__ if k not in ("prefill", "decode")]
         d = {k: getattr(self, k) for k in keys}
         d["notes"] = list(self.notes)
+        d["warnings"] = list(self.warnings)
         return d
 
     def to_frame(self) -> pd.DataFrame:
@@ -104,6 +111,15 @@ class Prediction:
         for phase, gc in (("prefill", self.prefill), ("decode", self.decode)):
             if gc is not None:
                 f = gc.to_frame()
+                rt = self.runtime_prefill_s if phase == "prefill" else self.runtime_decode_s
+                if rt > 0:  # the serving stack's runtime outside kernels, as one row (per stage, like ops)
+                    r = rt / max(gc.pp, 1)
+                    f = pd.concat([f, pd.DataFrame([{"name": "serving runtime", "kind": "runtime", "layer": "step",
+                                                     "count": 1, "time_s": r, "total_time_s": r, "compute_s": 0.0,
+                                                     "memory_s": 0.0, "comm_s": 0.0, "overhead_s": r,
+                                                     "bound": "overhead", "detail": f"stack {self.stack}"}])],
+                                  ignore_index=True).fillna({"flops": 0.0, "total_flops": 0.0, "bytes_main": 0.0,
+                                                             "total_bytes_main": 0.0, "energy_j": 0.0})
                 f.insert(0, "phase", phase)
                 frames.append(f)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -145,6 +161,11 @@ def predict(model=None, hw=None, batch: int | None = None, input_len: int | None
     Techniques (default off): ``speculative`` (``workloads.techniques.SpecConfig``), ``sparsity``
     (``workloads.quant.Sparsity``), ``offload`` (``sim.techniques.Offload``: with it, what does not
     fit goes to the far tier instead of raising), ``kv_window`` (keep the last W tokens of KV).
+
+    ``stack``: a serving-stack profile (catalog name, YAML path or ``hwmodels.stack.Stack``; default
+    ``hwmodels.stack.DEFAULT_STACK``): every step's wall time is ``Stack.step_time`` of its kernel
+    time (runtime cost outside the kernels; ``ideal`` leaves it unchanged). A request longer than the
+    model's ``max_position_embeddings`` is predicted with a warning (``warnings``), not refused.
     """
     given = {k: v for k, v in (("model", model), ("hw", hw), ("batch", batch), ("input_len", input_len),
                                ("output_len", output_len)) if v is not None}
@@ -161,6 +182,8 @@ class _Setup:
     batch: int  # requests per data-parallel attention replica
     system: object
     notes: list
+    stack: object = None  # the serving-stack profile (hwmodels.stack.Stack)
+    warnings: list = field(default_factory=list)
 
     @property
     def chip(self):
@@ -207,6 +230,11 @@ def predict_config(cfg: PredictConfig) -> Prediction:
 
 def _setup(cfg: PredictConfig) -> _Setup:
     spec = load_model(cfg.model) if not hasattr(cfg.model, "layers") else cfg.model
+    warnings = []
+    if cfg.input_len + cfg.output_len > spec.max_position:
+        warnings.append(f"{spec.name}: a request of {cfg.input_len + cfg.output_len} tokens is longer than its "
+                        f"max_position_embeddings {spec.max_position}; predicted as a what-if (the model was not "
+                        "trained for that length)")
     if cfg.kv_window is not None:
         spec = with_kv_window(spec, cfg.kv_window)
     q = make_quantization(cfg.quant, weight_dtype=cfg.weight_dtype, act_dtype=cfg.act_dtype, kv_dtype=cfg.kv_dtype)
@@ -216,7 +244,7 @@ def _setup(cfg: PredictConfig) -> _Setup:
     dp = ep // tp if ep > tp and ep % tp == 0 else 1
     par = Parallelism(tp=tp, pp=cfg.pp, ep=ep, dp=dp)
     system, notes = resolve_system(cfg.hw, par.chips, cfg.overrides)
-    return _Setup(spec, q, par, -(-cfg.batch // dp), system, notes)
+    return _Setup(spec, q, par, -(-cfg.batch // dp), system, notes, load_stack(cfg.stack), warnings)
 
 
 def _memory(cfg: PredictConfig, su: _Setup) -> _Memory:
@@ -269,7 +297,8 @@ def _prefill(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
     pre_graph = build_graph(su.spec, Batch.prefill(su.batch, cfg.input_len), quant=su.quant, parallel=su.parallel,
                             attention_kernel=cfg.attention_kernel, fused=opts.fused, sparsity=cfg.sparsity)
     prefill = estimate(pre_graph, su.system, opts, model=cm)
-    ttft = prefill.time_s
+    ttft = su.stack.step_time(prefill.time_s, step_kernels(prefill), su.batch, decode=False)
+    runtime = ttft - prefill.time_s if not su.stack.is_ideal else 0.0
     busy, energy, flops = prefill.time_s, prefill.energy_j, prefill.flops
     if mem.draft is not None:
         dpre = estimate(build_graph(mem.draft, Batch.prefill(su.batch, cfg.input_len), quant=mem.draft_quant,
@@ -281,7 +310,7 @@ def _prefill(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
         flops += dpre.flops
     if mem.link:
         ttft = mem.plan.apply(ttft, pre_graph.kv_bytes(), cfg.pp)
-    return {"cost": prefill, "ttft": ttft, "busy": busy, "energy": energy, "flops": flops}
+    return {"cost": prefill, "ttft": ttft, "busy": busy, "energy": energy, "flops": flops, "runtime": runtime}
 
 
 def _decode_round(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm, c: int):
@@ -313,15 +342,19 @@ def _decode(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
     """The O-1 decode steps: priced at up to ``samples`` contexts, interpolated in between, summed."""
     L, steps = cfg.input_len, cfg.output_len - 1
     sp = cfg.speculative
-    out = {"time": 0.0, "energy": 0.0, "bytes": 0.0, "flops": 0.0, "link": 0.0, "mid": None,
-           "tokens_per_step": sp.tokens_per_step if sp is not None else 1.0}
+    out = {"time": 0.0, "energy": 0.0, "bytes": 0.0, "flops": 0.0, "link": 0.0, "busy": 0.0, "runtime": 0.0,
+           "mid": None, "tokens_per_step": sp.tokens_per_step if sp is not None else 1.0}
     if steps <= 0:
         return out
     ctxs, allc = decode_contexts(L, steps, cfg.samples)
-    times, energies, bytes_, flops, links = [], [], [], [], []
+    times, energies, bytes_, flops, links, busy, runtime = [], [], [], [], [], [], []
     decode_mid = gc = None
     for c in ctxs:
         t, e, b, f, gc, g = _decode_round(cfg, su, mem, cm, dcm, int(c))
+        busy.append(t)
+        t2 = su.stack.step_time(t, step_kernels(gc), su.batch, decode=True)  # the stack's runtime per step
+        runtime.append(t2 - t)
+        t = t2
         if mem.link:
             t2 = mem.plan.apply(t, g.kv_bytes(), cfg.pp)
             links.append(t2 - t)
@@ -332,13 +365,13 @@ def _decode(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
         flops.append(f)
         if decode_mid is None and c >= L + (steps + 1) // 2:
             decode_mid = gc
-    tot = {"time": times, "energy": energies, "bytes": bytes_, "flops": flops}
+    tot = {"time": times, "energy": energies, "bytes": bytes_, "flops": flops, "busy": busy, "runtime": runtime}
     if mem.link:
         tot["link"] = links
     for key, vals in tot.items():
         out[key] = float(np.interp(allc, ctxs, vals).sum())
     if sp is not None:  # each round yields tokens_per_step tokens
-        for key in ("time", "energy", "bytes", "flops", "link"):
+        for key in ("time", "energy", "bytes", "flops", "link", "busy", "runtime"):
             out[key] /= out["tokens_per_step"]
     out["mid"] = decode_mid or gc
     return out
@@ -348,11 +381,11 @@ def _assemble(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, pre: dict, dec: 
     """Totals: TTFT, TPOT, e2e, throughput, cost, energy, MFU/MBU and the bound breakdown."""
     chip, chips = su.chip, su.parallel.chips
     pp = cfg.pp
-    decode_time, link = dec["time"], mem.link
+    decode_time = dec["time"]
     ttft = pre["ttft"]
     full_batch = cfg.batch
     usd_s = system_usd_per_s(su.system, chips)
-    busy = pre["busy"] + (decode_time - dec["link"] if link else decode_time)
+    busy = pre["busy"] + dec["busy"]  # kernel time: the stack's runtime and link waits are idle time
     totals = RequestTotals(ttft=ttft, decode_time=decode_time, busy=busy, energy=pre["energy"] + dec["energy"],
                            flops=pre["flops"] + dec["flops"], decode_bytes=dec["bytes"])
     met = request_metrics(totals, batch=full_batch, input_len=cfg.input_len, output_len=cfg.output_len, chips=chips,
@@ -361,8 +394,10 @@ def _assemble(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, pre: dict, dec: 
     e2e = met["e2e_s"]
     # bound breakdown over the whole request, by time
     bb: dict = {}
-    prefill, decode_mid = pre["cost"], dec["mid"]
-    for gc, w in ((prefill, prefill.time_s), (decode_mid, decode_time)):
+    prefill, decode_mid, st = pre["cost"], dec["mid"], su.stack
+    if not st.is_ideal:  # the stack's runtime outside kernels counts as overhead
+        bb["overhead"] = (pre["runtime"] + dec["runtime"]) / e2e
+    for gc, w in ((prefill, prefill.time_s), (decode_mid, decode_time - dec["runtime"])):
         if gc is None or w <= 0:
             continue
         for k, v in gc.bound_breakdown().items():
@@ -382,7 +417,15 @@ def _assemble(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, pre: dict, dec: 
         speculative=None if sp is None else sp.describe(),
         sparsity=None if cfg.sparsity is None else cfg.sparsity.name, kv_window=cfg.kv_window,
         offload_bytes=0.0 if plan is None else plan.weights_bytes + plan.kv_bytes, draft_bytes=mem.draft_bytes,
+        stack=st.name, warnings=tuple(su.warnings),
+        runtime_prefill_s=pre["runtime"], runtime_decode_s=0.0 if decode_mid is None or st.is_ideal else
+        st.step_time(decode_mid.time_s, step_kernels(decode_mid), su.batch, decode=True) - decode_mid.time_s,
         prefill=prefill, decode=decode_mid, price_source=su.system.price_note(chips),
         price_date=(su.system.price_date if su.system.cloud_usd_per_s is not None or su.system.count == 1
                     else su.system.chip.price_date),
         calibration=su.system.chip.calibration)
+
+
+def step_kernels(gc: GraphCost) -> float:
+    """Kernel launches of one step: every op execution of the graph (the serving-stack eager-launch term)."""
+    return float(sum(c.count for c in gc.ops)) * gc.pp

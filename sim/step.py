@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from hwmodels.chip import System
 from sim.cost import CostModel, CostOptions
 from sim.estimate import estimate, stage_time, totals
+from sim.predict import step_kernels
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class StepCost:
     energy_j: float  # all chips of the replica
     flops: float  # all chips of the replica
     bytes_main: float  # all chips of the replica
+    kernels: float = 0.0  # kernel launches of the step (all pipeline stages)
 
 
 def _attention_only_builder():
@@ -75,10 +77,13 @@ class StepCoster:
         resident_bytes: float | None = None,
         max_memo: int = 50_000,
         memo_max_requests: int = 8,
+        stack=None,
     ):
+        from hwmodels.stack import load_stack
         from workloads import Parallelism, Quantization, load_model
         from workloads.parallel import stage_layers
 
+        self.stack = load_stack(stack)  # wall time of a step = stack.step_time(kernel time, ...)
         self.spec = load_model(model) if not hasattr(model, "layers") else model
         self.quant = Quantization.parse(quant)
         self.parallel = parallel or Parallelism()
@@ -96,6 +101,7 @@ class StepCoster:
         self._max_op_memo = 20_000
         self._max_base = 500_000  # (T, R) entries, ~250 bytes each
         self._base: dict = {}
+        self._base_kernels: dict = {}  # (T, R) key -> kernel launches of the non-attention ops
         kinds = {k.tag: k for k in self.spec.layer_kinds}
         self._stage = tuple((kinds[t], c) for t, c in stage_layers(self.spec, self.pp))
         self._mla = self.spec.attention == "mla"
@@ -124,7 +130,8 @@ class StepCoster:
         if base is None:
             sc = self._full(key, bkey)
         else:
-            sc = self._decomposed(key, base)
+            sc = self._decomposed(key, base, self._base_kernels.get(bkey, 0))
+        sc = self._wall(sc, key)
         if small and len(self._memo) < self._max_memo:
             self._memo[key] = sc
         return sc
@@ -142,9 +149,10 @@ class StepCoster:
             fused=self.options.fused,
         )
         gc = estimate(g, self.system, self.options, model=self.cm)
-        return StepCost(
-            gc.time_s, gc.energy_j * self.chips, gc.flops * self.chips, gc.bytes_main * self.chips
+        sc = StepCost(
+            gc.time_s, gc.energy_j * self.chips, gc.flops * self.chips, gc.bytes_main * self.chips, step_kernels(gc)
         )
+        return self._wall(sc, tuple(seqs))
 
     @property
     def memo_hit_rate(self) -> float:
@@ -157,6 +165,13 @@ class StepCoster:
         return (self.calls - self.misses) / self.calls if self.calls else 0.0
 
     # ---- internals ------------------------------------------------------------------------
+    def _wall(self, sc: StepCost, key) -> StepCost:
+        """The step's wall time under the serving stack (hwmodels.stack.Stack.step_time)."""
+        if self.stack.is_ideal:
+            return sc
+        decode = all(n == 1 for n, _ in key)
+        return replace(sc, time_s=self.stack.step_time(sc.time_s, sc.kernels, len(key), decode))
+
     @staticmethod
     def _mla_key(key) -> tuple:
         kv_rows = cached = dec = 0
@@ -188,8 +203,9 @@ class StepCoster:
             self.cm._memo.clear()
         if len(self._base) < self._max_base:
             self._base[bkey] = totals(gc.ops, skip_kind="attention")
+            self._base_kernels[bkey] = sum(c.count for c in gc.ops if c.kind != "attention") * self.pp
         ch = self.chips
-        return StepCost(gc.time_s, gc.energy_j * ch, gc.flops * ch, gc.bytes_main * ch)
+        return StepCost(gc.time_s, gc.energy_j * ch, gc.flops * ch, gc.bytes_main * ch, step_kernels(gc))
 
     def _attention_ops(self, key):
         from workloads import Batch
@@ -209,16 +225,17 @@ class StepCoster:
             ]
         return ops
 
-    def _decomposed(self, key, base) -> StepCost:
+    def _decomposed(self, key, base, kernels: float = 0.0) -> StepCost:
         compute, comm, flops, bytes_main, energy = base
         price = self.cm._price
         for op in self._attention_ops(key):
             c = price(op)
             k = c.count
+            kernels += k * self.pp
             compute += c.time_s * k
             flops += c.flops * k
             bytes_main += c.bytes_main * k
             energy += c.energy_j * k
         stage = stage_time(compute, comm, self.options)
         ch = self.chips
-        return StepCost(stage * self.pp, energy * ch, flops * ch, bytes_main * ch)
+        return StepCost(stage * self.pp, energy * ch, flops * ch, bytes_main * ch, kernels)

@@ -30,7 +30,7 @@ import functools
 import math
 from dataclasses import dataclass, field, replace
 
-from hwmodels.errors import InfeasibleError, Problem, SpecError
+from hwmodels.errors import Problem, SpecError
 from workloads.model import ModelSpec, load_model
 from workloads.parallel import Parallelism, check_parallelism, stage_layers
 from workloads.quant import Quantization, Sparsity
@@ -433,11 +433,8 @@ def build_graph(model: ModelSpec | str, batch: Batch, quant: Quantization | str 
 def _build_cached(spec: ModelSpec, batch: Batch, q: Quantization, p: Parallelism, kernel: str,
                   fused: bool, sparsity: Sparsity | None = None) -> OpGraph:
     check_parallelism(spec, p)
-    longest = max(n + c for n, c in batch.seqs)
-    if longest > spec.max_position:
-        raise InfeasibleError(
-            f"{spec.name}: a request of {longest} tokens exceeds max_position_embeddings {spec.max_position}",
-            {"tokens": longest, "max_position": spec.max_position})
+    # a request longer than max_position_embeddings is built anyway (a what-if: the cost does not
+    # depend on whether the model was trained for that length); sim.predict warns about it
     b = _Builder(spec, batch, q, p, kernel, sparsity=sparsity)
     stage = stage_layers(spec, p.pp)
     b.embedding()

@@ -29,6 +29,15 @@ def add_cost_options(p) -> None:
         if i == 3:
             add_config_arguments(g, ServingConfig, "software")
         g.add_argument(flag, action="store_true", help=help_)
+    add_stack_option(g)
+
+
+def add_stack_option(g) -> None:
+    from hwmodels.stack import DEFAULT_STACK, list_stacks
+
+    g.add_argument("--stack", default=DEFAULT_STACK, metavar="NAME|FILE",
+                   help=f"serving-stack profile: {', '.join(list_stacks())} or a YAML file (default {DEFAULT_STACK}; "
+                        "ideal = kernels only, no runtime cost outside them; docs/stacks.md)")
 
 
 def cost_options(args):
@@ -124,7 +133,7 @@ def predict_config(args, **changes) -> PredictConfig:
     replace fields."""
     return PredictConfig(**{**config_values(PredictConfig, args), "overrides": args.overrides or None,
                             "options": cost_options(args), "attention_kernel": args.attention_kernel,
-                            **technique_kwargs(args), **changes})
+                            "stack": getattr(args, "stack", None), **technique_kwargs(args), **changes})
 
 
 def cmd_predict(args) -> int:
@@ -137,6 +146,8 @@ def cmd_predict(args) -> int:
             print_json({"fits": False, "reason": str(e), **{k: v for k, v in e.numbers.items()}})
         print(f"infeasible: {e}", file=sys.stderr)
         return 3
+    for w in pred.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     if args.json:
         print_json(pred.to_dict())
         return 0
@@ -150,6 +161,7 @@ def print_prediction(p, breakdown=False) -> None:
     print(f"{p.model} on {p.system} ({p.chips} chip{'s' if p.chips > 1 else ''}, tp={p.tp} pp={p.pp} ep={p.ep}, "
           f"{p.quant})")
     print(f"batch {p.batch} x ({p.input_len} in, {p.output_len} out)")
+    print(f"serving stack {getattr(p, 'stack', 'ideal')}")
     if getattr(p, "speculative", None):
         print(p.speculative)
     if getattr(p, "sparsity", None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 from hwmodels.errors import Problem, SpecError
 from llmsim.commands._common import add_price_option, add_set_option, print_json
@@ -170,13 +171,10 @@ def _replay(values):
 def serving_config(args) -> ServingConfig:
     """The ServingConfig the ``llmsim serve`` flags describe (shared with ``llmsim report serve``).
 
-    Without --chunk-size, sarathi's chunk is --max-num-batched-tokens when given, else 512."""
+    Settings left out (None) come from the --stack (ServingConfig.with_stack): the scheduler, its
+    budgets and sarathi's chunk (--max-num-batched-tokens when given)."""
     kw = config_values(ServingConfig, args)
-    if kw["chunk_size"] is None:
-        mnbt = kw["max_num_batched_tokens"]
-        kw["chunk_size"] = mnbt if kw["scheduler"] == "sarathi" and mnbt else ServingConfig.chunk_size
-    return ServingConfig(**kw, options=cost_options(args),
-                         overrides=args.overrides or None)
+    return ServingConfig(**kw, options=cost_options(args), overrides=args.overrides or None, stack=args.stack)
 
 
 def simulate_kwargs(args) -> dict:
@@ -204,6 +202,14 @@ def cmd_serve(args) -> int:
         print(format_summary(res.summary))
         if args.out:
             print(f"wrote {args.out}/requests.csv, timeline.csv, summary.json, trace.json")
+    s = res.summary
+    for w in s.get("warnings") or []:
+        print(f"warning: {w}", file=sys.stderr)
+    if s["requests_rejected"] and not s["requests_completed"]:
+        print(f"infeasible: no request could be served under {s['scheduler']} scheduling "
+              f"(max_num_batched_tokens {res.config['scheduler']['max_num_batched_tokens']}, max model length "
+              f"{res.config['max_model_len']}); see the rejection reasons above", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -234,7 +240,7 @@ def format_summary(s: dict) -> str:
         if s["scheduler"] == "disagg"
         else f"{reps} replica{'s' if reps > 1 else ''}"
     )
-    head = f"{s['model']} on {s['system']}, {s['scheduler']} scheduler"
+    head = f"{s['model']} on {s['system']}, {s['scheduler']} scheduler, {s.get('stack', 'ideal')} stack"
     setup = (
         f"{pool}, tp={s['tp']} pp={s['pp']}{' ep=' + str(s['ep']) if s['ep'] > 1 else ''}, {s['quant']}, "
         f"{s['chips']} chip{'s' if s['chips'] > 1 else ''}"

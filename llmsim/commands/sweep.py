@@ -35,6 +35,8 @@ def register(sub) -> None:
     p.add_argument("--plots", metavar="DIR", help="write Pareto and sensitivity plots (PNG + SVG) into DIR")
     p.add_argument("--json", action="store_true", help="print the run summary, fronts and sensitivity as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--stack", metavar="NAME|FILE", help="serving-stack profile (overrides the spec's 'stack'; "
+                                                        "default: the spec's, else vllm; docs/stacks.md)")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -69,6 +71,13 @@ def cmd_sweep(args) -> int:
     from sim.sweep.runner import prefilter
 
     spec = load_spec(args.spec)
+    if getattr(args, "stack", None):
+        import dataclasses
+
+        from hwmodels.stack import load_stack
+
+        load_stack(args.stack)  # a bad name or file: exit 2 before anything runs
+        spec = dataclasses.replace(spec, stack=args.stack)
     if args.dry_run:
         frame = generate(spec)
         kept, excluded = prefilter(spec, frame)

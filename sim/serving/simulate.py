@@ -150,12 +150,14 @@ def simulate(scenario, system, model, config: ServingConfig | None = None, **set
     ``settings``: any of its fields (they replace the config's) and of
     :class:`sim.config.RunControls` (out_dir, trace, until_s, record_events...), by keyword;
     an unknown name raises UnknownSettingError (a SpecError and a TypeError) with a did-you-mean.
+    ``stack`` (a ServingConfig field): the serving-stack profile (default hwmodels.stack.DEFAULT_STACK)
+    prices every step (``Stack.step_time``) and fills the scheduler settings left at None.
     Times and SLOs in seconds. Raises SpecError on bad input, InfeasibleError when the model does
     not fit a replica.
     """
     wall0 = time.perf_counter()
     cfg_kw, ctl_kw = split_settings(settings, (ServingConfig, RunControls), "simulate()")
-    cfg = make_config(ServingConfig, config, cfg_kw, "simulate()")
+    cfg = make_config(ServingConfig, config, cfg_kw, "simulate()").with_stack()
     ctl = RunControls(**ctl_kw)
     problems = cfg.problems() + ctl.problems()
     if problems:
@@ -167,7 +169,7 @@ def simulate(scenario, system, model, config: ServingConfig | None = None, **set
     coster = ctl.coster
     if coster is None:
         coster = StepCoster(su.spec, su.system, su.quant, su.parallel, cfg.options, cfg.attention_kernel,
-                            resident_bytes=budget.resident_bytes)
+                            resident_bytes=budget.resident_bytes, stack=cfg.stack)
     links = links_for(su.system, su.chips, cfg)
     state = run_replicas(scenario, cfg, ctl, budget, coster, links, su.max_model_len)
     summary = summarize(su, cfg, state, budget, coster, ctl.until_s, wall0)

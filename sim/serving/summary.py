@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from hwmodels.stack import load_stack
 from sim.serving.metrics import TIMELINE_COLUMNS
 
 __all__ = ["summarize", "timeline_frame"]
@@ -35,6 +36,12 @@ def _duration(state, until_s) -> tuple[float, int]:
     if until_s is not None and unfinished:
         duration = until_s - t0
     return duration, unfinished
+
+
+def _warnings(run, log) -> list:
+    """What the user must know about the run (a run that rejected every request, above all)."""
+    why = "; ".join(f"{k} x {r}" for r, k in run.reasons.items())
+    return [f"every request was rejected ({run.rejected}): {why}"] if run.rejected and not log.completed else []
 
 
 def summarize(setup, cfg, state, budget, coster, until_s, wall0: float) -> dict:
@@ -126,6 +133,8 @@ def summarize(setup, cfg, state, budget, coster, until_s, wall0: float) -> dict:
         "shape_memo_hit_rate": getattr(coster, "shape_hit_rate", None),
         "graph_builds": getattr(coster, "graph_builds", None),
         "notes": list(setup.notes),
+        "stack": load_stack(cfg.stack).name,
+        "warnings": _warnings(state.run, state.log),
     })
     wall = time.perf_counter() - wall0
     summary["sim_wall_s"] = wall

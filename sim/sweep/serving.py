@@ -88,6 +88,8 @@ def _point(spec, one: pd.DataFrame, simulate) -> pd.DataFrame:
         sim = simulate or get_simulate()
         kw = {"tp": par["tp"], "pp": par["pp"], "ep": par["ep"], "quant": base["quant"], "replicas": par["replicas"],
               "options": spec.options, **serving_kwargs(v)}
+        if getattr(spec, "stack", None) is not None and kw.get("stack") is None:
+            kw["stack"] = spec.stack  # the spec's top-level stack, unless the serving block (or an axis) names one
         t0 = time.perf_counter()
         res = sim(scen, sysobj, base["model"], **kw)
         wall = time.perf_counter() - t0

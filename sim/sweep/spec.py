@@ -38,6 +38,7 @@ import numpy as np
 
 from hwmodels.chip import Chip, System
 from hwmodels.errors import InfeasibleError, Problem, SpecError
+from hwmodels.stack import load_stack
 from hwmodels.yamlio import Marked, read_yaml
 from sim.cost import CostOptions
 from sim.sweep.fields import SERVING_FIELDS, WORKLOAD_FIELDS, check_value
@@ -60,7 +61,7 @@ COST_FIELDS = ("source", "lifetime_years", "utilization", "pue", "usd_per_kwh", 
 AREA_FIELDS = ("node", "memory", "yield_model", "mode")
 POWER_FIELDS = ("model", "mode", "node", "memory")
 TOP_FIELDS = ("version", "kind", "name", "description", "hardware", "model", "models", "evaluator", "workload",
-              "serving", "static", "options", "sampling", "axes", "constraints", "cost", "area", "power")
+              "serving", "static", "options", "sampling", "axes", "constraints", "cost", "area", "power", "stack")
 SAMPLING_METHODS = ("grid", "random", "lhs")
 # the fixed settings every fingerprint includes; serving fields added since (the rest of
 # ServingConfig) count only when set away from their default, so older results folders still resume
@@ -166,6 +167,7 @@ class SweepSpec:
     description: str = ""
     path: str | None = None
     marked: Marked | None = field(default=None, repr=False)
+    stack: str | None = None  # serving-stack profile (name or path; None: hwmodels.stack.DEFAULT_STACK)
 
     # -- identity ---------------------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -181,7 +183,7 @@ class SweepSpec:
                              if k not in self.axis_names and (k in _FINGERPRINTED or v != SERVING_FIELDS[k][1])},
                    "options": asdict(self.options), "static": self.static if self.evaluator == "static" else None,
                    "cost": {k: getattr(self.cost, k) for k in COST_FIELDS}, "area": self.area, "power": self.power,
-                   "hardware_file": _file_digest(self.hardware)}
+                   "hardware_file": _file_digest(self.hardware), "stack": self.stack}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
@@ -316,6 +318,11 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
                            "'serving.rate' axis")
     options = _parse_options(d, prob)
     cost = _parse_cost(d, prob)
+    stack = None if d.get("stack") is None else str(d.get("stack"))
+    try:
+        load_stack(stack)
+    except SpecError as e:
+        prob(("stack",), e.problems[0].message)
     area = _parse_model_block(d, "area", AREA_FIELDS, base, prob)
     power = _parse_model_block(d, "power", POWER_FIELDS, base, prob)
     constraints = _parse_constraints(d, doc, axes, area, base, prob)
@@ -324,7 +331,7 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
     return SweepSpec(name=name, hardware=hw_ref, base=base, evaluator=evaluator, fixed=fixed, axes=axes,
                      sampling=sampling, constraints=constraints, options=options, static=static, cost=cost,
                      area=area, power=power, description=str(d.get("description") or ""), path=doc.file,
-                     marked=doc)
+                     marked=doc, stack=stack)
 
 
 def _parse_hardware(d, doc: Marked, base_dir: Path, prob) -> tuple:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.errors import InfeasibleError, SpecError
+from hwmodels.stack import load_stack
 from sim.sweep.hardware import capacity_bytes, derived, hw_points, parallel_of, structural_key, structure
 from sim.cost import CostModel
 from sim.metrics import RequestTotals, request_metrics, usd_per_mtok
@@ -168,6 +169,11 @@ def _group(spec, sub: pd.DataFrame) -> pd.DataFrame:
     resident = fp.weights_bytes + fp.kv_cache_bytes
     priced = evaluate_ops(ops, hw, spec.options, resident, tp)
     gas = [combine_arrays([priced[op_index[op]] for op in g.ops], pp, spec.options) for g in graphs]
+    # each step's wall time under the serving stack (hwmodels.stack.Stack.step_time, as sim.predict does)
+    st = load_stack(getattr(spec, "stack", None))
+    walls = [st.step_time(ga.time_s, float(sum(op.count for op in g.ops)) * pp, b,
+                          decode=not (mode == "prefill_step" or (mode == "request" and i == 0)))
+             for i, (ga, g) in enumerate(zip(gas, graphs))]
     chip = system.chip
     idle = np.asarray(hw.get("chip.power.idle"), dtype=float)
     out = sub.copy()
@@ -175,14 +181,15 @@ def _group(spec, sub: pd.DataFrame) -> pd.DataFrame:
     if mode == "request":
         pre = gas[0]
         dec = gas[1:]
-        ttft = pre.time_s
+        ttft = walls[0]
         if O - 1 > 0:
-            decode_time = sum(w * g.time_s for w, g in zip(weights, dec))
+            decode_time = sum(w * t for w, t in zip(weights, walls[1:]))
+            decode_busy = sum(w * g.time_s for w, g in zip(weights, dec))
             decode_energy = sum(w * g.energy_j for w, g in zip(weights, dec))
             decode_bytes = sum(w * g.bytes_main for w, g in zip(weights, dec))
             decode_flops = float(sum(w * g.flops for w, g in zip(weights, dec)))
         else:
-            decode_time = decode_energy = decode_bytes = np.zeros(n)
+            decode_time = decode_energy = decode_bytes = decode_busy = np.zeros(n)
             decode_flops = 0.0
         pk = _peak_key(chip, q.math_dtype)
         peak = hw.get(f"chip.compute.{pk[0]}.peak.{pk[1]}") if pk else np.nan
@@ -190,7 +197,7 @@ def _group(spec, sub: pd.DataFrame) -> pd.DataFrame:
         home = cm.home_index
         bw = cm.bw[home] if not isinstance(home, np.ndarray) else \
             np.choose(home, [np.broadcast_to(np.asarray(x, dtype=float), (n,)) for x in cm.bw])
-        totals = RequestTotals(ttft=ttft, decode_time=decode_time, busy=ttft + decode_time,
+        totals = RequestTotals(ttft=ttft, decode_time=decode_time, busy=pre.time_s + decode_busy,
                                energy=pre.energy_j + decode_energy, flops=pre.flops + decode_flops,
                                decode_bytes=decode_bytes)
         met = request_metrics(totals, batch=batch, input_len=L, output_len=O, chips=chips, pp=pp, idle_w=idle,
@@ -202,7 +209,7 @@ def _group(spec, sub: pd.DataFrame) -> pd.DataFrame:
         usd_mtok = met["usd_per_mtok_output"]
     else:
         g = gas[0]
-        step = g.time_s
+        step = walls[0]
         tokens = batch if mode == "decode_step" else batch * L
         energy = chips * g.energy_j
         res.update(ttft_s=step if mode == "prefill_step" else np.full(n, np.nan),

@@ -72,20 +72,26 @@ def _with_chip(hw, chips: dict | None, systems: dict | None = None):
 
 
 def score_e2e(df: pd.DataFrame | None = None, *, chips: dict | None = None, systems: dict | None = None,
-              options: CostOptions = DEFAULT_OPTIONS) -> pd.DataFrame:
+              options: CostOptions = DEFAULT_OPTIONS, stack=None) -> pd.DataFrame:
     """Predict every end-to-end row; adds ``predicted``, ``rel_error`` and ``reason`` (why a row failed).
 
     ``chips`` maps a chip name to a Chip to use instead, ``systems`` a system name to a System (to
-    score calibrated files on the same rows).
+    score calibrated files on the same rows). ``stack``: the serving-stack profile every row is
+    predicted with; None: the row's own ``stack`` column where it names one (the engine that was
+    measured has a profile), else the default stack. The column ``stack_used`` says which.
     """
+    from hwmodels.stack import DEFAULT_STACK
     from sim.predict import predict
 
     df = load_e2e() if df is None else df.copy()
-    pred, reason = [], []
+    pred, reason, used = [], [], []
     for r in df.to_dict("records"):
+        st = stack if stack is not None else (str(r.get("stack") or "").strip() or DEFAULT_STACK)
+        used.append(getattr(st, "name", st))
         try:
             p = predict(str(r["model"]), _with_chip(str(r["hardware"]), chips, systems), int(r["batch"]), int(r["input_len"]),
-                        int(r["output_len"]), tp=int(r["tp"]), quant=str(r.get("quant") or "bf16"), options=options)
+                        int(r["output_len"]), tp=int(r["tp"]), quant=str(r.get("quant") or "bf16"), options=options,
+                        stack=st)
             pred.append(float(getattr(p, r["metric"])))
             reason.append("")
         except (SpecError, InfeasibleError, ValueError) as e:
@@ -93,6 +99,7 @@ def score_e2e(df: pd.DataFrame | None = None, *, chips: dict | None = None, syst
             reason.append(f"{type(e).__name__}: {e}")
     df["predicted"] = pred
     df["reason"] = reason
+    df["stack_used"] = used
     m = df["measured"].astype(float)
     df["rel_error"] = (df["predicted"] - m) / m
     # a throughput that is too high is a time that is too low: the time-equivalent error keeps one sign convention

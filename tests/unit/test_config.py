@@ -59,12 +59,18 @@ def test_chunk_size_flag_resolves_to_the_fields_default():
     parser = build_parser()
     base = ["serve", "--hw", "h100-sxm", "--model", MODEL, "--rate", "1", "--num-requests", "1", "--input-len", "8",
             "--output-len", "2"]
-    assert serving_config(parser.parse_args(base)).chunk_size == ServingConfig().chunk_size
+    # settings left out come from the serving stack (ServingConfig.with_stack; default vllm: chunked
+    # prefill with an 8192-token budget; ideal: whole prompts, 16384 tokens, a 512-token sarathi chunk)
+    assert serving_config(parser.parse_args(base)).chunk_size is None
+    got = serving_config(parser.parse_args(base)).with_stack()
+    assert (got.scheduler, got.chunk_size, got.max_num_batched_tokens, got.max_num_seqs) == ("sarathi", 8192, 8192, 1024)
+    got = serving_config(parser.parse_args(base + ["--stack", "ideal"])).with_stack()
+    assert (got.scheduler, got.chunk_size, got.max_num_batched_tokens, got.max_num_seqs) == ("vllm", 512, 16384, 256)
     sar = parser.parse_args(base + ["--scheduler", "sarathi", "--max-num-batched-tokens", "2048"])
-    assert serving_config(sar).chunk_size == 2048
+    assert serving_config(sar).with_stack().chunk_size == 2048
     cfg = serving_config(parser.parse_args(base + ["--swap-space", "8", "--slo-ttft", "0.5", "--prefix-caching"]))
     assert (cfg.swap_space_gib, cfg.slo_ttft_s, cfg.prefix_caching) == (8.0, 0.5, True)
-    assert replace(cfg, swap_space_gib=4.0, slo_ttft_s=None, prefix_caching=False) == ServingConfig()
+    assert replace(cfg, swap_space_gib=4.0, slo_ttft_s=None, prefix_caching=False, stack=None) == ServingConfig()
 
 
 def test_every_serving_field_is_a_sweep_field_with_the_same_default():

@@ -42,6 +42,7 @@ class FakeCoster:
 def fake(reqs, **kw):
     kw.setdefault("kv_capacity_tokens", 100_000)
     kw.setdefault("record_events", True)
+    kw.setdefault("stack", "ideal")  # the scheduler defaults these hand-built event logs assume
     return simulate(reqs, TOY, MODEL, coster=FakeCoster(), **kw)
 
 

@@ -71,7 +71,7 @@ def test_spec_config_rejects_bad_values(kw):
 def test_acceptance_one_free_proposer_gives_k_plus_one_tokens_per_target_step(toy):
     k, B, L = 3, 4, 256
     sp = SpecConfig(k=k, acceptance=1.0, step_cost_s=0.0)  # n-gram proposer, stated cost 0: a free draft
-    p = predict(M, toy, B, L, 2, speculative=sp)  # one decode step, L tokens cached before it
+    p = predict(M, toy, B, L, 2, speculative=sp, stack="ideal")  # one decode step, L tokens cached before it
     assert p.tokens_per_step == k + 1
     g = build_graph(M, Batch(((k + 1, L),) * B), attention_kernel="paged")
     verify = estimate(g, toy, model=CostModel(toy, resident_bytes=p.weights_bytes + p.kv_cache_bytes)).time_s
@@ -89,8 +89,9 @@ def test_acceptance_zero_is_strictly_slower(toy, draft):
 
 def test_speculation_pays_at_small_batch_and_stops_paying_when_compute_bound(toy):
     sp = SpecConfig(k=4, acceptance=0.7, step_cost_s=0.0)
-    small = predict(M, toy, 1, 256, 32, speculative=sp).tpot_s / predict(M, toy, 1, 256, 32).tpot_s
-    big = predict(M, toy, 256, 256, 32, speculative=sp).tpot_s / predict(M, toy, 256, 256, 32).tpot_s
+    kw = {"stack": "ideal"}  # kernels only: the stack's per-step runtime would blur the compute-bound crossover
+    small = predict(M, toy, 1, 256, 32, speculative=sp, **kw).tpot_s / predict(M, toy, 1, 256, 32, **kw).tpot_s
+    big = predict(M, toy, 256, 256, 32, speculative=sp, **kw).tpot_s / predict(M, toy, 256, 256, 32, **kw).tpot_s
     assert small < 0.6  # memory-bound decode: ~2.8 tokens for little more than one step's time
     assert big > 1.0  # compute-bound verify of 5 tokens per request costs more than 2.8 steps
 

@@ -1,0 +1,210 @@
+"""Serving-stack profiles: the software facts that change a prediction (``kind: stack`` YAML files).
+
+A stack file (catalog: ``hwmodels/catalog/stacks/*.yaml``; format in docs/stacks.md) names the
+kernel families a serving engine runs (attention, MoE, GEMM), its per-step runtime cost outside the
+kernels (scheduling, input preparation, sampling, detokenization; whether that CPU work overlaps
+the GPU step), whether decode steps replay CUDA graphs, and its default scheduler (token budget,
+sequence limit, chunked prefill). Every value carries its source. The same rules as hardware files:
+units in values, ``file:line:col`` errors with did-you-mean, ``llmsim check``, JSON Schema.
+
+``ideal`` is the kernel-only model (no runtime cost outside kernels): predictions under it are the
+cost model's numbers unchanged. ``DEFAULT_STACK`` (``vllm``) stands for a current mainstream stack.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hwmodels.errors import Problem, SpecError
+from hwmodels.schema import FORMAT_VERSION, Bool, F, Number, Quantity, Sources, Str, Struct, validate
+from hwmodels.yamlio import load_marked
+
+STACKS = Path(__file__).parent / "catalog" / "stacks"
+DEFAULT_STACK = "vllm"
+
+_sourced = ("source",)
+
+KERNELS = Struct({
+    "attention_prefill": F(Str(), True, "prefill attention kernel family, e.g. flashattention-2, fa3, flashinfer"),
+    "attention_decode": F(Str(), True, "decode attention kernel family, e.g. flashattention-2 (paged), flashinfer"),
+    "moe": F(Str(), doc="MoE kernel, e.g. fused-moe-triton, cutlass-grouped-gemm"),
+    "gemm": F(Str(), doc="dense GEMM library, e.g. cublas, cutlass"),
+    "source": F(Sources(), True, "where the kernel choices come from"),
+}, name="kernels")
+
+RUNTIME = Struct({
+    "step_overhead": F(Quantity("time", nonneg=True), True,
+                       "CPU time per engine step outside the kernels (scheduler, input preparation, sampler sync)"),
+    "per_request_overhead": F(Quantity("time", nonneg=True), True,
+                              "CPU time per running request per step (output processing, detokenization)"),
+    "overlap": F(Bool(), True, "true: the CPU work of step n+1 runs while the GPU executes step n "
+                               "(a step takes the larger of the two); false: it adds to the step"),
+    "cuda_graphs": F(Bool(), True, "decode steps replay captured CUDA graphs (no per-kernel CPU launch)"),
+    "cuda_graph_max_batch": F(Number(integer=True, gt=0), doc="largest decode batch captured (larger: eager)"),
+    "eager_launch": F(Quantity("time", nonneg=True), True,
+                      "CPU time to launch one kernel eagerly (a step launched eagerly is at least kernels x this)"),
+    "source": F(Sources(), True),
+}, name="runtime")
+
+SCHEDULER = Struct({
+    "chunked_prefill": F(Bool(), True, "long prompts are split over steps that also carry decodes"),
+    "max_num_batched_tokens": F(Number(integer=True, gt=0), True, "tokens per step (the chunk budget)"),
+    "max_num_seqs": F(Number(integer=True, gt=0), True, "running requests per step"),
+    "source": F(Sources(), True),
+}, name="scheduler")
+
+STACK = Struct({
+    "version": F(Number(integer=True, ge=1, le=FORMAT_VERSION), True, "format version"),
+    "kind": F(Str(("stack",)), True),
+    "name": F(Str(), True, "kebab-case, equal to the file stem"),
+    "description": F(Str()),
+    "software": F(Str(), doc="the software release the profile describes, e.g. 'vLLM 0.10 (V1 engine)'"),
+    "source": F(Sources(), True, "where the profile comes from"),
+    "kernels": F(KERNELS, True),
+    "runtime": F(RUNTIME, True),
+    "scheduler": F(SCHEDULER, True),
+}, name="stack")
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A serving-stack profile (times in seconds)."""
+
+    name: str
+    source: tuple
+    attention_prefill: str
+    attention_decode: str
+    step_overhead_s: float
+    per_request_overhead_s: float
+    overlap: bool
+    cuda_graphs: bool
+    eager_launch_s: float
+    chunked_prefill: bool
+    max_num_batched_tokens: int
+    max_num_seqs: int
+    cuda_graph_max_batch: int | None = None
+    moe_kernel: str | None = None
+    gemm_kernel: str | None = None
+    description: str | None = None
+    software: str | None = None
+    path: str | None = None
+    sources: dict = field(default_factory=dict, compare=False)  # section -> sources
+
+    @property
+    def is_ideal(self) -> bool:
+        """No runtime cost outside the kernels: step times are the cost model's unchanged."""
+        return self.step_overhead_s == 0 and self.per_request_overhead_s == 0 and self.eager_launch_s == 0
+
+    def graphs(self, requests: int, decode: bool) -> bool:
+        """Whether a step of ``requests`` requests replays a CUDA graph (decode steps only)."""
+        if not (decode and self.cuda_graphs):
+            return False
+        return self.cuda_graph_max_batch is None or requests <= self.cuda_graph_max_batch
+
+    def step_time(self, kernel_s: float, kernels: float, requests: int, decode: bool) -> float:
+        """Wall time of one engine step whose kernels take ``kernel_s`` (the cost model's step time).
+
+        GPU side: the kernels, or, when launched eagerly from the CPU, at least ``kernels x
+        eager_launch`` (launches are asynchronous: the longer of the two). CPU side outside the
+        kernels: ``step_overhead + requests x per_request_overhead``; with ``overlap`` it runs
+        while the GPU works (the step takes the larger), otherwise it adds to the step."""
+        if self.is_ideal:
+            return kernel_s
+        big = np.maximum if isinstance(kernel_s, np.ndarray) else max  # arrays: the sweep's vector path
+        gpu = kernel_s if self.graphs(requests, decode) else big(kernel_s, kernels * self.eager_launch_s)
+        cpu = self.step_overhead_s + requests * self.per_request_overhead_s
+        return big(gpu, cpu) if self.overlap else gpu + cpu
+
+    def describe(self) -> str:
+        return f"{self.name}" + (f" ({self.software})" if self.software else "")
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "software": self.software, "attention_prefill": self.attention_prefill,
+                "attention_decode": self.attention_decode, "moe": self.moe_kernel, "gemm": self.gemm_kernel,
+                "step_overhead_s": self.step_overhead_s, "per_request_overhead_s": self.per_request_overhead_s,
+                "overlap": self.overlap, "cuda_graphs": self.cuda_graphs,
+                "cuda_graph_max_batch": self.cuda_graph_max_batch, "eager_launch_s": self.eager_launch_s,
+                "chunked_prefill": self.chunked_prefill, "max_num_batched_tokens": self.max_num_batched_tokens,
+                "max_num_seqs": self.max_num_seqs}
+
+
+def list_stacks() -> list[str]:
+    return sorted(p.stem for p in STACKS.glob("*.yaml"))
+
+
+def _resolve(name_or_path) -> Path:
+    s = str(name_or_path)
+    p = Path(s)
+    if p.suffix in (".yaml", ".yml") or "/" in s:
+        if not p.exists():
+            raise SpecError([Problem(f"no such stack file: {s}", path="--stack")])
+        if p.is_dir():
+            raise SpecError([Problem(f"{s} is a folder; expected a YAML stack file", path="--stack")])
+        return p
+    names = list_stacks()
+    if s in names:
+        return STACKS / f"{s}.yaml"
+    hint = difflib.get_close_matches(s, names, n=2)
+    dym = f"did you mean {', '.join(hint)}? " if hint else ""
+    raise SpecError([Problem(f"unknown stack '{s}'; {dym}known: {', '.join(names)} (or give a path to a YAML "
+                             "stack file)", path="--stack")])
+
+
+def validate_stack_doc(doc) -> tuple[dict | None, list]:
+    return validate(doc, STACK)
+
+
+def _build(v: dict, path: Path) -> Stack:
+    k, r, s = v["kernels"], v["runtime"], v["scheduler"]
+    return Stack(
+        name=v["name"], source=v["source"], attention_prefill=k["attention_prefill"],
+        attention_decode=k["attention_decode"], moe_kernel=k.get("moe"), gemm_kernel=k.get("gemm"),
+        step_overhead_s=r["step_overhead"], per_request_overhead_s=r["per_request_overhead"], overlap=r["overlap"],
+        cuda_graphs=r["cuda_graphs"], cuda_graph_max_batch=r.get("cuda_graph_max_batch"),
+        eager_launch_s=r["eager_launch"], chunked_prefill=s["chunked_prefill"],
+        max_num_batched_tokens=s["max_num_batched_tokens"], max_num_seqs=s["max_num_seqs"],
+        description=v.get("description"), software=v.get("software"), path=str(path),
+        sources={"kernels": k["source"], "runtime": r["source"], "scheduler": s["source"]})
+
+
+@functools.lru_cache(maxsize=64)
+def _load_path(path: str, mtime: float) -> Stack:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError([Problem("not a text file; expected a YAML stack description", path)]) from None
+    except OSError as e:
+        raise SpecError([Problem(f"cannot read: {e.strerror}", path)]) from None
+    docs = load_marked(text, path)
+    if len(docs) > 1:
+        raise SpecError([Problem("one stack description per file, please (found several YAML documents)",
+                                 path, *docs[1].where(()))])
+    doc = docs[0]
+    if not isinstance(doc.data, dict):
+        raise SpecError([doc.problem((), f"expected a mapping with 'version', 'kind: stack' and 'name'; got "
+                                         f"{type(doc.data).__name__}")])
+    v, problems = validate_stack_doc(doc)
+    if problems or v is None:
+        raise SpecError(problems)
+    return _build(v, p)
+
+
+def load_stack(stack=None) -> Stack:
+    """A Stack from a catalog name or a YAML path (None: the default stack); a Stack passes through."""
+    if isinstance(stack, Stack):
+        return stack
+    p = _resolve(DEFAULT_STACK if stack is None else stack)
+    return _load_path(str(p), p.stat().st_mtime)
+
+
+def is_stack_file(data) -> bool:
+    return isinstance(data, dict) and data.get("kind") == "stack"
+
+
+__all__ = ["DEFAULT_STACK", "STACK", "Stack", "list_stacks", "load_stack", "is_stack_file"]

@@ -1,0 +1,145 @@
+"""Serving-stack profiles (hwmodels/stack.py): loading, errors, the step-time rule, and how predict,
+the serving step coster and `llmsim serve` use them. Hand-checkable numbers on the toy chip."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hwmodels.errors import SpecError
+from hwmodels.loader import check_files
+from hwmodels.schema import json_schema
+from hwmodels.stack import DEFAULT_STACK, Stack, list_stacks, load_stack
+from llmsim.cli import main
+from sim.predict import predict
+
+TOY = str(Path(__file__).parents[1] / "data" / "toy-chip.yaml")
+
+STACK_YAML = """version: 1
+kind: stack
+name: toy-stack
+source: round numbers for tests
+kernels: {{attention_prefill: flash, attention_decode: paged, source: test}}
+runtime:
+  step_overhead: 1 ms
+  per_request_overhead: 10 us
+  overlap: {overlap}
+  cuda_graphs: true
+  eager_launch: 0 s
+  source: test
+scheduler: {{chunked_prefill: true, max_num_batched_tokens: 2048, max_num_seqs: 64, source: test}}
+"""
+
+
+def _stack_file(tmp_path, overlap="false", text=None) -> str:
+    p = tmp_path / "toy-stack.yaml"
+    p.write_text(text if text is not None else STACK_YAML.format(overlap=overlap))
+    return str(p)
+
+
+def test_catalog_stacks_load_and_check():
+    names = list_stacks()
+    assert {"vllm", "sglang", "tensorrt-llm", "ideal"} <= set(names)
+    assert DEFAULT_STACK == "vllm"
+    for n in names:
+        s = load_stack(n)
+        assert s.name == n and s.source and all(s.sources.values())
+    assert load_stack("ideal").is_ideal and not load_stack("vllm").is_ideal
+    assert all(not problems for _, problems in check_files([f"hwmodels/catalog/stacks/{n}.yaml" for n in names]))
+    kinds = [s["properties"]["kind"] for s in json_schema()["oneOf"]]
+    assert {"const": "stack"} in kinds
+
+
+def test_bad_stack_file_names_file_line_and_suggests(tmp_path):
+    bad = STACK_YAML.format(overlap="false").replace("step_overhead: 1 ms", "step_overhed: 1 ms")
+    with pytest.raises(SpecError) as e:
+        load_stack(_stack_file(tmp_path, text=bad))
+    msg = str(e.value)
+    assert "toy-stack.yaml:7:3: runtime.step_overhed" in msg and "did you mean 'step_overhead'" in msg
+    bad = STACK_YAML.format(overlap="false").replace("per_request_overhead: 10 us", "per_request_overhead: 10")
+    problems = check_files([_stack_file(tmp_path, text=bad)])[0][1]
+    assert problems and "per_request_overhead" in str(problems[0])
+    with pytest.raises(SpecError, match="did you mean vllm"):
+        load_stack("vlm")
+
+
+def test_step_time_rule_by_hand(tmp_path):
+    s = load_stack(_stack_file(tmp_path))
+    # not overlapped: kernels 5 ms + 1 ms + 8 x 10 us
+    assert s.step_time(5e-3, 100, 8, decode=True) == pytest.approx(6.08e-3)
+    o = load_stack(_stack_file(tmp_path, overlap="true"))
+    assert o.step_time(5e-3, 100, 8, decode=True) == pytest.approx(5e-3)  # CPU work hidden
+    assert o.step_time(0.5e-3, 100, 8, decode=True) == pytest.approx(1.08e-3)  # CPU-bound step
+    eager = Stack(**{**s.__dict__, "eager_launch_s": 5e-6, "cuda_graphs": False})
+    # 1,000 eager launches at 5 us = 5 ms > 2 ms of kernels; then the CPU work adds
+    assert eager.step_time(2e-3, 1000, 1, decode=True) == pytest.approx(5e-3 + 1e-3 + 10e-6)
+    ideal = load_stack("ideal")
+    assert ideal.step_time(1.234e-3, 10_000, 500, decode=False) == 1.234e-3
+
+
+def test_predict_adds_the_stack_runtime_to_every_step(tmp_path):
+    stack = _stack_file(tmp_path)
+    base = predict("qwen2.5-0.5b", TOY, 4, 128, 9, stack="ideal")
+    p = predict("qwen2.5-0.5b", TOY, 4, 128, 9, stack=stack)
+    step = 1e-3 + 4 * 10e-6
+    assert p.ttft_s == pytest.approx(base.ttft_s + step)
+    assert p.tpot_s == pytest.approx(base.tpot_s + step)
+    assert p.stack == "toy-stack" and base.stack == "ideal"
+    # the added time is idle time: energy = kernel energy + idle power x the extra seconds
+    extra = p.e2e_s - base.e2e_s
+    assert extra == pytest.approx(9 * step)
+    assert p.joules_per_output_token * 36 == pytest.approx(base.joules_per_output_token * 36 + 100 * extra)
+
+
+def test_request_beyond_max_position_predicts_with_a_warning():
+    p = predict("gpt-2", "h100-sxm", 1, 2000, 10)
+    assert p.warnings and "max_position_embeddings 1024" in p.warnings[0]
+    assert p.e2e_s > 0 and p.to_dict()["warnings"] == list(p.warnings)
+    assert predict("gpt-2", "h100-sxm", 1, 500, 10).warnings == ()
+
+
+def test_step_coster_uses_the_stack(tmp_path):
+    from sim.step import StepCoster
+    from workloads import Batch, build_graph
+    from sim.estimate import estimate
+    from hwmodels.loader import load_system
+
+    stack = _stack_file(tmp_path)
+    sysobj = load_system(TOY)
+    sc = StepCoster("qwen2.5-0.5b", sysobj, stack=stack)
+    seqs = ((1, 100), (1, 50), (1, 10))
+    kernel = estimate(build_graph("qwen2.5-0.5b", Batch(seqs)), sysobj, model=sc.cm).time_s
+    assert sc.step(seqs).time_s == pytest.approx(kernel + 1e-3 + 3 * 10e-6)
+    assert sc.exact(seqs).time_s == pytest.approx(sc.step(seqs).time_s)
+
+
+def test_predict_cli_names_the_stack(capsys):
+    rc = main(["predict", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--batch", "2", "--input-len", "64",
+               "--output-len", "8", "--json", "--stack", "sglang"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0 and d["stack"] == "sglang" and d["warnings"] == [] and "calibration" in d
+
+
+def test_serve_long_prompts_follow_the_stack_and_never_exit_0_when_all_rejected(capsys):
+    args = ["serve", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--rate", "inf", "--num-requests", "4",
+            "--input-len", "20000", "--output-len", "4", "--json"]
+    assert main(args) == 0  # vllm: chunked prefill (8192-token budget) by default
+    d = json.loads(capsys.readouterr().out)
+    assert d["requests_completed"] == 4 and d["scheduler"] == "sarathi" and d["stack"] == "vllm"
+    assert main(args + ["--stack", "ideal"]) == 3  # whole-prompt steps of at most 16,384 tokens
+    out = capsys.readouterr()
+    d = json.loads(out.out)
+    assert d["requests_completed"] == 0 and d["warnings"]
+    assert "every request was rejected" in out.err and "infeasible" in out.err
+
+
+def test_published_e2e_rows_are_scored_with_their_engines_stack():
+    from sim.validation.published import load_e2e, score_e2e
+
+    df = load_e2e()
+    assert set(df["stack"]) <= {"", "vllm"} and (df.loc[df["engine"] == "vLLM", "stack"] == "vllm").all()
+    sub = df[df["engine"] == "vLLM"].head(1)
+    own = score_e2e(sub)
+    ideal = score_e2e(sub, stack="ideal")
+    assert list(own["stack_used"]) == ["vllm"] and list(ideal["stack_used"]) == ["ideal"]
+    assert own["predicted"].iloc[0] > ideal["predicted"].iloc[0]  # e2e_s: the runtime adds time
