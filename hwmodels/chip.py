@@ -75,6 +75,7 @@ class ComputeUnit:
     tile: tuple | None = None  # (M, N, K)
     efficiency: object = None  # fraction or table
     efficiency_source: str | None = None
+    overlaps_matrix: bool = False  # special unit: can run under asynchronous matrix work (docs/stacks.md)
 
     def rate_for(self, dtype: str, sparse: bool = False) -> tuple[float, str] | None:
         """(FLOP/s, the rate key used) for math in ``dtype``, or None if this unit cannot run it."""

@@ -302,7 +302,7 @@ def _build_chip(v: dict, path: Path) -> Chip:
     compute = tuple(
         ComputeUnit(kind=u["kind"], peak=dict(u["peak"]), sparse_peak=dict(u.get("sparse_peak") or {}),
                     tile=tuple(u["tile"]) if u.get("tile") else None, efficiency=u.get("efficiency"),
-                    efficiency_source=u.get("efficiency_source"))
+                    efficiency_source=u.get("efficiency_source"), overlaps_matrix=u.get("overlaps_matrix", False))
         for u in v["compute"])
     memory = tuple(
         MemoryLevel(name=lv["name"], kind=lv.get("kind", "dram"), capacity_bytes=lv["capacity"],

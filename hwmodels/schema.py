@@ -346,6 +346,9 @@ COMPUTE = Struct({
     "efficiency": F(Efficiency("flops"), doc="achievable fraction of peak: one fraction, or a table by the "
                                              "op's FLOPs, e.g. [[1 GFLOP, 0.6], [1 TFLOP, 0.9]]"),
     "efficiency_source": F(Str(), doc="where the efficiency comes from"),
+    "overlaps_matrix": F(Bool(), doc="special unit: its work can run under the matrix unit's (asynchronous matrix "
+                                     "instructions, e.g. Hopper WGMMA) when the kernel is warp-specialized"),
+    "source": F(Str(), doc="where the unit's figures come from"),
 }, name="compute unit", requires_together=(("efficiency", "efficiency_source"),))
 
 MEMORY = Struct({

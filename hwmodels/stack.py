@@ -27,13 +27,18 @@ from hwmodels.yamlio import load_marked
 STACKS = Path(__file__).parent / "catalog" / "stacks"
 DEFAULT_STACK = "vllm"
 
-_sourced = ("source",)
+SOFTMAX_MODES = ("ideal", "serial", "overlapped")
 
 KERNELS = Struct({
     "attention_prefill": F(Str(), True, "prefill attention kernel family, e.g. flashattention-2, fa3, flashinfer"),
     "attention_decode": F(Str(), True, "decode attention kernel family, e.g. flashattention-2 (paged), flashinfer"),
     "moe": F(Str(), doc="MoE kernel, e.g. fused-moe-triton, cutlass-grouped-gemm"),
     "gemm": F(Str(), doc="dense GEMM library, e.g. cublas, cutlass"),
+    "softmax": F(Str(SOFTMAX_MODES), doc="how attention kernels run the softmax exponentials: ideal (vector FLOPs "
+                                         "under the matrix work, the kernel-only model), serial (on the special-function "
+                                         "unit, taking turns with the tensor cores: FlashAttention-2), overlapped (on "
+                                         "the special unit, under the matrix work where the chip allows it: "
+                                         "FlashAttention-3 ping-pong); default ideal"),
     "source": F(Sources(), True, "where the kernel choices come from"),
 }, name="kernels")
 
@@ -88,6 +93,7 @@ class Stack:
     max_num_batched_tokens: int
     max_num_seqs: int
     cuda_graph_max_batch: int | None = None
+    softmax: str = "ideal"  # ideal | serial | overlapped (KERNELS['softmax'])
     moe_kernel: str | None = None
     gemm_kernel: str | None = None
     description: str | None = None
@@ -120,12 +126,22 @@ class Stack:
         cpu = self.step_overhead_s + requests * self.per_request_overhead_s
         return big(gpu, cpu) if self.overlap else gpu + cpu
 
+    def cost_options(self, options):
+        """``options`` (sim.cost.CostOptions) with the stack's kernel facts where they are left at None
+        (the softmax of its attention kernels)."""
+        if getattr(options, "softmax", "x") is None:
+            from dataclasses import replace
+
+            return replace(options, softmax=self.softmax)
+        return options
+
     def describe(self) -> str:
         return f"{self.name}" + (f" ({self.software})" if self.software else "")
 
     def to_dict(self) -> dict:
         return {"name": self.name, "software": self.software, "attention_prefill": self.attention_prefill,
                 "attention_decode": self.attention_decode, "moe": self.moe_kernel, "gemm": self.gemm_kernel,
+                "softmax": self.softmax,
                 "step_overhead_s": self.step_overhead_s, "per_request_overhead_s": self.per_request_overhead_s,
                 "overlap": self.overlap, "cuda_graphs": self.cuda_graphs,
                 "cuda_graph_max_batch": self.cuda_graph_max_batch, "eager_launch_s": self.eager_launch_s,
@@ -164,6 +180,7 @@ def _build(v: dict, path: Path) -> Stack:
     return Stack(
         name=v["name"], source=v["source"], attention_prefill=k["attention_prefill"],
         attention_decode=k["attention_decode"], moe_kernel=k.get("moe"), gemm_kernel=k.get("gemm"),
+        softmax=k.get("softmax", "ideal"),
         step_overhead_s=r["step_overhead"], per_request_overhead_s=r["per_request_overhead"], overlap=r["overlap"],
         cuda_graphs=r["cuda_graphs"], cuda_graph_max_batch=r.get("cuda_graph_max_batch"),
         eager_launch_s=r["eager_launch"], chunked_prefill=s["chunked_prefill"],

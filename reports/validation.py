@@ -752,7 +752,10 @@ def _weaknesses(f) -> str:
         l2c, l2n = dict(cc.bytes_by_level).get("l2", 0), dict(nc.bytes_by_level).get("l2", 0)
         out.append(
             "6. **Attention is not validated on a GPU** (no shipped data set times GPU attention; this task had no "
-            "GPU to measure one). The causal re-read defect found in review is fixed: a causal query block now "
+            "GPU to measure one). Under a serving stack the softmax exponentials run on the special-function "
+            "unit (docs/cost-model.md): FlashAttention-2-style on the A100 (a head_dim-64 prefill is ~20% slower "
+            "than a head_dim-128 one of the same FLOPs), overlapped on Hopper (hidden while the softmax is "
+            "shorter than the GEMMs). The causal re-read defect found in review is fixed: a causal query block now "
             "re-reads only the keys it can see. A 32-head, 8-KV-head, head_dim-128, 4,096-token prefill on the "
             f"H100 moves {l2c / 1e9:.2f} GB through L2 causal and {l2n / 1e9:.2f} GB non-causal; priced "
             f"{cc.time_s * 1e6:.0f} us ({cc.bound}-bound) and {nc.time_s * 1e6:.0f} us. `llmsim measure --device "
@@ -767,9 +770,10 @@ def _weaknesses(f) -> str:
              f"{pct(e['median_abs_time_err'])}) with the default serving stack"
              + (f" ({pct(st['ideal']['bias'], True)} with the kernel-only `ideal` stack; section 5b)" if st else "")
              + ".")
-        s += (" The stack profile adds the runtime outside kernels (scheduling, sampling, Python between steps); "
-              "the rest is that engines do not run at the best kernels' efficiency (the catalog files still "
-              "stream HBM at 100 % of its datasheet bandwidth).")
+        s += (" The stack profile adds the runtime outside kernels (scheduling, sampling, Python between steps) "
+              "and prices its attention kernels' softmax on the special-function unit; the rest is that engines "
+              "do not run at the catalog's efficiencies (the 70B tensor-parallel rows, the worst, also carry the "
+              "all-reduce error of weakness 5).")
         if "cal_median_time_err" in e:
             s += (f" Swapping in the calibrated A100/H100 files moves the {e['n_cal']} rows that use them from "
                   f"{pct(e['cat_median_time_err_same'], True)} to {pct(e['cal_median_time_err'], True)} (median "

@@ -66,6 +66,10 @@ GEMM_K_STEPS_PER_SPLIT = 4  # split-K never cuts K below 4 K-steps
 PARTIAL_SUM_BYTES = 4.0  # fp32 partial sums of split-K
 DECODE_KV_SPLIT = 256  # paged/decode attention splits the KV length in chunks of at least 256
 FLASH_BLOCK_ROWS = 128  # flash prefill: query rows per block
+# softmax overlapped with the matrix work (CostOptions.softmax = overlapped): FlashAttention-3's
+# ping-pong schedule runs two consumer warpgroups per SM, one's softmax under the other's GEMMs
+# (Shah et al. 2024, sec. 3.1), so a block takes max(GEMM, (GEMM + softmax) / 2)
+PINGPONG_WARPGROUPS = 2
 DEQUANT_TILE_ROWS = 128  # an un-tiled (roofline) weight-only GEMM re-dequantizes per 128 rows of M
 
 BOUNDS = ("compute", "memory", "comm", "overhead")
@@ -85,6 +89,12 @@ class CostOptions:
     # the kernel (Marlin-style): DEQUANT_FLOPS x weight elements x (M tiles - 1) vector FLOPs on top
     # of the graph's one dequant pass, serialized with the tensor-core work. Off: the graph's dequant op only.
     dequant_per_tile: bool = False
+    # how attention kernels run the softmax exponentials (the serving stack's kernels.softmax,
+    # docs/stacks.md): None or "ideal" = every softmax FLOP on the vector unit, under the matrix work
+    # (the kernel-only model); "serial" = the exponentials on the chip's special-function unit, taking
+    # turns with the matrix work (FlashAttention-2); "overlapped" = on the special unit, under the
+    # matrix work where the unit can (special unit's overlaps_matrix: FlashAttention-3 ping-pong)
+    softmax: str | None = None
     # ((op kind, factor), ...): every op of that kind takes factor x its priced time (compute, memory,
     # comm and overhead alike); used to price the ends of a prediction interval. Empty: no scaling.
     kind_scale: tuple = ()
@@ -567,6 +577,20 @@ class CostModel:
             cols[i] = best[2][j]
         return best[1], cols, best[3]
 
+    def _softmax(self, op, vec_rate):
+        """(vector seconds, special-function seconds, overlapped) of an attention op's softmax
+        (CostOptions.softmax): ideal puts every softmax FLOP on the vector unit (special 0); serial
+        and overlapped put the exponentials (``op.flops_special``) on the chip's special unit at its
+        peak, overlapped under the matrix work only where the unit ``overlaps_matrix``. Special seconds
+        are None when the special unit is not used (ideal, no unit, no exponentials)."""
+        sfu = self.chip.unit("special")
+        mode = self.options.softmax
+        if mode in (None, "ideal") or sfu is None or not op.flops_special:
+            return op.flops_vector / vec_rate, None, True
+        srate = self.hw.get("chip.compute.special.peak.fp32")
+        return ((op.flops_vector - op.flops_special) / vec_rate, op.flops_special / srate,
+                mode == "overlapped" and sfu.overlaps_matrix)
+
     def _attention(self, op) -> OpArrays:
         x = self.x
         a = op.attention
@@ -585,7 +609,9 @@ class CostModel:
             active = x.min(cores, units * split)
             frac = active / cores
             memory = self._memory_time(cols) / frac
-            compute = op.flops_matrix / (rate * frac) + op.flops_vector / (vec_rate * frac)
+            vec, sfu, _ = self._softmax(op, vec_rate)
+            compute = op.flops_matrix / (rate * frac) + (op.flops_vector / (vec_rate * frac) if sfu is None
+                                                         else (vec + sfu) / frac)
             detail = "" if self.arrays else f"split-kv {split}, {active} cores"
             return self._finish(op, compute, memory, 0.0, cols, flops, detail=detail)
         # flash (fused) or naive prefill: blocks of 128 query rows per (request, head)
@@ -593,7 +619,14 @@ class CostModel:
         blocks = sum(math.ceil(q / br) for q, _ in a.seqs) * a.heads
         waves = x.ceil(blocks / cores)
         wq = waves * cores / max(blocks, 1)  # wave quantization factor (>= 1)
-        compute = x.max(op.flops_matrix / rate, op.flops_vector / vec_rate) * wq
+        vec, sfu, overlapped = self._softmax(op, vec_rate)
+        mat = op.flops_matrix / rate
+        if sfu is None:  # ideal: the softmax's vector FLOPs run under the matrix work
+            compute = x.max(mat, vec) * wq
+        elif overlapped:  # ping-pong: one warpgroup's softmax runs under the other's GEMMs
+            compute = x.max(mat, (mat + sfu + vec) / PINGPONG_WARPGROUPS) * wq
+        else:  # each warp takes turns: GEMM, then softmax (exponentials on the special unit)
+            compute = (mat + sfu + vec) * wq
         if a.kernel != "naive" and self.cache is not None:
             # K and V (cached and new) are re-read from the cache once per query block and query
             # head of a KV group; a causal block reads only the keys it can see

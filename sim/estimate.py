@@ -120,3 +120,9 @@ def combine(costs, pp: int, options: CostOptions) -> GraphCost:
     compute, comm, flops, bytes_main, energy = totals(costs)
     stage = stage_time(compute, comm, options)
     return GraphCost(costs, stage * pp, stage, compute, comm, flops, bytes_main, energy, pp)
+
+
+def step_kernels(gc: GraphCost) -> float:
+    """Kernel launches of one step: every op execution of the graph, all pipeline stages (the
+    serving stack's eager-launch term, hwmodels.stack.Stack.step_time)."""
+    return float(sum(c.count for c in gc.ops)) * gc.pp

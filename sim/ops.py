@@ -89,7 +89,7 @@ def _bool(row, col, default=None):
 
 def row_to_op(row: dict):
     """The Op a measured kernel row describes (the same classes the graph builder uses)."""
-    from workloads.graph import SOFTMAX_FLOPS, AttentionShape, CollectiveShape, GemmShape, Op, TensorIO, _attn_stats
+    from workloads.graph import SOFTMAX_EXPS, SOFTMAX_FLOPS, AttentionShape, CollectiveShape, GemmShape, Op, TensorIO, _attn_stats
 
     op = str(row.get("op", "")).strip().lower()
     if op not in OPS:
@@ -139,7 +139,7 @@ def row_to_op(row: dict):
         shape = AttentionShape(phase=phase, kernel=kernel, heads=h, kv_heads=kvh, head_dim=hd, head_dim_v=hd,
                                seqs=tuple((sq, skv) for _ in range(bsz)), causal=causal, kv_dtype=d.name)
         return Op(f"attention {phase}", "attention", 1, 4.0 * scores * hd, SOFTMAX_FLOPS * scores, d.name,
-                  tuple(tensors), attention=shape)
+                  tuple(tensors), attention=shape, flops_special=SOFTMAX_EXPS * scores)
     if op == "memcpy":
         nbytes = _num(row, "bytes", integer=False)
         return Op("memcpy", "elementwise", 1, 0.0, 0.0, d.name,
@@ -165,12 +165,19 @@ def row_to_op(row: dict):
 
 
 def predict_ops(df: pd.DataFrame, overrides=None, options: CostOptions = CostOptions(),
-                hardware: dict | None = None) -> pd.DataFrame:
+                hardware: dict | None = None, stack=None) -> pd.DataFrame:
     """Predict every row of ``df``; returns a copy with the output columns added.
+
+    ``stack``: the serving-stack profile whose kernels are priced (its attention softmax;
+    hwmodels.stack, default DEFAULT_STACK; ``ideal`` = the kernel-only model) where ``options``
+    leaves them at None.
 
     ``hardware`` maps names in the ``hardware`` column to already-loaded Chip/System objects
     (calibration uses this to price rows on a modified chip without writing files).
     """
+    from hwmodels.stack import load_stack
+
+    options = load_stack(stack).cost_options(options)
     out = df.copy()
     n = len(out)
     time_s = np.full(n, np.nan)

@@ -24,7 +24,7 @@ and KV-cache eviction (``kv_window=W``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,7 +33,7 @@ from hwmodels.errors import InfeasibleError, SpecError
 from hwmodels.stack import load_stack
 from sim.config import PredictConfig, make_config
 from sim.cost import CostModel
-from sim.estimate import GraphCost, estimate
+from sim.estimate import GraphCost, estimate, step_kernels
 from sim.metrics import RequestTotals, request_metrics
 from sim.resolve import make_quantization, resolve_system, system_usd_per_s
 from sim.techniques import draft_parallel, plan_offload
@@ -218,6 +218,7 @@ def predict_config(cfg: PredictConfig) -> Prediction:
     if problems:
         raise SpecError(problems)
     su = _setup(cfg)
+    cfg = replace(cfg, options=su.stack.cost_options(cfg.options))  # the stack's kernels (softmax)
     mem = _memory(cfg, su)
     cm = CostModel(su.system, cfg.options, resident_bytes=mem.resident, tp=cfg.tp)
     dcm = None
@@ -425,7 +426,3 @@ def _assemble(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, pre: dict, dec: 
                     else su.system.chip.price_date),
         calibration=su.system.chip.calibration)
 
-
-def step_kernels(gc: GraphCost) -> float:
-    """Kernel launches of one step: every op execution of the graph (the serving-stack eager-launch term)."""
-    return float(sum(c.count for c in gc.ops)) * gc.pp

@@ -30,8 +30,7 @@ from dataclasses import dataclass, replace
 
 from hwmodels.chip import System
 from sim.cost import CostModel, CostOptions
-from sim.estimate import estimate, stage_time, totals
-from sim.predict import step_kernels
+from sim.estimate import estimate, stage_time, step_kernels, totals
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ class StepCoster:
         self.quant = Quantization.parse(quant)
         self.parallel = parallel or Parallelism()
         self.system = system if isinstance(system, System) else System.single(system)
-        self.options = options
+        self.options = options = self.stack.cost_options(options)
         self.attention_kernel = attention_kernel
         self.chips = self.parallel.tp * self.parallel.pp
         self.pp = self.parallel.pp

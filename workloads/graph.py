@@ -62,6 +62,7 @@ GELU_FLOPS = 8  # tanh approximation
 RELU_FLOPS = 1
 ROPE_FLOPS = 3  # x*cos + rotate(x)*sin per rotated element
 SOFTMAX_FLOPS = 5  # per score: scale, max, subtract, exp, accumulate (the divide is per row)
+SOFTMAX_EXPS = 1  # of which special-function operations per score (the exp; counted in SOFTMAX_FLOPS too)
 SOFTCAP_FLOPS = 3  # cap * tanh(x / cap)
 DEQUANT_FLOPS = 2  # per weight element: unpack/convert and scale
 ROUTER_FLOPS = 6  # per (token, expert) logit: softmax or sigmoid, then top-k selection
@@ -129,6 +130,9 @@ class Op:
     layer: str = "layer"
     fusable: bool = False
     sparse: bool = False  # 2:4-pruned weights (build_graph(sparsity=...)): the cost model uses the sparse peak
+    # special-function operations (exp) inside flops_vector: a chip's special unit (SFU) runs them
+    # at its own rate when the serving stack prices kernels realistically (docs/stacks.md)
+    flops_special: float = 0.0
 
     @property
     def flops(self) -> float:
@@ -564,7 +568,8 @@ class _Builder:
         t.append(self.act("o", T * heads * dv, True))
         shape = AttentionShape(phase, kernel, heads, kv_heads, d, dv, tuple((n, c + n) for n, c in seqs),
                                True, q.kv_cache, window)
-        self.ops.append(Op(name, "attention", count, fm, fv, self.st, tuple(t), attention=shape, layer=layer))
+        self.ops.append(Op(name, "attention", count, fm, fv, self.st, tuple(t), attention=shape, layer=layer,
+                           flops_special=heads * used * SOFTMAX_EXPS))
 
     # ---- model parts ---------------------------------------------------------------------
     def embedding(self) -> None:

@@ -17,6 +17,9 @@ def register(sub) -> None:
     p.add_argument("--no-efficiency", action="store_true", help="ignore achievable-efficiency fields")
     p.add_argument("--no-tiling", action="store_true", help="plain roofline for GEMMs")
     add_set_option(p)
+    from llmsim.commands.predict import add_stack_option
+
+    add_stack_option(p)
     p.set_defaults(func=cmd_ops)
 
 
@@ -26,7 +29,8 @@ def cmd_ops(args) -> int:
 
     df = read_ops_csv(args.query)
     out = predict_ops(df, overrides=args.overrides,
-                      options=CostOptions(use_efficiency=not args.no_efficiency, tiling=not args.no_tiling))
+                      options=CostOptions(use_efficiency=not args.no_efficiency, tiling=not args.no_tiling),
+                      stack=args.stack)
     bad = int((out["error"] != "").sum())
     if args.out:
         out.to_csv(args.out, index=False)

@@ -167,10 +167,12 @@ def _group(spec, sub: pd.DataFrame) -> pd.DataFrame:
     cap = np.broadcast_to(np.asarray(capacity_bytes(hw), dtype=float), (n,))
     fits = fp.total_bytes <= cap
     resident = fp.weights_bytes + fp.kv_cache_bytes
-    priced = evaluate_ops(ops, hw, spec.options, resident, tp)
-    gas = [combine_arrays([priced[op_index[op]] for op in g.ops], pp, spec.options) for g in graphs]
-    # each step's wall time under the serving stack (hwmodels.stack.Stack.step_time, as sim.predict does)
+    # the serving stack: its kernels' softmax (CostOptions.softmax) and each step's wall time
+    # (hwmodels.stack.Stack.step_time), as sim.predict does
     st = load_stack(getattr(spec, "stack", None))
+    opts = st.cost_options(spec.options)
+    priced = evaluate_ops(ops, hw, opts, resident, tp)
+    gas = [combine_arrays([priced[op_index[op]] for op in g.ops], pp, opts) for g in graphs]
     walls = [st.step_time(ga.time_s, float(sum(op.count for op in g.ops)) * pp, b,
                           decode=not (mode == "prefill_step" or (mode == "request" and i == 0)))
              for i, (ga, g) in enumerate(zip(gas, graphs))]
@@ -193,7 +195,7 @@ def _group(spec, sub: pd.DataFrame) -> pd.DataFrame:
             decode_flops = 0.0
         pk = _peak_key(chip, q.math_dtype)
         peak = hw.get(f"chip.compute.{pk[0]}.peak.{pk[1]}") if pk else np.nan
-        cm = CostModel(hw, spec.options, resident, tp)
+        cm = CostModel(hw, opts, resident, tp)
         home = cm.home_index
         bw = cm.bw[home] if not isinstance(home, np.ndarray) else \
             np.choose(home, [np.broadcast_to(np.asarray(x, dtype=float), (n,)) for x in cm.bw])

@@ -143,3 +143,57 @@ def test_published_e2e_rows_are_scored_with_their_engines_stack():
     ideal = score_e2e(sub, stack="ideal")
     assert list(own["stack_used"]) == ["vllm"] and list(ideal["stack_used"]) == ["ideal"]
     assert own["predicted"].iloc[0] > ideal["predicted"].iloc[0]  # e2e_s: the runtime adds time
+
+
+def _toy_with_sfu(tmp_path, overlaps: bool) -> str:
+    """The toy chip plus a special-function unit of 1 T exp/s (round numbers)."""
+    name = f"toy-sfu-{'ov' if overlaps else 'serial'}"
+    src = Path(TOY).read_text().replace("name: toy-chip", f"name: {name}").replace(
+        "  - kind: vector\n",
+        f"  - kind: special\n    peak: {{fp32: 1 TFLOP/s}}\n    overlaps_matrix: {str(overlaps).lower()}\n"
+        "  - kind: vector\n")
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(src)
+    return str(p)
+
+
+def test_softmax_exponentials_on_the_special_unit_by_hand(tmp_path):
+    import math
+
+    from hwmodels.loader import load_chip
+    from sim.cost import PINGPONG_WARPGROUPS, CostModel, CostOptions
+    from workloads import Batch, build_graph
+
+    g = build_graph("qwen2.5-0.5b", Batch.prefill(1, 1280))  # 14 query heads of head_dim 64
+    op = next(o for o in g.ops if o.kind == "attention")
+    assert op.flops_special == op.flops_vector / 5  # one exp per score, inside the 5 softmax FLOPs
+    blocks = math.ceil(1280 / 128) * 14
+    wq = math.ceil(blocks / 100) * 100 / blocks  # 100 cores: waves of blocks
+    mat = op.flops_matrix / 100e12  # toy: bf16 matrix 100 TFLOP/s
+    soft = op.flops_special / 1e12 + (op.flops_vector - op.flops_special) / 10e12  # exps at 1 T/s, rest 10 TFLOP/s
+
+    def t(path, mode):
+        return CostModel(load_chip(path), CostOptions(softmax=mode)).op_cost(op).compute_s
+
+    serial, ov = _toy_with_sfu(tmp_path, False), _toy_with_sfu(tmp_path, True)
+    assert t(serial, "ideal") == pytest.approx(max(mat, op.flops_vector / 10e12) * wq)  # today's kernel-only rule
+    assert t(serial, None) == t(serial, "ideal")
+    assert t(serial, "serial") == pytest.approx((mat + soft) * wq)
+    assert t(serial, "overlapped") == t(serial, "serial")  # this unit cannot run under the matrix work
+    assert t(ov, "overlapped") == pytest.approx(max(mat, (mat + soft) / PINGPONG_WARPGROUPS) * wq)
+    assert t(TOY, "serial") == t(TOY, "ideal")  # no special unit listed: the vector unit runs the exps
+
+
+def test_head_dim_matters_at_fixed_flops_under_a_real_kernel():
+    """Same matrix FLOPs, half the head_dim = twice the scores and exponentials: an FA2-style kernel on
+    the A100 is slower at head_dim 64; the kernel-only model cannot tell them apart."""
+    import pandas as pd
+
+    from sim.ops import predict_ops
+
+    rows = pd.DataFrame([{"hardware": "a100-sxm", "op": "attention", "dtype": "bf16", "batch": 1, "seqlen_q": s,
+                          "seqlen_kv": s, "heads": 32, "kv_heads": 32, "head_dim": d, "causal": True, "phase": "prefill"}
+                         for s, d in ((4096, 128), (int(4096 * 2 ** 0.5), 64))])
+    ideal = predict_ops(rows, stack="ideal")["time_s"].to_numpy()
+    real = predict_ops(rows, stack="vllm")["time_s"].to_numpy()
+    assert real[1] / real[0] > ideal[1] / ideal[0] + 0.05
