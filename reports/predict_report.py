@@ -122,7 +122,8 @@ def predict_report(pred, system, *, model, batches: list[int] = (), predict_at: 
             _sweep_section(rep, sweep)
     rep.section("Per-op detail")
     rep.table(pred.to_frame(), "ops", "Every op of the prefill step and of the decode step at the mean context: "
-                                      "per-execution time_s, total_time_s = count x time_s, the terms of the cost "
-                                      "model, bound, FLOPs and bytes at the main memory level.")
+                                      "per-execution time, total time = count x time, the terms of the cost "
+                                      "model, bound, FLOPs and bytes at the main memory level (column names as "
+                                      "in ops.csv in the tooltips).")
     rep.provenance(inputs, hardware_files(system) + model_files(model), command_line())
     return rep
