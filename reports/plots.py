@@ -52,7 +52,7 @@ from reports.tables import format_value, title_of
 __all__ = [
     "breakdown_frame", "breakdown_table", "ceilings", "latency_percentiles", "memory_slopes", "new_axes",
     "new_figure", "op_points", "pareto_front", "plot_batch_size", "plot_breakdown", "plot_breakdown_phases",
-    "plot_heatmap", "plot_kv_utilization", "plot_latency_cdf", "plot_metric_bars", "plot_pareto", "plot_predicted_vs_measured",
+    "plot_error_sizes", "plot_heatmap", "plot_kv_utilization", "plot_latency_cdf", "plot_metric_bars", "plot_pareto", "plot_predicted_vs_measured",
     "plot_roofline", "plot_sensitivity", "plot_step_timeline", "plot_throughput_latency", "plot_utilization",
     "ridge_points", "save", "sensitivity", "static_sweep", "style", "use_theme",
 ]
@@ -282,6 +282,17 @@ def plot_metric_bars(df: pd.DataFrame, metric: str, label: str = "label", ax=Non
 
 # ---------------------------------------------------------------------------------------------
 # validation
+
+
+def plot_error_sizes(scored: pd.DataFrame, unit: str = "FLOP", ax=None, title: str | None = None):
+    """Signed relative error (%) against work size of a scored validation frame: ``unit`` 'FLOP'
+    (ops sized by FLOPs) or 'B' (sized by bytes); the validation report's panel. Returns the Axes."""
+    from reports.validation import error_size_panel
+
+    ax = new_axes(ax)
+    error_size_panel(ax, scored, unit, title if title is not None else
+                     ("FLOP-sized ops" if unit == "FLOP" else "byte-sized ops"))
+    return ax
 
 
 def plot_predicted_vs_measured(scored: pd.DataFrame, ax=None, title: str = "predicted vs measured kernel time"):
