@@ -34,12 +34,12 @@ def register(sub) -> None:
 
 
 def _fmt(v, scale=1.0, digits=3):
-    from hwmodels.format import fmt_number
+    from hwmodels.format import _sig
 
     if v is None:
         return "-"
     x = v / scale
-    return f"{x:,.0f}" if abs(x) >= 1000 else fmt_number(float(f"{x:.{digits}g}"))
+    return f"{x:,.0f}" if abs(x) >= 1000 else _sig(x, digits)
 
 
 def cmd_list(args) -> int:
