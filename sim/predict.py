@@ -212,12 +212,43 @@ def _setup(cfg: PredictConfig) -> _Setup:
         spec = with_kv_window(spec, cfg.kv_window)
     q = make_quantization(cfg.quant, weight_dtype=cfg.weight_dtype, act_dtype=cfg.act_dtype, kv_dtype=cfg.kv_dtype)
     # EP ranks are the tp x dp chips: ep wider than tp means ep/tp data-parallel attention replicas,
-    # each serving an equal share of the batch
-    tp, ep = cfg.tp, cfg.ep
-    dp = ep // tp if ep > tp and ep % tp == 0 else 1
-    par = Parallelism(tp=tp, pp=cfg.pp, ep=ep, dp=dp)
+    # each serving an equal share of the batch (the one rule serve and sweeps use too; said in a note)
+    par = Parallelism.from_degrees(cfg.tp, cfg.pp, cfg.ep)
     system, notes = resolve_system(cfg.hw, par.chips, cfg.overrides)
-    return _Setup(spec, q, par, -(-cfg.batch // dp), system, notes)
+    if par.describe_dp():
+        notes.append(par.describe_dp())
+    return _Setup(spec, q, par, -(-cfg.batch // par.dp), system, notes)
+
+
+def fit_hints(spec, seqs, q, par, capacity: float, fixed_bytes: float = 0.0, sparsity=None,
+              offload_given: bool = False) -> str:
+    """What would fit when ``spec`` does not fit ``capacity`` bytes per chip: the smallest larger tensor
+    parallelism, a smaller weight format, offload (each checked with the same footprint). '' if none."""
+    from dataclasses import replace
+
+    from hwmodels.dtype import get_dtype
+    from workloads import Quantization, footprint
+
+    def needed(q2, par2):
+        try:
+            return footprint(spec, seqs, q2, par2, sparsity=sparsity).total_bytes + fixed_bytes / (par2.tp / par.tp)
+        except (SpecError, InfeasibleError):  # e.g. heads not divisible by this tp
+            return float("inf")
+
+    hints = []
+    for tp2 in (2, 4, 8, 16, 32, 64):
+        if tp2 > par.tp and (n := needed(q, replace(par, tp=tp2))) <= capacity:
+            hints.append(f"--tp {tp2} ({n / 1e9:.1f} GB per chip, {tp2 * par.pp * par.dp} chips)")
+            break
+    for scheme in ("fp8", "w4a16"):
+        q2 = Quantization.parse(scheme)
+        if get_dtype(q2.weight).bits < get_dtype(q.weight).bits and (n := needed(q2, par)) <= capacity:
+            hints.append(f"--quant {scheme} ({n / 1e9:.1f} GB per chip; lossy)")
+            break
+    if not offload_given:
+        hints.append("--offload kv|weights|both (what does not fit streams over the host link every step)")
+    return ("; it would fit with " + ", or ".join(hints[:-1]) + (", or " if len(hints) > 1 else "") + hints[-1]) \
+        if hints else ""
 
 
 def _memory(cfg: PredictConfig, su: _Setup) -> _Memory:
@@ -255,6 +286,8 @@ def _memory(cfg: PredictConfig, su: _Setup) -> _Memory:
                   + (f", draft model {draft_bytes / 1e9:.1f} GB" if draft_bytes else "") + ") at "
                   f"tp={cfg.tp} pp={cfg.pp} ep={cfg.ep}; {chip.name} {chip.main_memory.name} holds "
                   f"{capacity / 1e9:.1f} GB")
+        reason += fit_hints(su.spec, (su.batch, tokens), su.quant, su.parallel, capacity, draft_bytes, cfg.sparsity,
+                            offload_given=cfg.offload is not None)
         if cfg.check_memory:
             raise InfeasibleError(reason, {"needed_bytes": needed, "capacity_bytes": capacity,
                                            "weights_bytes": fp.weights_bytes, "kv_cache_bytes": fp.kv_cache_bytes})

@@ -7,7 +7,9 @@ import time
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="run llmsim's main job on the embedded defaults")
-    p.add_argument("--model", default="llama-3.1-8b")
+    p.add_argument("--model", default="llama-3.1-8b", metavar="MODEL",
+                   help="catalog model (llmsim model list) or config.json path to run the demo with "
+                        "(default llama-3.1-8b)")
     p.set_defaults(func=cmd_demo)
 
 

@@ -19,14 +19,15 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="JSON list of objects (name, kind, ...)")
     p.set_defaults(func=cmd_list)
     p = hsub.add_parser("show", help="the resolved spec of one chip or system, in SI units")
-    p.add_argument("name", metavar="NAME_OR_FILE")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("name", metavar="NAME_OR_FILE", help="catalog name (llmsim hw list) or hardware YAML path")
+    p.add_argument("--json", action="store_true", help="print the resolved spec as JSON (SI units)")
     add_set_option(p)
     p.set_defaults(func=cmd_show)
     hw.set_defaults(func=lambda a: (hw.print_help(), 0)[1])
 
     p = sub.add_parser("check", help="validate hardware files (exit 0 when valid, 2 when not)")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="hardware YAML files (chips or systems) to check against the format (llmsim schema)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("schema", help="JSON Schema of the hardware format (for editors)")
