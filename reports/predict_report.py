@@ -93,6 +93,12 @@ def predict_report(pred, system, *, model, batches: list[int] = (), predict_at: 
     rep.section("Summary", "Static prediction: TTFT is the prefill step, TPOT the mean decode step over the output; "
                            "throughput, cost and energy follow from them (docs/cost-model.md).")
     rep.key_values(prediction_summary(pred), "summary", "Headline numbers (raw values in summary.csv).")
+    place = getattr(pred, "placement", None) or {}
+    if place:
+        rows = [{"tensors": {"kv_cache": "KV cache"}.get(k, k), "memory level": lvl, "bytes": b}
+                for k, levels in place.items() for lvl, b in levels.items()]
+        rep.table(pd.DataFrame(rows), "placement", "Where the tensors live per chip between kernels (the placement "
+                                                   "the cost model prices: docs/cost-model.md).")
     bb = pd.DataFrame([{"bound": k, "share": v} for k, v in sorted(pred.bound_breakdown.items(), key=lambda kv: -kv[1])])
     rep.table(bb, "bound-breakdown", "Share of the request's time by the bound that won each op.")
 

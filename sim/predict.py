@@ -81,6 +81,9 @@ class Prediction:
     kv_window: int | None = None
     offload_bytes: float = 0.0  # bytes per chip on the far tier (offload)
     draft_bytes: float = 0.0  # draft model weights + KV cache per chip
+    #: where the tensors live per chip: {'weights' | 'kv_cache' | 'activations' [| 'draft model']:
+    #: {memory level (or 'host (offload)'): bytes}} (CostModel.placement, the rule the traffic is priced by)
+    placement: dict = field(default_factory=dict)
     prefill: GraphCost | None = field(default=None, repr=False)
     decode: GraphCost | None = field(default=None, repr=False)  # the step at the mean context
     price_source: str | None = None  # which price usd_per_hour used, from where (System.price_note)
@@ -422,7 +425,20 @@ def _assemble(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, pre: dict, dec: 
         speculative=None if sp is None else sp.describe(),
         sparsity=None if cfg.sparsity is None else cfg.sparsity.name, kv_window=cfg.kv_window,
         offload_bytes=0.0 if plan is None else plan.weights_bytes + plan.kv_bytes, draft_bytes=mem.draft_bytes,
-        prefill=prefill, decode=decode_mid, price_source=su.system.price_note(chips),
+        placement=_placement(cm, mem), prefill=prefill, decode=decode_mid, price_source=su.system.price_note(chips),
         price_date=(su.system.price_date if su.system.cloud_usd_per_s is not None or su.system.count == 1
                     else su.system.chip.price_date),
         calibration=su.system.chip.calibration)
+
+
+def _placement(cm: CostModel, mem: _Memory) -> dict:
+    """Bytes per chip of each tensor class per memory level; offloaded bytes on the host link."""
+    fp, plan = mem.fp, mem.plan
+    off_w, off_kv = (plan.weights_bytes, plan.kv_bytes) if plan is not None else (0.0, 0.0)
+    place = cm.placement(fp.weights_bytes - off_w, fp.kv_cache_bytes - off_kv, fp.activation_bytes)
+    for key, off in (("weights", off_w), ("kv_cache", off_kv)):
+        if off > 0:
+            place[key]["host (offload)"] = off
+    if mem.draft_bytes:
+        place["draft model"] = cm.placement(mem.draft_bytes, 0.0, 0.0)["weights"]
+    return place

@@ -159,6 +159,7 @@ def print_prediction(p, breakdown=False) -> None:
     if getattr(p, "kv_window", None):
         print(f"KV eviction: last {p.kv_window} tokens kept (lossy)")
     from hwmodels.format import fmt_bytes, fmt_energy, fmt_pct, fmt_rate, fmt_usd
+    from reports.tables import placement_text
 
     rows = [
         ("TTFT", _ms(p.ttft_s)),
@@ -175,6 +176,7 @@ def print_prediction(p, breakdown=False) -> None:
         ("efficiency data", getattr(p, "calibration", None) or "-"),
         ("energy per output token", fmt_energy(p.joules_per_output_token)),
         ("MFU / MBU", f"{fmt_pct(p.mfu)} / {fmt_pct(p.mbu)}"),
+        ("placement", "; ".join(f"{k}: {v}" for k, v in placement_text(p.placement)) or "-"),
         ("bound (share of time)", ", ".join(f"{k} {v * 100:.0f}%" for k, v in
                                             sorted(p.bound_breakdown.items(), key=lambda kv: -kv[1]))),
     ]
