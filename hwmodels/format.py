@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import sys
 
 __all__ = [
     "LABELS",
@@ -48,6 +49,7 @@ __all__ = [
     "format_value",
     "is_integer_dtype",
     "label",
+    "placement_text",
     "title_of",
     "unit_of",
 ]
@@ -61,13 +63,9 @@ _PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3
 def _missing(v) -> bool:
     if v is None:
         return True
-    try:
-        import pandas as pd
-
-        if v is pd.NA or v is pd.NaT:
-            return True
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pass
+    pd = sys.modules.get("pandas")  # only when already loaded: formatting never imports pandas
+    if pd is not None and (v is pd.NA or v is pd.NaT):
+        return True
     try:
         return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isnan(float(v))
     except (TypeError, ValueError):
@@ -505,6 +503,21 @@ def _by_unit(value, unit: str) -> str:
     if unit in ("tok/s", "req/s"):
         return fmt_rate(value, unit)
     return fmt_si(value, unit)
+
+
+_PLACEMENT_NAMES = {"weights": "weights", "kv_cache": "KV cache", "activations": "activations",
+                    "draft model": "draft model"}
+
+
+def placement_text(placement: dict) -> list[tuple[str, str]]:
+    """(tensor class, 'sram 1.00 GB (25%) + hbm 3.00 GB (75%)') per class of a prediction's ``placement``."""
+    out = []
+    for key, levels in placement.items():
+        total = sum(levels.values()) or 1.0
+        parts = [f"{lvl} {fmt_bytes(b)}" + (f" ({fmt_pct(b / total, 0)})" if len(levels) > 1 else "")
+                 for lvl, b in levels.items() if b > 0 or len(levels) == 1]
+        out.append((_PLACEMENT_NAMES.get(key, key), " + ".join(parts)))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from hwmodels.format import (
     fmt_usd,
     format_value,
     label,
+    placement_text,
     title_of,
 )
 
@@ -172,21 +173,6 @@ def render_metrics(results, label: str = "hardware", metrics=None, width: int = 
         rows.append(row)
     return render_table(pd.DataFrame(rows, columns=["metric"] + uniq), width=width, title=title, formatted=True,
                         max_cell=max(20, width // 3))
-
-
-_PLACEMENT_NAMES = {"weights": "weights", "kv_cache": "KV cache", "activations": "activations",
-                    "draft model": "draft model"}
-
-
-def placement_text(placement: dict) -> list[tuple[str, str]]:
-    """(tensor class, 'sram 1.00 GB (25%) + hbm 3.00 GB') per class of a prediction's ``placement``."""
-    out = []
-    for key, levels in placement.items():
-        total = sum(levels.values()) or 1.0
-        parts = [f"{lvl} {fmt_bytes(b)}" + (f" ({fmt_pct(b / total, 0)})" if len(levels) > 1 else "")
-                 for lvl, b in levels.items() if b > 0 or len(levels) == 1]
-        out.append((_PLACEMENT_NAMES.get(key, key), " + ".join(parts)))
-    return out
 
 
 def render_kv(pairs, width: int = 80, indent: int = 2) -> str:

@@ -159,7 +159,7 @@ def print_prediction(p, breakdown=False) -> None:
     if getattr(p, "kv_window", None):
         print(f"KV eviction: last {p.kv_window} tokens kept (lossy)")
     from hwmodels.format import fmt_bytes, fmt_energy, fmt_pct, fmt_rate, fmt_usd
-    from reports.tables import placement_text
+    from hwmodels.format import placement_text
 
     rows = [
         ("TTFT", _ms(p.ttft_s)),

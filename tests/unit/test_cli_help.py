@@ -81,3 +81,17 @@ def test_one_rule_for_ep_wider_than_tp(capsys):
     assert main(["serve", *argv, "--rate", "1", "--num-requests", "4"]) == 2
     err = capsys.readouterr().err
     assert "2 data-parallel attention replicas" in err and "--replicas 2" in err
+
+
+def test_the_text_of_predict_loads_no_pandas():
+    """The formatter and the placement line keep predict's text output as light as its JSON."""
+    import subprocess
+    import sys
+
+    code = ("import sys, io, contextlib\nfrom llmsim.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert main(['predict', '--hw', 'h100-sxm', '--model', 'llama-3.1-8b', '--batch', '2', "
+            "'--input-len', '64', '--output-len', '8']) == 0\n"
+            "print(' '.join(m for m in ('pandas', 'matplotlib', 'simpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == ""
