@@ -19,7 +19,7 @@ def register(sub) -> None:
                                                              "(vidur-a100, vidur-h100, vidur-network, ...)")
     p.add_argument("--hw", required=True, metavar="NAME", help="chip or system to calibrate (catalog name or YAML)")
     p.add_argument("--out", metavar="CALIBRATED.yaml", help="write the calibrated hardware file here")
-    p.add_argument("--name", help="name of the calibrated hardware (default: NAME-calibrated)")
+    p.add_argument("--name", help="name of the calibrated hardware (default and must equal: the stem of --out)")
     p.add_argument("--fit", help="comma-separated fields to fit: matrix, memory, launch, tier, tier_latency "
                                  "(default: every field the rows constrain)")
     p.add_argument("--ops", help="comma-separated op kinds to fit to (default: all; every kind is scored)")

@@ -117,7 +117,7 @@ def test_written_file_passes_check_and_round_trips(tmp_path, capsys):
     df = synthetic(TRUE, gemm_shapes(50) + [{"op": "memcpy", "dtype": "bf16", "bytes": int(b)}
                                             for b in np.geomspace(1e5, 1e9, 30)])
     cal = calibrate(df, TOY, label="synthetic.csv", sweeps=1)
-    out = write_calibrated(cal, tmp_path / "toy-calibrated.yaml")
+    out = write_calibrated(cal, tmp_path / "toy-chip-calibrated.yaml")
     assert main(["check", str(out)]) == 0
     data = yaml.safe_load(out.read_text())
     assert data["name"] == "toy-chip-calibrated"
