@@ -233,7 +233,7 @@ class ServingConfig:
     attention_kernel: str = setting("auto", "attention implementation (auto: flash prefill, paged decode)",
                                     flag="--attention-kernel", group="software", choices=list(ATTENTION_KERNELS),
                                     sweep=("serving", "attention_kernel", str))
-    overrides: object = setting(None, "hardware field overrides (path=value)", shared=("--set",), sweep=("hw",))
+    overrides: object = setting(None, "hardware field overrides (path=value)", shared=("--set", "--price"), sweep=("hw",))
 
     def problems(self) -> list[Problem]:
         """Every problem of these settings (empty when they can run), each naming its flag."""
@@ -368,7 +368,7 @@ class PredictConfig:
     act_dtype: str | None = setting(None, "override the scheme's activation dtype", flag="--act-dtype",
                                     group="parallel")
     kv_dtype: str | None = setting(None, "override the scheme's KV-cache dtype", flag="--kv-dtype", group="parallel")
-    overrides: object = setting(None, "hardware field overrides (path=value)", shared=("--set",))
+    overrides: object = setting(None, "hardware field overrides (path=value)", shared=("--set", "--price"))
     options: CostOptions = setting(CostOptions(), "how the software runs the work (sim.cost.CostOptions)",
                                    shared=COST_OPTION_FLAGS)
     attention_kernel: str = setting("auto", "attention implementation (auto: flash prefill, paged decode)",

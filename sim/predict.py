@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from hwmodels.errors import InfeasibleError, SpecError
 from sim.config import PredictConfig, make_config
 from sim.cost import CostModel
@@ -35,6 +36,8 @@ from sim.estimate import GraphCost, estimate
 from sim.metrics import RequestTotals, request_metrics
 from sim.resolve import make_quantization, resolve_system, system_usd_per_s
 from sim.techniques import draft_parallel, plan_offload
+from workloads import Batch, Parallelism, Quantization, build_graph, footprint, load_model
+from workloads.techniques import with_kv_window
 
 if TYPE_CHECKING:  # pandas is imported where a frame is built: the CLI starts without it
     import pandas as pd
@@ -206,12 +209,8 @@ def predict_config(cfg: PredictConfig) -> Prediction:
 
 
 def _setup(cfg: PredictConfig) -> _Setup:
-    from workloads import Parallelism, load_model
-
     spec = load_model(cfg.model) if not hasattr(cfg.model, "layers") else cfg.model
     if cfg.kv_window is not None:
-        from workloads.techniques import with_kv_window
-
         spec = with_kv_window(spec, cfg.kv_window)
     q = make_quantization(cfg.quant, weight_dtype=cfg.weight_dtype, act_dtype=cfg.act_dtype, kv_dtype=cfg.kv_dtype)
     # EP ranks are the tp x dp chips: ep wider than tp means ep/tp data-parallel attention replicas,
@@ -256,8 +255,6 @@ def fit_hints(spec, seqs, q, par, capacity: float, fixed_bytes: float = 0.0, spa
 
 def _memory(cfg: PredictConfig, su: _Setup) -> _Memory:
     """Footprint per chip (target, draft), the capacity, and the offload plan for what does not fit."""
-    from workloads import Quantization, footprint
-
     chip = su.chip
     sp = cfg.speculative
     k = sp.k if sp is not None else 0
@@ -304,8 +301,6 @@ def _memory(cfg: PredictConfig, su: _Setup) -> _Memory:
 
 def _prefill(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
     """The prefill step (B x L tokens, plus the draft's prefill): TTFT, busy time, energy, FLOPs."""
-    from workloads import Batch, build_graph
-
     opts = cfg.options
     pre_graph = build_graph(su.spec, Batch.prefill(su.batch, cfg.input_len), quant=su.quant, parallel=su.parallel,
                             attention_kernel=cfg.attention_kernel, fused=opts.fused, sparsity=cfg.sparsity)
@@ -328,8 +323,6 @@ def _prefill(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
 def _decode_round(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm, c: int):
     """One decode step (or speculative round) at context ``c``: (time, energy, bytes, FLOPs, its
     GraphCost, its graph)."""
-    from workloads import Batch, build_graph
-
     opts, sp = cfg.options, cfg.speculative
     if sp is None:
         g = build_graph(su.spec, Batch.decode(su.batch, c), quant=su.quant, parallel=su.parallel,

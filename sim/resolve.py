@@ -10,6 +10,7 @@ from __future__ import annotations
 from hwmodels.chip import Chip, System
 from hwmodels.errors import InfeasibleError
 from hwmodels.loader import load_hardware, standard_system_for
+from workloads import Quantization
 
 __all__ = ["make_quantization", "resolve_system", "system_usd_per_s"]
 
@@ -63,8 +64,6 @@ def system_usd_per_s(system: System, chips: int) -> float | None:
 def make_quantization(quant="bf16", weight_dtype=None, act_dtype=None, kv_dtype=None):
     """A named scheme (or Quantization) with any of its three dtypes overridden."""
     import dataclasses
-
-    from workloads import Quantization
 
     q = Quantization.parse(quant)
     changes = {k: v for k, v in (("weight", weight_dtype), ("activation", act_dtype), ("kv_cache", kv_dtype)) if v}

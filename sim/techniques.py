@@ -32,6 +32,11 @@ from hwmodels.chip import Chip
 from hwmodels.errors import InfeasibleError, Problem, SpecError
 from sim.config import PredictConfig, make_config
 from sim.resolve import make_quantization, resolve_system
+from sim.step import StepCost, StepCoster
+from workloads import Batch, Parallelism, footprint, load_model
+from workloads.parallel import check_parallelism
+from workloads.quant import Quantization
+from workloads.techniques import with_kv_window
 
 __all__ = ["HOST_CAPACITY_PER_CHIP", "KV_LAYOUTS", "MemoryNeed", "Offload", "OffloadPlan", "TechniqueStepCoster",
            "apply_to_step_coster", "chip_capacity_bytes", "draft_parallel", "kv_tokens_per_request",
@@ -200,9 +205,6 @@ class MemoryNeed:
 
 def draft_parallel(draft, parallel):
     """The draft's split: the target's TP degree when the draft's heads allow it, else one chip."""
-    from workloads import Parallelism
-    from workloads.parallel import check_parallelism
-
     cand = Parallelism(tp=parallel.tp)
     try:
         check_parallelism(draft, cand)
@@ -216,9 +218,6 @@ def memory_need(spec, quant, parallel, batch: int, tokens_per_request: int, *, i
     """Per-chip bytes of ``batch`` requests holding ``tokens_per_request`` KV tokens each: weights
     (``sparsity`` compressed), KV cache, workspace (the decode step's, and the prefill's of
     ``batch x input_len`` when ``input_len`` is given), and a draft model's weights and KV cache."""
-    from workloads import Batch, footprint
-    from workloads.quant import Quantization
-
     fp = footprint(spec, (batch, tokens_per_request), quant, parallel, attention_kernel=attention_kernel,
                    sparsity=sparsity)
     work = fp.activation_bytes
@@ -247,9 +246,6 @@ def max_batch_that_fits(model=None, hw=None, input_len: int | None = None, outpu
     ``config`` (a ``sim.config.PredictConfig``) and ``settings`` (its fields by keyword: quant, tp,
     pp, speculative, sparsity, offload, kv_window, attention_kernel, overrides...) say what runs;
     its batch is what this function finds."""
-    from workloads import Parallelism, load_model
-    from workloads.techniques import with_kv_window
-
     given = {k: v for k, v in (("model", model), ("hw", hw), ("input_len", input_len), ("output_len", output_len))
              if v is not None}
     cfg = make_config(PredictConfig, config, {**given, **settings}, "max_batch_that_fits()")
@@ -314,8 +310,6 @@ class TechniqueStepCoster:
 
     def __init__(self, coster, *, speculative=None, offload_plan: OffloadPlan | None = None,
                  kv_bytes_per_token: float = 0.0):
-        from sim.step import StepCoster
-
         self.base = coster
         self.speculative = speculative
         self.offload_plan = offload_plan
@@ -331,8 +325,6 @@ class TechniqueStepCoster:
                                      attention_kernel=kernel)
             self.verify.cm.same_placement_as(coster.cm)  # same placement as the target's coster
             if speculative.draft is not None:
-                from workloads.quant import Quantization
-
                 d = speculative.draft_spec()
                 dq = Quantization.parse(speculative.draft_quant or coster.quant)
                 self.draft = StepCoster(d, coster.system, dq, draft_parallel(d, coster.parallel), coster.options,
@@ -340,8 +332,6 @@ class TechniqueStepCoster:
                 self.draft.cm.same_placement_as(coster.cm)
 
     def step(self, seqs):
-        from sim.step import StepCost
-
         seqs = tuple(seqs)
         sp = self.speculative
         dec = [c for n, c in seqs if n == 1 and c > 0]
@@ -391,8 +381,6 @@ def apply_to_step_coster(coster, *, speculative=None, offload: Offload | None = 
     plan = None
     per_token = 0.0
     if offload is not None:
-        from workloads import footprint
-
         chip = coster.system.chip
         fp = footprint(coster.spec, (1, 2), coster.quant, coster.parallel)
         per_token = fp.kv_bytes_per_token

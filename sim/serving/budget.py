@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hwmodels.errors import InfeasibleError
+from workloads import Batch, footprint
 
 __all__ = ["KvBudget", "memory_budget"]
 
@@ -36,8 +37,6 @@ class KvBudget:
 
 
 def _workspace_batch(tokens: int, max_position: int):
-    from workloads import Batch
-
     k, r = divmod(tokens, max_position)
     seqs = ((max_position, 0),) * k + (((r, 0),) if r else ())
     return Batch(seqs)
@@ -46,8 +45,6 @@ def _workspace_batch(tokens: int, max_position: int):
 def memory_budget(spec, chip, q, par, cfg, kv_capacity_tokens: int | None = None) -> KvBudget:
     """The KV budget of one replica of ``cfg`` (a ServingConfig) on ``chip``; ``kv_capacity_tokens``
     injects the capacity instead (tests). InfeasibleError when the weights, or one block, do not fit."""
-    from workloads import footprint
-
     block_size = cfg.block_size
     if kv_capacity_tokens is None:
         step_tokens = cfg.chunk_size if cfg.scheduler == "sarathi" else cfg.step_budget

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hwmodels.errors import Problem, SpecError
+from sim.collective import collective_time
 
 __all__ = ["Links", "links_for"]
 
@@ -28,8 +29,6 @@ class Links:
             return 0.0
         sysobj = self.system
         if sysobj.count >= 2 and sysobj.tiers:
-            from sim.collective import collective_time
-
             return collective_time(sysobj, "sendrecv", nbytes, min(sysobj.count, 2 * self.chips))[0]
         chip = sysobj.chip
         link = chip.interconnect or chip.host_link

@@ -22,6 +22,8 @@ from sim.serving.router import Router
 from sim.serving.scheduler import SchedulerConfig, make_scheduler
 from sim.serving.sequence import WAITING, Sequence
 from sim.serving.trace_export import TraceRecorder
+from workloads.scenario import Scenario
+from workloads.trace import Trace
 
 __all__ = ["Run", "RunState", "run_replicas", "stream_of"]
 
@@ -144,9 +146,6 @@ class Run:
 
 def stream_of(scenario, seed, trace_speedup):
     """-> (iterator of Requests, offline?, description)."""
-    from workloads.scenario import Scenario
-    from workloads.trace import Trace
-
     if isinstance(scenario, Trace):
         scenario = scenario.scenario(trace_speedup)
     if isinstance(scenario, Scenario):

@@ -23,12 +23,16 @@ import pandas as pd
 
 from hwmodels.errors import SpecError
 from sim.config import PREEMPTION_MODES, RunControls, ServingConfig, make_config, split_settings
+from sim.resolve import make_quantization, resolve_system, system_usd_per_s
 from sim.serving.budget import memory_budget
 from sim.serving.links import links_for
 from sim.serving.metrics import RequestLog
 from sim.serving.run import run_replicas
 from sim.serving.summary import summarize, timeline_frame
 from sim.serving.trace_export import TraceRecorder
+from sim.step import StepCoster
+from workloads import Parallelism, load_model
+from workloads.parallel import check_parallelism
 
 __all__ = ["PREEMPTION_MODES", "ServingResult", "Setup", "setup", "simulate"]
 
@@ -122,17 +126,11 @@ class Setup:
 
     @cached_property
     def usd_per_s(self) -> float | None:
-        from sim.predict import system_usd_per_s
-
         return system_usd_per_s(self.system, self.chips)
 
 
 def setup(system, model, cfg: ServingConfig) -> Setup:
     """Load the model, the quantization and a System with room for one replica (tp x pp chips)."""
-    from sim.predict import make_quantization, resolve_system
-    from workloads import Parallelism, load_model
-    from workloads.parallel import check_parallelism
-
     spec = load_model(model)
     q = make_quantization(cfg.quant, weight_dtype=cfg.weight_dtype, act_dtype=cfg.act_dtype, kv_dtype=cfg.kv_dtype)
     par = Parallelism(tp=cfg.tp, pp=cfg.pp, ep=cfg.ep)
@@ -168,8 +166,6 @@ def simulate(scenario, system, model, config: ServingConfig | None = None, **set
     budget = memory_budget(su.spec, su.chip, su.quant, su.parallel, cfg, ctl.kv_capacity_tokens)
     coster = ctl.coster
     if coster is None:
-        from sim.step import StepCoster
-
         coster = StepCoster(su.spec, su.system, su.quant, su.parallel, cfg.options, cfg.attention_kernel,
                             resident_bytes=budget.resident_bytes)
     links = links_for(su.system, su.chips, cfg)
