@@ -306,6 +306,15 @@ def starting_gpu_chip(gpu: HostGPU, copy_bytes_per_s: float, gemm: dict, name: s
                        "bandwidth": _q(3 * copy_bytes_per_s, "bandwidth")})
     memory.append({"name": "hbm", "kind": "dram", "capacity": _q(gpu.memory_bytes, "bytes"),
                    "bandwidth": _q(copy_bytes_per_s, "bandwidth")})
+    # the engine needs an fp32 rate (softmax, norms): the measured fp32 GEMM rate where there is one, else
+    # assumed at 1/16 of the fastest 16-bit matrix rate (A100: 19.5 of 312 TFLOP/s; H100 SXM: 67 of 989)
+    if "fp32" in gemm:
+        fp32 = gemm["fp32"][0]
+        sources.append("measured: fp32 vector rate taken as the fp32 GEMM rate")
+    else:
+        fp32 = max((v for dt, (v, _) in gemm.items() if dt in ("bf16", "fp16")), default=1e12) / 16
+        sources.append(f"assumed: fp32 vector rate {_q(fp32, 'rate')} = 1/16 of the 16-bit matrix rate "
+                       "(the A100 and H100 SXM datasheet ratio)")
     return {
         "version": 1, "kind": "chip", "name": name, "class": "gpu-hbm", "calibration": "class-default",
         "hypothetical": False,
@@ -313,7 +322,7 @@ def starting_gpu_chip(gpu: HostGPU, copy_bytes_per_s: float, gemm: dict, name: s
                        "and short measurements. Calibrate before trusting predictions.",
         "source": sources,
         "cores": gpu.sms,
-        "compute": [{"kind": "matrix", "peak": peaks}],
+        "compute": [{"kind": "matrix", "peak": peaks}, {"kind": "vector", "peak": {"fp32": _q(fp32, "rate")}}],
         "memory": memory,
     }
 
@@ -347,9 +356,10 @@ def _in_catalog(name: str) -> bool:
 
 
 def starting_file_path(out_csv: str | None, name: str) -> Path:
-    """Where the starting chip file goes: beside the measured CSV (``host.csv`` -> ``host.chip.yaml``)."""
+    """Where the starting chip file goes: beside the measured CSV, named after the chip (a hardware
+    file's name must equal its file stem: ``out/host.csv`` -> ``out/<name>.yaml``)."""
     if out_csv:
-        return Path(str(out_csv).removesuffix(".csv") + ".chip.yaml")
+        return Path(out_csv).parent / f"{name}.yaml"
     return Path(f"{name}.yaml")
 
 

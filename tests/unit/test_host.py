@@ -43,7 +43,7 @@ def test_an_unknown_host_gets_a_starting_chip_file(tmp_path):
     logs = []
     path = H.hardware_for_cpu(str(tmp_path / "host.csv"), root=root, log=logs.append,
                               copy={"bytes_per_s": 40e9, "threads": 2, "nbytes": 2**28, "repeats": 5})
-    assert path == str(tmp_path / "host.chip.yaml") and Path(path).exists()
+    assert path == str(tmp_path / "host-cpu-amd-epyc-9r14-2cpu.yaml") and Path(path).exists()
     assert any("no catalog entry" in m for m in logs) and any("llmsim calibrate" in m for m in logs)
     chip = load_hardware(path)  # a valid hardware file
     assert chip.cores == 2 and chip.clock_hz == pytest.approx(2.6e9)
