@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv validate bench lint clean
+.PHONY: demo test test-quick venv validate bench lint notebooks clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
+
+# a quick local run: everything but the tests marked slow (CI runs them all)
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not slow"
+
+# execute the notebooks in place, so they are stored with their outputs (plots render on a code host)
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/execute.py
 
 validate: $(STAMP)
 	$(BIN)/llmsim validate-report --out docs/validation

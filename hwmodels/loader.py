@@ -153,6 +153,21 @@ def _segments(path: str) -> list[str]:
     return [s for s in path.replace("[", ".").replace("]", "").split(".") if s]
 
 
+def _entry(items: list, seg: str, path: str) -> int | None:
+    """The index of the list entry ``seg`` names: by ``name`` first, then by ``kind`` when exactly
+    one entry has that kind (an ambiguous kind is an error: name the entry instead)."""
+    dicts = [(j, it) for j, it in enumerate(items) if isinstance(it, dict)]
+    for j, it in dicts:
+        if it.get("name") == seg:
+            return j
+    by_kind = [(j, it) for j, it in dicts if it.get("kind") == seg]
+    if len(by_kind) > 1:
+        names = ", ".join(str(it.get("name", j)) for j, it in by_kind)
+        raise SpecError([Problem(f"--set {path}: '{seg}' is the kind of several entries ({names}) and the name of "
+                                 "none; name the entry you mean")])
+    return by_kind[0][0] if by_kind else None
+
+
 def apply_override(data, path: str, value, file: str, schema_keys=None):
     """Set ``path`` in the YAML data tree; raises SpecError (with did-you-mean) for unknown paths."""
     segs = _segments(path)
@@ -185,10 +200,7 @@ def apply_override(data, path: str, value, file: str, schema_keys=None):
             if seg.isdigit() and int(seg) < len(node):
                 idx = int(seg)
             else:
-                for j, item in enumerate(node):
-                    if isinstance(item, dict) and seg in (item.get("name"), item.get("kind")):
-                        idx = j
-                        break
+                idx = _entry(node, seg, path)
             if idx is None:
                 names = [str(it.get("name", it.get("kind"))) for it in node if isinstance(it, dict)]
                 hint = difflib.get_close_matches(seg, names, n=1)
@@ -219,6 +231,15 @@ def _read(path: Path) -> Marked:
     return doc
 
 
+#: Math every prediction runs, whatever the quantization: (what, peak keys that serve it, why)
+_NEEDED_RATES = (
+    ("fp32", ("fp32",), "softmax and normalization statistics run in fp32 (on the vector unit, or the "
+                        "matrix unit where the vector unit lists no fp32)"),
+    ("bf16", ("bf16", "fp16"), "activations are stored in bf16 or fp16 under every quantization scheme, "
+                               "and wider dtypes never stand in for narrower ones"),
+)
+
+
 def _semantic_chip(v: dict, m: Marked) -> list:
     problems = []
     cores = v["cores"]
@@ -240,6 +261,11 @@ def _semantic_chip(v: dict, m: Marked) -> list:
     for k in set(kinds):
         if kinds.count(k) > 1:
             problems.append(m.problem(("compute",), f"compute unit kind '{k}' is listed twice; list each kind once"))
+    listed = {k for u in v["compute"] for k in u["peak"]}
+    for need, keys, why in _NEEDED_RATES:
+        if not listed & set(keys):
+            problems.append(m.problem(("compute",), f"no compute unit lists a rate for {need} ({' or '.join(keys)}); "
+                                                    f"the engine needs one: {why}"))
     for i, u in enumerate(v["compute"]):
         for dt, sp in (u.get("sparse_peak") or {}).items():
             dense = u["peak"].get(dt)

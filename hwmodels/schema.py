@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hwmodels.chip import STREAMING_KINDS
 from hwmodels.classes import DECLARED_CALIBRATIONS, class_names
@@ -20,6 +21,9 @@ from hwmodels.units import DIMENSIONS, UnitError, parse_quantity
 from hwmodels.yamlio import Marked
 
 FORMAT_VERSION = 1
+#: No number in a hardware file may exceed this (2^53: every integer up to it is exact as a float,
+#: and products with token counts stay within 64-bit integers for the bounded fields below)
+MAX_INT = 2**53
 
 
 class Type:
@@ -52,6 +56,37 @@ class _Missing:
 _MISSING = _Missing()
 
 
+#: Plausible range of each dimension in SI units: (smallest non-zero value, largest value, why).
+#: A value outside it is a typo or an attack, and it would overflow or underflow downstream (a
+#: 1e308 GB/s bandwidth becomes infinity). Zero stays allowed where the field allows it.
+RANGES = {
+    "bytes": (1.0, 1e18, "one byte up to an exabyte; the largest memory of one chip or host is under 100 TB"),
+    "bandwidth": (1.0, 1e18, "up to 1 EB/s; the fastest on-chip SRAM (Cerebras WSE-3) is 2.1e16 B/s"),
+    "time": (1e-15, 3600.0, "a femtosecond up to an hour; launch overheads and link latencies are ns to ms"),
+    "rate": (1.0, 1e21, "up to 1 ZFLOP/s; the fastest single chip (Cerebras WSE-3) is 1.25e17 FLOP/s"),
+    "flops": (1.0, 1e24, "up to 1e24 FLOP; the largest GEMM of a 1-trillion-parameter model is under 1e18"),
+    "power": (1e-3, 1e7, "a milliwatt up to 10 MW; the hungriest chip (WSE-3) draws 23 kW, a rack ~150 kW"),
+    "frequency": (1e3, 1e12, "1 kHz up to 1 THz; chip clocks are 0.5-6 GHz"),
+    "energy": (1e-18, 1e9, "an attojoule up to a gigajoule"),
+    "energy_per_flop": (1e-18, 1e-6, "an attojoule up to a microjoule per FLOP; chips spend about 1 pJ"),
+    "energy_per_byte": (1e-18, 1e-6, "an attojoule up to a microjoule per byte; DRAM costs about 10 pJ/B"),
+    "money": (1e-6, 1e12, "up to a trillion USD"),
+    "money_rate": (1e-9, 1e3, "up to 1,000 USD/s (3.6 million USD/h); cloud prices are 0.1-100 USD/h"),
+    "area": (1e-3, 1e6, "up to 1 m2; the largest die (wafer-scale WSE-3) is 46,225 mm2"),
+    "energy_price": (1e-12, 1e-3, "up to 3,600 USD/kWh; electricity costs 0.02-0.5 USD/kWh"),
+    "money_per_area": (1e-9, 1e6, "up to 1 million USD/mm2"),
+}
+
+
+def in_range(v: float, dim: str) -> str | None:
+    """None when SI value ``v`` (non-zero) is plausible for ``dim``, else the message saying why not."""
+    lo, hi, why = RANGES[dim]
+    if lo <= abs(v) <= hi:
+        return None
+    unit = DIMENSIONS[dim].si_unit
+    return f"{v:g} {unit} is outside the plausible range {lo:g} to {hi:g} {unit} ({why})"
+
+
 @dataclass
 class Quantity(Type):
     dim: str
@@ -69,6 +104,10 @@ class Quantity(Type):
                 return _fail(ctx, path, f"must not be negative; got {value!r}")
         elif self.positive and v <= 0:
             return _fail(ctx, path, f"must be greater than zero; got {value!r}")
+        if v != 0:
+            bad = in_range(v, self.dim)
+            if bad:
+                return _fail(ctx, path, f"{value!r}: {bad}")
         return v
 
     def json(self):
@@ -89,10 +128,13 @@ class Number(Type):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             kind = "an integer" if self.integer else "a number"
             return _fail(ctx, path, f"expected {kind}; got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            return _fail(ctx, path, f"expected a finite number; got {value!r}")
+        if abs(value) > MAX_INT:
+            return _fail(ctx, path, f"{value!r} is beyond any plausible value (at most {MAX_INT:,}, "
+                                    "what the engine's 64-bit arithmetic can index)")
         if self.integer and (not float(value).is_integer()):
             return _fail(ctx, path, f"expected an integer; got {value!r}")
-        if not math.isfinite(value):
-            return _fail(ctx, path, f"expected a finite number; got {value!r}")
         if self.gt is not None and not value > self.gt:
             return _fail(ctx, path, f"must be greater than {self.gt:g}; got {value!r}")
         if self.ge is not None and not value >= self.ge:
@@ -132,6 +174,29 @@ class Str(Type):
         if self.choices:
             d["enum"] = list(self.choices)
         return d
+
+
+@dataclass
+class Name(Type):
+    """A chip or system name: non-empty, no path separators or control characters, and equal to
+    the file's stem (``h100-sxm`` in ``h100-sxm.yaml``), so the name and the file can't disagree."""
+
+    doc: str = ""
+
+    def check(self, value, path, ctx):
+        if not isinstance(value, str) or not value.strip():
+            return _fail(ctx, path, f"expected a non-empty name; got {value!r}")
+        if any(c in value for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            return _fail(ctx, path, f"a name may not hold path separators or control characters; got {value!r}")
+        file = ctx["marked"].file
+        stem = Path(file).stem if file and file.endswith((".yaml", ".yml")) else None
+        if stem is not None and value != stem:
+            return _fail(ctx, path, f"the name {value!r} differs from the file name; name the file "
+                                    f"{value}.yaml or write name: {stem}")
+        return value
+
+    def json(self):
+        return {"type": "string", "minLength": 1, "pattern": "^[^/\\\\]+$", "description": self.doc}
 
 
 @dataclass
@@ -341,8 +406,9 @@ COMPUTE = Struct({
     "kind": F(Str(("matrix", "vector", "special")), True, "matrix (tensor cores, MXU), vector (SIMD) or special (exp)"),
     "peak": F(_peaks, True, "dense peak rate per dtype"),
     "sparse_peak": F(_peaks, doc="peak with 2:4 structured sparsity, per dtype"),
-    "tile": F(ListOf(Number(integer=True, gt=0), exact_len=3), doc="M, N, K of the per-core tile GEMMs are padded to"),
-    "units": F(Number(integer=True, gt=0), doc="number of such units (informational)"),
+    "tile": F(ListOf(Number(integer=True, gt=0, le=65536), exact_len=3),
+              doc="M, N, K of the per-core tile GEMMs are padded to (each at most 65,536)"),
+    "units": F(Number(integer=True, gt=0, le=10_000_000), doc="number of such units (informational)"),
     "efficiency": F(Efficiency("flops"), doc="achievable fraction of peak: one fraction, or a table by the "
                                              "op's FLOPs, e.g. [[1 GFLOP, 0.6], [1 TFLOP, 0.9]]"),
     "efficiency_source": F(Str(), doc="where the efficiency comes from"),
@@ -371,7 +437,7 @@ MEMORY = Struct({
 CHIP = Struct({
     "version": F(Number(integer=True, ge=1, le=FORMAT_VERSION), True, "format version"),
     "kind": F(Str(("chip", "system")), True),
-    "name": F(Str(), True, "kebab-case, equal to the file stem"),
+    "name": F(Name(), True, "kebab-case, equal to the file stem"),
     "vendor": F(Str()),
     "description": F(Str()),
     "hypothetical": F(Bool(), doc="true for designs that do not exist"),
@@ -386,7 +452,8 @@ CHIP = Struct({
     "die_area": F(Quantity("area")),
     "clock": F(Quantity("frequency")),
     "year": F(Number(integer=True, ge=1990, le=2100)),
-    "cores": F(Number(integer=True, gt=0), True, "parallel cores (SMs, CUs, TensorCores) tiles spread over"),
+    "cores": F(Number(integer=True, gt=0, le=10_000_000), True,
+               "parallel cores (SMs, CUs, TensorCores) tiles spread over; at most 10 million (WSE-3 has 900,000)"),
     "compute": F(ListOf(COMPUTE, min_len=1), True, "compute units by kind"),
     "memory": F(ListOf(MEMORY, min_len=1), True, "memory levels, innermost first"),
     "launch_overhead": F(Quantity("time", nonneg=True), doc="per-kernel launch cost"),
@@ -418,28 +485,29 @@ CHIP = Struct({
 
 TIER = Struct({
     "name": F(Str(), True),
-    "fanout": F(Number(integer=True, gt=0), True, "members joined at this tier"),
+    "fanout": F(Number(integer=True, gt=0, le=10_000_000), True, "members joined at this tier (at most 10 million)"),
     "topology": F(Str(("switch", "ring", "torus", "mesh", "fully_connected")), True),
     "bandwidth": F(Quantity("bandwidth"), True, "per chip, per direction"),
     "latency": F(Quantity("time", nonneg=True), True),
     "in_network_reduction": F(Bool()),
     "efficiency": F(Number(gt=0, le=1), doc="achievable fraction of link bandwidth"),
     "efficiency_source": F(Str()),
-    "dims": F(ListOf(Number(integer=True, gt=0), min_len=1), doc="torus/mesh dimension sizes"),
+    "dims": F(ListOf(Number(integer=True, gt=0, le=10_000_000), min_len=1), doc="torus/mesh dimension sizes"),
     "type": F(Str()),
 }, name="interconnect tier", requires_together=(("efficiency", "efficiency_source"),))
 
 SYSTEM = Struct({
     "version": F(Number(integer=True, ge=1, le=FORMAT_VERSION), True),
     "kind": F(Str(("chip", "system")), True),
-    "name": F(Str(), True),
+    "name": F(Name(), True, "equal to the file stem"),
     "description": F(Str()),
     "hypothetical": F(Bool()),
     "source": F(Sources(), True),
     "instance": F(Str(), doc="the cloud instance this system is, e.g. 'AWS EC2 p5.48xlarge' (a generic system "
                              "is preferred over an instance when a chip is switched to its standard system)"),
     "chip": F(Str(), True, "catalog chip name or path relative to this file"),
-    "count": F(Number(integer=True, gt=0), True, "chips in the system"),
+    "count": F(Number(integer=True, gt=0, le=10_000_000), True,
+               "chips in the system; at most 10 million (the largest clusters have ~100,000)"),
     "tiers": F(ListOf(TIER), doc="interconnect tiers, innermost first"),
     "price": F(Struct({"cloud": F(Quantity("money_rate"), doc="the system's own price per hour (e.g. a cloud "
                                                               "instance's on-demand price); default: the chips' "

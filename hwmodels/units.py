@@ -163,25 +163,12 @@ def parse_quantity(text, dimension: Dimension | str) -> float:
     return value * dim.units[unit]
 
 
-_FORMAT = {
-    "bytes": [(1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"), (1, "B")],
-    "bandwidth": [(1e12, "TB/s"), (1e9, "GB/s"), (1e6, "MB/s"), (1, "B/s")],
-    "time": [(1, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")],
-    "rate": [(1e15, "PFLOP/s"), (1e12, "TFLOP/s"), (1e9, "GFLOP/s"), (1, "FLOP/s")],
-    "power": [(1e3, "kW"), (1, "W")],
-    "frequency": [(1e9, "GHz"), (1e6, "MHz"), (1, "Hz")],
-}
-
-
 def format_quantity(value: float, dimension: str, digits: int = 3) -> str:
-    """Human-readable form of an SI float (decimal prefixes), e.g. 3.35e12 B/s -> '3.35 TB/s'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    scales = _FORMAT.get(dimension)
-    if not scales:
-        return f"{value:.{digits}g} {DIMENSIONS[dimension].si_unit}"
-    for factor, unit in scales:
-        if abs(value) >= factor:
-            return f"{value / factor:.{digits}g} {unit}"
-    factor, unit = scales[-1]
-    return f"{value / factor:.{digits}g} {unit}"
+    """Human-readable form of an SI float (decimal prefixes), e.g. 3.35e12 B/s -> '3.35 TB/s'.
+
+    The formatter lives in :mod:`hwmodels.format`; this name stays for the callers that write
+    hardware strings (the output parses back with :func:`parse_quantity`).
+    """
+    from hwmodels.format import format_quantity as _fq
+
+    return _fq(value, dimension, digits)

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports.style import figure_png, figure_svg, save
-from reports.tables import format_frame
+from reports.tables import format_frame, title_of
 from sim.version import llmsim_version
 
 __all__ = ["Report", "command_line", "environment", "file_hashes", "hardware_files", "model_files", "sha256_file"]
@@ -218,7 +218,9 @@ class Report:
         shown = raw.head(max_rows) if max_rows else raw
         cells = format_frame(shown) if formatted else shown.astype(str)
         numeric = {c: _numeric(raw[c]) for c in raw.columns}
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in raw.columns)
+        # a person reads the label ('TTFT'); the column's name ('ttft_s', as in the CSV) is its tooltip
+        head = "".join(f'<th title="{html.escape(str(c))}">{html.escape(title_of(str(c)) if formatted else str(c))}</th>'
+                       for c in raw.columns)
         body = []
         for i in range(len(cells)):
             tds = []
@@ -239,17 +241,19 @@ class Report:
 
     def key_values(self, pairs, name: str, caption: str | None = None, formatted: bool = True,
                    collapsed: bool = False) -> Report:
-        """A table of ``pairs`` (dict or list of pairs): ``key``, ``quantity`` (a readable title,
-        when ``formatted``) and ``value`` (with its unit when ``formatted``); the CSV keeps raw values."""
-        from reports.tables import format_value, title_of
+        """A table of ``pairs`` (dict or list of pairs): ``quantity`` (a readable title, when
+        ``formatted``; the key itself otherwise) and ``value`` (with its unit when ``formatted``);
+        the CSV keeps the keys and the raw values."""
+        from reports.tables import format_value
 
         items = list(pairs.items()) if isinstance(pairs, dict) else list(pairs)
         keys = [str(k) for k, _ in items]
         if formatted:
-            df = pd.DataFrame({"key": keys, "quantity": [title_of(k) for k in keys],
+            df = pd.DataFrame({"quantity": [title_of(k) for k in keys],
                                "value": [format_value(k, v) for k, v in items]})
         else:
-            df = pd.DataFrame({"key": keys, "value": ["-" if v is None else str(v) for _, v in items]})
+            df = pd.DataFrame({"quantity": [title_of(k) for k in keys],
+                               "value": ["-" if v is None else str(v) for _, v in items]})
         self.table(df, name, caption, formatted=False, collapsed=collapsed)
         self.tables[_slug(name)] = pd.DataFrame({"key": keys, "value": [v for _, v in items]})
         return self

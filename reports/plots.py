@@ -46,12 +46,13 @@ from reports.serving_plots import (  # noqa: F401
     step_kind,
 )
 from reports.style import PALETTE, new_axes, new_figure, save, style, time_unit, use_theme
+from hwmodels.format import axis_label, unit_of
 from reports.tables import format_value, title_of
 
 __all__ = [
     "breakdown_frame", "breakdown_table", "ceilings", "latency_percentiles", "memory_slopes", "new_axes",
     "new_figure", "op_points", "pareto_front", "plot_batch_size", "plot_breakdown", "plot_breakdown_phases",
-    "plot_heatmap", "plot_kv_utilization", "plot_latency_cdf", "plot_metric_bars", "plot_pareto", "plot_predicted_vs_measured",
+    "plot_error_sizes", "plot_heatmap", "plot_kv_utilization", "plot_latency_cdf", "plot_metric_bars", "plot_pareto", "plot_predicted_vs_measured",
     "plot_roofline", "plot_sensitivity", "plot_step_timeline", "plot_throughput_latency", "plot_utilization",
     "ridge_points", "save", "sensitivity", "static_sweep", "style", "use_theme",
 ]
@@ -73,6 +74,9 @@ def _scaled(df: pd.DataFrame, col: str) -> tuple[pd.Series, str]:
     if _is_time(col):
         scale, unit = time_unit(v.dropna().tolist())
         return v / scale, f"{title_of(col)} ({unit})"
+    if unit_of(str(col)) in ("B", "B/s", "FLOP/s", "OP/s", "W", "J", "Hz"):  # SI prefix by the range
+        text, scale = axis_label(str(col), v.dropna().tolist())
+        return v / scale, text
     return v, _axis_label(col)
 
 
@@ -216,10 +220,8 @@ def plot_heatmap(df: pd.DataFrame, x: str, y: str, value: str, ax=None, fmt=None
     norm = LogNorm() if log and finite.size and finite.min() > 0 else Normalize()
     cm = colormaps[cmap]
     im = ax.imshow(data, origin="lower", aspect="auto", cmap=cm, norm=norm)
-    ax.set_xticks(range(piv.shape[1]), [f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v)
-                                         for v in piv.columns])
-    ax.set_yticks(range(piv.shape[0]), [f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v)
-                                         for v in piv.index])
+    ax.set_xticks(range(piv.shape[1]), [format_value(str(x), v) for v in piv.columns])
+    ax.set_yticks(range(piv.shape[0]), [format_value(str(y), v) for v in piv.index])
     fmt = fmt or (lambda v: format_value(value, v))
     for i in range(data.shape[0]):
         for j in range(data.shape[1]):
@@ -227,8 +229,8 @@ def plot_heatmap(df: pd.DataFrame, x: str, y: str, value: str, ax=None, fmt=None
                 r, g, b, _ = cm(im.norm(data[i, j]))
                 ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
                 ax.text(j, i, fmt(raw[i, j]), ha="center", va="center", fontsize=7.5, color=ink)
-    ax.set_xlabel(xlabel or _axis_label(x))
-    ax.set_ylabel(ylabel or _axis_label(y))
+    ax.set_xlabel(xlabel or title_of(x))  # the tick labels carry the unit
+    ax.set_ylabel(ylabel or title_of(y))
     ax.grid(False)
     vlabel = f"{title_of(value)} ({unit})" if unit else _axis_label(value)
     if colorbar:
@@ -280,6 +282,17 @@ def plot_metric_bars(df: pd.DataFrame, metric: str, label: str = "label", ax=Non
 
 # ---------------------------------------------------------------------------------------------
 # validation
+
+
+def plot_error_sizes(scored: pd.DataFrame, unit: str = "FLOP", ax=None, title: str | None = None):
+    """Signed relative error (%) against work size of a scored validation frame: ``unit`` 'FLOP'
+    (ops sized by FLOPs) or 'B' (sized by bytes); the validation report's panel. Returns the Axes."""
+    from reports.validation import error_size_panel
+
+    ax = new_axes(ax)
+    error_size_panel(ax, scored, unit, title if title is not None else
+                     ("FLOP-sized ops" if unit == "FLOP" else "byte-sized ops"))
+    return ax
 
 
 def plot_predicted_vs_measured(scored: pd.DataFrame, ax=None, title: str = "predicted vs measured kernel time"):

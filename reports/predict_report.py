@@ -97,6 +97,12 @@ def predict_report(pred, system, *, model, batches: list[int] = (), predict_at: 
     rep.section("Summary", "Static prediction: TTFT is the prefill step, TPOT the mean decode step over the output; "
                            "throughput, cost and energy follow from them (docs/cost-model.md).")
     rep.key_values(prediction_summary(pred), "summary", "Headline numbers (raw values in summary.csv).")
+    place = getattr(pred, "placement", None) or {}
+    if place:
+        rows = [{"tensors": {"kv_cache": "KV cache"}.get(k, k), "memory level": lvl, "bytes": b}
+                for k, levels in place.items() for lvl, b in levels.items()]
+        rep.table(pd.DataFrame(rows), "placement", "Where the tensors live per chip between kernels (the placement "
+                                                   "the cost model prices: docs/cost-model.md).")
     bb = pd.DataFrame([{"bound": k, "share": v} for k, v in sorted(pred.bound_breakdown.items(), key=lambda kv: -kv[1])])
     rep.table(bb, "bound-breakdown", "Share of the request's time by the bound that won each op.")
 
@@ -126,7 +132,8 @@ def predict_report(pred, system, *, model, batches: list[int] = (), predict_at: 
             _sweep_section(rep, sweep)
     rep.section("Per-op detail")
     rep.table(pred.to_frame(), "ops", "Every op of the prefill step and of the decode step at the mean context: "
-                                      "per-execution time_s, total_time_s = count x time_s, the terms of the cost "
-                                      "model, bound, FLOPs and bytes at the main memory level.")
+                                      "per-execution time, total time = count x time, the terms of the cost "
+                                      "model, bound, FLOPs and bytes at the main memory level (column names as "
+                                      "in ops.csv in the tooltips).")
     rep.provenance(inputs, hardware_files(system) + model_files(model), command_line())
     return rep

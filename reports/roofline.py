@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from reports.breakdown import category_of
+from hwmodels.format import fmt_bandwidth, fmt_compute, fmt_number
 from reports.style import CATEGORY_COLORS, CATEGORY_LABELS, CATEGORY_ORDER, new_axes
 
 __all__ = ["ceilings", "memory_slopes", "op_points", "plot_roofline", "ridge_points"]
@@ -144,13 +145,13 @@ def plot_roofline(chip, ops=None, ax=None, dtypes=None, vector: bool = True, ann
         line_style = ({"color": "#D9534F", "lw": 2.4, "ls": "-"} if lv.main
                       else {"color": "#8a8a8a", "lw": 1.2, "ls": (0, (4, 2 + i))})
         ax.plot(xs, xs * lv.bandwidth_bytes_per_s / scale, zorder=2,
-                label=f"{lv.level} {lv.bandwidth_bytes_per_s / 1e12:.3g} TB/s", **line_style)
+                label=f"{lv.level} {fmt_bandwidth(lv.bandwidth_bytes_per_s)}", **line_style)
     # compute ceilings: from the fastest slope to the right edge
     for j, c in enumerate(ceil.itertuples()):
         x0 = c.peak_flop_s / fastest_bw
         ax.plot([x0, x_hi], [c.peak_flop_s / scale] * 2, color="#3A8FD9" if c.unit != "vector" else "#3DAA6D",
                 lw=1.6 if j == 0 else 1.1, ls="-" if c.unit != "vector" else "--", zorder=2,
-                label=f"{c.label} {c.peak_flop_s / 1e12:.4g} TFLOP/s")
+                label=f"{c.label} {fmt_compute(c.peak_flop_s, c.dtypes)}")
         ax.annotate(c.label, (x_hi, c.peak_flop_s / scale), xytext=(-4, 3), textcoords="offset points",
                     ha="right", va="bottom", fontsize=8, color=ax.xaxis.label.get_color())
     # ridge points
@@ -159,7 +160,7 @@ def plot_roofline(chip, ops=None, ax=None, dtypes=None, vector: bool = True, ann
                    facecolor="none", edgecolor="#D9534F", linewidths=1.2, zorder=4, label="ridge points")
         if annotate_ridges:
             for r in ridges[ridges["main"]].itertuples():
-                ax.annotate(f"{r.intensity_flop_per_byte:.3g}", (r.intensity_flop_per_byte, r.peak_flop_s / scale),
+                ax.annotate(fmt_number(float(f"{r.intensity_flop_per_byte:.3g}")), (r.intensity_flop_per_byte, r.peak_flop_s / scale),
                             xytext=(4, -11), textcoords="offset points", fontsize=7.5, color="#D9534F")
     # ops, one scatter per phase
     from matplotlib.lines import Line2D

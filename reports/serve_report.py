@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hwmodels.format import fmt_time
 from reports.html import Report, command_line, hardware_files, model_files
 from reports.serving_plots import (
     latency_percentiles,
@@ -81,8 +82,8 @@ def _time_sections(rep: Report, req: pd.DataFrame, tl: pd.DataFrame, slo_ttft, s
         fig, ax = new_figure(figsize=(11, 3.4))
         plot_step_timeline(tl, ax=ax, start_s=start, max_steps=timeline_steps)
         rep.figure(fig, "step-timeline", f"{timeline_steps} consecutive (sampled) steps of the first replica "
-                                         "from the middle of the run: bars are steps by kind, gaps are idle time, "
-                                         "the line is the batch size.")
+                                         "from the middle of the run: a bar spans one step, coloured by kind, its "
+                                         "height is the step's batch size; gaps are idle time.")
 
 
 def _load_sweep_section(rep: Report, rates: list[float], simulate_at: Callable[[float], object],
@@ -123,7 +124,7 @@ def serve_report(res, system, *, model, slo_ttft: float | None = None, slo_tpot:
             else f"{s['replicas']} replica{'s' if s['replicas'] > 1 else ''}")
     rep = Report(title or f"llmsim serving: {s['model']} on {s['system']}",
                  f"{pool}, tp={s['tp']} pp={s['pp']} ep={s['ep']}, {s['quant']}, scheduler {s['scheduler']}; "
-                 f"{s['requests_completed']:,} requests completed in {s['duration_s']:.4g} s simulated")
+                 f"{s['requests_completed']:,} requests completed in {fmt_time(s['duration_s'])} simulated")
     for n in s.get("notes") or []:
         rep.note(n)
     _summary_section(rep, s, req)

@@ -264,12 +264,15 @@ def step_kind(timeline: pd.DataFrame) -> pd.Series:
 
 def plot_step_timeline(timeline: pd.DataFrame, ax=None, replica=None, start_s: float | None = None,
                        end_s: float | None = None, max_steps: int = 300, title: str | None = None):
-    """The steps of one replica as bars on a time axis, coloured by step kind, with the batch size
-    of each step as bar height (so gaps are idle time and short bars are small batches).
+    """The steps of one replica as bars on a time axis, coloured by step kind: a bar spans its
+    step's duration and its height is the step's batch size (so gaps are idle time and short bars
+    small batches). The x axis is simulated time since the start of the run.
 
-    Shows the first ``max_steps`` steps from ``start_s`` (or until ``end_s``). One BrokenBarH
-    collection per step kind present. Returns the Axes.
+    Shows the first ``max_steps`` steps from ``start_s`` (or until ``end_s``). One bar container
+    per step kind present. Returns the Axes.
     """
+    from matplotlib.ticker import MaxNLocator
+
     ax = new_axes(ax)
     t = timeline
     if "replica" in t.columns:
@@ -284,24 +287,18 @@ def plot_step_timeline(timeline: pd.DataFrame, ax=None, replica=None, start_s: f
     if t.empty:
         raise ValueError("no steps in the chosen replica and window")
     kinds = step_kind(t)
-    scale, unit = time_unit([float(t["time_s"].max() + t["step_s"].iloc[-1] - t["time_s"].min())])
-    t0 = float(t["time_s"].min()) if start_s is None else start_s
-    bmax = max(float(t["batch_size"].max()), 1.0)
+    scale, unit = time_unit([float(t["time_s"].max() + t["step_s"].iloc[-1])])
     for kind in ("prefill", "mixed", "decode", "step"):
         g = t[kinds == kind]
         if g.empty:
             continue
-        ax.broken_barh(list(zip((g["time_s"] - t0) / scale, g["step_s"] / scale)), (0, 1),
-                       facecolors=STEP_COLORS.get(kind, PALETTE[8]), edgecolor="none", label=kind)
-    # batch size as a line over the bars (height 0..1 = 0..max batch)
-    ax.plot((t["time_s"] - t0 + t["step_s"] / 2) / scale, t["batch_size"] / bmax, color="#8a8a8a", lw=0.9,
-            marker=".", ms=3, label=f"batch size (max {bmax:.0f})")
-    ax.set_ylim(0, 1.25)
-    ax.set_yticks([0, 0.5, 1.0], ["0", f"{bmax / 2:g}", f"{bmax:g}"])
-    ax.set_ylabel("batch size")
-    ax.set_xlabel(f"time since {t0:.4g} s ({unit})")
+        ax.bar(g["time_s"] / scale, g["batch_size"], width=g["step_s"] / scale, align="edge",
+               color=STEP_COLORS.get(kind, PALETTE[8]), edgecolor="none", label=kind)
+    ax.set_ylim(0, max(float(t["batch_size"].max()), 1.0) * 1.2)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("batch size (requests)")
+    ax.set_xlabel(f"time ({unit})")
     ax.set_title(title or "step timeline" + (f", replica {replica}" if replica is not None else "")
                  + f" ({len(t)} steps)")
-    ax.legend(loc="upper right", ncols=4, fontsize=8)
-    ax.grid(axis="y", visible=False)
+    ax.legend(loc="upper right", ncols=3, fontsize=8)
     return ax

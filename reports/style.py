@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 from pathlib import Path
 
 import matplotlib
 from matplotlib.figure import Figure
+
+from hwmodels.format import axis_scale
 
 __all__ = [
     "CATEGORY_COLORS",
@@ -146,21 +147,9 @@ def new_axes(ax=None, figsize=None):
 # ---------------------------------------------------------------------------------------------
 # units on axes
 
-_TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns"))
-
-
 def time_unit(seconds) -> tuple[float, str]:
     """(scale, unit) to show a range of times whose largest is ``seconds``: divide by scale."""
-    try:
-        m = float(max(abs(float(s)) for s in seconds)) if hasattr(seconds, "__iter__") else abs(float(seconds))
-    except ValueError:  # empty
-        m = 0.0
-    if not math.isfinite(m) or m == 0:
-        return 1e-3, "ms"
-    for scale, unit in _TIME_UNITS:
-        if m >= scale:
-            return scale, unit
-    return _TIME_UNITS[-1]
+    return axis_scale(seconds, "s")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hwmodels.format import axis_label, format_value, label
 from reports.style import color_for, new_figure, save
 
 __all__ = ["heatmap_figure", "pareto_figure", "sensitivity_figure", "write_plots"]
@@ -47,15 +48,19 @@ def pareto_figure(table: pd.DataFrame, objectives: dict, figsize=(6.4, 4.4)):
     t = _feasible(table)
     front = pareto_front(table, {x: objectives[x], y: objectives[y]})
     fig, ax = new_figure(figsize=figsize)
-    ax.scatter(pd.to_numeric(t[x]), pd.to_numeric(t[y]), s=8, color="#9A9A9A", alpha=0.5, lw=0,
-               label=f"{len(t):,} feasible points")
+    tx, ty = pd.to_numeric(t[x]), pd.to_numeric(t[y])
+    xl, xs = axis_label(x, tx.tolist())
+    yl, ys = axis_label(y, ty.tolist())
+    ax.scatter(tx / xs, ty / ys, s=8, color="#9A9A9A", alpha=0.5, lw=0, label=f"{len(t):,} feasible points")
     f = front.sort_values(x)
-    ax.plot(f[x], f[y], "-o", color=color_for(0), ms=4, lw=1.5, label=f"Pareto front ({len(f)})")
-    for name, v, setter in ((x, t[x], ax.set_xscale), (y, t[y], ax.set_yscale)):
+    ax.plot(pd.to_numeric(f[x]) / xs, pd.to_numeric(f[y]) / ys, "-o", color=color_for(0), ms=4, lw=1.5,
+            label=f"Pareto front ({len(f)})")
+    for v, setter in ((t[x], ax.set_xscale), (t[y], ax.set_yscale)):
         if _logscale(v):
             setter("log")
-    ax.set_xlabel(f"{x} ({objectives[x]})")
-    ax.set_ylabel(f"{y} ({objectives[y]})")
+    sense = {"max": "higher is better", "min": "lower is better"}
+    ax.set_xlabel(f"{xl}, {sense.get(objectives[x], objectives[x])}")
+    ax.set_ylabel(f"{yl}, {sense.get(objectives[y], objectives[y])}")
     ax.legend(loc="best", fontsize=8)
     ax.grid(True, alpha=0.3)
     return fig
@@ -64,12 +69,13 @@ def pareto_figure(table: pd.DataFrame, objectives: dict, figsize=(6.4, 4.4)):
 def sensitivity_figure(sens: pd.DataFrame, metric: str, figsize=(6.4, 3.6)):
     fig, ax = new_figure(figsize=figsize)
     s = sens.iloc[::-1]
-    ax.barh(s["axis"], s["share"], color=[color_for(i) for i in range(len(s))][::-1])
+    ax.barh([label(a) for a in s["axis"]], s["share"] * 100, color=[color_for(i) for i in range(len(s))][::-1])
     for i, (share, el) in enumerate(zip(s["share"], s["elasticity"])):
-        txt = f"{share:.0%}" + (f"  (elasticity {el:+.2f})" if not np.isnan(el) else "")
-        ax.text(share, i, " " + txt, va="center", fontsize=8)
-    ax.set_xlim(0, max(1.0, float(s["share"].max()) * 1.4 if len(s) else 1.0))
-    ax.set_xlabel(f"share of the variance of {metric} explained by the axis alone")
+        txt = format_value("share", share) + (f"  (elasticity {el:+.2f})" if not np.isnan(el) else "")
+        ax.text(share * 100, i, " " + txt, va="center", fontsize=8)
+    ax.set_xlim(0, max(100.0, float(s["share"].max()) * 140 if len(s) else 100.0))
+    # two short lines: one long line ran past the figure's right edge
+    ax.set_xlabel(f"share of the variance of {label(metric)}\nexplained by the axis alone (%)")
     ax.grid(True, axis="x", alpha=0.3)
     return fig
 
@@ -79,16 +85,13 @@ def heatmap_figure(table: pd.DataFrame, x_axis: str, y_axis: str, metric: str, f
     pv = t.pivot_table(index=y_axis, columns=x_axis, values=metric, aggfunc="mean")
     fig, ax = new_figure(figsize=figsize)
     im = ax.imshow(pv.to_numpy(dtype=float), origin="lower", aspect="auto", cmap="viridis")
-    ax.set_xticks(range(len(pv.columns)), [_short(v) for v in pv.columns], rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(pv.index)), [_short(v) for v in pv.index], fontsize=8)
-    ax.set_xlabel(x_axis)
-    ax.set_ylabel(y_axis)
-    fig.colorbar(im, ax=ax, label=f"{metric} (mean over the other axes)")
+    ax.set_xticks(range(len(pv.columns)), [format_value(x_axis, v) for v in pv.columns], rotation=45, ha="right",
+                  fontsize=8)
+    ax.set_yticks(range(len(pv.index)), [format_value(y_axis, v) for v in pv.index], fontsize=8)
+    ax.set_xlabel(label(x_axis))
+    ax.set_ylabel(label(y_axis))
+    fig.colorbar(im, ax=ax, label=f"{label(metric, unit=True)}\n(mean over the other axes)")
     return fig
-
-
-def _short(v) -> str:
-    return f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
 def _slug(s: str) -> str:

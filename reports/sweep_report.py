@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from hwmodels.errors import SpecError
+from hwmodels.format import format_value, label
 from hwmodels.loader import resolve
 from reports.html import Report, command_line, model_files
 from reports.style import style
@@ -43,9 +44,15 @@ def _summary(rep: Report, table: pd.DataFrame, ok: pd.DataFrame, axes: list[str]
             v = table[a]
             num = pd.api.types.is_numeric_dtype(v)
             rows.append({"axis": a, "levels": int(v.nunique()), "min": v.min() if num else "",
-                         "max": v.max() if num else "", "values": ", ".join(map(str, sorted(v.dropna().unique())[:8]))
+                         "max": v.max() if num else "",
+                         "values": ", ".join(format_value(a, x) for x in sorted(v.dropna().unique())[:8])
                          + (" ..." if v.nunique() > 8 else "")})
-        rep.table(pd.DataFrame(rows), "axes", "The swept axes (hardware axes in SI units).", formatted=False)
+        axes_df = pd.DataFrame(rows)
+        shown = axes_df.assign(axis=[label(a) for a in axes_df["axis"]],
+                               min=[format_value(a, x) for a, x in zip(axes_df["axis"], axes_df["min"])],
+                               max=[format_value(a, x) for a, x in zip(axes_df["axis"], axes_df["max"])])
+        rep.table(shown, "axes", "The swept axes (axes.csv keeps their names and SI values).", formatted=False)
+        rep.tables["axes"] = axes_df
     if "status" in table.columns and (table["status"] != "ok").any():
         bad = table[table["status"] != "ok"]
         why = bad["reason"].fillna(bad.get("error", pd.Series(index=bad.index, dtype=object))).fillna("?")
@@ -59,21 +66,26 @@ def _fronts_and_sensitivity(rep: Report, table, ok, fronts, show, axes, metric, 
         for i, f in enumerate(fronts):
             x, y = list(f)[:2]
             fig = pareto_figure(table, f)
-            rep.figure(fig, f"pareto-{i + 1}", f"{x} ({f[x]}) against {y} ({f[y]}).")
+            rep.figure(fig, f"pareto-{i + 1}", f"{label(x)} ({f[x]}) against {label(y)} ({f[y]}).")
             ft = pareto_front(table, f)
-            rep.table(ft[list(dict.fromkeys(show + [x, y]))], f"pareto-{i + 1}", f"The front of {x} ({f[x]}) and "
-                                                                                 f"{y} ({f[y]}).")
+            rep.table(ft[list(dict.fromkeys(show + [x, y]))], f"pareto-{i + 1}",
+                      f"The front of {label(x)} ({f[x]}) and {label(y)} ({f[y]}).")
     if metric and len(ok) > 1 and axes:
         sens = sensitivity(table, metric, axes=axes, sense=sense)
         if len(sens):
-            rep.section("Sensitivity", f"Which axis moves {metric} most: the share of its variance each axis "
-                                       "explains alone, and its elasticity (% change per % change of the axis).")
-            rep.figure(sensitivity_figure(sens, metric), "sensitivity", f"Sensitivity of {metric} to each axis.")
-            rep.table(sens, "sensitivity", "One row per axis, most influential first.", formatted=False)
+            rep.section("Sensitivity", f"Which axis moves {label(metric)} most: the share of its variance each "
+                                       "axis explains alone, and its elasticity (% change per % change of the axis).")
+            rep.figure(sensitivity_figure(sens, metric), "sensitivity", f"Sensitivity of {label(metric)} to each axis.")
+            shown = sens.assign(best_level=[format_value(a, v) for a, v in zip(sens["axis"], sens["best_level"])],
+                                best_mean=[format_value(metric, v) for v in sens["best_mean"]])
+            rep.table(shown, "sensitivity", "One row per axis, most influential first (sensitivity.csv keeps the raw "
+                                            "values).")
+            rep.tables["sensitivity"] = sens
             top = [a for a in sens["axis"] if table[a].nunique() <= 40][:2]
             if len(top) == 2:
                 rep.figure(heatmap_figure(table, top[0], top[1], metric), "heatmap",
-                           f"{metric} over the two strongest axes ({top[0]} x {top[1]}), mean over the others.")
+                           f"{label(metric)} over the two strongest axes ({label(top[0])} x {label(top[1])}), "
+                           "mean over the others.")
 
 
 def _files(src: Path, meta: dict, meta_path: Path | None, table: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -143,7 +155,8 @@ def sweep_report(results, *, metric: str | None = None, pareto: list[str] = (), 
             if c in table.columns]
     if metric and len(ok):
         best = ok.sort_values(metric, ascending=sense == "min").head(top)
-        rep.table(best[list(dict.fromkeys(show + [metric]))], "best", f"The {len(best)} best points by {metric} ({sense}).")
+        rep.table(best[list(dict.fromkeys(show + [metric]))], "best",
+                  f"The {len(best)} best points by {label(metric)} ({'lowest' if sense == 'min' else 'highest'}).")
     with style("light"):
         _fronts_and_sensitivity(rep, table, ok, fronts, show, axes, metric, sense)
     rep.section("All points")

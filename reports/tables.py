@@ -4,8 +4,8 @@ Result columns carry their unit in the name (``ttft_s``, ``weights_bytes``,
 ``output_throughput_tok_s``, ``usd_per_mtok_output``, ``joules_per_output_token``); that suffix
 is how :func:`format_value` picks a unit: seconds become ``87.2 ms`` or ``41 us``, bytes ``16.1 GB``
 (decimal prefixes, as the hardware files use for capacities in GB), rates ``1,166 tok/s``,
-fractions such as ``mfu`` ``8.4%``, prices ``$1.17``. The formatters are also usable directly
-(:func:`fmt_time`, :func:`fmt_bytes`, ...).
+fractions such as ``mfu`` ``8.4%``, prices ``$1.17``. The formatters live in
+:mod:`hwmodels.format` (the one formatter of the project) and are re-exported here.
 
 :func:`render_table` lays a frame out in at most ``width`` columns: cells are formatted by their
 column's unit, numbers are right-aligned, over-long cells are cut with an ellipsis, and a table
@@ -15,11 +15,25 @@ column. :func:`render_metrics` shows a few results side by side, one row per met
 
 from __future__ import annotations
 
-import math
 import numbers
 
-import numpy as np
 import pandas as pd
+
+from hwmodels.format import (
+    LABELS,
+    fmt_bytes,
+    fmt_energy,
+    fmt_number,
+    fmt_pct,
+    fmt_rate,
+    fmt_si,
+    fmt_time,
+    fmt_usd,
+    format_value,
+    label,
+    placement_text,
+    title_of,
+)
 
 __all__ = [
     "fmt_bytes",
@@ -30,8 +44,10 @@ __all__ = [
     "fmt_si",
     "fmt_time",
     "fmt_usd",
+    "TITLES",
     "format_frame",
     "format_value",
+    "placement_text",
     "render_kv",
     "render_metrics",
     "render_table",
@@ -40,212 +56,22 @@ __all__ = [
 
 MISSING = "-"
 
-#: display titles and units of well-known result columns (for table rows and axis labels)
-TITLES = {
-    "ttft_s": ("TTFT", "s"),
-    "tpot_s": ("TPOT", "s"),
-    "e2e_s": ("end-to-end latency", "s"),
-    "queue_s": ("queueing delay", "s"),
-    "output_throughput_tok_s": ("output throughput", "tok/s"),
-    "per_chip_output_throughput_tok_s": ("output throughput per chip", "tok/s"),
-    "usd_per_mtok_output": ("USD per million output tokens", "USD"),
-    "usd_per_mtok_input": ("USD per million input tokens", "USD"),
-    "usd_per_hour": ("price", "USD/h"),
-    "joules_per_output_token": ("energy per output token", "J"),
-    "mfu": ("MFU", "%"),
-    "mbu": ("MBU", "%"),
-    "weights_bytes": ("weights per chip", "bytes"),
-    "kv_cache_bytes": ("KV cache per chip", "bytes"),
-    "activation_bytes": ("activations per chip", "bytes"),
-    "memory_capacity_bytes": ("memory capacity per chip", "bytes"),
-    "kv_utilization": ("KV-cache utilization", "%"),
-    "batch_size": ("batch size", "requests"),
-}
+TITLES = LABELS  # display titles and units of well-known result columns (hwmodels.format.LABELS)
 
 
-def title_of(column: str, unit: bool = False) -> str:
-    """A display title for a result column ('ttft_s' -> 'TTFT'; with ``unit``: 'TTFT (s)')."""
-    if column in TITLES:
-        t, u = TITLES[column]
-        return f"{t} ({u})" if unit else t
-    for suffix, u in (("_tok_s", "tok/s"), ("_usd", "USD"), ("_bytes", "bytes"), ("_rps", "req/s"), ("_s", "s"),
-                      ("_j", "J"), ("_w", "W")):
-        if column.endswith(suffix):
-            base = column[: -len(suffix)].replace("_", " ")
-            return f"{base} ({u})" if unit else base
-    return column.replace("_", " ")
-
-
-def _missing(v) -> bool:
-    if v is None or v is pd.NA:
-        return True
-    try:
-        return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isnan(float(v))
-    except (TypeError, ValueError):
-        return False
-
-
-def _sig(x: float, digits: int = 3) -> str:
-    """``x`` with ``digits`` significant digits in fixed notation (no exponent)."""
-    if x == 0 or not math.isfinite(x):
-        return "0" if x == 0 else str(x)
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-    return f"{x:.{decimals}f}"
-
-
-_PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""),
-             (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p"))
-
-
-def fmt_si(value, unit: str = "", digits: int = 3) -> str:
-    """Engineering notation with a decimal SI prefix: ``fmt_si(9.894e14, 'FLOP/s')`` -> '989 TFLOP/s'."""
-    if _missing(value):
-        return MISSING
-    v = float(value)
-    if v == 0:
-        return f"0 {unit}".strip()
-    if not math.isfinite(v):
-        return f"{'-' if v < 0 else ''}inf {unit}".strip()
-    for scale, prefix in _PREFIXES:
-        if abs(v) >= scale * 0.9995:
-            return f"{_sig(v / scale, digits)} {prefix}{unit}".strip()
-    scale, prefix = _PREFIXES[-1]
-    return f"{_sig(v / scale, digits)} {prefix}{unit}".strip()
-
-
-def fmt_time(seconds, digits: int = 3) -> str:
-    """Seconds in ns/us/ms/s (and min/h above 1000 s): 0.0872 -> '87.2 ms'."""
-    if _missing(seconds):
-        return MISSING
-    s = float(seconds)
-    if not math.isfinite(s):
-        return "inf"
-    a = abs(s)
-    if a >= 7200:
-        return f"{_sig(s / 3600, digits)} h"
-    if a >= 1000:
-        return f"{_sig(s / 60, digits)} min"
-    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
-        if a >= scale * 0.9995:
-            return f"{_sig(s / scale, digits)} {unit}"
-    return "0 s" if s == 0 else f"{_sig(s / 1e-9, digits)} ns"
-
-
-def fmt_bytes(nbytes, digits: int = 3) -> str:
-    """Bytes with decimal prefixes: 16.06e9 -> '16.1 GB'."""
-    if _missing(nbytes):
-        return MISSING
-    b = float(nbytes)
-    if abs(b) < 1000:
-        return f"{b:.0f} B"
-    return fmt_si(b, "B", digits)
-
-
-def fmt_rate(value, unit: str = "tok/s") -> str:
-    """A rate with thousands separators: 1166.2 -> '1,166 tok/s'; 0.52 -> '0.52 tok/s'; 3.2e6 -> '3.20 M tok/s'."""
-    if _missing(value):
-        return MISSING
-    v = float(value)
-    if not math.isfinite(v):
-        return f"inf {unit}"
-    if abs(v) >= 1e6:
-        return f"{fmt_si(v, '', 3)} {unit}"
-    if abs(v) >= 100:
-        return f"{v:,.0f} {unit}"
-    return f"{_sig(v, 3)} {unit}"
-
-
-def fmt_pct(fraction, digits: int = 1) -> str:
-    """A fraction as a percentage: 0.0844 -> '8.4%'."""
-    if _missing(fraction):
-        return MISSING
-    return f"{float(fraction) * 100:.{digits}f}%"
-
-
-def fmt_usd(value, per: str = "") -> str:
-    """US dollars, 3 significant digits: 1.1709 -> '$1.17'; per='h' -> '$4.92/h'."""
-    if _missing(value):
-        return MISSING
-    v = float(value)
-    body = f"{v:,.0f}" if abs(v) >= 1000 else _sig(v, 3)
-    return f"${body}" + (f"/{per}" if per else "")
-
-
-def fmt_energy(joules) -> str:
-    """Joules with a prefix: 0.4688 -> '469 mJ'."""
-    return fmt_si(joules, "J")
-
-
-def fmt_number(value) -> str:
-    """A plain number: integers with separators, floats with 4 significant digits."""
-    if _missing(value):
-        return MISSING
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, numbers.Integral):
-        return f"{int(value):,}"
-    if isinstance(value, numbers.Real):
-        v = float(value)
-        if v.is_integer() and abs(v) < 1e15:
-            return f"{int(v):,}"
-        if abs(v) >= 1e6 or abs(v) < 1e-3:
-            return f"{v:.4g}"
-        return _sig(v, 4)
-    return str(value)
-
-
-_PCT_NAMES = ("mfu", "mbu", "share", "utilization", "kv_utilization", "rel_error", "abs_rel_error", "fraction",
-              "efficiency", "median_ape", "mean_ape", "p90_ape", "bias", "within_10", "within_20")
-
-
-def format_value(column: str, value) -> str:
-    """``value`` formatted by the unit its column name carries (see the module docstring)."""
-    if _missing(value):
-        return MISSING
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {format_value(str(k), v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return "; ".join(str(v) for v in value)
-    if not isinstance(value, numbers.Real):
-        return str(value)
-    c = str(column).lower()
-    if c.endswith(("tok_s", "tokens_per_s")):
-        return fmt_rate(value, "tok/s")
-    if c.endswith(("_rps", "req_s")):
-        return fmt_rate(value, "req/s")
-    if c.endswith(("flop_s", "flops_per_s")):
-        return fmt_si(value, "FLOP/s")
-    if c.endswith(("bytes_per_s", "_b_s")):
-        return fmt_si(value, "B/s")
-    if c.endswith("_per_s"):  # steps_per_s -> 'steps/s'
-        return fmt_rate(value, c[: -len("_per_s")].rsplit("_", 1)[-1] + "/s")
-    if "usd" in c:
-        return fmt_usd(value, "h" if c.endswith(("per_hour", "_h")) else "")
-    if c.endswith("bytes") or c.startswith("bytes"):
-        return fmt_bytes(value)
-    if c.endswith(("_s", "_time")) or c == "s":
-        return fmt_time(value)
-    if c.endswith("_j") or "joules" in c or c.startswith("energy_j") or "_j_per_" in c:
-        return fmt_energy(value)
-    if c.endswith(("_w", "watts")):
-        return fmt_si(value, "W")
-    if c in _PCT_NAMES or c.endswith(("_share", "_frac", "_fraction", "hit_rate", "attainment")) \
-            or c.startswith(("share", "mfu", "mbu")) or "utilization" in c:
-        return fmt_pct(value)
-    if "flops" in c:
-        return fmt_si(value, "FLOP")
-    return fmt_number(value)
+#: columns whose values name other columns or keys (shown by their label: 'ttft_s' -> 'TTFT')
+KEY_COLUMNS = ("metric", "axis", "parameter", "objective")
 
 
 def format_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``df`` with every cell formatted as text by its column's unit."""
+    """A copy of ``df`` with every cell formatted as text by its column's unit (and the cells of
+    :data:`KEY_COLUMNS` shown by their label)."""
     out = pd.DataFrame(index=df.index)
     for c in df.columns:
-        out[c] = [format_value(str(c), v) for v in df[c].tolist()]
+        if str(c) in KEY_COLUMNS:
+            out[c] = [label(v) if isinstance(v, str) else format_value(str(c), v) for v in df[c].tolist()]
+        else:
+            out[c] = [format_value(str(c), v) for v in df[c].tolist()]
     return out
 
 

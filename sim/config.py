@@ -24,6 +24,7 @@ import numpy as np
 
 from hwmodels.errors import Problem, SpecError
 from sim.cost import CostOptions
+from workloads.quant import SCHEMES
 
 __all__ = [
     "PREEMPTION_MODES",
@@ -57,6 +58,10 @@ COST_FLAGS = {
                            "weight-only quantized GEMMs re-dequantize their weights once per M tile (Marlin-style)"),
 }
 COST_OPTION_FLAGS = tuple(COST_FLAGS)
+
+
+#: the --quant help of every command: the schemes workloads.quant knows
+QUANT_HELP = f"quantization scheme: {', '.join(SCHEMES)} (default bf16)"
 
 
 def setting(default, help: str, *, flag: str | None = None, group: str | None = None, unit: str | None = None,
@@ -172,7 +177,7 @@ class ServingConfig:
                             sweep=("workload", "replicas"))
     router: str = setting("round-robin", "how arrivals are spread over replicas (default round-robin)",
                           flag="--router", group=_R, choices=list(ROUTERS), sweep=("serving", "router", str))
-    quant: object = setting("bf16", "bf16, fp16, fp8, w8a8, w8a16, w4a16, fp4, fp8-kv (default bf16)",
+    quant: object = setting("bf16", QUANT_HELP,
                             flag="--quant", group=_R, metavar="SCHEME", sweep=("workload", "quant"))
     weight_dtype: str | None = setting(None, "override the scheme's weight dtype", flag="--weight-dtype", group=_R,
                                        sweep=("serving", "weight_dtype", str))
@@ -299,8 +304,16 @@ class ServingConfig:
                                  f"got {self.replicas}", path="replicas (--replicas)"))
         tp, ep = self.tp, self.ep
         if isinstance(tp, int) and isinstance(ep, int) and tp >= 1 and ep > tp:
-            P.append(Problem(f"the serving simulator needs ep <= tp (an EP group inside one replica's TP chips); "
-                             f"got ep={ep}, tp={tp}", path="ep (--ep)"))
+            from workloads import Parallelism
+
+            # predict's rule (Parallelism.from_degrees): ep wider than tp means ep/tp data-parallel
+            # attention replicas, which one simulated replica (tp x pp chips) cannot hold
+            lay = Parallelism.from_degrees(tp, 1, ep) if ep % tp == 0 else None
+            P.append(Problem(f"{lay.describe_dp()}; the serving simulator runs each replica on its own tp x pp "
+                             f"chips, so ep must be at most tp: use --tp {ep} --ep {ep}, or --ep {tp} with "
+                             f"--replicas {lay.dp}" if lay is not None else
+                             f"ep={ep} must be at most tp={tp} (an EP group inside one replica's TP chips)",
+                             path="ep (--ep)"))
         return P
 
     @property
@@ -376,7 +389,7 @@ class PredictConfig:
     tp: int = setting(1, "tensor-parallel degree", flag="--tp", group="parallel", type=int)
     pp: int = setting(1, "pipeline-parallel stages", flag="--pp", group="parallel", type=int)
     ep: int = setting(1, "expert-parallel degree (MoE)", flag="--ep", group="parallel", type=int)
-    quant: object = setting("bf16", "bf16, fp16, fp8, w8a8, w4a16, fp4, fp8-kv (default bf16)", flag="--quant",
+    quant: object = setting("bf16", QUANT_HELP, flag="--quant",
                             group="parallel", metavar="SCHEME")
     weight_dtype: str | None = setting(None, "override the scheme's weight dtype", flag="--weight-dtype",
                                        group="parallel")

@@ -234,12 +234,56 @@ class CostModel:
         if isarr(home):
             home = int(home[0]) if home.size and np.all(home == home[0]) else (home if home.size else self.main)
         self._place(home)
+        self._set_partial(resident, cands)
+
+    def _set_partial(self, resident: float, cands: list) -> None:
+        """Partial residency: when the innermost on-chip SRAM level (kind sram, per chip) does not hold
+        all ``resident`` bytes, it holds the share that fits and the rest stays at home; an op reads
+        its weights and KV from both levels at once (the memory time is the slower of the two), so
+        the share is capped where both take equally long, bw_sram / (bw_sram + bw_home): more SRAM
+        then buys nothing. Per point when capacities vary; no split where the SRAM is the home."""
+        self.part_index, self.part_share = None, 0.0
+        sram = [i for i in cands if self.levels[i].kind == "sram"]
+        if not sram or not resident or resident <= 0:
+            return
+        s, home, x = sram[0], self.home_index, self.x
+        bw_home = self.bw[home] if not isarr(home) else \
+            np.choose(home, [np.broadcast_to(np.asarray(b, dtype=float), home.shape) for b in self.bw])
+        share = x.min(x.min(1.0, self.cap[s] / resident), self.bw[s] / (self.bw[s] + bw_home))
+        share = x.where(np.asarray(home) <= s, 0.0, share)  # the SRAM (or a level inside it) holds it all
+        if not x.any(share > 0):
+            return
+        self.part_index, self.part_share = s, share
 
     def _place(self, home) -> None:
         sram = np.array([m.kind == "sram" for m in self.levels])
         self.home_index = home
+        self.part_index, self.part_share = None, 0.0
         # activations live in main memory between kernels, unless the home is on-chip SRAM
         self.act = np.where(sram[home], home, self.main) if isarr(home) else (home if sram[home] else self.main)
+
+    def same_placement_as(self, other: CostModel) -> None:
+        """Place weights, KV and activations as ``other`` does (a draft or verify step priced like its target)."""
+        self._place(other.home_index)
+        self.part_index, self.part_share = other.part_index, other.part_share
+        self._memo.clear()
+        self._amemo.clear()
+
+    def placement(self, weights_bytes: float, kv_bytes: float, activation_bytes: float) -> dict:
+        """Where the tensors live between kernels (one chip): {'weights' | 'kv_cache' | 'activations':
+        {level name: bytes}}, by the rule the traffic is priced with (home level, partial SRAM share)."""
+        def at(i) -> str:
+            return self.levels[int(i if not isarr(i) else i[0])].name
+
+        share = self.part_share if not isarr(self.part_share) else float(self.part_share[0])
+
+        def split(nbytes: float) -> dict:
+            if self.part_index is None or share <= 0:
+                return {at(self.home_index): nbytes}
+            return {at(self.part_index): nbytes * share, at(self.home_index): nbytes * (1 - share)}
+
+        return {"weights": split(weights_bytes), "kv_cache": split(kv_bytes),
+                "activations": {at(self.act): activation_bytes}}
 
     @property
     def home(self) -> MemoryLevel:
@@ -262,7 +306,8 @@ class CostModel:
             cols[i] = cols[i] + np.where(where == i, value, 0.0)
 
     def _traffic(self, op, fused_act: bool) -> list:
-        """Bytes per level from the op's tensors: weights/KV at home, activations at main or on chip."""
+        """Bytes per level from the op's tensors: weights/KV at home (a share in SRAM, see _set_partial),
+        activations at main or on chip."""
         wkv = act = 0.0
         for t in op.tensors:
             if t.role in ("weight", "kv"):
@@ -270,7 +315,10 @@ class CostModel:
             else:
                 act += t.bytes
         cols = [0.0] * self.L
-        if wkv:
+        if wkv and self.part_index is not None:  # partial residency: the SRAM's share, the rest at home
+            self._add(cols, self.part_index, wkv * self.part_share)
+            self._add(cols, self.home_index, wkv * (1 - self.part_share))
+        elif wkv:
             self._add(cols, self.home_index, wkv)
         if act:
             self._add(cols, self.on_chip if fused_act and self.on_chip is not None else self.act, act)

@@ -90,6 +90,9 @@ class Prediction:
     warnings: tuple = ()  # what-if conditions the user should know about (also printed to stderr)
     runtime_prefill_s: float = 0.0  # the stack's time outside kernels in the prefill step
     runtime_decode_s: float = 0.0  # the same for the decode step at the mean context
+    #: where the tensors live per chip: {'weights' | 'kv_cache' | 'activations' [| 'draft model']:
+    #: {memory level (or 'host (offload)'): bytes}} (CostModel.placement, the rule the traffic is priced by)
+    placement: dict = field(default_factory=dict)
     prefill: GraphCost | None = field(default=None, repr=False)
     decode: GraphCost | None = field(default=None, repr=False)  # the step at the mean context
     price_source: str | None = None  # which price usd_per_hour used, from where (System.price_note)
@@ -240,12 +243,43 @@ def _setup(cfg: PredictConfig) -> _Setup:
         spec = with_kv_window(spec, cfg.kv_window)
     q = make_quantization(cfg.quant, weight_dtype=cfg.weight_dtype, act_dtype=cfg.act_dtype, kv_dtype=cfg.kv_dtype)
     # EP ranks are the tp x dp chips: ep wider than tp means ep/tp data-parallel attention replicas,
-    # each serving an equal share of the batch
-    tp, ep = cfg.tp, cfg.ep
-    dp = ep // tp if ep > tp and ep % tp == 0 else 1
-    par = Parallelism(tp=tp, pp=cfg.pp, ep=ep, dp=dp)
+    # each serving an equal share of the batch (the one rule serve and sweeps use too; said in a note)
+    par = Parallelism.from_degrees(cfg.tp, cfg.pp, cfg.ep)
     system, notes = resolve_system(cfg.hw, par.chips, cfg.overrides)
-    return _Setup(spec, q, par, -(-cfg.batch // dp), system, notes, load_stack(cfg.stack), warnings)
+    if par.describe_dp():
+        notes.append(par.describe_dp())
+    return _Setup(spec, q, par, -(-cfg.batch // par.dp), system, notes, load_stack(cfg.stack), warnings)
+
+
+def fit_hints(spec, seqs, q, par, capacity: float, fixed_bytes: float = 0.0, sparsity=None,
+              offload_given: bool = False) -> str:
+    """What would fit when ``spec`` does not fit ``capacity`` bytes per chip: the smallest larger tensor
+    parallelism, a smaller weight format, offload (each checked with the same footprint). '' if none."""
+    from dataclasses import replace
+
+    from hwmodels.dtype import get_dtype
+    from workloads import Quantization, footprint
+
+    def needed(q2, par2):
+        try:
+            return footprint(spec, seqs, q2, par2, sparsity=sparsity).total_bytes + fixed_bytes / (par2.tp / par.tp)
+        except (SpecError, InfeasibleError):  # e.g. heads not divisible by this tp
+            return float("inf")
+
+    hints = []
+    for tp2 in (2, 4, 8, 16, 32, 64):
+        if tp2 > par.tp and (n := needed(q, replace(par, tp=tp2))) <= capacity:
+            hints.append(f"--tp {tp2} ({n / 1e9:.1f} GB per chip, {tp2 * par.pp * par.dp} chips)")
+            break
+    for scheme in ("fp8", "w4a16"):
+        q2 = Quantization.parse(scheme)
+        if get_dtype(q2.weight).bits < get_dtype(q.weight).bits and (n := needed(q2, par)) <= capacity:
+            hints.append(f"--quant {scheme} ({n / 1e9:.1f} GB per chip; lossy)")
+            break
+    if not offload_given:
+        hints.append("--offload kv|weights|both (what does not fit streams over the host link every step)")
+    return ("; it would fit with " + ", or ".join(hints[:-1]) + (", or " if len(hints) > 1 else "") + hints[-1]) \
+        if hints else ""
 
 
 def _memory(cfg: PredictConfig, su: _Setup) -> _Memory:
@@ -281,6 +315,8 @@ def _memory(cfg: PredictConfig, su: _Setup) -> _Memory:
                   + (f", draft model {draft_bytes / 1e9:.1f} GB" if draft_bytes else "") + ") at "
                   f"tp={cfg.tp} pp={cfg.pp} ep={cfg.ep}; {chip.name} {chip.main_memory.name} holds "
                   f"{capacity / 1e9:.1f} GB")
+        reason += fit_hints(su.spec, (su.batch, tokens), su.quant, su.parallel, capacity, draft_bytes, cfg.sparsity,
+                            offload_given=cfg.offload is not None)
         if cfg.check_memory:
             raise InfeasibleError(reason, {"needed_bytes": needed, "capacity_bytes": capacity,
                                            "weights_bytes": fp.weights_bytes, "kv_cache_bytes": fp.kv_cache_bytes})
@@ -421,8 +457,20 @@ def _assemble(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, pre: dict, dec: 
         stack=st.name, warnings=tuple(su.warnings),
         runtime_prefill_s=pre["runtime"], runtime_decode_s=0.0 if decode_mid is None or st.is_ideal else
         st.step_time(decode_mid.time_s, step_kernels(decode_mid), su.batch, decode=True) - decode_mid.time_s,
-        prefill=prefill, decode=decode_mid, price_source=su.system.price_note(chips),
+        placement=_placement(cm, mem), prefill=prefill, decode=decode_mid, price_source=su.system.price_note(chips),
         price_date=(su.system.price_date if su.system.cloud_usd_per_s is not None or su.system.count == 1
                     else su.system.chip.price_date),
         calibration=su.system.chip.calibration)
 
+
+def _placement(cm: CostModel, mem: _Memory) -> dict:
+    """Bytes per chip of each tensor class per memory level; offloaded bytes on the host link."""
+    fp, plan = mem.fp, mem.plan
+    off_w, off_kv = (plan.weights_bytes, plan.kv_bytes) if plan is not None else (0.0, 0.0)
+    place = cm.placement(fp.weights_bytes - off_w, fp.kv_cache_bytes - off_kv, fp.activation_bytes)
+    for key, off in (("weights", off_w), ("kv_cache", off_kv)):
+        if off > 0:
+            place[key]["host (offload)"] = off
+    if mem.draft_bytes:
+        place["draft model"] = cm.placement(mem.draft_bytes, 0.0, 0.0)["weights"]
+    return place

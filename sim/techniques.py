@@ -323,13 +323,13 @@ class TechniqueStepCoster:
             kernel = "paged" if coster.attention_kernel == "auto" else coster.attention_kernel
             self.verify = StepCoster(coster.spec, coster.system, coster.quant, coster.parallel, coster.options,
                                      attention_kernel=kernel)
-            self.verify.cm.home = coster.cm.home  # same placement as the target's coster
+            self.verify.cm.same_placement_as(coster.cm)  # same placement as the target's coster
             if speculative.draft is not None:
                 d = speculative.draft_spec()
                 dq = Quantization.parse(speculative.draft_quant or coster.quant)
                 self.draft = StepCoster(d, coster.system, dq, draft_parallel(d, coster.parallel), coster.options,
                                         attention_kernel=coster.attention_kernel)
-                self.draft.cm.home = coster.cm.home
+                self.draft.cm.same_placement_as(coster.cm)
 
     def step(self, seqs):
         seqs = tuple(seqs)

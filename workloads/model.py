@@ -725,6 +725,21 @@ def _catalog() -> dict[str, Path]:
     return {p.stem: p for p in sorted(CATALOG_DIR.glob("*.json"))}
 
 
+@functools.cache
+def hf_repo_names() -> dict[str, str]:
+    """Hugging Face repository id (lower case) -> catalog name, from the catalog's README table."""
+    readme = CATALOG_DIR.parent / "README.md"
+    out = {}
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except OSError:
+        return out
+    for m in re.finditer(r"^\|\s*([a-z0-9.\-]+)\s*\|\s*([\w.\-]+/[\w.\-]+)\s*\|", text, re.MULTILINE):
+        if m.group(1) in _catalog():
+            out[m.group(2).lower()] = m.group(1)
+    return out
+
+
 def list_models() -> list[str]:
     """Names of the shipped model configs (kebab-case, e.g. ``llama-3.1-70b``), sorted."""
     return list(_catalog())
@@ -761,6 +776,13 @@ def load_model(name_or_path: str | Path | ModelSpec) -> ModelSpec:
         st = p.stat()
         return _load_file(str(p.resolve()), str(p), st.st_mtime_ns, st.st_size)
     if p.suffix == ".json" or "/" in s:
+        repo = hf_repo_names().get(s.lower())
+        if repo is None and "/" in s and p.suffix != ".json":  # a repo id we do not list: its name, lowered
+            close = difflib.get_close_matches(s.rsplit("/", 1)[-1].lower(), list(cat), n=1, cutoff=0.8)
+            repo = close[0] if close else None
+        if repo is not None:
+            raise SpecError([Problem(f"no such model config file: {s}; '{s}' looks like the Hugging Face repository "
+                                     f"of the catalog model '{repo}': use --model {repo}")])
         raise SpecError([Problem(f"no such model config file: {s}")])
     hint = difflib.get_close_matches(s, list(cat), n=3)
     dym = f"; did you mean {', '.join(hint)}?" if hint else ""

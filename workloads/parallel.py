@@ -57,6 +57,23 @@ class Parallelism:
             raise SpecError(problems)
         object.__setattr__(self, "imbalance", float(self.imbalance))
 
+    @classmethod
+    def from_degrees(cls, tp: int = 1, pp: int = 1, ep: int = 1, **kw) -> Parallelism:
+        """The one rule from the --tp/--pp/--ep flags to a layout: EP ranks are the ``tp x dp`` chips
+        of a stage, so an ``ep`` wider than ``tp`` (a multiple of it) means ``ep / tp`` data-parallel
+        attention replicas, each serving its share of the batch (chips = tp x pp x ep / tp); an ``ep``
+        up to ``tp`` adds no chips. ``llmsim predict``, sweeps and ``llmsim serve`` all use it."""
+        dp = ep // tp if isinstance(ep, int) and isinstance(tp, int) and tp >= 1 and ep > tp and ep % tp == 0 else 1
+        return cls(tp=tp, pp=pp, ep=ep, dp=dp, **kw)
+
+    def describe_dp(self) -> str | None:
+        """A note when the layout has data-parallel attention replicas (None otherwise)."""
+        if self.dp == 1:
+            return None
+        return (f"ep={self.ep} is wider than tp={self.tp}: {self.dp} data-parallel attention replicas of tp={self.tp}"
+                f" share the {self.ep} expert-parallel chips ({self.chips} chips in all), each serving 1/{self.dp} "
+                "of the batch")
+
     @property
     def chips(self) -> int:
         """Chips in all (EP reuses the tp x dp chips)."""

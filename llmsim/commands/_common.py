@@ -1,7 +1,8 @@
-"""Helpers shared by CLI subcommands: JSON output, the --set override option."""
+"""Helpers shared by CLI subcommands: JSON output, the --set override option, help texts."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -35,6 +36,19 @@ def _clean(o):
 def print_json(obj) -> None:
     json.dump(_clean(json.loads(json.dumps(obj, default=_default))), sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows '(default: X)' for options that have a default worth saying (not None or False) and whose
+    help does not state it already."""
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        d = action.default
+        if "%(default)" in h or "default" in h or d is None or d is False or d is argparse.SUPPRESS \
+                or action.required or not action.option_strings:
+            return h
+        return h + " (default: %(default)s)"
 
 
 def add_set_option(parser) -> None:

@@ -6,7 +6,7 @@ import sys
 
 
 def register(sub) -> None:
-    import argparse
+    from llmsim.commands._common import HelpFormatter
 
     p = sub.add_parser(
         "calibrate", help="fit a hardware file's achievable-efficiency fields to measured kernel times",
@@ -14,12 +14,12 @@ def register(sub) -> None:
                     "launch overhead and, on a system, the innermost tier's efficiency and latency to measured "
                     "kernel times (fit in log space). Rows are split by shape: one fold is held out and its "
                     "error reported next to the training error. Writes a plain hardware file of the same schema.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("measured", metavar="MEASURED.csv", help="a measured per-kernel CSV or a built-in data set "
                                                              "(vidur-a100, vidur-h100, vidur-network, ...)")
     p.add_argument("--hw", required=True, metavar="NAME", help="chip or system to calibrate (catalog name or YAML)")
     p.add_argument("--out", metavar="CALIBRATED.yaml", help="write the calibrated hardware file here")
-    p.add_argument("--name", help="name of the calibrated hardware (default: NAME-calibrated)")
+    p.add_argument("--name", help="name of the calibrated hardware (default and must equal: the stem of --out)")
     p.add_argument("--fit", help="comma-separated fields to fit: matrix, memory, launch, tier, tier_latency "
                                  "(default: every field the rows constrain)")
     p.add_argument("--ops", help="comma-separated op kinds to fit to (default: all; every kind is scored)")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from hwmodels.errors import InfeasibleError, SpecError
 from llmsim.commands._common import print_json
+from sim.hwcompare import parse_hw, results_frame  # noqa: F401  (parse_hw: kept importable from here)
 
 #: rows of the terminal table: (column of the result, title)
 METRICS = [
@@ -64,56 +65,13 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_compare)
 
 
-def parse_hw(entry: str) -> tuple[str, list[str]]:
-    """'name,path=value,...' -> (name, ['path=value', ...])."""
-    parts = [x.strip() for x in str(entry).split(",")]
-    name, ovr = parts[0], [x for x in parts[1:] if x]
-    if not name:
-        raise SpecError(f"--hw {entry!r}: no hardware name before the overrides")
-    bad = [x for x in ovr if "=" not in x]
-    if bad:
-        raise SpecError(f"--hw {entry!r}: expected PATH=VALUE after the name, got {bad[0]!r} (a value with a comma "
-                        "cannot go here; use --set)")
-    return name, ovr
-
-
 def run_compare(args) -> list[dict]:
-    """One record per --hw: label, hardware, overrides, fits, reason, the prediction's fields and
-    ``memory_used_bytes``/``bound`` (the bound with the largest share), plus the Prediction
-    object under ``_prediction`` (None when it cannot run)."""
+    """One record per --hw (sim.hwcompare.compare_records with the flags' settings; each --hw entry
+    names its hardware)."""
     from llmsim.commands.predict import predict_config
-    from sim.predict import predict
+    from sim.hwcompare import compare_records
 
-    flags_cfg = predict_config(args, hw=None)  # the flags' settings; each --hw entry names its hardware
-    records = []
-    variants: dict = {}
-    for entry in args.hw:
-        name, own = parse_hw(entry)
-        overrides = list(args.overrides or []) + own
-        # a file is labelled by its stem; variants of one chip get short labels (listed under the
-        # table) so that the columns stay narrow
-        base = Path(name).stem if name.endswith((".yaml", ".yml")) or "/" in name else name
-        if own:
-            variants[base] = variants.get(base, 0) + 1
-            label = f"{base} v{variants[base]}"
-        else:
-            label = base
-        rec = {"label": label, "hardware": name, "overrides": overrides, "_own_overrides": own}
-        try:
-            p = predict(config=flags_cfg, hw=name, overrides=overrides or None)
-        except InfeasibleError as e:
-            rec.update({"fits": False, "reason": str(e), **{k: v for k, v in (e.numbers or {}).items()},
-                        "_prediction": None})
-            records.append(rec)
-            continue
-        d = p.to_dict()
-        d.pop("hardware", None)
-        rec.update(d)
-        rec["memory_used_bytes"] = p.weights_bytes + p.kv_cache_bytes + p.activation_bytes
-        rec["bound"] = max(p.bound_breakdown.items(), key=lambda kv: kv[1])[0] if p.bound_breakdown else None
-        rec["_prediction"] = p
-        records.append(rec)
-    return records
+    return compare_records(None, args.hw, None, None, None, args.overrides, config=predict_config(args, hw=None))
 
 
 def workload_dict(args) -> dict:
@@ -122,17 +80,6 @@ def workload_dict(args) -> dict:
     d = {k: v for k, v in sorted(vars(args).items()) if k not in skip and not callable(v)}
     d["overrides"] = list(args.overrides or [])
     return d
-
-
-def results_frame(records):
-    """The records as a DataFrame (no Prediction objects, no nested dicts)."""
-    import pandas as pd
-
-    rows = []
-    for r in records:
-        rows.append({k: (", ".join(v) if k == "overrides" else v) for k, v in r.items()
-                     if not k.startswith("_") and not isinstance(v, dict) and k != "notes"})
-    return pd.DataFrame(rows)
 
 
 def cmd_compare(args) -> int:

@@ -7,7 +7,9 @@ import time
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="run llmsim's main job on the embedded defaults")
-    p.add_argument("--model", default="llama-3.1-8b")
+    p.add_argument("--model", default="llama-3.1-8b", metavar="MODEL",
+                   help="catalog model (llmsim model list) or config.json path to run the demo with "
+                        "(default llama-3.1-8b)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -28,16 +30,20 @@ def cmd_demo(args) -> int:
     print_prediction(predict(args.model, "h100-sxm", 32, 1024, 256), breakdown=True)
 
     _section(f"{args.model}, batch 32, 1024 in / 256 out, on several chips")
-    print(f"{'hardware':<22}{'TTFT ms':>9}{'TPOT ms':>9}{'tok/s':>9}{'USD/Mtok':>10}{'J/tok':>8}")
+    from reports.tables import render_table
+
+    rows = []
     for hw in ("a100-sxm", "h100-sxm", "h200", "b200", "mi300x", "l40s", "hypo-hbm-infer"):
         try:
             p = predict(args.model, hw, 32, 1024, 256)
         except Exception as e:  # a chip that cannot run it shows why
-            print(f"{hw:<22}{str(e)[:56]}")
+            rows.append({"hardware": hw, "ttft_s": str(e)[:56]})
             continue
-        usd = "-" if p.usd_per_mtok_output is None else f"{p.usd_per_mtok_output:.3f}"
-        print(f"{hw:<22}{p.ttft_s * 1e3:>9.1f}{p.tpot_s * 1e3:>9.2f}{p.output_throughput_tok_s:>9.0f}{usd:>10}"
-              f"{p.joules_per_output_token:>8.3f}")
+        rows.append({"hardware": hw, "ttft_s": p.ttft_s, "tpot_s": p.tpot_s,
+                     "output_throughput_tok_s": p.output_throughput_tok_s,
+                     "usd_per_mtok_output": p.usd_per_mtok_output, "joules_per_output_token": p.joules_per_output_token})
+    print(render_table(rows, headers={"ttft_s": "TTFT", "tpot_s": "TPOT", "output_throughput_tok_s": "throughput",
+                                      "usd_per_mtok_output": "USD/M out tok", "joules_per_output_token": "J/out tok"}))
 
     try:
         from sim.serving import simulate  # noqa: F401

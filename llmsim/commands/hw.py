@@ -19,22 +19,28 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="JSON list of objects (name, kind, ...)")
     p.set_defaults(func=cmd_list)
     p = hsub.add_parser("show", help="the resolved spec of one chip or system, in SI units")
-    p.add_argument("name", metavar="NAME_OR_FILE")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("name", metavar="NAME_OR_FILE", help="catalog name (llmsim hw list) or hardware YAML path")
+    p.add_argument("--json", action="store_true", help="print the resolved spec as JSON (SI units)")
     add_set_option(p)
     p.set_defaults(func=cmd_show)
     hw.set_defaults(func=lambda a: (hw.print_help(), 0)[1])
 
     p = sub.add_parser("check", help="validate hardware files (exit 0 when valid, 2 when not)")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="hardware YAML files (chips or systems) to check against the format (llmsim schema)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("schema", help="JSON Schema of the hardware format (for editors)")
     p.set_defaults(func=cmd_schema)
 
 
-def _fmt(v, scale=1.0, digits=4):
-    return "-" if v is None else f"{v / scale:.{digits}g}"
+def _fmt(v, scale=1.0, digits=3):
+    from hwmodels.format import _sig
+
+    if v is None:
+        return "-"
+    x = v / scale
+    return f"{x:,.0f}" if abs(x) >= 1000 else _sig(x, digits)
 
 
 def cmd_list(args) -> int:
@@ -42,15 +48,15 @@ def cmd_list(args) -> int:
     if args.json:
         print_json(rows)
         return 0
-    print(f"{'name':<22}{'kind':<9}{'chips':>5} {'bf16 TF/s':>9} {'mem GB':>7} {'mem TB/s':>8} {'USD/h':>8} "
+    print(f"{'name':<22}{'kind':<9}{'chips':>5} {'bf16 TFLOP/s':>12} {'mem GB':>7} {'mem TB/s':>8} {'USD/h':>8} "
           f"{'price date':<11} {'calibration':<13}")
     for r in rows:
         if "error" in r:
             print(f"{r['name']:<22}{r['kind']:<7} INVALID: run `llmsim check {r['path']}`")
             continue
         kind = "instance" if r.get("instance") else r["kind"]
-        print(f"{r['name'][:21]:<22}{kind:<9}{r['count']:>5} {_fmt(r['bf16_tflops']):>9} "
-              f"{_fmt(r['memory_gb']):>7} {_fmt(r['memory_tb_s'], digits=3):>8} {_fmt(r['usd_per_hour'], digits=4):>8} "
+        print(f"{r['name'][:21]:<22}{kind:<9}{r['count']:>5} {_fmt(r['bf16_tflops']):>12} "
+              f"{_fmt(r['memory_gb']):>7} {_fmt(r['memory_tb_s'], digits=3):>8} {_fmt(r['usd_per_hour'], digits=3):>8} "
               f"{r.get('price_date') or '-':<11} {r['calibration']:<13}")
     print(f"\n{len(rows)} entries; per chip: dense bf16 peak, main memory capacity and bandwidth; "
           "USD/h for the whole entry (price date: when it was read; docs/hardware-format.md, Prices); kind "
@@ -78,35 +84,44 @@ def cmd_show(args) -> int:
     print(f"{hw.name} ({d['kind']}){' [hypothetical]' if hw.hypothetical else ''}")
     if hw.description:
         print(f"  {hw.description}")
-    if not isinstance(hw, Chip):
-        print(f"  {hw.count} x {chip.name}")
-        for t in hw.tiers:
-            print(f"  tier {t.name}: fanout {t.fanout}, {t.topology}, {t.bandwidth_bytes_per_s / 1e9:.4g} GB/s "
-                  f"per direction, latency {t.latency_s * 1e6:.3g} us"
-                  + (", in-network reduction" if t.in_network_reduction else ""))
-        if hw.instance:
-            print(f"  cloud instance: {hw.instance}")
-        print(f"  price: {hw.price_note() or 'none (give --price USD/h)'}")
-    print(f"  chip {chip.name}: {chip.cores} cores" + (f", {chip.clock_hz / 1e9:.3g} GHz" if chip.clock_hz else ""))
-    prov = chip.efficiency_provenance
-    print(f"  calibration: {chip.calibration} (GEMM unit: {prov['matrix']}, main memory: {prov['memory']})"
-          + (f"; class {chip.chip_class}" if chip.chip_class else ""))
-    for u in chip.compute:
-        peaks = ", ".join(f"{k} {v / 1e12:.4g}" for k, v in u.peak.items())
-        print(f"    {u.kind}: {peaks} TFLOP/s" + (f"; efficiency {u.efficiency}" if u.efficiency else ""))
-    for m in chip.memory:
-        cap = m.capacity_bytes
-        per = " per core" if m.per == "core" else ""
-        print(f"    {m.name} ({m.kind}): {cap / 1e6:.4g} MB{per}, {m.bandwidth_bytes_per_s / 1e12:.4g} TB/s"
-              + (f"; efficiency {m.efficiency}" if m.efficiency else ""))
-    if chip.tdp_w:
-        print(f"    power: TDP {chip.tdp_w:.4g} W" + (f", idle {chip.idle_w:.4g} W" if chip.idle_w else ""))
-    if chip.price_usd_per_hour is not None:
-        print(f"    price: {System.single(chip).price_note()}")
+    for line in _spec_lines(hw, chip):
+        print(line)
     print("  sources:")
     for s in hw.source:
         print(f"    - {s}")
     return 0
+
+
+def _spec_lines(hw, chip) -> list[str]:
+    """The resolved spec as text lines, every quantity through the one formatter (hwmodels.format)."""
+    from hwmodels.format import fmt_bandwidth, fmt_bytes, fmt_compute, fmt_power, fmt_si, fmt_time
+
+    out = []
+    if not isinstance(hw, Chip):
+        out.append(f"  {hw.count} x {chip.name}")
+        for t in hw.tiers:
+            out.append(f"  tier {t.name}: fanout {t.fanout}, {t.topology}, {fmt_bandwidth(t.bandwidth_bytes_per_s)} "
+                       f"per direction, latency {fmt_time(t.latency_s)}"
+                       + (", in-network reduction" if t.in_network_reduction else ""))
+        if hw.instance:
+            out.append(f"  cloud instance: {hw.instance}")
+        out.append(f"  price: {hw.price_note() or 'none (give --price USD/h)'}")
+    out.append(f"  chip {chip.name}: {chip.cores} cores" + (f", {fmt_si(chip.clock_hz, 'Hz')}" if chip.clock_hz else ""))
+    prov = chip.efficiency_provenance
+    out.append(f"  calibration: {chip.calibration} (GEMM unit: {prov['matrix']}, main memory: {prov['memory']})"
+               + (f"; class {chip.chip_class}" if chip.chip_class else ""))
+    for u in chip.compute:
+        peaks = ", ".join(f"{k} {fmt_compute(v, k)}" for k, v in u.peak.items())
+        out.append(f"    {u.kind}: {peaks}" + (f"; efficiency {u.efficiency}" if u.efficiency else ""))
+    for m in chip.memory:
+        per = " per core" if m.per == "core" else ""
+        out.append(f"    {m.name} ({m.kind}): {fmt_bytes(m.capacity_bytes)}{per}, {fmt_bandwidth(m.bandwidth_bytes_per_s)}"
+                   + (f"; efficiency {m.efficiency}" if m.efficiency else ""))
+    if chip.tdp_w:
+        out.append(f"    power: TDP {fmt_power(chip.tdp_w)}" + (f", idle {fmt_power(chip.idle_w)}" if chip.idle_w else ""))
+    if chip.price_usd_per_hour is not None:
+        out.append(f"    price: {System.single(chip).price_note()}")
+    return out
 
 
 def cmd_check(args) -> int:

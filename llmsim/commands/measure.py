@@ -33,8 +33,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="FILE.csv", default=None,
                    help="output CSV (default: measure-<hardware>.csv); FILE.env.json is written beside it")
     p.add_argument("--hardware", metavar="NAME", default=None,
-                   help="value of the hardware column (default: host-cpu-xeon-2vcpu on cpu; on cuda, the "
-                        "catalog name of the GPU, e.g. h100-sxm)")
+                   help="value of the hardware column (default: the catalog entry that describes this host "
+                        "or GPU, e.g. h100-sxm; when none does, a starting chip file written beside --out from "
+                        "what was detected and measured, for llmsim calibrate to refine)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop starting new measurements after this many seconds (rows so far are kept)")
     p.add_argument("--no-torch", action="store_true", help="on cpu, measure with numpy only even if torch is installed")
@@ -57,6 +58,14 @@ def handler(args: argparse.Namespace) -> int:
                                             use_torch=False if args.no_torch else None)
     except M.MeasureError as e:
         raise SpecError(f"--device {args.device}: {e}") from None
+    if args.hardware is None:  # detect the host: its catalog entry, or a starting chip file (sim/validation/host.py)
+        from sim.validation import host as H
+
+        def log(m):
+            print(m, file=sys.stderr)
+
+        hardware = H.hardware_for_cpu(args.out, write=not args.dry_run, log=log) if args.device == "cpu" \
+            else H.hardware_for_gpu(ctx, args.out, write=not args.dry_run, log=log)
     if args.dry_run:
         groups: dict[str, int] = {}
         for c in cases:
@@ -65,7 +74,7 @@ def handler(args: argparse.Namespace) -> int:
             print(f"{g}: {n} cases")
         print(f"total: {len(cases)} cases, hardware={hardware}")
         return 0
-    out = args.out or f"measure-{hardware}.csv"
+    out = args.out or f"measure-{os.path.basename(hardware).removesuffix('.yaml')}.csv"
     try:
         M.measure_to_csv(cases, out, device=args.device, suite=args.suite, hardware=hardware, ctx=ctx,
                          time_budget_s=args.time_budget, collectives=not args.no_collectives,

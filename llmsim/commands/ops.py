@@ -12,7 +12,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("ops", help="bulk per-kernel predictions from a CSV (one row per kernel)",
                        description=doc, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    p.add_argument("query", metavar="QUERY.csv")
+    p.add_argument("query", metavar="QUERY.csv",
+                   help="one row per kernel: hardware, op, dtype and its shape columns (e.g. examples/kernels.csv)")
     p.add_argument("--out", metavar="PRED.csv", help="write predictions here (default: standard output)")
     p.add_argument("--no-efficiency", action="store_true", help="ignore achievable-efficiency fields")
     p.add_argument("--no-tiling", action="store_true", help="plain roofline for GEMMs")

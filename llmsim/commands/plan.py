@@ -38,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("--requests", type=int, default=300, metavar="N",
                    help="requests simulated per probe (default 300; more = steadier p99, slower)")
     p.add_argument("--cv", type=float, default=1.0, help="inter-arrival coefficient of variation (1 = Poisson)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated arrivals and lengths (default 0)")
     p.add_argument("--top", type=int, default=3, help="configurations to report (default 3)")
     p.add_argument("--api-price-in", type=float, metavar="USD", help="API price per million input tokens")
     p.add_argument("--api-price-out", type=float, metavar="USD", help="API price per million output tokens")

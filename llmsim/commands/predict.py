@@ -124,7 +124,9 @@ def register(sub) -> None:
 
 
 def _ms(s):
-    return f"{s * 1e3:.3f} ms" if s < 10 else f"{s:.2f} s"
+    from hwmodels.format import fmt_time
+
+    return fmt_time(s, digits=4)
 
 
 def predict_config(args, **changes) -> PredictConfig:
@@ -168,20 +170,25 @@ def print_prediction(p, breakdown=False) -> None:
         print(f"2:4 sparsity: {p.sparsity}")
     if getattr(p, "kv_window", None):
         print(f"KV eviction: last {p.kv_window} tokens kept (lossy)")
+    from hwmodels.format import fmt_bytes, fmt_energy, fmt_pct, fmt_rate, fmt_usd
+    from hwmodels.format import placement_text
+
     rows = [
         ("TTFT", _ms(p.ttft_s)),
         ("TPOT (mean decode step)", _ms(p.tpot_s)),
         ("end-to-end", _ms(p.e2e_s)),
-        ("output throughput", f"{p.output_throughput_tok_s:,.0f} tok/s ({p.per_chip_output_throughput_tok_s:,.0f} per chip)"),
-        ("memory per chip", f"{(p.weights_bytes + p.kv_cache_bytes + p.activation_bytes) / 1e9:.1f} GB of "
-                            f"{p.memory_capacity_bytes / 1e9:.1f} GB (weights {p.weights_bytes / 1e9:.1f}, "
-                            f"KV {p.kv_cache_bytes / 1e9:.1f})"),
-        ("USD per million output tokens", "-" if p.usd_per_mtok_output is None else f"{p.usd_per_mtok_output:.3f}"
-         + f" (at {p.usd_per_hour:.2f} USD/h)"),
+        ("output throughput", f"{fmt_rate(p.output_throughput_tok_s)} "
+                              f"({fmt_rate(p.per_chip_output_throughput_tok_s)} per chip)"),
+        ("memory per chip", f"{fmt_bytes(p.weights_bytes + p.kv_cache_bytes + p.activation_bytes)} of "
+                            f"{fmt_bytes(p.memory_capacity_bytes)} (weights {fmt_bytes(p.weights_bytes)}, "
+                            f"KV {fmt_bytes(p.kv_cache_bytes)}, activations {fmt_bytes(p.activation_bytes)})"),
+        ("USD per million output tokens", "-" if p.usd_per_mtok_output is None else fmt_usd(p.usd_per_mtok_output)
+         + f" (at {fmt_usd(p.usd_per_hour, 'h')})"),
         ("price used", getattr(p, "price_source", None) or "none (give --price USD/h)"),
         ("efficiency data", getattr(p, "calibration", None) or "-"),
-        ("energy per output token", f"{p.joules_per_output_token:.3f} J"),
-        ("MFU / MBU", f"{p.mfu * 100:.1f}% / {p.mbu * 100:.1f}%"),
+        ("energy per output token", fmt_energy(p.joules_per_output_token)),
+        ("MFU / MBU", f"{fmt_pct(p.mfu)} / {fmt_pct(p.mbu)}"),
+        ("placement", "; ".join(f"{k}: {v}" for k, v in placement_text(p.placement)) or "-"),
         ("bound (share of time)", ", ".join(f"{k} {v * 100:.0f}%" for k, v in
                                             sorted(p.bound_breakdown.items(), key=lambda kv: -kv[1]))),
     ]
@@ -189,6 +196,13 @@ def print_prediction(p, breakdown=False) -> None:
     for k, v in rows:
         print(f"  {k:<{w}}  {v}")
     if breakdown:
+        import pandas as pd
+
+        from hwmodels.format import fmt_time
+        from reports.tables import render_table
+
         df = p.by_kind()
-        print("\n  time per step by op kind (ms):")
-        print("  " + df.mul(1e3).round(4).to_string().replace("\n", "\n  "))
+        shown = pd.DataFrame({"op kind": [str(k) for k in df.index],
+                              **{str(c): [fmt_time(v) for v in df[c]] for c in df.columns}})
+        print("\n  time per step by op kind:")
+        print("  " + render_table(shown, formatted=True).replace("\n", "\n  "))

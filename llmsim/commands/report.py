@@ -229,9 +229,9 @@ def cmd_report_serve(args) -> int:
         raise SpecError("report serve needs --out DIR (the folder for report.html)")
     rates = _parse_rates(args.sweep_rates) if args.sweep_rates else []
     kw = simulate_kwargs(args)
-    res = simulate(build_scenario(args), args.hw, args.model, **kw)
     out = Path(args.out)
-    res.write(out)
+    # out_dir as `serve --out` gives it: the run streams requests.csv and records the Perfetto trace
+    res = simulate(build_scenario(args), args.hw, args.model, out_dir=out, **kw)
 
     def simulate_at(rate: float):
         a2 = copy.copy(args)

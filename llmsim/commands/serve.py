@@ -292,11 +292,13 @@ def format_summary(s: dict) -> str:
         f"batch       mean {s['batch_size_mean']:.1f}, max {s['batch_size_max']}; "
         f"busy {s['busy_fraction'] * 100:.1f}%; MFU {s['mfu'] * 100:.1f}%, MBU {s['mbu'] * 100:.1f}%"
     )
+    from hwmodels.format import fmt_energy, fmt_usd
+
     usd = s.get("usd_per_mtok_output")
     lines.append(
         "cost        "
-        + ("-" if usd is None else f"{usd:.3f} USD per million output tokens ({s['usd_per_hour']:.2f} USD/h)")
-        + f"; {_n(s['energy_j_per_output_token'], '.3f')} J/token"
+        + ("-" if usd is None else f"{fmt_usd(usd)} per million output tokens ({fmt_usd(s['usd_per_hour'], 'h')})")
+        + f"; {fmt_energy(s['energy_j_per_output_token'])} per output token"
     )
     if s.get("kv_transfers"):
         lines.append(

@@ -40,27 +40,29 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_sweep)
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "-"
-        a = abs(v)
-        if a != 0 and (a >= 1e6 or a < 1e-3):
-            return f"{v:.3e}"
-        return f"{v:.4g}"
-    return str(v)
-
-
 def _table(df, cols, width=110) -> str:
+    """Rows with readable units and labels (hwmodels.format through reports.tables); raw SI stays in Parquet."""
+    from hwmodels.format import label
+    from reports.tables import render_table
+
     cols = [c for c in cols if c in df.columns]
-    rows = [[_fmt(v) if not isinstance(v, str) else v for v in r] for r in df[cols].itertuples(index=False)]
-    w = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
-    lines = ["  " + "  ".join(c.rjust(w[i]) for i, c in enumerate(cols))]
-    for r in rows:
-        lines.append("  " + "  ".join(r[i].rjust(w[i]) for i in range(len(cols))))
-    return "\n".join(lines)
+    text = render_table(df[cols], headers={c: label(c) for c in cols}, width=width)
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _sens_table(sens, metric: str, width=110) -> str:
+    """The sensitivity table: axis names as labels, levels in the axis's unit, means in the metric's."""
+    import pandas as pd
+
+    from hwmodels.format import fmt_number, fmt_pct, format_value, label
+    from reports.tables import render_table
+
+    rows = [{"axis": label(r["axis"]), "levels": fmt_number(r["levels"]), "share of variance": fmt_pct(r["share"]),
+             "elasticity": f"{float(r['elasticity']):+.2f}" if pd.notna(r["elasticity"]) else "-",
+             "best level": format_value(str(r["axis"]), r["best_level"]),
+             "mean there": format_value(metric, r["best_mean"])} for r in sens.to_dict("records")]
+    text = render_table(pd.DataFrame(rows), width=width, formatted=True)
+    return "\n".join("  " + line for line in text.splitlines())
 
 
 def cmd_sweep(args) -> int:
@@ -133,19 +135,21 @@ def cmd_sweep(args) -> int:
               f"mode {spec.area['mode']}")
     if spec.power:
         print(f"power model: {spec.power['node']}, {spec.power['memory']}, mode {spec.power['mode']}")
+    from hwmodels.format import label
+
     axes = [a.name for a in spec.axes]
     if metric and len(ok):
         best = ok.sort_values(metric, ascending=sense == "min").head(args.top)
-        print(f"\nbest {min(args.top, len(ok))} by {metric} ({sense}):")
+        print(f"\nbest {min(args.top, len(ok))} by {label(metric)} ({'lowest' if sense == 'min' else 'highest'}):")
         print(_table(best, axes + [metric, "output_tok_s_per_chip", "usd_per_hour", "chips"]))
     for f, t in front_tables:
         names = list(f)
-        print(f"\nPareto front {' vs '.join(f'{k} ({v})' for k, v in f.items())}: {len(t)} of {len(ok)} points")
+        print(f"\nPareto front {' vs '.join(f'{label(k)} ({v})' for k, v in f.items())}: {len(t)} of {len(ok)} points")
         print(_table(t.head(15), axes + names) + ("\n  ..." if len(t) > 15 else ""))
     if sens is not None and len(sens):
-        print(f"\nsensitivity of {metric} (share of its variance each axis explains alone; elasticity = % change "
-              "per % change of the axis):")
-        print(_table(sens, ["axis", "levels", "share", "elasticity", "best_level", "best_mean"]))
+        print(f"\nsensitivity of {label(metric)} (share of its variance each axis explains alone; elasticity = % "
+              "change per % change of the axis):")
+        print(_sens_table(sens, metric))
     errs = table[table["status"] == "error"]
     if len(errs):
         print(f"\n{len(errs)} point(s) failed (kept in the table with their error; --retry-failed runs them again); first: "

@@ -30,7 +30,9 @@ __all__ = ["capacity_bytes", "derived", "hw_points", "parallel_of", "structural_
 def parallel_of(spec, row) -> dict:
     """tp, pp, ep, dp, chips per replica, replicas and total chips of a point."""
     tp, pp, ep = int(spec.value_of("tp", row)), int(spec.value_of("pp", row)), int(spec.value_of("ep", row))
-    dp = ep // tp if ep > tp and ep % tp == 0 else 1
+    from workloads import Parallelism
+
+    dp = Parallelism.from_degrees(tp, pp, ep).dp  # the one rule (predict's and serve's)
     replicas = int(spec.value_of("replicas", row))
     per = tp * pp * dp
     return {"tp": tp, "pp": pp, "ep": ep, "dp": dp, "chips_per_replica": per, "replicas": replicas,

@@ -57,6 +57,7 @@ def test_recovers_matrix_efficiency_073():
     assert tab.loc["gemm", "catalog_median_ape"] > 0.2  # the peak-only file is 1/0.73 too fast on big GEMMs
 
 
+@pytest.mark.slow
 def test_recovers_memory_table_and_launch_overhead():
     shapes = gemm_shapes(40)
     rng = np.random.default_rng(2)
@@ -94,6 +95,7 @@ def test_split_is_by_shape_and_deterministic():
     assert t2.all() or not t2.any()
 
 
+@pytest.mark.slow
 def test_calibration_never_fits_held_out_shapes():
     df = synthetic(MATRIX_ONLY, gemm_shapes(80))
     cal = calibrate(df, TOY, fit=("matrix",))
@@ -108,13 +110,14 @@ def test_knots_span_the_measured_sizes():
     assert knot_sizes_for([]) == ()
 
 
+@pytest.mark.slow
 def test_written_file_passes_check_and_round_trips(tmp_path, capsys):
     from llmsim.cli import main
 
     df = synthetic(TRUE, gemm_shapes(50) + [{"op": "memcpy", "dtype": "bf16", "bytes": int(b)}
                                             for b in np.geomspace(1e5, 1e9, 30)])
     cal = calibrate(df, TOY, label="synthetic.csv", sweeps=1)
-    out = write_calibrated(cal, tmp_path / "toy-calibrated.yaml")
+    out = write_calibrated(cal, tmp_path / "toy-chip-calibrated.yaml")
     assert main(["check", str(out)]) == 0
     data = yaml.safe_load(out.read_text())
     assert data["name"] == "toy-chip-calibrated"
@@ -132,6 +135,7 @@ def test_written_file_passes_check_and_round_trips(tmp_path, capsys):
     assert t_file == pytest.approx(t_mem, rel=2e-3)  # the file rounds to 4 digits
 
 
+@pytest.mark.slow
 def test_cli_calibrate(tmp_path, capsys):
     from llmsim.cli import main
 
@@ -152,6 +156,7 @@ def test_cli_calibrate(tmp_path, capsys):
     assert main(["calibrate", str(p), "--hw", TOY, "--folds", "1"]) == 2
 
 
+@pytest.mark.slow
 def test_system_tiers_fitted_with_a_given_chip(tmp_path):
     """A system calibrates its tiers only; its chip is named with --chip and referenced by the file."""
     from llmsim.cli import main

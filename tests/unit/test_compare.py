@@ -155,6 +155,7 @@ def test_cli_validate_bad_file_is_exit_2(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "missing.csv")]) == 2
 
 
+@pytest.mark.slow
 def test_validate_report_quick_smoke(tmp_path):
     """The report builder runs end to end on a tiny synthetic CPU file (GPU calibrations skipped)."""
     from llmsim.cli import main

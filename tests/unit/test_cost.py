@@ -116,7 +116,7 @@ def test_collective_op_priced_on_tiers():
 
 
 def test_tp2_on_free_interconnect_halves_per_chip_compute():
-    free = load_system(DATA / "toy-system.yaml", ["tiers.link.bandwidth=1e9 TB/s", "tiers.link.latency=0 s"])
+    free = load_system(DATA / "toy-system.yaml", ["tiers.link.bandwidth=1e6 TB/s", "tiers.link.latency=0 s"])
     opts = CostOptions(tiling=False)
     g1 = build_graph("llama-3.1-8b", Batch.prefill(4, 512), "bf16", Parallelism(tp=1))
     g2 = build_graph("llama-3.1-8b", Batch.prefill(4, 512), "bf16", Parallelism(tp=2))
@@ -124,7 +124,7 @@ def test_tp2_on_free_interconnect_halves_per_chip_compute():
     gemm1 = sum(c.compute_s * c.count for c in c1.ops if c.kind == "gemm" and c.layer.startswith("layer"))
     gemm2 = sum(c.compute_s * c.count for c in c2.ops if c.kind == "gemm" and c.layer.startswith("layer"))
     assert gemm2 == pytest.approx(gemm1 / 2, rel=1e-9)
-    assert c2.comm_s == pytest.approx(0.0, abs=1e-9)
+    assert c2.comm_s == pytest.approx(0.0, abs=1e-8)
     assert len([o for o in g2.ops if o.kind == "collective" and o.collective.op == "allreduce"
                 and o.layer.startswith("layer")]) == 2  # after attention and after the MLP
 

@@ -137,7 +137,7 @@ def test_fifo_does_not_block(tmp_path, capsys):
 
 
 def test_system_whose_chip_is_dev_zero(tmp_path, capsys):
-    p = tmp_path / "sys.yaml"
+    p = tmp_path / "toy-system.yaml"
     p.write_text((DATA / "toy-system.yaml").read_text().replace("chip: toy-chip.yaml", "chip: /dev/zero"))
     rc, _, err = run(capsys, "check", p, seconds=10)
     assert rc == 2 and "not a regular file" in err
@@ -264,3 +264,94 @@ def test_gamma_cv_tiny(capsys):
     rc, _, err = run(capsys, "serve", "--hw", TOY, "--model", "qwen2.5-0.5b", "--rate", "1", "--num-requests", "5",
                      "--input-len", "16", "--output-len", "4", "--arrival", "gamma", "--cv", "1e-320")
     assert rc == 2 and "cv" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# hardware numbers, names, needed rates, overrides
+
+@pytest.mark.parametrize("old,new", [
+    ("bandwidth: 1 TB/s", "bandwidth: 1e308 GB/s"),
+    ("bf16: 100 TFLOP/s", "bf16: 1e308 TFLOP/s"),
+    ("tdp: 1000 W", "tdp: 1e308 W"),
+    ("tdp: 1000 W", "tdp: 1e-300 W"),
+    ("capacity: 10 GiB", "capacity: 1e30 GB"),
+    ("cloud: 3.6 USD/h", "cloud: 1e20 USD/h"),
+])
+def test_implausible_quantities(tmp_path, capsys, old, new):
+    p = chip(tmp_path, TOY_TEXT.replace(old, new))
+    rc, _, err = run(capsys, "check", p)
+    assert rc == 2 and "outside the plausible range" in err and located(err, p)
+
+
+@pytest.mark.parametrize("text", ["cores: 9223372036854775808", "cores: 100000000000", "cores: 1e300"])
+def test_implausible_integers(tmp_path, capsys, text):
+    p = chip(tmp_path, TOY_TEXT.replace("cores: 100", text))
+    rc, _, err = run(capsys, "check", p)
+    assert rc == 2 and "cores" in err and located(err, p)
+
+
+def test_set_override_is_checked_like_a_file_value(capsys):
+    rc, out, err = run(capsys, "hw", "show", TOY, "--set", "memory.hbm.capacity=1e308 GB", "--json")
+    assert rc == 2 and "outside the plausible range" in err
+
+
+@pytest.mark.parametrize("name,fragment", [
+    ("''", "non-empty name"),
+    ("other", "differs from the file name"),
+    ("../../etc/passwd", "path separators"),
+    ("'a\\\\b'", "path separators"),
+])
+def test_chip_names_as_the_docs_say(tmp_path, capsys, name, fragment):
+    p = chip(tmp_path, TOY_TEXT.replace("name: toy-chip", f"name: {name}"))
+    rc, _, err = run(capsys, "check", p)
+    assert rc == 2 and fragment in err and located(err, p)
+
+
+def test_system_name_equals_its_stem(tmp_path, capsys):
+    (tmp_path / "toy-chip.yaml").write_text(TOY_TEXT)
+    p = tmp_path / "other.yaml"
+    p.write_text((DATA / "toy-system.yaml").read_text())
+    rc, _, err = run(capsys, "check", p)
+    assert rc == 2 and "differs from the file name" in err and located(err, p)
+
+
+def _fp32_only(text):
+    return (text.replace("peak: {bf16: 100 TFLOP/s, fp16: 100 TFLOP/s, fp8: 200 TFLOP/s, int8: 200 TOP/s, "
+                         "fp32: 50 TFLOP/s}", "peak: {fp32: 50 TFLOP/s}")
+            .replace("peak: {fp32: 10 TFLOP/s, bf16: 10 TFLOP/s, fp16: 10 TFLOP/s}", "peak: {fp32: 10 TFLOP/s}"))
+
+
+def test_chip_without_bf16_fails_check_not_predict(tmp_path, capsys):
+    p = chip(tmp_path, _fp32_only(TOY_TEXT))
+    assert "bf16" not in p.read_text().split("compute:")[1].split("memory:")[0]
+    rc, _, err = run(capsys, "check", p)
+    assert rc == 2 and "rate for bf16" in err and located(err, p)
+    rc, _, err = run(capsys, *predict(p, "qwen2.5-0.5b"))
+    assert rc == 2 and "rate for bf16" in err
+
+
+def test_chip_without_fp32_fails_check(tmp_path, capsys):
+    p = chip(tmp_path, TOY_TEXT.replace(", fp32: 50 TFLOP/s}", "}").replace("{fp32: 10 TFLOP/s, ", "{"))
+    rc, _, err = run(capsys, "check", p)
+    assert rc == 2 and "rate for fp32" in err and located(err, p)
+
+
+SMEM = TOY_TEXT.replace("{name: sram, kind: sram, capacity: 1 MiB", "{name: smem, kind: sram, capacity: 1 MiB").replace(
+    "  - {name: hbm", "  - {name: sram, kind: sram, capacity: 500 MiB, bandwidth: 5 TB/s}\n  - {name: hbm")
+
+
+def test_override_matches_a_name_before_a_kind(tmp_path, capsys):
+    p = chip(tmp_path, SMEM)
+    rc, out, err = run(capsys, "hw", "show", p, "--set", "memory.sram.bandwidth=7 TB/s", "--json")
+    assert rc == 0, err
+    levels = {m["name"]: m for m in json.loads(out)["memory"]}
+    assert levels["sram"]["bandwidth_bytes_per_s"] == 7e12
+    assert levels["smem"]["bandwidth_bytes_per_s"] == 10e12
+
+
+def test_override_with_an_ambiguous_kind_is_an_error(tmp_path, capsys):
+    p = chip(tmp_path, SMEM.replace("{name: sram, kind: sram, capacity: 500", "{name: l2, kind: sram, capacity: 500"))
+    rc, _, err = run(capsys, "hw", "show", p, "--set", "memory.sram.bandwidth=7 TB/s")
+    assert rc == 2 and "kind of several entries (smem, l2)" in err
+    rc, _, err = run(capsys, "hw", "show", p, "--set", "memory.dram.bandwidth=7 TB/s")  # hbm is the only dram
+    assert rc == 0, err

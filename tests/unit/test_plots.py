@@ -168,7 +168,7 @@ def test_throughput_latency():
     assert "ms" in ax.get_xlabel()
     assert len(ax.texts) == 7
     ax = plots.plot_throughput_latency(df.assign(rate_rps=df["batch"]), throughput="rate_rps", connect=False, ax=_ax())
-    assert ax.lines[0].get_linestyle() == "None" and ax.get_ylabel() == "rate (req/s)"
+    assert ax.lines[0].get_linestyle() == "None" and ax.get_ylabel() == "request rate (req/s)"
 
 
 def test_static_sweep_keeps_infeasible_points():
@@ -205,9 +205,14 @@ def test_utilization_and_step_timeline():
     assert list(plots.step_kind(tl)[:6]) == ["prefill", "decode", "decode", "decode", "decode", "mixed"]
     ax = plots.plot_step_timeline(tl, ax=_ax(), max_steps=20)
     _labelled(ax)
-    assert len(ax.collections) == 3  # prefill, mixed, decode
-    assert sum(len(c.get_paths()) for c in ax.collections) == 20
-    assert len(ax.lines) == 1
+    assert len(ax.containers) == 3  # prefill, mixed, decode
+    bars = sorted((p for c in ax.containers for p in c.patches), key=lambda p: p.get_x())
+    assert len(bars) == 20
+    first = tl[tl["replica"] == tl["replica"].min()] if "replica" in tl.columns else tl
+    first = first.sort_values("time_s").head(20)
+    # bar height is the step's batch size, on a real batch-size scale; x is time since the run began
+    assert [b.get_height() for b in bars] == pytest.approx(first["batch_size"].tolist())
+    assert ax.get_xlabel().startswith("time (") and "since" not in ax.get_xlabel()
 
 
 # ---------------------------------------------------------------------------------------------

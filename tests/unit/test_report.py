@@ -158,6 +158,7 @@ def test_file_hashes():
 # llmsim report predict
 
 
+@pytest.mark.slow
 def test_report_predict(tmp_path, capsys):
     out = tmp_path / "r"
     rc = main(["report", "predict", "--hw", TOY, *WORKLOAD, "--sweep", "1,4,8", "--out", str(out), "--json"])
@@ -213,6 +214,7 @@ def test_report_validate(tmp_path, capsys):
     assert sha(csv) in html and sha(TOY) in html
 
 
+@pytest.mark.slow
 def test_report_serve(tmp_path, capsys):
     pytest.importorskip("sim.serving")
     out = tmp_path / "serve"
@@ -281,6 +283,7 @@ def test_compare_json(capsys):
     assert a["ttft_s"] == pytest.approx(predict("qwen2.5-0.5b", TOY, 4, 128, 16).ttft_s)
 
 
+@pytest.mark.slow
 def test_compare_and_report_pass_technique_flags(tmp_path, capsys):
     rc = main(["compare", "--hw", TOY, *WORKLOAD, "--kv-window", "64", "--json"])
     assert rc == 0
@@ -318,6 +321,7 @@ def test_compare_text_fits_80_columns(capsys):
     assert "toy-chip v1: " in text and "toy-system: " in text
 
 
+@pytest.mark.slow
 def test_compare_out_report(tmp_path, capsys):
     rc = main(["compare", "--hw", TOY, "--hw", "a100-sxm", *WORKLOAD, "--out", str(tmp_path)])
     assert rc == 0

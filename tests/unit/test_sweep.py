@@ -216,7 +216,7 @@ def test_cli_runs_a_spec(tmp_path, capsys):
     assert main(["sweep", str(TOY), "--out", str(out), "--workers", "1", "--no-progress",
                  "--plots", str(tmp_path / "plots")]) == 0
     text = capsys.readouterr().out
-    assert "12 generated" in text and "Pareto front" in text and "sensitivity of usd_per_mtok_output" in text
+    assert "12 generated" in text and "Pareto front" in text and "sensitivity of USD per million output tokens" in text
     assert list((tmp_path / "plots").glob("*.png"))
     assert main(["sweep", str(TOY), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
     assert "12 already done" in capsys.readouterr().out

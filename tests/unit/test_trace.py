@@ -79,10 +79,20 @@ def test_never_reads_shared_folder():
 
 
 def test_load_is_fast():
+    import gc
+
     load_trace("azure-conv-2023")  # warm up imports
-    t0 = time.perf_counter()
-    load_trace("azure-conv-2023")
-    assert time.perf_counter() - t0 < 0.5
+    # the parse, not the collector: late in the full suite the heap of earlier tests made a gen-2
+    # collection during the parse cost ~1 s on a loaded 2-core machine (70 ms alone)
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        load_trace("azure-conv-2023")
+        elapsed = time.perf_counter() - t0
+    finally:
+        gc.enable()
+    assert elapsed < 0.5
 
 
 def test_limit_reads_first_rows():

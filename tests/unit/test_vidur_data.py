@@ -168,6 +168,7 @@ def shipped():
     return get
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SHIPPED_ROWS))
 def test_shipped_vidur_sets_load_with_zero_bad_rows(name, shipped):
     df = shipped(name)

@@ -38,6 +38,7 @@ def heldout_gemms(name):
     return df[test].reset_index(drop=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,chip,band,catalog_band", CASES)
 def test_calibrated_gemm_heldout_error_within_band(name, chip, band, catalog_band):
     test = heldout_gemms(name)
