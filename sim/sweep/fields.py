@@ -4,11 +4,13 @@ defaults) and how a value is checked.
 
 A serving field's type says what a spec may write: ``int`` (>= 1; ``seed`` >= 0), ``float`` (> 0),
 ``fraction0`` ([0, 1)), ``fraction1`` ((0, 1]), ``nonneg`` (>= 0), ``time`` (a duration with its
-unit, e.g. '500 ms'), ``bool`` (true/false) or ``str`` (a name).
+unit, e.g. '500 ms'), ``bool`` (true/false) or ``str`` (a name; one of the field's CLI choices
+where it has them).
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 
 from hwmodels.errors import SpecError
@@ -26,6 +28,10 @@ SCENARIO_FIELDS = {"rate": (float, None), "cv": (float, 1.0), "num_requests": (i
 # serving-simulation fields (evaluator: serving): the stream, then what sim.serving.simulate takes
 SERVING_FIELDS = {**SCENARIO_FIELDS,
                   **{name: (typ, default_of(f)) for f, name, typ in sweep_fields(ServingConfig, "serving")}}
+
+# the names a serving field accepts (its CLI choices): scheduler, router, preemption, attention_kernel
+SERVING_CHOICES = {name: tuple(f.metadata["argparse"]["choices"]) for f, name, _ in sweep_fields(ServingConfig, "serving")
+                   if "choices" in f.metadata["argparse"]}
 
 
 def serving_kwargs(value_of) -> dict:
@@ -92,5 +98,11 @@ def check_value(name, v, typ, path, prob):
         return t
     if not isinstance(v, str) or not v:
         prob(path, f"expected a name; got {v!r}")
+        return None
+    known = SERVING_CHOICES.get(name)
+    if known and v not in known:
+        hint = difflib.get_close_matches(v, known, n=1)
+        prob(path, f"unknown {name} {v!r}" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+             + f"; known: {', '.join(known)}")
         return None
     return v

@@ -96,8 +96,11 @@ def test_sweep_spec_takes_the_new_serving_fields_and_checks_them():
     assert (kw["block_size"], kw["prefix_caching"], kw["watermark"], kw["swap_space_gib"]) == (32, True, 0.0, 0.0)
     with pytest.raises(SpecError) as e:
         spec_from_dict({**base, "serving": {"rate": 2.0, "watermark": 1.5, "prefix_caching": "yes",
-                                            "block_sise": 8}})
+                                            "block_sise": 8, "scheduler": "sarathy"},
+                        "axes": {"serving.router": ["round-robin", "least-loaded"]}})
     msg = str(e.value)
+    assert "unknown scheduler 'sarathy' (did you mean 'sarathi'?)" in msg
+    assert "unknown router 'least-loaded'" in msg
     assert "watermark" in msg and "[0, 1)" in msg
     assert "prefix_caching" in msg and "true or false" in msg
     assert "did you mean 'block_size'" in msg
