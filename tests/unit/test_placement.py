@@ -84,5 +84,5 @@ def test_an_sram_capacity_sweep_shows_a_gradual_effect():
     assert np.all(np.diff(tpot) < 0)  # every step of SRAM helps ...
     assert tpot[1] < 0.9 * tpot[0] and tpot[3] < 0.8 * tpot[0]  # ... a lot before it holds everything
     # and the sweep's array path prices exactly as a single prediction does
-    one = predict("qwen2.5-0.5b", str(TOY), 8, 512, 64, overrides=["memory.sram.capacity=400 MB"])
+    one = predict("qwen2.5-0.5b", str(TOY), 8, 512, 64, overrides=["memory.sram.capacity=400 MB"], stack="ideal")
     assert t["tpot_s"].iloc[2] == pytest.approx(one.tpot_s, rel=1e-6)
