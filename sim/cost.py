@@ -225,16 +225,18 @@ class CostModel:
 
     # -- placement --------------------------------------------------------------------------
     def _set_home(self, resident: float) -> None:
-        """The home of weights and KV: the innermost managed level (sram/dram, per chip) that holds
-        ``resident`` bytes, else main memory; per point when capacities vary."""
-        cands = [i for i, m in enumerate(self.levels) if m.kind in ("sram", "dram") and m.per == "chip"]
-        home = self.main
-        for i in reversed(cands):  # the innermost level that holds the resident bytes wins
-            home = vwhere(self.cap[i] >= resident, i, home)
-        if isarr(home):
-            home = int(home[0]) if home.size and np.all(home == home[0]) else (home if home.size else self.main)
-        self._place(home)
-        self._set_partial(resident, cands)
+        self._place(_home_of(self.levels, self.cap, resident, self.main))
+        self._set_partial(resident, _managed(self.levels))
+
+    @staticmethod
+    def home_for(system, resident_bytes: float) -> MemoryLevel:
+        """The level where weights and KV of ``resident_bytes`` live on ``system`` (one chip), without
+        building a model: for callers that keep one model per placement."""
+        hw = scalar_points(system)
+        chip = hw.system.chip
+        caps = [hw.get(f"chip.memory.{m.name}.capacity") for m in chip.memory]
+        main = next(i for i, m in enumerate(chip.memory) if m.name == chip.main_memory.name)
+        return chip.memory[_home_of(chip.memory, caps, resident_bytes, main)]
 
     def _set_partial(self, resident: float, cands: list) -> None:
         """Partial residency: when the innermost on-chip SRAM level (kind sram, per chip) does not hold
@@ -684,6 +686,22 @@ class CostModel:
                 * max(1, a.heads // max(a.kv_heads, 1)) * visible_fraction(a)
         detail = "" if self.arrays else f"{a.kernel}, {blocks} blocks, {waves} waves"
         return self._finish(op, compute, self._memory_time(cols), 0.0, cols, flops, detail=detail)
+
+
+def _managed(levels) -> list:
+    """Indices of the explicitly managed levels (sram or dram, per chip), innermost first."""
+    return [i for i, m in enumerate(levels) if m.kind in ("sram", "dram") and m.per == "chip"]
+
+
+def _home_of(levels, caps, resident, main):
+    """The home of weights and KV: the innermost managed level (sram/dram, per chip) whose capacity
+    holds ``resident`` bytes, else main memory (index; an array of them when capacities vary)."""
+    home = main
+    for i in reversed(_managed(levels)):
+        home = vwhere(caps[i] >= resident, i, home)  # the innermost level that holds them wins
+    if isarr(home):
+        home = int(home[0]) if home.size and np.all(home == home[0]) else (home if home.size else main)
+    return home
 
 
 def _tile_candidates(nm: int, nn: int) -> list:

@@ -213,10 +213,7 @@ def predict_ops(df: pd.DataFrame, overrides=None, options: CostOptions = CostOpt
                     raise RowError(f"{op.collective.op} over {op.collective.group_size} devices needs a system; "
                                    f"{name} has {system.count} chip(s)")
                 resident = sum(t.bytes for t in op.tensors if t.role in ("weight", "kv"))
-                chip = system.chip
-                home = next((m.name for m in chip.memory if m.kind in ("sram", "dram") and m.per == "chip"
-                             and m.total_capacity_bytes(chip.cores) >= resident), chip.main_memory.name)
-                mkey = (name, home)
+                mkey = (name, CostModel.home_for(system, resident).name)
                 if mkey not in models:
                     models[mkey] = CostModel(system, options, resident_bytes=resident)
                 c = models[mkey].op_cost(op)

@@ -27,11 +27,12 @@ each value, so a bad unit or a negative bandwidth is caught before anything runs
 
 from __future__ import annotations
 
+
 import difflib
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,8 @@ __all__ = [
 
 STATIC_FIELDS = {"mode": (str, "request"), "decode_samples": (int, 33)}
 STATIC_MODES = ("request", "decode_step", "prefill_step")
-OPTION_FIELDS = ("fused", "cuda_graphs", "overlap_comm", "use_efficiency", "tiling", "sparse")
+# the on/off software options of the cost model, read from CostOptions itself (one list)
+OPTION_FIELDS = tuple(f.name for f in fields(CostOptions) if f.type in (bool, "bool"))
 COST_FIELDS = ("source", "lifetime_years", "utilization", "pue", "usd_per_kwh", "purchase_usd_per_chip", "gross_margin")
 AREA_FIELDS = ("node", "memory", "yield_model", "mode")
 POWER_FIELDS = ("model", "mode", "node", "memory")
