@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
-import time
 from importlib import resources
 from pathlib import Path
 
@@ -78,21 +77,9 @@ def test_never_reads_shared_folder():
     assert "/work/shared" not in src
 
 
-def test_load_is_fast():
-    import gc
-
-    load_trace("azure-conv-2023")  # warm up imports
-    # the parse, not the collector: late in the full suite the heap of earlier tests made a gen-2
-    # collection during the parse cost ~1 s on a loaded 2-core machine (70 ms alone)
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        load_trace("azure-conv-2023")
-        elapsed = time.perf_counter() - t0
-    finally:
-        gc.enable()
-    assert elapsed < 0.5
+def test_load_returns_the_whole_trace():
+    """Every row of the shipped conversation trace loads (its speed: benchmarks/bench_inputs.py)."""
+    assert len(load_trace("azure-conv-2023")) == 19366
 
 
 def test_limit_reads_first_rows():
