@@ -1,29 +1,30 @@
 """Capacity planning: the cheapest hardware, parallelism, scheduler and replica count for a traffic
-and its latency SLOs, found with the serving simulator.
+and its latency SLOs, found with the serving simulator and verified on the whole fleet.
 
-For each candidate configuration (hardware x tp x scheduler settings):
+For each candidate configuration (hardware x tp x pp x ep x scheduler settings):
 
 1. a static bound: the request rate one replica would sustain running full batches
    (``sim.predict`` at the largest batch that fits, up to ``max_num_seqs``), and the static TTFT
    and TPOT of a lone request; if those already miss an SLO the candidate fails without a
    simulation ("misses the TPOT SLO even alone");
-2. a search on the rate one replica sustains within the SLOs: each *probe* simulates
-   ``num_requests`` requests at a rate (sim.serving.simulate, Poisson arrivals or the trace
-   replayed at that mean rate, the same seed at every probe) and passes when p99 TTFT and p99
-   TPOT are within the SLOs and every request completed. The search steps down from the bound
-   (x1/3) until a probe passes, then bisects until the bracket is within ``tolerance``;
+2. a search on the rate one replica sustains within the SLOs, by steady-state probes
+   (sim/plan_probe.py: warm-up removed with MSER-5, p99s with batch-means intervals, a growing
+   queue fails the probe, requests doubled until decided or the budget is spent). The search
+   starts at the static bound and never goes above it, halves until a probe passes, then
+   bisects until the bracket [highest passing, lowest failing] is within ``tolerance``; the
+   sustained rate is the highest passing rate and the bracket is reported as its interval;
 3. replicas = ceil(target rate / sustained rate); cost per hour = replicas x the cost of one
    replica's chips (sim.tco: cloud price, or purchase + power); USD per million output tokens at
-   the target traffic; utilization = target / (replicas x sustained), headroom = 1 - utilization.
+   the target traffic; utilization = target / (replicas x sustained), headroom = 1 - utilization;
+4. verification: the chosen fleet (all replicas, the router, the full target rate, the whole
+   trace) is simulated as ``llmsim serve`` would; if a p99 misses its SLO, the fleet grows one
+   replica at a time until it meets them (said so: ``replicas_grown``). The answer is the
+   verified fleet.
 
 Candidates are visited cheapest lower bound first, and a candidate whose lower-bound cost cannot
 beat the ``top``-th configuration already found is skipped (said so in the result). Each
 result names why a candidate was not chosen; when nothing meets the SLOs (or the budget), the
 result says what came closest.
-
-Assumptions stated in the output: replicas scale linearly behind a round-robin router (each
-receives target/replicas of the traffic, which the search showed one replica sustains), the
-probe length (``num_requests``) bounds what p99 means, and the arrival process.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ from dataclasses import dataclass, field
 
 from hwmodels.errors import InfeasibleError, Problem, SpecError
 from sim.metrics import usd_per_mtok
+from sim.plan_probe import Probe, Verification, Workload, probe, serve_command, verify
 
-__all__ = ["DEFAULT_HARDWARE", "DEFAULT_TPS", "Candidate", "PlanRequest", "PlanResult", "plan"]
+__all__ = ["DEFAULT_HARDWARE", "DEFAULT_TPS", "Candidate", "PlanRequest", "PlanResult", "Probe", "Verification",
+           "plan"]
 
 DEFAULT_HARDWARE = ("a100-sxm", "h100-sxm", "h200")
 DEFAULT_TPS = (1, 2, 4)
@@ -56,17 +59,36 @@ class PlanRequest:
     tps: tuple | None = None  # default: DEFAULT_TPS that divide the model and fit the system
     schedulers: tuple = (("vllm", 256),)  # (scheduler, max_num_seqs)
     quant: str = "bf16"
+    quants: tuple | None = None  # quantization schemes to compare (default: just ``quant``)
     budget_usd_per_hour: float | None = None
-    num_requests: int = 300
+    num_requests: int = 1000  # requests of a probe's first round (doubled until decided)
     cv: float = 1.0
     seed: int = 0
-    tolerance: float = 0.05
+    tolerance: float = 0.05  # relative width of the sustained-rate bracket
     max_probes: int = 12
+    request_budget: int = 16000  # most requests one probe simulates (its last round)
+    p99_tolerance: float = 0.10  # a p99 has converged when its 95 % half-width is within this share
+    growth_tolerance: float = 0.05  # arrivals may outpace completions by this share of arrivals
+    verify: bool = True  # simulate the chosen fleet, grow it until it meets the SLOs
+    max_growth: int = 8  # verification runs after the first
+    limit: int | None = None  # use the trace's first N requests
+    pps: tuple = (1,)  # pipeline-parallel degrees to try
+    eps: tuple = (1,)  # expert-parallel degrees to try (MoE)
+    overrides: tuple = ()  # hardware overrides ('PATH=VALUE', as --set and --price give them) for every candidate
+    serving: dict | None = None  # further sim.serving.simulate keywords (router, budgets, dtypes, options...)
+
+    _PREDICT_KEYS = ("weight_dtype", "act_dtype", "kv_dtype", "options", "attention_kernel")
+
+    def override_list(self) -> list | None:
+        return list(self.overrides) or None if self.overrides else None
+
+    def predict_kwargs(self) -> dict:
+        """The serving keywords the static predictor shares (dtypes, cost options, attention kernel)."""
+        return {k: v for k, v in (self.serving or {}).items() if k in self._PREDICT_KEYS and v is not None}
     top: int = 3
     api_price_in: float | None = None  # USD per million input tokens
     api_price_out: float | None = None
     cost: object = None  # sim.tco.TcoAssumptions (default: cloud price where listed)
-    overrides: tuple = ()  # hardware overrides ('PATH=VALUE', as --set and --price give them) for every candidate
 
     def check(self) -> None:
         P = []
@@ -87,9 +109,20 @@ class PlanRequest:
             P.append(Problem("give at least one hardware candidate", path="--hw"))
         if not (isinstance(self.num_requests, int) and self.num_requests >= 10):
             P.append(Problem(f"must be an integer >= 10; got {self.num_requests!r}", path="--requests"))
-        for t in self.tps or ():
-            if not (isinstance(t, int) and t >= 1):
-                P.append(Problem(f"tensor-parallel degrees must be positive integers; got {t!r}", path="--tp"))
+        if not (isinstance(self.request_budget, int) and self.request_budget >= 10):
+            P.append(Problem(f"must be an integer >= 10; got {self.request_budget!r}", path="--request-budget"))
+        for name, v in (("--p99-tolerance", self.p99_tolerance), ("--growth-tolerance", self.growth_tolerance),
+                        ("--tolerance", self.tolerance)):
+            if not (isinstance(v, (int, float)) and 0 < v < 1):
+                P.append(Problem(f"must be a fraction in (0, 1); got {v!r}", path=name))
+        if self.limit is not None and not (isinstance(self.limit, int) and self.limit >= 10):
+            P.append(Problem(f"must be an integer >= 10; got {self.limit!r}", path="--limit"))
+        if self.limit is not None and self.trace is None:
+            P.append(Problem("--limit applies to --trace", path="--limit"))
+        for flag, vals in (("--tp", self.tps or ()), ("--pp", self.pps), ("--ep", self.eps)):
+            for t in vals:
+                if not (isinstance(t, int) and not isinstance(t, bool) and t >= 1):
+                    P.append(Problem(f"parallel degrees must be positive integers; got {t!r}", path=flag))
         for name, v in (("--api-price-in", self.api_price_in), ("--api-price-out", self.api_price_out)):
             if v is not None and not v >= 0:
                 P.append(Problem(f"must be a price >= 0 (USD per million tokens); got {v!r}", path=name))
@@ -100,21 +133,16 @@ class PlanRequest:
 
 
 @dataclass
-class Probe:
-    rate_rps: float
-    ok: bool
-    ttft_p99_s: float
-    tpot_p99_s: float
-    completed: int
-    wall_s: float
-
-
-@dataclass
 class Candidate:
     hardware: str
     tp: int
     scheduler: str
     max_num_seqs: int
+    pp: int = 1
+    ep: int = 1
+    quant: str = "bf16"
+    prefill_replicas: int = 1  # disagg: a replica is a unit of prefill + decode replicas
+    decode_replicas: int = 1
     system: str = ""
     chips_per_replica: int = 0
     replica_usd_per_hour: float | None = None
@@ -132,6 +160,14 @@ class Candidate:
     ttft_p99_s: float = math.nan  # at the sustained rate
     tpot_p99_s: float = math.nan
     closeness: float = math.inf  # max(SLO ratio) at the gentlest probe (for "what came closest")
+    sustained_rps_lo: float = math.nan  # the search's bracket: the highest passing probe ...
+    sustained_rps_hi: float = math.nan  # ... and the lowest failing one (or the static bound)
+    capped_by_bound: bool = False  # passed at the static bound (the search never goes above it)
+    replicas_planned: int = 0  # before verification
+    replicas_grown: int = 0
+    verified: bool | None = None  # None: not verified
+    verification: Verification | None = None
+    serve_command: str = ""
     probes: list = field(default_factory=list)
 
     @property
@@ -142,11 +178,35 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        return f"{self.name} tp={self.tp} {self.scheduler}(max_num_seqs={self.max_num_seqs})"
+        par = f"tp={self.tp}" + (f" pp={self.pp}" if self.pp > 1 else "") + (f" ep={self.ep}" if self.ep > 1 else "")
+        sched = f"{self.scheduler}(max_num_seqs={self.max_num_seqs})"
+        if self.scheduler == "disagg":
+            sched = f"disagg({self.prefill_replicas}P+{self.decode_replicas}D, max_num_seqs={self.max_num_seqs})"
+        return f"{self.name} {par}{'' if self.quant == 'bf16' else ' ' + self.quant} {sched}"
+
+    @property
+    def short(self) -> str:
+        """The label in a few characters (for tables)."""
+        par = f"tp{self.tp}" + (f" pp{self.pp}" if self.pp > 1 else "") + (f" ep{self.ep}" if self.ep > 1 else "")
+        sched = f"{self.scheduler}:{self.max_num_seqs}" + (
+            f":{self.prefill_replicas}P{self.decode_replicas}D" if self.scheduler == "disagg" else "")
+        return f"{self.name} {par}{'' if self.quant == 'bf16' else ' ' + self.quant} {sched}"
+
+    @property
+    def chips_per_unit(self) -> int:
+        """Chips of one replica (tp x pp), or of one prefill + decode unit (disagg)."""
+        per = self.tp * self.pp
+        return per * (self.prefill_replicas + self.decode_replicas) if self.scheduler == "disagg" else per
+
+    def serve_flags(self) -> list:
+        return [f for f, on in ((f"--pp {self.pp}", self.pp > 1), (f"--ep {self.ep}", self.ep > 1)) if on]
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "probes"}
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("probes", "verification")}
         d["probes"] = [p.__dict__ for p in self.probes]
+        d["verification"] = None if self.verification is None else {
+            k: v for k, v in self.verification.__dict__.items() if k != "history"} | {
+            "history": [h.__dict__ for h in self.verification.history]}
         d["label"] = self.label
         d["name"] = self.name
         return d
@@ -170,34 +230,37 @@ class PlanResult:
         return {"model": r.model, "rate_rps": r.rate_rps, "slo_ttft_p99_s": r.slo_ttft_p99_s,
                 "slo_tpot_p99_s": r.slo_tpot_p99_s, "input_len_mean": self.input_len_mean,
                 "output_len_mean": self.output_len_mean, "budget_usd_per_hour": r.budget_usd_per_hour,
-                "num_requests_per_probe": r.num_requests, "best": [c.to_dict() for c in self.best],
+                "num_requests_per_probe": r.num_requests, "request_budget": r.request_budget,
+                "verification": self.verification(), "best": [c.to_dict() for c in self.best],
                 "candidates": [c.to_dict() for c in self.candidates], "api_usd_per_hour": self.api_usd_per_hour,
                 "closest": None if self.closest is None else self.closest.to_dict(), "probes": self.probes,
                 "wall_s": self.wall_s, "notes": self.notes}
 
+    def verification(self) -> dict | None:
+        """The chosen (first) configuration's fleet simulation: attainment, p99s, replicas grown."""
+        if not self.best or self.best[0].verification is None:
+            return None
+        c = self.best[0]
+        v = c.verification
+        return {"verified": c.verified, "replicas": c.replicas, "replicas_planned": c.replicas_planned,
+                "replicas_grown": c.replicas_grown, "requests": v.requests, "slo_attainment": v.slo_attainment,
+                "ttft_p99_s": v.ttft_p99_s, "tpot_p99_s": v.tpot_p99_s, "throughput_rps": v.throughput_rps,
+                "rejected": v.rejected, "why": v.why, "serve_command": c.serve_command,
+                "missed": [{"replicas": h.replicas, "ttft_p99_s": h.ttft_p99_s, "tpot_p99_s": h.tpot_p99_s,
+                            "slo_attainment": h.slo_attainment, "why": h.why} for h in v.history]}
+
 
 # ---------------------------------------------------------------------------------------------
 
-def _lengths(req: PlanRequest):
-    """(mean input, mean output, trace or None)."""
+def _workload(req: PlanRequest) -> tuple[float, float, Workload]:
+    """(mean input, mean output, the workload)."""
     if req.trace is None:
-        return float(req.input_len), float(req.output_len), None
+        return float(req.input_len), float(req.output_len), Workload(input_len=req.input_len,
+                                                                     output_len=req.output_len, cv=req.cv)
     from workloads.trace import load_trace
 
-    tr = load_trace(req.trace)
-    return float(tr.input_tokens.mean()), float(tr.output_tokens.mean()), tr
-
-
-def _scenario(req: PlanRequest, trace, rate: float):
-    if trace is not None:
-        sc = trace.scenario(rate_rps=rate)
-        from dataclasses import replace
-
-        return replace(sc, num_requests=min(req.num_requests, trace.num_requests))
-    from workloads.scenario import Scenario, arrival_process
-
-    return Scenario(arrival_process(rate, req.cv), input_tokens=req.input_len, output_tokens=req.output_len,
-                    num_requests=req.num_requests)
+    tr = load_trace(req.trace, limit=req.limit)
+    return float(tr.input_tokens.mean()), float(tr.output_tokens.mean()), Workload(trace=tr, trace_name=req.trace)
 
 
 def _default_tps(model, tps) -> list:
@@ -211,10 +274,10 @@ def _default_tps(model, tps) -> list:
     return out
 
 
-def _system(hw: str, chips: int, overrides=None):
+def _system(req: PlanRequest, hw: str, chips: int):
     from sim.predict import resolve_system
 
-    system, _ = resolve_system(hw, chips, list(overrides) or None if overrides else None)
+    system, _ = resolve_system(hw, chips, req.override_list())
     return system
 
 
@@ -227,29 +290,94 @@ def _cost(system, chips, assumptions):
 
 
 def _static(req: PlanRequest, cand: Candidate, lin: float, lout: float):
-    """(lone-request TTFT, TPOT, bound on the rate one replica sustains) from sim.predict."""
+    """(lone-request TTFT, TPOT, bound on the rate one replica (or disagg unit) sustains) from
+    sim.predict: full batches of the largest size that fits, ``batch / e2e``; for a disagg unit the
+    smaller of its prefill pool's rate (``P x batch / TTFT``) and its decode pool's
+    (``D x batch / (output tokens x TPOT)``)."""
     from sim.predict import predict
 
+    kw = dict(tp=cand.tp, pp=cand.pp, ep=cand.ep, quant=cand.quant, overrides=req.override_list(), **req.predict_kwargs())
     L, O = max(1, round(lin)), max(1, round(lout))
-    ovr = list(req.overrides) or None
-    alone = predict(req.model, cand.hardware, 1, L, O, tp=cand.tp, quant=req.quant, check_memory=True, overrides=ovr)
+    alone = predict(req.model, cand.hardware, 1, L, O, check_memory=True, **kw)
     b = cand.max_num_seqs
     while b > 1:
-        p = predict(req.model, cand.hardware, b, L, O, tp=cand.tp, quant=req.quant, check_memory=False, samples=9,
-                    overrides=ovr)
+        p = predict(req.model, cand.hardware, b, L, O, check_memory=False, samples=9, **kw)
         if p.fits:
             break
         b //= 2
     else:
         p = alone
-    bound = p.batch / p.e2e_s if p.e2e_s > 0 else math.inf
+    if cand.scheduler == "disagg":
+        pre = cand.prefill_replicas * p.batch / p.ttft_s if p.ttft_s > 0 else math.inf
+        dec = cand.decode_replicas * p.batch / (O * p.tpot_s) if p.tpot_s > 0 else math.inf
+        bound = min(pre, dec)
+    else:
+        bound = p.batch / p.e2e_s if p.e2e_s > 0 else math.inf
     return alone.ttft_s, alone.tpot_s, bound
+
+
+def _check_names(req: PlanRequest) -> None:
+    """A misspelled model or hardware is bad input (exit 2), not a candidate that failed."""
+    from hwmodels import load_hardware
+    from workloads import load_model
+
+    from sim.predict import make_quantization
+
+    load_model(req.model)
+    for q in req.quants or (req.quant,):
+        make_quantization(q)
+    problems = []
+    for hw in req.hardware:
+        try:
+            load_hardware(hw, req.overrides)
+        except SpecError as e:
+            problems += e.problems
+    if problems:
+        raise SpecError(problems)
+
+
+def _candidates(req: PlanRequest, tps: list) -> list:
+    out = []
+    import itertools
+
+    for hw, tp, pp, ep, q, s in itertools.product(req.hardware, tps, req.pps, req.eps, req.quants or (req.quant,),
+                                                  req.schedulers):
+        pre, dec = (s[2], s[3]) if len(s) >= 4 else (1, 1)
+        out.append(Candidate(hw, tp, s[0], s[1], pp=pp, ep=ep, quant=q, prefill_replicas=pre, decode_replicas=dec))
+    return out
+
+
+def _prepare(req: PlanRequest, c: Candidate, lin: float, lout: float, assumptions) -> None:
+    """System, price and static screening of one candidate (sets its status when it fails)."""
+    try:
+        system = _system(req, c.hardware, c.tp * c.pp)
+        c.system = system.name
+        c.chips_per_replica = c.chips_per_unit
+        c.replica_usd_per_hour, c.cost_source = _cost(system, c.chips_per_unit, assumptions)
+        c.price_source = system.price_note(c.chips_per_unit) if c.cost_source == "cloud" else None
+        ttft1, tpot1, bound = _static(req, c, lin, lout)
+        c.static_bound_rps = bound
+        if ttft1 > req.slo_ttft_p99_s or tpot1 > req.slo_tpot_p99_s:
+            c.status = "fails_slo"
+            worst = "TTFT" if ttft1 / req.slo_ttft_p99_s >= tpot1 / req.slo_tpot_p99_s else "TPOT"
+            c.reason = (f"misses the {worst} SLO even for a lone request (static: TTFT {_t(ttft1)}, "
+                        f"TPOT {_t(tpot1)})")
+            c.closeness = max(ttft1 / req.slo_ttft_p99_s, tpot1 / req.slo_tpot_p99_s)
+        elif c.replica_usd_per_hour is None:
+            c.status = "no_price"
+            c.reason = f"{c.system} lists no cloud or purchase price (give cost assumptions or another --hw)"
+    except InfeasibleError as e:
+        c.status = "infeasible"
+        c.reason = str(e)
+    except SpecError as e:
+        c.status = "error"
+        c.reason = "; ".join(p.message for p in e.problems)
 
 
 def plan(req: PlanRequest, simulate=None, progress=None) -> PlanResult:
     """Search (see the module docstring). ``simulate``: sim.serving.simulate or a stand-in (tests).
 
-    ``progress``: a callable(str) told about each probe (the CLI prints to stderr).
+    ``progress``: a callable(str) told about each probe and verification (the CLI prints to stderr).
     """
     from sim.tco import TcoAssumptions
 
@@ -260,47 +388,29 @@ def plan(req: PlanRequest, simulate=None, progress=None) -> PlanResult:
         from sim.sweep.serving import get_simulate
 
         simulate = get_simulate()
-    lin, lout, trace = _lengths(req)
+    _check_names(req)
+    lin, lout, wl = _workload(req)
     tps = list(req.tps) if req.tps else _default_tps(req.model, DEFAULT_TPS)
     if not tps:
         raise InfeasibleError(f"none of tp {list(req.tps or DEFAULT_TPS)} divides {req.model}'s attention heads")
-    notes = [f"each probe simulates {req.num_requests} requests "
-             + ("replaying the trace at the probed mean rate" if trace is not None else
-                f"({'Poisson' if req.cv == 1 else f'gamma cv={req.cv}'} arrivals, {int(lin)} in / {int(lout)} out tokens)")
-             + f", seed {req.seed}; p99 over so few requests is noisy",
-             "replicas scale linearly: each replica receives target/replicas of the traffic (round-robin)",
+    budget = int(min(req.request_budget, wl.max_requests))
+    arrivals = ("replaying the trace (its first n requests rescaled to the probed mean rate, as "
+                "`serve --trace --limit n --rate` does)" if wl.trace is not None else
+                f"{'Poisson' if req.cv == 1 else 'fixed-rate' if req.cv == 0 else f'gamma cv={req.cv:g}'} arrivals, {int(lin)} in / {int(lout)} out tokens")
+    notes = [f"probes: {req.num_requests} requests first, doubled until decided (at most {budget}); {arrivals}, "
+             f"seed {req.seed}; warm-up dropped (MSER-5 on TTFT); p99s with 95 % batch-means intervals, converged "
+             f"within {req.p99_tolerance:.0%}; a growing queue fails a probe",
+             "sustained rate per replica: the highest rate whose probe passed, never above the static bound; "
+             "its interval is the search's bracket [highest passing, lowest failing]",
+             ("verification: the chosen fleet is simulated at the full rate (all replicas, the router, "
+              + ("the whole trace" if wl.trace is not None else "the synthetic stream")
+              + "), grown until its p99s meet the SLOs") if req.verify else
+             "not verified (replicas assumed to scale linearly)",
              "cost: " + "; ".join(assumptions.describe())]
-    cands = []
-    for hw in req.hardware:
-        for tp in tps:
-            for sched, mns in req.schedulers:
-                cands.append(Candidate(hw, tp, sched, mns))
-    # prepare: systems, prices, static bounds
+    cands = _candidates(req, tps)
     for c in cands:
-        try:
-            system = _system(c.hardware, c.tp, req.overrides)
-            c.system = system.name
-            c.chips_per_replica = c.tp
-            c.replica_usd_per_hour, c.cost_source = _cost(system, c.tp, assumptions)
-            c.price_source = system.price_note(c.tp) if c.cost_source == "cloud" else None
-            ttft1, tpot1, bound = _static(req, c, lin, lout)
-            c.static_bound_rps = bound
-            if ttft1 > req.slo_ttft_p99_s or tpot1 > req.slo_tpot_p99_s:
-                c.status = "fails_slo"
-                worst = "TTFT" if ttft1 / req.slo_ttft_p99_s >= tpot1 / req.slo_tpot_p99_s else "TPOT"
-                c.reason = (f"misses the {worst} SLO even for a lone request (static: TTFT {_t(ttft1)}, "
-                            f"TPOT {_t(tpot1)})")
-                c.closeness = max(ttft1 / req.slo_ttft_p99_s, tpot1 / req.slo_tpot_p99_s)
-            elif c.replica_usd_per_hour is None:
-                c.status = "no_price"
-                c.reason = f"{c.system} lists no cloud or purchase price (give cost assumptions or another --hw)"
-        except InfeasibleError as e:
-            c.status = "infeasible"
-            c.reason = str(e)
-        except SpecError as e:
-            c.status = "error"
-            c.reason = "; ".join(p.message for p in e.problems)
-    # visit cheapest lower bound first; skip those that cannot beat the top-k already found
+        _prepare(req, c, lin, lout, assumptions)
+
     def lower_bound(c):
         if c.status != "pending":
             return math.inf
@@ -325,36 +435,30 @@ def plan(req: PlanRequest, simulate=None, progress=None) -> PlanResult:
                         f"({c.static_bound_rps:.3g} req/s per replica) it costs at least {lb:.2f} USD/h")
             continue
         try:
-            probes += _search(req, c, trace, simulate, progress)
-        except InfeasibleError as e:
-            c.status = "infeasible"
-            c.reason = str(e)
-            continue
-        except SpecError as e:
-            c.status = "error"
-            c.reason = "; ".join(p.message for p in e.problems)
+            probes += _search(req, c, wl, _sim_call(req, c, simulate), budget, progress)
+        except (InfeasibleError, SpecError) as e:
+            c.status = "infeasible" if isinstance(e, InfeasibleError) else "error"
+            c.reason = str(e) if isinstance(e, InfeasibleError) else "; ".join(p.message for p in e.problems)
             continue
         if c.status != "ok":
             continue
-        c.replicas = max(1, math.ceil(req.rate_rps / c.sustained_rps - 1e-9))
-        c.usd_per_hour = c.replicas * c.replica_usd_per_hour
-        c.usd_per_mtok_output = usd_per_mtok(c.usd_per_hour / 3600.0, 1.0, req.rate_rps * lout)
-        c.utilization = req.rate_rps / (c.replicas * c.sustained_rps)
-        c.headroom = 1.0 - c.utilization
-        if req.budget_usd_per_hour is not None and c.usd_per_hour > req.budget_usd_per_hour:
-            c.status = "over_budget"
-            c.reason = (f"meets the SLOs with {c.replicas} replica(s) at {c.usd_per_hour:.2f} USD/h > budget "
-                        f"{req.budget_usd_per_hour:g} USD/h")
+        _size(req, c, c.replicas_planned or max(1, math.ceil(req.rate_rps / c.sustained_rps - 1e-9)), lout)
+        c.replicas_planned = c.replicas
+        if _over_budget(req, c):
             continue
         found.append(c)
-    ok = sorted([c for c in cands if c.status == "ok" and not (req.budget_usd_per_hour is not None
-                                                                and c.usd_per_hour > req.budget_usd_per_hour)],
-                key=lambda c: (c.usd_per_hour, -c.headroom))
+    if req.verify:
+        _verify_best(req, cands, wl, simulate, lout, progress)
+    ok = sorted([c for c in cands if c.status == "ok"], key=lambda c: (c.usd_per_hour, -c.headroom))
     order = {"ok": 0, "over_budget": 1, "fails_slo": 2, "skipped": 3, "no_price": 4, "infeasible": 5, "error": 6}
     rest = sorted([c for c in cands if c not in ok], key=lambda c: (order.get(c.status, 9), c.usd_per_hour
                                                                       if not math.isnan(c.usd_per_hour) else math.inf))
+    best = ok[: req.top]
+    if req.verify:
+        best = [c for c in best if c.verified]
+        rest = [c for c in ok if c not in best] + rest
     closest = None
-    if not ok:
+    if not best:
         over = [c for c in cands if c.status == "over_budget" and c.replicas]
         if over:
             closest = min(over, key=lambda c: c.usd_per_hour)
@@ -364,71 +468,97 @@ def plan(req: PlanRequest, simulate=None, progress=None) -> PlanResult:
     api = None
     if req.api_price_in is not None:
         api = req.rate_rps * 3600.0 * (lin * req.api_price_in + lout * req.api_price_out) / 1e6
-    return PlanResult(req, ok + rest, ok[: req.top], lin, lout, api, probes, time.perf_counter() - t0, notes, closest)
+    return PlanResult(req, best + rest, best, lin, lout, api, probes, time.perf_counter() - t0, notes, closest)
+
+
+def _size(req: PlanRequest, c: Candidate, replicas: int, lout: float) -> None:
+    c.replicas = replicas
+    c.usd_per_hour = c.replicas * c.replica_usd_per_hour
+    c.usd_per_mtok_output = usd_per_mtok(c.usd_per_hour / 3600.0, 1.0, req.rate_rps * lout)
+    c.utilization = req.rate_rps / (c.replicas * c.sustained_rps)
+    c.headroom = 1.0 - c.utilization
+
+
+def _over_budget(req: PlanRequest, c: Candidate) -> bool:
+    if req.budget_usd_per_hour is None or c.usd_per_hour <= req.budget_usd_per_hour:
+        return False
+    c.status = "over_budget"
+    grown = f" (grown from {c.replicas_planned} by the verification)" if c.replicas_grown else ""
+    c.reason = (f"meets the SLOs with {c.replicas} replica(s){grown} at {c.usd_per_hour:.2f} USD/h > budget "
+                f"{req.budget_usd_per_hour:g} USD/h")
+    return True
+
+
+def _sim_call(req: PlanRequest, c: Candidate, simulate):
+    """scenario, replicas -> a simulation of ``replicas`` replicas (disagg: units) of candidate ``c``."""
+    system = _system(req, c.hardware, c.tp * c.pp)
+    extra = dict(req.serving or {})
+
+    def call(scenario, replicas: int):
+        kw = dict(extra, tp=c.tp, quant=c.quant, scheduler=c.scheduler, max_num_seqs=c.max_num_seqs,
+                  seed=req.seed, slo_ttft_s=req.slo_ttft_p99_s, slo_tpot_s=req.slo_tpot_p99_s)
+        if c.pp > 1:
+            kw["pp"] = c.pp
+        if c.ep > 1:
+            kw["ep"] = c.ep
+        if req.overrides:
+            kw["overrides"] = req.override_list()
+        if c.scheduler == "disagg":
+            kw.update(prefill_replicas=c.prefill_replicas * replicas, decode_replicas=c.decode_replicas * replicas)
+        elif replicas > 1:
+            kw["replicas"] = replicas
+        return simulate(scenario, system, req.model, **kw)
+
+    return call
 
 
 def _t(s: float) -> str:
+    if s is None or s != s:  # noqa: PLR0124
+        return "-"
     return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
 
 
-def _probe(req, c, trace, simulate, rate) -> Probe:
-    t = time.perf_counter()
-    res = simulate(_scenario(req, trace, rate), _system(c.hardware, c.tp, req.overrides), req.model, tp=c.tp, quant=req.quant,
-                   scheduler=c.scheduler, max_num_seqs=c.max_num_seqs, seed=req.seed, slo_ttft_s=req.slo_ttft_p99_s,
-                   slo_tpot_s=req.slo_tpot_p99_s)
-    s = res.summary if hasattr(res, "summary") else res
-    ttft = float(s.get("ttft_p99_s", math.nan) if s.get("ttft_p99_s") is not None else math.nan)
-    tpot = float(s.get("tpot_p99_s", math.nan) if s.get("tpot_p99_s") is not None else math.nan)
-    n = int(s.get("requests_completed", req.num_requests) or 0)
-    want = req.num_requests if trace is None else min(req.num_requests, trace.num_requests)
-    ok = (ttft <= req.slo_ttft_p99_s) and (tpot <= req.slo_tpot_p99_s) and n >= want \
-        and not s.get("requests_rejected", 0)
-    return Probe(rate, bool(ok), ttft, tpot, n, time.perf_counter() - t)
-
-
-def _search(req: PlanRequest, c: Candidate, trace, simulate, progress) -> int:
-    """Find the largest rate one replica sustains within the SLOs; sets c.status/sustained. Returns probes."""
+def _search(req: PlanRequest, c: Candidate, wl: Workload, call, budget: int, progress) -> int:
+    """Find the largest rate one replica sustains within the SLOs, at most the static bound; sets
+    c.status, c.sustained_rps and its bracket. Returns the number of probes."""
     def run(rate):
-        p = _probe(req, c, trace, simulate, rate)
+        p = probe(req, wl, call, rate, budget)
         c.probes.append(p)
         if progress:
-            progress(f"{c.label}: {rate:.4g} req/s -> p99 TTFT {_t(p.ttft_p99_s)}, p99 TPOT {_t(p.tpot_p99_s)} "
-                     f"{'ok' if p.ok else 'misses'}")
+            ci = "" if not math.isfinite(p.ttft_p99_ci_s) else f" (+-{_t(p.ttft_p99_ci_s)})"
+            progress(f"{c.label}: {rate:.4g} req/s, {p.requests} requests -> p99 TTFT {_t(p.ttft_p99_s)}{ci}, "
+                     f"p99 TPOT {_t(p.tpot_p99_s)}: {'ok' if p.ok else 'misses'} ({p.decided_by}"
+                     + (f": {p.why}" if p.why else "") + ")")
         ratio = max(p.ttft_p99_s / req.slo_ttft_p99_s, p.tpot_p99_s / req.slo_tpot_p99_s)
         if not math.isnan(ratio):
             c.closeness = min(c.closeness, ratio)
         return p
 
-    hi = c.static_bound_rps * 1.2
-    floor = hi / 3 ** 7
-    lo = None
-    best = None
-    r = hi
-    # step down until a probe passes
-    while True:
+    bound = c.static_bound_rps
+    hi = bound
+    r = bound
+    floor = bound / 2 ** 10
+    while True:  # step down from the bound until a probe passes
         p = run(r)
         if p.ok:
             lo, best = r, p
             break
         hi = r
-        r = r / 3
+        # halve, or jump to just below what the replica served while overloaded (at most 8x down)
+        r = max(r / 8, min(r / 2, 0.95 * p.served_rps)) if p.served_rps > 0 else r / 2
         if r < floor or len(c.probes) >= req.max_probes:
             g = min(c.probes, key=lambda q: q.rate_rps)
             c.status = "fails_slo"
             c.reason = (f"misses the SLOs even at {g.rate_rps:.3g} req/s per replica (p99 TTFT {_t(g.ttft_p99_s)}, "
-                        f"p99 TPOT {_t(g.tpot_p99_s)}, {g.completed} of {req.num_requests} completed)")
+                        f"p99 TPOT {_t(g.tpot_p99_s)}" + (f"; {g.why}" if g.why else "") + ")")
             return len(c.probes)
-    if lo >= hi:  # passed at the (optimistic) bound: try above it, twice at most
-        for _ in range(2):
-            p = run(lo * 2)
-            if not p.ok:
-                hi = lo * 2
-                break
-            lo, best = lo * 2, p
-        else:
-            hi = lo
+    c.capped_by_bound = lo >= bound
     while hi > lo and (hi - lo) > req.tolerance * lo and len(c.probes) < req.max_probes:
-        mid = math.sqrt(lo * hi) if hi / lo > 2 else (lo + hi) / 2
+        # bisect; while the bracket is wide, first try just above what the failing probe at hi served
+        served = [1.05 * q.served_rps for q in c.probes if not q.ok and q.rate_rps == hi and q.served_rps > 0]
+        mid = (lo + hi) / 2
+        if hi > 1.5 * lo and served and lo * (1 + req.tolerance) < served[0] < mid:
+            mid = served[0]
         p = run(mid)
         if p.ok:
             lo, best = mid, p
@@ -436,5 +566,47 @@ def _search(req: PlanRequest, c: Candidate, trace, simulate, progress) -> int:
             hi = mid
     c.status = "ok"
     c.sustained_rps = lo
+    c.sustained_rps_lo, c.sustained_rps_hi = lo, hi
     c.ttft_p99_s, c.tpot_p99_s = best.ttft_p99_s, best.tpot_p99_s
     return len(c.probes)
+
+
+def _verify_best(req: PlanRequest, cands: list, wl: Workload, simulate, lout: float, progress) -> None:
+    """Verify the cheapest configurations until the ``top`` cheapest ok ones are all verified (a
+    verification may grow a fleet and so reorder them)."""
+    while True:
+        ok = sorted([c for c in cands if c.status == "ok"], key=lambda c: (c.usd_per_hour, -c.headroom))
+        todo = [c for c in ok[: req.top] if c.verified is None]
+        if not todo:
+            return
+        _verify_one(req, todo[0], wl, simulate, lout, progress)
+
+
+def _verify_one(req: PlanRequest, c: Candidate, wl: Workload, simulate, lout: float, progress) -> None:
+    call = _sim_call(req, c, simulate)
+    deciding = max((p.requests for p in c.probes if p.ok), default=req.num_requests)
+    history = []
+    n_replicas = c.replicas
+    for _ in range(req.max_growth + 1):
+        n = int(wl.max_requests) if wl.trace is not None else int(min(max(deciding * n_replicas, 2000), 200_000))
+        v = verify(req, wl, call, req.rate_rps, n_replicas, n)
+        if progress:
+            progress(f"verify {c.label} x{n_replicas} at {req.rate_rps:g} req/s, {n} requests -> p99 TTFT "
+                     f"{_t(v.ttft_p99_s)}, p99 TPOT {_t(v.tpot_p99_s)}, SLO attainment {v.slo_attainment:.1%}: "
+                     + ("ok" if v.ok else f"misses ({v.why})"))
+        if v.ok:
+            break
+        history.append(v)
+        n_replicas += 1
+    v.history = history
+    c.verification = v
+    c.verified = v.ok
+    c.replicas_grown = v.replicas - c.replicas_planned
+    _size(req, c, v.replicas, lout)
+    c.serve_command = serve_command(req, c, v.replicas, v.requests)
+    if not v.ok:
+        c.status = "fails_slo"
+        c.reason = (f"the fleet misses the SLOs in verification even at {v.replicas} replicas "
+                    f"(planned {c.replicas_planned}): {v.why}")
+        return
+    _over_budget(req, c)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 
 from llmsim.commands._common import add_price_option, add_set_option, print_json
+from llmsim.commands.predict import add_cost_options, cost_options
 
 
 def register(sub) -> None:
@@ -31,12 +32,25 @@ def register(sub) -> None:
                    help="hardware candidate (repeatable; default: a100-sxm, h100-sxm, h200)")
     p.add_argument("--tp", action="append", type=int, metavar="N", help="tensor-parallel degree to try (repeatable; "
                                                                          "default 1, 2, 4 where they divide the model)")
+    p.add_argument("--pp", action="append", type=int, metavar="N",
+                   help="pipeline-parallel degree to try (repeatable; default 1)")
+    p.add_argument("--ep", action="append", type=int, metavar="N",
+                   help="expert-parallel degree to try (repeatable, MoE; default 1)")
     p.add_argument("--scheduler", action="append", metavar="NAME[:MAX_SEQS]",
-                   help="scheduler setting to try (repeatable; vllm, sarathi, static; default vllm:256)")
-    p.add_argument("--quant", default="bf16", help="quantization scheme (default bf16)")
+                   help="scheduler setting to try (repeatable; vllm, sarathi, static, or disagg:MAX_SEQS:P:D for "
+                        "units of P prefill + D decode replicas; default vllm:256)")
+    p.add_argument("--quant", action="append", metavar="SCHEME",
+                   help="quantization scheme to try (repeatable: bf16, fp8, w4a16...; default bf16)")
     p.add_argument("--budget", type=float, metavar="USD_PER_H", help="spend at most this many USD per hour")
-    p.add_argument("--requests", type=int, default=300, metavar="N",
-                   help="requests simulated per probe (default 300; more = steadier p99, slower)")
+    p.add_argument("--limit", type=int, metavar="N", help="use only the first N requests of the trace")
+    p.add_argument("--requests", type=int, default=1000, metavar="N",
+                   help="requests of a probe's first round, doubled until the probe is decided (default 1000)")
+    p.add_argument("--request-budget", type=int, default=16000, metavar="N",
+                   help="most requests one probe simulates (default 16000)")
+    p.add_argument("--p99-tolerance", type=float, default=0.10, metavar="FRACTION",
+                   help="a p99 has converged when its 95%% interval is within this share of it (default 0.10)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip simulating the chosen fleet (replicas then assumed to scale linearly)")
     p.add_argument("--cv", type=float, default=1.0, help="inter-arrival coefficient of variation (1 = Poisson)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated arrivals and lengths (default 0)")
     p.add_argument("--top", type=int, default=3, help="configurations to report (default 3)")
@@ -44,10 +58,12 @@ def register(sub) -> None:
     p.add_argument("--api-price-out", type=float, metavar="USD", help="API price per million output tokens")
     p.add_argument("--cost", choices=["auto", "cloud", "purchase"], default="auto",
                    help="price hardware by cloud rate or by purchase + power (default: cloud where listed)")
-    add_set_option(p)
-    add_price_option(p)
+    p.add_argument("--purchase-price", type=float, metavar="USD", help="purchase price per chip (with --cost purchase)")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.add_argument("--quiet", action="store_true", help="do not report probes on stderr")
+    add_set_option(p)
+    add_price_option(p)
+    add_cost_options(p)
     p.set_defaults(func=cmd_plan)
 
 
@@ -72,6 +88,25 @@ def _time(text: str, flag: str) -> float:
     return v
 
 
+def _scheduler(text: str) -> tuple:
+    from hwmodels.errors import Problem, SpecError
+
+    name, *rest = text.split(":")
+    if name not in ("vllm", "sarathi", "static", "disagg"):
+        raise SpecError([Problem(f"unknown scheduler '{name}'; known: vllm, sarathi, static, disagg",
+                                 path="--scheduler")])
+    want = 3 if name == "disagg" else 1
+    try:
+        nums = [int(x) for x in rest]
+    except ValueError:
+        nums = None
+    if nums is None or len(nums) > want or any(x < 1 for x in nums):
+        form = "disagg:MAX_SEQS:PREFILL:DECODE, e.g. disagg:256:1:2" if name == "disagg" else "NAME:MAX_SEQS, e.g. vllm:128"
+        raise SpecError([Problem(f"expected {form}; got '{text}'", path="--scheduler")])
+    nums += [256, 1, 1][len(nums):want]
+    return (name, *nums)
+
+
 def _t(s) -> str:
     if s is None or s != s:  # noqa: PLR0124  (NaN)
         return "-"
@@ -79,27 +114,23 @@ def _t(s) -> str:
 
 
 def cmd_plan(args) -> int:
-    from hwmodels.errors import InfeasibleError, Problem, SpecError
+    from hwmodels.errors import InfeasibleError
     from sim.plan import DEFAULT_HARDWARE, PlanRequest, plan
     from sim.tco import TcoAssumptions
     from workloads.scenario import parse_rate
 
-    scheds = []
-    for s in args.scheduler or ["vllm:256"]:
-        name, _, n = s.partition(":")
-        if name not in ("vllm", "sarathi", "static"):
-            raise SpecError([Problem(f"unknown scheduler '{name}'; known: vllm, sarathi, static", path="--scheduler")])
-        try:
-            scheds.append((name, int(n) if n else 256))
-        except ValueError:
-            raise SpecError([Problem(f"expected NAME:MAX_SEQS, e.g. vllm:128; got '{s}'", path="--scheduler")]) from None
+    scheds = [_scheduler(s) for s in args.scheduler or ["vllm:256"]]
     req = PlanRequest(model=args.model, rate_rps=parse_rate(args.rate), slo_ttft_p99_s=_time(args.slo_ttft_p99, "--slo-ttft-p99"),
                       slo_tpot_p99_s=_time(args.slo_tpot_p99, "--slo-tpot-p99"), input_len=args.input_len,
                       output_len=args.output_len, trace=args.trace, hardware=tuple(args.hw or DEFAULT_HARDWARE),
-                      tps=tuple(args.tp) if args.tp else None, schedulers=tuple(scheds), quant=args.quant,
+                      tps=tuple(args.tp) if args.tp else None, schedulers=tuple(scheds), quant=(args.quant or ['bf16'])[0], quants=tuple(args.quant or ['bf16']),
                       budget_usd_per_hour=args.budget, num_requests=args.requests, cv=args.cv, seed=args.seed,
                       top=args.top, api_price_in=args.api_price_in, api_price_out=args.api_price_out,
-                      cost=TcoAssumptions(source=args.cost), overrides=tuple(args.overrides or ()))
+                      cost=TcoAssumptions(source=args.cost, purchase_usd_per_chip=args.purchase_price),
+                      request_budget=args.request_budget, p99_tolerance=args.p99_tolerance, verify=not args.no_verify,
+                      limit=args.limit, pps=tuple(args.pp or (1,)), eps=tuple(args.ep or (1,)),
+                      overrides=tuple(args.overrides or ()),
+                      serving={"options": cost_options(args), "attention_kernel": args.attention_kernel})
     say = None if (args.quiet or args.json) else (lambda m: print(f"  probe {m}", file=sys.stderr))
     res = plan(req, progress=say)
     if args.json:
@@ -116,29 +147,50 @@ def cmd_plan(args) -> int:
 def print_plan(res) -> None:
     r = res.request
     print(f"plan: {r.model} at {r.rate_rps:g} req/s ({res.input_len_mean:.0f} in, {res.output_len_mean:.0f} out tokens"
-          + (f", trace {r.trace}" if r.trace else "") + f"); SLOs p99 TTFT <= {_t(r.slo_ttft_p99_s)}, "
-          f"p99 TPOT <= {_t(r.slo_tpot_p99_s)}" + (f"; budget {r.budget_usd_per_hour:g} USD/h" if r.budget_usd_per_hour else ""))
-    n = len(res.candidates)
-    print(f"searched {n} configurations ({len({c.hardware for c in res.candidates})} hardware x tp "
-          f"{sorted({c.tp for c in res.candidates})} x {len(r.schedulers)} scheduler setting(s)) with "
-          f"{res.probes} simulations of {r.num_requests} requests each in {res.wall_s:.1f} s")
+          + (f", trace {r.trace}" + (f" (first {r.limit})" if r.limit else "") if r.trace else "")
+          + f"); SLOs p99 TTFT <= {_t(r.slo_ttft_p99_s)}, p99 TPOT <= {_t(r.slo_tpot_p99_s)}"
+          + (f"; budget {r.budget_usd_per_hour:g} USD/h" if r.budget_usd_per_hour else ""))
+    cs = res.candidates
+    dims = [f"{len({c.hardware for c in cs})} hardware", f"tp {sorted({c.tp for c in cs})}"]
+    for label, vals in (("pp", {c.pp for c in cs}), ("ep", {c.ep for c in cs}), ("quant", {c.quant for c in cs})):
+        if len(vals) > 1 or vals - {1, "bf16"}:
+            dims.append(f"{label} {sorted(vals, key=str)}")
+    dims.append(f"{len(r.schedulers)} scheduler setting(s)")
+    sims = sum(p.rounds for c in cs for p in c.probes)
+    print(f"compared {len(cs)} configurations ({' x '.join(dims)}) with {res.probes} probes ({sims} simulations) "
+          f"in {res.wall_s:.1f} s")
     for note in res.notes:
         print(f"  - {note}")
     if res.best:
-        print(f"\ncheapest {len(res.best)} configuration(s) meeting the SLOs:")
-        hdr = (f"  {'#':>2}  {'hardware':<12}{'tp':>3}  {'scheduler':<12}{'req/s/replica':>14}{'replicas':>9}"
-               f"{'chips':>6}{'USD/h':>9}{'USD/Mtok':>9}{'util':>6}{'headroom':>9}{'p99 TTFT':>10}{'p99 TPOT':>10}")
-        print(hdr)
+        verified = r.verify
+        print(f"\ncheapest {len(res.best)} configuration(s) meeting the SLOs"
+              + (" (each verified by simulating its whole fleet):" if verified else ":"))
+        print(f"  {'#':>2}  {'configuration':<32}{'req/s/replica':>18}{'replicas':>9}{'chips':>6}{'USD/h':>9}"
+              f"{'USD/Mtok':>9}{'util':>6}{'p99 TTFT':>10}{'p99 TPOT':>10}{'SLO met':>8}")
         for i, c in enumerate(res.best, 1):
-            print(f"  {i:>2}  {c.name[:12]:<12}{c.tp:>3}  {c.scheduler + ':' + str(c.max_num_seqs):<12}"
-                  f"{c.sustained_rps:>14.3g}{c.replicas:>9}{c.replicas * c.chips_per_replica:>6}{c.usd_per_hour:>9.2f}"
-                  f"{c.usd_per_mtok_output:>9.3f}{c.utilization:>6.0%}{c.headroom:>9.0%}{_t(c.ttft_p99_s):>10}"
-                  f"{_t(c.tpot_p99_s):>10}")
-        print("  (USD/Mtok: per million output tokens at the target traffic; util = traffic / capacity of the "
-              "replicas; p99s at the sustained rate of one replica; prices: "
-              + ", ".join(sorted({f'{c.system} {c.cost_source}' for c in res.best})) + ")")
+            rate = f"{c.sustained_rps:.3g} [{c.sustained_rps_lo:.3g}, {c.sustained_rps_hi:.3g}]"
+            reps = f"{c.replicas}" + (f" (+{c.replicas_grown})" if c.replicas_grown else "")
+            v = c.verification
+            ttft, tpot = (v.ttft_p99_s, v.tpot_p99_s) if v is not None else (c.ttft_p99_s, c.tpot_p99_s)
+            att = "-" if v is None else f"{v.slo_attainment:.1%}"
+            print(f"  {i:>2}  {c.short[:31]:<32}{rate:>18}{reps:>9}{c.replicas * c.chips_per_replica:>6}"
+                  f"{c.usd_per_hour:>9.2f}{c.usd_per_mtok_output:>9.3f}{c.utilization:>6.0%}{_t(ttft):>10}"
+                  f"{_t(tpot):>10}{att:>8}")
+        print("  (req/s/replica: the sustained rate of one replica and its search bracket; USD/Mtok: per million "
+              "output tokens at the target traffic; util = traffic / capacity of the replicas; p99s and SLO met: "
+              + ("the verified fleet at the full rate" if verified else "one replica at its sustained rate")
+              + "; prices: " + ", ".join(sorted({f'{c.system} {c.cost_source}' for c in res.best})) + ")")
         for ps in sorted({c.price_source for c in res.best if getattr(c, "price_source", None)}):
             print(f"  price used: {ps}")
+        b = res.best[0]
+        if b.verification is not None:
+            v = b.verification
+            grown = (f"; grown from {b.replicas_planned} replica(s): "
+                     + "; ".join(f"{h.replicas} missed ({h.why})" for h in v.history)) if v.history else ""
+            print(f"\nverified: {b.replicas} x {b.label} at {r.rate_rps:g} req/s over {v.requests} requests: p99 TTFT "
+                  f"{_t(v.ttft_p99_s)}, p99 TPOT {_t(v.tpot_p99_s)}, SLO attainment {v.slo_attainment:.1%}, "
+                  f"{v.throughput_rps:.3g} req/s served{grown}")
+            print(f"re-run it: {b.serve_command}")
     if res.api_usd_per_hour is not None:
         api = res.api_usd_per_hour
         line = (f"\nthrough an API at {r.api_price_in:g} / {r.api_price_out:g} USD per million input / output tokens: "
@@ -151,11 +203,11 @@ def print_plan(res) -> None:
         print(line)
     others = [c for c in res.candidates if c not in res.best]
     if others:
-        print("\nwhy the others were not chosen:")
+        print("\nwhy the others lost:")
         for c in others:
             if c.status == "ok":
                 why = (f"meets the SLOs but costs more: {c.replicas} replica(s), {c.usd_per_hour:.2f} USD/h "
-                       f"({c.sustained_rps:.3g} req/s each)")
+                       f"({c.sustained_rps:.3g} req/s each" + ("" if c.verified else ", fleet not verified") + ")")
             else:
                 why = c.reason
             print(f"  {c.label}: {why}")

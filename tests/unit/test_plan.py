@@ -1,8 +1,10 @@
 """Capacity planning on a toy setup with a stand-in simulator whose capacity is known by hand."""
 
-import math
+import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from hwmodels.errors import SpecError
@@ -14,27 +16,45 @@ SYSTEM = str(DATA / "toy-system.yaml")  # 8 toy chips, priced as 8 x 3.6 USD/h
 
 
 class Result:
-    def __init__(self, summary):
+    def __init__(self, summary, requests=None):
         self.summary = summary
+        self.requests = requests
 
 
-def capacity_sim(capacity_rps: float, calls: list | None = None):
-    """Meets p99 TTFT 0.1 s / TPOT 10 ms up to ``capacity_rps`` per replica, 10 s / 1 s beyond."""
+def capacity_sim(capacity_rps: float, calls: list | None = None, tpot_s: float = 0.01):
+    """A stand-in simulator checkable by hand: each replica serves one request at a time, taking
+    1 / ``capacity_rps`` seconds (its TTFT when it does not wait), then streams tokens every ``tpot_s``.
+    Arrivals go round-robin over ``replicas``. Below capacity with fixed-rate arrivals nobody
+    waits; above it the queue grows without bound."""
 
     def sim(scenario, system, model, **kw):
-        rate = scenario.arrivals.rate_rps
+        reps = kw.get("replicas", 1)
+        reqs = sorted(scenario.requests(kw.get("seed", 0)), key=lambda r: r.arrival_s)
         if calls is not None:
-            calls.append((system.name, kw["tp"], rate))
-        ok = rate <= capacity_rps
-        return Result({"ttft_p99_s": 0.1 if ok else 10.0, "tpot_p99_s": 0.01 if ok else 1.0,
-                       "requests_completed": scenario.num_requests, "requests_rejected": 0})
+            calls.append((system.name, kw["tp"], len(reqs) / max(reqs[-1].arrival_s, 1e-9), reps))
+        service = 1.0 / capacity_rps
+        free = [0.0] * reps
+        rows = []
+        for i, r in enumerate(reqs):
+            k = i % reps
+            start = max(r.arrival_s, free[k])
+            free[k] = start + service
+            ttft = free[k] - r.arrival_s
+            e2e = ttft + tpot_s * (r.output_tokens - 1)
+            rows.append((r.arrival_s, start - r.arrival_s, ttft, tpot_s, e2e, r.arrival_s + e2e))
+        df = pd.DataFrame(rows, columns=["arrival_s", "queue_s", "ttft_s", "tpot_s", "e2e_s", "finish_s"])
+        ok = (df.ttft_s <= kw["slo_ttft_s"]) & (df.tpot_s <= kw["slo_tpot_s"])
+        return Result({"ttft_p99_s": float(np.percentile(df.ttft_s, 99)), "tpot_p99_s": tpot_s,
+                       "requests_completed": len(df), "requests_rejected": 0, "slo_attainment": float(ok.mean()),
+                       "request_throughput_rps": len(df) / df.finish_s.max()}, df)
 
     return sim
 
 
 def req(**kw):
     base = {"model": "qwen2.5-0.5b", "rate_rps": 10.0, "slo_ttft_p99_s": 1.0, "slo_tpot_p99_s": 0.05, "input_len": 256,
-            "output_len": 64, "hardware": (CHIP, SYSTEM), "tps": (1, 2), "num_requests": 50}
+            "output_len": 64, "hardware": (CHIP, SYSTEM), "tps": (1, 2), "num_requests": 200, "cv": 0.0,
+            "request_budget": 800}
     base.update(kw)
     return PlanRequest(**base)
 
@@ -55,7 +75,14 @@ def test_replicas_match_the_hand_calculation():
     by = {(Path(c.hardware).stem, c.tp): c for c in res.candidates}
     assert by[("toy-system", 2)].status == "ok" and by[("toy-system", 2)].usd_per_hour == pytest.approx(28.8)
     assert by[("toy-chip", 2)].status == "infeasible" and "no system" in by[("toy-chip", 2)].reason
-    assert res.probes == len(calls) <= 3 * 12  # three candidates were simulated
+    # every probe round and every fleet verification is one simulation; three candidates were probed
+    sims = sum(p.rounds for c in res.candidates for p in c.probes)
+    verifications = sum(1 + len(c.verification.history) for c in res.candidates if c.verification is not None)
+    assert res.probes <= 3 * 12 and sims + verifications == len(calls)
+    # the verification simulated the whole fleet (4 replicas at 10 req/s) and it met the SLOs as planned
+    assert best.verified and best.replicas_grown == 0 and best.replicas_planned == 4
+    assert any(c[3] == 4 for c in calls) and best.verification.slo_attainment == 1.0
+    assert "--replicas 4 --rate 10 " in best.serve_command
 
 
 def test_budget_nothing_meets_says_what_came_closest():
@@ -66,10 +93,55 @@ def test_budget_nothing_meets_says_what_came_closest():
 
 
 def test_slo_nobody_meets():
-    res = plan(req(hardware=(CHIP,), tps=(1,)), simulate=capacity_sim(0.0))
+    res = plan(req(hardware=(CHIP,), tps=(1,)), simulate=capacity_sim(3.0, tpot_s=1.0))
     c = res.candidates[0]
     assert not res.best and c.status == "fails_slo" and "misses the SLOs even at" in c.reason
     assert res.closest is c and c.closeness == pytest.approx(20.0)  # TPOT 1 s against 50 ms
+
+
+def test_queue_growth_fails_a_probe_however_good_the_early_requests_look():
+    # 10 % over capacity: the first requests wait little, but the queue grows all along
+    res = plan(req(hardware=(CHIP,), tps=(1,), verify=False), simulate=capacity_sim(3.0))
+    over = [p for p in res.candidates[0].probes if 3.0 < p.rate_rps < 3.5]
+    assert over and not any(p.ok for p in over)
+    assert all(p.decided_by in ("queue growth", "no steady state") for p in over)
+
+
+@pytest.mark.parametrize("capacity", [1.5, 3.0, 40.0, 1e6])
+def test_sustained_rate_never_exceeds_the_static_bound(capacity):
+    res = plan(req(hardware=(CHIP,), tps=(1,), verify=False), simulate=capacity_sim(capacity))
+    c = res.candidates[0]
+    assert c.status == "ok" and c.sustained_rps <= c.static_bound_rps
+    assert c.sustained_rps_lo <= c.sustained_rps <= c.sustained_rps_hi <= c.static_bound_rps
+    assert all(p.rate_rps <= c.static_bound_rps for p in c.probes)
+    if capacity > c.static_bound_rps:  # the stand-in could take more: the bound caps it
+        assert c.capped_by_bound and c.sustained_rps == c.static_bound_rps
+    else:
+        assert capacity / (1 + 0.05) ** 2 <= c.sustained_rps <= capacity
+
+
+def fleet_sim(capacity_rps, factor):
+    """Like capacity_sim, but in a fleet of 2+ replicas each one serves only ``factor`` x capacity."""
+    one = capacity_sim(capacity_rps)
+
+    def sim(scenario, system, model, **kw):
+        return (capacity_sim(capacity_rps * factor) if kw.get("replicas", 1) > 1 else one)(scenario, system, model,
+                                                                                            **kw)
+
+    return sim
+
+
+def test_verification_grows_the_fleet_and_says_so():
+    # one replica holds 3 req/s, so the plan starts at 4 replicas; in the fleet each holds 2.4:
+    # 4 x 2.4 = 9.6 < 10 req/s misses, 5 x 2.4 = 12 meets
+    res = plan(req(hardware=(CHIP,), tps=(1,)), simulate=fleet_sim(3.0, 0.8))
+    b = res.best[0]
+    assert b.replicas_planned == 4 and b.replicas == 5 and b.replicas_grown == 1 and b.verified
+    assert b.usd_per_hour == pytest.approx(5 * 3.6)
+    assert [h.replicas for h in b.verification.history] == [4] and "TTFT" in b.verification.history[0].why
+    d = res.to_dict()
+    assert d["verification"]["replicas_grown"] == 1 and d["verification"]["missed"][0]["replicas"] == 4
+    assert d["verification"]["slo_attainment"] == 1.0 and d["verification"]["ttft_p99_s"] <= 1.0
 
 
 def test_lone_request_too_slow_fails_without_simulating():
@@ -83,6 +155,13 @@ def test_api_comparison_by_hand():
     res = plan(req(hardware=(CHIP,), tps=(1,), api_price_in=1.0, api_price_out=2.0), simulate=capacity_sim(3.0))
     # 10 req/s x 3600 s x (256 x 1 + 64 x 2) USD per million tokens
     assert res.api_usd_per_hour == pytest.approx(10 * 3600 * (256 + 128) / 1e6)
+
+
+def test_misspelled_names_are_bad_input():
+    with pytest.raises(SpecError, match="did you mean h100-sxm"):
+        plan(req(hardware=("h100-sxmm",)), simulate=capacity_sim(1.0))
+    with pytest.raises(SpecError, match="unknown model"):
+        plan(req(model="llama-3.1-8bb"), simulate=capacity_sim(1.0))
 
 
 def test_bad_requests_name_the_flag():
@@ -101,12 +180,19 @@ def test_cli_prints_the_plan(capsys, monkeypatch):
 
     monkeypatch.setattr(serving, "get_simulate", lambda: capacity_sim(3.0))
     args = ["plan", "--model", "qwen2.5-0.5b", "--rate", "10", "--input-len", "256", "--output-len", "64",
-            "--slo-ttft-p99", "1 s", "--slo-tpot-p99", "50ms", "--hw", CHIP, "--tp", "1", "--requests", "50",
-            "--quiet", "--api-price-in", "1", "--api-price-out", "2"]
+            "--slo-ttft-p99", "1 s", "--slo-tpot-p99", "50ms", "--hw", CHIP, "--tp", "1", "--requests", "200",
+            "--request-budget", "800", "--quiet", "--api-price-in", "1", "--api-price-out", "2", "--cv", "0"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "cheapest 1 configuration(s)" in out and "14.40" in out and "through an API" in out
-    assert "50 requests each" in out
+    assert "verified: 4 x toy-chip" in out and "re-run it: llmsim serve" in out and "--replicas 4" in out
     assert main(args + ["--budget", "5"]) == 3
     assert "closest" in capsys.readouterr().err
-    assert math.isfinite(1.0)
+    assert main(args + ["--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    for key in ("model", "rate_rps", "best", "candidates", "closest", "probes", "notes", "num_requests_per_probe"):
+        assert key in d  # the keys plan --json always had
+    assert d["verification"]["replicas"] == 4 and d["verification"]["slo_attainment"] == 1.0
+    assert main(["plan", *args[1:3], "--rate", "10", "--input-len", "8", "--output-len", "8", "--slo-ttft-p99", "1",
+                 "--slo-tpot-p99", "1", "--hw", "h100-sxmm"]) == 2
+    assert "did you mean" in capsys.readouterr().err
