@@ -130,6 +130,22 @@ _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _QTY = re.compile(rf"^\s*({_NUMBER})\s*([^\s\d].*?)?\s*$")
 
 
+def parse_seconds(text) -> float:
+    """A time as a CLI flag gives it: a bare number is seconds ('0.5'), or a number with a time
+    unit ('500ms', '1 s'). Must be finite and > 0; raises UnitError otherwise."""
+    t = str(text).strip()
+    try:
+        v = float(t)
+    except ValueError:
+        try:
+            v = parse_quantity(t, "time")
+        except UnitError as e:
+            raise UnitError(f"{e} (or bare seconds, e.g. 0.5)") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise UnitError(f"must be a time > 0 in seconds (e.g. 0.5) or with a unit (e.g. 500ms); got {t!r}")
+    return v
+
+
 def parse_quantity(text, dimension: Dimension | str) -> float:
     """Parse ``text`` ("3.35 TB/s") into an SI float for ``dimension`` ("bandwidth").
 

@@ -226,11 +226,13 @@ class ServingConfig:
                                           sweep=("serving", "decode_replicas", int))
     seed: int = setting(0, "random seed of the synthetic stream (default 0)", flag="--seed", group=_W, type=int,
                         sweep=("serving", "seed", int))
-    slo_ttft_s: float | None = setting(None, "TTFT target in seconds (goodput, SLO attainment)", unit="s",
-                                       flag="--slo-ttft", group=_O, type=float, metavar="S", dest="slo_ttft",
+    slo_ttft_s: float | None = setting(None, "TTFT target: seconds (0.5) or with a unit (500ms) (goodput, SLO "
+                                       "attainment)", unit="s", flag="--slo-ttft", group=_O, metavar="TIME",
+                                       dest="slo_ttft",
                                        sweep=("serving", "slo_ttft_p99", "time"))
-    slo_tpot_s: float | None = setting(None, "TPOT target in seconds (goodput, SLO attainment)", unit="s",
-                                       flag="--slo-tpot", group=_O, type=float, metavar="S", dest="slo_tpot",
+    slo_tpot_s: float | None = setting(None, "TPOT target: seconds (0.05) or with a unit (50ms) (goodput, SLO "
+                                       "attainment)", unit="s", flag="--slo-tpot", group=_O, metavar="TIME",
+                                       dest="slo_tpot",
                                        sweep=("serving", "slo_tpot_p99", "time"))
     options: CostOptions = setting(CostOptions(), "how the software runs the work (sim.cost.CostOptions)",
                                    shared=COST_OPTION_FLAGS, sweep=("options",))
@@ -350,11 +352,14 @@ class RunControls:
     record_events: bool = False
     coster: object = None
     kv_capacity_tokens: int | None = None
+    progress: object = None  # callable(simulated s, requests finished, requests arrived), every progress_every
+    progress_every: int = 256
 
     def problems(self) -> list[Problem]:
         P: list = []
         _int_problem(P, RunControls, "timeline_points", self.timeline_points)
         _int_problem(P, RunControls, "kv_capacity_tokens", self.kv_capacity_tokens, optional=True)
+        _int_problem(P, RunControls, "progress_every", self.progress_every)
         if self.trace_speedup is not None:
             v = self.trace_speedup
             if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(v) or v <= 0:

@@ -260,4 +260,33 @@ def serve_command(req, c, replicas: int, n: int) -> str:
         parts += [f"--rate {req.rate_rps:g}", f"--num-requests {n}", f"--input-len {req.input_len}",
                   f"--output-len {req.output_len}", f"--arrival {arrival}"]
     parts += [f"--seed {req.seed}", f"--slo-ttft {req.slo_ttft_p99_s:g}", f"--slo-tpot {req.slo_tpot_p99_s:g}"]
+    parts += _setting_flags(req)
     return " ".join(parts)
+
+
+def _setting_flags(req) -> list:
+    """The serving settings, cost options and overrides of the plan as `llmsim serve` flags."""
+    import shlex
+    from dataclasses import fields
+
+    from sim.config import ServingConfig
+    from sim.cost import CostOptions
+
+    out = []
+    flags = {f.name: f.metadata.get("flag") for f in fields(ServingConfig)}
+    for k, v in (req.serving or {}).items():
+        if k == "options":
+            d = CostOptions()
+            for name, flag, on in (("fused", "--fused", True), ("cuda_graphs", "--cuda-graphs", True),
+                                   ("overlap_comm", "--overlap-comm", True), ("use_efficiency", "--no-efficiency", False),
+                                   ("tiling", "--no-tiling", False), ("dequant_per_tile", "--dequant-per-tile", True)):
+                if getattr(v, name, None) != getattr(d, name) and getattr(v, name, None) == on:
+                    out.append(flag)
+        elif k == "attention_kernel":
+            if v != "auto":
+                out.append(f"--attention-kernel {v}")
+        elif flags.get(k) and v is not None:
+            out.append(flags[k] if v is True else f"{flags[k]} {shlex.quote(str(v))}")
+    for o in req.overrides or ():
+        out.append(f"--set {shlex.quote(str(o))}")
+    return out

@@ -83,3 +83,47 @@ def add_price_option(parser) -> None:
                         help="price of one chip-hour for this run (e.g. 2.49 or '2.49 USD/h'): replaces the catalog "
                              "price of every chip; a system adds its documented premium; same as "
                              "--set chip.price.cloud=...")
+
+
+class Progress:
+    """Progress of a long run on stderr, only when stderr is a terminal and not ``quiet`` (piped
+    output and logs stay clean). ``sim_callback`` gives ``sim.serving.simulate`` a cheap hook
+    (called every few hundred finished requests); the line is redrawn at most every 0.2 s."""
+
+    def __init__(self, quiet: bool = False):
+        self.on = not quiet and sys.stderr.isatty()
+        self._last = 0.0
+        self._drawn = False
+
+    def say(self, text: str) -> None:
+        if self.on:
+            self.clear()
+            print(text, file=sys.stderr, flush=True)
+
+    def clear(self) -> None:
+        if self._drawn:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self._drawn = False
+
+    def sim_callback(self, total: int | None = None):
+        """callable(simulated s, finished, arrived) for RunControls.progress, or None when off."""
+        if not self.on:
+            return None
+        import time
+
+        t0 = time.perf_counter()
+
+        def cb(now_s: float, done: int, arrived: int) -> None:
+            t = time.perf_counter()
+            if t - self._last < 0.2:
+                return
+            self._last = t
+            of = f"/{total:,}" if total else ""
+            rate = done / now_s if now_s > 0 else 0.0
+            sys.stderr.write(f"\r\033[K  {now_s:,.1f} s simulated, {done:,}{of} requests done ({arrived:,} arrived), "
+                             f"{rate:,.1f} req/s served, {done / max(t - t0, 1e-9):,.0f} requests per wall second")
+            sys.stderr.flush()
+            self._drawn = True
+
+        return cb

@@ -12,10 +12,15 @@ chosen, and (with API prices) the cost of the same traffic through an API.
 
 from __future__ import annotations
 
-import sys
 
-from llmsim.commands._common import add_price_option, add_set_option, print_json
+from llmsim.commands._common import Progress, add_price_option, add_set_option, print_json
+from llmsim.commands._config import add_config_arguments, config_values
 from llmsim.commands.predict import add_cost_options, cost_options
+from sim.config import ServingConfig
+
+# settings plan compares (repeatable flags of its own) or sizes itself
+_COMPARED = ("tp", "pp", "ep", "quant", "replicas", "scheduler", "max_num_seqs", "prefill_replicas",
+             "decode_replicas")
 
 
 def register(sub) -> None:
@@ -60,32 +65,38 @@ def register(sub) -> None:
                    help="price hardware by cloud rate or by purchase + power (default: cloud where listed)")
     p.add_argument("--purchase-price", type=float, metavar="USD", help="purchase price per chip (with --cost purchase)")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
-    p.add_argument("--quiet", action="store_true", help="do not report probes on stderr")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress on stderr (probes and verifications are reported only when stderr is a terminal)")
     add_set_option(p)
     add_price_option(p)
     add_cost_options(p)
+    # the serving settings `llmsim serve` takes (sim.config.ServingConfig), but for those compared above
+    g = p.add_argument_group("serving settings, as for `llmsim serve` (applied to every configuration)")
+    add_config_arguments(g, ServingConfig, "replicas", skip=_COMPARED)
+    add_config_arguments(g, ServingConfig, "scheduler", skip=_COMPARED)
     p.set_defaults(func=cmd_plan)
 
 
 def _time(text: str, flag: str) -> float:
     from hwmodels.errors import Problem, SpecError
-    from hwmodels.units import UnitError, parse_quantity
+    from hwmodels.units import UnitError, parse_seconds
 
-    text = str(text).strip()
-    try:  # a bare number is seconds, as for `llmsim serve --slo-ttft S`
-        v = float(text)
-    except ValueError:
-        v = None
-    if v is not None:
-        if not v > 0 or v != v or v == float("inf"):
-            raise SpecError([Problem(f"must be a positive time in seconds (or with a unit, e.g. 50ms); got {text!r}",
-                                     path=flag)])
-        return v
     try:
-        v = parse_quantity(text.replace(" ", "") if text[-1:].isalpha() else text, "time")
+        return parse_seconds(text)
     except UnitError as e:
-        raise SpecError([Problem(f"{e} (write e.g. '1 s' or '50 ms')", path=flag)]) from None
-    return v
+        raise SpecError([Problem(str(e), path=flag)]) from None
+
+
+def _serving(args) -> dict:
+    """The ServingConfig settings given on the command line (not the compared ones), for every probe."""
+    from dataclasses import fields
+
+    defaults = {f.name: getattr(ServingConfig(), f.name) for f in fields(ServingConfig)}
+    kw = {k: v for k, v in config_values(ServingConfig, args).items()
+          if k not in _COMPARED and k not in ("seed", "slo_ttft_s", "slo_tpot_s") and v is not None
+          and v != defaults.get(k)}
+    kw.update(options=cost_options(args), attention_kernel=args.attention_kernel)
+    return kw
 
 
 def _scheduler(text: str) -> tuple:
@@ -130,8 +141,12 @@ def cmd_plan(args) -> int:
                       request_budget=args.request_budget, p99_tolerance=args.p99_tolerance, verify=not args.no_verify,
                       limit=args.limit, pps=tuple(args.pp or (1,)), eps=tuple(args.ep or (1,)),
                       overrides=tuple(args.overrides or ()),
-                      serving={"options": cost_options(args), "attention_kernel": args.attention_kernel})
-    say = None if (args.quiet or args.json) else (lambda m: print(f"  probe {m}", file=sys.stderr))
+                      serving=_serving(args))
+    progress = Progress(args.quiet)
+    say = (lambda m: progress.say(f"  {m}")) if progress.on else None
+    progress.say(f"plan: {req.model} at {req.rate_rps:g} req/s offered"
+                 + (f" (trace {req.trace})" if req.trace else f" ({req.input_len} in / {req.output_len} out tokens)")
+                 + f"; SLOs p99 TTFT <= {_t(req.slo_ttft_p99_s)}, p99 TPOT <= {_t(req.slo_tpot_p99_s)}")
     res = plan(req, progress=say)
     if args.json:
         print_json(res.to_dict())

@@ -6,7 +6,7 @@ import math
 import sys
 
 from hwmodels.errors import Problem, SpecError
-from llmsim.commands._common import add_price_option, add_set_option, print_json
+from llmsim.commands._common import Progress, add_price_option, add_set_option, print_json
 from llmsim.commands._config import add_config_arguments, config_values, field_names
 from llmsim.commands.predict import add_cost_options, cost_options
 from sim.config import ServingConfig
@@ -60,6 +60,8 @@ def register(sub) -> None:
     o = p.add_argument_group("objectives and output")
     add_config_arguments(o, ServingConfig, "objectives")
     o.add_argument("--json", action="store_true", help="print the summary as JSON")
+    o.add_argument("--quiet", action="store_true",
+                   help="no progress on stderr (shown only when stderr is a terminal)")
     o.add_argument("--out", metavar="DIR", help="write requests.csv, timeline.csv, summary.json, trace.json")
     add_set_option(p)
     add_price_option(p)
@@ -174,6 +176,7 @@ def serving_config(args) -> ServingConfig:
     Settings left out (None) come from the --stack (ServingConfig.with_stack): the scheduler, its
     budgets and sarathi's chunk (--max-num-batched-tokens when given)."""
     kw = config_values(ServingConfig, args)
+    kw.update(slo_seconds(args))
     return ServingConfig(**kw, options=cost_options(args), overrides=args.overrides or None, stack=args.stack)
 
 
@@ -184,18 +187,46 @@ def simulate_kwargs(args) -> dict:
     return {f: getattr(cfg, f) for f in field_names(ServingConfig)}
 
 
+def slo_seconds(args) -> dict:
+    """--slo-ttft/--slo-tpot in seconds: bare seconds ('0.5') or with a unit ('500ms')."""
+    from hwmodels.units import UnitError, parse_seconds
+
+    out, problems = {}, []
+    for flag, name, v in (("--slo-ttft", "slo_ttft_s", args.slo_ttft), ("--slo-tpot", "slo_tpot_s", args.slo_tpot)):
+        if v is None:
+            continue
+        try:
+            out[name] = parse_seconds(v)
+        except UnitError as e:
+            problems.append(Problem(str(e), path=flag))
+    if problems:
+        raise SpecError(problems)
+    return out
+
+
 def cmd_serve(args) -> int:
     from sim.serving import simulate
 
-    cfg = serving_config(args)
-    problems = cfg.problems()  # reported together with the stream's
+    problems = []
+    try:
+        cfg = serving_config(args)  # SLO flags parsed here
+        problems += cfg.problems()  # reported together with the stream's
+    except SpecError as e:
+        problems += e.problems
     try:
         scenario = build_scenario(args)
     except SpecError as e:
         raise SpecError(problems + e.problems) from None
     if problems:
         raise SpecError(problems)
-    res = simulate(scenario, args.hw, args.model, cfg, out_dir=args.out)
+    progress = Progress(args.quiet)
+    total = getattr(scenario, "num_requests", None)
+    rate = getattr(getattr(scenario, "arrivals", None), "rate_rps", None)
+    progress.say(f"serve: {args.model} on {args.hw}, {cfg.replicas if cfg.scheduler != 'disagg' else 'disagg'} "
+                 f"replica(s), offered {'-' if rate is None else f'{rate:,.4g}'} req/s"
+                 + (f", {total:,} requests" if total else ""))
+    res = simulate(scenario, args.hw, args.model, cfg, out_dir=args.out, progress=progress.sim_callback(total))
+    progress.clear()
     if args.json:
         print_json(res.summary)
     else:

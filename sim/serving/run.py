@@ -69,6 +69,8 @@ class Run:
         self.transfer_s = 0.0
         self.refill_depth = 1
         self.events = None  # list of (time_s, event, request id) when recording (tests, debugging)
+        self.progress = None  # callable(now_s, completed, arrived) every progress_every finishes (CLI progress)
+        self.progress_every = 256
 
     def event(self, name: str, s) -> None:
         self.events.append((self.env.now, name, s.req_id))
@@ -111,6 +113,8 @@ class Run:
         if self.events is not None:
             self.event("finish", s)
         self.log.add(s, t)
+        if self.progress is not None and self.log.completed % self.progress_every == 0:
+            self.progress(self.env.now, self.log.completed, self.arrived)
 
     def to_decode(self, s) -> None:
         if self.events is not None:
@@ -214,6 +218,7 @@ def run_replicas(scenario, cfg, ctl, budget, coster, links, max_model_len: int) 
                 if trace and 0 <= ctl.trace_replica < len(roles) else None)
     run = Run(env, coster, cfg.pp, log, recorder, ctl.timeline_points, budget.kv_bytes_per_token,
               links.transfer_time, links.swap_time)
+    run.progress, run.progress_every = ctl.progress, ctl.progress_every
     if ctl.record_events:
         run.events = []
     sched_cfg = SchedulerConfig(max_num_seqs=cfg.max_num_seqs, max_num_batched_tokens=cfg.step_budget,

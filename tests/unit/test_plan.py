@@ -196,3 +196,96 @@ def test_cli_prints_the_plan(capsys, monkeypatch):
     assert main(["plan", *args[1:3], "--rate", "10", "--input-len", "8", "--output-len", "8", "--slo-ttft-p99", "1",
                  "--slo-tpot-p99", "1", "--hw", "h100-sxmm"]) == 2
     assert "did you mean" in capsys.readouterr().err
+
+
+def test_serving_settings_reach_every_simulation_and_the_rerun_command():
+    seen = []
+    inner = capacity_sim(3.0)
+
+    def sim(scenario, system, model, **kw):
+        seen.append(kw)
+        return inner(scenario, system, model, **kw)
+
+    res = plan(req(hardware=(CHIP,), tps=(1,), serving={"router": "least-outstanding", "max_num_batched_tokens": 4096},
+                   overrides=("price.cloud=2 USD/h",)), simulate=sim)
+    assert all(k["router"] == "least-outstanding" and k["max_num_batched_tokens"] == 4096 for k in seen)
+    assert all(k["overrides"] == ("price.cloud=2 USD/h",) for k in seen)
+    b = res.best[0]
+    assert b.usd_per_hour == pytest.approx(4 * 2.0)  # the overridden price
+    assert "--router least-outstanding" in b.serve_command and "--max-num-batched-tokens 4096" in b.serve_command
+    assert "--set 'price.cloud=2 USD/h'" in b.serve_command
+
+
+def test_options_compared_list_why_each_lost(capsys, monkeypatch):
+    from llmsim.cli import main
+    from sim.sweep import serving
+
+    monkeypatch.setattr(serving, "get_simulate", lambda: capacity_sim(3.0))
+    assert main(["plan", "--model", "qwen2.5-0.5b", "--rate", "10", "--input-len", "256", "--output-len", "64",
+                 "--slo-ttft-p99", "1000ms", "--slo-tpot-p99", "0.05", "--hw", CHIP, "--hw", SYSTEM, "--tp", "1",
+                 "--tp", "2", "--quant", "bf16", "--quant", "fp8", "--requests", "200", "--request-budget", "800",
+                 "--cv", "0", "--top", "1", "--router", "least-outstanding"]) == 0
+    out = capsys.readouterr().out
+    assert "compared 8 configurations (2 hardware x tp [1, 2] x quant ['bf16', 'fp8']" in out
+    assert "why the others lost:" in out and "toy-chip tp=2 fp8" in out and "no system" in out
+    assert "meets the SLOs but costs more" in out and "--router least-outstanding" in out
+
+
+def test_progress_only_on_a_terminal(capsys, monkeypatch):
+    import sys
+
+    from llmsim.cli import main
+    from sim.sweep import serving
+
+    monkeypatch.setattr(serving, "get_simulate", lambda: capacity_sim(3.0))
+    args = ["plan", "--model", "qwen2.5-0.5b", "--rate", "10", "--input-len", "256", "--output-len", "64",
+            "--slo-ttft-p99", "1s", "--slo-tpot-p99", "50ms", "--hw", CHIP, "--tp", "1", "--requests", "200",
+            "--request-budget", "800", "--cv", "0"]
+    assert main(args) == 0
+    assert capsys.readouterr().err == ""  # stderr is not a terminal here: quiet
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "plan: qwen2.5-0.5b at 10 req/s offered" in err and "verify toy-chip" in err and "req/s, 200 requests" in err
+    assert main(args + ["--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_serve_progress_and_slo_units(capsys, monkeypatch):
+    import sys
+
+    from llmsim.cli import main
+
+    base = ["serve", "--hw", CHIP, "--model", "qwen2.5-0.5b", "--rate", "50", "--num-requests", "600",
+            "--input-len", "64", "--output-len", "8", "--json"]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main(base + ["--slo-ttft", "500ms", "--slo-tpot", "0.05"]) == 0
+    cap = capsys.readouterr()
+    d = json.loads(cap.out)
+    assert d["slo_ttft_s"] == 0.5 and d["slo_tpot_s"] == 0.05
+    assert "offered 50 req/s, 600 requests" in cap.err and "requests done" in cap.err
+    assert main(base + ["--slo-ttft", "1 s", "--quiet"]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["slo_ttft_s"] == 1.0 and cap.err == ""
+    assert main(base + ["--slo-ttft", "fast"]) == 2
+    assert "--slo-ttft" in capsys.readouterr().err
+
+
+def test_rerunning_serve_on_the_plan_meets_the_slos(capsys):
+    """The issue's acceptance check with a fast stand-in: plan with the real simulator on the toy
+    chip, then run the `llmsim serve` command it prints; every p99 is within its SLO."""
+    import shlex
+
+    from llmsim.cli import main
+
+    res = plan(PlanRequest(model="qwen2.5-0.5b", rate_rps=600, slo_ttft_p99_s=0.05, slo_tpot_p99_s=0.004,
+                           input_len=128, output_len=16, hardware=(CHIP,), tps=(1,), num_requests=1000,
+                           request_budget=1000, max_probes=5, tolerance=0.2))
+    b = res.best[0]
+    assert b.verified and b.sustained_rps <= b.static_bound_rps
+    cmd = shlex.split(b.serve_command)[1:] + ["--json"]
+    assert main(cmd) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["replicas"] == b.replicas and s["requests_completed"] == b.verification.requests
+    assert s["ttft_p99_s"] <= 0.05 and s["tpot_p99_s"] <= 0.004
+    assert s["ttft_p99_s"] == pytest.approx(b.verification.ttft_p99_s)  # the same run
