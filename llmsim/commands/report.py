@@ -243,7 +243,7 @@ def cmd_report_serve(args) -> int:
     s = res.summary
     system, _ = resolve_system(args.hw, (s.get("chips") or 1) // max(s.get("replicas") or 1, 1),
                                args.overrides or None)
-    rep = serve_report(res, system, model=args.model, slo_ttft=args.slo_ttft, slo_tpot=args.slo_tpot,
+    rep = serve_report(res, system, model=args.model, slo_ttft=kw["slo_ttft_s"], slo_tpot=kw["slo_tpot_s"],
                        timeline_steps=args.timeline_steps, rates=rates, simulate_at=simulate_at, trace=args.trace,
                        inputs=prediction_inputs(args, "serve"), title=args.title)
     return _finish(args, rep, out)

@@ -289,3 +289,20 @@ def test_rerunning_serve_on_the_plan_meets_the_slos(capsys):
     assert s["replicas"] == b.replicas and s["requests_completed"] == b.verification.requests
     assert s["ttft_p99_s"] <= 0.05 and s["tpot_p99_s"] <= 0.004
     assert s["ttft_p99_s"] == pytest.approx(b.verification.ttft_p99_s)  # the same run
+
+
+def test_disaggregated_units_scale_as_whole_units():
+    seen = []
+    inner = capacity_sim(3.0)
+
+    def sim(scenario, system, model, **kw):
+        seen.append(kw)
+        reps = kw.get("prefill_replicas", 1)  # a unit of 1 prefill + 2 decode replicas serves like one replica
+        return inner(scenario, system, model, **{**kw, "replicas": reps})
+
+    res = plan(req(hardware=(SYSTEM,), tps=(1,), schedulers=(("disagg", 64, 1, 2),)), simulate=sim)
+    b = res.best[0]
+    assert b.scheduler == "disagg" and b.chips_per_replica == 3 and b.replicas == 4
+    assert b.usd_per_hour == pytest.approx(4 * 3 * 3.6)  # 4 units of 3 chips
+    assert {(k["prefill_replicas"], k["decode_replicas"]) for k in seen} == {(1, 2), (4, 8)}
+    assert "--prefill-replicas 4 --decode-replicas 8" in b.serve_command and "--replicas" not in b.serve_command
