@@ -579,7 +579,13 @@ def _verify_best(req: PlanRequest, cands: list, wl: Workload, simulate, lout: fl
         todo = [c for c in ok[: req.top] if c.verified is None]
         if not todo:
             return
-        _verify_one(req, todo[0], wl, simulate, lout, progress)
+        try:
+            _verify_one(req, todo[0], wl, simulate, lout, progress)
+        except (InfeasibleError, SpecError) as e:
+            c = todo[0]
+            c.verified, c.status = False, "error"
+            c.reason = "the fleet simulation failed: " + (str(e) if isinstance(e, InfeasibleError) else
+                                                          "; ".join(p.message for p in e.problems))
 
 
 def _verify_one(req: PlanRequest, c: Candidate, wl: Workload, simulate, lout: float, progress) -> None:
