@@ -209,7 +209,7 @@ def test_serving_settings_reach_every_simulation_and_the_rerun_command():
     res = plan(req(hardware=(CHIP,), tps=(1,), serving={"router": "least-outstanding", "max_num_batched_tokens": 4096},
                    overrides=("price.cloud=2 USD/h",)), simulate=sim)
     assert all(k["router"] == "least-outstanding" and k["max_num_batched_tokens"] == 4096 for k in seen)
-    assert all(k["overrides"] == ("price.cloud=2 USD/h",) for k in seen)
+    assert all(k["overrides"] == ["price.cloud=2 USD/h"] for k in seen)
     b = res.best[0]
     assert b.usd_per_hour == pytest.approx(4 * 2.0)  # the overridden price
     assert "--router least-outstanding" in b.serve_command and "--max-num-batched-tokens 4096" in b.serve_command
