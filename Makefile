@@ -30,7 +30,7 @@ notebooks: $(STAMP)
 	$(BIN)/python notebooks/execute.py
 
 validate: $(STAMP)
-	$(BIN)/llmsim validate-report --out docs/validation
+	$(BIN)/llmsim validate-report --out docs/validation --error-model sim/validation/data/error_model.json
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -244,12 +244,13 @@ def plot_heatmap(df: pd.DataFrame, x: str, y: str, value: str, ax=None, fmt=None
 
 
 def plot_metric_bars(df: pd.DataFrame, metric: str, label: str = "label", ax=None, title: str | None = None,
-                     lower_is_better: bool | None = None, ylabel: str | None = None):
+                     lower_is_better: bool | None = None, ylabel: str | None = None, intervals=None):
     """One horizontal bar per row of ``df`` (named by ``label``), the value printed with its unit.
 
     Rows with a missing value (e.g. a chip where the model does not fit) get no bar and the text
     'n/a'. ``lower_is_better`` (default: guessed from the name: times, prices and energy are) marks
-    the best bar. One bar container. Returns the Axes.
+    the best bar. ``intervals``: one [lo, hi] (or None) per row, drawn as a range line over the bar
+    (prediction intervals, docs/uncertainty.md). One bar container. Returns the Axes.
     """
     ax = new_axes(ax)
     labels = [str(x) for x in df[label]]
@@ -268,8 +269,15 @@ def plot_metric_bars(df: pd.DataFrame, metric: str, label: str = "label", ax=Non
     for y, v, ok in zip(ys, vals, finite):
         ax.annotate(format_value(metric, v) if ok else "n/a", (v / scale if ok else 0, y), xytext=(3, 0),
                     textcoords="offset points", va="center", fontsize=8)
+    top = np.nanmax(vals[finite]) / scale if finite.any() else 1.0
+    for y, iv, ok in zip(ys, intervals or [], finite):
+        if ok and iv is not None:
+            lo, hi = iv[0] / scale, iv[1] / scale
+            ax.plot([lo, hi], [y, y], color="0.15", lw=1.2, solid_capstyle="butt")
+            ax.plot([lo, lo, np.nan, hi, hi], [y - 0.15, y + 0.15, np.nan, y - 0.15, y + 0.15], color="0.15", lw=1.0)
+            top = max(top, hi)
     ax.set_yticks(ys, labels)
-    ax.set_xlim(0, (np.nanmax(vals[finite]) / scale * 1.3) if finite.any() else 1.0)
+    ax.set_xlim(0, top * 1.3 if finite.any() else 1.0)
     xl = _axis_label(metric)
     if unit:
         xl = xl.replace("(s)", f"({unit})")

@@ -296,7 +296,7 @@ def _measure_cpu(path, log):
 
 
 def build_report(out_dir="docs/validation", report=None, measure_cpu=False, write_calibrated=None, quick=False,
-                 log=print, cpu_file=None) -> list:
+                 log=print, cpu_file=None, error_model=None) -> list:
     """Score and calibrate against every shipped data set; write the markdown report and its plots.
 
     Returns the paths written. ``quick`` skips the GPU calibrations (a smoke test of the wiring).
@@ -577,6 +577,14 @@ def build_report(out_dir="docs/validation", report=None, measure_cpu=False, writ
     from reports.validation_stacks import stack_section
 
     stack_section(body, facts, pct)
+    # ---- prediction intervals (reports/uncertainty.py) ----------------------------------------
+    if not quick and cal_chips:
+        from reports.uncertainty import section
+
+        md, paths, facts["intervals"] = section({**cal_chips, **cal_systems}, chips_cal, sys_cal, out, rel,
+                                                error_model, log)
+        body.parts.append(md)
+        written += paths
 
     # ---- assemble --------------------------------------------------------------------------------
     from llmsim import __version__

@@ -419,6 +419,10 @@ class PredictConfig:
                                     shared=("--kv-window",))
     stack: object = setting(None, "serving-stack profile: catalog name, YAML path or hwmodels.stack.Stack (None: "
                             "the default stack)", shared=("--stack",))
+    interval_level: float | None = setting(
+        None, "level of the prediction intervals, 0 < P < 1 (docs/uncertainty.md; the CLI's default 0.8, "
+        "the API's None: no intervals)", flag="--interval-level", group="intervals", type=float, metavar="P",
+        cli_default=0.8)
 
     def problems(self) -> list[Problem]:
         P = []
@@ -426,4 +430,9 @@ class PredictConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 P.append(Problem(f"{name} must be a positive integer; got {v!r}"))
+        lv = self.interval_level
+        if lv is not None and (isinstance(lv, bool) or not isinstance(lv, (int, float, np.number))
+                               or not 0.0 < float(lv) < 1.0):
+            P.append(Problem(f"must be between 0 and 1 (exclusive), e.g. 0.8; got {lv!r}",
+                             path="interval_level (--interval-level)"))
         return P

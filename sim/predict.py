@@ -93,6 +93,9 @@ class Prediction:
     #: where the tensors live per chip: {'weights' | 'kv_cache' | 'activations' [| 'draft model']:
     #: {memory level (or 'host (offload)'): bytes}} (CostModel.placement, the rule the traffic is priced by)
     placement: dict = field(default_factory=dict)
+    # prediction intervals (docs/uncertainty.md): {metric: [lo, hi]} at interval_level, when asked for
+    interval_level: float | None = None
+    intervals: dict | None = None
     prefill: GraphCost | None = field(default=None, repr=False)
     decode: GraphCost | None = field(default=None, repr=False)  # the step at the mean context
     price_source: str | None = None  # which price usd_per_hour used, from where (System.price_note)
@@ -229,7 +232,15 @@ def predict_config(cfg: PredictConfig) -> Prediction:
         dcm = CostModel(su.system, cfg.options, resident_bytes=mem.resident, tp=mem.draft_parallel.tp)
     pre = _prefill(cfg, su, mem, cm, dcm)
     dec = _decode(cfg, su, mem, cm, dcm)
-    return _assemble(cfg, su, mem, cm, pre, dec)
+    pred = _assemble(cfg, su, mem, cm, pre, dec)
+    if cfg.interval_level is None:
+        return pred
+    import dataclasses
+
+    from sim.uncertainty import prediction_intervals
+
+    return dataclasses.replace(pred, interval_level=float(cfg.interval_level),
+                   intervals=prediction_intervals(pred, su.system, cfg.interval_level, options=cfg.options))
 
 
 def _setup(cfg: PredictConfig) -> _Setup:

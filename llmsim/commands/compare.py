@@ -46,7 +46,9 @@ CHART_METRICS = ("ttft_s", "tpot_s", "output_throughput_tok_s", "per_chip_output
 
 
 def register(sub) -> None:
+    from llmsim.commands._config import add_config_arguments
     from llmsim.commands.predict import add_technique_options, add_workload_options
+    from sim.config import PredictConfig
 
     p = sub.add_parser("compare", help="several chips or systems side by side on one workload",
                        description="Predict the same workload on several chips or systems and show them side by "
@@ -59,6 +61,7 @@ def register(sub) -> None:
     p.add_argument("--input-len", type=int, required=True, help="prompt tokens per request")
     p.add_argument("--output-len", type=int, required=True, help="output tokens per request")
     add_technique_options(p)
+    add_config_arguments(p, PredictConfig, "intervals")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--out", metavar="DIR", help="also write an HTML report and CSV into DIR")
     p.add_argument("--title", help="title of the HTML report")
@@ -71,7 +74,46 @@ def run_compare(args) -> list[dict]:
     from llmsim.commands.predict import predict_config
     from sim.hwcompare import compare_records
 
-    return compare_records(None, args.hw, None, None, None, args.overrides, config=predict_config(args, hw=None))
+    cfg = predict_config(args, hw=None)
+    records = compare_records(None, args.hw, None, None, None, args.overrides, config=cfg)
+    for r in records:  # a design with overrides is outside the validation record: its ranges are widened
+        if r.get("_prediction") is not None and r["overrides"]:
+            add_intervals(r, r["_prediction"], r["hardware"], r["overrides"], cfg.options, cfg.interval_level)
+    return records
+
+
+#: the metrics whose ranges compare checks for overlap
+OVERLAP_METRICS = (("e2e_s", "end-to-end"), ("output_throughput_tok_s", "throughput"),
+                   ("usd_per_mtok_output", "USD/M out tok"))
+
+
+def add_intervals(rec: dict, pred, name: str, overrides, options, level: float) -> None:
+    """interval_level and intervals on a record; a design with overrides counts as outside the validation
+    record (its ranges are widened like a new chip's)."""
+    from hwmodels.loader import load_hardware
+    from sim.uncertainty import check_level, prediction_intervals
+
+    level = check_level(level)
+    hw = load_hardware(name, overrides or None)
+    rec["interval_level"] = level
+    rec["intervals"] = prediction_intervals(pred, hw, level, options=options, unseen=bool(overrides))
+
+
+def overlaps(records) -> list[dict]:
+    """For each pair of designs that run (each against the first when there are more than six): whether
+    their ranges of e2e, throughput and USD/Mtok overlap."""
+    from sim.uncertainty import overlap
+
+    ok = [r for r in records if r.get("fits", False) and r.get("intervals")]
+    pairs = [(a, b) for i, a in enumerate(ok) for b in ok[i + 1:]] if len(ok) <= 6 else [(ok[0], b) for b in ok[1:]]
+    out = []
+    for a, b in pairs:
+        d = {"a": a["label"], "b": b["label"]}
+        for m, _ in OVERLAP_METRICS:
+            if m in a["intervals"] and m in b["intervals"]:
+                d[m] = overlap(a["intervals"][m], b["intervals"][m])
+        out.append(d)
+    return out
 
 
 def workload_dict(args) -> dict:
@@ -89,7 +131,8 @@ def cmd_compare(args) -> int:
     ok = [r for r in records if r.get("fits", False)]
     if args.json:
         print_json({"workload": workload_dict(args),
-                    "results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in records]})
+                    "results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in records],
+                    "interval_overlap": overlaps(records)})
     else:
         print(f"{args.model}: batch {args.batch} x ({args.input_len} in, {args.output_len} out), {args.quant}, "
               f"tp={args.tp} pp={args.pp} ep={args.ep}")
@@ -105,6 +148,14 @@ def cmd_compare(args) -> int:
             if r["label"] != r["hardware"]:
                 say(f"{r['label']}: {r['hardware']}" + (f" with {', '.join(r['_own_overrides'])}"
                                                         if r["_own_overrides"] else ""))
+        for d in overlaps(records):
+            same = [t for m, t in OVERLAP_METRICS if d.get(m)]
+            lvl = f"{getattr(args, 'interval_level', 0.8):.0%}"
+            if same:
+                say(f"{d['a']} vs {d['b']}: {lvl} ranges overlap on {', '.join(same)}: the model's validation "
+                    f"record does not separate them there")
+            else:
+                say(f"{d['a']} vs {d['b']}: {lvl} ranges do not overlap (separated beyond the model's error)")
         for r in records:
             if not r.get("fits", False):
                 say(f"{r['label']}: {r['reason']}")
@@ -145,9 +196,12 @@ def write_report(args, records):
             n = len(CHART_METRICS)
             fig, axes = new_figure(n // 2, 2, figsize=(11, 1.2 + 0.45 * len(records) * n / 2 + 1.2 * n / 2))
             for ax, m in zip(axes.flat, CHART_METRICS):
-                plot_metric_bars(df, m, label="label", ax=ax, ylabel="hardware")
+                plot_metric_bars(df, m, label="label", ax=ax, ylabel="hardware",
+                                 intervals=[(r.get("intervals") or {}).get(m) for r in records])
+            lvl = f"{ok[0].get('interval_level', 0.8):.0%}"
             rep.figure(fig, "metrics", "Headline metrics per hardware (the best one highlighted; n/a: cannot run "
-                                       "or no price).")
+                                       f"or no price); the lines are {lvl} prediction intervals from the validation "
+                                       "record (docs/uncertainty.md).")
             rep.section("Where the time goes")
             table = breakdown_table({r["label"]: r["_prediction"] for r in ok})
             fig, axes = new_figure(1, 2, figsize=(11, 4.5))

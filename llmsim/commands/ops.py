@@ -17,6 +17,8 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="PRED.csv", help="write predictions here (default: standard output)")
     p.add_argument("--no-efficiency", action="store_true", help="ignore achievable-efficiency fields")
     p.add_argument("--no-tiling", action="store_true", help="plain roofline for GEMMs")
+    p.add_argument("--interval-level", type=float, default=0.8, metavar="P",
+                   help="level of the time_s_lo/time_s_hi prediction interval, 0 < P < 1 (default 0.8)")
     add_set_option(p)
     from llmsim.commands.predict import add_stack_option
 
@@ -28,10 +30,14 @@ def cmd_ops(args) -> int:
     from sim.cost import CostOptions
     from sim.ops import predict_ops, read_ops_csv
 
+    from sim.uncertainty import check_level
+
+    level = check_level(args.interval_level)
     df = read_ops_csv(args.query)
     out = predict_ops(df, overrides=args.overrides,
                       options=CostOptions(use_efficiency=not args.no_efficiency, tiling=not args.no_tiling),
                       stack=args.stack)
+    add_intervals(out, level, args.overrides, not args.no_efficiency)
     bad = int((out["error"] != "").sum())
     if args.out:
         out.to_csv(args.out, index=False)
@@ -42,3 +48,27 @@ def cmd_ops(args) -> int:
         if bad:
             print(f"{bad} of {len(out)} rows have errors (see the error column)", file=sys.stderr)
     return 0
+
+
+def add_intervals(out, level: float, overrides, use_efficiency: bool) -> None:
+    """time_s_lo / time_s_hi columns: each row's time times its error-model cell's interval
+    (sim.uncertainty.op_intervals; NaN where the row has no time)."""
+    from hwmodels.errors import SpecError
+    from hwmodels.loader import load_hardware
+    from sim.uncertainty import op_intervals, row_kind
+
+    hw: dict = {}
+    objs = []
+    for name in out["hardware"].astype(str).str.strip():
+        if name not in hw:
+            try:
+                hw[name] = load_hardware(name, overrides)
+            except SpecError:
+                hw[name] = None
+        objs.append(hw[name])
+    names = out["name"].astype(str).tolist() if "name" in out.columns else [""] * len(out)
+    kinds = [row_kind(o, n) for o, n in zip(out["op"].astype(str), names)]
+    lo, hi = op_intervals(kinds, out["bound"].astype(str).tolist(), out["time_s"].to_numpy(float).tolist(), objs,
+                          level, use_efficiency=use_efficiency)
+    out["time_s_lo"] = lo
+    out["time_s_hi"] = hi

@@ -119,8 +119,19 @@ def register(sub) -> None:
     add_config_arguments(p, PredictConfig, "batch")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--breakdown", action="store_true", help="print the per-op-kind time breakdown")
+    add_config_arguments(p, PredictConfig, "intervals")
     add_technique_options(p)
     p.set_defaults(func=cmd_predict)
+
+
+def with_basis(pred, hw, options) -> dict:
+    """pred.to_dict() plus interval_basis: the calibration state, family and widening its intervals use."""
+    from sim.uncertainty import describe
+
+    d = pred.to_dict()
+    if pred.intervals is not None:
+        d["interval_basis"] = describe(hw, options)
+    return d
 
 
 def _ms(s):
@@ -141,8 +152,9 @@ def predict_config(args, **changes) -> PredictConfig:
 def cmd_predict(args) -> int:
     from sim.predict import predict
 
+    cfg = predict_config(args, check_memory=True)
     try:
-        pred = predict(config=predict_config(args, check_memory=True))
+        pred = predict(config=cfg)
     except InfeasibleError as e:
         if args.json:
             print_json({"fits": False, "reason": str(e), **{k: v for k, v in e.numbers.items()}})
@@ -150,14 +162,23 @@ def cmd_predict(args) -> int:
         return 3
     for w in pred.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    d = with_basis(pred, args.hw, cfg.options)
     if args.json:
-        print_json(pred.to_dict())
+        print_json(d)
         return 0
-    print_prediction(pred, breakdown=args.breakdown)
+    print_prediction(pred, breakdown=args.breakdown, intervals=d)
     return 0
 
 
-def print_prediction(p, breakdown=False) -> None:
+def _rng(iv: dict | None, key: str, fmt) -> str:
+    """' [lo - hi]' for a metric's interval (empty without one)."""
+    if not iv or key not in (iv.get("intervals") or {}):
+        return ""
+    lo, hi = iv["intervals"][key]
+    return f" [{fmt(lo)} - {fmt(hi)}]"
+
+
+def print_prediction(p, breakdown=False, intervals: dict | None = None) -> None:
     for n in p.notes:
         print(f"note: {n}")
     print(f"{p.model} on {p.system} ({p.chips} chip{'s' if p.chips > 1 else ''}, tp={p.tp} pp={p.pp} ep={p.ep}, "
@@ -173,20 +194,22 @@ def print_prediction(p, breakdown=False) -> None:
     from hwmodels.format import fmt_bytes, fmt_energy, fmt_pct, fmt_rate, fmt_usd
     from hwmodels.format import placement_text
 
+    iv = intervals
     rows = [
-        ("TTFT", _ms(p.ttft_s)),
-        ("TPOT (mean decode step)", _ms(p.tpot_s)),
-        ("end-to-end", _ms(p.e2e_s)),
-        ("output throughput", f"{fmt_rate(p.output_throughput_tok_s)} "
-                              f"({fmt_rate(p.per_chip_output_throughput_tok_s)} per chip)"),
+        ("TTFT", _ms(p.ttft_s) + _rng(iv, "ttft_s", _ms)),
+        ("TPOT (mean decode step)", _ms(p.tpot_s) + _rng(iv, "tpot_s", _ms)),
+        ("end-to-end", _ms(p.e2e_s) + _rng(iv, "e2e_s", _ms)),
+        ("output throughput", f"{fmt_rate(p.output_throughput_tok_s)}" + _rng(iv, "output_throughput_tok_s", fmt_rate)
+         + f" ({fmt_rate(p.per_chip_output_throughput_tok_s)} per chip)"),
         ("memory per chip", f"{fmt_bytes(p.weights_bytes + p.kv_cache_bytes + p.activation_bytes)} of "
                             f"{fmt_bytes(p.memory_capacity_bytes)} (weights {fmt_bytes(p.weights_bytes)}, "
                             f"KV {fmt_bytes(p.kv_cache_bytes)}, activations {fmt_bytes(p.activation_bytes)})"),
         ("USD per million output tokens", "-" if p.usd_per_mtok_output is None else fmt_usd(p.usd_per_mtok_output)
-         + f" (at {fmt_usd(p.usd_per_hour, 'h')})"),
+         + _rng(iv, "usd_per_mtok_output", fmt_usd) + f" (at {fmt_usd(p.usd_per_hour, 'h')})"),
         ("price used", getattr(p, "price_source", None) or "none (give --price USD/h)"),
         ("efficiency data", getattr(p, "calibration", None) or "-"),
-        ("energy per output token", fmt_energy(p.joules_per_output_token)),
+        ("energy per output token", fmt_energy(p.joules_per_output_token)
+         + _rng(iv, "joules_per_output_token", fmt_energy)),
         ("MFU / MBU", f"{fmt_pct(p.mfu)} / {fmt_pct(p.mbu)}"),
         ("placement", "; ".join(f"{k}: {v}" for k, v in placement_text(p.placement)) or "-"),
         ("bound (share of time)", ", ".join(f"{k} {v * 100:.0f}%" for k, v in
@@ -195,6 +218,12 @@ def print_prediction(p, breakdown=False) -> None:
     w = max(len(r[0]) for r in rows)
     for k, v in rows:
         print(f"  {k:<{w}}  {v}")
+    if iv and iv.get("intervals"):
+        b = iv.get("interval_basis", {})
+        print(f"  [ranges: {iv['interval_level']:.0%} prediction intervals from the validation record; "
+              f"{b.get('calibration', '?')} chip, {b.get('family', '?')}"
+              + ("" if b.get("in_validation_record", True) else f", not in the record: widened x{b.get('widening')}")
+              + "; docs/uncertainty.md]")
     if breakdown:
         import pandas as pd
 

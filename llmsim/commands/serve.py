@@ -63,6 +63,11 @@ def register(sub) -> None:
     o.add_argument("--quiet", action="store_true",
                    help="no progress on stderr (shown only when stderr is a terminal)")
     o.add_argument("--out", metavar="DIR", help="write requests.csv, timeline.csv, summary.json, trace.json")
+    o.add_argument("--interval-level", type=float, default=0.8, metavar="P",
+                   help="level of the prediction intervals, 0 < P < 1 (default 0.8): the run is repeated with op "
+                        "times at the interval's two ends (docs/uncertainty.md)")
+    o.add_argument("--no-intervals", action="store_true",
+                   help="skip the two extra runs that give the prediction intervals")
     add_set_option(p)
     add_price_option(p)
     add_cost_options(p)
@@ -219,6 +224,9 @@ def cmd_serve(args) -> int:
         raise SpecError(problems + e.problems) from None
     if problems:
         raise SpecError(problems)
+    from sim.uncertainty import check_level
+
+    level = None if args.no_intervals else check_level(args.interval_level)
     progress = Progress(args.quiet)
     total = getattr(scenario, "num_requests", None)
     rate = getattr(getattr(scenario, "arrivals", None), "rate_rps", None)
@@ -227,10 +235,16 @@ def cmd_serve(args) -> int:
                  + (f", {total:,} requests" if total else ""))
     res = simulate(scenario, args.hw, args.model, cfg, out_dir=args.out, progress=progress.sim_callback(total))
     progress.clear()
+    summary = dict(res.summary)
+    if level is not None:
+        from sim.serving.intervals import serving_intervals
+
+        summary["interval_level"] = level
+        summary["intervals"] = serving_intervals(res.summary, scenario, args.hw, args.model, level, cfg)
     if args.json:
-        print_json(res.summary)
+        print_json(summary)
     else:
-        print(format_summary(res.summary))
+        print(format_summary(summary))
         if args.out:
             print(f"wrote {args.out}/requests.csv, timeline.csv, summary.json, trace.json")
     s = res.summary
@@ -325,6 +339,19 @@ def format_summary(s: dict) -> str:
     )
     from hwmodels.format import fmt_energy, fmt_usd
 
+    iv = s.get("intervals") or {}
+    if iv:
+        def rng(key, f):
+            return f"{f(iv[key][0])}-{f(iv[key][1])}" if key in iv else "-"
+
+        lines.append(
+            f"{s['interval_level']:.0%} range{'':3}output {rng('output_throughput_tok_s', _n)} tok/s, "
+            f"TTFT p50 {rng('ttft_p50_s', _t)} ms"
+        )
+        lines.append(
+            f"{'':12}TPOT p50 {rng('tpot_p50_s', _t)} ms, E2E p50 {rng('e2e_p50_s', lambda v: _t(v, 's'))} s "
+            f"(docs/uncertainty.md)"
+        )
     usd = s.get("usd_per_mtok_output")
     lines.append(
         "cost        "

@@ -41,6 +41,9 @@ def register(sub) -> None:
     r.add_argument("--write-calibrated", metavar="DIR",
                    help="also write the calibrated hardware files here (e.g. hwmodels/catalog/calibrated)")
     r.add_argument("--quick", action="store_true", help="skip the slower data sets (for a smoke test)")
+    r.add_argument("--error-model", metavar="FILE.json",
+                   help="also write the prediction-interval error model here (make validate: "
+                        "sim/validation/data/error_model.json)")
     r.set_defaults(func=cmd_report)
 
 
@@ -97,7 +100,7 @@ def cmd_report(args) -> int:
 
     paths = build_report(args.out, report=args.report, measure_cpu=args.measure_cpu,
                          write_calibrated=args.write_calibrated, quick=args.quick, cpu_file=args.cpu_file,
-                         log=lambda m: print(m, file=sys.stderr))
+                         error_model=args.error_model, log=lambda m: print(m, file=sys.stderr))
     for p in paths:
         print(f"wrote {p}")
     return 0

@@ -270,8 +270,10 @@ def test_compare_json(capsys):
     rc = main(["compare", "--hw", TOY, "--hw", f"{TOY},memory.hbm.bandwidth=2 TB/s", *WORKLOAD, "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"workload", "results"}
+    assert set(out) == {"workload", "results", "interval_overlap"}
     assert out["workload"]["model"] == "qwen2.5-0.5b" and out["workload"]["batch"] == 4
+    (pair,) = out["interval_overlap"]  # prediction intervals (docs/uncertainty.md): do the two designs' ranges overlap?
+    assert pair["a"] == "toy-chip" and pair["b"] == "toy-chip v1" and isinstance(pair["e2e_s"], bool)
     a, b = out["results"]
     assert COMPARE_KEYS <= set(a) and COMPARE_KEYS <= set(b)
     assert a["label"] == "toy-chip" and b["label"] == "toy-chip v1"

@@ -1,0 +1,489 @@
+"""Prediction intervals from llmsim's own validation record (method: docs/uncertainty.md).
+
+The error model (``sim/validation/data/error_model.json``, written by ``make validate`` through
+``sim.validation.errormodel``) holds, per cell (calibration state, hardware family, op kind,
+bound), empirical quantiles of ``ln(measured / predicted)`` of validation rows. This module reads
+it and turns point predictions into intervals:
+
+- one op: its time times the cell's factor quantiles (``op_interval``), the interval widened to
+  contain the point itself (``central_interval``);
+- a whole prediction: Monte Carlo over one shared factor per op kind (errors of one kind on one chip
+  are correlated, kinds are drawn independently; the bound cells of a kind share the kind's
+  uniform draw), applied to the per-kind time sums of the prefill step and the mean decode step
+  (``metric_samples``), times one end-to-end factor for what the kernel model leaves out (the
+  "engine" term, fitted on the published end-to-end rows); TTFT, TPOT, e2e, throughput, USD and
+  energy are recomputed per draw and the interval read from the draws.
+
+Nothing here changes a point prediction.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwmodels.errors import SpecError
+from sim.metrics import RequestTotals, request_metrics
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "validation", "data", "error_model.json")
+CALIBRATED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hwmodels", "catalog",
+                              "calibrated")
+STATES = ("measured", "published", "class-default", "none")
+DEFAULT_LEVEL = 0.8
+DEFAULT_DRAWS = 400
+DEFAULT_SEED = 0
+#: metrics whose intervals predict --json reports (a time-like metric grows with the factors)
+TIME_METRICS = ("ttft_s", "tpot_s", "e2e_s")
+RATE_METRICS = ("output_throughput_tok_s", "per_chip_output_throughput_tok_s")
+COST_METRICS = ("usd_per_mtok_output", "usd_per_mtok_input", "joules_per_output_token")
+INTERVAL_METRICS = TIME_METRICS + RATE_METRICS + COST_METRICS
+
+
+def check_level(level) -> float:
+    """The interval level as a float in (0, 1); SpecError otherwise."""
+    try:
+        p = float(level)
+    except (TypeError, ValueError):
+        raise SpecError(f"interval level must be a number between 0 and 1 (exclusive); got {level!r}") from None
+    if not (0.0 < p < 1.0) or isinstance(level, bool):
+        raise SpecError(f"interval level must be between 0 and 1 (exclusive), e.g. 0.8; got {level!r}")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# which cell a chip and an op fall in
+
+
+def _calibrated_names() -> frozenset:
+    try:
+        return frozenset(os.path.splitext(f)[0] for f in os.listdir(CALIBRATED_DIR) if f.endswith((".yaml", ".yml")))
+    except OSError:
+        return frozenset()
+
+
+def _has_efficiency(chip) -> bool:
+    if any(u.efficiency not in (None, 1.0) for u in chip.compute):
+        return True
+    return any(m.efficiency is not None or m.efficiency_by_kind for m in chip.memory)
+
+
+def calibration_state(chip, use_efficiency: bool = True) -> str:
+    """measured | published | class-default | none for a Chip (or a System's chip).
+
+    The chip's ``calibration`` (the weakest of its GEMM and main-memory efficiency fields, from the
+    catalog); ``none`` when efficiencies are ignored (``use_efficiency=False``: datasheet peaks). For a
+    chip object without the property: measured when it comes from hwmodels/catalog/calibrated/,
+    published when it carries efficiency fields, else none.
+    """
+    chip = getattr(chip, "chip", chip)
+    if not use_efficiency:
+        return "none"
+    s = getattr(chip, "calibration", None)
+    if s in STATES:
+        return s
+    path = getattr(chip, "path", None) or ""
+    if chip.name in _calibrated_names() or os.path.abspath(path).startswith(CALIBRATED_DIR + os.sep):
+        return "measured"
+    return "published" if _has_efficiency(chip) else "none"
+
+
+def chip_family(chip) -> str:
+    """Hardware family: 'cpu' (no matrix unit), '<vendor>-accelerator' otherwise ('nvidia-accelerator')."""
+    chip = getattr(chip, "chip", chip)
+    if chip.unit("matrix") is None:
+        return "cpu"
+    v = (chip.vendor or "other").split("(")[0].strip().lower().replace(" ", "-") or "other"
+    return f"{v}-accelerator"
+
+
+def row_kind(op: str, name: str = "") -> str:
+    """The graph op kind a kernel row (``sim.ops`` format) stands for; Vidur's rotary (``attn_rope``) and
+    embedding (``emb``) rows have their own kinds."""
+    op, name = str(op).strip().lower(), str(name)
+    if op == "elementwise" and name == "attn_rope":
+        return "rope"
+    if op == "memcpy" and name == "emb":
+        return "embedding"
+    if op in ("allreduce", "allgather", "reducescatter", "alltoall", "sendrecv"):
+        return "collective"
+    return op
+
+
+def record_name(chip) -> str:
+    """The name a chip has in the validation record (a calibrated file counts as its base chip)."""
+    chip = getattr(chip, "chip", chip)
+    n = chip.name
+    return n[: -len("-calibrated")] if n.endswith("-calibrated") else n
+
+
+# ---------------------------------------------------------------------------------------------
+# the error model
+
+
+@dataclass(frozen=True)
+class Cell:
+    key: str  # state|family|kind|bound ('*' = pooled)
+    level: str  # which fallback level answered
+    n: int
+    q: np.ndarray  # quantiles of ln(measured / predicted) at ErrorModel.probs
+    widen: float = 1.0
+
+    def quantile(self, u):
+        """ln factor at probability ``u`` (scalar or array); outside the grid the end values hold."""
+        return np.interp(u, self._probs, self.q)
+
+    _probs: np.ndarray = None
+
+
+class ErrorModel:
+    """The error model file: quantile cells with a fallback hierarchy, the unseen-chip widening and the
+    end-to-end (engine) term per state."""
+
+    def __init__(self, data: dict, path: str = "<memory>"):
+        self.data = data
+        self.path = path
+        self.probs = np.asarray(data["probs"], dtype=float)
+        self.cells = {k: np.asarray(v["q"], dtype=float) for k, v in data["cells"].items()}
+        self.counts = {k: int(v["n"]) for k, v in data["cells"].items()}
+        self.kind_map = dict(data.get("kind_map", {}))
+        self.fallback = list(data["fallback"])
+        self.chips = frozenset(data.get("chips_in_record", ()))
+        self.widening = float(data.get("unseen_chip_widening", {}).get("factor", 1.0))
+        self.engine = dict(data.get("engine", {}))
+        self.shrink = float(data.get("step_shrink", {}).get("factor", 1.0))
+        self.state_fallback = dict(data.get("state_fallback", {}))
+        self.kind_proxy = dict(data.get("kind_proxy", {}))
+
+    @classmethod
+    def load(cls, path: str | None = None) -> ErrorModel:
+        return _load(os.path.abspath(path or DATA))
+
+    def keys_for(self, state: str, family: str, kind: str, bound: str) -> list[tuple[str, str]]:
+        kind = self.kind_map.get(kind, kind)
+        parts = {"state": state, "family": family, "kind": kind, "bound": bound or "*"}
+        out = []
+        for lvl in self.fallback:
+            names = lvl.split("/")
+            vals = [parts[n] if n in parts else "*" for n in names]
+            vals += ["*"] * (4 - len(vals))
+            out.append(("|".join(vals), lvl))
+        return out
+
+    def cell(self, state: str, family: str, kind: str, bound: str = "*", chip_name: str | None = None,
+             _widen: float = 1.0) -> Cell:
+        """The first cell of the fallback hierarchy that has enough rows; widened around its median by the
+        unseen-chip factor when ``chip_name`` is not in the record. A kind with a proxy (``kind_proxy``:
+        attention reads GEMM cells) that has no cell of its own on the family reads its proxy's cells of
+        the same bound, widened by the same factor (a kind the record does not cover)."""
+        if state not in STATES:
+            raise SpecError(f"unknown calibration state {state!r}; known: {', '.join(STATES)}")
+        keys = self.keys_for(state, family, kind, bound)
+        proxy = self.kind_proxy.get(self.kind_map.get(kind, kind))
+        if proxy and not any(k in self.cells for k, _ in keys[:2]):
+            return self.cell(state, family, proxy, bound, chip_name, _widen * self.widening)
+        for key, lvl in keys:
+            if key in self.cells:
+                q = self.cells[key]
+                w = _widen * (1.0 if chip_name is None or chip_name in self.chips else self.widening)
+                if w != 1.0:
+                    med = float(np.interp(0.5, self.probs, q))
+                    q = med + w * (q - med)
+                return Cell(key, lvl + (" (proxy)" if _widen != 1.0 else ""), self.counts[key], q, w, self.probs)
+        if state in self.state_fallback:
+            return self.cell(self.state_fallback[state], family, kind, bound, chip_name, _widen)
+        raise SpecError(f"{self.path}: no cell for state {state!r} at any fallback level (a broken error model file)")
+
+    def engine_term(self, state: str) -> tuple[float, float]:
+        """(mu, sd) of the end-to-end log factor for ``state`` (0, 0 when the file has none)."""
+        e = self.engine.get(state) or self.engine.get(self.state_fallback.get(state, "")) or self.engine.get("*") or {}
+        return float(e.get("mu", 0.0)), float(e.get("sd_pred", 0.0))
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str) -> ErrorModel:
+    if not os.path.exists(path):
+        raise SpecError(f"no error model at {path}; run `make validate` to build it")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return ErrorModel(data, path)
+    except (ValueError, KeyError, TypeError) as e:
+        raise SpecError(f"{path}: not an llmsim error model ({type(e).__name__}: {e})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# intervals
+
+
+def central_interval(samples, point: float, level: float) -> tuple[float, float]:
+    """The central ``level`` interval of ``samples``, moved to contain ``point``.
+
+    When the point lies below the central interval the interval becomes [point, Q(F(point) + level)]
+    (F: the samples' distribution function), above it [Q(F(point) - level), point]: it still holds
+    ``level`` of the samples, contains the point, and is nested in level (a higher level never gives
+    a narrower interval).
+    """
+    s = np.sort(np.asarray(samples, dtype=float))
+    a = (1.0 - level) / 2.0
+    lo, hi = (float(x) for x in np.quantile(s, [a, 1.0 - a]))
+    if point < lo:
+        f = float(np.searchsorted(s, point, side="right")) / len(s)
+        return float(point), float(np.quantile(s, min(1.0, f + level)))
+    if point > hi:
+        f = float(np.searchsorted(s, point, side="left")) / len(s)
+        return float(np.quantile(s, max(0.0, f - level))), float(point)
+    return lo, hi
+
+
+def factor_interval(cell: Cell, level: float) -> tuple[float, float]:
+    """(lo, hi) multipliers of a point time for one op at ``level`` (1 always inside)."""
+    a = (1.0 - level) / 2.0
+    lo, hi = cell.quantile(a), cell.quantile(1.0 - a)
+    if lo > 0.0:  # measured above the point even at the low end: [1, Q(F(1) + level)]
+        f = float(np.interp(0.0, cell.q, cell._probs)) if cell.q[0] < 0 else 0.0
+        return 1.0, float(math.exp(cell.quantile(min(1.0, f + level))))
+    if hi < 0.0:
+        f = float(np.interp(0.0, cell.q, cell._probs)) if cell.q[-1] > 0 else 1.0
+        return float(math.exp(cell.quantile(max(0.0, f - level)))), 1.0
+    return float(math.exp(lo)), float(math.exp(hi))
+
+
+def _uniforms(rng, n: int, k: int) -> np.ndarray:
+    """(n, k) stratified uniforms: each column a shuffled (i + U) / n."""
+    u = (np.arange(n)[:, None] + rng.random((n, k))) / n
+    for j in range(k):
+        rng.shuffle(u[:, j])
+    return u
+
+
+@functools.lru_cache(maxsize=1)
+def _normal_table() -> tuple[np.ndarray, np.ndarray]:
+    """(p, z) of the standard normal quantile function on a fine grid (vectorised lookups)."""
+    from statistics import NormalDist
+
+    p = np.concatenate([[1e-6], np.linspace(0.0005, 0.9995, 2000), [1 - 1e-6]])
+    return p, np.array([NormalDist().inv_cdf(x) for x in p])
+
+
+def kind_factors(model: ErrorModel, groups, state: str, family: str, chip_name: str | None,
+                 draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(factors (draws x len(groups)), engine (draws,)): multipliers of each (kind, bound) group's time.
+
+    Groups of one kind share its uniform draw (one factor per kind and chip, read through each bound
+    cell's quantiles); kinds are independent. The engine factor is lognormal with the state's
+    end-to-end (mu, sd).
+    """
+    rng = np.random.default_rng(seed)
+    kinds = sorted({model.kind_map.get(k, k) for k, _ in groups})
+    u = _uniforms(rng, draws, len(kinds) + 1)
+    out = np.ones((draws, len(groups)))
+    for j, (k, b) in enumerate(groups):
+        c = model.cell(state, family, k, b, chip_name)
+        x = c.quantile(u[:, kinds.index(model.kind_map.get(k, k))])
+        if model.shrink != 1.0:  # the share of a cell's spread a whole step keeps (docs/uncertainty.md)
+            med = float(c.quantile(0.5))
+            x = med + model.shrink * (x - med)
+        out[:, j] = np.exp(x)
+    mu, sd = model.engine_term(state)
+    return out, np.exp(mu + sd * np.interp(u[:, -1], *_normal_table()))
+
+
+def _phase_ratio(gc, groups, factors, overlap: bool):
+    """Per draw: (time ratio, energy ratio) of one step whose (kind, bound) groups are scaled."""
+    from sim.cost import CostOptions
+    from sim.estimate import stage_time
+
+    opts = CostOptions(overlap_comm=overlap)
+    comp = np.zeros(factors.shape[0])
+    comm = np.zeros(factors.shape[0])
+    energy = np.zeros(factors.shape[0])
+    idx = {g: j for j, g in enumerate(groups)}
+    t_by: dict = {}
+    e_by: dict = {}
+    for c in gc.ops:
+        g = (c.kind, c.bound)
+        t_by[g] = t_by.get(g, 0.0) + c.time_s * c.count
+        e_by[g] = e_by.get(g, 0.0) + c.energy_j * c.count
+    for g, t in t_by.items():
+        f = factors[:, idx[g]]
+        if g[0] == "collective":
+            comm += f * t
+        else:
+            comp += f * t
+        energy += f * e_by[g]
+    base = stage_time(gc.compute_s, gc.comm_s, opts)
+    stages = np.fromiter((stage_time(a, b, opts) for a, b in zip(comp, comm)), float, len(comp))
+    ratio = stages / base if base > 0 else np.ones_like(comp)
+    eb = gc.energy_j
+    return ratio, (energy / eb if eb > 0 else np.ones_like(comp))
+
+
+def _groups(*gcs) -> list:
+    seen: dict = {}
+    for gc in gcs:
+        if gc is None:
+            continue
+        for c in gc.ops:
+            seen[(c.kind, c.bound)] = None
+    return list(seen)
+
+
+def metric_samples(pred, state: str, family: str, chip_name: str | None = None, *, model: ErrorModel | None = None,
+                   overlap_comm: bool = False, draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED,
+                   engine: bool = True) -> dict:
+    """Monte Carlo draws of every interval metric of a ``sim.predict.Prediction``.
+
+    The prefill step's and the mean decode step's (kind, bound) time sums are scaled by the draws'
+    factors; TTFT scales with the prefill ratio, the decode time with the decode ratio (the draft
+    model, speculative round cost and offload link time scale with them: an approximation), every
+    time by the engine factor. Energy scales each op's energy like its time (the TDP model: the same
+    power for longer) and takes no engine factor.
+    """
+    model = model or ErrorModel.load()
+    groups = _groups(pred.prefill, pred.decode)
+    f, eng = kind_factors(model, groups, state, family, chip_name, draws, seed)
+    if not engine:
+        eng = np.ones(draws)
+    r_pre, e_pre = _phase_ratio(pred.prefill, groups, f, overlap_comm) if pred.prefill is not None \
+        else (np.ones(draws), np.ones(draws))
+    r_dec, e_dec = _phase_ratio(pred.decode, groups, f, overlap_comm) if pred.decode is not None \
+        else (np.ones(draws), np.ones(draws))
+    ttft = pred.ttft_s * r_pre * eng
+    decode = (pred.e2e_s - pred.ttft_s) * r_dec * eng
+    # TPOT, e2e, throughput and USD from the one place they are computed (sim.metrics), per draw
+    zero = np.zeros(draws)
+    m = request_metrics(RequestTotals(ttft=ttft, decode_time=decode, busy=zero, energy=zero, flops=zero,
+                                      decode_bytes=zero), batch=pred.batch, input_len=pred.input_len,
+                        output_len=pred.output_len, chips=pred.chips, pp=pred.pp, idle_w=0.0, peak_flops=1.0,
+                        home_bandwidth=1.0, usd_per_s=None if pred.usd_per_hour is None else pred.usd_per_hour / 3600)
+    out = {"ttft_s": ttft, **{k: np.asarray(m[k], dtype=float) for k in TIME_METRICS[1:] + RATE_METRICS}}
+    if pred.usd_per_mtok_output is not None:
+        out["usd_per_mtok_output"] = np.asarray(m["usd_per_mtok_output"], dtype=float)
+        out["usd_per_mtok_input"] = np.asarray(m["usd_per_mtok_input"], dtype=float)
+    w = pred.ttft_s / pred.e2e_s if pred.e2e_s > 0 else 1.0
+    out["joules_per_output_token"] = pred.joules_per_output_token * (w * e_pre + (1 - w) * e_dec)
+    return out
+
+
+def intervals_from_samples(samples: dict, points: dict, level: float) -> dict:
+    return {k: list(central_interval(v, float(points[k]), level)) for k, v in samples.items()
+            if points.get(k) is not None and np.all(np.isfinite(v))}
+
+
+def prediction_intervals(pred, hw, level: float = DEFAULT_LEVEL, *, options=None, model: ErrorModel | None = None,
+                         draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED, unseen: bool = False) -> dict:
+    """``{metric: [lo, hi]}`` at ``level`` for a Prediction made on ``hw`` (a name, path, Chip or System)
+    with cost ``options`` (see ``describe`` for the cells it reads). ``unseen``: treat the chip as outside
+    the validation record (a modified design)."""
+    level = check_level(level)
+    chip = _chip(hw)
+    use_eff = True if options is None else options.use_efficiency
+    name = "<modified>" if unseen else record_name(chip)
+    samples = metric_samples(pred, calibration_state(chip, use_eff), chip_family(chip), name, model=model,
+                             overlap_comm=bool(getattr(options, "overlap_comm", False)), draws=draws, seed=seed)
+    return intervals_from_samples(samples, pred.to_dict(), level)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_chip(name: str):
+    from hwmodels.loader import load_hardware
+
+    obj = load_hardware(name)
+    return getattr(obj, "chip", obj)
+
+
+def _chip(hw):
+    """The chip of a name, path, Chip or System (files read once per process)."""
+    if isinstance(hw, str) or hasattr(hw, "__fspath__"):
+        return _load_chip(str(hw))
+    return getattr(hw, "chip", hw)
+
+
+def describe(hw, options=None, model: ErrorModel | None = None) -> dict:
+    """Which calibration state, family and widening a chip's intervals use (for JSON and text output)."""
+    model = model or ErrorModel.load()
+    chip = _chip(hw)
+    use_eff = True if options is None else options.use_efficiency
+    name = record_name(chip)
+    return {"calibration": calibration_state(chip, use_eff), "family": chip_family(chip),
+            "in_validation_record": name in model.chips,
+            "widening": 1.0 if name in model.chips else model.widening,
+            "error_model": os.path.relpath(model.path, os.path.dirname(os.path.dirname(DATA)))
+            if model.path.startswith(os.path.dirname(DATA)) else model.path}
+
+
+def op_intervals(kinds, bounds, times, hw_objs, level: float = DEFAULT_LEVEL, *, use_efficiency: bool = True,
+                 model: ErrorModel | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) arrays for per-op times (``sim.ops`` rows): each op's cell, widened to contain the point;
+    NaN where the time is NaN or the hardware object is missing."""
+    level = check_level(level)
+    model = model or ErrorModel.load()
+    n = len(times)
+    lo, hi = np.full(n, np.nan), np.full(n, np.nan)
+    cache: dict = {}
+    for i in range(n):
+        t, hw = times[i], hw_objs[i]
+        if hw is None or not (isinstance(t, (int, float)) and math.isfinite(t)):
+            continue
+        chip = getattr(hw, "chip", hw)
+        key = (id(chip), kinds[i], bounds[i])
+        if key not in cache:
+            c = model.cell(calibration_state(chip, use_efficiency), chip_family(chip), kinds[i], bounds[i] or "*",
+                           record_name(chip))
+            cache[key] = factor_interval(c, level)
+        a, b = cache[key]
+        lo[i], hi[i] = t * a, t * b
+    return lo, hi
+
+
+def pessimistic(intervals: dict, metric: str, point: float) -> float:
+    """The slow end of a metric's interval (the high end of a time or cost, the low end of a rate): what
+    a planner ranks by when the SLOs must hold at the interval's slow end. ``point`` without one."""
+    iv = intervals.get(metric)
+    if not iv:
+        return point
+    return iv[0] if metric in RATE_METRICS or "throughput" in metric or metric.endswith(("_rps", "attainment")) \
+        else iv[1]
+
+
+def overlap(a: list, b: list) -> bool:
+    """Whether two [lo, hi] intervals overlap."""
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def quantile_draw(pred, hw, q: float, *, options=None, model: ErrorModel | None = None, draws: int = DEFAULT_DRAWS,
+                  seed: int = DEFAULT_SEED) -> tuple[tuple, float]:
+    """The per-kind factors of the Monte Carlo draw whose e2e time sits at quantile ``q`` of the draws
+    (for re-running the serving simulator at an interval's ends): ((kind, factor), ...) and the draw's
+    engine factor. Bound cells of one kind are merged into the kind's time-weighted factor."""
+    model = model or ErrorModel.load()
+    chip = _chip(hw)
+    use_eff = True if options is None else options.use_efficiency
+    state, fam, name = calibration_state(chip, use_eff), chip_family(chip), record_name(chip)
+    groups = _groups(pred.prefill, pred.decode)
+    f, eng = kind_factors(model, groups, state, fam, name, draws, seed)
+    s = metric_samples(pred, state, fam, name, model=model, overlap_comm=bool(getattr(options, "overlap_comm", False)),
+                       draws=draws, seed=seed)["e2e_s"]
+    order = np.argsort(s)
+    j = int(order[min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))])
+    t_by: dict = {}
+    for gc in (pred.prefill, pred.decode):
+        for c in (gc.ops if gc is not None else ()):
+            t_by[(c.kind, c.bound)] = t_by.get((c.kind, c.bound), 0.0) + c.time_s * c.count
+    by_kind: dict = {}
+    for gi, g in enumerate(groups):
+        t = t_by.get(g, 0.0)
+        a = by_kind.setdefault(g[0], [0.0, 0.0])
+        a[0] += t * f[j, gi]
+        a[1] += t
+    return tuple((k, a[0] / a[1] if a[1] > 0 else 1.0) for k, a in sorted(by_kind.items())), float(eng[j])
+
+
+__all__ = ["DEFAULT_LEVEL", "ErrorModel", "INTERVAL_METRICS", "STATES", "calibration_state", "central_interval",
+           "check_level", "chip_family", "describe", "factor_interval", "intervals_from_samples", "metric_samples",
+           "op_intervals", "overlap", "pessimistic", "prediction_intervals", "quantile_draw", "record_name", "row_kind"]

@@ -1,0 +1,384 @@
+"""Fit the error model behind prediction intervals from the validation record, and measure its coverage.
+
+Inputs are the held-out rows of the calibrations ``llmsim validate-report`` runs (``Calibration.test``:
+each row priced three ways) and the published end-to-end rows:
+
+- ``peak_s`` (datasheet peaks, no efficiency fields) gives the **class-default** state,
+  ``catalog_s`` (the catalog file with its published efficiencies) the **published** state,
+  ``calibrated_s`` (fitted on other shapes, scored on this held-out fold) the **measured** state;
+- a row's residual is ``ln(measured / predicted)``; its cell is (state, hardware family, op kind,
+  bound), its configuration (for splits) the Vidur model it was profiled for, else its shape.
+
+Per cell the file keeps quantiles of the residual at ``PROBS``; a cell needs ``MIN_ROWS`` rows, else
+the lookup falls back along ``FALLBACK``. Chips not in the record get their quantiles widened about
+the median by a factor measured leave-one-chip-out (A100 <-> H100). The end-to-end ("engine") term
+per state is a lognormal fitted to the published end-to-end rows after the kernel Monte Carlo.
+
+Coverage is measured on rows held out from the fit: kernel rows by configuration (5 folds of the
+configuration hash), end-to-end rows leaving one (model, hardware, tp) configuration out at a time.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.version import llmsim_version
+from sim.uncertainty import (ErrorModel, central_interval, chip_family, factor_interval, metric_samples,
+                             record_name, row_kind)
+
+PROBS = tuple(round(x, 4) for x in np.linspace(0.005, 0.995, 199))
+MIN_ROWS = 20
+FALLBACK = ("state/family/kind/bound", "state/family/kind", "state/*/kind", "state/family", "state")
+#: graph op kinds without validation rows of their own, and the kind whose rows stand in for them
+KIND_MAP = {"sampling": "elementwise", "router": "elementwise", "dequant": "elementwise"}
+#: how each pricing of a held-out row maps to a calibration state (catalog: the catalog chip's own state)
+STATE_COLUMNS = {"peak_s": "none", "catalog_s": "catalog", "calibrated_s": "measured"}
+#: a kind without rows of its own on a family reads this kind's cells (same bound), widened like an unseen chip:
+#: a flash-attention kernel is two fused GEMMs on the same matrix units (compute-bound) or a stream of the KV
+#: cache (memory-bound), which the GEMM cells of that bound describe best among the kinds the record has
+KIND_PROXY = {"attention": "gemm"}
+#: a state without rows of its own reads another's cells (no catalog chip is fully published today)
+STATE_FALLBACK = {"published": "class-default"}
+LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+SHRINK_GRID = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
+WIDENING_GRID = tuple(round(1.0 + 0.05 * i, 2) for i in range(61))
+FOLDS = 5
+
+
+def _fold(key: str, folds: int = FOLDS) -> int:
+    return int(hashlib.md5(("errmodel|" + str(key)).encode("utf-8")).hexdigest(), 16) % folds
+
+
+def _catalog_state(chip) -> str:
+    """The calibration state of the catalog file a chip (or its calibrated file) comes from."""
+    from hwmodels.errors import SpecError
+    from hwmodels.loader import load_hardware
+    from sim.uncertainty import calibration_state
+
+    try:
+        return calibration_state(load_hardware(record_name(chip)))
+    except SpecError:
+        return calibration_state(chip)
+
+
+def kernel_residuals(cals: dict) -> pd.DataFrame:
+    """One row per (held-out kernel row, state): source, chip, family, state, kind, bound, group, log_f."""
+    from sim.validation.calibrate import shape_keys
+
+    frames = []
+    for label, cal in cals.items():
+        t = cal.test
+        if t is None or t.empty:
+            continue
+        chip = getattr(cal.base, "chip", cal.base)
+        catalog_state = _catalog_state(chip)
+        names = t["name"].astype(str) if "name" in t.columns else pd.Series([""] * len(t), index=t.index)
+        kinds = [row_kind(o, n) for o, n in zip(t["op"].astype(str), names)]
+        if "model" in t.columns and t["model"].notna().all():
+            group = label + "|" + t["model"].astype(str)
+        else:
+            group = label + "|" + shape_keys(t).astype(str)
+        for col, state in STATE_COLUMNS.items():
+            if col not in t.columns:
+                continue
+            state = catalog_state if state == "catalog" else state
+            p = t[col].to_numpy(float)
+            m = t["measured_time_s"].to_numpy(float)
+            ok = np.isfinite(p) & (p > 0) & np.isfinite(m) & (m > 0)
+            frames.append(pd.DataFrame({
+                "source": label, "chip": record_name(chip), "family": chip_family(chip), "state": state,
+                "pricing": col[:-2],
+                "kind": np.asarray(kinds)[ok], "bound": t["bound"].astype(str).to_numpy()[ok] if "bound" in t else "*",
+                "group": group.to_numpy()[ok], "log_f": np.log(m[ok] / p[ok])}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["source", "chip", "family", "state", "kind", "bound", "group", "log_f", "pricing"])
+
+
+def _level_columns(level: str) -> list[str]:
+    return [c for c in level.split("/") if c != "*"]
+
+
+def _key(level: str, vals: dict) -> str:
+    names = level.split("/")
+    parts = [vals[n] if n in vals else "*" for n in names] + ["*"] * (4 - len(names))
+    return "|".join(str(x) for x in parts)
+
+
+def fit_cells(rows: pd.DataFrame, min_rows: int = MIN_ROWS) -> dict:
+    """{key: {"n", "q"}}: quantiles of log_f per cell of every fallback level with at least ``min_rows``
+    rows (the last level, a whole state, is kept whatever its size)."""
+    cells: dict = {}
+    for i, level in enumerate(FALLBACK):
+        cols = _level_columns(level)
+        last = i == len(FALLBACK) - 1
+        for vals, g in rows.groupby(cols, sort=True):
+            vals = vals if isinstance(vals, tuple) else (vals,)
+            if len(g) < (1 if last else min_rows):
+                continue
+            q = np.quantile(g["log_f"].to_numpy(float), PROBS)
+            cells[_key(level, dict(zip(cols, vals)))] = {"n": int(len(g)), "q": [round(float(x), 5) for x in q]}
+    return cells
+
+
+def model_from(cells: dict, chips=(), widening: float = 1.0, engine: dict | None = None) -> ErrorModel:
+    return ErrorModel({"probs": list(PROBS), "cells": cells, "fallback": list(FALLBACK), "kind_map": KIND_MAP,
+                       "state_fallback": STATE_FALLBACK, "kind_proxy": KIND_PROXY,
+                       "chips_in_record": sorted(chips), "unseen_chip_widening": {"factor": widening},
+                       "engine": engine or {}})
+
+
+def score_rows(model: ErrorModel, rows: pd.DataFrame, levels=LEVELS, unseen: bool = False) -> pd.DataFrame:
+    """Per row and level: covered (bool) and width ((hi - lo) / point) of its cell's interval."""
+    out = []
+    for (state, fam, kind, bound), g in rows.groupby(["state", "family", "kind", "bound"], sort=False):
+        cell = model.cell(state, fam, kind, bound, chip_name="<unseen>" if unseen else None)
+        f = np.exp(g["log_f"].to_numpy(float))
+        for lv in levels:
+            lo, hi = factor_interval(cell, lv)
+            out.append(pd.DataFrame({"state": state, "kind": kind, "level": lv, "covered": (f >= lo) & (f <= hi),
+                                     "width": hi - lo, "cell": cell.level, "idx": g.index}))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def cross_validate(rows: pd.DataFrame, folds: int = FOLDS, min_rows: int = MIN_ROWS) -> pd.DataFrame:
+    """Coverage of kernel rows held out from the fit, split by configuration (``group``)."""
+    fold = rows["group"].map(lambda k: _fold(k, folds)).to_numpy()
+    parts = []
+    for f in range(folds):
+        train, test = rows[fold != f], rows[fold == f]
+        if test.empty or train.empty:
+            continue
+        parts.append(score_rows(model_from(fit_cells(train, min_rows)), test))
+    return pd.concat(parts, ignore_index=True)
+
+
+def unseen_chip_widening(rows: pd.DataFrame, level: float = 0.8, min_rows: int = MIN_ROWS) -> tuple[float, dict]:
+    """Smallest factor (on the grid) that widens the quantiles of a model fitted on one accelerator so that
+    its ``level`` intervals cover at least ``level`` of another accelerator's rows (leave one chip out,
+    both ways, all states and kinds pooled); (factor, details)."""
+    acc = rows[rows["family"] != "cpu"]
+    chips = sorted(acc["chip"].unique())
+    if len(chips) < 2:
+        return 1.0, {"how": "fewer than two accelerators in the record: no widening measured", "coverage": {}}
+    cov: dict = {}
+    for w in WIDENING_GRID:
+        hits = n = 0
+        for c in chips:
+            m = model_from(fit_cells(acc[acc["chip"] != c], min_rows), widening=w)
+            s = score_rows(m, acc[acc["chip"] == c], levels=(level,), unseen=True)
+            hits += int(s["covered"].sum())
+            n += len(s)
+        cov[w] = hits / max(n, 1)
+        if cov[w] >= level:
+            break
+    w = next((k for k, v in cov.items() if v >= level), WIDENING_GRID[-1])
+    return w, {"how": f"leave one chip out over {', '.join(chips)}: fit on one, widen, score the other; the "
+                      f"smallest factor whose {level:.0%} intervals cover {level:.0%} of the other chip's rows",
+               "coverage": {str(k): round(v, 4) for k, v in cov.items()}}
+
+
+# ---------------------------------------------------------------------------------------------
+# end to end
+
+
+def e2e_predictions(chips_cal: dict, systems_cal: dict) -> list[dict]:
+    """Every published end-to-end row predicted in each state it can be: the prediction, the hardware used,
+    the metric and the measured value."""
+    from dataclasses import replace
+
+    from hwmodels.errors import InfeasibleError, SpecError
+    from hwmodels.loader import load_hardware
+    from sim.cost import CostOptions
+    from sim.predict import predict
+    from sim.validation.published import _with_chip, load_e2e
+
+    out = []
+    for r in load_e2e().to_dict("records"):
+        base = str(r["hardware"])
+        cal_hw = _with_chip(base, chips_cal, systems_cal)
+        cases = [("none", base, replace(CostOptions(), use_efficiency=False)),
+                 (_catalog_state(load_hardware(base)), base, CostOptions())]
+        if cal_hw is not base and not isinstance(cal_hw, str):
+            cases.append(("measured", cal_hw, CostOptions()))
+        for state, hw, opts in cases:
+            try:
+                p = predict(str(r["model"]), hw, int(r["batch"]), int(r["input_len"]), int(r["output_len"]),
+                            tp=int(r["tp"]), quant=str(r.get("quant") or "bf16"), options=opts)
+            except (SpecError, InfeasibleError, ValueError):
+                continue
+            obj = load_hardware(hw) if isinstance(hw, str) else hw
+            chip = getattr(obj, "chip", obj)
+            out.append({"state": state, "pred": p, "chip": chip, "metric": r["metric"], "measured": float(r["measured"]),
+                        "config": f"{r['model']} on {base} tp{r['tp']}", "case": f"{r['batch']} x {r['input_len']}/"
+                        f"{r['output_len']}", "overlap": opts.overlap_comm})
+    return out
+
+
+def _engine_fit(items: list[dict], kernel: ErrorModel) -> dict:
+    """(mu, sd_pred) of ln(measured / kernel-median) in time terms, the kernel spread subtracted."""
+    e, v = [], []
+    for it in items:
+        s = metric_samples(it["pred"], it["state"], chip_family(it["chip"]), record_name(it["chip"]), model=kernel,
+                           overlap_comm=it["overlap"], engine=False)[it["metric"]]
+        med = float(np.median(s))
+        r = math.log(it["measured"] / med)
+        e.append(-r if it["metric"] in ("output_throughput_tok_s", "per_chip_output_throughput_tok_s") else r)
+        v.append(float(np.var(np.log(s))))
+    n = len(e)
+    if n == 0:
+        return {"n": 0, "mu": 0.0, "sd": 0.0, "sd_pred": 0.0}
+    mu = float(np.mean(e))
+    var = float(np.var(e, ddof=1)) if n > 1 else 0.0
+    sd = math.sqrt(max(0.0, var - float(np.mean(v))))
+    return {"n": n, "mu": round(mu, 5), "sd": round(sd, 5), "sd_pred": round(math.sqrt(sd * sd + var / n), 5)}
+
+
+def fit_engine(items: list[dict], kernel: ErrorModel) -> dict:
+    """Engine term per state (a state with fewer than 3 rows uses all states' rows)."""
+    out = {"*": _engine_fit(items, kernel)}
+    for s in sorted({it["state"] for it in items}):
+        sub = [it for it in items if it["state"] == s]
+        out[s] = _engine_fit(sub, kernel) if len(sub) >= 3 else dict(out["*"])
+    return out
+
+
+def _covered(model: ErrorModel, it: dict, level: float) -> bool:
+    s = metric_samples(it["pred"], it["state"], chip_family(it["chip"]), record_name(it["chip"]), model=model,
+                       overlap_comm=it["overlap"])[it["metric"]]
+    lo, hi = central_interval(s, float(getattr(it["pred"], it["metric"])), level)
+    return lo <= it["measured"] <= hi
+
+
+def fit_e2e(items: list[dict], kernel_data: dict, level: float = 0.8) -> tuple[float, dict, dict]:
+    """(step shrink, engine term, coverage per shrink): the share of each cell's spread a whole step keeps
+    (per-op residuals carry shape-specific noise that partly averages out over a step's many ops; the
+    cells' quantiles are pulled toward their medians by this factor in step Monte Carlo) is the largest on
+    ``SHRINK_GRID`` whose in-sample ``level`` coverage of ``items`` is closest to ``level``; the engine
+    term is refitted for each."""
+    best = None
+    tried = {}
+    for lam in SHRINK_GRID:
+        d = dict(kernel_data, step_shrink={"factor": lam})
+        eng = fit_engine(items, ErrorModel(d))
+        m = ErrorModel(dict(d, engine=eng))
+        cov = float(np.mean([_covered(m, it, level) for it in items])) if items else math.nan
+        tried[lam] = round(cov, 4)
+        if best is None or abs(cov - level) < abs(best[2] - level) - 1e-9:
+            best = (lam, eng, cov)
+    return best[0], best[1], tried
+
+
+def e2e_coverage(items: list[dict], kernel_data: dict, levels=LEVELS) -> pd.DataFrame:
+    """Leave one configuration out: the step shrink and the engine term refitted without it, its rows scored."""
+    rows = []
+    for cfg in sorted({it["config"] for it in items}):
+        train = [it for it in items if it["config"] != cfg]
+        lam, eng, _ = fit_e2e(train, kernel_data)
+        model = ErrorModel(dict(kernel_data, step_shrink={"factor": lam}, engine=eng))
+        for it in items:
+            if it["config"] != cfg:
+                continue
+            s = metric_samples(it["pred"], it["state"], chip_family(it["chip"]), record_name(it["chip"]), model=model,
+                               overlap_comm=it["overlap"])[it["metric"]]
+            point = float(getattr(it["pred"], it["metric"]))
+            for lv in levels:
+                lo, hi = central_interval(s, point, lv)
+                rows.append({"state": it["state"], "config": cfg, "case": it["case"], "metric": it["metric"],
+                             "level": lv, "covered": lo <= it["measured"] <= hi, "width": (hi - lo) / point,
+                             "lo": lo, "hi": hi, "point": point, "measured": it["measured"]})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole fit
+
+
+def _commit() -> str:
+    try:
+        r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                           cwd=Path(__file__).resolve().parent)
+        return r.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def build_error_model(cals: dict, chips_cal: dict, systems_cal: dict, log=print) -> tuple[dict, dict]:
+    """(the error model as JSON data, evaluation frames: kernel_cv, e2e_cv, rows)."""
+    rows = kernel_residuals(cals)
+    log(f"error model: {len(rows):,} kernel residuals ({rows['group'].nunique()} configurations)")
+    kernel_cv = cross_validate(rows)
+    widening, wdet = unseen_chip_widening(rows)
+    log(f"error model: unseen-chip widening {widening:.2f}")
+    cells = fit_cells(rows)
+    data = model_from(cells, set(rows["chip"]), widening).data
+    data["unseen_chip_widening"] = {"factor": widening, **wdet}
+    items = e2e_predictions(chips_cal, systems_cal)
+    e2e_cv = e2e_coverage(items, data)
+    lam, data["engine"], tried = fit_e2e(items, data)
+    data["step_shrink"] = {"factor": lam, "how": "share of each cell's spread about its median kept in a whole "
+                           "step's Monte Carlo: the largest factor whose in-sample 80% coverage of the published "
+                           "end-to-end rows is closest to 80%", "coverage": {str(k): v for k, v in tried.items()}}
+    log(f"error model: step shrink {lam:.2f}")
+    counts = rows.groupby(["source", "state"]).size()
+    data = {
+        "format": 1,
+        "what": "llmsim prediction-interval error model: quantiles of ln(measured / predicted) per cell "
+                "(calibration state | hardware family | op kind | bound); docs/uncertainty.md",
+        "provenance": {
+            "llmsim_version": llmsim_version(), "commit": _commit(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
+            "generator": "make validate (llmsim validate-report --error-model ...), sim/validation/errormodel.py",
+            "kernel_rows": {f"{s} / {st}": int(n) for (s, st), n in counts.items()},
+            "kernel_rows_are": "the held-out fold of each calibration (Calibration.test), priced with datasheet "
+                               "peaks (class-default), the catalog file (published) and the calibrated file "
+                               "(measured)",
+            "e2e_rows": len(items), "e2e_source": "sim/validation/data/published/e2e.csv",
+            "min_rows": MIN_ROWS,
+        },
+        "quantity": "ln(measured / predicted)",
+        **{k: v for k, v in data.items() if k not in ("provenance",)},
+    }
+    return data, {"kernel_cv": kernel_cv, "e2e_cv": e2e_cv, "rows": rows, "items": items}
+
+
+def write_error_model(data: dict, path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    from sim.uncertainty import _load
+
+    _load.cache_clear()
+    return p
+
+
+def coverage_table(cv: pd.DataFrame, level: float = 0.8, by=("state", "kind")) -> pd.DataFrame:
+    """Rows, coverage and median width at ``level`` per group (and per state over all kinds)."""
+    c = cv[np.isclose(cv["level"], level)]
+    out = []
+    for key, g in c.groupby(list(by), sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        out.append({**dict(zip(by, key)), "n": len(g), "coverage": float(g["covered"].mean()),
+                    "median_width": float(g["width"].median())})
+    if "kind" in by:
+        for st, g in c.groupby("state", sort=True):
+            out.append({"state": st, "kind": "all", "n": len(g), "coverage": float(g["covered"].mean()),
+                        "median_width": float(g["width"].median())})
+    return pd.DataFrame(out)
+
+
+def reliability(cv: pd.DataFrame, by="state") -> pd.DataFrame:
+    """Empirical coverage per nominal level (and group)."""
+    return cv.groupby([by, "level"], sort=True)["covered"].mean().reset_index()
+
+
+__all__ = ["FALLBACK", "KIND_MAP", "MIN_ROWS", "PROBS", "build_error_model", "coverage_table", "cross_validate",
+           "e2e_coverage", "e2e_predictions", "fit_cells", "fit_engine", "kernel_residuals", "reliability",
+           "score_rows", "unseen_chip_widening", "write_error_model"]

@@ -1,0 +1,227 @@
+"""Prediction intervals (sim/uncertainty.py, sim/validation/errormodel.py): hand-checkable coverage on
+synthetic residuals, the interval rule's properties, and the interfaces' keys."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hwmodels.errors import SpecError
+from hwmodels.loader import load_hardware
+from llmsim.cli import main
+from sim.uncertainty import (ErrorModel, calibration_state, central_interval, check_level, chip_family,
+                             factor_interval, prediction_intervals)
+from sim.validation.errormodel import coverage_table, cross_validate, fit_cells, model_from, score_rows
+
+TOY = os.path.join(os.path.dirname(__file__), "..", "data", "toy-chip.yaml")
+
+
+def _rows(values, kind="gemm", state="measured", group="g"):
+    n = len(values)
+    return pd.DataFrame({"source": "s", "chip": "c", "family": "fam", "state": state, "kind": kind,
+                         "bound": "compute", "group": [f"{group}{i % 5}" for i in range(n)],
+                         "log_f": np.log(np.asarray(values, dtype=float))})
+
+
+def test_coverage_on_synthetic_residuals_by_hand():
+    # 100 rows whose measured/predicted factors are 0.51, 0.52, ..., 1.50: the 80% interval of a model
+    # fitted on them runs from the 10th to the 90th percentile (about 0.61 and 1.40), so it covers
+    # 80 of the 100 rows (0.61 .. 1.40 inclusive), and the width is 1.40 - 0.61 = 0.79 of the point
+    f = 0.5 + np.arange(1, 101) / 100
+    rows = _rows(f)
+    m = model_from(fit_cells(rows, min_rows=20))
+    lo, hi = factor_interval(m.cell("measured", "fam", "gemm", "compute"), 0.8)
+    assert lo == pytest.approx(0.6090, abs=2e-3) and hi == pytest.approx(1.4010, abs=2e-3)
+    s = score_rows(m, rows, levels=(0.8,))
+    assert s["covered"].sum() == 80
+    t = coverage_table(s.assign(level=0.8))
+    assert t.iloc[0]["coverage"] == pytest.approx(0.8)
+    assert t.iloc[0]["median_width"] == pytest.approx(0.792, abs=3e-3)
+
+
+def test_fallback_when_a_cell_has_few_rows():
+    rows = pd.concat([_rows(np.full(30, 2.0), kind="gemm"), _rows(np.full(5, 10.0), kind="norm")])
+    m = model_from(fit_cells(rows, min_rows=20))
+    c = m.cell("measured", "fam", "norm", "compute")
+    assert c.level == "state/family"  # 5 norm rows are too few: all of the state's rows answer
+    assert m.cell("measured", "fam", "gemm", "compute").level == "state/family/kind/bound"
+    assert m.cell("measured", "other-family", "gemm", "memory").level == "state/*/kind"
+
+
+def test_cross_validation_is_split_by_configuration():
+    f = 0.5 + np.arange(1, 201) / 200
+    rows = _rows(f)
+    cv = cross_validate(rows, folds=5, min_rows=10)
+    # every row scored exactly once per level, in the fold of its configuration
+    assert len(cv[cv["level"] == 0.8]) == len(rows)
+    cov = cv[cv["level"] == 0.8]["covered"].mean()
+    assert 0.7 <= cov <= 0.9
+
+
+def test_central_interval_contains_point_and_is_nested():
+    s = np.arange(1, 101, dtype=float)
+    assert central_interval(s, 50.0, 0.8) == pytest.approx((10.9, 90.1))
+    lo, hi = central_interval(s, 5.0, 0.8)  # below the central interval: [point, Q(F(point) + 0.8)]
+    assert lo == 5.0 and hi == pytest.approx(np.quantile(s, 0.85))
+    lo, hi = central_interval(s, 200.0, 0.8)
+    assert hi == 200.0 and lo == pytest.approx(np.quantile(s, 0.2))
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        x = rng.lognormal(rng.normal(), 0.5, 300)
+        p = float(rng.lognormal(0, 1))
+        prev = None
+        for lv in (0.1, 0.3, 0.5, 0.8, 0.9, 0.99):
+            lo, hi = central_interval(x, p, lv)
+            assert lo <= p <= hi
+            if prev:
+                assert lo <= prev[0] + 1e-12 and hi >= prev[1] - 1e-12
+            prev = (lo, hi)
+
+
+def test_factor_interval_contains_one_even_for_a_biased_cell():
+    rows = _rows(np.linspace(2.0, 4.0, 50))  # always slower than predicted
+    m = model_from(fit_cells(rows, min_rows=20))
+    lo, hi = factor_interval(m.cell("measured", "fam", "gemm", "compute"), 0.8)
+    assert lo == 1.0 and hi == pytest.approx(np.quantile(np.linspace(2.0, 4.0, 50), 0.8), rel=0.01)
+
+
+def test_unseen_chip_widening_about_the_median():
+    rows = _rows(0.5 + np.arange(1, 101) / 100)
+    m = model_from(fit_cells(rows, min_rows=20), chips={"c"}, widening=2.0)
+    a = m.cell("measured", "fam", "gemm", "compute", chip_name="c")
+    b = m.cell("measured", "fam", "gemm", "compute", chip_name="new-chip")
+    med = np.interp(0.5, m.probs, a.q)
+    assert np.allclose(b.q - med, 2.0 * (a.q - med))
+
+
+def test_check_level():
+    assert check_level(0.8) == 0.8
+    for bad in (0, 1, -0.1, 1.5, "x", float("nan")):
+        with pytest.raises(SpecError):
+            check_level(bad)
+
+
+def test_calibration_state_and_family():
+    toy = load_hardware(TOY)
+    assert calibration_state(toy) == "none"  # no efficiency fields, no class
+    assert calibration_state(load_hardware("a100-sxm")) == load_hardware("a100-sxm").calibration
+    assert calibration_state(load_hardware("hwmodels/catalog/calibrated/a100-sxm-calibrated.yaml")) == "measured"
+    assert calibration_state(load_hardware("a100-sxm"), use_efficiency=False) == "none"
+    assert chip_family(load_hardware("h100-sxm")) == "nvidia-accelerator"
+    assert chip_family(load_hardware("host-cpu-xeon-2vcpu")) == "cpu"
+
+
+def test_shipped_error_model_has_every_state():
+    m = ErrorModel.load()
+    for s in ("measured", "class-default", "none"):
+        assert f"{s}|*|*|*" in m.cells
+    for s in ("measured", "published", "class-default", "none"):
+        for kind in ("gemm", "attention", "collective", "sampling", "norm"):
+            c = m.cell(s, "nvidia-accelerator", kind, "memory", "a100-sxm")
+            assert np.all(np.diff(c.q) >= 0)
+    assert m.data["provenance"]["commit"]
+    assert m.widening >= 1.0
+
+
+def test_prediction_intervals_bracket_the_point_and_grow_with_level():
+    from sim.predict import predict
+
+    p = predict("llama-3.1-8b", "h100-sxm", 8, 512, 64)
+    prev = None
+    for lv in (0.5, 0.8, 0.95):
+        iv = prediction_intervals(p, "h100-sxm", lv)
+        for k in ("ttft_s", "tpot_s", "e2e_s", "output_throughput_tok_s", "per_chip_output_throughput_tok_s",
+                  "usd_per_mtok_output"):
+            lo, hi = iv[k]
+            assert lo <= getattr(p, k) <= hi, k
+            if prev:
+                assert lo <= prev[k][0] + 1e-12 and hi >= prev[k][1] - 1e-12
+        prev = iv
+    # a datasheet-only view of the same chip is less certain than its catalog file
+    wide = prediction_intervals(p, "h100-sxm", 0.8, options=__import__("sim.cost").cost.CostOptions(use_efficiency=False))
+    nar = prev and prediction_intervals(p, "h100-sxm", 0.8)
+    w = lambda iv: math.log(iv["e2e_s"][1] / iv["e2e_s"][0])  # noqa: E731
+    assert w(wide) > w(nar) * 0.5
+
+
+def test_predict_json_keys(capsys):
+    assert main(["predict", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--batch", "4", "--input-len", "256",
+                 "--output-len", "32", "--json", "--interval-level", "0.9"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["interval_level"] == 0.9
+    for k in ("ttft_s", "tpot_s", "e2e_s", "output_throughput_tok_s", "per_chip_output_throughput_tok_s",
+              "usd_per_mtok_output"):
+        lo, hi = d["intervals"][k]
+        assert lo <= d[k] <= hi
+
+
+def test_predict_bad_level_exit_2(capsys):
+    rc = main(["predict", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--batch", "1", "--input-len", "8",
+               "--output-len", "2", "--interval-level", "1.5"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--interval-level" in err and "Traceback" not in err
+
+
+def test_predict_text_shows_ranges(capsys):
+    assert main(["predict", "--hw", TOY, "--model", "qwen2.5-0.5b", "--batch", "1", "--input-len", "64",
+                 "--output-len", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "end-to-end" in out and " - " in out and "prediction intervals" in out
+
+
+def test_ops_out_has_interval_columns(tmp_path):
+    q = tmp_path / "q.csv"
+    q.write_text("hardware,op,dtype,m,n,k\nh100-sxm,gemm,bf16,4096,4096,4096\nh100-sxm,gemm,bf16,1,4096,4096\n"
+                 f"{TOY},gemm,bf16,1024,1024,1024\n")
+    out = tmp_path / "p.csv"
+    assert main(["ops", str(q), "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert (df["time_s_lo"] <= df["time_s"]).all() and (df["time_s"] <= df["time_s_hi"]).all()
+    # the hypothetical toy chip is class-default and outside the record: its band is the widest
+    rel = (df["time_s_hi"] - df["time_s_lo"]) / df["time_s"]
+    assert rel.iloc[2] > rel.iloc[0]
+
+
+def test_serving_combine_by_hand():
+    from sim.serving.intervals import combine
+
+    point = {"ttft_p50_s": 1.0, "output_throughput_tok_s": 100.0, "ttft_mean_s": 1.0, "usd_per_mtok_output": 2.0}
+    fast = {"ttft_p50_s": 0.9, "output_throughput_tok_s": 120.0, "ttft_mean_s": 1.1, "usd_per_mtok_output": 1.8}
+    slow = {"ttft_p50_s": 1.5, "output_throughput_tok_s": 80.0, "ttft_mean_s": 1.4, "usd_per_mtok_output": 2.6}
+    iv = combine(point, fast, slow)
+    assert iv["ttft_p50_s"] == [0.9, 1.5]
+    assert iv["output_throughput_tok_s"] == [80.0, 120.0]
+    assert iv["ttft_mean_s"] == [1.0, 1.4] and iv["ttft_s"] == [1.0, 1.4]  # widened to contain the point
+    assert iv["usd_per_mtok_output"] == [1.8, 2.6]
+
+
+def test_serve_json_intervals(capsys):
+    toy = os.path.join(os.path.dirname(__file__), "..", "data", "toy-chip.yaml")
+    assert main(["serve", "--hw", toy, "--model", "qwen2.5-0.5b", "--rate", "20", "--num-requests", "30",
+                 "--input-len", "128", "--output-len", "16", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["interval_level"] == 0.8
+    iv = d["intervals"]
+    for k in ("ttft_s", "tpot_s", "e2e_s", "output_throughput_tok_s", "per_chip_output_throughput_tok_s",
+              "usd_per_mtok_output", "ttft_p50_s", "ttft_p99_s", "tpot_p90_s", "e2e_p99_s"):
+        lo, hi = iv[k]
+        point = d[{"ttft_s": "ttft_mean_s", "tpot_s": "tpot_mean_s", "e2e_s": "e2e_mean_s",
+                   "per_chip_output_throughput_tok_s": "output_throughput_per_chip_tok_s"}.get(k, k)]
+        assert lo <= point <= hi, k
+    assert iv["tpot_p50_s"][1] > d["tpot_p50_s"]  # the slow end is slower
+
+
+def test_predict_api_interval_level_field():
+    from sim.predict import predict
+
+    p = predict("qwen2.5-0.5b", TOY, 2, 64, 8)
+    assert p.intervals is None and p.interval_level is None  # the API computes intervals only when asked
+    q = predict("qwen2.5-0.5b", TOY, 2, 64, 8, interval_level=0.8)
+    assert q.interval_level == 0.8 and q.intervals["e2e_s"][0] <= q.e2e_s <= q.intervals["e2e_s"][1]
+    assert q.to_dict()["intervals"] == q.intervals
+    with pytest.raises(SpecError):
+        predict("qwen2.5-0.5b", TOY, 2, 64, 8, interval_level=1.0)
