@@ -93,7 +93,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from reports.validation import build_report
+    from reports.validation_report import build_report
 
     paths = build_report(args.out, report=args.report, measure_cpu=args.measure_cpu,
                          write_calibrated=args.write_calibrated, quick=args.quick, cpu_file=args.cpu_file,
