@@ -45,7 +45,8 @@ def cmd_calibrate(args) -> int:
     from hwmodels.errors import SpecError
     from llmsim.commands._common import print_json
     from reports.validation import md_table, pct
-    from sim.validation.calibrate import calibrate, write_calibrated
+    from sim.validation.calibrate import calibrate
+    from sim.validation.calibrated_file import write_calibrated
 
     if args.folds < 2 or args.max_shapes < 1:
         raise SpecError("--folds must be at least 2 and --max-shapes at least 1")
