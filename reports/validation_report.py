@@ -17,12 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sim.validation.calibrated_file import write_calibrated as write_cal
 
-from hwmodels.loader import load_hardware
+from hwmodels.chip import System, interpolate_efficiency
+from hwmodels.loader import load_chip, load_hardware
 from reports.validation import calibration_plot, error_size_plot, md_table, pct
 from reports.validation_stacks import stack_section
+from sim.cost import CostModel
+from sim.ops import row_to_op
 from sim.validation.calibrate import calibrate
+from sim.validation.calibrated_file import write_calibrated as write_cal
 from sim.validation.compare import compare
 from sim.validation.measure import builtin_measurements, load_measurements, measure_to_csv, plan_cases
 from sim.validation.published import kernel_comparison, score_e2e
@@ -478,9 +481,6 @@ def _assemble(run: _Run, report: Path, t0: float) -> None:
 
 
 def _uses(hw_name, chips) -> bool:
-    from hwmodels.chip import System
-    from hwmodels.loader import load_hardware
-
     obj = load_hardware(hw_name)
     chip = obj.chip if isinstance(obj, System) else obj
     return chip.name in chips
@@ -606,10 +606,6 @@ def _weaknesses(f) -> str:
                    if all(r["catalog_bias"] < 0 for r in rows) else ""))
             break
     try:
-        from hwmodels.loader import load_chip
-        from sim.cost import CostModel
-        from sim.ops import row_to_op
-
         cm = CostModel(load_chip("h100-sxm"))
         row = {"op": "attention", "dtype": "bf16", "phase": "prefill", "batch": 1, "heads": 32, "kv_heads": 8,
                "head_dim": 128, "seqlen_q": 4096, "seqlen_kv": 4096}
@@ -645,8 +641,6 @@ def _weaknesses(f) -> str:
                   f"|error| {pct(e['cat_median_abs_same'])} to {pct(e['cal_median_abs'])}).")
             k = f.get("a100-sxm", {}).get("knobs")
             if k is not None and e["cal_median_time_err"] > 0:
-                from hwmodels.chip import interpolate_efficiency
-
                 s += (f" They overshoot: a calibration describes hardware and software together, and these files "
                       f"carry the efficiency of the kernels Vidur profiled (on the A100, HBM streaming at "
                       f"{interpolate_efficiency(k.memory, 1e8):.0%} for 100 MB transfers such as the weight reads of "

@@ -37,18 +37,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hwmodels.chip import Chip, System, interpolate_efficiency
+from hwmodels.chip import STREAMING_KINDS, Chip, System, interpolate_efficiency
 from hwmodels.errors import SpecError
+from hwmodels.loader import load_hardware
 from sim.cost import CostOptions
+from sim.ops import COLLECTIVE_OPS, predict_ops, row_to_op
 from sim.validation.compare import (
     SHAPE_COLUMNS,
     Comparison,
     _plain,
+    _size,
+    compare,
     count_reasons,
     error_stats,
     summarize,
     unique_shapes,
 )
+from sim.validation.measure import load_measurements, shape_id
 
 BOUNDS = {"matrix": (0.02, 1.0), "memory": (0.02, 1.0), "launch": (0.0, 100e-6), "tier": (0.02, 1.0),
           "tier_latency": (0.05e-6, 500e-6), "by_kind": (0.02, 1.0)}
@@ -67,8 +72,6 @@ def fold_of(shape_key: str, folds: int = 5) -> int:
 
 def shape_keys(df: pd.DataFrame) -> pd.Series:
     """The shape key of every row: its ``shape_id`` where given, else one built from the shape columns."""
-    from sim.validation.measure import shape_id
-
     given = df["shape_id"].astype(str).str.strip() if "shape_id" in df.columns else pd.Series("", index=df.index)
     given = given.where(~given.isin(["", "nan", "None", "<NA>"]), "")
     missing = given == ""
@@ -201,8 +204,6 @@ def knot_sizes_for(sizes, max_knots: int = 5) -> tuple:
 
 def predict_times(df: pd.DataFrame, hw, options: CostOptions = DEFAULT_OPTIONS) -> np.ndarray:
     """Predicted seconds for every row of ``df`` on ``hw`` (a Chip/System object), each shape priced once."""
-    from sim.ops import predict_ops
-
     if len(df) == 0:
         return np.array([], dtype=float)
     uniq, codes = unique_shapes(df)
@@ -275,8 +276,6 @@ class _Problem:
     evals: int = 0
 
     def predict(self, hw, idx=None) -> np.ndarray:
-        from sim.ops import predict_ops
-
         self.evals += 1
         rows = self.rows if idx is None else self.rows.iloc[idx]
         if len(rows) == 0:
@@ -306,14 +305,11 @@ class _Problem:
 
 def _fit_problem(train: pd.DataFrame, max_shapes: int, how: str, options: CostOptions) -> _Problem:
     """Unique training shapes (at most ``max_shapes`` per op kind, spread over sizes)."""
-    from sim.validation.compare import _size
-
     uniq, codes = unique_shapes(train)
     meas = pd.Series(train["measured_time_s"].to_numpy(dtype=float)).groupby(codes).median().to_numpy()
     recs = uniq.to_dict("records")
     size = np.array([_size(r)[0] for r in recs], dtype=float)
     nbytes, flops, kinds = [], [], []
-    from sim.ops import row_to_op
 
     for r in recs:
         try:
@@ -341,7 +337,6 @@ def _fit_problem(train: pd.DataFrame, max_shapes: int, how: str, options: CostOp
     rows["hardware"] = "__calibrating__"
     ops = ops[keep]
     groups = [np.flatnonzero(ops == op) for op in sorted(set(ops))]
-    from sim.ops import COLLECTIVE_OPS
 
     return _Problem(rows=rows, measured=meas[keep], groups=groups, sizes=nbytes[keep], flops=flops[keep],
                     kinds=kinds[keep],
@@ -449,8 +444,6 @@ def fit_knobs(prob: _Problem, base, fit: tuple, knot_sizes: tuple, sweeps: int =
 def fit_by_kind(prob: _Problem, hw, how_start: Knobs | None = None, log=None) -> tuple:
     """Per streaming op kind, the fraction of the main memory's (already fitted) efficiency that
     fits that kind's own rows best; returns ((kind, fraction), ...) sorted by kind."""
-    from hwmodels.chip import STREAMING_KINDS
-
     start = dict((how_start.by_kind or ()) if how_start is not None else ())
     out = []
     for kind in sorted({str(x) for x in prob.kinds} & set(STREAMING_KINDS)):
@@ -602,8 +595,6 @@ def _not_approx(df: pd.DataFrame, exact_only: bool) -> pd.DataFrame:
 
 def _wanted_fields(o: CalibrateOptions, base, hw_name: str, ops: set) -> tuple:
     """The fields to fit: ``o.fit``, or every one the rows constrain (a system: only its tiers)."""
-    from sim.ops import COLLECTIVE_OPS
-
     is_system = isinstance(base, System)
     # a system file holds only its tiers: its chip is calibrated on its own (then named with --chip)
     wanted = o.fit or tuple(x for x in KNOBS if (
@@ -659,9 +650,6 @@ def _matrix_knots(o: CalibrateOptions, prob: _Problem, base, wanted: tuple, knot
 def _by_kind(o: CalibrateOptions, train: pd.DataFrame, base, knobs: Knobs, prob: _Problem, notes: list):
     """The main memory's per-kind fractions, fitted on each streaming kind's exact training rows with
     the fields already fitted in place (GEMM-only fits keep their matrix/HBM/launch values)."""
-    from hwmodels.chip import STREAMING_KINDS
-    from sim.ops import COLLECTIVE_OPS
-
     srows = _not_approx(train, o.exact_only)
     srows = srows[~srows["op"].isin(["gemm", "attention", *COLLECTIVE_OPS])]
     if not len(srows):
@@ -695,8 +683,6 @@ def _bound_notes(knobs: Knobs) -> list[str]:
 def _split_and_check(o: CalibrateOptions, measured, base, hw_name: str):
     """Select the rows of ``hw_name``, split them by shape, check them (the held-out ones priced with
     the file as it is). Returns (train, test, counts, fitting)."""
-    from sim.validation.compare import compare
-
     rows = select_rows(measured, hw_name, base, o.all_rows)
     rows["hardware"] = hw_name
     hwmap = {hw_name: base}
@@ -734,8 +720,6 @@ def calibrate(measured, hw: str, opts: CalibrateOptions | None = None, **kwargs)
     """
     import time
 
-    from hwmodels.loader import load_hardware
-
     o = replace(opts or CalibrateOptions(), **kwargs)
     t0 = time.time()
     if o.loss not in ("mean", "median"):
@@ -744,8 +728,6 @@ def calibrate(measured, hw: str, opts: CalibrateOptions | None = None, **kwargs)
     hw_name = o.name or (str(hw) if isinstance(hw, (str, Path)) else base.name)
     label = o.label
     if isinstance(measured, (str, Path)):
-        from sim.validation.measure import load_measurements
-
         label = label or str(measured)
         measured = load_measurements(str(measured))
     label = label or "measurements"

@@ -8,27 +8,24 @@ import math
 from pathlib import Path
 
 from hwmodels.errors import Problem, SpecError
+from hwmodels.loader import check_files, resolve
+from hwmodels.units import format_quantity
 from sim.validation.calibrate import Calibration, _chip_of
 
 __all__ = ["calibrated_yaml", "write_calibrated"]
 
 
 def _fmt_bytes(b: float) -> str:
-    from hwmodels.units import format_quantity
-
     return format_quantity(b, "bytes", 4)
 
 
 def _fmt_flops(x: float) -> str:
-    from hwmodels.units import format_quantity
-
     return format_quantity(x, "flops", 4)
 
 
 def _fmt_time(s: float) -> str:
     if s == 0:
         return "0 s"
-    from hwmodels.units import format_quantity
 
     return format_quantity(s, "time", 4)
 
@@ -36,8 +33,6 @@ def _fmt_time(s: float) -> str:
 def calibrated_yaml(cal: Calibration, name: str | None = None, chip_ref: str | None = None) -> dict:
     """The original YAML data with the fitted fields set (plain data, ready for yaml.safe_dump)."""
     import yaml
-
-    from hwmodels.loader import resolve
 
     path = Path(cal.base.path) if getattr(cal.base, "path", None) else resolve(cal.name)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -138,8 +133,6 @@ def _dumper():
 def write_calibrated(cal: Calibration, out, name: str | None = None, chip_ref: str | None = None) -> Path:
     """Write the calibrated hardware file and check that it loads; returns its path."""
     import yaml
-
-    from hwmodels.loader import check_files
 
     out = Path(out)
     name = name or out.stem  # a hardware file's name is its file stem (docs/hardware-format.md)
