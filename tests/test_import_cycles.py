@@ -16,11 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("hwmodels", "workloads", "sim", "reports", "llmsim")
 
 #: cycles known and being removed, each with the reason it is still here; empty is the goal
-KNOWN_CYCLES: dict[frozenset, str] = {
-    # issue 12 part 2: the weights-capacity rule moves onto the hardware object and the predictor's
-    # configuration object lands, after which techniques no longer calls back into predict
-    frozenset({"sim.predict", "sim.techniques"}): "predict <-> techniques (issue 12, being removed)",
-}
+KNOWN_CYCLES: dict[frozenset, str] = {}
 
 
 def _modules() -> dict[str, Path]:
