@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("hwmodels", "workloads", "sim", "reports", "llmsim")
 
 #: cycles known and being removed, each with the reason it is still here; empty is the goal
-KNOWN_CYCLES: dict[frozenset, str] = {}
+KNOWN_CYCLES: dict[frozenset, str] = {
+    # hwmodels.units.format_quantity (kept for the callers that write hardware strings) delegates to
+    # the formatter, which reads units.DIMENSIONS: point those callers at hwmodels.format and drop it
+    frozenset({"hwmodels.format", "hwmodels.units"}): "units.format_quantity -> format -> units.DIMENSIONS",
+}
 
 
 def _modules() -> dict[str, Path]:

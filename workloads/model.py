@@ -470,8 +470,7 @@ def _kv_heads_and_head_dim(r: _Reader, family: str, hidden: int, heads: int) -> 
 
 def _structure(r: _Reader, family: str, kw: dict, hidden: int, heads: int, kv: int, head_dim: int,
                max_pos: int) -> tuple:
-    """Fill ``kw`` with the family's structure (activation, biases, norms, positions, windows,
-    MLA ranks); returns (kv heads, head dim, value head dim), which MLA redefines."""
+    """Fill ``kw`` with the family's structure; returns (kv heads, head dim, value head dim)."""
     head_dim_v = head_dim
     if family in ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3"):
         kw["activation"] = str(r.get("hidden_act", default="silu"))
@@ -544,8 +543,7 @@ def _structure(r: _Reader, family: str, kw: dict, hidden: int, heads: int, kv: i
 
 
 def _moe_and_layer_kinds(r: _Reader, family: str, kw: dict, inter: int, layers: int) -> tuple:
-    """Fill ``kw`` with the mixture-of-experts fields; returns the layer kinds (dense, MoE,
-    sliding-window and global layers, each with its count)."""
+    """Fill ``kw`` with the mixture-of-experts fields; returns the layer kinds with their counts."""
     kinds: tuple[LayerKind, ...] = ()
     if family in ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3"):
         e_key = {"mixtral": "num_local_experts", "qwen2_moe": "num_experts", "qwen3_moe": "num_experts"}.get(
@@ -600,14 +598,6 @@ def _moe_and_layer_kinds(r: _Reader, family: str, kw: dict, inter: int, layers: 
     return kinds
 
 
-def _attention_kind(family: str, kv: int, heads: int) -> str:
-    if family in ("deepseek_v2", "deepseek_v3"):
-        return "mla"
-    if kv == heads:
-        return "mha"
-    return "mqa" if kv == 1 else "gqa"
-
-
 def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None = None) -> ModelSpec:
     """A config dict (as in a Hugging Face ``config.json``) -> ModelSpec. SpecError lists every
     problem (unknown architecture, missing or invalid fields) at once."""
@@ -625,12 +615,12 @@ def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None
     kinds = _moe_and_layer_kinds(r, family, kw, inter, layers)
     if r.problems:
         raise SpecError(r.problems)
-    attention = _attention_kind(family, kv, heads)
+    mla = family in ("deepseek_v2", "deepseek_v3")
+    attention = "mla" if mla else "mha" if kv == heads else "mqa" if kv == 1 else "gqa"
     try:
         dtype = get_dtype(str(r.get("torch_dtype", "dtype", default="bfloat16"))).name
     except ValueError:
         dtype = "bf16"
-
     spec = ModelSpec(
         name=name, family=family, architecture=arch, layers=layers, hidden=hidden, heads=heads,
         kv_heads=kv, head_dim=head_dim, head_dim_v=head_dim_v, intermediate=inter, vocab=vocab,
