@@ -29,8 +29,9 @@ from pathlib import Path
 import pandas as pd
 
 from reports.style import figure_png, figure_svg, save
-from reports.tables import format_frame, title_of
+from reports.tables import format_frame, format_value, title_of
 from sim.version import llmsim_version
+from workloads import load_model
 
 __all__ = ["Report", "command_line", "environment", "file_hashes", "hardware_files", "model_files", "sha256_file"]
 
@@ -101,8 +102,6 @@ def hardware_files(hw) -> list[tuple[str, str, str]]:
 def model_files(model) -> list[tuple[str, str, str]]:
     """(role, name, path) of the model config file behind a model name or path (none for a
     model without a file)."""
-    from workloads import load_model
-
     spec = load_model(model)
     return [("model", spec.name, spec.source)] if spec.source else []
 
@@ -244,8 +243,6 @@ class Report:
         """A table of ``pairs`` (dict or list of pairs): ``quantity`` (a readable title, when
         ``formatted``; the key itself otherwise) and ``value`` (with its unit when ``formatted``);
         the CSV keeps the keys and the raw values."""
-        from reports.tables import format_value
-
         items = list(pairs.items()) if isinstance(pairs, dict) else list(pairs)
         keys = [str(k) for k, _ in items]
         if formatted:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure  # a bare Figure renders with Agg; pyplot is never touched
 
+from sim.optimize import Ladder
+
 __all__ = ["CSV_COLUMNS", "rows", "waterfall", "write_outputs"]
 
 CSV_COLUMNS = ["hw", "step", "technique", "applied", "lossy", "ttft_s", "tpot_s", "output_throughput_tok_s",
@@ -27,8 +29,6 @@ _UP, _DOWN, _BASE, _LOSSY = "#3A8FD9", "#D9534F", "#7F7F7F", "#E8833A"
 
 def rows(result: dict) -> list[dict]:
     """CSV rows: every step (applied) and every skipped technique (with its reason), per chip."""
-    from sim.optimize import Ladder
-
     out = []
     for lad in [result["ladder"], *[a for a in result["alternatives"] if isinstance(a, Ladder)]]:
         for i, s in enumerate(lad.steps):
@@ -46,8 +46,6 @@ def rows(result: dict) -> list[dict]:
 
 def waterfall(result: dict, figsize=(11, 4.8)) -> Figure:
     """The ladder's waterfall and the alternatives' comparison, on one Figure (Agg)."""
-    from sim.optimize import Ladder
-
     lad: Ladder = result["ladder"]
     alts = [a for a in result["alternatives"] if isinstance(a, Ladder)]
     fig = Figure(figsize=figsize, layout="constrained")

@@ -48,6 +48,8 @@ from reports.serving_plots import (  # noqa: F401
 from reports.style import PALETTE, new_axes, new_figure, save, style, time_unit, use_theme
 from hwmodels.format import axis_label, unit_of
 from reports.tables import format_value, title_of
+from reports.validation import scatter_panel
+from sim.predict import predict
 
 __all__ = [
     "breakdown_frame", "breakdown_table", "ceilings", "latency_percentiles", "memory_slopes", "new_axes",
@@ -160,8 +162,6 @@ def sensitivity(model, hw, params: dict, metric: str = "tpot_s", *, batch: int =
     ``parameter``, ``low``, ``high``, ``baseline``, ``metric_low``, ``metric_high`` and
     ``change_low``/``change_high`` (relative to the baseline: +0.1 = 10 % larger).
     """
-    from sim.predict import predict
-
     base_ovr = list(base_overrides or [])
 
     def run(extra):
@@ -307,8 +307,6 @@ def plot_predicted_vs_measured(scored: pd.DataFrame, ax=None, title: str = "pred
     """Predicted against measured times of a scored validation frame (columns ``measured_time_s``,
     ``predicted_time_s``, ``op``): the validation module's panel (log-log, identity line, +-20 %
     band, one colour per op), so that notebooks and reports draw it one way. Returns the Axes."""
-    from reports.validation import scatter_panel
-
     ax = new_axes(ax)
     scatter_panel(ax, scored, title)
     return ax

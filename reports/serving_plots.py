@@ -21,8 +21,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hwmodels.errors import InfeasibleError
 from reports.style import PALETTE, new_axes, time_unit
 from reports.tables import title_of
+from sim.predict import predict
 
 __all__ = [
     "latency_percentiles",
@@ -60,9 +62,6 @@ def static_sweep(model, hw, values, input_len: int, output_len: int, *, vary: st
     ``fits``/``reason``. A point that does not fit in memory or cannot run is kept with
     ``fits=False`` and its reason (NaN metrics), so a curve shows where it stops.
     """
-    from hwmodels.errors import InfeasibleError
-    from sim.predict import predict
-
     rows = []
     for v in values:
         kw = {"batch": batch, "input_len": input_len, "output_len": output_len}

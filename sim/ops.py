@@ -29,7 +29,18 @@ from hwmodels.chip import System
 from hwmodels.dtype import DTypeError, get_dtype
 from hwmodels.errors import SpecError
 from hwmodels.loader import load_hardware
+from hwmodels.stack import load_stack
 from sim.cost import CostModel, CostOptions
+from workloads.graph import (
+    SOFTMAX_EXPS,
+    SOFTMAX_FLOPS,
+    AttentionShape,
+    CollectiveShape,
+    GemmShape,
+    Op,
+    TensorIO,
+    _attn_stats,
+)
 
 OPS = ("gemm", "attention", "memcpy", "elementwise", "norm", "allreduce", "allgather", "reducescatter",
        "alltoall", "sendrecv")
@@ -89,8 +100,6 @@ def _bool(row, col, default=None):
 
 def row_to_op(row: dict):
     """The Op a measured kernel row describes (the same classes the graph builder uses)."""
-    from workloads.graph import SOFTMAX_EXPS, SOFTMAX_FLOPS, AttentionShape, CollectiveShape, GemmShape, Op, TensorIO, _attn_stats
-
     op = str(row.get("op", "")).strip().lower()
     if op not in OPS:
         raise RowError(f"unknown op {row.get('op')!r}; known: {', '.join(OPS)}")
@@ -175,8 +184,6 @@ def predict_ops(df: pd.DataFrame, overrides=None, options: CostOptions = CostOpt
     ``hardware`` maps names in the ``hardware`` column to already-loaded Chip/System objects
     (calibration uses this to price rows on a modified chip without writing files).
     """
-    from hwmodels.stack import load_stack
-
     options = load_stack(stack).cost_options(options)
     out = df.copy()
     n = len(out)

@@ -41,8 +41,15 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 
+from hwmodels.dtype import get_dtype
 from hwmodels.errors import InfeasibleError, Problem, SpecError
+from sim.cost import CostOptions
 from sim.metrics import usd_per_mtok
+from sim.predict import predict, resolve_system, system_usd_per_s
+from sim.techniques import Offload, max_batch_that_fits
+from workloads import load_model
+from workloads.quant import Quantization, Sparsity
+from workloads.techniques import SpecConfig, default_draft
 
 __all__ = ["DEFAULT_ALTERNATIVES", "OBJECTIVE", "TECHNIQUES", "Config", "Ladder", "Point", "Step", "Technique",
            "Workload", "break_even", "evaluate", "ladder", "optimize"]
@@ -78,26 +85,18 @@ class Config:
     kv_window: int | None = None
 
     def quantization(self):
-        from workloads.quant import Quantization
-
         q = Quantization.named(self.quant)
         if self.kv_fp8:
             q = replace(q, kv_cache="fp8", scheme=None)
         return q
 
     def options(self):
-        from sim.cost import CostOptions
-
         return CostOptions(fused=self.fused, cuda_graphs=self.cuda_graphs, dequant_per_tile=True)
 
     def sparsity(self):
-        from workloads.quant import Sparsity
-
         return Sparsity() if self.sparse else None
 
     def offload(self):
-        from sim.techniques import Offload
-
         if not (self.kv_offload or self.weight_offload):
             return None
         return Offload(kv=self.kv_offload, weights=self.weight_offload)
@@ -227,9 +226,6 @@ def _continuous(c: Config, ctx) -> Config | str:
 
 def _weights(scheme: str):
     def apply(c: Config, ctx) -> Config | str:
-        from hwmodels.dtype import get_dtype
-        from workloads.quant import Quantization
-
         if c.quant != "fp16":
             return f"weights are already {c.quant}"
         math_dt = Quantization.named(scheme).math_dtype
@@ -349,9 +345,6 @@ def evaluate(c: Config, ctx: _Ctx) -> Point:
 
 
 def _evaluate(c: Config, ctx: _Ctx) -> Point:
-    from sim.predict import predict, system_usd_per_s
-    from sim.techniques import max_batch_that_fits
-
     wl = ctx.workload
     q = c.quantization()
     sp = c.sparsity()
@@ -448,8 +441,6 @@ class Ladder:
 
 
 def _default_spec(spec, override=None):
-    from workloads.techniques import SpecConfig, default_draft
-
     if override is not None:
         return override
     d = default_draft(spec)
@@ -487,9 +478,6 @@ def ladder(model, hw, workload: Workload, *, tp: int = 1, overrides=None, techni
     lossy 'kv-eviction' step; ``lossy=False`` leaves out quantization, sparsity and eviction;
     ``samples``: decode contexts priced per prediction (interpolated in between).
     """
-    from sim.predict import resolve_system
-    from workloads import load_model
-
     spec = load_model(model)
     system, notes = resolve_system(hw, tp, overrides)
     names = list(techniques) if techniques else [t.name for t in TECHNIQUES]

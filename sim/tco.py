@@ -47,6 +47,7 @@ import yaml
 
 from hwmodels.chip import Chip, System
 from hwmodels.errors import Problem, SpecError
+from sim.vector import HwPoints
 
 __all__ = [
     "HOURS_PER_YEAR",
@@ -139,8 +140,6 @@ def load_memory_tech(name: str = "hbm3") -> MemoryTech:
 # chip features (arrays over sweep points or scalars)
 
 def _points(hw):
-    from sim.vector import HwPoints
-
     if isinstance(hw, HwPoints):
         return hw
     return HwPoints(hw)

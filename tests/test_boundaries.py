@@ -1,9 +1,10 @@
-"""One direction of dependency (DESIGN.md): hwmodels <- workloads <- sim <- reports <- llmsim.
+"""One direction of dependency (docs/architecture.md): hwmodels <- workloads <- sim <- reports <- llmsim.
 
 hwmodels and workloads never import sim or reports; sim never imports reports or matplotlib;
-nothing in the core imports torch at module level (kernel measurement imports it lazily, inside
-functions). Checked with ``ast`` on the source, so a stray import fails here, not in a user's
-notebook.
+nothing below the front door imports llmsim (the version comes from the package metadata);
+nothing imports torch at module level (kernel measurement imports it lazily, inside functions).
+Checked with ``ast`` on the source, imports inside functions included, so a stray import fails
+here, not in a user's notebook. Cycles between modules: tests/test_import_cycles.py.
 """
 
 import ast
@@ -15,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
     "hwmodels": ("workloads", "sim", "reports", "llmsim", "matplotlib", "torch"),
     "workloads": ("sim", "reports", "llmsim", "matplotlib", "torch"),
-    "sim": ("reports", "matplotlib", "torch"),  # sim may read llmsim.__version__ for provenance
+    "sim": ("reports", "llmsim", "matplotlib", "torch"),
+    "reports": ("llmsim", "torch"),
 }
 
 

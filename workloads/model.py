@@ -413,18 +413,8 @@ def _window(r: _Reader, key: str = "sliding_window", enabled: bool = True) -> in
     return r.int_(key) or None
 
 
-def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None = None) -> ModelSpec:
-    """A config dict (as in a Hugging Face ``config.json``) -> ModelSpec. SpecError lists every
-    problem (unknown architecture, missing or invalid fields) at once."""
-    if not isinstance(cfg, dict):
-        raise SpecError([Problem(f"expected a JSON object, got {type(cfg).__name__}", file=file,
-                                 line=1 if file else None, col=1 if file else None)])
-    r = _Reader(cfg, file, text)
-    family, arch = _family(r)
-    if not family:
-        raise SpecError(r.problems)
-    kw: dict[str, Any] = {}
-    # ---- common widths, under each family's field names --------------------------------------
+def _widths(r: _Reader, family: str) -> tuple:
+    """(hidden, heads, layers, max_position, intermediate, vocab), under each family's field names."""
     if family in ("gpt2", "gptj"):
         hidden = r.int_("n_embd", "hidden_size")
         heads = r.int_("n_head", "num_attention_heads")
@@ -450,8 +440,11 @@ def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None
         max_pos = r.int_("max_position_embeddings")
         inter = r.int_("intermediate_size")
     vocab = r.int_("vocab_size")
+    return hidden, heads, layers, max_pos, inter, vocab
 
-    # ---- kv heads and head dims -----------------------------------------------------------
+
+def _kv_heads_and_head_dim(r: _Reader, family: str, hidden: int, heads: int) -> tuple:
+    """(key/value heads, head dim) of the attention (MLA's head dims come with its structure)."""
     if family == "falcon":
         if r.bool_("new_decoder_architecture", False):
             kv = r.int_("num_kv_heads", "num_key_value_heads")
@@ -472,9 +465,13 @@ def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None
     if heads and kv and family not in ("deepseek_v2", "deepseek_v3") and (kv > heads or heads % kv):
         key = "num_kv_heads" if family == "falcon" else "num_key_value_heads"
         r.problem(key, f"{kv} key/value heads do not divide {heads} attention heads")
-    head_dim_v = head_dim
+    return kv, head_dim
 
-    # ---- family-specific structure ---------------------------------------------------------
+
+def _structure(r: _Reader, family: str, kw: dict, hidden: int, heads: int, kv: int, head_dim: int,
+               max_pos: int) -> tuple:
+    """Fill ``kw`` with the family's structure; returns (kv heads, head dim, value head dim)."""
+    head_dim_v = head_dim
     if family in ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3"):
         kw["activation"] = str(r.get("hidden_act", default="silu"))
         kw["tied_embeddings"] = r.bool_("tie_word_embeddings", False)
@@ -542,8 +539,11 @@ def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None
                   norms_per_layer=2 if (new_arch or not parallel) else 1,
                   position="alibi" if alibi else "rope", rotary_dim=0 if alibi else head_dim,
                   tied_embeddings=r.bool_("tie_word_embeddings", True))
+    return kv, head_dim, head_dim_v
 
-    # ---- mixture of experts ------------------------------------------------------------------
+
+def _moe_and_layer_kinds(r: _Reader, family: str, kw: dict, inter: int, layers: int) -> tuple:
+    """Fill ``kw`` with the mixture-of-experts fields; returns the layer kinds with their counts."""
     kinds: tuple[LayerKind, ...] = ()
     if family in ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3"):
         e_key = {"mixtral": "num_local_experts", "qwen2_moe": "num_experts", "qwen3_moe": "num_experts"}.get(
@@ -595,23 +595,32 @@ def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None
                      LayerKind("layer.global", layers - n_sliding))
         else:
             kinds = (LayerKind("layer", layers, window=kw.get("sliding_window")),)
+    return kinds
 
+
+def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None = None) -> ModelSpec:
+    """A config dict (as in a Hugging Face ``config.json``) -> ModelSpec. SpecError lists every
+    problem (unknown architecture, missing or invalid fields) at once."""
+    if not isinstance(cfg, dict):
+        raise SpecError([Problem(f"expected a JSON object, got {type(cfg).__name__}", file=file,
+                                 line=1 if file else None, col=1 if file else None)])
+    r = _Reader(cfg, file, text)
+    family, arch = _family(r)
+    if not family:
+        raise SpecError(r.problems)
+    kw: dict[str, Any] = {}
+    hidden, heads, layers, max_pos, inter, vocab = _widths(r, family)
+    kv, head_dim = _kv_heads_and_head_dim(r, family, hidden, heads)
+    kv, head_dim, head_dim_v = _structure(r, family, kw, hidden, heads, kv, head_dim, max_pos)
+    kinds = _moe_and_layer_kinds(r, family, kw, inter, layers)
     if r.problems:
         raise SpecError(r.problems)
-
-    if family in ("deepseek_v2", "deepseek_v3"):
-        attention = "mla"
-    elif kv == heads:
-        attention = "mha"
-    elif kv == 1:
-        attention = "mqa"
-    else:
-        attention = "gqa"
+    mla = family in ("deepseek_v2", "deepseek_v3")
+    attention = "mla" if mla else "mha" if kv == heads else "mqa" if kv == 1 else "gqa"
     try:
         dtype = get_dtype(str(r.get("torch_dtype", "dtype", default="bfloat16"))).name
     except ValueError:
         dtype = "bf16"
-
     spec = ModelSpec(
         name=name, family=family, architecture=arch, layers=layers, hidden=hidden, heads=heads,
         kv_heads=kv, head_dim=head_dim, head_dim_v=head_dim_v, intermediate=inter, vocab=vocab,

@@ -127,3 +127,14 @@ class Progress:
             self._drawn = True
 
         return cb
+
+
+def module_doc(module: str) -> str:
+    """The docstring of ``module``, read from its source without importing it (a command's help
+    text must not load the library behind it: ``llmsim --help`` builds every parser)."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    with open(spec.origin, encoding="utf-8") as f:
+        return ast.get_docstring(ast.parse(f.read())) or ""

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import sys
 
+from hwmodels.chip import System
+from hwmodels.errors import SpecError
+from hwmodels.loader import load_chip, load_hardware
+from llmsim.commands._common import print_json
+
 
 def register(sub) -> None:
     from llmsim.commands._common import HelpFormatter
@@ -42,10 +47,9 @@ def _split(s):
 
 
 def cmd_calibrate(args) -> int:
-    from hwmodels.errors import SpecError
-    from llmsim.commands._common import print_json
     from reports.validation import md_table, pct
-    from sim.validation.calibrate import calibrate, write_calibrated
+    from sim.validation.calibrate import calibrate
+    from sim.validation.calibrated_file import write_calibrated
 
     if args.folds < 2 or args.max_shapes < 1:
         raise SpecError("--folds must be at least 2 and --max-shapes at least 1")
@@ -55,9 +59,6 @@ def cmd_calibrate(args) -> int:
         # a system's tiers are fitted with the (calibrated) chip it will reference
         from dataclasses import replace
         from pathlib import Path
-
-        from hwmodels.chip import System
-        from hwmodels.loader import load_chip, load_hardware
 
         system = load_hardware(args.hw)
         if not isinstance(system, System):

@@ -6,6 +6,7 @@ import os
 import textwrap
 
 from llmsim.commands._common import print_json
+from workloads.model import CATALOG_DIR, list_models, load_model
 
 WIDTH = 80
 
@@ -31,8 +32,6 @@ def _b(n: float) -> str:
 
 
 def cmd_list(args) -> int:
-    from workloads.model import list_models, load_model
-
     rows = []
     for name in list_models():
         s = load_model(name)
@@ -59,8 +58,6 @@ def _fit(label: str, text: str) -> list[str]:
 
 
 def _source(path: str) -> str:
-    from workloads.model import CATALOG_DIR
-
     if path and os.path.dirname(os.path.abspath(path)) == str(CATALOG_DIR):
         return f"catalog ({os.path.basename(path)})"
     room = WIDTH - 14
@@ -68,8 +65,6 @@ def _source(path: str) -> str:
 
 
 def cmd_show(args) -> int:
-    from workloads.model import load_model
-
     s = load_model(args.name)
     d = s.summary()
     if args.json:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from llmsim.commands._common import add_set_option
+from llmsim.commands._common import add_set_option, module_doc
+from sim.cost import CostOptions
 
 
 def register(sub) -> None:
-    from sim.ops import __doc__ as doc
-
     p = sub.add_parser("ops", help="bulk per-kernel predictions from a CSV (one row per kernel)",
-                       description=doc, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                       description=module_doc("sim.ops"), formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("query", metavar="QUERY.csv",
                    help="one row per kernel: hardware, op, dtype and its shape columns (e.g. examples/kernels.csv)")
     p.add_argument("--out", metavar="PRED.csv", help="write predictions here (default: standard output)")
@@ -27,7 +26,6 @@ def register(sub) -> None:
 
 
 def cmd_ops(args) -> int:
-    from sim.cost import CostOptions
     from sim.ops import predict_ops, read_ops_csv
 
     from sim.uncertainty import check_level

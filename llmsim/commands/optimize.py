@@ -16,6 +16,9 @@ import textwrap
 
 from hwmodels.errors import InfeasibleError, Problem, SpecError
 from llmsim.commands._common import add_price_option, add_set_option, print_json
+from workloads import load_model
+from workloads.techniques import SpecConfig, default_draft
+from workloads.trace import load_trace
 
 WIDTH = 80
 
@@ -63,8 +66,6 @@ def _workload(args):
     from sim.optimize import Workload
 
     if args.trace:
-        from workloads.trace import load_trace
-
         if args.input_len or args.output_len:
             raise SpecError([Problem("give --trace or --input-len/--output-len, not both", path="--trace")])
         return Workload.from_trace(load_trace(args.trace), batch=args.batch or 64, max_context=args.max_context)
@@ -76,17 +77,12 @@ def _workload(args):
 
 
 def _spec(args):
-    from workloads.techniques import SpecConfig
-
     if not (args.spec_draft or args.spec_ngram or args.spec_acceptance is not None or args.spec_k != 4):
         return None
     if args.spec_draft and args.spec_ngram:
         raise SpecError([Problem("give --spec-draft or --spec-ngram, not both", path="--spec-ngram")])
     draft = args.spec_draft
     if not draft and not args.spec_ngram:
-        from workloads import load_model
-        from workloads.techniques import default_draft
-
         draft = default_draft(load_model(args.model))
     acc = args.spec_acceptance if args.spec_acceptance is not None else (0.7 if draft else 0.5)
     return SpecConfig(k=args.spec_k, acceptance=acc, draft=draft or None)
@@ -174,8 +170,6 @@ def _header(lad) -> list[str]:
 
 
 def render_ladder(lad) -> str:
-    from workloads import load_model
-
     wl = lad.workload
     mc = wl.max_context or load_model(lad.model).max_position
     lines = _header(lad)

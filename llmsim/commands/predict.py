@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from hwmodels.errors import InfeasibleError
+from hwmodels.errors import InfeasibleError, Problem, SpecError
+from hwmodels.units import UnitError, parse_quantity
 from llmsim.commands._common import add_price_option, add_set_option, print_json
 from llmsim.commands._config import add_config_arguments, config_values
 from sim.config import COST_FLAGS, PredictConfig, ServingConfig
+from sim.cost import CostOptions
+from workloads.quant import Sparsity
+from workloads.techniques import SpecConfig
 
 
 def add_workload_options(p, batch_required=True, hw=True) -> None:
@@ -42,8 +46,6 @@ def add_stack_option(g) -> None:
 
 def cost_options(args):
     """The CostOptions the software-option flags set (a flag a parser lacks leaves its default)."""
-    from sim.cost import CostOptions
-
     kw = {}
     for flag, (name, value, _) in COST_FLAGS.items():
         if getattr(args, flag[2:].replace("-", "_"), False):
@@ -77,11 +79,7 @@ def add_technique_options(p) -> None:
 
 def technique_kwargs(args) -> dict:
     """predict()'s technique keywords from the parsed --spec-*/--sparse/--offload/--kv-window flags."""
-    from hwmodels.errors import Problem, SpecError
-    from hwmodels.units import UnitError, parse_quantity
     from sim.techniques import Offload
-    from workloads.quant import Sparsity
-    from workloads.techniques import SpecConfig
 
     kw: dict = {}
     if getattr(args, "spec_draft", None) or getattr(args, "spec_ngram", False):

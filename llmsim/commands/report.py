@@ -26,12 +26,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from llmsim.commands._common import print_json
+from hwmodels.errors import SpecError
+from llmsim.commands._common import add_set_option, print_json
+from llmsim.commands.predict import (
+    add_cost_options,
+    add_technique_options,
+    add_workload_options,
+    cost_options,
+    predict_config,
+)
+from llmsim.commands.serve import build_scenario, simulate_kwargs
+from workloads.scenario import parse_rate
 
 
 def register(sub) -> None:
-    from llmsim.commands.predict import add_technique_options, add_workload_options
-
     p = sub.add_parser("report", help="write a self-contained HTML report (figures, tables, inputs) and CSVs",
                        description="Write a self-contained HTML report (report.html) with figures, tables, every "
                                    "input and the hashes of the hardware and model files, plus each table as CSV.")
@@ -53,8 +61,6 @@ def register(sub) -> None:
     pv.add_argument("measured", metavar="MEASURED.csv", help="per-kernel CSV with measured_time_s (or a built-in data set)")
     pv.add_argument("--hw", help="score every row on this hardware (default: each row's hardware column)")
     pv.add_argument("--limit", type=int, default=None, help="score at most this many rows (a deterministic sample)")
-    from llmsim.commands._common import add_set_option
-    from llmsim.commands.predict import add_cost_options
 
     add_set_option(pv)
     add_cost_options(pv)
@@ -99,9 +105,9 @@ def _register_serve(kinds) -> None:
 
 
 def _register_sweep(kinds) -> None:
-    try:
-        import sim.sweep  # noqa: F401
-    except ImportError:  # the sweep engine is not installed
+    import importlib.util
+
+    if importlib.util.find_spec("sim.sweep") is None:  # the sweep engine is not installed
         return
     pw = kinds.add_parser("sweep", help="report of a sweep's results (llmsim sweep ... --out RESULTS.parquet)")
     pw.add_argument("results", metavar="RESULTS.parquet", help="the results folder (or file) a sweep wrote")
@@ -130,7 +136,6 @@ def _finish(args, rep, out: Path) -> int:
 
 
 def _sweep_batches(spec: str, batch: int) -> list[int]:
-    from hwmodels.errors import SpecError
     from reports.predict_report import sweep_batches
 
     if spec in ("none", "off", ""):
@@ -164,7 +169,6 @@ def prediction_inputs(args, kind: str = "predict") -> dict:
 
 
 def cmd_report_predict(args) -> int:
-    from llmsim.commands.predict import predict_config
     from reports.predict_report import predict_report
     from sim.predict import predict, resolve_system
 
@@ -181,7 +185,6 @@ def cmd_report_predict(args) -> int:
 
 
 def cmd_report_validate(args) -> int:
-    from llmsim.commands.predict import cost_options
     from reports.validate_report import validate_report
     from sim.validation.compare import compare
     from sim.validation.measure import load_measurements
@@ -203,9 +206,6 @@ def cmd_report_validate(args) -> int:
 
 
 def _parse_rates(spec: str) -> list[float]:
-    from hwmodels.errors import SpecError
-    from workloads.scenario import parse_rate
-
     try:
         rates = [parse_rate(x.strip()) for x in spec.split(",") if x.strip()]
     except SpecError as e:
@@ -219,8 +219,6 @@ def cmd_report_serve(args) -> int:
     import copy
     import math
 
-    from hwmodels.errors import SpecError
-    from llmsim.commands.serve import build_scenario, simulate_kwargs
     from reports.serve_report import serve_report
     from sim.predict import resolve_system
     from sim.serving import simulate

@@ -11,6 +11,7 @@ import math
 import sys
 from pathlib import Path
 
+from hwmodels.errors import InfeasibleError, SpecError
 from llmsim.commands._common import print_json
 
 
@@ -66,7 +67,6 @@ def _sens_table(sens, metric: str, width=110) -> str:
 
 
 def cmd_sweep(args) -> int:
-    from hwmodels.errors import SpecError
     from sim.sweep import load_spec, pareto_front, parse_objectives, run_sweep, sensitivity
     from sim.sweep.pareto import DEFAULT_FRONTS
     from sim.sweep.points import count, generate
@@ -160,8 +160,6 @@ def cmd_sweep(args) -> int:
 
 
 def _exit(run, table) -> int:
-    from hwmodels.errors import InfeasibleError
-
     st = table["status"] if "status" in table.columns else None
     if st is None or not len(table) or (st == "ok").any():
         return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from llmsim.commands._common import add_set_option
+from llmsim.commands._common import add_set_option, print_json
+from sim.cost import CostOptions
 
 
 def register(sub) -> None:
@@ -48,9 +49,7 @@ def register(sub) -> None:
 
 
 def cmd_validate(args) -> int:
-    from llmsim.commands._common import print_json
     from reports.validation import md_table, pct
-    from sim.cost import CostOptions
     from sim.validation.compare import compare, write_outputs
 
     cmp = compare(args.measured, args.hw, options=CostOptions(use_efficiency=not args.no_efficiency),
@@ -96,7 +95,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from reports.validation import build_report
+    from reports.validation_report import build_report
 
     paths = build_report(args.out, report=args.report, measure_cpu=args.measure_cpu,
                          write_calibrated=args.write_calibrated, quick=args.quick, cpu_file=args.cpu_file,

@@ -33,7 +33,19 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.errors import InfeasibleError, SpecError
+from sim.sweep.hardware import (
+    check_constraints,
+    derived,
+    describe_range,
+    hw_points,
+    parallel_of,
+    structural_key,
+    structure,
+)
+from sim.sweep.points import generate
 from sim.sweep.progress import Progress
+from sim.sweep.results import ResultStore, _to_arrow
+from sim.sweep.spec import DERIVED
 
 __all__ = ["SweepRun", "evaluate", "make_tasks", "prefilter", "run_sweep"]
 
@@ -140,15 +152,6 @@ def prefilter(spec, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Drop the points that break a constraint; SpecError when no point is left (what came closest)."""
     if not spec.constraints or not len(frame):
         return frame, 0
-    from sim.sweep.hardware import (
-        check_constraints,
-        derived,
-        describe_range,
-        hw_points,
-        parallel_of,
-        structural_key,
-        structure,
-    )
 
     keys = [a.name for a in spec.axes if a.kind == "hw" and a.key is None] + \
         [a.name for a in spec.axes if a.name in ("tp", "pp", "ep", "replicas")]
@@ -368,9 +371,6 @@ def run_sweep(spec, out=None, *, workers: int | None = None, dask: str | None = 
     address or ``"local"`` (a LocalCluster of ``workers`` workers). ``limit``: run at most this
     many of the points left (for a quick look). ``progress``: None = automatic (see Progress).
     """
-    from sim.sweep.points import generate
-    from sim.sweep.results import ResultStore
-
     t0 = time.perf_counter()
     frame = generate(spec)
     npoints = len(frame)
@@ -441,8 +441,6 @@ def run_sweep(spec, out=None, *, workers: int | None = None, dask: str | None = 
         if len(table) and (pos < 0).any():
             table = table[pos >= 0].reset_index(drop=True)
     else:
-        from sim.sweep.results import _to_arrow
-
         table = pd.concat(mem, ignore_index=True) if mem else pd.DataFrame(columns=["point_id", "status"])
         table = _to_arrow(table).to_pandas()  # the same types as a table read back from Parquet
         pos = order_ix.get_indexer(table["point_id"].to_numpy(dtype=object))
@@ -462,8 +460,6 @@ def run_sweep(spec, out=None, *, workers: int | None = None, dask: str | None = 
 
 
 def _meta(spec) -> dict:
-    from sim.sweep.spec import DERIVED
-
     return {"name": spec.name, "spec": spec.path, "hardware": spec.hardware, "evaluator": spec.evaluator,
             "axes": {a.name: (a.key or a.path or a.name) for a in spec.axes},
             "units": "SI: seconds, bytes, B/s, FLOP/s, W, J, USD; hardware axes in SI (e.g. bandwidth in B/s)",

@@ -37,18 +37,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hwmodels.chip import Chip, System, interpolate_efficiency
-from hwmodels.errors import Problem, SpecError
+from hwmodels.chip import STREAMING_KINDS, Chip, System, interpolate_efficiency
+from hwmodels.errors import SpecError
+from hwmodels.loader import load_hardware
 from sim.cost import CostOptions
+from sim.ops import COLLECTIVE_OPS, predict_ops, row_to_op
 from sim.validation.compare import (
     SHAPE_COLUMNS,
     Comparison,
     _plain,
+    _size,
+    compare,
     count_reasons,
     error_stats,
     summarize,
     unique_shapes,
 )
+from sim.validation.measure import load_measurements, shape_id
 
 BOUNDS = {"matrix": (0.02, 1.0), "memory": (0.02, 1.0), "launch": (0.0, 100e-6), "tier": (0.02, 1.0),
           "tier_latency": (0.05e-6, 500e-6), "by_kind": (0.02, 1.0)}
@@ -67,8 +72,6 @@ def fold_of(shape_key: str, folds: int = 5) -> int:
 
 def shape_keys(df: pd.DataFrame) -> pd.Series:
     """The shape key of every row: its ``shape_id`` where given, else one built from the shape columns."""
-    from sim.validation.measure import shape_id
-
     given = df["shape_id"].astype(str).str.strip() if "shape_id" in df.columns else pd.Series("", index=df.index)
     given = given.where(~given.isin(["", "nan", "None", "<NA>"]), "")
     missing = given == ""
@@ -201,8 +204,6 @@ def knot_sizes_for(sizes, max_knots: int = 5) -> tuple:
 
 def predict_times(df: pd.DataFrame, hw, options: CostOptions = DEFAULT_OPTIONS) -> np.ndarray:
     """Predicted seconds for every row of ``df`` on ``hw`` (a Chip/System object), each shape priced once."""
-    from sim.ops import predict_ops
-
     if len(df) == 0:
         return np.array([], dtype=float)
     uniq, codes = unique_shapes(df)
@@ -275,8 +276,6 @@ class _Problem:
     evals: int = 0
 
     def predict(self, hw, idx=None) -> np.ndarray:
-        from sim.ops import predict_ops
-
         self.evals += 1
         rows = self.rows if idx is None else self.rows.iloc[idx]
         if len(rows) == 0:
@@ -306,14 +305,11 @@ class _Problem:
 
 def _fit_problem(train: pd.DataFrame, max_shapes: int, how: str, options: CostOptions) -> _Problem:
     """Unique training shapes (at most ``max_shapes`` per op kind, spread over sizes)."""
-    from sim.validation.compare import _size
-
     uniq, codes = unique_shapes(train)
     meas = pd.Series(train["measured_time_s"].to_numpy(dtype=float)).groupby(codes).median().to_numpy()
     recs = uniq.to_dict("records")
     size = np.array([_size(r)[0] for r in recs], dtype=float)
     nbytes, flops, kinds = [], [], []
-    from sim.ops import row_to_op
 
     for r in recs:
         try:
@@ -341,7 +337,6 @@ def _fit_problem(train: pd.DataFrame, max_shapes: int, how: str, options: CostOp
     rows["hardware"] = "__calibrating__"
     ops = ops[keep]
     groups = [np.flatnonzero(ops == op) for op in sorted(set(ops))]
-    from sim.ops import COLLECTIVE_OPS
 
     return _Problem(rows=rows, measured=meas[keep], groups=groups, sizes=nbytes[keep], flops=flops[keep],
                     kinds=kinds[keep],
@@ -449,8 +444,6 @@ def fit_knobs(prob: _Problem, base, fit: tuple, knot_sizes: tuple, sweeps: int =
 def fit_by_kind(prob: _Problem, hw, how_start: Knobs | None = None, log=None) -> tuple:
     """Per streaming op kind, the fraction of the main memory's (already fitted) efficiency that
     fits that kind's own rows best; returns ((kind, fraction), ...) sorted by kind."""
-    from hwmodels.chip import STREAMING_KINDS
-
     start = dict((how_start.by_kind or ()) if how_start is not None else ())
     out = []
     for kind in sorted({str(x) for x in prob.kinds} & set(STREAMING_KINDS)):
@@ -563,76 +556,48 @@ def select_rows(df: pd.DataFrame, hw_name: str, hw, all_rows: bool = False) -> p
     return df[sel].copy()
 
 
-def calibrate(measured, hw: str, *, fit: tuple | None = None, folds: int = 5, holdout: int = 0, loss: str = "mean",
-              max_shapes: int = 200, sweeps: int = 6, max_knots: int = 4, all_rows: bool = False,
-              fit_ops: tuple | None = None, exact_only: bool = True, name: str | None = None,
-              options: CostOptions = DEFAULT_OPTIONS, label: str | None = None, log=None,
-              matrix_table="auto") -> Calibration:
-    """Fit ``hw``'s efficiency fields to ``measured`` (a frame, a CSV path or a built-in data set).
+@dataclass(frozen=True)
+class CalibrateOptions:
+    """How ``calibrate`` fits (every field is also a keyword argument of ``calibrate``).
 
     ``fit`` picks the fields (default: every one the rows constrain, of matrix, memory, launch,
     tier, tier_latency). Rows are split by shape into ``folds`` folds; fold ``holdout`` is held
     out and scored, the rest are fitted. ``fit_ops`` limits the op kinds fitted to (all are
     scored); ``exact_only`` leaves out of the fit rows whose ``mapping`` column says the op only
     approximates what was timed. ``name``: the hardware column value to select (default: ``hw``'s
-    name). ``by_kind`` (the main memory's per-streaming-kind efficiencies) is fitted after the other
-    fields, on each streaming kind's own exact training rows, whatever ``fit_ops`` says.
-    ``matrix_table``: fit the matrix efficiency as a table by GEMM FLOPs (True), as one fraction
-    (False), or ("auto") whichever predicts an inner validation fold of the training shapes better
-    (the held-out fold is never looked at). Raises SpecError for bad arguments or no usable rows.
+    name). ``matrix_table``: fit the matrix efficiency as a table by GEMM FLOPs (True), as one
+    fraction (False), or ("auto") whichever predicts an inner validation fold of the training
+    shapes better (the held-out fold is never looked at).
     """
-    import time
 
-    from hwmodels.loader import load_hardware
-    from sim.ops import COLLECTIVE_OPS
-    from sim.validation.compare import compare
+    fit: tuple | None = None
+    folds: int = 5
+    holdout: int = 0
+    loss: str = "mean"
+    max_shapes: int = 200
+    sweeps: int = 6
+    max_knots: int = 4
+    all_rows: bool = False
+    fit_ops: tuple | None = None
+    exact_only: bool = True
+    name: str | None = None
+    options: CostOptions = DEFAULT_OPTIONS
+    label: str | None = None
+    log: object = None
+    matrix_table: object = "auto"
 
-    t0 = time.time()
-    if loss not in ("mean", "median"):
-        raise SpecError(f"loss must be mean or median; got {loss!r}")
-    base = load_hardware(hw) if isinstance(hw, (str, Path)) else hw
-    hw_name = name or (str(hw) if isinstance(hw, (str, Path)) else base.name)
-    if isinstance(measured, (str, Path)):
-        from sim.validation.measure import load_measurements
 
-        label = label or str(measured)
-        measured = load_measurements(str(measured))
-    label = label or "measurements"
-    rows = select_rows(measured, hw_name, base, all_rows)
-    rows["hardware"] = hw_name
-    hwmap = {hw_name: base}
-    train_m, test_m = split_by_shape(rows, folds, holdout)
-    # held-out rows: checked and priced with the file as it is; training rows: checked only (the fit prices them)
-    test_cmp = compare(rows[test_m], hardware=hwmap, options=options)
-    train_cmp = compare(rows[train_m], hardware=hwmap, options=options, price=False)
-    test = test_cmp.scored.rename(columns={"predicted_time_s": "catalog_s"})
-    train = train_cmp.scored
-    rejected = pd.concat([test_cmp.rejected, train_cmp.rejected], ignore_index=True)
-    counts = {"rows": len(rows), "scored": int(len(test) + len(train)), "rejected": len(rejected),
-              "by_reason": count_reasons(rejected["reason"]) if len(rejected) else {}}
-    if train.empty:
-        raise SpecError(f"no usable training rows for {hw_name} ({len(rows)} rows, {len(rejected)} rejected: "
-                        f"{', '.join(f'{k} ({v})' for k, v in counts['by_reason'].items())})")
-    fitting = train
-    if fit_ops:
-        fitting = fitting[fitting["op"].isin(fit_ops)]
-    if exact_only and "mapping" in fitting.columns:
-        fitting = fitting[fitting["mapping"].astype(str).str.strip().str.lower() != "approx"]
-    if fitting.empty:
-        raise SpecError(f"no training rows left to fit (op kinds {', '.join(fit_ops or ())}, exact rows only: "
-                        f"{exact_only}); the training rows have op kinds {', '.join(sorted(set(train['op'])))}")
-    prob = _fit_problem(fitting, max_shapes, loss, options)
-    t_catalog = prob.predict(base)
-    dropped = int((~np.isfinite(t_catalog)).sum())
-    if dropped:  # shapes the predictor cannot price (e.g. a collective on a single chip)
-        prob = prob.subset(np.isfinite(t_catalog))
-        t_catalog = t_catalog[np.isfinite(t_catalog)]
-    if len(prob.rows) == 0:
-        raise SpecError(f"the cost model cannot price any of the training rows for {hw_name}")
-    ops = set(prob.rows["op"])
+def _not_approx(df: pd.DataFrame, exact_only: bool) -> pd.DataFrame:
+    if exact_only and "mapping" in df.columns:
+        return df[df["mapping"].astype(str).str.strip().str.lower() != "approx"]
+    return df
+
+
+def _wanted_fields(o: CalibrateOptions, base, hw_name: str, ops: set) -> tuple:
+    """The fields to fit: ``o.fit``, or every one the rows constrain (a system: only its tiers)."""
     is_system = isinstance(base, System)
     # a system file holds only its tiers: its chip is calibrated on its own (then named with --chip)
-    wanted = fit or tuple(x for x in KNOBS if (
+    wanted = o.fit or tuple(x for x in KNOBS if (
         x == "matrix" and not is_system and ops & {"gemm", "attention"}
         or x == "memory" and not is_system and ops - set(COLLECTIVE_OPS)
         or x == "launch" and not is_system
@@ -647,59 +612,142 @@ def calibrate(measured, hw: str, *, fit: tuple | None = None, folds: int = 5, ho
     if not wanted:
         raise SpecError(f"nothing to fit for {hw_name} from these rows (op kinds {', '.join(sorted(ops))}): a chip "
                         f"needs kernel rows, a system collective rows")
-    knots = ()
-    if "memory" in wanted:
-        knots = knot_sizes_for(prob.sizes[~prob.is_collective], max_knots)
-    source = f"llmsim calibrate: fitted to {label}"
-    notes = []
-    chip0 = _chip_of(base)
-    mknots = ()
-    if "matrix" in wanted and matrix_table and not is_system:
-        mrows = np.ones(len(prob.rows), bool) if chip0.matrix_unit() is chip0.vector_unit() else prob.is_matrix
-        fl = prob.flops[mrows]
-        cand = knot_sizes_for(fl[np.isfinite(fl) & (fl > 0)], max_knots)
-        if len(cand) >= 2 and matrix_table == "auto":
-            inner = np.array([fold_of("inner|" + k, folds) == 0 for k in shape_keys(prob.rows)])
-            pa, pv = prob.subset(~inner), prob.subset(inner)
-            if len(pv.rows) and len(pa.rows):
-                ks, _ = fit_knobs(pa, base, tuple(wanted), knots, sweeps=min(sweeps, 3))
-                kt, _ = fit_knobs(pa, base, tuple(wanted), knots, sweeps=min(sweeps, 3), matrix_knots=cand)
-                ls, lt = (pv.loss(pv.predict(apply_knobs(base, kk))) for kk in (ks, kt))
-                prob.evals += pa.evals + pv.evals
-                use = lt < ls
-                notes.append(f"matrix efficiency as a table by FLOPs {'chosen' if use else 'not chosen'}: inner "
-                             f"validation loss {lt:.4f} (table) vs {ls:.4f} (one fraction), on "
-                             f"{len(pv.rows)} training shapes held out of a first fit")
-                if log:
-                    log(notes[-1])
-                mknots = cand if use else ()
-        elif len(cand) >= 2 and matrix_table is True:
-            mknots = cand
-    knobs, history = fit_knobs(prob, base, tuple(wanted), knots, sweeps=sweeps, log=log, matrix_knots=mknots)
-    if "by_kind" in wanted:
-        # the main memory's per-kind fractions, fitted on each streaming kind's exact training rows with
-        # the fields above in place (GEMM-only fits keep their matrix/HBM/launch values)
-        srows = train
-        if exact_only and "mapping" in srows.columns:
-            srows = srows[srows["mapping"].astype(str).str.strip().str.lower() != "approx"]
-        srows = srows[~srows["op"].isin(["gemm", "attention", *COLLECTIVE_OPS])]
-        byk = None
-        if len(srows):
-            from hwmodels.chip import STREAMING_KINDS
+    return tuple(wanted)
 
-            sp = _fit_problem(srows, max_shapes, loss, options)
-            sp = sp.subset(np.isin(sp.kinds.astype(str), STREAMING_KINDS))
-            if len(sp.rows):
-                shared = apply_knobs(base, replace(knobs, by_kind=None))
-                tc = sp.predict(shared)
-                sp = sp.subset(np.isfinite(tc))
-                byk = fit_by_kind(sp, shared, current_knobs(base), log=log) if len(sp.rows) else None
-                prob.evals += sp.evals
-                counts_by_kind = {k: int((sp.kinds == k).sum()) for k, _ in (byk or ())}
-                notes.append("per-kind bandwidth efficiency fitted on " + ", ".join(
-                    f"{k} ({n} shapes)" for k, n in counts_by_kind.items()))
-        knobs = replace(knobs, by_kind=byk or None)
-    calibrated = apply_knobs(base, knobs, source)
+
+def _matrix_knots(o: CalibrateOptions, prob: _Problem, base, wanted: tuple, knots: tuple, notes: list) -> tuple:
+    """FLOP knots of a matrix-efficiency table, or () for one fraction (``o.matrix_table``; with
+    "auto", the one that predicts an inner validation fold of the training shapes better)."""
+    if "matrix" not in wanted or not o.matrix_table or isinstance(base, System):
+        return ()
+    chip0 = _chip_of(base)
+    mrows = np.ones(len(prob.rows), bool) if chip0.matrix_unit() is chip0.vector_unit() else prob.is_matrix
+    fl = prob.flops[mrows]
+    cand = knot_sizes_for(fl[np.isfinite(fl) & (fl > 0)], o.max_knots)
+    if len(cand) < 2:
+        return ()
+    if o.matrix_table is True:
+        return cand
+    if o.matrix_table != "auto":
+        return ()
+    inner = np.array([fold_of("inner|" + k, o.folds) == 0 for k in shape_keys(prob.rows)])
+    pa, pv = prob.subset(~inner), prob.subset(inner)
+    if not (len(pv.rows) and len(pa.rows)):
+        return ()
+    ks, _ = fit_knobs(pa, base, wanted, knots, sweeps=min(o.sweeps, 3))
+    kt, _ = fit_knobs(pa, base, wanted, knots, sweeps=min(o.sweeps, 3), matrix_knots=cand)
+    ls, lt = (pv.loss(pv.predict(apply_knobs(base, kk))) for kk in (ks, kt))
+    prob.evals += pa.evals + pv.evals
+    use = lt < ls
+    notes.append(f"matrix efficiency as a table by FLOPs {'chosen' if use else 'not chosen'}: inner "
+                 f"validation loss {lt:.4f} (table) vs {ls:.4f} (one fraction), on "
+                 f"{len(pv.rows)} training shapes held out of a first fit")
+    if o.log:
+        o.log(notes[-1])
+    return cand if use else ()
+
+
+def _by_kind(o: CalibrateOptions, train: pd.DataFrame, base, knobs: Knobs, prob: _Problem, notes: list):
+    """The main memory's per-kind fractions, fitted on each streaming kind's exact training rows with
+    the fields already fitted in place (GEMM-only fits keep their matrix/HBM/launch values)."""
+    srows = _not_approx(train, o.exact_only)
+    srows = srows[~srows["op"].isin(["gemm", "attention", *COLLECTIVE_OPS])]
+    if not len(srows):
+        return None
+    sp = _fit_problem(srows, o.max_shapes, o.loss, o.options)
+    sp = sp.subset(np.isin(sp.kinds.astype(str), STREAMING_KINDS))
+    if not len(sp.rows):
+        return None
+    shared = apply_knobs(base, replace(knobs, by_kind=None))
+    tc = sp.predict(shared)
+    sp = sp.subset(np.isfinite(tc))
+    byk = fit_by_kind(sp, shared, current_knobs(base), log=o.log) if len(sp.rows) else None
+    prob.evals += sp.evals
+    counts_by_kind = {k: int((sp.kinds == k).sum()) for k, _ in (byk or ())}
+    notes.append("per-kind bandwidth efficiency fitted on " + ", ".join(
+        f"{k} ({n} shapes)" for k, n in counts_by_kind.items()))
+    return byk
+
+
+def _bound_notes(knobs: Knobs) -> list[str]:
+    notes = []
+    mfr = [f for _, f in knobs.matrix] if isinstance(knobs.matrix, tuple) else [knobs.matrix]
+    if knobs.matrix is not None and max(mfr) >= BOUNDS["matrix"][1] - 1e-6:
+        notes.append("matrix efficiency hit its upper bound 1.0: the measured GEMMs are faster than the model allows")
+    if knobs.memory is not None and any(f >= BOUNDS["memory"][1] - 1e-6 for _, f in knobs.memory):
+        notes.append("a memory-efficiency knot hit 1.0: some transfers run faster than the datasheet bandwidth "
+                     "(cache hits the model does not see, or a low datasheet figure)")
+    return notes
+
+
+def _split_and_check(o: CalibrateOptions, measured, base, hw_name: str):
+    """Select the rows of ``hw_name``, split them by shape, check them (the held-out ones priced with
+    the file as it is). Returns (train, test, counts, fitting)."""
+    rows = select_rows(measured, hw_name, base, o.all_rows)
+    rows["hardware"] = hw_name
+    hwmap = {hw_name: base}
+    train_m, test_m = split_by_shape(rows, o.folds, o.holdout)
+    # held-out rows: checked and priced with the file as it is; training rows: checked only (the fit prices them)
+    test_cmp = compare(rows[test_m], hardware=hwmap, options=o.options)
+    train_cmp = compare(rows[train_m], hardware=hwmap, options=o.options, price=False)
+    test = test_cmp.scored.rename(columns={"predicted_time_s": "catalog_s"})
+    train = train_cmp.scored
+    rejected = pd.concat([test_cmp.rejected, train_cmp.rejected], ignore_index=True)
+    counts = {"rows": len(rows), "scored": int(len(test) + len(train)), "rejected": len(rejected),
+              "by_reason": count_reasons(rejected["reason"]) if len(rejected) else {}}
+    if train.empty:
+        raise SpecError(f"no usable training rows for {hw_name} ({len(rows)} rows, {len(rejected)} rejected: "
+                        f"{', '.join(f'{k} ({v})' for k, v in counts['by_reason'].items())})")
+    fitting = train
+    if o.fit_ops:
+        fitting = fitting[fitting["op"].isin(o.fit_ops)]
+    fitting = _not_approx(fitting, o.exact_only)
+    if fitting.empty:
+        raise SpecError(f"no training rows left to fit (op kinds {', '.join(o.fit_ops or ())}, exact rows only: "
+                        f"{o.exact_only}); the training rows have op kinds {', '.join(sorted(set(train['op'])))}")
+    return train, test, counts, fitting
+
+
+def calibrate(measured, hw: str, opts: CalibrateOptions | None = None, **kwargs) -> Calibration:
+    """Fit ``hw``'s efficiency fields to ``measured`` (a frame, a CSV path or a built-in data set).
+
+    How: ``opts`` (a :class:`CalibrateOptions`), or its fields as keyword arguments (``fit``,
+    ``folds``, ``holdout``, ``loss``, ``max_shapes``, ``sweeps``, ``max_knots``, ``all_rows``,
+    ``fit_ops``, ``exact_only``, ``name``, ``options``, ``label``, ``log``, ``matrix_table``).
+    ``by_kind`` (the main memory's per-streaming-kind efficiencies) is fitted after the other
+    fields, on each streaming kind's own exact training rows, whatever ``fit_ops`` says. Raises
+    SpecError for bad arguments or no usable rows.
+    """
+    import time
+
+    o = replace(opts or CalibrateOptions(), **kwargs)
+    t0 = time.time()
+    if o.loss not in ("mean", "median"):
+        raise SpecError(f"loss must be mean or median; got {o.loss!r}")
+    base = load_hardware(hw) if isinstance(hw, (str, Path)) else hw
+    hw_name = o.name or (str(hw) if isinstance(hw, (str, Path)) else base.name)
+    label = o.label
+    if isinstance(measured, (str, Path)):
+        label = label or str(measured)
+        measured = load_measurements(str(measured))
+    label = label or "measurements"
+    train, test, counts, fitting = _split_and_check(o, measured, base, hw_name)
+    prob = _fit_problem(fitting, o.max_shapes, o.loss, o.options)
+    t_catalog = prob.predict(base)
+    dropped = int((~np.isfinite(t_catalog)).sum())
+    if dropped:  # shapes the predictor cannot price (e.g. a collective on a single chip)
+        prob = prob.subset(np.isfinite(t_catalog))
+        t_catalog = t_catalog[np.isfinite(t_catalog)]
+    if len(prob.rows) == 0:
+        raise SpecError(f"the cost model cannot price any of the training rows for {hw_name}")
+    wanted = _wanted_fields(o, base, hw_name, set(prob.rows["op"]))
+    knots = knot_sizes_for(prob.sizes[~prob.is_collective], o.max_knots) if "memory" in wanted else ()
+    notes: list[str] = []
+    mknots = _matrix_knots(o, prob, base, wanted, knots, notes)
+    knobs, history = fit_knobs(prob, base, wanted, knots, sweeps=o.sweeps, log=o.log, matrix_knots=mknots)
+    if "by_kind" in wanted:
+        knobs = replace(knobs, by_kind=_by_kind(o, train, base, knobs, prob, notes) or None)
+    calibrated = apply_knobs(base, knobs, f"llmsim calibrate: fitted to {label}")
     initial = current_knobs(base, knots or None)
     # training error: the fit's own shapes (one row per shape, its median measured time)
     fit_rows = prob.rows.copy()
@@ -708,174 +756,19 @@ def calibrate(measured, hw: str, *, fit: tuple | None = None, folds: int = 5, ho
     fit_rows["calibrated_s"] = prob.predict(calibrated)
     # held-out error: every held-out row
     if len(test):
-        test["calibrated_s"] = predict_times(test, calibrated, options)
-        test["peak_s"] = predict_times(test, base, replace(options, use_efficiency=False))
+        test["calibrated_s"] = predict_times(test, calibrated, o.options)
+        test["peak_s"] = predict_times(test, base, replace(o.options, use_efficiency=False))
     counts.update({"train_rows": len(train), "fit_rows": len(fitting), "fit_shapes": len(prob.rows),
                    "unpriceable_fit_shapes": dropped, "test_rows": len(test),
                    "train_shapes": int(shape_keys(train).nunique()),
                    "test_shapes": int(shape_keys(test).nunique()) if len(test) else 0})
-    train = fit_rows
-    mfr = [f for _, f in knobs.matrix] if isinstance(knobs.matrix, tuple) else [knobs.matrix]
-    if knobs.matrix is not None and max(mfr) >= BOUNDS["matrix"][1] - 1e-6:
-        notes.append("matrix efficiency hit its upper bound 1.0: the measured GEMMs are faster than the model allows")
-    if knobs.memory is not None and any(f >= BOUNDS["memory"][1] - 1e-6 for _, f in knobs.memory):
-        notes.append("a memory-efficiency knot hit 1.0: some transfers run faster than the datasheet bandwidth "
-                     "(cache hits the model does not see, or a low datasheet figure)")
+    notes += _bound_notes(knobs)
     return Calibration(name=hw_name, base=base, calibrated=calibrated, knobs=knobs, initial=initial,
-                       measurement=label, folds=folds, holdout=holdout, loss=loss, history=history,
-                       train=train, test=test.reset_index(drop=True), counts=counts,
+                       measurement=label, folds=o.folds, holdout=o.holdout, loss=o.loss, history=history,
+                       train=fit_rows, test=test.reset_index(drop=True), counts=counts,
                        fit_shapes=len(prob.rows), evals=prob.evals, seconds=time.time() - t0, notes=notes)
 
 
-# ---------------------------------------------------------------------------------------------
-# writing the calibrated file
-
-
-def _fmt_bytes(b: float) -> str:
-    from hwmodels.units import format_quantity
-
-    return format_quantity(b, "bytes", 4)
-
-
-def _fmt_flops(x: float) -> str:
-    from hwmodels.units import format_quantity
-
-    return format_quantity(x, "flops", 4)
-
-
-def _fmt_time(s: float) -> str:
-    if s == 0:
-        return "0 s"
-    from hwmodels.units import format_quantity
-
-    return format_quantity(s, "time", 4)
-
-
-def calibrated_yaml(cal: Calibration, name: str | None = None, chip_ref: str | None = None) -> dict:
-    """The original YAML data with the fitted fields set (plain data, ready for yaml.safe_dump)."""
-    import yaml
-
-    from hwmodels.loader import resolve
-
-    path = Path(cal.base.path) if getattr(cal.base, "path", None) else resolve(cal.name)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    k = cal.knobs
-    held = cal.table()
-    fitted_ops = sorted(set(cal.train["op"]))
-    errs = ", ".join(f"{r['op']} {r['calibrated_median_ape']:.1%}" for r in held.to_dict("records")
-                     if r["op"] in fitted_ops and isinstance(r.get("calibrated_median_ape"), float)
-                     and math.isfinite(r["calibrated_median_ape"]))
-    fit_note = (f"{cal.loss} |ln(pred/meas)| over {cal.counts.get('fit_shapes')} training shapes of "
-                f"{', '.join(fitted_ops)}; split by shape, fold {cal.holdout} of {cal.folds} held out; held-out "
-                f"median |error|: {errs or 'no held-out rows'}")
-    src = f"llmsim calibrate: fitted to {cal.measurement} ({fit_note})"
-    is_system = data.get("kind") == "system"
-    chip_data = None if is_system else data
-    if chip_data is not None:
-        chip = _chip_of(cal.base)
-        mu = chip.matrix_unit()
-        if k.matrix is not None:
-            want = mu.kind
-            for u in chip_data.get("compute", []):
-                if u.get("kind") == want:
-                    u["efficiency"] = [[_fmt_flops(s), round(float(f), 4)] for s, f in k.matrix] \
-                        if isinstance(k.matrix, tuple) else round(float(k.matrix), 4)
-                    u["efficiency_source"] = src
-                    break
-        if k.memory is not None:
-            main = chip.main_memory.name
-            for m in chip_data.get("memory", []):
-                if m.get("name") == main:
-                    m["efficiency"] = [[_fmt_bytes(s), round(float(f), 4)] for s, f in k.memory]
-                    m["efficiency_source"] = src
-                    break
-        if k.by_kind is not None:
-            main = chip.main_memory.name
-            for m in chip_data.get("memory", []):
-                if m.get("name") == main:
-                    m["efficiency_by_kind"] = {kind: round(float(f), 4) for kind, f in k.by_kind}
-                    kinds = ", ".join(kind for kind, _ in k.by_kind)
-                    m["efficiency_source"] = (src + f"; efficiency_by_kind: each of {kinds} fitted on its own "
-                                              "exact training rows of that kind (same split), after the GEMM fit")
-                    if k.memory is None:
-                        m["efficiency_source"] = m["efficiency_source"].replace(
-                            f"training shapes of {', '.join(fitted_ops)}", "training shapes")
-                    break
-        if k.launch is not None:
-            chip_data["launch_overhead"] = _fmt_time(k.launch)
-            chip_data["launch_overhead_source"] = src + "; a fixed per-kernel time (for GPU kernel timings from a " \
-                                                          "profiler this is GPU-side, not the CPU launch cost)"
-    else:
-        if chip_ref:
-            data["chip"] = chip_ref
-        tiers = data.get("tiers") or []
-        if tiers and (k.tier is not None or k.tier_latency is not None):
-            if k.tier is not None:
-                tiers[0]["efficiency"] = round(float(k.tier), 4)
-                tiers[0]["efficiency_source"] = src
-            if k.tier_latency is not None:
-                tiers[0]["latency"] = _fmt_time(k.tier_latency)
-    if chip_data is not None and (k.matrix is not None or k.memory is not None or k.by_kind is not None):
-        chip_data["calibration"] = "measured"  # the fitted efficiency fields rest on kernel measurements
-    orig = data.get("name")
-    data["name"] = name or f"{orig}-calibrated"
-    desc = data.get("description") or ""
-    data["description"] = (f"{orig} with its achievable-efficiency fields calibrated by `llmsim calibrate` to "
-                           f"{cal.measurement}. " + str(desc)).strip()
-    srcs = data.get("source") or []
-    srcs = [srcs] if isinstance(srcs, str) else list(srcs)
-    srcs.append(f"calibration measurement: {cal.measurement} ({cal.counts.get('train_rows')} training rows, "
-                f"{cal.counts.get('test_rows')} held out)")
-    data["source"] = srcs
-    return data
-
-
-def _dumper():
-    """A safe YAML dumper that writes short scalar lists and mappings in flow style, like the catalog."""
-    import yaml
-
-    class Dumper(yaml.SafeDumper):
-        pass
-
-    def short(v):
-        return isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) <= 24)
-
-    def seq(d, data):
-        flow = len(data) <= 8 and all(short(x) or (isinstance(x, list) and all(short(y) for y in x)) for x in data)
-        return d.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
-
-    def mapping(d, data):
-        flow = len(data) <= 8 and all(short(v) for v in data.values())
-        return d.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
-
-    Dumper.add_representer(list, seq)
-    Dumper.add_representer(dict, mapping)
-    return Dumper
-
-
-def write_calibrated(cal: Calibration, out, name: str | None = None, chip_ref: str | None = None) -> Path:
-    """Write the calibrated hardware file and check that it loads; returns its path."""
-    import yaml
-
-    from hwmodels.loader import check_files
-
-    out = Path(out)
-    name = name or out.stem  # a hardware file's name is its file stem (docs/hardware-format.md)
-    if name != out.stem:
-        raise SpecError([Problem(f"--name {name!r} differs from the file name {out.name!r}; a hardware file's "
-                                 f"name equals its stem: write to {name}.yaml or leave --name out")])
-    data = calibrated_yaml(cal, name, chip_ref)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    header = (f"# Generated by `llmsim calibrate` from {cal.name} and {cal.measurement}; edit the original and "
-              f"re-run rather than editing this file.\n")
-    out.write_text(header + yaml.dump(data, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=110),
-                   encoding="utf-8")
-    problems = check_files([str(out)])[0][1]
-    if problems:
-        raise SpecError(problems)
-    return out
-
-
-__all__ = ["Calibration", "Knobs", "apply_knobs", "calibrate", "calibrated_yaml", "count_reasons", "current_knobs",
+__all__ = ["CalibrateOptions", "Calibration", "Knobs", "apply_knobs", "calibrate", "count_reasons", "current_knobs",
            "fold_of", "knot_sizes_for", "predict_times", "select_rows", "shape_keys", "split_by_shape",
-           "summarize", "write_calibrated"]
+           "summarize"]

@@ -31,7 +31,10 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.errors import SpecError
+from hwmodels.loader import load_hardware
 from sim.cost import CostOptions
+from sim.ops import row_to_op
+from sim.validation.measure import load_measurements, validate_measurements
 
 DEFAULT_OPTIONS = CostOptions()
 #: which size a row is plotted against: FLOPs for math-bound op kinds, bytes for the rest
@@ -172,8 +175,6 @@ def unique_shapes(df: pd.DataFrame, extra=()) -> tuple[pd.DataFrame, np.ndarray]
 
 def _size(row: dict) -> tuple[float, str]:
     """Work of a row: (FLOPs, 'FLOP') for gemm/attention, else (bytes, 'B'); NaN when not computable."""
-    from sim.ops import row_to_op
-
     try:
         op = row_to_op(row)
     except Exception:  # noqa: BLE001 - a row the predictor rejects has no size either
@@ -187,8 +188,6 @@ def _size(row: dict) -> tuple[float, str]:
 
 def _check_rows(df: pd.DataFrame, validated: bool) -> tuple[pd.Series, pd.DataFrame]:
     """Reasons ('' when good) from the measurement loader's row checks (reused when already run)."""
-    from sim.validation.measure import validate_measurements
-
     if validated:
         return df["error"].astype(str).where(df["error"].notna(), ""), df
     checked = validate_measurements(df)
@@ -205,13 +204,9 @@ def compare(measured, hw: str | None = None, *, options: CostOptions = DEFAULT_O
     a measurement CSV; bad rows are rejected with their reason, never raised. ``price=False``
     only checks the rows (no predictions, so rows only the predictor would reject stay in).
     """
-    from hwmodels.loader import load_hardware
-
     if predictor is None:
         from sim.ops import predict_ops as predictor
     if isinstance(measured, (str, Path)):
-        from sim.validation.measure import load_measurements
-
         df = load_measurements(str(measured))
     else:
         df = measured.copy()

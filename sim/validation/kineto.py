@@ -314,95 +314,73 @@ def _comm_shape(e: dict, op: str) -> dict | None:
 # --------------------------------------------------------------------------------------------
 
 
-def import_kineto(path: str, *, hardware: str | None = None, mode: str = "auto") -> KinetoImport:
-    """Read a Kineto trace; see the module docstring for the mapping."""
-    data = _load(path)
-    events = [e for e in data["traceEvents"] if isinstance(e, dict)]
-    X = [e for e in events if e.get("ph") == "X" and "ts" in e]
-    kernels = [e for e in X if e.get("cat") in _KERNEL_CATS]
-    cpu_ops = [e for e in X if e.get("cat") in ("cpu_op", "operator")]
-    runtime = [e for e in X if e.get("cat") in _RUNTIME_CATS]
-    steps = sorted([e for e in X if e.get("cat") in ("user_annotation", "cpu_op")
-                    and str(e.get("name", "")).startswith("ProfilerStep#")], key=lambda e: float(e["ts"]))
-    if mode == "auto":
-        mode = "gpu" if kernels else "cpu"
-    if hardware is None:
-        props = data.get("deviceProperties") or []
-        if mode == "gpu" and props and isinstance(props[0], dict) and props[0].get("name"):
-            hardware = catalog_name_for_gpu(str(props[0]["name"]))
-        else:
-            hardware = "unknown-gpu" if mode == "gpu" else "unknown-cpu"
-    rel = os.path.basename(path)
+class _Trace:
+    """The CPU side of a trace, indexed to find which op launched each kernel and in which step."""
 
-    threads: dict[tuple, _Thread] = {}
-    by_thread: dict[tuple, list] = {}
-    for e in cpu_ops:
-        by_thread.setdefault((e.get("pid"), e.get("tid")), []).append(e)
-    for key, ops in by_thread.items():
-        threads[key] = _Thread(ops)
-    ext_index: dict = {}
-    for key, th in threads.items():
-        for i, e in enumerate(th.ops):
-            ext = (e.get("args") or {}).get("External id")
-            if ext is not None:
-                ext_index.setdefault(ext, (key, i))
-    rt_by_corr = {}
-    for r in runtime:
-        c = (r.get("args") or {}).get("correlation")
-        if c is not None:
-            rt_by_corr[c] = r
-    # ac2g flows: finish event at the kernel (pid, tid, ts) -> id -> start event (the launch)
-    flow_s, flow_f = {}, {}
-    for e in events:
-        if e.get("cat") == "ac2g" or e.get("name") == "ac2g":
-            if e.get("ph") == "s":
-                flow_s[e.get("id")] = e
-            elif e.get("ph") == "f":
-                flow_f[(e.get("pid"), e.get("tid"), float(e.get("ts", -1)))] = e.get("id")
+    def __init__(self, events: list[dict], cpu_ops: list[dict], runtime: list[dict], steps: list[dict]):
+        by_thread: dict[tuple, list] = {}
+        for e in cpu_ops:
+            by_thread.setdefault((e.get("pid"), e.get("tid")), []).append(e)
+        self.threads: dict[tuple, _Thread] = {key: _Thread(ops) for key, ops in by_thread.items()}
+        self.ext_index: dict = {}
+        for key, th in self.threads.items():
+            for i, e in enumerate(th.ops):
+                ext = (e.get("args") or {}).get("External id")
+                if ext is not None:
+                    self.ext_index.setdefault(ext, (key, i))
+        self.rt_by_corr = {}
+        for r in runtime:
+            c = (r.get("args") or {}).get("correlation")
+            if c is not None:
+                self.rt_by_corr[c] = r
+        # ac2g flows: finish event at the kernel (pid, tid, ts) -> id -> start event (the launch)
+        self.flow_s, self.flow_f = {}, {}
+        for e in events:
+            if e.get("cat") == "ac2g" or e.get("name") == "ac2g":
+                if e.get("ph") == "s":
+                    self.flow_s[e.get("id")] = e
+                elif e.get("ph") == "f":
+                    self.flow_f[(e.get("pid"), e.get("tid"), float(e.get("ts", -1)))] = e.get("id")
+        self.step_bounds = [(int(re.sub(r"\D", "", e["name"]) or -1), float(e["ts"]), _end(e)) for e in steps]
 
-    def launch_site(k: dict):
+    def launch_site(self, k: dict):
         """(thread key, op index or None, launch cpu ts) of the op that launched kernel k."""
         a = k.get("args") or {}
         corr = a.get("correlation")
         if corr is None:
-            corr = flow_f.get((k.get("pid"), k.get("tid"), float(k["ts"])))
-        r = rt_by_corr.get(corr) if corr is not None else None
+            corr = self.flow_f.get((k.get("pid"), k.get("tid"), float(k["ts"])))
+        r = self.rt_by_corr.get(corr) if corr is not None else None
         ext = a.get("External id")
         if ext is None and r is not None:
             ext = (r.get("args") or {}).get("External id")
-        if ext is not None and ext in ext_index:
-            key, i = ext_index[ext]
-            return key, i, float(r["ts"]) if r is not None else float(threads[key].ops[i]["ts"])
-        if r is None and corr is not None and corr in flow_s:
-            s = flow_s[corr]
+        if ext is not None and ext in self.ext_index:
+            key, i = self.ext_index[ext]
+            return key, i, float(r["ts"]) if r is not None else float(self.threads[key].ops[i]["ts"])
+        if r is None and corr is not None and corr in self.flow_s:
+            s = self.flow_s[corr]
             r = {"pid": s.get("pid"), "tid": s.get("tid"), "ts": s.get("ts")}
         if r is not None:
             key = (r.get("pid"), r.get("tid"))
-            th = threads.get(key)
+            th = self.threads.get(key)
             if th is not None:
                 return key, th.innermost_at(float(r["ts"])), float(r["ts"])
             return None, None, float(r["ts"])
         return None, None, None
 
-    step_bounds = [(int(re.sub(r"\D", "", e["name"]) or -1), float(e["ts"]), _end(e)) for e in steps]
-
-    def step_of(ts):
+    def step_of(self, ts):
         if ts is None:
             return None
-        for num, a, b in step_bounds:
+        for num, a, b in self.step_bounds:
             if a <= ts <= b:
                 return num
         return None
 
-    rows: list[dict] = []
-    groups: dict[tuple, dict] = {}
-
-    def known_ancestor(key, i):
+    def known_ancestor(self, key, i):
         """The known op that owns a kernel launched inside op i: the outermost attention or norm
         around it if any (sdpa -> _scaled_dot_product_flash_attention -> _flash_attention_forward
         is one attention), else the innermost known op (mm under matmul under linear); a
         collective climbs to the op that carries the message size."""
-        th = threads[key]
+        th = self.threads[key]
         # composite ops first: the outermost attention or norm around the kernel owns it (an SDPA
         # run as bmm + softmax kernels is one naive attention; a decomposed rms_norm one norm)
         composite = None
@@ -427,91 +405,128 @@ def import_kineto(path: str, *, hardware: str | None = None, mode: str = "auto")
             return j, c
         return None, None
 
-    if mode == "gpu":
-        for k in sorted(kernels, key=lambda e: float(e["ts"])):
-            kname = str(k.get("name", ""))
-            dur = float(k.get("dur", 0) or 0) * 1e-6
-            key, i, launch_ts = launch_site(k)
-            step = step_of(launch_ts) if launch_ts is not None else step_of(float(k["ts"]))
-            base = {"name": kname, "measured_time_s": dur, "reps": 1, "kernels": 1, "step": step, "ts_us": float(k["ts"]),
-                        "cpu_op": "", "source": f"kineto:{rel}"}
-            cat = k.get("cat")
-            if cat in ("gpu_memcpy", "gpu_memset") and key is not None and i is not None:
-                base["cpu_op"] = threads[key].ops[i]["name"]
-            if cat == "gpu_memcpy":
-                a = k.get("args") or {}
-                nb = a.get("bytes")
-                if "dtod" in kname.lower().replace(" ", "") and nb:
-                    dt = ""
-                    if key is not None and i is not None:
-                        dt = _dtype_of(_types(threads[key].ops[i]))
-                    rows.append({**base, "op": "memcpy", "dtype": dt, "bytes": 2 * int(nb), "unmapped": ""})
-                else:
-                    rows.append({**base, "op": "", "unmapped": "host<->device copy" if nb else "memcpy without bytes"})
+
+def _memcpy_row(tr: _Trace, k: dict, base: dict, key, i) -> dict:
+    """The row of a device memcpy (a dtod copy is a memcpy op; host<->device copies are not mapped)."""
+    a = k.get("args") or {}
+    nb = a.get("bytes")
+    if "dtod" in base["name"].lower().replace(" ", "") and nb:
+        dt = ""
+        if key is not None and i is not None:
+            dt = _dtype_of(_types(tr.threads[key].ops[i]))
+        return {**base, "op": "memcpy", "dtype": dt, "bytes": 2 * int(nb), "unmapped": ""}
+    return {**base, "op": "", "unmapped": "host<->device copy" if nb else "memcpy without bytes"}
+
+
+def _gpu_rows(tr: _Trace, kernels: list[dict], rel: str) -> list[dict]:
+    """One row per kernel, or per op instance where several kernels run one known op."""
+    rows: list[dict] = []
+    groups: dict[tuple, dict] = {}
+    for k in sorted(kernels, key=lambda e: float(e["ts"])):
+        kname = str(k.get("name", ""))
+        dur = float(k.get("dur", 0) or 0) * 1e-6
+        key, i, launch_ts = tr.launch_site(k)
+        step = tr.step_of(launch_ts) if launch_ts is not None else tr.step_of(float(k["ts"]))
+        base = {"name": kname, "measured_time_s": dur, "reps": 1, "kernels": 1, "step": step, "ts_us": float(k["ts"]),
+                "cpu_op": "", "source": f"kineto:{rel}"}
+        cat = k.get("cat")
+        if cat in ("gpu_memcpy", "gpu_memset") and key is not None and i is not None:
+            base["cpu_op"] = tr.threads[key].ops[i]["name"]
+        if cat == "gpu_memcpy":
+            rows.append(_memcpy_row(tr, k, base, key, i))
+            continue
+        if cat == "gpu_memset":
+            rows.append({**base, "op": "", "unmapped": "memset"})
+            continue
+        if key is None or i is None:
+            rows.append({**base, "op": "", "unmapped": "no launching cpu_op found"})
+            continue
+        j, c = tr.known_ancestor(key, i)
+        th = tr.threads[key]
+        base["cpu_op"] = th.ops[i]["name"]
+        if c is None:
+            rows.append({**base, "op": "", "unmapped": f"op {th.ops[i]['name']} not mapped"})
+            continue
+        op, sh = c
+        ev = th.ops[j]
+        base["cpu_op"] = ev["name"]
+        if op == "collective":
+            nop = _nccl_op(kname)
+            shc = None
+            if nop:
+                for jj in list(th.chain(i)):
+                    shc = _comm_shape(th.ops[jj], nop)
+                    if shc:
+                        break
+            if not shc:
+                rows.append({**base, "op": "", "unmapped": "collective without message size"})
                 continue
-            if cat == "gpu_memset":
-                rows.append({**base, "op": "", "unmapped": "memset"})
+            op, sh = nop, shc
+        elif _nccl_op(kname):
+            rows.append({**base, "op": "", "unmapped": "NCCL kernel outside a known collective op"})
+            continue
+        gkey = (key, j)
+        if gkey in groups:  # another kernel of the same op instance
+            g = groups[gkey]
+            g["measured_time_s"] += dur
+            g["kernels"] += 1
+            if kname not in g["name"].split(" + "):
+                g["name"] += " + " + kname
+            continue
+        row = {**base, "op": op, "unmapped": ""}
+        row.update(_finish_shape(op, sh, ev, kname))
+        groups[gkey] = row
+        rows.append(row)
+    return rows
+
+
+def _cpu_rows(tr: _Trace, rel: str) -> list[dict]:
+    """CPU mode: one row per innermost known cpu_op."""
+    rows: list[dict] = []
+    for th in tr.threads.values():
+        known = {}
+        for i, e in enumerate(th.ops):
+            c = _classify_op(e)
+            if c is not None and c[0] != "collective":
+                known[i] = c
+        has_known_child = set()
+        for i in known:
+            for j in th.chain(th.parent[i]):
+                if j in known:
+                    has_known_child.add(j)
+        for i, (op, sh) in known.items():
+            if i in has_known_child:
                 continue
-            if key is None or i is None:
-                rows.append({**base, "op": "", "unmapped": "no launching cpu_op found"})
-                continue
-            j, c = known_ancestor(key, i)
-            th = threads[key]
-            base["cpu_op"] = th.ops[i]["name"]
-            if c is None:
-                rows.append({**base, "op": "", "unmapped": f"op {th.ops[i]['name']} not mapped"})
-                continue
-            op, sh = c
-            ev = th.ops[j]
-            base["cpu_op"] = ev["name"]
-            if op == "collective":
-                nop = _nccl_op(kname)
-                shc = None
-                if nop:
-                    for jj in list(th.chain(i)):
-                        shc = _comm_shape(th.ops[jj], nop)
-                        if shc:
-                            break
-                if not shc:
-                    rows.append({**base, "op": "", "unmapped": "collective without message size"})
-                    continue
-                op, sh = nop, shc
-            elif _nccl_op(kname):
-                rows.append({**base, "op": "", "unmapped": "NCCL kernel outside a known collective op"})
-                continue
-            gkey = (key, j)
-            if gkey in groups:  # another kernel of the same op instance
-                g = groups[gkey]
-                g["measured_time_s"] += dur
-                g["kernels"] += 1
-                if kname not in g["name"].split(" + "):
-                    g["name"] += " + " + kname
-                continue
-            row = {**base, "op": op, "unmapped": ""}
-            row.update(_finish_shape(op, sh, ev, kname))
-            groups[gkey] = row
+            e = th.ops[i]
+            row = {"name": e["name"], "measured_time_s": float(e.get("dur", 0) or 0) * 1e-6, "reps": 1, "kernels": 1,
+                   "step": tr.step_of(float(e["ts"])), "ts_us": float(e["ts"]), "cpu_op": e["name"],
+                   "source": f"kineto:{rel}", "op": op, "unmapped": ""}
+            row.update(_finish_shape(op, sh, e, e["name"]))
             rows.append(row)
-    else:  # cpu mode: innermost known cpu_ops
-        for key, th in threads.items():
-            known = {}
-            for i, e in enumerate(th.ops):
-                c = _classify_op(e)
-                if c is not None and c[0] != "collective":
-                    known[i] = c
-            has_known_child = set()
-            for i in known:
-                for j in th.chain(th.parent[i]):
-                    if j in known:
-                        has_known_child.add(j)
-            for i, (op, sh) in known.items():
-                if i in has_known_child:
-                    continue
-                e = th.ops[i]
-                row = {"name": e["name"], "measured_time_s": float(e.get("dur", 0) or 0) * 1e-6, "reps": 1, "kernels": 1,
-                           "step": step_of(float(e["ts"])), "ts_us": float(e["ts"]), "cpu_op": e["name"],
-                           "source": f"kineto:{rel}", "op": op, "unmapped": ""}
-                row.update(_finish_shape(op, sh, e, e["name"]))
-                rows.append(row)
+    return rows
+
+
+def import_kineto(path: str, *, hardware: str | None = None, mode: str = "auto") -> KinetoImport:
+    """Read a Kineto trace; see the module docstring for the mapping."""
+    data = _load(path)
+    events = [e for e in data["traceEvents"] if isinstance(e, dict)]
+    X = [e for e in events if e.get("ph") == "X" and "ts" in e]
+    kernels = [e for e in X if e.get("cat") in _KERNEL_CATS]
+    cpu_ops = [e for e in X if e.get("cat") in ("cpu_op", "operator")]
+    runtime = [e for e in X if e.get("cat") in _RUNTIME_CATS]
+    steps = sorted([e for e in X if e.get("cat") in ("user_annotation", "cpu_op")
+                    and str(e.get("name", "")).startswith("ProfilerStep#")], key=lambda e: float(e["ts"]))
+    if mode == "auto":
+        mode = "gpu" if kernels else "cpu"
+    if hardware is None:
+        props = data.get("deviceProperties") or []
+        if mode == "gpu" and props and isinstance(props[0], dict) and props[0].get("name"):
+            hardware = catalog_name_for_gpu(str(props[0]["name"]))
+        else:
+            hardware = "unknown-gpu" if mode == "gpu" else "unknown-cpu"
+    rel = os.path.basename(path)
+    tr = _Trace(events, cpu_ops, runtime, steps)
+    rows = _gpu_rows(tr, kernels, rel) if mode == "gpu" else _cpu_rows(tr, rel)
 
     df = pd.DataFrame(rows)
     if df.empty:

@@ -24,8 +24,14 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from hwmodels.chip import System
 from hwmodels.errors import InfeasibleError, SpecError
+from hwmodels.loader import load_hardware
+from hwmodels.stack import DEFAULT_STACK
 from sim.cost import CostOptions
+from sim.predict import predict
+from sim.validation.compare import compare
+from sim.validation.measure import load_measurements
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "published")
 KERNELS = os.path.join(DATA, "kernels.csv")
@@ -56,9 +62,6 @@ def load_e2e(path: str = E2E) -> pd.DataFrame:
 def _with_chip(hw, chips: dict | None, systems: dict | None = None):
     """``hw`` (a catalog name) with its chip replaced by ``chips[chip name]`` (e.g. a calibrated chip),
     or ``systems[hw]`` where given (a calibrated system)."""
-    from hwmodels.chip import System
-    from hwmodels.loader import load_hardware
-
     if systems and hw in systems:
         return systems[hw]
     if not chips:
@@ -80,9 +83,6 @@ def score_e2e(df: pd.DataFrame | None = None, *, chips: dict | None = None, syst
     predicted with; None: the row's own ``stack`` column where it names one (the engine that was
     measured has a profile), else the default stack. The column ``stack_used`` says which.
     """
-    from hwmodels.stack import DEFAULT_STACK
-    from sim.predict import predict
-
     df = load_e2e() if df is None else df.copy()
     pred, reason, used = [], [], []
     for r in df.to_dict("records"):
@@ -110,9 +110,6 @@ def score_e2e(df: pd.DataFrame | None = None, *, chips: dict | None = None, syst
 
 def kernel_comparison(hw: str | None = None, options: CostOptions = DEFAULT_OPTIONS, hardware: dict | None = None):
     """The published kernel rows scored like any measurement file (a Comparison)."""
-    from sim.validation.compare import compare
-    from sim.validation.measure import load_measurements
-
     return compare(load_measurements(KERNELS), hw, options=options, hardware=hardware)
 
 

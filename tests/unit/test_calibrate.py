@@ -16,8 +16,8 @@ from sim.validation.calibrate import (
     knot_sizes_for,
     shape_keys,
     split_by_shape,
-    write_calibrated,
 )
+from sim.validation.calibrated_file import write_calibrated
 
 DATA = Path(__file__).parent.parent / "data"
 TOY = str(DATA / "toy-chip.yaml")

@@ -37,7 +37,13 @@ from sim.validation.measure.load import (
     validate_measurements,
 )
 from sim.validation.measure.run import cuda_context, measure_to_csv, plan_cases, run_measurements
-from sim.validation.measure.suites import DEFAULT_CPU_HARDWARE, SUITES, Case, build_cases, catalog_name_for_gpu
+from sim.validation.measure.suites import (
+    DEFAULT_CPU_HARDWARE,
+    SUITES,
+    Case,
+    build_cases,
+    catalog_name_for_gpu,
+)
 from sim.validation.measure.timing import (
     Kernel,
     MeasureError,

@@ -7,7 +7,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hwmodels.dtype import get_dtype
 from hwmodels.errors import SpecError
+from sim.validation.environment import cache_bytes
 from sim.validation.measure.csvformat import COLLECTIVE_OPS
 from sim.validation.measure.numpy_kernels import (
     _np_attention,
@@ -83,7 +85,6 @@ def _settings_for(device: str, suite: str) -> Settings:
     if device == "cuda":
         return Settings(target_s=0.1, min_reps=10, max_reps=200, warmup=2, min_sample_s=1e-3,
                         cold_bytes=256 << 20, copy_budget=4 << 30)
-    from sim.validation.environment import cache_bytes
 
     l3 = cache_bytes(3) or (32 << 20)
     return Settings(target_s=0.2, min_reps=5, max_reps=200, warmup=1,
@@ -188,8 +189,6 @@ _ELEMENTWISE = {
 
 def _flops_bytes(row: dict) -> tuple[float | None, float | None]:
     """Nominal work of a row (for the gflop_per_s / gbyte_per_s convenience columns)."""
-    from hwmodels.dtype import get_dtype
-
     op = row["op"]
     try:
         eb = get_dtype(row["dtype"]).bytes
