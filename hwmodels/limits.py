@@ -184,7 +184,7 @@ BOUNDS: dict[str, Bound] = {
                                       "thousand", "LLMSIM_MAX_BATCH"),
     "tokens": Bound(1, 100_000_000, True, "the longest context of any published model is 10 million tokens",
                     "LLMSIM_MAX_TOKENS"),
-    "requests": Bound(1, 10_000_000, True, "the serving simulation runs request by request (about 10 us each)",
+    "requests": Bound(1, 10_000_000, True, "the serving simulation runs request by request",
                       "LLMSIM_MAX_REQUESTS"),
     "replicas": Bound(1, 100_000, True, "each replica is simulated; the largest deployments run thousands",
                       "LLMSIM_MAX_REPLICAS"),

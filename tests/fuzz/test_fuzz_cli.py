@@ -45,6 +45,18 @@ class _Deadline(Exception):
     pass
 
 
+#: work-size bounds lowered while fuzzing, so that whatever passes them runs in well under the
+#: deadline (the bounds themselves are what is under test)
+SMALL_WORK = {"LLMSIM_MAX_REQUESTS": "200", "LLMSIM_MAX_BATCH": "64", "LLMSIM_MAX_TOKENS": "8192",
+              "LLMSIM_MAX_REPLICAS": "8", "LLMSIM_MAX_POINTS": "1000"}
+
+
+@pytest.fixture(autouse=True)
+def _small_work(monkeypatch):
+    for k, v in SMALL_WORK.items():
+        monkeypatch.setenv(k, v)
+
+
 def promise(argv, files=()):
     """Run the CLI; assert the promise; return (rc, stdout)."""
     def _alarm(signum, frame):
