@@ -12,6 +12,7 @@ so that one table states every bound and its reason.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import zlib
@@ -20,7 +21,8 @@ from pathlib import Path
 
 from hwmodels.errors import Problem, SpecError
 
-__all__ = ["Limit", "LIMITS", "limit", "read_bounded", "gunzip_bounded", "MAX_YAML_DEPTH",
+__all__ = ["Limit", "LIMITS", "limit", "read_bounded", "gunzip_bounded", "Bound", "BOUNDS", "check_bound",
+           "MAX_YAML_DEPTH",
            "MAX_YAML_VALUES", "MAX_NUMBER_CHARS", "MAX_CSV_FIELD"]
 
 MiB = 1 << 20
@@ -150,3 +152,78 @@ def gunzip_bounded(raw: bytes, file: str, kind: str = "trace_bytes") -> bytes:
         if data and data[:2] != b"\x1f\x8b":
             break  # trailing garbage after the last member: gzip(1) ignores it too
     return b"".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# bounds of numbers given on the command line, in sweep specs and to the Python API
+
+@dataclass(frozen=True)
+class Bound:
+    """The accepted range of one kind of number, why, and (for work sizes) the variable that raises it."""
+
+    lo: float
+    hi: float
+    integer: bool
+    why: str
+    env: str | None = None
+    lo_open: bool = False  # lo itself excluded
+
+    def high(self) -> float:
+        raw = os.environ.get(self.env, "").strip() if self.env else ""
+        if raw:
+            try:
+                return float(int(raw)) if self.integer else float(raw)
+            except ValueError:
+                raise SpecError([Problem(f"environment variable {self.env}={raw!r}: expected a number")]) from None
+        return self.hi
+
+
+BOUNDS: dict[str, Bound] = {
+    # work sizes: each costs time and memory in proportion, so each can be raised deliberately
+    "batch": Bound(1, 100_000, True, "a batch is built request by request; served batches are at most a few "
+                                      "thousand", "LLMSIM_MAX_BATCH"),
+    "tokens": Bound(1, 100_000_000, True, "the longest context of any published model is 10 million tokens",
+                    "LLMSIM_MAX_TOKENS"),
+    "requests": Bound(1, 10_000_000, True, "the serving simulation runs request by request",
+                      "LLMSIM_MAX_REQUESTS"),
+    "replicas": Bound(1, 100_000, True, "each replica is simulated; the largest deployments run thousands",
+                      "LLMSIM_MAX_REPLICAS"),
+    "points": Bound(1, 10_000_000, True, "a sweep holds every point in memory (about 1 KB each)",
+                    "LLMSIM_MAX_POINTS"),
+    "parallel": Bound(1, 1_000_000, True, "tensor/pipeline/expert-parallel degrees beyond a million chips"),
+    "count": Bound(0, 10_000_000, True, "a count of rows, samples, steps or folds"),
+    "seed": Bound(0, 2**63 - 1, True, "random seeds are 64-bit"),
+    # quantities
+    "seconds": Bound(0, 1e9, False, "a duration up to ~31 years (the simulator's nanosecond clock needs headroom)",
+                     lo_open=True),
+    "seconds0": Bound(0, 1e9, False, "a duration up to ~31 years"),
+    "rate": Bound(1e-6, 1e9, False, "one request per 11 days up to a billion per second"),
+    "cv": Bound(0, 1e3, False, "0 is a fixed rate; above 1000 nearly every request falls in one burst"),
+    "fraction": Bound(0, 1, False, "a share"),
+    "gib": Bound(0, 1e6, False, "up to a pebibyte of host memory"),
+    "usd": Bound(0, 1e12, False, "up to a trillion USD"),
+    "factor": Bound(0, 1e6, False, "a ratio up to a million", lo_open=True),
+    "real": Bound(-1e15, 1e15, False, "any finite figure of plausible size"),
+    "int": Bound(-(2**31), 2**31 - 1, True, "a 32-bit integer"),
+}
+
+
+def check_bound(kind: str, v, name: str = "the value") -> str | None:
+    """None when ``v`` is a finite number in BOUNDS[kind], else a message naming ``name``, the range,
+    the reason, and (for a work size) the environment variable that raises the bound."""
+    b = BOUNDS[kind]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return f"{name} must be {'an integer' if b.integer else 'a number'}; got {v!r}"
+    if isinstance(v, float) and not math.isfinite(v):
+        return f"{name} must be a finite number; got {v!r}"
+    if b.integer and v != int(v):
+        return f"{name} must be a whole number; got {v!r}"
+    hi = b.high()
+    low_bad = v <= b.lo if b.lo_open else v < b.lo
+    if low_bad:
+        return f"{name} must be {'greater than' if b.lo_open else 'at least'} {b.lo:g}; got {v!r}"
+    if v > hi:
+        bound = f"{int(hi):,}" if b.integer else f"{hi:g}"
+        raise_it = f"; set the environment variable {b.env} to raise the bound" if b.env else ""
+        return f"{name} must be at most {bound} ({b.why}); got {v!r}{raise_it}"
+    return None

@@ -51,6 +51,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                 continue
             raise
         mod.register(sub)
+    from llmsim.commands._common import bound_numeric_flags
+
+    bound_numeric_flags(parser)
     return parser
 
 
@@ -82,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a place the user named cannot be read or written (--out /dev/null, a read-only folder)
+        where = e.filename or "?"
+        print(f"error: {where}: {e.strerror or e} (check the path given to --out or the input files)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

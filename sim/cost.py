@@ -471,7 +471,8 @@ class CostModel:
         ok = (self.tdp > 0) & (time_s > 0)
         safe_t = x.where(ok, time_s, 1.0)
         share = x.min(1.0, x.max(compute, memory) / safe_t)
-        return x.where(ok, (self.idle + (self.tdp - self.idle) * share) * time_s, 0.0)
+        # a chip without power data has unknown energy (NaN), never 0 J
+        return x.where(ok, (self.idle + (self.tdp - self.idle) * share) * time_s, x.where(self.tdp > 0, 0.0, math.nan))
 
     # -- op kinds -----------------------------------------------------------------------------
     def _streaming(self, op) -> OpArrays:

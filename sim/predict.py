@@ -24,6 +24,7 @@ and KV-cache eviction (``kv_window=W``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -451,6 +452,9 @@ def _assemble(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, pre: dict, dec: 
         for k, v in gc.bound_breakdown().items():
             bb[k] = bb.get(k, 0.0) + v * w / e2e
     fp, plan, sp = mem.fp, mem.plan, cfg.speculative
+    if not math.isfinite(met["joules_per_output_token"]) and not any("energy unknown" in n for n in su.notes):
+        su.notes.append(f"energy unknown: {chip.name} lists no power data (power.tdp or power.energy_per_flop), "
+                        "so the energy figures are null, not 0 J")
     return Prediction(
         model=su.spec.name, hardware=str(getattr(cfg.hw, "name", cfg.hw)), system=su.system.name, chips=chips,
         batch=full_batch, input_len=cfg.input_len, output_len=cfg.output_len, tp=cfg.tp, pp=pp, ep=cfg.ep,

@@ -39,6 +39,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from hwmodels.limits import check_bound
 from hwmodels.errors import Problem, SpecError
 
 __all__ = [
@@ -417,6 +418,9 @@ def parse_rate(text: str) -> float:
         raise SpecError(Problem(f"expected a number of requests/s or 'inf', got {text!r}", path="rate")) from None
     if math.isnan(r) or r <= 0:
         raise SpecError(Problem(f"must be > 0 (or 'inf' for all at once), got {text!r}", path="rate"))
+    msg = None if math.isinf(r) else check_bound("rate", r, repr(text))
+    if msg:
+        raise SpecError(Problem(msg + " (or 'inf' for all at once)", path="rate"))
     return r
 
 

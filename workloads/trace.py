@@ -277,7 +277,7 @@ def load_trace(path_or_name, limit: int | None = None) -> Trace:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
-        raise SpecError(Problem(f"not UTF-8 text (byte {e.start})", file=fname, line=line)) from None
+        raise SpecError(Problem(f"not UTF-8 text (byte {e.start})", file=fname, line=line, col=1)) from None
     trace = _parse(text, fname, limit)
     return Trace(trace["arrival_s"], trace["input_tokens"], trace["output_tokens"], name=name, source=fname,
                  layout=trace["layout"], attribution=attribution, warnings=tuple(trace["warnings"]))
@@ -321,7 +321,7 @@ def _field_error(e: csv.Error, text: str, fname: str, line: int | None) -> SpecE
 
 def _read_rows_bounded(text: str, fname: str, limit: int | None):
     if not text.strip():
-        raise SpecError(Problem(f"empty file: no header and no rows; {_LAYOUT_HELP}", file=fname, line=1))
+        raise SpecError(Problem(f"empty file: no header and no rows; {_LAYOUT_HELP}", file=fname, line=1, col=1))
     if '"' not in text and "\r" not in text:
         # fast path: without quotes every physical line is one record, so index + 1 is the line number
         try:
@@ -330,7 +330,7 @@ def _read_rows_bounded(text: str, fname: str, limit: int | None):
             raise _field_error(e, text, fname, None) from None
         first = next((i for i, r in enumerate(all_rows) if r and any(f.strip() for f in r)), None)
         if first is None:
-            raise SpecError(Problem(f"empty file: no header and no rows; {_LAYOUT_HELP}", file=fname, line=1))
+            raise SpecError(Problem(f"empty file: no header and no rows; {_LAYOUT_HELP}", file=fname, line=1, col=1))
         header = all_rows[first]
         rows, lines = [], []
         for i in range(first + 1, len(all_rows)):
@@ -380,10 +380,10 @@ def _parse(text: str, fname: str, limit: int | None) -> dict:
         shown = ",".join(h.strip() for h in header)
         raise SpecError(Problem(
             f"missing column(s) {', '.join(missing)}: {_LAYOUT_HELP}; found header {shown!r}",
-            file=fname, line=header_line))
+            file=fname, line=header_line, col=1))
     if not rows:
         raise SpecError(Problem(f"no rows: the file has a header ({','.join(want)}) but no data",
-                                file=fname, line=header_line))
+                                file=fname, line=header_line, col=1))
 
     ncols = len(header)
     problems: list[Problem] = []

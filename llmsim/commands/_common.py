@@ -138,3 +138,84 @@ def module_doc(module: str) -> str:
     spec = importlib.util.find_spec(module)
     with open(spec.origin, encoding="utf-8") as f:
         return ast.get_docstring(ast.parse(f.read())) or ""
+
+
+# ---------------------------------------------------------------------------------------------
+# numeric flags: one set of argparse types, checked finite and in range (hwmodels.limits.BOUNDS)
+
+#: flag -> the kind of number it takes (a key of hwmodels.limits.BOUNDS); an int or float flag not
+#: listed takes any 32-bit integer or any finite number of plausible size ("int", "real")
+FLAG_KINDS = {
+    "--batch": "batch",
+    "--input-len": "tokens", "--output-len": "tokens", "--max-context": "tokens", "--max-model-len": "tokens",
+    "--max-num-batched-tokens": "tokens", "--chunk-size": "tokens", "--kv-window": "tokens",
+    "--shared-prefix": "tokens", "--block-size": "tokens",
+    "--num-requests": "requests", "--requests": "requests", "--limit": "requests", "--max-num-seqs": "requests",
+    "--num-prefixes": "requests",
+    "--replicas": "replicas", "--prefill-replicas": "replicas", "--decode-replicas": "replicas",
+    "--tp": "parallel", "--pp": "parallel", "--ep": "parallel",
+    "--workers": "parallel", "--dask-workers": "parallel",
+    "--seed": "seed",
+    "--samples": "count", "--top": "count", "--worst": "count", "--folds": "count", "--holdout": "count",
+    "--max-shapes": "count", "--timeline-steps": "count", "--spec-k": "count",
+    "--cv": "cv",
+    "--slo-ttft": "seconds", "--slo-tpot": "seconds", "--time-budget": "seconds", "--spec-step-cost": "seconds0",
+    "--swap-space": "gib",
+    "--memory-utilization": "fraction", "--watermark": "fraction", "--spec-acceptance": "fraction",
+    "--api-price-in": "usd", "--api-price-out": "usd", "--budget": "usd",
+    "--trace-speedup": "factor",
+}
+
+
+def number_type(kind: str, flag: str = "the value"):
+    """An argparse ``type`` for numbers of ``kind`` (hwmodels.limits.BOUNDS): the text must be a
+    finite number (an integer where the kind is one; ``1e3`` is read as 1000) in the kind's range.
+    Errors become argparse's ``argument --flag: ...`` message and exit code 2."""
+    import argparse
+
+    from hwmodels.limits import BOUNDS, MAX_NUMBER_CHARS, check_bound
+
+    b = BOUNDS[kind]
+
+    def parse(text: str):
+        s = str(text).strip()
+        if len(s) > MAX_NUMBER_CHARS:
+            raise argparse.ArgumentTypeError(f"a number of {len(s)} characters; at most {MAX_NUMBER_CHARS} are read")
+        try:
+            v = float(s) if not b.integer else int(s)
+        except ValueError:
+            try:
+                f = float(s)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"expected {'an integer' if b.integer else 'a number'}; got {text!r}") from None
+            if not (math.isfinite(f) and f.is_integer()):
+                raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+            v = int(f)
+        msg = check_bound(kind, v, repr(text))
+        if msg is None and kind == "cv" and 0 < v:
+            from workloads.scenario import CV_MAX, CV_MIN
+
+            if not CV_MIN <= v <= CV_MAX:
+                msg = f"must be 0 (fixed rate) or between {CV_MIN:g} and {CV_MAX:g}; got {text!r}"
+        if msg:
+            raise argparse.ArgumentTypeError(msg)
+        return v
+
+    parse.__name__ = f"{kind} number"
+    return parse
+
+
+def bound_numeric_flags(parser) -> None:
+    """Give every int/float flag of ``parser`` and its subcommands the checked type of its kind
+    (FLAG_KINDS), so no command reads an unchecked number (``--batch 1e20``, ``--swap-space inf``)."""
+    import argparse
+
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for sp in a.choices.values():
+                bound_numeric_flags(sp)
+        elif a.type in (int, float):
+            flag = next((o for o in a.option_strings if o.startswith("--")), None)
+            kind = FLAG_KINDS.get(flag) or ("int" if a.type is int else "real")
+            a.type = number_type(kind, flag or a.dest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 from hwmodels.errors import InfeasibleError, Problem, SpecError
@@ -207,7 +208,8 @@ def print_prediction(p, breakdown=False, intervals: dict | None = None) -> None:
         ("price used", getattr(p, "price_source", None) or "none (give --price USD/h)"),
         ("efficiency data", getattr(p, "calibration", None) or "-"),
         ("energy per output token", fmt_energy(p.joules_per_output_token)
-         + _rng(iv, "joules_per_output_token", fmt_energy)),
+         + _rng(iv, "joules_per_output_token", fmt_energy) if math.isfinite(p.joules_per_output_token)
+         else "unknown (the hardware lists no power data)"),
         ("MFU / MBU", f"{fmt_pct(p.mfu)} / {fmt_pct(p.mbu)}"),
         ("placement", "; ".join(f"{k}: {v}" for k, v in placement_text(p.placement)) or "-"),
         ("bound (share of time)", ", ".join(f"{k} {v * 100:.0f}%" for k, v in

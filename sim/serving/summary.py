@@ -132,7 +132,9 @@ def summarize(setup, cfg, state, budget, coster, until_s, wall0: float) -> dict:
         "memo_hit_rate": getattr(coster, "memo_hit_rate", None),
         "shape_memo_hit_rate": getattr(coster, "shape_hit_rate", None),
         "graph_builds": getattr(coster, "graph_builds", None),
-        "notes": list(setup.notes),
+        "notes": list(setup.notes) + ([] if math.isfinite(energy) or not out_tok else [
+            f"energy unknown: {setup.system.chip.name} lists no power data (power.tdp or power.energy_per_flop), "
+            "so the energy figures are null, not 0 J"]),
         "stack": load_stack(cfg.stack).name,
         "warnings": _warnings(state.run, state.log),
     })

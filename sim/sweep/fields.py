@@ -14,6 +14,8 @@ import difflib
 import math
 
 from hwmodels.errors import SpecError
+from hwmodels.limits import check_bound
+from workloads.scenario import CV_MAX, CV_MIN
 from sim.config import ServingConfig, default_of, sweep_fields
 
 __all__ = ["SERVING_FIELDS", "WORKLOAD_FIELDS", "check_value", "serving_kwargs"]
@@ -49,8 +51,31 @@ def _number(v) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
 
 
+#: the kind of number (hwmodels.limits.BOUNDS) of each numeric field: the same bounds as the CLI flags
+FIELD_KINDS = {
+    "batch": "batch", "input_len": "tokens", "output_len": "tokens", "tp": "parallel", "pp": "parallel",
+    "ep": "parallel", "replicas": "replicas", "rate": "rate", "cv": "cv", "num_requests": "requests",
+    "max_num_seqs": "requests", "max_num_batched_tokens": "tokens", "chunk_size": "tokens",
+    "block_size": "tokens", "max_model_len": "tokens", "prefill_replicas": "replicas",
+    "decode_replicas": "replicas", "seed": "seed", "swap_space_gib": "gib",
+}
+
+
 def check_value(name, v, typ, path, prob):
     """``v`` checked and normalized for a field of type ``typ``; None (and a problem noted) if bad."""
+    out = _check_value(name, v, typ, path, prob)
+    kind = FIELD_KINDS.get(name)
+    if out is not None and kind is not None and not (name == "rate" and out == math.inf):
+        msg = check_bound(kind, out, "the value")
+        if msg is None and name == "cv" and out != 0 and not CV_MIN <= out <= CV_MAX:
+            msg = f"the value must be 0 (fixed rate) or between {CV_MIN:g} and {CV_MAX:g}; got {out!r}"
+        if msg:
+            prob(path, msg)
+            return None
+    return out
+
+
+def _check_value(name, v, typ, path, prob):
     if typ is int:
         least = 0 if name == "seed" else 1
         if isinstance(v, bool) or not isinstance(v, int) or v < least:

@@ -21,7 +21,6 @@ alone, and that point is recorded as failed ("worker died"); the other points ar
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import sys
@@ -84,11 +83,9 @@ class SweepRun:
 # evaluation (what workers run)
 
 def _custom(name: str):
-    mod, _, fn = name.partition(":")
-    try:
-        return getattr(importlib.import_module(mod), fn)
-    except (ImportError, AttributeError) as e:
-        raise SpecError(f"evaluator '{name}': cannot import it ({e})") from None
+    from sim.sweep.spec import custom_evaluator
+
+    return custom_evaluator(name)
 
 
 def evaluate(spec, frame: pd.DataFrame) -> pd.DataFrame:

@@ -39,6 +39,7 @@ import numpy as np
 
 from hwmodels.chip import Chip, System
 from hwmodels.errors import InfeasibleError, Problem, SpecError
+from hwmodels.limits import check_bound
 from hwmodels.stack import load_stack
 from hwmodels.yamlio import Marked, read_yaml
 from sim.cost import CostOptions
@@ -304,12 +305,17 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
         prob(("kind",), f"expected 'kind: sweep'; got {d.get('kind')!r}")
     if "version" in d and d["version"] != 1:
         prob(("version",), f"unsupported version {d['version']!r}; this llmsim reads version 1")
-    name = str(d.get("name") or Path(doc.file).stem)
+    name = _parse_name(d, doc, prob)
     base, hw_ref = _parse_hardware(d, doc, base_dir, prob)
     evaluator = d.get("evaluator", "static")
     if not isinstance(evaluator, str) or (evaluator not in ("static", "serving") and ":" not in evaluator):
         prob(("evaluator",), f"expected static, serving or module:function; got {evaluator!r}")
         evaluator = "static"
+    elif ":" in evaluator:
+        try:
+            custom_evaluator(evaluator)
+        except SpecError as e:
+            prob(("evaluator",), e.problems[0].message)
     fixed, models = _parse_fixed(d, prob)
     axes = _parse_axes(d, doc, base, fixed, models, prob)
     names = [a.name for a in axes]
@@ -334,6 +340,36 @@ def _parse(doc: Marked, base_dir: Path) -> SweepSpec:
                      sampling=sampling, constraints=constraints, options=options, static=static, cost=cost,
                      area=area, power=power, description=str(d.get("description") or ""), path=doc.file,
                      marked=doc, stack=stack)
+
+
+def custom_evaluator(name: str):
+    """The function ``module:function`` names (SpecError when it cannot be imported)."""
+    import importlib
+
+    mod, _, fn = name.partition(":")
+    try:
+        f = getattr(importlib.import_module(mod), fn)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise SpecError(f"evaluator '{name}': cannot import it ({e})") from None
+    if not callable(f):
+        raise SpecError(f"evaluator '{name}': not a function")
+    return f
+
+
+def _parse_name(d, doc: Marked, prob) -> str:
+    """The spec's name: it names the default results folder ``<name>.parquet`` in the working
+    directory, so it must be a plain file name (no separators, not '..', not absolute)."""
+    if "name" not in d or d["name"] is None:
+        return Path(doc.file).stem
+    name = d["name"]
+    if not isinstance(name, str) or not name.strip():
+        prob(("name",), f"expected a non-empty name; got {name!r}")
+        return "sweep"
+    if any(c in name for c in "/\\") or name in (".", "..") or any(ord(c) < 32 for c in name):
+        prob(("name",), f"a sweep name names its results folder (<name>.parquet) in the working directory; it may "
+                        f"not hold path separators or be '..'; got {name!r} (give --out to write elsewhere)")
+        return "sweep"
+    return name
 
 
 def _parse_hardware(d, doc: Marked, base_dir: Path, prob) -> tuple:
@@ -458,6 +494,14 @@ def _parse_sampling(d, axes: list, prob) -> dict:
             for a in axes:
                 if a.values is None and not a.steps:
                     prob(("axes", a.name), "a range on a grid needs 'steps: N' (or use random/lhs sampling)")
+    n = sampling["samples"] or 1
+    if sampling["method"] == "grid":
+        for a in axes:  # python integers: the product is computed exactly before anything is allocated
+            n *= len(a.values) if a.values is not None else (a.steps or 2)
+    msg = check_bound("points", n, "the number of points")
+    if msg:
+        prob(("sampling",) if "sampling" in d else ("axes",), msg)
+        sampling["samples"] = 1 if sampling["method"] != "grid" else None
     return sampling
 
 

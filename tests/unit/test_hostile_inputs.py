@@ -42,7 +42,10 @@ def _bounded(seconds: int):
 
 def run(capsys, *argv, seconds: int = 30):
     with _bounded(seconds):
-        rc = main([str(a) for a in argv])
+        try:
+            rc = main([str(a) for a in argv])
+        except SystemExit as e:  # argparse's own errors: exit 2 with its usage message
+            rc = e.code
     out, err = capsys.readouterr()
     assert "Traceback" not in err
     return rc, out, err
@@ -355,3 +358,142 @@ def test_override_with_an_ambiguous_kind_is_an_error(tmp_path, capsys):
     assert rc == 2 and "kind of several entries (smem, l2)" in err
     rc, _, err = run(capsys, "hw", "show", p, "--set", "memory.dram.bandwidth=7 TB/s")  # hbm is the only dram
     assert rc == 0, err
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI numbers: one set of checked types for every command
+
+SERVE = ["serve", "--hw", TOY, "--model", "qwen2.5-0.5b", "--rate", "1", "--num-requests", "5",
+         "--input-len", "16", "--output-len", "4"]
+
+
+@pytest.mark.parametrize("argv,flag,fragment", [
+    (predict(TOY, "qwen2.5-0.5b", extra=["--batch", "1e20"]), "--batch", "LLMSIM_MAX_BATCH"),
+    (predict(TOY, "qwen2.5-0.5b", extra=["--batch", "100000000000000000000"]), "--batch", "at most 100,000"),
+    (predict(TOY, "qwen2.5-0.5b", extra=["--batch", "inf"]), "--batch", "expected an integer"),
+    (predict(TOY, "qwen2.5-0.5b", extra=["--input-len", "9" * 5000]), "--input-len", "at most 40 are read"),
+    (predict(TOY, "qwen2.5-0.5b", extra=["--spec-ngram", "--spec-step-cost", "1e400"]), "--spec-step-cost",
+     "finite"),
+    (["compare", "--hw", TOY, "--model", "qwen2.5-0.5b", "--batch", "100000000", "--input-len", "16",
+      "--output-len", "4"], "--batch", "LLMSIM_MAX_BATCH"),
+    (SERVE + ["--arrival", "gamma", "--cv", "1e-320"], "--cv", "between 0.001 and 1000"),
+    (SERVE + ["--swap-space", "inf"], "--swap-space", "finite"),
+    (SERVE + ["--swap-space", "nan"], "--swap-space", "finite"),
+    (SERVE + ["--decode-replicas", "1e20"], "--decode-replicas", "LLMSIM_MAX_REPLICAS"),
+    (SERVE + ["--num-requests", "1e20"], "--num-requests", "LLMSIM_MAX_REQUESTS"),
+    (SERVE + ["--memory-utilization", "1e300"], "--memory-utilization", "at most 1"),
+    (SERVE + ["--seed", "-1"], "--seed", "at least 0"),
+])
+def test_numeric_flags_are_checked(capsys, argv, flag, fragment):
+    rc, _, err = run(capsys, *argv, seconds=20)
+    assert rc == 2 and f"argument {flag}" in err and fragment in err, err
+
+
+def test_bound_can_be_raised(capsys, monkeypatch):
+    monkeypatch.setenv("LLMSIM_MAX_BATCH", "10")
+    rc, _, err = run(capsys, *predict(TOY, "qwen2.5-0.5b", extra=["--batch", "11"]))
+    assert rc == 2 and "at most 10 " in err
+
+
+def test_every_numeric_flag_has_a_checked_type():
+    import argparse
+
+    from llmsim.cli import build_parser
+
+    def walk(p):
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sp in a.choices.values():
+                    yield from walk(sp)
+            else:
+                yield a
+    raw = [a.option_strings for a in walk(build_parser()) if a.type in (int, float)]
+    assert not raw, f"flags read with plain int/float: {raw}"
+
+
+def test_rate_is_bounded(capsys):
+    argv = [a if a != "1" else "1e300" for a in SERVE]
+    rc, _, err = run(capsys, *argv)
+    assert rc == 2 and "at most 1e+09" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# sweeps
+
+def sweep_spec(tmp_path, body, name="s"):
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(f"version: 1\nkind: sweep\nhardware: {TOY}\nmodel: qwen2.5-0.5b\n" + body)
+    return p
+
+
+def test_sweep_grid_bounded_before_allocation(tmp_path, capsys):
+    p = sweep_spec(tmp_path, "axes:\n  batch: {range: [1, 1000000], steps: 1000}\n"
+                             "  input_len: {range: [1, 1000000], steps: 1000}\n"
+                             "  output_len: {range: [1, 100000], steps: 1000}\n")
+    rc, _, err = run(capsys, "sweep", p, "--out", tmp_path / "o.parquet", seconds=20)
+    assert rc == 2 and "LLMSIM_MAX_POINTS" in err and located(err, p)
+
+
+def test_sweep_samples_bounded(tmp_path, capsys):
+    p = sweep_spec(tmp_path, "sampling: {method: random, samples: 1000000000000}\n"
+                             "axes:\n  batch: {range: [1, 64]}\n")
+    rc, _, err = run(capsys, "sweep", p, "--out", tmp_path / "o.parquet", seconds=20)
+    assert rc == 2 and "LLMSIM_MAX_POINTS" in err and located(err, p)
+
+
+@pytest.mark.parametrize("body,fragment", [
+    ("evaluator: serving\nserving: {rate: 1, num_requests: 5, scheduler: bogus}\naxes:\n  batch: [1]\n",
+     "unknown scheduler 'bogus'"),
+    ("evaluator: serving\nserving: {rate: 1, num_requests: 5}\naxes:\n  serving.scheduler: [vllm, bogus]\n",
+     "unknown scheduler 'bogus'"),
+    ("evaluator: nosuchmodule_xyz:fn\naxes:\n  batch: [1]\n", "cannot import it"),
+    ("evaluator: os:no_such_function\naxes:\n  batch: [1]\n", "cannot import it"),
+    ("evaluator: serving\nserving: {rate: 1, num_requests: 100000000000}\naxes:\n  batch: [1]\n",
+     "LLMSIM_MAX_REQUESTS"),
+    ("workload: {batch: 1000000000}\naxes:\n  input_len: [1]\n", "LLMSIM_MAX_BATCH"),
+])
+def test_sweep_bad_settings_exit_2(tmp_path, capsys, body, fragment):
+    p = sweep_spec(tmp_path, body)
+    rc, _, err = run(capsys, "sweep", p, "--out", tmp_path / "o.parquet")
+    assert rc == 2 and fragment in err and located(err, p), err
+
+
+@pytest.mark.parametrize("name", ["../x", "/tmp/abs", "a/b", ".."])
+def test_sweep_name_cannot_write_outside_the_working_directory(tmp_path, capsys, monkeypatch, name):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    p = sweep_spec(work, f"name: '{name}'\naxes:\n  batch: [1]\n")
+    before = set(tmp_path.rglob("*"))
+    rc, _, err = run(capsys, "sweep", p)
+    assert rc == 2 and "path separators" in err and located(err, p)
+    assert set(tmp_path.rglob("*")) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# output places and unknown values
+
+@pytest.mark.parametrize("out", ["/dev/null", "/proc/llmsim-no-such-dir"])
+def test_out_naming_a_non_directory_or_unwritable_place(capsys, out):
+    rc, _, err = run(capsys, "compare", "--hw", TOY, "--model", "qwen2.5-0.5b", "--batch", "1", "--input-len", "16",
+                     "--output-len", "4", "--out", out)
+    assert rc == 2 and out in err
+
+
+def test_out_naming_a_file(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    rc, _, err = run(capsys, "compare", "--hw", TOY, "--model", "qwen2.5-0.5b", "--batch", "1", "--input-len", "16",
+                     "--output-len", "4", "--out", f)
+    assert rc == 2 and str(f) in err
+
+
+def test_unknown_power_is_unknown_not_zero(tmp_path, capsys):
+    p = chip(tmp_path, TOY_TEXT.replace("power: {tdp: 1000 W, idle: 100 W}\n", ""))
+    rc, out, err = run(capsys, *predict(p, "qwen2.5-0.5b"))
+    assert rc == 0, err
+    d = json.loads(out)
+    assert d["joules_per_output_token"] is None
+    assert any("energy unknown" in n for n in d["notes"])
+    rc, out, err = run(capsys, *predict(p, "qwen2.5-0.5b")[:-1])
+    assert rc == 0 and "unknown (the hardware lists no power data)" in out and "0.000 J" not in out

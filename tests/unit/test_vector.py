@@ -93,7 +93,7 @@ def test_vector_equals_scalar(case):
             gc = estimate(graph, s, opts, model=CostModel(s, opts, res, tp))
             assert np.all(_rel(ga.op_time_s[i], [c.time_s for c in gc.ops]) < 1e-9), (opts, i)
             assert _rel(ga.time_s[i], gc.time_s) < 1e-9
-            assert _rel(ga.energy_j[i], gc.energy_j) < 1e-9
+            assert _rel(ga.energy_j[i], gc.energy_j) < 1e-9 or (np.isnan(ga.energy_j[i]) and np.isnan(gc.energy_j))
             assert _rel(ga.bytes_main[i], gc.bytes_main) < 1e-9
 
 
@@ -210,7 +210,8 @@ def test_every_option_and_op_kind_through_both_entry_points():
                 s = hw.system_at(i)
                 gc = estimate(graph, s, opts, model=CostModel(s, opts, res, tp))
                 assert np.all(_rel(ga.op_time_s[i], [c.time_s for c in gc.ops]) < 1e-9), (opts, i)
-                assert _rel(ga.energy_j[i], gc.energy_j) < 1e-9
+                # a chip without power data has unknown (NaN) energy on both paths
+                assert _rel(ga.energy_j[i], gc.energy_j) < 1e-9 or (np.isnan(ga.energy_j[i]) and np.isnan(gc.energy_j))
 
 
 def test_dequant_per_tile_reaches_the_array_path():

@@ -37,6 +37,10 @@ BUILTIN_GROUPS = {
 }
 
 
+#: the largest shape or count a row may give: kernels index tensors with 32-bit integers, and
+#: larger values overflow the 64-bit integer columns the rows are typed into
+MAX_DIM = 2**31
+
 def builtin_measurements() -> dict[str, str]:
     """Built-in data set names and their files (only those present)."""
     return {k: os.path.join(DATA_DIR, v) for k, v in BUILTIN.items() if os.path.exists(os.path.join(DATA_DIR, v))}
@@ -164,8 +168,8 @@ def validate_measurements(df: pd.DataFrame, *, require_time: bool = True) -> pd.
             v = numeric[col]
             flag(sel & _blank(df, col), f"missing {col}")
             flag(sel & ~_blank(df, col) & v.isna(), lambda ix, c=col: f"bad {c} {df.at[ix, c]!r}")
-            flag(sel & v.notna() & ((v <= 0) | (v != np.floor(v))),
-                 lambda ix, c=col: f"bad {c} {df.at[ix, c]!r} (a positive integer)")
+            flag(sel & v.notna() & ((v <= 0) | ~np.isfinite(v) | (v != np.floor(v)) | (v > MAX_DIM)),
+                 lambda ix, c=col: f"bad {c} {df.at[ix, c]!r} (a positive integer up to {MAX_DIM:,})")
         for col, default in OPTIONAL_COLUMNS.get(op, {}).items():
             if col not in df.columns or col == "kernel":
                 continue
@@ -173,7 +177,8 @@ def validate_measurements(df: pd.DataFrame, *, require_time: bool = True) -> pd.
             present = sel & ~_blank(df, col)
             flag(present & v.isna(), lambda ix, c=col: f"bad {c} {df.at[ix, c]!r}")
             lo_bad = (v < 0) if col == "flops_per_element" else (v <= 0)
-            flag(present & v.notna() & lo_bad, lambda ix, c=col: f"bad {c} {df.at[ix, c]!r}")
+            flag(present & v.notna() & (lo_bad | ~np.isfinite(v) | (v > MAX_DIM)),
+                 lambda ix, c=col: f"bad {c} {df.at[ix, c]!r}")
         if op == "attention" and "kernel" in df.columns:
             kern = df["kernel"].astype(str).str.strip().str.lower()
             flag(sel & ~_blank(df, "kernel") & ~kern.isin(["flash", "naive"]),
@@ -199,7 +204,7 @@ def validate_measurements(df: pd.DataFrame, *, require_time: bool = True) -> pd.
     # typed columns for the caller
     for col, v in numeric.items():
         if col in _INT_COLUMNS:
-            df[col] = v.where(v.notna() & (v == np.floor(v))).astype("Int64")
+            df[col] = v.where(v.notna() & np.isfinite(v) & (v == np.floor(v)) & (v.abs() <= MAX_DIM)).astype("Int64")
         else:
             df[col] = v
     if "causal" in df.columns:
@@ -214,7 +219,8 @@ def validate_measurements(df: pd.DataFrame, *, require_time: bool = True) -> pd.
             continue
         v = _num(df, col)
         if v[~blank].notna().all():
-            df[col] = v.astype("Int64") if (v[~blank] == np.floor(v[~blank])).all() else v
+            whole = (v[~blank] == np.floor(v[~blank])).all() and (v[~blank].abs() <= MAX_DIM).all()
+            df[col] = v.astype("Int64") if whole else v
     for col, default in (("batch", 1), ("inputs", 1), ("outputs", 1), ("flops_per_element", 1.0)):
         ops_using = {"batch": ("gemm",), "inputs": ("elementwise",), "outputs": ("elementwise",),
                      "flops_per_element": ("elementwise",)}[col]
