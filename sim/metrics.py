@@ -59,8 +59,8 @@ def request_metrics(t: RequestTotals, *, batch: int, input_len: int, output_len:
             "output_throughput_tok_s": thr,
             "per_chip_output_throughput_tok_s": thr / chips,
             "joules_per_output_token": energy / out_tokens,
-            "mfu": _div(t.flops * chips, e2e * chips * peak_flops, 0.0),
-            "mbu": _div(t.decode_bytes * chips, t.decode_time * chips * home_bandwidth, 0.0),
+            "mfu": utilization(t.flops * chips, e2e, chips, peak_flops),
+            "mbu": utilization(t.decode_bytes * chips, t.decode_time, chips, home_bandwidth),
             "usd_per_mtok_output": usd_per_mtok(usd_per_s, e2e, out_tokens),
             "usd_per_mtok_input": usd_per_mtok(usd_per_s, t.ttft, batch * input_len),
         }
@@ -73,3 +73,9 @@ def usd_per_mtok(usd_per_s, seconds, tokens):
     if usd_per_s is None:
         return None
     return usd_per_s * seconds / tokens * 1e6
+
+
+def utilization(amount, seconds, chips, peak):
+    """MFU or MBU: work done by all chips (FLOPs, or bytes at the weights/KV level) over what ``chips``
+    chips do at ``peak`` (FLOP/s or B/s) in ``seconds``; 0 when no time passed."""
+    return _div(amount, seconds * chips * peak, 0.0)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.stack import load_stack
+from sim.metrics import usd_per_mtok, utilization
 from sim.serving.metrics import TIMELINE_COLUMNS
 
 __all__ = ["summarize", "timeline_frame"]
@@ -112,17 +113,17 @@ def summarize(setup, cfg, state, budget, coster, until_s, wall0: float) -> dict:
         "batch_size_mean": sum(t.batch_time for t in run.timelines) / busy if busy > 0 else 0.0,
         "batch_size_max": max((t.batch_max for t in run.timelines), default=0),
         "busy_fraction": busy / (duration * n_rep) if duration > 0 else 0.0,
-        "mfu": flops / (duration * total_chips * peak) if duration > 0 else 0.0,
-        "mbu": bytes_main / (duration * total_chips * bw) if duration > 0 else 0.0,
-        "mfu_busy": flops / (busy * chips * peak) if busy > 0 else 0.0,
-        "mbu_busy": bytes_main / (busy * chips * bw) if busy > 0 else 0.0,
+        "mfu": utilization(flops, duration, total_chips, peak),
+        "mbu": utilization(bytes_main, duration, total_chips, bw),
+        "mfu_busy": utilization(flops, busy, chips, peak),
+        "mbu_busy": utilization(bytes_main, busy, chips, bw),
         "usd_per_hour": None if usd_s is None else usd_s * n_rep * 3600,
         "price_source": setup.system.price_note(chips),  # per replica; which price, from where and of when
         "calibration": chip.calibration,
         "usd_total": usd_total,
-        "usd_per_mtok_output": None if usd_total is None or not out_tok else usd_total / out_tok * 1e6,
-        "usd_per_mtok_total": None if usd_total is None or not (in_tok + out_tok)
-        else usd_total / (in_tok + out_tok) * 1e6,
+        "usd_per_mtok_output": None if usd_s is None or not out_tok else usd_per_mtok(usd_s * n_rep, duration, out_tok),
+        "usd_per_mtok_total": None if usd_s is None or not (in_tok + out_tok)
+        else usd_per_mtok(usd_s * n_rep, duration, in_tok + out_tok),
         "energy_j": energy,
         "energy_j_per_output_token": energy / out_tok if out_tok else math.nan,
         "energy_j_per_token": energy / (in_tok + out_tok) if in_tok + out_tok else math.nan,
