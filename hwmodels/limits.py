@@ -126,6 +126,18 @@ def read_bounded(path: str | Path, kind: str, *, what: str = "the file") -> byte
     return data
 
 
+
+def read_text(path: str | Path, kind: str, what: str) -> str:
+    """A bounded read (:func:`read_bounded`) decoded as UTF-8; bytes that are not UTF-8 are a
+    SpecError at the line where they stand, saying what the file should have been (``what``)."""
+    raw = read_bounded(path, kind)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise SpecError([Problem(f"not a text file (not UTF-8 at byte {e.start}); expected {what}", str(path),
+                                 line)]) from None
+
 def gunzip_bounded(raw: bytes, file: str, kind: str = "trace_bytes") -> bytes:
     """Decompress gzip data (several members allowed), stopping with SpecError past the limit."""
     cap = limit(kind)

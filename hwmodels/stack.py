@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hwmodels.errors import Problem, SpecError
+from hwmodels.limits import read_text
 from hwmodels.schema import FORMAT_VERSION, Bool, F, Number, Quantity, Sources, Str, Struct, validate
 from hwmodels.yamlio import load_marked
 
@@ -193,9 +194,7 @@ def _build(v: dict, path: Path) -> Stack:
 def _load_path(path: str, mtime: float) -> Stack:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpecError([Problem("not a text file; expected a YAML stack description", path)]) from None
+        text = read_text(p, "yaml_bytes", "a YAML stack description")
     except OSError as e:
         raise SpecError([Problem(f"cannot read: {e.strerror}", path)]) from None
     docs = load_marked(text, path)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import yaml
 
 from hwmodels.errors import Problem, SpecError
-from hwmodels.limits import MAX_NUMBER_CHARS, MAX_YAML_DEPTH, MAX_YAML_VALUES, read_bounded
+from hwmodels.limits import MAX_NUMBER_CHARS, MAX_YAML_DEPTH, MAX_YAML_VALUES, read_text
 
 _FLOATISH = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+$")
 
@@ -199,11 +199,4 @@ def load_marked(text: str, file: str) -> list[Marked]:
 
 def read_yaml(path, what: str = "a YAML file") -> list[Marked]:
     """Read a YAML file within the limits (regular file, size) and parse it; SpecError otherwise."""
-    file = str(path)
-    raw = read_bounded(path, "yaml_bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise SpecError([Problem(f"not a text file (not UTF-8 at byte {e.start}); expected {what}", file, line)]) from None
-    return load_marked(text, file)
+    return load_marked(read_text(path, "yaml_bytes", what), str(path))

@@ -32,7 +32,7 @@ from typing import Any
 
 from hwmodels.dtype import get_dtype
 from hwmodels.errors import Problem, SpecError
-from hwmodels.limits import MAX_NUMBER_CHARS, read_bounded
+from hwmodels.limits import MAX_NUMBER_CHARS, read_text
 
 __all__ = ["CATALOG_DIR", "LayerKind", "ModelSpec", "list_models", "load_model", "parse_config"]
 
@@ -710,12 +710,7 @@ def _surrogate(o, depth=0):
 
 def _read(path: Path) -> tuple[dict, str]:
     f = str(path)
-    raw = read_bounded(path, "json_bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise SpecError([Problem(f"not a UTF-8 text file (byte {e.start})", file=f, line=line)]) from None
+    text = read_text(path, "json_bytes", "a Hugging Face config.json")
     cfg = _parse_json(text, f)
     bad = _surrogate(cfg)
     if bad is not None:

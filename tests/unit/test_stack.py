@@ -197,3 +197,19 @@ def test_head_dim_matters_at_fixed_flops_under_a_real_kernel():
     ideal = predict_ops(rows, stack="ideal")["time_s"].to_numpy()
     real = predict_ops(rows, stack="vllm")["time_s"].to_numpy()
     assert real[1] / real[0] > ideal[1] / ideal[0] + 0.05
+
+
+def test_a_stack_file_is_read_within_the_limits(tmp_path):
+    """A stack path goes through the same bounded, located read as hardware files: a device file is
+    refused without reading it, bytes that are not UTF-8 are located."""
+    import pytest
+
+    from hwmodels.errors import SpecError
+    from hwmodels.stack import load_stack
+
+    with pytest.raises(SpecError):
+        load_stack("/dev/zero")
+    bad = tmp_path / "bad-stack.yaml"
+    bad.write_bytes(b"kind: stack\nname: \xff\n")
+    with pytest.raises(SpecError, match="not a text file"):
+        load_stack(str(bad))
