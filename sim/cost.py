@@ -55,6 +55,7 @@ from hwmodels.dtype import get_dtype
 from sim.collective import collective_time
 from sim.hwparams import HwPoints, scalar_points
 from workloads.graph import DEQUANT_FLOPS, _attn_stats
+from workloads.routing import expected_blocks, expected_touched
 
 #: op costs memoized per CostModel before the memo is cleared (bounds memory in long runs)
 MEMO_LIMIT = 50_000
@@ -576,6 +577,10 @@ class CostModel:
         # where no point spills the cache (the spill re-reads shrink with the tile size).
         panel_free = -math.inf if x.any(spill) else math.inf
         kept: dict = {}  # (M tiles, N tiles) -> the candidates kept with those counts
+        # MoE experts (GemmShape.routing): each expert's expected rows padded to the tile, summed over
+        # the experts (expected M tiles); each expert's weight panel is re-read once per its M tile
+        route = g.routing
+        touched = expected_touched(route[0], route[1]) if route else batch
         best = None
         for tm_p, tn_p, always in _tile_candidates(nm, nn):
             need = 2 * (tm_p + tn_p) * tk * a_bytes
@@ -585,12 +590,15 @@ class CostModel:
             if not x.any(valid):
                 continue
             mt, nt = math.ceil(m / tm_p), math.ceil(n / tn_p)
-            same = kept.setdefault((mt, nt), [])
+            m_tiles = expected_blocks(route[0], route[1], tm_p) if route else mt * batch
+            same = kept.setdefault((m_tiles, nt), [])
             if any(q_tm <= tm_p and q_tn <= tn_p and q_need <= need and max(tm_p, q_tm) <= panel_free
                    for q_tm, q_tn, q_need in same):
                 continue
             same.append((tm_p, tn_p, 0 if always else need))
-            tiles = mt * nt * batch
+            tiles = m_tiles * nt
+            if route:  # expected tiles are fractional: the launch covers whole ones
+                tiles = max(1, math.ceil(tiles))
             split = x.where(tiles < cores, x.max(1, x.min(cores // tiles, kmax)), 1)
             waves = -(-(tiles * split) // cores)
             compute = waves * (2.0 * tm_p * tn_p * x.ceil(k_p / split)) / (rate / cores)
@@ -599,7 +607,7 @@ class CostModel:
             cols = list(cols0)
             if cache is not None:
                 # cache -> cores: each tile loads its A rows and B columns
-                cols[cache] = cols[cache] + (act_in * nt + w_bytes * mt + out_b)
+                cols[cache] = cols[cache] + (act_in * nt + w_bytes * m_tiles / max(touched, 1e-9) + out_b)
                 # the tiles of one wave (side x side, swizzled) share their A rows and B columns through
                 # the cache as they step through K together, so A is read once per wave-wide band of
                 # columns and B once per wave-tall band of rows

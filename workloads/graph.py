@@ -34,6 +34,7 @@ from hwmodels.errors import Problem, SpecError
 from workloads.model import ModelSpec, load_model
 from workloads.parallel import Parallelism, check_parallelism, stage_layers
 from workloads.quant import Quantization, Sparsity
+from workloads.routing import expected_max_load, expected_touched, expert_probs, rank_probs
 
 __all__ = [
     "KERNELS",
@@ -91,6 +92,9 @@ class GemmShape:
     n: int
     k: int
     batch: int = 1
+    # MoE experts: (tokens routed, per-expert pick probabilities of this chip's experts); the cost
+    # model pads each expert's expected rows to its tile (workloads.routing.expected_blocks)
+    routing: tuple | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,7 +493,7 @@ class _Builder:
     def gemm(self, name: str, layer: str, count: int, m: int, n: int, k: int, *, batch: int = 1,
              rows: float | None = None, w_elems: float | None = None, quantized: bool = True,
              bias: bool = False, bias_elems: float | None = None, weight: str | None = None,
-             extra: tuple[TensorIO, ...] = ()) -> None:
+             extra: tuple[TensorIO, ...] = (), routing: tuple | None = None) -> None:
         """A GEMM (and its dequant op under weight-only quantization). ``rows``: total rows over
         the batch of GEMMs (default m x batch; MoE passes the exact expected rows)."""
         rows = m * batch if rows is None else rows
@@ -518,7 +522,7 @@ class _Builder:
         tensors.extend(extra)
         tensors.append(self.act("y", rows * n, True))
         self.ops.append(Op(name, "gemm", count, 2.0 * rows * n * k, fv, cdt, tuple(tensors),
-                           gemm=GemmShape(int(m), int(n), int(k), int(batch)), layer=layer, sparse=sparse))
+                           gemm=GemmShape(int(m), int(n), int(k), int(batch), routing), layer=layer, sparse=sparse))
 
     def eltwise(self, name: str, kind: str, layer: str, count: int, elems: float, flops_per: float,
                 inputs: int = 1, outputs: int = 1, weight_elems: float = 0.0, out_elems: float | None = None,
@@ -717,34 +721,50 @@ class _Builder:
 
     def moe(self, tag: str, count: int) -> None:
         """Router, routed experts (grouped GEMM over the experts that receive tokens) and shared
-        experts. Uniform routing: each token's top_k experts are equally likely to be any."""
+        experts. Routing: each token picks top_k experts with the model's routing distribution
+        (workloads.routing; uniform unless the model's hot_expert_load says otherwise); with EP the
+        step waits for the busiest rank (expected max load over the ranks)."""
         s, p, T, tp = self.s, self.p, self.T, self.tp
         h, E, k, mi = s.hidden, s.num_experts, s.experts_per_token, s.moe_intermediate
         ep = p.ep
+        probs = expert_probs(E, k, s.hot_expert_load)
         if ep > 1:
             T_r = _cdiv(T, tp)  # tokens this chip routes (its share of the TP-replicated tokens)
-            group_tokens = T_r * ep
-            touched = expected_experts_touched(E, k, group_tokens) / ep
+            tokens = T_r * ep  # routed over the EP group; rank 0 holds the hottest expert
+            ranks = rank_probs(probs, ep)
+            local = ranks[0]
+            routed = expected_max_load(tokens, ranks)  # rows of the busiest rank
             split = 1
         else:
-            T_r = T
-            touched = expected_experts_touched(E, k, T)
+            T_r = tokens = T
+            local = probs
+            routed = T * k
             split = tp
+        touched = expected_touched(tokens, local)
         self.gemm("moe.router", tag, count, T_r, E, h, quantized=False)
         w = (TensorIO("w_router_bias", "weight", self.st, E * self.sb, False),) if s.router_bias else ()
         self.ops.append(Op("moe.topk", "router", count, 0.0, T_r * E * ROUTER_FLOPS, self.st,
                            (self.act("logits", T_r * E),) + w + (self.act("topk", 2 * T_r * k, True),),
                            layer=tag))
+        # token rows sorted by expert (vLLM moe_align_block_size, SGLang and TRT-LLM permute indices):
+        # reads the top-k ids, writes the expert-sorted row indices (int32); the rows themselves
+        # are gathered by the expert GEMM's A loads and scattered back by moe.combine
+        self.ops.append(Op("moe.align", "router", count, 0.0, T_r * k, self.st,
+                           (TensorIO("topk_ids", "activation", "int32", 4.0 * T_r * k, False),
+                            TensorIO("sorted_ids", "activation", "int32", 4.0 * (routed + touched), True)),
+                           layer=tag))
         if ep > 1:
             self.collective("ep.alltoall_dispatch", tag, count, "alltoall", T_r * k * h * self.sb, "ep", ep)
-        rows = T_r * k * p.imbalance  # rows this chip's experts process (busiest chip)
+        rows = routed * p.imbalance  # rows this chip's experts process (busiest chip)
         n_grp = max(1, round(touched))
         m = max(1, math.ceil(rows / max(touched, 1e-9)))
         i_c = mi // split
+        route = (int(tokens), local) if rows == routed else None
         self.gemm("moe.experts.gate_up", tag, count, m, 2 * i_c, h, batch=n_grp, rows=rows,
-                  w_elems=touched * 2 * i_c * h)
+                  w_elems=touched * 2 * i_c * h, routing=route)
         self.eltwise("moe.experts.act", "elementwise", tag, count, rows * i_c, SILU_GATED_FLOPS, inputs=2)
-        self.gemm("moe.experts.down", tag, count, m, h, i_c, batch=n_grp, rows=rows, w_elems=touched * h * i_c)
+        self.gemm("moe.experts.down", tag, count, m, h, i_c, batch=n_grp, rows=rows, w_elems=touched * h * i_c,
+                  routing=route)
         if ep > 1:
             self.collective("ep.alltoall_combine", tag, count, "alltoall", T_r * k * h * self.sb, "ep", ep)
         self.eltwise("moe.combine", "elementwise", tag, count, T_r * k * h, 2, out_elems=T_r * h)

@@ -131,6 +131,7 @@ class ModelSpec:
     shared_intermediate: int = 0  # width of the shared-expert MLP (all shared experts together)
     shared_expert_gate: bool = False  # Qwen2-MoE gates its shared expert with a sigmoid (h -> 1)
     router_bias: bool = False  # DeepSeek-V3 e_score_correction_bias (one per expert)
+    hot_expert_load: float = 1.0  # hottest expert's load over the mean (1 = uniform; workloads/routing.py)
     # multi-head latent attention (DeepSeek)
     q_lora_rank: int = 0  # 0: q projected directly from the hidden state
     kv_lora_rank: int = 0
@@ -552,7 +553,7 @@ def _moe_and_layer_kinds(r: _Reader, family: str, kw: dict, inter: int, layers: 
         k = r.int_("num_experts_per_tok")
         if E and k and k > E:
             r.problem("num_experts_per_tok", f"{k} experts per token exceed the {E} experts")
-        kw.update(num_experts=E, experts_per_token=k)
+        kw.update(num_experts=E, experts_per_token=k, hot_expert_load=r.get("llmsim_hot_expert_load", default=1.0))
         if family == "mixtral":
             kw["moe_intermediate"] = inter
         else:

@@ -1,0 +1,91 @@
+"""MoE routing: expected expert counts, per-expert tile padding, the busiest EP rank (workloads/routing.py)."""
+
+from dataclasses import replace
+
+import pytest
+
+from hwmodels.errors import SpecError
+from hwmodels.loader import load_hardware
+from sim.cost import CostModel
+from workloads.graph import Batch, build_graph, expected_experts_touched
+from workloads.model import load_model
+from workloads.parallel import Parallelism
+from workloads.routing import expected_blocks, expected_max_load, expected_touched, expert_probs, rank_probs
+
+
+def test_uniform_routing_is_the_uniform_formula():
+    p = expert_probs(8, 2)
+    assert p == (0.25,) * 8
+    for T in (1, 3, 64):
+        assert expected_touched(T, p) == pytest.approx(expected_experts_touched(8, 2, T))
+    assert expected_touched(0, p) == 0.0
+
+
+def test_skewed_routing_hottest_expert_and_sum():
+    p = expert_probs(8, 2, 2.0)
+    assert sum(p) == pytest.approx(2.0)
+    assert p[0] == pytest.approx(2.0 * 2 / 8)  # hottest: twice the mean load k/E
+    assert list(p) == sorted(p, reverse=True)
+    # the extreme: the hottest expert picked by every token
+    assert expert_probs(8, 2, 4.0)[0] == pytest.approx(1.0)
+    # skew concentrates tokens: fewer distinct experts touched by a small batch
+    assert expected_touched(4, p) < expected_touched(4, expert_probs(8, 2))
+    for bad in (0.5, 4.5, float("nan"), "x", True):
+        with pytest.raises(SpecError):
+            expert_probs(8, 2, bad)
+
+
+def test_expected_blocks_by_hand():
+    # N ~ Binomial(2, 0.5): P(0, 1, 2) = 1/4, 1/2, 1/4
+    assert expected_blocks(2, (0.5,), 1) == pytest.approx(1.0)  # E[N]
+    assert expected_blocks(2, (0.5,), 2) == pytest.approx(0.75)  # P(N >= 1)
+    assert expected_blocks(2, (0.5, 0.5), 2) == pytest.approx(1.5)
+    assert expected_blocks(5, (1.0,), 2) == 3.0  # every token: ceil(5 / 2)
+    # a mean of exactly 4 blocks: half the time an expert spills into a fifth, padded, block
+    per = expected_blocks(1024, (0.25,), 64)
+    assert 4.0 < per < 5.0
+
+
+def test_expected_max_load_of_ranks():
+    u = rank_probs(expert_probs(256, 8), 8)
+    assert len(u) == 8 and all(len(r) == 32 for r in u)
+    assert expected_max_load(64, u[:1]) == pytest.approx(64.0)  # one rank: its mean
+    busy = expected_max_load(64, u)
+    assert 64.0 < busy < 64.0 * 2  # the busiest of 8 ranks carries more than the mean
+    # the relative excess shrinks as the batch grows (the law of large numbers)
+    assert expected_max_load(4096, u) / 4096 < busy / 64
+    # skew: rank 0 holds the hottest expert, its mean load is above the others'
+    s = rank_probs(expert_probs(256, 8, 4.0), 8)
+    assert sum(s[0]) > sum(s[1]) and expected_max_load(4096, s) >= 4096 * sum(s[0])
+
+
+def test_graph_moe_routing_align_and_ep_busiest_rank():
+    s = load_model("mixtral-8x7b")
+    g = build_graph(s, Batch.decode(64, 100))
+    al = g.find("moe.align")
+    assert al.kind == "router" and al.bytes_read == 4 * 64 * 2
+    up = g.find("moe.experts.gate_up")
+    assert up.gemm.routing == (64, (0.25,) * 8)
+    # skewed routing: at batch 4 fewer experts' weights are read
+    sk = replace(s, hot_expert_load=2.0)
+    w_u = build_graph(s, Batch.decode(4, 100)).find("moe.experts.gate_up").bytes_of("weight")
+    w_s = build_graph(sk, Batch.decode(4, 100)).find("moe.experts.gate_up").bytes_of("weight")
+    assert w_s < w_u
+    # expert parallel: the busiest rank processes more rows than the mean T k / ep
+    d = load_model("deepseek-v3")
+    ge = build_graph(d, Batch.decode(64, 100), parallel=Parallelism(tp=8, ep=8))
+    up = ge.find("moe.experts.gate_up")
+    mean_rows = 8 * 8 * 8 / 8  # 8 tokens per chip, 8 ranks, top-8, over 8 ranks
+    assert up.flops_matrix > 2 * mean_rows * up.gemm.n * up.gemm.k
+
+
+def test_cost_pads_each_expert_to_its_tile():
+    """A routed grouped GEMM pays each expert's own padding: at least the uniform-mean tile count."""
+    s = load_model("mixtral-8x7b")
+    g = build_graph(s, Batch.prefill(4, 256))  # 1024 tokens, 256 rows per expert on average
+    up = g.find("moe.experts.gate_up")
+    cm = CostModel(load_hardware("h100-sxm"))
+    routed = cm.op_cost(up)
+    flat = cm.op_cost(replace(up, gemm=replace(up.gemm, routing=None)))
+    assert routed.compute_s > flat.compute_s
+    assert routed.flops == flat.flops  # the same work, more padded tiles

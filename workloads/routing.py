@@ -1,0 +1,153 @@
+"""Expert routing of a mixture-of-experts layer: how one step's tokens spread over the experts.
+
+Everything here is an expectation computed in closed form or by exact sums over binomial
+probabilities: no sampling, the same inputs always give the same numbers (docs/workloads.md, MoE).
+
+The routing distribution. Each token picks ``top_k`` of ``E`` experts; ``q_e`` is the chance that
+one token picks expert ``e`` (``sum q_e = top_k``). Uniform routing (the target of the load-balancing
+losses MoE models are trained with) is ``q_e = k / E``. Skewed routing is Zipf-shaped,
+``q_e ∝ e^-s`` (experts ranked by popularity), with ``s`` set so that the hottest expert receives
+``hot_expert_load`` times the mean load (``ModelSpec.hot_expert_load``: 1.0 = uniform, at most
+``E / k``, where the hottest expert is picked by every token). The counts follow: the tokens
+expert ``e`` receives from ``T`` tokens are ``N_e ~ Binomial(T, q_e)`` (the experts' counts are
+treated as independent; a token's ``k`` picks are distinct, which makes them slightly negatively
+correlated: ignored).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+from hwmodels.errors import Problem, SpecError
+
+__all__ = ["expected_blocks", "expected_max_load", "expected_touched", "expert_probs", "rank_probs"]
+
+_TAIL_SIGMAS = 12.0  # binomial sums cover mean +- 12 standard deviations (the rest is below 1e-30)
+
+
+def expert_probs(experts: int, top_k: int, hot_load: float = 1.0) -> tuple[float, ...]:
+    """Per-expert chance that one token picks each expert (hottest first; sums to ``top_k``).
+
+    ``hot_load`` (>= 1, <= E/k): the hottest expert's load over the mean load; 1.0 = uniform.
+    Zipf-shaped ``q_e ∝ e^-s``: ``s`` is found by bisection so that ``E q_1 / k = hot_load``."""
+    if isinstance(hot_load, bool) or not isinstance(hot_load, (int, float)) or not math.isfinite(hot_load):
+        raise SpecError([Problem(f"must be a number, got {hot_load!r}", path="model.llmsim_hot_expert_load")])
+    top = experts / top_k
+    if hot_load < 1.0 or hot_load > top + 1e-12:
+        raise SpecError([Problem(f"must be between 1 (uniform routing) and {top:g} (experts / experts per "
+                                 f"token: the hottest expert picked by every token), got {hot_load!r}",
+                                 path="model.llmsim_hot_expert_load")])
+    return _zipf_probs(int(experts), int(top_k), float(hot_load))
+
+
+@functools.lru_cache(maxsize=256)
+def _zipf_probs(experts: int, top_k: int, hot_load: float) -> tuple[float, ...]:
+    if hot_load == 1.0 or experts == 1:
+        return (top_k / experts,) * experts
+
+    def hot(s: float) -> float:  # hottest expert's load over the mean, Zipf exponent s
+        return experts / sum((i + 1) ** -s for i in range(experts))
+
+    lo, hi = 0.0, 1.0
+    while hot(hi) < hot_load and hi < 1e3:
+        hi *= 2.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if hot(mid) < hot_load else (lo, mid)
+    s = 0.5 * (lo + hi)
+    w = [(i + 1) ** -s for i in range(experts)]
+    z = sum(w)
+    return tuple(min(1.0, top_k * x / z) for x in w)
+
+
+def rank_probs(probs: tuple[float, ...], ranks: int) -> tuple[tuple[float, ...], ...]:
+    """The experts' probabilities split over ``ranks`` expert-parallel chips, popularity striped
+    (rank r holds the r-th, (r + ranks)-th, ... hottest): rank 0 holds the hottest expert."""
+    return tuple(tuple(probs[r::ranks]) for r in range(ranks))
+
+
+def expected_touched(tokens: float, probs: tuple[float, ...]) -> float:
+    """Expected experts receiving at least one of ``tokens`` tokens: ``sum_e 1 - (1 - q_e)^T``
+    (uniform ``q = k/E``: ``E (1 - (1 - k/E)^T)``)."""
+    if tokens <= 0:
+        return 0.0
+    return sum(1.0 - (1.0 - q) ** tokens for q in probs)
+
+
+def _log_pmf_window(tokens: int, q: float, hi_extra: int = 0):
+    """(n values, binomial probabilities) of ``N ~ Binomial(tokens, q)`` over mean +- 12 sigma."""
+    import numpy as np
+
+    mu = tokens * q
+    sd = math.sqrt(max(tokens * q * (1.0 - q), 0.0))
+    lo = max(0, int(mu - _TAIL_SIGMAS * sd) - 1)
+    hi = min(tokens, int(math.ceil(mu + _TAIL_SIGMAS * sd)) + 1 + hi_extra)
+    n = np.arange(lo, hi + 1)
+    lg = np.array([math.lgamma(v + 1.0) for v in range(lo, hi + 1)])
+    lt = math.lgamma(tokens + 1.0)
+    lgr = np.array([math.lgamma(tokens - v + 1.0) for v in range(lo, hi + 1)])
+    logp = lt - lg - lgr + n * math.log(q) + (tokens - n) * math.log1p(-q)
+    return n, np.exp(logp)
+
+
+@functools.lru_cache(maxsize=8192)
+def _blocks_one(tokens: int, q: float, block: int) -> float:
+    """E[ceil(N / block)] for N ~ Binomial(tokens, q)."""
+    if tokens <= 0 or q <= 0.0:
+        return 0.0
+    if q >= 1.0:
+        return float(math.ceil(tokens / block))
+    n, p = _log_pmf_window(tokens, q)
+    return float((p * -(-n // block)).sum())
+
+
+def expected_blocks(tokens: int, probs: tuple[float, ...], block: int) -> float:
+    """Expected row blocks of ``block`` rows over the experts: ``sum_e E[ceil(N_e / block)]``, each
+    expert's token rows padded up to the block (the grouped GEMM's per-expert M padding; vLLM's
+    ``moe_align_block_size`` pads to BLOCK_SIZE_M the same way). Experts of equal ``q`` are
+    computed once."""
+    out = 0.0
+    for q in set(probs):
+        out += probs.count(q) * _blocks_one(int(tokens), q, int(block))
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def expected_max_load(tokens: int, groups: tuple[tuple[float, ...], ...]) -> float:
+    """Expected rows of the busiest group of experts (an expert-parallel rank) when ``tokens``
+    tokens are routed: ``E[max_r L_r]``, ``L_r = sum_{e in r} N_e``, each ``L_r`` taken as normal
+    with the binomial sums' mean ``T sum q_e`` and variance ``T sum q_e (1 - q_e)``, the ranks as
+    independent: ``E[max] = a + integral_a^b (1 - prod_r F_r(x)) dx`` over ``[a, b]`` = the
+    smallest mean - 10 sigma to the largest mean + 10 sigma (2,001 points). One group: its mean."""
+    import numpy as np
+
+    means = [tokens * sum(g) for g in groups]
+    if len(groups) <= 1 or tokens <= 0:
+        return max(means, default=0.0)
+    sds = [math.sqrt(tokens * sum(q * (1.0 - q) for q in g)) for g in groups]
+    sd = max(sds)
+    if sd <= 0.0:
+        return max(means)
+    a, b = min(means) - 10.0 * sd, max(means) + 10.0 * sd
+    x = np.linspace(a, b, 2001)
+    cdf = np.ones_like(x)
+    for (m, s), n in _count((m, s) for m, s in zip(means, sds)):
+        f = 0.5 * (1.0 + _erf((x - m) / (s * math.sqrt(2.0)))) if s > 0 else (x >= m).astype(float)
+        cdf = cdf * f ** n
+    tail = 1.0 - cdf
+    return float(a + ((tail[:-1] + tail[1:]) * 0.5 * (x[1] - x[0])).sum())
+
+
+def _count(items) -> list:
+    """[(item, times it occurs)] in first-seen order (ranks with equal loads are computed once)."""
+    out: dict = {}
+    for it in items:
+        out[it] = out.get(it, 0) + 1
+    return list(out.items())
+
+
+def _erf(z):
+    import numpy as np
+
+    return np.array([math.erf(v) for v in z.tolist()])
