@@ -54,7 +54,7 @@ from hwmodels.chip import Chip, MemoryLevel, bandwidth_at, interpolate_efficienc
 from hwmodels.dtype import get_dtype
 from sim.collective import collective_time
 from sim.hwparams import HwPoints, scalar_points
-from workloads.graph import DEQUANT_FLOPS, _attn_stats
+from workloads.graph import DEQUANT_FLOPS, SeqArrays, _attn_stats, seq_blocks, seq_count, seq_max_second
 from workloads.routing import expected_blocks, expected_touched
 
 #: op costs memoized per CostModel before the memo is cleared (bounds memory in long runs)
@@ -155,10 +155,14 @@ def kv_read_bytes(op) -> float:
 
 
 def visible_fraction(a) -> float:
-    """Share of the (query, key) rectangle a causal (or windowed) attention actually visits."""
+    """Share of the (query, key) rectangle a causal (or windowed) attention actually visits (per
+    step when the shape holds many steps)."""
     if not a.causal:
         return 1.0
-    pairs, rect, _ = _attn_stats(tuple((q, kv - q) for q, kv in a.seqs), a.window)
+    seqs = a.seqs.cached() if isinstance(a.seqs, SeqArrays) else tuple((q, kv - q) for q, kv in a.seqs)
+    pairs, rect, _ = _attn_stats(seqs, a.window)
+    if isinstance(rect, np.ndarray):
+        return np.where(rect > 0, pairs / np.where(rect > 0, rect, 1.0), 1.0)
     return pairs / rect if rect else 1.0
 
 
@@ -223,6 +227,19 @@ class CostModel:
         self._memo: dict = {}  # op -> OpCost
         self._amemo: dict = {}  # op -> OpArrays
         self._rates: dict = {}
+
+    def over_steps(self) -> CostModel:
+        """This model (same hardware, options and placement) with the formulas' helpers elementwise:
+        it prices ops whose shape quantities are arrays, e.g. the attention ops of many decode
+        contexts at once (``workloads.graph.attention_ops`` over a ``SeqArrays``), with the same
+        formulas as one op at a time. ``_price(op)`` -> OpArrays; not memoized (arrays do not hash)."""
+        import copy
+
+        twin = copy.copy(self)
+        twin.__dict__.pop("_rate", None)  # a caller's per-instance memo of _rate takes numbers only
+        twin.x, twin.arrays = ARRAYS, True
+        twin._memo, twin._amemo = {}, {}
+        return twin
 
     # -- placement --------------------------------------------------------------------------
     def _set_home(self, resident: float) -> None:
@@ -318,12 +335,13 @@ class CostModel:
             else:
                 act += t.bytes
         cols = [0.0] * self.L
-        if wkv and self.part_index is not None:  # partial residency: the SRAM's share, the rest at home
+        x = self.x
+        if x.any(wkv) and self.part_index is not None:  # partial residency: the SRAM's share, the rest at home
             self._add(cols, self.part_index, wkv * self.part_share)
             self._add(cols, self.home_index, wkv * (1 - self.part_share))
-        elif wkv:
+        elif x.any(wkv):
             self._add(cols, self.home_index, wkv)
-        if act:
+        if x.any(act):
             self._add(cols, self.on_chip if fused_act and self.on_chip is not None else self.act, act)
         return cols
 
@@ -358,7 +376,7 @@ class CostModel:
         peak = self.hw.get(f"chip.compute.{ukind}.{table}.{rkey}")
         if not self.options.use_efficiency:
             return peak
-        return peak * interpolate_efficiency(eff, max(size or 1.0, 1.0))
+        return peak * interpolate_efficiency(eff, 1.0 if size is None else self.x.max(size, 1.0))
 
     def _rate_source(self, dtype, kind, sparse) -> tuple:
         """(unit kind, peak table, rate key, efficiency) used for ``dtype`` math on ``kind``: the unit of
@@ -644,7 +662,7 @@ class CostModel:
         are None when the special unit is not used (ideal, no unit, no exponentials)."""
         sfu = self.chip.unit("special")
         mode = self.options.softmax
-        if mode in (None, "ideal") or sfu is None or not op.flops_special:
+        if mode in (None, "ideal") or sfu is None or not self.x.any(op.flops_special):
             return op.flops_vector / vec_rate, None, True
         srate = self.hw.get("chip.compute.special.peak.fp32")
         return ((op.flops_vector - op.flops_special) / vec_rate, op.flops_special / srate,
@@ -659,12 +677,12 @@ class CostModel:
         cores = self.cores
         rate = self._rate(dt, "matrix", size=op.flops_matrix)
         vec_rate = self._rate("fp32", "vector", size=op.flops_vector)
-        nreq = len(a.seqs)
+        nreq = seq_count(a.seqs)
         if a.kernel == "paged" or a.phase == "decode":
             # work units: (request, kv head) pairs, split along the KV length when too few
             units = max(1, nreq * a.kv_heads)
-            max_kv = max((kv for _, kv in a.seqs), default=1)
-            split = x.where(units >= cores, 1, x.max(1, x.min(x.ceil(cores / units), math.ceil(max_kv / DECODE_KV_SPLIT))))
+            max_kv = seq_max_second(a.seqs)
+            split = x.where(units >= cores, 1, x.max(1, x.min(x.ceil(cores / units), x.ceil(max_kv / DECODE_KV_SPLIT))))
             active = x.min(cores, units * split)
             frac = active / cores
             memory = self._memory_time(cols) / frac
@@ -675,9 +693,9 @@ class CostModel:
             return self._finish(op, compute, memory, 0.0, cols, flops, detail=detail)
         # flash (fused) or naive prefill: blocks of 128 query rows per (request, head)
         br = FLASH_BLOCK_ROWS
-        blocks = sum(math.ceil(q / br) for q, _ in a.seqs) * a.heads
+        blocks = seq_blocks(a.seqs, br) * a.heads
         waves = x.ceil(blocks / cores)
-        wq = waves * cores / max(blocks, 1)  # wave quantization factor (>= 1)
+        wq = waves * cores / x.max(blocks, 1)  # wave quantization factor (>= 1)
         vec, sfu, overlapped = self._softmax(op, vec_rate)
         mat = op.flops_matrix / rate
         if sfu is None:  # ideal: the softmax's vector FLOPs run under the matrix work
@@ -689,9 +707,9 @@ class CostModel:
         if a.kernel != "naive" and self.cache is not None:
             # K and V (cached and new) are re-read from the cache once per query block and query
             # head of a KV group; a causal block reads only the keys it can see
-            qblocks = sum(math.ceil(q / br) for q, _ in a.seqs) / max(nreq, 1)
+            qblocks = seq_blocks(a.seqs, br) / max(nreq, 1)
             cols = list(cols)
-            cols[self.cache] = cols[self.cache] + kv_read_bytes(op) * max(1.0, qblocks) \
+            cols[self.cache] = cols[self.cache] + kv_read_bytes(op) * x.max(1.0, qblocks) \
                 * max(1, a.heads // max(a.kv_heads, 1)) * visible_fraction(a)
         detail = "" if self.arrays else f"{a.kernel}, {blocks} blocks, {waves} waves"
         return self._finish(op, compute, self._memory_time(cols), 0.0, cols, flops, detail=detail)

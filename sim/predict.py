@@ -34,11 +34,12 @@ from hwmodels.errors import InfeasibleError, SpecError
 from hwmodels.stack import load_stack
 from sim.config import PredictConfig, make_config
 from sim.cost import CostModel
-from sim.estimate import GraphCost, estimate, step_kernels
+from sim.estimate import GraphCost, estimate, stage_time, step_kernels, totals
 from sim.metrics import RequestTotals, request_metrics
 from sim.resolve import make_quantization, resolve_system, system_usd_per_s
 from sim.techniques import draft_parallel, plan_offload
 from workloads import Batch, Parallelism, Quantization, build_graph, footprint, load_model
+from workloads.graph import SeqArrays, attention_ops
 from workloads.techniques import with_kv_window
 
 if TYPE_CHECKING:  # pandas is imported where a frame is built: the CLI starts without it
@@ -387,6 +388,27 @@ def _decode_round(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm, c: int)
     return t, e, b, f, gc, g
 
 
+def _decode_contexts_at_once(cfg: PredictConfig, su: _Setup, cm, ctxs, gc, g) -> tuple:
+    """Decode steps (no speculation) at every context of ``ctxs`` at once: (time, energy, bytes, FLOPs,
+    KV bytes) arrays over the contexts and the step's kernel launches; ``g`` is the graph of one of
+    these steps and ``gc`` its GraphCost. In a static decode batch every op but the attention core sees the same tokens and
+    requests at every context, so those ops are priced once (``gc``), and the attention ops of all
+    contexts in one vectorized evaluation of the same builder code and cost formulas
+    (``attention_ops`` over a ``SeqArrays``, ``CostModel.over_steps``): equal to pricing each
+    context's graph (tests/unit/test_predict_fast.py)."""
+    opts = cfg.options
+    compute, comm, flops, bytes_main, energy = totals(gc.ops, skip_kind="attention")
+    kv = sum(o.count * o.bytes_of("kv") for o in g.ops if o.kind != "attention")
+    seqs = SeqArrays(np.ones((len(ctxs), su.batch), dtype=np.int64), np.repeat(np.asarray(ctxs)[:, None], su.batch, 1))
+    ops = attention_ops(su.spec, seqs, su.quant, su.parallel, cfg.attention_kernel, opts.fused)
+    acm = cm.over_steps()
+    c2, m2, f2, b2, e2 = totals([acm._price(o) for o in ops])
+    kv = kv + sum(o.count * o.bytes_of("kv") for o in ops)
+    t = stage_time(compute + c2, comm + m2, opts) * su.parallel.pp
+    one = np.ones(len(ctxs))
+    return t * one, (energy + e2) * one, (bytes_main + b2) * one, (flops + f2) * one, kv * one, step_kernels(gc)
+
+
 def _decode(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
     """The O-1 decode steps: priced at up to ``samples`` contexts, interpolated in between, summed."""
     L, steps = cfg.input_len, cfg.output_len - 1
@@ -396,24 +418,35 @@ def _decode(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
     if steps <= 0:
         return out
     ctxs, allc = decode_contexts(L, steps, cfg.samples)
-    times, energies, bytes_, flops, links, busy, runtime = [], [], [], [], [], [], []
-    decode_mid = gc = None
-    for c in ctxs:
-        t, e, b, f, gc, g = _decode_round(cfg, su, mem, cm, dcm, int(c))
-        busy.append(t)
-        t2 = su.stack.step_time(t, step_kernels(gc), su.batch, decode=True)  # the stack's runtime per step
-        runtime.append(t2 - t)
-        t = t2
+    mid = next((i for i, c in enumerate(ctxs) if c >= L + (steps + 1) // 2), len(ctxs) - 1)
+    if sp is None:
+        *_, decode_mid, g = _decode_round(cfg, su, mem, cm, dcm, int(ctxs[mid]))
+        busy, energies, bytes_, flops, kvb, kernels = _decode_contexts_at_once(cfg, su, cm, ctxs, decode_mid, g)
+        times = su.stack.step_time(busy, kernels, su.batch, decode=True)  # the stack's runtime per step
+        runtime = times - busy
+        links = []
         if mem.link:
-            t2 = mem.plan.apply(t, g.kv_bytes(), cfg.pp)
-            links.append(t2 - t)
+            linked = np.array([mem.plan.apply(float(t), float(b), cfg.pp) for t, b in zip(times, kvb)])
+            links, times = linked - times, linked
+    else:
+        times, energies, bytes_, flops, links, busy, runtime = [], [], [], [], [], [], []
+        decode_mid = None
+        for i, c in enumerate(ctxs):
+            t, e, b, f, gc, g = _decode_round(cfg, su, mem, cm, dcm, int(c))
+            busy.append(t)
+            t2 = su.stack.step_time(t, step_kernels(gc), su.batch, decode=True)  # the stack's runtime per step
+            runtime.append(t2 - t)
             t = t2
-        times.append(t)
-        energies.append(e)
-        bytes_.append(b)
-        flops.append(f)
-        if decode_mid is None and c >= L + (steps + 1) // 2:
-            decode_mid = gc
+            if mem.link:
+                t2 = mem.plan.apply(t, g.kv_bytes(), cfg.pp)
+                links.append(t2 - t)
+                t = t2
+            times.append(t)
+            energies.append(e)
+            bytes_.append(b)
+            flops.append(f)
+            if i == mid:
+                decode_mid = gc
     tot = {"time": times, "energy": energies, "bytes": bytes_, "flops": flops, "busy": busy, "runtime": runtime}
     if mem.link:
         tot["link"] = links
@@ -422,7 +455,7 @@ def _decode(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
     if sp is not None:  # each round yields tokens_per_step tokens
         for key in ("time", "energy", "bytes", "flops", "link", "busy", "runtime"):
             out[key] /= out["tokens_per_step"]
-    out["mid"] = decode_mid or gc
+    out["mid"] = decode_mid
     return out
 
 

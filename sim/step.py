@@ -42,26 +42,6 @@ class StepCost:
     kernels: float = 0.0  # kernel launches of the step (all pipeline stages)
 
 
-def _attention_only_builder():
-    """A graph builder that emits only the attention-core ops of a layer (created lazily)."""
-    from workloads.graph import _Builder
-
-    class _AttentionOnly(_Builder):
-        def gemm(self, *a, **k):
-            pass
-
-        def eltwise(self, *a, **k):
-            pass
-
-        def norm(self, *a, **k):
-            pass
-
-        def collective(self, *a, **k):
-            pass
-
-    return _AttentionOnly
-
-
 class StepCoster:
     """Prices iterations of one replica: ``step(seqs)`` with seqs = ((new_tokens, context_before), ...)."""
 
@@ -104,7 +84,6 @@ class StepCoster:
         kinds = {k.tag: k for k in self.spec.layer_kinds}
         self._stage = tuple((kinds[t], c) for t, c in stage_layers(self.spec, self.pp))
         self._mla = self.spec.attention == "mla"
-        self._attn_builder = None
         self.calls = 0
         self.misses = 0  # steps not answered by the whole-shape memo
         self.graph_builds = 0  # full graphs built (first batch of each (T, R) key)
@@ -207,22 +186,9 @@ class StepCoster:
         return StepCost(gc.time_s, gc.energy_j * ch, gc.flops * ch, gc.bytes_main * ch, step_kernels(gc))
 
     def _attention_ops(self, key):
-        from workloads import Batch
+        from workloads.graph import attention_ops
 
-        if self._attn_builder is None:
-            self._attn_builder = _attention_only_builder()
-        batch = Batch.__new__(Batch)  # the simulator's shapes are valid ints: skip re-validation (hot path)
-        object.__setattr__(batch, "seqs", key)
-        b = self._attn_builder(self.spec, batch, self.quant, self.parallel, self.attention_kernel)
-        for kind, count in self._stage:
-            b.attention_block(kind, count)
-        ops = b.ops
-        if self.options.fused:
-            ops = [
-                replace(o, tensors=tuple(t for t in o.tensors if t.role != "activation")) if o.fusable else o
-                for o in ops
-            ]
-        return ops
+        return attention_ops(self.spec, key, self.quant, self.parallel, self.attention_kernel, self.options.fused)
 
     def _decomposed(self, key, base, kernels: float = 0.0) -> StepCost:
         compute, comm, flops, bytes_main, energy = base

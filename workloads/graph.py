@@ -30,6 +30,10 @@ import functools
 import math
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
+from hwmodels.arith import vmin, vwhere
+
 from hwmodels.errors import Problem, SpecError
 from workloads.model import ModelSpec, load_model
 from workloads.parallel import Parallelism, check_parallelism, stage_layers
@@ -265,21 +269,115 @@ def _positive(name: str, v) -> None:
         raise SpecError([Problem(f"must be a positive integer, got {v!r}", path=name)])
 
 
+def _request_stats(n, c, window: int | None):
+    """(visible causal pairs, n x (c+n) rectangle, cached tokens read) of one request of ``n`` new
+    tokens after ``c`` cached ones: numbers, or numpy integer arrays (elementwise, one request per
+    element). The one place this counting is written; tuples and :class:`SeqArrays` sum it."""
+    a, b = c + 1, c + n  # keys visible to the first and the last new query
+    rect = n * (c + n)
+    if window is None:
+        return (a + b) * n // 2, rect, c
+    pairs = vwhere(b <= window, (a + b) * n // 2,
+                   vwhere(a >= window, window * n, (a + window) * (window - a + 1) // 2 + window * (b - window)))
+    return pairs, rect, vmin(c, window)
+
+
 @functools.lru_cache(maxsize=4096)
-def _attn_stats(seqs: tuple, window: int | None) -> tuple[float, float, float]:
-    """(visible causal pairs, full n x (c+n) rectangle, cached tokens read) for these requests."""
+def _attn_stats_tuple(seqs: tuple, window: int | None) -> tuple[float, float, float]:
     pairs = rect = cached = 0
     for n, c in seqs:
-        a, b = c + 1, c + n  # keys visible to the first and the last new query
-        if window is None or b <= window:
-            pairs += (a + b) * n // 2
-        elif a >= window:
-            pairs += window * n
-        else:
-            pairs += (a + window) * (window - a + 1) // 2 + window * (b - window)
-        rect += n * (c + n)
-        cached += c if window is None else min(c, window)
+        p, r, k = _request_stats(n, c, window)
+        pairs += p
+        rect += r
+        cached += k
     return float(pairs), float(rect), float(cached)
+
+
+def _attn_stats(seqs, window: int | None) -> tuple:
+    """(visible causal pairs, full n x (c+n) rectangle, cached tokens read) for these requests:
+    ``seqs`` a tuple of (new, cached) pairs (floats), or a :class:`SeqArrays` (arrays, one entry
+    per step of its leading axes)."""
+    if isinstance(seqs, SeqArrays):
+        return seqs.stats(window)
+    return _attn_stats_tuple(seqs, window)
+
+
+_attn_stats.cache_clear = _attn_stats_tuple.cache_clear  # benchmarks time it cold
+
+
+class SeqArrays:
+    """Many steps of the same requests at once: ``first[k, i]`` and ``second[k, i]`` are request
+    ``i``'s pair in step ``k`` (``(new, cached)`` as in a Batch, or ``(new, kv length)`` as in an
+    AttentionShape). The graph builder's attention accounting and the cost model's attention
+    formula read a step's requests through the helpers below (``seq_*``), so the same code prices
+    one step (a tuple of pairs, Python numbers) or K steps at once (these arrays, numpy): an op
+    axis, evaluated the way design points are (docs/performance.md)."""
+
+    __slots__ = ("first", "second")
+    __hash__ = None  # arrays: never a memo key
+
+    def __init__(self, first, second):
+        self.first = np.asarray(first, dtype=np.int64)
+        self.second = np.asarray(second, dtype=np.int64)
+
+    def __len__(self) -> int:  # requests per step
+        return self.first.shape[-1]
+
+    def stats(self, window):
+        pairs, rect, cached = _request_stats(self.first, self.second, window)
+        return (pairs.sum(-1).astype(float), rect.sum(-1).astype(float),
+                np.asarray(cached).sum(-1).astype(float))
+
+    def kv(self) -> SeqArrays:
+        """(new, cached) -> (new, kv length incl. the new tokens)."""
+        return SeqArrays(self.first, self.second + self.first)
+
+    def cached(self) -> SeqArrays:
+        """(new, kv length) -> (new, cached)."""
+        return SeqArrays(self.first, self.second - self.first)
+
+    def split(self) -> tuple:
+        """(prefill-like, decode) requests, as Batch.split; requests must keep their side in every
+        step (a context only grows, so a decode stays a decode)."""
+        dec = (self.first == 1) & (self.second > 0)
+        col = dec.all(axis=tuple(range(dec.ndim - 1)))
+        if not (col | ~dec.any(axis=tuple(range(dec.ndim - 1)))).all():
+            raise ValueError("a request changes between prefill and decode across the steps")
+        pre = SeqArrays(self.first[..., ~col], self.second[..., ~col]) if (~col).any() else ()
+        return pre, (SeqArrays(self.first[..., col], self.second[..., col]) if col.any() else ())
+
+
+def seq_count(seqs) -> int:
+    """Requests of a step."""
+    return len(seqs)
+
+
+def seq_tokens(seqs):
+    """New tokens of a step (per step for SeqArrays)."""
+    if isinstance(seqs, SeqArrays):
+        return seqs.first.sum(-1)
+    return sum(n for n, _ in seqs)
+
+
+def seq_context(seqs):
+    """Cached tokens before a step (the second field of (new, cached) pairs; per step for SeqArrays)."""
+    if isinstance(seqs, SeqArrays):
+        return seqs.second.sum(-1)
+    return sum(c for _, c in seqs)
+
+
+def seq_max_second(seqs, default: int = 1):
+    """The largest second field (an AttentionShape's longest kv length)."""
+    if isinstance(seqs, SeqArrays):
+        return seqs.second.max(-1) if len(seqs) else default
+    return max((kv for _, kv in seqs), default=default)
+
+
+def seq_blocks(seqs, rows: int):
+    """Blocks of ``rows`` new tokens over the requests: sum of ceil(new / rows)."""
+    if isinstance(seqs, SeqArrays):
+        return (-(-seqs.first // rows)).sum(-1)
+    return sum(math.ceil(q / rows) for q, _ in seqs)
 
 
 def expected_experts_touched(experts: int, top_k: int, tokens: float) -> float:
@@ -458,6 +556,61 @@ def _build_cached(spec: ModelSpec, batch: Batch, q: Quantization, p: Parallelism
                    attention_kernel=kernel, fused=fused, spec=spec, sparsity=sparsity)
 
 
+class _Steps:
+    """K steps of the same requests (a SeqArrays of (new, cached)) where the builder reads a Batch:
+    new tokens per step, requests, and the phase (the same in every step)."""
+
+    def __init__(self, seqs: SeqArrays):
+        self.seqs = seqs
+        self.requests = len(seqs)
+        self.tokens = seq_tokens(seqs)
+        first = SeqArrays(seqs.first[..., :1, :], seqs.second[..., :1, :]) if seqs.first.ndim > 1 else seqs
+        dec = ((first.first == 1) & (first.second > 0)).sum()
+        self.phase = "decode" if dec == self.requests else ("prefill" if dec == 0 else "mixed")
+
+    def split(self) -> tuple:
+        return self.seqs.split()
+
+
+class _AttentionOnly:
+    """Mixin: a builder that emits only the attention-core ops of a layer."""
+
+    def gemm(self, *a, **k):
+        pass
+
+    def eltwise(self, *a, **k):
+        pass
+
+    def norm(self, *a, **k):
+        pass
+
+    def collective(self, *a, **k):
+        pass
+
+
+def attention_ops(spec: ModelSpec, seqs, q: Quantization, p: Parallelism, kernel: str = "auto",
+                  fused: bool = False) -> list:
+    """The attention-core ops of one step of the busiest stage, exactly as :func:`build_graph` emits
+    them (same builder code): ``seqs`` a validated Batch's pairs, or a :class:`SeqArrays` of K steps
+    (then every op's FLOPs and bytes are arrays over the steps; its AttentionShape holds the
+    SeqArrays). Every other op of a step depends on the batch only through its tokens and requests
+    (MLA's prefill-side kv_b_proj also on the cached tokens)."""
+    if isinstance(seqs, SeqArrays):
+        batch = _Steps(seqs)
+    else:
+        batch = Batch.__new__(Batch)  # the caller's shapes are valid ints: skip re-validation (hot path)
+        object.__setattr__(batch, "seqs", seqs)
+    b = _AttentionOnlyBuilder(spec, batch, q, p, kernel)
+    kinds = {k.tag: k for k in spec.layer_kinds}
+    for tag, count in stage_layers(spec, p.pp):
+        b.attention_block(kinds[tag], count)
+    ops = b.ops
+    if fused:
+        ops = [replace(o, tensors=tuple(t for t in o.tensors if t.role != "activation")) if o.fusable else o
+               for o in ops]
+    return ops
+
+
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -556,13 +709,13 @@ class _Builder:
         activations (the new tokens' keys and values, or MLA's up-projected ones)."""
         s, q = self.s, self.q
         pairs, rect, cached = _attn_stats(seqs, window)
-        T = sum(n for n, _ in seqs)
+        T = seq_tokens(seqs)
         used = rect if kernel == "naive" else pairs
         fm = 2.0 * heads * used * (d + dv)
         fv = heads * used * (SOFTMAX_FLOPS + (SOFTCAP_FLOPS if s.attn_softcap else 0))
         kvb = q.kv_bytes
         t = [self.act("q", T * heads * d), self.act("kv_new", kv_act_elems)]
-        if cached and cache_read_elems:
+        if cache_read_elems and (cached.any() if isinstance(cached, np.ndarray) else cached):
             t.append(TensorIO("kv_cache", "kv", q.kv_cache, cached * cache_read_elems * kvb, False))
         t.append(TensorIO("kv_cache", "kv", q.kv_cache, T * cache_write_elems * kvb, True))
         if kernel == "naive":
@@ -570,8 +723,8 @@ class _Builder:
             t += [self.act("scores", sc, True), self.act("scores", sc), self.act("probs", sc, True),
                   self.act("probs", sc)]
         t.append(self.act("o", T * heads * dv, True))
-        shape = AttentionShape(phase, kernel, heads, kv_heads, d, dv, tuple((n, c + n) for n, c in seqs),
-                               True, q.kv_cache, window)
+        kv = seqs.kv() if isinstance(seqs, SeqArrays) else tuple((n, c + n) for n, c in seqs)
+        shape = AttentionShape(phase, kernel, heads, kv_heads, d, dv, kv, True, q.kv_cache, window)
         self.ops.append(Op(name, "attention", count, fm, fv, self.st, tuple(t), attention=shape, layer=layer,
                            flops_special=heads * used * SOFTMAX_EXPS))
 
@@ -679,9 +832,10 @@ class _Builder:
         both = bool(pre) and bool(dec)
         kvb, latent = self.q.kv_bytes, r + dr
         if pre:
-            kv_rows = sum(n + c for n, c in pre)
-            cached = sum(c for _, c in pre)
-            extra = (TensorIO("kv_cache", "kv", self.q.kv_cache, cached * latent * kvb, False),) if cached else ()
+            cached = seq_context(pre)
+            kv_rows = seq_tokens(pre) + cached
+            has_cached = cached.any() if isinstance(cached, np.ndarray) else cached
+            extra = (TensorIO("kv_cache", "kv", self.q.kv_cache, cached * latent * kvb, False),) if has_cached else ()
             self.gemm("attn.kv_b_proj", tag, count, kv_rows, Hc * (dn + dv), r, extra=extra)
             kernel = "naive" if self.kernel == "naive" else "flash"
             self.attention("attn.core.prefill" if both else "attn.core", tag, count, pre, Hc, Hc, dn + dr, dv,
@@ -689,7 +843,7 @@ class _Builder:
                            cache_read_elems=0, cache_write_elems=latent,
                            kv_act_elems=kv_rows * Hc * (dn + dr + dv))
         if dec:
-            Td = len(dec)
+            Td = seq_count(dec)
             self.gemm("attn.q_absorb", tag, count, Td, r, dn, batch=Hc)
             kernel = "naive" if self.kernel == "naive" else "paged"
             self.attention("attn.core.decode" if both else "attn.core", tag, count, dec, Hc, 1, latent, r,
@@ -776,3 +930,7 @@ class _Builder:
             self.collective("tp.allgather_moe", tag, count, "allgather", T * h * self.sb, "tp", tp)
         elif tp > 1:
             self.collective("tp.allreduce_mlp", tag, count, "allreduce", T * h * self.sb, "tp", tp)
+
+
+class _AttentionOnlyBuilder(_AttentionOnly, _Builder):
+    pass
