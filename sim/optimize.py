@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from hwmodels.dtype import get_dtype
 from hwmodels.errors import InfeasibleError, Problem, SpecError
+from hwmodels.stack import DEFAULT_STACK, load_stack
 from sim.cost import CostOptions
 from sim.metrics import usd_per_mtok
 from sim.predict import predict, resolve_system, system_usd_per_s
@@ -175,6 +176,7 @@ class _Ctx:
     kv_window: int | None
     samples: int
     memo: dict = field(default_factory=dict)
+    stack: object = None  # the serving-stack profile every prediction runs (hwmodels.stack.Stack)
 
     @property
     def chip(self):
@@ -362,7 +364,7 @@ def _evaluate(c: Config, ctx: _Ctx) -> Point:
         L, O = (wl.input_len, wl.output_len) if c.batching == "continuous" else wl.padded(n)
         return predict(ctx.spec, ctx.system, n, L, O, tp=ctx.tp, quant=q, options=c.options(),
                        attention_kernel=c.attention_kernel, samples=ctx.samples, check_memory=False,
-                       speculative=c.speculative, sparsity=sp, offload=off, kv_window=c.kv_window)
+                       speculative=c.speculative, sparsity=sp, offload=off, kv_window=c.kv_window, stack=ctx.stack)
 
     p = run(b)
     total, prefill = full * p.e2e_s, full * p.ttft_s
@@ -420,6 +422,7 @@ class Ladder:
     steps: tuple  # of Step; steps[0] is the baseline
     skipped: tuple  # of (technique, reason)
     notes: tuple = ()
+    stack: str = DEFAULT_STACK  # the serving-stack profile's name
 
     @property
     def final(self) -> Step:
@@ -435,7 +438,7 @@ class Ladder:
 
     def to_dict(self) -> dict:
         return {"model": self.model, "hw": self.hardware, "system": self.system, "chips": self.chips,
-                "steps": [s.to_dict() for s in self.steps],
+                "stack": self.stack, "steps": [s.to_dict() for s in self.steps],
                 "skipped": [{"technique": t, "reason": r} for t, r in self.skipped],
                 "total_speedup": self.total_speedup, "order": self.order, "notes": list(self.notes)}
 
@@ -470,13 +473,15 @@ def _worse(cur: Point, new: Point) -> str:
 
 
 def ladder(model, hw, workload: Workload, *, tp: int = 1, overrides=None, techniques=None, exclude=(),
-           lossy: bool = True, speculative=None, kv_window: int | None = None, samples: int = 9) -> Ladder:
+           lossy: bool = True, speculative=None, kv_window: int | None = None, samples: int = 9,
+           stack=None) -> Ladder:
     """The greedy ladder of ``techniques`` (names; default all of :data:`TECHNIQUES`) on ``hw``.
 
     ``speculative``: the SpecConfig the 'speculative' step uses (default: the model's draft partner
     at k=4, acceptance 0.7, else an n-gram proposer at acceptance 0.5); ``kv_window``: enables the
     lossy 'kv-eviction' step; ``lossy=False`` leaves out quantization, sparsity and eviction;
-    ``samples``: decode contexts priced per prediction (interpolated in between).
+    ``samples``: decode contexts priced per prediction (interpolated in between); ``stack``: the
+    serving-stack profile every step is priced under (name, YAML path or Stack; None: the default).
     """
     spec = load_model(model)
     system, notes = resolve_system(hw, tp, overrides)
@@ -485,7 +490,8 @@ def ladder(model, hw, workload: Workload, *, tp: int = 1, overrides=None, techni
     if unknown:
         raise SpecError([Problem(f"unknown technique(s) {', '.join(unknown)}; known: {', '.join(_BY_NAME)}",
                                  path="techniques")])
-    ctx = _Ctx(spec, system, tp, workload, _default_spec(spec, speculative), kv_window, samples)
+    st = load_stack(stack)
+    ctx = _Ctx(spec, system, tp, workload, _default_spec(spec, speculative), kv_window, samples, stack=st)
     skipped: dict[str, str] = {}
     pool = []
     for n in names:
@@ -561,7 +567,8 @@ def ladder(model, hw, workload: Workload, *, tp: int = 1, overrides=None, techni
     order = [t.name for t in TECHNIQUES]
     sk = tuple(sorted(((n, r) for n, r in skipped.items() if n not in {s.technique for s in steps}),
                       key=lambda x: order.index(x[0])))
-    return Ladder(spec.name, str(getattr(hw, "name", hw)), system.name, tp, workload, tuple(steps), sk, tuple(notes))
+    return Ladder(spec.name, str(getattr(hw, "name", hw)), system.name, tp, workload, tuple(steps), sk, tuple(notes),
+                  stack=st.name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ class PlanRequest:
     overrides: tuple = ()  # hardware overrides ('PATH=VALUE', as --set and --price give them) for every candidate
     serving: dict | None = None  # further sim.serving.simulate keywords (router, budgets, dtypes, options...)
 
-    _PREDICT_KEYS = ("weight_dtype", "act_dtype", "kv_dtype", "options", "attention_kernel")
+    _PREDICT_KEYS = ("weight_dtype", "act_dtype", "kv_dtype", "options", "attention_kernel", "stack")
 
     def override_list(self) -> list | None:
         return list(self.overrides) or None if self.overrides else None
@@ -225,9 +225,16 @@ class PlanResult:
     notes: list
     closest: Candidate | None = None
 
+    @property
+    def stack(self) -> str:
+        """The name of the serving-stack profile every probe ran (``serving['stack']``; None: the default)."""
+        from hwmodels.stack import load_stack
+
+        return load_stack((self.request.serving or {}).get("stack")).name
+
     def to_dict(self) -> dict:
         r = self.request
-        return {"model": r.model, "rate_rps": r.rate_rps, "slo_ttft_p99_s": r.slo_ttft_p99_s,
+        return {"model": r.model, "stack": self.stack, "rate_rps": r.rate_rps, "slo_ttft_p99_s": r.slo_ttft_p99_s,
                 "slo_tpot_p99_s": r.slo_tpot_p99_s, "input_len_mean": self.input_len_mean,
                 "output_len_mean": self.output_len_mean, "budget_usd_per_hour": r.budget_usd_per_hour,
                 "num_requests_per_probe": r.num_requests, "request_budget": r.request_budget,

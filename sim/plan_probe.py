@@ -285,6 +285,10 @@ def _setting_flags(req) -> list:
         elif k == "attention_kernel":
             if v != "auto":
                 out.append(f"--attention-kernel {v}")
+        elif k == "stack":
+            if v is not None:
+                name = v if isinstance(v, str) else (getattr(v, "path", None) or v.name)  # a Stack: its file
+                out.append(f"--stack {shlex.quote(str(name))}")
         elif flags.get(k) and v is not None:
             out.append(flags[k] if v is True else f"{flags[k]} {shlex.quote(str(v))}")
     for o in req.overrides or ():

@@ -55,6 +55,9 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     add_set_option(p)
     add_price_option(p)
+    from llmsim.commands.predict import add_stack_option
+
+    add_stack_option(p)
     p.set_defaults(func=cmd_optimize)
 
 
@@ -102,7 +105,7 @@ def cmd_optimize(args) -> int:
                        api_price_out=args.api_price_out, tp=args.tp, overrides=args.overrides,
                        techniques=_names(args.techniques) or None, exclude=tuple(_names(args.exclude)),
                        lossy=not args.no_lossy, speculative=_spec(args), kv_window=args.kv_window,
-                       samples=args.samples)
+                       samples=args.samples, stack=args.stack)
     except InfeasibleError as e:
         if args.json:
             print_json({"fits": False, "reason": str(e)})
@@ -166,7 +169,8 @@ def _header(lad) -> list[str]:
     p0 = lad.steps[0].point
     price = "no price" if p0.usd_per_hour is None else f"{p0.usd_per_hour:.2f} USD/h"
     chips = f"{lad.chips} chip{'s' if lad.chips > 1 else ''}"
-    return [f"{lad.model} on {lad.system} ({chips}, {price}): {lad.workload.describe()}"]
+    return [f"{lad.model} on {lad.system} ({chips}, {price}): {lad.workload.describe()}",
+            f"serving stack {lad.stack}"]
 
 
 def render_ladder(lad) -> str:

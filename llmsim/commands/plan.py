@@ -95,7 +95,7 @@ def _serving(args) -> dict:
     kw = {k: v for k, v in config_values(ServingConfig, args).items()
           if k not in _COMPARED and k not in ("seed", "slo_ttft_s", "slo_tpot_s") and v is not None
           and v != defaults.get(k)}
-    kw.update(options=cost_options(args), attention_kernel=args.attention_kernel)
+    kw.update(options=cost_options(args), attention_kernel=args.attention_kernel, stack=args.stack)
     return kw
 
 
@@ -165,6 +165,7 @@ def print_plan(res) -> None:
           + (f", trace {r.trace}" + (f" (first {r.limit})" if r.limit else "") if r.trace else "")
           + f"); SLOs p99 TTFT <= {_t(r.slo_ttft_p99_s)}, p99 TPOT <= {_t(r.slo_tpot_p99_s)}"
           + (f"; budget {r.budget_usd_per_hour:g} USD/h" if r.budget_usd_per_hour else ""))
+    print(f"serving stack {res.stack}")
     cs = res.candidates
     dims = [f"{len({c.hardware for c in cs})} hardware", f"tp {sorted({c.tp for c in cs})}"]
     for label, vals in (("pp", {c.pp for c in cs}), ("ep", {c.ep for c in cs}), ("quant", {c.quant for c in cs})):

@@ -185,6 +185,25 @@ def test_cli_json(capsys):
     assert math.prod(s["speedup"] for s in d["steps"]) == pytest.approx(d["total_speedup"])
 
 
+def test_stack_prices_every_step_and_is_named(capsys):
+    from hwmodels.stack import DEFAULT_STACK
+    from sim.cost import CostOptions
+
+    assert main(ARGS + ["--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["stack"] == DEFAULT_STACK
+    assert main(ARGS + ["--json", "--stack", "ideal"]) == 0
+    di = json.loads(capsys.readouterr().out)
+    assert di["stack"] == "ideal"
+    p = predict(M, TOY, 16, 512, 128, quant="fp16", attention_kernel="naive", stack="ideal",
+                options=CostOptions(dequant_per_tile=True), samples=9, check_memory=False)
+    assert di["steps"][0]["tpot_s"] == pytest.approx(p.tpot_s)  # the baseline is predict under that stack
+    assert di["steps"][0]["tpot_s"] != pytest.approx(d["steps"][0]["tpot_s"])  # ideal: no runtime outside kernels
+    assert main(ARGS + ["--stack", "ideal"]) == 0
+    assert "serving stack ideal" in capsys.readouterr().out
+    assert main(ARGS + ["--stack", "nosuch"]) == 2
+
+
 def test_cli_out_writes_plot_and_csv(tmp_path, capsys):
     assert main(ARGS[:-2] + ["--alt-hw", TOY, "--out", str(tmp_path)]) == 0
     for n in ("optimize_waterfall.png", "optimize_waterfall.svg", "optimize.csv"):

@@ -216,6 +216,34 @@ def test_serving_settings_reach_every_simulation_and_the_rerun_command():
     assert "--set 'price.cloud=2 USD/h'" in b.serve_command
 
 
+def test_stack_reaches_every_simulation_the_rerun_command_and_the_output(capsys, monkeypatch):
+    from llmsim.cli import main
+    from sim.sweep import serving
+
+    seen = []
+    inner = capacity_sim(3.0)
+
+    def sim(scenario, system, model, **kw):
+        seen.append(kw)
+        return inner(scenario, system, model, **kw)
+
+    monkeypatch.setattr(serving, "get_simulate", lambda: sim)
+    args = ["plan", "--model", "qwen2.5-0.5b", "--rate", "10", "--input-len", "256", "--output-len", "64",
+            "--slo-ttft-p99", "1 s", "--slo-tpot-p99", "50ms", "--hw", CHIP, "--tp", "1", "--requests", "200",
+            "--request-budget", "800", "--quiet", "--cv", "0", "--stack", "ideal"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "serving stack ideal" in out and "--stack ideal" in out
+    assert seen and all(k["stack"] == "ideal" for k in seen)
+    assert main(args + ["--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["stack"] == "ideal" and "--stack ideal" in d["verification"]["serve_command"]
+    assert main(args[:-1] + ["sglang", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stack"] == "sglang"
+    assert main(args[:-1] + ["nosuch"]) == 2
+    assert "unknown stack" in capsys.readouterr().err
+
+
 def test_options_compared_list_why_each_lost(capsys, monkeypatch):
     from llmsim.cli import main
     from sim.sweep import serving
