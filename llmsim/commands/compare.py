@@ -125,6 +125,7 @@ def workload_dict(args) -> dict:
 
 
 def cmd_compare(args) -> int:
+    from hwmodels.stack import load_stack
     from reports.tables import render_metrics
 
     records = run_compare(args)
@@ -135,7 +136,7 @@ def cmd_compare(args) -> int:
                     "interval_overlap": overlaps(records)})
     else:
         print(f"{args.model}: batch {args.batch} x ({args.input_len} in, {args.output_len} out), {args.quant}, "
-              f"tp={args.tp} pp={args.pp} ep={args.ep}")
+              f"tp={args.tp} pp={args.pp} ep={args.ep}, {load_stack(args.stack).name} stack")
         df = results_frame(records)
         if "system" not in df.columns:
             df["system"] = None
@@ -182,7 +183,7 @@ def write_report(args, records):
     ok = [r for r in records if r.get("fits", False)]
     rep = Report(args.title or f"llmsim compare: {args.model} on {len(records)} hardware configurations",
                  f"batch {args.batch} x ({args.input_len} in, {args.output_len} out), {args.quant}, "
-                 f"tp={args.tp} pp={args.pp} ep={args.ep}")
+                 f"tp={args.tp} pp={args.pp} ep={args.ep}, {load_stack(args.stack).name} stack")
     rep.section("Side by side")
     cols = ["label", "hardware", "overrides", "fits"] + [m for m, _ in METRICS if m in df.columns and m not in ("label",)] + \
         [c for c in ("reason",) if c in df.columns]

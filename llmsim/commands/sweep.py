@@ -66,6 +66,16 @@ def _sens_table(sens, metric: str, width=110) -> str:
     return "\n".join("  " + line for line in text.splitlines())
 
 
+def _stack_line(spec) -> str:
+    """The serving-stack profile the sweep's points run (the spec's, else the default; a serving
+    block or axis that names one per point says so)."""
+    from hwmodels.stack import load_stack
+
+    name = load_stack(getattr(spec, "stack", None)).name
+    per_point = "stack" in getattr(spec, "axis_names", ()) or getattr(spec, "fixed", {}).get("stack") is not None
+    return name + (" (the serving block's 'stack' where it names one)" if per_point else "")
+
+
 def cmd_sweep(args) -> int:
     from sim.sweep import load_spec, pareto_front, parse_objectives, run_sweep, sensitivity
     from sim.sweep.pareto import DEFAULT_FRONTS
@@ -84,6 +94,7 @@ def cmd_sweep(args) -> int:
         frame = generate(spec)
         kept, excluded = prefilter(spec, frame)
         print("\n".join(spec.describe()))
+        print(f"serving stack {_stack_line(spec)}")
         print(f"points: {count(spec):,} ({len(frame):,} distinct), {excluded:,} excluded by constraints, "
               f"{len(kept):,} to run")
         return 0
@@ -118,11 +129,12 @@ def cmd_sweep(args) -> int:
 
         write_plots(table, [f for f, _ in front_tables], metric, args.plots, sensitivity_table=sens, sense=sense)
     if args.json:
-        print_json({"run": run.summary(), "assumptions": spec.cost.describe() + list(spec.cost.sources),
+        print_json({"run": run.summary(), "stack": _stack_line(spec), "assumptions": spec.cost.describe() + list(spec.cost.sources),
                     "fronts": [{"objectives": f, "rows": t.to_dict("records")} for f, t in front_tables],
                     "sensitivity": None if sens is None else sens.to_dict("records")})
         return _exit(run, table)
     print("\n".join(spec.describe()))
+    print(f"serving stack {_stack_line(spec)}")
     rate = f"{run.points_per_s:,.0f} points/s" if run.ran and math.isfinite(run.points_per_s) else "nothing to run"
     print(f"points: {run.points:,} generated, {run.excluded:,} excluded by constraints, {run.skipped:,} already done, "
           f"{run.ran:,} run in {run.wall_s:.2f} s ({rate}, {run.backend})")
