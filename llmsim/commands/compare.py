@@ -172,6 +172,7 @@ def cmd_compare(args) -> int:
 
 
 def write_report(args, records):
+    from hwmodels.stack import load_stack
     from reports.breakdown import breakdown_table, plot_breakdown_phases
     from reports.html import Report, command_line, hardware_files, model_files
     from reports.plots import plot_metric_bars
