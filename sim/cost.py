@@ -38,7 +38,8 @@ the serving loop); ``CostModel(HwPoints(system, {key: array}))`` prices the same
 design points at once (sweeps, ``sim.vector``). Hardware numbers are read by canonical key
 (sim/hwparams.py) in both cases.
 
-``kind_scale`` (an option) multiplies the time of every op of a kind by a factor: the prediction
+``kind_scale`` (an option) multiplies the time of every op of a kind (key ``kind``), or of a kind with a
+given bound (key ``kind/bound``, the bound of its unscaled terms), by a factor: the prediction
 intervals (sim/uncertainty) re-price with the error model's low and high ends through it.
 """
 
@@ -97,7 +98,8 @@ class CostOptions:
     # matrix work where the unit can (special unit's overlaps_matrix: FlashAttention-3 ping-pong)
     softmax: str | None = None
     # ((op kind, factor), ...): every op of that kind takes factor x its priced time (compute, memory,
-    # comm and overhead alike); used to price the ends of a prediction interval. Empty: no scaling.
+    # comm and overhead alike); a key 'kind/bound' scales only the ops of that kind whose unscaled bound it
+    # is (and wins over the kind's key); used to price the ends of a prediction interval. Empty: no scaling.
     kind_scale: tuple = ()
 
 
@@ -458,7 +460,7 @@ class CostModel:
                 elif b.any():
                     lat = x.max(lat, np.where(b > 0, self.lat[i], 0.0))
         overhead = overhead + lat
-        s = self.scale.get(op.kind) if self.scale else None
+        s = self._scale(op.kind, (compute, memory, comm, overhead)) if self.scale else None
         if s is not None:
             compute, memory, comm, overhead = compute * s, memory * s, comm * s, overhead * s
         time_s = x.max(compute, memory) + comm + overhead
@@ -470,6 +472,18 @@ class CostModel:
                 + np.where(home != self.main, cols[self.main], 0.0)
         energy = self._energy(op, time_s, flops, compute, memory, cols)
         return OpArrays(op.kind, op.count, compute, memory, comm, overhead, time_s, flops, main_b, energy, cols, detail)
+
+    def _scale(self, kind: str, terms):
+        """The ``kind_scale`` factor of an op: its ``kind/bound`` entry (the bound of the unscaled terms, as
+        OpCost.bound names it), else its kind's entry, else None."""
+        s = self.scale.get(kind)
+        per = [self.scale.get(f"{kind}/{b}") for b in BOUNDS]
+        if all(v is None for v in per):
+            return s
+        per = [(1.0 if s is None else s) if v is None else v for v in per]
+        if not any(self.x.isarr(t) for t in terms):
+            return per[max(range(4), key=terms.__getitem__)]
+        return np.asarray(per)[np.argmax(np.stack(np.broadcast_arrays(*terms)), axis=0)]
 
     def _energy(self, op, time_s, flops, compute, memory, cols):
         """Joules: per-FLOP and per-byte energies where the chip gives them, else a TDP model.

@@ -14,6 +14,11 @@ ladder, so this ranks configurations exactly as throughput does; a chip without 
 ranked by throughput. A step's ``speedup`` is its throughput over the previous step's, so the
 steps' speedups multiply to the total.
 
+**Pessimistic** (``pessimistic=P``, ``llmsim optimize --pessimistic P``): the objective is taken at the
+slow end of the P prediction interval (docs/uncertainty.md): each wave's e2e time at the high end of its
+interval, throughput = ``B x O / (sum of those)``; so a technique wins only if it helps where the
+model's validation evidence says the run could land. The point figures are still shown.
+
 **Workload**: ``B`` requests of ``L`` prompt and ``O`` output tokens. A configuration runs them in
 static batches of ``b = min(B, max batch that fits)`` (``sim.techniques.max_batch_that_fits``):
 ``ceil(B / b)`` waves, each priced by ``sim.predict.predict``; throughput = ``B x O / (sum of the
@@ -177,6 +182,7 @@ class _Ctx:
     samples: int
     memo: dict = field(default_factory=dict)
     stack: object = None  # the serving-stack profile every prediction runs (hwmodels.stack.Stack)
+    pessimistic: float | None = None  # rank by the slow end of this prediction-interval level
 
     @property
     def chip(self):
@@ -332,6 +338,11 @@ class Point:
     tokens_per_step: float = 1.0
     objective: float = 0.0
     notes: tuple = ()
+    # with a pessimistic level: the waves' e2e times at their intervals' slow (high) end, and the throughput
+    # and USD per million output tokens there (the objective is then taken at the slow end)
+    e2e_s_slow: float = math.nan
+    output_throughput_tok_s_slow: float = math.nan
+    usd_per_mtok_output_slow: float | None = None
 
 
 def evaluate(c: Config, ctx: _Ctx) -> Point:
@@ -368,21 +379,36 @@ def _evaluate(c: Config, ctx: _Ctx) -> Point:
 
     p = run(b)
     total, prefill = full * p.e2e_s, full * p.ttft_s
+    slow = full * _slow_e2e(p, c, ctx)
     if rem:
         pr = run(rem)
         total += pr.e2e_s
         prefill += pr.ttft_s
+        slow += _slow_e2e(pr, c, ctx)
     out_tokens = B * wl.output_len
     thr = out_tokens / total
     usd_s = system_usd_per_s(ctx.system, p.chips)
     notes = tuple(n for n in p.notes if "standard system" not in n)
+    ranked = thr if ctx.pessimistic is None else out_tokens / slow
     return Point(
         True, None, ttft_s=p.ttft_s, tpot_s=p.tpot_s, e2e_s=total, output_throughput_tok_s=thr, running_batch=b,
         max_batch=maxb, waves=full + (1 if rem else 0), usd_per_hour=None if usd_s is None else usd_s * 3600,
         usd_per_mtok_input=usd_per_mtok(usd_s, prefill, B * wl.input_len),
         usd_per_mtok_output=usd_per_mtok(usd_s, total, out_tokens),
         tokens_per_usd=None if usd_s is None else thr / usd_s, joules_per_output_token=p.joules_per_output_token,
-        tokens_per_step=p.tokens_per_step, objective=thr if usd_s is None else thr / usd_s, notes=notes)
+        tokens_per_step=p.tokens_per_step, objective=ranked if usd_s is None else ranked / usd_s, notes=notes,
+        e2e_s_slow=slow, output_throughput_tok_s_slow=out_tokens / slow if ctx.pessimistic is not None else math.nan,
+        usd_per_mtok_output_slow=usd_per_mtok(usd_s, slow, out_tokens) if ctx.pessimistic is not None else None)
+
+
+def _slow_e2e(p, c: Config, ctx: _Ctx) -> float:
+    """The high end of a wave's e2e interval at the ladder's pessimistic level (NaN without one)."""
+    if ctx.pessimistic is None:
+        return math.nan
+    from sim.uncertainty import pessimistic, prediction_intervals
+
+    iv = prediction_intervals(p, ctx.system, ctx.pessimistic, options=c.options())
+    return pessimistic(iv, "e2e_s", p.e2e_s)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,6 +434,9 @@ class Step:
              "tokens_per_usd": p.tokens_per_usd, "joules_per_output_token": p.joules_per_output_token,
              "tokens_per_step": p.tokens_per_step, "speedup": self.speedup,
              "cumulative_speedup": self.cumulative_speedup, "config": self.config.to_dict(),
+             "e2e_s_slow": None if math.isnan(p.e2e_s_slow) else p.e2e_s_slow,
+             "output_throughput_tok_s_slow": None if math.isnan(p.output_throughput_tok_s_slow)
+             else p.output_throughput_tok_s_slow, "usd_per_mtok_output_slow": p.usd_per_mtok_output_slow,
              "notes": list(p.notes)}
         return d
 
@@ -474,14 +503,17 @@ def _worse(cur: Point, new: Point) -> str:
 
 def ladder(model, hw, workload: Workload, *, tp: int = 1, overrides=None, techniques=None, exclude=(),
            lossy: bool = True, speculative=None, kv_window: int | None = None, samples: int = 9,
-           stack=None) -> Ladder:
+           stack=None, pessimistic: float | None = None) -> Ladder:
     """The greedy ladder of ``techniques`` (names; default all of :data:`TECHNIQUES`) on ``hw``.
 
     ``speculative``: the SpecConfig the 'speculative' step uses (default: the model's draft partner
     at k=4, acceptance 0.7, else an n-gram proposer at acceptance 0.5); ``kv_window``: enables the
     lossy 'kv-eviction' step; ``lossy=False`` leaves out quantization, sparsity and eviction;
     ``samples``: decode contexts priced per prediction (interpolated in between); ``stack``: the
-    serving-stack profile every step is priced under (name, YAML path or Stack; None: the default).
+    serving-stack profile every step is priced under (name, YAML path or Stack; None: the default);
+    ``pessimistic``: an interval level whose slow end (the high end of each wave's e2e interval,
+    docs/uncertainty.md) the objective is taken at, so techniques are ranked by the throughput per USD
+    the evidence guarantees.
     """
     spec = load_model(model)
     system, notes = resolve_system(hw, tp, overrides)
@@ -490,8 +522,16 @@ def ladder(model, hw, workload: Workload, *, tp: int = 1, overrides=None, techni
     if unknown:
         raise SpecError([Problem(f"unknown technique(s) {', '.join(unknown)}; known: {', '.join(_BY_NAME)}",
                                  path="techniques")])
+    if pessimistic is not None:
+        from sim.uncertainty import check_level
+
+        try:
+            pessimistic = check_level(pessimistic)
+        except SpecError as e:
+            raise SpecError([Problem(e.problems[0].message, path="--pessimistic")]) from None
     st = load_stack(stack)
-    ctx = _Ctx(spec, system, tp, workload, _default_spec(spec, speculative), kv_window, samples, stack=st)
+    ctx = _Ctx(spec, system, tp, workload, _default_spec(spec, speculative), kv_window, samples, stack=st,
+               pessimistic=pessimistic)
     skipped: dict[str, str] = {}
     pool = []
     for n in names:
@@ -624,13 +664,16 @@ def optimize(model, hw, workload: Workload, *, alternatives=None, api_price_in: 
     if api_price_in is not None and api_price_out is not None:
         be = break_even(main.final, workload, api_price_in, api_price_out)
     prices = None if api_price_in is None or api_price_out is None else (api_price_in, api_price_out)
-    return {"ladder": main, "alternatives": alts, "break_even": be, "api_prices": prices}
+    return {"ladder": main, "alternatives": alts, "break_even": be, "api_prices": prices,
+            "pessimistic": kw.get("pessimistic")}
 
 
 def to_json(result: dict) -> dict:
     main: Ladder = result["ladder"]
     wl = main.workload
-    d = {"objective": OBJECTIVE,
+    lv = result.get("pessimistic")
+    d = {"objective": OBJECTIVE if lv is None else OBJECTIVE + f"; taken at the slow end of the {lv:g} "
+         "prediction interval (each wave's e2e at its interval's high end)", "pessimistic_level": lv,
          "workload": {"batch": wl.batch, "input_len": wl.input_len, "output_len": wl.output_len,
                       "max_context": wl.max_context, "source": wl.source or None,
                       "offered_output_tok_per_h": wl.offered_output_tok_per_h},

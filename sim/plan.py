@@ -76,15 +76,22 @@ class PlanRequest:
     eps: tuple = (1,)  # expert-parallel degrees to try (MoE)
     overrides: tuple = ()  # hardware overrides ('PATH=VALUE', as --set and --price give them) for every candidate
     serving: dict | None = None  # further sim.serving.simulate keywords (router, budgets, dtypes, options...)
+    # size for the slow end of the prediction interval at this level (docs/uncertainty.md): every op kind
+    # priced at the Monte Carlo draw at the high end of the e2e interval; None: the point prediction
+    pessimistic: float | None = None
 
     _PREDICT_KEYS = ("weight_dtype", "act_dtype", "kv_dtype", "options", "attention_kernel", "stack")
 
     def override_list(self) -> list | None:
         return list(self.overrides) or None if self.overrides else None
 
-    def predict_kwargs(self) -> dict:
-        """The serving keywords the static predictor shares (dtypes, cost options, attention kernel)."""
-        return {k: v for k, v in (self.serving or {}).items() if k in self._PREDICT_KEYS and v is not None}
+    def predict_kwargs(self, kind_scale: tuple = ()) -> dict:
+        """The serving keywords the static predictor shares (dtypes, cost options, attention kernel), the
+        options' op times scaled by ``kind_scale`` (a candidate's slow end)."""
+        kw = {k: v for k, v in (self.serving or {}).items() if k in self._PREDICT_KEYS and v is not None}
+        if kind_scale:
+            kw["options"] = scaled_options(kw.get("options"), kind_scale)
+        return kw
     top: int = 3
     api_price_in: float | None = None  # USD per million input tokens
     api_price_out: float | None = None
@@ -128,6 +135,10 @@ class PlanRequest:
                 P.append(Problem(f"must be a price >= 0 (USD per million tokens); got {v!r}", path=name))
         if (self.api_price_in is None) != (self.api_price_out is None):
             P.append(Problem("give both --api-price-in and --api-price-out", path="--api-price-in"))
+        if self.pessimistic is not None and not (isinstance(self.pessimistic, (int, float)) and not isinstance(
+                self.pessimistic, bool) and 0 < self.pessimistic < 1):
+            P.append(Problem(f"must be an interval level between 0 and 1 (exclusive), e.g. 0.8; got {self.pessimistic!r}",
+                             path="--pessimistic"))
         if P:
             raise SpecError(P)
 
@@ -168,7 +179,15 @@ class Candidate:
     verified: bool | None = None  # None: not verified
     verification: Verification | None = None
     serve_command: str = ""
+    # with PlanRequest.pessimistic: the slow end's op-time scaling ((kind, factor), ...), its e2e over the
+    # point prediction's, and the point plan of the same candidate (its own search; not verified)
+    kind_scale: tuple = ()
+    slow_end_e2e_ratio: float = 1.0
+    static_bound_rps_point: float = math.nan
+    sustained_rps_point: float = math.nan
+    replicas_point: int = 0
     probes: list = field(default_factory=list)
+    point_probes: list = field(default_factory=list)  # the point plan's search (with PlanRequest.pessimistic)
 
     @property
     def name(self) -> str:
@@ -202,8 +221,11 @@ class Candidate:
         return [f for f, on in ((f"--pp {self.pp}", self.pp > 1), (f"--ep {self.ep}", self.ep > 1)) if on]
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("probes", "verification")}
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("probes", "verification",
+                                                                                 "point_probes")}
         d["probes"] = [p.__dict__ for p in self.probes]
+        d["point_probes"] = [p.__dict__ for p in self.point_probes]
+        d["kind_scale"] = [list(x) for x in self.kind_scale]
         d["verification"] = None if self.verification is None else {
             k: v for k, v in self.verification.__dict__.items() if k != "history"} | {
             "history": [h.__dict__ for h in self.verification.history]}
@@ -234,7 +256,8 @@ class PlanResult:
 
     def to_dict(self) -> dict:
         r = self.request
-        return {"model": r.model, "stack": self.stack, "rate_rps": r.rate_rps, "slo_ttft_p99_s": r.slo_ttft_p99_s,
+        return {"model": r.model, "stack": self.stack, "pessimistic": self.pessimistic(),
+                "rate_rps": r.rate_rps, "slo_ttft_p99_s": r.slo_ttft_p99_s,
                 "slo_tpot_p99_s": r.slo_tpot_p99_s, "input_len_mean": self.input_len_mean,
                 "output_len_mean": self.output_len_mean, "budget_usd_per_hour": r.budget_usd_per_hour,
                 "num_requests_per_probe": r.num_requests, "request_budget": r.request_budget,
@@ -242,6 +265,22 @@ class PlanResult:
                 "candidates": [c.to_dict() for c in self.candidates], "api_usd_per_hour": self.api_usd_per_hour,
                 "closest": None if self.closest is None else self.closest.to_dict(), "probes": self.probes,
                 "wall_s": self.wall_s, "notes": self.notes}
+
+    def pessimistic(self) -> dict | None:
+        """Which interval level the fleet was sized for, and the point and slow-end fleet sizes of the best."""
+        r = self.request
+        if r.pessimistic is None:
+            return None
+        b = self.best[0] if self.best else None
+        return {"interval_level": r.pessimistic, "quantile": (1 + r.pessimistic) / 2, "metric": "e2e_s",
+                "replicas": None if b is None else b.replicas, "replicas_point": None if b is None else b.replicas_point,
+                "sustained_rps": None if b is None else b.sustained_rps,
+                "sustained_rps_point": None if b is None else b.sustained_rps_point,
+                "slow_end_e2e_ratio": None if b is None else b.slow_end_e2e_ratio,
+                "how": "every op kind's time scaled by the Monte Carlo draw at the high end of the e2e interval "
+                       "(sim.uncertainty.slow_end_scales) for a full batch; probes, static bound and verification "
+                       "priced with it; the point plan (replicas_point) is searched first with unscaled prices and "
+                       "the slow-end search never goes above its sustained rate"}
 
     def verification(self) -> dict | None:
         """The chosen (first) configuration's fleet simulation: attainment, p99s, replicas grown."""
@@ -253,6 +292,7 @@ class PlanResult:
                 "replicas_grown": c.replicas_grown, "requests": v.requests, "slo_attainment": v.slo_attainment,
                 "ttft_p99_s": v.ttft_p99_s, "tpot_p99_s": v.tpot_p99_s, "throughput_rps": v.throughput_rps,
                 "rejected": v.rejected, "why": v.why, "serve_command": c.serve_command,
+                "replicas_point": c.replicas_point if self.request.pessimistic is not None else None,
                 "missed": [{"replicas": h.replicas, "ttft_p99_s": h.ttft_p99_s, "tpot_p99_s": h.tpot_p99_s,
                             "slo_attainment": h.slo_attainment, "why": h.why} for h in v.history]}
 
@@ -296,14 +336,29 @@ def _cost(system, chips, assumptions):
     return (None if math.isnan(usd) else usd), str(t["source"])
 
 
-def _static(req: PlanRequest, cand: Candidate, lin: float, lout: float):
+def scaled_options(options, kind_scale: tuple):
+    """``options`` (a CostOptions, default when None) with every op kind's time also scaled by ``kind_scale``."""
+    from dataclasses import replace
+
+    from sim.cost import CostOptions
+
+    opts = options if options is not None else CostOptions()
+    merged = dict(opts.kind_scale)
+    for k, f in kind_scale:
+        merged[k] = merged.get(k, 1.0) * f
+    return replace(opts, kind_scale=tuple(sorted(merged.items())))
+
+
+def _static(req: PlanRequest, cand: Candidate, lin: float, lout: float, kind_scale: tuple = (), full: list | None = None):
     """(lone-request TTFT, TPOT, bound on the rate one replica (or disagg unit) sustains) from
     sim.predict: full batches of the largest size that fits, ``batch / e2e``; for a disagg unit the
     smaller of its prefill pool's rate (``P x batch / TTFT``) and its decode pool's
-    (``D x batch / (output tokens x TPOT)``)."""
+    (``D x batch / (output tokens x TPOT)``). Op times scaled by ``kind_scale``; ``full`` receives the
+    full-batch prediction."""
     from sim.predict import predict
 
-    kw = dict(tp=cand.tp, pp=cand.pp, ep=cand.ep, quant=cand.quant, overrides=req.override_list(), **req.predict_kwargs())
+    kw = dict(tp=cand.tp, pp=cand.pp, ep=cand.ep, quant=cand.quant, overrides=req.override_list(),
+              **req.predict_kwargs(kind_scale))
     L, O = max(1, round(lin)), max(1, round(lout))
     alone = predict(req.model, cand.hardware, 1, L, O, check_memory=True, **kw)
     b = cand.max_num_seqs
@@ -320,6 +375,8 @@ def _static(req: PlanRequest, cand: Candidate, lin: float, lout: float):
         bound = min(pre, dec)
     else:
         bound = p.batch / p.e2e_s if p.e2e_s > 0 else math.inf
+    if full is not None:
+        full.append(p)
     return alone.ttft_s, alone.tpot_s, bound
 
 
@@ -362,7 +419,14 @@ def _prepare(req: PlanRequest, c: Candidate, lin: float, lout: float, assumption
         c.chips_per_replica = c.chips_per_unit
         c.replica_usd_per_hour, c.cost_source = _cost(system, c.chips_per_unit, assumptions)
         c.price_source = system.price_note(c.chips_per_unit) if c.cost_source == "cloud" else None
-        ttft1, tpot1, bound = _static(req, c, lin, lout)
+        if req.pessimistic is not None:
+            from sim.uncertainty import slow_end_scales
+
+            full: list = []
+            c.static_bound_rps_point = _static(req, c, lin, lout, full=full)[2]
+            c.kind_scale, c.slow_end_e2e_ratio = slow_end_scales(full[0], system, req.pessimistic,
+                                                                 options=req.predict_kwargs().get("options"))
+        ttft1, tpot1, bound = _static(req, c, lin, lout, c.kind_scale)
         c.static_bound_rps = bound
         if ttft1 > req.slo_ttft_p99_s or tpot1 > req.slo_tpot_p99_s:
             c.status = "fails_slo"
@@ -414,6 +478,11 @@ def plan(req: PlanRequest, simulate=None, progress=None) -> PlanResult:
               + "), grown until its p99s meet the SLOs") if req.verify else
              "not verified (replicas assumed to scale linearly)",
              "cost: " + "; ".join(assumptions.describe())]
+    if req.pessimistic is not None:
+        notes.append(f"pessimistic: sized for the slow end of the {req.pessimistic:.0%} prediction interval "
+                     f"(docs/uncertainty.md): each candidate's op times scaled per kind by the Monte Carlo draw at the "
+                     f"high end of a full batch's e2e interval (quantile {(1 + req.pessimistic) / 2:.3g}); the point "
+                     f"plan is searched first and reported beside it")
     cands = _candidates(req, tps)
     for c in cands:
         _prepare(req, c, lin, lout, assumptions)
@@ -442,7 +511,10 @@ def plan(req: PlanRequest, simulate=None, progress=None) -> PlanResult:
                         f"({c.static_bound_rps:.3g} req/s per replica) it costs at least {lb:.2f} USD/h")
             continue
         try:
-            probes += _search(req, c, wl, _sim_call(req, c, simulate), budget, progress)
+            if req.pessimistic is not None:
+                probes += _point_search(req, c, wl, simulate, budget, progress)
+            if c.status == "pending":
+                probes += _search(req, c, wl, _sim_call(req, c, simulate), budget, progress)
         except (InfeasibleError, SpecError) as e:
             c.status = "infeasible" if isinstance(e, InfeasibleError) else "error"
             c.reason = str(e) if isinstance(e, InfeasibleError) else "; ".join(p.message for p in e.problems)
@@ -478,6 +550,27 @@ def plan(req: PlanRequest, simulate=None, progress=None) -> PlanResult:
     return PlanResult(req, best + rest, best, lin, lout, api, probes, time.perf_counter() - t0, notes, closest)
 
 
+def _point_search(req: PlanRequest, c: Candidate, wl: Workload, simulate, budget: int, progress) -> int:
+    """The point plan of a candidate planned for the slow end: the same search with unscaled prices (its
+    sustained rate and replicas are reported beside the slow end's); the slow-end search is then capped at
+    the point's sustained rate (op times at least as slow never sustain more), so it never needs fewer
+    replicas. A candidate that misses the SLOs at the point prediction misses them at the slow end."""
+    from dataclasses import replace
+
+    twin = replace(c, kind_scale=(), static_bound_rps=c.static_bound_rps_point, probes=[], status="pending")
+    tell = (lambda m: progress("[point] " + m)) if progress else None
+    n = _search(req, twin, wl, _sim_call(req, twin, simulate), budget, tell)
+    c.point_probes = twin.probes
+    c.closeness = min(c.closeness, twin.closeness)
+    if twin.status != "ok":
+        c.status, c.reason = twin.status, twin.reason + " (at the point prediction, before the slow end)"
+        return n
+    c.sustained_rps_point = twin.sustained_rps
+    c.replicas_point = max(1, math.ceil(req.rate_rps / twin.sustained_rps - 1e-9))
+    c.static_bound_rps = min(c.static_bound_rps, twin.sustained_rps)
+    return n
+
+
 def _size(req: PlanRequest, c: Candidate, replicas: int, lout: float) -> None:
     c.replicas = replicas
     c.usd_per_hour = c.replicas * c.replica_usd_per_hour
@@ -500,6 +593,8 @@ def _sim_call(req: PlanRequest, c: Candidate, simulate):
     """scenario, replicas -> a simulation of ``replicas`` replicas (disagg: units) of candidate ``c``."""
     system = _system(req, c.hardware, c.tp * c.pp)
     extra = dict(req.serving or {})
+    if c.kind_scale:
+        extra["options"] = scaled_options(extra.get("options"), c.kind_scale)
 
     def call(scenario, replicas: int):
         kw = dict(extra, tp=c.tp, quant=c.quant, scheduler=c.scheduler, max_num_seqs=c.max_num_seqs,

@@ -456,11 +456,8 @@ def overlap(a: list, b: list) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def quantile_draw(pred, hw, q: float, *, options=None, model: ErrorModel | None = None, draws: int = DEFAULT_DRAWS,
-                  seed: int = DEFAULT_SEED) -> tuple[tuple, float]:
-    """The per-kind factors of the Monte Carlo draw whose e2e time sits at quantile ``q`` of the draws
-    (for re-running the serving simulator at an interval's ends): ((kind, factor), ...) and the draw's
-    engine factor. Bound cells of one kind are merged into the kind's time-weighted factor."""
+def _draw_setup(pred, hw, options, model, draws, seed):
+    """(e2e draws, per-(kind, bound) factors, engine factors, groups) of a prediction."""
     model = model or ErrorModel.load()
     chip = _chip(hw)
     use_eff = True if options is None else options.use_efficiency
@@ -469,21 +466,46 @@ def quantile_draw(pred, hw, q: float, *, options=None, model: ErrorModel | None 
     f, eng = kind_factors(model, groups, state, fam, name, draws, seed)
     s = metric_samples(pred, state, fam, name, model=model, overlap_comm=bool(getattr(options, "overlap_comm", False)),
                        draws=draws, seed=seed)["e2e_s"]
+    return s, f, eng, groups
+
+
+def _draw_kinds(j: int, f, groups) -> tuple:
+    """Draw ``j``'s factors as ``CostOptions.kind_scale`` entries: one ``kind/bound`` key per cell group."""
+    return tuple(sorted((f"{k}/{b}", float(f[j, gi])) for gi, (k, b) in enumerate(groups)))
+
+
+def quantile_draw(pred, hw, q: float, *, options=None, model: ErrorModel | None = None, draws: int = DEFAULT_DRAWS,
+                  seed: int = DEFAULT_SEED) -> tuple[tuple, float]:
+    """The per-kind factors of the Monte Carlo draw whose e2e time sits at quantile ``q`` of the draws
+    (for re-running the serving simulator at an interval's ends): ((kind, factor), ...) and the draw's
+    engine factor. The factors are keyed ``kind/bound`` (each cell group's own factor; CostOptions.kind_scale
+    applies them by the op's bound)."""
+    s, f, eng, groups = _draw_setup(pred, hw, options, model, draws, seed)
     order = np.argsort(s)
     j = int(order[min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))])
-    t_by: dict = {}
-    for gc in (pred.prefill, pred.decode):
-        for c in (gc.ops if gc is not None else ()):
-            t_by[(c.kind, c.bound)] = t_by.get((c.kind, c.bound), 0.0) + c.time_s * c.count
-    by_kind: dict = {}
-    for gi, g in enumerate(groups):
-        t = t_by.get(g, 0.0)
-        a = by_kind.setdefault(g[0], [0.0, 0.0])
-        a[0] += t * f[j, gi]
-        a[1] += t
-    return tuple((k, a[0] / a[1] if a[1] > 0 else 1.0) for k, a in sorted(by_kind.items())), float(eng[j])
+    return _draw_kinds(j, f, groups), float(eng[j])
+
+
+def slow_end_scales(pred, hw, level: float, *, options=None, model: ErrorModel | None = None,
+                    draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED) -> tuple[tuple, float]:
+    """The op-time scaling that prices a prediction at the slow end of its ``level`` interval: the per-kind
+    factors (``CostOptions.kind_scale``, the draw's engine factor folded into every kind) of the Monte Carlo
+    draw whose e2e time is the smallest at or above the interval's high end (keys ``kind/bound``) (the interval ``predict``
+    reports, which contains the point), and that draw's e2e over the point. ``((), 1.0)`` when the high
+    end is the point itself. As ``level`` goes to 0 the high end goes to the point, so the scaling goes to
+    none; a higher level never gives a faster end."""
+    level = check_level(level)
+    s, f, eng, groups = _draw_setup(pred, hw, options, model, draws, seed)
+    point = float(pred.e2e_s)
+    hi = central_interval(s, point, level)[1]
+    if not point > 0 or hi <= point:
+        return (), 1.0
+    above = np.flatnonzero(s >= hi * (1 - 1e-12))
+    j = int(above[np.argmin(s[above])]) if above.size else int(np.argmax(s))
+    return tuple((k, x * float(eng[j])) for k, x in _draw_kinds(j, f, groups)), float(s[j] / point)
 
 
 __all__ = ["DEFAULT_LEVEL", "ErrorModel", "INTERVAL_METRICS", "STATES", "calibration_state", "central_interval",
            "check_level", "chip_family", "describe", "factor_interval", "intervals_from_samples", "metric_samples",
-           "op_intervals", "overlap", "pessimistic", "prediction_intervals", "quantile_draw", "record_name", "row_kind"]
+           "op_intervals", "overlap", "pessimistic", "prediction_intervals", "quantile_draw", "record_name", "row_kind",
+           "slow_end_scales"]

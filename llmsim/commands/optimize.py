@@ -51,6 +51,9 @@ def register(sub) -> None:
                    help="acceptance rate (default 0.7 with a draft, 0.5 n-gram)")
     p.add_argument("--kv-window", type=int, metavar="W", help="enable the lossy KV-eviction step (last W tokens)")
     p.add_argument("--samples", type=int, default=9, help="decode contexts priced per prediction (default 9)")
+    p.add_argument("--pessimistic", type=float, metavar="LEVEL",
+                   help="rank techniques by throughput per USD at the slow end of the LEVEL prediction interval "
+                        "(e.g. 0.8; docs/uncertainty.md) instead of at the point prediction")
     p.add_argument("--out", metavar="DIR", help="write optimize_waterfall.png/.svg and optimize.csv here")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_set_option(p)
@@ -105,7 +108,7 @@ def cmd_optimize(args) -> int:
                        api_price_out=args.api_price_out, tp=args.tp, overrides=args.overrides,
                        techniques=_names(args.techniques) or None, exclude=tuple(_names(args.exclude)),
                        lossy=not args.no_lossy, speculative=_spec(args), kv_window=args.kv_window,
-                       samples=args.samples, stack=args.stack)
+                       samples=args.samples, stack=args.stack, pessimistic=args.pessimistic)
     except InfeasibleError as e:
         if args.json:
             print_json({"fits": False, "reason": str(e)})
@@ -214,6 +217,13 @@ def render(res: dict) -> str:
 
     lad = res["ladder"]
     out = [render_ladder(lad), "", _wrap(f"objective: {OBJECTIVE}; greedy, the best step first.", "", "")]
+    lv = res.get("pessimistic")
+    if lv is not None:
+        fp = lad.final.point
+        out.append(_wrap(f"pessimistic: ranked at the slow end of the {lv:g} prediction interval (each wave's e2e at "
+                         f"its interval's high end); optimized there: {fp.output_throughput_tok_s_slow:,.0f} tok/s, "
+                         f"{_usd(fp.usd_per_mtok_output_slow)} USD/Mtok out (point: {fp.output_throughput_tok_s:,.0f} "
+                         f"tok/s)", "", "  "))
     alts = res["alternatives"]
     if alts:
         out += ["", "alternatives (each with its own greedy ladder):",

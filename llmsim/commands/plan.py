@@ -64,6 +64,10 @@ def register(sub) -> None:
     p.add_argument("--cost", choices=["auto", "cloud", "purchase"], default="auto",
                    help="price hardware by cloud rate or by purchase + power (default: cloud where listed)")
     p.add_argument("--purchase-price", type=float, metavar="USD", help="purchase price per chip (with --cost purchase)")
+    p.add_argument("--pessimistic", type=float, metavar="LEVEL",
+                   help="size the fleet so the SLOs hold at the slow end of the LEVEL prediction interval (e.g. 0.8: "
+                        "op times at the 90th-percentile draw of the error model; docs/uncertainty.md); the point "
+                        "plan is reported beside it")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.add_argument("--quiet", action="store_true",
                    help="no progress on stderr (probes and verifications are reported only when stderr is a terminal)")
@@ -141,7 +145,7 @@ def cmd_plan(args) -> int:
                       request_budget=args.request_budget, p99_tolerance=args.p99_tolerance, verify=not args.no_verify,
                       limit=args.limit, pps=tuple(args.pp or (1,)), eps=tuple(args.ep or (1,)),
                       overrides=tuple(args.overrides or ()),
-                      serving=_serving(args))
+                      serving=_serving(args), pessimistic=args.pessimistic)
     progress = Progress(args.quiet)
     say = (lambda m: progress.say(f"  {m}")) if progress.on else None
     progress.say(f"plan: {req.model} at {req.rate_rps:g} req/s offered"
@@ -172,7 +176,7 @@ def print_plan(res) -> None:
         if len(vals) > 1 or vals - {1, "bf16"}:
             dims.append(f"{label} {sorted(vals, key=str)}")
     dims.append(f"{len(r.schedulers)} scheduler setting(s)")
-    sims = sum(p.rounds for c in cs for p in c.probes)
+    sims = sum(p.rounds for c in cs for p in c.probes + c.point_probes)
     print(f"compared {len(cs)} configurations ({' x '.join(dims)}) with {res.probes} probes ({sims} simulations) "
           f"in {res.wall_s:.1f} s")
     for note in res.notes:
@@ -198,6 +202,12 @@ def print_plan(res) -> None:
               + "; prices: " + ", ".join(sorted({f'{c.system} {c.cost_source}' for c in res.best})) + ")")
         for ps in sorted({c.price_source for c in res.best if getattr(c, "price_source", None)}):
             print(f"  price used: {ps}")
+        if r.pessimistic is not None:
+            print(f"  sized for the slow end of the {r.pessimistic:.0%} interval; the point prediction would need:")
+            for i, c in enumerate(res.best, 1):
+                print(f"  {i:>2}  {c.short[:31]:<32} {c.replicas_point} replica(s) at {c.sustained_rps_point:.3g} "
+                      f"req/s each (not verified) vs {c.replicas} at the slow end (its draw: e2e "
+                      f"x{c.slow_end_e2e_ratio:.2f})")
         b = res.best[0]
         if b.verification is not None:
             v = b.verification

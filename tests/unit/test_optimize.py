@@ -227,3 +227,28 @@ def test_sim_does_not_import_matplotlib():
 
     code = "import sys, sim.optimize, sim.techniques; sys.exit(1 if 'matplotlib' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], check=False, cwd=Path(__file__).parents[2]).returncode == 0
+
+
+def test_pessimistic_ladder_ranks_at_the_slow_end():
+    """Each step's objective is taken at the waves' e2e high ends: never above the point's, every step still
+    raises it, and the slow throughput is B x O over the slow e2e (by hand from predict's interval)."""
+    from sim.uncertainty import prediction_intervals
+
+    pes = ladder(M, TOY, WL, pessimistic=0.8)
+    for s in pes.steps:
+        p = s.point
+        assert p.e2e_s_slow >= p.e2e_s and p.output_throughput_tok_s_slow <= p.output_throughput_tok_s
+        assert p.output_throughput_tok_s_slow == pytest.approx(WL.batch * WL.output_len / p.e2e_s_slow)
+    for a, b in zip(pes.steps, pes.steps[1:]):
+        assert b.point.objective > a.point.objective
+    base = pes.steps[0]
+    p = predict(M, TOY, base.point.running_batch, WL.input_len, WL.output_len, options=base.config.options(),
+                quant=base.config.quantization(), attention_kernel=base.config.attention_kernel, samples=9,
+                check_memory=False, kv_window=base.config.kv_window)
+    hi = prediction_intervals(p, TOY, 0.8, options=base.config.options())["e2e_s"][1]
+    assert base.point.e2e_s_slow == pytest.approx(base.point.waves * hi, rel=1e-9)
+    d = to_json({"ladder": pes, "alternatives": [], "pessimistic": 0.8})
+    assert d["pessimistic_level"] == 0.8 and d["steps"][0]["e2e_s_slow"] == pytest.approx(base.point.e2e_s_slow)
+    with pytest.raises(SpecError) as e:
+        ladder(M, TOY, WL, pessimistic=1.2)
+    assert "--pessimistic" in str(e.value.problems[0])

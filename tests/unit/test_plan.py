@@ -1,6 +1,7 @@
 """Capacity planning on a toy setup with a stand-in simulator whose capacity is known by hand."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -334,3 +335,74 @@ def test_disaggregated_units_scale_as_whole_units():
     assert b.usd_per_hour == pytest.approx(4 * 3 * 3.6)  # 4 units of 3 chips
     assert {(k["prefill_replicas"], k["decode_replicas"]) for k in seen} == {(1, 2), (4, 8)}
     assert "--prefill-replicas 4 --decode-replicas 8" in b.serve_command and "--replicas" not in b.serve_command
+
+
+_RATIO: dict = {}
+
+
+def e2e_ratio(kind_scale) -> float:
+    """How much slower a full batch (64 x 256/64 on h100-sxm) runs with op times scaled by ``kind_scale``."""
+    from sim.cost import CostOptions
+    from sim.predict import predict
+
+    key = tuple(kind_scale)
+    if key not in _RATIO:
+        base = predict("qwen2.5-0.5b", "h100-sxm", 64, 256, 64).e2e_s
+        _RATIO[key] = predict("qwen2.5-0.5b", "h100-sxm", 64, 256, 64, options=CostOptions(kind_scale=key)).e2e_s / base
+    return _RATIO[key]
+
+
+def scaled_capacity_sim(capacity_rps: float, calls: list | None = None):
+    """capacity_sim whose replica is as much slower as a full batch gets with the cost options' kind_scale
+    (the slow end's scaling reaches every simulation): capacity = capacity_rps / e2e ratio."""
+    def sim(scenario, system, model, **kw):
+        r = e2e_ratio(getattr(kw.get("options"), "kind_scale", ()) or ())
+        if calls is not None:
+            calls.append(r)
+        return capacity_sim(capacity_rps / r)(scenario, system, model, **kw)
+
+    return sim
+
+
+def test_pessimistic_plan_never_needs_fewer_replicas_and_reports_both():
+    calls = []
+    res = plan(req(hardware=("h100-sxm",), tps=(1,), pessimistic=0.8), simulate=scaled_capacity_sim(3.0, calls))
+    b = res.best[0]
+    f = e2e_ratio(b.kind_scale)
+    assert f > 1.05 and b.slow_end_e2e_ratio > 1
+    # the point plan: 3 req/s per replica (within 5 %) -> ceil(10 / 3) = 4 replicas; the slow end: 3 / f
+    assert 3.0 / 1.05 <= b.sustained_rps_point <= 3.0 and b.replicas_point == 4
+    assert 3.0 / f / 1.05 <= b.sustained_rps <= 3.0 / f
+    assert b.replicas >= b.replicas_point and b.replicas >= math.ceil(10 / (3.0 / f) - 1e-9)
+    assert set(calls) == {1.0, f}  # point probes unscaled, slow-end probes and the verification scaled
+    d = res.to_dict()
+    assert d["pessimistic"]["interval_level"] == 0.8 and d["pessimistic"]["replicas"] == b.replicas
+    assert d["pessimistic"]["replicas_point"] == 4 and d["verification"]["replicas_point"] == 4
+    json.dumps(d)
+
+
+@pytest.mark.parametrize("level", [0.3, 0.8, 0.95])
+def test_pessimistic_never_fewer_replicas_at_any_level(level):
+    res = plan(req(hardware=("h100-sxm",), tps=(1,), rate_rps=7.0, pessimistic=level, verify=False),
+               simulate=scaled_capacity_sim(2.0))
+    b = res.best[0]
+    assert b.replicas >= b.replicas_point and b.sustained_rps <= b.sustained_rps_point
+
+
+def test_pessimistic_level_toward_zero_approaches_the_point_plan():
+    """As the level shrinks, the interval's high end (which contains the point) goes to the point: the slow
+    end's scaling goes to none and the plan to the point plan (h100-sxm: its point sits inside its draws)."""
+    point = plan(req(hardware=("h100-sxm",), tps=(1,), verify=False), simulate=scaled_capacity_sim(3.0)).best[0]
+    ratios = []
+    for lv in (0.9, 0.5, 0.02):
+        b = plan(req(hardware=("h100-sxm",), tps=(1,), verify=False, pessimistic=lv),
+                 simulate=scaled_capacity_sim(3.0)).best[0]
+        ratios.append(b.slow_end_e2e_ratio)
+    assert ratios == sorted(ratios, reverse=True) and ratios[-1] < 1.01
+    assert b.replicas == point.replicas == b.replicas_point
+
+
+def test_pessimistic_bad_level_names_the_flag():
+    with pytest.raises(SpecError) as e:
+        plan(req(pessimistic=1.5), simulate=capacity_sim(3.0))
+    assert "--pessimistic" in str(e.value.problems[0])

@@ -197,6 +197,7 @@ def test_every_option_and_op_kind_through_both_entry_points():
         if f.type in (bool, "bool"):
             variants.append(CostOptions(**{f.name: not f.default}))
     variants.append(CostOptions(kind_scale=(("gemm", 1.3), ("attention", 0.7), ("collective", 2.0))))
+    variants.append(CostOptions(kind_scale=(("gemm", 1.3), ("gemm/memory", 0.6), ("norm/overhead", 3.0))))
     variants += [CostOptions(softmax="serial"), CostOptions(softmax="overlapped")]  # the special-function unit
     covered = {f.name for f in fields if any(getattr(v, f.name) != f.default for v in variants)}
     assert covered == {f.name for f in fields}, "a CostOptions field is not exercised"
@@ -232,3 +233,16 @@ def test_kind_scale_scales_only_that_kind():
     scaled = estimate(graph, system, CostOptions(kind_scale=(("gemm", 2.0),)))
     for a, b in zip(base.ops, scaled.ops):
         assert b.time_s == pytest.approx(a.time_s * (2.0 if a.kind == "gemm" else 1.0), rel=1e-12)
+
+
+def test_kind_bound_scale_scales_only_ops_of_that_bound():
+    """A 'kind/bound' key scales the ops of that kind whose unscaled bound it is; the kind's key the others."""
+    system = load_system("h100-sxm")
+    graph = build_graph("llama-3.1-8b", Batch(((200, 0), (1, 900))), "bf16")
+    base = estimate(graph, system)
+    bounds = {a.bound for a in base.ops if a.kind == "gemm"}
+    assert {"compute", "memory"} <= bounds
+    scaled = estimate(graph, system, CostOptions(kind_scale=(("gemm", 2.0), ("gemm/memory", 3.0))))
+    for a, b in zip(base.ops, scaled.ops):
+        f = 1.0 if a.kind != "gemm" else 3.0 if a.bound == "memory" else 2.0
+        assert b.time_s == pytest.approx(a.time_s * f, rel=1e-12) and b.bound == a.bound
