@@ -29,6 +29,9 @@ STACKS = Path(__file__).parent / "catalog" / "stacks"
 DEFAULT_STACK = "vllm"
 
 SOFTMAX_MODES = ("ideal", "serial", "overlapped")
+# collective libraries the cost model prices (sim/collective.py): alpha-beta per tier (the kernel-only
+# model), NCCL's algorithm x protocol tuner model, the same with NVLink SHARP (NVLS) enabled
+COLLECTIVE_LIBRARIES = ("alpha-beta", "nccl", "nccl-nvls")
 
 KERNELS = Struct({
     "attention_prefill": F(Str(), True, "prefill attention kernel family, e.g. flashattention-2, fa3, flashinfer"),
@@ -40,6 +43,11 @@ KERNELS = Struct({
                                          "unit, taking turns with the tensor cores: FlashAttention-2), overlapped (on "
                                          "the special unit, under the matrix work where the chip allows it: "
                                          "FlashAttention-3 ping-pong); default ideal"),
+    "collectives": F(Str(COLLECTIVE_LIBRARIES), doc="the collective library whose algorithm choice is priced: "
+                                                   "alpha-beta (one latency and bandwidth per tier, the kernel-only "
+                                                   "model), nccl (NCCL's ring/tree x LL/LL128/Simple tuner model), "
+                                                   "nccl-nvls (also NVLink SHARP in-switch reduction); default "
+                                                   "alpha-beta"),
     "source": F(Sources(), True, "where the kernel choices come from"),
 }, name="kernels")
 
@@ -95,6 +103,7 @@ class Stack:
     max_num_seqs: int
     cuda_graph_max_batch: int | None = None
     softmax: str = "ideal"  # ideal | serial | overlapped (KERNELS['softmax'])
+    collectives: str = "alpha-beta"  # COLLECTIVE_LIBRARIES (KERNELS['collectives'])
     moe_kernel: str | None = None
     gemm_kernel: str | None = None
     description: str | None = None
@@ -129,11 +138,13 @@ class Stack:
 
     def cost_options(self, options):
         """``options`` (sim.cost.CostOptions) with the stack's kernel facts where they are left at None
-        (the softmax of its attention kernels)."""
-        if getattr(options, "softmax", "x") is None:
-            from dataclasses import replace
+        (the softmax of its attention kernels, its collective library)."""
+        from dataclasses import replace
 
-            return replace(options, softmax=self.softmax)
+        if getattr(options, "softmax", "x") is None:
+            options = replace(options, softmax=self.softmax)
+        if getattr(options, "collectives", "x") is None:
+            options = replace(options, collectives=self.collectives)
         return options
 
     def describe(self) -> str:
@@ -142,7 +153,7 @@ class Stack:
     def to_dict(self) -> dict:
         return {"name": self.name, "software": self.software, "attention_prefill": self.attention_prefill,
                 "attention_decode": self.attention_decode, "moe": self.moe_kernel, "gemm": self.gemm_kernel,
-                "softmax": self.softmax,
+                "softmax": self.softmax, "collectives": self.collectives,
                 "step_overhead_s": self.step_overhead_s, "per_request_overhead_s": self.per_request_overhead_s,
                 "overlap": self.overlap, "cuda_graphs": self.cuda_graphs,
                 "cuda_graph_max_batch": self.cuda_graph_max_batch, "eager_launch_s": self.eager_launch_s,
@@ -181,7 +192,7 @@ def _build(v: dict, path: Path) -> Stack:
     return Stack(
         name=v["name"], source=v["source"], attention_prefill=k["attention_prefill"],
         attention_decode=k["attention_decode"], moe_kernel=k.get("moe"), gemm_kernel=k.get("gemm"),
-        softmax=k.get("softmax", "ideal"),
+        softmax=k.get("softmax", "ideal"), collectives=k.get("collectives", "alpha-beta"),
         step_overhead_s=r["step_overhead"], per_request_overhead_s=r["per_request_overhead"], overlap=r["overlap"],
         cuda_graphs=r["cuda_graphs"], cuda_graph_max_batch=r.get("cuda_graph_max_batch"),
         eager_launch_s=r["eager_launch"], chunked_prefill=s["chunked_prefill"],

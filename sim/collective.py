@@ -23,16 +23,80 @@ giving the tier bandwidth), a documented simplification.
 A group that spans several tiers runs hierarchically (as NCCL and ASTRA-sim do): reduce-scatter
 inside the inner tier, the collective on 1/p_inner of the data across the outer tier, all-gather
 inside the inner tier.
+
+Collective library models (``library``; a serving stack's ``kernels.collectives``, docs/stacks.md)
+-------------------------------------------------------------------------------------------------
+``alpha-beta`` (default; the kernel-only model) is the table above. ``nccl`` prices all-reduce,
+all-gather and reduce-scatter on a switched or fully connected tier the way NCCL's own tuner does
+(src/graph/tuning.cc, :data:`NCCL`): for every algorithm x protocol it predicts
+
+    time(alg, proto) = base(alg, proto) + hops(alg, p) x hop(link, alg, proto) + S / algbw(alg, proto)
+
+and runs the fastest, as ``ncclTopoGetAlgoTime`` and the algorithm selection in enqueue.cc do.
+``algbw`` is the tier's bus bandwidth ``B`` (x links on a fully connected tier) times the
+protocol's fraction (LL: half the bus, capped at NCCL's LL ceiling; LL128: 120/128 of each line
+is payload, 0.92; Simple: all of it) times the algorithm's bus-to-algorithm ratio (ring all-reduce
+p / (2 (p-1)), ring all-gather/reduce-scatter p / (p-1), tree 1/2 with NCCL's size-dependent
+correction, NVLS 5/6). ``hops``: ring all-reduce 2 (p-1), ring all-gather/reduce-scatter p-1,
+tree 2 (p-1) inside a node (a chain) and 2 log2 p across nodes, NVLS 1. The tier's ``latency`` is
+charged once per collective on top (kernel launch and waiting for the slowest rank, which NCCL's
+tuner leaves out). ``nccl-nvls`` adds NVLink SHARP (NVLS) on tiers with
+``in_network_reduction`` and more than 2 members. Send/recv and all-to-all (NCCL runs them as
+point-to-point transfers, which its tuner does not model) and ring/torus/mesh tiers (not NCCL
+fabrics) keep the alpha-beta formulas.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 from hwmodels.arith import vmin
 from hwmodels.chip import System, Tier
+from hwmodels.stack import COLLECTIVE_LIBRARIES
 
 COLLECTIVES = ("allreduce", "allgather", "reducescatter", "alltoall", "sendrecv")
+LIBRARIES = COLLECTIVE_LIBRARIES
+PROTOCOLS = ("LL", "LL128", "Simple")
+
+#: NCCL's tuning constants, from NVIDIA/nccl v2.26.2-1 (commit f44ac759fee12ecb3cc6891e9e739a000f66fd70,
+#: the release PyTorch 2.7 wheels bundle, used by vLLM 0.10), file src/graph/tuning.cc. Latencies in
+#: microseconds, one value per protocol (LL, LL128, Simple); None: that pair does not exist.
+NCCL = {
+    "source": "NVIDIA/nccl v2.26.2-1 (f44ac759), src/graph/tuning.cc",
+    # baseLat (tuning.cc lines 120-123): fixed latency of one collective per algorithm x protocol
+    "base_us": {"ring": (6.6, 14.0, 8.4), "tree": (6.8, 14.0, 8.4), "nvls": (None, None, 0.0)},
+    # hwLat (lines 129-141): latency per step (hop) by link class, algorithm and protocol
+    "hop_us": {
+        "nvlink": {"ring": (0.6, 1.9, 3.4), "tree": (0.6, 1.25, 4.0), "nvls": (None, None, 25.0)},
+        "pci": {"ring": (1.0, 2.5, 5.7), "tree": (1.0, 1.9, 4.0), "nvls": (None, None, None)},
+        "net": {"ring": (2.7, 4.0, 14.0), "tree": (5.0, 8.5, 14.0), "nvls": (None, None, 18.0)},
+    },
+    # ring: LL carries 8 B of data per 16 B line (busBw x .5, line 256), LL128 120 of 128 B (x .92, line 257)
+    "ring_bw": (0.5, 0.92, 1.0),
+    # LL's ceiling (llMaxBws, lines 151-156) as a fraction of NCCL's own NVLink bus bandwidth:
+    # Hopper 141 GB/s over 18 links x 20.6 GB/s (src/graph/topo.h SM90_NVLINK_BW) = 0.380
+    # (Ampere 87.7 / (12 x 20) = 0.365, Blackwell 282 / (18 x 40.1) = 0.391)
+    "ll_max": 0.38,
+    # tree all-reduce: busBw x .92 (line 258), then LL / 3.8 and LL128 x 7/9 inside a node, x 120/128
+    # across nodes (lines 259-260); algorithm bandwidth = bus / 2 (line 294)
+    "tree_bw": 0.92,
+    "tree_proto": (1 / 3.8, 7 / 9, 1.0),
+    "tree_proto_net": (1 / 3.8, 120 / 128, 1.0),
+    # treeCorrectionFactor (lines 524-528), by log2(bytes / 64) = 0..22
+    "tree_correction": (
+        (1.0, 1.0, 1.0, 1.0, .9, .8, .7, .7, .7, .7, .6, .5, .4, .4, .5, .6, .7, .8, .9, 1.0, 1.0, 1.0, 1.0),
+        (1.0, 1.0, 1.0, 1.0, 1.0, .9, .8, .8, .8, .7, .6, .6, .6, .6, .6, .6, .8, .9, .9, .9, .9, 1.0, 1.0),
+        (.9, .9, .9, .9, .9, .9, .9, .8, .7, .6, .6, .5, .5, .5, .5, .6, .7, .8, .7, .7, .8, .9, .9),
+    ),
+    # NVLS all-reduce: algorithm bandwidth = bus x 5/6 (line 293); NCCL enables NVLS only on more
+    # than 2 GPUs (src/transport/nvls.cc line 157)
+    "nvls_ratio": 5 / 6,
+    "nvls_min_members": 3,
+    # LL128 only where every hop is NVLink (pEnable &= typeIntra <= PATH_NVB, line ~431)
+    "ll128_links": ("nvlink",),  # tuning.cc line 430
+}
+_NET_WORDS = ("infiniband", "ib", "roce", "ethernet", "gbe", "efa", "network")
 
 
 def tier_numbers(t: Tier) -> tuple:
@@ -40,16 +104,78 @@ def tier_numbers(t: Tier) -> tuple:
     return t.latency_s, t.bandwidth_bytes_per_s * (t.efficiency or 1.0)
 
 
-def tier_time(op: str, nbytes: float, p: int, t: Tier, numbers=tier_numbers):
+def link_class(t: Tier) -> str:
+    """NCCL's class of a tier's links (its hwLat row): ``pci`` where the tier's name or type says
+    PCIe, ``net`` for a network between nodes (InfiniBand, RoCE, Ethernet, EFA), else ``nvlink``
+    (NVLink and the other GPU-to-GPU fabrics: xGMI, NeuronLink, ...)."""
+    words = re.split(r"[^a-z0-9]+", f"{t.name} {t.type or ''}".lower())
+    if "pcie" in words or "pci" in words:
+        return "pci"
+    if any(w in _NET_WORDS or w.endswith("gbe") for w in words):
+        return "net"
+    return "nvlink"
+
+
+def nccl_candidates(op: str, nbytes: float, p: int, t: Tier, B, library: str = "nccl") -> dict:
+    """{(algorithm, protocol): seconds} NCCL's tuner predicts for ``op`` (allreduce, allgather or
+    reducescatter) of ``nbytes`` among ``p`` members of tier ``t`` with bus bandwidth ``B`` (bytes/s;
+    a number or an array), without the tier's own latency. :data:`NCCL` holds the constants."""
+    n = NCCL
+    cls = link_class(t)
+    out = {}
+    ar = op == "allreduce"
+    ll_max = n["ll_max"] * B
+    for i, proto in enumerate(PROTOCOLS):
+        if proto == "LL128" and cls not in n["ll128_links"]:
+            continue
+        hop = n["hop_us"][cls]
+        # ring: 2 (p-1) steps for all-reduce, p-1 for all-gather / reduce-scatter
+        steps = 2 * (p - 1) if ar else p - 1
+        bus = vmin(B * n["ring_bw"][i], ll_max) if proto == "LL" else B * n["ring_bw"][i]
+        lat = (n["base_us"]["ring"][i] + steps * hop["ring"][i]) * 1e-6
+        out[("ring", proto)] = lat + nbytes / (bus * p / steps)
+        if not ar:
+            continue
+        # tree (all-reduce only): a chain inside a node, a double binary tree across nodes
+        hops = 2 * math.ceil(math.log2(p)) if cls == "net" else 2 * (p - 1)
+        frac = (n["tree_proto_net"] if cls == "net" else n["tree_proto"])[i]
+        bus = B * n["tree_bw"] * frac
+        if proto == "LL":
+            bus = vmin(bus, ll_max)
+        k = int(math.log2(nbytes // 64)) if nbytes >= 64 else -1
+        corr = n["tree_correction"][i][k] if 0 <= k < len(n["tree_correction"][i]) else 1.0
+        lat = (n["base_us"]["tree"][i] + hops * hop["tree"][i]) * 1e-6
+        out[("tree", proto)] = lat + nbytes / (bus * 0.5 * corr)
+        nvls = hop["nvls"][i]
+        if (proto == "Simple" and library == "nccl-nvls" and t.in_network_reduction and t.topology == "switch"
+                and nvls is not None and p >= n["nvls_min_members"]):
+            out[("nvls", proto)] = (n["base_us"]["nvls"][i] + nvls) * 1e-6 + nbytes / (B * n["nvls_ratio"])
+    return out
+
+
+def _nccl_time(op: str, nbytes: float, p: int, t: Tier, a, B, library: str):
+    """The tier's latency plus the fastest of NCCL's algorithm x protocol predictions."""
+    best = None
+    for v in nccl_candidates(op, nbytes, p, t, B, library).values():
+        best = v if best is None else vmin(best, v)
+    return a + best
+
+
+def tier_time(op: str, nbytes: float, p: int, t: Tier, numbers=tier_numbers, library: str | None = None):
     """Seconds for one collective of ``nbytes`` among ``p`` members of tier ``t``.
 
     ``numbers(t)`` gives the tier's (latency, achievable bandwidth): its file's values by default;
-    the vectorized cost path passes arrays (one value per design point).
+    the vectorized cost path passes arrays (one value per design point). ``library``: None or
+    ``alpha-beta`` (the formulas of the module docstring), ``nccl`` or ``nccl-nvls`` (NCCL's
+    algorithm x protocol model where it applies; see the module docstring).
     """
     if p <= 1 or nbytes <= 0:
         return 0.0
     a, B = numbers(t)
     links = (p - 1) if t.topology == "fully_connected" else 1
+    if (library in ("nccl", "nccl-nvls") and op in ("allreduce", "allgather", "reducescatter")
+            and t.topology in ("switch", "fully_connected")):
+        return _nccl_time(op, nbytes, p, t, a, B * links, library)
     if op == "sendrecv":
         return nbytes / B + a
     if op == "allreduce":
@@ -69,11 +195,12 @@ def tier_time(op: str, nbytes: float, p: int, t: Tier, numbers=tier_numbers):
     raise ValueError(f"unknown collective '{op}'; known: {', '.join(COLLECTIVES)}")
 
 
-def collective_time(system: System, op: str, nbytes: float, group_size: int, numbers=tier_numbers) -> tuple:
+def collective_time(system: System, op: str, nbytes: float, group_size: int, numbers=tier_numbers,
+                    library: str | None = None) -> tuple:
     """Seconds for a collective among ``group_size`` consecutive chips, and the tiers it used.
 
     A group of one costs nothing. Raises ValueError if the group is larger than the system.
-    ``numbers`` as in :func:`tier_time`.
+    ``numbers`` and ``library`` as in :func:`tier_time`.
     """
     if group_size <= 1 or nbytes <= 0:
         return 0.0, ""
@@ -84,23 +211,23 @@ def collective_time(system: System, op: str, nbytes: float, group_size: int, num
     names = "+".join(t.name for t, _ in spans)
     if len(spans) == 1 or op == "sendrecv":
         t, p = spans[-1] if op == "sendrecv" else spans[0]
-        return (tier_time(op, nbytes, p if op != "sendrecv" else 2, t, numbers),
+        return (tier_time(op, nbytes, p if op != "sendrecv" else 2, t, numbers, library),
                 t.name if op == "sendrecv" else names)
     # hierarchical: inner tier first, data shrinks by the inner fan-out on the way out
     inner, p0 = spans[0]
     rest = System(system.name, system.source, system.chip, math.ceil(group_size / p0),
                   tuple(t for t in system.tiers[1:]))
     if op == "allreduce":
-        outer, _ = collective_time(rest, "allreduce", nbytes / p0, math.ceil(group_size / p0), numbers)
-        return (tier_time("reducescatter", nbytes, p0, inner, numbers) + outer
-                + tier_time("allgather", nbytes, p0, inner, numbers)), names
+        outer, _ = collective_time(rest, "allreduce", nbytes / p0, math.ceil(group_size / p0), numbers, library)
+        return (tier_time("reducescatter", nbytes, p0, inner, numbers, library) + outer
+                + tier_time("allgather", nbytes, p0, inner, numbers, library)), names
     if op in ("allgather", "reducescatter"):
-        outer, _ = collective_time(rest, op, nbytes / p0, math.ceil(group_size / p0), numbers)
-        return tier_time(op, nbytes, p0, inner, numbers) + outer, names
+        outer, _ = collective_time(rest, op, nbytes / p0, math.ceil(group_size / p0), numbers, library)
+        return tier_time(op, nbytes, p0, inner, numbers, library) + outer, names
     if op == "alltoall":
         # the share of data that leaves the inner group crosses the outer tier
         q = math.ceil(group_size / p0)
-        inner_part = tier_time("alltoall", nbytes / q, p0, inner, numbers)
-        outer, _ = collective_time(rest, "alltoall", nbytes, q, numbers)
+        inner_part = tier_time("alltoall", nbytes / q, p0, inner, numbers, library)
+        outer, _ = collective_time(rest, "alltoall", nbytes, q, numbers, library)
         return inner_part + outer, names
     raise ValueError(f"unknown collective '{op}'")

@@ -97,6 +97,10 @@ class CostOptions:
     # turns with the matrix work (FlashAttention-2); "overlapped" = on the special unit, under the
     # matrix work where the unit can (special unit's overlaps_matrix: FlashAttention-3 ping-pong)
     softmax: str | None = None
+    # the collective library priced (the serving stack's kernels.collectives, docs/stacks.md): None or
+    # "alpha-beta" = one latency and bandwidth per tier; "nccl" = NCCL's algorithm x protocol choice;
+    # "nccl-nvls" = the same with NVLink SHARP where the tier has in-network reduction (sim/collective.py)
+    collectives: str | None = None
     # ((op kind, factor), ...): every op of that kind takes factor x its priced time (compute, memory,
     # comm and overhead alike); a key 'kind/bound' scales only the ops of that kind whose unscaled bound it
     # is (and wins over the kind's key); used to price the ends of a prediction interval. Empty: no scaling.
@@ -528,7 +532,7 @@ class CostModel:
                 g(f"system.tiers.{t.name}.bandwidth") * g(f"system.tiers.{t.name}.efficiency")
 
         try:
-            t, tiers = collective_time(self.system, c.op, c.bytes, self._span(c), numbers)
+            t, tiers = collective_time(self.system, c.op, c.bytes, self._span(c), numbers, self.options.collectives)
         except ValueError as e:
             raise ValueError(f"{op.name}: {e}") from None
         res = self._finish(op, 0.0, 0.0, t, [0.0] * self.L, 0.0, detail=tiers, latency=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from hwmodels import load_system
-from sim.collective import collective_time, tier_time
+from sim.collective import collective_time, link_class, nccl_candidates, tier_time
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -63,3 +63,89 @@ def test_hierarchical_allreduce():
     assert t == pytest.approx(expect)
     assert tiers == "link+net"
     assert not math.isnan(t)
+
+
+# -- NCCL's algorithm x protocol model (sim.collective.NCCL: tuning.cc constants) -------------------
+
+def _nccl(toy, op, nbytes, p, library="nccl"):
+    return collective_time(toy, op, nbytes, p, library=library)[0]
+
+
+def test_nccl_large_allreduce_is_ring_simple_by_hand(toy):
+    # 1 GB over 8 on 100 GB/s: ring Simple = 8.4 + 14 x 3.4 us + 1e9 / (100e9 x 8/14); tier latency 1 us once
+    t = _nccl(toy, "allreduce", 1e9, 8)
+    assert t == pytest.approx(1e-6 + (8.4 + 14 * 3.4) * 1e-6 + 1e9 / (100e9 * 8 / 14))
+    c = nccl_candidates("allreduce", 1e9, 8, toy.tiers[0], 100e9)
+    assert min(c, key=c.get) == ("ring", "Simple")
+    # LL128 carries 120 of 128 bytes (0.92), tree halves the bus: both slower at 1 GB
+    assert c[("ring", "LL128")] > c[("ring", "Simple")] and c[("tree", "Simple")] > c[("ring", "Simple")]
+
+
+def test_nccl_small_allreduce_is_ring_ll_by_hand(toy):
+    # 2 KB over 8: ring LL = 6.6 + 14 x 0.6 us + 2048 / (0.38 x 100e9 x 8/14) (LL capped at 0.38 of the bus)
+    t = _nccl(toy, "allreduce", 2048, 8)
+    assert t == pytest.approx(1e-6 + 15e-6 + 2048 / (0.38e11 * 8 / 14))
+    c = nccl_candidates("allreduce", 2048, 8, toy.tiers[0], 100e9)
+    assert min(c, key=c.get) == ("ring", "LL")
+
+
+def test_nccl_is_slower_than_alpha_beta_and_monotone(toy):
+    sizes = [2 ** k for k in range(11, 31)]
+    for p in (2, 4, 8):
+        ts = [_nccl(toy, "allreduce", s, p) for s in sizes]
+        assert all(b >= a for a, b in zip(ts, ts[1:]))  # never faster for more bytes
+        assert all(_nccl(toy, "allreduce", s, p) >= collective_time(toy, "allreduce", s, p)[0] for s in sizes)
+
+
+def test_nccl_allgather_ring_by_hand(toy):
+    # 8e8 gathered over 8, Simple: 8.4 + 7 x 3.4 us + 8e8 x 7/8 / 100e9
+    t = _nccl(toy, "allgather", 8e8, 8)
+    assert t == pytest.approx(1e-6 + (8.4 + 7 * 3.4) * 1e-6 + 8e8 * 7 / 8 / 1e11)
+
+
+def test_nccl_keeps_alpha_beta_for_p2p(toy):
+    for op in ("sendrecv", "alltoall"):
+        assert _nccl(toy, op, 1e8, 2 if op == "sendrecv" else 8) == collective_time(
+            toy, op, 1e8, 2 if op == "sendrecv" else 8)[0]
+
+
+def test_nvls_only_where_enabled_and_switch_reduces(toy):
+    from dataclasses import replace
+    inr = replace(toy, tiers=(replace(toy.tiers[0], in_network_reduction=True),))
+    # NVLS: 25 us + S / (B x 5/6); with nccl (NVLS off) the same tier runs ring
+    assert _nccl(inr, "allreduce", 1e9, 8, "nccl-nvls") == pytest.approx(1e-6 + 25e-6 + 1e9 / (1e11 * 5 / 6))
+    assert _nccl(inr, "allreduce", 1e9, 8, "nccl") == _nccl(toy, "allreduce", 1e9, 8)
+    assert ("nvls", "Simple") not in nccl_candidates("allreduce", 1e9, 8, toy.tiers[0], 1e11, "nccl-nvls")
+    # NCCL turns NVLS on only above 2 GPUs
+    assert ("nvls", "Simple") not in nccl_candidates("allreduce", 1e9, 2, inr.tiers[0], 1e11, "nccl-nvls")
+
+
+def test_link_classes_and_pcie_has_no_ll128():
+    from hwmodels.chip import Tier
+    pcie = Tier("pcie", 8, "switch", 32e9, 8e-6, type="PCIe Gen4 through the host")
+    ib = Tier("infiniband", 4, "switch", 50e9, 5e-6, type="InfiniBand NDR 400 Gb/s")
+    nv = Tier("nvlink", 8, "switch", 450e9, 2e-6, type="NVLink 4 + NVSwitch gen 3")
+    assert (link_class(pcie), link_class(ib), link_class(nv)) == ("pci", "net", "nvlink")
+    assert not any(p == "LL128" for _, p in nccl_candidates("allreduce", 1e6, 8, pcie, 32e9))
+    # across nodes the tree is a double binary tree: 2 log2 p hops, not a chain
+    c = nccl_candidates("allreduce", 64, 4, ib, 50e9)
+    assert c[("tree", "LL")] == pytest.approx((6.8 + 2 * 2 * 5.0) * 1e-6 + 64 / (50e9 * 0.92 / 3.8 * 0.5))
+
+
+def test_nccl_on_arrays_equals_each_point(toy):
+    import numpy as np
+    lat, bw = np.array([1e-6, 5e-6, 2e-6]), np.array([100e9, 30e9, 450e9])
+    for s in (2048, 3e6, 1e9):
+        arr = collective_time(toy, "allreduce", s, 8, numbers=lambda t: (lat, bw), library="nccl")[0]
+        for i in range(3):
+            one = collective_time(toy, "allreduce", s, 8, numbers=lambda t, i=i: (lat[i], bw[i]), library="nccl")[0]
+            assert arr[i] == pytest.approx(one, rel=1e-12)
+
+
+def test_stacks_name_their_collective_library():
+    from hwmodels.stack import load_stack
+    from sim.cost import CostOptions
+    assert load_stack("ideal").collectives == "alpha-beta"
+    assert load_stack("vllm").collectives == "nccl"
+    assert load_stack("vllm").cost_options(CostOptions()).collectives == "nccl"
+    assert load_stack("vllm").cost_options(CostOptions(collectives="alpha-beta")).collectives == "alpha-beta"
