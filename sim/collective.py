@@ -38,9 +38,10 @@ protocol's fraction (LL: half the bus, capped at NCCL's LL ceiling; LL128: 120/1
 is payload, 0.92; Simple: all of it) times the algorithm's bus-to-algorithm ratio (ring all-reduce
 p / (2 (p-1)), ring all-gather/reduce-scatter p / (p-1), tree 1/2 with NCCL's size-dependent
 correction, NVLS 5/6). ``hops``: ring all-reduce 2 (p-1), ring all-gather/reduce-scatter p-1,
-tree 2 (p-1) inside a node (a chain) and 2 log2 p across nodes, NVLS 1. The tier's ``latency`` is
-charged once per collective on top (kernel launch and waiting for the slowest rank, which NCCL's
-tuner leaves out). ``nccl-nvls`` adds NVLink SHARP (NVLS) on tiers with
+tree 2 (p-1) inside a node (a chain) and 2 log2 p across nodes, NVLS 1. The tier's ``latency``
+stays the per-step latency of the link: no step is faster than it (``hop = max(NCCL's hop, a)``),
+so a slower fabric than NCCL measured its constants on raises every protocol's steps, and
+calibrating it fits the per-step latency of the system measured. ``nccl-nvls`` adds NVLink SHARP (NVLS) on tiers with
 ``in_network_reduction`` and more than 2 members. Send/recv and all-to-all (NCCL runs them as
 point-to-point transfers, which its tuner does not model) and ring/torus/mesh tiers (not NCCL
 fabrics) keep the alpha-beta formulas.
@@ -51,7 +52,7 @@ from __future__ import annotations
 import math
 import re
 
-from hwmodels.arith import vmin
+from hwmodels.arith import vmax, vmin
 from hwmodels.chip import System, Tier
 from hwmodels.stack import COLLECTIVE_LIBRARIES
 
@@ -116,10 +117,11 @@ def link_class(t: Tier) -> str:
     return "nvlink"
 
 
-def nccl_candidates(op: str, nbytes: float, p: int, t: Tier, B, library: str = "nccl") -> dict:
+def nccl_candidates(op: str, nbytes: float, p: int, t: Tier, B, library: str = "nccl", a=0.0) -> dict:
     """{(algorithm, protocol): seconds} NCCL's tuner predicts for ``op`` (allreduce, allgather or
-    reducescatter) of ``nbytes`` among ``p`` members of tier ``t`` with bus bandwidth ``B`` (bytes/s;
-    a number or an array), without the tier's own latency. :data:`NCCL` holds the constants."""
+    reducescatter) of ``nbytes`` among ``p`` members of tier ``t`` with bus bandwidth ``B`` (bytes/s)
+    and per-step latency floor ``a`` (seconds; each a number or an array). :data:`NCCL` holds the
+    constants."""
     n = NCCL
     cls = link_class(t)
     out = {}
@@ -132,7 +134,7 @@ def nccl_candidates(op: str, nbytes: float, p: int, t: Tier, B, library: str = "
         # ring: 2 (p-1) steps for all-reduce, p-1 for all-gather / reduce-scatter
         steps = 2 * (p - 1) if ar else p - 1
         bus = vmin(B * n["ring_bw"][i], ll_max) if proto == "LL" else B * n["ring_bw"][i]
-        lat = (n["base_us"]["ring"][i] + steps * hop["ring"][i]) * 1e-6
+        lat = n["base_us"]["ring"][i] * 1e-6 + steps * vmax(hop["ring"][i] * 1e-6, a)
         out[("ring", proto)] = lat + nbytes / (bus * p / steps)
         if not ar:
             continue
@@ -144,21 +146,21 @@ def nccl_candidates(op: str, nbytes: float, p: int, t: Tier, B, library: str = "
             bus = vmin(bus, ll_max)
         k = int(math.log2(nbytes // 64)) if nbytes >= 64 else -1
         corr = n["tree_correction"][i][k] if 0 <= k < len(n["tree_correction"][i]) else 1.0
-        lat = (n["base_us"]["tree"][i] + hops * hop["tree"][i]) * 1e-6
+        lat = n["base_us"]["tree"][i] * 1e-6 + hops * vmax(hop["tree"][i] * 1e-6, a)
         out[("tree", proto)] = lat + nbytes / (bus * 0.5 * corr)
         nvls = hop["nvls"][i]
         if (proto == "Simple" and library == "nccl-nvls" and t.in_network_reduction and t.topology == "switch"
                 and nvls is not None and p >= n["nvls_min_members"]):
-            out[("nvls", proto)] = (n["base_us"]["nvls"][i] + nvls) * 1e-6 + nbytes / (B * n["nvls_ratio"])
+            out[("nvls", proto)] = n["base_us"]["nvls"][i] * 1e-6 + vmax(nvls * 1e-6, a) + nbytes / (B * n["nvls_ratio"])
     return out
 
 
 def _nccl_time(op: str, nbytes: float, p: int, t: Tier, a, B, library: str):
-    """The tier's latency plus the fastest of NCCL's algorithm x protocol predictions."""
+    """The fastest of NCCL's algorithm x protocol predictions (the tier's latency ``a`` as each step's floor)."""
     best = None
-    for v in nccl_candidates(op, nbytes, p, t, B, library).values():
+    for v in nccl_candidates(op, nbytes, p, t, B, library, a).values():
         best = v if best is None else vmin(best, v)
-    return a + best
+    return best
 
 
 def tier_time(op: str, nbytes: float, p: int, t: Tier, numbers=tier_numbers, library: str | None = None):

@@ -72,9 +72,10 @@ def _nccl(toy, op, nbytes, p, library="nccl"):
 
 
 def test_nccl_large_allreduce_is_ring_simple_by_hand(toy):
-    # 1 GB over 8 on 100 GB/s: ring Simple = 8.4 + 14 x 3.4 us + 1e9 / (100e9 x 8/14); tier latency 1 us once
+    # 1 GB over 8 on 100 GB/s: ring Simple = 8.4 + 14 x 3.4 us + 1e9 / (100e9 x 8/14) (3.4 us is above
+    # the tier's 1 us per step)
     t = _nccl(toy, "allreduce", 1e9, 8)
-    assert t == pytest.approx(1e-6 + (8.4 + 14 * 3.4) * 1e-6 + 1e9 / (100e9 * 8 / 14))
+    assert t == pytest.approx((8.4 + 14 * 3.4) * 1e-6 + 1e9 / (100e9 * 8 / 14))
     c = nccl_candidates("allreduce", 1e9, 8, toy.tiers[0], 100e9)
     assert min(c, key=c.get) == ("ring", "Simple")
     # LL128 carries 120 of 128 bytes (0.92), tree halves the bus: both slower at 1 GB
@@ -82,11 +83,15 @@ def test_nccl_large_allreduce_is_ring_simple_by_hand(toy):
 
 
 def test_nccl_small_allreduce_is_ring_ll_by_hand(toy):
-    # 2 KB over 8: ring LL = 6.6 + 14 x 0.6 us + 2048 / (0.38 x 100e9 x 8/14) (LL capped at 0.38 of the bus)
+    # 2 KB over 8: ring LL = 6.6 us + 14 steps x max(0.6 us, the tier's 1 us) + 2048 / (0.38 x 100e9 x 8/14)
+    # (LL capped at 0.38 of the bus)
     t = _nccl(toy, "allreduce", 2048, 8)
-    assert t == pytest.approx(1e-6 + 15e-6 + 2048 / (0.38e11 * 8 / 14))
-    c = nccl_candidates("allreduce", 2048, 8, toy.tiers[0], 100e9)
+    assert t == pytest.approx(6.6e-6 + 14e-6 + 2048 / (0.38e11 * 8 / 14))
+    c = nccl_candidates("allreduce", 2048, 8, toy.tiers[0], 100e9, a=1e-6)
     assert min(c, key=c.get) == ("ring", "LL")
+    # NCCL's own constants alone (no floor): 6.6 + 14 x 0.6 us
+    assert nccl_candidates("allreduce", 2048, 8, toy.tiers[0], 100e9)[("ring", "LL")] == pytest.approx(
+        15e-6 + 2048 / (0.38e11 * 8 / 14))
 
 
 def test_nccl_is_slower_than_alpha_beta_and_monotone(toy):
@@ -100,7 +105,7 @@ def test_nccl_is_slower_than_alpha_beta_and_monotone(toy):
 def test_nccl_allgather_ring_by_hand(toy):
     # 8e8 gathered over 8, Simple: 8.4 + 7 x 3.4 us + 8e8 x 7/8 / 100e9
     t = _nccl(toy, "allgather", 8e8, 8)
-    assert t == pytest.approx(1e-6 + (8.4 + 7 * 3.4) * 1e-6 + 8e8 * 7 / 8 / 1e11)
+    assert t == pytest.approx((8.4 + 7 * 3.4) * 1e-6 + 8e8 * 7 / 8 / 1e11)
 
 
 def test_nccl_keeps_alpha_beta_for_p2p(toy):
@@ -113,7 +118,7 @@ def test_nvls_only_where_enabled_and_switch_reduces(toy):
     from dataclasses import replace
     inr = replace(toy, tiers=(replace(toy.tiers[0], in_network_reduction=True),))
     # NVLS: 25 us + S / (B x 5/6); with nccl (NVLS off) the same tier runs ring
-    assert _nccl(inr, "allreduce", 1e9, 8, "nccl-nvls") == pytest.approx(1e-6 + 25e-6 + 1e9 / (1e11 * 5 / 6))
+    assert _nccl(inr, "allreduce", 1e9, 8, "nccl-nvls") == pytest.approx(25e-6 + 1e9 / (1e11 * 5 / 6))
     assert _nccl(inr, "allreduce", 1e9, 8, "nccl") == _nccl(toy, "allreduce", 1e9, 8)
     assert ("nvls", "Simple") not in nccl_candidates("allreduce", 1e9, 8, toy.tiers[0], 1e11, "nccl-nvls")
     # NCCL turns NVLS on only above 2 GPUs
@@ -130,6 +135,13 @@ def test_link_classes_and_pcie_has_no_ll128():
     # across nodes the tree is a double binary tree: 2 log2 p hops, not a chain
     c = nccl_candidates("allreduce", 64, 4, ib, 50e9)
     assert c[("tree", "LL")] == pytest.approx((6.8 + 2 * 2 * 5.0) * 1e-6 + 64 / (50e9 * 0.92 / 3.8 * 0.5))
+
+
+def test_tier_latency_is_a_per_step_floor(toy):
+    from dataclasses import replace
+    slow = replace(toy, tiers=(replace(toy.tiers[0], latency_s=10e-6),))
+    # every ring step of the 1 GB all-reduce now takes at least 10 us (Simple's 3.4 us is below it)
+    assert _nccl(slow, "allreduce", 1e9, 8) == pytest.approx((8.4 + 14 * 10) * 1e-6 + 1e9 / (100e9 * 8 / 14))
 
 
 def test_nccl_on_arrays_equals_each_point(toy):
