@@ -84,6 +84,7 @@ class StepCoster:
         kinds = {k.tag: k for k in self.spec.layer_kinds}
         self._stage = tuple((kinds[t], c) for t, c in stage_layers(self.spec, self.pp))
         self._mla = self.spec.attention == "mla"
+        self._acm = None  # the cost model over step arrays (decode_steps), made when first needed
         self.calls = 0
         self.misses = 0  # steps not answered by the whole-shape memo
         self.graph_builds = 0  # full graphs built (first batch of each (T, R) key)
@@ -141,6 +142,54 @@ class StepCoster:
     def shape_hit_rate(self) -> float:
         """Share of steps answered by the whole-shape memo."""
         return (self.calls - self.misses) / self.calls if self.calls else 0.0
+
+    def decode_steps(self, contexts, steps: int):
+        """``steps`` successive pure-decode steps of the same requests, whose contexts before the first
+        step are ``contexts`` (each grows by one token per step): (time_s, energy_j, flops, bytes_main)
+        arrays over the steps, or None when the (T, R) memo is full. Step k equals
+        ``step(tuple((1, c + k) for c in contexts))``: the non-attention ops come from the same (T, R)
+        memo, the attention ops of all steps are built by the graph builder over a SeqArrays and
+        priced in one vectorized evaluation of the same cost formulas (CostModel.over_steps); the sums
+        are taken in the same order as ``_decomposed`` (tests/unit/test_decode_runs.py)."""
+        import numpy as np
+
+        from workloads.graph import SeqArrays
+
+        R = len(contexts)
+        key0 = tuple((1, c) for c in contexts)
+        bkey = (R, R) if not self._mla else (R, R) + self._mla_key(key0)
+        base = self._base.get(bkey)
+        if base is None:
+            self.step(key0)  # prices the first step's whole graph and remembers its non-attention part
+            base = self._base.get(bkey)
+            if base is None:
+                return None
+        ctx = np.asarray(contexts, dtype=np.int64)[None, :] + np.arange(steps, dtype=np.int64)[:, None]
+        ops = self._attention_ops(SeqArrays(np.ones_like(ctx), ctx))
+        acm = self._acm
+        if acm is None:
+            acm = self._acm = self.cm.over_steps()
+        compute, comm, flops, bytes_main, energy = base
+        kernels = self._base_kernels.get(bkey, 0)
+        for op in ops:
+            c = acm._price(op)
+            k = c.count
+            kernels += k * self.pp
+            compute = compute + c.time_s * k
+            flops = flops + c.flops * k
+            bytes_main = bytes_main + c.bytes_main * k
+            energy = energy + c.energy_j * k
+        ch = self.chips
+        time_s = stage_time(compute, comm, self.options) * self.pp
+        if not self.stack.is_ideal:
+            time_s = self.stack.step_time(time_s, kernels, R, True)
+        one = np.ones(steps)
+        return time_s * one, energy * ch * one, flops * ch * one, bytes_main * ch * one
+
+    def count_steps(self, steps: int) -> None:
+        """Count ``steps`` steps of a decode_steps answer as used (memo statistics)."""
+        self.calls += steps
+        self.misses += steps
 
     # ---- internals ------------------------------------------------------------------------
     def _wall(self, sc: StepCost, key) -> StepCost:

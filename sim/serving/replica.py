@@ -22,6 +22,7 @@ prefill replica keeps the blocks until the copy is done).
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 from sim.serving.sequence import RUNNING, TRANSFER
@@ -54,7 +55,19 @@ class Replica:
         self.timeline = run.new_timeline(idx)
         self.trace = run.trace if run.trace is not None and run.trace.replica == idx else None
         self._wake = None
+        # decode runs: successive pure-decode steps of an unchanged request set, priced at once and
+        # advanced as one SimPy event (see _decode_run); only where nothing else reads or changes
+        # this replica's state between its steps except arrivals
+        self.runs = (Replica.decode_runs and self.pp == 1 and role == "mixed" and run.pull is None
+                     and self.trace is None and run.events is None and hasattr(run.coster, "decode_steps")
+                     and scheduler.name in ("vllm", "sarathi"))
+        self.last_decode_s = 0.0  # duration of the last decode step (sizes the next run)
         self.proc = self.env.process(self._loop())
+
+    #: class switch for tests (the per-step path is the reference)
+    decode_runs = True
+    #: longest decode run priced at once (bounds the arrays of one evaluation)
+    MAX_RUN = 512
 
     # ---- requests in ----------------------------------------------------------------------
     @property
@@ -101,6 +114,12 @@ class Replica:
                     s.first_sched_s = now
                     if self.trace is not None:
                         self.trace.request_started(s, now)
+            if self.runs and plan.kind == "decode" and not plan.swap_bytes:
+                r = self._decode_run(plan, now)
+                if r is not None:
+                    yield env.timeout(r[0] - now)
+                    self._finish_run(plan, r)
+                    continue
             cost = coster.step(plan.shape)
             extra = run.swap_time(plan.swap_bytes) if plan.swap_bytes else 0.0
             self.energy_j += cost.energy_j
@@ -109,6 +128,8 @@ class Replica:
             self.tokens += plan.tokens
             if pp == 1:
                 dt = cost.time_s + extra
+                if plan.kind == "decode":
+                    self.last_decode_s = dt
                 self._account(plan, now, dt)
                 yield env.timeout(dt)
                 self._complete(plan, env.now)
@@ -129,6 +150,113 @@ class Replica:
             ev = env.timeout(t - now)
             ev.callbacks.append(partial(self._complete_cb, plan))
             yield env.timeout(sf[0] - now)
+
+    def _decode_run(self, plan, now: float):
+        """Price and account a run of K >= 2 pure-decode steps starting with ``plan``, or None.
+
+        Between two events that change the batch (an arrival, a request finishing, a preemption), the
+        steps of a running decode batch differ only by every context growing one token per step: the
+        scheduler would plan the same requests again (nothing waiting can be admitted: the running set
+        is unchanged and free blocks only shrink). The run ends before the next arrival and the end
+        of the clock, at the first request to finish and where the KV blocks run out; its steps start
+        at the same simulated times as one step per event would (t_k+1 = t_k + step k). Returns
+        (end time, step start times, step times, per-step block needs, first-step ITLs computed later)."""
+        sched = self.sched
+        items = plan.items
+        R = len(items)
+        if sched._dirty or sched.swapped or R != len(sched.running):
+            return None  # someone was preempted, swapped or left out by the budget: one step at a time
+        limit = self.run.next_arrival_s
+        if self.run.until_s < limit:
+            limit = self.run.until_s
+        rem = min(s.output_tokens - s.generated for s, _ in items)
+        k_max = min(rem, self.MAX_RUN)
+        if self.last_decode_s > 0 and limit < math.inf:
+            k_max = min(k_max, int((limit - now) / self.last_decode_s) + 1)  # steps only grow with context
+        if k_max < 2:
+            return None
+        import numpy as np
+
+        bm = self.bm
+        bs = bm.block_size
+        ctx = [s.num_computed for s, _ in items]
+        # blocks step k (>= 1) adds: request i holds `held` blocks after step 0's allocation and needs
+        # ceil((c + k + 1) / bs) by step k
+        c0 = np.array(ctx, dtype=np.int64)
+        held = np.array([s.own_blocks + s.shared_blocks for s, _ in items], dtype=np.int64)
+        ks = np.arange(k_max, dtype=np.int64)
+        need = np.maximum(-(-(c0[None, :] + ks[:, None] + 1) // bs) - held[None, :], 0)
+        extra = need.sum(axis=1)
+        free = bm.total - bm.used - bm.idle
+        k_max = min(k_max, int(np.searchsorted(extra, free, side="right")))
+        if k_max < 2:
+            return None
+        priced = self.run.coster.decode_steps(ctx, k_max)
+        if priced is None:
+            return None
+        dt = priced[0].tolist()
+        starts = [now]
+        t = now
+        K = 0
+        for d in dt:
+            t = t + d
+            if not t < limit:
+                break
+            starts.append(t)
+            K += 1
+        if K < 2:
+            return None
+        self.run.coster.count_steps(K)
+        end = starts[K]
+        # account the K steps as _account would, one by one
+        tl = self.timeline
+        total = bm.total
+        used0 = bm.used
+        queued = sched.queued()
+        for k in range(K):
+            d = dt[k]
+            tl.add(starts[k], R, R, 0, (used0 + int(extra[k])) / total, d, queued, "decode")
+            self.stage_busy_s += d
+        e, f, b = priced[1], priced[2], priced[3]
+        for k in range(K):
+            self.energy_j += float(e[k])
+            self.flops += float(f[k])
+            self.bytes_main += float(b[k])
+        self.tokens += R * K
+        self.last_decode_s = dt[K - 1]
+        grow = need[K - 1]
+        for i, (s, _) in enumerate(items):
+            g = int(grow[i])
+            if g:
+                s.own_blocks += g
+        bm.allocate(int(extra[K - 1]))
+        return end, starts, K
+
+    def _finish_run(self, plan, r) -> None:
+        """Apply the steps of a decode run: all but the last in bulk (one token each per step), the
+        last through _complete (finishing requests, prefix registration, after_step)."""
+        end, starts, K = r
+        hist = self.run.itl
+        t1 = starts[1]
+        last = starts[K - 1]
+        inner = 0.0  # the largest inter-token time of steps 1 .. K-2 (every request shares them)
+        for k in range(1, K - 1):
+            itl = starts[k + 1] - starts[k]
+            hist.add(itl, len(plan.items))
+            if itl > inner:
+                inner = itl
+        for s, _ in plan.items:
+            itl = t1 - s.last_token_s
+            hist.add(itl)
+            m = itl if itl > inner else inner
+            if m > s.itl_max:
+                s.itl_max = m
+            s.num_computed += K - 1
+            s.num_tokens += K - 1
+            s.generated += K - 1
+            s.last_token_s = last
+        self.emitted += (K - 1) * len(plan.items)
+        self._complete(plan, self.env.now)
 
     def _unstick(self):
         """Nothing runs and nothing can be scheduled: reject what can never fit, then retry."""

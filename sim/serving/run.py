@@ -71,6 +71,10 @@ class Run:
         self.events = None  # list of (time_s, event, request id) when recording (tests, debugging)
         self.progress = None  # callable(now_s, completed, arrived) every progress_every finishes (CLI progress)
         self.progress_every = 256
+        # decode runs (Replica._decode_run): the next arrival (nothing may happen to a replica's state
+        # between two of its events except arrivals) and the end of the clock
+        self.next_arrival_s = 0.0
+        self.until_s = math.inf
 
     def event(self, name: str, s) -> None:
         self.events.append((self.env.now, name, s.req_id))
@@ -140,12 +144,14 @@ class Run:
         env = self.env
         router = self.router
         for r in it:
+            self.next_arrival_s = r.arrival_s
             dt = r.arrival_s - env.now
             if dt > 0:
                 yield env.timeout(dt)
             s = self.arrive(r)
             if s is not None:
                 router.pick(s).submit(s)
+        self.next_arrival_s = math.inf
 
 
 def stream_of(scenario, seed, trace_speedup):
@@ -243,8 +249,12 @@ def run_replicas(scenario, cfg, ctl, budget, coster, links, max_model_len: int) 
     run.decode_router = (Router(cfg.router, [r for r in reps if r.role == "decode"]) if cfg.scheduler == "disagg"
                          else None)
     run.check = _admission_check(cfg, max_model_len, sched_cfg, reps[0].bm)
+    if ctl.until_s is not None:
+        run.until_s = ctl.until_s
     if not offline:
         env.process(run.arrivals(stream))
+    else:
+        run.next_arrival_s = math.inf
     # The run allocates many short-lived objects per step and few cycles; the collector's default
     # gen-0 threshold makes it rescan the memo tables thousands of times (~15% of the run time).
     # Raise it for the run and restore it after.

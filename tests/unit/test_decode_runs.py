@@ -1,0 +1,85 @@
+"""Decode runs: successive pure-decode steps priced at once (StepCoster.decode_steps) and advanced as
+one SimPy event (Replica._decode_run) give exactly what one step per event gives."""
+
+import math
+
+import numpy as np
+import pytest
+
+from hwmodels import load_system
+from sim.serving import simulate
+from sim.serving.replica import Replica
+from sim.step import StepCoster
+from workloads import Parallelism
+from workloads.trace import load_trace
+
+
+@pytest.mark.parametrize("model,hw,par,stack", [
+    ("llama-3.1-8b", "h100-sxm", Parallelism(), "vllm"),  # dense GQA
+    ("gemma-2-27b", "h100-sxm", Parallelism(), "ideal"),  # sliding window + global layers
+    ("deepseek-v2-lite", "h100-sxm", Parallelism(), "sglang"),  # MLA + MoE
+    ("mixtral-8x7b", "hgx-h100-8", Parallelism(tp=4, pp=2), "tensorrt-llm"),
+])
+def test_decode_steps_equal_each_step(model, hw, par, stack):
+    sc = StepCoster(model, load_system(hw), parallel=par, stack=stack)
+    rng = np.random.default_rng(3)
+    ctx = rng.integers(1, 5000, 13).tolist()
+    K = 9
+    t, e, f, b = sc.decode_steps(ctx, K)
+    for k in range(K):
+        seqs = tuple((1, c + k) for c in ctx)
+        one, exact = sc.step(seqs), sc.exact(seqs)
+        assert (t[k], e[k], f[k], b[k]) == (one.time_s, one.energy_j, one.flops, one.bytes_main)
+        assert t[k] == pytest.approx(exact.time_s, rel=1e-9)
+        assert e[k] == pytest.approx(exact.energy_j, rel=1e-9)
+        assert f[k] == pytest.approx(exact.flops, rel=1e-9)
+        assert b[k] == pytest.approx(exact.bytes_main, rel=1e-9)
+
+
+def _both(n, monkeypatch, **kw):
+    used = []
+    real = StepCoster.count_steps
+    monkeypatch.setattr(StepCoster, "count_steps", lambda self, k: (used.append(k), real(self, k)))
+    out = []
+    for flag in (False, True):
+        Replica.decode_runs = flag
+        try:
+            out.append(simulate(load_trace("azure-conv-2023", limit=n), "h100-sxm", "llama-3.1-8b", **kw))
+        finally:
+            Replica.decode_runs = True
+    assert sum(used) > 0.3 * out[1].summary["steps"]  # most steps ran in decode runs
+    return out
+
+
+STATS = {"memo_hit_rate", "shape_memo_hit_rate", "graph_builds", "sim_wall_s", "steps_per_s", "peak_rss_mb"}
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"scheduler": "sarathi", "kv_capacity_tokens": 6000, "trace_speedup": 4.0},  # queueing, preemptions
+    {"kv_capacity_tokens": 6000, "preemption": "swap", "trace_speedup": 4.0},
+    {"replicas": 2, "router": "least-kv", "trace_speedup": 3.0, "prefix_caching": True},
+    {"until_s": 200.0, "stack": "ideal"},
+])
+def test_decode_runs_change_nothing(kw, monkeypatch):
+    """Every request's TTFT, TPOT, e2e, ITLs and every step of the timeline are those of one step per
+    event (to float rounding; in practice bit for bit)."""
+    slow, fast = _both(120, monkeypatch, **kw)
+    a, b = slow.requests, fast.requests
+    assert len(a) == len(b) > 0
+    for c in a.columns:
+        assert np.allclose(a[c].to_numpy(float), b[c].to_numpy(float), rtol=1e-12, atol=0, equal_nan=True), c
+    ta, tb = slow.timeline, fast.timeline
+    assert len(ta) == len(tb)
+    for c in ta.columns:
+        if ta[c].dtype.kind in "fi":
+            assert np.allclose(ta[c].to_numpy(float), tb[c].to_numpy(float), rtol=1e-12, atol=0), c
+    for k, v in slow.summary.items():
+        if k in STATS:
+            continue
+        w = fast.summary[k]
+        if isinstance(v, float) and not (isinstance(w, float) and math.isnan(w) and math.isnan(v)):
+            assert w == pytest.approx(v, rel=1e-9), k
+        elif not isinstance(v, float):
+            assert w == v, k
+    assert fast.summary["steps"] == slow.summary["steps"]
