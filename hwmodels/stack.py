@@ -48,6 +48,9 @@ KERNELS = Struct({
                                                    "model), nccl (NCCL's ring/tree x LL/LL128/Simple tuner model), "
                                                    "nccl-nvls (also NVLink SHARP in-switch reduction); default "
                                                    "alpha-beta"),
+    "moe_efficiency": F(Number(gt=0, le=1), doc="the MoE kernel's matrix-unit rate on the routed expert GEMMs as "
+                                                "a fraction of the chip's dense GEMM rate (the matrix efficiency "
+                                                "the chip file gives); default 1 (as fast as a dense GEMM)"),
     "source": F(Sources(), True, "where the kernel choices come from"),
 }, name="kernels")
 
@@ -104,6 +107,7 @@ class Stack:
     cuda_graph_max_batch: int | None = None
     softmax: str = "ideal"  # ideal | serial | overlapped (KERNELS['softmax'])
     collectives: str = "alpha-beta"  # COLLECTIVE_LIBRARIES (KERNELS['collectives'])
+    moe_efficiency: float = 1.0  # routed-expert GEMM rate over the dense GEMM rate (KERNELS['moe_efficiency'])
     moe_kernel: str | None = None
     gemm_kernel: str | None = None
     description: str | None = None
@@ -138,13 +142,15 @@ class Stack:
 
     def cost_options(self, options):
         """``options`` (sim.cost.CostOptions) with the stack's kernel facts where they are left at None
-        (the softmax of its attention kernels, its collective library)."""
+        (the softmax of its attention kernels, its collective library, its MoE kernel's efficiency)."""
         from dataclasses import replace
 
         if getattr(options, "softmax", "x") is None:
             options = replace(options, softmax=self.softmax)
         if getattr(options, "collectives", "x") is None:
             options = replace(options, collectives=self.collectives)
+        if getattr(options, "moe_efficiency", "x") is None:
+            options = replace(options, moe_efficiency=self.moe_efficiency)
         return options
 
     def describe(self) -> str:
@@ -153,7 +159,7 @@ class Stack:
     def to_dict(self) -> dict:
         return {"name": self.name, "software": self.software, "attention_prefill": self.attention_prefill,
                 "attention_decode": self.attention_decode, "moe": self.moe_kernel, "gemm": self.gemm_kernel,
-                "softmax": self.softmax, "collectives": self.collectives,
+                "softmax": self.softmax, "collectives": self.collectives, "moe_efficiency": self.moe_efficiency,
                 "step_overhead_s": self.step_overhead_s, "per_request_overhead_s": self.per_request_overhead_s,
                 "overlap": self.overlap, "cuda_graphs": self.cuda_graphs,
                 "cuda_graph_max_batch": self.cuda_graph_max_batch, "eager_launch_s": self.eager_launch_s,
@@ -193,6 +199,7 @@ def _build(v: dict, path: Path) -> Stack:
         name=v["name"], source=v["source"], attention_prefill=k["attention_prefill"],
         attention_decode=k["attention_decode"], moe_kernel=k.get("moe"), gemm_kernel=k.get("gemm"),
         softmax=k.get("softmax", "ideal"), collectives=k.get("collectives", "alpha-beta"),
+        moe_efficiency=float(k.get("moe_efficiency", 1.0)),
         step_overhead_s=r["step_overhead"], per_request_overhead_s=r["per_request_overhead"], overlap=r["overlap"],
         cuda_graphs=r["cuda_graphs"], cuda_graph_max_batch=r.get("cuda_graph_max_batch"),
         eager_launch_s=r["eager_launch"], chunked_prefill=s["chunked_prefill"],

@@ -28,7 +28,7 @@ from sim.validation.calibrate import calibrate
 from sim.validation.calibrated_file import write_calibrated as write_cal
 from sim.validation.compare import compare
 from sim.validation.measure import builtin_measurements, load_measurements, measure_to_csv, plan_cases
-from sim.validation.published import kernel_comparison, score_e2e
+from sim.validation.published import kernel_comparison, score_e2e, score_moe_kernels
 from sim.version import llmsim_version
 
 __all__ = ["build_report"]
@@ -171,6 +171,7 @@ def build_report(out_dir="docs/validation", report=None, measure_cpu=False, writ
     _gpu_sections(run)
     _collectives_section(run)
     _published_kernels_section(run)
+    _moe_kernels_section(run)
     _e2e_section(run)
     stack_section(run.body, run.facts, pct)
     _intervals_section(run, error_model)
@@ -430,6 +431,29 @@ def _published_kernels_section(run: _Run) -> None:
                {"catalog_err": lambda v: pct(v, True), "calibrated_err": lambda v: pct(v, True)})
     body.p("\n".join(f"{i + 1}. {s}" for i, s in enumerate(srcs)))
     facts["published_kernels"] = kt
+
+
+def _moe_kernels_section(run: _Run) -> None:
+    """4b. Published fused-MoE kernel times, under the measured engine's stack and the ideal one."""
+    body = run.body
+    body.h(2, "4b. Published fused-MoE kernel figures")
+    own, ideal = score_moe_kernels(), score_moe_kernels(stack="ideal")
+    srcs = list(dict.fromkeys(own["source"]))
+    rows = [{"case": f"{r['model']} on {r['hardware']} tp{r['tp']}", "tokens": int(r["tokens"]),
+             "measured": f"{r['measured_time_s'] * 1e6:.4g} us", "predicted": f"{r['predicted'] * 1e6:.4g} us",
+             "err": r["rel_error"], "ideal_err": ideal.iloc[i]["rel_error"],
+             "fit": "fitted" if "derive" in str(r.get("note", "")) else "",
+             "src": f"[{srcs.index(r['source']) + 1}]"} for i, r in enumerate(own.to_dict("records"))]
+    body.p("vLLM's Triton fused-MoE kernel (top-k softmax, align, both expert GEMMs, activation, top-k sum) timed by "
+           "others (`sim/validation/data/published/moe_kernels.csv`), predicted as one MoE layer's ops replayed from a "
+           "CUDA graph (`sim.validation.published.score_moe_kernels`) with the measured engine's stack (`vllm`: its "
+           "`kernels.moe_efficiency`, docs/stacks.md) and with `ideal` (expert GEMMs at the dense GEMM rate). Rows "
+           "marked `fitted` are the two the `vllm` profile's efficiency was derived from.")
+    body.table(rows, [("case", "model, hardware"), ("tokens", "tokens"), ("measured", "measured"),
+                      ("predicted", "predicted (vllm)"), ("err", "error (vllm)"), ("ideal_err", "error (ideal)"),
+                      ("fit", ""), ("src", "source")],
+               {"err": lambda v: pct(v, True), "ideal_err": lambda v: pct(v, True)})
+    body.p("\n".join(f"{i + 1}. {s}" for i, s in enumerate(srcs)))
 
 
 def _e2e_section(run: _Run) -> None:

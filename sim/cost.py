@@ -101,6 +101,9 @@ class CostOptions:
     # "alpha-beta" = one latency and bandwidth per tier; "nccl" = NCCL's algorithm x protocol choice;
     # "nccl-nvls" = the same with NVLink SHARP where the tier has in-network reduction (sim/collective.py)
     collectives: str | None = None
+    # the MoE kernel's matrix rate on routed expert GEMMs (GemmShape.routing set) as a fraction of the
+    # dense GEMM rate (the serving stack's kernels.moe_efficiency, docs/stacks.md); None or 1: the same
+    moe_efficiency: float | None = None
     # ((op kind, factor), ...): every op of that kind takes factor x its priced time (compute, memory,
     # comm and overhead alike); a key 'kind/bound' scales only the ops of that kind whose unscaled bound it
     # is (and wins over the kind's key); used to price the ends of a prediction interval. Empty: no scaling.
@@ -561,6 +564,8 @@ class CostModel:
         dt = op.compute_dtype
         sparse = getattr(op, "sparse", False) or (self.options.sparse and any(t.role == "weight" for t in op.tensors))
         rate = self._rate(dt, "matrix", sparse=sparse, size=op.flops_matrix)
+        if op.gemm.routing is not None and self.options.moe_efficiency is not None:
+            rate = rate * self.options.moe_efficiency  # the MoE kernel's own efficiency (serving stack)
         vrate = self._rate(dt, "vector", size=op.flops_vector) if op.flops_vector else 0.0
         cols0 = self._traffic(op, False)
         flops = op.flops_matrix + op.flops_vector

@@ -913,7 +913,9 @@ class _Builder:
         n_grp = max(1, round(touched))
         m = max(1, math.ceil(rows / max(touched, 1e-9)))
         i_c = mi // split
-        route = (int(tokens), local) if rows == routed else None
+        # the routing the cost model pads per expert: tokens scaled so that the chip's experts expect
+        # exactly ``rows`` rows (the busiest rank's load, times the imbalance factor)
+        route = (max(1, round(rows / sum(local))), local)
         self.gemm("moe.experts.gate_up", tag, count, m, 2 * i_c, h, batch=n_grp, rows=rows,
                   w_elems=touched * 2 * i_c * h, routing=route)
         self.eltwise("moe.experts.act", "elementwise", tag, count, rows * i_c, SILU_GATED_FLOPS, inputs=2)

@@ -40,6 +40,11 @@ E2E_COLUMNS = ("model", "hardware", "tp", "batch", "input_len", "output_len", "q
 METRICS = {"output_throughput_tok_s": "output tokens/s", "e2e_s": "end-to-end latency (s)",
            "ttft_s": "time to first token (s)", "tpot_s": "time per output token (s)"}
 DEFAULT_OPTIONS = CostOptions()
+MOE_KERNELS = os.path.join(DATA, "moe_kernels.csv")
+# the ops of one MoE layer a fused-MoE call runs, given the router's logits (vLLM's fused_moe:
+# top-k softmax, align, the two expert GEMMs and the activation, the top-k weighted sum)
+FUSED_MOE_OPS = ("moe.topk", "moe.align", "moe.experts.gate_up", "moe.experts.act", "moe.experts.down",
+                 "moe.combine")
 
 
 def load_e2e(path: str = E2E) -> pd.DataFrame:
@@ -108,9 +113,36 @@ def score_e2e(df: pd.DataFrame | None = None, *, chips: dict | None = None, syst
     return df
 
 
+def score_moe_kernels(path: str = MOE_KERNELS, stack=None) -> pd.DataFrame:
+    """Published fused-MoE kernel times (``moe_kernels.csv``) against the cost model: one MoE layer's
+    FUSED_MOE_OPS for ``tokens`` tokens on one chip of ``tp``, kernels replayed from a CUDA graph (as
+    vLLM's benchmark_moe.py times them), priced with ``stack``'s kernel facts (None: each row's
+    ``stack`` column, else the default stack). Adds ``predicted``, ``rel_error``, ``stack_used``."""
+    from hwmodels.stack import load_stack
+    from sim.cost import CostModel
+    from workloads.graph import Batch, build_graph
+    from workloads.parallel import Parallelism
+
+    df = pd.read_csv(path, dtype={"source": str, "note": str, "stack": str}, keep_default_na=False)
+    pred, used = [], []
+    for r in df.to_dict("records"):
+        st = load_stack(stack if stack is not None else (str(r.get("stack") or "").strip() or DEFAULT_STACK))
+        used.append(st.name)
+        g = build_graph(str(r["model"]), Batch.decode(int(r["tokens"]), 1), str(r["quant"]),
+                        Parallelism(tp=int(r["tp"])))
+        cm = CostModel(load_hardware(str(r["hardware"])), st.cost_options(CostOptions(cuda_graphs=True)))
+        pred.append(sum(cm.op_cost(o).time_s for o in g.ops if o.layer != "pre" and o.layer != "post"
+                        and o.name in FUSED_MOE_OPS))
+    df["predicted"] = pred
+    df["stack_used"] = used
+    df["rel_error"] = (df["predicted"] - df["measured_time_s"].astype(float)) / df["measured_time_s"].astype(float)
+    return df
+
+
 def kernel_comparison(hw: str | None = None, options: CostOptions = DEFAULT_OPTIONS, hardware: dict | None = None):
     """The published kernel rows scored like any measurement file (a Comparison)."""
     return compare(load_measurements(KERNELS), hw, options=options, hardware=hardware)
 
 
-__all__ = ["E2E", "KERNELS", "METRICS", "kernel_comparison", "load_e2e", "score_e2e"]
+__all__ = ["E2E", "KERNELS", "METRICS", "MOE_KERNELS", "kernel_comparison", "load_e2e", "score_e2e",
+           "score_moe_kernels"]

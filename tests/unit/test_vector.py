@@ -200,6 +200,7 @@ def test_every_option_and_op_kind_through_both_entry_points():
     variants.append(CostOptions(kind_scale=(("gemm", 1.3), ("gemm/memory", 0.6), ("norm/overhead", 3.0))))
     variants += [CostOptions(softmax="serial"), CostOptions(softmax="overlapped")]  # the special-function unit
     variants += [CostOptions(collectives="nccl"), CostOptions(collectives="nccl-nvls")]  # NCCL's algorithm choice
+    variants.append(CostOptions(moe_efficiency=0.75))  # the MoE kernel's rate on routed expert GEMMs
     covered = {f.name for f in fields if any(getattr(v, f.name) != f.default for v in variants)}
     assert covered == {f.name for f in fields}, "a CostOptions field is not exercised"
     hw = random_points(system, 40, seed=7)
