@@ -44,7 +44,7 @@ def reliability_plot(kernel_cv: pd.DataFrame, e2e_cv: pd.DataFrame, stem, format
 def section(cals: dict, chips_cal: dict, systems_cal: dict, out: Path, rel: str, error_model=None,
             log=print) -> tuple[str, list, dict]:
     """(markdown of the section, paths written, facts for the summary)."""
-    from sim.validation.errormodel import (FALLBACK, MIN_ROWS, build_error_model, coverage_table,
+    from sim.validation.errormodel import (FALLBACK, MIN_ROWS, SIZE_EDGES, build_error_model, coverage_table,
                                            write_error_model)
 
     data, ev = build_error_model(cals, chips_cal, systems_cal, log=log)
@@ -66,30 +66,42 @@ def section(cals: dict, chips_cal: dict, systems_cal: dict, out: Path, rel: str,
         f"efficiencies = state none; the catalog file = its own calibration state ({catalog_states}); the "
         f"calibrated file = measured; a state without rows of its own reads another's cells: "
         f"{', '.join(f'{a} -> {b}' for a, b in data.get('state_fallback', {}).items()) or 'none'}), per cell (state, hardware family, "
-        f"op kind, bound) with at least {MIN_ROWS} rows, else the first of the fallbacks "
-        f"{' > '.join(FALLBACK)}. Coverage below is measured on rows **held out from fitting the error model**: "
+        f"op kind, bound, size) with at least {MIN_ROWS} rows, else the first of the fallbacks "
+        f"{' > '.join(FALLBACK)} (a level naming the size tries the op's bucket, then the nearest buckets; the size "
+        f"is log10 of the predicted time of one call, cut at {', '.join(f'{x:g}' for x in SIZE_EDGES)}). Coverage below is measured on rows **held out from fitting the error model**: "
         f"kernel rows in 5 folds split by configuration (the Vidur model a row was profiled for; the shape for "
         f"CPU and NCCL rows), end-to-end rows leaving one (model, hardware, tp) configuration out. Width is "
-        f"(hi - lo) / predicted. Target: an 80% interval covers 70-90% of the measured values.")
+        f"(hi - lo) / predicted, and (hi - lo) / measured beside it (a biased prediction, e.g. an embedding gather "
+        f"measured several times slower than predicted, has a wide range relative to its point even when the range "
+        f"is narrow relative to the run). Target: an 80% interval covers 70-90% of the measured values.")
     lines.append("")
     lines.append("Kernel rows, 80% intervals:")
     lines.append("")
-    lines.append("| state | op kind | rows | coverage | median width |")
-    lines.append("|---|---|---:|---:|---:|")
+    lines.append("| state | op kind | rows | coverage | median width | median width of measured |")
+    lines.append("|---|---|---:|---:|---:|---:|")
     for r in kt.to_dict("records"):
-        lines.append(f"| {r['state']} | {r['kind']} | {r['n']:,} | {_pct(r['coverage'])} | {_pct(r['median_width'])} |")
+        lines.append(f"| {r['state']} | {r['kind']} | {r['n']:,} | {_pct(r['coverage'])} | {_pct(r['median_width'])} "
+                     f"| {_pct(r.get('median_width_of_measured'))} |")
     lines.append("")
+    lines += _size_table(ev["kernel_cv"])
     if not et.empty:
         lines.append("Published end-to-end rows (TTFT, e2e latency, output throughput; `llmsim predict` intervals "
                      "with the step shrink and the engine term refitted without the held-out configuration), 80% "
                      "intervals:")
         lines.append("")
-        lines.append("| state | rows | coverage | median width |")
-        lines.append("|---|---:|---:|---:|")
+        lines.append("| state | rows | coverage | median width | median width of measured |")
+        lines.append("|---|---:|---:|---:|---:|")
         for r in et.to_dict("records"):
-            lines.append(f"| {r['state']} | {r['n']} | {_pct(r['coverage'])} | {_pct(r['median_width'])} |")
+            lines.append(f"| {r['state']} | {r['n']} | {_pct(r['coverage'])} | {_pct(r['median_width'])} | "
+                         f"{_pct(r.get('median_width_of_measured'))} |")
         allc = ev["e2e_cv"][np.isclose(ev["e2e_cv"]["level"], 0.8)]
-        lines.append(f"| all | {len(allc)} | {_pct(allc['covered'].mean())} | {_pct(allc['width'].median())} |")
+        lines.append(f"| all | {len(allc)} | {_pct(allc['covered'].mean())} | {_pct(allc['width'].median())} | "
+                     f"{_pct(allc['width_of_measured'].median())} |")
+        lines.append("")
+        mt = coverage_table(ev["e2e_cv"], by=("metric",))
+        lines.append("By metric (all states): " + "; ".join(
+            f"{r['metric']}: {r['n']} rows, coverage {_pct(r['coverage'])}, median width {_pct(r['median_width'])}"
+            for r in mt.to_dict("records")) + ".")
         lines.append("")
     eng = data["engine"]
     lines.append("End-to-end (engine) term, ln(measured / kernel-model median) in time terms: " + "; ".join(
@@ -114,6 +126,25 @@ def section(cals: dict, chips_cal: dict, systems_cal: dict, out: Path, rel: str,
     facts = {"kernel": kt, "e2e": et, "widening": w["factor"],
              "kinds_in_band": int(((k80["coverage"] >= 0.7) & (k80["coverage"] <= 0.9)).sum()), "kinds": len(k80)}
     return "\n".join(lines) + "\n", written, facts
+
+
+def _size_table(kernel_cv: pd.DataFrame) -> list[str]:
+    """Coverage and median width per op kind and size bucket (80 % intervals, the catalog's class-default and
+    the calibrated measured states)."""
+    from sim.validation.errormodel import coverage_table
+
+    if "size" not in kernel_cv.columns:
+        return []
+    t = coverage_table(kernel_cv[kernel_cv["state"].isin(("class-default", "measured"))], by=("kind", "size", "state"))
+    t = t[t["kind"] != "all"]
+    lines = ["By size bucket (log10 of the predicted time of one call, s), 80% intervals, coverage / median width:", "",
+             "| op kind | size | rows | class-default | measured |", "|---|---|---:|---:|---:|"]
+    for (kind, size), g in t.groupby(["kind", "size"], sort=True):
+        by = {r["state"]: r for r in g.to_dict("records")}
+        cell = [f"{_pct(by[s]['coverage'])} / {_pct(by[s]['median_width'])}" if s in by else "–"
+                for s in ("class-default", "measured")]
+        lines.append(f"| {kind} | {size} | {max(r['n'] for r in by.values()):,} | {cell[0]} | {cell[1]} |")
+    return lines + [""]
 
 
 __all__ = ["reliability_plot", "section"]

@@ -158,34 +158,57 @@ class ErrorModel:
         self.shrink = float(data.get("step_shrink", {}).get("factor", 1.0))
         self.state_fallback = dict(data.get("state_fallback", {}))
         self.kind_proxy = dict(data.get("kind_proxy", {}))
+        # size buckets: log10 of an op's predicted time (seconds, one execution), cut at these edges
+        self.size_edges = tuple(float(x) for x in (data.get("size_buckets") or {}).get("log10_time_edges", ()))
+
+    def size_of(self, time_s) -> str:
+        """The size bucket of an op predicted to take ``time_s`` (one execution): ``'<e0'``, ``'e0..e1'``, ...,
+        ``'>=eN'`` (log10 seconds); ``'*'`` when the file has no buckets or the time is unknown."""
+        if not self.size_edges or time_s is None or not (time_s > 0 and math.isfinite(time_s)):
+            return "*"
+        return size_label(math.log10(time_s), self.size_edges)
 
     @classmethod
     def load(cls, path: str | None = None) -> ErrorModel:
         return _load(os.path.abspath(path or DATA))
 
-    def keys_for(self, state: str, family: str, kind: str, bound: str) -> list[tuple[str, str]]:
+    def keys_for(self, state: str, family: str, kind: str, bound: str, size: str = "*") -> list[tuple[str, str]]:
         kind = self.kind_map.get(kind, kind)
-        parts = {"state": state, "family": family, "kind": kind, "bound": bound or "*"}
+        parts = {"state": state, "family": family, "kind": kind, "bound": bound or "*", "size": size or "*"}
         out = []
         for lvl in self.fallback:
-            names = lvl.split("/")
-            vals = [parts[n] if n in parts else "*" for n in names]
-            vals += ["*"] * (4 - len(vals))
-            out.append(("|".join(vals), lvl))
+            if "size" not in lvl.split("/"):
+                out.append((cell_key(lvl, parts), lvl))
+            elif parts["size"] != "*":
+                # the op's bucket, then the nearest buckets (the residuals drift with size: a bucket next
+                # to the op's describes it better than all sizes pooled)
+                out += [(cell_key(lvl, dict(parts, size=b)), lvl + ("" if b == parts["size"] else " (nearest size)"))
+                        for b in self.nearest_sizes(parts["size"])]
         return out
 
+    def nearest_sizes(self, size: str) -> list[str]:
+        """The size buckets ordered by distance from ``size`` (itself first, the smaller of two equally near
+        first); ``[size]`` when it is not one of the file's buckets."""
+        labels = size_labels(self.size_edges)
+        if size not in labels:
+            return [size]
+        i = labels.index(size)
+        return sorted(labels, key=lambda b: (abs(labels.index(b) - i), labels.index(b)))
+
     def cell(self, state: str, family: str, kind: str, bound: str = "*", chip_name: str | None = None,
-             _widen: float = 1.0) -> Cell:
+             _widen: float = 1.0, size: str = "*") -> Cell:
         """The first cell of the fallback hierarchy that has enough rows; widened around its median by the
-        unseen-chip factor when ``chip_name`` is not in the record. A kind with a proxy (``kind_proxy``:
+        unseen-chip factor when ``chip_name`` is not in the record. ``size``: the op's size bucket
+        (``size_of(time_s)``; '*' skips the levels that need it). A kind with a proxy (``kind_proxy``:
         attention reads GEMM cells) that has no cell of its own on the family reads its proxy's cells of
-        the same bound, widened by the same factor (a kind the record does not cover)."""
+        the same bound and size, widened by the same factor (a kind the record does not cover)."""
         if state not in STATES:
             raise SpecError(f"unknown calibration state {state!r}; known: {', '.join(STATES)}")
-        keys = self.keys_for(state, family, kind, bound)
+        keys = self.keys_for(state, family, kind, bound, size)
         proxy = self.kind_proxy.get(self.kind_map.get(kind, kind))
-        if proxy and not any(k in self.cells for k, _ in keys[:2]):
-            return self.cell(state, family, proxy, bound, chip_name, _widen * self.widening)
+        own = [k for k, lvl in keys if {"family", "kind"} <= set(lvl.split("/"))]
+        if proxy and not any(k in self.cells for k in own):
+            return self.cell(state, family, proxy, bound, chip_name, _widen * self.widening, size)
         for key, lvl in keys:
             if key in self.cells:
                 q = self.cells[key]
@@ -195,13 +218,39 @@ class ErrorModel:
                     q = med + w * (q - med)
                 return Cell(key, lvl + (" (proxy)" if _widen != 1.0 else ""), self.counts[key], q, w, self.probs)
         if state in self.state_fallback:
-            return self.cell(self.state_fallback[state], family, kind, bound, chip_name, _widen)
+            return self.cell(self.state_fallback[state], family, kind, bound, chip_name, _widen, size)
         raise SpecError(f"{self.path}: no cell for state {state!r} at any fallback level (a broken error model file)")
 
     def engine_term(self, state: str) -> tuple[float, float]:
         """(mu, sd) of the end-to-end log factor for ``state`` (0, 0 when the file has none)."""
         e = self.engine.get(state) or self.engine.get(self.state_fallback.get(state, "")) or self.engine.get("*") or {}
         return float(e.get("mu", 0.0)), float(e.get("sd_pred", 0.0))
+
+
+def cell_key(level: str, parts: dict) -> str:
+    """A cell's key: the level's names (state/family/kind/bound[/size], '*' for any) filled from ``parts``,
+    padded to state|family|kind|bound; a level that names the size adds it as a fifth part."""
+    names = level.split("/")
+    vals = [str(parts[n]) if n in parts else "*" for n in names]
+    vals += ["*"] * (4 - len(vals))
+    return "|".join(vals)
+
+
+def size_labels(edges) -> list[str]:
+    """Every bucket of ``edges``, smallest first."""
+    if not edges:
+        return []
+    return [f"<{edges[0]:g}"] + [f"{a:g}..{b:g}" for a, b in zip(edges, edges[1:])] + [f">={edges[-1]:g}"]
+
+
+def size_label(log10_t: float, edges) -> str:
+    """The bucket of a log10 time among ``edges`` (ascending): '<e0', 'e0..e1', ..., '>=eN'."""
+    if not edges:
+        return "*"
+    i = int(np.searchsorted(np.asarray(edges, dtype=float), log10_t, side="right"))
+    if i == 0:
+        return f"<{edges[0]:g}"
+    return f">={edges[-1]:g}" if i == len(edges) else f"{edges[i - 1]:g}..{edges[i]:g}"
 
 
 @functools.lru_cache(maxsize=4)
@@ -272,18 +321,19 @@ def _normal_table() -> tuple[np.ndarray, np.ndarray]:
 
 def kind_factors(model: ErrorModel, groups, state: str, family: str, chip_name: str | None,
                  draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
-    """(factors (draws x len(groups)), engine (draws,)): multipliers of each (kind, bound) group's time.
+    """(factors (draws x len(groups)), engine (draws,)): multipliers of each (kind, bound[, size]) group's time.
 
-    Groups of one kind share its uniform draw (one factor per kind and chip, read through each bound
-    cell's quantiles); kinds are independent. The engine factor is lognormal with the state's
+    Groups of one kind share its uniform draw (one factor per kind and chip, read through each bound and
+    size cell's quantiles: comonotone); kinds are independent. The engine factor is lognormal with the state's
     end-to-end (mu, sd).
     """
     rng = np.random.default_rng(seed)
-    kinds = sorted({model.kind_map.get(k, k) for k, _ in groups})
+    kinds = sorted({model.kind_map.get(g[0], g[0]) for g in groups})
     u = _uniforms(rng, draws, len(kinds) + 1)
     out = np.ones((draws, len(groups)))
-    for j, (k, b) in enumerate(groups):
-        c = model.cell(state, family, k, b, chip_name)
+    for j, g in enumerate(groups):
+        k, b = g[0], g[1]
+        c = model.cell(state, family, k, b, chip_name, size=g[2] if len(g) > 2 else "*")
         x = c.quantile(u[:, kinds.index(model.kind_map.get(k, k))])
         if model.shrink != 1.0:  # the share of a cell's spread a whole step keeps (docs/uncertainty.md)
             med = float(c.quantile(0.5))
@@ -293,8 +343,13 @@ def kind_factors(model: ErrorModel, groups, state: str, family: str, chip_name: 
     return out, np.exp(mu + sd * np.interp(u[:, -1], *_normal_table()))
 
 
-def _phase_ratio(gc, groups, factors, overlap: bool):
-    """Per draw: (time ratio, energy ratio) of one step whose (kind, bound) groups are scaled."""
+def _group(model: ErrorModel, c) -> tuple:
+    """The (kind, bound, size bucket) cell group of a priced op (an OpCost)."""
+    return c.kind, c.bound, model.size_of(c.time_s)
+
+
+def _phase_ratio(gc, groups, factors, overlap: bool, model: ErrorModel):
+    """Per draw: (time ratio, energy ratio) of one step whose (kind, bound, size) groups are scaled."""
     from sim.cost import CostOptions
     from sim.estimate import stage_time
 
@@ -306,7 +361,7 @@ def _phase_ratio(gc, groups, factors, overlap: bool):
     t_by: dict = {}
     e_by: dict = {}
     for c in gc.ops:
-        g = (c.kind, c.bound)
+        g = _group(model, c)
         t_by[g] = t_by.get(g, 0.0) + c.time_s * c.count
         e_by[g] = e_by.get(g, 0.0) + c.energy_j * c.count
     for g, t in t_by.items():
@@ -323,13 +378,13 @@ def _phase_ratio(gc, groups, factors, overlap: bool):
     return ratio, (energy / eb if eb > 0 else np.ones_like(comp))
 
 
-def _groups(*gcs) -> list:
+def _groups(model: ErrorModel, *gcs) -> list:
     seen: dict = {}
     for gc in gcs:
         if gc is None:
             continue
         for c in gc.ops:
-            seen[(c.kind, c.bound)] = None
+            seen[_group(model, c)] = None
     return list(seen)
 
 
@@ -345,13 +400,13 @@ def metric_samples(pred, state: str, family: str, chip_name: str | None = None, 
     power for longer) and takes no engine factor.
     """
     model = model or ErrorModel.load()
-    groups = _groups(pred.prefill, pred.decode)
+    groups = _groups(model, pred.prefill, pred.decode)
     f, eng = kind_factors(model, groups, state, family, chip_name, draws, seed)
     if not engine:
         eng = np.ones(draws)
-    r_pre, e_pre = _phase_ratio(pred.prefill, groups, f, overlap_comm) if pred.prefill is not None \
+    r_pre, e_pre = _phase_ratio(pred.prefill, groups, f, overlap_comm, model) if pred.prefill is not None \
         else (np.ones(draws), np.ones(draws))
-    r_dec, e_dec = _phase_ratio(pred.decode, groups, f, overlap_comm) if pred.decode is not None \
+    r_dec, e_dec = _phase_ratio(pred.decode, groups, f, overlap_comm, model) if pred.decode is not None \
         else (np.ones(draws), np.ones(draws))
     ttft = pred.ttft_s * r_pre * eng
     decode = (pred.e2e_s - pred.ttft_s) * r_dec * eng
@@ -419,7 +474,8 @@ def describe(hw, options=None, model: ErrorModel | None = None) -> dict:
 
 def op_intervals(kinds, bounds, times, hw_objs, level: float = DEFAULT_LEVEL, *, use_efficiency: bool = True,
                  model: ErrorModel | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(lo, hi) arrays for per-op times (``sim.ops`` rows): each op's cell, widened to contain the point;
+    """(lo, hi) arrays for per-op times (``sim.ops`` rows): each op's cell (its size bucket from its time),
+    widened to contain the point;
     NaN where the time is NaN or the hardware object is missing."""
     level = check_level(level)
     model = model or ErrorModel.load()
@@ -431,10 +487,11 @@ def op_intervals(kinds, bounds, times, hw_objs, level: float = DEFAULT_LEVEL, *,
         if hw is None or not (isinstance(t, (int, float)) and math.isfinite(t)):
             continue
         chip = getattr(hw, "chip", hw)
-        key = (id(chip), kinds[i], bounds[i])
+        size = model.size_of(t)
+        key = (id(chip), kinds[i], bounds[i], size)
         if key not in cache:
             c = model.cell(calibration_state(chip, use_efficiency), chip_family(chip), kinds[i], bounds[i] or "*",
-                           record_name(chip))
+                           record_name(chip), size=size)
             cache[key] = factor_interval(c, level)
         a, b = cache[key]
         lo[i], hi[i] = t * a, t * b
@@ -457,21 +514,37 @@ def overlap(a: list, b: list) -> bool:
 
 
 def _draw_setup(pred, hw, options, model, draws, seed):
-    """(e2e draws, per-(kind, bound) factors, engine factors, groups) of a prediction."""
+    """(e2e draws, per-group factors, engine factors, groups, each group's time in one request) of a prediction."""
     model = model or ErrorModel.load()
     chip = _chip(hw)
     use_eff = True if options is None else options.use_efficiency
     state, fam, name = calibration_state(chip, use_eff), chip_family(chip), record_name(chip)
-    groups = _groups(pred.prefill, pred.decode)
+    groups = _groups(model, pred.prefill, pred.decode)
     f, eng = kind_factors(model, groups, state, fam, name, draws, seed)
     s = metric_samples(pred, state, fam, name, model=model, overlap_comm=bool(getattr(options, "overlap_comm", False)),
                        draws=draws, seed=seed)["e2e_s"]
-    return s, f, eng, groups
+    # a request's time per group: the prefill step once, the mean decode step once per decode step
+    steps = (pred.e2e_s - pred.ttft_s) / pred.decode.time_s if pred.decode is not None and pred.decode.time_s > 0 \
+        else 0.0
+    t_by: dict = {}
+    for gc, w in ((pred.prefill, 1.0), (pred.decode, steps)):
+        for c in (gc.ops if gc is not None else ()):
+            g = _group(model, c)
+            t_by[g] = t_by.get(g, 0.0) + w * c.time_s * c.count
+    return s, f, eng, groups, t_by
 
 
-def _draw_kinds(j: int, f, groups) -> tuple:
-    """Draw ``j``'s factors as ``CostOptions.kind_scale`` entries: one ``kind/bound`` key per cell group."""
-    return tuple(sorted((f"{k}/{b}", float(f[j, gi])) for gi, (k, b) in enumerate(groups)))
+def _draw_kinds(j: int, f, groups, t_by) -> tuple:
+    """Draw ``j``'s factors as ``CostOptions.kind_scale`` entries, one ``kind/bound`` key per (kind, bound):
+    its size buckets' factors weighted by their time in one request."""
+    acc: dict = {}
+    for gi, g in enumerate(groups):
+        a = acc.setdefault(f"{g[0]}/{g[1]}", [0.0, 0.0, 0.0])
+        t = t_by.get(g, 0.0)
+        a[0] += t * float(f[j, gi])
+        a[1] += t
+        a[2] = float(f[j, gi]) if a[1] == 0 else a[2]
+    return tuple(sorted((k, a[0] / a[1] if a[1] > 0 else a[2]) for k, a in acc.items()))
 
 
 def quantile_draw(pred, hw, q: float, *, options=None, model: ErrorModel | None = None, draws: int = DEFAULT_DRAWS,
@@ -480,10 +553,10 @@ def quantile_draw(pred, hw, q: float, *, options=None, model: ErrorModel | None 
     (for re-running the serving simulator at an interval's ends): ((kind, factor), ...) and the draw's
     engine factor. The factors are keyed ``kind/bound`` (each cell group's own factor; CostOptions.kind_scale
     applies them by the op's bound)."""
-    s, f, eng, groups = _draw_setup(pred, hw, options, model, draws, seed)
+    s, f, eng, groups, t_by = _draw_setup(pred, hw, options, model, draws, seed)
     order = np.argsort(s)
     j = int(order[min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))])
-    return _draw_kinds(j, f, groups), float(eng[j])
+    return _draw_kinds(j, f, groups, t_by), float(eng[j])
 
 
 def slow_end_scales(pred, hw, level: float, *, options=None, model: ErrorModel | None = None,
@@ -495,14 +568,14 @@ def slow_end_scales(pred, hw, level: float, *, options=None, model: ErrorModel |
     end is the point itself. As ``level`` goes to 0 the high end goes to the point, so the scaling goes to
     none; a higher level never gives a faster end."""
     level = check_level(level)
-    s, f, eng, groups = _draw_setup(pred, hw, options, model, draws, seed)
+    s, f, eng, groups, t_by = _draw_setup(pred, hw, options, model, draws, seed)
     point = float(pred.e2e_s)
     hi = central_interval(s, point, level)[1]
     if not point > 0 or hi <= point:
         return (), 1.0
     above = np.flatnonzero(s >= hi * (1 - 1e-12))
     j = int(above[np.argmin(s[above])]) if above.size else int(np.argmax(s))
-    return tuple((k, x * float(eng[j])) for k, x in _draw_kinds(j, f, groups)), float(s[j] / point)
+    return tuple((k, x * float(eng[j])) for k, x in _draw_kinds(j, f, groups, t_by)), float(s[j] / point)
 
 
 __all__ = ["DEFAULT_LEVEL", "ErrorModel", "INTERVAL_METRICS", "STATES", "calibration_state", "central_interval",

@@ -7,7 +7,8 @@ each row priced three ways) and the published end-to-end rows:
   ``catalog_s`` (the catalog file with its published efficiencies) the **published** state,
   ``calibrated_s`` (fitted on other shapes, scored on this held-out fold) the **measured** state;
 - a row's residual is ``ln(measured / predicted)``; its cell is (state, hardware family, op kind,
-  bound), its configuration (for splits) the Vidur model it was profiled for, else its shape.
+  bound, size bucket of the predicted time), its configuration (for splits) the Vidur model it was
+  profiled for, else its shape.
 
 Per cell the file keeps quantiles of the residual at ``PROBS``; a cell needs ``MIN_ROWS`` rows, else
 the lookup falls back along ``FALLBACK``. Chips not in the record get their quantiles widened about
@@ -31,12 +32,16 @@ import numpy as np
 import pandas as pd
 
 from sim.version import llmsim_version
-from sim.uncertainty import (ErrorModel, central_interval, chip_family, factor_interval, metric_samples,
-                             record_name, row_kind)
+from sim.uncertainty import (ErrorModel, cell_key, central_interval, chip_family, factor_interval, metric_samples,
+                             record_name, row_kind, size_label)
 
 PROBS = tuple(round(x, 4) for x in np.linspace(0.005, 0.995, 199))
 MIN_ROWS = 20
-FALLBACK = ("state/family/kind/bound", "state/family/kind", "state/*/kind", "state/family", "state")
+FALLBACK = ("state/family/kind/bound/size", "state/family/kind/*/size", "state/family/kind/bound", "state/family/kind",
+            "state/*/kind/*/size", "state/*/kind", "state/family", "state")
+#: size buckets: log10 of a row's predicted time (seconds, one kernel call) in the pricing of its state, cut here
+#: (small launch-bound ops and big streaming ones miss in different ways; the prediction knows its own time)
+SIZE_EDGES = (-5.0, -4.5, -4.0, -3.5, -3.0)
 #: graph op kinds without validation rows of their own, and the kind whose rows stand in for them
 KIND_MAP = {"sampling": "elementwise", "router": "elementwise", "dequant": "elementwise"}
 #: how each pricing of a held-out row maps to a calibration state (catalog: the catalog chip's own state)
@@ -97,34 +102,34 @@ def kernel_residuals(cals: dict) -> pd.DataFrame:
                 "source": label, "chip": record_name(chip), "family": chip_family(chip), "state": state,
                 "pricing": col[:-2],
                 "kind": np.asarray(kinds)[ok], "bound": t["bound"].astype(str).to_numpy()[ok] if "bound" in t else "*",
-                "group": group.to_numpy()[ok], "log_f": np.log(m[ok] / p[ok])}))
+                "group": group.to_numpy()[ok], "log_f": np.log(m[ok] / p[ok]), "pred_s": p[ok],
+                "size": [size_label(x, SIZE_EDGES) for x in np.log10(p[ok])]}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["source", "chip", "family", "state", "kind", "bound", "group", "log_f", "pricing"])
+        columns=["source", "chip", "family", "state", "kind", "bound", "group", "log_f", "pricing", "pred_s", "size"])
 
 
 def _level_columns(level: str) -> list[str]:
     return [c for c in level.split("/") if c != "*"]
 
 
-def _key(level: str, vals: dict) -> str:
-    names = level.split("/")
-    parts = [vals[n] if n in vals else "*" for n in names] + ["*"] * (4 - len(names))
-    return "|".join(str(x) for x in parts)
+def _with_size(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows if "size" in rows.columns else rows.assign(size="*")
 
 
 def fit_cells(rows: pd.DataFrame, min_rows: int = MIN_ROWS) -> dict:
     """{key: {"n", "q"}}: quantiles of log_f per cell of every fallback level with at least ``min_rows``
     rows (the last level, a whole state, is kept whatever its size)."""
     cells: dict = {}
+    rows = _with_size(rows)
     for i, level in enumerate(FALLBACK):
         cols = _level_columns(level)
         last = i == len(FALLBACK) - 1
         for vals, g in rows.groupby(cols, sort=True):
             vals = vals if isinstance(vals, tuple) else (vals,)
-            if len(g) < (1 if last else min_rows):
+            if len(g) < (1 if last else min_rows) or ("size" in cols and dict(zip(cols, vals))["size"] == "*"):
                 continue
             q = np.quantile(g["log_f"].to_numpy(float), PROBS)
-            cells[_key(level, dict(zip(cols, vals)))] = {"n": int(len(g)), "q": [round(float(x), 5) for x in q]}
+            cells[cell_key(level, dict(zip(cols, vals)))] = {"n": int(len(g)), "q": [round(float(x), 5) for x in q]}
     return cells
 
 
@@ -132,19 +137,25 @@ def model_from(cells: dict, chips=(), widening: float = 1.0, engine: dict | None
     return ErrorModel({"probs": list(PROBS), "cells": cells, "fallback": list(FALLBACK), "kind_map": KIND_MAP,
                        "state_fallback": STATE_FALLBACK, "kind_proxy": KIND_PROXY,
                        "chips_in_record": sorted(chips), "unseen_chip_widening": {"factor": widening},
-                       "engine": engine or {}})
+                       "engine": engine or {},
+                       "size_buckets": {"log10_time_edges": list(SIZE_EDGES),
+                                        "what": "log10 of an op's predicted time (seconds, one execution) in the "
+                                                "pricing of its state; a cell level naming 'size' holds one bucket"}})
 
 
 def score_rows(model: ErrorModel, rows: pd.DataFrame, levels=LEVELS, unseen: bool = False) -> pd.DataFrame:
     """Per row and level: covered (bool) and width ((hi - lo) / point) of its cell's interval."""
     out = []
-    for (state, fam, kind, bound), g in rows.groupby(["state", "family", "kind", "bound"], sort=False):
-        cell = model.cell(state, fam, kind, bound, chip_name="<unseen>" if unseen else None)
+    rows = _with_size(rows)
+    for (state, fam, kind, bound, size), g in rows.groupby(["state", "family", "kind", "bound", "size"], sort=False):
+        cell = model.cell(state, fam, kind, bound, chip_name="<unseen>" if unseen else None, size=size)
         f = np.exp(g["log_f"].to_numpy(float))
         for lv in levels:
             lo, hi = factor_interval(cell, lv)
-            out.append(pd.DataFrame({"state": state, "kind": kind, "level": lv, "covered": (f >= lo) & (f <= hi),
-                                     "width": hi - lo, "cell": cell.level, "idx": g.index}))
+            out.append(pd.DataFrame({"state": state, "kind": kind, "size": size, "level": lv,
+                                     "covered": (f >= lo) & (f <= hi), "width": hi - lo,
+                                     "width_of_measured": (hi - lo) / f, "cell": cell.level,
+                                     "idx": g.index}))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
@@ -293,6 +304,7 @@ def e2e_coverage(items: list[dict], kernel_data: dict, levels=LEVELS) -> pd.Data
                 lo, hi = central_interval(s, point, lv)
                 rows.append({"state": it["state"], "config": cfg, "case": it["case"], "metric": it["metric"],
                              "level": lv, "covered": lo <= it["measured"] <= hi, "width": (hi - lo) / point,
+                             "width_of_measured": (hi - lo) / it["measured"],
                              "lo": lo, "hi": hi, "point": point, "measured": it["measured"]})
     return pd.DataFrame(rows)
 
@@ -359,18 +371,24 @@ def write_error_model(data: dict, path) -> Path:
     return p
 
 
+def _summary(g: pd.DataFrame) -> dict:
+    d = {"n": len(g), "coverage": float(g["covered"].mean()), "median_width": float(g["width"].median())}
+    if "width_of_measured" in g.columns:
+        d["median_width_of_measured"] = float(g["width_of_measured"].median())
+    return d
+
+
 def coverage_table(cv: pd.DataFrame, level: float = 0.8, by=("state", "kind")) -> pd.DataFrame:
-    """Rows, coverage and median width at ``level`` per group (and per state over all kinds)."""
+    """Rows, coverage and median width (of the point, and of the measured value where known) at ``level`` per
+    group (and per state over all kinds)."""
     c = cv[np.isclose(cv["level"], level)]
     out = []
     for key, g in c.groupby(list(by), sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        out.append({**dict(zip(by, key)), "n": len(g), "coverage": float(g["covered"].mean()),
-                    "median_width": float(g["width"].median())})
+        out.append({**dict(zip(by, key)), **_summary(g)})
     if "kind" in by:
         for st, g in c.groupby("state", sort=True):
-            out.append({"state": st, "kind": "all", "n": len(g), "coverage": float(g["covered"].mean()),
-                        "median_width": float(g["width"].median())})
+            out.append({"state": st, "kind": "all", **({"size": "all"} if "size" in by else {}), **_summary(g)})
     return pd.DataFrame(out)
 
 
@@ -379,6 +397,6 @@ def reliability(cv: pd.DataFrame, by="state") -> pd.DataFrame:
     return cv.groupby([by, "level"], sort=True)["covered"].mean().reset_index()
 
 
-__all__ = ["FALLBACK", "KIND_MAP", "MIN_ROWS", "PROBS", "build_error_model", "coverage_table", "cross_validate",
+__all__ = ["FALLBACK", "KIND_MAP", "MIN_ROWS", "PROBS", "SIZE_EDGES", "build_error_model", "coverage_table", "cross_validate",
            "e2e_coverage", "e2e_predictions", "fit_cells", "fit_engine", "kernel_residuals", "reliability",
            "score_rows", "unseen_chip_widening", "write_error_model"]

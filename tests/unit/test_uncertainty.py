@@ -225,3 +225,48 @@ def test_predict_api_interval_level_field():
     assert q.to_dict()["intervals"] == q.intervals
     with pytest.raises(SpecError):
         predict("qwen2.5-0.5b", TOY, 2, 64, 8, interval_level=1.0)
+
+
+def test_size_buckets_by_hand():
+    from sim.uncertainty import size_label, size_labels
+
+    edges = (-5.0, -4.0)
+    assert size_labels(edges) == ["<-5", "-5..-4", ">=-4"]
+    assert [size_label(x, edges) for x in (-6.0, -5.0, -4.5, -4.0, -1.0)] == ["<-5", "-5..-4", "-5..-4", ">=-4", ">=-4"]
+    assert size_label(-4.5, ()) == "*"
+
+
+def test_cells_by_size_and_the_nearest_size_fallback():
+    """Small ops measured 2x their prediction, big ones 1.1x: each bucket gets its own cell; a bucket without
+    rows reads the nearest bucket's cell (not all sizes pooled); an op without a time reads the pooled cells."""
+    import sim.validation.errormodel as E
+
+    small = _rows(np.linspace(1.9, 2.1, 40)).assign(size="<-5")
+    big = _rows(np.linspace(1.05, 1.15, 40)).assign(size="-5..-4")
+    m = E.model_from(fit_cells(pd.concat([small, big], ignore_index=True), min_rows=20))
+    m.size_edges = (-5.0, -4.0)
+    assert m.size_of(1e-6) == "<-5" and m.size_of(3e-5) == "-5..-4" and m.size_of(1e-3) == ">=-4"
+    # every row above the point: the 80% range is [1, 80th percentile] (it always contains the point)
+    lo, hi = factor_interval(m.cell("measured", "fam", "gemm", "compute", size="<-5"), 0.8)
+    assert lo == 1.0 and 2.0 < hi < 2.1
+    c = m.cell("measured", "fam", "gemm", "compute", size="-5..-4")
+    assert c.level == "state/family/kind/bound/size" and 1.1 < factor_interval(c, 0.8)[1] < 1.15
+    near = m.cell("measured", "fam", "gemm", "compute", size=">=-4")  # no rows that big: the nearest bucket
+    assert near.level == "state/family/kind/bound/size (nearest size)" and near.key.endswith("|-5..-4")
+    pooled = m.cell("measured", "fam", "gemm", "compute")
+    assert pooled.level == "state/family/kind/bound" and factor_interval(pooled, 0.8)[1] > 1.9
+    # held-out scoring reads each row's own bucket
+    s = score_rows(m, pd.concat([small, big], ignore_index=True), levels=(0.8,))
+    assert set(s["size"]) == {"<-5", "-5..-4"} and s["covered"].mean() == pytest.approx(0.8, abs=0.05)
+
+
+def test_op_intervals_use_the_ops_size():
+    from sim.uncertainty import op_intervals
+
+    m = ErrorModel.load()
+    hw = load_hardware("h100-sxm")
+    lo, hi = op_intervals(["norm", "norm"], ["memory", "memory"], [2e-6, 5e-4], [hw, hw], model=m)
+    c_small = m.cell("class-default", "nvidia-accelerator", "norm", "memory", "h100-sxm", size=m.size_of(2e-6))
+    c_big = m.cell("class-default", "nvidia-accelerator", "norm", "memory", "h100-sxm", size=m.size_of(5e-4))
+    assert lo[0] / 2e-6 == pytest.approx(factor_interval(c_small, 0.8)[0])
+    assert hi[1] / 5e-4 == pytest.approx(factor_interval(c_big, 0.8)[1])
