@@ -10,6 +10,10 @@ Cases (each in a fresh process, so peak RSS is the case's own):
   output 8..64 tokens, uniform), all at t = 0 (offline maximum throughput), one replica, rows
   streamed to CSV. Memory must not grow with the request count beyond the 20-byte float32
   latency columns kept for exact percentiles.
+- ``conv30k`` / ``conv100k`` / ``conv1m``: the Azure conversation trace replayed in a loop at its
+  recorded rate (30,000 / 100,000 / 1,000,000 requests), one replica, no per-request output kept
+  (``keep_requests=False``, as ``llmsim serve`` without ``--out``): peak RSS must stay flat in the
+  number of requests (target: 1,000,000 requests in a few minutes of CPU at under 300 MB).
 
 Usage: ``python benchmarks/bench_serving.py [case ...]`` (default: conv10k sarathi10k offline100k);
 prints one JSON line per case with wall time, steps, steps/s, memo hit rate and peak RSS.
@@ -23,7 +27,7 @@ import sys
 import tempfile
 import time
 
-CASES = ("conv10k", "sarathi10k", "offline100k", "offline1m")
+CASES = ("conv10k", "sarathi10k", "offline100k", "offline1m", "conv30k", "conv100k", "conv1m")
 
 
 def run_case(name: str) -> dict:
@@ -36,12 +40,16 @@ def run_case(name: str) -> dict:
         stream = load_trace("azure-conv-2023", limit=10_000)
         if name == "sarathi10k":
             kw = {"scheduler": "sarathi", "chunk_size": 512}
+    elif name.startswith("conv"):
+        n = {"conv30k": 30_000, "conv100k": 100_000, "conv1m": 1_000_000}[name]
+        stream = load_trace("azure-conv-2023").scenario(loop=True, num_requests=n)
+        kw = {"keep_requests": False}
     else:
         n = 100_000 if name == "offline100k" else 1_000_000
         stream = Scenario(AllAtOnce(), Uniform(64, 512), Uniform(8, 64), num_requests=n)
         kw = {"out_dir": tempfile.mkdtemp(prefix="llmsim-bench-"), "trace": False}
     rss_trail = []
-    if name.startswith("offline"):
+    if name.startswith("offline") or name in ("conv30k", "conv100k", "conv1m"):
         from sim.serving.metrics import RequestLog
 
         flush = RequestLog.flush
@@ -52,8 +60,10 @@ def run_case(name: str) -> dict:
 
         RequestLog.flush = flush_and_sample
     t0 = time.perf_counter()
+    c0 = time.process_time()
     res = simulate(stream, "h100-sxm", "llama-3.1-8b", **kw)
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     s = res.summary
     return {
         "case": name,
@@ -61,6 +71,7 @@ def run_case(name: str) -> dict:
         "rejected": s["requests_rejected"],
         "simulated_s": round(s["duration_s"], 1),
         "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
         "steps": s["steps"],
         "steps_per_s": round(s["steps"] / wall),
         "requests_per_wall_s": round(s["requests_completed"] / wall),

@@ -339,7 +339,10 @@ class RunControls:
     there and write the timeline, summary and trace at the end; ``trace``: record the
     Chrome/Perfetto trace of replica ``trace_replica`` (default: when ``out_dir`` is given);
     ``until_s``: stop the simulated clock there; ``record_events``: keep (time, event, request id);
-    ``coster``/``kv_capacity_tokens``: inject a step pricer and a KV capacity (tests).
+    ``coster``/``kv_capacity_tokens``: inject a step pricer and a KV capacity (tests);
+    ``keep_requests``: keep the per-request table in memory (``ServingResult.requests``) when no
+    ``out_dir`` streams it; False keeps only the float32 latency columns the percentiles need (20
+    bytes per request), for runs of millions of requests (``llmsim serve`` without ``--out``).
     """
 
     trace_speedup: float = 1.0
@@ -354,6 +357,7 @@ class RunControls:
     kv_capacity_tokens: int | None = None
     progress: object = None  # callable(simulated s, requests finished, requests arrived), every progress_every
     progress_every: int = 256
+    keep_requests: bool = True
 
     def problems(self) -> list[Problem]:
         P: list = []

@@ -126,6 +126,7 @@ class StepCoster:
             parallel=self.parallel,
             attention_kernel=self.attention_kernel,
             fused=self.options.fused,
+            cache=False,
         )
         gc = estimate(g, self.system, self.options, model=self.cm)
         sc = StepCost(
@@ -222,6 +223,7 @@ class StepCoster:
             parallel=self.parallel,
             attention_kernel=self.attention_kernel,
             fused=self.options.fused,
+            cache=False,
         )
         gc = estimate(g, self.system, self.options, model=self.cm)
         if len(self.cm._memo) > self._max_op_memo:

@@ -505,7 +505,7 @@ class OpGraph:
 
 def build_graph(model: ModelSpec | str, batch: Batch, quant: Quantization | str | None = None,
                 parallel: Parallelism | None = None, attention_kernel: str = "auto",
-                fused: bool = False, sparsity: Sparsity | None = None) -> OpGraph:
+                fused: bool = False, sparsity: Sparsity | None = None, cache: bool = True) -> OpGraph:
     """The operator graph of one step of ``batch`` on one chip of ``model`` split by ``parallel``.
 
     ``quant``: a Quantization or a scheme name (default bf16). ``attention_kernel``: 'auto'
@@ -518,7 +518,9 @@ def build_graph(model: ModelSpec | str, batch: Batch, quant: Quantization | str 
     the kept elements plus metadata.
 
     Results are cached (all inputs are frozen and hashable); the same inputs return the same
-    OpGraph object. Raises SpecError on bad inputs, InfeasibleError when the split cannot run.
+    OpGraph object. ``cache=False`` builds without remembering the graph (callers that keep their
+    own bounded memo of what they priced, e.g. the serving step coster, which sees a new shape in
+    almost every prefill). Raises SpecError on bad inputs, InfeasibleError when the split cannot run.
     """
     spec = load_model(model)
     if not isinstance(batch, Batch):
@@ -532,7 +534,8 @@ def build_graph(model: ModelSpec | str, batch: Batch, quant: Quantization | str 
                                  path="attention_kernel")])
     if sparsity is not None and not isinstance(sparsity, Sparsity):
         raise SpecError([Problem(f"expected a Sparsity, got {type(sparsity).__name__}", path="sparsity")])
-    return _build_cached(spec, batch, q, p, attention_kernel, bool(fused), sparsity)
+    build = _build_cached if cache else _build_cached.__wrapped__
+    return build(spec, batch, q, p, attention_kernel, bool(fused), sparsity)
 
 
 @functools.lru_cache(maxsize=2048)

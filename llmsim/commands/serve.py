@@ -233,7 +233,9 @@ def cmd_serve(args) -> int:
     progress.say(f"serve: {args.model} on {args.hw}, {cfg.replicas if cfg.scheduler != 'disagg' else 'disagg'} "
                  f"replica(s), offered {'-' if rate is None else f'{rate:,.4g}'} req/s"
                  + (f", {total:,} requests" if total else ""))
-    res = simulate(scenario, args.hw, args.model, cfg, out_dir=args.out, progress=progress.sim_callback(total))
+    # without --out no per-request row is needed: memory stays flat in the number of requests
+    res = simulate(scenario, args.hw, args.model, cfg, out_dir=args.out, progress=progress.sim_callback(total),
+                   keep_requests=args.out is not None)
     progress.clear()
     summary = dict(res.summary)
     if level is not None:

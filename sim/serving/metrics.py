@@ -62,8 +62,10 @@ class RequestLog:
         chunk: int = 1 << 16,
         slo_ttft_s: float | None = None,
         slo_tpot_s: float | None = None,
+        keep: bool = True,
     ):
         self.path = Path(path) if path is not None else None
+        self.keep = keep  # without a path: keep the rows in memory (False: only the float32 latency columns)
         self.chunk = chunk
         self.slo_ttft_s = slo_ttft_s
         self.slo_tpot_s = slo_tpot_s
@@ -137,7 +139,7 @@ class RequestLog:
             import pandas as pd
 
             pd.DataFrame(table).to_csv(self.path, mode="a", header=False, index=False)
-        else:
+        elif self.keep:
             self._tables.append(table)
 
     def metric(self, name: str) -> np.ndarray:
@@ -152,6 +154,8 @@ class RequestLog:
         import pandas as pd
 
         self.flush()
+        if self.path is None and not self.keep:
+            raise ValueError("the per-request rows were not kept (keep_requests=False and no out_dir)")
         if self.path is not None:
             df = pd.read_csv(self.path)
         elif self._tables:

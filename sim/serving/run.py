@@ -217,7 +217,7 @@ def run_replicas(scenario, cfg, ctl, budget, coster, links, max_model_len: int) 
     env = simpy.Environment()
     out_path = ctl.out_dir
     log = RequestLog(out_path / "requests.csv" if out_path is not None else None,
-                     slo_ttft_s=cfg.slo_ttft_s, slo_tpot_s=cfg.slo_tpot_s)
+                     slo_ttft_s=cfg.slo_ttft_s, slo_tpot_s=cfg.slo_tpot_s, keep=ctl.keep_requests)
     roles = cfg.roles
     trace = ctl.out_dir is not None if ctl.trace is None else ctl.trace
     recorder = (TraceRecorder(ctl.trace_replica, ctl.trace_max_events, cfg.pp)
