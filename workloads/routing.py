@@ -75,19 +75,31 @@ def expected_touched(tokens: float, probs: tuple[float, ...]) -> float:
     return sum(1.0 - (1.0 - q) ** tokens for q in probs)
 
 
-def _log_pmf_window(tokens: int, q: float, hi_extra: int = 0):
+_LOG_FACT = [0.0]  # _LOG_FACT[0][n] = log(n!), grown on demand (a cumulative sum of logs)
+
+
+def _log_factorials(n_max: int):
+    import numpy as np
+
+    t = _LOG_FACT[0]
+    if not isinstance(t, np.ndarray) or len(t) <= n_max:
+        size = max(n_max + 1, 2 * (len(t) if isinstance(t, np.ndarray) else 1), 1024)
+        _LOG_FACT[0] = t = np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, size, dtype=float)))))
+    return t
+
+
+@functools.lru_cache(maxsize=2048)
+def _pmf_window(tokens: int, q: float):
     """(n values, binomial probabilities) of ``N ~ Binomial(tokens, q)`` over mean +- 12 sigma."""
     import numpy as np
 
     mu = tokens * q
     sd = math.sqrt(max(tokens * q * (1.0 - q), 0.0))
     lo = max(0, int(mu - _TAIL_SIGMAS * sd) - 1)
-    hi = min(tokens, int(math.ceil(mu + _TAIL_SIGMAS * sd)) + 1 + hi_extra)
+    hi = min(tokens, int(math.ceil(mu + _TAIL_SIGMAS * sd)) + 1)
     n = np.arange(lo, hi + 1)
-    lg = np.array([math.lgamma(v + 1.0) for v in range(lo, hi + 1)])
-    lt = math.lgamma(tokens + 1.0)
-    lgr = np.array([math.lgamma(tokens - v + 1.0) for v in range(lo, hi + 1)])
-    logp = lt - lg - lgr + n * math.log(q) + (tokens - n) * math.log1p(-q)
+    lf = _log_factorials(tokens)
+    logp = lf[tokens] - lf[n] - lf[tokens - n] + n * math.log(q) + (tokens - n) * math.log1p(-q)
     return n, np.exp(logp)
 
 
@@ -98,7 +110,7 @@ def _blocks_one(tokens: int, q: float, block: int) -> float:
         return 0.0
     if q >= 1.0:
         return float(math.ceil(tokens / block))
-    n, p = _log_pmf_window(tokens, q)
+    n, p = _pmf_window(tokens, q)
     return float((p * -(-n // block)).sum())
 
 
