@@ -114,6 +114,36 @@ def row_kind(op: str, name: str = "") -> str:
     return op
 
 
+#: kinds split by arithmetic intensity (FLOPs per byte moved, what the prediction knows of the op): a residual add
+#: (1 FLOP per 6 bytes in bf16) and a gated activation (5 FLOPs per 6 bytes) miss in opposite directions
+INTENSITY_SPLIT = {"elementwise": 0.5}
+
+
+#: collective operations, each its own cell kind (``collective:allreduce``...): NCCL's all-reduce and send/recv
+#: miss by different factors (held out on the HGX systems: about 1.8x and 1.1x their predictions)
+COLLECTIVE_OPS = ("allreduce", "allgather", "reducescatter", "alltoall", "sendrecv")
+
+
+def cell_kind(kind: str, flops: float = math.nan, nbytes: float = math.nan, name: str = "") -> str:
+    """The kind an op's cell is looked up under: ``kind``; ``kind:math`` / ``kind:stream`` for a kind split
+    by arithmetic intensity (``INTENSITY_SPLIT``: FLOPs per byte at or above the threshold: math) when the
+    op's FLOPs and bytes are known; ``collective:<operation>`` for a collective whose name names its
+    operation (the graph's 'tp.allreduce_attn', sim.ops' 'allreduce'). A cell kind without cells of its own
+    reads its kind's."""
+    if kind == "collective":
+        op = next((o for o in COLLECTIVE_OPS if o in str(name)), None)
+        return f"collective:{op}" if op else kind
+    t = INTENSITY_SPLIT.get(kind)
+    if t is None or not (nbytes > 0) or not math.isfinite(flops):
+        return kind
+    return f"{kind}:math" if flops / nbytes >= t else f"{kind}:stream"
+
+
+def op_bytes(c) -> float:
+    """Bytes an OpCost moves over all memory levels."""
+    return float(sum(b for _, b in c.bytes_by_level))
+
+
 def record_name(chip) -> str:
     """The name a chip has in the validation record (a calibrated file counts as its base chip)."""
     chip = getattr(chip, "chip", chip)
@@ -172,8 +202,14 @@ class ErrorModel:
     def load(cls, path: str | None = None) -> ErrorModel:
         return _load(os.path.abspath(path or DATA))
 
+    def base_kind(self, kind: str) -> str:
+        """A kind as the file's cells name it: mapped (``kind_map``), an intensity class kept (``kind:math``)."""
+        base, _, sub = kind.partition(":")
+        base = self.kind_map.get(base, base)
+        return f"{base}:{sub}" if sub else base
+
     def keys_for(self, state: str, family: str, kind: str, bound: str, size: str = "*") -> list[tuple[str, str]]:
-        kind = self.kind_map.get(kind, kind)
+        kind = self.base_kind(kind)
         parts = {"state": state, "family": family, "kind": kind, "bound": bound or "*", "size": size or "*"}
         out = []
         for lvl in self.fallback:
@@ -205,8 +241,11 @@ class ErrorModel:
         if state not in STATES:
             raise SpecError(f"unknown calibration state {state!r}; known: {', '.join(STATES)}")
         keys = self.keys_for(state, family, kind, bound, size)
-        proxy = self.kind_proxy.get(self.kind_map.get(kind, kind))
+        proxy = self.kind_proxy.get(self.base_kind(kind))
         own = [k for k, lvl in keys if {"family", "kind"} <= set(lvl.split("/"))]
+        if ":" in kind and not any(k in self.cells for k, lvl in keys if "kind" in lvl.split("/")):
+            # an intensity class without cells of its own (a file fitted without the split): the whole kind
+            return self.cell(state, family, kind.partition(":")[0], bound, chip_name, _widen, size)
         if proxy and not any(k in self.cells for k in own):
             return self.cell(state, family, proxy, bound, chip_name, _widen * self.widening, size)
         for key, lvl in keys:
@@ -290,16 +329,12 @@ def central_interval(samples, point: float, level: float) -> tuple[float, float]
 
 
 def factor_interval(cell: Cell, level: float) -> tuple[float, float]:
-    """(lo, hi) multipliers of a point time for one op at ``level`` (1 always inside)."""
+    """(lo, hi) multipliers of a point time for one op at ``level``: the cell's central ``level`` quantiles of
+    measured / predicted. Not moved to contain 1: where the record says the cost model misses an op kind one
+    way (an embedding gather measured several times its prediction), the range lies on that side of the point,
+    which says so, instead of stretching to the point and saying little (docs/uncertainty.md)."""
     a = (1.0 - level) / 2.0
-    lo, hi = cell.quantile(a), cell.quantile(1.0 - a)
-    if lo > 0.0:  # measured above the point even at the low end: [1, Q(F(1) + level)]
-        f = float(np.interp(0.0, cell.q, cell._probs)) if cell.q[0] < 0 else 0.0
-        return 1.0, float(math.exp(cell.quantile(min(1.0, f + level))))
-    if hi < 0.0:
-        f = float(np.interp(0.0, cell.q, cell._probs)) if cell.q[-1] > 0 else 1.0
-        return float(math.exp(cell.quantile(max(0.0, f - level)))), 1.0
-    return float(math.exp(lo)), float(math.exp(hi))
+    return float(math.exp(cell.quantile(a))), float(math.exp(cell.quantile(1.0 - a)))
 
 
 def _uniforms(rng, n: int, k: int) -> np.ndarray:
@@ -333,7 +368,7 @@ def kind_factors(model: ErrorModel, groups, state: str, family: str, chip_name: 
     out = np.ones((draws, len(groups)))
     for j, g in enumerate(groups):
         k, b = g[0], g[1]
-        c = model.cell(state, family, k, b, chip_name, size=g[2] if len(g) > 2 else "*")
+        c = model.cell(state, family, g[3] if len(g) > 3 else k, b, chip_name, size=g[2] if len(g) > 2 else "*")
         x = c.quantile(u[:, kinds.index(model.kind_map.get(k, k))])
         if model.shrink != 1.0:  # the share of a cell's spread a whole step keeps (docs/uncertainty.md)
             med = float(c.quantile(0.5))
@@ -344,8 +379,8 @@ def kind_factors(model: ErrorModel, groups, state: str, family: str, chip_name: 
 
 
 def _group(model: ErrorModel, c) -> tuple:
-    """The (kind, bound, size bucket) cell group of a priced op (an OpCost)."""
-    return c.kind, c.bound, model.size_of(c.time_s)
+    """The (kind, bound, size bucket, cell kind) group of a priced op (an OpCost)."""
+    return c.kind, c.bound, model.size_of(c.time_s), cell_kind(c.kind, c.flops, op_bytes(c), c.name)
 
 
 def _phase_ratio(gc, groups, factors, overlap: bool, model: ErrorModel):
@@ -474,8 +509,8 @@ def describe(hw, options=None, model: ErrorModel | None = None) -> dict:
 
 def op_intervals(kinds, bounds, times, hw_objs, level: float = DEFAULT_LEVEL, *, use_efficiency: bool = True,
                  model: ErrorModel | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(lo, hi) arrays for per-op times (``sim.ops`` rows): each op's cell (its size bucket from its time),
-    widened to contain the point;
+    """(lo, hi) arrays for per-op times (``sim.ops`` rows): each op's cell (``kinds``: cell kinds, see ``cell_kind``;
+    its size bucket from its time), its central interval (``factor_interval``);
     NaN where the time is NaN or the hardware object is missing."""
     level = check_level(level)
     model = model or ErrorModel.load()
@@ -488,9 +523,10 @@ def op_intervals(kinds, bounds, times, hw_objs, level: float = DEFAULT_LEVEL, *,
             continue
         chip = getattr(hw, "chip", hw)
         size = model.size_of(t)
-        key = (id(chip), kinds[i], bounds[i], size)
+        kind = kinds[i]
+        key = (id(chip), kind, bounds[i], size)
         if key not in cache:
-            c = model.cell(calibration_state(chip, use_efficiency), chip_family(chip), kinds[i], bounds[i] or "*",
+            c = model.cell(calibration_state(chip, use_efficiency), chip_family(chip), kind, bounds[i] or "*",
                            record_name(chip), size=size)
             cache[key] = factor_interval(c, level)
         a, b = cache[key]
@@ -581,4 +617,5 @@ def slow_end_scales(pred, hw, level: float, *, options=None, model: ErrorModel |
 __all__ = ["DEFAULT_LEVEL", "ErrorModel", "INTERVAL_METRICS", "STATES", "calibration_state", "central_interval",
            "check_level", "chip_family", "describe", "factor_interval", "intervals_from_samples", "metric_samples",
            "op_intervals", "overlap", "pessimistic", "prediction_intervals", "quantile_draw", "record_name", "row_kind",
-           "slow_end_scales"]
+           "slow_end_scales",
+           "cell_kind", "op_bytes", "COLLECTIVE_OPS"]

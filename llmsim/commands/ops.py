@@ -53,7 +53,9 @@ def add_intervals(out, level: float, overrides, use_efficiency: bool) -> None:
     (sim.uncertainty.op_intervals; NaN where the row has no time)."""
     from hwmodels.errors import SpecError
     from hwmodels.loader import load_hardware
-    from sim.uncertainty import op_intervals, row_kind
+    import numpy as np
+
+    from sim.uncertainty import cell_kind, op_intervals, row_kind
 
     hw: dict = {}
     objs = []
@@ -65,7 +67,10 @@ def add_intervals(out, level: float, overrides, use_efficiency: bool) -> None:
                 hw[name] = None
         objs.append(hw[name])
     names = out["name"].astype(str).tolist() if "name" in out.columns else [""] * len(out)
-    kinds = [row_kind(o, n) for o, n in zip(out["op"].astype(str), names)]
+    # each row's cell kind: its FLOPs per byte (achieved FLOP/s over achieved bytes/s) and its collective operation
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fpb = out["achieved_tflops"].to_numpy(float) * 1e12 / out["achieved_bytes_per_s"].to_numpy(float)
+    kinds = [cell_kind(row_kind(o, n), f, 1.0, o.strip().lower()) for o, n, f in zip(out["op"].astype(str), names, fpb)]
     lo, hi = op_intervals(kinds, out["bound"].astype(str).tolist(), out["time_s"].to_numpy(float).tolist(), objs,
                           level, use_efficiency=use_efficiency)
     out["time_s_lo"] = lo

@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from sim.version import llmsim_version
-from sim.uncertainty import (ErrorModel, cell_key, central_interval, chip_family, factor_interval, metric_samples,
-                             record_name, row_kind, size_label)
+from sim.uncertainty import (INTENSITY_SPLIT, ErrorModel, cell_key, cell_kind, central_interval, chip_family,
+                             factor_interval, metric_samples, op_bytes, record_name, row_kind, size_label)
 
 PROBS = tuple(round(x, 4) for x in np.linspace(0.005, 0.995, 199))
 MIN_ROWS = 20
@@ -74,6 +74,31 @@ def _catalog_state(chip) -> str:
         return calibration_state(chip)
 
 
+def _cell_kinds(t: pd.DataFrame, kinds, chip) -> np.ndarray:
+    """Each row's cell kind: its kind, split by arithmetic intensity where INTENSITY_SPLIT says (the row's Op as
+    sim.ops builds it, priced on ``chip``: its FLOPs over the bytes it moves)."""
+    from sim.cost import CostModel
+    from sim.ops import row_to_op
+
+    out = np.asarray(kinds, dtype=object).copy()
+    ops = t["op"].astype(str).str.strip().str.lower().to_numpy()
+    for i, k in enumerate(kinds):
+        if k == "collective":  # a collective row's op names its operation
+            out[i] = cell_kind(k, name=ops[i])
+    idx = [i for i, k in enumerate(kinds) if k in INTENSITY_SPLIT]
+    if not idx:
+        return out
+    cm = CostModel(chip)
+    recs = t.iloc[idx].to_dict("records")
+    for i, r in zip(idx, recs):
+        try:
+            c = cm.op_cost(row_to_op({k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))}))
+        except Exception:  # noqa: BLE001  (a row sim.ops cannot build keeps its kind)
+            continue
+        out[i] = cell_kind(kinds[i], c.flops, op_bytes(c))
+    return out
+
+
 def kernel_residuals(cals: dict) -> pd.DataFrame:
     """One row per (held-out kernel row, state): source, chip, family, state, kind, bound, group, log_f."""
     from sim.validation.calibrate import shape_keys
@@ -86,7 +111,7 @@ def kernel_residuals(cals: dict) -> pd.DataFrame:
         chip = getattr(cal.base, "chip", cal.base)
         catalog_state = _catalog_state(chip)
         names = t["name"].astype(str) if "name" in t.columns else pd.Series([""] * len(t), index=t.index)
-        kinds = [row_kind(o, n) for o, n in zip(t["op"].astype(str), names)]
+        kinds = _cell_kinds(t, [row_kind(o, n) for o, n in zip(t["op"].astype(str), names)], chip)
         if "model" in t.columns and t["model"].notna().all():
             group = label + "|" + t["model"].astype(str)
         else:
@@ -152,7 +177,8 @@ def score_rows(model: ErrorModel, rows: pd.DataFrame, levels=LEVELS, unseen: boo
         f = np.exp(g["log_f"].to_numpy(float))
         for lv in levels:
             lo, hi = factor_interval(cell, lv)
-            out.append(pd.DataFrame({"state": state, "kind": kind, "size": size, "level": lv,
+            out.append(pd.DataFrame({"state": state, "kind": kind.partition(":")[0], "cell_kind": kind, "size": size,
+                                     "level": lv,
                                      "covered": (f >= lo) & (f <= hi), "width": hi - lo,
                                      "width_of_measured": (hi - lo) / f, "cell": cell.level,
                                      "idx": g.index}))
