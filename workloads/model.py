@@ -553,7 +553,11 @@ def _moe_and_layer_kinds(r: _Reader, family: str, kw: dict, inter: int, layers: 
         k = r.int_("num_experts_per_tok")
         if E and k and k > E:
             r.problem("num_experts_per_tok", f"{k} experts per token exceed the {E} experts")
-        kw.update(num_experts=E, experts_per_token=k, hot_expert_load=r.get("llmsim_hot_expert_load", default=1.0))
+        hot = r.get("llmsim_hot_expert_load", default=1.0)  # routing skew (workloads/routing.py)
+        if isinstance(hot, bool) or not isinstance(hot, (int, float)) or not 1 <= hot <= (E / k if E and k else hot):
+            hot = r.problem("llmsim_hot_expert_load", "must be a number from 1 (uniform routing) to experts / "
+                            f"num_experts_per_tok, got {hot!r}") or 1.0
+        kw.update(num_experts=E, experts_per_token=k, hot_expert_load=hot)
         if family == "mixtral":
             kw["moe_intermediate"] = inter
         else:

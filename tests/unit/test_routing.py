@@ -136,3 +136,18 @@ def test_published_fused_moe_kernel_times():
     assert (big["rel_error"].abs() < 0.05).all()
     ideal = score_moe_kernels(stack="ideal")
     assert (ideal.loc[ideal["tokens"] >= 1024, "rel_error"] < -0.15).all()
+
+
+def test_model_json_routing_skew_key(tmp_path):
+    import json
+
+    src = json.loads((Path(__file__).parents[2] / "workloads/catalog/models/mixtral-8x7b.json").read_text())
+    ok = tmp_path / "skewed.json"
+    ok.write_text(json.dumps({**src, "llmsim_hot_expert_load": 2}))
+    assert load_model(str(ok)).hot_expert_load == 2
+    assert load_model("mixtral-8x7b").hot_expert_load == 1.0
+    for bad in (9, "x", [1], 0.5):
+        p = tmp_path / "bad.json"
+        p.write_text(json.dumps({**src, "llmsim_hot_expert_load": bad}))
+        with pytest.raises(SpecError, match="llmsim_hot_expert_load"):
+            load_model(str(p))
