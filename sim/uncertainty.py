@@ -184,6 +184,8 @@ class ErrorModel:
         self.fallback = list(data["fallback"])
         self.chips = frozenset(data.get("chips_in_record", ()))
         self.widening = float(data.get("unseen_chip_widening", {}).get("factor", 1.0))
+        self.widening_by_kind = {k: float(v) for k, v in
+                                 (data.get("unseen_chip_widening", {}).get("by_kind") or {}).items()}
         self.engine = dict(data.get("engine", {}))
         self.shrink = float(data.get("step_shrink", {}).get("factor", 1.0))
         self.state_fallback = dict(data.get("state_fallback", {}))
@@ -201,6 +203,10 @@ class ErrorModel:
     @classmethod
     def load(cls, path: str | None = None) -> ErrorModel:
         return _load(os.path.abspath(path or DATA))
+
+    def widening_for(self, kind: str) -> float:
+        """The unseen-chip widening of a kind (its own where measured, else the pooled factor)."""
+        return self.widening_by_kind.get(self.base_kind(kind).partition(":")[0], self.widening)
 
     def base_kind(self, kind: str) -> str:
         """A kind as the file's cells name it: mapped (``kind_map``), an intensity class kept (``kind:math``)."""
@@ -247,11 +253,13 @@ class ErrorModel:
             # an intensity class without cells of its own (a file fitted without the split): the whole kind
             return self.cell(state, family, kind.partition(":")[0], bound, chip_name, _widen, size)
         if proxy and not any(k in self.cells for k in own):
-            return self.cell(state, family, proxy, bound, chip_name, _widen * self.widening, size)
+            return self.cell(state, family, proxy, bound, chip_name, _widen * self.widening_for(proxy), size)
         for key, lvl in keys:
             if key in self.cells:
                 q = self.cells[key]
-                w = _widen * (1.0 if chip_name is None or chip_name in self.chips else self.widening)
+                w = _widen * (1.0 if chip_name is None or chip_name in self.chips else self.widening_for(kind))
+                if lvl.endswith("(nearest size)"):  # an op size the record lacks: widened like an unseen chip
+                    w *= self.widening_for(kind)
                 if w != 1.0:
                     med = float(np.interp(0.5, self.probs, q))
                     q = med + w * (q - med)
@@ -503,6 +511,7 @@ def describe(hw, options=None, model: ErrorModel | None = None) -> dict:
     return {"calibration": calibration_state(chip, use_eff), "family": chip_family(chip),
             "in_validation_record": name in model.chips,
             "widening": 1.0 if name in model.chips else model.widening,
+            "widening_by_kind": {} if name in model.chips else dict(model.widening_by_kind),
             "error_model": os.path.relpath(model.path, os.path.dirname(os.path.dirname(DATA)))
             if model.path.startswith(os.path.dirname(DATA)) else model.path}
 

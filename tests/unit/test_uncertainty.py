@@ -295,3 +295,20 @@ def test_a_cell_kind_without_cells_reads_its_kind():
     assert c.level == "state/family/kind/bound" and c.key.split("|")[2] == "elementwise"
     # graph kinds without rows of their own (sampling) read elementwise's cells
     assert m2.cell("measured", "fam", "sampling", "compute").key == c.key
+
+
+def test_unseen_widening_per_kind_and_for_a_missing_size():
+    rows = pd.concat([_rows(0.5 + np.arange(1, 101) / 100).assign(size="<-5"),
+                      _rows(0.5 + np.arange(1, 101) / 100, kind="norm").assign(size="<-5")], ignore_index=True)
+    m = model_from(fit_cells(rows, min_rows=20), chips={"c"}, widening=2.0, by_kind={"gemm": 1.5})
+    m.size_edges = (-5.0,)
+    for kind, w in (("gemm", 1.5), ("norm", 2.0), ("attention", 1.5 * 1.5)):  # attention: GEMM's cells, twice
+        a = m.cell("measured", "fam", "gemm" if kind == "attention" else kind, "compute", chip_name="c", size="<-5")
+        b = m.cell("measured", "fam", kind, "compute", chip_name="new-chip", size="<-5")
+        med = np.interp(0.5, m.probs, a.q)
+        assert np.allclose(b.q - med, w * (a.q - med)), kind
+    # a size the record lacks reads the nearest bucket, widened by the kind's factor even on a known chip
+    a = m.cell("measured", "fam", "gemm", "compute", chip_name="c", size="<-5")
+    n = m.cell("measured", "fam", "gemm", "compute", chip_name="c", size=">=-5")
+    assert n.level.endswith("(nearest size)") and n.widen == 1.5
+    assert np.allclose(n.q - np.interp(0.5, m.probs, a.q), 1.5 * (a.q - np.interp(0.5, m.probs, a.q)))
