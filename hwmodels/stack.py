@@ -32,6 +32,33 @@ SOFTMAX_MODES = ("ideal", "serial", "overlapped")
 # collective libraries the cost model prices (sim/collective.py): alpha-beta per tier (the kernel-only
 # model), NCCL's algorithm x protocol tuner model, the same with NVLink SHARP (NVLS) enabled
 COLLECTIVE_LIBRARIES = ("alpha-beta", "nccl", "nccl-nvls")
+GQA_MODES = ("grouped", "per_query_head")
+
+DECODE = Struct({
+    "gqa": F(Str(GQA_MODES), True, "how the decode kernel treats grouped-query heads: grouped (one CTA per request "
+                                   "and KV head holds the group's query heads: K and V read once, from DRAM into "
+                                   "shared memory) or per_query_head (one CTA per query head: the group's CTAs run "
+                                   "together, so DRAM is read once per KV head but L2 once per query head)"),
+    "page_size": F(Number(integer=True, ge=0), True, "tokens per KV-cache page (0: contiguous): each CTA first reads "
+                                                     "its request's block table, a dependent round trip before "
+                                                     "the KV gathers"),
+    "split_ctas_per_core": F(Number(integer=True, gt=0), True,
+                             "split-KV fills cores x this many CTA slots (the kernel's occupancy)"),
+    "kv_tile_tokens": F(Number(integer=True, gt=0), True,
+                        "KV tokens a CTA loads per pipeline stage (FlashAttention's block_n): split-KV cuts the KV "
+                        "length in chunks of at least this many tokens, and a CTA keeps one K and one V tile of "
+                        "them in flight"),
+    "split_threshold": F(Number(gt=0, le=1), True, "no split once (request, head) units fill this share of the slots"),
+    "split_gqa_only": F(Bool(), True, "split only where the group's query heads share a CTA (grouped-query "
+                                      "models); multi-head decode runs one unsplit CTA per (request, head)"),
+    "split_partials": F(Bool(), True, "a split writes fp32 partial outputs and log-sum-exps that a combine kernel "
+                                      "reads back (a second launch)"),
+    "pipeline_fill": F(Bool(), True, "a real kernel: its KV stream reaches at most the bytes its resident CTAs keep "
+                                     "in flight per memory latency (Little's law), and a CTA waits one round trip "
+                                     "per dependent read (block table, then its first tile) before it streams; "
+                                     "false: the kernel-only model (the active cores' share of the bandwidth)"),
+    "source": F(Sources(), True),
+}, name="decode_attention")
 
 KERNELS = Struct({
     "attention_prefill": F(Str(), True, "prefill attention kernel family, e.g. flashattention-2, fa3, flashinfer"),
@@ -51,6 +78,8 @@ KERNELS = Struct({
     "moe_efficiency": F(Number(gt=0, le=1), doc="the MoE kernel's matrix-unit rate on the routed expert GEMMs as "
                                                 "a fraction of the chip's dense GEMM rate (the matrix efficiency "
                                                 "the chip file gives); default 1 (as fast as a dense GEMM)"),
+    "decode_attention": F(DECODE, doc="the decode attention kernel's work split (docs/stacks.md); default: the "
+                                      "kernel-only model (grouped, contiguous, split to fill the cores, no partials)"),
     "source": F(Sources(), True, "where the kernel choices come from"),
 }, name="kernels")
 
@@ -89,6 +118,22 @@ STACK = Struct({
 
 
 @dataclass(frozen=True)
+class DecodeKernel:
+    """How a decode attention kernel splits its work (KERNELS.decode_attention; sim.cost prices it).
+    The defaults are the kernel-only model: grouped heads, contiguous KV, split to fill one CTA per
+    core in chunks of at least 256 tokens, no partial outputs."""
+
+    gqa: str = "grouped"
+    page_size: int = 0
+    split_ctas_per_core: int = 1
+    kv_tile_tokens: int = 256
+    split_threshold: float = 1.0
+    split_gqa_only: bool = False
+    split_partials: bool = False
+    pipeline_fill: bool = False
+
+
+@dataclass(frozen=True)
 class Stack:
     """A serving-stack profile (times in seconds)."""
 
@@ -108,6 +153,7 @@ class Stack:
     softmax: str = "ideal"  # ideal | serial | overlapped (KERNELS['softmax'])
     collectives: str = "alpha-beta"  # COLLECTIVE_LIBRARIES (KERNELS['collectives'])
     moe_efficiency: float = 1.0  # routed-expert GEMM rate over the dense GEMM rate (KERNELS['moe_efficiency'])
+    decode_kernel: DecodeKernel = DecodeKernel()  # KERNELS['decode_attention']
     moe_kernel: str | None = None
     gemm_kernel: str | None = None
     description: str | None = None
@@ -142,7 +188,8 @@ class Stack:
 
     def cost_options(self, options):
         """``options`` (sim.cost.CostOptions) with the stack's kernel facts where they are left at None
-        (the softmax of its attention kernels, its collective library, its MoE kernel's efficiency)."""
+        (the softmax of its attention kernels, its collective library, its MoE kernel's efficiency, its decode
+        attention kernel)."""
         from dataclasses import replace
 
         if getattr(options, "softmax", "x") is None:
@@ -151,6 +198,8 @@ class Stack:
             options = replace(options, collectives=self.collectives)
         if getattr(options, "moe_efficiency", "x") is None:
             options = replace(options, moe_efficiency=self.moe_efficiency)
+        if hasattr(options, "decode_kernel") and options.decode_kernel is None:
+            options = replace(options, decode_kernel=self.decode_kernel)
         return options
 
     def describe(self) -> str:
@@ -160,6 +209,7 @@ class Stack:
         return {"name": self.name, "software": self.software, "attention_prefill": self.attention_prefill,
                 "attention_decode": self.attention_decode, "moe": self.moe_kernel, "gemm": self.gemm_kernel,
                 "softmax": self.softmax, "collectives": self.collectives, "moe_efficiency": self.moe_efficiency,
+                "decode_attention": dict(self.decode_kernel.__dict__),
                 "step_overhead_s": self.step_overhead_s, "per_request_overhead_s": self.per_request_overhead_s,
                 "overlap": self.overlap, "cuda_graphs": self.cuda_graphs,
                 "cuda_graph_max_batch": self.cuda_graph_max_batch, "eager_launch_s": self.eager_launch_s,
@@ -200,6 +250,8 @@ def _build(v: dict, path: Path) -> Stack:
         attention_decode=k["attention_decode"], moe_kernel=k.get("moe"), gemm_kernel=k.get("gemm"),
         softmax=k.get("softmax", "ideal"), collectives=k.get("collectives", "alpha-beta"),
         moe_efficiency=float(k.get("moe_efficiency", 1.0)),
+        decode_kernel=DecodeKernel(**{f: d[f] for f in DecodeKernel.__dataclass_fields__})
+        if (d := k.get("decode_attention")) else DecodeKernel(),
         step_overhead_s=r["step_overhead"], per_request_overhead_s=r["per_request_overhead"], overlap=r["overlap"],
         cuda_graphs=r["cuda_graphs"], cuda_graph_max_batch=r.get("cuda_graph_max_batch"),
         eager_launch_s=r["eager_launch"], chunked_prefill=s["chunked_prefill"],
@@ -241,4 +293,4 @@ def is_stack_file(data) -> bool:
     return isinstance(data, dict) and data.get("kind") == "stack"
 
 
-__all__ = ["DEFAULT_STACK", "STACK", "Stack", "list_stacks", "load_stack", "is_stack_file"]
+__all__ = ["DEFAULT_STACK", "STACK", "DecodeKernel", "Stack", "list_stacks", "load_stack", "is_stack_file"]

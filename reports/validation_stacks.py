@@ -30,7 +30,24 @@ def stack_errors(stacks=None):
     t["own"] = base["time_rel_error"]
     for n in names:
         t[n] = score_e2e(stack=n)["time_rel_error"].to_numpy()
+    t[kernel_only_decode()] = score_e2e(stack=_without_decode_kernel())["time_rel_error"].to_numpy()
     return t, names
+
+
+def kernel_only_decode() -> str:
+    """The column of the default stack with the kernel-only decode attention (its
+    ``kernels.decode_attention`` left out): the before of the decode-kernel model."""
+    from hwmodels.stack import DEFAULT_STACK
+
+    return f"{DEFAULT_STACK}, kernel-only decode"
+
+
+def _without_decode_kernel():
+    import dataclasses
+
+    from hwmodels.stack import DEFAULT_STACK, DecodeKernel, load_stack
+
+    return dataclasses.replace(load_stack(DEFAULT_STACK), decode_kernel=DecodeKernel())
 
 
 def summary(t, cols) -> list:
@@ -55,8 +72,12 @@ def stack_section(body, facts: dict, pct) -> None:
            "default stack; `own` uses the profile of the engine that was measured where the catalog has one "
            "(vLLM rows: `vllm`) and the default elsewhere (lmdeploy TurboMind has no profile). Errors are "
            "time-equivalent (negative: the model is too fast). Nothing here is fitted to these rows: the profiles' "
-           "values come from the engines' code, documentation and issue threads.")
-    srows = summary(t, names + ["own"])
+           "values come from the engines' code, documentation and issue threads. `" + kernel_only_decode() + "` is "
+           "the default stack with the kernel-only decode attention (no `kernels.decode_attention`: split to fill one "
+           "CTA per core, no partial outputs, the active cores' share of the bandwidth): the before of the "
+           "decode-kernel model (docs/cost-model.md, decode attention).")
+    ko = kernel_only_decode()
+    srows = summary(t, names + [ko, "own"])
     body.table(srows, [("stack", "stack"), ("n", "rows"), ("bias", "median bias"), ("ape", "median |err|"),
                        ("within", "share within 15 %")],
                {"bias": lambda v: pct(v, True), "ape": pct, "within": lambda v: f"{v * 100:.0f} %"})
@@ -71,9 +92,10 @@ def stack_section(body, facts: dict, pct) -> None:
     for r in t.to_dict("records"):
         rows.append({"case": f"{r['model']} on {r['hardware']} tp{r['tp']}",
                      "shape": f"{r['batch']} x {r['input_len']}/{r['output_len']}", "metric": r["metric"],
-                     "engine": r["engine"], **{n: r[n] for n in names}, "own": r["own"]})
+                     "engine": r["engine"], **{n: r[n] for n in names + [ko]}, "own": r["own"]})
     body.table(rows, [("case", "model, hardware"), ("shape", "B x L/O"), ("metric", "metric"), ("engine", "engine")]
-               + [(n, n) for n in names] + [("own", "own")], {n: (lambda v: pct(v, True)) for n in names + ["own"]})
+               + [(n, n) for n in names + [ko]] + [("own", "own")],
+               {n: (lambda v: pct(v, True)) for n in names + [ko, "own"]})
     s = {r["stack"]: r for r in srows}
     after = s[DEFAULT_STACK]
     facts["stacks"] = {"summary": s, "default": DEFAULT_STACK}

@@ -53,6 +53,7 @@ import numpy as np
 from hwmodels.arith import ARRAYS, NUMBERS, isarr, vwhere
 from hwmodels.chip import Chip, MemoryLevel, bandwidth_at, interpolate_efficiency
 from hwmodels.dtype import get_dtype
+from hwmodels.stack import DecodeKernel
 from sim.collective import collective_time
 from sim.hwparams import HwPoints, scalar_points
 from workloads.graph import DEQUANT_FLOPS, SeqArrays, _attn_stats, seq_blocks, seq_count, seq_max_second
@@ -66,7 +67,7 @@ GEMM_TILES = (32, 64, 128, 256)  # candidate CTA tile sizes along M and N
 GEMM_MIN_TK = 32  # K-step: max(4 x native K, 32)
 GEMM_K_STEPS_PER_SPLIT = 4  # split-K never cuts K below 4 K-steps
 PARTIAL_SUM_BYTES = 4.0  # fp32 partial sums of split-K
-DECODE_KV_SPLIT = 256  # paged/decode attention splits the KV length in chunks of at least 256
+PARTIAL_BYTES = 4.0  # split-KV partial outputs and log-sum-exps are fp32 (FlashAttention-2 out_accum, lse_accum)
 FLASH_BLOCK_ROWS = 128  # flash prefill: query rows per block
 # softmax overlapped with the matrix work (CostOptions.softmax = overlapped): FlashAttention-3's
 # ping-pong schedule runs two consumer warpgroups per SM, one's softmax under the other's GEMMs
@@ -104,6 +105,10 @@ class CostOptions:
     # the MoE kernel's matrix rate on routed expert GEMMs (GemmShape.routing set) as a fraction of the
     # dense GEMM rate (the serving stack's kernels.moe_efficiency, docs/stacks.md); None or 1: the same
     moe_efficiency: float | None = None
+    # the decode attention kernel's work split (the serving stack's kernels.decode_attention:
+    # hwmodels.stack.DecodeKernel): grouped-query heads, KV pages, split-KV policy and its partial
+    # outputs; None = DecodeKernel() (the kernel-only model)
+    decode_kernel: object = None
     # ((op kind, factor), ...): every op of that kind takes factor x its priced time (compute, memory,
     # comm and overhead alike); a key 'kind/bound' scales only the ops of that kind whose unscaled bound it
     # is (and wins over the kind's key); used to price the ends of a prediction interval. Empty: no scaling.
@@ -453,11 +458,13 @@ class CostModel:
         return self._streaming(op)
 
     # -- the shared tail ------------------------------------------------------------------------
-    def _finish(self, op, compute, memory, comm, cols, flops, detail="", latency=True) -> OpArrays:
+    def _finish(self, op, compute, memory, comm, cols, flops, detail="", latency=True,
+                extra_overhead=0.0) -> OpArrays:
         """time = max(compute, memory) + comm + launch overhead + the latency of the slowest-to-reach
-        level touched; the op kind's ``kind_scale`` factor, energy and the main-memory bytes."""
+        level touched (+ ``extra_overhead``: a second kernel's launch and round trip); the op kind's
+        ``kind_scale`` factor, energy and the main-memory bytes."""
         x = self.x
-        overhead = self._overhead(op)
+        overhead = self._overhead(op) + extra_overhead
         lat = 0.0
         if latency:
             for i, b in enumerate(cols):
@@ -691,6 +698,68 @@ class CostModel:
         return ((op.flops_vector - op.flops_special) / vec_rate, op.flops_special / srate,
                 mode == "overlapped" and sfu.overlaps_matrix)
 
+    def _decode_attention(self, op, cols, rate, vec_rate, flops) -> OpArrays:
+        """Decode (paged) attention as the stack's kernel runs it (CostOptions.decode_kernel,
+        docs/cost-model.md): work units (request, KV head), or (request, query head) for a kernel
+        that runs a CTA per query head (the group's L2 re-reads added); split along the KV length
+        while the units fill less than ``split_threshold`` of the CTA slots; the splits' fp32 partial
+        outputs written and read back by a combine kernel (in L2 when they fit: inter-kernel
+        residency) with its own launch. A real kernel (``pipeline_fill``) streams its KV at most at
+        Little's law's rate (bytes in flight / latency) and pays a pipeline fill (block-table read,
+        then the first tile) per wave of CTAs; the kernel-only model gives the active cores their
+        share of the bandwidth."""
+        x = self.x
+        a = op.attention
+        dk = self.options.decode_kernel or DecodeKernel()
+        cores = self.cores
+        nreq = seq_count(a.seqs)
+        per_q = dk.gqa == "per_query_head" and a.heads > a.kv_heads
+        units = max(1, nreq * (a.heads if per_q else a.kv_heads))
+        slots = cores * dk.split_ctas_per_core
+        max_kv = seq_max_second(a.seqs)
+        split = x.where(units >= dk.split_threshold * slots, 1,
+                        x.max(1, x.min(x.ceil(slots / units), x.ceil(max_kv / dk.kv_tile_tokens))))
+        if dk.split_gqa_only and a.heads == a.kv_heads:
+            split = 1
+        ctas = units * split
+        active = x.min(cores, ctas)
+        frac = active / cores
+        cols = list(cols)
+        if per_q and self.cache is not None:  # each query head's CTA reads its group's K and V through L2
+            cols[self.cache] = cols[self.cache] + kv_read_bytes(op) * (a.heads / max(a.kv_heads, 1))
+        extra = 0.0
+        if dk.split_partials:
+            # per split and query head: head_dim_v fp32 outputs and one fp32 log-sum-exp, written by the
+            # split kernel and read by the combine kernel: from L2 when they fit there, else main memory
+            part = x.where(split > 1, nreq * a.heads * split * (a.head_dim_v + 1) * PARTIAL_BYTES, 0.0)
+            lvl = self.main if self.cache is None else x.where(2 * part <= self.cap[self.cache], self.cache, self.main)
+            self._add(cols, lvl, 2 * part)
+            lat = self.lat[self.main] if self.cache is None else x.where(lvl == self.cache, self.lat[self.cache],
+                                                                          self.lat[self.main])
+            extra = x.where(split > 1, self._overhead(op) + lat, 0.0)  # the combine kernel: a launch, a round trip
+        if not dk.pipeline_fill:  # the kernel-only model: the active cores' share of the bandwidth
+            memory = self._memory_time(cols) / frac
+        else:
+            # Little's law: the KV stream reaches at most (bytes in flight) / latency, with each
+            # resident CTA holding one K and one V tile of kv_tile_tokens in flight, or its whole KV
+            # when shorter (a short context cannot keep the memory busy); a CTA first reads its block
+            # table (paged), then its first tile: one round trip each before it streams, paid by each
+            # wave of CTAs over the slots in turn (the first is the latency _finish adds)
+            home = self.home_index
+            lat = self.lat[home] if not isarr(home) else np.choose(home, [np.broadcast_to(
+                np.asarray(v, dtype=float), home.shape) for v in self.lat])
+            kvb = kv_read_bytes(op)
+            tile = dk.kv_tile_tokens * (a.head_dim + a.head_dim_v) * get_dtype(a.kv_dtype).bytes
+            inflight = x.min(ctas, slots) * x.min(tile, kvb / ctas)
+            trips = 1 + (1 if dk.page_size > 0 else 0)
+            memory = x.max(x.max(self._memory_time(cols), kvb * lat / inflight),
+                           (x.ceil(ctas / slots) * trips - 1) * lat)
+        vec, sfu, _ = self._softmax(op, vec_rate)
+        compute = op.flops_matrix / (rate * frac) + (op.flops_vector / (vec_rate * frac) if sfu is None
+                                                     else (vec + sfu) / frac)
+        detail = "" if self.arrays else f"split-kv {split}, {active} cores" + (", per query head" if per_q else "")
+        return self._finish(op, compute, memory, 0.0, cols, flops, detail=detail, extra_overhead=extra)
+
     def _attention(self, op) -> OpArrays:
         x = self.x
         a = op.attention
@@ -702,18 +771,7 @@ class CostModel:
         vec_rate = self._rate("fp32", "vector", size=op.flops_vector)
         nreq = seq_count(a.seqs)
         if a.kernel == "paged" or a.phase == "decode":
-            # work units: (request, kv head) pairs, split along the KV length when too few
-            units = max(1, nreq * a.kv_heads)
-            max_kv = seq_max_second(a.seqs)
-            split = x.where(units >= cores, 1, x.max(1, x.min(x.ceil(cores / units), x.ceil(max_kv / DECODE_KV_SPLIT))))
-            active = x.min(cores, units * split)
-            frac = active / cores
-            memory = self._memory_time(cols) / frac
-            vec, sfu, _ = self._softmax(op, vec_rate)
-            compute = op.flops_matrix / (rate * frac) + (op.flops_vector / (vec_rate * frac) if sfu is None
-                                                         else (vec + sfu) / frac)
-            detail = "" if self.arrays else f"split-kv {split}, {active} cores"
-            return self._finish(op, compute, memory, 0.0, cols, flops, detail=detail)
+            return self._decode_attention(op, cols, rate, vec_rate, flops)
         # flash (fused) or naive prefill: blocks of 128 query rows per (request, head)
         br = FLASH_BLOCK_ROWS
         blocks = seq_blocks(a.seqs, br) * a.heads

@@ -213,3 +213,89 @@ def test_a_stack_file_is_read_within_the_limits(tmp_path):
     bad.write_bytes(b"kind: stack\nname: \xff\n")
     with pytest.raises(SpecError, match="not a text file"):
         load_stack(str(bad))
+
+
+def _toy_with_l2(tmp_path) -> str:
+    """The toy chip plus a 200 MiB, 5 TB/s L2 (100 ns) and a 500 ns HBM latency."""
+    src = Path(TOY).read_text().replace("name: toy-chip", "name: toy-l2").replace(
+        "  - {name: hbm, kind: dram, capacity: 10 GiB, bandwidth: 1 TB/s}",
+        "  - {name: l2, kind: cache, capacity: 200 MiB, bandwidth: 5 TB/s, latency: 100 ns}\n"
+        "  - {name: hbm, kind: dram, capacity: 10 GiB, bandwidth: 1 TB/s, latency: 500 ns}")
+    p = tmp_path / "toy-l2.yaml"
+    p.write_text(src)
+    return str(p)
+
+
+def test_decode_kernel_split_partials_and_pipeline_by_hand(tmp_path):
+    """qwen2.5-0.5b (14 query heads, 2 KV heads, head_dim 64), one request at 1,000 tokens, on a
+    100-core toy chip with an L2: 2 units < 0.8 x 200 slots, so split = min(ceil(200 / 2), ceil(1000 /
+    128)) = 8; 16 CTAs; partials 14 heads x 8 splits x (64 + 1) fp32 = 29,120 B written and read back
+    in L2; Little's law: 16 CTAs hold all 512 kB in flight, so the stream takes at least one 500 ns
+    latency; the combine kernel adds its round trip to L2 (100 ns)."""
+    from hwmodels.loader import load_chip
+    from hwmodels.stack import DecodeKernel
+    from sim.cost import CostModel, CostOptions, kv_read_bytes
+    from workloads import Batch, build_graph
+
+    chip = load_chip(_toy_with_l2(tmp_path))
+    op = next(o for o in build_graph("qwen2.5-0.5b", Batch.decode(1, 1000)).ops if o.kind == "attention")
+    dk = DecodeKernel(page_size=16, split_ctas_per_core=2, kv_tile_tokens=128, split_threshold=0.8,
+                      split_gqa_only=True, split_partials=True, pipeline_fill=True)
+    c = CostModel(chip, CostOptions(decode_kernel=dk)).op_cost(op)
+    assert c.detail == "split-kv 8, 16 cores"
+    levels = dict(c.bytes_by_level)
+    assert levels["l2"] == 2 * 14 * 8 * 65 * 4
+    hbm = levels["hbm"]
+    assert kv_read_bytes(op) <= hbm < 1.01 * kv_read_bytes(op)  # K, V (+ the query and output)
+    assert c.memory_s == pytest.approx(max(hbm / 1e12, 500e-9))
+    assert c.time_s == pytest.approx(max(c.compute_s, c.memory_s) + 500e-9 + 100e-9)
+    # the kernel-only model: split to fill one CTA per core in 256-token chunks, no partials, no floor
+    base = CostModel(chip, CostOptions()).op_cost(op)
+    assert base.detail == "split-kv 4, 8 cores" and "l2" not in dict(base.bytes_by_level)
+    assert base.memory_s == pytest.approx(hbm / 1e12 / 0.08)  # 8 of 100 cores: their share of the bandwidth
+    # a CTA per query head: 14 units, the group's 7 query heads re-read its K and V through L2
+    pq = CostModel(chip, CostOptions(decode_kernel=DecodeKernel(gqa="per_query_head"))).op_cost(op)
+    assert dict(pq.bytes_by_level)["l2"] == pytest.approx(kv_read_bytes(op) * 7)
+    assert pq.detail == "split-kv 4, 56 cores, per query head"
+    # split-KV only for grouped-query models: a multi-head model's decode runs unsplit
+    mha = next(o for o in build_graph("llama-2-7b", Batch.decode(1, 1000)).ops if o.kind == "attention")
+    assert CostModel(chip, CostOptions(decode_kernel=dk)).op_cost(mha).detail == "split-kv 1, 32 cores"
+
+
+def test_short_contexts_cannot_keep_the_memory_busy(tmp_path):
+    """Little's law: 2 CTAs of 32 tokens each hold their whole KV (16 kB) in flight; 32 kB per 500 ns
+    is 64 GB/s, far below the toy's 1 TB/s: the kernel streams at that rate, not at the bandwidth."""
+    from hwmodels.loader import load_chip
+    from hwmodels.stack import DecodeKernel
+    from sim.cost import CostModel, CostOptions
+    from workloads import Batch, build_graph
+
+    chip = load_chip(_toy_with_l2(tmp_path))
+    op = next(o for o in build_graph("qwen2.5-0.5b", Batch.decode(1, 32)).ops if o.kind == "attention")
+    dk = DecodeKernel(kv_tile_tokens=128, pipeline_fill=True)
+    c = CostModel(chip, CostOptions(decode_kernel=dk)).op_cost(op)
+    assert c.detail == "split-kv 1, 2 cores"
+    assert c.memory_s == pytest.approx(500e-9)  # kvb x latency / kvb in flight
+
+
+def test_stack_decode_kernel_loads_and_reaches_the_cost_model():
+    from hwmodels.stack import DecodeKernel
+    from sim.cost import CostOptions
+
+    v = load_stack("vllm")
+    assert v.decode_kernel.page_size == 16 and v.decode_kernel.split_partials
+    assert load_stack("ideal").decode_kernel == DecodeKernel()
+    assert v.cost_options(CostOptions()).decode_kernel == v.decode_kernel
+    mine = DecodeKernel(gqa="per_query_head")
+    assert v.cost_options(CostOptions(decode_kernel=mine)).decode_kernel == mine  # given: kept
+    assert v.to_dict()["decode_attention"]["kv_tile_tokens"] == 128
+
+
+def test_decode_kernel_bad_values_are_located(tmp_path):
+    text = STACK_YAML.format(overlap="false").replace(
+        "kernels: {attention_prefill: flash, attention_decode: paged, source: test}",
+        "kernels:\n  attention_prefill: flash\n  attention_decode: paged\n  source: test\n"
+        "  decode_attention: {gqa: per_kv, page_size: 16, split_ctas_per_core: 2, kv_tile_tokens: 128,\n"
+        "    split_threshold: 0.8, split_gqa_only: true, split_partials: true, pipeline_fill: true, source: t}")
+    with pytest.raises(SpecError, match="gqa"):
+        load_stack(_stack_file(tmp_path, text=text))

@@ -201,6 +201,11 @@ def test_every_option_and_op_kind_through_both_entry_points():
     variants += [CostOptions(softmax="serial"), CostOptions(softmax="overlapped")]  # the special-function unit
     variants += [CostOptions(collectives="nccl"), CostOptions(collectives="nccl-nvls")]  # NCCL's algorithm choice
     variants.append(CostOptions(moe_efficiency=0.75))  # the MoE kernel's rate on routed expert GEMMs
+    from hwmodels.stack import DecodeKernel, load_stack
+
+    variants += [CostOptions(decode_kernel=load_stack("vllm").decode_kernel),  # split, partials, Little's law
+                 CostOptions(decode_kernel=DecodeKernel(gqa="per_query_head", page_size=16, split_partials=True,
+                                                        pipeline_fill=True))]
     covered = {f.name for f in fields if any(getattr(v, f.name) != f.default for v in variants)}
     assert covered == {f.name for f in fields}, "a CostOptions field is not exercised"
     hw = random_points(system, 40, seed=7)
