@@ -31,6 +31,7 @@ from hwmodels.errors import SpecError
 from hwmodels.loader import load_hardware
 from hwmodels.stack import load_stack
 from sim.cost import CostModel, CostOptions
+from sim.validation.measure.csvformat import max_of
 from workloads.graph import (
     SOFTMAX_EXPS,
     SOFTMAX_FLOPS,
@@ -73,6 +74,8 @@ def _num(row, col, integer=True, positive=True, default=None):
         raise RowError(f"column '{col}': {v!r} is not a number") from None
     if not math.isfinite(f):
         raise RowError(f"column '{col}': {v!r} is not finite")
+    if abs(f) > max_of(col):
+        raise RowError(f"column '{col}': {v!r} is over the largest allowed, {max_of(col):,}")
     if integer:
         if not f.is_integer():
             raise RowError(f"column '{col}': expected an integer, got {v!r}")

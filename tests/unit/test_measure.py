@@ -397,3 +397,26 @@ def test_environment_helpers():
     start = E.cpu_busy_seconds()
     if start is not None:  # Linux
         assert E.other_cpu_seconds(start) >= 0.0
+
+
+def test_buffer_sizes_of_several_gib_load_and_absurd_ones_are_flagged(tmp_path):
+    """A byte count is a buffer size, not a 32-bit index: nccl-tests' 8 GiB all-reduce loads (it used
+    to be flagged 'bad bytes' above 2**31); a count beyond 2**50 bytes is flagged, in the measured-CSV
+    loader and in `llmsim ops` alike."""
+    from sim.ops import predict_ops
+    from sim.validation.measure.csvformat import MAX_COUNT
+
+    p = tmp_path / "m.csv"
+    p.write_text("hardware,op,dtype,bytes,num_devices,measured_time_s\n"
+                 f"hgx-h100-8,allreduce,fp32,{8 * 2**30},8,0.031\n"
+                 f"hgx-h100-8,allreduce,fp32,{MAX_COUNT * 2},8,0.031\n")
+    df = M.load_measurements(str(p))
+    errors = df["error"].fillna("").tolist()
+    assert errors[0] == "" and int(df["bytes"].iloc[0]) == 8 * 2**30
+    assert "bad bytes" in errors[1]
+    q = pd.DataFrame({"hardware": ["hgx-h100-8"] * 2, "op": ["allreduce"] * 2, "dtype": ["fp32"] * 2,
+                      "bytes": [8.0 * 2**30, 1e30], "num_devices": [8, 8]})
+    out = predict_ops(q)
+    assert out["error"].iloc[0] in ("", None) or pd.isna(out["error"].iloc[0])
+    assert out["time_s"].iloc[0] > 0
+    assert "over the largest allowed" in out["error"].iloc[1]

@@ -42,6 +42,19 @@ CSV_COLUMNS = [
     "source", "name", "variant", "shape_id",
 ]
 
+#: the largest shape a row may give: kernels index tensors with 32-bit integers
+MAX_DIM = 2**31
+#: the largest byte or element count (a buffer, not an index: nccl-tests and copy benchmarks run
+#: buffers of several GiB); 2**50 (1 PiB) stays exact in the 64-bit integer columns
+MAX_COUNT = 2**50
+_COUNT_COLUMNS = ("bytes", "numel")
+
+
+def max_of(col: str) -> int:
+    """The largest value integer column ``col`` may hold (measured CSVs and ``llmsim ops`` queries)."""
+    return MAX_COUNT if col in _COUNT_COLUMNS else MAX_DIM
+
+
 _INT_COLUMNS = ("m", "n", "k", "batch", "heads", "kv_heads", "head_dim", "seqlen_q", "seqlen_kv",
                 "bytes", "num_devices", "numel", "inputs", "outputs")
 

@@ -12,6 +12,8 @@ import pandas as pd
 
 from hwmodels.errors import SpecError
 from sim.validation.measure.csvformat import (
+    MAX_DIM,
+    max_of,
     _INT_COLUMNS,
     COLLECTIVE_OPS,
     KNOWN_OPS,
@@ -37,9 +39,6 @@ BUILTIN_GROUPS = {
 }
 
 
-#: the largest shape or count a row may give: kernels index tensors with 32-bit integers, and
-#: larger values overflow the 64-bit integer columns the rows are typed into
-MAX_DIM = 2**31
 
 def builtin_measurements() -> dict[str, str]:
     """Built-in data set names and their files (only those present)."""
@@ -168,8 +167,8 @@ def validate_measurements(df: pd.DataFrame, *, require_time: bool = True) -> pd.
             v = numeric[col]
             flag(sel & _blank(df, col), f"missing {col}")
             flag(sel & ~_blank(df, col) & v.isna(), lambda ix, c=col: f"bad {c} {df.at[ix, c]!r}")
-            flag(sel & v.notna() & ((v <= 0) | ~np.isfinite(v) | (v != np.floor(v)) | (v > MAX_DIM)),
-                 lambda ix, c=col: f"bad {c} {df.at[ix, c]!r} (a positive integer up to {MAX_DIM:,})")
+            flag(sel & v.notna() & ((v <= 0) | ~np.isfinite(v) | (v != np.floor(v)) | (v > max_of(col))),
+                 lambda ix, c=col: f"bad {c} {df.at[ix, c]!r} (a positive integer up to {max_of(c):,})")
         for col, default in OPTIONAL_COLUMNS.get(op, {}).items():
             if col not in df.columns or col == "kernel":
                 continue
@@ -177,7 +176,7 @@ def validate_measurements(df: pd.DataFrame, *, require_time: bool = True) -> pd.
             present = sel & ~_blank(df, col)
             flag(present & v.isna(), lambda ix, c=col: f"bad {c} {df.at[ix, c]!r}")
             lo_bad = (v < 0) if col == "flops_per_element" else (v <= 0)
-            flag(present & v.notna() & (lo_bad | ~np.isfinite(v) | (v > MAX_DIM)),
+            flag(present & v.notna() & (lo_bad | ~np.isfinite(v) | (v > max_of(col))),
                  lambda ix, c=col: f"bad {c} {df.at[ix, c]!r}")
         if op == "attention" and "kernel" in df.columns:
             kern = df["kernel"].astype(str).str.strip().str.lower()
@@ -204,7 +203,8 @@ def validate_measurements(df: pd.DataFrame, *, require_time: bool = True) -> pd.
     # typed columns for the caller
     for col, v in numeric.items():
         if col in _INT_COLUMNS:
-            df[col] = v.where(v.notna() & np.isfinite(v) & (v == np.floor(v)) & (v.abs() <= MAX_DIM)).astype("Int64")
+            df[col] = v.where(v.notna() & np.isfinite(v) & (v == np.floor(v))
+                              & (v.abs() <= max_of(col))).astype("Int64")
         else:
             df[col] = v
     if "causal" in df.columns:
