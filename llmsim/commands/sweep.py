@@ -31,6 +31,9 @@ def register(sub) -> None:
     p.add_argument("--metric", metavar="NAME", help="metric for the best-points table and the sensitivity "
                                                     "(default: usd_per_mtok_output)")
     p.add_argument("--top", type=int, default=5, metavar="N", help="best points to print (default 5)")
+    p.add_argument("--pessimistic", type=float, metavar="LEVEL",
+                   help="rank the best points by the slow end of the metric's LEVEL prediction interval (e.g. 0.8; "
+                        "static request sweeps; docs/uncertainty.md)")
     p.add_argument("--pareto", action="append", default=[], metavar="A:max,B:min",
                    help="a Pareto front to report (repeatable); default: the standard fronts the table has")
     p.add_argument("--plots", metavar="DIR", help="write Pareto and sensitivity plots (PNG + SVG) into DIR")
@@ -83,6 +86,13 @@ def cmd_sweep(args) -> int:
     from sim.sweep.runner import prefilter
 
     spec = load_spec(args.spec)
+    if args.pessimistic is not None:  # a bad level is bad input before anything runs
+        from sim.uncertainty import check_level
+
+        try:
+            check_level(args.pessimistic)
+        except SpecError as e:
+            raise SpecError(f"--pessimistic: {e.problems[0].message}") from None
     if getattr(args, "stack", None):
         import dataclasses
 
@@ -128,8 +138,16 @@ def cmd_sweep(args) -> int:
         from reports.sweep_plots import write_plots
 
         write_plots(table, [f for f, _ in front_tables], metric, args.plots, sensitivity_table=sens, sense=sense)
+    slow = None
+    if args.pessimistic is not None and metric and len(ok):
+        from sim.sweep.pessimistic import rank_pessimistic
+
+        slow = rank_pessimistic(spec, ok, metric, sense, float(args.pessimistic), args.top)
     if args.json:
-        print_json({"run": run.summary(), "stack": _stack_line(spec), "assumptions": spec.cost.describe() + list(spec.cost.sources),
+        print_json({"run": run.summary(),
+                    "pessimistic": None if slow is None else {"interval_level": args.pessimistic, "metric": metric,
+                                                              "best": slow.to_dict("records")},
+                    "stack": _stack_line(spec), "assumptions": spec.cost.describe() + list(spec.cost.sources),
                     "fronts": [{"objectives": f, "rows": t.to_dict("records")} for f, t in front_tables],
                     "sensitivity": None if sens is None else sens.to_dict("records")})
         return _exit(run, table)
@@ -154,6 +172,10 @@ def cmd_sweep(args) -> int:
         best = ok.sort_values(metric, ascending=sense == "min").head(args.top)
         print(f"\nbest {min(args.top, len(ok))} by {label(metric)} ({'lowest' if sense == 'min' else 'highest'}):")
         print(_table(best, axes + [metric, "output_tok_s_per_chip", "usd_per_hour", "chips"]))
+    if slow is not None:
+        print(f"\nbest {len(slow)} by the slow end of the {args.pessimistic:g} prediction interval of {label(metric)} "
+              f"(each point predicted again for its interval; slow end ratio = slow end / point):")
+        print(_table(slow, axes + [metric, f"{metric}_slow", "slow_end_ratio"]))
     for f, t in front_tables:
         names = list(f)
         print(f"\nPareto front {' vs '.join(f'{label(k)} ({v})' for k, v in f.items())}: {len(t)} of {len(ok)} points")
