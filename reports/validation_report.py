@@ -28,7 +28,7 @@ from sim.validation.calibrate import calibrate
 from sim.validation.calibrated_file import write_calibrated as write_cal
 from sim.validation.compare import compare
 from sim.validation.measure import builtin_measurements, load_measurements, measure_to_csv, plan_cases
-from sim.validation.published import kernel_comparison, score_e2e, score_moe_kernels
+from sim.validation.published import kernel_comparison, score_attention_kernels, score_e2e, score_moe_kernels
 from sim.version import llmsim_version
 
 __all__ = ["build_report"]
@@ -172,6 +172,7 @@ def build_report(out_dir="docs/validation", report=None, measure_cpu=False, writ
     _collectives_section(run)
     _published_kernels_section(run)
     _moe_kernels_section(run)
+    _attention_kernels_section(run)
     _e2e_section(run)
     stack_section(run.body, run.facts, pct)
     _intervals_section(run, error_model)
@@ -415,7 +416,8 @@ def _published_kernels_section(run: _Run) -> None:
     krows = []
     for r in kt.to_dict("records"):
         shape = (f"{int(r['m'])}x{int(r['n'])}x{int(r['k'])}" if r["op"] == "gemm"
-                 else f"{_size_label(float(r['bytes']))} x{int(r['num_devices'])}")
+                 else f"B{int(r['batch'])} H{int(r['heads'])} S{int(r['seqlen_q'])} d{int(r['head_dim'])}"
+                 if r["op"] == "attention" else f"{_size_label(float(r['bytes']))} x{int(r['num_devices'])}")
         d = {"hw": r["hardware"], "op": f"{r['op']} {r['dtype']}", "shape": shape,
              "measured": f"{r['measured_time_s'] * 1e6:.4g} us", "catalog": f"{r['catalog_s'] * 1e6:.4g} us",
              "catalog_err": (r["catalog_s"] - r["measured_time_s"]) / r["measured_time_s"],
@@ -454,6 +456,40 @@ def _moe_kernels_section(run: _Run) -> None:
                       ("fit", ""), ("src", "source")],
                {"err": lambda v: pct(v, True), "ideal_err": lambda v: pct(v, True)})
     body.p("\n".join(f"{i + 1}. {s}" for i, s in enumerate(srcs)))
+
+
+def attention_kernels_section(body) -> None:
+    """4c. Published fused prefill-attention kernel times, priced under each softmax schedule."""
+    body.h(2, "4c. Published prefill (flash) attention kernel figures")
+    runs = {"ideal": score_attention_kernels(stack="ideal"), "default": score_attention_kernels(),
+            "serial": score_attention_kernels(options=CostOptions(softmax="serial"))}
+    own = runs["default"]
+    srcs = list(dict.fromkeys(own["source"]))
+    rows = [{"kernel": r["name"].split(" d")[0], "shape": f"B{r['batch']} H{r['heads']} S{r['seqlen_q']} d{r['head_dim']}",
+             "measured": f"{r['measured_time_s'] * 1e6:.4g} us ({r['measured_tflops']:.0f} TFLOP/s)",
+             **{k: v.iloc[i]["rel_error"] for k, v in runs.items()}, "src": f"[{srcs.index(r['source']) + 1}]"}
+            for i, r in enumerate(own.to_dict("records"))]
+    body.p(f"Fused attention forward kernels timed by others on an H100 (`op == attention` rows of "
+           f"`sim/validation/data/published/kernels.csv`; never fitted to), priced as `llmsim ops` prices them: "
+           f"`ideal` (softmax on the vector unit, under the matrix work), the default stack `{own['stack_used'][0]}` "
+           f"(its `kernels.softmax`) and `serial` (exponentials on the special-function unit, taking turns with "
+           f"the matrix work). Every shape has heads x head_dim = 2048 and batch x seqlen = 16384, so d64 and d128 "
+           f"rows at one seqlen have the same FLOPs.")
+    body.table(rows, [("kernel", "kernel"), ("shape", "shape"), ("measured", "measured"), ("ideal", "error (ideal)"),
+                      ("default", f"error ({own['stack_used'][0]})"), ("serial", "error (serial)"), ("src", "source")],
+               {k: (lambda v: pct(v, True)) for k in runs})
+    summ = []
+    for k, v in runs.items():
+        for d in sorted(set(v["head_dim"])):
+            e = v[v["head_dim"] == d]["rel_error"]
+            summ.append({"run": k, "d": int(d), "n": len(e), "ape": float(np.median(e.abs())), "bias": float(np.median(e))})
+    body.table(summ, [("run", "priced as"), ("d", "head_dim"), ("n", "rows"), ("ape", "median \\|err\\|"),
+                      ("bias", "bias")], {"ape": pct, "bias": lambda v: pct(v, True)})
+    body.p("\n".join(f"{i + 1}. {s}" for i, s in enumerate(srcs)))
+
+
+def _attention_kernels_section(run: _Run) -> None:
+    attention_kernels_section(run.body)
 
 
 def _e2e_section(run: _Run) -> None:

@@ -139,10 +139,33 @@ def score_moe_kernels(path: str = MOE_KERNELS, stack=None) -> pd.DataFrame:
     return df
 
 
+def score_attention_kernels(path: str = KERNELS, stack=None, options: CostOptions | None = None) -> pd.DataFrame:
+    """The published attention rows of ``kernels.csv`` (op == attention: fused prefill kernels timed by
+    others) priced as ``llmsim ops`` prices them, with ``stack``'s kernel facts (None: the default stack)
+    and ``options`` (None: the stack's own; e.g. CostOptions(softmax="serial") to price one softmax
+    schedule). Adds ``predicted``, ``rel_error``, ``measured_tflops`` (4 x B x H x Sq x Skv x D / time,
+    halved when causal, as the sources count) and ``stack_used``."""
+    from hwmodels.stack import load_stack
+    from sim.ops import predict_ops
+
+    df = pd.read_csv(path, dtype={"source": str, "note": str, "kernel": str}, keep_default_na=False)
+    df = df[df["op"] == "attention"].reset_index(drop=True)
+    st = load_stack(stack if stack is not None else DEFAULT_STACK)
+    out = predict_ops(df, options=options or CostOptions(), stack=st)
+    m = df["measured_time_s"].astype(float)
+    df["predicted"] = out["time_s"].astype(float)
+    df["rel_error"] = (df["predicted"] - m) / m
+    work = 4.0 * df["batch"].astype(float) * df["heads"].astype(float) * df["seqlen_q"].astype(float) \
+        * df["seqlen_kv"].astype(float) * df["head_dim"].astype(float)
+    df["measured_tflops"] = work * np.where(df["causal"].astype(str).isin(["1", "True", "true"]), 0.5, 1.0) / m / 1e12
+    df["stack_used"] = st.name
+    return df
+
+
 def kernel_comparison(hw: str | None = None, options: CostOptions = DEFAULT_OPTIONS, hardware: dict | None = None):
     """The published kernel rows scored like any measurement file (a Comparison)."""
     return compare(load_measurements(KERNELS), hw, options=options, hardware=hardware)
 
 
-__all__ = ["E2E", "KERNELS", "METRICS", "MOE_KERNELS", "kernel_comparison", "load_e2e", "score_e2e",
-           "score_moe_kernels"]
+__all__ = ["E2E", "KERNELS", "METRICS", "MOE_KERNELS", "kernel_comparison", "load_e2e", "score_attention_kernels",
+           "score_e2e", "score_moe_kernels"]
