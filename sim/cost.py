@@ -54,6 +54,7 @@ from hwmodels.arith import ARRAYS, NUMBERS, isarr, vwhere
 from hwmodels.chip import Chip, MemoryLevel, bandwidth_at, interpolate_efficiency
 from hwmodels.dtype import get_dtype
 from hwmodels.stack import DecodeKernel
+from sim import costmemo
 from sim.collective import collective_time
 from sim.hwparams import HwPoints, scalar_points
 from workloads.graph import DEQUANT_FLOPS, SeqArrays, _attn_stats, seq_blocks, seq_count, seq_max_second
@@ -203,7 +204,8 @@ class CostModel:
     ``op_arrays(op)`` -> OpArrays (any number of points). Both are memoized by op (ops are frozen).
     """
 
-    def __init__(self, system, options: CostOptions = CostOptions(), resident_bytes: float = 0.0, tp: int = 1):
+    def __init__(self, system, options: CostOptions = CostOptions(), resident_bytes: float = 0.0, tp: int = 1,
+                 shared_memo: bool = True):
         hw = system if isinstance(system, HwPoints) else scalar_points(system)
         self.hw = hw
         self.system = hw.system
@@ -237,10 +239,11 @@ class CostModel:
         self.arrays = bool(hw.values)
         # the formulas' max/min/where/ceil: the builtins for one chip, elementwise for design points
         self.x = ARRAYS if self.arrays else NUMBERS
-        self._set_home(resident_bytes)
-        self._memo: dict = {}  # op -> OpCost
-        self._amemo: dict = {}  # op -> OpArrays
         self._rates: dict = {}
+        # one system priced (not design points): the process-wide memo (sim/costmemo.py), else its own
+        self._shared = shared_memo and costmemo.ENABLED and not isinstance(system, HwPoints)
+        self._set_home(resident_bytes)
+        self._bind_memo()
 
     def over_steps(self) -> CostModel:
         """This model (same hardware, options and placement) with the formulas' helpers elementwise:
@@ -252,10 +255,26 @@ class CostModel:
         twin = copy.copy(self)
         twin.__dict__.pop("_rate", None)  # a caller's per-instance memo of _rate takes numbers only
         twin.x, twin.arrays = ARRAYS, True
-        twin._memo, twin._amemo = {}, {}
+        twin._memo, twin._amemo, twin._shared = {}, {}, False
         return twin
 
     # -- placement --------------------------------------------------------------------------
+    def _bind_memo(self) -> None:
+        """Take the memo tables of this model's context (hardware content, options, tp, placement):
+        shared with every model of the same context (sim/costmemo.py), or new ones of its own."""
+        self._memo: dict = {}  # op -> OpCost
+        self._amemo: dict = {}  # op -> OpArrays
+        if not self._shared:
+            return
+        try:
+            key = (costmemo.hardware_key(self.hw), self.options, self.tp, self.home_index, self.part_index,
+                   self.part_share, self.act)
+            hash(key)
+        except TypeError:  # an option value that does not hash: this model keeps its own memo
+            self._shared = False
+            return
+        self._memo, self._amemo = costmemo.tables(key)
+
     def _set_home(self, resident: float) -> None:
         self._place(_home_of(self.levels, self.cap, resident, self.main))
         self._set_partial(resident, _managed(self.levels))
@@ -300,8 +319,7 @@ class CostModel:
         """Place weights, KV and activations as ``other`` does (a draft or verify step priced like its target)."""
         self._place(other.home_index)
         self.part_index, self.part_share = other.part_index, other.part_share
-        self._memo.clear()
-        self._amemo.clear()
+        self._bind_memo()
 
     def placement(self, weights_bytes: float, kv_bytes: float, activation_bytes: float) -> dict:
         """Where the tensors live between kernels (one chip): {'weights' | 'kv_cache' | 'activations':
@@ -328,8 +346,7 @@ class CostModel:
     @home.setter
     def home(self, level: MemoryLevel) -> None:
         self._place(self.idx[level.name])
-        self._memo.clear()
-        self._amemo.clear()
+        self._bind_memo()
 
     def _add(self, cols: list, where, value) -> None:
         """cols[where] += value; ``where`` a level index, or an array of them (one per point)."""
@@ -427,6 +444,8 @@ class CostModel:
             if len(self._amemo) >= MEMO_LIMIT:
                 self._amemo.clear()
             self._amemo[op] = c
+            if self._shared:
+                costmemo.added()
         return c
 
     def op_cost(self, op) -> OpCost:
@@ -436,6 +455,8 @@ class CostModel:
             if len(self._memo) >= MEMO_LIMIT:  # long serving runs see endless attention shapes
                 self._memo.clear()
             self._memo[op] = c
+            if self._shared:
+                costmemo.added()
         return c
 
     def _to_cost(self, op, p: OpArrays) -> OpCost:
