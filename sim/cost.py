@@ -45,6 +45,7 @@ intervals (sim/uncertainty) re-price with the error model's low and high ends th
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -240,6 +241,7 @@ class CostModel:
         # the formulas' max/min/where/ceil: the builtins for one chip, elementwise for design points
         self.x = ARRAYS if self.arrays else NUMBERS
         self._rates: dict = {}
+        self._bws: dict = {}  # (level, bytes, op kind) -> achievable bandwidth (one chip)
         # one system priced (not design points): the process-wide memo (sim/costmemo.py), else its own
         self._shared = shared_memo and costmemo.ENABLED and not isinstance(system, HwPoints)
         self._set_home(resident_bytes)
@@ -381,7 +383,16 @@ class CostModel:
         level's ``efficiency_by_kind`` factor for that op kind."""
         if not self.options.use_efficiency:
             return self.bw[i]
-        return bandwidth_at(self.bw[i], self.eff[i], nbytes, self.eff_kind[i].get(kind) if kind else None)
+        if self.arrays:
+            return bandwidth_at(self.bw[i], self.eff[i], nbytes, self.eff_kind[i].get(kind) if kind else None)
+        key = (i, nbytes, kind)  # one chip: the tile search asks for the same transfers again
+        bw = self._bws.get(key)
+        if bw is None:
+            if len(self._bws) >= MEMO_LIMIT:
+                self._bws.clear()
+            bw = self._bws[key] = bandwidth_at(self.bw[i], self.eff[i], nbytes,
+                                               self.eff_kind[i].get(kind) if kind else None)
+        return bw
 
     def _memory_time(self, cols: list, kind: str | None = None):
         """The slowest level bounds the op: max over levels of bytes / achievable bandwidth."""
@@ -673,6 +684,8 @@ class CostModel:
             compute = waves * (2.0 * tm_p * tn_p * x.ceil(k_p / split)) / (rate / cores)
             if deq:  # the weight panel is dequantized again by every further M tile
                 compute = compute + deq * (mt - 1) / self._rate(dt, "vector")
+            if best is not None and not x.any(compute < best[0]):
+                continue  # its time is at least its compute, so it cannot beat the best: skip its traffic
             cols = list(cols0)
             if cache is not None:
                 # cache -> cores: each tile loads its A rows and B columns
@@ -833,7 +846,8 @@ def _home_of(levels, caps, resident, main):
     return home
 
 
-def _tile_candidates(nm: int, nn: int) -> list:
+@functools.lru_cache(maxsize=64)
+def _tile_candidates(nm: int, nn: int) -> tuple:
     """Distinct (tile m, tile n) CTA tiles padded to the native tile, in the search order, each with
     whether it always runs (the smallest)."""
     out: dict = {}
@@ -844,4 +858,4 @@ def _tile_candidates(nm: int, nn: int) -> list:
             tn_p = math.ceil(tn0 / nn) * nn if nn > 1 else tn0
             always = tm0 == GEMM_TILES[0] and tn0 == GEMM_TILES[0]
             out[(tm_p, tn_p)] = out.get((tm_p, tn_p), False) or always
-    return [(tm, tn, a) for (tm, tn), a in out.items()]
+    return tuple((tm, tn, a) for (tm, tn), a in out.items())
