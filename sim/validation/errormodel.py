@@ -267,12 +267,36 @@ def e2e_predictions(chips_cal: dict, systems_cal: dict) -> list[dict]:
     return out
 
 
+_RATES = ("output_throughput_tok_s", "per_chip_output_throughput_tok_s")
+
+
+def _draws(it: dict, model: ErrorModel, engine: bool = True) -> np.ndarray:
+    """The Monte Carlo draws of an end-to-end row's metric under ``model``: ``metric_samples``, with the kernel
+    draws (which depend on the cells and the step shrink only) kept on the row and the engine factor applied
+    as metric_samples applies it (every time times it, a rate divided by it; same uniforms), so the many
+    refits of the end-to-end term (per shrink, per left-out configuration) price each row once per shrink."""
+    cache = it.setdefault("_draws", {})
+    key = (id(model.data["cells"]), model.shrink)
+    if key not in cache:
+        fam, name = chip_family(it["chip"]), record_name(it["chip"])
+        k = metric_samples(it["pred"], it["state"], fam, name, model=model, overlap_comm=it["overlap"],
+                           engine=False)[it["metric"]]
+        unit = ErrorModel(dict(model.data, engine={"*": {"mu": 0.0, "sd_pred": 1.0}}, state_fallback={}))
+        z = np.log(metric_samples(it["pred"], it["state"], fam, name, model=unit, overlap_comm=it["overlap"])[
+            it["metric"]] / k)
+        cache[key] = (k, -z if it["metric"] in _RATES else z)
+    k, z = cache[key]
+    if not engine:
+        return k
+    mu, sd = model.engine_term(it["state"])
+    return k * np.exp((mu + sd * z) * (-1.0 if it["metric"] in _RATES else 1.0))
+
+
 def _engine_fit(items: list[dict], kernel: ErrorModel) -> dict:
     """(mu, sd_pred) of ln(measured / kernel-median) in time terms, the kernel spread subtracted."""
     e, v = [], []
     for it in items:
-        s = metric_samples(it["pred"], it["state"], chip_family(it["chip"]), record_name(it["chip"]), model=kernel,
-                           overlap_comm=it["overlap"], engine=False)[it["metric"]]
+        s = _draws(it, kernel, engine=False)
         med = float(np.median(s))
         r = math.log(it["measured"] / med)
         e.append(-r if it["metric"] in ("output_throughput_tok_s", "per_chip_output_throughput_tok_s") else r)
@@ -296,8 +320,7 @@ def fit_engine(items: list[dict], kernel: ErrorModel) -> dict:
 
 
 def _covered(model: ErrorModel, it: dict, level: float) -> bool:
-    s = metric_samples(it["pred"], it["state"], chip_family(it["chip"]), record_name(it["chip"]), model=model,
-                       overlap_comm=it["overlap"])[it["metric"]]
+    s = _draws(it, model)
     lo, hi = central_interval(s, float(getattr(it["pred"], it["metric"])), level)
     return lo <= it["measured"] <= hi
 
@@ -331,8 +354,7 @@ def e2e_coverage(items: list[dict], kernel_data: dict, levels=LEVELS) -> pd.Data
         for it in items:
             if it["config"] != cfg:
                 continue
-            s = metric_samples(it["pred"], it["state"], chip_family(it["chip"]), record_name(it["chip"]), model=model,
-                               overlap_comm=it["overlap"])[it["metric"]]
+            s = _draws(it, model)
             point = float(getattr(it["pred"], it["metric"]))
             for lv in levels:
                 lo, hi = central_interval(s, point, lv)
