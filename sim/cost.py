@@ -649,6 +649,7 @@ class CostModel:
         if cache is not None:
             changed.add(cache)
         changed = sorted(changed)
+        moved = [i in changed for i in range(self.L)]  # per level: does a candidate change its bytes
         m_fixed = self._memory_time([0.0 if i in changed else c for i, c in enumerate(cols0)])
         # main-memory re-reads when the operands do not fit half the cache (below)
         spill = (act_in + w_bytes > cap / 2) if cache is not None else False
@@ -699,20 +700,18 @@ class CostModel:
             if x.any(split > 1):  # fp32 partial sums written and read back
                 cols[self.main] = cols[self.main] + x.where(split > 1, 2 * (split - 1) * m * n * batch
                                                            * PARTIAL_SUM_BYTES, 0.0)
-            t = x.max(compute, x.max(m_fixed, self._memory_time([cols[i] if i in changed else 0.0
-                                                               for i in range(self.L)])))
+            t = x.max(compute, x.max(m_fixed, self._memory_time([c if k else 0.0 for c, k in zip(cols, moved)])))
             if valid is not True:
                 t = np.where(valid, t, np.inf)
-            cand = (t, compute, [cols[i] for i in changed], (tm_p, tn_p, split, waves))
             if best is None:
-                best = cand
+                best = (t, compute, [cols[i] for i in changed], (tm_p, tn_p, split, waves))
                 continue
             better = t < best[0]
             if x.isarr(better):
                 best = (np.where(better, t, best[0]), np.where(better, compute, best[1]),
-                        [np.where(better, a, b) for a, b in zip(cand[2], best[2])], best[3])
+                        [np.where(better, cols[i], b) for i, b in zip(changed, best[2])], best[3])
             elif better:
-                best = cand
+                best = (t, compute, [cols[i] for i in changed], (tm_p, tn_p, split, waves))
         cols = list(cols0)
         for j, i in enumerate(changed):
             cols[i] = best[2][j]
