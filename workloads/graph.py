@@ -32,13 +32,23 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from hwmodels.arith import vmin, vwhere
-
 from hwmodels.errors import Problem, SpecError
 from workloads.model import ModelSpec, load_model
+from workloads.opdata import AttentionShape, CollectiveShape, GemmShape, Op, TensorIO
 from workloads.parallel import Parallelism, check_parallelism, stage_layers
 from workloads.quant import Quantization, Sparsity
 from workloads.routing import expected_max_load, expected_touched, expert_probs, rank_probs
+from workloads.seqs import (  # noqa: F401  (re-exported: sim/ reads them from here)
+    SeqArrays,
+    _attn_stats,
+    _attn_stats_tuple,
+    _request_stats,
+    seq_blocks,
+    seq_context,
+    seq_count,
+    seq_max_second,
+    seq_tokens,
+)
 
 __all__ = [
     "KERNELS",
@@ -72,96 +82,6 @@ SOFTCAP_FLOPS = 3  # cap * tanh(x / cap)
 DEQUANT_FLOPS = 2  # per weight element: unpack/convert and scale
 ROUTER_FLOPS = 6  # per (token, expert) logit: softmax or sigmoid, then top-k selection
 SAMPLING_FLOPS = 5  # per logit: softmax and the top-k/top-p or argmax scan
-
-
-# ---------------------------------------------------------------------------------------------
-# the contract with sim/
-
-@dataclass(frozen=True, slots=True)
-class TensorIO:
-    """A tensor an op moves: ``bytes`` per execution, per chip; ``write`` False = read."""
-
-    name: str
-    role: str  # 'weight' | 'activation' | 'kv'
-    dtype: str
-    bytes: float
-    write: bool
-
-
-@dataclass(frozen=True, slots=True)
-class GemmShape:
-    """C[m, n] = A[m, k] @ B[k, n], ``batch`` times (batch > 1: grouped GEMM, e.g. MoE experts)."""
-
-    m: int
-    n: int
-    k: int
-    batch: int = 1
-    # MoE experts: (tokens routed, per-expert pick probabilities of this chip's experts); the cost
-    # model pads each expert's expected rows to its tile (workloads.routing.expected_blocks)
-    routing: tuple | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AttentionShape:
-    phase: str  # 'prefill' | 'decode' | 'mixed'
-    kernel: str  # 'flash' | 'paged' | 'naive'
-    heads: int  # query heads on this chip
-    kv_heads: int  # KV heads on this chip (MLA absorbed: 1 latent head)
-    head_dim: int
-    head_dim_v: int
-    seqs: tuple[tuple[int, int], ...]  # per request: (new query tokens, kv length incl. the new ones)
-    causal: bool
-    kv_dtype: str
-    window: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CollectiveShape:
-    op: str  # 'allreduce' | 'allgather' | 'reducescatter' | 'alltoall' | 'sendrecv'
-    bytes: float  # each rank's buffer (allreduce: the full tensor; allgather: the full output)
-    group_size: int
-    group: str  # 'tp' | 'pp' | 'ep' | 'dp'
-
-
-@dataclass(frozen=True, slots=True)
-class Op:
-    name: str
-    kind: str
-    count: int
-    flops_matrix: float
-    flops_vector: float
-    compute_dtype: str
-    tensors: tuple[TensorIO, ...]
-    gemm: GemmShape | None = None
-    attention: AttentionShape | None = None
-    collective: CollectiveShape | None = None
-    layer: str = "layer"
-    fusable: bool = False
-    sparse: bool = False  # 2:4-pruned weights (build_graph(sparsity=...)): the cost model uses the sparse peak
-    # special-function operations (exp) inside flops_vector: a chip's special unit (SFU) runs them
-    # at its own rate when the serving stack prices kernels realistically (docs/stacks.md)
-    flops_special: float = 0.0
-
-    @property
-    def flops(self) -> float:
-        """FLOPs of one execution (matrix + vector)."""
-        return self.flops_matrix + self.flops_vector
-
-    @property
-    def bytes_read(self) -> float:
-        return sum(t.bytes for t in self.tensors if not t.write)
-
-    @property
-    def bytes_written(self) -> float:
-        return sum(t.bytes for t in self.tensors if t.write)
-
-    @property
-    def bytes(self) -> float:
-        return sum(t.bytes for t in self.tensors)
-
-    def bytes_of(self, role: str) -> float:
-        """Bytes of one execution moved for tensors of ``role`` ('weight', 'activation', 'kv')."""
-        return sum(t.bytes for t in self.tensors if t.role == role)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,117 +187,6 @@ def _is_int(v) -> bool:
 def _positive(name: str, v) -> None:
     if not _is_int(v) or v < 1:
         raise SpecError([Problem(f"must be a positive integer, got {v!r}", path=name)])
-
-
-def _request_stats(n, c, window: int | None):
-    """(visible causal pairs, n x (c+n) rectangle, cached tokens read) of one request of ``n`` new
-    tokens after ``c`` cached ones: numbers, or numpy integer arrays (elementwise, one request per
-    element). The one place this counting is written; tuples and :class:`SeqArrays` sum it."""
-    a, b = c + 1, c + n  # keys visible to the first and the last new query
-    rect = n * (c + n)
-    if window is None:
-        return (a + b) * n // 2, rect, c
-    pairs = vwhere(b <= window, (a + b) * n // 2,
-                   vwhere(a >= window, window * n, (a + window) * (window - a + 1) // 2 + window * (b - window)))
-    return pairs, rect, vmin(c, window)
-
-
-@functools.lru_cache(maxsize=4096)
-def _attn_stats_tuple(seqs: tuple, window: int | None) -> tuple[float, float, float]:
-    pairs = rect = cached = 0
-    for n, c in seqs:
-        p, r, k = _request_stats(n, c, window)
-        pairs += p
-        rect += r
-        cached += k
-    return float(pairs), float(rect), float(cached)
-
-
-def _attn_stats(seqs, window: int | None) -> tuple:
-    """(visible causal pairs, full n x (c+n) rectangle, cached tokens read) for these requests:
-    ``seqs`` a tuple of (new, cached) pairs (floats), or a :class:`SeqArrays` (arrays, one entry
-    per step of its leading axes)."""
-    if isinstance(seqs, SeqArrays):
-        return seqs.stats(window)
-    return _attn_stats_tuple(seqs, window)
-
-
-_attn_stats.cache_clear = _attn_stats_tuple.cache_clear  # benchmarks time it cold
-
-
-class SeqArrays:
-    """Many steps of the same requests at once: ``first[k, i]`` and ``second[k, i]`` are request
-    ``i``'s pair in step ``k`` (``(new, cached)`` as in a Batch, or ``(new, kv length)`` as in an
-    AttentionShape). The graph builder's attention accounting and the cost model's attention
-    formula read a step's requests through the helpers below (``seq_*``), so the same code prices
-    one step (a tuple of pairs, Python numbers) or K steps at once (these arrays, numpy): an op
-    axis, evaluated the way design points are (docs/performance.md)."""
-
-    __slots__ = ("first", "second")
-    __hash__ = None  # arrays: never a memo key
-
-    def __init__(self, first, second):
-        self.first = np.asarray(first, dtype=np.int64)
-        self.second = np.asarray(second, dtype=np.int64)
-
-    def __len__(self) -> int:  # requests per step
-        return self.first.shape[-1]
-
-    def stats(self, window):
-        pairs, rect, cached = _request_stats(self.first, self.second, window)
-        return (pairs.sum(-1).astype(float), rect.sum(-1).astype(float),
-                np.asarray(cached).sum(-1).astype(float))
-
-    def kv(self) -> SeqArrays:
-        """(new, cached) -> (new, kv length incl. the new tokens)."""
-        return SeqArrays(self.first, self.second + self.first)
-
-    def cached(self) -> SeqArrays:
-        """(new, kv length) -> (new, cached)."""
-        return SeqArrays(self.first, self.second - self.first)
-
-    def split(self) -> tuple:
-        """(prefill-like, decode) requests, as Batch.split; requests must keep their side in every
-        step (a context only grows, so a decode stays a decode)."""
-        dec = (self.first == 1) & (self.second > 0)
-        col = dec.all(axis=tuple(range(dec.ndim - 1)))
-        if not (col | ~dec.any(axis=tuple(range(dec.ndim - 1)))).all():
-            raise ValueError("a request changes between prefill and decode across the steps")
-        pre = SeqArrays(self.first[..., ~col], self.second[..., ~col]) if (~col).any() else ()
-        return pre, (SeqArrays(self.first[..., col], self.second[..., col]) if col.any() else ())
-
-
-def seq_count(seqs) -> int:
-    """Requests of a step."""
-    return len(seqs)
-
-
-def seq_tokens(seqs):
-    """New tokens of a step (per step for SeqArrays)."""
-    if isinstance(seqs, SeqArrays):
-        return seqs.first.sum(-1)
-    return sum(n for n, _ in seqs)
-
-
-def seq_context(seqs):
-    """Cached tokens before a step (the second field of (new, cached) pairs; per step for SeqArrays)."""
-    if isinstance(seqs, SeqArrays):
-        return seqs.second.sum(-1)
-    return sum(c for _, c in seqs)
-
-
-def seq_max_second(seqs, default: int = 1):
-    """The largest second field (an AttentionShape's longest kv length)."""
-    if isinstance(seqs, SeqArrays):
-        return seqs.second.max(-1) if len(seqs) else default
-    return max((kv for _, kv in seqs), default=default)
-
-
-def seq_blocks(seqs, rows: int):
-    """Blocks of ``rows`` new tokens over the requests: sum of ceil(new / rows)."""
-    if isinstance(seqs, SeqArrays):
-        return (-(-seqs.first // rows)).sum(-1)
-    return sum(math.ceil(q / rows) for q, _ in seqs)
 
 
 def expected_experts_touched(experts: int, top_k: int, tokens: float) -> float:

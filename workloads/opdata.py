@@ -1,0 +1,100 @@
+"""The contract between workloads/ and sim/: an op's counted work and the tensors it moves.
+
+:class:`Op` (with its :class:`TensorIO` s and an optional :class:`GemmShape`,
+:class:`AttentionShape` or :class:`CollectiveShape`) is what the graph builder
+(``workloads.graph``) emits and the cost model (``sim/cost.py``) prices. No hardware, no time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["AttentionShape", "CollectiveShape", "GemmShape", "Op", "TensorIO"]
+
+
+
+@dataclass(frozen=True, slots=True)
+class TensorIO:
+    """A tensor an op moves: ``bytes`` per execution, per chip; ``write`` False = read."""
+
+    name: str
+    role: str  # 'weight' | 'activation' | 'kv'
+    dtype: str
+    bytes: float
+    write: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GemmShape:
+    """C[m, n] = A[m, k] @ B[k, n], ``batch`` times (batch > 1: grouped GEMM, e.g. MoE experts)."""
+
+    m: int
+    n: int
+    k: int
+    batch: int = 1
+    # MoE experts: (tokens routed, per-expert pick probabilities of this chip's experts); the cost
+    # model pads each expert's expected rows to its tile (workloads.routing.expected_blocks)
+    routing: tuple | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionShape:
+    phase: str  # 'prefill' | 'decode' | 'mixed'
+    kernel: str  # 'flash' | 'paged' | 'naive'
+    heads: int  # query heads on this chip
+    kv_heads: int  # KV heads on this chip (MLA absorbed: 1 latent head)
+    head_dim: int
+    head_dim_v: int
+    seqs: tuple[tuple[int, int], ...]  # per request: (new query tokens, kv length incl. the new ones)
+    causal: bool
+    kv_dtype: str
+    window: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectiveShape:
+    op: str  # 'allreduce' | 'allgather' | 'reducescatter' | 'alltoall' | 'sendrecv'
+    bytes: float  # each rank's buffer (allreduce: the full tensor; allgather: the full output)
+    group_size: int
+    group: str  # 'tp' | 'pp' | 'ep' | 'dp'
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    name: str
+    kind: str
+    count: int
+    flops_matrix: float
+    flops_vector: float
+    compute_dtype: str
+    tensors: tuple[TensorIO, ...]
+    gemm: GemmShape | None = None
+    attention: AttentionShape | None = None
+    collective: CollectiveShape | None = None
+    layer: str = "layer"
+    fusable: bool = False
+    sparse: bool = False  # 2:4-pruned weights (build_graph(sparsity=...)): the cost model uses the sparse peak
+    # special-function operations (exp) inside flops_vector: a chip's special unit (SFU) runs them
+    # at its own rate when the serving stack prices kernels realistically (docs/stacks.md)
+    flops_special: float = 0.0
+
+    @property
+    def flops(self) -> float:
+        """FLOPs of one execution (matrix + vector)."""
+        return self.flops_matrix + self.flops_vector
+
+    @property
+    def bytes_read(self) -> float:
+        return sum(t.bytes for t in self.tensors if not t.write)
+
+    @property
+    def bytes_written(self) -> float:
+        return sum(t.bytes for t in self.tensors if t.write)
+
+    @property
+    def bytes(self) -> float:
+        return sum(t.bytes for t in self.tensors)
+
+    def bytes_of(self, role: str) -> float:
+        """Bytes of one execution moved for tensors of ``role`` ('weight', 'activation', 'kv')."""
+        return sum(t.bytes for t in self.tensors if t.role == role)

@@ -1,0 +1,129 @@
+"""Attention accounting of a step's requests, written once for numbers and numpy arrays.
+
+A step's requests are a tuple of ``(new, cached)`` pairs (a :class:`~workloads.graph.Batch`) or
+``(new, kv length)`` pairs (an :class:`~workloads.opdata.AttentionShape`), or a :class:`SeqArrays`
+holding many steps of the same requests at once. :func:`_request_stats` counts one request's
+visible causal pairs, rectangle and cached tokens; everything else sums it. The graph builder and
+the cost model read a step's requests only through the ``seq_*`` helpers here, so the same code
+prices one step (Python numbers) or K steps at once (numpy arrays).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from hwmodels.arith import vmin, vwhere
+
+
+def _request_stats(n, c, window: int | None):
+    """(visible causal pairs, n x (c+n) rectangle, cached tokens read) of one request of ``n`` new
+    tokens after ``c`` cached ones: numbers, or numpy integer arrays (elementwise, one request per
+    element). The one place this counting is written; tuples and :class:`SeqArrays` sum it."""
+    a, b = c + 1, c + n  # keys visible to the first and the last new query
+    rect = n * (c + n)
+    if window is None:
+        return (a + b) * n // 2, rect, c
+    pairs = vwhere(b <= window, (a + b) * n // 2,
+                   vwhere(a >= window, window * n, (a + window) * (window - a + 1) // 2 + window * (b - window)))
+    return pairs, rect, vmin(c, window)
+
+
+@functools.lru_cache(maxsize=4096)
+def _attn_stats_tuple(seqs: tuple, window: int | None) -> tuple[float, float, float]:
+    pairs = rect = cached = 0
+    for n, c in seqs:
+        p, r, k = _request_stats(n, c, window)
+        pairs += p
+        rect += r
+        cached += k
+    return float(pairs), float(rect), float(cached)
+
+
+def _attn_stats(seqs, window: int | None) -> tuple:
+    """(visible causal pairs, full n x (c+n) rectangle, cached tokens read) for these requests:
+    ``seqs`` a tuple of (new, cached) pairs (floats), or a :class:`SeqArrays` (arrays, one entry
+    per step of its leading axes)."""
+    if isinstance(seqs, SeqArrays):
+        return seqs.stats(window)
+    return _attn_stats_tuple(seqs, window)
+
+
+_attn_stats.cache_clear = _attn_stats_tuple.cache_clear  # benchmarks time it cold
+
+
+class SeqArrays:
+    """Many steps of the same requests at once: ``first[k, i]`` and ``second[k, i]`` are request
+    ``i``'s pair in step ``k`` (``(new, cached)`` as in a Batch, or ``(new, kv length)`` as in an
+    AttentionShape). The graph builder's attention accounting and the cost model's attention
+    formula read a step's requests through the helpers below (``seq_*``), so the same code prices
+    one step (a tuple of pairs, Python numbers) or K steps at once (these arrays, numpy): an op
+    axis, evaluated the way design points are (docs/performance.md)."""
+
+    __slots__ = ("first", "second")
+    __hash__ = None  # arrays: never a memo key
+
+    def __init__(self, first, second):
+        self.first = np.asarray(first, dtype=np.int64)
+        self.second = np.asarray(second, dtype=np.int64)
+
+    def __len__(self) -> int:  # requests per step
+        return self.first.shape[-1]
+
+    def stats(self, window):
+        pairs, rect, cached = _request_stats(self.first, self.second, window)
+        return (pairs.sum(-1).astype(float), rect.sum(-1).astype(float),
+                np.asarray(cached).sum(-1).astype(float))
+
+    def kv(self) -> SeqArrays:
+        """(new, cached) -> (new, kv length incl. the new tokens)."""
+        return SeqArrays(self.first, self.second + self.first)
+
+    def cached(self) -> SeqArrays:
+        """(new, kv length) -> (new, cached)."""
+        return SeqArrays(self.first, self.second - self.first)
+
+    def split(self) -> tuple:
+        """(prefill-like, decode) requests, as Batch.split; requests must keep their side in every
+        step (a context only grows, so a decode stays a decode)."""
+        dec = (self.first == 1) & (self.second > 0)
+        col = dec.all(axis=tuple(range(dec.ndim - 1)))
+        if not (col | ~dec.any(axis=tuple(range(dec.ndim - 1)))).all():
+            raise ValueError("a request changes between prefill and decode across the steps")
+        pre = SeqArrays(self.first[..., ~col], self.second[..., ~col]) if (~col).any() else ()
+        return pre, (SeqArrays(self.first[..., col], self.second[..., col]) if col.any() else ())
+
+
+def seq_count(seqs) -> int:
+    """Requests of a step."""
+    return len(seqs)
+
+
+def seq_tokens(seqs):
+    """New tokens of a step (per step for SeqArrays)."""
+    if isinstance(seqs, SeqArrays):
+        return seqs.first.sum(-1)
+    return sum(n for n, _ in seqs)
+
+
+def seq_context(seqs):
+    """Cached tokens before a step (the second field of (new, cached) pairs; per step for SeqArrays)."""
+    if isinstance(seqs, SeqArrays):
+        return seqs.second.sum(-1)
+    return sum(c for _, c in seqs)
+
+
+def seq_max_second(seqs, default: int = 1):
+    """The largest second field (an AttentionShape's longest kv length)."""
+    if isinstance(seqs, SeqArrays):
+        return seqs.second.max(-1) if len(seqs) else default
+    return max((kv for _, kv in seqs), default=default)
+
+
+def seq_blocks(seqs, rows: int):
+    """Blocks of ``rows`` new tokens over the requests: sum of ceil(new / rows)."""
+    if isinstance(seqs, SeqArrays):
+        return (-(-seqs.first // rows)).sum(-1)
+    return sum(math.ceil(q / rows) for q, _ in seqs)
