@@ -32,6 +32,7 @@ import numpy as np
 
 from hwmodels.errors import InfeasibleError, SpecError
 from hwmodels.stack import load_stack
+from sim import costmemo
 from sim.config import PredictConfig, make_config
 from sim.cost import CostModel
 from sim.estimate import GraphCost, estimate, stage_time, step_kernels, totals
@@ -400,14 +401,36 @@ def _decode_contexts_at_once(cfg: PredictConfig, su: _Setup, cm, ctxs, gc, g) ->
     opts = cfg.options
     compute, comm, flops, bytes_main, energy = totals(gc.ops, skip_kind="attention")
     kv = sum(o.count * o.bytes_of("kv") for o in g.ops if o.kind != "attention")
-    seqs = SeqArrays(np.ones((len(ctxs), su.batch), dtype=np.int64), np.repeat(np.asarray(ctxs)[:, None], su.batch, 1))
-    ops = attention_ops(su.spec, seqs, su.quant, su.parallel, cfg.attention_kernel, opts.fused)
-    acm = cm.over_steps()
-    c2, m2, f2, b2, e2 = totals([acm._price(o) for o in ops])
-    kv = kv + sum(o.count * o.bytes_of("kv") for o in ops)
+    c2, m2, f2, b2, e2, kv2 = _attention_at_contexts(cfg, su, cm, ctxs)
+    kv = kv + kv2
     t = stage_time(compute + c2, comm + m2, opts) * su.parallel.pp
     one = np.ones(len(ctxs))
     return t * one, (energy + e2) * one, (bytes_main + b2) * one, (flops + f2) * one, kv * one, step_kernels(gc)
+
+
+def _attention_at_contexts(cfg: PredictConfig, su: _Setup, cm, ctxs) -> tuple:
+    """(compute, comm, FLOPs, main bytes, energy, KV bytes) of the attention-core ops of one decode
+    step at every context of ``ctxs`` (arrays over the contexts). Remembered in the cost model's
+    shared memo table (sim/costmemo.py: the same hardware content, options and placement) under the
+    ops' own inputs (model, quantization, parallelism, kernel, fusion, batch, contexts), so a
+    repeated prediction does not rebuild and re-price them; ``cm`` without a shared table prices."""
+    key = ("decode-attention", su.spec, su.quant, su.parallel, cfg.attention_kernel, cfg.options.fused,
+           su.batch, tuple(int(c) for c in ctxs))
+    table = cm._amemo if cm._shared else None
+    try:
+        hit = table.get(key) if table is not None else None
+    except TypeError:  # an input that does not hash: price without the memo
+        table = hit = None
+    if hit is not None:
+        return hit
+    seqs = SeqArrays(np.ones((len(ctxs), su.batch), dtype=np.int64), np.repeat(np.asarray(ctxs)[:, None], su.batch, 1))
+    ops = attention_ops(su.spec, seqs, su.quant, su.parallel, cfg.attention_kernel, cfg.options.fused)
+    acm = cm.over_steps()
+    out = totals([acm._price(o) for o in ops]) + (sum(o.count * o.bytes_of("kv") for o in ops),)
+    if table is not None:
+        table[key] = out
+        costmemo.added()
+    return out
 
 
 def _decode(cfg: PredictConfig, su: _Setup, mem: _Memory, cm, dcm) -> dict:
