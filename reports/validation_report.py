@@ -703,15 +703,17 @@ def _weaknesses(f) -> str:
         cc, nc = (cm.op_cost(row_to_op({**row, "causal": c})) for c in (True, False))
         l2c, l2n = dict(cc.bytes_by_level).get("l2", 0), dict(nc.bytes_by_level).get("l2", 0)
         out.append(
-            "6. **Attention is not validated on a GPU** (no shipped data set times GPU attention; this task had no "
-            "GPU to measure one). Under a serving stack the softmax exponentials run on the special-function "
-            "unit (docs/cost-model.md): FlashAttention-2-style on the A100 (a head_dim-64 prefill is ~20% slower "
-            "than a head_dim-128 one of the same FLOPs), overlapped on Hopper (hidden while the softmax is "
-            "shorter than the GEMMs). The causal re-read defect found in review is fixed: a causal query block now "
-            "re-reads only the keys it can see. A 32-head, 8-KV-head, head_dim-128, 4,096-token prefill on the "
-            f"H100 moves {l2c / 1e9:.2f} GB through L2 causal and {l2n / 1e9:.2f} GB non-causal; priced "
-            f"{cc.time_s * 1e6:.0f} us ({cc.bound}-bound) and {nc.time_s * 1e6:.0f} us. `llmsim measure --device "
-            "cuda` on a GPU produces the attention rows to score it.")
+            "6. **Attention: prefill scored on public H100 rows only; decode not scored** (section 4c: FA3, "
+            "ThunderKittens and Triton forward kernels, non-causal, head_dim 64 and 128; no causal, A100, H200 or "
+            "decode-kernel rows were found in non-reserved public text, and this task had no GPU to measure them). "
+            "The kernel-only softmax rule (and the FA3 'overlapped' rule, which equals it there) is far too fast on "
+            "those rows; the default stacks therefore price the exponentials on the special-function unit taking "
+            "turns with the matrix work (`serial`, docs/stacks.md), which still leaves short sequences optimistic "
+            "(a fixed cost per query block is not modelled) and FA3 at head_dim 128 pessimistic (its partial "
+            "overlap is not modelled). Under the kernel-only rule (shown here) a 32-head, 8-KV-head, head_dim-128, "
+            f"4,096-token prefill on the H100 moves {l2c / 1e9:.2f} GB through L2 causal and {l2n / 1e9:.2f} GB "
+            f"non-causal; priced {cc.time_s * 1e6:.0f} us ({cc.bound}-bound) and {nc.time_s * 1e6:.0f} us. "
+            "`llmsim measure --device cuda` on a GPU produces the attention rows to score it.")
     except Exception as e:  # noqa: BLE001 - an illustration; the report goes on without it
         out.append(f"6. (the causal-attention illustration could not be computed: {e})")
     e = f.get("e2e")
