@@ -170,22 +170,12 @@ class StepCoster:
         acm = self._acm
         if acm is None:
             acm = self._acm = self.cm.over_steps()
-        compute, comm, flops, bytes_main, energy = base
-        kernels = self._base_kernels.get(bkey, 0)
-        for op in ops:
-            c = acm._price(op)
-            k = c.count
-            kernels += k * self.pp
-            compute = compute + c.time_s * k
-            flops = flops + c.flops * k
-            bytes_main = bytes_main + c.bytes_main * k
-            energy = energy + c.energy_j * k
-        ch = self.chips
-        time_s = stage_time(compute, comm, self.options) * self.pp
+        time_s, energy, flops, bytes_main, kernels = self._with_attention(
+            ops, base, self._base_kernels.get(bkey, 0), acm._price)
         if not self.stack.is_ideal:
             time_s = self.stack.step_time(time_s, kernels, R, True)
         one = np.ones(steps)
-        return time_s * one, energy * ch * one, flops * ch * one, bytes_main * ch * one
+        return time_s * one, energy * one, flops * one, bytes_main * one
 
     def count_steps(self, steps: int) -> None:
         """Count ``steps`` steps of a decode_steps answer as used (memo statistics)."""
@@ -242,16 +232,21 @@ class StepCoster:
         return attention_ops(self.spec, key, self.quant, self.parallel, self.attention_kernel, self.options.fused)
 
     def _decomposed(self, key, base, kernels: float = 0.0) -> StepCost:
+        return StepCost(*self._with_attention(self._attention_ops(key), base, kernels, self.cm._price))
+
+    def _with_attention(self, ops, base, kernels, price) -> tuple:
+        """(kernel time, energy, FLOPs, main bytes of all chips, kernel launches) of a step whose
+        non-attention sums are ``base`` ((T, R) memo) and whose attention ops are ``ops``, priced by
+        ``price`` (numbers for one step, arrays over the steps of a decode run): the sum of
+        :func:`sim.estimate.combine`, in one place for both."""
         compute, comm, flops, bytes_main, energy = base
-        price = self.cm._price
-        for op in self._attention_ops(key):
+        for op in ops:
             c = price(op)
             k = c.count
             kernels += k * self.pp
-            compute += c.time_s * k
-            flops += c.flops * k
-            bytes_main += c.bytes_main * k
-            energy += c.energy_j * k
-        stage = stage_time(compute, comm, self.options)
+            compute = compute + c.time_s * k
+            flops = flops + c.flops * k
+            bytes_main = bytes_main + c.bytes_main * k
+            energy = energy + c.energy_j * k
         ch = self.chips
-        return StepCost(stage * self.pp, energy * ch, flops * ch, bytes_main * ch, kernels)
+        return stage_time(compute, comm, self.options) * self.pp, energy * ch, flops * ch, bytes_main * ch, kernels
