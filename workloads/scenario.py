@@ -200,8 +200,22 @@ def _zeros_stream() -> Iterator[np.ndarray]:
         yield np.zeros(CHUNK)
 
 
+class _RateArrivals(ArrivalProcess):
+    """A process defined by a ``rate_rps`` field, where ``rate_rps=inf`` means all at t = 0."""
+
+    @property
+    def instantaneous(self) -> bool:
+        return math.isinf(self.rate_rps)
+
+    def _stream(self, rng):
+        return _zeros_stream() if self.instantaneous else self._finite_stream(rng)
+
+    def _finite_stream(self, rng) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class Poisson(ArrivalProcess):
+class Poisson(_RateArrivals):
     """Poisson arrivals: exponential gaps with mean 1/rate_rps. ``rate_rps=inf``: all at t=0."""
 
     rate_rps: float
@@ -211,13 +225,7 @@ class Poisson(ArrivalProcess):
         c.positive("rate_rps", self.rate_rps, allow_inf=True)
         c.done()
 
-    @property
-    def instantaneous(self) -> bool:
-        return math.isinf(self.rate_rps)
-
-    def _stream(self, rng):
-        if self.instantaneous:
-            return _zeros_stream()
+    def _finite_stream(self, rng):
         scale = 1.0 / self.rate_rps
         return _gap_stream(rng, lambda n: rng.exponential(scale, n))
 
@@ -226,7 +234,7 @@ class Poisson(ArrivalProcess):
 
 
 @dataclass(frozen=True)
-class Gamma(ArrivalProcess):
+class Gamma(_RateArrivals):
     """Bursty arrivals: gamma-distributed gaps with mean 1/rate_rps and coefficient of variation cv.
 
     cv = 1 is Poisson; cv > 1 is burstier (clumps and lulls); cv < 1 is more regular.
@@ -244,13 +252,7 @@ class Gamma(ArrivalProcess):
             c.add("cv", _CV_RANGE + f", got {self.cv!r}")
         c.done()
 
-    @property
-    def instantaneous(self) -> bool:
-        return math.isinf(self.rate_rps)
-
-    def _stream(self, rng):
-        if self.instantaneous:
-            return _zeros_stream()
+    def _finite_stream(self, rng):
         shape = 1.0 / (self.cv * self.cv)
         scale = 1.0 / (self.rate_rps * shape)
         return _gap_stream(rng, lambda n: rng.gamma(shape, scale, n))
@@ -260,7 +262,7 @@ class Gamma(ArrivalProcess):
 
 
 @dataclass(frozen=True)
-class FixedRate(ArrivalProcess):
+class FixedRate(_RateArrivals):
     """Constant spacing: request i arrives at exactly i / rate_rps. ``rate_rps=inf``: all at t=0."""
 
     rate_rps: float
@@ -270,16 +272,7 @@ class FixedRate(ArrivalProcess):
         c.positive("rate_rps", self.rate_rps, allow_inf=True)
         c.done()
 
-    @property
-    def instantaneous(self) -> bool:
-        return math.isinf(self.rate_rps)
-
-    def _stream(self, rng):
-        if self.instantaneous:
-            return _zeros_stream()
-        return self._gen()
-
-    def _gen(self):
+    def _finite_stream(self, rng):
         base = 0
         idx = np.arange(CHUNK, dtype=np.float64)
         while True:
