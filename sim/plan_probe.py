@@ -114,10 +114,10 @@ def _frame(res):
     return df.sort_values("arrival_s", kind="stable")
 
 
-def _t(s: float) -> str:
-    if s is None or s != s:  # noqa: PLR0124
-        return "-"
-    return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
+def _t(s) -> str:
+    from hwmodels.format import fmt_time
+
+    return fmt_time(s)
 
 
 def judge(req, res, n: int, final: bool, t0: float, rate: float, rounds: int) -> Probe | None:

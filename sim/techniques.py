@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from hwmodels.chip import Chip
 from hwmodels.errors import InfeasibleError, Problem, SpecError
+from hwmodels.format import fmt_bytes
 from sim.config import PredictConfig, make_config
 from sim.resolve import make_quantization, resolve_system
 from sim.step import StepCost, StepCoster
@@ -139,8 +140,8 @@ def plan_offload(weights: float, kv: float, workspace: float, capacity: float, o
     over = weights + kv + workspace + fixed - capacity
     if offload is None:
         if over > 0:
-            raise InfeasibleError(f"needs {(capacity + over) / 1e9:.1f} GB per chip; {chip.name} holds "
-                                  f"{capacity / 1e9:.1f} GB", {"needed_bytes": capacity + over, "capacity_bytes": capacity})
+            raise InfeasibleError(f"needs {fmt_bytes(capacity + over)} per chip; {chip.name} holds "
+                                  f"{fmt_bytes(capacity)}", {"needed_bytes": capacity + over, "capacity_bytes": capacity})
         return None
     bw = offload.link_bandwidth(chip)
     if over <= 0:
@@ -149,12 +150,12 @@ def plan_offload(weights: float, kv: float, workspace: float, capacity: float, o
     x_w = min(over - x_kv, weights) if offload.weights else 0.0
     left = over - x_kv - x_w
     if left > 1e-6 * max(capacity, 1.0):
-        raise InfeasibleError(f"{(left) / 1e9:.1f} GB more than {chip.name}'s {capacity / 1e9:.1f} GB even with "
+        raise InfeasibleError(f"{fmt_bytes(left)} more than {chip.name}'s {fmt_bytes(capacity)} even with "
                               f"{offload.name} (workspace and non-offloadable bytes must stay on chip)",
                               {"overflow_bytes": over, "capacity_bytes": capacity})
     if x_kv + x_w > offload.far_capacity:
-        raise InfeasibleError(f"{offload.name} needs {(x_kv + x_w) / 1e9:.1f} GB per chip on the far tier; it holds "
-                              f"{offload.far_capacity / 1e9:.1f} GB", {"far_bytes": x_kv + x_w,
+        raise InfeasibleError(f"{offload.name} needs {fmt_bytes(x_kv + x_w)} per chip on the far tier; it holds "
+                              f"{fmt_bytes(offload.far_capacity)}", {"far_bytes": x_kv + x_w,
                                                                        "far_capacity_bytes": offload.far_capacity})
     return OffloadPlan(offload.tier, bw, weights_bytes=x_w, kv_bytes=x_kv, kv_fraction=x_kv / kv if kv > 0 else 0.0,
                        overlap=offload.overlap)

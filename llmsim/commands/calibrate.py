@@ -102,8 +102,10 @@ def cmd_calibrate(args) -> int:
 def _fmt(k, v):
     if v is None:
         return "-"
+    from hwmodels.format import fmt_bytes, fmt_time
+
     if k.endswith("_s"):
-        return f"{v * 1e6:.3g} us"
+        return fmt_time(v)
     if isinstance(v, list):
-        return "[" + ", ".join(f"{s:.0e} B: {f:.3f}" for s, f in v) + "]"
+        return "[" + ", ".join(f"{fmt_bytes(s)}: {f:.3f}" for s, f in v) + "]"
     return f"{v:.3f}"

@@ -50,7 +50,9 @@ def cmd_list(args) -> int:
 
 
 def _kb(x: float) -> str:
-    return f"{x / 1e3:.1f} kB" if x < 1e6 else f"{x / 1e6:.2f} MB"
+    from hwmodels.format import fmt_bytes
+
+    return fmt_bytes(x)
 
 
 def _fit(label: str, text: str) -> list[str]:

@@ -10,11 +10,11 @@ break-even load. docs/optimize.md has the formulas.
 
 from __future__ import annotations
 
-import math
 import sys
 import textwrap
 
 from hwmodels.errors import InfeasibleError, Problem, SpecError
+from hwmodels.format import fmt_pct, fmt_time, fmt_usd
 from llmsim.commands._common import add_price_option, add_set_option, print_json
 from workloads import load_model
 from workloads.techniques import SpecConfig, default_draft
@@ -134,15 +134,7 @@ def cmd_optimize(args) -> int:
 # text
 
 def _t(s: float) -> str:
-    if math.isnan(s):
-        return "-"
-    if s >= 1:
-        return f"{s:.2f}s"
-    if s >= 0.1:
-        return f"{s * 1e3:.0f}ms"
-    if s >= 0.01:
-        return f"{s * 1e3:.1f}ms"
-    return f"{s * 1e3:.2f}ms" if s >= 1e-3 else f"{s * 1e6:.0f}us"
+    return fmt_time(s)
 
 
 def _x(v: float) -> str:
@@ -153,15 +145,7 @@ def _x(v: float) -> str:
 
 
 def _usd(v) -> str:
-    if v is None:
-        return "-"
-    if v >= 100:
-        return f"{v:,.0f}"
-    if v >= 10:
-        return f"{v:.1f}"
-    if v >= 0.01:
-        return f"{v:.3f}"
-    return f"{v:.2g}" if v >= 0.001 else f"{v:.0e}"
+    return fmt_usd(v)
 
 
 def _wrap(text: str, indent: str = "  ", sub: str = "    ") -> str:
@@ -170,7 +154,7 @@ def _wrap(text: str, indent: str = "  ", sub: str = "    ") -> str:
 
 def _header(lad) -> list[str]:
     p0 = lad.steps[0].point
-    price = "no price" if p0.usd_per_hour is None else f"{p0.usd_per_hour:.2f} USD/h"
+    price = "no price" if p0.usd_per_hour is None else fmt_usd(p0.usd_per_hour, "h")
     chips = f"{lad.chips} chip{'s' if lad.chips > 1 else ''}"
     return [f"{lad.model} on {lad.system} ({chips}, {price}): {lad.workload.describe()}",
             f"serving stack {lad.stack}"]
@@ -182,17 +166,17 @@ def render_ladder(lad) -> str:
     lines = _header(lad)
     lines.append(_wrap(f"baseline: {lad.steps[0].description} ({mc} tokens reserved per request)", "", ""))
     lines.append("")
-    head = (f"{'#':>2} {'technique':<16} {'TTFT':>7} {'TPOT':>7} {'tok/s':>7} {'maxB':>5} {'$/Min':>6} "
-            f"{'$/Mout':>7} {'step':>6} {'total':>6}")
+    head = (f"{'#':>2} {'technique':<16} {'TTFT':>8} {'TPOT':>8} {'tok/s':>7} {'maxB':>4} {'$/Min':>8} "
+            f"{'$/Mout':>8} {'step':>5} {'total':>5}")
     lines += [head, "-" * len(head)]
     for i, s in enumerate(lad.steps):
         p = s.point
         name = s.technique + ("*" if s.lossy else "")
         step = "-" if i == 0 else _x(s.speedup)
         tot = _x(s.cumulative_speedup)
-        lines.append(f"{i:>2} {name[:16]:<16} {_t(p.ttft_s):>7} {_t(p.tpot_s):>7} "
-                     f"{p.output_throughput_tok_s:>7,.0f} {p.max_batch:>5} {_usd(p.usd_per_mtok_input):>6} "
-                     f"{_usd(p.usd_per_mtok_output):>7} {step:>6} {tot:>6}")
+        lines.append(f"{i:>2} {name[:16]:<16} {_t(p.ttft_s):>8} {_t(p.tpot_s):>8} "
+                     f"{p.output_throughput_tok_s:>7,.0f} {p.max_batch:>4} {_usd(p.usd_per_mtok_input):>8} "
+                     f"{_usd(p.usd_per_mtok_output):>8} {step:>5} {tot:>5}")
     lines.append("")
     if any(s.lossy for s in lad.steps):
         lines.append("* lossy: changes the model's outputs (check quality before adopting)")
@@ -222,41 +206,41 @@ def render(res: dict) -> str:
         fp = lad.final.point
         out.append(_wrap(f"pessimistic: ranked at the slow end of the {lv:g} prediction interval (each wave's e2e at "
                          f"its interval's high end); optimized there: {fp.output_throughput_tok_s_slow:,.0f} tok/s, "
-                         f"{_usd(fp.usd_per_mtok_output_slow)} USD/Mtok out (point: {fp.output_throughput_tok_s:,.0f} "
+                         f"{_usd(fp.usd_per_mtok_output_slow)}/Mtok out (point: {fp.output_throughput_tok_s:,.0f} "
                          f"tok/s)", "", "  "))
     alts = res["alternatives"]
     if alts:
         out += ["", "alternatives (each with its own greedy ladder):",
-                f"  {'hardware':<13} {'base tok/s':>10} {'opt tok/s':>10} {'$/Mout':>7} {'total':>7}  steps"]
+                f"  {'hardware':<13} {'base tok/s':>10} {'opt tok/s':>10} {'$/Mout':>8} {'total':>7}  steps"]
         for a in [lad, *alts]:
             if not isinstance(a, Ladder):
                 out.append(_wrap(a))
                 continue
             fp = a.final.point
             out.append(f"  {a.hardware[:13]:<13} {a.steps[0].point.output_throughput_tok_s:>10,.0f} "
-                       f"{fp.output_throughput_tok_s:>10,.0f} {_usd(fp.usd_per_mtok_output):>7} "
+                       f"{fp.output_throughput_tok_s:>10,.0f} {_usd(fp.usd_per_mtok_output):>8} "
                        f"{_x(a.total_speedup):>7}  {len(a.steps) - 1}")
             out.append(_wrap("order: " + ", ".join(a.order), "      ", "      "))
     be = res.get("break_even")
     if be:
         r = be["input_per_output_tokens"]
-        out += ["", _wrap(f"break-even vs the API at {be['api_usd_per_mtok_input']:g} USD/Mtok in, "
-                          f"{be['api_usd_per_mtok_output']:g} USD/Mtok out ({lad.system}, optimized):", "", "  "),
+        out += ["", _wrap(f"break-even vs the API at {_usd(be['api_usd_per_mtok_input'])}/Mtok in, "
+                          f"{_usd(be['api_usd_per_mtok_output'])}/Mtok out ({lad.system}, optimized):", "", "  "),
                 _wrap(f"API cost of one output token with its {r:.2f} input tokens: P = ({r:.2f} x "
                       f"{be['api_usd_per_mtok_input']:g} + {be['api_usd_per_mtok_output']:g}) / 1e6 = "
-                      f"{be['api_usd_per_output_token_blended'] * 1e6:.1f} USD per million output tokens"),
-                _wrap(f"self-hosting at {be['hardware_usd_per_hour']:.2f} USD/h is cheaper above N* = H / P = "
+                      f"{_usd(be['api_usd_per_output_token_blended'] * 1e6)} per million output tokens"),
+                _wrap(f"self-hosting at {fmt_usd(be['hardware_usd_per_hour'], 'h')} is cheaper above N* = H / P = "
                       f"{be['break_even_output_tok_per_h']:,.0f} output tokens/h (with "
                       f"{be['break_even_input_tok_per_h']:,.0f} input tokens/h), i.e. "
-                      f"{be['break_even_utilization'] * 100:.3g}% of this configuration's capacity of "
+                      f"{fmt_pct(be['break_even_utilization'])} of this configuration's capacity of "
                       f"{be['capacity_output_tok_per_h']:,.0f} output tokens/h"),
-                _wrap(f"at full load: {be['self_hosted_usd_per_mtok_output_full_load']:.3f} USD per million output "
-                      f"tokens self-hosted vs {be['api_usd_per_mtok_output_blended']:.1f} via the API (input "
+                _wrap(f"at full load: {_usd(be['self_hosted_usd_per_mtok_output_full_load'])} per million output "
+                      f"tokens self-hosted vs {_usd(be['api_usd_per_mtok_output_blended'])} via the API (input "
                       "included; price only, not quality)")]
         if be.get("offered_output_tok_per_h"):
             out.append(_wrap(f"the trace's load, {be['offered_output_tok_per_h']:,.0f} output tokens/h, needs "
-                             f"{be['replicas_needed']} replica(s): {be['self_hosted_usd_per_hour_at_load']:.2f} USD/h "
-                             f"self-hosted vs {be['api_usd_per_hour_at_load']:.2f} USD/h via the API"))
+                             f"{be['replicas_needed']} replica(s): {fmt_usd(be['self_hosted_usd_per_hour_at_load'], 'h')} "
+                             f"self-hosted vs {fmt_usd(be['api_usd_per_hour_at_load'], 'h')} via the API"))
     elif res.get("break_even") is None and lad.steps[0].point.usd_per_hour is None and _asked(res):
         out.append(_wrap(f"no break-even: {lad.hardware} has no price (give one with --set price.cloud=\"X USD/h\")",
                          "", ""))

@@ -123,9 +123,9 @@ def _scheduler(text: str) -> tuple:
 
 
 def _t(s) -> str:
-    if s is None or s != s:  # noqa: PLR0124  (NaN)
-        return "-"
-    return f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.2f} s"
+    from hwmodels.format import fmt_time
+
+    return fmt_time(s)
 
 
 def cmd_plan(args) -> int:

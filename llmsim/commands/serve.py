@@ -264,10 +264,11 @@ def cmd_serve(args) -> int:
 # the 80-column text summary
 
 
-def _t(x, unit="ms"):
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{x * 1e3:,.2f}" if unit == "ms" else f"{x:,.3f}"
+def _t(x) -> str:
+    """A latency for the summary (hwmodels.format.fmt_time: '87.2 ms', '1.23 s'; '-' when missing)."""
+    from hwmodels.format import fmt_time
+
+    return fmt_time(x)
 
 
 def _n(x, fmt=",.0f"):
@@ -310,50 +311,42 @@ def format_summary(s: dict) -> str:
         f"{_n(s['total_token_throughput_tok_s'])} in+out"
     )
     lines.append(f"{'':14}{'mean':>12}{'p50':>12}{'p90':>12}{'p99':>12}")
-    for label, key, unit in (
-        ("TTFT (ms)", "ttft", "ms"),
-        ("TPOT (ms)", "tpot", "ms"),
-        ("ITL (ms)", "itl", "ms"),
-        ("E2E (s)", "e2e", "s"),
-        ("queue (ms)", "queue", "ms"),
-    ):
+    from hwmodels.format import fmt_energy, fmt_pct, fmt_usd
+
+    for label, key in (("TTFT", "ttft"), ("TPOT", "tpot"), ("ITL", "itl"), ("E2E", "e2e"), ("queue", "queue")):
         vals = [s.get(f"{key}_{q}_s") for q in ("mean", "p50", "p90", "p99")]
-        lines.append(f"{label:<14}" + "".join(f"{_t(v, unit):>12}" for v in vals))
+        lines.append(f"{label:<14}" + "".join(f"{_t(v):>12}" for v in vals))
     slo = []
     if s.get("slo_ttft_s"):
-        slo.append(f"TTFT <= {s['slo_ttft_s'] * 1e3:g} ms")
+        slo.append(f"TTFT <= {_t(s['slo_ttft_s'])}")
     if s.get("slo_tpot_s"):
-        slo.append(f"TPOT <= {s['slo_tpot_s'] * 1e3:g} ms")
-    att = s.get("slo_attainment")
+        slo.append(f"TPOT <= {_t(s['slo_tpot_s'])}")
     lines.append(
-        f"goodput     {_n(s['goodput_rps'], ',.2f')} req/s, SLO attainment "
-        f"{'-' if att is None or math.isnan(att) else f'{att * 100:.1f}%'}"
+        f"goodput     {_n(s['goodput_rps'], ',.2f')} req/s, SLO attainment {fmt_pct(s.get('slo_attainment'))}"
         + (f" ({', '.join(slo)})" if slo else " (no SLO given)")
     )
     lines.append(
-        f"KV cache    mean {s['kv_utilization_mean'] * 100:.1f}%, "
-        f"max {s['kv_utilization_max'] * 100:.1f}% of "
+        f"KV cache    mean {fmt_pct(s['kv_utilization_mean'])}, "
+        f"max {fmt_pct(s['kv_utilization_max'])} of "
         f"{s['kv_capacity_tokens_per_replica']:,} tokens per replica; {s['preemptions']:,} preemptions"
     )
     lines.append(
         f"batch       mean {s['batch_size_mean']:.1f}, max {s['batch_size_max']}; "
-        f"busy {s['busy_fraction'] * 100:.1f}%; MFU {s['mfu'] * 100:.1f}%, MBU {s['mbu'] * 100:.1f}%"
+        f"busy {fmt_pct(s['busy_fraction'])}; MFU {fmt_pct(s['mfu'])}, MBU {fmt_pct(s['mbu'])}"
     )
-    from hwmodels.format import fmt_energy, fmt_usd
 
     iv = s.get("intervals") or {}
     if iv:
         def rng(key, f):
-            return f"{f(iv[key][0])}-{f(iv[key][1])}" if key in iv else "-"
+            return f"{f(iv[key][0])} to {f(iv[key][1])}" if key in iv else "-"
 
         lines.append(
             f"{s['interval_level']:.0%} range{'':3}output {rng('output_throughput_tok_s', _n)} tok/s, "
-            f"TTFT p50 {rng('ttft_p50_s', _t)} ms"
+            f"TTFT p50 {rng('ttft_p50_s', _t)}"
         )
-        lines.append(
-            f"{'':12}TPOT p50 {rng('tpot_p50_s', _t)} ms, E2E p50 {rng('e2e_p50_s', lambda v: _t(v, 's'))} s "
-            f"(docs/uncertainty.md)"
-        )
+        tail = f"{'':12}TPOT p50 {rng('tpot_p50_s', _t)}, E2E p50 {rng('e2e_p50_s', _t)}"
+        ref = "(docs/uncertainty.md)"
+        lines += [f"{tail} {ref}"] if len(tail) + len(ref) < 80 else [tail, f"{'':12}{ref}"]
     usd = s.get("usd_per_mtok_output")
     lines.append(
         "cost        "
@@ -363,11 +356,11 @@ def format_summary(s: dict) -> str:
     if s.get("kv_transfers"):
         lines.append(
             f"KV moves    {s['kv_transfers']:,} prefill->decode transfers, "
-            f"{s['kv_transfer_s_total'] / s['kv_transfers'] * 1e3:.3f} ms each on average"
+            f"{_t(s['kv_transfer_s_total'] / s['kv_transfers'])} each on average"
         )
     lines.append(
         f"simulator   {s['steps']:,} steps, {_n(s['steps_per_s'])} steps/s, "
-        f"{(s['memo_hit_rate'] or 0) * 100:.1f}% priced from the step memo"
+        f"{fmt_pct(s['memo_hit_rate'] or 0)} priced from the step memo"
     )
     return "\n".join(line[:80] for line in lines)
 
