@@ -30,6 +30,15 @@ from sim.serving.sequence import RUNNING, TRANSFER
 __all__ = ["Replica"]
 
 
+class _Items:
+    """The part of a step plan _complete reads: the (sequence, new tokens) pairs."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items):
+        self.items = items
+
+
 class Replica:
     """One model replica (``role``: 'mixed', or 'prefill'/'decode' in a disaggregated pool)."""
 
@@ -154,23 +163,29 @@ class Replica:
     def _decode_run(self, plan, now: float):
         """Price and account a run of K >= 2 pure-decode steps starting with ``plan``, or None.
 
-        Between two events that change the batch (an arrival, a request finishing, a preemption), the
-        steps of a running decode batch differ only by every context growing one token per step: the
-        scheduler would plan the same requests again (nothing waiting can be admitted: the running set
-        is unchanged and free blocks only shrink). The run ends before the next arrival and the end
-        of the clock, at the first request to finish and where the KV blocks run out; its steps start
-        at the same simulated times as one step per event would (t_k+1 = t_k + step k). Returns
-        (end time, step start times, step times, per-step block needs, first-step ITLs computed later)."""
+        Between two events that change the scheduler's decision, the steps of a running decode batch
+        differ only by every context growing one token per step and by requests finishing: the
+        scheduler plans the remaining requests again (nothing waiting can be admitted: the running set
+        only shrinks and free blocks do not run out). A finish changes the decision only for a waiting
+        request (a slot and blocks free up), so the run goes on past finishes while nothing waits (and
+        no request holds shared prefix blocks, which a finish may turn idle); it ends before the next
+        arrival and the end of the clock and where the KV blocks run out (without evicting cached
+        prefixes). Its steps start at the same simulated times as one step per event would
+        (t_k+1 = t_k + step k); each stretch of an unchanged request set is priced by one
+        ``decode_steps`` call. Returns (end time, step start times, K, each request's remaining
+        tokens, the blocks each request has added by each step)."""
         sched = self.sched
         items = plan.items
         R = len(items)
         if sched._dirty or sched.swapped or R != len(sched.running):
             return None  # someone was preempted, swapped or left out by the budget: one step at a time
-        limit = self.run.next_arrival_s
-        if self.run.until_s < limit:
-            limit = self.run.until_s
-        rem = min(s.output_tokens - s.generated for s, _ in items)
-        k_max = min(rem, self.MAX_RUN)
+        run = self.run
+        limit = run.next_arrival_s
+        if run.until_s < limit:
+            limit = run.until_s
+        rems = [s.output_tokens - s.generated for s, _ in items]
+        through = not sched.waiting and not any(s.shared_blocks for s, _ in items)
+        k_max = min(max(rems) if through else min(rems), self.MAX_RUN)
         if self.last_decode_s > 0 and limit < math.inf:
             k_max = min(k_max, int((limit - now) / self.last_decode_s) + 1)  # steps only grow with context
         if k_max < 2:
@@ -180,83 +195,147 @@ class Replica:
         bm = self.bm
         bs = bm.block_size
         ctx = [s.num_computed for s, _ in items]
-        # blocks step k (>= 1) adds: request i holds `held` blocks after step 0's allocation and needs
-        # ceil((c + k + 1) / bs) by step k
-        c0 = np.array(ctx, dtype=np.int64)
+        # blocks request i has added by step k (>= 1): it holds `held` after step 0's allocation and needs
+        # ceil((c + k + 1) / bs) by step k; after its last step (rem - 1) it adds nothing
+        rem = np.array(rems, dtype=np.int64)
         held = np.array([s.own_blocks + s.shared_blocks for s, _ in items], dtype=np.int64)
-        ks = np.arange(k_max, dtype=np.int64)
-        need = np.maximum(-(-(c0[None, :] + ks[:, None] + 1) // bs) - held[None, :], 0)
-        extra = need.sum(axis=1)
+        kk = np.minimum(np.arange(k_max, dtype=np.int64)[:, None], rem[None, :] - 1)
+        need = np.maximum(-(-(np.array(ctx, dtype=np.int64)[None, :] + kk + 1) // bs) - held[None, :], 0)
+        alloc = need.sum(axis=1)  # allocated by the run up to step k (releases not counted: a lower bound)
         free = bm.total - bm.used - bm.idle
-        k_max = min(k_max, int(np.searchsorted(extra, free, side="right")))
+        k_max = min(k_max, int(np.searchsorted(alloc, free, side="right")))
         if k_max < 2:
             return None
-        priced = self.run.coster.decode_steps(ctx, k_max)
-        if priced is None:
-            return None
-        dt = priced[0].tolist()
+        coster = run.coster
+        dt: list = []
+        priced = []
         starts = [now]
         t = now
-        K = 0
-        for d in dt:
-            t = t + d
-            if not t < limit:
+        k = 0
+        for stop in sorted({r for r in rems if r < k_max} | {k_max}):
+            if stop <= k:
+                continue
+            p = coster.decode_steps([c + k for c, r in zip(ctx, rems) if r > k], stop - k)
+            if p is None:
                 break
-            starts.append(t)
-            K += 1
+            n = 0
+            for d in p[0].tolist():
+                t = t + d
+                if not t < limit:
+                    break
+                starts.append(t)
+                dt.append(d)
+                n += 1
+            priced.append((p, n))
+            k += n
+            if k < stop:
+                break
+        K = k
         if K < 2:
             return None
-        self.run.coster.count_steps(K)
-        end = starts[K]
+        coster.count_steps(K)
         # account the K steps as _account would, one by one
         tl = self.timeline
         total = bm.total
         used0 = bm.used
         queued = sched.queued()
-        for k in range(K):
-            d = dt[k]
-            tl.add(starts[k], R, R, 0, (used0 + int(extra[k])) / total, d, queued, "decode")
+        alive = [R] * K  # requests in step k
+        if through:
+            for r in rems:
+                if r < K:
+                    alive[r] -= 1
+            for j in range(1, K):
+                alive[j] += alive[j - 1] - R
+        gone = [0] * (K + 1)  # blocks released by requests that finished before step k
+        if through:
+            for i, r in enumerate(rems):
+                if r < K:
+                    gone[r] += int(held[i] + need[r - 1, i])
+            for j in range(1, K + 1):
+                gone[j] += gone[j - 1]
+        for j in range(K):
+            d = dt[j]
+            n = alive[j]
+            tl.add(starts[j], n, n, 0, (used0 + int(alloc[j]) - gone[j]) / total, d, queued, "decode")
             self.stage_busy_s += d
-        e, f, b = priced[1], priced[2], priced[3]
-        for k in range(K):
-            self.energy_j += float(e[k])
-            self.flops += float(f[k])
-            self.bytes_main += float(b[k])
-        self.tokens += R * K
+        for p, n in priced:
+            e, f, b = p[1], p[2], p[3]
+            for j in range(n):
+                self.energy_j += float(e[j])
+                self.flops += float(f[j])
+                self.bytes_main += float(b[j])
+        self.tokens += sum(alive)
         self.last_decode_s = dt[K - 1]
-        grow = need[K - 1]
-        for i, (s, _) in enumerate(items):
-            g = int(grow[i])
-            if g:
-                s.own_blocks += g
-        bm.allocate(int(extra[K - 1]))
-        return end, starts, K
+        return starts[K], starts, K, rems, need, alloc
 
     def _finish_run(self, plan, r) -> None:
-        """Apply the steps of a decode run: all but the last in bulk (one token each per step), the
-        last through _complete (finishing requests, prefix registration, after_step)."""
-        end, starts, K = r
+        """Apply the steps of a decode run: each request's steps in bulk (one token each per step) up to
+        its last step inside the run, which goes through _complete at its exact time (finishing, block
+        release, after_step), in step order; the blocks the steps add are taken in the same order."""
+        end, starts, K, rems, need, alloc = r
+        items = plan.items
         hist = self.run.itl
-        t1 = starts[1]
-        last = starts[K - 1]
-        inner = 0.0  # the largest inter-token time of steps 1 .. K-2 (every request shares them)
-        for k in range(1, K - 1):
+        bm = self.bm
+        last = [min(rm, K) - 1 for rm in rems]  # each request's last step in the run
+        step_itl = [0.0] * K  # inter-token time of step k >= 1 (every request in it shares it)
+        peak = [0.0] * K  # the largest of steps 1 .. k
+        m = 0.0
+        for k in range(1, K):
             itl = starts[k + 1] - starts[k]
-            hist.add(itl, len(plan.items))
-            if itl > inner:
-                inner = itl
-        for s, _ in plan.items:
+            step_itl[k] = itl
+            if itl > m:
+                m = itl
+            peak[k] = m
+        count = [0] * (K + 1)  # requests emitting a token in bulk at step k (1 <= k < their last step)
+        for e in last:
+            if e > 1:
+                count[1] += 1
+                count[e] -= 1
+        for k in range(2, K):
+            count[k] += count[k - 1]
+        for k in range(1, K - 1):
+            if count[k]:
+                hist.add(step_itl[k], count[k])
+        t1 = starts[1]
+        emitted = 0
+        for (s, _), e in zip(items, last):
+            if e < 1:
+                continue
             itl = t1 - s.last_token_s
             hist.add(itl)
-            m = itl if itl > inner else inner
+            m = peak[e - 1]
+            if itl > m:
+                m = itl
             if m > s.itl_max:
                 s.itl_max = m
-            s.num_computed += K - 1
-            s.num_tokens += K - 1
-            s.generated += K - 1
-            s.last_token_s = last
-        self.emitted += (K - 1) * len(plan.items)
-        self._complete(plan, self.env.now)
+            s.num_computed += e
+            s.num_tokens += e
+            s.generated += e
+            s.last_token_s = starts[e]
+            emitted += e
+        self.emitted += emitted
+        finishing: dict = {}
+        for i, e in enumerate(last):
+            if e < K - 1:
+                finishing.setdefault(e, []).append(i)
+        done = 0
+        for e in sorted(finishing):
+            a = int(alloc[e])
+            bm.allocate(a - done)
+            done = a
+            who = finishing[e]
+            for i in who:
+                items[i][0].own_blocks += int(need[e, i])
+            self._complete(_Items([items[i] for i in who]), starts[e + 1])
+        bm.allocate(int(alloc[K - 1]) - done)
+        rest = []
+        for i, e in enumerate(last):
+            if e == K - 1:
+                g = int(need[K - 1, i])
+                if g:
+                    items[i][0].own_blocks += g
+                rest.append(items[i])
+        self._complete(_Items(rest) if len(rest) < len(items) else plan, self.env.now)
 
     def _unstick(self):
         """Nothing runs and nothing can be scheduled: reject what can never fit, then retry."""
