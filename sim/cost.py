@@ -660,7 +660,7 @@ class CostModel:
         cores = self.cores
         nreq = seq_count(a.seqs)
         per_q = dk.gqa == "per_query_head" and a.heads > a.kv_heads
-        units = max(1, nreq * (a.heads if per_q else a.kv_heads))
+        units = x.max(1, nreq * (a.heads if per_q else a.kv_heads))
         slots = cores * dk.split_ctas_per_core
         max_kv = seq_max_second(a.seqs)
         split = x.where(units >= dk.split_threshold * slots, 1,

@@ -144,38 +144,93 @@ class StepCoster:
         """Share of steps answered by the whole-shape memo."""
         return (self.calls - self.misses) / self.calls if self.calls else 0.0
 
-    def decode_steps(self, contexts, steps: int):
+    def decode_steps(self, contexts, steps: int, stays=None):
         """``steps`` successive pure-decode steps of the same requests, whose contexts before the first
         step are ``contexts`` (each grows by one token per step): (time_s, energy_j, flops, bytes_main)
         arrays over the steps, or None when the (T, R) memo is full. Step k equals
         ``step(tuple((1, c + k) for c in contexts))``: the non-attention ops come from the same (T, R)
         memo, the attention ops of all steps are built by the graph builder over a SeqArrays and
         priced in one vectorized evaluation of the same cost formulas (CostModel.over_steps); the sums
-        are taken in the same order as ``_decomposed`` (tests/unit/test_decode_runs.py)."""
+        are taken in the same order as ``_decomposed`` (tests/unit/test_decode_runs.py).
+
+        ``stays`` (optional, one per request, every one >= 1): request i takes part in steps
+        k < stays[i] only (it finishes in step stays[i] - 1 and leaves): step k then equals
+        ``step(tuple((1, c + k) for c, n in zip(contexts, stays) if n > k))``, each step's (T, R) part
+        from its own request count; the steps' attention ops are still one evaluation (absent
+        requests add nothing: ``SeqArrays`` with a per-step count). MLA models, whose decode ops hold
+        the request count in GEMM shapes, are priced one stretch of an unchanged set at a time."""
         import numpy as np
 
         from workloads.graph import SeqArrays
 
         R = len(contexts)
-        key0 = tuple((1, c) for c in contexts)
-        bkey = (R, R) if not self._mla else (R, R) + self._mla_key(key0)
-        base = self._base.get(bkey)
-        if base is None:
-            self.step(key0)  # prices the first step's whole graph and remembers its non-attention part
+        c0 = np.asarray(contexts, dtype=np.int64)
+        ks = np.arange(steps, dtype=np.int64)
+        ctx = c0[None, :] + ks[:, None]
+        # stretches of an unchanged request set: (first step, end, requests); requests only leave
+        stretches = [(0, steps, R)]
+        if stays is not None and min(stays) < steps:
+            if self._mla:
+                return self._by_stretch(contexts, steps, stays)
+            stretches = []
+            k, r = 0, R
+            for n in sorted(stays):
+                if n >= steps:
+                    break
+                if n > k:
+                    stretches.append((k, n, r))
+                    k = n
+                r -= 1
+            stretches.append((k, steps, r))
+        bases = []
+        for k, _, r in stretches:
+            bkey = (r, r) if not self._mla else (r, r) + self._mla_key(tuple((1, c) for c in contexts))
             base = self._base.get(bkey)
             if base is None:
-                return None
-        ctx = np.asarray(contexts, dtype=np.int64)[None, :] + np.arange(steps, dtype=np.int64)[:, None]
-        ops = self._attention_ops(SeqArrays(np.ones_like(ctx), ctx))
+                # price that step's whole graph and remember its non-attention part
+                self.step(tuple((1, c + k) for c, n in zip(contexts, stays or (steps,) * R) if n > k))
+                base = self._base.get(bkey)
+                if base is None:
+                    return None
+            bases.append((*base, self._base_kernels.get(bkey, 0)))
+        if len(stretches) == 1:
+            *base, kernels = bases[0]
+            seqs = SeqArrays(np.ones_like(ctx), ctx)
+        else:
+            cols = np.repeat(np.array(bases, dtype=float), [e - k for k, e, _ in stretches], axis=0).T
+            base, kernels = tuple(cols[:5]), cols[5]
+            live = ks[:, None] < np.asarray(stays, dtype=np.int64)[None, :]
+            counts = np.repeat([r for *_, r in stretches], [e - k for k, e, _ in stretches])
+            seqs = SeqArrays(live.astype(np.int64), np.where(live, ctx, 0), counts)
+        ops = self._attention_ops(seqs)
         acm = self._acm
         if acm is None:
             acm = self._acm = self.cm.over_steps()
-        time_s, energy, flops, bytes_main, kernels = self._with_attention(
-            ops, base, self._base_kernels.get(bkey, 0), acm._price)
+        time_s, energy, flops, bytes_main, kernels = self._with_attention(ops, base, kernels, acm._price)
         if not self.stack.is_ideal:
-            time_s = self.stack.step_time(time_s, kernels, R, True)
+            if len(stretches) == 1:
+                time_s = self.stack.step_time(time_s, kernels, R, True)
+            else:
+                time_s = np.concatenate([self.stack.step_time(time_s[k:e], kernels[k:e], r, True)
+                                         for k, e, r in stretches])
         one = np.ones(steps)
         return time_s * one, energy * one, flops * one, bytes_main * one
+
+    def _by_stretch(self, contexts, steps: int, stays):
+        """decode_steps with leaving requests, one call per stretch of an unchanged request set."""
+        import numpy as np
+
+        parts = []
+        k = 0
+        for stop in sorted({n for n in stays if n < steps} | {steps}):
+            if stop <= k:
+                continue
+            p = self.decode_steps([c + k for c, n in zip(contexts, stays) if n > k], stop - k)
+            if p is None:
+                return None
+            parts.append(p)
+            k = stop
+        return tuple(np.concatenate([p[j] for p in parts]) for j in range(4))
 
     def count_steps(self, steps: int) -> None:
         """Count ``steps`` steps of a decode_steps answer as used (memo statistics)."""

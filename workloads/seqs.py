@@ -60,16 +60,22 @@ class SeqArrays:
     AttentionShape). The graph builder's attention accounting and the cost model's attention
     formula read a step's requests through the helpers below (``seq_*``), so the same code prices
     one step (a tuple of pairs, Python numbers) or K steps at once (these arrays, numpy): an op
-    axis, evaluated the way design points are (docs/performance.md)."""
+    axis, evaluated the way design points are (docs/performance.md).
 
-    __slots__ = ("first", "second")
+    ``count`` (optional): requests per step when steps have fewer than the request axis holds (a
+    serving decode run whose requests leave as they finish): a request absent from a step is the
+    pair (0, 0), which adds nothing to any sum (no tokens, pairs, rectangle or cached tokens) and is
+    never the longest; ``seq_count`` then gives the per-step count."""
+
+    __slots__ = ("first", "second", "count")
     __hash__ = None  # arrays: never a memo key
 
-    def __init__(self, first, second):
+    def __init__(self, first, second, count=None):
         self.first = np.asarray(first, dtype=np.int64)
         self.second = np.asarray(second, dtype=np.int64)
+        self.count = count
 
-    def __len__(self) -> int:  # requests per step
+    def __len__(self) -> int:  # requests per step (the request axis)
         return self.first.shape[-1]
 
     def stats(self, window):
@@ -79,11 +85,11 @@ class SeqArrays:
 
     def kv(self) -> SeqArrays:
         """(new, cached) -> (new, kv length incl. the new tokens)."""
-        return SeqArrays(self.first, self.second + self.first)
+        return SeqArrays(self.first, self.second + self.first, self.count)
 
     def cached(self) -> SeqArrays:
         """(new, kv length) -> (new, cached)."""
-        return SeqArrays(self.first, self.second - self.first)
+        return SeqArrays(self.first, self.second - self.first, self.count)
 
     def split(self) -> tuple:
         """(prefill-like, decode) requests, as Batch.split; requests must keep their side in every
@@ -97,7 +103,9 @@ class SeqArrays:
 
 
 def seq_count(seqs) -> int:
-    """Requests of a step."""
+    """Requests of a step (per step for a SeqArrays whose steps hold different requests)."""
+    if isinstance(seqs, SeqArrays) and seqs.count is not None:
+        return seqs.count
     return len(seqs)
 
 

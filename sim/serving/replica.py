@@ -207,29 +207,19 @@ class Replica:
         if k_max < 2:
             return None
         coster = run.coster
-        dt: list = []
-        priced = []
+        priced = coster.decode_steps(ctx, k_max, rems if through else None)
+        if priced is None:
+            return None
+        dt = []
         starts = [now]
         t = now
-        k = 0
-        for stop in sorted({r for r in rems if r < k_max} | {k_max}):
-            if stop <= k:
-                continue
-            p = coster.decode_steps([c + k for c, r in zip(ctx, rems) if r > k], stop - k)
-            if p is None:
+        for d in priced[0].tolist():
+            t = t + d
+            if not t < limit:
                 break
-            n = 0
-            for d in p[0].tolist():
-                t = t + d
-                if not t < limit:
-                    break
-                starts.append(t)
-                dt.append(d)
-                n += 1
-            priced.append((p, n))
-            k += n
-            if k < stop:
-                break
+            starts.append(t)
+            dt.append(d)
+        k = len(dt)
         K = k
         if K < 2:
             return None
@@ -258,12 +248,11 @@ class Replica:
             n = alive[j]
             tl.add(starts[j], n, n, 0, (used0 + int(alloc[j]) - gone[j]) / total, d, queued, "decode")
             self.stage_busy_s += d
-        for p, n in priced:
-            e, f, b = p[1], p[2], p[3]
-            for j in range(n):
-                self.energy_j += float(e[j])
-                self.flops += float(f[j])
-                self.bytes_main += float(b[j])
+        e, f, b = priced[1], priced[2], priced[3]
+        for j in range(K):
+            self.energy_j += float(e[j])
+            self.flops += float(f[j])
+            self.bytes_main += float(b[j])
         self.tokens += sum(alive)
         self.last_decode_s = dt[K - 1]
         return starts[K], starts, K, rems, need, alloc

@@ -36,6 +36,33 @@ def test_decode_steps_equal_each_step(model, hw, par, stack):
         assert b[k] == pytest.approx(exact.bytes_main, rel=1e-9)
 
 
+@pytest.mark.parametrize("model,hw,par,stack", [
+    ("llama-3.1-8b", "h100-sxm", Parallelism(), "vllm"),  # dense GQA, CUDA graphs up to a batch size
+    ("gemma-2-27b", "h100-sxm", Parallelism(), "ideal"),  # sliding window + global layers
+    ("deepseek-v2-lite", "h100-sxm", Parallelism(), "sglang"),  # MLA: priced stretch by stretch
+    ("mixtral-8x7b", "hgx-h100-8", Parallelism(tp=4, pp=2), "tensorrt-llm"),
+])
+def test_decode_steps_with_leaving_requests_equal_each_step(model, hw, par, stack):
+    """A run whose requests leave as they finish (``stays``): step k is the step of the requests still
+    there, bit for bit, and the whole graph's price to 1e-9."""
+    sc = StepCoster(model, load_system(hw), parallel=par, stack=stack)
+    rng = np.random.default_rng(5)
+    ctx = rng.integers(1, 5000, 11).tolist()
+    K = 12
+    stays = [1, 3, 3, 5, 12, 12, 8, 2, 12, 9, 4]  # request i leaves after step stays[i] - 1
+    for k in range(K):  # every request count's (T, R) part known first: the steps below are not whole graphs
+        sc.step(tuple((1, c + k + 100) for c, n in zip(ctx, stays) if n > k))
+    t, e, f, b = sc.decode_steps(ctx, K, stays)
+    for k in range(K):
+        seqs = tuple((1, c + k) for c, n in zip(ctx, stays) if n > k)
+        one, exact = sc.step(seqs), sc.exact(seqs)
+        assert (t[k], e[k], f[k], b[k]) == (one.time_s, one.energy_j, one.flops, one.bytes_main)
+        assert t[k] == pytest.approx(exact.time_s, rel=1e-9)
+        assert e[k] == pytest.approx(exact.energy_j, rel=1e-9)
+        assert f[k] == pytest.approx(exact.flops, rel=1e-9)
+        assert b[k] == pytest.approx(exact.bytes_main, rel=1e-9)
+
+
 def _both(n, monkeypatch, **kw):
     used = []
     real = StepCoster.count_steps
