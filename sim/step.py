@@ -19,8 +19,10 @@ splits a step the way the graph builder builds it:
 
 The step's cost is then combined exactly as :func:`sim.estimate.combine` does (sum of op times
 per stage; collectives added or overlapped; x pp stages), so ``step(seqs)`` equals
-``estimate(build_graph(...))`` to float rounding (tests/unit/test_serving_step.py pins it). Small
-batches are additionally memoized by their whole shape.
+``estimate(build_graph(...))`` to float rounding (tests/unit/test_serving_step.py pins it). Steps of
+a few requests holding a prefill or a chunk are additionally memoized by their whole shape (pure
+decodes are not: their contexts grow every step). Memory is bounded: 20,000 whole shapes, 100,000
+(T, R) keys, the cost model's per-op table cleared past 20,000 entries.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class StepCoster:
         options: CostOptions = CostOptions(),
         attention_kernel: str = "auto",
         resident_bytes: float | None = None,
-        max_memo: int = 50_000,
+        max_memo: int = 20_000,
         memo_max_requests: int = 8,
         stack=None,
     ):
@@ -78,7 +80,7 @@ class StepCoster:
         self._max_memo = max_memo
         self._memo_max_requests = memo_max_requests
         self._max_op_memo = 20_000
-        self._max_base = 500_000  # (T, R) entries, ~250 bytes each
+        self._max_base = 100_000  # (T, R) entries, ~500 bytes each with the kernel count
         self._base: dict = {}
         self._base_kernels: dict = {}  # (T, R) key -> kernel launches of the non-attention ops
         kinds = {k.tag: k for k in self.spec.layer_kinds}
@@ -94,7 +96,9 @@ class StepCoster:
         """Cost of one iteration; ``seqs`` is a tuple of (new_tokens, context_before) per request."""
         self.calls += 1
         key = seqs if type(seqs) is tuple else tuple(seqs)
-        small = len(key) <= self._memo_max_requests
+        # whole shapes of a few requests with a prefill or a chunk (a replayed or looped trace repeats
+        # them); a pure decode's contexts grow every step, so its exact shape seldom comes back
+        small = len(key) <= self._memo_max_requests and any(n != 1 or c == 0 for n, c in key)
         if small:
             hit = self._memo.get(key)
             if hit is not None:
