@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from hwmodels.errors import InfeasibleError, Problem, SpecError
+from hwmodels.format import fmt_bytes
 from workloads.graph import Batch, build_graph
 from workloads.model import ModelSpec, load_model
 from workloads.parallel import Parallelism, check_parallelism, stage_layers
@@ -181,7 +182,6 @@ def _where(p: Parallelism) -> str:
 def check_fits(fp: Footprint, capacity_bytes: float, level_name: str = "hbm") -> None:
     """Raise InfeasibleError when ``fp`` does not fit in ``capacity_bytes`` (of memory level
     ``level_name``), saying which part does not fit, with the numbers in ``.numbers``."""
-    gb = 1e9
     numbers = {"weights_bytes": fp.weights_bytes, "kv_cache_bytes": fp.kv_cache_bytes,
                "activation_bytes": fp.activation_bytes, "total_bytes": fp.total_bytes,
                "capacity_bytes": float(capacity_bytes), "level": level_name,
@@ -190,9 +190,9 @@ def check_fits(fp: Footprint, capacity_bytes: float, level_name: str = "hbm") ->
         return
     where = _where(fp.parallel)
     if fp.weights_bytes > capacity_bytes:
-        raise InfeasibleError(f"{fp.model} {fp.quant} weights need {fp.weights_bytes / gb:.1f} GB per chip at "
-                              f"{where}; {level_name} holds {capacity_bytes / gb:.1f} GB", numbers)
+        raise InfeasibleError(f"{fp.model} {fp.quant} weights need {fmt_bytes(fp.weights_bytes)} per chip at "
+                              f"{where}; {level_name} holds {fmt_bytes(capacity_bytes)}", numbers)
     raise InfeasibleError(
-        f"{fp.model} {fp.quant} needs {fp.total_bytes / gb:.1f} GB per chip at {where} (weights "
-        f"{fp.weights_bytes / gb:.1f} GB + KV cache {fp.kv_cache_bytes / gb:.1f} GB for {fp.kv_tokens} tokens + "
-        f"workspace {fp.activation_bytes / gb:.1f} GB); {level_name} holds {capacity_bytes / gb:.1f} GB", numbers)
+        f"{fp.model} {fp.quant} needs {fmt_bytes(fp.total_bytes)} per chip at {where} (weights "
+        f"{fmt_bytes(fp.weights_bytes)} + KV cache {fmt_bytes(fp.kv_cache_bytes)} for {fp.kv_tokens} tokens + "
+        f"workspace {fmt_bytes(fp.activation_bytes)}); {level_name} holds {fmt_bytes(capacity_bytes)}", numbers)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.errors import InfeasibleError, SpecError
+from hwmodels.format import fmt_bytes
 from hwmodels.stack import load_stack
 from sim.sweep.hardware import capacity_bytes, derived, hw_points, parallel_of, structural_key, structure
 from sim.cost import CostModel
@@ -230,10 +231,10 @@ def _group(spec, sub: pd.DataFrame) -> pd.DataFrame:
     reason = None
     if not fits.all():
         main = chip.main_memory
-        reason = (f"{spec_m.name} needs {fp.total_bytes / 1e9:.1f} GB per chip (weights {fp.weights_bytes / 1e9:.1f} GB, "
-                  f"KV cache {fp.kv_cache_bytes / 1e9:.1f} GB, activations {fp.activation_bytes / 1e9:.2f} GB) at "
+        reason = (f"{spec_m.name} needs {fmt_bytes(fp.total_bytes)} per chip (weights {fmt_bytes(fp.weights_bytes)}, "
+                  f"KV cache {fmt_bytes(fp.kv_cache_bytes)}, activations {fmt_bytes(fp.activation_bytes)}) at "
                   f"tp={tp} pp={pp} ep={ep}; {chip.name} {main.name} holds ")
-        out["reason"] = np.where(fits, None, np.array([reason + f"{c / 1e9:.1f} GB" for c in cap], dtype=object))
+        out["reason"] = np.where(fits, None, np.array([reason + f"{fmt_bytes(c)}" for c in cap], dtype=object))
     else:
         out["reason"] = None
     out["error"] = None

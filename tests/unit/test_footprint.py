@@ -17,7 +17,7 @@ def test_llama2_70b_does_not_fit_one_80gb_chip():
     assert fp.weights_bytes == pytest.approx(137.95e9, rel=1e-4)
     with pytest.raises(InfeasibleError) as e:
         check_fits(fp, 80e9, "hbm")
-    assert str(e.value) == "llama-2-70b bf16 weights need 138.0 GB per chip at tp=1; hbm holds 80.0 GB"
+    assert str(e.value) == "llama-2-70b bf16 weights need 138 GB per chip at tp=1; hbm holds 80.0 GB"
     assert e.value.numbers["capacity_bytes"] == 80e9 and e.value.numbers["tp"] == 1
     fp2 = footprint("llama-2-70b", (1, 4096), "bf16", Parallelism(tp=2))
     check_fits(fp2, 80e9, "hbm")  # 69 GB of weights + 0.7 GB of KV cache fit
