@@ -4,6 +4,7 @@
 | what | measured as | target |
 |---|---|---|
 | serving | CPU per simulated step / CPU of one bare SimPy timeout event (Azure conversation trace, Llama-3.1-8B, one H100) | <= 15 |
+| GEMM pricing (tile search) | CPU of pricing one GEMM from cold (70B tp 8: the prefill and decode GEMMs of one request, no memo); and per (GEMM, token count) when the GEMMs of 64 token counts are priced as arrays (8B on one H100, `CostModel.over_steps`) | (tracked, no target) |
 | whole-request predict | CPU of predict(70B, tp 8, prefill + 128 decode tokens) in-process, repeated, given a System / given a name (also shown: cold, the cost memo emptied before each call) | <= 0.5 ms (the mark used when llm-analysis is not installed: about 700 bare SimPy events) |
 | `llmsim predict` | CPU of the command / CPU of `python -c "import numpy, yaml"` | <= 2 |
 | sweep path | (point x op) evaluations per CPU-second | >= 1,000,000 |
@@ -88,6 +89,53 @@ def predict_cpu() -> tuple[float, float, float]:
     return out[0], out[1], out[2]
 
 
+def gemm_cpu(n: int = 200) -> float:
+    """CPU seconds to price one GEMM from cold (the tile search included): the 10 prefill and decode
+    GEMMs of llama-3.1-70b at tp 8 on hgx-h100-8, priced n times each by the cost model (its memo
+    bypassed), averaged."""
+    from hwmodels import load_system
+    from sim.cost import CostModel
+    from workloads import Batch, Parallelism, build_graph
+
+    hgx = load_system("hgx-h100-8")
+    ops = [o for b in (Batch.prefill(8, 1024), Batch.decode(8, 1100))
+           for o in build_graph("llama-3.1-70b", b, "bf16", parallel=Parallelism(tp=8)).ops if o.kind == "gemm"]
+    cm = CostModel(hgx)
+    for o in ops:
+        cm._price(o)
+    t = time.process_time()
+    for _ in range(n):
+        for o in ops:
+            cm._price(o)
+    return (time.process_time() - t) / (n * len(ops))
+
+
+def gemm_block_cpu(n: int = 20) -> float:
+    """CPU seconds per (GEMM, token count) when llama-3.1-8b's prefill GEMMs at 64 token counts
+    (1..8192) are priced as one array-shaped op each (``CostModel.over_steps()._price`` of
+    ``workloads.opdata.stacked`` ops; NaN for a checkout without them)."""
+    import numpy as np
+
+    from hwmodels import load_system
+    from sim.cost import CostModel
+    from workloads import Batch, build_graph
+
+    try:
+        from workloads.opdata import stacked
+    except ImportError:
+        return float("nan")
+    counts = np.unique(np.geomspace(1, 8192, 64).round().astype(int)).tolist()
+    graphs = [build_graph("llama-3.1-8b", Batch.prefill(1, t), "bf16").ops for t in counts]
+    names = [o.name for o in graphs[0] if o.kind == "gemm"]
+    ops = [stacked([next(o for o in g if o.name == name) for g in graphs]) for name in names]
+    cm = CostModel(load_system("h100-sxm")).over_steps()
+    t = time.process_time()
+    for _ in range(n):
+        for o in ops:
+            cm._price(o)
+    return (time.process_time() - t) / (n * len(ops) * len(counts))
+
+
 def child_cpu(argv: list) -> float:
     """CPU seconds (user + system) of a child process, best of 5, after one run that writes the
     bytecode caches."""
@@ -121,7 +169,7 @@ def sweep_rate(points: int = 200_000) -> float:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=2000, help="conversation requests for the serving figure")
+    ap.add_argument("--requests", type=int, default=2000, help="conversation requests for the serving figure (0: skip it)")
     ap.add_argument("--root", help="measure the checkout at DIR instead of this one (same harness)")
     a = ap.parse_args(argv)
     if a.root:
@@ -131,8 +179,10 @@ def main(argv=None) -> None:
     else:
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     ev = simpy_event_cpu()
-    step, steps = serving_cpu_per_step(a.requests)
+    step, steps = serving_cpu_per_step(a.requests) if a.requests else (float("nan"), 0)
     p_sys, p_name, p_cold = predict_cpu()
+    gemm = gemm_cpu()
+    gemm_block = gemm_block_cpu()
     py = os.path.dirname(sys.executable)
     base = child_cpu([sys.executable, "-c", "import numpy, yaml"])
     cli = child_cpu([os.path.join(py, "llmsim"), "predict", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--batch",
@@ -141,6 +191,8 @@ def main(argv=None) -> None:
     rows = [
         ("bare SimPy timeout event", f"{ev * 1e6:.2f} us CPU", "baseline", ""),
         ("serving step (Azure conv)", f"{step * 1e6:.1f} us CPU ({steps} steps)", f"{step / ev:.0f} events", "<= 15"),
+        ("one GEMM priced from cold", f"{gemm * 1e6:.1f} us CPU", f"{gemm / ev:.0f} events", ""),
+        ("GEMMs of 64 token counts at once", f"{gemm_block * 1e6:.1f} us CPU per GEMM and count", "", ""),
         ("predict 70B tp8, System given", f"{p_sys * 1e3:.2f} ms CPU", f"{p_sys / 0.5e-3:.1f}x the 0.5 ms mark", "<= 1"),
         ("predict 70B tp8, name given", f"{p_name * 1e3:.2f} ms CPU", f"{p_name / 0.5e-3:.1f}x the 0.5 ms mark", "<= 1"),
         ("predict 70B tp8, cost memo cold", f"{p_cold * 1e3:.2f} ms CPU", f"{p_cold / 0.5e-3:.1f}x the 0.5 ms mark", ""),
@@ -152,7 +204,8 @@ def main(argv=None) -> None:
         print(f"{r[0]:34s} {r[1]:38s} {r[2]:24s} target {r[3]}")
     print(json.dumps({"simpy_event_cpu_s": ev, "serving_step_cpu_s": step, "serving_step_events": step / ev,
                       "predict_system_cpu_s": p_sys, "predict_name_cpu_s": p_name,
-                      "predict_cold_cpu_s": p_cold, "cli_cpu_s": cli,
+                      "predict_cold_cpu_s": p_cold, "gemm_cpu_s": gemm,
+                      "gemm_block_cpu_s": gemm_block, "cli_cpu_s": cli,
                       "numpy_yaml_cpu_s": base, "cli_ratio": cli / base, "sweep_evals_per_cpu_s": rate}))
 
 

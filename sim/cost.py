@@ -23,9 +23,10 @@ out; activations in main memory between kernels, except for fusable ops when fus
 GEMM tiling (LLMCompass-style, analytical): candidate CTA tiles (Tm, Tn) that fit twice
 (double buffering) in the per-core memory with a K-step of 4 native K; the number of tiles,
 split-K when tiles are fewer than cores, waves = ceil(work units / cores); traffic from the
-chip-level cache to the cores = A x ceil(n/Tn) + B x ceil(m/Tm); traffic from main memory =
-A x ceil(n/Bn) + B x ceil(m/Bm) + C, with cache-level blocks Bm = Bn chosen so that the two
-operand panels fill half of the cache. The candidate with the least time wins.
+chip-level cache to the cores = A x ceil(n/Tn) + B x ceil(m/Tm) + C; traffic from main memory =
+A + B + C, plus, when A + B exceed half the cache, the re-reads A x (ceil(n / (s Tn)) - 1) +
+B x (ceil(m / (s Tm)) - 1) of a wave of s x s tiles (s = ceil(sqrt(cores))). The candidates are
+evaluated at once (numpy arrays along one axis); the one with the least time wins (the first on ties).
 
 Options that default off (``CostOptions``): 2:4 sparsity (``sparse``: every GEMM with a weight
 tensor runs at the chip's ``sparse_peak``; without it only ops the graph marks ``Op.sparse``,
@@ -105,6 +106,22 @@ class _View:
     main: MemoryLevel
 
 
+@dataclass
+class _TileContext:
+    """What the GEMM tile search reads besides the op (``CostModel._tile_context``)."""
+
+    tm: np.ndarray  # candidate tile m (padded to the native tile), in the search order
+    tn: np.ndarray  # candidate tile n
+    tile_flops: np.ndarray  # 2 tm tn: a tile's FLOPs per element of K
+    valid: np.ndarray | None  # per candidate (and point): its panels fit the per-core memory; None: all do
+    wave_m: np.ndarray  # rows of a wave of tiles (side x side, side = ceil(sqrt(cores))), per candidate (and point)
+    wave_n: np.ndarray  # its columns
+    nk: int  # native tile K
+    tk: int  # K-step
+    changed: list  # levels whose bytes a candidate changes
+    moved: list  # per level: is it one of them
+
+
 def _view(chip: Chip) -> _View:
     core = next((m for m in chip.memory if m.per == "core" and m.kind in ("sram", "cache")), None)
     cache = next((m for m in chip.memory if m.per == "chip" and m.kind in ("sram", "cache")), None)
@@ -163,14 +180,28 @@ class CostModel:
     def over_steps(self) -> CostModel:
         """This model (same hardware, options and placement) with the formulas' helpers elementwise:
         it prices ops whose shape quantities are arrays, e.g. the attention ops of many decode
-        contexts at once (``workloads.graph.attention_ops`` over a ``SeqArrays``), with the same
-        formulas as one op at a time. ``_price(op)`` -> OpArrays; not memoized (arrays do not hash)."""
+        contexts at once (``workloads.graph.attention_ops`` over a ``SeqArrays``), or a GEMM at many
+        token counts at once (its ``GemmShape`` M, batch and routed tokens, FLOPs and tensor bytes
+        arrays over the counts: ``workloads.opdata.stacked`` of the GEMM built at each count), with
+        the same formulas as one op at a time: each element equals pricing that element's op alone
+        (tests/unit/test_gemm_arrays.py, test_predict_fast.py). ``_price(op)`` -> OpArrays; not
+        memoized (arrays do not hash)."""
         import copy
 
         twin = copy.copy(self)
         twin.__dict__.pop("_rate", None)  # a caller's per-instance memo of _rate takes numbers only
         twin.x, twin.arrays = ARRAYS, True
         twin._memo, twin._amemo, twin._shared = {}, {}, False
+        return twin
+
+    def _elementwise(self) -> CostModel:
+        """This model's ``over_steps`` twin, made once (the tile search evaluates its candidates as
+        arrays through it); an elementwise model is its own."""
+        if self.arrays:
+            return self
+        twin = self.__dict__.get("_twin")
+        if twin is None:
+            twin = self._twin = self.over_steps()
         return twin
 
     # -- placement --------------------------------------------------------------------------
@@ -508,7 +539,7 @@ class CostModel:
         if not w or get_dtype(w[0].dtype).bits >= get_dtype(op.compute_dtype).bits:
             return 0.0
         g = op.gemm
-        return DEQUANT_FLOPS * g.n * g.k * max(1, g.batch)
+        return DEQUANT_FLOPS * g.n * g.k * self.x.max(1, g.batch)
 
     def _gemm(self, op) -> OpArrays:
         x = self.x
@@ -518,117 +549,143 @@ class CostModel:
         rate = self._rate(dt, "matrix", sparse=sparse, size=op.flops_matrix)
         if op.gemm.routing is not None and self.options.moe_efficiency is not None:
             rate = rate * self.options.moe_efficiency  # the MoE kernel's own efficiency (serving stack)
-        vrate = self._rate(dt, "vector", size=op.flops_vector) if op.flops_vector else 0.0
+        vrate = self._rate(dt, "vector", size=op.flops_vector) if x.any(op.flops_vector) else 0.0
         cols0 = self._traffic(op, False)
         flops = op.flops_matrix + op.flops_vector
         deq = self._dequant_per_tile_flops(op) if self.options.dequant_per_tile else 0.0
         if not self.options.tiling or self.core is None:
-            compute = op.flops_matrix / rate + (op.flops_vector / vrate if op.flops_vector else 0.0)
-            if deq:
-                compute = compute + deq * (math.ceil(m / DEQUANT_TILE_ROWS) - 1) / self._rate(dt, "vector")
+            compute = op.flops_matrix / rate + (op.flops_vector / vrate if x.any(op.flops_vector) else 0.0)
+            if x.any(deq):
+                compute = compute + deq * (x.ceil(m / DEQUANT_TILE_ROWS) - 1) / self._rate(dt, "vector")
             return self._finish(op, compute, self._memory_time(cols0), 0.0, cols0, flops, detail="roofline")
         compute, cols, best = self._best_tile(op, rate, cols0, deq)
-        if op.flops_vector:
+        if x.any(op.flops_vector):
             compute = x.max(compute, op.flops_vector / vrate)
         detail = "" if self.arrays else "tile {}x{} split{} waves {}".format(*best)
         return self._finish(op, compute, self._memory_time(cols), 0.0, cols, flops, detail=detail)
 
     def _best_tile(self, op, rate, cols0: list, deq: float):
         """The GEMM tile candidate with the least time (the first on ties): (compute, bytes per level,
-        (tile m, tile n, split, waves)). See the module docstring for the tiling model."""
+        (tile m, tile n, split, waves)). See the module docstring for the tiling model.
+
+        Every candidate is evaluated at once, as numpy arrays whose first axis is the candidates (after
+        it the design points' or steps' axis, when the model's or the op's numbers are arrays); the
+        least time is taken along that axis (``_least``: the first candidate on ties)."""
         x = self.x
         g = op.gemm
-        m, n, k, batch = g.m, g.n, g.k, max(1, g.batch)
+        m, n, k, batch = g.m, g.n, g.k, x.max(1, g.batch)
         dt = op.compute_dtype
-        nm, nn, nk = self.chip.matrix_unit().tile or (1, 1, 1)
-        a_bytes = get_dtype(dt).bytes
         # operand bytes as the workload states them (weights may be narrower than the math dtype)
-        w_bytes = sum(t.bytes for t in op.tensors if t.role == "weight")
-        act_in = sum(t.bytes for t in op.tensors if t.role != "weight" and not t.write)
-        out_b = sum(t.bytes for t in op.tensors if t.write)
+        w_bytes = act_in = out_b = 0.0
+        for t in op.tensors:
+            if t.role == "weight":
+                w_bytes = w_bytes + t.bytes
+            elif t.write:
+                out_b = out_b + t.bytes
+            else:
+                act_in = act_in + t.bytes
         cores = self.cores
-        smem = self.cap[self.core]
-        tk = max(4 * nk, GEMM_MIN_TK)
-        k_p = math.ceil(k / nk) * nk
-        kmax = math.ceil(k_p / (GEMM_K_STEPS_PER_SPLIT * tk))
+        c = self._tile_context(dt)
+        tm_p, tn_p, tile_flops, valid, wave_m, wave_n = c.tm, c.tn, c.tile_flops, c.valid, c.wave_m, c.wave_n
+        k_p = math.ceil(k / c.nk) * c.nk
+        kmax = math.ceil(k_p / (GEMM_K_STEPS_PER_SPLIT * c.tk))
         cache = self.cache
-        cap = self.cap[cache] if cache is not None else None
-        side = x.ceil(x.sqrt(cores))  # a wave's tiles, rasterized as a square of side x side
-        # levels a candidate changes (cache, home, activations' level, main); the others hold the op's
-        # own traffic, the same for every candidate, and their memory time is taken once
-        changed = {self.main}
-        for w in (self.home_index, self.act):
-            changed |= set(np.unique(w).tolist()) if x.isarr(w) else {int(w)}
-        if cache is not None:
-            changed.add(cache)
-        changed = sorted(changed)
-        moved = [i in changed for i in range(self.L)]  # per level: does a candidate change its bytes
-        m_fixed = self._memory_time([0.0 if i in changed else c for i, c in enumerate(cols0)])
+        changed, moved = c.changed, c.moved
+        fixed = [0.0 if mv else b for b, mv in zip(cols0, moved)]
+        m_fixed = self._memory_time(fixed) if x.any(sum(fixed)) else 0.0
         # main-memory re-reads when the operands do not fit half the cache (below)
-        spill = (act_in + w_bytes > cap / 2) if cache is not None else False
-        # A candidate with the same tile counts as an earlier, smaller one (same waves, split and
-        # traffic, more padded FLOPs) is never strictly faster, so it never wins: skip it. Exact only
-        # where no point spills the cache (the spill re-reads shrink with the tile size).
-        panel_free = -math.inf if x.any(spill) else math.inf
-        kept: dict = {}  # (M tiles, N tiles) -> the candidates kept with those counts
+        spill = (act_in + w_bytes > self.cap[cache] / 2) if cache is not None else False
+        if self.arrays:  # the candidates along axis 0, the points' (or steps') axis after it
+            nd = max(1 if self.hw.values else 0, *(np.ndim(v) for v in (m, w_bytes, act_in, out_b, rate, *cols0)))
+            if nd:
+                tm_p, tn_p, tile_flops = (a.reshape(a.shape + (1,) * nd) for a in (tm_p, tn_p, tile_flops))
+                if valid is not None and valid.ndim == 1:
+                    valid = valid.reshape(valid.shape + (1,) * nd)
+                if wave_m.ndim == 1:
+                    wave_m, wave_n = (a.reshape(a.shape + (1,) * nd) for a in (wave_m, wave_n))
+        mt, nt = np.ceil(m / tm_p), np.ceil(n / tn_p)
         # MoE experts (GemmShape.routing): each expert's expected rows padded to the tile, summed over
         # the experts (expected M tiles); each expert's weight panel is re-read once per its M tile
         route = g.routing
-        touched = expected_touched(route[0], route[1]) if route else batch
-        best = None
-        for tm_p, tn_p, always in _tile_candidates(nm, nn):
-            need = 2 * (tm_p + tn_p) * tk * a_bytes
-            # the smallest candidate always runs (a chip whose per-core memory holds no tile still
-            # computes, with a tile spilled to its next level)
-            valid = True if always else smem >= need
-            if not x.any(valid):
-                continue
-            mt, nt = math.ceil(m / tm_p), math.ceil(n / tn_p)
-            m_tiles = expected_blocks(route[0], route[1], tm_p) if route else mt * batch
-            same = kept.setdefault((m_tiles, nt), [])
-            if any(q_tm <= tm_p and q_tn <= tn_p and q_need <= need and max(tm_p, q_tm) <= panel_free
-                   for q_tm, q_tn, q_need in same):
-                continue
-            same.append((tm_p, tn_p, 0 if always else need))
+        if route:
+            m_tiles = _routed_blocks(route[0], route[1], tm_p)
+            touched = _per_count(expected_touched, route[0], route[1])
+            tiles = np.maximum(1, np.ceil(m_tiles * nt))  # expected tiles are fractional: the launch covers whole ones
+        else:
+            m_tiles = mt * batch
+            touched = batch
             tiles = m_tiles * nt
-            if route:  # expected tiles are fractional: the launch covers whole ones
-                tiles = max(1, math.ceil(tiles))
-            split = x.where(tiles < cores, x.max(1, x.min(cores // tiles, kmax)), 1)
-            waves = -(-(tiles * split) // cores)
-            compute = waves * (2.0 * tm_p * tn_p * x.ceil(k_p / split)) / (rate / cores)
-            if deq:  # the weight panel is dequantized again by every further M tile
-                compute = compute + deq * (mt - 1) / self._rate(dt, "vector")
-            if best is not None and not x.any(compute < best[0]):
-                continue  # its time is at least its compute, so it cannot beat the best: skip its traffic
-            cols = list(cols0)
-            if cache is not None:
-                # cache -> cores: each tile loads its A rows and B columns
-                cols[cache] = cols[cache] + (act_in * nt + w_bytes * m_tiles / max(touched, 1e-9) + out_b)
-                # the tiles of one wave (side x side, swizzled) share their A rows and B columns through
-                # the cache as they step through K together, so A is read once per wave-wide band of
-                # columns and B once per wave-tall band of rows
-                if x.any(spill):
-                    self._add(cols, self.home_index, x.where(spill, w_bytes * x.max(0, x.ceil(m / (side * tm_p)) - 1), 0.0))
-                    self._add(cols, self.act, x.where(spill, act_in * x.max(0, x.ceil(n / (side * tn_p)) - 1), 0.0))
-            if x.any(split > 1):  # fp32 partial sums written and read back
-                cols[self.main] = cols[self.main] + x.where(split > 1, 2 * (split - 1) * m * n * batch
-                                                           * PARTIAL_SUM_BYTES, 0.0)
-            t = x.max(compute, x.max(m_fixed, self._memory_time([c if k else 0.0 for c, k in zip(cols, moved)])))
-            if valid is not True:
-                t = np.where(valid, t, np.inf)
-            if best is None:
-                best = (t, compute, [cols[i] for i in changed], (tm_p, tn_p, split, waves))
-                continue
-            better = t < best[0]
-            if x.isarr(better):
-                best = (np.where(better, t, best[0]), np.where(better, compute, best[1]),
-                        [np.where(better, cols[i], b) for i, b in zip(changed, best[2])], best[3])
-            elif better:
-                best = (t, compute, [cols[i] for i in changed], (tm_p, tn_p, split, waves))
+        # split-K while the tiles are fewer than the cores (elsewhere cores // tiles <= 1: no split)
+        split = np.maximum(1, np.minimum(cores // tiles, kmax))
+        waves = np.ceil(tiles * split / cores)  # exact: integers below 2**53
+        compute = waves * (tile_flops * np.ceil(k_p / split)) / (rate / cores)
+        if x.any(deq):  # the weight panel is dequantized again by every further M tile
+            compute = compute + deq * (mt - 1) / self._rate(dt, "vector")
         cols = list(cols0)
-        for j, i in enumerate(changed):
-            cols[i] = best[2][j]
-        return best[1], cols, best[3]
+        if cache is not None:
+            # cache -> cores: each tile loads its A rows and B columns
+            cols[cache] = cols[cache] + (act_in * nt + w_bytes * m_tiles / x.max(touched, 1e-9) + out_b)
+            # the tiles of one wave (side x side, swizzled) share their A rows and B columns through
+            # the cache as they step through K together, so A is read once per wave-wide band of
+            # columns and B once per wave-tall band of rows (m, n >= 1: at least one band)
+            if x.any(spill):
+                self._add(cols, self.home_index, x.where(spill, w_bytes * (np.ceil(m / wave_m) - 1), 0.0))
+                self._add(cols, self.act, x.where(spill, act_in * (np.ceil(n / wave_n) - 1), 0.0))
+        if kmax > 1:  # fp32 partial sums written and read back (none where split is 1)
+            cols[self.main] = cols[self.main] + (split - 1) * (2 * m * n * batch * PARTIAL_SUM_BYTES)
+        # the memory time of the levels the candidates change, elementwise over the candidates
+        t = np.maximum(compute, np.maximum(m_fixed, self._elementwise()._memory_time(
+            [b if mv else 0.0 for b, mv in zip(cols, moved)])))
+        i = _least(t if valid is None else np.where(valid, t, np.inf))
+        if not self.arrays:
+            pick = [cols[j] for j in changed]
+            cols = list(cols0)
+            for j, b in zip(changed, pick):
+                cols[j] = float(b[i]) if isinstance(b, np.ndarray) else b
+            return float(compute[i]), cols, (int(tm_p[i]), int(tn_p[i]), int(split[i]), int(waves[i]))
+
+        def at(a):  # each point's (or step's) winning candidate
+            return np.take_along_axis(np.broadcast_to(a, t.shape), np.asarray(i)[None], axis=0)[0]
+
+        pick = [at(cols[j]) if np.ndim(cols[j]) == t.ndim else cols[j] for j in changed]
+        cols = list(cols0)
+        for j, b in zip(changed, pick):
+            cols[j] = b
+        return at(compute), cols, (at(tm_p), at(tn_p), at(split), at(waves))
+
+    def _tile_context(self, dt: str) -> _TileContext:
+        """What the tile search reads besides the op: the candidates (``_tile_candidates``), which of
+        them fit the per-core memory at this operand width, a wave's extent in rows and columns, and
+        the levels a candidate changes (cache, home, activations' level, main; the others hold the
+        op's own traffic, the same for every candidate). One chip: remembered per dtype and placement."""
+        key = (dt, self.home_index, self.act) if not self.arrays else None
+        memo = self.__dict__.setdefault("_tiles", {})
+        c = memo.get(key) if key is not None else None
+        if c is not None:
+            return c
+        nm, nn, nk = self.chip.matrix_unit().tile or (1, 1, 1)
+        tk = max(4 * nk, GEMM_MIN_TK)
+        tm, tn, always = _tile_candidates(nm, nn)
+        smem = self.cap[self.core]
+        # the smallest candidate always runs (a chip whose per-core memory holds no tile still computes,
+        # with a tile spilled to its next level); double-buffered A and B panels of one K-step
+        need = 2 * (tm + tn) * tk * get_dtype(dt).bytes
+        valid = always | (smem >= need) if not isarr(smem) else always[:, None] | (smem >= need[:, None])
+        if not isarr(smem) and valid.all():
+            valid = None
+        side = self.x.ceil(self.x.sqrt(self.cores))  # a wave's tiles, rasterized as a square of side x side
+        wave_m, wave_n = (side * tm, side * tn) if not isarr(side) else (side * tm[:, None], side * tn[:, None])
+        changed = {self.main}
+        for w in (self.home_index, self.act):
+            changed |= set(np.unique(w).tolist()) if isarr(w) else {int(w)}
+        if self.cache is not None:
+            changed.add(self.cache)
+        changed = sorted(changed)
+        c = _TileContext(tm, tn, 2.0 * tm * tn, valid, wave_m, wave_n, nk, tk, changed,
+                         [i in changed for i in range(self.L)])
+        if key is not None:
+            memo[key] = c
+        return c
 
     def _softmax(self, op, vec_rate):
         """(vector seconds, special-function seconds, overlapped) of an attention op's softmax
@@ -760,8 +817,8 @@ def _home_of(levels, caps, resident, main):
 
 @functools.lru_cache(maxsize=64)
 def _tile_candidates(nm: int, nn: int) -> tuple:
-    """Distinct (tile m, tile n) CTA tiles padded to the native tile, in the search order, each with
-    whether it always runs (the smallest)."""
+    """Distinct (tile m, tile n) CTA tiles padded to the native tile, in the search order, as three
+    read-only arrays: tile m, tile n, and whether the candidate always runs (the smallest)."""
     out: dict = {}
     for tm0 in GEMM_TILES:
         tm = max(tm0, nm) if nm > 1 else tm0
@@ -770,4 +827,38 @@ def _tile_candidates(nm: int, nn: int) -> tuple:
             tn_p = math.ceil(tn0 / nn) * nn if nn > 1 else tn0
             always = tm0 == GEMM_TILES[0] and tn0 == GEMM_TILES[0]
             out[(tm_p, tn_p)] = out.get((tm_p, tn_p), False) or always
-    return tuple((tm, tn, a) for (tm, tn), a in out.items())
+    cols = (np.array([tm for tm, _ in out], dtype=float), np.array([tn for _, tn in out], dtype=float),
+            np.array(list(out.values()), dtype=bool))
+    for a in cols:
+        a.flags.writeable = False
+    return cols
+
+
+def _least(t):
+    """Index of the least time along axis 0, the first on ties (an int for a 1-d ``t``); a NaN time
+    never wins unless it is the first candidate's (what a loop keeping the first strictly smaller
+    time picks)."""
+    i = t.argmin(axis=0)
+    if t.ndim == 1 and not (i and math.isnan(t[i])):
+        return int(i)
+    nan = np.isnan(t)
+    nan[0] = False
+    i = np.where(nan, np.inf, t).argmin(axis=0)
+    return int(i) if t.ndim == 1 else i
+
+
+def _per_count(fn, tokens, *args):
+    """``fn(tokens, *args)`` for a token count; elementwise (a float array) for an array of counts."""
+    if not isinstance(tokens, np.ndarray):
+        return fn(tokens, *args)
+    return np.array([fn(t, *args) for t in tokens.ravel().tolist()], dtype=float).reshape(tokens.shape)
+
+
+def _routed_blocks(tokens, probs, tm_p):
+    """Expected padded M tiles of a routed (MoE) grouped GEMM per candidate tile m (``tm_p``'s first
+    axis; after it the counts' axis when ``tokens`` is an array)."""
+    by: dict = {}
+    rows = [by[t] if t in by else by.setdefault(t, _per_count(expected_blocks, tokens, probs, t))
+            for t in tm_p.ravel().tolist()]
+    out = np.array(rows, dtype=float)
+    return out.reshape(tm_p.shape) if out.ndim == 1 else out

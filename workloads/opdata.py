@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["AttentionShape", "CollectiveShape", "GemmShape", "Op", "TensorIO"]
+import numpy as np
 
+__all__ = ["AttentionShape", "CollectiveShape", "GemmShape", "Op", "TensorIO", "stacked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +100,23 @@ class Op:
     def bytes_of(self, role: str) -> float:
         """Bytes of one execution moved for tensors of ``role`` ('weight', 'activation', 'kv')."""
         return sum(t.bytes for t in self.tensors if t.role == role)
+
+
+def stacked(values: list):
+    """One value standing for all of ``values`` (ops of the same structure, e.g. one GEMM of a graph
+    built at several token counts): the numbers that differ become numpy arrays over ``values`` (an
+    op's FLOPs, its tensors' bytes, its GemmShape's M, batch and routed tokens), the rest stays as
+    it is. ``sim.cost.CostModel.over_steps()._price`` prices such an op elementwise. ValueError when
+    the values differ in anything but numbers (names, kinds, dtypes, tensor lists)."""
+    v0 = values[0]
+    if all(v == v0 for v in values[1:]):
+        return v0
+    if isinstance(v0, (int, float)) and not isinstance(v0, bool) and \
+            all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return np.array(values)
+    if isinstance(v0, tuple) and all(isinstance(v, tuple) and len(v) == len(v0) for v in values):
+        return tuple(stacked([v[i] for v in values]) for i in range(len(v0)))
+    if dataclasses.is_dataclass(v0) and all(type(v) is type(v0) for v in values):
+        return dataclasses.replace(v0, **{f.name: stacked([getattr(v, f.name) for v in values])
+                                          for f in dataclasses.fields(v0)})
+    raise ValueError(f"cannot stack values that differ in more than numbers: {values[0]!r} vs others")
