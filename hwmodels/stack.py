@@ -22,7 +22,7 @@ import numpy as np
 
 from hwmodels.errors import Problem, SpecError
 from hwmodels.limits import read_text
-from hwmodels.schema import FORMAT_VERSION, Bool, F, Number, Quantity, Sources, Str, Struct, validate
+from hwmodels.schema import FORMAT_VERSION, Bool, F, ListOf, Number, Quantity, Sources, Str, Struct, validate
 from hwmodels.yamlio import load_marked
 
 STACKS = Path(__file__).parent / "catalog" / "stacks"
@@ -60,6 +60,23 @@ DECODE = Struct({
     "source": F(Sources(), True),
 }, name="decode_attention")
 
+PREFILL = Struct({
+    "tiles": F(ListOf(ListOf(Number(integer=True, gt=0, le=65536), exact_len=3), min_len=1), True,
+               "[head_dim up to, query rows per CTA, KV tokens per main-loop iteration] of the prefill kernel, "
+               "by head_dim (the first row whose head_dim bound holds; the last above them all): a CTA works on "
+               "one block of query rows of one head and walks the keys in tiles (both padded to whole tiles)"),
+    "fill_blocks": F(Number(ge=0, le=64), True,
+                     "main-loop iterations of each CTA's work that run outside the pipelined loop, at the serial "
+                     "(matrix then softmax) rate: the software pipeline's prologue and epilogue"),
+    "softmax_hidden": F(Number(ge=0, le=1), True,
+                        "share of the matrix work under which the softmax can run (0: the two take turns); "
+                        "only where the chip's special unit overlaps_matrix"),
+    "persistent": F(Bool(), True, "persistent CTAs whose producer loads the next tile's Q while the last one "
+                                  "finishes; false: every CTA waits for its Q tile and for its O tile's store "
+                                  "(one main-memory round trip each, the bytes at the SM's share of the bandwidth)"),
+    "source": F(Sources(), True),
+}, name="prefill_attention")
+
 KERNELS = Struct({
     "attention_prefill": F(Str(), True, "prefill attention kernel family, e.g. flashattention-2, fa3, flashinfer"),
     "attention_decode": F(Str(), True, "decode attention kernel family, e.g. flashattention-2 (paged), flashinfer"),
@@ -78,6 +95,9 @@ KERNELS = Struct({
     "moe_efficiency": F(Number(gt=0, le=1), doc="the MoE kernel's matrix-unit rate on the routed expert GEMMs as "
                                                 "a fraction of the chip's dense GEMM rate (the matrix efficiency "
                                                 "the chip file gives); default 1 (as fast as a dense GEMM)"),
+    "prefill_attention": F(PREFILL, doc="the prefill (flash) attention kernel's tiles, pipeline fill, softmax "
+                                        "overlap and CTA scheduling (docs/stacks.md); default: the kernel-only "
+                                        "model (FLOPs over rates, 128-row blocks in waves)"),
     "decode_attention": F(DECODE, doc="the decode attention kernel's work split (docs/stacks.md); default: the "
                                       "kernel-only model (grouped, contiguous, split to fill the cores, no partials)"),
     "source": F(Sources(), True, "where the kernel choices come from"),
@@ -134,6 +154,31 @@ class DecodeKernel:
 
 
 @dataclass(frozen=True)
+class PrefillKernel:
+    """How a prefill (flash) attention kernel runs (KERNELS.prefill_attention; sim.cost prices it):
+    ``tiles`` ((head_dim bound, query rows, KV tokens), ...), ``fill_blocks`` main-loop iterations
+    per CTA outside the pipelined loop, ``softmax_hidden`` share of the matrix work the softmax runs
+    under, ``persistent`` CTAs (Q load and O store hidden behind the neighbouring tiles)."""
+
+    tiles: tuple = ((256, 128, 128),)
+    fill_blocks: float = 0.0
+    softmax_hidden: float = 0.0
+    persistent: bool = True
+
+    def tile(self, head_dim: int) -> tuple:
+        """(query rows, KV tokens) of the CTA tile this kernel uses at ``head_dim``."""
+        for bound, bq, bkv in self.tiles:
+            if head_dim <= bound:
+                return int(bq), int(bkv)
+        return int(self.tiles[-1][1]), int(self.tiles[-1][2])
+
+    @classmethod
+    def from_doc(cls, d: dict) -> PrefillKernel:
+        return cls(tiles=tuple(tuple(int(v) for v in t) for t in d["tiles"]), fill_blocks=float(d["fill_blocks"]),
+                   softmax_hidden=float(d["softmax_hidden"]), persistent=bool(d["persistent"]))
+
+
+@dataclass(frozen=True)
 class Stack:
     """A serving-stack profile (times in seconds)."""
 
@@ -154,6 +199,7 @@ class Stack:
     collectives: str = "alpha-beta"  # COLLECTIVE_LIBRARIES (KERNELS['collectives'])
     moe_efficiency: float = 1.0  # routed-expert GEMM rate over the dense GEMM rate (KERNELS['moe_efficiency'])
     decode_kernel: DecodeKernel = DecodeKernel()  # KERNELS['decode_attention']
+    prefill_kernel: PrefillKernel | None = None  # KERNELS['prefill_attention'] (None: the kernel-only model)
     moe_kernel: str | None = None
     gemm_kernel: str | None = None
     description: str | None = None
@@ -200,6 +246,8 @@ class Stack:
             options = replace(options, moe_efficiency=self.moe_efficiency)
         if hasattr(options, "decode_kernel") and options.decode_kernel is None:
             options = replace(options, decode_kernel=self.decode_kernel)
+        if getattr(options, "prefill_kernel", "x") is None and self.prefill_kernel is not None:
+            options = replace(options, prefill_kernel=self.prefill_kernel)
         return options
 
     def describe(self) -> str:
@@ -210,6 +258,8 @@ class Stack:
                 "attention_decode": self.attention_decode, "moe": self.moe_kernel, "gemm": self.gemm_kernel,
                 "softmax": self.softmax, "collectives": self.collectives, "moe_efficiency": self.moe_efficiency,
                 "decode_attention": dict(self.decode_kernel.__dict__),
+                "prefill_attention": None if self.prefill_kernel is None else {
+                    **self.prefill_kernel.__dict__, "tiles": [list(t) for t in self.prefill_kernel.tiles]},
                 "step_overhead_s": self.step_overhead_s, "per_request_overhead_s": self.per_request_overhead_s,
                 "overlap": self.overlap, "cuda_graphs": self.cuda_graphs,
                 "cuda_graph_max_batch": self.cuda_graph_max_batch, "eager_launch_s": self.eager_launch_s,
@@ -252,6 +302,7 @@ def _build(v: dict, path: Path) -> Stack:
         moe_efficiency=float(k.get("moe_efficiency", 1.0)),
         decode_kernel=DecodeKernel(**{f: d[f] for f in DecodeKernel.__dataclass_fields__})
         if (d := k.get("decode_attention")) else DecodeKernel(),
+        prefill_kernel=PrefillKernel.from_doc(p) if (p := k.get("prefill_attention")) else None,
         step_overhead_s=r["step_overhead"], per_request_overhead_s=r["per_request_overhead"], overlap=r["overlap"],
         cuda_graphs=r["cuda_graphs"], cuda_graph_max_batch=r.get("cuda_graph_max_batch"),
         eager_launch_s=r["eager_launch"], chunked_prefill=s["chunked_prefill"],
@@ -293,4 +344,4 @@ def is_stack_file(data) -> bool:
     return isinstance(data, dict) and data.get("kind") == "stack"
 
 
-__all__ = ["DEFAULT_STACK", "STACK", "DecodeKernel", "Stack", "list_stacks", "load_stack", "is_stack_file"]
+__all__ = ["DEFAULT_STACK", "STACK", "DecodeKernel", "PrefillKernel", "Stack", "list_stacks", "load_stack", "is_stack_file"]

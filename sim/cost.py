@@ -58,9 +58,10 @@ from hwmodels.dtype import get_dtype
 from hwmodels.stack import DecodeKernel
 from sim import costmemo
 from sim.collective import collective_time
+from sim.attention import flash_prefill, kv_read_bytes, kv_rereads, visible_fraction, waves  # noqa: F401
 from sim.costtypes import BOUNDS, CostOptions, OpArrays, OpCost  # noqa: F401  (re-exported)
 from sim.hwparams import HwPoints, scalar_points
-from workloads.graph import DEQUANT_FLOPS, SeqArrays, _attn_stats, seq_blocks, seq_count, seq_max_second
+from workloads.graph import DEQUANT_FLOPS, seq_blocks, seq_count, seq_max_second
 from workloads.routing import expected_blocks, expected_touched
 
 #: op costs memoized per CostModel before the memo is cleared (bounds memory in long runs)
@@ -78,23 +79,6 @@ FLASH_BLOCK_ROWS = 128  # flash prefill: query rows per block
 # (Shah et al. 2024, sec. 3.1), so a block takes max(GEMM, (GEMM + softmax) / 2)
 PINGPONG_WARPGROUPS = 2
 DEQUANT_TILE_ROWS = 128  # an un-tiled (roofline) weight-only GEMM re-dequantizes per 128 rows of M
-
-def kv_read_bytes(op) -> float:
-    """Bytes of keys and values an attention op reads: its KV cache plus the new tokens' K and V."""
-    return sum(t.bytes for t in op.tensors if not t.write and (t.role == "kv" or t.name == "kv_new"))
-
-
-def visible_fraction(a) -> float:
-    """Share of the (query, key) rectangle a causal (or windowed) attention actually visits (per
-    step when the shape holds many steps)."""
-    if not a.causal:
-        return 1.0
-    seqs = a.seqs.cached() if isinstance(a.seqs, SeqArrays) else tuple((q, kv - q) for q, kv in a.seqs)
-    pairs, rect, _ = _attn_stats(seqs, a.window)
-    if isinstance(rect, np.ndarray):
-        return np.where(rect > 0, pairs / np.where(rect > 0, rect, 1.0), 1.0)
-    return pairs / rect if rect else 1.0
-
 
 @dataclass
 class _View:
@@ -772,14 +756,15 @@ class CostModel:
         cores = self.cores
         rate = self._rate(dt, "matrix", size=op.flops_matrix)
         vec_rate = self._rate("fp32", "vector", size=op.flops_vector)
-        nreq = seq_count(a.seqs)
         if a.kernel == "paged" or a.phase == "decode":
             return self._decode_attention(op, cols, rate, vec_rate, flops)
+        pk = self.options.prefill_kernel  # a GPU kernel's facts: on chips that list the special unit they key on
+        if pk is not None and a.kernel == "flash" and self.chip.unit("special") is not None:
+            return flash_prefill(self, op, pk, cols, rate, vec_rate, flops)
         # flash (fused) or naive prefill: blocks of 128 query rows per (request, head)
         br = FLASH_BLOCK_ROWS
         blocks = seq_blocks(a.seqs, br) * a.heads
-        waves = x.ceil(blocks / cores)
-        wq = waves * cores / x.max(blocks, 1)  # wave quantization factor (>= 1)
+        nwaves, wq = waves(x, blocks, cores)
         vec, sfu, overlapped = self._softmax(op, vec_rate)
         mat = op.flops_matrix / rate
         if sfu is None:  # ideal: the softmax's vector FLOPs run under the matrix work
@@ -788,14 +773,9 @@ class CostModel:
             compute = x.max(mat, (mat + sfu + vec) / PINGPONG_WARPGROUPS) * wq
         else:  # each warp takes turns: GEMM, then softmax (exponentials on the special unit)
             compute = (mat + sfu + vec) * wq
-        if a.kernel != "naive" and self.cache is not None:
-            # K and V (cached and new) are re-read from the cache once per query block and query
-            # head of a KV group; a causal block reads only the keys it can see
-            qblocks = seq_blocks(a.seqs, br) / max(nreq, 1)
-            cols = list(cols)
-            cols[self.cache] = cols[self.cache] + kv_read_bytes(op) * x.max(1.0, qblocks) \
-                * max(1, a.heads // max(a.kv_heads, 1)) * visible_fraction(a)
-        detail = "" if self.arrays else f"{a.kernel}, {blocks} blocks, {waves} waves"
+        if a.kernel != "naive":
+            cols = kv_rereads(self, op, cols, br)
+        detail = "" if self.arrays else f"{a.kernel}, {blocks} blocks, {nwaves} waves"
         return self._finish(op, compute, self._memory_time(cols), 0.0, cols, flops, detail=detail)
 
 

@@ -47,6 +47,10 @@ class CostOptions:
     # hwmodels.stack.DecodeKernel): grouped-query heads, KV pages, split-KV policy and its partial
     # outputs; None = DecodeKernel() (the kernel-only model)
     decode_kernel: object = None
+    # the prefill (flash) attention kernel (the serving stack's kernels.prefill_attention:
+    # hwmodels.stack.PrefillKernel): CTA tiles, pipeline fill, softmax overlap, persistent CTAs;
+    # None = the kernel-only model (FLOPs over rates in 128-row blocks and waves)
+    prefill_kernel: object = None
     # ((op kind, factor), ...): every op of that kind takes factor x its priced time (compute, memory,
     # comm and overhead alike); a key 'kind/bound' scales only the ops of that kind whose unscaled bound it
     # is (and wins over the kind's key); used to price the ends of a prediction interval. Empty: no scaling.

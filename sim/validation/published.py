@@ -41,6 +41,7 @@ METRICS = {"output_throughput_tok_s": "output tokens/s", "e2e_s": "end-to-end la
            "ttft_s": "time to first token (s)", "tpot_s": "time per output token (s)"}
 DEFAULT_OPTIONS = CostOptions()
 MOE_KERNELS = os.path.join(DATA, "moe_kernels.csv")
+ATTENTION_KERNELS = os.path.join(DATA, "attention_kernels.yaml")
 # the ops of one MoE layer a fused-MoE call runs, given the router's logits (vLLM's fused_moe:
 # top-k softmax, align, the two expert GEMMs and the activation, the top-k weighted sum)
 FUSED_MOE_OPS = ("moe.topk", "moe.align", "moe.experts.gate_up", "moe.experts.act", "moe.experts.down",
@@ -139,21 +140,49 @@ def score_moe_kernels(path: str = MOE_KERNELS, stack=None) -> pd.DataFrame:
     return df
 
 
-def score_attention_kernels(path: str = KERNELS, stack=None, options: CostOptions | None = None) -> pd.DataFrame:
+def attention_kernel_profiles(path: str = ATTENTION_KERNELS) -> dict:
+    """The prefill-kernel facts of published kernels no stack runs (``attention_kernels.yaml``): name ->
+    hwmodels.stack.PrefillKernel; SpecError naming file, line and field if the file is malformed."""
+    from hwmodels.schema import F, Number, Struct, validate
+    from hwmodels.stack import PREFILL, PrefillKernel
+    from hwmodels.yamlio import load_marked
+
+    schema = Struct({"version": F(Number(integer=True, ge=1, le=1), True),
+                     "kernels": F(Struct({k: F(PREFILL) for k in ("triton_tutorial_flash_v2", "tk")},
+                                         name="kernels"), True)}, name="attention_kernels")
+    with open(path, encoding="utf-8") as f:
+        doc = load_marked(f.read(), path)[0]
+    v, problems = validate(doc, schema)
+    if problems or v is None:
+        raise SpecError(problems)
+    return {k: PrefillKernel.from_doc(d) for k, d in v["kernels"].items()}
+
+
+def score_attention_kernels(path: str = KERNELS, stack=None, options: CostOptions | None = None,
+                            own_kernel: bool = False) -> pd.DataFrame:
     """The published attention rows of ``kernels.csv`` (op == attention: fused prefill kernels timed by
     others) priced as ``llmsim ops`` prices them, with ``stack``'s kernel facts (None: the default stack)
     and ``options`` (None: the stack's own; e.g. CostOptions(softmax="serial") to price one softmax
-    schedule). Adds ``predicted``, ``rel_error``, ``measured_tflops`` (4 x B x H x Sq x Skv x D / time,
-    halved when causal, as the sources count) and ``stack_used``."""
+    schedule). ``own_kernel``: a row whose ``kernel_profile`` names a kernel of attention_kernels.yaml
+    is priced with that kernel's prefill facts instead of the stack's (the kernel that was timed).
+    Adds ``predicted``, ``rel_error``, ``measured_tflops`` (4 x B x H x Sq x Skv x D / time, halved when
+    causal, as the sources count) and ``stack_used``."""
     from hwmodels.stack import load_stack
     from sim.ops import predict_ops
 
-    df = pd.read_csv(path, dtype={"source": str, "note": str, "kernel": str}, keep_default_na=False)
+    df = pd.read_csv(path, dtype={"source": str, "note": str, "kernel": str, "kernel_profile": str, "fit": str},
+                     keep_default_na=False)
     df = df[df["op"] == "attention"].reset_index(drop=True)
     st = load_stack(stack if stack is not None else DEFAULT_STACK)
-    out = predict_ops(df, options=options or CostOptions(), stack=st)
+    opts = options or CostOptions()
+    prof = df["kernel_profile"] if own_kernel and "kernel_profile" in df else pd.Series([""] * len(df))
+    pred = pd.Series(np.nan, index=df.index)
+    profiles = attention_kernel_profiles() if own_kernel else {}
+    for name, idx in prof.groupby(prof).groups.items():
+        o = replace(opts, prefill_kernel=profiles[name]) if name else opts
+        pred[idx] = predict_ops(df.loc[idx], options=o, stack=st)["time_s"].astype(float).to_numpy()
     m = df["measured_time_s"].astype(float)
-    df["predicted"] = out["time_s"].astype(float)
+    df["predicted"] = pred
     df["rel_error"] = (df["predicted"] - m) / m
     work = 4.0 * df["batch"].astype(float) * df["heads"].astype(float) * df["seqlen_q"].astype(float) \
         * df["seqlen_kv"].astype(float) * df["head_dim"].astype(float)
@@ -167,5 +196,5 @@ def kernel_comparison(hw: str | None = None, options: CostOptions = DEFAULT_OPTI
     return compare(load_measurements(KERNELS), hw, options=options, hardware=hardware)
 
 
-__all__ = ["E2E", "KERNELS", "METRICS", "MOE_KERNELS", "kernel_comparison", "load_e2e", "score_attention_kernels",
+__all__ = ["ATTENTION_KERNELS", "E2E", "KERNELS", "attention_kernel_profiles", "METRICS", "MOE_KERNELS", "kernel_comparison", "load_e2e", "score_attention_kernels",
            "score_e2e", "score_moe_kernels"]

@@ -1,0 +1,103 @@
+"""Flash (fused) prefill attention as a stack's kernel runs it: the formula behind
+``CostModel._attention`` when ``CostOptions.prefill_kernel`` is set (docs/cost-model.md, Attention).
+It lives here only to keep sim/cost.py under the module size limit; it is written once and reads the
+cost model's rates, memory helpers and shared tail (``_softmax``, ``_memory_time``, ``_finish``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hwmodels.arith import isarr
+from hwmodels.dtype import get_dtype
+from workloads.seqs import SeqArrays, _attn_stats, seq_blocks, seq_count
+
+
+def kv_read_bytes(op) -> float:
+    """Bytes of keys and values an attention op reads: its KV cache plus the new tokens' K and V."""
+    return sum(t.bytes for t in op.tensors if not t.write and (t.role == "kv" or t.name == "kv_new"))
+
+
+def visible_fraction(a) -> float:
+    """Share of the (query, key) rectangle a causal (or windowed) attention actually visits (per
+    step when the shape holds many steps)."""
+    if not a.causal:
+        return 1.0
+    seqs = a.seqs.cached() if isinstance(a.seqs, SeqArrays) else tuple((q, kv - q) for q, kv in a.seqs)
+    pairs, rect, _ = _attn_stats(seqs, a.window)
+    if isinstance(rect, np.ndarray):
+        return np.where(rect > 0, pairs / np.where(rect > 0, rect, 1.0), 1.0)
+    return pairs / rect if rect else 1.0
+
+
+def waves(x, ctas, cores) -> tuple:
+    """(waves, wave quantization factor >= 1) of ``ctas`` CTAs over ``cores`` cores, one CTA per core at
+    a time: the last wave's idle cores cost as if busy."""
+    n = x.ceil(ctas / cores)
+    return n, n * cores / x.max(ctas, 1)
+
+
+def kv_rereads(cm, op, cols: list, rows: int) -> list:
+    """``cols`` plus the flash kernel's K and V re-reads (cached and new) from the chip-level cache: once
+    per block of ``rows`` query rows and per query head of a KV group; a causal block reads only the keys
+    it can see. Unchanged without a cache level."""
+    if cm.cache is None:
+        return cols
+    a = op.attention
+    qblocks = seq_blocks(a.seqs, rows) / max(seq_count(a.seqs), 1)
+    cols = list(cols)
+    cols[cm.cache] = cols[cm.cache] + kv_read_bytes(op) * cm.x.max(1.0, qblocks) \
+        * max(1, a.heads // max(a.kv_heads, 1)) * visible_fraction(a)
+    return cols
+
+
+def _padded_pairs(seqs, bq: int, bkv: int):
+    """(query, key) pairs of the requests' full rectangles with both sides padded to whole tiles of
+    ``bq`` query rows and ``bkv`` keys: sum of ceil(new / bq) bq x ceil(kv / bkv) bkv over the
+    requests ((new, kv length) pairs; per step for a SeqArrays)."""
+    if isinstance(seqs, SeqArrays):
+        return ((-(-seqs.first // bq)) * bq * (-(-seqs.second // bkv)) * bkv).sum(-1).astype(float)
+    return float(sum(math.ceil(q / bq) * bq * math.ceil(kv / bkv) * bkv for q, kv in seqs))
+
+
+def flash_prefill(cm, op, pk, cols, rate, vec_rate, flops):
+    """Flash prefill as the stack's kernel runs it (CostOptions.prefill_kernel, docs/cost-model.md):
+    one CTA per (request, head, block of bq query rows) walks the keys in tiles of bkv (both padded
+    to whole tiles; a causal block also computes the masked half of its diagonal tile). Per tile
+    the matrix work and the softmax (exponentials on the special unit, the rest on the vector unit)
+    take turns, except for the share ``softmax_hidden`` of the matrix time the softmax runs under;
+    each CTA adds ``fill_blocks`` tiles at the serial rate (its software pipeline's prologue and
+    epilogue) and, unless its CTAs are persistent, waits for its Q tile and its O store (one
+    main-memory round trip each, the bytes at its share of the bandwidth). CTAs run in waves over
+    the cores."""
+    x = cm.x
+    a = op.attention
+    bq, bkv = pk.tile(a.head_dim)
+    ctas = seq_blocks(a.seqs, bq) * a.heads
+    nwaves, wq = waves(x, ctas, cm.cores)
+    pairs = op.flops_matrix / (2.0 * (a.head_dim + a.head_dim_v))  # visible (query, key) pairs, all heads
+    padded = _padded_pairs(a.seqs, bq, bkv) * a.heads * visible_fraction(a)
+    if a.causal:  # the diagonal tile of each query block is computed whole and half of it masked
+        padded = padded + ctas * bq * bkv / 2.0
+    pad = x.max(1.0, padded / x.max(pairs, 1.0))
+    vec, sfu, _ = cm._softmax(op, vec_rate)
+    mat = op.flops_matrix / rate
+    if sfu is None:  # kernel-only softmax (CostOptions.softmax ideal): its vector FLOPs under the matrix work
+        steady = serial = x.max(mat, vec)
+    else:
+        soft = sfu + vec
+        hidden = pk.softmax_hidden if cm.chip.unit("special").overlaps_matrix else 0.0
+        steady, serial = mat + x.max(0.0, soft - hidden * mat), mat + soft
+    fill = ctas * pk.fill_blocks * bq * bkv * serial / x.max(pairs, 1.0)
+    io = 0.0
+    if not pk.persistent:  # Q tile in, O tile out, each behind one main-memory round trip
+        qo = ctas * bq * (a.head_dim + a.head_dim_v) * get_dtype(op.compute_dtype).bytes
+        io_cols = [0.0] * cm.L
+        cm._add(io_cols, cm.act, qo)
+        lat = cm.lat[cm.act] if not isarr(cm.act) else cm.lat[cm.main]
+        io = cm._memory_time(io_cols) + ctas * 2 * lat / cm.cores
+    compute = (steady * pad + fill + io) * wq
+    cols = kv_rereads(cm, op, cols, bq)
+    detail = "" if cm.arrays else f"flash {bq}x{bkv}, {ctas} CTAs, {nwaves} waves"
+    return cm._finish(op, compute, cm._memory_time(cols), 0.0, cols, flops, detail=detail)

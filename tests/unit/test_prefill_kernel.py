@@ -1,0 +1,145 @@
+"""The prefill (flash) attention kernel of a stack (kernels.prefill_attention, hwmodels.stack.PrefillKernel)
+priced by sim.cost: CTA tiles, pipeline fill, softmax overlap, non-persistent Q/O waits, waves. Numbers
+checkable by hand on the toy chip (100 cores; per core: matrix 1 TFLOP/s, vector 0.1 TFLOP/s, and here a
+special unit of 0.01 T exp/s)."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hwmodels.errors import SpecError
+from hwmodels.loader import load_chip
+from hwmodels.stack import PrefillKernel, load_stack
+from sim.cost import CostModel, CostOptions
+from sim.ops import row_to_op
+
+TOY = Path(__file__).parents[1] / "data" / "toy-chip.yaml"
+FA = PrefillKernel(tiles=((256, 128, 128),), fill_blocks=1, softmax_hidden=0.5, persistent=True)
+
+
+def _toy_sfu(tmp_path, overlaps=True) -> str:
+    """The toy chip plus a special-function unit of 1 T exp/s (0.01 T/s per core)."""
+    src = TOY.read_text().replace("name: toy-chip", "name: toy-sfu").replace(
+        "  - kind: vector\n",
+        f"  - kind: special\n    peak: {{fp32: 1 TFLOP/s}}\n    overlaps_matrix: {str(overlaps).lower()}\n"
+        "  - kind: vector\n")
+    p = tmp_path / "toy-sfu.yaml"
+    p.write_text(src)
+    return str(p)
+
+
+def _op(seqlen=1024, heads=2, d=64, causal=False):
+    return row_to_op({"op": "attention", "dtype": "bf16", "phase": "prefill", "batch": 1, "heads": heads,
+                      "kv_heads": heads, "head_dim": d, "seqlen_q": seqlen, "seqlen_kv": seqlen, "causal": causal,
+                      "kernel": "flash"})
+
+
+def _compute(chip, op, pk, softmax="serial"):
+    return CostModel(load_chip(chip), CostOptions(softmax=softmax, prefill_kernel=pk)).op_cost(op).compute_s
+
+
+def test_a_cta_walks_its_tiles_with_the_softmax_partly_hidden_plus_one_fill_tile_by_hand(tmp_path):
+    """1024 tokens, 2 heads, d64: 8 query blocks x 2 heads = 16 CTAs, one wave on 16 of the 100 cores.
+    One 128 x 128 tile on one core: QK^T and PV 2 x 2 x 16384 x 64 = 4.194 MFLOP at 1 TFLOP/s = 4.194 us;
+    softmax 16384 exps at 0.01 T/s = 1.638 us plus 4 x 16384 other FLOPs at 0.1 TFLOP/s = 0.655 us:
+    2.294 us, of which 0.5 x 4.194 runs under the matrix work: a tile takes 4.194 + 0.197 = 4.391 us.
+    A CTA walks 8 tiles and adds one tile at the serial rate (6.488 us): 41.617 us."""
+    chip = _toy_sfu(tmp_path)
+    tile_mat, tile_soft = 2 * 2 * 16384 * 64 / 1e12, 16384 / 1e10 + 4 * 16384 / 1e11
+    want = 8 * (tile_mat + max(0.0, tile_soft - 0.5 * tile_mat)) + (tile_mat + tile_soft)
+    assert want == pytest.approx(41.617e-6, rel=1e-4)
+    assert _compute(chip, _op(), FA) == pytest.approx(want)
+    # no hidden share, no fill: the two take turns on every tile
+    assert _compute(chip, _op(), replace(FA, fill_blocks=0, softmax_hidden=0)) == pytest.approx(8 * (tile_mat + tile_soft))
+    # a special unit that cannot run under the matrix work hides nothing
+    assert _compute(_toy_sfu(tmp_path, overlaps=False), _op(), FA) == pytest.approx(9 * (tile_mat + tile_soft))
+
+
+def test_padding_to_whole_tiles_and_waves_by_hand(tmp_path):
+    """1000 tokens pad to 8 x 128 query rows and 8 x 128 keys: the same CTAs and tiles as 1024 tokens.
+    200 heads: 1600 CTAs over 100 cores = 16 full waves, each one CTA's time."""
+    chip = _toy_sfu(tmp_path)
+    assert _compute(chip, _op(seqlen=1000), FA) == pytest.approx(_compute(chip, _op(seqlen=1024), FA))
+    one = _compute(chip, _op(heads=2), FA)
+    assert _compute(chip, _op(heads=200), FA) == pytest.approx(16 * one)
+    assert _compute(chip, _op(heads=202), FA) == pytest.approx(17 * one)  # 1616 CTAs: a 17th, nearly empty wave
+
+
+def test_tiles_follow_head_dim():
+    pk = PrefillKernel(tiles=((64, 192, 128), (128, 128, 176), (256, 128, 80)))
+    assert pk.tile(64) == (192, 128) and pk.tile(96) == (128, 176) and pk.tile(128) == (128, 176)
+    assert pk.tile(256) == (128, 80) and pk.tile(512) == (128, 80)  # above every bound: the last row
+
+
+def test_a_non_persistent_cta_waits_for_its_q_tile_and_o_store_by_hand(tmp_path):
+    """16 CTAs each read a 128 x 64 bf16 Q tile and write its O tile: 16 x 2 x 16 KiB = 512 KiB, i.e.
+    0.524 us of the toy's 1 TB/s; each CTA moves its 32 KiB at its core's share (10 GB/s): 3.277 us,
+    which is 0.524 us x 100 cores / 16 CTAs (the toy lists no latency)."""
+    chip = _toy_sfu(tmp_path)
+    diff = _compute(chip, _op(), replace(FA, persistent=False)) - _compute(chip, _op(), FA)
+    assert diff == pytest.approx(16 * 2 * 128 * 64 * 2 / 1e12 * 100 / 16)
+
+
+def test_causal_blocks_visit_their_keys_and_one_half_masked_diagonal_tile(tmp_path):
+    """Causal, 1024 tokens: query block i (0..7) visits i + 1 key tiles; the model counts the visible
+    pairs at tile granularity plus half a tile per block, i.e. 8 x 9 / 2 = 36 tiles per head, spread over
+    the 16 CTAs' waves (one wave: compute = the CTAs' mean time x 100 / 16 / (100 / 16))."""
+    chip = _toy_sfu(tmp_path)
+    pk = replace(FA, fill_blocks=0)
+    full = _compute(chip, _op(), pk)  # 8 tiles per CTA
+    causal = _compute(chip, _op(causal=True), pk)
+    assert causal == pytest.approx(full * 36 / 64, rel=1e-3)
+
+
+def test_without_a_kernel_profile_or_a_special_unit_the_kernel_only_rule_is_unchanged(tmp_path):
+    """No prefill kernel: the 128-row block rule; a chip listing no special-function unit (the toy, TPUs,
+    wafer-scale chips): the GPU kernel's facts do not apply either."""
+    chip = _toy_sfu(tmp_path)
+    op = _op()
+    rule = CostModel(load_chip(chip), CostOptions(softmax="serial")).op_cost(op).compute_s
+    assert _compute(chip, op, None) == pytest.approx(rule) and _compute(chip, op, FA) != pytest.approx(rule)
+    assert _compute(str(TOY), op, FA) == pytest.approx(_compute(str(TOY), op, None))
+
+
+def test_the_default_stack_carries_fa3_facts_and_bad_values_are_located(tmp_path):
+    st = load_stack("vllm")
+    assert st.prefill_kernel is not None and st.prefill_kernel.tile(128) == (128, 176)
+    assert st.cost_options(CostOptions()).prefill_kernel == st.prefill_kernel
+    assert load_stack("ideal").prefill_kernel is None
+    assert st.to_dict()["prefill_attention"]["tiles"][0] == [64, 192, 128]
+    src = Path(st.path).read_text().replace("softmax_hidden: 0.30", "softmax_hidden: 1.5")
+    p = tmp_path / "bad.yaml"
+    p.write_text(src.replace("name: vllm", "name: bad"))
+    with pytest.raises(SpecError, match=r"bad.yaml:\d+:\d+.*prefill_attention.softmax_hidden"):
+        load_stack(str(p))
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "gemma-2-27b"])
+def test_many_steps_at_once_price_as_each_step_alone(model):
+    """The array path (CostModel.over_steps over a SeqArrays of K steps) and the per-op path give the
+    same prefill attention figures under the default stack's prefill kernel (mixed steps: prefill chunks
+    after cached tokens, and decodes)."""
+    import numpy as np
+
+    from hwmodels import load_system
+    from workloads import Batch, build_graph
+    from workloads.graph import SeqArrays, attention_ops
+    from workloads.model import load_model
+    from workloads.parallel import Parallelism
+    from workloads.quant import Quantization
+
+    spec, q, par = load_model(model), Quantization.parse("bf16"), Parallelism()
+    cm = CostModel(load_system("h100-sxm"), load_stack("vllm").cost_options(CostOptions()), resident_bytes=2e10)
+    assert cm.options.prefill_kernel is not None
+    new = np.array([[1, 300, 37, 1000]] * 4)
+    ctx = np.array([[900, 0, 5, 24]]) + np.arange(4)[:, None] * 100
+    priced = [cm.over_steps()._price(o) for o in attention_ops(spec, SeqArrays(new, ctx), q, par, "flash")]
+    for k in range(4):
+        g = build_graph(spec, Batch(tuple(zip(new[k].tolist(), ctx[k].tolist()))), quant=q, parallel=par,
+                        attention_kernel="flash")
+        ref = [cm._price(o) for o in g.ops if o.kind == "attention"]
+        assert len(ref) == len(priced)
+        for r, p in zip(ref, priced):
+            for f in ("compute_s", "memory_s", "time_s", "flops", "bytes_main"):
+                assert np.asarray(getattr(p, f))[k] == pytest.approx(getattr(r, f), rel=1e-12), f
