@@ -76,6 +76,10 @@ class ComputeUnit:
     efficiency: object = None  # fraction or table
     efficiency_source: str | None = None
     overlaps_matrix: bool = False  # special unit: can run under asynchronous matrix work (docs/stacks.md)
+    # matrix unit: whether the chip's GEMM kernels store a tile's output (the epilogue) under the next tile's
+    # main loop (persistent, warp-specialized kernels) or after it, with the tensor cores idle (None: not given)
+    epilogue_overlap: bool | None = None
+    epilogue_source: str | None = None
 
     def rate_for(self, dtype: str, sparse: bool = False) -> tuple[float, str] | None:
         """(FLOP/s, the rate key used) for math in ``dtype``, or None if this unit cannot run it."""

@@ -33,9 +33,11 @@ class ChipClass:
     matrix_source: str
     memory_efficiency: float
     memory_source: str
+    epilogue_overlap: bool = False  # the class's GEMM kernels store a tile's output under the next tile's math
+    epilogue_source: str = ""
 
     def source_for(self, field: str) -> str:
-        src = self.matrix_source if field == "matrix" else self.memory_source
+        src = {"matrix": self.matrix_source, "memory": self.memory_source, "epilogue": self.epilogue_source}[field]
         return f"{CLASS_SOURCE_PREFIX} {self.name} ({CLASSES_FILE.name}): {src}"
 
 
@@ -49,10 +51,15 @@ def chip_classes() -> dict:
             v = c[key]
             if not (isinstance(v, (int, float)) and 0 < v <= 1):
                 raise ValueError(f"{CLASSES_FILE}: classes.{name}.{key} must be a fraction in (0, 1]; got {v!r}")
+        if not isinstance(c.get("gemm_epilogue_overlap"), bool) or not c.get("gemm_epilogue_source"):
+            raise ValueError(f"{CLASSES_FILE}: classes.{name} needs gemm_epilogue_overlap (true or false) and "
+                             "gemm_epilogue_source")
         out[name] = ChipClass(name=name, description=c["description"], matrix_efficiency=float(c["matrix_efficiency"]),
                               matrix_source=" ".join(c["matrix_source"].split()),
                               memory_efficiency=float(c["memory_efficiency"]),
-                              memory_source=" ".join(c["memory_source"].split()))
+                              memory_source=" ".join(c["memory_source"].split()),
+                              epilogue_overlap=c["gemm_epilogue_overlap"],
+                              epilogue_source=" ".join(c["gemm_epilogue_source"].split()))
     return out
 
 

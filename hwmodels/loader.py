@@ -12,6 +12,7 @@ import difflib
 import re
 import functools
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -312,8 +313,12 @@ def _fill_from_class(v: dict, compute: tuple, memory: tuple) -> tuple[tuple, tup
     gemm, main = _key_fields(v)
     if compute[gemm].efficiency is None:
         u = compute[gemm]
-        compute = compute[:gemm] + (ComputeUnit(u.kind, u.peak, u.sparse_peak, u.tile, cls.matrix_efficiency,
-                                                cls.source_for("matrix")),) + compute[gemm + 1:]
+        compute = compute[:gemm] + (replace(u, efficiency=cls.matrix_efficiency,
+                                            efficiency_source=cls.source_for("matrix")),) + compute[gemm + 1:]
+    if compute[gemm].epilogue_overlap is None:
+        u = compute[gemm]
+        compute = compute[:gemm] + (replace(u, epilogue_overlap=cls.epilogue_overlap,
+                                            epilogue_source=cls.source_for("epilogue")),) + compute[gemm + 1:]
     if memory[main].efficiency is None:
         lv = memory[main]
         filled = MemoryLevel(lv.name, lv.kind, lv.capacity_bytes, lv.per, lv.bandwidth_bytes_per_s, lv.latency_s,
@@ -328,7 +333,8 @@ def _build_chip(v: dict, path: Path) -> Chip:
     compute = tuple(
         ComputeUnit(kind=u["kind"], peak=dict(u["peak"]), sparse_peak=dict(u.get("sparse_peak") or {}),
                     tile=tuple(u["tile"]) if u.get("tile") else None, efficiency=u.get("efficiency"),
-                    efficiency_source=u.get("efficiency_source"), overlaps_matrix=u.get("overlaps_matrix", False))
+                    efficiency_source=u.get("efficiency_source"), overlaps_matrix=u.get("overlaps_matrix", False),
+                    epilogue_overlap=u.get("epilogue_overlap"), epilogue_source=u.get("epilogue_source"))
         for u in v["compute"])
     memory = tuple(
         MemoryLevel(name=lv["name"], kind=lv.get("kind", "dram"), capacity_bytes=lv["capacity"],

@@ -414,8 +414,12 @@ COMPUTE = Struct({
     "efficiency_source": F(Str(), doc="where the efficiency comes from"),
     "overlaps_matrix": F(Bool(), doc="special unit: its work can run under the matrix unit's (asynchronous matrix "
                                      "instructions, e.g. Hopper WGMMA) when the kernel is warp-specialized"),
+    "epilogue_overlap": F(Bool(), doc="matrix unit: the chip's GEMM kernels store a tile's output under the next "
+                                      "tile's main loop (persistent warp-specialized kernels, e.g. Hopper); false: the "
+                                      "store follows the main loop with the matrix unit idle (default: the chip class's)"),
+    "epilogue_source": F(Str(), doc="where epilogue_overlap comes from"),
     "source": F(Str(), doc="where the unit's figures come from"),
-}, name="compute unit", requires_together=(("efficiency", "efficiency_source"),))
+}, name="compute unit", requires_together=(("efficiency", "efficiency_source"), ("epilogue_overlap", "epilogue_source")))
 
 MEMORY = Struct({
     "name": F(Str(), True, "unique level name, used in override paths"),

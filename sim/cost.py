@@ -537,20 +537,36 @@ class CostModel:
         cols0 = self._traffic(op, False)
         flops = op.flops_matrix + op.flops_vector
         deq = self._dequant_per_tile_flops(op) if self.options.dequant_per_tile else 0.0
+        epi = self._epilogue_time(op)
         if not self.options.tiling or self.core is None:
-            compute = op.flops_matrix / rate + (op.flops_vector / vrate if x.any(op.flops_vector) else 0.0)
+            compute = op.flops_matrix / rate + (op.flops_vector / vrate if x.any(op.flops_vector) else 0.0) + epi
             if x.any(deq):
                 compute = compute + deq * (x.ceil(m / DEQUANT_TILE_ROWS) - 1) / self._rate(dt, "vector")
             return self._finish(op, compute, self._memory_time(cols0), 0.0, cols0, flops, detail="roofline")
-        compute, cols, best = self._best_tile(op, rate, cols0, deq)
+        compute, cols, best = self._best_tile(op, rate, cols0, deq, epi)
         if x.any(op.flops_vector):
             compute = x.max(compute, op.flops_vector / vrate)
         detail = "" if self.arrays else "tile {}x{} split{} waves {}".format(*best)
         return self._finish(op, compute, self._memory_time(cols), 0.0, cols, flops, detail=detail)
 
-    def _best_tile(self, op, rate, cols0: list, deq: float):
+    def _epilogue_time(self, op):
+        """Seconds of a GEMM's output store that the matrix unit waits for (0 where the chip's GEMM kernels
+        overlap it, ``epilogue_overlap``): a CTA that stores its output tile after its main loop leaves its
+        SM's tensor cores idle meanwhile, and the tiles of a wave store together, so the whole output takes
+        its write time at the activations' level (docs/cost-model.md, GEMM epilogue)."""
+        if self.chip.matrix_unit().epilogue_overlap is not False:
+            return 0.0
+        out_b = sum(t.bytes for t in op.tensors if t.write)
+        if not self.x.any(out_b):
+            return 0.0
+        cols = [0.0] * self.L
+        self._add(cols, self.act, out_b)
+        return self._memory_time(cols)
+
+    def _best_tile(self, op, rate, cols0: list, deq: float, epi=0.0):
         """The GEMM tile candidate with the least time (the first on ties): (compute, bytes per level,
-        (tile m, tile n, split, waves)). See the module docstring for the tiling model.
+        (tile m, tile n, split, waves)); ``epi``: the exposed epilogue seconds (``_epilogue_time``), added to
+        every candidate's compute. See the module docstring for the tiling model.
 
         Every candidate is evaluated at once, as numpy arrays whose first axis is the candidates (after
         it the design points' or steps' axis, when the model's or the op's numbers are arrays); the
@@ -605,6 +621,7 @@ class CostModel:
         compute = waves * (tile_flops * np.ceil(k_p / split)) / (rate / cores)
         if x.any(deq):  # the weight panel is dequantized again by every further M tile
             compute = compute + deq * (mt - 1) / self._rate(dt, "vector")
+        compute = compute + epi  # the output store after the main loop (0 where the kernels overlap it)
         cols = list(cols0)
         if cache is not None:
             # cache -> cores: each tile loads its A rows and B columns

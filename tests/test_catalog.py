@@ -204,6 +204,8 @@ def test_every_chip_declares_its_calibration_truthfully(path):
                      (chip.main_memory.efficiency, chip.main_memory.efficiency_source)):
         assert eff is not None and src
     assert chip.calibration in ("measured", "published", "class-default")
+    # every chip says whether its GEMM kernels overlap the output store (file or class default), with a source
+    assert isinstance(chip.matrix_unit().epilogue_overlap, bool) and chip.matrix_unit().epilogue_source
 
 
 def test_class_defaults_fill_only_missing_fields():
@@ -223,6 +225,20 @@ def test_class_defaults_fill_only_missing_fields():
     assert o.matrix_unit().efficiency == 0.5 and o.efficiency_provenance["matrix"] == "published"
 
 
+def test_gemm_epilogue_overlap_by_generation():
+    # Hopper/Blackwell libraries run persistent warp-specialized GEMMs (stated in the files); Ampere-style
+    # kernels store after the main loop (the gpu-hbm class default); a field in the file beats the class
+    assert load_chip("h100-sxm").matrix_unit().epilogue_overlap is True
+    assert load_chip("b200").matrix_unit().epilogue_overlap is True
+    a100 = load_chip("a100-sxm").matrix_unit()
+    assert a100.epilogue_overlap is False and a100.epilogue_source.startswith(CLASS_SOURCE_PREFIX + " gpu-hbm")
+    assert load_chip("tpu-v5e").matrix_unit().epilogue_overlap is True  # asic-hbm: compiler-scheduled DMA
+    o = load_chip("a100-sxm", {"compute.matrix.epilogue_overlap": True, "compute.matrix.epilogue_source": "what-if"})
+    assert o.matrix_unit().epilogue_overlap is True and o.matrix_unit().epilogue_source == "what-if"
+    with pytest.raises(Exception, match="epilogue_source"):
+        load_chip("a100-sxm", {"compute.matrix.epilogue_overlap": True})
+
+
 def test_calibrated_files_are_measured():
     c = load_chip(str(CATALOG / "calibrated" / "h100-sxm-calibrated.yaml"))
     assert c.calibration == "measured"
@@ -234,6 +250,7 @@ def test_class_table_is_sourced():
     for c in chip_classes().values():
         assert 0 < c.matrix_efficiency < 1 and 0 < c.memory_efficiency < 1
         assert c.matrix_source and c.memory_source and c.description
+        assert isinstance(c.epilogue_overlap, bool) and c.epilogue_source
 
 
 def test_a_file_without_class_or_efficiency_says_none():

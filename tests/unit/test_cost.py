@@ -179,3 +179,32 @@ def test_efficiency_by_kind_schema():
         load_chip(DATA / "toy-chip.yaml", {"memory.hbm.efficiency_by_kind": {"norm": 1.5},
                                            "memory.hbm.efficiency_source": "x"})
     assert load_chip(DATA / "toy-chip.yaml").main_memory.efficiency_by_kind == {}
+
+
+STORE_AFTER = {"compute.matrix.epilogue_overlap": False, "compute.matrix.epilogue_source": "test"}
+
+
+def test_gemm_epilogue_store_after_main_loop_by_hand(toy):
+    # a chip whose GEMM kernels store the output after the main loop (epilogue_overlap: false) adds the
+    # output's write time to the compute: 8192 x 8192 bf16 = 134,217,728 B at 1 TB/s = 134.2 us
+    after = load_chip(DATA / "toy-chip.yaml", STORE_AFTER)
+    store = 8192 * 8192 * 2 / 1e12
+    plain = CostModel(toy, CostOptions(tiling=False)).op_cost(gemm(8192, 8192, 8192)).compute_s
+    assert CostModel(after, CostOptions(tiling=False)).op_cost(gemm(8192, 8192, 8192)).compute_s \
+        == pytest.approx(plain + store)
+    # tiled: the 164 waves of 64x64 tiles of test_large_gemm_tiled_waves, then the store
+    c = CostModel(after).op_cost(gemm(8192, 8192, 8192))
+    assert c.compute_s == pytest.approx(164 * 2 * 64 * 64 * 8192 / 1e12 + store)
+    # an overlapped epilogue (the toy chip gives no field and has no class: nothing added) is unchanged
+    assert CostModel(toy).op_cost(gemm(8192, 8192, 8192)).compute_s == pytest.approx(164 * 2 * 64 * 64 * 8192 / 1e12)
+
+
+def test_gemm_epilogue_matters_most_at_small_k(toy):
+    # the store is output bytes (m n) against m n k FLOPs: its share falls as K grows
+    after = load_chip(DATA / "toy-chip.yaml", STORE_AFTER)
+    share = []
+    for k in (512, 2048, 8192):
+        a = CostModel(toy, CostOptions(tiling=False)).op_cost(gemm(8192, 8192, k)).time_s
+        b = CostModel(after, CostOptions(tiling=False)).op_cost(gemm(8192, 8192, k)).time_s
+        share.append(b / a - 1)
+    assert share == sorted(share, reverse=True) and share[-1] > 0
