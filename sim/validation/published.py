@@ -163,8 +163,9 @@ def score_attention_kernels(path: str = KERNELS, stack=None, options: CostOption
     """The published attention rows of ``kernels.csv`` (op == attention: fused prefill kernels timed by
     others) priced as ``llmsim ops`` prices them, with ``stack``'s kernel facts (None: the default stack)
     and ``options`` (None: the stack's own; e.g. CostOptions(softmax="serial") to price one softmax
-    schedule). ``own_kernel``: a row whose ``kernel_profile`` names a kernel of attention_kernels.yaml
-    is priced with that kernel's prefill facts instead of the stack's (the kernel that was timed).
+    schedule; decode rows, timed from CUDA graphs or as GPU time, without launch overhead).
+    ``own_kernel``: a row whose ``kernel_profile`` names a kernel of attention_kernels.yaml is priced
+    with that kernel's prefill facts instead of the stack's (the kernel that was timed).
     Adds ``predicted``, ``rel_error``, ``measured_tflops`` (4 x B x H x Sq x Skv x D / time, halved when
     causal, as the sources count) and ``stack_used``."""
     from hwmodels.stack import load_stack
@@ -178,8 +179,11 @@ def score_attention_kernels(path: str = KERNELS, stack=None, options: CostOption
     prof = df["kernel_profile"] if own_kernel and "kernel_profile" in df else pd.Series([""] * len(df))
     pred = pd.Series(np.nan, index=df.index)
     profiles = attention_kernel_profiles() if own_kernel else {}
-    for name, idx in prof.groupby(prof).groups.items():
+    # decode rows were timed from CUDA graphs or as GPU time (their sources say so): no launch overhead
+    dec = df["phase"].astype(str).str.strip().str.lower().eq("decode")
+    for (name, d), idx in df.groupby([prof, dec]).groups.items():
         o = replace(opts, prefill_kernel=profiles[name]) if name else opts
+        o = replace(o, cuda_graphs=True) if d else o
         pred[idx] = predict_ops(df.loc[idx], options=o, stack=st)["time_s"].astype(float).to_numpy()
     m = df["measured_time_s"].astype(float)
     df["predicted"] = pred

@@ -143,3 +143,21 @@ def test_many_steps_at_once_price_as_each_step_alone(model):
         for r, p in zip(ref, priced):
             for f in ("compute_s", "memory_s", "time_s", "flops", "bytes_main"):
                 assert np.asarray(getattr(p, f))[k] == pytest.approx(getattr(r, f), rel=1e-12), f
+
+
+def test_published_attention_rows_score_with_their_own_kernel_and_decode_without_launches():
+    """Every published attention row gets a finite price; rows naming a kernel profile change price
+    only under own_kernel; exactly three rows are marked as the ones softmax_hidden was fitted on."""
+    import numpy as np
+
+    from sim.validation.published import attention_kernel_profiles, score_attention_kernels
+
+    profiles = attention_kernel_profiles()
+    assert set(profiles) == {"triton_tutorial_flash_v2", "tk"} and not profiles["tk"].persistent
+    stack, own = score_attention_kernels(), score_attention_kernels(own_kernel=True)
+    assert np.isfinite(stack["predicted"]).all() and np.isfinite(own["predicted"]).all()
+    named = stack["kernel_profile"] != ""
+    assert named.any() and (own["predicted"][~named] == stack["predicted"][~named]).all()
+    assert (own["predicted"][named] != stack["predicted"][named]).all()
+    assert (stack["fit"] != "").sum() == 3
+    assert (stack["phase"] == "decode").sum() >= 7
