@@ -65,6 +65,8 @@ PREFILL = Struct({
                "[head_dim up to, query rows per CTA, KV tokens per main-loop iteration] of the prefill kernel, "
                "by head_dim (the first row whose head_dim bound holds; the last above them all): a CTA works on "
                "one block of query rows of one head and walks the keys in tiles (both padded to whole tiles)"),
+    "causal_tiles": F(ListOf(ListOf(Number(integer=True, gt=0, le=65536), exact_len=3), min_len=1),
+                      doc="the same rows for the causal kernel where it tiles differently (default: tiles)"),
     "fill_blocks": F(Number(ge=0, le=64), True,
                      "main-loop iterations of each CTA's work that run outside the pipelined loop, at the serial "
                      "(matrix then softmax) rate: the software pipeline's prologue and epilogue"),
@@ -164,18 +166,24 @@ class PrefillKernel:
     fill_blocks: float = 0.0
     softmax_hidden: float = 0.0
     persistent: bool = True
+    causal_tiles: tuple | None = None  # the causal kernel's rows where they differ (None: tiles)
 
-    def tile(self, head_dim: int) -> tuple:
-        """(query rows, KV tokens) of the CTA tile this kernel uses at ``head_dim``."""
-        for bound, bq, bkv in self.tiles:
+    def tile(self, head_dim: int, causal: bool = False) -> tuple:
+        """(query rows, KV tokens) of the CTA tile this kernel uses at ``head_dim`` (causal: its causal tiles)."""
+        rows = self.causal_tiles if causal and self.causal_tiles else self.tiles
+        for bound, bq, bkv in rows:
             if head_dim <= bound:
                 return int(bq), int(bkv)
-        return int(self.tiles[-1][1]), int(self.tiles[-1][2])
+        return int(rows[-1][1]), int(rows[-1][2])
 
     @classmethod
     def from_doc(cls, d: dict) -> PrefillKernel:
-        return cls(tiles=tuple(tuple(int(v) for v in t) for t in d["tiles"]), fill_blocks=float(d["fill_blocks"]),
-                   softmax_hidden=float(d["softmax_hidden"]), persistent=bool(d["persistent"]))
+        def rows(v):
+            return tuple(tuple(int(x) for x in t) for t in v)
+
+        return cls(tiles=rows(d["tiles"]), fill_blocks=float(d["fill_blocks"]),
+                   softmax_hidden=float(d["softmax_hidden"]), persistent=bool(d["persistent"]),
+                   causal_tiles=rows(d["causal_tiles"]) if d.get("causal_tiles") else None)
 
 
 @dataclass(frozen=True)
@@ -259,7 +267,9 @@ class Stack:
                 "softmax": self.softmax, "collectives": self.collectives, "moe_efficiency": self.moe_efficiency,
                 "decode_attention": dict(self.decode_kernel.__dict__),
                 "prefill_attention": None if self.prefill_kernel is None else {
-                    **self.prefill_kernel.__dict__, "tiles": [list(t) for t in self.prefill_kernel.tiles]},
+                    **self.prefill_kernel.__dict__, "tiles": [list(t) for t in self.prefill_kernel.tiles],
+                    "causal_tiles": None if self.prefill_kernel.causal_tiles is None
+                    else [list(t) for t in self.prefill_kernel.causal_tiles]},
                 "step_overhead_s": self.step_overhead_s, "per_request_overhead_s": self.per_request_overhead_s,
                 "overlap": self.overlap, "cuda_graphs": self.cuda_graphs,
                 "cuda_graph_max_batch": self.cuda_graph_max_batch, "eager_launch_s": self.eager_launch_s,

@@ -73,7 +73,7 @@ def flash_prefill(cm, op, pk, cols, rate, vec_rate, flops):
     the cores."""
     x = cm.x
     a = op.attention
-    bq, bkv = pk.tile(a.head_dim)
+    bq, bkv = pk.tile(a.head_dim, bool(a.causal))
     ctas = seq_blocks(a.seqs, bq) * a.heads
     nwaves, wq = waves(x, ctas, cm.cores)
     pairs = op.flops_matrix / (2.0 * (a.head_dim + a.head_dim_v))  # visible (query, key) pairs, all heads

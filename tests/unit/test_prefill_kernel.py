@@ -66,10 +66,23 @@ def test_padding_to_whole_tiles_and_waves_by_hand(tmp_path):
     assert _compute(chip, _op(heads=202), FA) == pytest.approx(17 * one)  # 1616 CTAs: a 17th, nearly empty wave
 
 
-def test_tiles_follow_head_dim():
+def test_tiles_follow_head_dim_and_causality():
     pk = PrefillKernel(tiles=((64, 192, 128), (128, 128, 176), (256, 128, 80)))
     assert pk.tile(64) == (192, 128) and pk.tile(96) == (128, 176) and pk.tile(128) == (128, 176)
     assert pk.tile(256) == (128, 80) and pk.tile(512) == (128, 80)  # above every bound: the last row
+    assert pk.tile(128, causal=True) == (128, 176)  # no causal rows: the same tiles
+    pk = replace(pk, causal_tiles=((128, 128, 128), (256, 128, 80)))
+    assert pk.tile(128, causal=True) == (128, 128) and pk.tile(128) == (128, 176)
+
+
+def test_a_causal_kernel_uses_its_own_tiles(tmp_path):
+    """Causal, 1024 tokens, 2 heads, d64: with 128 x 256 tiles a query block i computes ceil((i+1) x 128
+    / 256) key tiles; with causal tiles of 128 x 128, the 128-key tiles of the causal test below."""
+    chip = _toy_sfu(tmp_path)
+    base = replace(FA, fill_blocks=0, tiles=((256, 128, 256),))
+    own = replace(base, causal_tiles=((256, 128, 128),))
+    assert _compute(chip, _op(causal=True), own) == pytest.approx(_compute(chip, _op(causal=True), replace(FA, fill_blocks=0)))
+    assert _compute(chip, _op(causal=True), base) > _compute(chip, _op(causal=True), own)
 
 
 def test_a_non_persistent_cta_waits_for_its_q_tile_and_o_store_by_hand(tmp_path):
@@ -108,6 +121,7 @@ def test_the_default_stack_carries_fa3_facts_and_bad_values_are_located(tmp_path
     assert st.cost_options(CostOptions()).prefill_kernel == st.prefill_kernel
     assert load_stack("ideal").prefill_kernel is None
     assert st.to_dict()["prefill_attention"]["tiles"][0] == [64, 192, 128]
+    assert st.prefill_kernel.tile(128, causal=True) == (128, 128)  # FA3: kBlockN = Is_causal ? 128 : 176
     src = Path(st.path).read_text().replace("softmax_hidden: 0.30", "softmax_hidden: 1.5")
     p = tmp_path / "bad.yaml"
     p.write_text(src.replace("name: vllm", "name: bad"))
