@@ -30,8 +30,9 @@ DEFAULT_STACK = "vllm"
 
 SOFTMAX_MODES = ("ideal", "serial", "overlapped")
 # collective libraries the cost model prices (sim/collective.py): alpha-beta per tier (the kernel-only
-# model), NCCL's algorithm x protocol tuner model, the same with NVLink SHARP (NVLS) enabled
-COLLECTIVE_LIBRARIES = ("alpha-beta", "nccl", "nccl-nvls")
+# model), NCCL's algorithm x protocol tuner model, the same with NVLink SHARP (NVLS) enabled, vLLM's
+# custom all-reduce for small single-node all-reduces with NCCL for the rest
+COLLECTIVE_LIBRARIES = ("alpha-beta", "nccl", "nccl-nvls", "custom-allreduce")
 GQA_MODES = ("grouped", "per_query_head")
 
 DECODE = Struct({
@@ -92,8 +93,10 @@ KERNELS = Struct({
     "collectives": F(Str(COLLECTIVE_LIBRARIES), doc="the collective library whose algorithm choice is priced: "
                                                    "alpha-beta (one latency and bandwidth per tier, the kernel-only "
                                                    "model), nccl (NCCL's ring/tree x LL/LL128/Simple tuner model), "
-                                                   "nccl-nvls (also NVLink SHARP in-switch reduction); default "
-                                                   "alpha-beta"),
+                                                   "nccl-nvls (also NVLink SHARP in-switch reduction), "
+                                                   "custom-allreduce (vLLM's and SGLang's one-shot/two-shot "
+                                                   "all-reduce over NVLink P2P below 8 MiB in one node, NCCL "
+                                                   "otherwise); default alpha-beta"),
     "moe_efficiency": F(Number(gt=0, le=1), doc="the MoE kernel's matrix-unit rate on the routed expert GEMMs as "
                                                 "a fraction of the chip's dense GEMM rate (the matrix efficiency "
                                                 "the chip file gives); default 1 (as fast as a dense GEMM)"),

@@ -20,6 +20,7 @@ by the shared cost model; identical rows are priced once.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -188,6 +189,10 @@ def predict_ops(df: pd.DataFrame, overrides=None, options: CostOptions = CostOpt
     (calibration uses this to price rows on a modified chip without writing files).
     """
     options = load_stack(stack).cost_options(options)
+    if options.collectives == "custom-allreduce":
+        # a collective row is one library call as torch.distributed issues it and the measurement files
+        # time it (NCCL's kernels); a stack's custom all-reduce is priced in whole-model steps
+        options = dataclasses.replace(options, collectives="nccl")
     out = df.copy()
     n = len(out)
     time_s = np.full(n, np.nan)

@@ -158,6 +158,110 @@ def test_stacks_name_their_collective_library():
     from hwmodels.stack import load_stack
     from sim.cost import CostOptions
     assert load_stack("ideal").collectives == "alpha-beta"
-    assert load_stack("vllm").collectives == "nccl"
-    assert load_stack("vllm").cost_options(CostOptions()).collectives == "nccl"
+    assert load_stack("vllm").collectives == "custom-allreduce"
+    assert load_stack("sglang").collectives == "custom-allreduce"
+    assert load_stack("tensorrt-llm").collectives == "nccl"
+    assert load_stack("vllm").cost_options(CostOptions()).collectives == "custom-allreduce"
     assert load_stack("vllm").cost_options(CostOptions(collectives="alpha-beta")).collectives == "alpha-beta"
+
+
+# -- what NCCL's runs reach on Ampere (sim.collective.NCCL_RUNTIME: fitted, see its comment) ---------
+
+def _nv(gen, latency=1e-6):
+    """The toy switch (8 x 100 GB/s, 1 us per step) with NVLink of generation ``gen``."""
+    from hwmodels.chip import Tier
+    return Tier("nvlink", 8, "switch", 100e9, latency, type=f"NVLink {gen} + NVSwitch")
+
+
+def test_nvlink_generation_from_the_tier_type(toy):
+    from sim.collective import nvlink_generation
+    assert [nvlink_generation(_nv(g)) for g in (3, 4, 5)] == [3, 4, 5]
+    assert nvlink_generation(toy.tiers[0]) is None
+
+
+def test_nccl_picks_by_its_tuner_and_runs_at_amperes_rates():
+    # 1 GB over 8 on NVLink 3: the tuner picks ring Simple (as on the toy, test above); on Ampere each of
+    # its 14 steps takes 12 us instead of 3.4, at the full bandwidth: 8.4 + 14 x 12 us + 1e9 / (1e11 x 8/14)
+    t = tier_time("allreduce", 1e9, 8, _nv(3), library="nccl")
+    assert t == pytest.approx((8.4 + 14 * 12) * 1e-6 + 1e9 / (1e11 * 8 / 14))
+    # Hopper keeps NCCL's own step: 8.4 + 14 x 3.4 us
+    assert tier_time("allreduce", 1e9, 8, _nv(4), library="nccl") == pytest.approx(
+        (8.4 + 14 * 3.4) * 1e-6 + 1e9 / (1e11 * 8 / 14))
+
+
+def test_ampere_ll128_runs_at_065_of_the_tuner_bandwidth():
+    # 4 MB over 8: the tuner's LL128 prediction (14 + 14 x 1.9 us + 4e6 / (0.92 x 1e11 x 8/14) = 116.7 us)
+    # beats Simple (8.4 + 14 x 3.4 + 70 = 126 us), so NCCL runs LL128; on Ampere at 0.65 of that bandwidth
+    c = nccl_candidates("allreduce", 4e6, 8, _nv(3), 1e11)
+    assert min(c, key=c.get) == ("ring", "LL128")
+    t = tier_time("allreduce", 4e6, 8, _nv(3), library="nccl")
+    assert t == pytest.approx((14 + 14 * 1.9) * 1e-6 + 4e6 / (0.92 * 0.65 * 1e11 * 8 / 14))
+
+
+def test_the_tier_latency_floors_the_run_not_the_pick():
+    # 64 KB over 8 with 10 us per step: NCCL's own constants pick LL (6.6 + 14 x 0.6 us); it then runs
+    # every step at 10 us (LL capped at Hopper's LL ceiling, 141 GB/s of 18 x 20.6 GB/s, of the bus)
+    slow = _nv(4, latency=10e-6)
+    pick = nccl_candidates("allreduce", 65536, 8, slow, 1e11)
+    assert min(pick, key=pick.get) == ("ring", "LL")
+    assert tier_time("allreduce", 65536, 8, slow, library="nccl") == pytest.approx(
+        6.6e-6 + 14 * 10e-6 + 65536 / (141 / (18 * 20.6) * 1e11 * 8 / 14))
+
+
+# -- vLLM's custom all-reduce (sim.collective.CUSTOM_AR) ------------------------------------------
+
+def test_custom_allreduce_one_shot_by_hand():
+    # 64 KiB over 8 on NVLink 4 (below 256 KiB: one-shot): 2 barriers x 1 us + 7 x 64 KiB pulled at the
+    # kernel's 60 GB/s (below the link's 100 GB/s)
+    t = tier_time("allreduce", 65536, 8, _nv(4), library="custom-allreduce")
+    assert t == pytest.approx(2e-6 + 7 * 65536 / 60e9)
+    # 2 GPUs are always one-shot, even at 4 MiB: 2 us + 4 MiB / 60 GB/s
+    assert tier_time("allreduce", 4 << 20, 2, _nv(4), library="custom-allreduce") == pytest.approx(
+        2e-6 + (4 << 20) / 60e9)
+
+
+def test_custom_allreduce_two_shot_by_hand():
+    # 1 MiB over 4 (512 KiB and above: two-shot): 2 us + 2 x 3/4 x 1 MiB at 60 GB/s; Ampere pulls 47 GB/s
+    assert tier_time("allreduce", 1 << 20, 4, _nv(4), library="custom-allreduce") == pytest.approx(
+        2e-6 + 1.5 * (1 << 20) / 60e9)
+    assert tier_time("allreduce", 1 << 20, 4, _nv(3), library="custom-allreduce") == pytest.approx(
+        2e-6 + 1.5 * (1 << 20) / 47e9)
+    # 256 KiB over 4 is still one-shot (below 512 KiB), over 8 already two-shot (not below 256 KiB)
+    assert tier_time("allreduce", 256 << 10, 4, _nv(4), library="custom-allreduce") == pytest.approx(
+        2e-6 + 3 * (256 << 10) / 60e9)
+    assert tier_time("allreduce", 256 << 10, 8, _nv(4), library="custom-allreduce") == pytest.approx(
+        2e-6 + 1.75 * (256 << 10) / 60e9)
+
+
+def test_custom_allreduce_falls_back_to_nccl():
+    from dataclasses import replace
+    from hwmodels.chip import Tier
+    nv = _nv(4)
+    nccl = lambda n, p, t=nv: tier_time("allreduce", n, p, t, library="nccl")  # noqa: E731
+    custom = lambda n, p, t=nv: tier_time("allreduce", n, p, t, library="custom-allreduce")  # noqa: E731
+    assert custom(8 << 20, 8) == nccl(8 << 20, 8)  # 8 MiB is not below max_size
+    assert custom(1 << 20, 3) == nccl(1 << 20, 3)  # world size 3 is not supported
+    pcie = Tier("pcie", 8, "switch", 32e9, 8e-6, type="PCIe Gen4 through the host")
+    assert custom(1 << 20, 4, pcie) == nccl(1 << 20, 4, pcie)  # more than 2 GPUs without NVLink
+    assert custom(1 << 20, 2, pcie) == pytest.approx(16e-6 + (1 << 20) / 32e9)  # 2 PCIe GPUs: one-shot
+    for op in ("allgather", "reducescatter"):
+        assert tier_time(op, 1 << 20, 8, nv, library="custom-allreduce") == tier_time(op, 1 << 20, 8, nv, library="nccl")
+    # a group across nodes is NCCL's (hierarchical), even for a small buffer
+    s = load_system(DATA / "toy-system.yaml")
+    s = replace(s, tiers=(nv, Tier("net", 2, "switch", 10e9, 5e-6, type="InfiniBand")), count=16)
+    assert (collective_time(s, "allreduce", 1 << 16, 16, library="custom-allreduce")
+            == collective_time(s, "allreduce", 1 << 16, 16, library="nccl"))
+
+
+def test_custom_allreduce_on_arrays_equals_each_point():
+    import numpy as np
+    lat, bw = np.array([1e-6, 5e-6]), np.array([100e9, 30e9])
+    s = load_system(DATA / "toy-system.yaml")
+    from dataclasses import replace
+    s = replace(s, tiers=(_nv(4),))
+    for n in (4096, 1 << 20, 16 << 20):
+        arr = collective_time(s, "allreduce", n, 8, numbers=lambda t: (lat, bw), library="custom-allreduce")[0]
+        for i in range(2):
+            one = collective_time(s, "allreduce", n, 8, numbers=lambda t, i=i: (lat[i], bw[i]),
+                                  library="custom-allreduce")[0]
+            assert arr[i] == pytest.approx(one, rel=1e-12)
