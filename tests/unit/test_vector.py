@@ -199,7 +199,8 @@ def test_every_option_and_op_kind_through_both_entry_points():
     variants.append(CostOptions(kind_scale=(("gemm", 1.3), ("attention", 0.7), ("collective", 2.0))))
     variants.append(CostOptions(kind_scale=(("gemm", 1.3), ("gemm/memory", 0.6), ("norm/overhead", 3.0))))
     variants += [CostOptions(softmax="serial"), CostOptions(softmax="overlapped")]  # the special-function unit
-    variants += [CostOptions(collectives="nccl"), CostOptions(collectives="nccl-nvls")]  # NCCL's algorithm choice
+    variants += [CostOptions(collectives="nccl"), CostOptions(collectives="nccl-nvls"),  # NCCL's algorithm choice
+                 CostOptions(collectives="custom-allreduce")]  # vLLM's custom all-reduce below 8 MiB
     variants.append(CostOptions(moe_efficiency=0.75))  # the MoE kernel's rate on routed expert GEMMs
     from hwmodels.stack import DecodeKernel, load_stack
 
