@@ -344,9 +344,9 @@ def _collectives_section(run: _Run) -> None:
         body.p("Source: Vidur `data/profiling/network` (NCCL kernel time from Kineto, fp16 buffers). Only the "
                "systems the catalog has are scored; the pairwise-NVLink and multi-node set-ups are rejected as "
                "unknown hardware. Each system's tiers are fitted with its calibrated chip in place, so "
-               "`catalog file` here means the catalog tiers on the calibrated chip. Priced with the default "
-               "stack's collective library, `nccl` (NCCL's ring/tree x LL/LL128/Simple tuner model, "
-               "docs/cost-model.md); the `alpha-beta` columns price the same rows with one latency and bandwidth "
+               "`catalog file` here means the catalog tiers on the calibrated chip. Priced as NCCL calls, `nccl` "
+               "(NCCL's ring/tree x LL/LL128/Simple tuner model with its measured Ampere rates, docs/cost-model.md; "
+               "a collective row is an NCCL kernel whatever the stack's all-reduce); the `alpha-beta` columns price the same rows with one latency and bandwidth "
                "per tier (the `ideal` stack's model, llmsim's only model before), fitted and scored on the same "
                "folds.")
         cnt = compare(net, price=False).counts
@@ -727,22 +727,25 @@ def _weaknesses(f) -> str:
             "(the held-out fold is not used for the choice). " + "; ".join(parts4) + ". The remaining small-m "
             "error (m 65-256 is still the worst band) follows tile shapes rather than FLOPs, which a table by "
             "FLOPs cannot express.")
+    per_system = []
     for system in ("hgx-h100-8", "hgx-a100-8"):
         d = f.get(system)
         if d:
             rows = d["rows"]
-            out.append(
-                f"5. **Collectives: NCCL's algorithm and protocol choice (modelled now)** ({system}). Priced as "
-                f"NCCL's tuner prices ring, tree, LL, LL128 and Simple and taking the fastest (docs/cost-model.md), "
-                f"the catalog file's held-out bias is "
+            per_system.append(
+                f"on {system} the catalog file's held-out bias is "
                 + ", ".join(f"{r['case'].split(' ', 1)[1]} {pct(r['catalog_bias'], True)}" for r in rows)
                 + " (one alpha-beta per tier: " + ", ".join(pct(r["ab_catalog_bias"], True) for r in rows)
-                + "; before this model, with no NVLink efficiency in the file, the 8-GPU all-reduce was -61.0%); "
-                "after fitting the NVLink tier: " + ", ".join(pct(r["calibrated_bias"], True) for r in rows)
-                + ". What remains: 2-GPU all-reduces reach a lower bus bandwidth than 4 and 8 (NCCL's channel "
-                "count for 2 ranks is not modelled), and below ~1 MB the measured times sit on a noisy 20-60 us "
-                "floor (Kineto kernel time includes waiting for the other ranks) that no NCCL constant explains.")
-            break
+                + "; after fitting the NVLink tier: " + ", ".join(pct(r["calibrated_bias"], True) for r in rows) + ")")
+    if per_system:
+        out.append(
+            "5. **Collectives: NCCL's algorithm and protocol choice (modelled now)**. Priced as NCCL's tuner "
+            "prices ring, tree, LL, LL128 and Simple and picks the fastest, the pick timed at the hardware's "
+            "rates (docs/cost-model.md; on Ampere a Simple step of 12 us and LL128 at 0.65 of the tuner's "
+            "bandwidth, fitted on the training folds of the 4- and 8-GPU A100 all-reduce rows), "
+            + "; ".join(per_system) + ". What remains: 2-GPU all-reduces reach a lower bus bandwidth than 4 "
+            "and 8 on both chips, which no NCCL constant explains, and below ~1 MB the measured times sit on "
+            "a noisy 20-60 us floor (Kineto kernel time includes waiting for the other ranks).")
     try:
         cm = CostModel(load_chip("h100-sxm"))
         row = {"op": "attention", "dtype": "bf16", "phase": "prefill", "batch": 1, "heads": 32, "kv_heads": 8,
