@@ -26,3 +26,14 @@ def test_help_still_lists_every_command():
     out = subprocess.run([sys.executable, "-m", "llmsim.cli", "--help"], capture_output=True, text=True, timeout=120)
     for cmd in ("demo", "hw", "predict", "serve", "plan", "sweep", "report", "compare", "optimize"):
         assert cmd in out.stdout
+
+
+def test_api_predict_without_intervals_skips_numpy_ma():
+    """np.unique imports numpy.ma (~10 ms); the cost model's level lookups do without it, so a predict
+    without prediction intervals (the API's default) never loads it."""
+    code = ("import sys\nfrom sim.predict import predict\n"
+            "predict('llama-3.1-8b', 'h100-sxm', 8, 512, 128)\n"
+            "predict('llama-3.1-8b', 'hgx-h100-8', 8, 512, 128, tp=2)\n"
+            "print('numpy.ma' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["False"]
