@@ -487,8 +487,10 @@ class CostModel:
         x = self.x
         fused = self.options.fused and getattr(op, "fusable", False)
         cols = self._traffic(op, fused)
-        vec = op.flops_vector / self._rate(op.compute_dtype, "vector", size=op.flops_vector) if op.flops_vector else 0.0
-        mat = op.flops_matrix / self._rate(op.compute_dtype, "matrix", size=op.flops_matrix) if op.flops_matrix else 0.0
+        vec = op.flops_vector / self._rate(op.compute_dtype, "vector", size=op.flops_vector) \
+            if x.any(op.flops_vector) else 0.0
+        mat = op.flops_matrix / self._rate(op.compute_dtype, "matrix", size=op.flops_matrix) \
+            if x.any(op.flops_matrix) else 0.0
         memory = self._memory_time(cols, op.kind)  # per-kind bandwidth efficiency: streaming ops only
         return self._finish(op, x.max(vec, mat), memory, 0.0, cols, op.flops_matrix + op.flops_vector,
                             latency=not fused)

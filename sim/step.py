@@ -87,6 +87,11 @@ class StepCoster:
         self._stage = tuple((kinds[t], c) for t, c in stage_layers(self.spec, self.pp))
         self._mla = self.spec.attention == "mla"
         self._acm = None  # the cost model over step arrays (decode_steps), made when first needed
+        # (T, R) parts priced a block of BLOCK token counts at a time (_from_block): where every op but
+        # the attention core depends on the batch only through T and R and none is a collective
+        self._blocks = {} if (self.chips == 1 and not self._mla and not any(k.moe for k in self.spec.layer_kinds)) \
+            else None
+        self.blocks = 0  # blocks priced
         self.calls = 0
         self.misses = 0  # steps not answered by the whole-shape memo
         self.graph_builds = 0  # full graphs built (first batch of each (T, R) key)
@@ -110,6 +115,8 @@ class StepCoster:
         R = len(key)
         bkey = (T, R) if not self._mla else (T, R) + self._mla_key(key)
         base = self._base.get(bkey)
+        if base is None and self._blocks is not None:
+            base = self._from_block(T, R)
         if base is None:
             sc = self._full(key, bkey)
         else:
@@ -284,6 +291,60 @@ class StepCoster:
             self._base_kernels[bkey] = sum(c.count for c in gc.ops if c.kind != "attention") * self.pp
         ch = self.chips
         return StepCost(gc.time_s, gc.energy_j * ch, gc.flops * ch, gc.bytes_main * ch, step_kernels(gc))
+
+    #: token counts whose (T, R) parts are priced together (one vectorized evaluation)
+    BLOCK = 256
+    #: blocks kept (5 x BLOCK floats each, ~10 kB)
+    MAX_BLOCKS = 2_000
+
+    def _from_block(self, T: int, R: int):
+        """The (T, R) part, priced with the others of its block of BLOCK token counts (the same R) in
+        one vectorized evaluation of the same builder code (workloads.graph.other_ops) and the same
+        cost formulas (CostModel.over_steps); the block is kept as arrays and each (T, R) read from it
+        is remembered in the (T, R) table. None (then the caller prices the whole graph) at the first
+        miss of each block (a block pays off only where token counts vary, as prompt lengths do), when
+        the tables are full, or when the cost model cannot take token arrays."""
+        B = self.BLOCK
+        blk = (T // B, R)
+        got = self._blocks.get(blk)
+        if got is None:
+            if len(self._blocks) < self.MAX_BLOCKS:
+                self._blocks[blk] = False  # seen once
+            return None
+        if got is False:
+            got = self._price_block(blk)
+            if got is None:
+                return None
+        if len(self._base) >= self._max_base:
+            return None
+        lo, vals, kernels = got
+        base = tuple(vals[:, T - lo].tolist())
+        self._base[(T, R)] = base
+        self._base_kernels[(T, R)] = kernels
+        return base
+
+    def _price_block(self, blk):
+        import numpy as np
+
+        from workloads.graph import other_ops
+
+        R = blk[1]
+        lo = max(blk[0] * self.BLOCK, R)
+        ts = np.arange(lo, (blk[0] + 1) * self.BLOCK, dtype=np.int64)
+        acm = self._acm
+        if acm is None:
+            acm = self._acm = self.cm.over_steps()
+        ops = other_ops(self.spec, ts, R, self.quant, self.parallel, self.options.fused)
+        try:
+            parts = totals([acm._price(op) for op in ops])
+        except (TypeError, ValueError):  # a cost model whose GEMM pricing takes numbers only
+            self._blocks = None
+            return None
+        self.blocks += 1
+        got = (lo, np.array([np.broadcast_to(v, ts.shape) for v in parts], dtype=float),
+               sum(op.count for op in ops) * self.pp)
+        self._blocks[blk] = got
+        return got
 
     def _attention_ops(self, key):
         from workloads.graph import attention_ops

@@ -360,10 +360,7 @@ def _build_cached(spec: ModelSpec, batch: Batch, q: Quantization, p: Parallelism
     for tag, count in stage:
         b.layer(kinds[tag], count)
     b.head()
-    ops = b.ops
-    if fused:
-        ops = [replace(o, tensors=tuple(t for t in o.tensors if t.role != "activation")) if o.fusable else o
-               for o in ops]
+    ops = _fuse(b.ops, fused)
     return OpGraph(model=spec.name, ops=tuple(ops), batch=batch, quant=q, parallel=p, stage=stage,
                    attention_kernel=kernel, fused=fused, spec=spec, sparsity=sparsity)
 
@@ -382,6 +379,17 @@ class _Steps:
 
     def split(self) -> tuple:
         return self.seqs.split()
+
+
+class _Tokens:
+    """A step's token count (a number or an array of them) and request count where the builder reads a
+    Batch for the ops other than the attention core."""
+
+    def __init__(self, tokens, requests: int):
+        self.tokens = tokens
+        self.requests = requests
+        self.phase = "prefill"  # read only for the attention kernel, which these ops do not have
+        self.seqs = None
 
 
 class _AttentionOnly:
@@ -416,11 +424,35 @@ def attention_ops(spec: ModelSpec, seqs, q: Quantization, p: Parallelism, kernel
     kinds = {k.tag: k for k in spec.layer_kinds}
     for tag, count in stage_layers(spec, p.pp):
         b.attention_block(kinds[tag], count)
-    ops = b.ops
-    if fused:
-        ops = [replace(o, tensors=tuple(t for t in o.tensors if t.role != "activation")) if o.fusable else o
-               for o in ops]
-    return ops
+    return _fuse(b.ops, fused)
+
+
+def other_ops(spec: ModelSpec, tokens, requests: int, q: Quantization, p: Parallelism,
+              fused: bool = False) -> list:
+    """Every op of a step of the busiest stage except the attention core, exactly as
+    :func:`build_graph` emits them (same builder code), for a step of ``tokens`` new tokens over
+    ``requests`` requests: those ops depend on the batch only through these two numbers.
+    ``tokens`` may be an integer array of token counts: every op's FLOPs, bytes and GEMM rows are
+    then arrays over them (priced by ``CostModel.over_steps()``). Not for MLA models (the prefill
+    side's kv_b_proj also reads the cached tokens) nor MoE layers (routing is written for one
+    token count): ValueError."""
+    if spec.attention == "mla" or any(k.moe for k in spec.layer_kinds):
+        raise ValueError(f"{spec.name}: the non-attention ops depend on more than the token count")
+    b = _NoAttentionBuilder(spec, _Tokens(tokens, requests), q, p, "auto")
+    b.embedding()
+    kinds = {k.tag: k for k in spec.layer_kinds}
+    for tag, count in stage_layers(spec, p.pp):
+        b.layer(kinds[tag], count)
+    b.head()
+    return _fuse(b.ops, fused)
+
+
+def _fuse(ops: list, fused: bool) -> list:
+    """Under ``fused``, fusable ops move no activation bytes (build_graph's ``fused``)."""
+    if not fused:
+        return ops
+    return [replace(o, tensors=tuple(t for t in o.tensors if t.role != "activation")) if o.fusable else o
+            for o in ops]
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -487,7 +519,8 @@ class _Builder:
         tensors.extend(extra)
         tensors.append(self.act("y", rows * n, True))
         self.ops.append(Op(name, "gemm", count, 2.0 * rows * n * k, fv, cdt, tuple(tensors),
-                           gemm=GemmShape(int(m), int(n), int(k), int(batch), routing), layer=layer, sparse=sparse))
+                           gemm=GemmShape(m if isinstance(m, np.ndarray) else int(m), int(n), int(k), int(batch),
+                                          routing), layer=layer, sparse=sparse))
 
     def eltwise(self, name: str, kind: str, layer: str, count: int, elems: float, flops_per: float,
                 inputs: int = 1, outputs: int = 1, weight_elems: float = 0.0, out_elems: float | None = None,
@@ -670,7 +703,7 @@ class _Builder:
         s = self.s
         split = self.tp if split is None else split
         rows = self.T if rows is None else rows
-        m = math.ceil(rows)
+        m = rows if isinstance(rows, np.ndarray) else math.ceil(rows)  # an array: token counts (integers)
         i_c = inter // split
         h = s.hidden
         gated = s.mlp_gated or prefix != "mlp"
@@ -748,3 +781,10 @@ class _Builder:
 
 class _AttentionOnlyBuilder(_AttentionOnly, _Builder):
     pass
+
+
+class _NoAttentionBuilder(_Builder):
+    """A builder that emits every op but the attention core (other_ops)."""
+
+    def attention(self, *a, **k):
+        pass

@@ -68,3 +68,40 @@ def test_memo_returns_the_same_answer_and_counts_hits():
     b = c.step(((128, 0),))
     assert a == b and c.calls == 2 and c.misses == 1 and c.shape_hit_rate == 0.5 and c.memo_hit_rate == 0.5
     assert c.step(((1, 128),) * 3) == c.exact(((1, 128),) * 3)
+
+
+BLOCK_CASES = [
+    ("llama-3.1-8b", "h100-sxm", "bf16", CostOptions()),
+    ("gemma-2-27b", "h100-sxm", "bf16", CostOptions()),  # sliding + global layers, softcaps, embedding scale
+    ("qwen2.5-7b", "a100-sxm", "w4a16", CostOptions(fused=True, dequant_per_tile=True)),  # bias, dequant ops
+    ("llama-3.1-8b", TOY, "fp8", CostOptions()),  # no cache level
+    ("llama-3.1-8b", "groq-lpu", "fp8", CostOptions()),  # SRAM home
+]
+
+
+@pytest.mark.parametrize("model,hw,quant,opt", BLOCK_CASES, ids=[f"{c[0]}-{c[1][-12:]}" for c in BLOCK_CASES])
+def test_block_priced_steps_equal_the_whole_graph(model, hw, quant, opt):
+    """(T, R) parts priced a block of token counts at a time (second miss of a block) give every step
+    of that block the whole graph's price (1e-9; the non-attention ops are the builder's own, priced
+    elementwise by the same formulas)."""
+    system = load_hardware(hw)
+    c = StepCoster(model, system, quant=quant, options=opt, stack="ideal")
+    rng = random.Random(11)
+    shapes = [((rng.randint(300, 511), 0),) for _ in range(6)]  # one prompt, one block of token counts
+    shapes += [((rng.randint(300, 480), 0), (1, rng.randint(1, 900)), (rng.randint(2, 30), 40))
+               for _ in range(6)]  # a prefill, a decode, a chunk: R = 3
+    for seqs in shapes:
+        got, ref = c.step(seqs), c.exact(seqs)
+        for f in ("time_s", "energy_j", "flops", "bytes_main", "kernels"):
+            assert getattr(got, f) == pytest.approx(getattr(ref, f), rel=1e-9), f
+    assert c.blocks == 2  # one block per request count
+    assert c.graph_builds == 2  # the first miss of each block only
+
+
+def test_blocks_are_not_used_where_ops_depend_on_more_than_tokens():
+    for model, par in (("deepseek-v2-lite", Parallelism()), ("mixtral-8x7b", Parallelism()),
+                       ("llama-3.1-8b", Parallelism(tp=2))):
+        c = StepCoster(model, load_hardware("hgx-h100-8"), parallel=par, stack="ideal")
+        for t in (300, 301, 302):
+            c.step(((t, 0),))
+        assert c.blocks == 0 and c.graph_builds == 3, model
