@@ -239,7 +239,11 @@ class Stack:
         if self.is_ideal:
             return kernel_s
         big = np.maximum if isinstance(kernel_s, np.ndarray) else max  # arrays: the sweep's vector path
-        gpu = kernel_s if self.graphs(requests, decode) else big(kernel_s, kernels * self.eager_launch_s)
+        graphs = self.graphs(requests, decode)  # an array where ``requests`` is one (steps of a decode run)
+        if isinstance(graphs, np.ndarray):
+            gpu = np.where(graphs, kernel_s, big(kernel_s, kernels * self.eager_launch_s))
+        else:
+            gpu = kernel_s if graphs else big(kernel_s, kernels * self.eager_launch_s)
         cpu = self.step_overhead_s + requests * self.per_request_overhead_s
         return big(gpu, cpu) if self.overlap else gpu + cpu
 

@@ -221,11 +221,7 @@ class StepCoster:
             acm = self._acm = self.cm.over_steps()
         time_s, energy, flops, bytes_main, kernels = self._with_attention(ops, base, kernels, acm._price)
         if not self.stack.is_ideal:
-            if len(stretches) == 1:
-                time_s = self.stack.step_time(time_s, kernels, R, True)
-            else:
-                time_s = np.concatenate([self.stack.step_time(time_s[k:e], kernels[k:e], r, True)
-                                         for k, e, r in stretches])
+            time_s = self.stack.step_time(time_s, kernels, R if len(stretches) == 1 else seqs.count, True)
         one = np.ones(steps)
         return time_s * one, energy * one, flops * one, bytes_main * one
 
