@@ -180,14 +180,18 @@ class Replica:
         if sched._dirty or sched.swapped or R != len(sched.running):
             return None  # someone was preempted, swapped or left out by the budget: one step at a time
         run = self.run
-        limit = run.next_arrival_s
-        if run.until_s < limit:
-            limit = run.until_s
+        arrival = run.next_arrival_s
+        until = run.until_s
+        limit = arrival if arrival < until else until
+        # the step under way when a request arrives was planned before it: with one replica (whose state
+        # nobody reads at an arrival) the run may end with that step; with several, the router reads
+        # the replicas' state at the arrival, so the run ends before it
+        straddle = len(run.router.replicas) == 1
         rems = [s.output_tokens - s.generated for s, _ in items]
         through = not sched.waiting and not any(s.shared_blocks for s, _ in items)
         k_max = min(max(rems) if through else min(rems), self.MAX_RUN)
         if self.last_decode_s > 0 and limit < math.inf:
-            k_max = min(k_max, int((limit - now) / self.last_decode_s) + 1)  # steps only grow with context
+            k_max = min(k_max, int((limit - now) / self.last_decode_s) + 1 + straddle)  # steps only grow
         if k_max < 2:
             return None
         import numpy as np
@@ -214,11 +218,17 @@ class Replica:
         starts = [now]
         t = now
         for d in priced[0].tolist():
-            t = t + d
-            if not t < limit:
+            end = t + d
+            if not end < limit:
+                # a step that starts before the arrival and ends after it is the run's last (not at until_s:
+                # the clock stops inside that step, which then never completes)
+                if straddle and t < arrival and end < until:
+                    starts.append(end)
+                    dt.append(d)
                 break
-            starts.append(t)
+            starts.append(end)
             dt.append(d)
+            t = end
         k = len(dt)
         K = k
         if K < 2:
