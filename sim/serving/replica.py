@@ -168,9 +168,9 @@ class Replica:
         scheduler plans the remaining requests again (nothing waiting can be admitted: the running set
         only shrinks and free blocks do not run out). A finish changes the decision only for a waiting
         request (a slot and blocks free up), so the run goes on past finishes while nothing waits (and
-        no request holds shared prefix blocks, which a finish may turn idle); it ends before the next
-        arrival and the end of the clock and where the KV blocks run out (without evicting cached
-        prefixes). Its steps start at the same simulated times as one step per event would
+        no request holds shared prefix blocks, which a finish may turn idle); it ends with the step under
+        way at the next arrival (a lone replica) or before it (several), before the end of the clock,
+        and where the KV blocks run out (without evicting cached prefixes). Its steps start at the same simulated times as one step per event would
         (t_k+1 = t_k + step k); each stretch of an unchanged request set is priced by one
         ``decode_steps`` call. Returns (end time, step start times, K, each request's remaining
         tokens, the blocks each request has added by each step)."""
