@@ -301,7 +301,7 @@ class StepCoster:
         cost formulas (CostModel.over_steps); the block is kept as arrays and each (T, R) read from it
         is remembered in the (T, R) table. None (then the caller prices the whole graph) at the first
         miss of each block (a block pays off only where token counts vary, as prompt lengths do), when
-        the tables are full, or when the cost model cannot take token arrays."""
+        the tables are full, or when an op cannot be priced over token arrays."""
         B = self.BLOCK
         blk = (T // B, R)
         got = self._blocks.get(blk)
@@ -335,8 +335,8 @@ class StepCoster:
         ops = other_ops(self.spec, ts, R, self.quant, self.parallel, self.options.fused)
         try:
             parts = totals([acm._price(op) for op in ops])
-        except (TypeError, ValueError):  # a cost model whose GEMM pricing takes numbers only
-            self._blocks = None
+        except (TypeError, ValueError):  # an op that cannot be priced over token arrays (none known):
+            self._blocks = None  # whole graphs from here on (the same prices, one T at a time)
             return None
         self.blocks += 1
         got = (lo, np.array([np.broadcast_to(v, ts.shape) for v in parts], dtype=float),
