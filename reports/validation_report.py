@@ -21,7 +21,7 @@ import pandas as pd
 from hwmodels.chip import System, interpolate_efficiency
 from hwmodels.loader import load_chip, load_hardware
 from reports.validation import calibration_plot, error_size_plot, md_table, pct
-from reports.validation_stacks import stack_section
+from reports.validation_stacks import serving_section, stack_section
 from sim.cost import CostModel, CostOptions
 from sim.ops import row_to_op
 from sim.validation.calibrate import calibrate
@@ -175,6 +175,7 @@ def build_report(out_dir="docs/validation", report=None, measure_cpu=False, writ
     _attention_kernels_section(run)
     _e2e_section(run)
     stack_section(run.body, run.facts, pct)
+    serving_section(run.body, run.facts, pct, quick=run.quick)
     _intervals_section(run, error_model)
     _assemble(run, report, t0)
     return run.written

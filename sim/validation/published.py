@@ -9,7 +9,14 @@ Two small tables under ``sim/validation/data/published/``, every row with its ``
 - ``e2e.csv``: static-batch serving figures (model, hardware, tensor parallelism, batch, input and
   output lengths, dtype, one metric: ``output_throughput_tok_s``, ``e2e_s`` or ``ttft_s``),
   predicted with ``sim.predict.predict`` and compared with the same sign convention
-  (error = (predicted - measured) / measured).
+  (error = (predicted - measured) / measured);
+- ``serving.csv``: offline serving throughput (``num_prompts`` requests of fixed input and output
+  lengths, all sent at once, as vLLM's ``benchmark_throughput.py`` runs them), predicted through the
+  same path as ``llmsim serve --rate inf`` (``sim.serving.simulate``) with the row's published
+  scheduler limits (``max_num_seqs``, ``max_num_batched_tokens``) where given, else the stack's.
+
+A row whose model or hardware is not in the catalog is kept and reported as not predictable, with
+the reason, rather than dropped.
 
 Nothing here is fitted to: these rows only score. Some public tables are deliberately not used
 (see the README in the data folder).
@@ -40,6 +47,11 @@ E2E_COLUMNS = ("model", "hardware", "tp", "batch", "input_len", "output_len", "q
 METRICS = {"output_throughput_tok_s": "output tokens/s", "e2e_s": "end-to-end latency (s)",
            "ttft_s": "time to first token (s)", "tpot_s": "time per output token (s)"}
 DEFAULT_OPTIONS = CostOptions()
+SERVING = os.path.join(DATA, "serving.csv")
+SERVING_COLUMNS = ("model", "hardware", "tp", "num_prompts", "input_len", "output_len", "quant", "metric",
+                   "measured", "source")
+SERVING_METRICS = {"request_throughput_rps": "requests/s", "output_throughput_tok_s": "output tokens/s",
+                   "total_token_throughput_tok_s": "input + output tokens/s"}
 MOE_KERNELS = os.path.join(DATA, "moe_kernels.csv")
 ATTENTION_KERNELS = os.path.join(DATA, "attention_kernels.yaml")
 # the ops of one MoE layer a fused-MoE call runs, given the router's logits (vLLM's fused_moe:
@@ -48,21 +60,80 @@ FUSED_MOE_OPS = ("moe.topk", "moe.align", "moe.experts.gate_up", "moe.experts.ac
                  "moe.combine")
 
 
-def load_e2e(path: str = E2E) -> pd.DataFrame:
-    """The end-to-end table; SpecError if a required column is missing or a row has no source."""
+def _read_table(path: str, columns, metrics: dict, ints: dict, optional_ints: dict = None) -> pd.DataFrame:
+    """A published table with its checks: the required ``columns``, a source on every row, a known
+    ``metric``, integer fields within bounds (``ints``: field -> least value; ``optional_ints``: the
+    same where the cell is not empty) and a positive finite ``measured``. Every problem names the file,
+    the row (its line in the file) and the field; all are reported at once (SpecError)."""
     if not os.path.exists(path):
         raise SpecError(f"no such file: {path}")
-    df = pd.read_csv(path, dtype={"source": str, "note": str}, keep_default_na=False)
-    missing = [c for c in E2E_COLUMNS if c not in df.columns]
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in columns if c not in df.columns]
     if missing:
         raise SpecError(f"{path}: missing column(s) {', '.join(missing)}")
-    unsourced = df.index[df["source"].astype(str).str.strip() == ""].tolist()
-    if unsourced:
-        raise SpecError(f"{path}: rows {', '.join(str(i + 2) for i in unsourced)} have no source")
-    bad = sorted(set(df["metric"]) - set(METRICS))
-    if bad:
-        raise SpecError(f"{path}: unknown metric(s) {', '.join(bad)}; known: {', '.join(METRICS)}")
+    problems = []
+    for i, r in enumerate(df.to_dict("records")):
+        where = f"{path}: row {i + 2}"  # line 1 is the header
+        if not str(r["source"]).strip():
+            problems.append(f"{where}, field source: every row needs a source (URL or citation)")
+        if r["metric"] not in metrics:
+            problems.append(f"{where}, field metric: expected one of {', '.join(metrics)}, got {r['metric']!r}")
+        for f, least in list(ints.items()) + list((optional_ints or {}).items()):
+            v = str(r[f]).strip() if f in r else ""
+            if not v and f not in ints:
+                continue
+            try:
+                ok = float(v) == int(float(v)) and int(float(v)) >= least
+            except (TypeError, ValueError, OverflowError):
+                ok = False
+            if not ok:
+                problems.append(f"{where}, field {f}: expected a whole number >= {least}, got {v!r}")
+        try:
+            m = float(r["measured"])
+            ok = math.isfinite(m) and m > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            problems.append(f"{where}, field measured: expected a positive number, got {r['measured']!r}")
+    if problems:
+        raise SpecError(problems)
+    for f in list(ints) + [f for f in (optional_ints or {}) if f in df.columns]:
+        df[f] = [int(float(v)) if str(v).strip() else None for v in df[f]]
+    df["measured"] = df["measured"].astype(float)
     return df
+
+
+def load_e2e(path: str = E2E) -> pd.DataFrame:
+    """The end-to-end table; SpecError (file, row, field) if a required column is missing, a row has no
+    source, an unknown metric, a count below 1 or a measured value that is not a positive number."""
+    return _read_table(path, E2E_COLUMNS, METRICS, {"tp": 1, "batch": 1, "input_len": 1, "output_len": 1})
+
+
+def load_serving(path: str = SERVING) -> pd.DataFrame:
+    """The offline-serving table, with the same checks as :func:`load_e2e`; ``max_num_seqs`` and
+    ``max_num_batched_tokens`` may be empty (the stack's default), as may ``scheduler`` (a
+    ``llmsim serve --scheduler`` name: ``vllm`` for an engine that schedules whole prompts)."""
+    df = _read_table(path, SERVING_COLUMNS, SERVING_METRICS,
+                     {"tp": 1, "num_prompts": 1, "input_len": 1, "output_len": 1},
+                     {"max_num_seqs": 1, "max_num_batched_tokens": 1})
+    for c in ("max_num_seqs", "max_num_batched_tokens", "kv_dtype", "scheduler", "stack", "engine", "note"):
+        if c not in df.columns:
+            df[c] = None if c.startswith("max_") else ""
+    return df
+
+
+def model_family(model: str) -> str:
+    """The attention/FFN family a published row's model belongs to: ``MoE`` (routed experts), ``GQA``
+    (fewer K/V heads than query heads) or ``MHA``; ``?`` when the model is not in the catalog."""
+    from workloads.model import load_model
+
+    try:
+        spec = load_model(model)
+    except (SpecError, OSError):
+        return "?"
+    if spec.num_experts:
+        return "MoE"
+    return "GQA" if spec.kv_heads < spec.heads else "MHA"
 
 
 def _with_chip(hw, chips: dict | None, systems: dict | None = None):
@@ -111,6 +182,49 @@ def score_e2e(df: pd.DataFrame | None = None, *, chips: dict | None = None, syst
     # a throughput that is too high is a time that is too low: the time-equivalent error keeps one sign convention
     thr = df["metric"] == "output_throughput_tok_s"
     df["time_rel_error"] = np.where(thr, m / df["predicted"] - 1.0, df["rel_error"])
+    return df
+
+
+def score_serving(df: pd.DataFrame | None = None, *, stack=None, options: CostOptions = DEFAULT_OPTIONS,
+                  seed: int = 0) -> pd.DataFrame:
+    """Simulate every offline-serving row as ``llmsim serve --rate inf`` does: ``num_prompts`` requests
+    of ``input_len``/``output_len`` tokens all at t=0 on one replica of ``tp`` chips, the row's
+    ``max_num_seqs``/``max_num_batched_tokens``/``kv_dtype``/``scheduler`` where given (else the stack's). ``stack``:
+    as in :func:`score_e2e`. Adds ``predicted``, ``reason`` (why a row could not be predicted),
+    ``stack_used``, ``rel_error`` and ``time_rel_error`` (every metric is a throughput:
+    measured / predicted - 1, negative when the model is too fast)."""
+    from sim.config import ServingConfig
+    from sim.serving.simulate import simulate
+    from workloads.scenario import Scenario, arrival_process
+
+    df = load_serving() if df is None else df.copy()
+    pred, reason, used = [], [], []
+    for r in df.to_dict("records"):
+        st = stack if stack is not None else (str(r.get("stack") or "").strip() or DEFAULT_STACK)
+        used.append(getattr(st, "name", st))
+        limits = {k: int(r[k]) for k in ("max_num_seqs", "max_num_batched_tokens")
+                  if r.get(k) is not None and not (isinstance(r[k], float) and math.isnan(r[k]))}
+        kv = str(r.get("kv_dtype") or "").strip() or None
+        sched = str(r.get("scheduler") or "").strip() or None
+        try:
+            sc = Scenario(arrival_process(math.inf), int(r["input_len"]), int(r["output_len"]),
+                          num_requests=int(r["num_prompts"]))
+            cfg = ServingConfig(tp=int(r["tp"]), quant=str(r.get("quant") or "bf16"), kv_dtype=kv, options=options,
+                                stack=st, seed=seed, scheduler=sched, **limits)
+            s = simulate(sc, str(r["hardware"]), str(r["model"]), cfg).summary
+            if not s.get("requests_completed"):
+                raise InfeasibleError(f"no request completed ({s.get('rejection_reasons')})")
+            pred.append(float(s[r["metric"]]))
+            reason.append("")
+        except (SpecError, InfeasibleError, ValueError) as e:
+            pred.append(math.nan)
+            reason.append(f"{type(e).__name__}: {e}")
+    df["predicted"] = pred
+    df["reason"] = reason
+    df["stack_used"] = used
+    m = df["measured"].astype(float)
+    df["rel_error"] = (df["predicted"] - m) / m
+    df["time_rel_error"] = m / df["predicted"] - 1.0
     return df
 
 
@@ -200,5 +314,6 @@ def kernel_comparison(hw: str | None = None, options: CostOptions = DEFAULT_OPTI
     return compare(load_measurements(KERNELS), hw, options=options, hardware=hardware)
 
 
-__all__ = ["ATTENTION_KERNELS", "E2E", "KERNELS", "attention_kernel_profiles", "METRICS", "MOE_KERNELS", "kernel_comparison", "load_e2e", "score_attention_kernels",
-           "score_e2e", "score_moe_kernels"]
+__all__ = ["ATTENTION_KERNELS", "E2E", "KERNELS", "METRICS", "MOE_KERNELS", "SERVING", "SERVING_METRICS",
+           "attention_kernel_profiles", "kernel_comparison", "load_e2e", "load_serving", "model_family",
+           "score_attention_kernels", "score_e2e", "score_moe_kernels", "score_serving"]
