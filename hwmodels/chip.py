@@ -19,6 +19,12 @@ from hwmodels.dtype import get_dtype
 #: Op.kind values of streaming ops (workloads.graph.KINDS less gemm, attention, collective): the keys a
 #: memory level's ``efficiency_by_kind`` accepts
 STREAMING_KINDS = ("elementwise", "norm", "embedding", "rope", "router", "dequant", "sampling")
+#: access patterns other than a plain stream that a memory level may give an achievable fraction for
+#: (``efficiency_by_pattern``): ``gather`` = rows gathered by index (an embedding lookup); a stream is the
+#: level's own ``efficiency``
+ACCESS_PATTERNS = ("gather",)
+#: the access pattern of each streaming op kind that is not a plain stream
+PATTERN_OF_KIND = {"embedding": "gather"}
 
 # Some dtypes run at the rate of a wider one where a unit lists no rate of their own.
 _RATE_FALLBACK = {
@@ -105,14 +111,28 @@ class MemoryLevel:
     # per streaming op kind (STREAMING_KINDS): a fraction that multiplies ``efficiency`` for ops of that
     # kind (a fused RMSNorm streams at a different fraction of the bandwidth than a residual add)
     efficiency_by_kind: dict = field(default_factory=dict)
+    # per access pattern (ACCESS_PATTERNS): a fraction of the streaming bandwidth that ops with that pattern
+    # reach (a row gather by index streams far below a vectorized copy), with its own source
+    efficiency_by_pattern: dict = field(default_factory=dict)
+    efficiency_by_pattern_source: str | None = None
+
+    def kind_factor(self, kind: str | None):
+        """The factor on ``efficiency`` for a streaming op of ``kind``: its ``efficiency_by_kind`` entry (fitted
+        to that kind's own kernels), else the fraction of its access pattern (``efficiency_by_pattern``),
+        else None (a plain stream)."""
+        if kind is None:
+            return None
+        kf = self.efficiency_by_kind.get(kind) if self.efficiency_by_kind else None
+        if kf is None and self.efficiency_by_pattern and kind in PATTERN_OF_KIND:
+            kf = self.efficiency_by_pattern.get(PATTERN_OF_KIND[kind])
+        return kf
 
     def total_capacity_bytes(self, cores: int) -> float:
         return self.capacity_bytes * (cores if self.per == "core" else 1)
 
     def effective_bandwidth(self, transfer_bytes: float, kind: str | None = None) -> float:
         """Achievable bandwidth (B/s) for a transfer of this size (by a streaming op of ``kind``, if given)."""
-        kf = self.efficiency_by_kind.get(kind) if kind is not None and self.efficiency_by_kind else None
-        return bandwidth_at(self.bandwidth_bytes_per_s, self.efficiency, transfer_bytes, kf)
+        return bandwidth_at(self.bandwidth_bytes_per_s, self.efficiency, transfer_bytes, self.kind_factor(kind))
 
 
 @dataclass(frozen=True)

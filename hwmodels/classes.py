@@ -10,7 +10,7 @@ better figure for a class changes every chip of that class at once.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -35,9 +35,13 @@ class ChipClass:
     memory_source: str
     epilogue_overlap: bool = False  # the class's GEMM kernels store a tile's output under the next tile's math
     epilogue_source: str = ""
+    # access pattern -> fraction of the streaming bandwidth (the main memory's efficiency_by_pattern)
+    pattern_efficiency: dict = field(default_factory=dict)
+    pattern_source: str = ""
 
     def source_for(self, field: str) -> str:
-        src = {"matrix": self.matrix_source, "memory": self.memory_source, "epilogue": self.epilogue_source}[field]
+        src = {"matrix": self.matrix_source, "memory": self.memory_source, "epilogue": self.epilogue_source,
+               "pattern": self.pattern_source}[field]
         return f"{CLASS_SOURCE_PREFIX} {self.name} ({CLASSES_FILE.name}): {src}"
 
 
@@ -55,12 +59,18 @@ def chip_classes() -> dict:
         if not isinstance(c.get("gemm_epilogue_overlap"), bool) or not c.get("gemm_epilogue_source"):
             raise ValueError(f"{CLASSES_FILE}: classes.{name} needs gemm_epilogue_overlap (true or false) and "
                              "gemm_epilogue_source")
+        for key in ("gather_efficiency",):
+            v = c[key]
+            if not (isinstance(v, (int, float)) and 0 < v <= 1):
+                raise ValueError(f"{CLASSES_FILE}: classes.{name}.{key} must be a fraction in (0, 1]; got {v!r}")
         out[name] = ChipClass(name=name, description=c["description"], matrix_efficiency=float(c["matrix_efficiency"]),
                               matrix_source=" ".join(c["matrix_source"].split()),
                               memory_efficiency=float(c["memory_efficiency"]),
                               memory_source=" ".join(c["memory_source"].split()),
                               epilogue_overlap=c["gemm_epilogue_overlap"],
-                              epilogue_source=" ".join(c["gemm_epilogue_source"].split()))
+                              epilogue_source=" ".join(c["gemm_epilogue_source"].split()),
+                              pattern_efficiency={"gather": float(c["gather_efficiency"])},
+                              pattern_source="gather: " + " ".join(c["gather_source"].split()))
     return out
 
 

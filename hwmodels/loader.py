@@ -324,8 +324,15 @@ def _fill_from_class(v: dict, compute: tuple, memory: tuple) -> tuple[tuple, tup
         filled = MemoryLevel(lv.name, lv.kind, lv.capacity_bytes, lv.per, lv.bandwidth_bytes_per_s, lv.latency_s,
                              cls.memory_efficiency, cls.source_for("memory") + (
                                  f"; efficiency_by_kind: {lv.efficiency_source}" if lv.efficiency_source else ""),
-                             lv.energy_per_byte_j, lv.efficiency_by_kind)
+                             lv.energy_per_byte_j, lv.efficiency_by_kind, lv.efficiency_by_pattern,
+                             lv.efficiency_by_pattern_source)
         memory = memory[:main] + (filled,) + memory[main + 1:]
+    lv = memory[main]
+    missing = {p: f for p, f in cls.pattern_efficiency.items() if p not in lv.efficiency_by_pattern}
+    if missing:  # each access pattern the file gives no fraction for: the class default
+        src = "; ".join(s for s in (lv.efficiency_by_pattern_source, cls.source_for("pattern")) if s)
+        memory = memory[:main] + (replace(lv, efficiency_by_pattern={**lv.efficiency_by_pattern, **missing},
+                                          efficiency_by_pattern_source=src),) + memory[main + 1:]
     return compute, memory
 
 
@@ -341,7 +348,9 @@ def _build_chip(v: dict, path: Path) -> Chip:
                     per=lv.get("per", "chip"), bandwidth_bytes_per_s=lv["bandwidth"],
                     latency_s=lv.get("latency", 0.0), efficiency=lv.get("efficiency"),
                     efficiency_source=lv.get("efficiency_source"), energy_per_byte_j=lv.get("energy_per_byte"),
-                    efficiency_by_kind=dict(lv.get("efficiency_by_kind") or {}))
+                    efficiency_by_kind=dict(lv.get("efficiency_by_kind") or {}),
+                    efficiency_by_pattern=dict(lv.get("efficiency_by_pattern") or {}),
+                    efficiency_by_pattern_source=lv.get("efficiency_by_pattern_source"))
         for lv in v["memory"])
     compute, memory = _fill_from_class(v, compute, memory)
     power = v.get("power") or {}

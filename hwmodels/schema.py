@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hwmodels.chip import STREAMING_KINDS
+from hwmodels.chip import ACCESS_PATTERNS, STREAMING_KINDS
 from hwmodels.classes import DECLARED_CALIBRATIONS, class_names
 from hwmodels.dtype import RATE_KEYS
 from hwmodels.units import DIMENSIONS, UnitError, parse_quantity
@@ -433,10 +433,15 @@ MEMORY = Struct({
     "efficiency_by_kind": F(MapOf(STREAMING_KINDS, Number(gt=0, le=1), key_name="streaming op kind"),
                             doc="fraction per streaming op kind (norm, elementwise, embedding, rope, ...) that "
                                 "multiplies the size-based efficiency for ops of that kind, e.g. {norm: 0.55}"),
+    "efficiency_by_pattern": F(MapOf(ACCESS_PATTERNS, Number(gt=0, le=1), key_name="access pattern"),
+                               doc="fraction of the streaming bandwidth per access pattern (gather: rows gathered "
+                                   "by index, e.g. an embedding lookup), e.g. {gather: 0.2}; a class default fills it"),
+    "efficiency_by_pattern_source": F(Str(), doc="where the efficiency_by_pattern fractions come from"),
     "energy_per_byte": F(Quantity("energy_per_byte", nonneg=True)),
     "energy_per_byte_source": F(Str()),
 }, name="memory level", requires_together=(("efficiency", "efficiency_source"),
-                                          ("efficiency_by_kind", "efficiency_source")))
+                                          ("efficiency_by_kind", "efficiency_source"),
+                                          ("efficiency_by_pattern", "efficiency_by_pattern_source")))
 
 CHIP = Struct({
     "version": F(Number(integer=True, ge=1, le=FORMAT_VERSION), True, "format version"),

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwmodels.arith import ARRAYS, NUMBERS, isarr, vwhere
-from hwmodels.chip import Chip, MemoryLevel, bandwidth_at, interpolate_efficiency
+from hwmodels.chip import PATTERN_OF_KIND, Chip, MemoryLevel, bandwidth_at, interpolate_efficiency
 from hwmodels.dtype import get_dtype
 from hwmodels.stack import DecodeKernel
 from sim import costmemo
@@ -147,6 +147,11 @@ class CostModel:
                     for m in mem]
         self.eff_kind = [{k: g(f"chip.memory.{m.name}.efficiency_by_kind.{k}") for k in (m.efficiency_by_kind or {})}
                          for m in mem]
+        # a streaming kind with no factor of its own takes its access pattern's (efficiency_by_pattern)
+        for m, byk in zip(mem, self.eff_kind):
+            for k, pat in PATTERN_OF_KIND.items():
+                if k not in byk and pat in (m.efficiency_by_pattern or {}):
+                    byk[k] = g(f"chip.memory.{m.name}.efficiency_by_pattern.{pat}")
         self.launch = g("chip.launch_overhead")
         self.tdp = g("chip.power.tdp")
         self.idle = g("chip.power.idle")
@@ -306,9 +311,33 @@ class CostModel:
             self._add(cols, self.on_chip if fused_act and self.on_chip is not None else self.act, act)
         return cols
 
+    def _fresh_from_cache(self, op, cols: list) -> list:
+        """Inter-kernel L2 residency: the ``op.fresh_bytes`` of its input that the previous kernel just wrote
+        are read from the chip-level cache instead of main memory when they are still there. With a
+        least-recently-used cache a line written at position j of the fresh tensor survives until the op
+        reads it if the lines written after it (the rest of the tensor) plus the op's other traffic
+        before it (its other inputs and outputs, read and written alongside) fit in the cache; the worst
+        cases are the first line (the whole tensor) and the last one (all of the other traffic), so the
+        tensor is read from the cache iff max(fresh, other bytes of the op) <= cache capacity."""
+        f = getattr(op, "fresh_bytes", 0.0)
+        c = self.cache
+        x = self.x
+        if c is None or not x.any(f):
+            return cols
+        mv = x.where(x.max(f, op.bytes - f) <= self.cap[c], f, 0.0)
+        if isarr(self.act):  # per point: only where activations live in main memory
+            mv = np.where(self.act == self.main, mv, 0.0)
+        elif self.act != self.main:
+            return cols
+        cols = list(cols)
+        cols[self.main] = cols[self.main] - mv
+        cols[c] = cols[c] + mv
+        return cols
+
     def _bw(self, i: int, nbytes, kind: str | None = None):
         """Achievable bandwidth of level ``i`` for ``nbytes``; ``kind`` (streaming ops only) selects the
-        level's ``efficiency_by_kind`` factor for that op kind."""
+        level's ``efficiency_by_kind`` factor for that op kind, else its access pattern's
+        ``efficiency_by_pattern`` fraction (an embedding is a row gather)."""
         if not self.options.use_efficiency:
             return self.bw[i]
         if self.arrays:
@@ -487,6 +516,8 @@ class CostModel:
         x = self.x
         fused = self.options.fused and getattr(op, "fusable", False)
         cols = self._traffic(op, fused)
+        if not fused:
+            cols = self._fresh_from_cache(op, cols)
         vec = op.flops_vector / self._rate(op.compute_dtype, "vector", size=op.flops_vector) \
             if x.any(op.flops_vector) else 0.0
         mat = op.flops_matrix / self._rate(op.compute_dtype, "matrix", size=op.flops_matrix) \

@@ -64,6 +64,8 @@ def param_table(hw: System | Chip) -> dict:
             p[f"{pre}.energy_per_byte"] = m.energy_per_byte_j
         for kind, v in (m.efficiency_by_kind or {}).items():
             p[f"{pre}.efficiency_by_kind.{kind}"] = float(v)
+        for pat, v in (m.efficiency_by_pattern or {}).items():
+            p[f"{pre}.efficiency_by_pattern.{pat}"] = float(v)
     for t in system.tiers:
         pre = f"system.tiers.{t.name}"
         p[f"{pre}.bandwidth"] = t.bandwidth_bytes_per_s
@@ -186,7 +188,9 @@ class HwPoints:
                                   efficiency=num(f"{pre}.efficiency", m.efficiency),
                                   energy_per_byte_j=num(f"{pre}.energy_per_byte", m.energy_per_byte_j),
                                   efficiency_by_kind={k: num(f"{pre}.efficiency_by_kind.{k}", x)
-                                                      for k, x in (m.efficiency_by_kind or {}).items()}))
+                                                      for k, x in (m.efficiency_by_kind or {}).items()},
+                                  efficiency_by_pattern={k: num(f"{pre}.efficiency_by_pattern.{k}", x)
+                                                         for k, x in (m.efficiency_by_pattern or {}).items()}))
         epf = {k: num(f"chip.power.energy_per_flop.{k}", x) for k, x in (chip.energy_per_flop_j or {}).items()}
         new_chip = replace(chip, cores=int(v.get("chip.cores", chip.cores)), compute=tuple(units), memory=tuple(levels),
                            launch_overhead_s=num("chip.launch_overhead", chip.launch_overhead_s),

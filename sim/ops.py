@@ -10,10 +10,18 @@ norm), ``dtype``, and the shape columns the op needs:
 - memcpy: ``bytes`` (bytes moved: read plus write);
 - elementwise: ``numel`` (optional ``inputs``=1, ``outputs``=1, ``flops_per_element``=1);
 - norm: ``m, n`` (rows x hidden; reads x and the weight, writes y; 4 FLOPs per element);
+- embedding: ``m, n`` (a row gather: m rows of n elements looked up by index in a table, as PyTorch's
+  embedding / index_select; reads the m table rows, writes m x n; priced at the main memory's
+  ``gather`` access-pattern fraction);
 - collectives: ``bytes`` (each rank's buffer), ``num_devices``.
 
+Streaming rows (memcpy, elementwise, norm, embedding) take an optional ``fresh_bytes``: the bytes of
+their input that the kernel run just before them wrote; they are read from the chip-level cache (L2)
+when still there (inter-kernel residency, docs/cost-model.md).
+
 Output: the input columns plus ``time_s``, ``achieved_tflops``, ``achieved_bytes_per_s``,
-``bound`` and ``error`` (a bad row gets its reason there; the others still run). Extra input
+``bound``, ``cache_bytes`` (bytes the op moves through the chip-level cache: a GEMM's tile loads, a
+fresh input read from L2) and ``error`` (a bad row gets its reason there; the others still run). Extra input
 columns pass through unchanged. Each row becomes the same Op the graph builder makes and is priced
 by the shared cost model; identical rows are priced once.
 """
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -35,6 +44,7 @@ from sim.cost import CostModel, CostOptions
 from sim.validation.measure.csvformat import max_of
 from workloads.graph import (
     SOFTMAX_EXPS,
+    STREAMING,
     SOFTMAX_FLOPS,
     AttentionShape,
     CollectiveShape,
@@ -44,7 +54,7 @@ from workloads.graph import (
     _attn_stats,
 )
 
-OPS = ("gemm", "attention", "memcpy", "elementwise", "norm", "allreduce", "allgather", "reducescatter",
+OPS = ("gemm", "attention", "memcpy", "elementwise", "norm", "embedding", "allreduce", "allgather", "reducescatter",
        "alltoall", "sendrecv")
 COLLECTIVE_OPS = ("allreduce", "allgather", "reducescatter", "alltoall", "sendrecv")
 REQUIRED = {
@@ -53,9 +63,10 @@ REQUIRED = {
     "memcpy": ("bytes",),
     "elementwise": ("numel",),
     "norm": ("m", "n"),
+    "embedding": ("m", "n"),
     **{c: ("bytes", "num_devices") for c in COLLECTIVE_OPS},
 }
-OUTPUT_COLUMNS = ("time_s", "achieved_tflops", "achieved_bytes_per_s", "bound", "error")
+OUTPUT_COLUMNS = ("time_s", "achieved_tflops", "achieved_bytes_per_s", "bound", "cache_bytes", "error")
 NORM_FLOPS_PER_ELEMENT = 4
 
 
@@ -103,7 +114,21 @@ def _bool(row, col, default=None):
 
 
 def row_to_op(row: dict):
-    """The Op a measured kernel row describes (the same classes the graph builder uses)."""
+    """The Op a measured kernel row describes (the same classes the graph builder uses), with the optional
+    ``fresh_bytes`` of a streaming row (its input bytes the kernel just before it wrote, at most all it reads)."""
+    o = _row_op(row)
+    v = row.get("fresh_bytes", None)
+    if o.kind in STREAMING and v is not None and not (isinstance(v, float) and math.isnan(v)) \
+            and not (isinstance(v, str) and not v.strip()):
+        f = _num(row, "fresh_bytes", integer=False, positive=False)
+        if f < 0:
+            raise RowError(f"column 'fresh_bytes': must be zero or more, got {v!r}")
+        read = sum(t.bytes for t in o.tensors if t.role == "activation" and not t.write)
+        o = replace(o, fresh_bytes=min(f, read))
+    return o
+
+
+def _row_op(row: dict):
     op = str(row.get("op", "")).strip().lower()
     if op not in OPS:
         raise RowError(f"unknown op {row.get('op')!r}; known: {', '.join(OPS)}")
@@ -171,6 +196,11 @@ def row_to_op(row: dict):
                   (TensorIO("x", "activation", d.name, m * n * b, False),
                    TensorIO("w", "weight", d.name, n * b, False),
                    TensorIO("y", "activation", d.name, m * n * b, True)))
+    if op == "embedding":  # the graph builder's embed.tokens: table rows read (a weight), the rows written
+        m, n = _num(row, "m"), _num(row, "n")
+        return Op("embedding", "embedding", 1, 0.0, 0.0, d.name,
+                  (TensorIO("w_embed", "weight", d.name, m * n * b, False),
+                   TensorIO("x", "activation", d.name, m * n * b, True)))
     nbytes = _num(row, "bytes", integer=False)
     p = _num(row, "num_devices")
     return Op(op, "collective", 1, 0.0, 0.0, d.name, (),
@@ -199,6 +229,7 @@ def predict_ops(df: pd.DataFrame, overrides=None, options: CostOptions = CostOpt
     tflops = np.full(n, np.nan)
     bps = np.full(n, np.nan)
     bound = np.array([""] * n, dtype=object)
+    cache_b = np.full(n, np.nan)
     error = np.array([""] * n, dtype=object)
     hw_cache: dict = {}
     models: dict = {}
@@ -238,6 +269,7 @@ def predict_ops(df: pd.DataFrame, overrides=None, options: CostOptions = CostOpt
             moved = sum(t.bytes for t in op.tensors) if op.kind != "collective" else op.collective.bytes
             bps[i] = moved / c.time_s if c.time_s > 0 else 0.0
             bound[i] = c.bound
+            cache_b[i] = _cache_bytes(hw, c)
         except RowError as e:
             error[i] = str(e)
         except ValueError as e:
@@ -246,8 +278,16 @@ def predict_ops(df: pd.DataFrame, overrides=None, options: CostOptions = CostOpt
     out["achieved_tflops"] = tflops
     out["achieved_bytes_per_s"] = bps
     out["bound"] = bound
+    out["cache_bytes"] = cache_b
     out["error"] = error
     return out
+
+
+def _cache_bytes(hw, c) -> float:
+    """Bytes an op cost moved through its chip's chip-level cache (0 on a chip without one)."""
+    chip = hw.chip if isinstance(hw, System) else hw
+    cache = next((m.name for m in chip.memory if m.per == "chip" and m.kind in ("sram", "cache")), None)
+    return float(dict(c.bytes_by_level).get(cache, 0.0)) if cache else 0.0
 
 
 def read_ops_csv(path) -> pd.DataFrame:

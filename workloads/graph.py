@@ -360,9 +360,33 @@ def _build_cached(spec: ModelSpec, batch: Batch, q: Quantization, p: Parallelism
     for tag, count in stage:
         b.layer(kinds[tag], count)
     b.head()
-    ops = _fuse(b.ops, fused)
+    ops = _fuse(_mark_fresh(b.ops), fused)
     return OpGraph(model=spec.name, ops=tuple(ops), batch=batch, quant=q, parallel=p, stage=stage,
                    attention_kernel=kernel, fused=fused, spec=spec, sparsity=sparsity)
+
+
+#: op kinds priced as streaming kernels (sim/cost.py ``_streaming``): the ones whose fresh input is marked
+STREAMING = frozenset(KINDS) - {"gemm", "attention", "collective"}
+
+
+def _mark_fresh(ops: list) -> list:
+    """Each streaming op's ``fresh_bytes``: the bytes of its activation input that the kernel run just
+    before it wrote (the activation output of the previous op that moves tensors; a collective, which
+    writes its result in place, and an op that moves none are passed over). A layer's ops follow the
+    previous layer's (the same ops, or the embedding's) in the same order, so emission order is run order."""
+    out, wrote = [], 0.0
+    for o in ops:
+        if o.kind == "collective" or not o.tensors:
+            out.append(o)
+            continue
+        if o.kind in STREAMING and np.any(wrote > 0):
+            read = sum(t.bytes for t in o.tensors if t.role == "activation" and not t.write)
+            if np.any(read > 0):  # arrays over token counts (other_ops) take the elementwise minimum
+                both = isinstance(wrote, np.ndarray) or isinstance(read, np.ndarray)
+                o = replace(o, fresh_bytes=np.minimum(wrote, read) if both else min(wrote, read))
+        out.append(o)
+        wrote = sum(t.bytes for t in o.tensors if t.role == "activation" and t.write)
+    return out
 
 
 class _Steps:
@@ -444,7 +468,7 @@ def other_ops(spec: ModelSpec, tokens, requests: int, q: Quantization, p: Parall
     for tag, count in stage_layers(spec, p.pp):
         b.layer(kinds[tag], count)
     b.head()
-    return _fuse(b.ops, fused)
+    return _fuse(_mark_fresh(b.ops), fused)
 
 
 def _fuse(ops: list, fused: bool) -> list:

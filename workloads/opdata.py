@@ -79,6 +79,10 @@ class Op:
     # special-function operations (exp) inside flops_vector: a chip's special unit (SFU) runs them
     # at its own rate when the serving stack prices kernels realistically (docs/stacks.md)
     flops_special: float = 0.0
+    # bytes of this op's activation input that the kernel run right before it on the chip just wrote
+    # (workloads.graph marks them on streaming ops; sim/cost.py reads them from the chip-level cache when
+    # they are still there: inter-kernel L2 residency)
+    fresh_bytes: float = 0.0
 
     @property
     def flops(self) -> float:

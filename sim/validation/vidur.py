@@ -62,7 +62,7 @@ _DEFAULT_FACTS = {"norm": "rmsnorm", "use_bias": False, "qkv_bias": False, "post
 
 #: Vidur op -> (llmsim op, how exactly the llmsim op describes what was timed)
 MAPPING = {
-    "emb": ("memcpy", "approx"),  # embedding gather (+ vocab-parallel masking): a copy of T x E rows
+    "emb": ("embedding", "exact"),  # F.embedding alone (the masking kernels sit outside its timer): T rows of E
     "input_layernorm": ("norm", "exact"),
     "attn_pre_proj": ("gemm", "exact"),  # fused QKV projection
     "attn_rope": ("elementwise", "approx"),  # in-place rotary on q and k; cos/sin cache reads not counted
@@ -83,7 +83,7 @@ _CONFIG_COLS = ["n_head", "n_kv_head", "n_embd", "n_expanded_embd", "use_gated_m
                 "num_tensor_parallel_workers"]
 
 COMPUTE_COLUMNS = ["hardware", "op", "dtype", "m", "n", "k", "bytes", "numel", "inputs", "outputs",
-                   "flops_per_element", "measured_time_s", "spread", "reps", "source", "name", "variant",
+                   "flops_per_element", "fresh_bytes", "measured_time_s", "spread", "reps", "source", "name", "variant",
                    "mapping", "bias", "model", "tp", "num_tokens", "shape_id"]
 NETWORK_COLUMNS = ["hardware", "op", "dtype", "bytes", "num_devices", "measured_time_s", "spread", "reps",
                    "source", "name", "devices_per_node", "num_nodes", "shape_id"]
@@ -159,30 +159,39 @@ def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.
         frames.append(f)
 
     norm = facts["norm"]
-    emit("emb", {"bytes": 2 * T * E * FP16_BYTES}, variant="embedding gather")
-    emit("input_layernorm", {"m": T, "n": E}, variant=norm)
+    emit("emb", {"m": T, "n": E}, variant="embedding gather")
+    # fresh_bytes: the input bytes the kernel just before wrote (GPTModel.forward / GPTBlock in
+    # vidur/profiling/mlp/mlp_impl.py): the embedding's output, the (untimed) first residual add's, the
+    # QKV projection's q and k (rotated in place), the up projection's, the down projection's
+    emit("input_layernorm", {"m": T, "n": E, "fresh_bytes": T * E * FP16_BYTES}, variant=norm)
     emit("attn_pre_proj", {"m": T, "n": (H + 2 * KV) * hd // TP, "k": E}, variant="qkv", bias=facts["qkv_bias"])
-    emit("attn_rope", {"numel": T * (H + KV) * hd // TP, "inputs": 1, "outputs": 1, "flops_per_element": 3},
+    emit("attn_rope", {"numel": T * (H + KV) * hd // TP, "inputs": 1, "outputs": 1, "flops_per_element": 3,
+                       "fresh_bytes": T * (H + KV) * hd // TP * FP16_BYTES},
          variant="rope q+k in place")
     emit("attn_post_proj", {"m": T, "n": E, "k": H * hd // TP}, variant="o_proj", bias=facts["use_bias"])
     if facts["post_attn_norm"]:
-        emit("post_attention_layernorm", {"m": T, "n": E}, variant=norm)
+        emit("post_attention_layernorm", {"m": T, "n": E, "fresh_bytes": T * E * FP16_BYTES}, variant=norm)
     up_n = np.where(gated, 2 * I // TP, I // TP)
     emit("mlp_up_proj", {"m": T, "n": up_n, "k": E}, variant=np.where(gated, "gate_up", "up"),
          bias=facts["use_bias"])
     if gated.all():
-        emit("mlp_act", {"numel": T * I // TP, "inputs": 2, "outputs": 1, "flops_per_element": 5},
+        emit("mlp_act", {"numel": T * I // TP, "inputs": 2, "outputs": 1, "flops_per_element": 5,
+                         "fresh_bytes": 2 * T * I // TP * FP16_BYTES},
              variant="silu_and_mul")
     elif not gated.any():
-        emit("mlp_act", {"numel": T * I // TP, "inputs": 1, "outputs": 1, "flops_per_element": 8},
+        emit("mlp_act", {"numel": T * I // TP, "inputs": 1, "outputs": 1, "flops_per_element": 8,
+                         "fresh_bytes": T * I // TP * FP16_BYTES},
              variant="gelu")
     else:  # pragma: no cover - Vidur files hold one model each
         raise SpecError("mixed use_gated_mlp values in one file", file=path)
     emit("mlp_down_proj", {"m": T, "n": E, "k": I // TP}, variant="down", bias=facts["use_bias"])
     if facts["post_attn_norm"]:
-        emit("add", {"numel": T * E, "inputs": 2, "outputs": 1, "flops_per_element": 1}, variant="residual add")
+        emit("add", {"numel": T * E, "inputs": 2, "outputs": 1, "flops_per_element": 1,
+                     "fresh_bytes": T * E * FP16_BYTES}, variant="residual add")
     else:  # attn_out + mlp_out + residual: two eager adds
-        emit("add", {"numel": T * E, "inputs": 4, "outputs": 2, "flops_per_element": 2},
+        # each of the two adds reads one tensor the kernel before it wrote (the MLP's output, the first sum)
+        emit("add", {"numel": T * E, "inputs": 4, "outputs": 2, "flops_per_element": 2,
+                     "fresh_bytes": 2 * T * E * FP16_BYTES},
              variant="attn + mlp + residual (2 kernels)")
     out = pd.concat(frames, ignore_index=True)
     return _finish(out, COMPUTE_COLUMNS)
@@ -272,7 +281,8 @@ def _fmt_frame(df: pd.DataFrame) -> str:
         df[c] = df[c].map(lambda v: "" if pd.isna(v) else f"{v:.6g}")
     for c in ("spread",):
         df[c] = df[c].map(lambda v: "" if pd.isna(v) or not math.isfinite(v) else f"{v:.4g}")
-    for c in ("m", "n", "k", "bytes", "numel", "inputs", "outputs", "num_devices", "reps", "tp", "num_tokens",
+    for c in ("m", "n", "k", "bytes", "numel", "inputs", "outputs", "fresh_bytes", "num_devices", "reps", "tp",
+              "num_tokens",
               "devices_per_node", "num_nodes"):
         if c in df.columns:
             df[c] = df[c].map(lambda v: "" if v is None or pd.isna(v) else str(int(v)))

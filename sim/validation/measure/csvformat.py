@@ -20,6 +20,7 @@ OP_COLUMNS: dict[str, tuple[str, ...]] = {
     **{op: ("bytes", "num_devices") for op in COLLECTIVE_OPS},
     "elementwise": ("numel",),
     "norm": ("m", "n"),
+    "embedding": ("m", "n"),
 }
 KNOWN_OPS = tuple(OP_COLUMNS)
 
@@ -97,8 +98,8 @@ def shape_id(row: dict) -> str:
             fpe_s = str(int(fpe)) if fpe.is_integer() else f"{fpe:g}"
             return (f"elementwise:numel={_fmt_int(g('numel'))},inputs={_fmt_int(g('inputs', 1))},"
                     f"outputs={_fmt_int(g('outputs', 1))},flops_per_element={fpe_s}")
-        if op == "norm":
-            return f"norm:m={_fmt_int(g('m'))},n={_fmt_int(g('n'))}"
+        if op in ("norm", "embedding"):
+            return f"{op}:m={_fmt_int(g('m'))},n={_fmt_int(g('n'))}"
     except (TypeError, ValueError):
         return ""
     return ""
