@@ -47,7 +47,10 @@ def mser5(x) -> int:
     s1 = np.cumsum(b[::-1])[::-1]  # sum of b[d:]
     s2 = np.cumsum((b * b)[::-1])[::-1]
     n = m - np.arange(m)
-    ss = np.maximum(s2 - s1 * s1 / n, 0.0)
+    ss = s2 - s1 * s1 / n
+    # a sum of squares within the rounding error of its own computation is zero: a flat series whose values
+    # differ only in their last bits (0.368 + 1e-17) has no warm-up, not an arbitrary one
+    ss = np.where(ss <= 16 * np.finfo(np.float64).eps * s2, 0.0, ss)
     stat = ss / (n * n)
     half = m // 2 + 1
     return 5 * int(np.argmin(stat[:half]))

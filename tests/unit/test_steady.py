@@ -12,6 +12,9 @@ def test_mser5_drops_a_warm_up_transient():
     assert cut % 5 == 0 and 150 <= cut <= 260  # the 200-value ramp, give or take a few batches
     assert mser5(1.0 + 0.1 * rng.standard_normal(2000)) < 200  # a stationary series keeps (nearly) all
     assert mser5([1.0, 2.0, 3.0]) == 0  # too short to judge
+    # a flat series whose values differ only in rounding (a deterministic queue-free run) has no warm-up
+    flat = 0.3684059641456088 + np.array([0.0, 5.551115123125783e-17, -5.551115123125783e-17] * 300)
+    assert mser5(flat) == 0
 
 
 def test_mser5_on_a_trend_cuts_the_most_it_may():
