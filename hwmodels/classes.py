@@ -38,10 +38,15 @@ class ChipClass:
     # access pattern -> fraction of the streaming bandwidth (the main memory's efficiency_by_pattern)
     pattern_efficiency: dict = field(default_factory=dict)
     pattern_source: str = ""
+    # special-function (exp) results per clock per core for a file that lists no special unit (None: the
+    # class has none; its exponentials stay in the vector FLOPs), and whether it runs under the matrix work
+    special_per_core_clock: float | None = None
+    special_overlaps_matrix: bool = False
+    special_source: str = ""
 
     def source_for(self, field: str) -> str:
         src = {"matrix": self.matrix_source, "memory": self.memory_source, "epilogue": self.epilogue_source,
-               "pattern": self.pattern_source}[field]
+               "pattern": self.pattern_source, "special": self.special_source}[field]
         return f"{CLASS_SOURCE_PREFIX} {self.name} ({CLASSES_FILE.name}): {src}"
 
 
@@ -63,6 +68,11 @@ def chip_classes() -> dict:
             v = c[key]
             if not (isinstance(v, (int, float)) and 0 < v <= 1):
                 raise ValueError(f"{CLASSES_FILE}: classes.{name}.{key} must be a fraction in (0, 1]; got {v!r}")
+        sp = c.get("special_per_core_clock", "missing")
+        if not (sp is None or (isinstance(sp, (int, float)) and not isinstance(sp, bool) and sp > 0)) \
+                or not c.get("special_source"):
+            raise ValueError(f"{CLASSES_FILE}: classes.{name} needs special_per_core_clock (results per clock per "
+                             "core, or null for none) and special_source")
         out[name] = ChipClass(name=name, description=c["description"], matrix_efficiency=float(c["matrix_efficiency"]),
                               matrix_source=" ".join(c["matrix_source"].split()),
                               memory_efficiency=float(c["memory_efficiency"]),
@@ -70,7 +80,10 @@ def chip_classes() -> dict:
                               epilogue_overlap=c["gemm_epilogue_overlap"],
                               epilogue_source=" ".join(c["gemm_epilogue_source"].split()),
                               pattern_efficiency={"gather": float(c["gather_efficiency"])},
-                              pattern_source="gather: " + " ".join(c["gather_source"].split()))
+                              pattern_source="gather: " + " ".join(c["gather_source"].split()),
+                              special_per_core_clock=None if sp is None else float(sp),
+                              special_overlaps_matrix=bool(c.get("special_overlaps_matrix", False)),
+                              special_source=" ".join(c["special_source"].split()))
     return out
 
 

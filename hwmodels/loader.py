@@ -306,7 +306,8 @@ def _semantic_calibration(v: dict, m: Marked) -> list:
 
 
 def _fill_from_class(v: dict, compute: tuple, memory: tuple) -> tuple[tuple, tuple]:
-    """The GEMM unit's and main memory's efficiency from the chip's class wherever the file gives none."""
+    """The GEMM unit's and main memory's efficiency from the chip's class wherever the file gives none, and
+    the class's special-function unit (results per clock per core x cores x clock) where the file lists none."""
     cls = chip_classes().get(v.get("class"))
     if cls is None:
         return compute, memory
@@ -319,6 +320,11 @@ def _fill_from_class(v: dict, compute: tuple, memory: tuple) -> tuple[tuple, tup
         u = compute[gemm]
         compute = compute[:gemm] + (replace(u, epilogue_overlap=cls.epilogue_overlap,
                                             epilogue_source=cls.source_for("epilogue")),) + compute[gemm + 1:]
+    if cls.special_per_core_clock and v.get("clock") and not any(u.kind == "special" for u in compute):
+        compute = compute + (ComputeUnit(kind="special", peak={"fp32": cls.special_per_core_clock * v["cores"]
+                                                               * v["clock"]},
+                                         efficiency_source=cls.source_for("special"),
+                                         overlaps_matrix=cls.special_overlaps_matrix),)
     if memory[main].efficiency is None:
         lv = memory[main]
         filled = MemoryLevel(lv.name, lv.kind, lv.capacity_bytes, lv.per, lv.bandwidth_bytes_per_s, lv.latency_s,
