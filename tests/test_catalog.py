@@ -272,3 +272,25 @@ def test_bad_calibration_declarations(tmp_path, extra, expect):
     with pytest.raises(SpecError) as e:
         load_chip(str(p))
     assert expect in str(e.value)
+
+
+def test_special_unit_on_every_gpu():
+    """Every GPU file has a special-function unit: its own (NVIDIA: 16 per SM per clock x SMs x clock; 32 on
+    Blackwell Ultra) or its class's (AMD, marked 'class default'); ASIC/dataflow/CPU classes say none."""
+    for path in CHIP_FILES:
+        raw = yaml.safe_load(path.read_text())
+        chip = load_chip(path.stem)
+        u = chip.unit("special")
+        cls = chip_classes()[raw["class"]]
+        if raw["class"] in ("gpu-hbm", "gpu-gddr"):
+            assert u is not None and u.peak["fp32"] > 0, path.stem
+        else:
+            assert cls.special_per_core_clock is None and cls.special_source
+            assert u is None, path.stem
+    # by hand: A100 108 SMs x 16 x 1.41 GHz; MI300X 304 CUs x 16 x 2.1 GHz (class default); B300 160 x 32 x 2.0 GHz
+    assert load_chip("a100-sxm").unit("special").peak["fp32"] == pytest.approx(108 * 16 * 1.41e9, rel=2e-3)
+    mi = load_chip("mi300x").unit("special")
+    assert mi.peak["fp32"] == pytest.approx(304 * 16 * 2.1e9) and not mi.overlaps_matrix
+    assert mi.efficiency_source.startswith(CLASS_SOURCE_PREFIX + " gpu-hbm")
+    assert load_chip("b300").unit("special").peak["fp32"] == pytest.approx(160 * 32 * 2.0e9, rel=2e-3)
+    assert load_chip("b200").unit("special").overlaps_matrix and not load_chip("l40s").unit("special").overlaps_matrix
