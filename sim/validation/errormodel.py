@@ -249,8 +249,11 @@ def e2e_predictions(chips_cal: dict, systems_cal: dict) -> list[dict]:
     for r in load_e2e().to_dict("records"):
         base = str(r["hardware"])
         cal_hw = _with_chip(base, chips_cal, systems_cal)
-        cases = [("none", base, replace(CostOptions(), use_efficiency=False)),
-                 (_catalog_state(load_hardware(base)), base, CostOptions())]
+        try:
+            state = _catalog_state(load_hardware(base))
+        except SpecError:  # hardware the catalog lacks: the row cannot be predicted in any state
+            continue
+        cases = [("none", base, replace(CostOptions(), use_efficiency=False)), (state, base, CostOptions())]
         if cal_hw is not base and not isinstance(cal_hw, str):
             cases.append(("measured", cal_hw, CostOptions()))
         for state, hw, opts in cases:
