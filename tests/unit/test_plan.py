@@ -390,15 +390,17 @@ def test_pessimistic_never_fewer_replicas_at_any_level(level):
 
 
 def test_pessimistic_level_toward_zero_approaches_the_point_plan():
-    """As the level shrinks, the interval's high end (which contains the point) goes to the point: the slow
-    end's scaling goes to none and the plan to the point plan (h100-sxm: its point sits inside its draws)."""
+    """As the level shrinks, the interval's high end (which contains the point) goes to max(point, the draws'
+    median): the slow end's scaling shrinks to the median's few percent (the error model's end-to-end term
+    has a positive mean: engines run a little slower than the kernel model) and the plan becomes the point
+    plan (h100-sxm)."""
     point = plan(req(hardware=("h100-sxm",), tps=(1,), verify=False), simulate=scaled_capacity_sim(3.0)).best[0]
     ratios = []
     for lv in (0.9, 0.5, 0.02):
         b = plan(req(hardware=("h100-sxm",), tps=(1,), verify=False, pessimistic=lv),
                  simulate=scaled_capacity_sim(3.0)).best[0]
         ratios.append(b.slow_end_e2e_ratio)
-    assert ratios == sorted(ratios, reverse=True) and ratios[-1] < 1.01
+    assert ratios == sorted(ratios, reverse=True) and 1.0 <= ratios[-1] < 1.05
     assert b.replicas == point.replicas == b.replicas_point
 
 
