@@ -174,14 +174,20 @@ def score_e2e(df: pd.DataFrame | None = None, *, chips: dict | None = None, syst
         except (SpecError, InfeasibleError, ValueError) as e:
             pred.append(math.nan)
             reason.append(f"{type(e).__name__}: {e}")
+    return _scored(df, pred, reason, used, df["metric"] == "output_throughput_tok_s")
+
+
+def _scored(df: pd.DataFrame, pred: list, reason: list, used: list, throughput) -> pd.DataFrame:
+    """``df`` with the predictions, why a row could not be predicted, the stack used, ``rel_error`` and
+    ``time_rel_error``: a throughput that is too high is a time that is too low, so the time-equivalent
+    error keeps one sign convention (negative: the model is too fast). ``throughput``: which rows are
+    throughputs (a boolean Series, or True for all)."""
     df["predicted"] = pred
     df["reason"] = reason
     df["stack_used"] = used
     m = df["measured"].astype(float)
     df["rel_error"] = (df["predicted"] - m) / m
-    # a throughput that is too high is a time that is too low: the time-equivalent error keeps one sign convention
-    thr = df["metric"] == "output_throughput_tok_s"
-    df["time_rel_error"] = np.where(thr, m / df["predicted"] - 1.0, df["rel_error"])
+    df["time_rel_error"] = np.where(throughput, m / df["predicted"] - 1.0, df["rel_error"])
     return df
 
 
@@ -219,13 +225,7 @@ def score_serving(df: pd.DataFrame | None = None, *, stack=None, options: CostOp
         except (SpecError, InfeasibleError, ValueError) as e:
             pred.append(math.nan)
             reason.append(f"{type(e).__name__}: {e}")
-    df["predicted"] = pred
-    df["reason"] = reason
-    df["stack_used"] = used
-    m = df["measured"].astype(float)
-    df["rel_error"] = (df["predicted"] - m) / m
-    df["time_rel_error"] = m / df["predicted"] - 1.0
-    return df
+    return _scored(df, pred, reason, used, True)
 
 
 def score_moe_kernels(path: str = MOE_KERNELS, stack=None) -> pd.DataFrame:
