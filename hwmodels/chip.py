@@ -86,6 +86,16 @@ class ComputeUnit:
     # main loop (persistent, warp-specialized kernels) or after it, with the tensor cores idle (None: not given)
     epilogue_overlap: bool | None = None
     epilogue_source: str | None = None
+    # per rate key (fp8, bf16, ...): the achievable fraction of that dtype's peak, replacing ``efficiency`` for
+    # math that runs at that peak entry (a library's FP8 kernels can reach a smaller share of the FP8 peak than
+    # its BF16 kernels of theirs); a dtype not listed uses ``efficiency``
+    efficiency_by_dtype: dict = field(default_factory=dict)
+    efficiency_by_dtype_source: str | None = None
+
+    def efficiency_for(self, rate_key: str):
+        """The achievable fraction (or size table) for math at this unit's ``rate_key`` peak entry."""
+        e = self.efficiency_by_dtype.get(rate_key) if self.efficiency_by_dtype else None
+        return self.efficiency if e is None else e
 
     def rate_for(self, dtype: str, sparse: bool = False) -> tuple[float, str] | None:
         """(FLOP/s, the rate key used) for math in ``dtype``, or None if this unit cannot run it."""

@@ -347,7 +347,9 @@ def _build_chip(v: dict, path: Path) -> Chip:
         ComputeUnit(kind=u["kind"], peak=dict(u["peak"]), sparse_peak=dict(u.get("sparse_peak") or {}),
                     tile=tuple(u["tile"]) if u.get("tile") else None, efficiency=u.get("efficiency"),
                     efficiency_source=u.get("efficiency_source"), overlaps_matrix=u.get("overlaps_matrix", False),
-                    epilogue_overlap=u.get("epilogue_overlap"), epilogue_source=u.get("epilogue_source"))
+                    epilogue_overlap=u.get("epilogue_overlap"), epilogue_source=u.get("epilogue_source"),
+                    efficiency_by_dtype=dict(u.get("efficiency_by_dtype") or {}),
+                    efficiency_by_dtype_source=u.get("efficiency_by_dtype_source"))
         for u in v["compute"])
     memory = tuple(
         MemoryLevel(name=lv["name"], kind=lv.get("kind", "dram"), capacity_bytes=lv["capacity"],

@@ -412,6 +412,11 @@ COMPUTE = Struct({
     "efficiency": F(Efficiency("flops"), doc="achievable fraction of peak: one fraction, or a table by the "
                                              "op's FLOPs, e.g. [[1 GFLOP, 0.6], [1 TFLOP, 0.9]]"),
     "efficiency_source": F(Str(), doc="where the efficiency comes from"),
+    "efficiency_by_dtype": F(MapOf(RATE_KEYS, Number(gt=0, le=1), key_name="dtype"),
+                             doc="achievable fraction of the peak per dtype (rate key), replacing 'efficiency' for "
+                                 "math at that dtype's peak, e.g. {fp8: 0.35} where the FP8 kernels reach a smaller "
+                                 "share of their peak than the BF16 ones"),
+    "efficiency_by_dtype_source": F(Str(), doc="where the efficiency_by_dtype fractions come from"),
     "overlaps_matrix": F(Bool(), doc="special unit: its work can run under the matrix unit's (asynchronous matrix "
                                      "instructions, e.g. Hopper WGMMA) when the kernel is warp-specialized"),
     "epilogue_overlap": F(Bool(), doc="matrix unit: the chip's GEMM kernels store a tile's output under the next "
@@ -419,7 +424,8 @@ COMPUTE = Struct({
                                       "store follows the main loop with the matrix unit idle (default: the chip class's)"),
     "epilogue_source": F(Str(), doc="where epilogue_overlap comes from"),
     "source": F(Str(), doc="where the unit's figures come from"),
-}, name="compute unit", requires_together=(("efficiency", "efficiency_source"), ("epilogue_overlap", "epilogue_source")))
+}, name="compute unit", requires_together=(("efficiency", "efficiency_source"), ("epilogue_overlap", "epilogue_source"),
+                                           ("efficiency_by_dtype", "efficiency_by_dtype_source")))
 
 MEMORY = Struct({
     "name": F(Str(), True, "unique level name, used in override paths"),

@@ -380,8 +380,10 @@ class CostModel(GemmPricing):
         if r is None:
             raise ValueError(f"{chip.name} lists no rate for {dtype} math")
         table = "sparse_peak" if (use_sparse and unit.sparse_peak) else "peak"
-        eff = unit.efficiency if isinstance(unit.efficiency, (tuple, list)) \
-            else self.hw.get(f"chip.compute.{unit.kind}.efficiency")
+        eff = unit.efficiency_for(r[1])
+        if not isinstance(eff, (tuple, list)):  # a fraction is a parameter (a sweep or override may vary it)
+            eff = self.hw.get(f"chip.compute.{unit.kind}.efficiency_by_dtype.{r[1]}" if r[1] in unit.efficiency_by_dtype
+                              else f"chip.compute.{unit.kind}.efficiency")
         return unit.kind, table, r[1], eff
 
     def _overhead(self, op):

@@ -53,6 +53,8 @@ def param_table(hw: System | Chip) -> dict:
         # a fraction is a parameter; a table by op size is structure (read per op in _rate)
         if not isinstance(u.efficiency, (tuple, list)):
             p[f"chip.compute.{u.kind}.efficiency"] = 1.0 if u.efficiency is None else float(u.efficiency)
+        for key, v in (u.efficiency_by_dtype or {}).items():
+            p[f"chip.compute.{u.kind}.efficiency_by_dtype.{key}"] = float(v)
     for m in chip.memory:
         pre = f"chip.memory.{m.name}"
         p[f"{pre}.capacity"] = m.capacity_bytes
@@ -178,7 +180,8 @@ class HwPoints:
             peak = {k: num(f"{pre}.peak.{k}", x) for k, x in u.peak.items()}
             sparse = {k: num(f"{pre}.sparse_peak.{k}", x) for k, x in (u.sparse_peak or {}).items()}
             eff = num(f"{pre}.efficiency", u.efficiency)
-            units.append(replace(u, peak=peak, sparse_peak=sparse, efficiency=eff))
+            by_dtype = {k: num(f"{pre}.efficiency_by_dtype.{k}", x) for k, x in (u.efficiency_by_dtype or {}).items()}
+            units.append(replace(u, peak=peak, sparse_peak=sparse, efficiency=eff, efficiency_by_dtype=by_dtype))
         levels = []
         for m in chip.memory:
             pre = f"chip.memory.{m.name}"

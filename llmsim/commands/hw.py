@@ -112,7 +112,9 @@ def _spec_lines(hw, chip) -> list[str]:
                + (f"; class {chip.chip_class}" if chip.chip_class else ""))
     for u in chip.compute:
         peaks = ", ".join(f"{k} {fmt_compute(v, k)}" for k, v in u.peak.items())
-        out.append(f"    {u.kind}: {peaks}" + (f"; efficiency {u.efficiency}" if u.efficiency else ""))
+        by_dtype = ", ".join(f"{k} {v}" for k, v in (u.efficiency_by_dtype or {}).items())
+        out.append(f"    {u.kind}: {peaks}" + (f"; efficiency {u.efficiency}" if u.efficiency else "")
+                   + (f" ({by_dtype})" if by_dtype else ""))
     for m in chip.memory:
         per = " per core" if m.per == "core" else ""
         out.append(f"    {m.name} ({m.kind}): {fmt_bytes(m.capacity_bytes)}{per}, {fmt_bandwidth(m.bandwidth_bytes_per_s)}"
