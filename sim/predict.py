@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hwmodels.errors import InfeasibleError, SpecError
+from hwmodels.format import fmt_bandwidth, fmt_bytes
 from hwmodels.stack import load_stack
 from sim import costmemo
 from sim.config import PredictConfig, make_config
@@ -284,12 +285,12 @@ def fit_hints(spec, seqs, q, par, capacity: float, fixed_bytes: float = 0.0, spa
     hints = []
     for tp2 in (2, 4, 8, 16, 32, 64):
         if tp2 > par.tp and (n := needed(q, replace(par, tp=tp2))) <= capacity:
-            hints.append(f"--tp {tp2} ({n / 1e9:.1f} GB per chip, {tp2 * par.pp * par.dp} chips)")
+            hints.append(f"--tp {tp2} ({fmt_bytes(n)} per chip, {tp2 * par.pp * par.dp} chips)")
             break
     for scheme in ("fp8", "w4a16"):
         q2 = Quantization.parse(scheme)
         if get_dtype(q2.weight).bits < get_dtype(q.weight).bits and (n := needed(q2, par)) <= capacity:
-            hints.append(f"--quant {scheme} ({n / 1e9:.1f} GB per chip; lossy)")
+            hints.append(f"--quant {scheme} ({fmt_bytes(n)} per chip; lossy)")
             break
     if not offload_given:
         hints.append("--offload kv|weights|both (what does not fit streams over the host link every step)")
@@ -322,14 +323,14 @@ def _memory(cfg: PredictConfig, su: _Setup) -> _Memory:
         plan = plan_offload(fp.weights_bytes, fp.kv_cache_bytes, fp.activation_bytes, capacity, off, chip,
                             fixed=draft_bytes)
         fits = True
-        su.notes.append(f"{off.name}: {plan.weights_bytes / 1e9:.2f} GB of weights and {plan.kv_bytes / 1e9:.2f} GB "
-                        f"of KV cache per chip stream over {plan.bandwidth / 1e9:.0f} GB/s every step")
+        su.notes.append(f"{off.name}: {fmt_bytes(plan.weights_bytes)} of weights and {fmt_bytes(plan.kv_bytes)} "
+                        f"of KV cache per chip stream over {fmt_bandwidth(plan.bandwidth)} every step")
     if not fits:
-        reason = (f"{su.spec.name} needs {needed / 1e9:.1f} GB per chip (weights {fp.weights_bytes / 1e9:.1f} GB, "
-                  f"KV cache {fp.kv_cache_bytes / 1e9:.1f} GB, activations {fp.activation_bytes / 1e9:.2f} GB"
-                  + (f", draft model {draft_bytes / 1e9:.1f} GB" if draft_bytes else "") + ") at "
+        reason = (f"{su.spec.name} needs {fmt_bytes(needed)} per chip (weights {fmt_bytes(fp.weights_bytes)}, "
+                  f"KV cache {fmt_bytes(fp.kv_cache_bytes)}, activations {fmt_bytes(fp.activation_bytes)}"
+                  + (f", draft model {fmt_bytes(draft_bytes)}" if draft_bytes else "") + ") at "
                   f"tp={cfg.tp} pp={cfg.pp} ep={cfg.ep}; {chip.name} {chip.main_memory.name} holds "
-                  f"{capacity / 1e9:.1f} GB")
+                  f"{fmt_bytes(capacity)}")
         reason += fit_hints(su.spec, (su.batch, tokens), su.quant, su.parallel, capacity, draft_bytes, cfg.sparsity,
                             offload_given=cfg.offload is not None)
         if cfg.check_memory:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hwmodels.errors import InfeasibleError
+from hwmodels.format import fmt_bytes
 from workloads import Batch, footprint
 
 __all__ = ["KvBudget", "memory_budget"]
@@ -58,15 +59,15 @@ def memory_budget(spec, chip, q, par, cfg, kv_capacity_tokens: int | None = None
                    "activation_bytes": fp.activation_bytes, "kv_bytes_per_token": kv_per_token}
         if fp.weights_bytes > usable:
             raise InfeasibleError(
-                f"{spec.name} {q.name} weights need {fp.weights_bytes / 1e9:.1f} GB per chip at "
-                f"tp={cfg.tp} pp={cfg.pp}; {chip.name} {chip.main_memory.name} holds {capacity / 1e9:.1f} GB "
+                f"{spec.name} {q.name} weights need {fmt_bytes(fp.weights_bytes)} per chip at "
+                f"tp={cfg.tp} pp={cfg.pp}; {chip.name} {chip.main_memory.name} holds {fmt_bytes(capacity)} "
                 f"({cfg.memory_utilization:.0%} usable)", numbers)
         kv_tokens = int(budget // kv_per_token) if budget > 0 else 0
         if kv_tokens < block_size:
             raise InfeasibleError(
                 f"{spec.name} {q.name} leaves no room for a KV cache on {chip.name}: weights "
-                f"{fp.weights_bytes / 1e9:.1f} GB + workspace {fp.activation_bytes / 1e9:.2f} GB of "
-                f"{usable / 1e9:.1f} GB usable per chip (a {step_tokens}-token step)", numbers)
+                f"{fmt_bytes(fp.weights_bytes)} + workspace {fmt_bytes(fp.activation_bytes)} of "
+                f"{fmt_bytes(usable)} usable per chip (a {step_tokens}-token step)", numbers)
         weights_bytes = fp.weights_bytes
     else:
         kv_tokens = int(kv_capacity_tokens)
