@@ -57,3 +57,15 @@ def test_own_column_prices_the_v05_row_with_its_engine():
     assert list(s["stack_used"]) == ["vllm-0.5"]
     # the V0 CPU time makes the run slower than under the current engine's profile
     assert float(s["predicted"].iloc[0]) < float(score_serving(row, stack="vllm")["predicted"].iloc[0])
+
+
+def test_rows_that_ran_v0_carry_v0_scheduler_limits():
+    """PR #17530's MI300X runs (fp8 KV cache on ROCm, before PR #17870) fell back to V0: whole-prompt steps,
+    256 sequences, max(max_model_len 32768, 2048) tokens; the H100 row is V0 (0.5.3) by version."""
+    from sim.validation.published import load_serving
+
+    df = load_serving()
+    v0 = df[df["model"].isin(["qwen3-30b-a3b", "llama-3.1-8b"])]
+    assert len(v0) == 4 and set(v0["scheduler"]) == {"vllm"} and set(v0["max_num_seqs"]) == {256}
+    q = df[df["model"] == "qwen3-30b-a3b"]
+    assert set(q["max_num_batched_tokens"]) == {32768} and all("PR #17870" in n for n in q["note"])
