@@ -150,3 +150,21 @@ def test_ops_csv_fresh_bytes_and_cache_bytes_column(l2chip):
     assert list(out.cache_bytes[:3]) == [0.0, 1e6, 2e6]  # fresh bytes are capped at what the op reads
     assert out.time_s[1] < out.time_s[0]
     assert "zero or more" in out.error[3]
+
+
+def test_validation_scoring_prices_fresh_bytes_as_llmsim_ops_does(l2chip):
+    """The validation scorer (sim.validation.compare, which docs/validation.md and calibration use) prices
+    each distinct kernel once by its shape columns: fresh_bytes is one of them, so a row's residency is the
+    same as `llmsim ops` gives it (it was once dropped there: the report scored without L2 residency)."""
+    from sim.validation.compare import compare
+
+    path = str(DATA / "toy-chip-l2.yaml")
+    rows = pd.DataFrame([{"hardware": path, "op": "elementwise", "dtype": "bf16", "numel": 5e5, "inputs": 2,
+                          "outputs": 1, "fresh_bytes": fb, "measured_time_s": 3e-6} for fb in (0.0, 1e6)])
+    scored = compare(rows).scored
+    ops = predict_ops(rows)
+    assert list(scored.predicted_time_s) == pytest.approx(list(ops.time_s))
+    assert scored.predicted_time_s[1] < scored.predicted_time_s[0]
+    # a fresh byte count above 2**31 (a 32k-token SiluAndMul input) is a count, not an index
+    big = rows.iloc[[1]].assign(numel=2e9, fresh_bytes=4e9)
+    assert compare(big).counts["rejected"] == 0
