@@ -80,6 +80,33 @@ PREFILL = Struct({
     "source": F(Sources(), True),
 }, name="prefill_attention")
 
+ROW_KERNEL = Struct({
+    "threads": F(Number(integer=True, gt=0, le=4096), True,
+                 "threads per block at most (the block is min(row items / items_per_thread, this))"),
+    "items_per_thread": F(Number(integer=True, gt=0, le=64), True,
+                          "output elements a thread handles per memory round trip (1: one scalar load per loop "
+                          "trip; 8: 128-bit vector loads of 2-byte elements; 2: a rotary pair)"),
+    "dram_trips": F(Number(integer=True, ge=0, le=16), True,
+                    "round trips to main memory per loop trip over the row, one after another (RMSNorm: 1, its "
+                    "first pass reads x; SiluAndMul: 2, x then y)"),
+    "cache_trips": F(Number(integer=True, ge=0, le=16), True,
+                     "round trips to the chip-level cache (L2) per loop trip (RMSNorm: 2, its second pass re-reads "
+                     "x and the weight; rotary: 2, cos and sin)"),
+}, name="row_kernel")
+
+ROW_FACTS = ("threads", "items_per_thread", "dram_trips", "cache_trips")
+
+ROWS = Struct({
+    "norm": F(ROW_KERNEL, doc="the RMSNorm / LayerNorm kernel (op kind norm)"),
+    "elementwise": F(ROW_KERNEL, doc="the activation kernels (SiluAndMul, GELU: op kind elementwise with rows; a "
+                                     "residual add has no rows and streams)"),
+    "rope": F(ROW_KERNEL, doc="the rotary embedding kernel (op kind rope)"),
+    "resident_threads": F(Number(integer=True, gt=0, le=65536), True,
+                          "threads one core (SM) holds at once for these kernels (their occupancy): blocks per "
+                          "core = this // threads per block"),
+    "source": F(Sources(), True),
+}, name="row_kernels")
+
 KERNELS = Struct({
     "attention_prefill": F(Str(), True, "prefill attention kernel family, e.g. flashattention-2, fa3, flashinfer"),
     "attention_decode": F(Str(), True, "decode attention kernel family, e.g. flashattention-2 (paged), flashinfer"),
@@ -105,6 +132,9 @@ KERNELS = Struct({
                                         "model (FLOPs over rates, 128-row blocks in waves)"),
     "decode_attention": F(DECODE, doc="the decode attention kernel's work split (docs/stacks.md); default: the "
                                       "kernel-only model (grouped, contiguous, split to fill the cores, no partials)"),
+    "row_kernels": F(ROWS, doc="the row-per-block streaming kernels (one thread block per token row: norm, "
+                               "activation, rotary): threads, elements per memory round trip, passes, occupancy "
+                               "(docs/stacks.md); default: the kernel-only model (pure bandwidth)"),
     "source": F(Sources(), True, "where the kernel choices come from"),
 }, name="kernels")
 
@@ -190,6 +220,28 @@ class PrefillKernel:
 
 
 @dataclass(frozen=True)
+class RowKernels:
+    """The row-per-block streaming kernels a stack runs (KERNELS.row_kernels; sim.cost prices them):
+    ``kinds`` ((op kind, threads, items per thread per loop trip, main-memory round trips per loop trip,
+    cache round trips per loop trip), ...) and the threads a core holds at once (``resident_threads``)."""
+
+    kinds: tuple = ()
+    resident_threads: int = 2048
+
+    def of(self, kind: str):
+        """(threads, items_per_thread, dram_trips, cache_trips) of ``kind``'s kernel, or None (a plain stream)."""
+        for k, *facts in self.kinds:
+            if k == kind:
+                return tuple(facts)
+        return None
+
+    @classmethod
+    def from_doc(cls, d: dict) -> RowKernels:
+        kinds = tuple((k, *(int(d[k][f]) for f in ROW_FACTS)) for k in ("norm", "elementwise", "rope") if d.get(k))
+        return cls(kinds=kinds, resident_threads=int(d["resident_threads"]))
+
+
+@dataclass(frozen=True)
 class Stack:
     """A serving-stack profile (times in seconds)."""
 
@@ -211,6 +263,7 @@ class Stack:
     moe_efficiency: float = 1.0  # routed-expert GEMM rate over the dense GEMM rate (KERNELS['moe_efficiency'])
     decode_kernel: DecodeKernel = DecodeKernel()  # KERNELS['decode_attention']
     prefill_kernel: PrefillKernel | None = None  # KERNELS['prefill_attention'] (None: the kernel-only model)
+    row_kernels: RowKernels | None = None  # KERNELS['row_kernels'] (None: the kernel-only model)
     moe_kernel: str | None = None
     gemm_kernel: str | None = None
     description: str | None = None
@@ -263,6 +316,8 @@ class Stack:
             options = replace(options, decode_kernel=self.decode_kernel)
         if getattr(options, "prefill_kernel", "x") is None and self.prefill_kernel is not None:
             options = replace(options, prefill_kernel=self.prefill_kernel)
+        if getattr(options, "row_kernels", "x") is None and self.row_kernels is not None:
+            options = replace(options, row_kernels=self.row_kernels)
         return options
 
     def describe(self) -> str:
@@ -277,6 +332,9 @@ class Stack:
                     **self.prefill_kernel.__dict__, "tiles": [list(t) for t in self.prefill_kernel.tiles],
                     "causal_tiles": None if self.prefill_kernel.causal_tiles is None
                     else [list(t) for t in self.prefill_kernel.causal_tiles]},
+                "row_kernels": None if self.row_kernels is None else {
+                    **{k: dict(zip(ROW_FACTS, f)) for k, *f in self.row_kernels.kinds},
+                    "resident_threads": self.row_kernels.resident_threads},
                 "step_overhead_s": self.step_overhead_s, "per_request_overhead_s": self.per_request_overhead_s,
                 "overlap": self.overlap, "cuda_graphs": self.cuda_graphs,
                 "cuda_graph_max_batch": self.cuda_graph_max_batch, "eager_launch_s": self.eager_launch_s,
@@ -320,6 +378,7 @@ def _build(v: dict, path: Path) -> Stack:
         decode_kernel=DecodeKernel(**{f: d[f] for f in DecodeKernel.__dataclass_fields__})
         if (d := k.get("decode_attention")) else DecodeKernel(),
         prefill_kernel=PrefillKernel.from_doc(p) if (p := k.get("prefill_attention")) else None,
+        row_kernels=RowKernels.from_doc(rk) if (rk := k.get("row_kernels")) else None,
         step_overhead_s=r["step_overhead"], per_request_overhead_s=r["per_request_overhead"], overlap=r["overlap"],
         cuda_graphs=r["cuda_graphs"], cuda_graph_max_batch=r.get("cuda_graph_max_batch"),
         eager_launch_s=r["eager_launch"], chunked_prefill=s["chunked_prefill"],
@@ -361,4 +420,4 @@ def is_stack_file(data) -> bool:
     return isinstance(data, dict) and data.get("kind") == "stack"
 
 
-__all__ = ["DEFAULT_STACK", "STACK", "DecodeKernel", "PrefillKernel", "Stack", "list_stacks", "load_stack", "is_stack_file"]
+__all__ = ["DEFAULT_STACK", "STACK", "DecodeKernel", "PrefillKernel", "RowKernels", "Stack", "list_stacks", "load_stack", "is_stack_file"]

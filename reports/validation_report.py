@@ -599,7 +599,7 @@ def _assemble(run: _Run, report: Path, t0: float) -> None:
     doc.h(2, "Summary (held-out rows)")
     cols, fmt = _ape_cols(("peak", "catalog", "calibrated"))
     srows = [r for r in summary if r.get("op") in ("gemm", "all", "collectives", "elementwise", "norm", "memcpy",
-                                                    "embedding", "attention")]
+                                                    "embedding", "rope", "attention")]
     doc.table(srows, [("set", "data set"), ("op", "op"), ("n", "rows")] + cols, fmt)
     doc.p(_targets(facts))
     doc.h(2, "Where the model is weak")

@@ -54,21 +54,24 @@ def _kernel_weaknesses(f, out: list) -> None:
             fitted = "; ".join(f"{c}: " + ", ".join(f"{k} {v:.2f}" for k, v in d.items()) for c, d in byk.items() if d)
             rw = f[chip]["rows"]
             kinds = "; ".join(f"{op} {pct(rw[op]['catalog_ape'])} catalog, {pct(rw[op]['calibrated_ape'])} calibrated, "
-                              f"{pct(rw[op]['all_ape'])} fit-to-all" for op in ("norm", "elementwise") if op in rw)
+                              f"{pct(rw[op]['all_ape'])} fit-to-all" for op in ("norm", "elementwise", "rope") if op in rw)
             out.append(
-                f"3. **Streaming kernels: per-op-kind bandwidth efficiency (modelled now; elementwise still mixed)** "
-                f"({title}). Memory levels take `efficiency_by_kind` (a fraction per streaming op kind, with its "
+                f"3. **Streaming kernels: row-per-block kernels as waves of round trips, per-op-kind bandwidth "
+                f"efficiency, a fixed time too large** ({title}). Memory levels take `efficiency_by_kind` (a fraction per streaming op kind, with its "
                 f"source) and the calibrated files carry one fitted on each kind's own training rows ({fitted}). "
                 f"Held-out median |error| by kind: {kinds}. By Vidur op, catalog / calibrated: "
-                + "; ".join(parts) + ". Norms are now close to unbiased. The elementwise kind still mixes the "
-                "residual add (close to the datasheet bandwidth, and often served from L2, below) with sarathi's "
-                "SiluAndMul (about half of it): one fraction for both overshoots the add and undershoots the "
-                "activation, because the row format and the graph give both the kind `elementwise`. `emb` is an "
+                + "; ".join(parts) + ". Sarathi's RMSNorm, SiluAndMul and rotary kernels (one thread block per token "
+                "row, one element per thread per loop trip) are priced as waves of dependent round trips "
+                "(docs/cost-model.md, Row-per-block kernels; `sim/validation/vidur.py` ROW_KERNELS, one 1024-thread "
+                "block per SM chosen on the training folds); the residual add streams. What remains is the fixed "
+                "time per kernel: every kernel pays the chip's launch_overhead (4 us, a CPU launch cost) plus one "
+                "round trip, while Vidur's kernel durations of one-wave streaming kernels show 1-2 us, so the "
+                "small rows (few tokens, high tensor parallelism) are priced too slow, most on the H100; the "
+                "calibrated per-kind fractions, fitted before the row term, now double-count it. `emb` is an "
                 "exact row gather (`embedding`), priced at the main memory's `gather` access-pattern fraction "
                 "(`efficiency_by_pattern`: PyTorch's index_select reaches about a fifth of a copy's rate; "
                 "a100-sxm 0.185, h100-sxm 0.235, fitted on the training folds; docs/cost-model.md); "
-                "`attn_rope` is an `approx` row and never fitted, so `rope` has no fitted value. "
-                "A row-parallelism term for norms (a norm over few rows cannot use every SM) is not modelled.")
+                "`attn_rope` is an `approx` row (op `rope`) and never fitted, so `rope` has no fitted value.")
             cands = sorted(f.get("add_l2", {}).items(), key=lambda kv: -kv[1][1] / kv[1][2])
             if cands:
                 which, (n, bw, hbm, cap, cbias) = cands[0]
@@ -79,10 +82,8 @@ def _kernel_weaknesses(f, out: list) -> None:
                     f"and are still in L2. The model now reads such an input from L2 when it and the op's other "
                     f"traffic each fit there (inter-kernel residency, docs/cost-model.md; the rows' `fresh_bytes`): "
                     f"catalog-file bias on these rows {pct(cbias, True)}, the rest being the per-kernel launch time "
-                    f"that Vidur's kernel times leave out. The norm and SiluAndMul rows read fresh inputs too, and "
-                    f"the residency makes them faster still in the model while their kernels (one row per block, "
-                    f"one 2-byte element per thread per memory round trip) are latency-bound, not bandwidth-bound: "
-                    f"their catalog-file bias grows; the calibrated per-kind fractions absorb it.")
+                    f"that Vidur's kernel times leave out. The norm and SiluAndMul rows read fresh inputs too; their "
+                    f"kernels wait on round trips (above), so the residency matters little for them.")
             break
     gm = f.get("gemm_by_m", {})
     parts4 = []

@@ -512,8 +512,40 @@ class CostModel(GemmPricing):
         mat = op.flops_matrix / self._rate(op.compute_dtype, "matrix", size=op.flops_matrix) \
             if x.any(op.flops_matrix) else 0.0
         memory = self._memory_time(cols, op.kind)  # per-kind bandwidth efficiency: streaming ops only
+        if not fused:
+            memory = self._row_trips(op, memory)
         return self._finish(op, x.max(vec, mat), memory, 0.0, cols, op.flops_matrix + op.flops_vector,
                             latency=not fused)
+
+    def _row_trips(self, op, memory):
+        """A row-per-block kernel (the stack's ``row_kernels``: vLLM's RMSNorm, SiluAndMul, rotary) takes at
+        least its waves of dependent memory round trips: a block of ``threads = min(items / per, cap)``
+        threads per token row walks its ``items`` output elements, ``per`` per thread per loop trip, and
+        each loop trip waits ``dram`` main-memory and ``cache`` chip-level-cache latencies one after
+        another; ``cores x (resident_threads // threads)`` blocks run at once, so the kernel takes
+        ``ceil(rows / that) x ceil(items / (threads x per)) x (dram x lat_main + cache x lat_cache)``
+        (Little's law: a few bytes in flight per thread cannot keep the memory busy). ``memory`` where
+        the kernel streams faster (many rows per core and short trips) or the stack gives no facts (the
+        kernel-only model); CUDA kernels: priced on chips that list a special-function unit, as the
+        prefill kernel (docs/cost-model.md)."""
+        rk = self.options.row_kernels
+        facts = None if rk is None else rk.of(op.kind)
+        x = self.x
+        if facts is None or not x.any(op.rows > 0) or self.chip.unit("special") is None:
+            return memory
+        cap, per, dram, cache = facts
+        out = sum(t.bytes / get_dtype(t.dtype).bytes for t in op.tensors if t.write)
+        rows = x.max(op.rows, 1)
+        items = x.max(out / rows, 1)
+        threads = x.min(x.ceil(items / per), cap)
+        blocks = self.cores * x.max(1, rk.resident_threads // threads)
+        act = self.act
+        lat = self.lat[act] if not isarr(act) else np.choose(act, [np.broadcast_to(
+            np.asarray(v, dtype=float), act.shape) for v in self.lat])
+        trip = dram * lat + cache * (lat if self.cache is None else self.lat[self.cache])
+        waits = x.ceil(rows / blocks) * x.ceil(items / (threads * per)) * trip
+        # the waits count the first round trip, which _finish adds to every op (the first byte's latency)
+        return x.where(op.rows > 0, x.max(memory, waits - lat), memory)
 
     def _collective(self, op) -> OpArrays:
         c = op.collective

@@ -51,6 +51,10 @@ class CostOptions:
     # hwmodels.stack.PrefillKernel): CTA tiles, pipeline fill, softmax overlap, persistent CTAs;
     # None = the kernel-only model (FLOPs over rates in 128-row blocks and waves)
     prefill_kernel: object = None
+    # the row-per-block streaming kernels (the serving stack's kernels.row_kernels: hwmodels.stack.RowKernels):
+    # norm, activation and rotary kernels that run one thread block per token row and move a few elements
+    # per thread per memory round trip; None = the kernel-only model (pure bandwidth)
+    row_kernels: object = None
     # ((op kind, factor), ...): every op of that kind takes factor x its priced time (compute, memory,
     # comm and overhead alike); a key 'kind/bound' scales only the ops of that kind whose unscaled bound it
     # is (and wins over the kind's key); used to price the ends of a prediction interval. Empty: no scaling.

@@ -8,14 +8,19 @@ norm), ``dtype``, and the shape columns the op needs:
 - attention: ``phase`` (prefill|decode), ``batch, heads, kv_heads, head_dim, seqlen_q, seqlen_kv,
   causal`` (optional ``kernel``: flash|naive);
 - memcpy: ``bytes`` (bytes moved: read plus write);
-- elementwise: ``numel`` (optional ``inputs``=1, ``outputs``=1, ``flops_per_element``=1);
-- norm: ``m, n`` (rows x hidden; reads x and the weight, writes y; 4 FLOPs per element);
+- elementwise: ``numel`` (optional ``inputs``=1, ``outputs``=1, ``flops_per_element``=1; optional ``m``:
+  the token rows of a kernel that runs one thread block per row, as vLLM's activation kernels; without
+  it a flat elementwise kernel such as a residual add);
+- norm: ``m, n`` (rows x hidden; reads x and the weight, writes y; 4 FLOPs per element; one block per row);
 - embedding: ``m, n`` (a row gather: m rows of n elements looked up by index in a table, as PyTorch's
   embedding / index_select; reads the m table rows, writes m x n; priced at the main memory's
   ``gather`` access-pattern fraction);
+- rope: ``m, numel`` (rotary embedding: numel elements of q and k rotated in place over m token rows,
+  one thread block per row as vLLM's kernel; optional ``flops_per_element``=3; the cos/sin cache reads
+  are not counted);
 - collectives: ``bytes`` (each rank's buffer), ``num_devices``.
 
-Streaming rows (memcpy, elementwise, norm, embedding) take an optional ``fresh_bytes``: the bytes of
+Streaming rows (memcpy, elementwise, norm, embedding, rope) take an optional ``fresh_bytes``: the bytes of
 their input that the kernel run just before them wrote; they are read from the chip-level cache (L2)
 when still there (inter-kernel residency, docs/cost-model.md).
 
@@ -54,7 +59,7 @@ from workloads.graph import (
     _attn_stats,
 )
 
-OPS = ("gemm", "attention", "memcpy", "elementwise", "norm", "embedding", "allreduce", "allgather", "reducescatter",
+OPS = ("gemm", "attention", "memcpy", "elementwise", "norm", "embedding", "rope", "allreduce", "allgather", "reducescatter",
        "alltoall", "sendrecv")
 COLLECTIVE_OPS = ("allreduce", "allgather", "reducescatter", "alltoall", "sendrecv")
 REQUIRED = {
@@ -64,6 +69,7 @@ REQUIRED = {
     "elementwise": ("numel",),
     "norm": ("m", "n"),
     "embedding": ("m", "n"),
+    "rope": ("m", "numel"),
     **{c: ("bytes", "num_devices") for c in COLLECTIVE_OPS},
 }
 OUTPUT_COLUMNS = ("time_s", "achieved_tflops", "achieved_bytes_per_s", "bound", "cache_bytes", "error")
@@ -187,15 +193,26 @@ def _row_op(row: dict):
         numel = _num(row, "numel")
         ins, outs = _num(row, "inputs", default=1), _num(row, "outputs", default=1)
         fpe = _num(row, "flops_per_element", integer=False, positive=False, default=1)
+        rows = _num(row, "m", default=-1)  # optional: a row-per-block kernel's token rows
+        if rows != -1 and numel % rows:
+            raise RowError(f"column 'm' ({rows}): rows must divide numel ({numel})")
         return Op("elementwise", "elementwise", 1, 0.0, fpe * numel, d.name,
                   (TensorIO("x", "activation", d.name, ins * numel * b, False),
-                   TensorIO("y", "activation", d.name, outs * numel * b, True)))
+                   TensorIO("y", "activation", d.name, outs * numel * b, True)), rows=max(rows, 0))
     if op == "norm":
         m, n = _num(row, "m"), _num(row, "n")
         return Op("norm", "norm", 1, 0.0, NORM_FLOPS_PER_ELEMENT * m * n, d.name,
                   (TensorIO("x", "activation", d.name, m * n * b, False),
                    TensorIO("w", "weight", d.name, n * b, False),
-                   TensorIO("y", "activation", d.name, m * n * b, True)))
+                   TensorIO("y", "activation", d.name, m * n * b, True)), rows=m)
+    if op == "rope":  # the graph builder's attn.rope: q and k rotated in place, one thread block per token row
+        m, numel = _num(row, "m"), _num(row, "numel")
+        if numel % m:
+            raise RowError(f"column 'm' ({m}): rows must divide numel ({numel})")
+        fpe = _num(row, "flops_per_element", integer=False, positive=False, default=3)
+        return Op("rope", "rope", 1, 0.0, fpe * numel, d.name,
+                  (TensorIO("x", "activation", d.name, numel * b, False),
+                   TensorIO("y", "activation", d.name, numel * b, True)), rows=m)
     if op == "embedding":  # the graph builder's embed.tokens: table rows read (a weight), the rows written
         m, n = _num(row, "m"), _num(row, "n")
         return Op("embedding", "embedding", 1, 0.0, 0.0, d.name,

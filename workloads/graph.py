@@ -444,7 +444,7 @@ class _Builder:
 
     def eltwise(self, name: str, kind: str, layer: str, count: int, elems: float, flops_per: float,
                 inputs: int = 1, outputs: int = 1, weight_elems: float = 0.0, out_elems: float | None = None,
-                fusable: bool = True) -> None:
+                fusable: bool = True, rows: float = 0.0) -> None:
         out_elems = elems if out_elems is None else out_elems
         t = [self.act("x", elems * inputs)]
         if weight_elems:
@@ -452,12 +452,12 @@ class _Builder:
         if outputs:
             t.append(self.act("y", out_elems * outputs, True))
         self.ops.append(Op(name, kind, count, 0.0, elems * flops_per, self.st, tuple(t), layer=layer,
-                           fusable=fusable))
+                           fusable=fusable, rows=rows))
 
     def norm(self, name: str, layer: str, count: int, rows: float, width: int) -> None:
         ln = self.s.norm == "layernorm"
         self.eltwise(name, "norm", layer, count, rows * width, LAYERNORM_FLOPS if ln else RMSNORM_FLOPS,
-                     weight_elems=width * (2 if ln else 1))
+                     weight_elems=width * (2 if ln else 1), rows=rows)
 
     def collective(self, name: str, layer: str, count: int, op: str, nbytes: float, group: str,
                    size: int) -> None:
@@ -566,9 +566,9 @@ class _Builder:
         self.gemm("attn.qkv_proj", tag, count, T, n_qkv, h, bias=s.qkv_bias)
         if s.qk_norm:
             self.eltwise("attn.qk_norm", "norm", tag, count, T * (Hc + KVc) * d, RMSNORM_FLOPS,
-                         weight_elems=2 * d)
+                         weight_elems=2 * d, rows=T * (Hc + KVc))
         if s.position == "rope" and s.rotary_dim:
-            self.eltwise("attn.rope", "rope", tag, count, T * (Hc + KVc) * s.rotary_dim, ROPE_FLOPS)
+            self.eltwise("attn.rope", "rope", tag, count, T * (Hc + KVc) * s.rotary_dim, ROPE_FLOPS, rows=T)
         seqs = self.batch.seqs
         self.attention("attn.core", tag, count, seqs, Hc, KVc, d, dv, kind.window, kernel=self.kernel,
                        phase=self.phase, cache_read_elems=KVc * (d + dv), cache_write_elems=KVc * (d + dv),
@@ -592,7 +592,7 @@ class _Builder:
             self.gemm("attn.q_proj", tag, count, T, Hc * (dn + dr), h)
         self.gemm("attn.kv_a_proj", tag, count, T, r + dr, h)
         self.norm("attn.kv_a_norm", tag, count, T, r)
-        self.eltwise("attn.rope", "rope", tag, count, T * (Hc + 1) * dr, ROPE_FLOPS)
+        self.eltwise("attn.rope", "rope", tag, count, T * (Hc + 1) * dr, ROPE_FLOPS, rows=T)
         pre, dec = self.batch.split()
         both = bool(pre) and bool(dec)
         kvb, latent = self.q.kv_bytes, r + dr
@@ -631,11 +631,11 @@ class _Builder:
         if gated:
             self.gemm(f"{prefix}.gate_up_proj", tag, count, m, 2 * i_c, h, rows=rows, bias=bias)
             self.eltwise(f"{prefix}.act", "elementwise", tag, count, rows * i_c,
-                         SILU_GATED_FLOPS if s.activation == "silu" else GELU_FLOPS + 1, inputs=2)
+                         SILU_GATED_FLOPS if s.activation == "silu" else GELU_FLOPS + 1, inputs=2, rows=rows)
         else:
             self.gemm(f"{prefix}.up_proj", tag, count, m, i_c, h, rows=rows, bias=bias)
             self.eltwise(f"{prefix}.act", "elementwise", tag, count, rows * i_c,
-                         RELU_FLOPS if s.activation == "relu" else GELU_FLOPS)
+                         RELU_FLOPS if s.activation == "relu" else GELU_FLOPS, rows=rows)
         self.gemm(f"{prefix}.down_proj", tag, count, m, h, i_c, rows=rows, bias=bias, bias_elems=h)
 
     def moe(self, tag: str, count: int) -> None:
@@ -683,7 +683,8 @@ class _Builder:
         route = (max(1, round(rows / sum(local))), local)
         self.gemm("moe.experts.gate_up", tag, count, m, 2 * i_c, h, batch=n_grp, rows=rows,
                   w_elems=touched * 2 * i_c * h, routing=route)
-        self.eltwise("moe.experts.act", "elementwise", tag, count, rows * i_c, SILU_GATED_FLOPS, inputs=2)
+        self.eltwise("moe.experts.act", "elementwise", tag, count, rows * i_c, SILU_GATED_FLOPS, inputs=2,
+                     rows=rows)
         self.gemm("moe.experts.down", tag, count, m, h, i_c, batch=n_grp, rows=rows, w_elems=touched * h * i_c,
                   routing=route)
         if ep > 1:

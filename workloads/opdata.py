@@ -83,6 +83,10 @@ class Op:
     # (workloads.graph marks them on streaming ops; sim/cost.py reads them from the chip-level cache when
     # they are still there: inter-kernel L2 residency)
     fresh_bytes: float = 0.0
+    # rows of a row-per-CTA streaming kernel (vLLM's RMSNorm, SiluAndMul and rotary kernels launch one
+    # thread block per token row): the token rows; 0 = a flat elementwise kernel (a residual add).
+    # sim/cost.py prices the rows' waves of dependent memory round trips (the stack's row_kernels)
+    rows: float = 0.0
 
     @property
     def flops(self) -> float:

@@ -41,6 +41,7 @@ from hwmodels.chip import STREAMING_KINDS, Chip, System, interpolate_efficiency
 from hwmodels.errors import SpecError
 from hwmodels.loader import load_hardware
 from sim.cost import CostOptions
+from sim.validation.vidur import scoring_options
 from sim.ops import COLLECTIVE_OPS, predict_ops, row_to_op
 from sim.validation.compare import (
     SHAPE_COLUMNS,
@@ -731,6 +732,7 @@ def calibrate(measured, hw: str, opts: CalibrateOptions | None = None, **kwargs)
         label = label or str(measured)
         measured = load_measurements(str(measured))
     label = label or "measurements"
+    o = replace(o, options=scoring_options(measured, o.options))  # Vidur's rows: the kernels Vidur timed
     train, test, counts, fitting = _split_and_check(o, measured, base, hw_name)
     prob = _fit_problem(fitting, o.max_shapes, o.loss, o.options)
     t_catalog = prob.predict(base)

@@ -33,6 +33,7 @@ import pandas as pd
 from hwmodels.errors import SpecError
 from hwmodels.loader import load_hardware
 from sim.cost import CostOptions
+from sim.validation.vidur import scoring_options
 from sim.ops import row_to_op
 from sim.validation.measure import load_measurements, validate_measurements
 
@@ -218,6 +219,7 @@ def compare(measured, hw: str | None = None, *, options: CostOptions = DEFAULT_O
     validated = "error" in df.columns and "counts" in getattr(df, "attrs", {})
     if "error" in df.columns and not validated:
         df = df.drop(columns=["error"])
+    options = scoring_options(df, options)  # rows timed on known kernels (Vidur's) are priced as those kernels
     if hw is not None:
         df["hardware"] = str(hw)
     if "hardware" not in df.columns:

@@ -29,16 +29,19 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.errors import SpecError
+from hwmodels.stack import RowKernels
 from sim.validation.measure import shape_id
 
 __all__ = [
     "GPU_HARDWARE",
+    "ROW_KERNELS",
     "MAPPING",
     "MODEL_FACTS",
     "NETWORK_SYSTEMS",
     "convert_compute_file",
     "convert_network_file",
     "convert_tree",
+    "scoring_options",
 ]
 
 #: Vidur GPU folder -> llmsim catalog chip name ('a40' has no catalog entry yet)
@@ -65,7 +68,7 @@ MAPPING = {
     "emb": ("embedding", "exact"),  # F.embedding alone (the masking kernels sit outside its timer): T rows of E
     "input_layernorm": ("norm", "exact"),
     "attn_pre_proj": ("gemm", "exact"),  # fused QKV projection
-    "attn_rope": ("elementwise", "approx"),  # in-place rotary on q and k; cos/sin cache reads not counted
+    "attn_rope": ("rope", "approx"),  # in-place rotary on q and k, one block per token; cos/sin cache reads not counted
     "attn_post_proj": ("gemm", "exact"),
     "post_attention_layernorm": ("norm", "exact"),
     "mlp_up_proj": ("gemm", "exact"),  # gate and up fused when gated
@@ -73,6 +76,37 @@ MAPPING = {
     "mlp_down_proj": ("gemm", "exact"),
     "add": ("elementwise", "exact"),  # residual add (phi-2: attn + mlp + residual, two kernels)
 }
+
+#: The row-per-block kernels Vidur timed (sarathi-serve's csrc at the profiled commit; the same code as vLLM's
+#: custom CUDA ops csrc/layernorm_kernels.cu rms_norm at commit 0112cf2 and csrc/activation_kernels.cu
+#: act_and_mul_kernel at 00ccbd4): one thread block per token row, one scalar element (the rotary kernel: one
+#: (x, y) pair) per thread per loop trip, no vector loads. (op kind, threads per block at most, elements per
+#: thread per loop trip, main-memory round trips per loop trip, chip-level-cache round trips per loop trip):
+#: rms_norm_kernel (block min(hidden, 1024)): a first loop reads x (1 main-memory trip), a second re-reads x and
+#: reads the weight, both in L2 by then (2 cache trips); silu_and_mul_kernel / activation_kernel (block min(d,
+#: 1024)): x then y (2 main-memory trips); rotary_embedding_kernel (block min(heads x rot_dim / 2, 512)): the x and
+#: y of a pair (2 main-memory trips; cos and sin are one row per token, from L1 after the first warp). Each load of
+#: a loop trip is priced as one round trip after the other (docs/cost-model.md).
+#: resident_threads is CHOSEN ON THE TRAINING FOLDS, not a source value: sm_80/sm_90 hold 2048 threads per SM
+#: when a kernel uses at most 32 registers per thread (CUDA C++ Programming Guide, compute capabilities); on the
+#: training folds of these A100 and H100 norm and SiluAndMul rows the time per round trip agrees between one wave
+#: of blocks and many only with 1024 (one 1024-thread block per SM), so 1024.
+ROW_KERNELS = RowKernels(kinds=(("norm", 1024, 1, 1, 2), ("elementwise", 1024, 1, 2, 0), ("rope", 512, 2, 2, 0)),
+                         resident_threads=1024)
+
+
+def scoring_options(rows, options):
+    """``options`` for pricing measured ``rows``: where every row comes from Vidur's profiles (``source``
+    'vidur:...') and ``options`` names no row kernels, the kernels Vidur timed (:data:`ROW_KERNELS`)."""
+    if getattr(options, "row_kernels", "x") is not None or "source" not in getattr(rows, "columns", ()) \
+            or not len(rows):
+        return options
+    if not rows["source"].astype(str).str.startswith("vidur:").all():
+        return options
+    from dataclasses import replace
+
+    return replace(options, row_kernels=ROW_KERNELS)
+
 
 DTYPE = "fp16"
 FP16_BYTES = 2
@@ -165,7 +199,8 @@ def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.
     # QKV projection's q and k (rotated in place), the up projection's, the down projection's
     emit("input_layernorm", {"m": T, "n": E, "fresh_bytes": T * E * FP16_BYTES}, variant=norm)
     emit("attn_pre_proj", {"m": T, "n": (H + 2 * KV) * hd // TP, "k": E}, variant="qkv", bias=facts["qkv_bias"])
-    emit("attn_rope", {"numel": T * (H + KV) * hd // TP, "inputs": 1, "outputs": 1, "flops_per_element": 3,
+    # m = T on the rotary and activation rows: sarathi's kernels run one thread block per token row
+    emit("attn_rope", {"m": T, "numel": T * (H + KV) * hd // TP, "flops_per_element": 3,
                        "fresh_bytes": T * (H + KV) * hd // TP * FP16_BYTES},
          variant="rope q+k in place")
     emit("attn_post_proj", {"m": T, "n": E, "k": H * hd // TP}, variant="o_proj", bias=facts["use_bias"])
@@ -175,11 +210,11 @@ def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.
     emit("mlp_up_proj", {"m": T, "n": up_n, "k": E}, variant=np.where(gated, "gate_up", "up"),
          bias=facts["use_bias"])
     if gated.all():
-        emit("mlp_act", {"numel": T * I // TP, "inputs": 2, "outputs": 1, "flops_per_element": 5,
+        emit("mlp_act", {"m": T, "numel": T * I // TP, "inputs": 2, "outputs": 1, "flops_per_element": 5,
                          "fresh_bytes": 2 * T * I // TP * FP16_BYTES},
              variant="silu_and_mul")
     elif not gated.any():
-        emit("mlp_act", {"numel": T * I // TP, "inputs": 1, "outputs": 1, "flops_per_element": 8,
+        emit("mlp_act", {"m": T, "numel": T * I // TP, "inputs": 1, "outputs": 1, "flops_per_element": 8,
                          "fresh_bytes": T * I // TP * FP16_BYTES},
              variant="gelu")
     else:  # pragma: no cover - Vidur files hold one model each

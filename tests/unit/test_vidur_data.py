@@ -67,11 +67,14 @@ def test_times_spread_and_other_ops(tmp_path):
     assert df.loc["attn_pre_proj", "reps"] == 20
     assert (df.loc["input_layernorm", ["op", "m", "n", "variant"]].tolist() == ["norm", 4, 4096, "rmsnorm"])
     act = df.loc["mlp_act"]
-    assert (act.op, act.numel, act.inputs, act.outputs) == ("elementwise", 4 * 11008, 2, 1)
+    assert (act.op, act.numel, act.inputs, act.outputs, act.m) == ("elementwise", 4 * 11008, 2, 1, 4)
     add = df.loc["add"]
     assert (add.numel, add.inputs, add.outputs, add.flops_per_element) == (4 * 4096, 2, 1, 1)
     rope = df.loc["attn_rope"]
     assert rope.numel == 4 * (32 + 32) * 128 and rope.mapping == "approx"
+    # sarathi's kernels run one thread block per token row: the rows carry the token count
+    assert (rope.op, rope.m, rope.shape_id) == ("rope", 4, "rope:m=4,numel=32768")
+    assert pd.isna(add.m)  # the residual add is a flat elementwise kernel
     emb = df.loc["emb"]
     # F.embedding alone is timed (sarathi's VocabParallelEmbedding masks outside the timer): a gather of
     # T rows of E elements, exact
@@ -191,7 +194,7 @@ def test_shipped_vidur_known_rows(shipped):
     assert set(zip(r.m, r.n, r.k)) == {(4096, 12288, 4096)}
     assert 1.911e-3 in set(r.measured_time_s.round(7))
     assert set(a100.hardware) == {"a100-sxm"}
-    assert set(a100.op) == {"gemm", "norm", "elementwise", "embedding"}
+    assert set(a100.op) == {"gemm", "norm", "elementwise", "embedding", "rope"}
     net = shipped("vidur-network")
     assert set(net.op) == {"allreduce", "sendrecv"}
     assert {"hgx-a100-8", "hgx-h100-8", "a100-pairwise-nvlink"} <= set(net.hardware)

@@ -21,6 +21,7 @@ OP_COLUMNS: dict[str, tuple[str, ...]] = {
     "elementwise": ("numel",),
     "norm": ("m", "n"),
     "embedding": ("m", "n"),
+    "rope": ("m", "numel"),
 }
 KNOWN_OPS = tuple(OP_COLUMNS)
 
@@ -29,6 +30,7 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
     "gemm": {"batch": 1},
     "attention": {"kernel": None},
     "elementwise": {"inputs": 1, "outputs": 1, "flops_per_element": 1},
+    "rope": {"flops_per_element": 3},
 }
 
 #: the columns ``llmsim measure`` writes, in order (empty where an op does not use one)
@@ -100,6 +102,8 @@ def shape_id(row: dict) -> str:
                     f"outputs={_fmt_int(g('outputs', 1))},flops_per_element={fpe_s}")
         if op in ("norm", "embedding"):
             return f"{op}:m={_fmt_int(g('m'))},n={_fmt_int(g('n'))}"
+        if op == "rope":
+            return f"rope:m={_fmt_int(g('m'))},numel={_fmt_int(g('numel'))}"
     except (TypeError, ValueError):
         return ""
     return ""

@@ -223,7 +223,7 @@ def validate_measurements(df: pd.DataFrame, *, require_time: bool = True) -> pd.
             df[col] = v.astype("Int64") if whole else v
     for col, default in (("batch", 1), ("inputs", 1), ("outputs", 1), ("flops_per_element", 1.0)):
         ops_using = {"batch": ("gemm",), "inputs": ("elementwise",), "outputs": ("elementwise",),
-                     "flops_per_element": ("elementwise",)}[col]
+                     "flops_per_element": ("elementwise", "rope")}[col]
         uses = df["op"].isin(ops_using)
         if col not in df.columns:
             if not uses.any():

@@ -1,0 +1,162 @@
+"""Row-per-block streaming kernels (norm, activation, rotary: one thread block per token row, a few elements
+per thread per memory round trip) on a toy GPU with round numbers (tests/data/toy-gpu-rows.yaml: 100 SMs,
+1 TB/s HBM at 1 us, L2 at 0.5 us, no launch overhead): checkable by hand."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hwmodels import load_chip
+from hwmodels.stack import RowKernels, load_stack
+from sim.cost import CostModel, CostOptions
+from sim.ops import row_to_op
+from sim.validation.vidur import ROW_KERNELS, scoring_options
+from workloads.opdata import stacked
+
+DATA = Path(__file__).parent.parent / "data"
+# (kind, threads at most, elements per thread per loop trip, HBM trips, L2 trips per loop trip); one
+# 1024-thread block per SM
+FACTS = RowKernels(kinds=(("norm", 1024, 1, 1, 2), ("elementwise", 1024, 1, 2, 0), ("rope", 512, 2, 2, 0)),
+                   resident_threads=1024)
+ROWS = CostOptions(row_kernels=FACTS)
+
+
+@pytest.fixture(scope="module")
+def gpu():
+    return load_chip(DATA / "toy-gpu-rows.yaml")
+
+
+def norm(m, n=2048):
+    return row_to_op({"op": "norm", "dtype": "bf16", "m": m, "n": n})
+
+
+def test_norm_waves_of_round_trips_by_hand(gpu):
+    """n = 2048: a 1024-thread block per row walks it in 2 loop trips of 1 HBM + 2 L2 round trips (2 us);
+    100 blocks at once (one per SM). 100 rows: one wave, 4 us; 101 rows: two waves, 8 us. The bandwidth
+    (0.82 MB at 1 TB/s) is far below: the kernel is latency-bound. The op's time is max(bandwidth, waits
+    less the first round trip) + that first round trip (the latency every op pays)."""
+    cm = CostModel(gpu, ROWS)
+    assert cm.op_cost(norm(100)).time_s == pytest.approx(4e-6)
+    assert cm.op_cost(norm(101)).time_s == pytest.approx(8e-6)
+    assert cm.op_cost(norm(1)).time_s == pytest.approx(4e-6)  # a lone row waits as long as a full wave
+    assert cm.op_cost(norm(100)).bound == "memory"
+    # the kernel-only model (no row kernels) streams at the bandwidth: 819.2 kB + 4 kB weight -> 0.8232 us + 1 us
+    plain = CostModel(gpu).op_cost(norm(100))
+    assert plain.time_s == pytest.approx((100 * 2048 * 4 + 4096) / 1e12 + 1e-6)
+
+
+def test_activation_and_rope_by_hand(gpu):
+    """SiluAndMul over 64 rows of d = 3000 (inputs x and y): 1024 threads, ceil(3000 / 1024) = 3 loop trips of
+    2 HBM round trips: 6 us. Rotary over 64 rows of 4096 elements (2048 pairs): min(2048, 512) = 512 threads, 2
+    pairs... 4 loop trips of 2 HBM round trips: 8 us. A residual add (no rows) streams."""
+    cm = CostModel(gpu, ROWS)
+    act = row_to_op({"op": "elementwise", "dtype": "bf16", "numel": 64 * 3000, "inputs": 2, "m": 64})
+    assert cm.op_cost(act).time_s == pytest.approx(6e-6)
+    rope = row_to_op({"op": "rope", "dtype": "bf16", "numel": 64 * 4096, "m": 64})
+    assert cm.op_cost(rope).time_s == pytest.approx(8e-6)
+    add = row_to_op({"op": "elementwise", "dtype": "bf16", "numel": 64 * 3000, "inputs": 2})
+    assert cm.op_cost(add).time_s == pytest.approx(64 * 3000 * 2 * 3 / 1e12 + 1e-6)
+
+
+def test_many_rows_stream_at_the_bandwidth(gpu):
+    """With 8 elements per thread per trip (vector loads) and 2048 resident threads, a norm over 100,000 rows of
+    2048 runs 256-thread blocks, 8 per SM: 800 rows per wave, 125 waves of 1 loop trip (2 us) = 250 us of waits,
+    below the 819 us its 819 MB take at 1 TB/s: the bandwidth wins; the scalar kernel (1 block per SM, 2 trips)
+    waits 1000 waves x 4 us = 4 ms."""
+    fast = RowKernels(kinds=(("norm", 1024, 8, 1, 2),), resident_threads=2048)
+    bw = (100_000 * 2048 * 4 + 4096) / 1e12
+    assert CostModel(gpu, CostOptions(row_kernels=fast)).op_cost(norm(100_000)).time_s == pytest.approx(bw + 1e-6)
+    assert CostModel(gpu, ROWS).op_cost(norm(100_000)).time_s == pytest.approx(4e-3)
+
+
+def test_not_applied_without_facts_or_special_unit_or_when_fused(gpu):
+    cpu_like = load_chip(DATA / "toy-chip-l2.yaml")  # lists no special-function unit: not a CUDA GPU
+    op = norm(100)
+    assert CostModel(cpu_like, ROWS).op_cost(op).time_s == CostModel(cpu_like).op_cost(op).time_s
+    fused = CostModel(gpu, replace(ROWS, fused=True)).op_cost(replace(op, fusable=True))
+    assert fused.time_s == CostModel(gpu, CostOptions(fused=True)).op_cost(replace(op, fusable=True)).time_s
+    # the default stack (vLLM V1: Inductor's kernels, custom ops off) lists none
+    assert load_stack("vllm").row_kernels is None
+
+
+@pytest.mark.parametrize("kind", ["norm", "elementwise", "rope"])
+def test_time_monotone_in_tokens(gpu, kind):
+    """More token rows never take less time (waves only grow; the bandwidth term only grows)."""
+    cm = CostModel(gpu, ROWS)
+    rng = np.random.default_rng(1)
+    ts = np.unique(np.concatenate([np.arange(1, 400), rng.integers(1, 200_000, 300)]))
+
+    def op(t):
+        if kind == "norm":
+            return norm(int(t), 4096)
+        if kind == "rope":
+            return row_to_op({"op": "rope", "dtype": "bf16", "numel": int(t) * 5120, "m": int(t)})
+        return row_to_op({"op": "elementwise", "dtype": "bf16", "numel": int(t) * 14336, "inputs": 2, "m": int(t)})
+
+    times = np.array([cm.op_cost(op(t)).time_s for t in ts])
+    assert np.all(np.diff(times) >= -1e-18)
+
+
+def test_array_path_equals_per_op_path(gpu):
+    """over_steps() prices a stacked op (rows and bytes arrays over token counts) as each op alone."""
+    cm = CostModel(gpu, ROWS)
+    ts = [1, 99, 100, 101, 555, 4096, 70_000]
+    for make in (lambda t: norm(t, 5120),
+                 lambda t: row_to_op({"op": "elementwise", "dtype": "bf16", "numel": t * 7168, "inputs": 2, "m": t}),
+                 lambda t: row_to_op({"op": "rope", "dtype": "bf16", "numel": t * 1536, "m": t})):
+        ops = [make(t) for t in ts]
+        arr = cm.over_steps()._price(stacked(ops)).time_s
+        assert list(arr) == pytest.approx([cm.op_cost(o).time_s for o in ops], rel=1e-12)
+
+
+def test_graph_marks_rows_of_row_kernels():
+    """Llama-3.1-8B, 512 tokens: norms, the activation and rope run one block per token; the residual adds
+    are flat elementwise kernels."""
+    from workloads import Batch, build_graph
+
+    ops = {o.name: o for o in build_graph("llama-3.1-8b", Batch.prefill(1, 512)).ops}
+    for name in ("attn.norm", "mlp.norm", "mlp.act", "attn.rope"):
+        assert ops[name].rows == 512, name
+    assert ops["attn.residual"].rows == 0 and ops["mlp.residual"].rows == 0
+
+
+def test_vidur_rows_priced_as_the_kernels_vidur_timed():
+    rows = pd.DataFrame([{"source": "vidur:compute/a100/x/mlp.csv"}] * 2)
+    assert scoring_options(rows, CostOptions()).row_kernels is ROW_KERNELS
+    assert scoring_options(rows.assign(source=["vidur:a", "mine"]), CostOptions()).row_kernels is None
+    assert scoring_options(rows, ROWS).row_kernels is FACTS  # the caller's choice stands
+
+
+def test_rope_and_elementwise_rows_check_m():
+    from sim.ops import RowError
+
+    with pytest.raises(RowError, match="rows must divide numel"):
+        row_to_op({"op": "rope", "dtype": "bf16", "numel": 1000, "m": 3})
+    with pytest.raises(RowError, match="rows must divide numel"):
+        row_to_op({"op": "elementwise", "dtype": "bf16", "numel": 1000, "m": 3})
+    assert row_to_op({"op": "elementwise", "dtype": "bf16", "numel": 1000}).rows == 0
+
+
+def test_stack_file_row_kernels(tmp_path):
+    """A stack that runs row-per-block kernels lists them (kernels.row_kernels); typos are named."""
+    from hwmodels.errors import SpecError
+    from hwmodels.stack import STACKS
+
+    text = (STACKS / "vllm.yaml").read_text().replace("name: vllm", "name: rows").replace(
+        "  decode_attention:", "  row_kernels:\n"
+        "    norm: {threads: 1024, items_per_thread: 1, dram_trips: 1, cache_trips: 2}\n"
+        "    resident_threads: 1024\n    source: [test]\n  decode_attention:", 1)
+    p = tmp_path / "rows.yaml"
+    p.write_text(text)
+    st = load_stack(str(p))
+    assert st.row_kernels == RowKernels(kinds=(("norm", 1024, 1, 1, 2),), resident_threads=1024)
+    assert st.cost_options(CostOptions()).row_kernels == st.row_kernels
+    assert st.to_dict()["row_kernels"]["norm"] == {"threads": 1024, "items_per_thread": 1, "dram_trips": 1,
+                                                   "cache_trips": 2}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("name: rows", "name: bad").replace("dram_trips: 1", "dram_trip: 1"))
+    with pytest.raises(SpecError, match="dram_trip"):
+        load_stack(str(bad))
