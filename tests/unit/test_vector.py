@@ -210,6 +210,9 @@ def test_every_option_and_op_kind_through_both_entry_points():
     pk = load_stack("vllm").prefill_kernel  # FA3 tiles, pipeline fill, hidden softmax; and a non-persistent one
     variants += [CostOptions(softmax="serial", prefill_kernel=pk),
                  CostOptions(softmax="serial", prefill_kernel=dataclasses.replace(pk, persistent=False))]
+    from sim.validation.vidur import ROW_KERNELS
+
+    variants.append(CostOptions(row_kernels=ROW_KERNELS))  # norms, activations, rope as waves of round trips
     covered = {f.name for f in fields if any(getattr(v, f.name) != f.default for v in variants)}
     assert covered == {f.name for f in fields}, "a CostOptions field is not exercised"
     hw = random_points(system, 40, seed=7)
