@@ -32,7 +32,9 @@ def test_vllm05_per_request_overhead_is_the_blog_share_of_gpu_time():
     assert st.step_overhead_s == 0 and not st.overlap and st.cuda_graph_max_batch == 256
     tl = _blog_run(dataclasses.replace(st, per_request_overhead_s=0.0))
     derived = SCHED_SHARE / GPU_SHARE * tl["step_s"].sum() / tl["batch_size"].sum()
-    assert st.per_request_overhead_s == pytest.approx(derived, rel=0.10)
+    assert st.per_request_overhead_s == pytest.approx(derived, rel=0.10), (
+        f"the kernel model moved the blog run's GPU time: re-derive runtime.per_request_overhead in "
+        f"hwmodels/catalog/stacks/vllm-0.5.yaml as {derived * 1e6:.0f} us (docs/stacks.md, vllm-0.5)")
     # and with it the CPU share of the run is the blog's (the run's steps do not change)
     tl2 = _blog_run(st)
     cpu = (tl2["batch_size"] * st.per_request_overhead_s).sum()
