@@ -46,7 +46,7 @@ from hwmodels.errors import SpecError
 from hwmodels.loader import load_hardware
 from hwmodels.stack import load_stack
 from sim.cost import CostModel, CostOptions
-from sim.validation.measure.csvformat import max_of
+from sim.validation.measure.csvformat import COLLECTIVE_OPS, OP_COLUMNS, max_of  # noqa: F401 (COLLECTIVE_OPS re-exported)
 from workloads.graph import (
     SOFTMAX_EXPS,
     STREAMING,
@@ -59,19 +59,9 @@ from workloads.graph import (
     _attn_stats,
 )
 
-OPS = ("gemm", "attention", "memcpy", "elementwise", "norm", "embedding", "rope", "allreduce", "allgather", "reducescatter",
-       "alltoall", "sendrecv")
-COLLECTIVE_OPS = ("allreduce", "allgather", "reducescatter", "alltoall", "sendrecv")
-REQUIRED = {
-    "gemm": ("m", "n", "k"),
-    "attention": ("phase", "batch", "heads", "kv_heads", "head_dim", "seqlen_q", "seqlen_kv", "causal"),
-    "memcpy": ("bytes",),
-    "elementwise": ("numel",),
-    "norm": ("m", "n"),
-    "embedding": ("m", "n"),
-    "rope": ("m", "numel"),
-    **{c: ("bytes", "num_devices") for c in COLLECTIVE_OPS},
-}
+# the op names and required shape columns are the kernel CSV format's own (docs/measurement.md)
+REQUIRED = OP_COLUMNS
+OPS = tuple(OP_COLUMNS)
 OUTPUT_COLUMNS = ("time_s", "achieved_tflops", "achieved_bytes_per_s", "bound", "cache_bytes", "error")
 NORM_FLOPS_PER_ELEMENT = 4
 
