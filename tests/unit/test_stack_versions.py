@@ -63,11 +63,14 @@ def test_own_column_prices_the_v05_row_with_its_engine():
 
 def test_rows_that_ran_v0_carry_v0_scheduler_limits():
     """PR #17530's MI300X runs (fp8 KV cache on ROCm, before PR #17870) fell back to V0: whole-prompt steps,
-    256 sequences, max(max_model_len 32768, 2048) tokens; the H100 row is V0 (0.5.3) by version."""
+    256 sequences, max(max_model_len 32768, 2048) tokens; the H100 row is V0 (0.5.3) by version, the Oracle
+    rows by date."""
     from sim.validation.published import load_serving
 
     df = load_serving()
     v0 = df[df["model"].isin(["qwen3-30b-a3b", "llama-3.1-8b"])]
     assert len(v0) == 4 and set(v0["scheduler"]) == {"vllm"} and set(v0["max_num_seqs"]) == {256}
+    # Oracle's 2024-10 MI300X runs predate the V1 engine (vLLM 0.7.0, 2025-01): V0's 256 sequences
+    assert set(df[df["model"] == "llama-3.1-405b"]["max_num_seqs"]) == {256}
     q = df[df["model"] == "qwen3-30b-a3b"]
     assert set(q["max_num_batched_tokens"]) == {32768} and all("PR #17870" in n for n in q["note"])
