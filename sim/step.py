@@ -91,6 +91,7 @@ class StepCoster:
         self._acm = None  # the cost model over step arrays (decode_steps), made when first needed
         # (T, R) parts priced a block of BLOCK token counts at a time (_from_block): where every op but
         # the attention core depends on the batch only through T and R and none is a collective
+        self._tblocks = {}  # T // BLOCK -> (ops, their prices) of the last block priced there (_price_block)
         self._blocks = {} if (self.chips == 1 and not self._mla and not any(k.moe for k in self.spec.layer_kinds)) \
             else None
         self.blocks = 0  # blocks priced
@@ -294,22 +295,27 @@ class StepCoster:
     BLOCK = 256
     #: blocks kept (5 x BLOCK floats each, ~10 kB)
     MAX_BLOCKS = 2_000
+    #: token-count blocks whose op prices are kept for other request counts (~15 ops x ~10 arrays of
+    #: BLOCK floats, ~300 kB each)
+    MAX_TBLOCKS = 64
 
     def _from_block(self, T: int, R: int):
         """The (T, R) part, priced with the others of its block of BLOCK token counts (the same R) in
         one vectorized evaluation of the same builder code (workloads.graph.other_ops) and the same
         cost formulas (CostModel.over_steps); the block is kept as arrays and each (T, R) read from it
         is remembered in the (T, R) table. None (then the caller prices the whole graph) at the first
-        miss of each block (a block pays off only where token counts vary, as prompt lengths do), when
-        the tables are full, or when an op cannot be priced over token arrays."""
+        miss of each block (a block pays off only where token counts vary, as prompt lengths do) unless
+        its token counts were priced at another R (then only the ops that differ are priced: the LM
+        head's and sampling's), when the tables are full, or when an op cannot be priced over token
+        arrays."""
         B = self.BLOCK
         blk = (T // B, R)
         got = self._blocks.get(blk)
-        if got is None:
+        if got is None and blk[0] not in self._tblocks:
             if len(self._blocks) < self.MAX_BLOCKS:
                 self._blocks[blk] = False  # seen once
             return None
-        if got is False:
+        if not got:
             got = self._price_block(blk)
             if got is None:
                 return None
@@ -327,19 +333,27 @@ class StepCoster:
         from workloads.graph import other_ops
 
         R = blk[1]
-        lo = max(blk[0] * self.BLOCK, R)
-        ts = np.arange(lo, (blk[0] + 1) * self.BLOCK, dtype=np.int64)
+        first = max(blk[0] * self.BLOCK, 1)  # the whole block's token counts, whatever R (same arrays)
+        lo = max(first, R)  # a step has at least one new token per request
+        ts = np.arange(first, (blk[0] + 1) * self.BLOCK, dtype=np.int64)
         acm = self._acm
         if acm is None:
             acm = self._acm = self.cm.over_steps()
         ops = other_ops(self.spec, ts, R, self.quant, self.parallel, self.options.fused)
+        # most ops depend on T only (all but the LM head's and sampling's): an op equal to the one at the
+        # same place in this T block at an earlier R has the same price (pricing reads nothing else)
+        prev_ops, prev_costs = self._tblocks.get(blk[0], ((), ()))
         try:
-            parts = totals([acm._price(op) for op in ops])
+            costs = [pc if i < len(prev_ops) and _same(op, prev_ops[i]) else acm._price(op)
+                     for i, (op, pc) in enumerate(zip(ops, prev_costs + (None,) * (len(ops) - len(prev_costs))))]
         except (TypeError, ValueError):  # an op that cannot be priced over token arrays (none known):
             self._blocks = None  # whole graphs from here on (the same prices, one T at a time)
             return None
+        if blk[0] in self._tblocks or len(self._tblocks) < self.MAX_TBLOCKS:
+            self._tblocks[blk[0]] = (tuple(ops), tuple(costs))
+        parts = totals(costs)
         self.blocks += 1
-        got = (lo, np.array([np.broadcast_to(v, ts.shape) for v in parts], dtype=float),
+        got = (lo, np.array([np.broadcast_to(v, ts.shape)[lo - first:] for v in parts], dtype=float),
                sum(op.count for op in ops) * self.pp)
         self._blocks[blk] = got
         return got
@@ -368,3 +382,19 @@ class StepCoster:
             energy = energy + c.energy_j * k
         ch = self.chips
         return stage_time(compute, comm, self.options) * self.pp, energy * ch, flops * ch, bytes_main * ch, kernels
+
+
+def _same(a, b) -> bool:
+    """``a`` and ``b`` (ops, their shapes and tensors, numbers, arrays) hold the same values: the same
+    type and, field by field, equal numbers (arrays: the same shape and elements)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if hasattr(a, "__dataclass_fields__"):
+        return all(_same(getattr(a, f), getattr(b, f)) for f in a.__dataclass_fields__)
+    if hasattr(a, "shape"):
+        return a.shape == b.shape and a.dtype == b.dtype and bool((a == b).all())
+    return a == b
