@@ -197,6 +197,33 @@ class LogHistogram:
         self.n += k
         self.total += x * k
 
+    def add_many(self, xs, ks) -> None:
+        """``add(x, k)`` for each pair in order whose ``k`` is not 0 (the same counts, maximum and sum),
+        in one call."""
+        last, last_idx = self._last, self._last_idx
+        lo_exp, per_decade, nbins = self.lo_exp, self.per_decade, self.nbins
+        counts, n, total, mx = self.counts, self.n, self.total, self.max
+        log10 = math.log10
+        for x, k in zip(xs, ks):
+            if not k:
+                continue
+            if x == last:
+                idx = last_idx
+            else:
+                if x <= 0:
+                    idx = 0
+                else:
+                    idx = int((log10(x) - lo_exp) * per_decade) + 1
+                    idx = 0 if idx < 1 else (nbins + 1 if idx > nbins else idx)
+                last, last_idx = x, idx
+                if x > mx:
+                    mx = x
+            counts[idx] += k
+            n += k
+            total += x * k
+        self._last, self._last_idx = last, last_idx
+        self.n, self.total, self.max = n, total, mx
+
     def quantile(self, q: float) -> float:
         """Approximate q-quantile (0..1): the geometric middle of the bin holding it."""
         if self.n == 0:
@@ -260,3 +287,28 @@ class Timeline:
         if len(self.rows) >= self.max_points:
             self.rows = self.rows[::2]
             self.stride *= 2
+
+    def add_steps(self, ts, batches, kvs, steps_s, queued: int, kind: str) -> None:
+        """``add(t, b, b, 0, kv, step_s, queued, kind)`` for each step in order (decode steps: as many
+        tokens as requests, no prefill), in one call: the same sums, maxima and kept rows."""
+        busy, kv_time, batch_time = self.busy_s, self.kv_time, self.batch_time
+        kv_max, batch_max = self.kv_max, self.batch_max
+        k, stride, rows, rep = self._k, self.stride, self.rows, self.replica
+        for t, b, kv, d in zip(ts, batches, kvs, steps_s):
+            busy += d
+            kv_time += kv * d
+            batch_time += b * d
+            if kv > kv_max:
+                kv_max = kv
+            if b > batch_max:
+                batch_max = b
+            if not k % stride:
+                rows.append((t, rep, b, b, 0, kv, d, queued, kind))
+                if len(rows) >= self.max_points:
+                    rows = rows[::2]
+                    stride *= 2
+            k += 1
+        self.steps += len(steps_s)
+        self.busy_s, self.kv_time, self.batch_time = busy, kv_time, batch_time
+        self.kv_max, self.batch_max = kv_max, batch_max
+        self._k, self.stride, self.rows = k, stride, rows

@@ -253,16 +253,18 @@ class Replica:
                     gone[r] += int(held[i] + need[r - 1, i])
             for j in range(1, K + 1):
                 gone[j] += gone[j - 1]
-        for j in range(K):
-            d = dt[j]
-            n = alive[j]
-            tl.add(starts[j], n, n, 0, (used0 + int(alloc[j]) - gone[j]) / total, d, queued, "decode")
-            self.stage_busy_s += d
-        e, f, b = priced[1], priced[2], priced[3]
-        for j in range(K):
-            self.energy_j += float(e[j])
-            self.flops += float(f[j])
-            self.bytes_main += float(b[j])
+        tl.add_steps(starts, alive, [(used0 + a - g) / total for a, g in zip(alloc[:K].tolist(), gone)], dt, queued,
+                     "decode")
+        busy = self.stage_busy_s
+        for d in dt:
+            busy += d
+        self.stage_busy_s = busy
+        energy, flops, bytes_main = self.energy_j, self.flops, self.bytes_main
+        for e, f, b in zip(priced[1][:K].tolist(), priced[2][:K].tolist(), priced[3][:K].tolist()):
+            energy += e
+            flops += f
+            bytes_main += b
+        self.energy_j, self.flops, self.bytes_main = energy, flops, bytes_main
         self.tokens += sum(alive)
         self.last_decode_s = dt[K - 1]
         return starts[K], starts, K, rems, need, alloc
@@ -292,9 +294,7 @@ class Replica:
                 count[e] -= 1
         for k in range(2, K):
             count[k] += count[k - 1]
-        for k in range(1, K - 1):
-            if count[k]:
-                hist.add(step_itl[k], count[k])
+        hist.add_many(step_itl[1:K - 1], count[1:K - 1])
         t1 = starts[1]
         emitted = 0
         for (s, _), e in zip(items, last):
