@@ -32,6 +32,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, replace
 
+from numpy import ndarray as _NDARRAY
+
 from hwmodels.chip import System
 from sim.cost import CostModel, CostOptions
 from sim.estimate import estimate, stage_time, step_kernels, totals
@@ -386,15 +388,25 @@ class StepCoster:
 
 def _same(a, b) -> bool:
     """``a`` and ``b`` (ops, their shapes and tensors, numbers, arrays) hold the same values: the same
-    type and, field by field, equal numbers (arrays: the same shape and elements)."""
+    type and, field by field, equal numbers (arrays: the same shape, dtype and elements)."""
     if a is b:
         return True
-    if type(a) is not type(b):
+    t = type(a)
+    if t is not type(b):
         return False
-    if isinstance(a, tuple):
+    if t is tuple:
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if hasattr(a, "__dataclass_fields__"):
-        return all(_same(getattr(a, f), getattr(b, f)) for f in a.__dataclass_fields__)
-    if hasattr(a, "shape"):
+    names = _FIELDS.get(t)
+    if names is None:
+        names = _FIELDS[t] = tuple(getattr(t, "__dataclass_fields__", ()))
+    if names:
+        for f in names:
+            if not _same(getattr(a, f), getattr(b, f)):
+                return False
+        return True
+    if isinstance(a, _NDARRAY):
         return a.shape == b.shape and a.dtype == b.dtype and bool((a == b).all())
     return a == b
+
+
+_FIELDS: dict = {}  # type -> its dataclass fields (none: compared with ==)
