@@ -58,6 +58,16 @@ DECODE = Struct({
                                      "in flight per memory latency (Little's law), and a CTA waits one round trip "
                                      "per dependent read (block table, then its first tile) before it streams; "
                                      "false: the kernel-only model (the active cores' share of the bandwidth)"),
+    "q_tile_rows": F(Number(integer=True, ge=0, le=4096),
+                     doc="query rows of a CTA's tile (the kernel's kBlockM; a decode step's query heads padded to it): "
+                         "with pipeline_fill, each CTA computes one tile of q_tile_rows x kv_tile_tokens (query, key) "
+                         "pairs that its KV stream cannot hide (its first tile arrives before the compute starts, its "
+                         "last tile's compute follows the last load), matrix and softmax work in turn at one core's "
+                         "rates, shared by the CTAs resident on a core; default 0 (none)"),
+    "kv_stream_efficiency": F(Number(gt=0, le=1),
+                              doc="share of the memory level's achievable bandwidth the kernel's KV gather reaches "
+                                  "(a paged load path whose threads compute each row's address, e.g. FlashAttention-3's "
+                                  "cp.async non-TMA path); default 1 (as fast as a streaming kernel)"),
     "source": F(Sources(), True),
 }, name="decode_attention")
 
@@ -186,6 +196,8 @@ class DecodeKernel:
     split_gqa_only: bool = False
     split_partials: bool = False
     pipeline_fill: bool = False
+    q_tile_rows: int = 0
+    kv_stream_efficiency: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -375,7 +387,7 @@ def _build(v: dict, path: Path) -> Stack:
         attention_decode=k["attention_decode"], moe_kernel=k.get("moe"), gemm_kernel=k.get("gemm"),
         softmax=k.get("softmax", "ideal"), collectives=k.get("collectives", "alpha-beta"),
         moe_efficiency=float(k.get("moe_efficiency", 1.0)),
-        decode_kernel=DecodeKernel(**{f: d[f] for f in DecodeKernel.__dataclass_fields__})
+        decode_kernel=DecodeKernel(**{f: d[f] for f in DecodeKernel.__dataclass_fields__ if f in d})
         if (d := k.get("decode_attention")) else DecodeKernel(),
         prefill_kernel=PrefillKernel.from_doc(p) if (p := k.get("prefill_attention")) else None,
         row_kernels=RowKernels.from_doc(rk) if (rk := k.get("row_kernels")) else None,

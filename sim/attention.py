@@ -101,3 +101,23 @@ def flash_prefill(cm, op, pk, cols, rate, vec_rate, flops):
     cols = kv_rereads(cm, op, cols, bq)
     detail = "" if cm.arrays else f"flash {bq}x{bkv}, {ctas} CTAs, {nwaves} waves"
     return cm._finish(op, compute, cm._memory_time(cols), 0.0, cols, flops, detail=detail)
+
+
+def decode_tile_serial(cm, op, dk, ctas, slots, rate, vec_rate):
+    """Seconds of a decode kernel's compute that its KV stream cannot hide (DecodeKernel.q_tile_rows,
+    docs/cost-model.md, Paged decode): a CTA's first K/V tile arrives before its compute starts and its
+    last tile's compute follows its last load, so each CTA runs one tile of ``q_tile_rows`` x
+    ``kv_tile_tokens`` (query, key) pairs alone: the matrix work, then the softmax (the exponentials on
+    the special unit where the stack prices them there), at one core's share of the op's rates. The
+    CTAs resident on a core (at most ``split_ctas_per_core``) share it; each wave of CTAs over the
+    ``slots`` pays again. 0 without a tile."""
+    x = cm.x
+    if dk.q_tile_rows <= 0:
+        return 0.0
+    a = op.attention
+    pairs = op.flops_matrix / (2.0 * (a.head_dim + a.head_dim_v))  # (query, key) pairs of all heads
+    vec, sfu, _ = cm._softmax(op, vec_rate)
+    chip_s = op.flops_matrix / rate + vec + (0.0 if sfu is None else sfu)  # the op's work, one after the other
+    tile_s = dk.q_tile_rows * dk.kv_tile_tokens * chip_s / x.max(pairs, 1.0) * cm.cores  # one tile on one core
+    resident = x.min(dk.split_ctas_per_core, x.ceil(ctas / cm.cores))
+    return x.ceil(ctas / slots) * resident * tile_s

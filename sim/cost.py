@@ -57,7 +57,14 @@ from hwmodels.dtype import get_dtype
 from hwmodels.stack import DecodeKernel
 from sim import costmemo
 from sim.collective import collective_time
-from sim.attention import flash_prefill, kv_read_bytes, kv_rereads, visible_fraction, waves  # noqa: F401
+from sim.attention import (  # noqa: F401
+    decode_tile_serial,
+    flash_prefill,
+    kv_read_bytes,
+    kv_rereads,
+    visible_fraction,
+    waves,
+)
 from sim.costtypes import BOUNDS, CostOptions, OpArrays, OpCost  # noqa: F401  (re-exported)
 from sim.gemmcost import (  # noqa: F401  (re-exported)
     DEQUANT_TILE_ROWS,
@@ -638,8 +645,10 @@ class CostModel(GemmPricing):
             tile = dk.kv_tile_tokens * (a.head_dim + a.head_dim_v) * get_dtype(a.kv_dtype).bytes
             inflight = x.min(ctas, slots) * x.min(tile, kvb / ctas)
             trips = 1 + (1 if dk.page_size > 0 else 0)
-            memory = x.max(x.max(self._memory_time(cols), kvb * lat / inflight),
-                           (x.ceil(ctas / slots) * trips - 1) * lat)
+            # the KV gather at the kernel's share of the bandwidth, then the one tile per CTA it cannot hide
+            memory = x.max(x.max(self._memory_time(cols) / dk.kv_stream_efficiency, kvb * lat / inflight),
+                           (x.ceil(ctas / slots) * trips - 1) * lat) \
+                + decode_tile_serial(self, op, dk, ctas, slots, rate, vec_rate)
         vec, sfu, _ = self._softmax(op, vec_rate)
         compute = op.flops_matrix / (rate * frac) + (op.flops_vector / (vec_rate * frac) if sfu is None
                                                      else (vec + sfu) / frac)

@@ -1,6 +1,7 @@
 """Serving-stack profiles (hwmodels/stack.py): loading, errors, the step-time rule, and how predict,
 the serving step coster and `llmsim serve` use them. Hand-checkable numbers on the toy chip."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -299,3 +300,58 @@ def test_decode_kernel_bad_values_are_located(tmp_path):
         "    split_threshold: 0.8, split_gqa_only: true, split_partials: true, pipeline_fill: true, source: t}")
     with pytest.raises(SpecError, match="gqa"):
         load_stack(_stack_file(tmp_path, text=text))
+
+
+def test_decode_tile_the_stream_cannot_hide_by_hand(tmp_path):
+    """q_tile_rows: qwen2.5-0.5b (14 query heads, 2 KV heads, head_dim 64), one request at 32 tokens on
+    the 100-core toy chip: 2 CTAs (one per KV head), one wave, one CTA per core. Each CTA computes one
+    64 x 128 tile of (query, key) pairs alone: per pair 4 x 64 matrix FLOPs at 100 TFLOP/s over 100
+    cores (1 TFLOP/s a core: 256 ps) and 5 softmax FLOPs at 10 TFLOP/s over 100 cores (0.1 TFLOP/s a
+    core: 50 ps), 8,192 pairs x 306 ps = 2.507 us on top of the 500 ns Little's-law stream."""
+    from hwmodels.loader import load_chip
+    from hwmodels.stack import DecodeKernel
+    from sim.cost import CostModel, CostOptions
+    from workloads import Batch, build_graph
+
+    chip = load_chip(_toy_with_l2(tmp_path))
+    op = next(o for o in build_graph("qwen2.5-0.5b", Batch.decode(1, 32)).ops if o.kind == "attention")
+    base = DecodeKernel(kv_tile_tokens=128, pipeline_fill=True)
+    tiled = dataclasses.replace(base, q_tile_rows=64)
+    c0 = CostModel(chip, CostOptions(decode_kernel=base)).op_cost(op)
+    c1 = CostModel(chip, CostOptions(decode_kernel=tiled)).op_cost(op)
+    assert c0.memory_s == pytest.approx(500e-9)
+    assert c1.memory_s == pytest.approx(500e-9 + 64 * 128 * (256 / 1e12 + 5 / 0.1e12))
+    # two CTAs resident on a core share it: 200 requests x 2 KV heads = 400 CTAs over 200 slots
+    # (2 per core): 2 waves x 2 resident CTAs x one tile each
+    big = next(o for o in build_graph("qwen2.5-0.5b", Batch.decode(200, 32)).ops if o.kind == "attention")
+    two = dataclasses.replace(tiled, split_ctas_per_core=2)
+    c2 = CostModel(chip, CostOptions(decode_kernel=two)).op_cost(big)
+    c3 = CostModel(chip, CostOptions(decode_kernel=dataclasses.replace(two, q_tile_rows=0))).op_cost(big)
+    assert c2.memory_s - c3.memory_s == pytest.approx(2 * 2 * 64 * 128 * (256 / 1e12 + 5 / 0.1e12))
+    # a KV stream at half the share of the bandwidth: the bandwidth-bound part doubles
+    long = next(o for o in build_graph("qwen2.5-0.5b", Batch.decode(64, 4096)).ops if o.kind == "attention")
+    half = CostModel(chip, CostOptions(decode_kernel=dataclasses.replace(base, kv_stream_efficiency=0.5)))
+    full = CostModel(chip, CostOptions(decode_kernel=base))
+    assert half.op_cost(long).memory_s == pytest.approx(2 * full.op_cost(long).memory_s)
+
+
+@pytest.mark.parametrize("stack", ["vllm", "ideal"])
+def test_decode_attention_time_grows_with_context_and_batch(stack):
+    """Property: under a stack's decode kernel, more context or more requests never take less time."""
+    from hwmodels.loader import load_system
+    from sim.cost import CostModel, CostOptions
+    from workloads import Batch, build_graph
+
+    opts = load_stack(stack).cost_options(CostOptions(cuda_graphs=True))
+    cm = CostModel(load_system("h100-sxm"), opts)
+
+    def t(b, kv):
+        return cm.op_cost(next(o for o in build_graph("llama-3.1-8b", Batch.decode(b, kv)).ops
+                               if o.kind == "attention")).time_s
+
+    for b in (1, 8, 64, 256):
+        ts = [t(b, kv) for kv in (16, 128, 129, 512, 2048, 8192, 32768)]
+        assert all(x <= y * (1 + 1e-12) for x, y in zip(ts, ts[1:])), (b, ts)
+    for kv in (32, 1024, 8192):
+        ts = [t(b, kv) for b in (1, 2, 16, 100, 132, 133, 264, 512)]
+        assert all(x <= y * (1 + 1e-12) for x, y in zip(ts, ts[1:])), (kv, ts)

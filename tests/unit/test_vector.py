@@ -206,7 +206,8 @@ def test_every_option_and_op_kind_through_both_entry_points():
 
     variants += [CostOptions(decode_kernel=load_stack("vllm").decode_kernel),  # split, partials, Little's law
                  CostOptions(decode_kernel=DecodeKernel(gqa="per_query_head", page_size=16, split_partials=True,
-                                                        pipeline_fill=True))]
+                                                        pipeline_fill=True, q_tile_rows=128,
+                                                        kv_stream_efficiency=0.6))]
     pk = load_stack("vllm").prefill_kernel  # FA3 tiles, pipeline fill, hidden softmax; and a non-persistent one
     variants += [CostOptions(softmax="serial", prefill_kernel=pk),
                  CostOptions(softmax="serial", prefill_kernel=dataclasses.replace(pk, persistent=False))]
