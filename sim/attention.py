@@ -110,9 +110,10 @@ def decode_tile_serial(cm, op, dk, ctas, slots, rate, vec_rate):
     ``kv_tile_tokens`` (query, key) pairs alone: the matrix work, then the softmax (the exponentials on
     the special unit where the stack prices them there), at one core's share of the op's rates. The
     CTAs resident on a core (at most ``split_ctas_per_core``) share it; each wave of CTAs over the
-    ``slots`` pays again. 0 without a tile."""
+    ``slots`` pays again. 0 without a tile, and on chips that do not list the special unit (a GPU
+    kernel's facts key on it, as the prefill kernel's do: a wafer's cores are not SMs)."""
     x = cm.x
-    if dk.q_tile_rows <= 0:
+    if dk.q_tile_rows <= 0 or cm.chip.unit("special") is None:
         return 0.0
     a = op.attention
     pairs = op.flops_matrix / (2.0 * (a.head_dim + a.head_dim_v))  # (query, key) pairs of all heads

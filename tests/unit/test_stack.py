@@ -307,13 +307,17 @@ def test_decode_tile_the_stream_cannot_hide_by_hand(tmp_path):
     the 100-core toy chip: 2 CTAs (one per KV head), one wave, one CTA per core. Each CTA computes one
     64 x 128 tile of (query, key) pairs alone: per pair 4 x 64 matrix FLOPs at 100 TFLOP/s over 100
     cores (1 TFLOP/s a core: 256 ps) and 5 softmax FLOPs at 10 TFLOP/s over 100 cores (0.1 TFLOP/s a
-    core: 50 ps), 8,192 pairs x 306 ps = 2.507 us on top of the 500 ns Little's-law stream."""
+    core: 50 ps), 8,192 pairs x 306 ps = 2.507 us on top of the 500 ns Little's-law stream. The toy
+    lists a special unit (a GPU's facts key on it); the softmax stays on the vector unit (kernel-only)."""
     from hwmodels.loader import load_chip
     from hwmodels.stack import DecodeKernel
     from sim.cost import CostModel, CostOptions
     from workloads import Batch, build_graph
 
-    chip = load_chip(_toy_with_l2(tmp_path))
+    path = Path(_toy_with_l2(tmp_path))
+    path.write_text(path.read_text().replace("memory:", "  - kind: special\n    peak: {fp32: 1 TFLOP/s}\nmemory:", 1))
+    chip = load_chip(str(path))
+    tiled0 = DecodeKernel(kv_tile_tokens=128, pipeline_fill=True, q_tile_rows=64)
     op = next(o for o in build_graph("qwen2.5-0.5b", Batch.decode(1, 32)).ops if o.kind == "attention")
     base = DecodeKernel(kv_tile_tokens=128, pipeline_fill=True)
     tiled = dataclasses.replace(base, q_tile_rows=64)
@@ -333,6 +337,9 @@ def test_decode_tile_the_stream_cannot_hide_by_hand(tmp_path):
     half = CostModel(chip, CostOptions(decode_kernel=dataclasses.replace(base, kv_stream_efficiency=0.5)))
     full = CostModel(chip, CostOptions(decode_kernel=base))
     assert half.op_cost(long).memory_s == pytest.approx(2 * full.op_cost(long).memory_s)
+    # a chip without the special unit (not a GPU: a wafer's cores are not SMs) pays no tile
+    nogpu = load_chip(_toy_with_l2(tmp_path))
+    assert CostModel(nogpu, CostOptions(decode_kernel=tiled0)).op_cost(op).memory_s == pytest.approx(500e-9)
 
 
 @pytest.mark.parametrize("stack", ["vllm", "ideal"])
