@@ -284,7 +284,7 @@ def _draws(it: dict, model: ErrorModel, engine: bool = True) -> np.ndarray:
         fam, name = chip_family(it["chip"]), record_name(it["chip"])
         k = metric_samples(it["pred"], it["state"], fam, name, model=model, overlap_comm=it["overlap"],
                            engine=False)[it["metric"]]
-        unit = ErrorModel(dict(model.data, engine={"*": {"mu": 0.0, "sd_pred": 1.0}}, state_fallback={}))
+        unit = ErrorModel(dict(model.data, engine={"*": {"mu": 0.0, "sd_pred": 1.0}}))  # keeps the state fallback
         z = np.log(metric_samples(it["pred"], it["state"], fam, name, model=unit, overlap_comm=it["overlap"])[
             it["metric"]] / k)
         cache[key] = (k, -z if it["metric"] in _RATES else z)

@@ -312,3 +312,20 @@ def test_unseen_widening_per_kind_and_for_a_missing_size():
     n = m.cell("measured", "fam", "gemm", "compute", chip_name="c", size=">=-5")
     assert n.level.endswith("(nearest size)") and n.widen == 1.5
     assert np.allclose(n.q - np.interp(0.5, m.probs, a.q), 1.5 * (a.q - np.interp(0.5, m.probs, a.q)))
+
+
+def test_engine_refit_draws_on_a_published_chip_use_the_state_fallback():
+    """The end-to-end (engine) refit prices each row with a unit engine term; it must keep the file's state
+    fallback, or a row on a chip whose calibration is 'published' (a state with no cells of its own, read
+    through 'class-default') stops `make validate` with 'no cell for state published'."""
+    from sim.predict import predict
+    from sim.validation.errormodel import _draws
+
+    m = ErrorModel.load()
+    assert not any(k.startswith("published|") for k in m.cells)  # the premise: published reads a fallback
+    chip = load_hardware("mi300x")
+    assert calibration_state(chip) == "published"
+    it = {"chip": chip, "pred": predict("llama-3.1-8b", "mi300x", 2, 128, 16), "state": "published",
+          "metric": "e2e_s", "overlap": False}
+    d = _draws(it, m)
+    assert d.shape == (400,) and np.all(np.isfinite(d)) and np.all(d > 0)
