@@ -106,6 +106,14 @@ def _view(chip: Chip) -> _View:
     return _View(chip, core, cache, chip.main_memory)
 
 
+def _at_level(values, index):
+    """``values[index]``: a per-level figure (bandwidth, latency) at a level index that may vary per
+    design point (an index array picks each point's level; each figure a number or a per-point array)."""
+    if not isarr(index):
+        return values[index]
+    return np.choose(index, [np.broadcast_to(np.asarray(v, dtype=float), index.shape) for v in values])
+
+
 class CostModel(GemmPricing):
     """Prices ops on one system (or on ``P`` design points of one, given an ``HwPoints``).
 
@@ -229,8 +237,7 @@ class CostModel(GemmPricing):
         if not sram or not resident or resident <= 0:
             return
         s, home, x = sram[0], self.home_index, self.x
-        bw_home = self.bw[home] if not isarr(home) else \
-            np.choose(home, [np.broadcast_to(np.asarray(b, dtype=float), home.shape) for b in self.bw])
+        bw_home = _at_level(self.bw, home)
         share = x.min(x.min(1.0, self.cap[s] / resident), self.bw[s] / (self.bw[s] + bw_home))
         share = x.where(np.asarray(home) <= s, 0.0, share)  # the SRAM (or a level inside it) holds it all
         if not x.any(share > 0):
@@ -547,8 +554,7 @@ class CostModel(GemmPricing):
         threads = x.min(x.ceil(items / per), cap)
         blocks = self.cores * x.max(1, rk.resident_threads // threads)
         act = self.act
-        lat = self.lat[act] if not isarr(act) else np.choose(act, [np.broadcast_to(
-            np.asarray(v, dtype=float), act.shape) for v in self.lat])
+        lat = _at_level(self.lat, act)
         trip = dram * lat + cache * (lat if self.cache is None else self.lat[self.cache])
         waits = x.ceil(rows / blocks) * x.ceil(items / (threads * per)) * trip
         # the waits count the first round trip, which _finish adds to every op (the first byte's latency)
@@ -639,8 +645,7 @@ class CostModel(GemmPricing):
             # table (paged), then its first tile: one round trip each before it streams, paid by each
             # wave of CTAs over the slots in turn (the first is the latency _finish adds)
             home = self.home_index
-            lat = self.lat[home] if not isarr(home) else np.choose(home, [np.broadcast_to(
-                np.asarray(v, dtype=float), home.shape) for v in self.lat])
+            lat = _at_level(self.lat, home)
             kvb = kv_read_bytes(op)
             tile = dk.kv_tile_tokens * (a.head_dim + a.head_dim_v) * get_dtype(a.kv_dtype).bytes
             inflight = x.min(ctas, slots) * x.min(tile, kvb / ctas)
