@@ -170,6 +170,30 @@ class Cell:
     _probs: np.ndarray = None
 
 
+class _Cells(dict):
+    """cell key -> quantile array (ln factors at the file's ``probs``). The file stores each cell's quantiles as
+    one space-separated string (format 2; a list in format 1 and in models built in memory), parsed on first
+    use: a prediction reads a few dozen of the ~500 cells, and parsing all of them as JSON numbers was ~10 ms
+    of every `llmsim predict` start (docs/performance.md)."""
+
+    def __init__(self, path: str, raw: dict):
+        super().__init__(raw)
+        self.path = path
+
+    def __getitem__(self, key):
+        v = dict.__getitem__(self, key)
+        if isinstance(v, np.ndarray):
+            return v
+        try:
+            q = np.array(v.split() if isinstance(v, str) else v, dtype=float)
+        except (TypeError, ValueError) as e:
+            raise SpecError(f"{self.path}: cells.{key}.q: expected numbers ({type(e).__name__}: {e})") from None
+        if q.ndim != 1 or not np.all(np.isfinite(q)):
+            raise SpecError(f"{self.path}: cells.{key}.q: expected a list of finite numbers")
+        dict.__setitem__(self, key, q)
+        return q
+
+
 class ErrorModel:
     """The error model file: quantile cells with a fallback hierarchy, the unseen-chip widening and the
     end-to-end (engine) term per state."""
@@ -178,7 +202,7 @@ class ErrorModel:
         self.data = data
         self.path = path
         self.probs = np.asarray(data["probs"], dtype=float)
-        self.cells = {k: np.asarray(v["q"], dtype=float) for k, v in data["cells"].items()}
+        self.cells = _Cells(path, {k: v["q"] for k, v in data["cells"].items()})
         self.counts = {k: int(v["n"]) for k, v in data["cells"].items()}
         self.kind_map = dict(data.get("kind_map", {}))
         self.fallback = list(data["fallback"])
@@ -351,21 +375,53 @@ def factor_interval(cell: Cell, level: float) -> tuple[float, float]:
     return float(math.exp(cell.quantile(a))), float(math.exp(cell.quantile(1.0 - a)))
 
 
-def _uniforms(rng, n: int, k: int) -> np.ndarray:
-    """(n, k) stratified uniforms: each column a shuffled (i + U) / n."""
-    u = (np.arange(n)[:, None] + rng.random((n, k))) / n
-    for j in range(k):
-        rng.shuffle(u[:, j])
-    return u
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """Vigna's splitmix64 output function of uint64 counters (wrapping arithmetic): a counter-based generator,
+    so the draws need no numpy.random (its import was ~10 ms of every `llmsim predict` start)."""
+    z = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _uniforms(seed: int, n: int, k: int) -> np.ndarray:
+    """(n, k) stratified uniforms: each column (i + U) / n for i = 0..n-1, in an order of its own (a Latin
+    hypercube), from splitmix64 of counters that start at a per-seed offset."""
+    start = _splitmix64(np.array([int(seed) % 2**64], dtype=np.uint64))
+    bits = _splitmix64(start + np.arange(2 * n * k, dtype=np.uint64))
+    unit = (bits >> np.uint64(11)).astype(float) * 2.0**-53  # 53 random bits -> [0, 1)
+    u = (np.arange(n)[:, None] + unit[:n * k].reshape(n, k)) / n
+    return np.take_along_axis(u, np.argsort(bits[n * k:].reshape(n, k), axis=0, kind="stable"), axis=0)
+
+
+# Acklam's rational approximation of the standard normal quantile (relative error < 1.2e-9; P. J. Acklam,
+# "An algorithm for computing the inverse normal cumulative distribution function", 2003)
+_ACKLAM_A = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02,
+             -3.066479806614716e+01, 2.506628277459239e+00)
+_ACKLAM_B = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01,
+             -1.328068155288572e+01, 1.0)
+_ACKLAM_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00,
+             4.374664141464968e+00, 2.938163982698783e+00)
+_ACKLAM_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00, 1.0)
+
+
+def normal_quantile(p) -> np.ndarray:
+    """The standard normal quantile of probabilities ``p`` in (0, 1), vectorised (Acklam's approximation)."""
+    p = np.asarray(p, dtype=float)
+    tail = np.minimum(p, 1.0 - p)
+    q = np.sqrt(-2.0 * np.log(np.maximum(tail, 1e-300)))
+    x_tail = np.polyval(_ACKLAM_C, q) / np.polyval(_ACKLAM_D, q)  # the lower tail's quantile
+    c = p - 0.5
+    r = c * c
+    x_mid = c * np.polyval(_ACKLAM_A, r) / np.polyval(_ACKLAM_B, r)
+    return np.where(tail < 0.02425, np.where(p < 0.5, x_tail, -x_tail), x_mid)
 
 
 @functools.lru_cache(maxsize=1)
 def _normal_table() -> tuple[np.ndarray, np.ndarray]:
     """(p, z) of the standard normal quantile function on a fine grid (vectorised lookups)."""
-    from statistics import NormalDist
-
     p = np.concatenate([[1e-6], np.linspace(0.0005, 0.9995, 2000), [1 - 1e-6]])
-    return p, np.array([NormalDist().inv_cdf(x) for x in p])
+    return p, normal_quantile(p)
 
 
 def kind_factors(model: ErrorModel, groups, state: str, family: str, chip_name: str | None,
@@ -376,9 +432,8 @@ def kind_factors(model: ErrorModel, groups, state: str, family: str, chip_name: 
     size cell's quantiles: comonotone); kinds are independent. The engine factor is lognormal with the state's
     end-to-end (mu, sd).
     """
-    rng = np.random.default_rng(seed)
     kinds = sorted({model.kind_map.get(g[0], g[0]) for g in groups})
-    u = _uniforms(rng, draws, len(kinds) + 1)
+    u = _uniforms(seed, draws, len(kinds) + 1)
     out = np.ones((draws, len(groups)))
     for j, g in enumerate(groups):
         k, b = g[0], g[1]

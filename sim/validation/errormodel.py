@@ -400,7 +400,7 @@ def build_error_model(cals: dict, chips_cal: dict, systems_cal: dict, log=print)
     log(f"error model: step shrink {lam:.2f}")
     counts = rows.groupby(["source", "state"]).size()
     data = {
-        "format": 1,
+        "format": 2,
         "what": "llmsim prediction-interval error model: quantiles of ln(measured / predicted) per cell "
                 "(calibration state | hardware family | op kind | bound); docs/uncertainty.md",
         "provenance": {
@@ -423,7 +423,8 @@ def build_error_model(cals: dict, chips_cal: dict, systems_cal: dict, log=print)
 def write_error_model(data: dict, path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    cells = {k: {**v, "q": " ".join(repr(float(x)) for x in v["q"])} for k, v in data["cells"].items()}
+    p.write_text(json.dumps({**data, "format": 2, "cells": cells}, indent=1) + "\n", encoding="utf-8")
     from sim.uncertainty import _load
 
     _load.cache_clear()

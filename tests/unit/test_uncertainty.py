@@ -329,3 +329,47 @@ def test_engine_refit_draws_on_a_published_chip_use_the_state_fallback():
           "metric": "e2e_s", "overlap": False}
     d = _draws(it, m)
     assert d.shape == (400,) and np.all(np.isfinite(d)) and np.all(d > 0)
+
+
+def test_normal_quantile_matches_the_standard_library():
+    from statistics import NormalDist
+
+    from sim.uncertainty import normal_quantile
+
+    p = np.concatenate([[1e-12, 1e-6, 0.02, 0.02425, 0.0243], np.linspace(0.001, 0.999, 999), [0.9757, 1 - 1e-6]])
+    ref = np.array([NormalDist().inv_cdf(x) for x in p])
+    assert np.allclose(normal_quantile(p), ref, rtol=2e-9, atol=1e-8)
+    assert normal_quantile(0.5) == 0.0
+
+
+def test_uniforms_are_a_latin_hypercube_fixed_by_the_seed():
+    from sim.uncertainty import _uniforms
+
+    n, k = 400, 5
+    u = _uniforms(0, n, k)
+    assert u.shape == (n, k) and np.all((u >= 0) & (u < 1))
+    for j in range(k):  # every stratum [i/n, (i+1)/n) holds exactly one draw of each column
+        assert sorted(np.floor(u[:, j] * n).astype(int)) == list(range(n))
+    assert np.array_equal(u, _uniforms(0, n, k))  # deterministic
+    assert not np.array_equal(u, _uniforms(1, n, k))  # the seed matters
+    c = np.corrcoef(u, rowvar=False)
+    assert np.all(np.abs(c[np.triu_indices(k, 1)]) < 0.15)  # columns independent-looking
+    assert abs(np.mean(u) - 0.5) < 0.01
+
+
+def test_error_model_cells_parse_on_first_use_and_bad_text_names_the_file_and_cell(tmp_path):
+    import json
+
+    from sim.uncertainty import DATA, ErrorModel
+
+    data = json.loads(open(DATA, encoding="utf-8").read())
+    assert data["format"] == 2 and isinstance(next(iter(data["cells"].values()))["q"], str)
+    key = next(iter(data["cells"]))
+    m = ErrorModel(data, "em.json")
+    q = m.cells[key]
+    assert q.shape == (len(data["probs"]),) and q is m.cells[key]  # parsed once
+    listed = ErrorModel(dict(data, cells={key: {"n": 3, "q": [float(x) for x in q]}}))  # format 1 / in memory
+    assert np.array_equal(listed.cells[key], q)
+    bad = ErrorModel(dict(data, cells={key: {"n": 3, "q": "0.1 zero"}}), "em.json")
+    with pytest.raises(SpecError, match=r"em\.json: cells\..*\.q: expected numbers"):
+        bad.cells[key]
