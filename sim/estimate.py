@@ -94,10 +94,11 @@ def estimate(graph, system: System | Chip, options: CostOptions = CostOptions(),
     return combine(costs, getattr(getattr(graph, "parallel", None), "pp", 1) or 1, cm.options)
 
 
-def totals(costs, skip_kind: str | None = None) -> tuple[float, float, float, float, float]:
+def totals(costs, skip_kind: str | None = None, start: tuple = (0.0, 0.0, 0.0, 0.0, 0.0)) -> tuple:
     """(compute_s, comm_s, flops, bytes_main, energy_j) of op costs x their counts, one stage;
-    ops of ``skip_kind`` left out (the serving step coster adds attention separately)."""
-    compute = comm = flops = bytes_main = energy = 0.0
+    ops of ``skip_kind`` left out (the serving step coster adds attention separately). ``start``: the
+    sums of the ops before these (the serving step coster continues a prefix priced apart)."""
+    compute, comm, flops, bytes_main, energy = start
     for c in costs:
         if c.kind == skip_kind:
             continue

@@ -93,10 +93,11 @@ class StepCoster:
         self._acm = None  # the cost model over step arrays (decode_steps), made when first needed
         # (T, R) parts priced a block of BLOCK token counts at a time (_from_block): where every op but
         # the attention core depends on the batch only through T and R and none is a collective
-        self._tblocks = {}  # T // BLOCK -> (ops, their prices) of the last block priced there (_price_block)
+        self._heads = {}  # R -> the prices of the ops that depend on R (_price_head)
+        self._split_at = None  # where those ops start in other_ops (_split)
         self._blocks = {} if (self.chips == 1 and not self._mla and not any(k.moe for k in self.spec.layer_kinds)) \
             else None
-        self.blocks = 0  # blocks priced
+        self.blocks = 0  # token-count blocks priced
         self.calls = 0
         self.misses = 0  # steps not answered by the whole-shape memo
         self.graph_builds = 0  # full graphs built (first batch of each (T, R) key)
@@ -295,70 +296,114 @@ class StepCoster:
 
     #: token counts whose (T, R) parts are priced together (one vectorized evaluation)
     BLOCK = 256
-    #: blocks kept (5 x BLOCK floats each, ~10 kB)
+    #: token-count blocks kept (5 x BLOCK floats each, ~10 kB)
     MAX_BLOCKS = 2_000
-    #: token-count blocks whose op prices are kept for other request counts (~15 ops x ~10 arrays of
-    #: BLOCK floats, ~300 kB each)
-    MAX_TBLOCKS = 64
+    #: request counts whose head ops' prices are kept (a few ops each)
+    MAX_HEADS = 10_000
 
     def _from_block(self, T: int, R: int):
-        """The (T, R) part, priced with the others of its block of BLOCK token counts (the same R) in
-        one vectorized evaluation of the same builder code (workloads.graph.other_ops) and the same
-        cost formulas (CostModel.over_steps); the block is kept as arrays and each (T, R) read from it
-        is remembered in the (T, R) table. None (then the caller prices the whole graph) at the first
-        miss of each block (a block pays off only where token counts vary, as prompt lengths do) unless
-        its token counts were priced at another R (then only the ops that differ are priced: the LM
-        head's and sampling's), when the tables are full, or when an op cannot be priced over token
-        arrays."""
-        B = self.BLOCK
-        blk = (T // B, R)
-        got = self._blocks.get(blk)
-        if got is None and blk[0] not in self._tblocks:
+        """The (T, R) part: the sums of the ops that depend on T alone, priced with the others of its block
+        of BLOCK token counts in one vectorized evaluation of the same builder code
+        (workloads.graph.other_ops) and the same cost formulas (CostModel.over_steps), continued in op
+        order by the ops that depend on R (the LM head and sampling, last in a step: ``_split``), priced
+        once per R; remembered in the (T, R) table. The sums are those of the whole graph's ops in the
+        same order (sim.estimate.totals). None (then the caller prices the whole graph) at the first miss
+        of each block (a block pays off only where token counts vary, as prompt lengths do), when the
+        tables are full, or when the ops cannot be split so or priced over token arrays."""
+        tb = T // self.BLOCK
+        got = self._blocks.get(tb)
+        if got is None:
             if len(self._blocks) < self.MAX_BLOCKS:
-                self._blocks[blk] = False  # seen once
+                self._blocks[tb] = False  # seen once
             return None
         if not got:
-            got = self._price_block(blk)
+            got = self._price_block(tb)
             if got is None:
+                return None
+        head = self._heads.get(R)
+        if head is None:
+            head = self._price_head(R)
+            if head is None:
                 return None
         if len(self._base) >= self._max_base:
             return None
-        lo, vals, kernels = got
-        base = tuple(vals[:, T - lo].tolist())
+        first, sums, kernels = got
+        base = totals(head[0], start=tuple(sums[:, T - first].tolist()))
         self._base[(T, R)] = base
-        self._base_kernels[(T, R)] = kernels
+        self._base_kernels[(T, R)] = kernels + head[1]
         return base
 
-    def _price_block(self, blk):
+    def _split(self):
+        """Index of the first op of ``other_ops`` that depends on the request count R: every op from it on
+        does and every op before it does not, and those ops do not depend on T (for T >= R); None when the
+        ops are not so split (then no blocks). Found once by building the ops at two R and two T."""
+        if self._split_at is None:
+            import numpy as np
+
+            from workloads.graph import other_ops
+
+            def ops(t, r):
+                return other_ops(self.spec, np.array([t], dtype=np.int64), r, self.quant, self.parallel,
+                                 self.options.fused)
+
+            a, b, c = ops(8, 1), ops(8, 2), ops(9, 2)
+            differ = [i for i, (x, y) in enumerate(zip(a, b)) if not _same(x, y)]
+            ok = len(a) == len(b) == len(c) and differ and differ == list(range(differ[0], len(a))) \
+                and all(_same(x, y) for x, y in zip(b[differ[0]:], c[differ[0]:]))
+            self._split_at = differ[0] if ok else -1
+        return self._split_at if self._split_at >= 0 else None
+
+    def _price_block(self, tb: int):
+        """(first token count, the sums of the T-only ops per token count (5 x n), their kernels)."""
         import numpy as np
 
         from workloads.graph import other_ops
 
-        R = blk[1]
-        first = max(blk[0] * self.BLOCK, 1)  # the whole block's token counts, whatever R (same arrays)
-        lo = max(first, R)  # a step has at least one new token per request
-        ts = np.arange(first, (blk[0] + 1) * self.BLOCK, dtype=np.int64)
+        cut = self._split()
+        if cut is None:
+            self._blocks = None
+            return None
+        first = max(tb * self.BLOCK, 1)
+        ts = np.arange(first, (tb + 1) * self.BLOCK, dtype=np.int64)
         acm = self._acm
         if acm is None:
             acm = self._acm = self.cm.over_steps()
-        ops = other_ops(self.spec, ts, R, self.quant, self.parallel, self.options.fused)
-        # most ops depend on T only (all but the LM head's and sampling's): an op equal to the one at the
-        # same place in this T block at an earlier R has the same price (pricing reads nothing else)
-        prev_ops, prev_costs = self._tblocks.get(blk[0], ((), ()))
+        ops = other_ops(self.spec, ts, 1, self.quant, self.parallel, self.options.fused)[:cut]
         try:
-            costs = [pc if i < len(prev_ops) and _same(op, prev_ops[i]) else acm._price(op)
-                     for i, (op, pc) in enumerate(zip(ops, prev_costs + (None,) * (len(ops) - len(prev_costs))))]
+            costs = [acm._price(op) for op in ops]
         except (TypeError, ValueError):  # an op that cannot be priced over token arrays (none known):
             self._blocks = None  # whole graphs from here on (the same prices, one T at a time)
             return None
-        if blk[0] in self._tblocks or len(self._tblocks) < self.MAX_TBLOCKS:
-            self._tblocks[blk[0]] = (tuple(ops), tuple(costs))
-        parts = totals(costs)
         self.blocks += 1
-        got = (lo, np.array([np.broadcast_to(v, ts.shape)[lo - first:] for v in parts], dtype=float),
+        got = (first, np.array([np.broadcast_to(v, ts.shape) for v in totals(costs)], dtype=float),
                sum(op.count for op in ops) * self.pp)
-        self._blocks[blk] = got
+        self._blocks[tb] = got
         return got
+
+    def _price_head(self, R: int):
+        """The prices of the ops that depend on R (numbers, in op order) and their kernels, at R requests
+        (built at T = R: they do not depend on T)."""
+        import numpy as np
+
+        from workloads.graph import other_ops
+
+        if len(self._heads) >= self.MAX_HEADS:
+            return None
+        ops = other_ops(self.spec, np.array([R], dtype=np.int64), R, self.quant, self.parallel,
+                        self.options.fused)[self._split():]
+        try:
+            costs = [self._acm._price(op) for op in ops]
+        except (TypeError, ValueError):
+            self._blocks = None
+            return None
+
+        def num(v):  # one token count's value: a 1-element array, or a number
+            return float(np.asarray(v, dtype=float).reshape(-1)[0])
+
+        head = (tuple(_Price(c.kind, c.count, num(c.time_s), num(c.flops), num(c.bytes_main), num(c.energy_j))
+                      for c in costs), sum(op.count for op in ops) * self.pp)
+        self._heads[R] = head
+        return head
 
     def _attention_ops(self, key):
         from workloads.graph import attention_ops
@@ -410,3 +455,15 @@ def _same(a, b) -> bool:
 
 
 _FIELDS: dict = {}  # type -> its dataclass fields (none: compared with ==)
+
+
+@dataclass(frozen=True)
+class _Price:
+    """What sim.estimate.totals reads of an op's price (a head op's, kept per request count)."""
+
+    kind: str
+    count: int
+    time_s: float
+    flops: float
+    bytes_main: float
+    energy_j: float

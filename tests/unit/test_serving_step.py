@@ -81,9 +81,11 @@ BLOCK_CASES = [
 
 @pytest.mark.parametrize("model,hw,quant,opt", BLOCK_CASES, ids=[f"{c[0]}-{c[1][-12:]}" for c in BLOCK_CASES])
 def test_block_priced_steps_equal_the_whole_graph(model, hw, quant, opt):
-    """(T, R) parts priced a block of token counts at a time (second miss of a block, or first where
-    the block's token counts were priced at another R) give every step of that block the whole graph's price (1e-9; the non-attention ops are the builder's own, priced
-    elementwise by the same formulas)."""
+    """(T, R) parts priced a block of token counts at a time (from the second miss of a block, whatever
+    R): the ops that depend on T alone over the block's token counts, continued by the ops that depend
+    on R alone (priced once per R), give every step of that block the whole graph's price (1e-9; the
+    non-attention ops are the builder's own, priced elementwise by the same formulas, summed in the
+    same order)."""
     system = load_hardware(hw)
     c = StepCoster(model, system, quant=quant, options=opt, stack="ideal")
     rng = random.Random(11)
@@ -94,9 +96,10 @@ def test_block_priced_steps_equal_the_whole_graph(model, hw, quant, opt):
         got, ref = c.step(seqs), c.exact(seqs)
         for f in ("time_s", "energy_j", "flops", "bytes_main", "kernels"):
             assert getattr(got, f) == pytest.approx(getattr(ref, f), rel=1e-9), f
-    assert c.blocks == 2  # one block per request count
-    # the first miss of the first block only: the block of R = 3 reuses the prices of the ops that
-    # depend on the token count alone from R = 1's block (and is priced at its first miss)
+    assert c.blocks == 1  # one block of token counts, whatever the request count
+    assert sorted(c._heads) == [1, 3]  # the ops that depend on R (LM head, sampling) priced once per R
+    # the first miss of the block only: the steps of R = 3 continue the sums of the ops that depend on
+    # the token count alone with R = 3's head ops (priced at R = 3's first miss)
     assert c.graph_builds == 1
 
 
