@@ -13,9 +13,11 @@ splits a step the way the graph builder builds it:
   and request count ``R`` (GEMMs, norms, collectives over ``T`` rows; LM head and sampling over
   ``R`` rows). Their summed cost is memoized by ``(T, R)`` (MLA models add the prefill/decode
   split the absorbed kernels depend on), priced once from a full graph of the first batch with
-  that key, or, at the second new ``T`` of a block of BLOCK token counts, for the whole block in
-  one vectorized evaluation (``_from_block``: workloads.graph.other_ops over an array of token
-  counts, priced by CostModel.over_steps);
+  that key, or, from the second new ``T`` of a block of BLOCK token counts, from the block: the
+  ops that depend on T alone priced for the whole block in one vectorized evaluation
+  (``_from_block``: workloads.graph.other_ops over an array of token counts, priced by
+  CostModel.over_steps), their sums continued by the ops that depend on R alone (the LM head and
+  sampling, last in a step), priced once per R;
 - the attention core (one op per layer kind) depends on every request's (new, context) and is
   built and priced fresh for each batch by the same builder code and the same cost model.
 
