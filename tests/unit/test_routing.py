@@ -127,15 +127,33 @@ def test_published_fused_moe_kernel_times():
     and 15%+ too fast at a dense GEMM's rate (the ideal stack)."""
     from sim.validation.published import score_moe_kernels
 
-    df = score_moe_kernels()
-    assert len(df) >= 20 and (df["source"].str.len() > 20).all()
-    assert set(df["stack_used"]) == {"vllm"}
+    every = score_moe_kernels()
+    assert len(every) >= 33 and (every["source"].str.len() > 20).all()
+    assert set(every["stack_used"]) == {"vllm"}
+    df = every[every["model"] == "mixtral-8x7b"]
+    assert len(df) == 20
     dec = df[df["tokens"] <= 256]
     assert (dec["rel_error"].abs() < 0.15).all()
     big = df[df["tokens"] >= 1024]
     assert (big["rel_error"].abs() < 0.05).all()
     ideal = score_moe_kernels(stack="ideal")
+    ideal = ideal[ideal["model"] == "mixtral-8x7b"]
     assert (ideal.loc[ideal["tokens"] >= 1024, "rel_error"] < -0.15).all()
+
+
+def test_published_fused_moe_many_small_experts():
+    """Independent rows (nothing fitted to them): vLLM's tuned fused_moe for Qwen3-30B-A3B's 128 experts of
+    768 (FP8) on an L40S, 4 to 8192 tokens, within 12% (median within 5%). The 2-token row runs from the
+    L40S's 96 MB L2 (16 experts' weights replayed by the benchmark): llmsim prices DRAM, so it is slower."""
+    from sim.validation.published import score_moe_kernels
+
+    df = score_moe_kernels()
+    q = df[(df["model"] == "qwen3-30b-a3b") & (df["hardware"] == "l40s")]
+    assert len(q) == 13
+    dram = q[q["tokens"] >= 4]
+    assert (dram["rel_error"].abs() < 0.12).all()
+    assert abs(dram["rel_error"].median()) < 0.05
+    assert q.loc[q["tokens"] == 2, "rel_error"].iloc[0] > 1.0
 
 
 def test_model_json_routing_skew_key(tmp_path):
