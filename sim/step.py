@@ -100,6 +100,8 @@ class StepCoster:
         self._blocks = {} if (self.chips == 1 and not self._mla and not any(k.moe for k in self.spec.layer_kinds)) \
             else None
         self.blocks = 0  # token-count blocks priced
+        self._ahead = {}  # runs priced ahead (decode_steps): sorted (context, stay) pairs -> figures
+        self.ahead_hits = 0  # decode_steps calls answered from them
         self.calls = 0
         self.misses = 0  # steps not answered by the whole-shape memo
         self.graph_builds = 0  # full graphs built (first batch of each (T, R) key)
@@ -163,7 +165,7 @@ class StepCoster:
         """Share of steps answered by the whole-shape memo."""
         return (self.calls - self.misses) / self.calls if self.calls else 0.0
 
-    def decode_steps(self, contexts, steps: int, stays=None):
+    def decode_steps(self, contexts, steps: int, stays=None, ahead=()):
         """``steps`` successive pure-decode steps of the same requests, whose contexts before the first
         step are ``contexts`` (each grows by one token per step): (time_s, energy_j, flops, bytes_main)
         arrays over the steps, or None when the (T, R) memo is full. Step k equals
@@ -177,59 +179,108 @@ class StepCoster:
         ``step(tuple((1, c + k) for c, n in zip(contexts, stays) if n > k))``, each step's (T, R) part
         from its own request count; the steps' attention ops are still one evaluation (absent
         requests add nothing: ``SeqArrays`` with a per-step count). MLA models, whose decode ops hold
-        the request count in GEMM shapes, are priced one stretch of an unchanged set at a time."""
+        the request count in GEMM shapes, are priced one stretch of an unchanged set at a time.
+
+        ``ahead``: runs the caller expects next, ``(contexts, stays, steps)`` each: their steps are
+        priced in the same evaluation (rows of the same arrays: each step's figures are elementwise)
+        and kept until the next evaluation; a later call for the same requests (the same (context,
+        stay) pairs, in any order: a step's figures depend on its requests' sums and maximum only) and
+        at most that many steps is answered from them (``ahead_hits``). A run ahead whose (T, R) parts
+        are not all known yet is left out (it is priced when it comes)."""
         import numpy as np
 
         from workloads.graph import SeqArrays
 
-        R = len(contexts)
-        c0 = np.asarray(contexts, dtype=np.int64)
-        ks = np.arange(steps, dtype=np.int64)
-        ctx = c0[None, :] + ks[:, None]
-        # stretches of an unchanged request set: (first step, end, requests); requests only leave
-        stretches = [(0, steps, R)]
-        if stays is not None and min(stays) < steps:
-            if self._mla:
+        if stays is not None and self._ahead:
+            got = self._ahead.get(tuple(sorted(zip(contexts, stays))))
+            if got is not None and len(got[0]) >= steps:
+                self.ahead_hits += 1
+                return tuple(v[:steps] for v in got)
+        if self._mla:
+            if stays is not None and min(stays) < steps:
                 return self._by_stretch(contexts, steps, stays)
-            stretches = []
-            k, r = 0, R
-            for n in sorted(stays):
-                if n >= steps:
-                    break
-                if n > k:
-                    stretches.append((k, n, r))
-                    k = n
-                r -= 1
-            stretches.append((k, steps, r))
-        bases = []
-        for k, _, r in stretches:
-            bkey = (r, r) if not self._mla else (r, r) + self._mla_key(tuple((1, c) for c in contexts))
-            base = self._base.get(bkey)
-            if base is None:
-                # price that step's whole graph and remember its non-attention part
-                self.step(tuple((1, c + k) for c, n in zip(contexts, stays or (steps,) * R) if n > k))
+            ahead = ()
+        parts = []  # (contexts, stays, steps, [(first step, end, requests, base + kernels)]) per run
+        for j, (ctx, sty, K) in enumerate(((contexts, stays, steps),) + tuple(ahead)):
+            R = len(ctx)
+            stretches = [(0, K, R)]
+            if sty is not None and min(sty) < K:  # requests only leave: stretches of an unchanged set
+                stretches = []
+                k, r = 0, R
+                for n in sorted(sty):
+                    if n >= K:
+                        break
+                    if n > k:
+                        stretches.append((k, n, r))
+                        k = n
+                    r -= 1
+                stretches.append((k, K, r))
+            bases = []
+            for k, e, r in stretches:
+                bkey = (r, r) if not self._mla else (r, r) + self._mla_key(tuple((1, c) for c in ctx))
                 base = self._base.get(bkey)
+                if base is None and j == 0:
+                    # price that step's whole graph and remember its non-attention part
+                    self.step(tuple((1, c + k) for c, n in zip(ctx, sty or (K,) * R) if n > k))
+                    base = self._base.get(bkey)
                 if base is None:
-                    return None
-            bases.append((*base, self._base_kernels.get(bkey, 0)))
-        if len(stretches) == 1:
-            *base, kernels = bases[0]
-            seqs = SeqArrays(np.ones_like(ctx), ctx)
-        else:
-            cols = np.repeat(np.array(bases, dtype=float), [e - k for k, e, _ in stretches], axis=0).T
-            base, kernels = tuple(cols[:5]), cols[5]
-            live = ks[:, None] < np.asarray(stays, dtype=np.int64)[None, :]
-            counts = np.repeat([r for *_, r in stretches], [e - k for k, e, _ in stretches])
-            seqs = SeqArrays(live.astype(np.int64), np.where(live, ctx, 0), counts)
-        ops = self._attention_ops(seqs)
+                    break
+                bases.append((k, e, r, (*base, self._base_kernels.get(bkey, 0))))
+            else:
+                parts.append((ctx, sty, K, bases))
+                continue
+            if j == 0:
+                return None
+        self._ahead = {}
+        ops_seqs, base, kernels, count, offsets = self._rows(parts)
+        ops = self._attention_ops(ops_seqs if isinstance(ops_seqs, SeqArrays) else SeqArrays(*ops_seqs))
         acm = self._acm
         if acm is None:
             acm = self._acm = self.cm.over_steps()
         time_s, energy, flops, bytes_main, kernels = self._with_attention(ops, base, kernels, acm._price)
         if not self.stack.is_ideal:
-            time_s = self.stack.step_time(time_s, kernels, R if len(stretches) == 1 else seqs.count, True)
-        one = np.ones(steps)
-        return time_s * one, energy * one, flops * one, bytes_main * one
+            time_s = self.stack.step_time(time_s, kernels, count, True)
+        rows = sum(p[2] for p in parts)
+        out = [v if isinstance(v, np.ndarray) and v.shape == (rows,) else np.full(rows, v, dtype=float)
+               for v in (time_s, energy, flops, bytes_main)]
+        for (ctx, sty, K, _), at in zip(parts[1:], offsets[1:]):
+            self._ahead[tuple(sorted(zip(ctx, sty)))] = tuple(v[at:at + K] for v in out)
+        return tuple(v[offsets[0]:offsets[0] + steps] for v in out)
+
+    def _rows(self, parts):
+        """The steps of ``parts`` (decode_steps) as rows of one SeqArrays, with each row's (T, R) sums,
+        kernels and request count (numbers when there is one run of an unchanged request set), and the
+        first row of each part. The run of the most requests comes first (the builder reads the phase
+        from the first step, whose requests must all be there)."""
+        import numpy as np
+
+        from workloads.graph import SeqArrays
+
+        if len(parts) == 1 and len(parts[0][3]) == 1:
+            ctx, _, K, ((_, _, R, (*base, kernels)),) = parts[0]
+            c = np.asarray(ctx, dtype=np.int64)[None, :] + np.arange(K, dtype=np.int64)[:, None]
+            return SeqArrays(np.ones_like(c), c), tuple(base), kernels, R, (0,)
+        order = sorted(range(len(parts)), key=lambda j: -len(parts[j][0]))
+        parts = [parts[j] for j in order]
+        width = len(parts[0][0])
+        rows = sum(p[2] for p in parts)
+        first = np.zeros((rows, width), dtype=np.int64)
+        second = np.zeros((rows, width), dtype=np.int64)
+        at = 0
+        starts = [0] * len(parts)
+        for j, (ctx, sty, K, _) in zip(order, parts):
+            starts[j] = at
+            R = len(ctx)
+            ks = np.arange(K, dtype=np.int64)[:, None]
+            live = ks < np.asarray(sty if sty is not None else (K,) * R, dtype=np.int64)[None, :]
+            first[at:at + K, :R] = live
+            second[at:at + K, :R] = np.where(live, np.asarray(ctx, dtype=np.int64)[None, :] + ks, 0)
+            at += K
+        segs = [s for p in parts for s in p[3]]
+        lens = [e - k for k, e, _, _ in segs]
+        cols = np.repeat(np.array([b for *_, b in segs], dtype=float), lens, axis=0).T
+        count = np.repeat([r for _, _, r, _ in segs], lens)
+        return SeqArrays(first, second, count), tuple(cols[:5]), cols[5], count, starts
 
     def _by_stretch(self, contexts, steps: int, stays):
         """decode_steps with leaving requests, one call per stretch of an unchanged request set."""

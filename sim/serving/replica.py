@@ -190,8 +190,10 @@ class Replica:
         rems = [s.output_tokens - s.generated for s, _ in items]
         through = not sched.waiting and not any(s.shared_blocks for s, _ in items)
         k_max = min(max(rems) if through else min(rems), self.MAX_RUN)
+        k_arr = 0
         if self.last_decode_s > 0 and limit < math.inf:
-            k_max = min(k_max, int((limit - now) / self.last_decode_s) + 1 + straddle)  # steps only grow
+            k_arr = int((limit - now) / self.last_decode_s) + 1 + straddle  # steps only grow
+            k_max = min(k_max, k_arr)
         if k_max < 2:
             return None
         import numpy as np
@@ -211,7 +213,8 @@ class Replica:
         if k_max < 2:
             return None
         coster = run.coster
-        priced = coster.decode_steps(ctx, k_max, rems if through else None)
+        ahead = self._ahead(ctx, rems, k_max) if straddle and k_max == k_arr and arrival < until else ()
+        priced = coster.decode_steps(ctx, k_max, rems, ahead)
         if priced is None:
             return None
         dt = []
@@ -268,6 +271,41 @@ class Replica:
         self.tokens += sum(alive)
         self.last_decode_s = dt[K - 1]
         return starts[K], starts, K, rems, need, alloc
+
+    def _ahead(self, ctx, rems, k_max: int) -> tuple:
+        """The decode run expected after this one, to price in the same evaluation
+        (StepCoster.decode_steps ``ahead``): this run cut by the arrival at its usual step (the step under
+        way at the arrival is its last: K = k_max - 1), then one step that prefills the arriving request
+        beside the others' decodes, then the decodes of the remaining requests and the new one. A guess:
+        when it is wrong the next run is priced as usual (the coster answers only the same requests)."""
+        x = self.run.next_request
+        if x is None or x.arrival_s != self.run.next_arrival_s or not Replica.price_ahead:
+            return ()
+        gap = self.run.after_next_s - x.arrival_s
+        cap = min(self.MAX_RUN, 3 * k_max + 8)
+        if gap < math.inf:
+            cap = min(cap, int(gap / (0.8 * self.last_decode_s)) + 3)
+        out = []
+        for K in self.AHEAD_K:
+            K += k_max
+            if K < 2:
+                continue
+            nxt = [(c + K + 1, r - K - 1) for c, r in zip(ctx, rems) if r > K + 1]
+            if x.output_tokens > 1:
+                nxt.append((x.input_tokens, x.output_tokens - 1))
+            if nxt:
+                cs, ss = zip(*nxt)
+                h = min(max(ss), cap)
+                if h >= 2:
+                    out.append((list(cs), list(ss), h))
+        return tuple(out)
+
+    #: the lengths of this run the runs ahead assume, from k_max (most often the step under way at the
+    #: arrival is the one before the bound's: 3 of 4 runs of the conversation trace)
+    AHEAD_K = (-1, -2, 0)
+
+    #: class switch for tests and benchmarks: price the expected next decode run with this one
+    price_ahead = True
 
     def _finish_run(self, plan, r) -> None:
         """Apply the steps of a decode run: each request's steps in bulk (one token each per step) up to

@@ -75,6 +75,8 @@ class Run:
         # between two of its events except arrivals) and the end of the clock
         self.next_arrival_s = 0.0
         self.until_s = math.inf
+        self.next_request = None  # the request arriving at next_arrival_s (a decode run prices ahead for it)
+        self.after_next_s = math.inf  # the arrival after that one
 
     def event(self, name: str, s) -> None:
         self.events.append((self.env.now, name, s.req_id))
@@ -143,15 +145,22 @@ class Run:
     def arrivals(self, it):
         env = self.env
         router = self.router
-        for r in it:
+        it = iter(it)
+        r = next(it, None)
+        while r is not None:
+            after = next(it, None)  # one request ahead (the same order: nothing else reads the stream)
             self.next_arrival_s = r.arrival_s
+            self.next_request = r
+            self.after_next_s = math.inf if after is None else after.arrival_s
             dt = r.arrival_s - env.now
             if dt > 0:
                 yield env.timeout(dt)
             s = self.arrive(r)
             if s is not None:
                 router.pick(s).submit(s)
+            r = after
         self.next_arrival_s = math.inf
+        self.next_request = None
 
 
 def stream_of(scenario, seed, trace_speedup):

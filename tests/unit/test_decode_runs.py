@@ -110,3 +110,60 @@ def test_decode_runs_change_nothing(kw, monkeypatch):
         elif not isinstance(v, float):
             assert w == v, k
     assert fast.summary["steps"] == slow.summary["steps"]
+
+
+@pytest.mark.parametrize("model,hw,par,stack", [
+    ("llama-3.1-8b", "h100-sxm", Parallelism(), "vllm"),  # dense GQA
+    ("gemma-2-27b", "h100-sxm", Parallelism(), "ideal"),  # sliding window + global layers
+    ("mixtral-8x7b", "hgx-h100-8", Parallelism(tp=4, pp=2), "tensorrt-llm"),
+])
+def test_runs_priced_ahead_equal_their_own_evaluation(model, hw, par, stack):
+    """Runs priced ahead (``decode_steps(..., ahead=...)``: rows of the same evaluation, wider or
+    narrower than this run) answer a later call for the same requests, in any order, with the
+    figures of that call's own evaluation, bit for bit; other calls are priced as usual."""
+    rng = np.random.default_rng(8)
+    ctx = rng.integers(1, 5000, 9).tolist()
+    stays = [30, 4, 30, 17, 9, 30, 2, 30, 25]
+    wider = (rng.integers(1, 5000, 12).tolist(), rng.integers(1, 40, 12).tolist(), 33)
+    narrower = ([c + 20 for c in ctx[:3]], [5, 40, 11], 21)
+    fresh = StepCoster(model, load_system(hw), parallel=par, stack=stack)
+    sc = StepCoster(model, load_system(hw), parallel=par, stack=stack)
+    for c in (fresh, sc):  # every request count's (T, R) part known first (runs ahead need them)
+        for r in range(1, 13):
+            c.step(tuple((1, 100 + i) for i in range(r)))
+    main = sc.decode_steps(ctx, 30, stays, ahead=(wider, narrower))
+    assert sc.ahead_hits == 0
+    for got, want in ((main, fresh.decode_steps(ctx, 30, stays)),):
+        assert all((g == w).all() for g, w in zip(got, want))
+    for c, s, k in (wider, narrower):
+        perm = rng.permutation(len(c))
+        hits = sc.ahead_hits
+        got = sc.decode_steps([c[i] for i in perm], k - 3, [s[i] for i in perm])
+        assert sc.ahead_hits == hits + 1
+        want = fresh.decode_steps(c, k - 3, s)
+        assert all(len(g) == k - 3 and (g == w).all() for g, w in zip(got, want)), (model, len(c))
+    # a different run (one context differs) is priced, and that evaluation drops the runs ahead
+    c, s, k = wider
+    other = sc.decode_steps([c[0] + 1] + c[1:], k, s)
+    assert sc.ahead_hits == 2 and all((g == w).all() for g, w in zip(other, fresh.decode_steps([c[0] + 1] + c[1:], k, s)))
+    assert sc.decode_steps(narrower[0], narrower[2], narrower[1]) is not None and sc.ahead_hits == 2
+
+
+def test_pricing_ahead_changes_nothing():
+    """A simulation with the decode runs priced ahead gives exactly the figures of one without."""
+    out = []
+    for flag in (False, True):
+        Replica.price_ahead = flag
+        try:
+            out.append(simulate(load_trace("azure-conv-2023", limit=150), "h100-sxm", "llama-3.1-8b"))
+        finally:
+            Replica.price_ahead = True
+    a, b = out
+    for x, y in ((a.requests, b.requests), (a.timeline, b.timeline)):
+        assert len(x) == len(y) > 0
+        for c in x.columns:
+            if x[c].dtype.kind in "fi":
+                assert (x[c].to_numpy(float) == y[c].to_numpy(float)).all(), c
+    for k, v in a.summary.items():
+        if k not in STATS and not (isinstance(v, float) and math.isnan(v)):
+            assert b.summary[k] == v, k
