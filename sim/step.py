@@ -263,19 +263,21 @@ class StepCoster:
         order = sorted(range(len(parts)), key=lambda j: -len(parts[j][0]))
         parts = [parts[j] for j in order]
         width = len(parts[0][0])
-        rows = sum(p[2] for p in parts)
-        first = np.zeros((rows, width), dtype=np.int64)
-        second = np.zeros((rows, width), dtype=np.int64)
-        at = 0
+        ks = [p[2] for p in parts]
         starts = [0] * len(parts)
-        for j, (ctx, sty, K, _) in zip(order, parts):
+        at = 0
+        for j, K in zip(order, ks):
             starts[j] = at
-            R = len(ctx)
-            ks = np.arange(K, dtype=np.int64)[:, None]
-            live = ks < np.asarray(sty if sty is not None else (K,) * R, dtype=np.int64)[None, :]
-            first[at:at + K, :R] = live
-            second[at:at + K, :R] = np.where(live, np.asarray(ctx, dtype=np.int64)[None, :] + ks, 0)
             at += K
+        pad = [0] * width
+        ctx = np.array([list(p[0]) + pad[len(p[0]):] for p in parts], dtype=np.int64)
+        sty = np.array([list(p[1] if p[1] is not None else (p[2],) * len(p[0])) + pad[len(p[0]):] for p in parts],
+                       dtype=np.int64)
+        part = np.repeat(np.arange(len(parts)), ks)
+        k = (np.arange(at, dtype=np.int64) - np.repeat(np.cumsum([0] + ks[:-1]), ks))[:, None]
+        live = k < sty[part]  # absent (padding) requests have stay 0: never there
+        first = live.astype(np.int64)
+        second = np.where(live, ctx[part] + k, 0)
         segs = [s for p in parts for s in p[3]]
         lens = [e - k for k, e, _, _ in segs]
         cols = np.repeat(np.array([b for *_, b in segs], dtype=float), lens, axis=0).T
