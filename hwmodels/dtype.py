@@ -64,6 +64,9 @@ ALIASES = {"float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf
 
 def get_dtype(name: str) -> DType:
     """Look up a dtype by name (case-insensitive, common aliases such as 'bfloat16' accepted)."""
+    d = DTYPES.get(name) if type(name) is str else None  # a canonical name (the cost model's hot path)
+    if d is not None:
+        return d
     if isinstance(name, DType):
         return name
     key = str(name).strip().lower()

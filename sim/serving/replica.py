@@ -217,60 +217,53 @@ class Replica:
         priced = coster.decode_steps(ctx, k_max, rems, ahead)
         if priced is None:
             return None
-        dt = []
+        times = priced[0].tolist()
         starts = [now]
         t = now
-        for d in priced[0].tolist():
+        for d in times:
             end = t + d
             if not end < limit:
                 # a step that starts before the arrival and ends after it is the run's last (not at until_s:
                 # the clock stops inside that step, which then never completes)
                 if straddle and t < arrival and end < until:
                     starts.append(end)
-                    dt.append(d)
                 break
             starts.append(end)
-            dt.append(d)
             t = end
-        k = len(dt)
-        K = k
+        K = len(starts) - 1
         if K < 2:
             return None
+        dt = times[:K]
         coster.count_steps(K)
-        # account the K steps as _account would, one by one
-        tl = self.timeline
-        total = bm.total
-        used0 = bm.used
-        queued = sched.queued()
-        alive = [R] * K  # requests in step k
-        if through:
-            for r in rems:
-                if r < K:
-                    alive[r] -= 1
-            for j in range(1, K):
-                alive[j] += alive[j - 1] - R
-        gone = [0] * (K + 1)  # blocks released by requests that finished before step k
+        # account the K steps as _account would, one by one: requests in step k (a request of r remaining
+        # tokens takes part in steps k < r) and the KV use at its start (less the blocks released by the
+        # requests that finished before it)
+        leave = [0] * K
+        freed = [0] * K
         if through:
             for i, r in enumerate(rems):
                 if r < K:
-                    gone[r] += int(held[i] + need[r - 1, i])
-            for j in range(1, K + 1):
-                gone[j] += gone[j - 1]
-        tl.add_steps(starts, alive, [(used0 + a - g) / total for a, g in zip(alloc[:K].tolist(), gone)], dt, queued,
-                     "decode")
-        busy = self.stage_busy_s
-        for d in dt:
+                    leave[r] += 1
+                    freed[r] += int(held[i] + need[r - 1, i])
+        alive = []
+        kvs = []
+        n, g, total, used0 = R, 0, bm.total, bm.used
+        for j, a in enumerate(alloc[:K].tolist()):
+            n -= leave[j]
+            g += freed[j]
+            alive.append(n)
+            kvs.append((used0 + a - g) / total)
+        self.timeline.add_steps(starts, alive, kvs, dt, sched.queued(), "decode")
+        busy, energy, flops, bytes_main = self.stage_busy_s, self.energy_j, self.flops, self.bytes_main
+        for d, e, f, b in zip(dt, priced[1].tolist(), priced[2].tolist(), priced[3].tolist()):
             busy += d
-        self.stage_busy_s = busy
-        energy, flops, bytes_main = self.energy_j, self.flops, self.bytes_main
-        for e, f, b in zip(priced[1][:K].tolist(), priced[2][:K].tolist(), priced[3][:K].tolist()):
             energy += e
             flops += f
             bytes_main += b
-        self.energy_j, self.flops, self.bytes_main = energy, flops, bytes_main
+        self.stage_busy_s, self.energy_j, self.flops, self.bytes_main = busy, energy, flops, bytes_main
         self.tokens += sum(alive)
         self.last_decode_s = dt[K - 1]
-        return starts[K], starts, K, rems, need, alloc
+        return starts[K], starts, K, rems, need, alloc, alive
 
     def _ahead(self, ctx, rems, k_max: int) -> tuple:
         """The decode run expected after this one, to price in the same evaluation
@@ -311,7 +304,7 @@ class Replica:
         """Apply the steps of a decode run: each request's steps in bulk (one token each per step) up to
         its last step inside the run, which goes through _complete at its exact time (finishing, block
         release, after_step), in step order; the blocks the steps add are taken in the same order."""
-        end, starts, K, rems, need, alloc = r
+        end, starts, K, rems, need, alloc, alive = r
         items = plan.items
         hist = self.run.itl
         bm = self.bm
@@ -325,21 +318,24 @@ class Replica:
             if itl > m:
                 m = itl
             peak[k] = m
-        count = [0] * (K + 1)  # requests emitting a token in bulk at step k (1 <= k < their last step)
-        for e in last:
-            if e > 1:
-                count[1] += 1
-                count[e] -= 1
-        for k in range(2, K):
-            count[k] += count[k - 1]
-        hist.add_many(step_itl[1:K - 1], count[1:K - 1])
+        # requests emitting a token in bulk at step k (1 <= k < their last step min(r, K) - 1): those of more
+        # than k + 1 remaining tokens, the requests in step k + 1
+        hist.add_many(step_itl[1:K - 1], alive[2:K])
         t1 = starts[1]
         emitted = 0
-        for (s, _), e in zip(items, last):
+        firsts = []  # the inter-token time of each request's first token in the run
+        finishing: dict = {}  # last step -> the requests that finish there
+        rest = []
+        end_k = K - 1
+        for i, ((s, _), e) in enumerate(zip(items, last)):
+            if e < end_k:
+                finishing.setdefault(e, []).append(i)
+            else:
+                rest.append(i)
             if e < 1:
                 continue
             itl = t1 - s.last_token_s
-            hist.add(itl)
+            firsts.append(itl)
             m = peak[e - 1]
             if itl > m:
                 m = itl
@@ -350,11 +346,8 @@ class Replica:
             s.generated += e
             s.last_token_s = starts[e]
             emitted += e
+        hist.add_many(firsts, [1] * len(firsts))
         self.emitted += emitted
-        finishing: dict = {}
-        for i, e in enumerate(last):
-            if e < K - 1:
-                finishing.setdefault(e, []).append(i)
         done = 0
         for e in sorted(finishing):
             a = int(alloc[e])
@@ -364,15 +357,12 @@ class Replica:
             for i in who:
                 items[i][0].own_blocks += int(need[e, i])
             self._complete(_Items([items[i] for i in who]), starts[e + 1])
-        bm.allocate(int(alloc[K - 1]) - done)
-        rest = []
-        for i, e in enumerate(last):
-            if e == K - 1:
-                g = int(need[K - 1, i])
-                if g:
-                    items[i][0].own_blocks += g
-                rest.append(items[i])
-        self._complete(_Items(rest) if len(rest) < len(items) else plan, self.env.now)
+        bm.allocate(int(alloc[end_k]) - done)
+        grown = need[end_k].tolist()
+        for i in rest:
+            if grown[i]:
+                items[i][0].own_blocks += grown[i]
+        self._complete(_Items([items[i] for i in rest]) if len(rest) < len(items) else plan, self.env.now)
 
     def _unstick(self):
         """Nothing runs and nothing can be scheduled: reject what can never fit, then retry."""
