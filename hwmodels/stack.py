@@ -22,7 +22,8 @@ import numpy as np
 
 from hwmodels.errors import Problem, SpecError
 from hwmodels.limits import read_text
-from hwmodels.schema import FORMAT_VERSION, Bool, F, ListOf, Number, Quantity, Sources, Str, Struct, validate
+from hwmodels.dtype import RATE_KEYS
+from hwmodels.schema import FORMAT_VERSION, Bool, F, ListOf, MapOf, Number, Quantity, Sources, Str, Struct, validate
 from hwmodels.yamlio import load_marked
 
 STACKS = Path(__file__).parent / "catalog" / "stacks"
@@ -137,6 +138,15 @@ KERNELS = Struct({
     "moe_efficiency": F(Number(gt=0, le=1), doc="the MoE kernel's matrix-unit rate on the routed expert GEMMs as "
                                                 "a fraction of the chip's dense GEMM rate (the matrix efficiency "
                                                 "the chip file gives); default 1 (as fast as a dense GEMM)"),
+    "moe_weight_stream": F(ListOf(Struct({
+        "vendor": F(Str(), True, "the chip files' `vendor` these fractions apply to (e.g. AMD)"),
+        "by_dtype": F(MapOf(RATE_KEYS, Number(gt=0, le=1), key_name="dtype"), True,
+                      "weight dtype -> share of the chip's achievable memory bandwidth the kernel reaches"),
+        "source": F(Sources(), True, "the kernel timings the fractions come from"),
+    }, name="moe_weight_stream entry"), min_len=1),
+        doc="where the MoE kernel streams expert weights slower than a streaming kernel: per chip vendor and "
+            "weight dtype, the share of the achievable memory bandwidth the routed expert GEMMs reach (their "
+            "memory time is divided by it); chips of other vendors, and other dtypes, keep 1"),
     "prefill_attention": F(PREFILL, doc="the prefill (flash) attention kernel's tiles, pipeline fill, softmax "
                                         "overlap and CTA scheduling (docs/stacks.md); default: the kernel-only "
                                         "model (FLOPs over rates, 128-row blocks in waves)"),
@@ -273,6 +283,9 @@ class Stack:
     softmax: str = "ideal"  # ideal | serial | overlapped (KERNELS['softmax'])
     collectives: str = "alpha-beta"  # COLLECTIVE_LIBRARIES (KERNELS['collectives'])
     moe_efficiency: float = 1.0  # routed-expert GEMM rate over the dense GEMM rate (KERNELS['moe_efficiency'])
+    # ((vendor, ((dtype, fraction), ...)), ...): the routed expert GEMMs' weight-stream share of the achievable
+    # bandwidth on chips of that vendor (KERNELS['moe_weight_stream']); () = 1 everywhere
+    moe_weight_stream: tuple = ()
     decode_kernel: DecodeKernel = DecodeKernel()  # KERNELS['decode_attention']
     prefill_kernel: PrefillKernel | None = None  # KERNELS['prefill_attention'] (None: the kernel-only model)
     row_kernels: RowKernels | None = None  # KERNELS['row_kernels'] (None: the kernel-only model)
@@ -324,6 +337,8 @@ class Stack:
             options = replace(options, collectives=self.collectives)
         if getattr(options, "moe_efficiency", "x") is None:
             options = replace(options, moe_efficiency=self.moe_efficiency)
+        if getattr(options, "moe_weight_stream", "x") is None:
+            options = replace(options, moe_weight_stream=self.moe_weight_stream)
         if hasattr(options, "decode_kernel") and options.decode_kernel is None:
             options = replace(options, decode_kernel=self.decode_kernel)
         if getattr(options, "prefill_kernel", "x") is None and self.prefill_kernel is not None:
@@ -339,6 +354,7 @@ class Stack:
         return {"name": self.name, "software": self.software, "attention_prefill": self.attention_prefill,
                 "attention_decode": self.attention_decode, "moe": self.moe_kernel, "gemm": self.gemm_kernel,
                 "softmax": self.softmax, "collectives": self.collectives, "moe_efficiency": self.moe_efficiency,
+                "moe_weight_stream": {v: dict(d) for v, d in self.moe_weight_stream},
                 "decode_attention": dict(self.decode_kernel.__dict__),
                 "prefill_attention": None if self.prefill_kernel is None else {
                     **self.prefill_kernel.__dict__, "tiles": [list(t) for t in self.prefill_kernel.tiles],
@@ -387,6 +403,8 @@ def _build(v: dict, path: Path) -> Stack:
         attention_decode=k["attention_decode"], moe_kernel=k.get("moe"), gemm_kernel=k.get("gemm"),
         softmax=k.get("softmax", "ideal"), collectives=k.get("collectives", "alpha-beta"),
         moe_efficiency=float(k.get("moe_efficiency", 1.0)),
+        moe_weight_stream=tuple((e["vendor"], tuple((dt, float(f)) for dt, f in e["by_dtype"].items()))
+                                for e in k.get("moe_weight_stream") or ()),
         decode_kernel=DecodeKernel(**{f: d[f] for f in DecodeKernel.__dataclass_fields__ if f in d})
         if (d := k.get("decode_attention")) else DecodeKernel(),
         prefill_kernel=PrefillKernel.from_doc(p) if (p := k.get("prefill_attention")) else None,

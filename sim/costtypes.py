@@ -43,6 +43,10 @@ class CostOptions:
     # the MoE kernel's matrix rate on routed expert GEMMs (GemmShape.routing set) as a fraction of the
     # dense GEMM rate (the serving stack's kernels.moe_efficiency, docs/stacks.md); None or 1: the same
     moe_efficiency: float | None = None
+    # the routed expert GEMMs' weight-stream share of the achievable memory bandwidth, by chip vendor and
+    # weight dtype (the serving stack's kernels.moe_weight_stream, docs/stacks.md): ((vendor, ((dtype,
+    # fraction), ...)), ...); None or (): 1 (as fast as a streaming kernel)
+    moe_weight_stream: tuple | None = None
     # the decode attention kernel's work split (the serving stack's kernels.decode_attention:
     # hwmodels.stack.DecodeKernel): grouped-query heads, KV pages, split-KV policy and its partial
     # outputs; None = DecodeKernel() (the kernel-only model)

@@ -65,6 +65,7 @@ class GemmPricing:
         rate = self._rate(dt, "matrix", sparse=sparse, size=op.flops_matrix)
         if op.gemm.routing is not None and self.options.moe_efficiency is not None:
             rate = rate * self.options.moe_efficiency  # the MoE kernel's own efficiency (serving stack)
+        stream = self._moe_stream(op)
         vrate = self._rate(dt, "vector", size=op.flops_vector) if x.any(op.flops_vector) else 0.0
         cols0 = self._traffic(op, False)
         flops = op.flops_matrix + op.flops_vector
@@ -74,12 +75,26 @@ class GemmPricing:
             compute = op.flops_matrix / rate + (op.flops_vector / vrate if x.any(op.flops_vector) else 0.0) + epi
             if x.any(deq):
                 compute = compute + deq * (x.ceil(m / DEQUANT_TILE_ROWS) - 1) / self._rate(dt, "vector")
-            return self._finish(op, compute, self._memory_time(cols0), 0.0, cols0, flops, detail="roofline")
-        compute, cols, best = self._best_tile(op, rate, cols0, deq, epi)
+            return self._finish(op, compute, self._memory_time(cols0) / stream, 0.0, cols0, flops, detail="roofline")
+        compute, cols, best = self._best_tile(op, rate, cols0, deq, epi, stream)
         if x.any(op.flops_vector):
             compute = x.max(compute, op.flops_vector / vrate)
         detail = "" if self.arrays else "tile {}x{} split{} waves {}".format(*best)
-        return self._finish(op, compute, self._memory_time(cols), 0.0, cols, flops, detail=detail)
+        return self._finish(op, compute, self._memory_time(cols) / stream, 0.0, cols, flops, detail=detail)
+
+    def _moe_stream(self, op) -> float:
+        """The share of the achievable memory bandwidth a routed (MoE) expert GEMM's kernel reaches on this
+        chip (the stack's ``kernels.moe_weight_stream`` entry for the chip's vendor and the op's weight
+        dtype; docs/stacks.md); 1 for every other GEMM, chip and dtype. The op's memory time is divided by it."""
+        facts = self.options.moe_weight_stream
+        if op.gemm.routing is None or not facts:
+            return 1.0
+        vendor = self.chip.vendor
+        dt = next((t.dtype for t in op.tensors if t.role == "weight" and t.name != "bias"), None)
+        for v, by_dtype in facts:
+            if v == vendor:
+                return dict(by_dtype).get(get_dtype(dt).name if dt else None, 1.0)
+        return 1.0
 
     def _epilogue_time(self, op):
         """Seconds of a GEMM's output store that the matrix unit waits for (0 where the chip's GEMM kernels
@@ -95,10 +110,11 @@ class GemmPricing:
         self._add(cols, self.act, out_b)
         return self._memory_time(cols)
 
-    def _best_tile(self, op, rate, cols0: list, deq: float, epi=0.0):
+    def _best_tile(self, op, rate, cols0: list, deq: float, epi=0.0, stream=1.0):
         """The GEMM tile candidate with the least time (the first on ties): (compute, bytes per level,
         (tile m, tile n, split, waves)); ``epi``: the exposed epilogue seconds (``_epilogue_time``), added to
-        every candidate's compute. See the module docstring for the tiling model.
+        every candidate's compute; ``stream``: the kernel's share of the achievable bandwidth (``_moe_stream``),
+        dividing every candidate's memory time. See the module docstring for the tiling model.
 
         Every candidate is evaluated at once, as numpy arrays whose first axis is the candidates (after
         it the design points' or steps' axis, when the model's or the op's numbers are arrays); the
@@ -124,7 +140,7 @@ class GemmPricing:
         cache = self.cache
         changed, moved = c.changed, c.moved
         fixed = [0.0 if mv else b for b, mv in zip(cols0, moved)]
-        m_fixed = self._memory_time(fixed) if x.any(sum(fixed)) else 0.0
+        m_fixed = self._memory_time(fixed) / stream if x.any(sum(fixed)) else 0.0
         # main-memory re-reads when the operands do not fit half the cache (below)
         spill = (act_in + w_bytes > self.cap[cache] / 2) if cache is not None else False
         if self.arrays:  # the candidates along axis 0, the points' (or steps') axis after it
@@ -168,7 +184,7 @@ class GemmPricing:
             cols[self.main] = cols[self.main] + (split - 1) * (2 * m * n * batch * PARTIAL_SUM_BYTES)
         # the memory time of the levels the candidates change, elementwise over the candidates
         t = np.maximum(compute, np.maximum(m_fixed, self._elementwise()._memory_time(
-            [b if mv else 0.0 for b, mv in zip(cols, moved)])))
+            [b if mv else 0.0 for b, mv in zip(cols, moved)]) / stream))
         i = _least(t if valid is None else np.where(valid, t, np.inf))
         if not self.arrays:
             pick = [cols[j] for j in changed]

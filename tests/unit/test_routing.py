@@ -169,3 +169,42 @@ def test_model_json_routing_skew_key(tmp_path):
         p.write_text(json.dumps({**src, "llmsim_hot_expert_load": bad}))
         with pytest.raises(SpecError, match="llmsim_hot_expert_load"):
             load_model(str(p))
+
+
+def test_moe_weight_stream_by_vendor_and_dtype(tmp_path):
+    """kernels.moe_weight_stream: a memory-bound routed expert GEMM on a chip of the named vendor takes
+    1/fraction of its time at the achievable bandwidth (the fraction of its weight dtype); other vendors,
+    dtypes and the dense GEMMs are untouched; a fraction outside (0, 1] names the field."""
+    from dataclasses import replace
+
+    from hwmodels.stack import load_stack
+    from sim.cost import CostOptions
+
+    st = load_stack("vllm")
+    assert dict(dict(st.moe_weight_stream)["AMD"])["fp8"] == 0.355
+    assert st.to_dict()["moe_weight_stream"]["AMD"]["bf16"] == 0.53
+
+    def times(hw, quant, stream):
+        g = build_graph("qwen3-30b-a3b", Batch.decode(200, 2000), quant)
+        cm = CostModel(load_hardware(hw), CostOptions(moe_efficiency=0.75, moe_weight_stream=stream))
+        return {o.name: cm.op_cost(o) for o in g.ops}
+
+    on = times("mi300x", "fp8", st.moe_weight_stream)
+    off = times("mi300x", "fp8", ())
+    for name in ("moe.experts.gate_up", "moe.experts.down"):
+        assert on[name].bound == off[name].bound == "memory"
+        assert on[name].memory_s == pytest.approx(off[name].memory_s / 0.355, rel=1e-9)
+        assert on[name].time_s > 2.5 * off[name].time_s
+    for name in ("attn.qkv_proj", "lm_head", "attn.core"):
+        assert on[name].time_s == off[name].time_s
+    bf = times("mi300x", "bf16", st.moe_weight_stream)["moe.experts.gate_up"].memory_s
+    assert bf == pytest.approx(times("mi300x", "bf16", ())["moe.experts.gate_up"].memory_s / 0.53, rel=1e-9)
+    assert times("h100-sxm", "fp8", st.moe_weight_stream)["moe.experts.gate_up"].time_s == \
+        times("h100-sxm", "fp8", ())["moe.experts.gate_up"].time_s
+    assert replace(st, moe_weight_stream=()).cost_options(CostOptions()).moe_weight_stream == ()
+
+    src = (Path(__file__).parents[2] / "hwmodels/catalog/stacks/vllm.yaml").read_text()
+    bad = tmp_path / "bad-stream.yaml"
+    bad.write_text(src.replace("name: vllm\n", "name: bad-stream\n").replace("fp8: 0.355", "fp8: 1.5"))
+    with pytest.raises(SpecError, match="moe_weight_stream"):
+        load_stack(str(bad))

@@ -202,6 +202,8 @@ def test_every_option_and_op_kind_through_both_entry_points():
     variants += [CostOptions(collectives="nccl"), CostOptions(collectives="nccl-nvls"),  # NCCL's algorithm choice
                  CostOptions(collectives="custom-allreduce")]  # vLLM's custom all-reduce below 8 MiB
     variants.append(CostOptions(moe_efficiency=0.75))  # the MoE kernel's rate on routed expert GEMMs
+    # the MoE kernel's weight stream on this vendor's chips, by weight dtype (int4 and fp8 experts here)
+    variants.append(CostOptions(moe_weight_stream=(("NVIDIA", (("int4", 0.5), ("fp8", 0.4))),)))
     from hwmodels.stack import DecodeKernel, load_stack
 
     variants += [CostOptions(decode_kernel=load_stack("vllm").decode_kernel),  # split, partials, Little's law
