@@ -3,9 +3,12 @@ weaknesses written from the report's facts. Split out of reports/validation_repo
 
 from __future__ import annotations
 
+import re
+
 from hwmodels.chip import interpolate_efficiency
 from hwmodels.loader import load_chip
 from reports.validation import pct
+from reports.validation_xla import xla_weakness
 from sim.cost import CostModel
 from sim.ops import row_to_op
 
@@ -16,6 +19,10 @@ def weaknesses(f) -> str:
     out: list = []
     _kernel_weaknesses(f, out)
     _system_weaknesses(f, out)
+    nums = [int(m.group(1)) for m in (re.match(r"(\d+)\. ", x) for x in out) if m]
+    xla = xla_weakness(f, max(nums, default=0) + 1)
+    if xla:
+        out.append(xla)
     return "\n".join(out)
 
 

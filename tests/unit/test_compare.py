@@ -174,7 +174,7 @@ def test_validate_report_quick_smoke(tmp_path):
     assert main(["validate-report", "--quick", "--cpu-file", str(cpu), "--out", str(out)]) == 0
     md = (tmp_path / "v" / "validation.md").read_text()
     for heading in ("## Summary", "## Where the model is weak", "## 1. This machine's CPU", "## 4. Published kernel",
-                    "## 5. End-to-end"):
+                    "## 4e. Published GEMM table of OpenXLA", "## 5. End-to-end"):
         assert heading in md
     assert "held-out" in md
     pngs = list(out.glob("*.png"))
