@@ -9,8 +9,8 @@
 | `llmsim predict` | CPU of the command / CPU of `python -c "import numpy, yaml"` | <= 2 |
 | sweep path | (point x op) evaluations per CPU-second | >= 1,000,000 |
 
-Usage: ``python benchmarks/bench_targets.py [--requests N] [--root DIR]``; prints a table and one
-JSON line. ``--root`` measures another checkout of the project (e.g. a ``git worktree`` of an
+Usage: ``python benchmarks/bench_targets.py [--requests N] [--root DIR] [--serving-only]``; prints a
+table and one JSON line (``--serving-only``: the serving figure alone, one JSON line). ``--root`` measures another checkout of the project (e.g. a ``git worktree`` of an
 older commit) with this same harness, for before/after ratios taken in the same session.
 CPU time (``time.process_time`` / rusage of children) rather than wall time: other jobs on a shared
 machine slow wall time, not CPU time. The command is timed with its bytecode compiled, as an
@@ -171,6 +171,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=2000, help="conversation requests for the serving figure (0: skip it)")
     ap.add_argument("--root", help="measure the checkout at DIR instead of this one (same harness)")
+    ap.add_argument("--serving-only", action="store_true",
+                    help="only the serving figure, its event baseline timed before and after it (quick before/after)")
     a = ap.parse_args(argv)
     if a.root:
         root = os.path.abspath(a.root)
@@ -180,6 +182,11 @@ def main(argv=None) -> None:
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     ev = simpy_event_cpu()
     step, steps = serving_cpu_per_step(a.requests) if a.requests else (float("nan"), 0)
+    if a.serving_only:
+        ev = (ev + simpy_event_cpu()) / 2
+        print(json.dumps({"root": a.root or ".", "simpy_event_cpu_s": ev, "serving_step_cpu_s": step,
+                          "serving_step_events": step / ev, "steps": steps}))
+        return
     p_sys, p_name, p_cold = predict_cpu()
     gemm = gemm_cpu()
     gemm_block = gemm_block_cpu()
