@@ -163,6 +163,7 @@ class Chip:
     vendor: str | None = None
     description: str | None = None
     hypothetical: bool = False
+    architecture: str | None = None  # e.g. hopper (schema ARCHITECTURES): stack kernel facts key on it
     process_node: str | None = None
     die_area_mm2: float | None = None
     clock_hz: float | None = None

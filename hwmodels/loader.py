@@ -367,6 +367,7 @@ def _build_chip(v: dict, path: Path) -> Chip:
     return Chip(
         name=v["name"], source=v["source"], cores=v["cores"], compute=compute, memory=memory,
         launch_overhead_s=v.get("launch_overhead", 0.0), vendor=v.get("vendor"), description=v.get("description"),
+        architecture=v.get("architecture"),
         hypothetical=v.get("hypothetical", False), process_node=v.get("process_node"),
         die_area_mm2=v.get("die_area"), clock_hz=v.get("clock"), year=v.get("year"),
         tdp_w=power.get("tdp"), idle_w=power.get("idle"), energy_per_flop_j=dict(power.get("energy_per_flop") or {}),

@@ -449,11 +449,19 @@ MEMORY = Struct({
                                           ("efficiency_by_kind", "efficiency_source"),
                                           ("efficiency_by_pattern", "efficiency_by_pattern_source")))
 
+# GPU / accelerator architecture (instruction-set generation) names a chip file may give: the facts of
+# software whose kernels differ by generation key on them (a stack's kernels.decode_attention.by_architecture)
+ARCHITECTURES = ("volta", "turing", "ampere", "ada", "hopper", "blackwell", "cdna2", "cdna3", "cdna4",
+                 "rdna3", "rdna4")
+
 CHIP = Struct({
     "version": F(Number(integer=True, ge=1, le=FORMAT_VERSION), True, "format version"),
     "kind": F(Str(("chip", "system")), True),
     "name": F(Name(), True, "kebab-case, equal to the file stem"),
     "vendor": F(Str()),
+    "architecture": F(Str(ARCHITECTURES), doc="the chip's architecture (instruction-set generation), e.g. hopper "
+                                              "(sm_90) or ampere (sm_80/86): a serving stack's kernel facts that "
+                                              "differ by generation key on it"),
     "description": F(Str()),
     "hypothetical": F(Bool(), doc="true for designs that do not exist"),
     "source": F(Sources(), True, "where the numbers come from"),

@@ -23,7 +23,7 @@ import numpy as np
 from hwmodels.errors import Problem, SpecError
 from hwmodels.limits import read_text
 from hwmodels.dtype import RATE_KEYS
-from hwmodels.schema import FORMAT_VERSION, Bool, F, ListOf, MapOf, Number, Quantity, Sources, Str, Struct, validate
+from hwmodels.schema import ARCHITECTURES, FORMAT_VERSION, Bool, F, ListOf, MapOf, Number, Quantity, Sources, Str, Struct, validate
 from hwmodels.yamlio import load_marked
 
 STACKS = Path(__file__).parent / "catalog" / "stacks"
@@ -36,7 +36,7 @@ SOFTMAX_MODES = ("ideal", "serial", "overlapped")
 COLLECTIVE_LIBRARIES = ("alpha-beta", "nccl", "nccl-nvls", "custom-allreduce")
 GQA_MODES = ("grouped", "per_query_head")
 
-DECODE = Struct({
+_DECODE_FACTS = {
     "gqa": F(Str(GQA_MODES), True, "how the decode kernel treats grouped-query heads: grouped (one CTA per request "
                                    "and KV head holds the group's query heads: K and V read once, from DRAM into "
                                    "shared memory) or per_query_head (one CTA per query head: the group's CTAs run "
@@ -69,6 +69,21 @@ DECODE = Struct({
                               doc="share of the memory level's achievable bandwidth the kernel's KV gather reaches "
                                   "(a paged load path whose threads compute each row's address, e.g. FlashAttention-3's "
                                   "cp.async non-TMA path); default 1 (as fast as a streaming kernel)"),
+    "split_min_kv_tiles": F(Number(integer=True, ge=1, le=65536),
+                            doc="split-KV only where the longest context spans at least this many KV tiles "
+                                "(FlashAttention-3: 5, 'never split for hdim 128 and seqlen_k 512'); default 1"),
+}
+
+DECODE = Struct({
+    **_DECODE_FACTS,
+    "by_architecture": F(MapOf(ARCHITECTURES, Struct({
+        **{k: F(f.type, False, f.doc) for k, f in _DECODE_FACTS.items()},
+        "source": F(Sources(), True, "where this architecture's facts come from (the kernel that runs there)"),
+    }, name="decode_attention.by_architecture entry"), key_name="architecture"),
+        doc="facts that differ on chips of one architecture (the chip file's `architecture`), e.g. {hopper: "
+            "{split_ctas_per_core: 1, source: ...}} where the engine runs another kernel there (vLLM: "
+            "FlashAttention-3 on Hopper, FlashAttention-2 elsewhere); the facts above apply everywhere else "
+            "and to every fact an entry leaves out"),
     "source": F(Sources(), True),
 }, name="decode_attention")
 
@@ -208,6 +223,40 @@ class DecodeKernel:
     pipeline_fill: bool = False
     q_tile_rows: int = 0
     kv_stream_efficiency: float = 1.0
+    split_min_kv_tiles: int = 1
+    # ((architecture, ((fact, value), ...)), ...): facts that replace the ones above on chips of that
+    # architecture (KERNELS.decode_attention.by_architecture); see on()
+    by_architecture: tuple = ()
+
+    def on(self, architecture: str | None) -> DecodeKernel:
+        """The kernel facts on a chip of ``architecture`` (Chip.architecture; None: unknown): this kernel
+        with that architecture's entry applied, or unchanged where it has none."""
+        if not self.by_architecture or architecture is None:
+            return self
+        return _on_architecture(self, architecture)
+
+    @classmethod
+    def from_doc(cls, d: dict) -> DecodeKernel:
+        """From a validated ``kernels.decode_attention`` mapping."""
+        facts = {f: d[f] for f in cls.__dataclass_fields__ if f in d and f != "by_architecture"}
+        arch = tuple((a, tuple((f, e[f]) for f in cls.__dataclass_fields__ if f in e and f != "by_architecture"))
+                     for a, e in (d.get("by_architecture") or {}).items())
+        return cls(**facts, by_architecture=arch)
+
+    def to_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "by_architecture"}
+        out["by_architecture"] = {a: dict(facts) for a, facts in self.by_architecture}
+        return out
+
+
+@functools.lru_cache(maxsize=256)
+def _on_architecture(dk: DecodeKernel, architecture: str) -> DecodeKernel:
+    from dataclasses import replace
+
+    for a, facts in dk.by_architecture:
+        if a == architecture:
+            return replace(dk, **dict(facts), by_architecture=())
+    return dk
 
 
 @dataclass(frozen=True)
@@ -355,7 +404,7 @@ class Stack:
                 "attention_decode": self.attention_decode, "moe": self.moe_kernel, "gemm": self.gemm_kernel,
                 "softmax": self.softmax, "collectives": self.collectives, "moe_efficiency": self.moe_efficiency,
                 "moe_weight_stream": {v: dict(d) for v, d in self.moe_weight_stream},
-                "decode_attention": dict(self.decode_kernel.__dict__),
+                "decode_attention": self.decode_kernel.to_dict(),
                 "prefill_attention": None if self.prefill_kernel is None else {
                     **self.prefill_kernel.__dict__, "tiles": [list(t) for t in self.prefill_kernel.tiles],
                     "causal_tiles": None if self.prefill_kernel.causal_tiles is None
@@ -405,8 +454,7 @@ def _build(v: dict, path: Path) -> Stack:
         moe_efficiency=float(k.get("moe_efficiency", 1.0)),
         moe_weight_stream=tuple((e["vendor"], tuple((dt, float(f)) for dt, f in e["by_dtype"].items()))
                                 for e in k.get("moe_weight_stream") or ()),
-        decode_kernel=DecodeKernel(**{f: d[f] for f in DecodeKernel.__dataclass_fields__ if f in d})
-        if (d := k.get("decode_attention")) else DecodeKernel(),
+        decode_kernel=DecodeKernel.from_doc(d) if (d := k.get("decode_attention")) else DecodeKernel(),
         prefill_kernel=PrefillKernel.from_doc(p) if (p := k.get("prefill_attention")) else None,
         row_kernels=RowKernels.from_doc(rk) if (rk := k.get("row_kernels")) else None,
         step_overhead_s=r["step_overhead"], per_request_overhead_s=r["per_request_overhead"], overlap=r["overlap"],

@@ -609,15 +609,16 @@ class CostModel(GemmPricing):
         share of the bandwidth."""
         x = self.x
         a = op.attention
-        dk = self.options.decode_kernel or DecodeKernel()
+        dk = (self.options.decode_kernel or DecodeKernel()).on(self.chip.architecture)  # the chip's generation's kernel
         cores = self.cores
         nreq = seq_count(a.seqs)
         per_q = dk.gqa == "per_query_head" and a.heads > a.kv_heads
         units = x.max(1, nreq * (a.heads if per_q else a.kv_heads))
         slots = cores * dk.split_ctas_per_core
         max_kv = seq_max_second(a.seqs)
-        split = x.where(units >= dk.split_threshold * slots, 1,
-                        x.max(1, x.min(x.ceil(slots / units), x.ceil(max_kv / dk.kv_tile_tokens))))
+        tiles = x.ceil(max_kv / dk.kv_tile_tokens)  # KV tiles of the longest context
+        split = x.where((units >= dk.split_threshold * slots) | (tiles < dk.split_min_kv_tiles), 1,
+                        x.max(1, x.min(x.ceil(slots / units), tiles)))
         if dk.split_gqa_only and a.heads == a.kv_heads:
             split = 1
         ctas = units * split
