@@ -35,6 +35,9 @@ SOFTMAX_MODES = ("ideal", "serial", "overlapped")
 # custom all-reduce for small single-node all-reduces with NCCL for the rest
 COLLECTIVE_LIBRARIES = ("alpha-beta", "nccl", "nccl-nvls", "custom-allreduce")
 GQA_MODES = ("grouped", "per_query_head")
+# how a decode kernel picks its split-KV count (sim.attention.decode_splits): fill the slots (the kernel-only
+# model), FlashAttention's occupancy heuristic (num_splits_heuristic), FlashAttention-3's varlen dynamic split
+SPLIT_RULES = ("fill", "occupancy", "dynamic")
 
 _DECODE_FACTS = {
     "gqa": F(Str(GQA_MODES), True, "how the decode kernel treats grouped-query heads: grouped (one CTA per request "
@@ -69,6 +72,12 @@ _DECODE_FACTS = {
                               doc="share of the memory level's achievable bandwidth the kernel's KV gather reaches "
                                   "(a paged load path whose threads compute each row's address, e.g. FlashAttention-3's "
                                   "cp.async non-TMA path); default 1 (as fast as a streaming kernel)"),
+    "split_rule": F(Str(SPLIT_RULES),
+                    doc="how the split count is chosen below the threshold: fill (min(ceil(slots / units), KV tiles), "
+                        "the kernel-only model), occupancy (FlashAttention's num_splits_heuristic: the smallest split "
+                        "count whose wave efficiency reaches 0.85 of the best, at most 128), dynamic "
+                        "(FlashAttention-3's varlen split: ceil(KV tiles / ceil(1.1 x units x KV tiles / slots)), at "
+                        "most the occupancy count of one request); default fill"),
     "split_min_kv_tiles": F(Number(integer=True, ge=1, le=65536),
                             doc="split-KV only where the longest context spans at least this many KV tiles "
                                 "(FlashAttention-3: 5, 'never split for hdim 128 and seqlen_k 512'); default 1"),
@@ -224,6 +233,7 @@ class DecodeKernel:
     q_tile_rows: int = 0
     kv_stream_efficiency: float = 1.0
     split_min_kv_tiles: int = 1
+    split_rule: str = "fill"
     # ((architecture, ((fact, value), ...)), ...): facts that replace the ones above on chips of that
     # architecture (KERNELS.decode_attention.by_architecture); see on()
     by_architecture: tuple = ()

@@ -5,6 +5,7 @@ cost model's rates, memory helpers and shared tail (``_softmax``, ``_memory_time
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -122,3 +123,70 @@ def decode_tile_serial(cm, op, dk, ctas, slots, rate, vec_rate):
     tile_s = dk.q_tile_rows * dk.kv_tile_tokens * chip_s / x.max(pairs, 1.0) * cm.cores  # one tile on one core
     resident = x.min(dk.split_ctas_per_core, x.ceil(ctas / cm.cores))
     return x.ceil(ctas / slots) * resident * tile_s
+
+
+# -- split-KV: how many splits of the KV length a decode kernel runs (DecodeKernel.split_rule) ----------
+MAX_SPLITS = 128  # FlashAttention's num_splits upper bound (flash_api.cpp: "num_splits > 128 not supported")
+
+
+@functools.lru_cache(maxsize=4096)
+def _occupancy_one(units: int, slots: int, tiles: int) -> int:
+    """FlashAttention's ``num_splits_heuristic`` for one case: over the eligible split counts up to
+    min(128, slots, tiles) (a count is eligible when it changes the tiles per split), the smallest whose
+    wave efficiency (waves / ceil(waves), waves = units x splits / slots) reaches 0.85 of the best."""
+    if units >= 0.8 * slots:  # "If we have enough to almost fill the SMs, then just use 1 split"
+        return 1
+    top = min(MAX_SPLITS, slots, tiles)
+    effs = []
+    for s in range(1, top + 1):
+        if s == 1 or -(-tiles // s) != -(-tiles // (s - 1)):
+            w = units * s / slots
+            effs.append((s, w / math.ceil(w)))
+    best = max((e for _, e in effs), default=0.0)
+    return next((s for s, e in effs if e >= 0.85 * best), 1)
+
+
+def _occupancy(units, slots, tiles):
+    """:func:`_occupancy_one` for numbers or arrays (every argument may be an array: steps, design points).
+    One batch and slot count over a short range of tiles (a decode run's steps) goes through the cached count
+    per tile count; anything else as one grid of every split count (MAX_SPLITS per case)."""
+    args = (units, slots, tiles)
+    if not any(isinstance(v, np.ndarray) for v in args):
+        return _occupancy_one(int(units), int(slots), int(max(tiles, 1)))
+    one = [v if not isinstance(v, np.ndarray) else (v.flat[0] if v.min() == v.max() else None) for v in args[:2]]
+    if None not in one and isinstance(tiles, np.ndarray):  # a decode run: one batch and slot count
+        lo, hi = max(int(tiles.min()), 1), max(int(tiles.max()), 1)
+        if hi - lo < 64:
+            table = np.array([_occupancy_one(int(one[0]), int(one[1]), c) for c in range(lo, hi + 1)], dtype=float)
+            return table[np.maximum(tiles, 1).astype(int) - lo]
+    shape = np.broadcast_shapes(*(np.shape(v) for v in args))
+    u, sl, t = (np.broadcast_to(np.asarray(v, dtype=float), shape) for v in args)
+    s = np.arange(1, MAX_SPLITS + 1, dtype=float)
+    t = np.maximum(t, 1.0)[..., None]
+    eligible = (s == 1) | (np.ceil(t / s) != np.ceil(t / np.maximum(s - 1, 1)))
+    eligible &= s <= np.minimum(np.minimum(MAX_SPLITS, sl), t[..., 0])[..., None]
+    w = u[..., None] * s / sl[..., None]
+    eff = np.where(eligible, w / np.ceil(w), 0.0)
+    ok = eligible & (eff >= 0.85 * eff.max(-1, keepdims=True))
+    return np.where((u < 0.8 * sl) & ok.any(-1), ok.argmax(-1) + 1, 1).astype(float)
+
+
+def decode_splits(x, dk, units, slots, tiles, group_units):
+    """KV splits of a decode kernel (docs/cost-model.md, Paged decode): 1 once the ``units`` (request, KV
+    head) CTAs fill ``split_threshold`` of the ``slots`` or the longest context spans fewer than
+    ``split_min_kv_tiles`` of its ``tiles``; else by ``dk.split_rule``: ``fill`` min(ceil(slots / units),
+    tiles) (the kernel-only model); ``occupancy`` FlashAttention's num_splits_heuristic
+    (:func:`_occupancy`); ``dynamic`` FlashAttention-3's varlen split (hopper/flash_prepare_scheduler.cu:
+    blocks per SM = ceil(1.1 x units x tiles / slots), splits = ceil(tiles / that), at most the
+    occupancy heuristic's count for one request's ``group_units``)."""
+    one = (units >= dk.split_threshold * slots) | (tiles < dk.split_min_kv_tiles)
+    if one.all() if isarr(one) else one:  # no split anywhere (most serving steps): nothing to choose
+        return x.where(one, 1, 1)
+    if dk.split_rule == "occupancy":
+        n = _occupancy(units, slots, tiles)
+    elif dk.split_rule == "dynamic":
+        per_sm = x.max(1, x.ceil(1.1 * units * tiles / slots))
+        n = x.min(x.ceil(tiles / per_sm), _occupancy(group_units, slots, tiles))
+    else:
+        n = x.min(x.ceil(slots / units), tiles)
+    return x.where(one, 1, x.max(1, n))

@@ -58,6 +58,7 @@ from hwmodels.stack import DecodeKernel
 from sim import costmemo
 from sim.collective import collective_time
 from sim.attention import (  # noqa: F401
+    decode_splits,
     decode_tile_serial,
     flash_prefill,
     kv_read_bytes,
@@ -617,8 +618,7 @@ class CostModel(GemmPricing):
         slots = cores * dk.split_ctas_per_core
         max_kv = seq_max_second(a.seqs)
         tiles = x.ceil(max_kv / dk.kv_tile_tokens)  # KV tiles of the longest context
-        split = x.where((units >= dk.split_threshold * slots) | (tiles < dk.split_min_kv_tiles), 1,
-                        x.max(1, x.min(x.ceil(slots / units), tiles)))
+        split = decode_splits(x, dk, units, slots, tiles, a.heads if per_q else a.kv_heads)
         if dk.split_gqa_only and a.heads == a.kv_heads:
             split = 1
         ctas = units * split

@@ -115,8 +115,9 @@ def test_bad_architecture_entries_are_located(tmp_path):
 
 def test_default_stack_runs_fa3_splits_on_hopper_and_fa2_elsewhere():
     """vllm: a multi-head model (llama-2-7b, 32 heads) at batch 1 and 4,000 tokens: FA2 (A100) splits
-    grouped-query models only, so 1 split; FA3 (H100) splits it over the SMs: 32 units, 132 slots,
-    min(ceil(132 / 32), 32 tiles) = 5 splits, 160 CTAs over the 132 SMs."""
+    grouped-query models only, so 1 split; FA3 (H100) splits it by its varlen dynamic rule: 32 units,
+    132 slots, 32 tiles of 128 tokens: ceil(1.1 x 32 x 32 / 132) = 9 tiles a split, ceil(32 / 9) = 4
+    splits (the one-request occupancy cap is 4 too: 4 x 32 / 132 = 0.97 of a wave), 128 CTAs."""
     dk = load_stack("vllm").decode_kernel
     assert dk.split_ctas_per_core == 2 and dk.on("hopper").split_ctas_per_core == 1
     op = _decode("llama-2-7b", 1, 4000)
@@ -124,4 +125,54 @@ def test_default_stack_runs_fa3_splits_on_hopper_and_fa2_elsewhere():
     h100, a100 = load_hardware("h100-sxm"), load_hardware("a100-sxm")
     assert h100.architecture == "hopper" and a100.architecture == "ampere"
     assert CostModel(a100, opts).op_cost(op).detail == "split-kv 1, 32 cores"
-    assert CostModel(h100, opts).op_cost(op).detail == "split-kv 5, 132 cores"
+    assert CostModel(h100, opts).op_cost(op).detail == "split-kv 4, 128 cores"
+
+
+def test_occupancy_split_heuristic_by_hand():
+    """FlashAttention's num_splits_heuristic (split_rule occupancy): over the split counts up to min(128,
+    slots, KV tiles) that change the tiles per split (eligible), the smallest whose wave efficiency
+    w / ceil(w), w = units x splits / slots, reaches 0.85 of the best.
+    32 units over 264 slots, 18 tiles: eligible 1, 2, 3, 4, 5, 6, 9, 18 (7 and 8 also give 3 tiles a
+    split); efficiencies s x 32 / 264 = 0.121 s up to s = 6 (0.727), 9: 1.09 / 2 = 0.545, 18: 2.18 / 3
+    = 0.727; best 0.727, so 6 (fill would take min(ceil(264 / 32), 18) = 9: a second wave of 24 CTAs).
+    8 units, 264 slots, 64 tiles: best 0.97 (s = 32: 256 of 264 slots); 0.85 of it needs s >= 28, and
+    23-31 give 3 tiles a split like 22 (eligible, 0.667): 32. 212 units (>= 0.8 x 264): 1; 211: w = 0.799 s,
+    s = 5 gives 3.996 waves (0.999): 5."""
+    from sim.attention import _occupancy
+
+    assert _occupancy(32, 264, 18) == 6
+    assert _occupancy(8, 264, 64) == 32
+    assert _occupancy(212, 264, 64) == 1 and _occupancy(211, 264, 64) == 5
+    assert _occupancy(8, 264, 1) == 1
+
+
+def test_occupancy_arrays_equal_numbers():
+    """The array form (steps, design points) gives the per-case count everywhere."""
+    import numpy as np
+
+    from sim.attention import _occupancy
+
+    units = np.array([1, 2, 3, 7, 8, 16, 31, 32, 50, 64, 100, 131, 200, 211, 212, 300], dtype=float)
+    for slots in (108, 132, 264):
+        for tiles in (1, 2, 4, 5, 9, 18, 33, 64, 128, 1000):
+            arr = _occupancy(units, slots, np.full(units.shape, float(tiles)))
+            assert list(arr) == [_occupancy(int(u), slots, tiles) for u in units], (slots, tiles)
+
+
+def test_dynamic_split_by_hand():
+    """FlashAttention-3's varlen split (split_rule dynamic, hopper/flash_prepare_scheduler.cu): blocks per
+    SM = ceil(1.1 x units x tiles / slots), splits = ceil(tiles / that), at most the occupancy count of one
+    request's KV heads. 8 units (one request, 8 KV heads), 132 slots, 128 tiles: ceil(1.1 x 8 x 128 / 132)
+    = ceil(8.53) = 9 blocks per SM, ceil(128 / 9) = 15 splits (fill: min(ceil(132 / 8), 128) = 17).
+    16 requests (128 units): 1.1 x 128 >= 132, so 1."""
+    from hwmodels.arith import NUMBERS
+    from hwmodels.stack import DecodeKernel
+    from sim.attention import _occupancy, decode_splits
+
+    dyn = DecodeKernel(split_rule="dynamic", split_threshold=0.909)
+    assert _occupancy(8, 132, 128) >= 15
+    assert decode_splits(NUMBERS, dyn, 8, 132, 128, 8) == 15
+    assert decode_splits(NUMBERS, DecodeKernel(), 8, 132, 128, 8) == 17
+    assert decode_splits(NUMBERS, dyn, 128, 132, 128, 8) == 1
+    # no split under split_min_kv_tiles tiles
+    assert decode_splits(NUMBERS, DecodeKernel(split_rule="dynamic", split_min_kv_tiles=5), 8, 132, 4, 8) == 1
