@@ -528,8 +528,10 @@ def decode_kernels_section(body, runs: dict) -> None:
     body.p(f"Paged decode attention kernels timed by others (decode `op == attention` rows of "
            f"`sim/validation/data/published/kernels.csv`; never fitted to), priced as `llmsim ops` prices them "
            f"without launch overhead (the sources time CUDA graphs or GPU time): `ideal` (the kernel-only decode) "
-           f"and the default stack `{name}` (its `kernels.decode_attention`: FlashAttention-2's grouped-query "
-           f"packing, split-KV policy, KV pages and the pipeline fill of short contexts).")
+           f"and the default stack `{name}` (its `kernels.decode_attention`: grouped-query packing, split-KV "
+           f"policy, KV pages and the pipeline fill of short contexts, with the entry of the chip's architecture "
+           f"where the stack lists one: on these H100 rows `vllm` prices FlashAttention-3's split policy, "
+           f"`by_architecture.hopper`).")
     body.table(rows, [("kernel", "kernel"), ("shape", "shape"), ("measured", "measured"), ("ideal", "error (ideal)"),
                       ("default", f"error ({name})"), ("src", "source")],
                {"ideal": lambda v: pct(v, True), "default": lambda v: pct(v, True)})
