@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from hwmodels.arith import isarr
+from hwmodels.arith import NUMBERS, isarr
 from hwmodels.dtype import get_dtype
 from workloads.seqs import SeqArrays, _attn_stats, seq_blocks, seq_count
 
@@ -171,6 +171,14 @@ def _occupancy(units, slots, tiles):
     return np.where((u < 0.8 * sl) & ok.any(-1), ok.argmax(-1) + 1, 1).astype(float)
 
 
+def _run_constant(v):
+    """The one value of ``v`` (a number, or an array holding one value throughout), else None."""
+    if not isinstance(v, np.ndarray):
+        return v
+    lo = v.min()
+    return lo if lo == v.max() else None
+
+
 def decode_splits(x, dk, units, slots, tiles, group_units):
     """KV splits of a decode kernel (docs/cost-model.md, Paged decode): 1 once the ``units`` (request, KV
     head) CTAs fill ``split_threshold`` of the ``slots`` or the longest context spans fewer than
@@ -178,7 +186,26 @@ def decode_splits(x, dk, units, slots, tiles, group_units):
     tiles) (the kernel-only model); ``occupancy`` FlashAttention's num_splits_heuristic
     (:func:`_occupancy`); ``dynamic`` FlashAttention-3's varlen split (hopper/flash_prepare_scheduler.cu:
     blocks per SM = ceil(1.1 x units x tiles / slots), splits = ceil(tiles / that), at most the
-    occupancy heuristic's count for one request's ``group_units``)."""
+    occupancy heuristic's count for one request's ``group_units``). Arrays of decode steps with one slot
+    count, a few batch sizes and a short range of tiles are priced once per (batch, tile count)."""
+    sl = _run_constant(slots)
+    if dk.split_rule != "fill" and sl is not None and (isinstance(tiles, np.ndarray) or isinstance(units, np.ndarray)):
+        shape = np.broadcast_shapes(np.shape(units), np.shape(tiles))
+        t = np.broadcast_to(tiles, shape)
+        lo, hi = int(t.min()), int(t.max())
+        u = _run_constant(units)
+        if u is not None and hi - lo < 64:  # a decode run's steps: one batch and slot count
+            table = np.array([_splits(NUMBERS, dk, float(u), float(sl), c, group_units) for c in range(lo, hi + 1)])
+            return table[t.astype(int) - lo]
+        uu, ui = np.unique(np.broadcast_to(units, shape), return_inverse=True)
+        if len(uu) * (hi - lo + 1) <= 1024:  # several runs' steps: a few batches, a short range of tiles
+            table = np.array([[_splits(NUMBERS, dk, float(v), float(sl), c, group_units) for c in range(lo, hi + 1)]
+                              for v in uu])
+            return table[ui.reshape(shape), t.astype(int) - lo]
+    return _splits(x, dk, units, slots, tiles, group_units)
+
+
+def _splits(x, dk, units, slots, tiles, group_units):
     one = (units >= dk.split_threshold * slots) | (tiles < dk.split_min_kv_tiles)
     if one.all() if isarr(one) else one:  # no split anywhere (most serving steps): nothing to choose
         return x.where(one, 1, 1)

@@ -176,3 +176,30 @@ def test_dynamic_split_by_hand():
     assert decode_splits(NUMBERS, dyn, 128, 132, 128, 8) == 1
     # no split under split_min_kv_tiles tiles
     assert decode_splits(NUMBERS, DecodeKernel(split_rule="dynamic", split_min_kv_tiles=5), 8, 132, 4, 8) == 1
+
+
+def test_decode_splits_arrays_equal_numbers():
+    """Every split rule gives, over arrays (a decode run's steps: one batch, tiles growing; design points:
+    units varying), the count it gives each case as numbers."""
+    import numpy as np
+
+    from hwmodels.arith import ARRAYS, NUMBERS
+    from hwmodels.stack import DecodeKernel
+    from sim.attention import decode_splits
+
+    rules = [DecodeKernel(split_rule=r, split_threshold=th, split_min_kv_tiles=m)
+             for r, th, m in (("fill", 1.0, 1), ("occupancy", 0.8, 1), ("dynamic", 0.909, 5))]
+    tiles = np.ceil(np.arange(100, 2100, 75) / 128.0)
+    for dk in rules:
+        for units in (8, 32, 100, 300):
+            run = decode_splits(ARRAYS, dk, np.full(tiles.shape, float(units)), 132, tiles, 8)
+            assert list(run) == [decode_splits(NUMBERS, dk, units, 132, int(t), 8) for t in tiles], (dk.split_rule, units)
+        us = np.arange(1.0, 300.0, 7.0)
+        pts = decode_splits(ARRAYS, dk, us, 264, np.full(us.shape, 40.0), 8)
+        assert list(pts) == [decode_splits(NUMBERS, dk, int(u), 264, 40, 8) for u in us], dk.split_rule
+    # several runs' steps in one array: a few batch sizes, tiles growing
+    us = np.repeat([8.0, 16.0, 40.0], 9)
+    ts = np.tile(np.arange(4.0, 13.0), 3)
+    for dk in rules:
+        mixed = decode_splits(ARRAYS, dk, us, 132, ts, 8)
+        assert list(mixed) == [decode_splits(NUMBERS, dk, int(u), 132, int(t), 8) for u, t in zip(us, ts)], dk.split_rule
