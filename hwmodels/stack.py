@@ -196,12 +196,31 @@ RUNTIME = Struct({
     "source": F(Sources(), True),
 }, name="runtime")
 
-SCHEDULER = Struct({
-    "chunked_prefill": F(Bool(), True, "long prompts are split over steps that also carry decodes"),
+LIMITS = Struct({
     "max_num_batched_tokens": F(Number(integer=True, gt=0), True, "tokens per step (the chunk budget)"),
     "max_num_seqs": F(Number(integer=True, gt=0), True, "running requests per step"),
+}, name="limits")
+
+SMALL_DEVICE = Struct({
+    "below_memory": F(Quantity("bytes"), True, "chips with less device memory than this take these limits"),
+    "names": F(ListOf(Str()), doc="chip names that take these limits whatever their memory (a name containing one "
+                                  "of these, lower case: vLLM's device-name check, e.g. a100)"),
+    "server": F(LIMITS, True, "the server's limits on such a chip"),
+    "offline": F(LIMITS, doc="the offline (LLM class) limits on such a chip (default: server)"),
+}, name="small_device")
+
+SCHEDULER = Struct({
+    "chunked_prefill": F(Bool(), True, "long prompts are split over steps that also carry decodes"),
+    "max_num_batched_tokens": F(Number(integer=True, gt=0), True, "tokens per step (the chunk budget) of the "
+                                                                  "server (e.g. `vllm serve`)"),
+    "max_num_seqs": F(Number(integer=True, gt=0), True, "running requests per step of the server"),
+    "offline": F(LIMITS, doc="the limits of the offline entry point (vLLM's LLM class: LLM.generate, "
+                             "benchmark_throughput), where they differ from the server's (default: the server's)"),
+    "small_device": F(SMALL_DEVICE, doc="other limits on chips with less device memory (or named ones)"),
     "source": F(Sources(), True),
 }, name="scheduler")
+
+USAGES = ("server", "offline")
 
 STACK = Struct({
     "version": F(Number(integer=True, ge=1, le=FORMAT_VERSION), True, "format version"),
@@ -348,6 +367,10 @@ class Stack:
     decode_kernel: DecodeKernel = DecodeKernel()  # KERNELS['decode_attention']
     prefill_kernel: PrefillKernel | None = None  # KERNELS['prefill_attention'] (None: the kernel-only model)
     row_kernels: RowKernels | None = None  # KERNELS['row_kernels'] (None: the kernel-only model)
+    # SCHEDULER['offline'] as (max_num_batched_tokens, max_num_seqs); None: the server's
+    offline_limits: tuple | None = None
+    # SCHEDULER['small_device'] as (below_memory bytes, names, server limits, offline limits)
+    small_device: tuple | None = None
     moe_kernel: str | None = None
     gemm_kernel: str | None = None
     description: str | None = None
@@ -383,6 +406,20 @@ class Stack:
             gpu = kernel_s if graphs else big(kernel_s, kernels * self.eager_launch_s)
         cpu = self.step_overhead_s + requests * self.per_request_overhead_s
         return big(gpu, cpu) if self.overlap else gpu + cpu
+
+    def scheduler_limits(self, usage: str = "server", chip=None) -> tuple[int, int]:
+        """(max_num_batched_tokens, max_num_seqs) the engine defaults to for an entry point (``usage``:
+        server, e.g. ``vllm serve``, or offline, vLLM's LLM class) on ``chip`` (an hwmodels Chip, or None:
+        a large device): vLLM's ``EngineArgs.get_batch_defaults`` as the profile's scheduler section
+        states it (docs/stacks.md, Scheduler defaults)."""
+        large = (self.max_num_batched_tokens, self.max_num_seqs)
+        limits = {"server": large, "offline": self.offline_limits or large}
+        if self.small_device is not None and chip is not None:
+            below, names, server, offline = self.small_device
+            name = str(getattr(chip, "name", "")).lower()
+            if chip.main_memory.capacity_bytes < below or any(n.lower() in name for n in names):
+                limits = {"server": server, "offline": offline or server}
+        return limits[usage]
 
     def cost_options(self, options):
         """``options`` (sim.cost.CostOptions) with the stack's kernel facts where they are left at None
@@ -426,7 +463,12 @@ class Stack:
                 "overlap": self.overlap, "cuda_graphs": self.cuda_graphs,
                 "cuda_graph_max_batch": self.cuda_graph_max_batch, "eager_launch_s": self.eager_launch_s,
                 "chunked_prefill": self.chunked_prefill, "max_num_batched_tokens": self.max_num_batched_tokens,
-                "max_num_seqs": self.max_num_seqs}
+                "max_num_seqs": self.max_num_seqs,
+                "offline_limits": None if self.offline_limits is None else list(self.offline_limits),
+                "small_device": None if self.small_device is None else {
+                    "below_memory_bytes": self.small_device[0], "names": list(self.small_device[1]),
+                    "server": list(self.small_device[2]),
+                    "offline": None if self.small_device[3] is None else list(self.small_device[3])}}
 
 
 def list_stacks() -> list[str]:
@@ -455,6 +497,10 @@ def validate_stack_doc(doc) -> tuple[dict | None, list]:
     return validate(doc, STACK)
 
 
+def _limits(d: dict | None) -> tuple | None:
+    return None if d is None else (int(d["max_num_batched_tokens"]), int(d["max_num_seqs"]))
+
+
 def _build(v: dict, path: Path) -> Stack:
     k, r, s = v["kernels"], v["runtime"], v["scheduler"]
     return Stack(
@@ -471,6 +517,9 @@ def _build(v: dict, path: Path) -> Stack:
         cuda_graphs=r["cuda_graphs"], cuda_graph_max_batch=r.get("cuda_graph_max_batch"),
         eager_launch_s=r["eager_launch"], chunked_prefill=s["chunked_prefill"],
         max_num_batched_tokens=s["max_num_batched_tokens"], max_num_seqs=s["max_num_seqs"],
+        offline_limits=_limits(s.get("offline")),
+        small_device=(sd["below_memory"], tuple(sd.get("names", ())), _limits(sd["server"]), _limits(sd.get("offline")))
+        if (sd := s.get("small_device")) else None,
         description=v.get("description"), software=v.get("software"), path=str(path),
         sources={"kernels": k["source"], "runtime": r["source"], "scheduler": s["source"]})
 
@@ -508,4 +557,4 @@ def is_stack_file(data) -> bool:
     return isinstance(data, dict) and data.get("kind") == "stack"
 
 
-__all__ = ["DEFAULT_STACK", "STACK", "DecodeKernel", "PrefillKernel", "RowKernels", "Stack", "list_stacks", "load_stack", "is_stack_file"]
+__all__ = ["DEFAULT_STACK", "STACK", "USAGES", "DecodeKernel", "PrefillKernel", "RowKernels", "Stack", "list_stacks", "load_stack", "is_stack_file"]

@@ -203,6 +203,10 @@ class ServingConfig:
         None, "tokens per prefill step for vllm/disagg/static (default: the --stack's, e.g. 8192 for vllm)",
         unit="tokens", flag="--max-num-batched-tokens", group=_S, type=int,
         sweep=("serving", "max_num_batched_tokens", int))
+    usage: str | None = setting(None, "the engine entry point whose default limits apply: server (vllm serve) or "
+                                "offline (vLLM's LLM class, benchmark_throughput) (default: offline when every "
+                                "request arrives at once, --rate inf; else server)", flag="--usage", group=_S,
+                                choices=["server", "offline"], sweep=("serving", "usage", str))
     chunk_size: int | None = setting(None, "sarathi: tokens per step, decodes + prefill chunks (default: "
                                      "--max-num-batched-tokens when given, else the --stack's token budget where it "
                                      "chunks prefills, else 512)", unit="tokens", flag="--chunk-size", group=_S,
@@ -244,23 +248,29 @@ class ServingConfig:
                             "the default stack); prices every step and fills the scheduler settings left at None",
                             shared=("--stack",), sweep=("serving", "stack", str))
 
-    def with_stack(self) -> ServingConfig:
+    def with_stack(self, chip=None, offline: bool = False) -> ServingConfig:
         """A copy with the scheduler settings left at None taken from the serving stack
         (``hwmodels.stack``): sarathi (chunked prefill) where it chunks prefills, else vllm; its
-        token budget (also sarathi's chunk; 512 where it does not chunk) and sequence limit."""
+        token budget (also sarathi's chunk; 512 where it does not chunk) and sequence limit, those of
+        the entry point ``usage`` (None: offline where ``offline``, every request at once; else server)
+        on ``chip`` (None: a large device; ``Stack.scheduler_limits``)."""
         from hwmodels.stack import load_stack
 
         st = load_stack(self.stack)
         ch = {}
+        usage = self.usage or ("offline" if offline else "server")
+        tokens, seqs = st.scheduler_limits(usage, chip)
+        if self.usage is None:
+            ch["usage"] = usage
         if self.scheduler is None:
             ch["scheduler"] = "sarathi" if st.chunked_prefill else "vllm"
         if self.max_num_seqs is None:
-            ch["max_num_seqs"] = st.max_num_seqs
+            ch["max_num_seqs"] = seqs
         if self.chunk_size is None:
             given = self.max_num_batched_tokens
-            ch["chunk_size"] = given or (st.max_num_batched_tokens if st.chunked_prefill else 512)
+            ch["chunk_size"] = given or (tokens if st.chunked_prefill else 512)
         if self.max_num_batched_tokens is None:
-            ch["max_num_batched_tokens"] = st.max_num_batched_tokens
+            ch["max_num_batched_tokens"] = tokens
         return replace(self, **ch) if ch else self
 
     def problems(self) -> list[Problem]:
@@ -290,6 +300,8 @@ class ServingConfig:
         if self.scheduler is not None and self.scheduler not in SCHEDULERS:
             P.append(Problem(f"unknown scheduler {self.scheduler!r}; known: {', '.join(SCHEDULERS)}",
                              path="scheduler (--scheduler)"))
+        if self.usage is not None and self.usage not in ("server", "offline"):
+            P.append(Problem(f"unknown usage {self.usage!r}; known: server, offline", path="usage (--usage)"))
         if self.router not in ROUTERS:
             P.append(Problem(f"unknown router {self.router!r}; known: {', '.join(ROUTERS)}", path="router (--router)"))
         if self.preemption not in PREEMPTION_MODES:

@@ -157,7 +157,7 @@ def simulate(scenario, system, model, config: ServingConfig | None = None, **set
     """
     wall0 = time.perf_counter()
     cfg_kw, ctl_kw = split_settings(settings, (ServingConfig, RunControls), "simulate()")
-    cfg = make_config(ServingConfig, config, cfg_kw, "simulate()").with_stack()
+    cfg = make_config(ServingConfig, config, cfg_kw, "simulate()")
     ctl = RunControls(**ctl_kw)
     problems = cfg.problems() + ctl.problems()
     if problems:
@@ -165,6 +165,9 @@ def simulate(scenario, system, model, config: ServingConfig | None = None, **set
     if ctl.out_dir is not None:
         ctl = replace(ctl, out_dir=Path(ctl.out_dir))
     su = setup(system, model, cfg)
+    # the settings left out: the stack's, for the entry point (offline when every request arrives at once) and chip
+    arrivals = getattr(scenario, "arrivals", None)
+    cfg = cfg.with_stack(su.chip, offline=bool(getattr(arrivals, "instantaneous", False)))
     budget = memory_budget(su.spec, su.chip, su.quant, su.parallel, cfg, ctl.kv_capacity_tokens)
     coster = ctl.coster
     if coster is None:

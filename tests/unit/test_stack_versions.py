@@ -53,7 +53,7 @@ def test_own_column_prices_the_v05_row_with_its_engine():
     from sim.validation.published import load_serving, score_serving
 
     df = load_serving()
-    row = df[(df["model"] == "llama-3.1-8b") & (df["hardware"] == "h100-sxm")]
+    row = df[(df["model"] == "llama-3.1-8b") & df["source"].str.contains("PR #7117")]
     assert list(row["stack"]) == ["vllm-0.5"]
     s = score_serving(row)
     assert list(s["stack_used"]) == ["vllm-0.5"]
@@ -68,9 +68,44 @@ def test_rows_that_ran_v0_carry_v0_scheduler_limits():
     from sim.validation.published import load_serving
 
     df = load_serving()
-    v0 = df[df["model"].isin(["qwen3-30b-a3b", "llama-3.1-8b"])]
+    v0 = df[df["model"].eq("qwen3-30b-a3b") | df["source"].str.contains("PR #7117")]
     assert len(v0) == 4 and set(v0["scheduler"]) == {"vllm"} and set(v0["max_num_seqs"]) == {256}
     # Oracle's 2024-10 MI300X runs predate the V1 engine (vLLM 0.7.0, 2025-01): V0's 256 sequences
-    assert set(df[df["model"] == "llama-3.1-405b"]["max_num_seqs"]) == {256}
+    assert set(df[df["source"].str.contains("blogs.oracle.com")]["max_num_seqs"]) == {256}
+    # the V1 rows leave the scheduler to the stack (chunked prefill) and carry their run's limits
+    v1 = df[df["engine"].str.contains("V1")]
+    assert len(v1) >= 9 and set(v1["scheduler"]) == {""} and v1["max_num_seqs"].notna().all()
     q = df[df["model"] == "qwen3-30b-a3b"]
     assert set(q["max_num_batched_tokens"]) == {32768} and all("PR #17870" in n for n in q["note"])
+
+
+def test_vllm_scheduler_defaults_follow_the_entry_point_and_the_device():
+    """vLLM's EngineArgs.get_batch_defaults (0.9-0.10): >= 70 GiB and not an A100: server 8192 tokens / 1024
+    sequences, LLM class 16384 / 1024; otherwise server 2048 / 256, LLM class 8192 / 256."""
+    from hwmodels.loader import load_hardware
+
+    st = load_stack("vllm")
+    chip = {n: getattr(load_hardware(n), "chip", load_hardware(n)) for n in ("h100-sxm", "a100-sxm", "l40s", "mi300x")}
+    for n in ("h100-sxm", "mi300x"):
+        assert st.scheduler_limits("server", chip[n]) == (8192, 1024)
+        assert st.scheduler_limits("offline", chip[n]) == (16384, 1024)
+    for n in ("a100-sxm", "l40s"):  # the A100 by name (80 GB), the L40S by memory (48 GB)
+        assert st.scheduler_limits("server", chip[n]) == (2048, 256)
+        assert st.scheduler_limits("offline", chip[n]) == (8192, 256)
+    # a stack without the sections: the server's limits everywhere
+    v05 = load_stack("vllm-0.5")
+    assert v05.scheduler_limits("offline", chip["a100-sxm"]) == (8192, 256) == v05.scheduler_limits("server")
+
+
+def test_serving_takes_the_offline_limits_when_every_request_arrives_at_once():
+    """`llmsim serve --rate inf` is vLLM's offline entry point (benchmark_throughput: the LLM class); a finite
+    rate is the server's; --usage overrides either; a flag given wins over both."""
+    def sched(rate, **kw):
+        sc = Scenario(arrival_process(rate), 64, 2, num_requests=4)
+        return simulate(sc, "a100-sxm", "llama-3.1-8b", ServingConfig(seed=0, **kw)).config["scheduler"]
+
+    off, srv = sched(math.inf), sched(10.0)
+    assert (off["max_num_seqs"], off["max_num_batched_tokens"]) == (256, 8192)
+    assert (srv["max_num_seqs"], srv["max_num_batched_tokens"]) == (256, 2048)
+    assert sched(math.inf, usage="server")["max_num_batched_tokens"] == 2048
+    assert sched(10.0, usage="offline", max_num_seqs=7)["max_num_seqs"] == 7
