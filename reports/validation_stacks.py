@@ -184,9 +184,11 @@ def serving_section(body, facts: dict, pct, quick: bool = False) -> None:
     t, names = serving_errors([DEFAULT_STACK] if quick else None)
     body.h(2, "5c. Offline serving throughput (published), predicted with `llmsim serve --rate inf`")
     body.p("Request-level offline runs (`sim/validation/data/published/serving.csv`, never fitted to): N prompts of "
-           "fixed input and output lengths sent at once (vLLM's `benchmark_throughput.py`), simulated by "
+           "fixed input and output lengths sent at once (vLLM's `benchmark_throughput.py`, or `vllm bench serve` at an "
+           "infinite request rate against a server: column usage), simulated by "
            "`sim.serving.simulate` with an infinite arrival rate on one replica of tp chips, with the run's published "
-           "scheduler limits (max_num_seqs, max_num_batched_tokens) where given and the stack's defaults elsewhere. "
+           "scheduler limits (max_num_seqs, max_num_batched_tokens) where given and the stack's defaults for the run's "
+           "entry point and chip elsewhere. "
            "Errors are time-equivalent (measured / predicted - 1; negative: the model is too fast).")
     srows = summary(t, names + ["own"])
     fmt = {"bias": lambda v: pct(v, True), "ape": pct, "within": lambda v: f"{v * 100:.0f} %"}

@@ -112,13 +112,20 @@ def load_e2e(path: str = E2E) -> pd.DataFrame:
 def load_serving(path: str = SERVING) -> pd.DataFrame:
     """The offline-serving table, with the same checks as :func:`load_e2e`; ``max_num_seqs`` and
     ``max_num_batched_tokens`` may be empty (the stack's default), as may ``scheduler`` (a
-    ``llmsim serve --scheduler`` name: ``vllm`` for an engine that schedules whole prompts)."""
+    ``llmsim serve --scheduler`` name: ``vllm`` for an engine that schedules whole prompts) and ``usage``
+    (the engine's entry point whose default limits apply: ``offline``, vLLM's LLM class as
+    ``benchmark_throughput.py`` runs it, or ``server``, a ``vllm bench serve`` run against ``vllm serve``;
+    empty: offline, every request arriving at once)."""
     df = _read_table(path, SERVING_COLUMNS, SERVING_METRICS,
                      {"tp": 1, "num_prompts": 1, "input_len": 1, "output_len": 1},
                      {"max_num_seqs": 1, "max_num_batched_tokens": 1})
-    for c in ("max_num_seqs", "max_num_batched_tokens", "kv_dtype", "scheduler", "stack", "engine", "note"):
+    for c in ("max_num_seqs", "max_num_batched_tokens", "kv_dtype", "scheduler", "stack", "engine", "note", "usage"):
         if c not in df.columns:
             df[c] = None if c.startswith("max_") else ""
+    bad = [f"{path}: row {i + 2}, field usage: expected server, offline or empty, got {u!r}"
+           for i, u in enumerate(df["usage"]) if str(u).strip() not in ("", "server", "offline")]
+    if bad:
+        raise SpecError(bad)
     return df
 
 
@@ -195,7 +202,7 @@ def score_serving(df: pd.DataFrame | None = None, *, stack=None, options: CostOp
                   seed: int = 0) -> pd.DataFrame:
     """Simulate every offline-serving row as ``llmsim serve --rate inf`` does: ``num_prompts`` requests
     of ``input_len``/``output_len`` tokens all at t=0 on one replica of ``tp`` chips, the row's
-    ``max_num_seqs``/``max_num_batched_tokens``/``kv_dtype``/``scheduler`` where given (else the stack's). ``stack``:
+    ``max_num_seqs``/``max_num_batched_tokens``/``kv_dtype``/``scheduler``/``usage`` where given (else the stack's). ``stack``:
     as in :func:`score_e2e`. Adds ``predicted``, ``reason`` (why a row could not be predicted),
     ``stack_used``, ``rel_error`` and ``time_rel_error`` (every metric is a throughput:
     measured / predicted - 1, negative when the model is too fast)."""
@@ -212,11 +219,12 @@ def score_serving(df: pd.DataFrame | None = None, *, stack=None, options: CostOp
                   if r.get(k) is not None and not (isinstance(r[k], float) and math.isnan(r[k]))}
         kv = str(r.get("kv_dtype") or "").strip() or None
         sched = str(r.get("scheduler") or "").strip() or None
+        usage = str(r.get("usage") or "").strip() or None
         try:
             sc = Scenario(arrival_process(math.inf), int(r["input_len"]), int(r["output_len"]),
                           num_requests=int(r["num_prompts"]))
             cfg = ServingConfig(tp=int(r["tp"]), quant=str(r.get("quant") or "bf16"), kv_dtype=kv, options=options,
-                                stack=st, seed=seed, scheduler=sched, **limits)
+                                stack=st, seed=seed, scheduler=sched, usage=usage, **limits)
             s = simulate(sc, str(r["hardware"]), str(r["model"]), cfg).summary
             if not s.get("requests_completed"):
                 raise InfeasibleError(f"no request completed ({s.get('rejection_reasons')})")

@@ -32,6 +32,8 @@ PUBLISHED = {
     "qwen2.5-7b": (7.61, 0.01, None, None),
     "qwen2.5-72b": (72.7, 0.1, None, None),
     "qwen3-8b": (8.2, 0.1, None, None),
+    "qwen3-14b": (14.8, 0.1, None, None),
+    "qwen3-32b": (32.8, 0.1, None, None),
     "qwen3-30b-a3b": (30.5, 0.1, 3.3, 0.1),
     "deepseek-v2-lite": (15.7, 0.1, 2.4, 0.1),
     "deepseek-v3": (671, 1, 36.6, 0.1),

@@ -72,9 +72,12 @@ def test_rows_that_ran_v0_carry_v0_scheduler_limits():
     assert len(v0) == 4 and set(v0["scheduler"]) == {"vllm"} and set(v0["max_num_seqs"]) == {256}
     # Oracle's 2024-10 MI300X runs predate the V1 engine (vLLM 0.7.0, 2025-01): V0's 256 sequences
     assert set(df[df["source"].str.contains("blogs.oracle.com")]["max_num_seqs"]) == {256}
-    # the V1 rows leave the scheduler to the stack (chunked prefill) and carry their run's limits
+    # the V1 rows leave the scheduler to the stack (chunked prefill); the offline ones carry their run's limits, the
+    # server ones (vllm serve with no flags) take the stack's defaults for the server on their chip
     v1 = df[df["engine"].str.contains("V1")]
-    assert len(v1) >= 9 and set(v1["scheduler"]) == {""} and v1["max_num_seqs"].notna().all()
+    assert len(v1) >= 21 and set(v1["scheduler"]) == {""}
+    assert v1[v1["usage"] == "offline"]["max_num_seqs"].notna().all()
+    assert v1[v1["usage"] == "server"]["max_num_seqs"].isna().all()
     q = df[df["model"] == "qwen3-30b-a3b"]
     assert set(q["max_num_batched_tokens"]) == {32768} and all("PR #17870" in n for n in q["note"])
 
@@ -109,3 +112,19 @@ def test_serving_takes_the_offline_limits_when_every_request_arrives_at_once():
     assert (srv["max_num_seqs"], srv["max_num_batched_tokens"]) == (256, 2048)
     assert sched(math.inf, usage="server")["max_num_batched_tokens"] == 2048
     assert sched(10.0, usage="offline", max_num_seqs=7)["max_num_seqs"] == 7
+
+
+def test_serving_rows_name_their_entry_point(tmp_path):
+    """serving.csv's usage column: offline (benchmark_throughput, the LLM class) or server (vllm bench serve against
+    vllm serve); a bad value names the file, the row and the field."""
+    from hwmodels.errors import SpecError
+    from sim.validation.published import SERVING, load_serving
+
+    df = load_serving()
+    assert set(df["usage"]) == {"offline", "server"}
+    assert set(df[df["source"].str.contains("gpustack")]["usage"]) == {"server"}
+    text = open(SERVING).read().splitlines()
+    bad = tmp_path / "serving.csv"
+    bad.write_text("\n".join([text[0], text[1].rsplit(",", 1)[0] + ",online"]) + "\n")
+    with pytest.raises(SpecError, match=r"row 2, field usage: expected server, offline or empty"):
+        load_serving(str(bad))
