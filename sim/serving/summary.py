@@ -78,7 +78,8 @@ def summarize(setup, cfg, state, budget, coster, until_s, wall0: float) -> dict:
 
     summary = {
         "model": setup.spec.name, "hardware": setup.hardware, "system": setup.system.name,
-        "scheduler": cfg.scheduler, "router": cfg.router, "replicas": n_rep,
+        "scheduler": cfg.scheduler, "usage": cfg.usage, "max_num_seqs": cfg.max_num_seqs,
+        "max_num_batched_tokens": cfg.max_num_batched_tokens, "router": cfg.router, "replicas": n_rep,
         "prefill_replicas": roles.count("prefill") if disagg else None,
         "decode_replicas": roles.count("decode") if disagg else None,
         "tp": cfg.tp, "pp": cfg.pp, "ep": cfg.ep, "quant": q.name, "chips": total_chips, "seed": cfg.seed,

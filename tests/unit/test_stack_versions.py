@@ -105,7 +105,12 @@ def test_serving_takes_the_offline_limits_when_every_request_arrives_at_once():
     rate is the server's; --usage overrides either; a flag given wins over both."""
     def sched(rate, **kw):
         sc = Scenario(arrival_process(rate), 64, 2, num_requests=4)
-        return simulate(sc, "a100-sxm", "llama-3.1-8b", ServingConfig(seed=0, **kw)).config["scheduler"]
+        res = simulate(sc, "a100-sxm", "llama-3.1-8b", ServingConfig(seed=0, **kw))
+        s = res.summary  # the JSON names the entry point and the limits that ran
+        assert (s["max_num_seqs"], s["max_num_batched_tokens"]) == (res.config["scheduler"]["max_num_seqs"],
+                                                                    res.config["scheduler"]["max_num_batched_tokens"])
+        assert s["usage"] == kw.get("usage", "offline" if math.isinf(rate) else "server")
+        return res.config["scheduler"]
 
     off, srv = sched(math.inf), sched(10.0)
     assert (off["max_num_seqs"], off["max_num_batched_tokens"]) == (256, 8192)
