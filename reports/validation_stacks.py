@@ -37,20 +37,22 @@ def stack_errors(stacks=None):
     return t, names
 
 
-def serving_errors(stacks=None):
+def serving_errors(stacks=None, rows: int | None = None):
     """(table of the offline-serving rows with one time-error column per stack and ``own``, stack names).
-    Each row is simulated once per stack (``sim.validation.published.score_serving``)."""
+    Each row is simulated once per stack (``sim.validation.published.score_serving``); ``rows``: only the
+    table's first rows (a smoke test of the wiring)."""
     from hwmodels.stack import DEFAULT_STACK, list_stacks
-    from sim.validation.published import score_serving
+    from sim.validation.published import load_serving, score_serving
 
     names = list(stacks or (["ideal", DEFAULT_STACK] + [s for s in list_stacks() if s not in ("ideal", DEFAULT_STACK)]))
-    base = score_serving()
+    df = load_serving() if rows is None else load_serving().head(rows)
+    base = score_serving(df)
     t = base[["model", "hardware", "tp", "num_prompts", "input_len", "output_len", "metric", "measured", "predicted",
               "engine", "stack_used", "reason"]].copy()
     t["own"] = base["time_rel_error"]
     for n in names:
         t[n] = base["time_rel_error"].to_numpy() if n == DEFAULT_STACK and (base["stack_used"] == n).all() \
-            else score_serving(stack=n)["time_rel_error"].to_numpy()
+            else score_serving(df, stack=n)["time_rel_error"].to_numpy()
     _add_groups(t)
     return t, names
 
@@ -176,13 +178,19 @@ def _breakdown_tables(body, t, cols, pct) -> None:
         body.table(bad, [("case", "row"), ("reason", "reason")])
 
 
+# --quick scores this many serving rows (each is a full serving simulation; the table has grown past 30)
+QUICK_SERVING_ROWS = 3
+
+
 def serving_section(body, facts: dict, pct, quick: bool = False) -> None:
     """5c: the offline-serving rows (``serving.csv``) under each stack, as ``llmsim serve --rate inf`` runs them
-    (``quick``: under the default stack only, one simulation per row)."""
+    (``quick``: the table's first QUICK_SERVING_ROWS rows under the default stack only)."""
     from hwmodels.stack import DEFAULT_STACK
 
-    t, names = serving_errors([DEFAULT_STACK] if quick else None)
+    t, names = serving_errors([DEFAULT_STACK], QUICK_SERVING_ROWS) if quick else serving_errors()
     body.h(2, "5c. Offline serving throughput (published), predicted with `llmsim serve --rate inf`")
+    if quick:
+        body.p(f"(--quick: the first {QUICK_SERVING_ROWS} rows of the table only)")
     body.p("Request-level offline runs (`sim/validation/data/published/serving.csv`, never fitted to): N prompts of "
            "fixed input and output lengths sent at once (vLLM's `benchmark_throughput.py`, or `vllm bench serve` at an "
            "infinite request rate against a server: column usage), simulated by "
