@@ -159,7 +159,7 @@ class Chip:
     cores: int
     compute: tuple  # of ComputeUnit
     memory: tuple  # of MemoryLevel, innermost first
-    launch_overhead_s: float = 0.0
+    launch_overhead_s: float = 0.0  # CPU time to launch one kernel eagerly (none under CUDA graphs)
     vendor: str | None = None
     description: str | None = None
     hypothetical: bool = False
@@ -180,6 +180,10 @@ class Chip:
     declared_calibration: str | None = None  # the file's `calibration:` (measured | published | class-default)
     price_source: str | None = None  # where the cloud price comes from (offer, region, basis)
     price_date: str | None = None  # when the cloud price was read or published (YYYY-MM-DD)
+    # GPU-side time of every kernel besides its work (grid launch, block scheduling, drain): paid with or
+    # without CUDA graphs; the file's figure, else its class's (source starting "class default"), else 0
+    kernel_fixed_time_s: float = 0.0
+    kernel_fixed_time_source: str | None = None
 
     # -- calibration state -------------------------------------------------------------------
     @property

@@ -43,10 +43,14 @@ class ChipClass:
     special_per_core_clock: float | None = None
     special_overlaps_matrix: bool = False
     special_source: str = ""
+    # GPU-side per-kernel fixed time (seconds) for a file that gives none (None: the class has no figure)
+    kernel_fixed_time_s: float | None = None
+    kernel_fixed_time_source: str = ""
 
     def source_for(self, field: str) -> str:
         src = {"matrix": self.matrix_source, "memory": self.memory_source, "epilogue": self.epilogue_source,
-               "pattern": self.pattern_source, "special": self.special_source}[field]
+               "pattern": self.pattern_source, "special": self.special_source,
+               "fixed": self.kernel_fixed_time_source}[field]
         return f"{CLASS_SOURCE_PREFIX} {self.name} ({CLASSES_FILE.name}): {src}"
 
 
@@ -73,6 +77,11 @@ def chip_classes() -> dict:
                 or not c.get("special_source"):
             raise ValueError(f"{CLASSES_FILE}: classes.{name} needs special_per_core_clock (results per clock per "
                              "core, or null for none) and special_source")
+        ft = c.get("kernel_fixed_time_us", "missing")
+        if not (ft is None or (isinstance(ft, (int, float)) and not isinstance(ft, bool) and ft >= 0)) \
+                or not c.get("kernel_fixed_time_source"):
+            raise ValueError(f"{CLASSES_FILE}: classes.{name} needs kernel_fixed_time_us (microseconds >= 0, or null "
+                             "for none) and kernel_fixed_time_source")
         out[name] = ChipClass(name=name, description=c["description"], matrix_efficiency=float(c["matrix_efficiency"]),
                               matrix_source=" ".join(c["matrix_source"].split()),
                               memory_efficiency=float(c["memory_efficiency"]),
@@ -83,7 +92,9 @@ def chip_classes() -> dict:
                               pattern_source="gather: " + " ".join(c["gather_source"].split()),
                               special_per_core_clock=None if sp is None else float(sp),
                               special_overlaps_matrix=bool(c.get("special_overlaps_matrix", False)),
-                              special_source=" ".join(c["special_source"].split()))
+                              special_source=" ".join(c["special_source"].split()),
+                              kernel_fixed_time_s=None if ft is None else float(ft) * 1e-6,
+                              kernel_fixed_time_source=" ".join(c["kernel_fixed_time_source"].split()))
     return out
 
 

@@ -376,7 +376,8 @@ def _hw_key(key: str) -> tuple[str, str] | None:
         unit = {"bandwidth": "B/s", "latency": "s"}.get(last, "")
         return f"{_words(parts[1])} {_words(last)}", unit
     simple = {"tdp": ("TDP", "W"), "idle": ("idle power", "W"), "clock": ("clock", "Hz"), "cores": ("cores", ""),
-              "launch_overhead": ("launch overhead", "s"), "count": ("chips", "")}
+              "launch_overhead": ("launch overhead", "s"), "kernel_fixed_time": ("kernel fixed time", "s"),
+              "count": ("chips", "")}
     if last in simple and len(parts) <= 2:
         return simple[last]
     if parts[-2:] == ["price", "cloud"]:

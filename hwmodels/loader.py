@@ -374,8 +374,19 @@ def _build_chip(v: dict, path: Path) -> Chip:
         list_price_usd=price.get("list"), cloud_usd_per_s=price.get("cloud"),
         interconnect=link(v.get("interconnect")), host_link=link(v.get("host_link")), path=str(path),
         chip_class=v.get("class"), declared_calibration=v.get("calibration"), price_source=price.get("cloud_source"),
-        price_date=price.get("cloud_date"),
+        price_date=price.get("cloud_date"), **_fixed_time(v),
     )
+
+
+def _fixed_time(v: dict) -> dict:
+    """The chip's GPU-side per-kernel fixed time and its source: the file's, else its class's default
+    (a source that starts with "class default"), else 0 s with no source."""
+    if "kernel_fixed_time" in v:
+        return {"kernel_fixed_time_s": v["kernel_fixed_time"], "kernel_fixed_time_source": v.get("kernel_fixed_time_source")}
+    cls = chip_classes().get(v.get("class"))
+    if cls is None or cls.kernel_fixed_time_s is None:
+        return {}
+    return {"kernel_fixed_time_s": cls.kernel_fixed_time_s, "kernel_fixed_time_source": cls.source_for("fixed")}
 
 
 #: parsed hardware by (file, overrides, expected kind) -> (file signatures, object): a file is read and

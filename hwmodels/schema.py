@@ -479,8 +479,13 @@ CHIP = Struct({
                "parallel cores (SMs, CUs, TensorCores) tiles spread over; at most 10 million (WSE-3 has 900,000)"),
     "compute": F(ListOf(COMPUTE, min_len=1), True, "compute units by kind"),
     "memory": F(ListOf(MEMORY, min_len=1), True, "memory levels, innermost first"),
-    "launch_overhead": F(Quantity("time", nonneg=True), doc="per-kernel launch cost"),
+    "launch_overhead": F(Quantity("time", nonneg=True), doc="per-kernel launch cost on the CPU (eager launches; "
+                                                            "none under CUDA graphs)"),
     "launch_overhead_source": F(Str()),
+    "kernel_fixed_time": F(Quantity("time", nonneg=True),
+                           doc="GPU-side time every kernel takes besides its work (grid launch, block scheduling, "
+                               "drain), paid under CUDA graphs too; default: the class's, else 0 s"),
+    "kernel_fixed_time_source": F(Str(), doc="where kernel_fixed_time comes from"),
     "power": F(Struct({
         "tdp": F(Quantity("power"), True),
         "idle": F(Quantity("power", nonneg=True)),

@@ -156,6 +156,7 @@ class CostModel(GemmPricing):
                 if k not in byk and pat in (m.efficiency_by_pattern or {}):
                     byk[k] = g(f"chip.memory.{m.name}.efficiency_by_pattern.{pat}")
         self.launch = g("chip.launch_overhead")
+        self.fixed = g("chip.kernel_fixed_time")
         self.tdp = g("chip.power.tdp")
         self.idle = g("chip.power.idle")
         self.scale = dict(options.kind_scale)
@@ -402,11 +403,16 @@ class CostModel(GemmPricing):
         return unit.kind, table, r[1], eff
 
     def _overhead(self, op):
-        if self.options.cuda_graphs:
-            return 0.0
+        """The fixed time of one kernel (docs/cost-model.md, Fixed time per kernel): none for an op fused
+        into its neighbour (no kernel of its own); else the chip's GPU-side ``kernel_fixed_time`` (grid
+        launch, block scheduling, drain: paid under CUDA graphs too), plus, when launched eagerly (not
+        ``cuda_graphs``), the CPU's ``launch_overhead``: a kernel the CPU cannot run ahead of waits for its
+        launch. (A serving stack prices the eager launches of a whole step itself: Stack.step_time.)"""
         if self.options.fused and getattr(op, "fusable", False):
             return 0.0
-        return self.launch
+        if self.options.cuda_graphs:
+            return self.fixed
+        return self.fixed + self.launch
 
     # -- public -----------------------------------------------------------------------------
     def op_arrays(self, op) -> OpArrays:

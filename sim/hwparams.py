@@ -40,6 +40,7 @@ def param_table(hw: System | Chip) -> dict:
     system = hw if isinstance(hw, System) else System.single(hw)
     chip = system.chip
     p: dict = {"chip.cores": float(chip.cores), "chip.launch_overhead": chip.launch_overhead_s,
+               "chip.kernel_fixed_time": chip.kernel_fixed_time_s,
                "chip.power.tdp": chip.tdp_w or 0.0, "chip.power.idle": chip.idle_w or 0.0,
                "chip.price.cloud": np.nan if chip.cloud_usd_per_s is None else chip.cloud_usd_per_s,
                "chip.price.list": np.nan if chip.list_price_usd is None else chip.list_price_usd}
@@ -197,6 +198,7 @@ class HwPoints:
         epf = {k: num(f"chip.power.energy_per_flop.{k}", x) for k, x in (chip.energy_per_flop_j or {}).items()}
         new_chip = replace(chip, cores=int(v.get("chip.cores", chip.cores)), compute=tuple(units), memory=tuple(levels),
                            launch_overhead_s=num("chip.launch_overhead", chip.launch_overhead_s),
+                           kernel_fixed_time_s=num("chip.kernel_fixed_time", chip.kernel_fixed_time_s),
                            tdp_w=num("chip.power.tdp", chip.tdp_w), idle_w=num("chip.power.idle", chip.idle_w),
                            energy_per_flop_j=epf, cloud_usd_per_s=num("chip.price.cloud", chip.cloud_usd_per_s, "nan"),
                            list_price_usd=num("chip.price.list", chip.list_price_usd, "nan"))

@@ -12,7 +12,9 @@ measurement file, so the result is still a plain hardware file of the same schem
 - ``memory.<main memory>.efficiency_by_kind``: one fraction per streaming op kind (norm,
   elementwise, ...) multiplying the table for ops of that kind, fitted after the fields above on
   that kind's own exact training rows (``by_kind``);
-- ``launch_overhead``: the fixed time every kernel pays;
+- ``launch_overhead``: the fixed time every kernel pays (eager launches), or, for rows timed as GPU
+  kernel durations (options ``cuda_graphs``: Vidur's profiles), ``kernel_fixed_time``, the GPU-side part
+  (knob ``fixed``; a ``launch`` asked for on such rows fits it);
 - on a system, the innermost interconnect tier's ``efficiency`` and ``latency`` (collectives).
 
 The fit minimises the mean (or median) absolute log error ln(predicted / measured) over the
@@ -56,10 +58,11 @@ from sim.validation.compare import (
 )
 from sim.validation.measure import load_measurements, shape_id
 
-BOUNDS = {"matrix": (0.02, 1.0), "memory": (0.02, 1.0), "launch": (0.0, 100e-6), "tier": (0.02, 1.0),
+BOUNDS = {"matrix": (0.02, 1.0), "memory": (0.02, 1.0), "launch": (0.0, 100e-6), "fixed": (0.0, 100e-6),
+          "tier": (0.02, 1.0),
           "tier_latency": (0.05e-6, 500e-6), "by_kind": (0.02, 1.0)}
 DEFAULT_OPTIONS = CostOptions()
-KNOBS = ("matrix", "memory", "launch", "tier", "tier_latency", "by_kind")
+KNOBS = ("matrix", "memory", "launch", "fixed", "tier", "tier_latency", "by_kind")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,6 +115,7 @@ class Knobs:
     tier: float | None = None  # fraction of the innermost tier's bandwidth
     tier_latency: float | None = None  # seconds per step on the innermost tier
     by_kind: tuple | None = None  # ((streaming op kind, fraction), ...) for the main memory level
+    fixed: float | None = None  # seconds per kernel on the GPU (kernel_fixed_time)
 
     def as_dict(self) -> dict:
         d = {}
@@ -122,6 +126,8 @@ class Knobs:
             d["memory_efficiency"] = [[s, f] for s, f in self.memory]
         if self.launch is not None:
             d["launch_overhead_s"] = self.launch
+        if self.fixed is not None:
+            d["kernel_fixed_time_s"] = self.fixed
         if self.tier is not None:
             d["tier_efficiency"] = self.tier
         if self.tier_latency is not None:
@@ -148,7 +154,8 @@ def current_knobs(hw, knot_sizes=None) -> Knobs:
         tier, tl = float(hw.tiers[0].efficiency or 1.0), float(hw.tiers[0].latency_s)
     by_kind = tuple(sorted((k, float(v)) for k, v in (mem.efficiency_by_kind or {}).items()))
     return Knobs(matrix=float(interpolate_efficiency(mu.efficiency, 1.0)), memory=memory,
-                 launch=float(chip.launch_overhead_s), tier=tier, tier_latency=tl, by_kind=by_kind or None)
+                 launch=float(chip.launch_overhead_s), tier=tier, tier_latency=tl, by_kind=by_kind or None,
+                 fixed=float(chip.kernel_fixed_time_s))
 
 
 def apply_knobs(hw, k: Knobs, source: str = "calibrated"):
@@ -173,6 +180,8 @@ def apply_knobs(hw, k: Knobs, source: str = "calibrated"):
         chip = replace(chip, memory=memory)
     if k.launch is not None:
         chip = replace(chip, launch_overhead_s=float(k.launch))
+    if k.fixed is not None:
+        chip = replace(chip, kernel_fixed_time_s=float(k.fixed), kernel_fixed_time_source=source)
     if not isinstance(hw, System):
         return chip
     tiers = hw.tiers
@@ -357,6 +366,7 @@ def fit_knobs(prob: _Problem, base, fit: tuple, knot_sizes: tuple, sweeps: int =
     k = Knobs(matrix=m0 if "matrix" in fit else None,
               memory=k0.memory if "memory" in fit and knot_sizes else None,
               launch=k0.launch if "launch" in fit else None,
+              fixed=k0.fixed if "fixed" in fit else None,
               tier=k0.tier if "tier" in fit else None,
               tier_latency=k0.tier_latency if "tier_latency" in fit else None)
     chip = _chip_of(base)
@@ -368,17 +378,18 @@ def fit_knobs(prob: _Problem, base, fit: tuple, knot_sizes: tuple, sweeps: int =
     for _sweep in range(sweeps):
         start = history[-1]
         for name in fit:
-            if name == "launch" and k.launch is not None and not prob.options.cuda_graphs:
-                base_t = t - k.launch  # the overhead adds to every kernel
+            now = getattr(k, name, None) if name in ("launch", "fixed") else None
+            if now is not None and (name == "fixed" or not prob.options.cuda_graphs):
+                base_t = t - now  # the per-kernel fixed time adds to every kernel
 
                 def f(x, base_t=base_t, k=k):
                     return prob.loss(base_t + x, k)
 
-                lo, hi = BOUNDS["launch"]
-                x, fx = _search_log(f, 1e-8, hi, max(k.launch, 1e-8), grid=13, iters=20)
+                lo, hi = BOUNDS[name]
+                x, fx = _search_log(f, 1e-8, hi, max(now, 1e-8), grid=13, iters=20)
                 if f(0.0) <= fx:
                     x, fx = 0.0, f(0.0)
-                k = replace(k, launch=x)
+                k = replace(k, **{name: x})
                 t = base_t + x
                 history.append(fx)
                 continue
@@ -601,9 +612,12 @@ def _wanted_fields(o: CalibrateOptions, base, hw_name: str, ops: set) -> tuple:
     wanted = o.fit or tuple(x for x in KNOBS if (
         x == "matrix" and not is_system and ops & {"gemm", "attention"}
         or x == "memory" and not is_system and ops - set(COLLECTIVE_OPS)
-        or x == "launch" and not is_system
+        or x == "launch" and not is_system and not o.options.cuda_graphs
+        or x == "fixed" and not is_system and o.options.cuda_graphs
         or x in ("tier", "tier_latency") and is_system and ops & set(COLLECTIVE_OPS) and base.tiers
         or x == "by_kind" and not is_system))
+    if o.options.cuda_graphs:  # GPU-time rows hold no CPU launch: their per-kernel time is the GPU-side one
+        wanted = tuple(dict.fromkeys("fixed" if x == "launch" else x for x in wanted))
     for x in wanted:
         if x not in KNOBS:
             raise SpecError(f"unknown field to fit {x!r}; known: {', '.join(KNOBS)}")

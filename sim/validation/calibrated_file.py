@@ -78,6 +78,10 @@ def calibrated_yaml(cal: Calibration, name: str | None = None, chip_ref: str | N
                         m["efficiency_source"] = m["efficiency_source"].replace(
                             f"training shapes of {', '.join(fitted_ops)}", "training shapes")
                     break
+        if k.fixed is not None:
+            chip_data["kernel_fixed_time"] = _fmt_time(k.fixed)
+            chip_data["kernel_fixed_time_source"] = src + "; the GPU-side time per kernel of the rows' kernel " \
+                                                          "durations (no CPU launch)"
         if k.launch is not None:
             chip_data["launch_overhead"] = _fmt_time(k.launch)
             chip_data["launch_overhead_source"] = src + "; a fixed per-kernel time (for GPU kernel timings from a " \

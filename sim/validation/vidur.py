@@ -12,8 +12,15 @@ in sim/validation/data/vidur/README.md.
 
 How Vidur measured (vidur/profiling/mlp/mlp_impl.py and collectives/ at that commit): one
 transformer layer in fp16 through sarathi's kernels on one GPU, the shapes of one tensor-parallel
-shard; each op timed 20 times (record_function + Kineto, kernel times), stats in milliseconds.
-Collectives: NCCL kernel time from Kineto, the median of 11 launches per sample, 3 samples.
+shard; each op timed 20 times, stats in milliseconds. The default profile method (mlp/main.py
+``--profile_method record_function``) builds the layer 20 times into one forward pass under the PyTorch
+profiler (utils/record_function_tracer.py): an op's time is the sum of the Kineto ``dur`` of the GPU kernels
+whose launches (cuda_runtime events) fall inside the op's record_function annotation, i.e. CUPTI kernel
+start to end on the GPU: no CPU launch cost, no gap between kernels. Every time in the files is a whole
+microsecond (or the half of a median of two): Kineto's trace of that time wrote integer microseconds,
+truncated (libkineto CuptiActivity.h ``us()``: integer division, "No rounding!"). So these rows are
+priced as GPU time (:func:`scoring_options`: ``cuda_graphs``, the chip's ``kernel_fixed_time`` without its
+``launch_overhead``). Collectives: NCCL kernel time from Kineto, the median of 11 launches per sample, 3 samples.
 """
 
 from __future__ import annotations
@@ -97,15 +104,17 @@ ROW_KERNELS = RowKernels(kinds=(("norm", 1024, 1, 1, 2), ("elementwise", 1024, 1
 
 def scoring_options(rows, options):
     """``options`` for pricing measured ``rows``: where every row comes from Vidur's profiles (``source``
-    'vidur:...') and ``options`` names no row kernels, the kernels Vidur timed (:data:`ROW_KERNELS`)."""
-    if getattr(options, "row_kernels", "x") is not None or "source" not in getattr(rows, "columns", ()) \
-            or not len(rows):
+    'vidur:...'), what Vidur timed: GPU kernel durations (``cuda_graphs``: each kernel's GPU-side fixed time,
+    no CPU launch; see the module docstring) and, where ``options`` names no row kernels, the kernels Vidur
+    ran (:data:`ROW_KERNELS`)."""
+    if not hasattr(options, "row_kernels") or "source" not in getattr(rows, "columns", ()) or not len(rows):
         return options
     if not rows["source"].astype(str).str.startswith("vidur:").all():
         return options
     from dataclasses import replace
 
-    return replace(options, row_kernels=ROW_KERNELS)
+    return replace(options, cuda_graphs=True,
+                   row_kernels=ROW_KERNELS if options.row_kernels is None else options.row_kernels)
 
 
 DTYPE = "fp16"
