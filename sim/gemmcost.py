@@ -80,7 +80,44 @@ class GemmPricing:
         if x.any(op.flops_vector):
             compute = x.max(compute, op.flops_vector / vrate)
         detail = "" if self.arrays else "tile {}x{} split{} waves {}".format(*best)
-        return self._finish(op, compute, self._memory_time(cols) / stream, 0.0, cols, flops, detail=detail)
+        return self._finish(op, compute, self._memory_time(cols) / stream, 0.0, cols, flops, detail=detail,
+                            extra_overhead=self._split_reduce(op, best[2]))
+
+    def _split_reduce(self, op, split):
+        """A split-K GEMM on a chip whose library GEMMs are not persistent (``epilogue_overlap`` false: cuBLAS's
+        sm80 kernels) sums its fp32 partials in a second kernel (cuBLAS's splitKreduce_kernel): that kernel's
+        fixed time (``_overhead``) and one main-memory round trip; its bytes are the partial sums' traffic the
+        tile search counts already. 0 where the split is 1, or where persistent kernels reduce in place."""
+        if self.chip.matrix_unit().epilogue_overlap is not False:
+            return 0.0
+        return self.x.where(split > 1, self._overhead(op) + self.lat[self.main], 0.0)
+
+    def _fill_drain(self, op, tm, tn, tk, units, waves, cols0):
+        """Seconds a GEMM's matrix units wait outside the overlap of its main loop (docs/cost-model.md, GEMM
+        prologue and epilogue), per tile candidate: before a CTA's first MMA its first K-step of A and B
+        (``tm x tk`` and ``tk x tn`` elements, as far as the rows and columns exist) must arrive: one
+        main-memory round trip plus that stage's bytes of every CTA that starts together (``min(units,
+        cores)``) at the main memory's achievable rate for the op's transfer. A non-persistent kernel (the
+        chip's ``epilogue_overlap`` false) pays the fill once per wave (each wave's CTAs start empty; their
+        output store is ``_epilogue_time``); a persistent, warp-specialized kernel (``epilogue_overlap`` true)
+        loads a tile's operands under the previous tile's math, so pays the fill once, and then the store of
+        its last tiles after their main loop. The first round trip is the one ``_finish`` adds to every op."""
+        overlap = self.chip.matrix_unit().epilogue_overlap
+        if overlap is None:  # no kernel facts (a hand-checkable toy chip): the kernel-only model
+            return 0.0
+        x = self.x
+        m, n = op.gemm.m, op.gemm.n
+        active = np.minimum(units, self.cores)
+        eb = get_dtype(op.compute_dtype).bytes
+        stage = active * (np.minimum(tm, m) + np.minimum(tn, n)) * tk * eb
+        bw = self._bw(self.main, x.max(cols0[self.main], 1.0))
+        lat = self.lat[self.main]
+        if overlap is False:
+            return waves * (lat + stage / bw) - lat
+        out = [t for t in op.tensors if t.write]
+        ob = get_dtype(out[0].dtype).bytes if out else eb
+        last = np.minimum(active * tm * tn, x.max(m, 1) * n * x.max(1, op.gemm.batch)) * ob
+        return (stage + last) / bw
 
     def _moe_stream(self, op) -> float:
         """The share of the achievable memory bandwidth a routed (MoE) expert GEMM's kernel reaches on this
@@ -170,6 +207,8 @@ class GemmPricing:
         if x.any(deq):  # the weight panel is dequantized again by every further M tile
             compute = compute + deq * (mt - 1) / self._rate(dt, "vector")
         compute = compute + epi  # the output store after the main loop (0 where the kernels overlap it)
+        # the pipeline fill before each wave's first MMA (and a persistent kernel's last store)
+        compute = compute + self._fill_drain(op, tm_p, tn_p, c.tk, tiles * split, waves, cols0)
         cols = list(cols0)
         if cache is not None:
             # cache -> cores: each tile loads its A rows and B columns

@@ -192,9 +192,14 @@ def test_gemm_epilogue_store_after_main_loop_by_hand(toy):
     plain = CostModel(toy, CostOptions(tiling=False)).op_cost(gemm(8192, 8192, 8192)).compute_s
     assert CostModel(after, CostOptions(tiling=False)).op_cost(gemm(8192, 8192, 8192)).compute_s \
         == pytest.approx(plain + store)
-    # tiled: the 164 waves of 64x64 tiles of test_large_gemm_tiled_waves, then the store
+    # tiled: the main loop's FLOPs of test_large_gemm_tiled_waves (164 waves of 64x64 tiles or, the same
+    # FLOPs, 41 waves of 128x128), the store, and each wave's pipeline fill (a non-persistent kernel starts
+    # every wave empty: 100 CTAs x (128 + 128) x 32 bf16 = 1,638,400 B at 1 TB/s, no latency on the toy),
+    # which makes the 41 waves of 128x128 tiles the cheaper candidate
     c = CostModel(after).op_cost(gemm(8192, 8192, 8192))
-    assert c.compute_s == pytest.approx(164 * 2 * 64 * 64 * 8192 / 1e12 + store)
+    fill = 41 * 100 * (128 + 128) * 32 * 2 / 1e12
+    assert c.compute_s == pytest.approx(164 * 2 * 64 * 64 * 8192 / 1e12 + store + fill)
+    assert c.detail.startswith("tile 128x128")
     # an overlapped epilogue (the toy chip gives no field and has no class: nothing added) is unchanged
     assert CostModel(toy).op_cost(gemm(8192, 8192, 8192)).compute_s == pytest.approx(164 * 2 * 64 * 64 * 8192 / 1e12)
 
