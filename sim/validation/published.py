@@ -60,17 +60,24 @@ FUSED_MOE_OPS = ("moe.topk", "moe.align", "moe.experts.gate_up", "moe.experts.ac
                  "moe.combine")
 
 
-def _read_table(path: str, columns, metrics: dict, ints: dict, optional_ints: dict = None) -> pd.DataFrame:
-    """A published table with its checks: the required ``columns``, a source on every row, a known
-    ``metric``, integer fields within bounds (``ints``: field -> least value; ``optional_ints``: the
-    same where the cell is not empty) and a positive finite ``measured``. Every problem names the file,
-    the row (its line in the file) and the field; all are reported at once (SpecError)."""
+def read_table_text(path: str, columns) -> pd.DataFrame:
+    """A published CSV as text cells (no type guessing, empty cells kept as ''), with its ``columns``
+    checked: SpecError naming the file when it is missing or lacks a column."""
     if not os.path.exists(path):
         raise SpecError(f"no such file: {path}")
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise SpecError(f"{path}: missing column(s) {', '.join(missing)}")
+    return df
+
+
+def _read_table(path: str, columns, metrics: dict, ints: dict, optional_ints: dict = None) -> pd.DataFrame:
+    """A published table with its checks: the required ``columns``, a source on every row, a known
+    ``metric``, integer fields within bounds (``ints``: field -> least value; ``optional_ints``: the
+    same where the cell is not empty) and a positive finite ``measured``. Every problem names the file,
+    the row (its line in the file) and the field; all are reported at once (SpecError)."""
+    df = read_table_text(path, columns)
     problems = []
     for i, r in enumerate(df.to_dict("records")):
         where = f"{path}: row {i + 2}"  # line 1 is the header

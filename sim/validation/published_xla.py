@@ -185,12 +185,9 @@ def load_xla_gemms(path: str = CSV) -> pd.DataFrame:
     :data:`GPUS`, op gemm, a dtype of :data:`DTYPES` that matches ``xla_dtype``, whole m, n, k, batch
     >= 1, a positive ``xla_flops`` and a positive ``measured_time_s`` equal to 2 b m n k / xla_flops
     (to 1e-5). Every problem names the file, the row (its line) and the field; all at once (SpecError)."""
-    if not os.path.exists(path):
-        raise SpecError(f"no such file: {path}")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise SpecError(f"{path}: missing column(s) {', '.join(missing)}")
+    from sim.validation.published import read_table_text
+
+    df = read_table_text(path, COLUMNS)
     problems = []
     for i, r in enumerate(df.to_dict("records")):
         where = f"{path}: row {i + 2}"  # line 1 is the header
