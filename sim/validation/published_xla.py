@@ -235,10 +235,13 @@ def load_xla_gemms(path: str = CSV) -> pd.DataFrame:
 def score_xla_gemms(path: str = CSV, options: CostOptions | None = None, hardware: dict | None = None):
     """Every row priced as ``llmsim ops`` prices it (``sim.validation.compare``: the catalog chip files,
     the default stack, ``batch`` as the GEMM count), held out: a Comparison whose ``scored`` frame has
-    ``predicted_time_s``, ``rel_error`` (+: the model is too slow) and ``bound``."""
+    ``predicted_time_s``, ``rel_error`` (+: the model is too slow) and ``bound``. The table's times are GPU
+    kernel durations (xla/tools/matmul_perf_table_gen.cc: HloOpProfiler's CUPTI kernel tracer, the median
+    over 5 runs), so by default each kernel pays the chip's GPU-side ``kernel_fixed_time`` and no CPU launch
+    (``cuda_graphs``), as Vidur's kernel rows are scored."""
     from sim.validation.compare import compare
 
-    return compare(load_xla_gemms(path), options=options or CostOptions(), hardware=hardware)
+    return compare(load_xla_gemms(path), options=options or CostOptions(cuda_graphs=True), hardware=hardware)
 
 
 def summary_rows(scored: pd.DataFrame) -> list[dict]:
