@@ -184,10 +184,11 @@ def _system_weaknesses(f, out: list) -> None:
                   f"{pct(e['cat_median_time_err_same'], True)} to {pct(e['cal_median_time_err'], True)} (median "
                   f"|error| {pct(e['cat_median_abs_same'])} to {pct(e['cal_median_abs'])}).")
             k = f.get("a100-sxm", {}).get("knobs")
-            if k is not None and e["cal_median_time_err"] > 0:
+            per_kernel = None if k is None else (k.fixed if k.fixed is not None else k.launch)
+            if per_kernel is not None and e["cal_median_time_err"] > 0:
                 s += (f" They overshoot: a calibration describes hardware and software together, and these files "
                       f"carry the efficiency of the kernels Vidur profiled (on the A100, HBM streaming at "
                       f"{interpolate_efficiency(k.memory, 1e8):.0%} for 100 MB transfers such as the weight reads of "
-                      f"small-batch decode GEMMs, and {k.launch * 1e6:.1f} us of fixed time per kernel), while "
+                      f"small-batch decode GEMMs, and {per_kernel * 1e6:.1f} us of fixed time per kernel), while "
                       f"lmdeploy's TurboMind runs its decode kernels faster than that.")
         out.append(s)
