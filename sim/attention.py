@@ -131,34 +131,17 @@ MAX_SPLITS = 128  # FlashAttention's num_splits upper bound (flash_api.cpp: "num
 
 @functools.lru_cache(maxsize=4096)
 def _occupancy_one(units: int, slots: int, tiles: int) -> int:
-    """FlashAttention's ``num_splits_heuristic`` for one case: over the eligible split counts up to
-    min(128, slots, tiles) (a count is eligible when it changes the tiles per split), the smallest whose
-    wave efficiency (waves / ceil(waves), waves = units x splits / slots) reaches 0.85 of the best."""
-    if units >= 0.8 * slots:  # "If we have enough to almost fill the SMs, then just use 1 split"
-        return 1
-    top = min(MAX_SPLITS, slots, tiles)
-    effs = []
-    for s in range(1, top + 1):
-        if s == 1 or -(-tiles // s) != -(-tiles // (s - 1)):
-            w = units * s / slots
-            effs.append((s, w / math.ceil(w)))
-    best = max((e for _, e in effs), default=0.0)
-    return next((s for s, e in effs if e >= 0.85 * best), 1)
+    """:func:`_occupancy_grid` for one case (remembered: a decode run asks the same few cases)."""
+    return int(_occupancy_grid(float(units), float(slots), float(tiles)))
 
 
-def _occupancy(units, slots, tiles):
-    """:func:`_occupancy_one` for numbers or arrays (every argument may be an array: steps, design points).
-    One batch and slot count over a short range of tiles (a decode run's steps) goes through the cached count
-    per tile count; anything else as one grid of every split count (MAX_SPLITS per case)."""
+def _occupancy_grid(units, slots, tiles):
+    """FlashAttention's ``num_splits_heuristic`` (flash_api.cpp), for numbers or arrays: 1 when the units
+    almost fill the slots (>= 0.8 of them); else, over the eligible split counts up to min(128, slots, tiles)
+    (a count is eligible when it changes the tiles per split), the smallest whose wave efficiency (waves /
+    ceil(waves), waves = units x splits / slots) reaches 0.85 of the best. Evaluated as one grid of every
+    split count (MAX_SPLITS per case)."""
     args = (units, slots, tiles)
-    if not any(isinstance(v, np.ndarray) for v in args):
-        return _occupancy_one(int(units), int(slots), int(max(tiles, 1)))
-    one = [v if not isinstance(v, np.ndarray) else (v.flat[0] if v.min() == v.max() else None) for v in args[:2]]
-    if None not in one and isinstance(tiles, np.ndarray):  # a decode run: one batch and slot count
-        lo, hi = max(int(tiles.min()), 1), max(int(tiles.max()), 1)
-        if hi - lo < 64:
-            table = np.array([_occupancy_one(int(one[0]), int(one[1]), c) for c in range(lo, hi + 1)], dtype=float)
-            return table[np.maximum(tiles, 1).astype(int) - lo]
     shape = np.broadcast_shapes(*(np.shape(v) for v in args))
     u, sl, t = (np.broadcast_to(np.asarray(v, dtype=float), shape) for v in args)
     s = np.arange(1, MAX_SPLITS + 1, dtype=float)
@@ -169,6 +152,22 @@ def _occupancy(units, slots, tiles):
     eff = np.where(eligible, w / np.ceil(w), 0.0)
     ok = eligible & (eff >= 0.85 * eff.max(-1, keepdims=True))
     return np.where((u < 0.8 * sl) & ok.any(-1), ok.argmax(-1) + 1, 1).astype(float)
+
+
+def _occupancy(units, slots, tiles):
+    """:func:`_occupancy_one` for numbers or arrays (every argument may be an array: steps, design points).
+    One batch and slot count over a short range of tiles (a decode run's steps) goes through the cached count
+    per tile count; anything else through :func:`_occupancy_grid` at once."""
+    args = (units, slots, tiles)
+    if not any(isinstance(v, np.ndarray) for v in args):
+        return _occupancy_one(int(units), int(slots), int(max(tiles, 1)))
+    one = [v if not isinstance(v, np.ndarray) else (v.flat[0] if v.min() == v.max() else None) for v in args[:2]]
+    if None not in one and isinstance(tiles, np.ndarray):  # a decode run: one batch and slot count
+        lo, hi = max(int(tiles.min()), 1), max(int(tiles.max()), 1)
+        if hi - lo < 64:
+            table = np.array([_occupancy_one(int(one[0]), int(one[1]), c) for c in range(lo, hi + 1)], dtype=float)
+            return table[np.maximum(tiles, 1).astype(int) - lo]
+    return _occupancy_grid(units, slots, tiles)
 
 
 def _run_constant(v):
