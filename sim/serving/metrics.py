@@ -16,6 +16,7 @@ Memory stays bounded for runs of millions of requests:
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -181,15 +182,18 @@ class LogHistogram:
         self._last = None
         self._last_idx = 0
 
+    def _bin(self, x: float) -> int:
+        """The bin of ``x``: 0 at or below ``lo`` (zero included), nbins + 1 above ``hi``."""
+        if x <= 0:
+            return 0
+        idx = int((math.log10(x) - self.lo_exp) * self.per_decade) + 1
+        return 0 if idx < 1 else (self.nbins + 1 if idx > self.nbins else idx)
+
     def add(self, x: float, k: int = 1) -> None:
         if x == self._last:
             idx = self._last_idx
         else:
-            if x <= 0:
-                idx = 0
-            else:
-                idx = int((math.log10(x) - self.lo_exp) * self.per_decade) + 1
-                idx = 0 if idx < 1 else (self.nbins + 1 if idx > self.nbins else idx)
+            idx = self._bin(x)
             self._last, self._last_idx = x, idx
             if x > self.max:
                 self.max = x
@@ -201,20 +205,15 @@ class LogHistogram:
         """``add(x, k)`` for each pair in order whose ``k`` is not 0 (the same counts, maximum and sum),
         in one call."""
         last, last_idx = self._last, self._last_idx
-        lo_exp, per_decade, nbins = self.lo_exp, self.per_decade, self.nbins
         counts, n, total, mx = self.counts, self.n, self.total, self.max
-        log10 = math.log10
+        bin_of = self._bin
         for x, k in zip(xs, ks):
             if not k:
                 continue
             if x == last:
                 idx = last_idx
             else:
-                if x <= 0:
-                    idx = 0
-                else:
-                    idx = int((log10(x) - lo_exp) * per_decade) + 1
-                    idx = 0 if idx < 1 else (nbins + 1 if idx > nbins else idx)
+                idx = bin_of(x)
                 last, last_idx = x, idx
                 if x > mx:
                     mx = x
@@ -271,30 +270,20 @@ class Timeline:
         queued: int,
         kind: str = "",
     ) -> None:
-        self.steps += 1
-        self.busy_s += step_s
-        self.kv_time += kv * step_s
-        self.batch_time += batch * step_s
-        if kv > self.kv_max:
-            self.kv_max = kv
-        if batch > self.batch_max:
-            self.batch_max = batch
-        k = self._k
-        self._k = k + 1
-        if k % self.stride:
-            return
-        self.rows.append((t, self.replica, batch, tokens, prefill_tokens, kv, step_s, queued, kind))
-        if len(self.rows) >= self.max_points:
-            self.rows = self.rows[::2]
-            self.stride *= 2
+        self._add_rows((t,), (batch,), (tokens,), (prefill_tokens,), (kv,), (step_s,), queued, kind)
 
     def add_steps(self, ts, batches, kvs, steps_s, queued: int, kind: str) -> None:
         """``add(t, b, b, 0, kv, step_s, queued, kind)`` for each step in order (decode steps: as many
         tokens as requests, no prefill), in one call: the same sums, maxima and kept rows."""
+        self._add_rows(ts, batches, batches, itertools.repeat(0), kvs, steps_s, queued, kind)
+
+    def _add_rows(self, ts, batches, tokens, prefills, kvs, steps_s, queued: int, kind: str) -> None:
+        """Steps in order (the one place a step enters the timeline): sums, maxima and every
+        ``stride``-th row kept, halved (and the stride doubled) when ``max_points`` are kept."""
         busy, kv_time, batch_time = self.busy_s, self.kv_time, self.batch_time
         kv_max, batch_max = self.kv_max, self.batch_max
         k, stride, rows, rep = self._k, self.stride, self.rows, self.replica
-        for t, b, kv, d in zip(ts, batches, kvs, steps_s):
+        for t, b, tok, pf, kv, d in zip(ts, batches, tokens, prefills, kvs, steps_s):
             busy += d
             kv_time += kv * d
             batch_time += b * d
@@ -303,7 +292,7 @@ class Timeline:
             if b > batch_max:
                 batch_max = b
             if not k % stride:
-                rows.append((t, rep, b, b, 0, kv, d, queued, kind))
+                rows.append((t, rep, b, tok, pf, kv, d, queued, kind))
                 if len(rows) >= self.max_points:
                     rows = rows[::2]
                     stride *= 2
