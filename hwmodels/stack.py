@@ -68,6 +68,10 @@ _DECODE_FACTS = {
                          "pairs that its KV stream cannot hide (its first tile arrives before the compute starts, its "
                          "last tile's compute follows the last load), matrix and softmax work in turn at one core's "
                          "rates, shared by the CTAs resident on a core; default 0 (none)"),
+    "softmax_hidden": F(Number(ge=0, le=1),
+                        doc="share of the matrix work under which the kernel's softmax runs in the steady state, on "
+                            "chips whose special-function unit overlaps the matrix unit (0: they take turns, the "
+                            "default); the steady-state work is that of whole q_tile_rows x kv_tile_tokens tiles"),
     "kv_stream_efficiency": F(Number(gt=0, le=1),
                               doc="share of the memory level's achievable bandwidth the kernel's KV gather reaches "
                                   "(a paged load path whose threads compute each row's address, e.g. FlashAttention-3's "
@@ -250,6 +254,7 @@ class DecodeKernel:
     split_partials: bool = False
     pipeline_fill: bool = False
     q_tile_rows: int = 0
+    softmax_hidden: float = 0.0
     kv_stream_efficiency: float = 1.0
     split_min_kv_tiles: int = 1
     split_rule: str = "fill"

@@ -523,20 +523,25 @@ def decode_kernels_section(body, runs: dict) -> None:
     srcs = list(dict.fromkeys(own["source"]))
     rows = [{"kernel": r["name"].split(" B")[0], "shape": f"{r['hardware']} B{r['batch']} H{r['heads']}/{r['kv_heads']} "
              f"KV {r['seqlen_kv']} d{r['head_dim']}", "measured": f"{r['measured_time_s'] * 1e6:.4g} us",
-             "ideal": runs["ideal"].iloc[i]["rel_error"], "default": r["rel_error"], "src": f"[{srcs.index(r['source']) + 1}]"}
+             "ideal": runs["ideal"].iloc[i]["rel_error"], "default": r["rel_error"], "own": runs["own"].iloc[i]["rel_error"],
+             "profile": r["kernel_profile"] or name, "src": f"[{srcs.index(r['source']) + 1}]"}
             for i, r in enumerate(own.to_dict("records"))]
     body.p(f"Paged decode attention kernels timed by others (decode `op == attention` rows of "
            f"`sim/validation/data/published/kernels.csv`; never fitted to), priced as `llmsim ops` prices them "
            f"without launch overhead (the sources time CUDA graphs or GPU time): `ideal` (the kernel-only decode) "
            f"and the default stack `{name}` (its `kernels.decode_attention`: grouped-query packing, split-KV "
            f"policy, KV pages and the pipeline fill of short contexts, with the entry of the chip's architecture "
-           f"where the stack lists one: on these H100 rows `vllm` prices FlashAttention-3's split policy, "
-           f"`by_architecture.hopper`).")
+           f"where the stack lists one: on these Hopper rows `vllm` prices vLLM's FlashAttention-3 fork, "
+           f"`by_architecture.hopper`: 64-row query tiles); and `own kernel` (each row with the facts of the kernel "
+           f"that was timed where it differs from the default's: the `decode_kernels` of "
+           f"`sim/validation/data/published/attention_kernels.yaml`, e.g. upstream FlashAttention-3's 128-row query "
+           f"tile; column `own facts`).")
     body.table(rows, [("kernel", "kernel"), ("shape", "shape"), ("measured", "measured"), ("ideal", "error (ideal)"),
-                      ("default", f"error ({name})"), ("src", "source")],
-               {"ideal": lambda v: pct(v, True), "default": lambda v: pct(v, True)})
+                      ("default", f"error ({name})"), ("own", "error (own kernel)"), ("profile", "own facts"),
+                      ("src", "source")],
+               {"ideal": lambda v: pct(v, True), "default": lambda v: pct(v, True), "own": lambda v: pct(v, True)})
     summ = [{"run": k, "n": len(v), "ape": float(np.median(v["rel_error"].abs())), "bias": float(np.median(v["rel_error"]))}
-            for k, v in (("ideal", runs["ideal"]), (name, own))]
+            for k, v in (("ideal", runs["ideal"]), (name, own), ("own kernel", runs["own"]))]
     body.table(summ, [("run", "priced as"), ("n", "rows"), ("ape", "median \\|err\\|"), ("bias", "bias")],
                {"ape": pct, "bias": lambda v: pct(v, True)})
     body.p("\n".join(f"{i + 1}. {s}" for i, s in enumerate(srcs)))

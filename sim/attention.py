@@ -53,13 +53,31 @@ def kv_rereads(cm, op, cols: list, rows: int) -> list:
     return cols
 
 
-def _padded_pairs(seqs, bq: int, bkv: int):
+def _padded_pairs(seqs, bq: int, bkv: int, group: int = 1):
     """(query, key) pairs of the requests' full rectangles with both sides padded to whole tiles of
-    ``bq`` query rows and ``bkv`` keys: sum of ceil(new / bq) bq x ceil(kv / bkv) bkv over the
-    requests ((new, kv length) pairs; per step for a SeqArrays)."""
+    ``bq`` query rows and ``bkv`` keys: sum of ceil(group x new / bq) bq x ceil(kv / bkv) bkv over the
+    requests ((new, kv length) pairs; per step for a SeqArrays). ``group``: query rows per new token
+    (a grouped decode kernel packs its KV head's query heads into one tile; 1 otherwise)."""
     if isinstance(seqs, SeqArrays):
-        return ((-(-seqs.first // bq)) * bq * (-(-seqs.second // bkv)) * bkv).sum(-1).astype(float)
-    return float(sum(math.ceil(q / bq) * bq * math.ceil(kv / bkv) * bkv for q, kv in seqs))
+        return ((-(-(seqs.first * group) // bq)) * bq * (-(-seqs.second // bkv)) * bkv).sum(-1).astype(float)
+    return float(sum(math.ceil(q * group / bq) * bq * math.ceil(kv / bkv) * bkv for q, kv in seqs))
+
+
+def tile_work(cm, op, rate, vec_rate, softmax_hidden: float) -> tuple:
+    """(steady, serial) seconds of an attention op's matrix and softmax work, the whole op at the chip's
+    rates, as a flash kernel's tiles run it: the softmax (exponentials on the special unit, the rest on
+    the vector unit) and the matrix work take turns (serial), except, in the steady state, for the share
+    ``softmax_hidden`` of the matrix time the softmax runs under where the special unit overlaps the
+    matrix unit; with the kernel-only softmax (CostOptions.softmax ideal) its vector FLOPs run under the
+    matrix work (both max(matrix, vector))."""
+    x = cm.x
+    vec, sfu, _ = cm._softmax(op, vec_rate)
+    mat = op.flops_matrix / rate
+    if sfu is None:
+        return x.max(mat, vec), x.max(mat, vec)
+    soft = sfu + vec
+    hidden = softmax_hidden if cm.chip.unit("special").overlaps_matrix else 0.0
+    return mat + x.max(0.0, soft - hidden * mat), mat + soft
 
 
 def flash_prefill(cm, op, pk, cols, rate, vec_rate, flops):
@@ -82,14 +100,7 @@ def flash_prefill(cm, op, pk, cols, rate, vec_rate, flops):
     if a.causal:  # the diagonal tile of each query block is computed whole and half of it masked
         padded = padded + ctas * bq * bkv / 2.0
     pad = x.max(1.0, padded / x.max(pairs, 1.0))
-    vec, sfu, _ = cm._softmax(op, vec_rate)
-    mat = op.flops_matrix / rate
-    if sfu is None:  # kernel-only softmax (CostOptions.softmax ideal): its vector FLOPs under the matrix work
-        steady = serial = x.max(mat, vec)
-    else:
-        soft = sfu + vec
-        hidden = pk.softmax_hidden if cm.chip.unit("special").overlaps_matrix else 0.0
-        steady, serial = mat + x.max(0.0, soft - hidden * mat), mat + soft
+    steady, serial = tile_work(cm, op, rate, vec_rate, pk.softmax_hidden)
     fill = ctas * pk.fill_blocks * bq * bkv * serial / x.max(pairs, 1.0)
     io = 0.0
     if not pk.persistent:  # Q tile in, O tile out, each behind one main-memory round trip
@@ -123,6 +134,24 @@ def decode_tile_serial(cm, op, dk, ctas, slots, rate, vec_rate):
     tile_s = dk.q_tile_rows * dk.kv_tile_tokens * chip_s / x.max(pairs, 1.0) * cm.cores  # one tile on one core
     resident = x.min(dk.split_ctas_per_core, x.ceil(ctas / cm.cores))
     return x.ceil(ctas / slots) * resident * tile_s
+
+
+def decode_tile_pad(cm, op, dk, per_q: bool):
+    """Factor (>= 1) by which a decode kernel's tiles outgrow the op's (query, key) pairs
+    (DecodeKernel.q_tile_rows, docs/cost-model.md, Paged decode): each CTA runs the matrix work and
+    the softmax of whole ``q_tile_rows`` x ``kv_tile_tokens`` tiles (the MMA is issued on the full tile
+    and the softmax runs on every row of it; padded rows are only dropped at the output store), so a
+    (request, KV head) unit of a grouped kernel computes ceil(group x new / q_tile_rows) tiles of rows
+    and a per-query-head CTA ceil(new / q_tile_rows), each over ceil(kv / kv_tile_tokens) tiles of
+    keys. 1 without a tile (the kernel-only model) and on chips that do not list the special unit (as
+    :func:`decode_tile_serial`: a GPU kernel's tiles; a wafer's cores are not SMs)."""
+    if dk.q_tile_rows <= 0 or cm.chip.unit("special") is None:
+        return 1.0
+    a = op.attention
+    pairs = op.flops_matrix / (2.0 * (a.head_dim + a.head_dim_v))  # (query, key) pairs of all heads
+    group = 1 if per_q else max(1, a.heads // max(a.kv_heads, 1))
+    padded = _padded_pairs(a.seqs, dk.q_tile_rows, dk.kv_tile_tokens, group) * (a.heads if per_q else a.kv_heads)
+    return cm.x.max(1.0, padded / cm.x.max(pairs, 1.0))
 
 
 # -- split-KV: how many splits of the KV length a decode kernel runs (DecodeKernel.split_rule) ----------

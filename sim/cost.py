@@ -59,9 +59,11 @@ from sim import costmemo
 from sim.collective import collective_time
 from sim.attention import (  # noqa: F401
     decode_splits,
+    decode_tile_pad,
     decode_tile_serial,
     flash_prefill,
     kv_read_bytes,
+    tile_work,
     kv_rereads,
     visible_fraction,
     waves,
@@ -661,9 +663,8 @@ class CostModel(GemmPricing):
             memory = x.max(x.max(self._memory_time(cols) / dk.kv_stream_efficiency, kvb * lat / inflight),
                            (x.ceil(ctas / slots) * trips - 1) * lat) \
                 + decode_tile_serial(self, op, dk, ctas, slots, rate, vec_rate)
-        vec, sfu, _ = self._softmax(op, vec_rate)
-        compute = op.flops_matrix / (rate * frac) + (op.flops_vector / (vec_rate * frac) if sfu is None
-                                                     else (vec + sfu) / frac)
+        # the whole tiles the kernel computes (padded query rows and keys), in the steady state, on the active cores
+        compute = tile_work(self, op, rate, vec_rate, dk.softmax_hidden)[0] * decode_tile_pad(self, op, dk, per_q) / frac
         detail = "" if self.arrays else f"split-kv {split}, {active} cores" + (", per query head" if per_q else "")
         return self._finish(op, compute, memory, 0.0, cols, flops, detail=detail, extra_overhead=extra)
 

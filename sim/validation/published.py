@@ -269,22 +269,39 @@ def score_moe_kernels(path: str = MOE_KERNELS, stack=None) -> pd.DataFrame:
     return df
 
 
-def attention_kernel_profiles(path: str = ATTENTION_KERNELS) -> dict:
-    """The prefill-kernel facts of published kernels no stack runs (``attention_kernels.yaml``): name ->
-    hwmodels.stack.PrefillKernel; SpecError naming file, line and field if the file is malformed."""
+def _attention_kernels(path: str) -> dict:
+    """``attention_kernels.yaml`` validated (SpecError naming file, line and field if it is malformed)."""
     from hwmodels.schema import F, Number, Struct, validate
-    from hwmodels.stack import PREFILL, PrefillKernel
+    from hwmodels.stack import DECODE, PREFILL
     from hwmodels.yamlio import load_marked
 
     schema = Struct({"version": F(Number(integer=True, ge=1, le=1), True),
                      "kernels": F(Struct({k: F(PREFILL) for k in ("triton_tutorial_flash_v2", "tk")},
-                                         name="kernels"), True)}, name="attention_kernels")
+                                         name="kernels"), True),
+                     "decode_kernels": F(Struct({k: F(DECODE) for k in ("fa3_upstream",)}, name="decode_kernels"))},
+                    name="attention_kernels")
     with open(path, encoding="utf-8") as f:
         doc = load_marked(f.read(), path)[0]
     v, problems = validate(doc, schema)
     if problems or v is None:
         raise SpecError(problems)
-    return {k: PrefillKernel.from_doc(d) for k, d in v["kernels"].items()}
+    return v
+
+
+def attention_kernel_profiles(path: str = ATTENTION_KERNELS) -> dict:
+    """The prefill-kernel facts of published kernels no stack runs (``attention_kernels.yaml``): name ->
+    hwmodels.stack.PrefillKernel; SpecError naming file, line and field if the file is malformed."""
+    from hwmodels.stack import PrefillKernel
+
+    return {k: PrefillKernel.from_doc(d) for k, d in _attention_kernels(path)["kernels"].items()}
+
+
+def decode_kernel_profiles(path: str = ATTENTION_KERNELS) -> dict:
+    """The decode-kernel facts of published paged decode kernels that run differently from the default
+    stack's (``attention_kernels.yaml`` decode_kernels): name -> hwmodels.stack.DecodeKernel."""
+    from hwmodels.stack import DecodeKernel
+
+    return {k: DecodeKernel.from_doc(d) for k, d in (_attention_kernels(path).get("decode_kernels") or {}).items()}
 
 
 def score_attention_kernels(path: str = KERNELS, stack=None, options: CostOptions | None = None,
@@ -294,7 +311,8 @@ def score_attention_kernels(path: str = KERNELS, stack=None, options: CostOption
     and ``options`` (None: the stack's own; e.g. CostOptions(softmax="serial") to price one softmax
     schedule; decode rows, timed from CUDA graphs or as GPU time, without launch overhead).
     ``own_kernel``: a row whose ``kernel_profile`` names a kernel of attention_kernels.yaml is priced
-    with that kernel's prefill facts instead of the stack's (the kernel that was timed).
+    with that kernel's prefill facts (``kernels``) or decode facts (``decode_kernels``) instead of the
+    stack's (the kernel that was timed).
     Adds ``predicted``, ``rel_error``, ``measured_tflops`` (4 x B x H x Sq x Skv x D / time, halved when
     causal, as the sources count) and ``stack_used``."""
     from hwmodels.stack import load_stack
@@ -308,12 +326,14 @@ def score_attention_kernels(path: str = KERNELS, stack=None, options: CostOption
     prof = df["kernel_profile"] if own_kernel and "kernel_profile" in df else pd.Series([""] * len(df))
     pred = pd.Series(np.nan, index=df.index)
     profiles = attention_kernel_profiles() if own_kernel else {}
+    decoders = decode_kernel_profiles() if own_kernel else {}
     # decode rows were timed from CUDA graphs or as GPU time (their sources say so): no launch overhead
     dec = df["phase"].astype(str).str.strip().str.lower().eq("decode")
     for (name, d), idx in df.groupby([prof, dec]).groups.items():
-        o = replace(opts, prefill_kernel=profiles[name]) if name else opts
+        o = replace(opts, prefill_kernel=profiles[name]) if name in profiles else opts
         o = replace(o, cuda_graphs=True) if d else o
-        pred[idx] = predict_ops(df.loc[idx], options=o, stack=st)["time_s"].astype(float).to_numpy()
+        s = replace(st, decode_kernel=decoders[name]) if name in decoders else st
+        pred[idx] = predict_ops(df.loc[idx], options=o, stack=s)["time_s"].astype(float).to_numpy()
     m = df["measured_time_s"].astype(float)
     df["predicted"] = pred
     df["rel_error"] = (df["predicted"] - m) / m
@@ -330,5 +350,5 @@ def kernel_comparison(hw: str | None = None, options: CostOptions = DEFAULT_OPTI
 
 
 __all__ = ["ATTENTION_KERNELS", "E2E", "KERNELS", "METRICS", "MOE_KERNELS", "SERVING", "SERVING_METRICS",
-           "attention_kernel_profiles", "kernel_comparison", "load_e2e", "load_serving", "model_family",
+           "attention_kernel_profiles", "decode_kernel_profiles", "kernel_comparison", "load_e2e", "load_serving", "model_family",
            "score_attention_kernels", "score_e2e", "score_moe_kernels", "score_serving"]

@@ -174,4 +174,18 @@ def test_published_attention_rows_score_with_their_own_kernel_and_decode_without
     assert named.any() and (own["predicted"][~named] == stack["predicted"][~named]).all()
     assert (own["predicted"][named] != stack["predicted"][named]).all()
     assert (stack["fit"] != "").sum() == 3
-    assert (stack["phase"] == "decode").sum() >= 7
+    assert (stack["phase"] == "decode").sum() >= 13
+
+
+def test_decode_kernel_profiles_load_and_bad_facts_are_located(tmp_path):
+    """attention_kernels.yaml's decode_kernels: upstream FlashAttention-3's 128-row query tile; a bad
+    fact names the file and the field."""
+    from hwmodels.errors import SpecError
+    from sim.validation.published import ATTENTION_KERNELS, decode_kernel_profiles
+
+    fa3 = decode_kernel_profiles()["fa3_upstream"]
+    assert fa3.q_tile_rows == 128 and fa3.kv_tile_tokens == 128 and fa3.gqa == "grouped"
+    bad = tmp_path / "k.yaml"
+    bad.write_text(open(ATTENTION_KERNELS, encoding="utf-8").read().replace("q_tile_rows: 128", "q_tile_rows: -1"))
+    with pytest.raises(SpecError, match="q_tile_rows"):
+        decode_kernel_profiles(str(bad))

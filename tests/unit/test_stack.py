@@ -342,6 +342,53 @@ def test_decode_tile_the_stream_cannot_hide_by_hand(tmp_path):
     assert CostModel(nogpu, CostOptions(decode_kernel=tiled0)).op_cost(op).memory_s == pytest.approx(500e-9)
 
 
+def test_decode_tiles_pad_the_compute_by_hand(tmp_path):
+    """q_tile_rows pads the steady-state work too: the kernel issues its MMA and softmax on whole tiles.
+    qwen2.5-0.5b (14 query heads, 2 KV heads) decoding one request after 4,095 cached tokens (4,096 keys
+    with the new one: 32 whole tiles of 128) on the toy chip with a special unit: a grouped kernel packs each KV head's 7 query heads
+    into a 64-row tile (x 64 / 7 the work), a per-query-head kernel puts 1 row in each (x 64); the
+    steady-state compute grows by exactly that factor (kernel-only softmax: the matrix work binds).
+    Chips without the special unit (not GPUs) are not padded."""
+    from hwmodels.loader import load_chip
+    from hwmodels.stack import DecodeKernel
+    from sim.cost import CostModel, CostOptions
+    from workloads import Batch, build_graph
+
+    path = Path(_toy_with_l2(tmp_path))
+    path.write_text(path.read_text().replace("memory:", "  - kind: special\n    peak: {fp32: 1 TFLOP/s}\nmemory:", 1))
+    chip = load_chip(str(path))
+    op = next(o for o in build_graph("qwen2.5-0.5b", Batch.decode(1, 4095)).ops if o.kind == "attention")
+    base = DecodeKernel(kv_tile_tokens=128, pipeline_fill=True)
+    for gqa, pad in (("grouped", 64 / 7), ("per_query_head", 64.0)):
+        plain = CostModel(chip, CostOptions(decode_kernel=dataclasses.replace(base, gqa=gqa))).op_cost(op)
+        tiled = CostModel(chip, CostOptions(decode_kernel=dataclasses.replace(base, gqa=gqa, q_tile_rows=64))).op_cost(op)
+        assert tiled.compute_s == pytest.approx(pad * plain.compute_s)
+    nogpu = load_chip(_toy_with_l2(tmp_path))
+    tiled = dataclasses.replace(base, q_tile_rows=64)
+    assert CostModel(nogpu, CostOptions(decode_kernel=tiled)).op_cost(op).compute_s == \
+        pytest.approx(CostModel(nogpu, CostOptions(decode_kernel=base)).op_cost(op).compute_s)
+
+
+def test_decode_softmax_hidden_under_the_padded_matrix_work(tmp_path):
+    """softmax_hidden: with the serial softmax on a chip whose special unit overlaps the matrix unit, the
+    steady state is matrix + max(0, softmax - hidden x matrix); 0 keeps them in turn."""
+    from hwmodels.loader import load_chip
+    from hwmodels.stack import DecodeKernel
+    from sim.cost import CostModel, CostOptions
+    from workloads import Batch, build_graph
+
+    path = Path(_toy_with_l2(tmp_path))
+    path.write_text(path.read_text().replace(
+        "memory:", "  - kind: special\n    peak: {fp32: 1 TFLOP/s}\n    overlaps_matrix: true\nmemory:", 1))
+    chip = load_chip(str(path))
+    op = next(o for o in build_graph("qwen2.5-0.5b", Batch.decode(1, 4096)).ops if o.kind == "attention")
+    dk = DecodeKernel(kv_tile_tokens=128, pipeline_fill=True, q_tile_rows=64)
+    turn = CostModel(chip, CostOptions(softmax="serial", decode_kernel=dk)).op_cost(op).compute_s
+    hid = CostModel(chip, CostOptions(softmax="serial", decode_kernel=dataclasses.replace(dk, softmax_hidden=1.0)))
+    # per pair: 256 matrix FLOPs at 100 TFLOP/s (2.56 ps), 1 exp at 1 T/s (1 ps) + 4 FLOPs at 10 TFLOP/s (0.4 ps)
+    assert turn == pytest.approx(hid.op_cost(op).compute_s * (2.56 + 1.4) / 2.56)
+
+
 @pytest.mark.parametrize("stack", ["vllm", "ideal"])
 def test_decode_attention_time_grows_with_context_and_batch(stack):
     """Property: under a stack's decode kernel, more context or more requests never take less time."""
