@@ -218,19 +218,33 @@ def decode_splits(x, dk, units, slots, tiles, group_units):
     count, a few batch sizes and a short range of tiles are priced once per (batch, tile count)."""
     sl = _run_constant(slots)
     if dk.split_rule != "fill" and sl is not None and (isinstance(tiles, np.ndarray) or isinstance(units, np.ndarray)):
-        shape = np.broadcast_shapes(np.shape(units), np.shape(tiles))
-        t = np.broadcast_to(tiles, shape)
-        lo, hi = int(t.min()), int(t.max())
-        u = _run_constant(units)
-        if u is not None and hi - lo < 64:  # a decode run's steps: one batch and slot count
-            table = np.array([_splits(NUMBERS, dk, float(u), float(sl), c, group_units) for c in range(lo, hi + 1)])
-            return table[t.astype(int) - lo]
-        uu, ui = np.unique(np.broadcast_to(units, shape), return_inverse=True)
+        if isinstance(tiles, np.ndarray) and isinstance(units, np.ndarray) and tiles.shape == units.shape:
+            t, ub = tiles, units  # the steps of decode runs: one shape (numpy's broadcasting helpers cost more)
+        else:
+            shape = np.broadcast_shapes(np.shape(units), np.shape(tiles))
+            t, ub = np.broadcast_to(tiles, shape), np.broadcast_to(units, shape)
+        ti = t.astype(int)
+        lo, hi = int(ti.min()), int(ti.max())
+        uu = sorted(set(ub.ravel().tolist())) if isinstance(ub, np.ndarray) else [ub]  # the batches
+        if len(uu) == 1 and hi - lo < 64:  # a decode run's steps: one batch and slot count
+            return np.array(_splits_row(dk, float(uu[0]), float(sl), lo, hi, group_units))[ti - lo]
         if len(uu) * (hi - lo + 1) <= 1024:  # several runs' steps: a few batches, a short range of tiles
-            table = np.array([[_splits(NUMBERS, dk, float(v), float(sl), c, group_units) for c in range(lo, hi + 1)]
-                              for v in uu])
-            return table[ui.reshape(shape), t.astype(int) - lo]
+            table = np.array([_splits_row(dk, float(v), float(sl), lo, hi, group_units) for v in uu])
+            return table[np.searchsorted(uu, ub), ti - lo]
     return _splits(x, dk, units, slots, tiles, group_units)
+
+
+@functools.lru_cache(maxsize=4096)
+def _splits_row(dk, units: float, slots: float, lo: int, hi: int, group_units) -> tuple:
+    """:func:`_splits` of one batch at the tile counts lo .. hi (remembered, as each case is: successive
+    decode runs ask the same few)."""
+    return tuple(_splits_at(dk, units, slots, c, group_units) for c in range(lo, hi + 1))
+
+
+@functools.lru_cache(maxsize=4096)
+def _splits_at(dk, units: float, slots: float, tiles: int, group_units):
+    """:func:`_splits` of one case."""
+    return _splits(NUMBERS, dk, units, slots, tiles, group_units)
 
 
 def _splits(x, dk, units, slots, tiles, group_units):

@@ -32,7 +32,7 @@ decodes are not: their contexts grow every step). Memory is bounded: 20,000 whol
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from numpy import ndarray as _NDARRAY
 
@@ -131,7 +131,7 @@ class StepCoster:
             sc = self._full(key, bkey)
         else:
             sc = self._decomposed(key, base, self._base_kernels.get(bkey, 0))
-        sc = self._wall(sc, key)
+        sc = self._wall(sc, key, T == R)
         if small and len(self._memo) < self._max_memo:
             self._memo[key] = sc
         return sc
@@ -306,12 +306,16 @@ class StepCoster:
         self.misses += steps
 
     # ---- internals ------------------------------------------------------------------------
-    def _wall(self, sc: StepCost, key) -> StepCost:
-        """The step's wall time under the serving stack (hwmodels.stack.Stack.step_time)."""
-        if self.stack.is_ideal:
+    def _wall(self, sc: StepCost, key, decode: bool | None = None) -> StepCost:
+        """The step's wall time under the serving stack (hwmodels.stack.Stack.step_time); ``decode``: whether
+        every request computes one token (T == R: every request has at least one), found here if None."""
+        stack = self.stack
+        if stack.is_ideal:
             return sc
-        decode = all(n == 1 for n, _ in key)
-        return replace(sc, time_s=self.stack.step_time(sc.time_s, sc.kernels, len(key), decode))
+        if decode is None:
+            decode = all(n == 1 for n, _ in key)
+        return StepCost(stack.step_time(sc.time_s, sc.kernels, len(key), decode), sc.energy_j, sc.flops,
+                        sc.bytes_main, sc.kernels)
 
     @staticmethod
     def _mla_key(key) -> tuple:

@@ -275,9 +275,8 @@ class Replica:
         if x is None or x.arrival_s != self.run.next_arrival_s or not Replica.price_ahead:
             return ()
         gap = self.run.after_next_s - x.arrival_s
-        cap = min(self.MAX_RUN, 3 * k_max + 8)
-        if gap < math.inf:
-            cap = min(cap, int(gap / (0.8 * self.last_decode_s)) + 3)
+        # the steps to the arrival after next (decode steps only grow: at most this many, with room to spare)
+        cap = min(self.MAX_RUN, int(gap / (0.8 * self.last_decode_s)) + 3 if gap < math.inf else 3 * k_max + 8)
         out = []
         for K in self.AHEAD_K:
             K += k_max
