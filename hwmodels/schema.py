@@ -431,6 +431,8 @@ MEMORY = Struct({
     "name": F(Str(), True, "unique level name, used in override paths"),
     "kind": F(Str(("sram", "cache", "dram", "host")), doc="sram, cache, dram or host (default dram)"),
     "capacity": F(Quantity("bytes"), True),
+    "capacity_source": F(Str(), doc="where the capacity comes from: the device's own report of its total (nvidia-smi, "
+                                    "torch.cuda.mem_get_info, rocm-smi, hl-smi) or the unit convention assumed"),
     "per": F(Str(("core", "chip")), doc="core: each core has its own; chip: one shared level (default)"),
     "bandwidth": F(Quantity("bandwidth"), True, "whole chip, all cores together"),
     "latency": F(Quantity("time", nonneg=True)),

@@ -95,7 +95,7 @@ def test_h100_sxm_spot_values():
     assert _peak(c, "vector", "fp32") == pytest.approx(66.9e12)
     hbm = c.memory_level("hbm")
     assert hbm.bandwidth_bytes_per_s == pytest.approx(3.35e12)
-    assert hbm.capacity_bytes == pytest.approx(80e9)
+    assert hbm.capacity_bytes == 84942979072  # the total CUDA reports (79.11 GiB), not the datasheet 80 GB
     smem = c.memory_level("smem")
     assert smem.per == "core" and smem.capacity_bytes == 228 * 1024
     assert c.memory_level("l2").capacity_bytes == pytest.approx(50e6)
@@ -111,7 +111,7 @@ def test_other_chip_spot_values():
     assert a100.memory_level("hbm").bandwidth_bytes_per_s == pytest.approx(2.039e12)
     assert a100.interconnect.bandwidth_bytes_per_s == pytest.approx(300e9)
     h200 = load_chip("h200")
-    assert h200.memory_level("hbm").capacity_bytes == pytest.approx(141e9)
+    assert h200.memory_level("hbm").capacity_bytes == 143771 * 2**20  # nvidia-smi's total, not the datasheet 141 GB
     assert h200.memory_level("hbm").bandwidth_bytes_per_s == pytest.approx(4.8e12)
     b200 = load_chip("b200")
     assert _peak(b200, "matrix", "bf16") == pytest.approx(2250e12)
@@ -119,7 +119,7 @@ def test_other_chip_spot_values():
     assert b200.memory_level("hbm").bandwidth_bytes_per_s == pytest.approx(8e12)
     mi300x = load_chip("mi300x")
     assert _peak(mi300x, "matrix", "bf16") == pytest.approx(1307.4e12)
-    assert mi300x.memory_level("hbm").capacity_bytes == pytest.approx(192e9)
+    assert mi300x.memory_level("hbm").capacity_bytes == 206141652992  # rocm-smi, 192 GiB less 16 MiB
     assert mi300x.memory_level("infinity_cache").capacity_bytes == pytest.approx(256e6)
     l4 = load_chip("l4")
     assert _peak(l4, "matrix", "fp8") == pytest.approx(242.5e12)  # dense = half the datasheet's sparse 485
@@ -141,7 +141,7 @@ def test_sram_only_designs_keep_weights_in_sram():
     assert hypo.main_memory.capacity_bytes == pytest.approx(1e9)
     hbm = load_chip("hypo-hbm-infer")
     assert hbm.hypothetical
-    assert hbm.main_memory.capacity_bytes == pytest.approx(288e9)
+    assert hbm.main_memory.capacity_bytes == 288 * 2**30  # 8 x 36 GiB stacks
     assert hbm.main_memory.bandwidth_bytes_per_s == pytest.approx(8e12)
 
 
