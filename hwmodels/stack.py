@@ -226,6 +226,18 @@ SCHEDULER = Struct({
 
 USAGES = ("server", "offline")
 
+MEMORY = Struct({
+    "non_torch": F(Quantity("bytes", nonneg=True), True,
+                   "device memory the engine allocates outside its tensor allocator, per chip, that it counts "
+                   "against the KV budget when the replica runs on one chip (vLLM: the profile's "
+                   "non_torch_increase: attention-backend workspaces, cuBLAS, the CUDA context where the "
+                   "engine's start snapshot comes before it)"),
+    "non_torch_multi_chip": F(Quantity("bytes", nonneg=True),
+                              doc="the same when the replica spans several chips (tensor or pipeline parallel: "
+                                  "NCCL and custom all-reduce buffers; default: non_torch)"),
+    "source": F(Sources(), True),
+}, name="memory")
+
 STACK = Struct({
     "version": F(Number(integer=True, ge=1, le=FORMAT_VERSION), True, "format version"),
     "kind": F(Str(("stack",)), True),
@@ -236,6 +248,8 @@ STACK = Struct({
     "kernels": F(KERNELS, True),
     "runtime": F(RUNTIME, True),
     "scheduler": F(SCHEDULER, True),
+    "memory": F(MEMORY, doc="the engine's memory accounting besides weights, activations and KV cache "
+                            "(default: none, every byte of memory_utilization x capacity not taken by them)"),
 }, name="stack")
 
 
@@ -376,6 +390,9 @@ class Stack:
     offline_limits: tuple | None = None
     # SCHEDULER['small_device'] as (below_memory bytes, names, server limits, offline limits)
     small_device: tuple | None = None
+    # MEMORY['non_torch'] and ['non_torch_multi_chip'] in bytes per chip (0: none counted)
+    non_torch_bytes: float = 0.0
+    non_torch_multi_chip_bytes: float = 0.0
     moe_kernel: str | None = None
     gemm_kernel: str | None = None
     description: str | None = None
@@ -426,6 +443,11 @@ class Stack:
                 limits = {"server": server, "offline": offline or server}
         return limits[usage]
 
+    def non_torch(self, chips: int = 1) -> float:
+        """Bytes per chip the engine holds outside its tensor allocator and subtracts from the KV budget, for
+        a replica of ``chips`` chips (MEMORY: ``non_torch``, or ``non_torch_multi_chip`` when chips > 1)."""
+        return self.non_torch_multi_chip_bytes if chips > 1 else self.non_torch_bytes
+
     def cost_options(self, options):
         """``options`` (sim.cost.CostOptions) with the stack's kernel facts where they are left at None
         (the softmax of its attention kernels, its collective library, its MoE kernel's efficiency, its decode
@@ -468,7 +490,8 @@ class Stack:
                 "overlap": self.overlap, "cuda_graphs": self.cuda_graphs,
                 "cuda_graph_max_batch": self.cuda_graph_max_batch, "eager_launch_s": self.eager_launch_s,
                 "chunked_prefill": self.chunked_prefill, "max_num_batched_tokens": self.max_num_batched_tokens,
-                "max_num_seqs": self.max_num_seqs,
+                "max_num_seqs": self.max_num_seqs, "non_torch_bytes": self.non_torch_bytes,
+                "non_torch_multi_chip_bytes": self.non_torch_multi_chip_bytes,
                 "offline_limits": None if self.offline_limits is None else list(self.offline_limits),
                 "small_device": None if self.small_device is None else {
                     "below_memory_bytes": self.small_device[0], "names": list(self.small_device[1]),
@@ -525,8 +548,11 @@ def _build(v: dict, path: Path) -> Stack:
         offline_limits=_limits(s.get("offline")),
         small_device=(sd["below_memory"], tuple(sd.get("names", ())), _limits(sd["server"]), _limits(sd.get("offline")))
         if (sd := s.get("small_device")) else None,
+        non_torch_bytes=(m := v.get("memory") or {}).get("non_torch", 0.0),
+        non_torch_multi_chip_bytes=m.get("non_torch_multi_chip", m.get("non_torch", 0.0)),
         description=v.get("description"), software=v.get("software"), path=str(path),
-        sources={"kernels": k["source"], "runtime": r["source"], "scheduler": s["source"]})
+        sources={"kernels": k["source"], "runtime": r["source"], "scheduler": s["source"],
+                 **({"memory": m["source"]} if m else {})})
 
 
 @functools.lru_cache(maxsize=64)

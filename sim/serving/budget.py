@@ -1,10 +1,35 @@
 """The memory budget of a serving replica: how many KV blocks each chip holds.
 
-vLLM's profile-then-allocate: ``memory_utilization`` x the capacity of the level that holds
-weights (``Chip.capacity_for_weights``), minus the weights and the activation workspace of the
-largest step the scheduler may form (``workloads.footprint``), divided by the KV bytes one token
-adds on that chip, in whole blocks. Sliding-window layers are budgeted like full ones
-(conservative).
+vLLM's profile-then-allocate, term by term (vllm-project/vllm, the V1 worker since PR #19312, June 2025;
+read at commit 35d5cda, late 2025):
+
+- ``requested = total x gpu_memory_utilization``: ``Worker.init_device`` (vllm/v1/worker/gpu_worker.py)
+  sets ``self.requested_memory = self.init_snapshot.total_memory * cache_config.gpu_memory_utilization``,
+  ``total_memory`` being ``torch.cuda.mem_get_info()[1]``, the total the device reports. Here: the main
+  memory's capacity (``Chip.capacity_for_weights``; the catalog gives each GPU the total its driver reports,
+  docs/hardware-format.md) x ``ServingConfig.memory_utilization``.
+- ``KV = requested - non_kv_cache_memory``: ``Worker.determine_available_memory`` (same file) runs
+  ``model_runner.profile_run()`` inside ``memory_profiling(init_snapshot, weights_memory=...)``
+  (vllm/utils/__init__.py, later vllm/utils/mem_utils.py), which sets ``non_kv_cache_memory =
+  non_torch_increase + torch_peak_increase + weights_memory``:
+
+  - ``weights_memory``: what loading the model took (``GPUModelRunner.model_memory_usage``). Here:
+    ``Footprint.weights_bytes`` (workloads.memory).
+  - ``torch_peak_increase``: the allocator's peak during the profile run, a dummy forward of
+    ``max_num_batched_tokens`` tokens (``GPUModelRunner.profile_run`` -> ``_dummy_run(self.max_num_tokens,
+    is_profile=True)``, ``max_num_tokens = scheduler_config.max_num_batched_tokens``). Here:
+    ``Footprint.activation_bytes`` of a step of that many tokens (the chunk with chunked prefill), the
+    largest set of tensors one op reads and writes.
+  - ``non_torch_increase``: memory that grew outside torch's allocator since the start snapshot (NCCL and
+    custom all-reduce buffers, backend workspaces; not the CUDA context, which exists before the snapshot).
+    A fact of the engine: ``Stack.non_torch`` (the stack file's ``memory`` section, with its source; 0 where
+    the stack gives none).
+
+- CUDA-graph memory: captured after the KV cache is allocated (``Worker.compile_or_warm_up_model``), so
+  not subtracted through vLLM 0.20; it lives in the ``1 - utilization`` slack. vLLM 0.21+ subtracts an
+  estimate by default (PR #30515, ``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS``); no stack models that yet.
+- blocks: ``available // (block_size x KV bytes per token)`` (vllm/v1/core/kv_cache_utils.py
+  ``get_num_blocks``). Sliding-window layers are budgeted like full ones (conservative).
 """
 
 from __future__ import annotations
@@ -13,6 +38,7 @@ from dataclasses import dataclass
 
 from hwmodels.errors import InfeasibleError
 from hwmodels.format import fmt_bytes
+from hwmodels.stack import load_stack
 from workloads import Batch, footprint
 
 __all__ = ["KvBudget", "memory_budget"]
@@ -54,9 +80,11 @@ def memory_budget(spec, chip, q, par, cfg, kv_capacity_tokens: int | None = None
         capacity = chip.capacity_for_weights()
         usable = capacity * cfg.memory_utilization
         kv_per_token = fp.kv_bytes_per_token
-        budget = usable - fp.weights_bytes - fp.activation_bytes
+        non_torch = load_stack(cfg.stack).non_torch(par.tp * par.pp)
+        budget = usable - fp.weights_bytes - fp.activation_bytes - non_torch
         numbers = {"capacity_bytes": capacity, "usable_bytes": usable, "weights_bytes": fp.weights_bytes,
-                   "activation_bytes": fp.activation_bytes, "kv_bytes_per_token": kv_per_token}
+                   "activation_bytes": fp.activation_bytes, "non_torch_bytes": non_torch,
+                   "kv_bytes_per_token": kv_per_token}
         if fp.weights_bytes > usable:
             raise InfeasibleError(
                 f"{spec.name} {q.name} weights need {fmt_bytes(fp.weights_bytes)} per chip at "
@@ -66,8 +94,8 @@ def memory_budget(spec, chip, q, par, cfg, kv_capacity_tokens: int | None = None
         if kv_tokens < block_size:
             raise InfeasibleError(
                 f"{spec.name} {q.name} leaves no room for a KV cache on {chip.name}: weights "
-                f"{fmt_bytes(fp.weights_bytes)} + workspace {fmt_bytes(fp.activation_bytes)} of "
-                f"{fmt_bytes(usable)} usable per chip (a {step_tokens}-token step)", numbers)
+                f"{fmt_bytes(fp.weights_bytes)} + workspace {fmt_bytes(fp.activation_bytes)} (a {step_tokens}-token "
+                f"step) + engine {fmt_bytes(non_torch)} of {fmt_bytes(usable)} usable per chip", numbers)
         weights_bytes = fp.weights_bytes
     else:
         kv_tokens = int(kv_capacity_tokens)
