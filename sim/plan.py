@@ -362,6 +362,9 @@ def _static(req: PlanRequest, cand: Candidate, lin: float, lout: float, kind_sca
     L, O = max(1, round(lin)), max(1, round(lout))
     alone = predict(req.model, cand.hardware, 1, L, O, check_memory=True, **kw)
     b = cand.max_num_seqs
+    if cand.scheduler != "disagg":  # no more requests than the serving KV budget holds (the formula simulate uses)
+        kv = _kv_budget(req, cand)
+        b = max(1, min(b, kv.num_blocks // -(-(L + O) // kv.block_size)))
     while b > 1:
         p = predict(req.model, cand.hardware, b, L, O, check_memory=False, samples=9, **kw)
         if p.fits:
@@ -378,6 +381,18 @@ def _static(req: PlanRequest, cand: Candidate, lin: float, lout: float, kind_sca
     if full is not None:
         full.append(p)
     return alone.ttft_s, alone.tpot_s, bound
+
+
+def _kv_budget(req: PlanRequest, cand: Candidate):
+    """The serving KV budget of one replica of ``cand`` (sim.serving.simulate.kv_budget, with the settings the
+    probes simulate with)."""
+    from sim.serving.simulate import kv_budget
+
+    kw = dict(req.serving or {}, tp=cand.tp, pp=cand.pp, ep=cand.ep, quant=cand.quant, scheduler=cand.scheduler,
+              max_num_seqs=cand.max_num_seqs)
+    if req.overrides:
+        kw["overrides"] = req.override_list()
+    return kv_budget(_system(req, cand.hardware, cand.tp * cand.pp), req.model, **kw)
 
 
 def _check_names(req: PlanRequest) -> None:

@@ -140,6 +140,21 @@ def setup(system, model, cfg: ServingConfig) -> Setup:
                  cfg.max_model_len or spec.max_position)
 
 
+def kv_budget(system, model, config: ServingConfig | None = None, offline: bool = False, **settings):
+    """The KV budget (sim.serving.budget.KvBudget) of one replica of ``model`` on ``system``, as
+    :func:`simulate` computes it (the same setup and stack defaults; ``offline``: the offline entry point's
+    scheduler limits): for callers that size batches without simulating (the capacity planner's static
+    bound). ``settings``: ServingConfig fields (RunControls ones are ignored). InfeasibleError when the
+    weights, or one block, do not fit."""
+    cfg_kw, _ = split_settings(settings, (ServingConfig, RunControls), "kv_budget()")
+    cfg = make_config(ServingConfig, config, cfg_kw, "kv_budget()")
+    if problems := cfg.problems():
+        raise SpecError(problems)
+    su = setup(system, model, cfg)
+    cfg = cfg.with_stack(su.chip, offline=offline)
+    return memory_budget(su.spec, su.chip, su.quant, su.parallel, cfg)
+
+
 def simulate(scenario, system, model, config: ServingConfig | None = None, **settings) -> ServingResult:
     """Simulate serving ``scenario`` with ``model`` on replicas of ``system``.
 

@@ -408,3 +408,19 @@ def test_pessimistic_bad_level_names_the_flag():
     with pytest.raises(SpecError) as e:
         plan(req(pessimistic=1.5), simulate=capacity_sim(3.0))
     assert "--pessimistic" in str(e.value.problems[0])
+
+
+def test_static_batch_never_exceeds_the_serving_kv_budget():
+    """The static bound's full batch holds no more requests than the KV budget the probes simulate with
+    (one formula: sim.serving.simulate.kv_budget), here far fewer than max_num_seqs."""
+    from sim.plan import Candidate, _kv_budget, _static
+
+    req = PlanRequest(model="qwen2.5-0.5b", hardware=(CHIP,), rate_rps=1.0, input_len=8000, output_len=1000,
+                      slo_ttft_p99_s=10.0, slo_tpot_p99_s=1.0)
+    cand = Candidate(CHIP, 1, "sarathi", 256)
+    kv = _kv_budget(req, cand)
+    fits = kv.num_blocks // -(-9000 // kv.block_size)  # requests of 9,000 tokens the budget holds
+    assert 1 <= fits < 256
+    full: list = []
+    _static(req, cand, 8000, 1000, full=full)
+    assert full[0].batch <= fits
