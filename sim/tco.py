@@ -6,7 +6,7 @@ Area (hypothetical chips; data per process node in hwmodels/catalog/tech/, every
 
     area_mm2 = logic_mm2_per_tflop x matrix TFLOP/s (bf16 dense)
              + sram_mm2_per_mb x on-chip SRAM/cache MB (per-core levels x cores)
-             + hbm_phy_mm2_per_stack x HBM stacks      (stacks = ceil(max(capacity / stack GB,
+             + hbm_phy_mm2_per_stack x HBM stacks      (stacks = ceil(max(capacity / stack GiB,
                                                          bandwidth / stack GB/s)))
              + link_mm2_per_gb_s x link GB/s per direction (system tiers, else chip links)
              + fixed_mm2
@@ -193,7 +193,9 @@ def features(hw) -> dict:
 
 def hbm_stacks(dram_bytes, dram_bw, mem: MemoryTech):
     """Stacks needed for the capacity and the bandwidth (0 for a chip without DRAM)."""
-    need = np.maximum(np.asarray(dram_bytes) / (mem.stack_capacity_gb * 1e9), np.asarray(dram_bw) / (mem.stack_bandwidth_gb_s * 1e9))
+    # a stack's capacity is binary (a '16 GB' HBM3 stack holds 16 GiB) and a chip's the total its device reports
+    need = np.maximum(np.asarray(dram_bytes) / (mem.stack_capacity_gb * 2**30),
+                      np.asarray(dram_bw) / (mem.stack_bandwidth_gb_s * 1e9))
     return np.maximum(0.0, np.ceil(need - 1e-9))
 
 

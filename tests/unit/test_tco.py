@@ -43,12 +43,12 @@ def toy():
 def test_area_by_hand(toy):
     a = area_mm2(toy, ROUND, HBM)
     sram_mb = 100 * 2**20 / 1e6  # 104.8576 MB of per-core SRAM
-    stacks = math.ceil(max(10 * 2**30 / 5e9, 1e12 / 500e9))  # 2.147 -> 3 stacks for capacity
+    stacks = math.ceil(max(10 * 2**30 / (5 * 2**30), 1e12 / 500e9))  # 10 GiB of 5 GiB stacks, 1 TB/s of 500 GB/s: 2
     assert a["logic"] == pytest.approx(100.0)
     assert a["sram"] == pytest.approx(0.5 * sram_mb)
-    assert a["hbm_stacks"] == stacks == 3 and a["phy"] == pytest.approx(30.0)
+    assert a["hbm_stacks"] == stacks == 2 and a["phy"] == pytest.approx(20.0)
     assert a["links"] == 0.0  # the toy chip lists no links
-    assert a["total"] == pytest.approx(100 + 0.5 * sram_mb + 30 + 50)
+    assert a["total"] == pytest.approx(100 + 0.5 * sram_mb + 20 + 50)
 
 
 def test_dies_per_wafer_yield_and_cost_by_hand():
