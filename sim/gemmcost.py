@@ -119,6 +119,22 @@ class GemmPricing:
         last = np.minimum(active * tm * tn, x.max(m, 1) * n * x.max(1, op.gemm.batch)) * ob
         return (stage + last) / bw
 
+    def _operand_feed(self, g, tm, tn, k_split, act_in, w_bytes, cols0):
+        """Seconds one CTA takes to stream its A rows and B columns (``tm x k_split`` and ``k_split x tn``
+        elements, as far as the rows and columns exist) from the chip-level cache into its core, at the
+        core's share of the cache bandwidth (``bandwidth / cores``: the published L2 figure is the sum of the
+        cores' ports). A CTA alone on its core cannot draw on the ports of idle cores, so a GEMM of few
+        tiles streams at the few cores' share; at full occupancy this is the cache-level traffic time the
+        search already counts. 0 on a chip without a chip-level cache."""
+        if self.cache is None:
+            return 0.0
+        x = self.x
+        m, n, k, batch = g.m, g.n, g.k, x.max(1, g.batch)
+        a_b = act_in / x.max(m * k * batch, 1.0)  # bytes per element as the workload states them
+        b_b = w_bytes / x.max(n * k * batch, 1.0)
+        per_cta = (np.minimum(tm, x.max(m, 1)) * a_b + np.minimum(tn, n) * b_b) * k_split
+        return per_cta / (self._bw(self.cache, x.max(cols0[self.cache], 1.0)) / self.cores)
+
     def _moe_stream(self, op) -> float:
         """The share of the achievable memory bandwidth a routed (MoE) expert GEMM's kernel reaches on this
         chip (the stack's ``kernels.moe_weight_stream`` entry for the chip's vendor and the op's weight
@@ -203,7 +219,9 @@ class GemmPricing:
         # split-K while the tiles are fewer than the cores (elsewhere cores // tiles <= 1: no split)
         split = np.maximum(1, np.minimum(cores // tiles, kmax))
         waves = np.ceil(tiles * split / cores)  # exact: integers below 2**53
-        compute = waves * (tile_flops * np.ceil(k_p / split)) / (rate / cores)
+        k_split = np.ceil(k_p / split)
+        compute = waves * np.maximum(tile_flops * k_split / (rate / cores),
+                                     self._operand_feed(g, tm_p, tn_p, k_split, act_in, w_bytes, cols0))
         if x.any(deq):  # the weight panel is dequantized again by every further M tile
             compute = compute + deq * (mt - 1) / self._rate(dt, "vector")
         compute = compute + epi  # the output store after the main loop (0 where the kernels overlap it)
