@@ -62,3 +62,35 @@ def test_fill_reaches_the_priced_gemm(tmp_path):
     base = CostModel(toy_with(tmp_path, None)).op_cost(gemm(4096, 4096, 4096))
     nonp = CostModel(toy_with(tmp_path, False)).op_cost(gemm(4096, 4096, 4096))
     assert nonp.compute_s > base.compute_s  # the fill (and the exposed store) come on top of the main loop
+
+
+def toy_with_cache(tmp_path):
+    """The toy chip with a 2 TB/s chip-level cache (20 GB/s per core of its 100 cores)."""
+    text = TOY.read_text(encoding="utf-8").replace(
+        "  - {name: hbm,", "  - {name: l2, kind: cache, capacity: 256 MiB, bandwidth: 2 TB/s}\n  - {name: hbm,", 1)
+    p = tmp_path / "toy-chip.yaml"
+    p.write_text(text, encoding="utf-8")
+    return load_chip(p)
+
+
+def test_operand_feed_of_one_cta_at_its_cores_share(tmp_path):
+    # a 128 x 128 CTA of a 256 x 256 x 1024 bf16 GEMM streams (128 + 128) x 1024 x 2 B = 524,288 B through
+    # its core's 2 TB/s / 100 = 20 GB/s: 26.2144 us; with 8 rows (m = 8) only 8 A rows exist
+    cm = CostModel(toy_with_cache(tmp_path), CostOptions(use_efficiency=False))
+    cols0 = [0.0, 1e6, 1e6]
+    g = gemm(256, 256, 1024)
+    t = cm._operand_feed(g.gemm, np.array(128.0), np.array(128.0), 1024.0, 256 * 1024 * 2, 1024 * 256 * 2, cols0)
+    assert float(t) == pytest.approx(524288 / 20e9)
+    g8 = gemm(8, 256, 1024)
+    t8 = cm._operand_feed(g8.gemm, np.array(128.0), np.array(128.0), 1024.0, 8 * 1024 * 2, 1024 * 256 * 2, cols0)
+    assert float(t8) == pytest.approx((8 + 128) * 1024 * 2 / 20e9)
+
+
+def test_few_tiles_are_paced_by_their_feed(tmp_path):
+    # one 256 x 256 output, k = 8192: however the search tiles and splits it, its CTAs read at least
+    # A and B once through the cores they occupy (at most 100): >= (256 + 256) x 8192 x 2 B / 2 TB/s
+    op = gemm(256, 256, 8192)
+    c = CostModel(toy_with_cache(tmp_path), CostOptions(use_efficiency=False)).op_cost(op)
+    no_cache = CostModel(load_chip(TOY), CostOptions(use_efficiency=False)).op_cost(op)
+    assert c.compute_s >= (256 + 256) * 8192 * 2 / 2e12
+    assert c.compute_s > no_cache.compute_s  # the MMAs alone (2 x 256^2 x 8192 at 100 TFLOP/s) are faster
