@@ -202,11 +202,11 @@ class Replica:
         bs = bm.block_size
         ctx = [s.num_computed for s, _ in items]
         # blocks request i has added by step k (>= 1): it holds `held` after step 0's allocation and needs
-        # ceil((c + k + 1) / bs) by step k; after its last step (rem - 1) it adds nothing
-        rem = np.array(rems, dtype=np.int64)
+        # ceil((c + k + 1) / bs) = (c + k + bs) // bs by step k; after its last step (rem - 1) it adds nothing
+        # (the per-request terms as Python lists first: a few numpy calls on these small arrays, not many)
         held = np.array([s.own_blocks + s.shared_blocks for s, _ in items], dtype=np.int64)
-        kk = np.minimum(np.arange(k_max, dtype=np.int64)[:, None], rem[None, :] - 1)
-        need = np.maximum(-(-(np.array(ctx, dtype=np.int64)[None, :] + kk + 1) // bs) - held[None, :], 0)
+        kk = np.minimum(np.arange(k_max, dtype=np.int64)[:, None], np.array([r - 1 for r in rems], dtype=np.int64))
+        need = np.maximum((kk + np.array([c + bs for c in ctx], dtype=np.int64)) // bs - held, 0)
         alloc = need.sum(axis=1)  # allocated by the run up to step k (releases not counted: a lower bound)
         free = bm.total - bm.used - bm.idle
         k_max = min(k_max, int(np.searchsorted(alloc, free, side="right")))
