@@ -649,15 +649,17 @@ class CostModel(GemmPricing):
             memory = self._memory_time(cols) / frac
         else:
             # Little's law: the KV stream reaches at most (bytes in flight) / latency, with each
-            # resident CTA holding one K and one V tile of kv_tile_tokens in flight, or its whole KV
+            # resident CTA holding its K and V tiles of kv_tile_tokens in flight, or its whole KV
             # when shorter (a short context cannot keep the memory busy); a CTA first reads its block
             # table (paged), then its first tile: one round trip each before it streams, paid by each
             # wave of CTAs over the slots in turn (the first is the latency _finish adds)
             home = self.home_index
             lat = _at_level(self.lat, home)
             kvb = kv_read_bytes(op)
-            tile = dk.kv_tile_tokens * (a.head_dim + a.head_dim_v) * get_dtype(a.kv_dtype).bytes
-            inflight = x.min(ctas, slots) * x.min(tile, kvb / ctas)
+            # (kv_tiles_in_flight K or V tiles; a loop that waits for each load holds one: half its whole KV when short)
+            tile = dk.kv_tile_tokens * (a.head_dim + a.head_dim_v) * get_dtype(a.kv_dtype).bytes  # one K and one V tile
+            held = dk.kv_tiles_in_flight / 2
+            inflight = x.min(ctas, slots) * x.min(tile * held, kvb / ctas * min(1.0, held))
             trips = 1 + (1 if dk.page_size > 0 else 0)
             # the KV gather at the kernel's share of the bandwidth, then the one tile per CTA it cannot hide
             memory = x.max(x.max(self._memory_time(cols) / dk.kv_stream_efficiency, kvb * lat / inflight),

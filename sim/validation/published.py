@@ -278,7 +278,7 @@ def _attention_kernels(path: str) -> dict:
     schema = Struct({"version": F(Number(integer=True, ge=1, le=1), True),
                      "kernels": F(Struct({k: F(PREFILL) for k in ("triton_tutorial_flash_v2", "tk")},
                                          name="kernels"), True),
-                     "decode_kernels": F(Struct({k: F(DECODE) for k in ("fa3_upstream",)}, name="decode_kernels"))},
+                     "decode_kernels": F(Struct({k: F(DECODE) for k in ("fa3_upstream", "fa2")}, name="decode_kernels"))},
                     name="attention_kernels")
     with open(path, encoding="utf-8") as f:
         doc = load_marked(f.read(), path)[0]

@@ -172,7 +172,12 @@ def test_published_attention_rows_score_with_their_own_kernel_and_decode_without
     assert np.isfinite(stack["predicted"]).all() and np.isfinite(own["predicted"]).all()
     named = stack["kernel_profile"] != ""
     assert named.any() and (own["predicted"][~named] == stack["predicted"][~named]).all()
-    assert (own["predicted"][named] != stack["predicted"][named]).all()
+    pre = named & (stack["phase"] == "prefill")
+    assert (own["predicted"][pre] != stack["predicted"][pre]).all()
+    # decode rows: FlashAttention-2's facts on an H100 can price as the stack's FA3 facts do (2 CTAs per SM
+    # holding one tile each against 1 CTA holding two); upstream FA3's 128-row tile changes the price
+    dec = named & (stack["phase"] == "decode")
+    assert (own["predicted"][dec] != stack["predicted"][dec]).any()
     assert (stack["fit"] != "").sum() == 3
     assert (stack["phase"] == "decode").sum() >= 13
 

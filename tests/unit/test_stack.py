@@ -325,6 +325,9 @@ def test_decode_tile_the_stream_cannot_hide_by_hand(tmp_path):
     c1 = CostModel(chip, CostOptions(decode_kernel=tiled)).op_cost(op)
     assert c0.memory_s == pytest.approx(500e-9)
     assert c1.memory_s == pytest.approx(500e-9 + 64 * 128 * (256 / 1e12 + 5 / 0.1e12))
+    # a loop that waits for each load (FlashAttention-2: K, then V) holds one tile, half its KV: twice the stream
+    one = CostModel(chip, CostOptions(decode_kernel=dataclasses.replace(base, kv_tiles_in_flight=1))).op_cost(op)
+    assert one.memory_s == pytest.approx(1000e-9)
     # two CTAs resident on a core share it: 200 requests x 2 KV heads = 400 CTAs over 200 slots
     # (2 per core): 2 waves x 2 resident CTAs x one tile each
     big = next(o for o in build_graph("qwen2.5-0.5b", Batch.decode(200, 32)).ops if o.kind == "attention")
