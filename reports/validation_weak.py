@@ -145,12 +145,17 @@ def _system_weaknesses(f, out: list) -> None:
         cc, nc = (cm.op_cost(row_to_op({**row, "causal": c})) for c in (True, False))
         l2c, l2n = dict(cc.bytes_by_level).get("l2", 0), dict(nc.bytes_by_level).get("l2", 0)
         out.append(
-            "6. **Attention: scored on public H100 rows only** (section 4c: FA3, ThunderKittens and Triton forward "
-            "kernels on H100 SXM and PCIe, head_dim 64 and 128, four causal rows; section 4d: seven paged decode rows; "
-            "no A100, H200 or L40S attention timings were found in non-reserved public text, and this task had no GPU "
-            "to measure them). Decode is the weaker side: the default stack is 35-80% too fast on those rows, most "
-            "at the shortest contexts (a 64-sequence, 32-token FlashAttention-2 decode takes 21 us, priced 4 us). "
-            "The kernel-only softmax rule is far too fast on those rows. The default stack prices the kernel it "
+            "6. **Attention: scored on public Hopper rows only** (section 4c: FA3, ThunderKittens and Triton forward "
+            "kernels on H100 SXM and PCIe, head_dim 64 and 128, four causal rows; section 4d: paged decode rows on the "
+            "H100 and the H20; no A100, H200, L40S or MI300X attention timings were found in non-reserved public text, "
+            "and this task had no GPU to measure them). Decode is the weaker side: the default stack is 30-53% too "
+            "fast on the short-context H100 rows (a 64-sequence, 32-token FlashAttention-2 decode takes 21 us, priced "
+            "10 us) and on FlashAttention-3's paged multi-head decode, which streams at ~57% of the H100's HBM where "
+            "no kernel fact explains it, while a FlashAttention-2 grouped-query decode at 1-2k tokens (vLLM's own "
+            "profile) is within 7%. Decode kernels compute whole query tiles (a step's query heads padded to 64 or "
+            "128 rows), so on the compute-poor H20 FA3's decode is compute-bound: priced with the timed kernel's own "
+            "facts those rows are 11-20% slow (the H20's tensor cores reach ~90% of the 148 TFLOP/s spec there, the "
+            "catalog assumes less). The kernel-only softmax rule is far too fast on the prefill rows. The default stack prices the kernel it "
             "runs (`kernels.prefill_attention`, docs/stacks.md: FlashAttention-3's CTA tiles padded and spread in "
             "waves, one pipeline-fill tile per CTA at the serial rate, the softmax on the special-function unit "
             "under 0.30 of the matrix work, a share fitted on three FA3 rows); kernels that run differently (the "
