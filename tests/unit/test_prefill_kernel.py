@@ -194,3 +194,31 @@ def test_decode_kernel_profiles_load_and_bad_facts_are_located(tmp_path):
     bad.write_text(open(ATTENTION_KERNELS, encoding="utf-8").read().replace("q_tile_rows: 128", "q_tile_rows: -1"))
     with pytest.raises(SpecError, match="q_tile_rows"):
         decode_kernel_profiles(str(bad))
+
+
+def test_the_decode_section_prices_each_row_with_its_own_kernel_too():
+    """Section 4d of the validation report: every decode row with the default stack and with the facts
+    of the kernel that was timed (column `own facts` names them), and a summary row for each."""
+    from reports.validation_report import decode_kernels_section
+    from sim.validation.published import score_attention_kernels
+
+    runs = {"ideal": score_attention_kernels(stack="ideal"), "default": score_attention_kernels(),
+            "own": score_attention_kernels(own_kernel=True)}
+    runs = {k: v[v["phase"] == "decode"].reset_index(drop=True) for k, v in runs.items()}
+    seen = {}
+
+    class Body:
+        def h(self, level, text):
+            seen.setdefault("h", []).append(text)
+
+        def p(self, text):
+            seen.setdefault("p", []).append(text)
+
+        def table(self, rows, cols, fmt=None):
+            seen.setdefault("tables", []).append((rows, [c for c, _ in cols]))
+
+    decode_kernels_section(Body(), runs)
+    rows, cols = seen["tables"][0]
+    assert "own" in cols and "profile" in cols and len(rows) == len(runs["default"])
+    assert {r["profile"] for r in rows} >= {"vllm", "fa3_upstream", "fa2"}
+    assert [s["run"] for s in seen["tables"][1][0]] == ["ideal", "vllm", "own kernel"]
