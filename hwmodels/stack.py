@@ -198,6 +198,14 @@ KERNELS = Struct({
     "source": F(Sources(), True, "where the kernel choices come from"),
 }, name="kernels")
 
+FRONTEND = Struct({
+    "per_request": F(Quantity("time", nonneg=True), True,
+                     "CPU time the API server spends on one request (HTTP, request validation, chat template, "
+                     "tokenization, its share of output streaming) in a process of its own: it takes requests "
+                     "one after another, so they reach the engine one per this time at most"),
+    "source": F(Sources(), True),
+}, name="frontend")
+
 RUNTIME = Struct({
     "step_overhead": F(Quantity("time", nonneg=True), True,
                        "CPU time per engine step outside the kernels (scheduler, input preparation, sampler sync)"),
@@ -209,6 +217,8 @@ RUNTIME = Struct({
     "cuda_graph_max_batch": F(Number(integer=True, gt=0), doc="largest decode batch captured (larger: eager)"),
     "eager_launch": F(Quantity("time", nonneg=True), True,
                       "CPU time to launch one kernel eagerly (a step launched eagerly is at least kernels x this)"),
+    "frontend": F(FRONTEND, doc="the server entry point's API-server process (`--usage server` only; "
+                                "docs/stacks.md, Frontend); default: none (requests reach the engine when sent)"),
     "source": F(Sources(), True),
 }, name="runtime")
 
@@ -406,6 +416,8 @@ class Stack:
     # MEMORY['non_torch'] and ['non_torch_multi_chip'] in bytes per chip (0: none counted)
     non_torch_bytes: float = 0.0
     non_torch_multi_chip_bytes: float = 0.0
+    # RUNTIME['frontend']['per_request']: the API server's CPU time per request, server entry point only (0: none)
+    frontend_per_request_s: float = 0.0
     moe_kernel: str | None = None
     gemm_kernel: str | None = None
     description: str | None = None
@@ -502,6 +514,7 @@ class Stack:
                 "step_overhead_s": self.step_overhead_s, "per_request_overhead_s": self.per_request_overhead_s,
                 "overlap": self.overlap, "cuda_graphs": self.cuda_graphs,
                 "cuda_graph_max_batch": self.cuda_graph_max_batch, "eager_launch_s": self.eager_launch_s,
+                "frontend_per_request_s": self.frontend_per_request_s,
                 "chunked_prefill": self.chunked_prefill, "max_num_batched_tokens": self.max_num_batched_tokens,
                 "max_num_seqs": self.max_num_seqs, "non_torch_bytes": self.non_torch_bytes,
                 "non_torch_multi_chip_bytes": self.non_torch_multi_chip_bytes,
@@ -556,7 +569,8 @@ def _build(v: dict, path: Path) -> Stack:
         row_kernels=RowKernels.from_doc(rk) if (rk := k.get("row_kernels")) else None,
         step_overhead_s=r["step_overhead"], per_request_overhead_s=r["per_request_overhead"], overlap=r["overlap"],
         cuda_graphs=r["cuda_graphs"], cuda_graph_max_batch=r.get("cuda_graph_max_batch"),
-        eager_launch_s=r["eager_launch"], chunked_prefill=s["chunked_prefill"],
+        eager_launch_s=r["eager_launch"], frontend_per_request_s=(r.get("frontend") or {}).get("per_request", 0.0),
+        chunked_prefill=s["chunked_prefill"],
         max_num_batched_tokens=s["max_num_batched_tokens"], max_num_seqs=s["max_num_seqs"],
         offline_limits=_limits(s.get("offline")),
         small_device=(sd["below_memory"], tuple(sd.get("names", ())), _limits(sd["server"]), _limits(sd.get("offline")))
@@ -565,7 +579,8 @@ def _build(v: dict, path: Path) -> Stack:
         non_torch_multi_chip_bytes=m.get("non_torch_multi_chip", m.get("non_torch", 0.0)),
         description=v.get("description"), software=v.get("software"), path=str(path),
         sources={"kernels": k["source"], "runtime": r["source"], "scheduler": s["source"],
-                 **({"memory": m["source"]} if m else {})})
+                 **({"memory": m["source"]} if m else {}),
+                 **({"frontend": r["frontend"]["source"]} if r.get("frontend") else {})})
 
 
 @functools.lru_cache(maxsize=64)

@@ -8,6 +8,7 @@ SimPy process with its scheduler and KV block manager) and the online metrics.
 from __future__ import annotations
 
 import gc
+import heapq
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -22,10 +23,10 @@ from sim.serving.router import Router
 from sim.serving.scheduler import SchedulerConfig, make_scheduler
 from sim.serving.sequence import WAITING, Sequence
 from sim.serving.trace_export import TraceRecorder
-from workloads.scenario import Scenario
+from workloads.scenario import Request, Scenario
 from workloads.trace import Trace
 
-__all__ = ["Run", "RunState", "run_replicas", "stream_of"]
+__all__ = ["Entered", "Run", "RunState", "run_replicas", "stream_of", "through_frontend"]
 
 GIB = 1024**3
 
@@ -94,7 +95,10 @@ class Run:
 
     # ---- requests ------------------------------------------------------------------------
     def arrive(self, r) -> Sequence | None:
-        s = Sequence(r.id, r.arrival_s, r.input_tokens, r.output_tokens, r.prefix_id, r.prefix_tokens)
+        # a request that passed the API server (Entered) reaches the engine at arrival_s; its clock (TTFT,
+        # queue time, the run's start) starts when the client sent it
+        sent = r.sent_s if isinstance(r, Entered) else r.arrival_s
+        s = Sequence(r.id, sent, r.input_tokens, r.output_tokens, r.prefix_id, r.prefix_tokens)
         self.arrived += 1
         if s.arrival_s < self.first_arrival_s:
             self.first_arrival_s = s.arrival_s
@@ -163,6 +167,26 @@ class Run:
         self.next_request = None
 
 
+@dataclass(frozen=True, slots=True)
+class Entered(Request):
+    """A request as the engine receives it from the API server: ``arrival_s`` is when it reaches the
+    engine, ``sent_s`` when the client sent it."""
+
+    sent_s: float = 0.0
+
+
+def through_frontend(requests, per_request_s: float, servers: int = 1):
+    """The server entry point's API-server processes (stack ``runtime.frontend``, docs/stacks.md): each
+    handles one request at a time for ``per_request_s`` of CPU time, first come first served; a request
+    takes the first of the ``servers`` processes (one per entry replica: each `vllm serve` has its own)
+    to come free. Yields the requests (time-ordered) as Entered, in the order they reach the engine."""
+    free = [0.0] * max(1, servers)
+    for r in requests:
+        t = max(r.arrival_s, heapq.heappop(free)) + per_request_s
+        heapq.heappush(free, t)
+        yield Entered(r.id, t, r.input_tokens, r.output_tokens, r.prefix_id, r.prefix_tokens, r.arrival_s)
+
+
 def stream_of(scenario, seed, trace_speedup):
     """-> (iterator of Requests, offline?, description)."""
     if isinstance(scenario, Trace):
@@ -194,6 +218,16 @@ class RunState:
     scenario: dict  # the stream's description
     scheduler: SchedulerConfig
     roles: list
+
+
+def _frontend_s(cfg) -> float:
+    """The API server's CPU time per request (stack ``runtime.frontend``) where the run is the server entry
+    point (``usage`` server: `vllm serve` and the like); 0 offline (the LLM class has no API server)."""
+    if cfg.usage != "server":
+        return 0.0
+    from hwmodels.stack import load_stack
+
+    return load_stack(cfg.stack).frontend_per_request_s
 
 
 def _admission_check(cfg, max_model_len: int, sched_cfg: SchedulerConfig, bm0):
@@ -243,7 +277,10 @@ def run_replicas(scenario, cfg, ctl, budget, coster, links, max_model_len: int) 
     swap_blocks = (int(cfg.swap_space_gib * GIB // block_bytes) if cfg.preemption == "swap" and block_bytes > 0
                    else 0)
     stream, offline, scen_desc = stream_of(scenario, cfg.seed, ctl.trace_speedup)
-    if offline:
+    frontend = _frontend_s(cfg)
+    if frontend > 0:  # requests reach the engines through the API servers, one per entry replica
+        stream = through_frontend(stream, frontend, sum(1 for r in roles if r != "decode"))
+    if offline and frontend == 0:
         run.pull = stream
         run.refill_depth = cfg.max_num_seqs + 1
     reps = []
@@ -260,7 +297,7 @@ def run_replicas(scenario, cfg, ctl, budget, coster, links, max_model_len: int) 
     run.check = _admission_check(cfg, max_model_len, sched_cfg, reps[0].bm)
     if ctl.until_s is not None:
         run.until_s = ctl.until_s
-    if not offline:
+    if run.pull is None:
         env.process(run.arrivals(stream))
     else:
         run.next_arrival_s = math.inf
