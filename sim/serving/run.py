@@ -218,6 +218,7 @@ class RunState:
     scenario: dict  # the stream's description
     scheduler: SchedulerConfig
     roles: list
+    frontend_s: float = 0.0  # the API server's CPU time per request the run applied (stack runtime.frontend)
 
 
 def _frontend_s(cfg) -> float:
@@ -311,4 +312,4 @@ def run_replicas(scenario, cfg, ctl, budget, coster, links, max_model_len: int) 
     finally:
         gc.set_threshold(*thresholds)
     log.flush()
-    return RunState(run, reps, log, recorder, offline, scen_desc, sched_cfg, roles)
+    return RunState(run, reps, log, recorder, offline, scen_desc, sched_cfg, roles, frontend)

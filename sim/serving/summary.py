@@ -136,8 +136,10 @@ def summarize(setup, cfg, state, budget, coster, until_s, wall0: float) -> dict:
         "graph_builds": getattr(coster, "graph_builds", None),
         "notes": list(setup.notes) + ([] if math.isfinite(energy) or not out_tok else [
             f"energy unknown: {setup.system.chip.name} lists no power data (power.tdp or power.energy_per_flop), "
-            "so the energy figures are null, not 0 J"]),
+            "so the energy figures are null, not 0 J"]) + ([] if not state.frontend_s else [
+            f"API server {state.frontend_s * 1e3:.3g} ms/request before the engine (docs/stacks.md, Frontend)"]),
         "stack": load_stack(cfg.stack).name,
+        "frontend_per_request_s": state.frontend_s,
         "warnings": _warnings(state.run, state.log),
     })
     wall = time.perf_counter() - wall0

@@ -180,6 +180,7 @@ def test_disagg_hands_kv_over_the_interconnect():
         coster=FakeCoster(),
         kv_capacity_tokens=10_000,
         record_events=True,
+        stack="ideal",  # no API server in front (docs/stacks.md, Frontend): the hand-timed events start at t=0
     )
     ev = r.events
     names = [e for _, e, _ in ev]
@@ -223,7 +224,8 @@ def test_pipeline_keeps_micro_batches_in_flight():
     # pp=2: a step of the cost model is 2 stages; a lone request waits for both, two requests
     # arriving apart are in flight together (the second enters stage 0 while the first is in stage 1)
     one = simulate(
-        [Request(0, 0.0, 100, 3)], TOY_SYS, MODEL, pp=2, coster=FakeCoster(), kv_capacity_tokens=10_000
+        [Request(0, 0.0, 100, 3)], TOY_SYS, MODEL, pp=2, coster=FakeCoster(), kv_capacity_tokens=10_000,
+        stack="ideal",  # no API server in front: the hand-timed steps start at t=0
     )
     assert one.requests.ttft_s[0] == pytest.approx(0.11)
     assert one.requests.e2e_s[0] == pytest.approx(0.11 + 2 * 0.011)
@@ -235,6 +237,7 @@ def test_pipeline_keeps_micro_batches_in_flight():
         coster=FakeCoster(),
         kv_capacity_tokens=10_000,
         record_events=True,
+        stack="ideal",
     )
     assert two.requests.ttft_s[1] == pytest.approx(0.055 + 0.11 - 0.001)  # enters when stage 0 frees
     steps = [ids for _, k, ids in two.events if k == "decode"]
@@ -250,7 +253,8 @@ TIES = [(TOY, 1, 1), (TOY_SYS, 2, 1), (TOY_SYS, 1, 2)]
 
 @pytest.mark.parametrize("hw,tp,pp", TIES)
 def test_one_request_matches_the_static_predictor(hw, tp, pp):
-    r = simulate([Request(0, 0.0, L_IN, L_OUT)], hw, MODEL, tp=tp, pp=pp)
+    # the engine alone (offline: no API server in front, docs/stacks.md, Frontend) is the static predictor
+    r = simulate([Request(0, 0.0, L_IN, L_OUT)], hw, MODEL, tp=tp, pp=pp, usage="offline")
     p = predict(MODEL, hw, 1, L_IN, L_OUT, tp=tp, pp=pp, samples=L_OUT)
     row = r.requests.iloc[0]
     assert row.ttft_s == pytest.approx(p.ttft_s, rel=1e-12)
@@ -266,9 +270,15 @@ def test_one_request_matches_the_static_predictor(hw, tp, pp):
 
 
 def test_one_request_e2e_equals_predict_e2e():
-    r = simulate([Request(0, 0.0, L_IN, L_OUT)], TOY, MODEL)
+    r = simulate([Request(0, 0.0, L_IN, L_OUT)], TOY, MODEL, usage="offline")
     p = predict(MODEL, TOY, 1, L_IN, L_OUT, samples=L_OUT)
     assert r.requests.e2e_s[0] == pytest.approx(p.e2e_s, rel=1e-12)
+    # through `vllm serve` the request first passes the API server (the default stack's frontend)
+    from hwmodels.stack import load_stack
+
+    srv = simulate([Request(0, 0.0, L_IN, L_OUT)], TOY, MODEL, usage="server")
+    fe = load_stack().frontend_per_request_s
+    assert fe > 0 and srv.requests.e2e_s[0] == pytest.approx(p.e2e_s + fe, rel=1e-9)
 
 
 # ---- conservation and determinism -------------------------------------------------------------
@@ -301,6 +311,7 @@ def test_conservation(kw):
         kv_capacity_tokens=2048,
         watermark=0.0,
         seed=3,
+        stack="ideal",  # the engine alone: an API server in front would pace the arrivals
         **kw,
     )
     req = scn.to_frame(seed=3)
