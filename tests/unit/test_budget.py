@@ -81,3 +81,16 @@ def test_bad_engine_memory_names_file_field_and_form(tmp_path, capsys):
     assert main(["check", st]) == 2
     err = capsys.readouterr().err
     assert "memory.non_torch" in err and "Traceback" not in err
+
+
+def test_budget_against_a_vllm_log():
+    """vLLM's own profile of Llama-3-8B (the layers and shapes of llama-3.1-8b) on one H100-80G, V0 worker with the
+    accounting of the vllm-0.5 stack (vllm-project/vllm PR #10511, 2024-12-14): total 79.22 GiB x 0.90 = 71.29
+    GiB; weights 14.96 GiB; non_torch 1.79 GiB; activation peak 1.26 GiB; available KV cache 53.29 GiB. Our
+    capacity is the total CUDA reports with a 2025 driver (79.11 GiB) and our workspace of the 8192-token
+    profile step 0.66 GiB (one op's tensors; vLLM's peak also holds the residual stream): 53.8 GiB."""
+    chip = load_hardware("h100-sxm")
+    cfg = ServingConfig(tp=1, stack="vllm-0.5", max_num_batched_tokens=8192).with_stack(chip)
+    b = memory_budget(load_model("llama-3.1-8b"), chip, Quantization.parse("bf16"), Parallelism(tp=1), cfg)
+    assert b.weights_bytes / GiB == pytest.approx(14.96, abs=0.005)
+    assert b.num_blocks * b.block_bytes / GiB == pytest.approx(53.29, rel=0.02)
