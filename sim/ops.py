@@ -4,7 +4,8 @@ Input columns: ``hardware`` (catalog name or YAML path; a system for collectives
 attention, memcpy, allreduce, allgather, reducescatter, alltoall, sendrecv; also elementwise and
 norm), ``dtype``, and the shape columns the op needs:
 
-- gemm: ``m, n, k`` (optional ``batch``): A (m x k) x B (k x n) -> C (m x n), B read as weights;
+- gemm: ``m, n, k`` (optional ``batch``; optional ``out_dtype``: the dtype C is written in, default
+  ``dtype``, e.g. bf16 for an fp8 x fp8 GEMM): A (m x k) x B (k x n) -> C (m x n), B read as weights;
 - attention: ``phase`` (prefill|decode), ``batch, heads, kv_heads, head_dim, seqlen_q, seqlen_kv,
   causal`` (optional ``kernel``: flash|naive);
 - memcpy: ``bytes`` (bytes moved: read plus write);
@@ -109,6 +110,18 @@ def _bool(row, col, default=None):
     raise RowError(f"column '{col}': expected true/false, got {v!r}")
 
 
+def _out_dtype(row, d):
+    """The dtype a GEMM row writes C in: its optional ``out_dtype`` column (an fp8 x fp8 GEMM that writes
+    bf16), else the operands' ``dtype``."""
+    v = row.get("out_dtype", None)
+    if v is None or (isinstance(v, float) and math.isnan(v)) or not str(v).strip():
+        return d
+    try:
+        return get_dtype(str(v).strip())
+    except DTypeError as e:
+        raise RowError(f"column 'out_dtype': {e}") from None
+
+
 def row_to_op(row: dict):
     """The Op a measured kernel row describes (the same classes the graph builder uses), with the optional
     ``fresh_bytes`` of a streaming row (its input bytes the kernel just before it wrote, at most all it reads)."""
@@ -140,9 +153,10 @@ def _row_op(row: dict):
     if op == "gemm":
         m, n, k = _num(row, "m"), _num(row, "n"), _num(row, "k")
         batch = _num(row, "batch", default=1)
+        o = _out_dtype(row, d)
         tensors = (TensorIO("a", "activation", d.name, m * k * b * batch, False),
                    TensorIO("b", "weight", d.name, k * n * b * batch, False),
-                   TensorIO("c", "activation", d.name, m * n * b * batch, True))
+                   TensorIO("c", "activation", o.name, m * n * o.bytes * batch, True))
         return Op(f"gemm {m}x{n}x{k}", "gemm", 1, 2.0 * m * n * k * batch, 0.0, d.name, tensors,
                   gemm=GemmShape(m, n, k, batch))
     if op == "attention":

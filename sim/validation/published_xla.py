@@ -42,9 +42,11 @@ CSV = os.path.join(DATA, "xla_gemm.csv")
 GPUS = {"sm_90": "h100-sxm", "sm_100_B200": "b200"}
 #: XLA's dtype key -> the dtype the row is priced in. XLA runs an f32 dot on TF32 tensor cores by
 #: default on these GPUs (its rates exceed the FP32 CUDA-core peak several fold), so f32 rows are
-#: tf32 math on fp32 operands; fp8 rows are e4m3 x e4m3 with a bf16 output (the output is priced
-#: at the operand width). The two mixed fp8 combinations repeat the same shapes and are left out.
+#: tf32 math on fp32 operands; fp8 rows are e4m3 x e4m3 with a bf16 output (priced so: :data:`OUT_DTYPES`,
+#: the ``out_dtype`` of the loaded rows). The two mixed fp8 combinations repeat the same shapes and are left out.
 DTYPES = {"bf16xbf16->bf16": "bf16", "f32xf32->f32": "tf32", "f8e4m3fnxf8e4m3fn->bf16": "fp8_e4m3"}
+#: XLA's dtype key -> the dtype C is written in (the part after '->'; an f32 dot writes fp32)
+OUT_DTYPES = {"bf16xbf16->bf16": "bf16", "f32xf32->f32": "fp32", "f8e4m3fnxf8e4m3fn->bf16": "bf16"}
 #: (GPU key, dtype key) pairs left out, with the reason (README: XLA GEMM table)
 EXCLUDED = {("sm_90", "f8e4m3fnxf8e4m3fn->bf16"):
             "29 of its 375 rates exceed the H100's dense FP8 peak (1,979 TFLOP/s), up to 2,593 TFLOP/s at b=4 "
@@ -184,7 +186,8 @@ def load_xla_gemms(path: str = CSV) -> pd.DataFrame:
     """The XLA GEMM CSV with its checks: the columns, a source on every row, a catalog GPU of
     :data:`GPUS`, op gemm, a dtype of :data:`DTYPES` that matches ``xla_dtype``, whole m, n, k, batch
     >= 1, a positive ``xla_flops`` and a positive ``measured_time_s`` equal to 2 b m n k / xla_flops
-    (to 1e-5). Every problem names the file, the row (its line) and the field; all at once (SpecError)."""
+    (to 1e-5). Every problem names the file, the row (its line) and the field; all at once (SpecError).
+    The loaded frame gains ``out_dtype``, the dtype the dot writes (:data:`OUT_DTYPES`)."""
     from sim.validation.published import read_table_text
 
     df = read_table_text(path, COLUMNS)
@@ -229,6 +232,7 @@ def load_xla_gemms(path: str = CSV) -> pd.DataFrame:
     for f in SHAPE + ("xla_flops",):
         df[f] = df[f].astype(float).astype(np.int64)
     df["measured_time_s"] = df["measured_time_s"].astype(float)
+    df["out_dtype"] = df["xla_dtype"].map(OUT_DTYPES)  # what the dot writes (``llmsim ops``' out_dtype column)
     return df
 
 

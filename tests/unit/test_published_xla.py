@@ -123,3 +123,24 @@ def test_shipped_csv_is_the_saved_table():
     assert df.groupby(["hardware", "dtype"]).size().to_dict() == {
         ("b200", "bf16"): 375, ("b200", "fp8_e4m3"): 375, ("b200", "tf32"): 375,
         ("h100-sxm", "bf16"): 375, ("h100-sxm", "tf32"): 375}
+
+
+def test_rows_carry_the_dtype_the_dot_writes():
+    # an fp8 x fp8 dot writes bf16, an f32 dot fp32: the loaded rows say so, and llmsim ops prices C at it
+    df = load_xla_gemms(CSV)
+    got = df.groupby("xla_dtype")["out_dtype"].unique().map(list).to_dict()
+    assert got == {"bf16xbf16->bf16": ["bf16"], "f32xf32->f32": ["fp32"], "f8e4m3fnxf8e4m3fn->bf16": ["bf16"]}
+
+
+def test_ops_prices_c_at_its_out_dtype():
+    from sim.ops import predict_ops, row_to_op
+
+    row = {"hardware": "h100-sxm", "op": "gemm", "dtype": "fp8_e4m3", "m": 64, "n": 128, "k": 256}
+    c8 = [t for t in row_to_op(row).tensors if t.write][0]
+    c16 = [t for t in row_to_op({**row, "out_dtype": "bf16"}).tensors if t.write][0]
+    assert (c8.dtype, c8.bytes, c16.dtype, c16.bytes) == ("fp8_e4m3", 64 * 128, "bf16", 64 * 128 * 2)
+    assert [t.bytes for t in row_to_op({**row, "out_dtype": float("nan")}).tensors] == \
+        [t.bytes for t in row_to_op(row).tensors]  # a blank cell: the operands' dtype
+    out = predict_ops(pd.DataFrame([{**row, "out_dtype": "bf16"}, {**row, "out_dtype": "fp7x"}]))
+    assert out["error"].iloc[0] == "" and out["time_s"].iloc[0] > 0
+    assert "out_dtype" in out["error"].iloc[1] and "fp7x" in out["error"].iloc[1]
