@@ -94,3 +94,9 @@ def test_few_tiles_are_paced_by_their_feed(tmp_path):
     no_cache = CostModel(load_chip(TOY), CostOptions(use_efficiency=False)).op_cost(op)
     assert c.compute_s >= (256 + 256) * 8192 * 2 / 2e12
     assert c.compute_s > no_cache.compute_s  # the MMAs alone (2 x 256^2 x 8192 at 100 TFLOP/s) are faster
+
+
+def test_blackwell_tiles_are_at_least_64_rows_and_64_deep():
+    # tcgen05.mma (one CTA): M 64 or 128, K 16 -> candidate tiles of >= 64 rows and a K-step of 4 x 16 = 64
+    c = CostModel(load_chip("b200"))._tile_context("bf16")
+    assert c.tk == 64 and c.tm.min() == 64 and c.tn.min() == 32
