@@ -141,11 +141,15 @@ ROW_KERNEL = Struct({
                     "round trips to main memory per loop trip over the row, one after another (RMSNorm: 1, its "
                     "first pass reads x; SiluAndMul: 2, x then y)"),
     "cache_trips": F(Number(integer=True, ge=0, le=16), True,
-                     "round trips to the chip-level cache (L2) per loop trip (RMSNorm: 2, its second pass re-reads "
-                     "x and the weight; rotary: 2, cos and sin)"),
+                     "round trips to the chip-level cache (L2) per loop trip (RMSNorm: 1, its second pass re-reads "
+                     "x there while the weight comes from L1)"),
+    "instructions": F(Number(integer=True, ge=0, le=100_000),
+                      doc="machine instructions a thread issues per loop trip (the loop body's SASS; two passes: "
+                          "their sum); the core's warps issue them between round trips. Default 0 (not priced)"),
 }, name="row_kernel")
 
 ROW_FACTS = ("threads", "items_per_thread", "dram_trips", "cache_trips")
+ROW_OPTIONAL = (("instructions", 0),)
 
 ROWS = Struct({
     "norm": F(ROW_KERNEL, doc="the RMSNorm / LayerNorm kernel (op kind norm)"),
@@ -155,6 +159,9 @@ ROWS = Struct({
     "resident_threads": F(Number(integer=True, gt=0, le=65536), True,
                           "threads one core (SM) holds at once for these kernels (their occupancy): blocks per "
                           "core = this // threads per block"),
+    "issue_per_clock": F(Number(gt=0, le=64),
+                         doc="warp instructions one core issues per clock (NVIDIA SMs since sm_50: 4 warp "
+                             "schedulers, one instruction per clock each); default 4"),
     "source": F(Sources(), True),
 }, name="row_kernels")
 
@@ -365,22 +372,27 @@ class PrefillKernel:
 class RowKernels:
     """The row-per-block streaming kernels a stack runs (KERNELS.row_kernels; sim.cost prices them):
     ``kinds`` ((op kind, threads, items per thread per loop trip, main-memory round trips per loop trip,
-    cache round trips per loop trip), ...) and the threads a core holds at once (``resident_threads``)."""
+    cache round trips per loop trip[, instructions per loop trip]), ...), the threads a core holds at once
+    (``resident_threads``) and the warp instructions it issues per clock (``issue_per_clock``)."""
 
     kinds: tuple = ()
     resident_threads: int = 2048
+    issue_per_clock: float = 4.0
 
     def of(self, kind: str):
-        """(threads, items_per_thread, dram_trips, cache_trips) of ``kind``'s kernel, or None (a plain stream)."""
+        """(threads, items_per_thread, dram_trips, cache_trips, instructions) of ``kind``'s kernel (instructions
+        0 where not given), or None (a plain stream)."""
         for k, *facts in self.kinds:
             if k == kind:
-                return tuple(facts)
+                return tuple(facts) + tuple(v for _, v in ROW_OPTIONAL[len(facts) - len(ROW_FACTS):])
         return None
 
     @classmethod
     def from_doc(cls, d: dict) -> RowKernels:
-        kinds = tuple((k, *(int(d[k][f]) for f in ROW_FACTS)) for k in ("norm", "elementwise", "rope") if d.get(k))
-        return cls(kinds=kinds, resident_threads=int(d["resident_threads"]))
+        kinds = tuple((k, *(int(d[k][f]) for f in ROW_FACTS), *(int(d[k].get(f, v)) for f, v in ROW_OPTIONAL))
+                      for k in ("norm", "elementwise", "rope") if d.get(k))
+        return cls(kinds=kinds, resident_threads=int(d["resident_threads"]),
+                   issue_per_clock=float(d.get("issue_per_clock", 4.0)))
 
 
 @dataclass(frozen=True)
@@ -509,8 +521,10 @@ class Stack:
                     "causal_tiles": None if self.prefill_kernel.causal_tiles is None
                     else [list(t) for t in self.prefill_kernel.causal_tiles]},
                 "row_kernels": None if self.row_kernels is None else {
-                    **{k: dict(zip(ROW_FACTS, f)) for k, *f in self.row_kernels.kinds},
-                    "resident_threads": self.row_kernels.resident_threads},
+                    **{k: dict(zip(ROW_FACTS + tuple(n for n, _ in ROW_OPTIONAL), f))
+                       for k, *f in self.row_kernels.kinds},
+                    "resident_threads": self.row_kernels.resident_threads,
+                    "issue_per_clock": self.row_kernels.issue_per_clock},
                 "step_overhead_s": self.step_overhead_s, "per_request_overhead_s": self.per_request_overhead_s,
                 "overlap": self.overlap, "cuda_graphs": self.cuda_graphs,
                 "cuda_graph_max_batch": self.cuda_graph_max_batch, "eager_launch_s": self.eager_launch_s,

@@ -91,6 +91,7 @@ FLASH_BLOCK_ROWS = 128  # flash prefill: query rows per block
 # ping-pong schedule runs two consumer warpgroups per SM, one's softmax under the other's GEMMs
 # (Shah et al. 2024, sec. 3.1), so a block takes max(GEMM, (GEMM + softmax) / 2)
 PINGPONG_WARPGROUPS = 2
+WARP = 32  # threads per warp of the CUDA row-per-block kernels (CUDA C++ Programming Guide, SIMT architecture)
 
 
 @dataclass
@@ -321,15 +322,23 @@ class CostModel(GemmPricing):
         are read from the chip-level cache instead of main memory when they are still there. With a
         least-recently-used cache a line written at position j of the fresh tensor survives until the op
         reads it if the lines written after it (the rest of the tensor) plus the op's other traffic
-        before it (its other inputs and outputs, read and written alongside) fit in the cache; the worst
-        cases are the first line (the whole tensor) and the last one (all of the other traffic), so the
-        tensor is read from the cache iff max(fresh, other bytes of the op) <= cache capacity."""
+        before it (its other inputs and outputs, read and written alongside) fit in the cache: for the
+        line at share u of the tensor, (1 - u) x fresh + u x (bytes - fresh). Where the other traffic
+        exceeds the fresh tensor that grows along it and the first share u with ``fresh + u (bytes - 2
+        fresh) <= capacity`` survives (a residual add over a tensor above half the cache reads its head
+        from L2). Otherwise the last lines would survive, but every evicted line the op reads before them
+        comes back into the cache and pushes them out (a scan larger than an LRU cache keeps nothing): the
+        tensor is read from the cache iff it fits (max(fresh, other bytes) <= capacity)."""
         f = getattr(op, "fresh_bytes", 0.0)
         c = self.cache
         x = self.x
         if c is None or not x.any(f):
             return cols
-        mv = x.where(x.max(f, op.bytes - f) <= self.cap[c], f, 0.0)
+        cap = self.cap[c]
+        slope = op.bytes - 2 * f  # the bytes between writing and reading a line grow (> 0) or shrink along it
+        span = x.where(slope != 0, x.max(slope, -slope), 1.0)
+        head = x.min(1.0, x.max(0.0, (cap - f) / span))  # slope > 0: the tensor's first lines survive
+        mv = f * x.where(slope > 0, head, x.where(f <= cap, 1.0, 0.0))
         if isarr(self.act):  # per point: only where activations live in main memory
             mv = np.where(self.act == self.main, mv, 0.0)
         elif self.act != self.main:
@@ -536,38 +545,60 @@ class CostModel(GemmPricing):
             if x.any(op.flops_matrix) else 0.0
         memory = self._memory_time(cols, op.kind)  # per-kind bandwidth efficiency: streaming ops only
         if not fused:
-            memory = self._row_trips(op, memory)
+            memory = self._row_trips(op, memory, cols)
         return self._finish(op, x.max(vec, mat), memory, 0.0, cols, op.flops_matrix + op.flops_vector,
                             latency=not fused)
 
-    def _row_trips(self, op, memory):
+    def _row_trips(self, op, memory, cols):
         """A row-per-block kernel (the stack's ``row_kernels``: vLLM's RMSNorm, SiluAndMul, rotary) takes at
-        least its waves of dependent memory round trips: a block of ``threads = min(items / per, cap)``
-        threads per token row walks its ``items`` output elements, ``per`` per thread per loop trip, and
-        each loop trip waits ``dram`` main-memory and ``cache`` chip-level-cache latencies one after
-        another; ``cores x (resident_threads // threads)`` blocks run at once, so the kernel takes
-        ``ceil(rows / that) x ceil(items / (threads x per)) x (dram x lat_main + cache x lat_cache)``
-        (Little's law: a few bytes in flight per thread cannot keep the memory busy). ``memory`` where
-        the kernel streams faster (many rows per core and short trips) or the stack gives no facts (the
-        kernel-only model); CUDA kernels: priced on chips that list a special-function unit, as the
-        prefill kernel (docs/cost-model.md)."""
+        least its waves of dependent loop trips: a block of ``threads = min(items / per, cap)`` threads per
+        token row walks its ``items`` output elements, ``per`` per thread per loop trip; ``cores x
+        (resident_threads // threads)`` blocks run at once. A loop trip waits ``dram`` main-memory and
+        ``cache`` chip-level-cache latencies one after another, and the warps on a core issue the loop body's
+        ``instructions`` (``issue_per_clock`` warp instructions per clock); the loads of all trips then cross
+        each level at its achievable bandwidth behind the latencies (Little's law with queueing): main
+        memory the op's reads there and the writes the cache evicts while it runs
+        (:meth:`_spilled_writes`), the cache its ``cache`` re-reads per output element and the fresh input it
+        holds. ``memory`` where the kernel streams faster or the stack gives no facts (the kernel-only
+        model); CUDA kernels: priced on chips that list a special-function unit, as the prefill kernel
+        (docs/cost-model.md)."""
         rk = self.options.row_kernels
         facts = None if rk is None else rk.of(op.kind)
         x = self.x
         if facts is None or not x.any(op.rows > 0) or self.chip.unit("special") is None:
             return memory
-        cap, per, dram, cache = facts
+        cap, per, dram, cache, instructions = facts
+        wb = sum(t.bytes for t in op.tensors if t.write)
         out = sum(t.bytes / get_dtype(t.dtype).bytes for t in op.tensors if t.write)
         rows = x.max(op.rows, 1)
         items = x.max(out / rows, 1)
         threads = x.min(x.ceil(items / per), cap)
-        blocks = self.cores * x.max(1, rk.resident_threads // threads)
-        act = self.act
-        lat = _at_level(self.lat, act)
-        trip = dram * lat + cache * (lat if self.cache is None else self.lat[self.cache])
-        waits = x.ceil(rows / blocks) * x.ceil(items / (threads * per)) * trip
+        per_core = x.max(1, rk.resident_threads // threads)  # blocks a core holds at once
+        lat = _at_level(self.lat, self.act)
+        c = self.cache
+        trip = dram * lat + cache * (lat if c is None else self.lat[c])
+        if instructions and self.chip.clock_hz:
+            warps = x.min(x.ceil(rows / self.cores), per_core) * x.ceil(threads / WARP)
+            trip = trip + warps * instructions / (rk.issue_per_clock * self.chip.clock_hz)
+        waits = x.ceil(rows / (self.cores * per_core)) * x.ceil(items / (threads * per)) * trip
+        m = self.main
+        main_b = x.max(cols[m] - wb, 0.0) + self._spilled_writes(op, wb)
+        waits = waits + main_b / self._bw(m, x.max(main_b, 1.0), op.kind)
+        if c is not None:
+            cache_b = cols[c] + cache * wb
+            waits = waits + cache_b / self._bw(c, x.max(cache_b, 1.0), op.kind)
         # the waits count the first round trip, which _finish adds to every op (the first byte's latency)
         return x.where(op.rows > 0, x.max(memory, waits - lat), memory)
+
+    def _spilled_writes(self, op, written):
+        """The written bytes of a streaming op that reach main memory while it runs: a write-back cache
+        holds the last ``capacity`` bytes of the op's traffic when it ends (least recently used), so the
+        writes among the rest, ``written x max(0, 1 - capacity / bytes)``, are evicted during the op;
+        all of them without a chip-level cache."""
+        if self.cache is None:
+            return written
+        x = self.x
+        return written * x.max(0.0, 1.0 - self.cap[self.cache] / x.max(op.bytes, 1.0))
 
     def _collective(self, op) -> OpArrays:
         c = op.collective

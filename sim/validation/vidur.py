@@ -84,22 +84,27 @@ MAPPING = {
     "add": ("elementwise", "exact"),  # residual add (phi-2: attn + mlp + residual, two kernels)
 }
 
-#: The row-per-block kernels Vidur timed (sarathi-serve's csrc at the profiled commit; the same code as vLLM's
-#: custom CUDA ops csrc/layernorm_kernels.cu rms_norm at commit 0112cf2 and csrc/activation_kernels.cu
-#: act_and_mul_kernel at 00ccbd4): one thread block per token row, one scalar element (the rotary kernel: one
+#: The row-per-block kernels Vidur timed (sarathi-serve's csrc at the profiled commit, unchanged since its
+#: 2024-05-09 release commit 8d8c986: layernorm_kernels.cu rms_norm_kernel, activation_kernels.cu
+#: silu_and_mul_kernel, pos_encoding_kernels.cu rotary_embedding_kernel; the same code as vLLM's custom CUDA ops
+#: at commits 0112cf2 / 00ccbd4): one thread block per token row, one scalar element (the rotary kernel: one
 #: (x, y) pair) per thread per loop trip, no vector loads. (op kind, threads per block at most, elements per
-#: thread per loop trip, main-memory round trips per loop trip, chip-level-cache round trips per loop trip):
-#: rms_norm_kernel (block min(hidden, 1024)): a first loop reads x (1 main-memory trip), a second re-reads x and
-#: reads the weight, both in L2 by then (2 cache trips); silu_and_mul_kernel / activation_kernel (block min(d,
-#: 1024)): x then y (2 main-memory trips); rotary_embedding_kernel (block min(heads x rot_dim / 2, 512)): the x and
-#: y of a pair (2 main-memory trips; cos and sin are one row per token, from L1 after the first warp). Each load of
-#: a loop trip is priced as one round trip after the other (docs/cost-model.md).
-#: resident_threads is CHOSEN ON THE TRAINING FOLDS, not a source value: sm_80/sm_90 hold 2048 threads per SM
-#: when a kernel uses at most 32 registers per thread (CUDA C++ Programming Guide, compute capabilities); on the
-#: training folds of these A100 and H100 norm and SiluAndMul rows the time per round trip agrees between one wave
-#: of blocks and many only with 1024 (one 1024-thread block per SM), so 1024.
-ROW_KERNELS = RowKernels(kinds=(("norm", 1024, 1, 1, 2), ("elementwise", 1024, 1, 2, 0), ("rope", 512, 2, 2, 0)),
-                         resident_threads=1024)
+#: thread per loop trip, main-memory round trips per loop trip, chip-level-cache round trips per loop trip,
+#: instructions per loop trip), read from the source and from the machine code nvcc 13.0 -O3 makes of it for
+#: sm_80 and sm_90 (ptxas and nvdisasm; kernels instantiated for fp16, not built into this project):
+#: rms_norm_kernel (block min(hidden, 1024)): a first loop reads x (1 main-memory trip, 9 instructions), a second
+#: re-reads x from L2 while the weight comes from L1 (1 cache trip, 15 instructions; 8 + 14 on sm_90);
+#: silu_and_mul_kernel (block min(d, 1024)): loads x and y back to back, one round trip (46 instructions: expf
+#: and the IEEE division's reciprocal; 45 on sm_90); rotary_embedding_kernel (block min(heads x rot_dim / 2,
+#: 512)): loads cos, x, y, sin back to back, one round trip (49 instructions: the head and offset of a pair by
+#: integer division). The kernels use 14-20, 22-24 and 31 registers (ptxas, sm_80 / sm_90), at most 32, so an
+#: sm_80/sm_90 SM holds 2048 of their threads (CUDA C++ Programming Guide, compute capabilities: 2048 resident
+#: threads and 64 K registers per SM): resident_threads 2048, two 1024-thread blocks per SM. The training folds
+#: show it (a reading, not a fit): the norm's and SiluAndMul's times step up at 2 x the SM count rows (A100 216
+#: -> 232 rows, H100 264 -> 272), not at 1 x. Each SM issues 4 warp instructions per clock (4 warp schedulers).
+ROW_KERNELS = RowKernels(kinds=(("norm", 1024, 1, 1, 1, 24), ("elementwise", 1024, 1, 1, 0, 46),
+                                ("rope", 512, 2, 1, 0, 49)),
+                         resident_threads=2048, issue_per_clock=4)
 
 
 def scoring_options(rows, options):

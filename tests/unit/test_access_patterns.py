@@ -110,10 +110,15 @@ def test_fresh_input_read_from_l2_by_hand(l2chip):
 
 def test_fresh_input_evicted_when_the_other_traffic_overflows_l2(l2chip):
     """6 MB fresh fits the 10 MB L2, but the add's other 12 MB (second input, output) stream through it
-    before it reaches the last fresh lines: read from HBM (18 MB, 18 us). A norm over the same 6 MB (other
-    traffic: 6 MB out + the weight) keeps it."""
+    alongside: the line at share u of the fresh tensor sees (1 - u) 6 MB written after it and u 12 MB of other
+    traffic before the add reads it, 6 + 6 u MB <= 10 MB for u <= 2/3: the first 4 MB are read from L2, the
+    last 2 MB from HBM (14 MB from HBM, 14 us). 12 MB fresh (other 24 MB) overflows at u = 0: all from HBM. A
+    norm over the same 6 MB (other traffic: 6 MB out + the weight) keeps it all."""
     cm = CostModel(l2chip)
-    assert cm.op_cost(add_op(6, 6)).memory_s == pytest.approx(18e-6)
+    c = cm.op_cost(add_op(6, 6))
+    assert c.memory_s == pytest.approx(14e-6)
+    assert dict(c.bytes_by_level) == pytest.approx({"hbm": 14e6, "l2": 4e6})
+    assert cm.op_cost(add_op(12, 12)).memory_s == pytest.approx(36e-6)
     norm = row_to_op({"op": "norm", "dtype": "bf16", "m": 3000, "n": 1000, "fresh_bytes": 6e6})
     c = cm.op_cost(norm)
     assert dict(c.bytes_by_level)["l2"] == pytest.approx(6e6)

@@ -35,13 +35,16 @@ def norm(m, n=2048):
 
 def test_norm_waves_of_round_trips_by_hand(gpu):
     """n = 2048: a 1024-thread block per row walks it in 2 loop trips of 1 HBM + 2 L2 round trips (2 us);
-    100 blocks at once (one per SM). 100 rows: one wave, 4 us; 101 rows: two waves, 8 us. The bandwidth
-    (0.82 MB at 1 TB/s) is far below: the kernel is latency-bound. The op's time is max(bandwidth, waits
-    less the first round trip) + that first round trip (the latency every op pays)."""
+    100 blocks at once (one per SM). 100 rows: one wave, 4 us of latency; then the loads cross the memory
+    behind it: HBM the 409.6 kB of x and the 4 kB weight (0.4137 us at 1 TB/s; the 409.6 kB output stays in the
+    10 MB L2, a write-back cache), L2 two re-reads of x (819.2 kB at 10 TB/s, 0.0819 us): 4.4956 us. 101 rows:
+    two waves (8 us) plus 101 rows' loads. The op's time is max(bandwidth, waits less the first round trip) +
+    that first round trip (the latency every op pays)."""
     cm = CostModel(gpu, ROWS)
-    assert cm.op_cost(norm(100)).time_s == pytest.approx(4e-6)
-    assert cm.op_cost(norm(101)).time_s == pytest.approx(8e-6)
-    assert cm.op_cost(norm(1)).time_s == pytest.approx(4e-6)  # a lone row waits as long as a full wave
+    x = 2048 * 2
+    assert cm.op_cost(norm(100)).time_s == pytest.approx(4e-6 + (100 * x + 4096) / 1e12 + 2 * 100 * x / 1e13)
+    assert cm.op_cost(norm(101)).time_s == pytest.approx(8e-6 + (101 * x + 4096) / 1e12 + 2 * 101 * x / 1e13)
+    assert cm.op_cost(norm(1)).time_s == pytest.approx(4e-6 + (x + 4096) / 1e12 + 2 * x / 1e13)  # a lone row
     assert cm.op_cost(norm(100)).bound == "memory"
     # the kernel-only model (no row kernels) streams at the bandwidth: 819.2 kB + 4 kB weight -> 0.8232 us + 1 us
     plain = CostModel(gpu).op_cost(norm(100))
@@ -50,26 +53,50 @@ def test_norm_waves_of_round_trips_by_hand(gpu):
 
 def test_activation_and_rope_by_hand(gpu):
     """SiluAndMul over 64 rows of d = 3000 (inputs x and y): 1024 threads, ceil(3000 / 1024) = 3 loop trips of
-    2 HBM round trips: 6 us. Rotary over 64 rows of 4096 elements (2048 pairs): min(2048, 512) = 512 threads, 2
-    pairs... 4 loop trips of 2 HBM round trips: 8 us. A residual add (no rows) streams."""
+    2 HBM round trips: 6 us, then the 768 kB of x and y at 1 TB/s. Rotary over 64 rows of 4096 elements (2048
+    pairs): min(2048, 512) = 512 threads, 4 loop trips of 2 HBM round trips: 8 us, then the 524 kB of q and k.
+    A residual add (no rows) streams."""
     cm = CostModel(gpu, ROWS)
     act = row_to_op({"op": "elementwise", "dtype": "bf16", "numel": 64 * 3000, "inputs": 2, "m": 64})
-    assert cm.op_cost(act).time_s == pytest.approx(6e-6)
+    assert cm.op_cost(act).time_s == pytest.approx(6e-6 + 64 * 3000 * 2 * 2 / 1e12)
     rope = row_to_op({"op": "rope", "dtype": "bf16", "numel": 64 * 4096, "m": 64})
-    assert cm.op_cost(rope).time_s == pytest.approx(8e-6)
+    assert cm.op_cost(rope).time_s == pytest.approx(8e-6 + 64 * 4096 * 2 / 1e12)
     add = row_to_op({"op": "elementwise", "dtype": "bf16", "numel": 64 * 3000, "inputs": 2})
     assert cm.op_cost(add).time_s == pytest.approx(64 * 3000 * 2 * 3 / 1e12 + 1e-6)
 
 
-def test_many_rows_stream_at_the_bandwidth(gpu):
+def test_loop_body_instructions_by_hand(gpu):
+    """A 1 GHz clock and 40 instructions per loop trip: one 1024-thread block (32 warps) on an SM issues 32 x 40 =
+    1280 warp instructions per trip, 4 per clock: 0.32 us a trip, behind its round trips. 150 rows on 100 SMs
+    that hold 2 blocks each: one wave, but 2 blocks on the busiest SM issue 0.64 us a trip."""
+    from dataclasses import replace as dc_replace
+
+    clocked = dc_replace(gpu, clock_hz=1e9)
+    facts = RowKernels(kinds=(("elementwise", 1024, 1, 2, 0, 40),), resident_threads=2048, issue_per_clock=4)
+    cm = CostModel(clocked, CostOptions(row_kernels=facts))
+
+    def act(m):
+        return row_to_op({"op": "elementwise", "dtype": "bf16", "numel": m * 3000, "inputs": 2, "m": m})
+
+    assert cm.op_cost(act(64)).time_s == pytest.approx(3 * (2e-6 + 0.32e-6) + 64 * 3000 * 4 / 1e12)
+    assert cm.op_cost(act(150)).time_s == pytest.approx(3 * (2e-6 + 0.64e-6) + 150 * 3000 * 4 / 1e12)
+    # no clock in the chip file: the instructions are not priced
+    assert CostModel(gpu, CostOptions(row_kernels=facts)).op_cost(act(64)).time_s == pytest.approx(
+        6e-6 + 64 * 3000 * 4 / 1e12)
+
+
+def test_loads_cross_the_memory_behind_the_latencies(gpu):
     """With 8 elements per thread per trip (vector loads) and 2048 resident threads, a norm over 100,000 rows of
-    2048 runs 256-thread blocks, 8 per SM: 800 rows per wave, 125 waves of 1 loop trip (2 us) = 250 us of waits,
-    below the 819 us its 819 MB take at 1 TB/s: the bandwidth wins; the scalar kernel (1 block per SM, 2 trips)
-    waits 1000 waves x 4 us = 4 ms."""
+    2048 runs 256-thread blocks, 8 per SM: 800 rows per wave, 125 waves of 1 loop trip (2 us) = 250 us of
+    latency, then its loads: 409.6 MB of x and the weight from HBM plus the writes the 10 MB L2 evicts while it
+    runs (409.6 MB x (1 - 10 MB / 819.2 MB)), 819.2 MB of re-reads from L2: more than the 819 us its 819 MB take
+    at 1 TB/s alone. The scalar kernel (1 block per SM, 2 trips) waits 1000 waves x 4 us = 4 ms more."""
     fast = RowKernels(kinds=(("norm", 1024, 8, 1, 2),), resident_threads=2048)
-    bw = (100_000 * 2048 * 4 + 4096) / 1e12
-    assert CostModel(gpu, CostOptions(row_kernels=fast)).op_cost(norm(100_000)).time_s == pytest.approx(bw + 1e-6)
-    assert CostModel(gpu, ROWS).op_cost(norm(100_000)).time_s == pytest.approx(4e-3)
+    x, total = 100_000 * 2048 * 2, 100_000 * 2048 * 4 + 4096
+    loads = (x + 4096 + x * (1 - 10e6 / total)) / 1e12 + 2 * x / 1e13
+    assert CostModel(gpu, CostOptions(row_kernels=fast)).op_cost(norm(100_000)).time_s == pytest.approx(
+        250e-6 + loads)
+    assert CostModel(gpu, ROWS).op_cost(norm(100_000)).time_s == pytest.approx(4e-3 + loads)
 
 
 def test_not_applied_without_facts_or_special_unit_or_when_fused(gpu):
@@ -100,9 +127,12 @@ def test_time_monotone_in_tokens(gpu, kind):
     assert np.all(np.diff(times) >= -1e-18)
 
 
-def test_array_path_equals_per_op_path(gpu):
-    """over_steps() prices a stacked op (rows and bytes arrays over token counts) as each op alone."""
-    cm = CostModel(gpu, ROWS)
+@pytest.mark.parametrize("clocked", [False, True])
+def test_array_path_equals_per_op_path(gpu, clocked):
+    """over_steps() prices a stacked op (rows and bytes arrays over token counts) as each op alone (with the
+    Vidur kernels' instruction counts on a clocked chip too)."""
+    cm = CostModel(replace(gpu, clock_hz=1.4e9), CostOptions(row_kernels=ROW_KERNELS)) if clocked \
+        else CostModel(gpu, ROWS)
     ts = [1, 99, 100, 101, 555, 4096, 70_000]
     for make in (lambda t: norm(t, 5120),
                  lambda t: row_to_op({"op": "elementwise", "dtype": "bf16", "numel": t * 7168, "inputs": 2, "m": t}),
@@ -152,10 +182,11 @@ def test_stack_file_row_kernels(tmp_path):
     p = tmp_path / "rows.yaml"
     p.write_text(text)
     st = load_stack(str(p))
-    assert st.row_kernels == RowKernels(kinds=(("norm", 1024, 1, 1, 2),), resident_threads=1024)
+    assert st.row_kernels == RowKernels(kinds=(("norm", 1024, 1, 1, 2, 0),), resident_threads=1024)
     assert st.cost_options(CostOptions()).row_kernels == st.row_kernels
+    assert st.row_kernels.of("norm") == (1024, 1, 1, 2, 0)  # no instructions given: not priced
     assert st.to_dict()["row_kernels"]["norm"] == {"threads": 1024, "items_per_thread": 1, "dram_trips": 1,
-                                                   "cache_trips": 2}
+                                                   "cache_trips": 2, "instructions": 0}
     bad = tmp_path / "bad.yaml"
     bad.write_text(text.replace("name: rows", "name: bad").replace("dram_trips: 1", "dram_trip: 1"))
     with pytest.raises(SpecError, match="dram_trip"):
