@@ -321,24 +321,25 @@ class CostModel(GemmPricing):
         """Inter-kernel L2 residency: the ``op.fresh_bytes`` of its input that the previous kernel just wrote
         are read from the chip-level cache instead of main memory when they are still there. With a
         least-recently-used cache a line written at position j of the fresh tensor survives until the op
-        reads it if the lines written after it (the rest of the tensor) plus the op's other traffic
-        before it (its other inputs and outputs, read and written alongside) fit in the cache: for the
-        line at share u of the tensor, (1 - u) x fresh + u x (bytes - fresh). Where the other traffic
-        exceeds the fresh tensor that grows along it and the first share u with ``fresh + u (bytes - 2
-        fresh) <= capacity`` survives (a residual add over a tensor above half the cache reads its head
-        from L2). Otherwise the last lines would survive, but every evicted line the op reads before them
-        comes back into the cache and pushes them out (a scan larger than an LRU cache keeps nothing): the
-        tensor is read from the cache iff it fits (max(fresh, other bytes) <= capacity)."""
+        reads it if the lines the previous kernel wrote after it (the rest of its output, ``span`` =
+        ``op.fresh_span`` bytes in all, at least the fresh ones) plus the op's other traffic before it (its
+        other inputs and outputs, read and written alongside) fit in the cache: for the line at share u,
+        (1 - u) x span + u x (bytes - fresh). Where the other traffic exceeds the span that grows along it
+        and the first share u with ``span + u (bytes - fresh - span) <= capacity`` survives (a residual add
+        over a tensor above half the cache reads its head from L2). Otherwise the last lines would survive,
+        but every evicted line the op reads before them comes back into the cache and pushes them out (a
+        scan larger than an LRU cache keeps nothing): the tensor is read from the cache iff max(span, other
+        bytes) <= capacity."""
         f = getattr(op, "fresh_bytes", 0.0)
         c = self.cache
         x = self.x
         if c is None or not x.any(f):
             return cols
         cap = self.cap[c]
-        slope = op.bytes - 2 * f  # the bytes between writing and reading a line grow (> 0) or shrink along it
-        span = x.where(slope != 0, x.max(slope, -slope), 1.0)
-        head = x.min(1.0, x.max(0.0, (cap - f) / span))  # slope > 0: the tensor's first lines survive
-        mv = f * x.where(slope > 0, head, x.where(f <= cap, 1.0, 0.0))
+        span = x.max(getattr(op, "fresh_span", 0.0), f)  # what the previous kernel wrote, the fresh bytes among it
+        slope = op.bytes - f - span  # the bytes between writing and reading a line grow (> 0) or shrink along it
+        head = x.min(1.0, x.max(0.0, (cap - span) / x.where(slope > 0, slope, 1.0)))  # its first lines survive
+        mv = f * x.where(slope > 0, head, x.where(span <= cap, 1.0, 0.0))
         if isarr(self.act):  # per point: only where activations live in main memory
             mv = np.where(self.act == self.main, mv, 0.0)
         elif self.act != self.main:

@@ -23,7 +23,8 @@ norm), ``dtype``, and the shape columns the op needs:
 
 Streaming rows (memcpy, elementwise, norm, embedding, rope) take an optional ``fresh_bytes``: the bytes of
 their input that the kernel run just before them wrote; they are read from the chip-level cache (L2)
-when still there (inter-kernel residency, docs/cost-model.md).
+when still there (inter-kernel residency, docs/cost-model.md); and ``fresh_span_bytes``: all the bytes that
+kernel wrote, the fresh ones among them (rope's q and k of a QKV output; default: ``fresh_bytes``).
 
 Output: the input columns plus ``time_s``, ``achieved_tflops``, ``achieved_bytes_per_s``,
 ``bound``, ``cache_bytes`` (bytes the op moves through the chip-level cache: a GEMM's tile loads, a
@@ -124,7 +125,8 @@ def _out_dtype(row, d):
 
 def row_to_op(row: dict):
     """The Op a measured kernel row describes (the same classes the graph builder uses), with the optional
-    ``fresh_bytes`` of a streaming row (its input bytes the kernel just before it wrote, at most all it reads)."""
+    ``fresh_bytes`` of a streaming row (its input bytes the kernel just before it wrote, at most all it reads)
+    and ``fresh_span_bytes`` (all the bytes that kernel wrote, at least ``fresh_bytes``; default: those)."""
     o = _row_op(row)
     v = row.get("fresh_bytes", None)
     if o.kind in STREAMING and v is not None and not (isinstance(v, float) and math.isnan(v)) \
@@ -134,6 +136,13 @@ def row_to_op(row: dict):
             raise RowError(f"column 'fresh_bytes': must be zero or more, got {v!r}")
         read = sum(t.bytes for t in o.tensors if t.role == "activation" and not t.write)
         o = replace(o, fresh_bytes=min(f, read))
+        s = row.get("fresh_span_bytes", None)
+        if s is not None and not (isinstance(s, float) and math.isnan(s)) and not (isinstance(s, str) and not s.strip()):
+            span = _num(row, "fresh_span_bytes", integer=False, positive=False)
+            if span < f:
+                raise RowError(f"column 'fresh_span_bytes': the bytes the previous kernel wrote in all, at least "
+                               f"fresh_bytes ({f:g}); got {s!r}")
+            o = replace(o, fresh_span=span)
     return o
 
 

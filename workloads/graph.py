@@ -268,7 +268,8 @@ STREAMING = frozenset(KINDS) - {"gemm", "attention", "collective"}
 def _mark_fresh(ops: list) -> list:
     """Each streaming op's ``fresh_bytes``: the bytes of its activation input that the kernel run just
     before it wrote (the activation output of the previous op that moves tensors; a collective, which
-    writes its result in place, and an op that moves none are passed over). A layer's ops follow the
+    writes its result in place, and an op that moves none are passed over), and ``fresh_span``: all the
+    activation bytes that kernel wrote (rope reads q and k of the QKV output, v lies between them). A layer's ops follow the
     previous layer's (the same ops, or the embedding's) in the same order, so emission order is run order."""
     out, wrote = [], 0.0
     for o in ops:
@@ -279,7 +280,7 @@ def _mark_fresh(ops: list) -> list:
             read = sum(t.bytes for t in o.tensors if t.role == "activation" and not t.write)
             if np.any(read > 0):  # arrays over token counts (other_ops) take the elementwise minimum
                 both = isinstance(wrote, np.ndarray) or isinstance(read, np.ndarray)
-                o = replace(o, fresh_bytes=np.minimum(wrote, read) if both else min(wrote, read))
+                o = replace(o, fresh_bytes=np.minimum(wrote, read) if both else min(wrote, read), fresh_span=wrote)
         out.append(o)
         wrote = sum(t.bytes for t in o.tensors if t.role == "activation" and t.write)
     return out

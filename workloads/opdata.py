@@ -83,6 +83,10 @@ class Op:
     # (workloads.graph marks them on streaming ops; sim/cost.py reads them from the chip-level cache when
     # they are still there: inter-kernel L2 residency)
     fresh_bytes: float = 0.0
+    # the activation bytes that kernel wrote in all, the stretch the fresh bytes lie in (0: the fresh bytes
+    # alone): rope reads q and k of a QKV output that holds v between them, so each of their lines sees the
+    # v lines written after it too
+    fresh_span: float = 0.0
     # rows of a row-per-CTA streaming kernel (vLLM's RMSNorm, SiluAndMul and rotary kernels launch one
     # thread block per token row): the token rows; 0 = a flat elementwise kernel (a residual add).
     # sim/cost.py prices the rows' waves of dependent memory round trips (the stack's row_kernels)

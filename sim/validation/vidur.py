@@ -132,7 +132,7 @@ _CONFIG_COLS = ["n_head", "n_kv_head", "n_embd", "n_expanded_embd", "use_gated_m
 
 COMPUTE_COLUMNS = ["hardware", "op", "dtype", "m", "n", "k", "bytes", "numel", "inputs", "outputs",
                    "flops_per_element", "fresh_bytes", "measured_time_s", "spread", "reps", "source", "name", "variant",
-                   "mapping", "bias", "model", "tp", "num_tokens", "shape_id"]
+                   "mapping", "bias", "model", "tp", "num_tokens", "shape_id", "fresh_span_bytes"]
 NETWORK_COLUMNS = ["hardware", "op", "dtype", "bytes", "num_devices", "measured_time_s", "spread", "reps",
                    "source", "name", "devices_per_node", "num_nodes", "shape_id"]
 
@@ -214,8 +214,10 @@ def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.
     emit("input_layernorm", {"m": T, "n": E, "fresh_bytes": T * E * FP16_BYTES}, variant=norm)
     emit("attn_pre_proj", {"m": T, "n": (H + 2 * KV) * hd // TP, "k": E}, variant="qkv", bias=facts["qkv_bias"])
     # m = T on the rotary and activation rows: sarathi's kernels run one thread block per token row
+    # fresh_span_bytes: the QKV projection wrote q, k and v; rope reads q and k, v lies between them
     emit("attn_rope", {"m": T, "numel": T * (H + KV) * hd // TP, "flops_per_element": 3,
-                       "fresh_bytes": T * (H + KV) * hd // TP * FP16_BYTES},
+                       "fresh_bytes": T * (H + KV) * hd // TP * FP16_BYTES,
+                       "fresh_span_bytes": T * (H + 2 * KV) * hd // TP * FP16_BYTES},
          variant="rope q+k in place")
     emit("attn_post_proj", {"m": T, "n": E, "k": H * hd // TP}, variant="o_proj", bias=facts["use_bias"])
     if facts["post_attn_norm"]:
@@ -330,7 +332,8 @@ def _fmt_frame(df: pd.DataFrame) -> str:
         df[c] = df[c].map(lambda v: "" if pd.isna(v) else f"{v:.6g}")
     for c in ("spread",):
         df[c] = df[c].map(lambda v: "" if pd.isna(v) or not math.isfinite(v) else f"{v:.4g}")
-    for c in ("m", "n", "k", "bytes", "numel", "inputs", "outputs", "fresh_bytes", "num_devices", "reps", "tp",
+    for c in ("m", "n", "k", "bytes", "numel", "inputs", "outputs", "fresh_bytes", "fresh_span_bytes", "num_devices",
+              "reps", "tp",
               "num_tokens",
               "devices_per_node", "num_nodes"):
         if c in df.columns:

@@ -11,7 +11,7 @@ from hwmodels import load_chip
 from hwmodels.classes import CLASS_SOURCE_PREFIX, chip_classes
 from hwmodels.errors import SpecError
 from sim.cost import CostModel, CostOptions
-from sim.ops import predict_ops, row_to_op
+from sim.ops import RowError, predict_ops, row_to_op
 
 DATA = Path(__file__).parent.parent / "data"
 GATHER = {"memory.hbm.efficiency_by_pattern": {"gather": 0.25},
@@ -145,6 +145,29 @@ def test_graph_marks_what_the_previous_kernel_wrote():
     assert ops["mlp.norm"].fresh_bytes == h and ops["attn.norm"].fresh_bytes == h
     assert ops["mlp.act"].fresh_bytes == ops["mlp.act"].bytes_read
     assert ops["embed.tokens"].fresh_bytes == 0 and ops["attn.qkv_proj"].fresh_bytes == 0
+
+
+def test_fresh_bytes_spread_over_what_the_previous_kernel_wrote(l2chip):
+    """Rope over 6 MB of q and k (read and written in place) fresh in the 10 MB L2. Alone they fit: read from L2.
+    The QKV projection wrote them with v between them, 9 MB in all: each q/k line sees the rest of those 9 MB
+    written after it, still within 10 MB: L2. 12 MB written (a v twice as big) overflow it: HBM (12 MB moved)."""
+    cm = CostModel(l2chip)
+
+    def rope(span):
+        row = {"op": "rope", "dtype": "bf16", "numel": 3e6, "m": 1000, "fresh_bytes": 6e6}
+        return row_to_op(row if span is None else {**row, "fresh_span_bytes": span})
+
+    for span, l2 in ((None, 6e6), (9e6, 6e6), (12e6, 0.0)):
+        assert dict(cm.op_cost(rope(span)).bytes_by_level).get("l2", 0.0) == pytest.approx(l2), span
+    assert cm.op_cost(rope(12e6)).memory_s == pytest.approx(12e-6)
+    with pytest.raises(RowError, match="at least fresh_bytes"):
+        rope(5e6)
+    # the graph marks the span: llama-3.1-8b's rope reads q and k, the QKV projection wrote q, k and v
+    from workloads import Batch, build_graph
+
+    ops = {o.name: o for o in build_graph("llama-3.1-8b", Batch.prefill(1, 512)).ops}
+    r = ops["attn.rope"]
+    assert r.fresh_bytes == 512 * (32 + 8) * 128 * 2 and r.fresh_span == 512 * (32 + 16) * 128 * 2
 
 
 def test_ops_csv_fresh_bytes_and_cache_bytes_column(l2chip):

@@ -72,6 +72,9 @@ def test_times_spread_and_other_ops(tmp_path):
     assert (add.numel, add.inputs, add.outputs, add.flops_per_element) == (4 * 4096, 2, 1, 1)
     rope = df.loc["attn_rope"]
     assert rope.numel == 4 * (32 + 32) * 128 and rope.mapping == "approx"
+    # q and k fresh from the QKV projection, which wrote v between them too
+    assert (rope.fresh_bytes, rope.fresh_span_bytes) == (4 * 64 * 128 * 2, 4 * 96 * 128 * 2)
+    assert pd.isna(act.fresh_span_bytes)
     # sarathi's kernels run one thread block per token row: the rows carry the token count
     assert (rope.op, rope.m, rope.shape_id) == ("rope", 4, "rope:m=4,numel=32768")
     assert pd.isna(add.m)  # the residual add is a flat elementwise kernel
