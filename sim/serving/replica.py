@@ -66,8 +66,12 @@ class Replica:
         self._wake = None
         # decode runs: successive pure-decode steps of an unchanged request set, priced at once and
         # advanced as one SimPy event (see _decode_run); only where nothing else reads or changes
-        # this replica's state between its steps except arrivals
-        self.runs = (Replica.decode_runs and self.pp == 1 and role == "mixed" and run.pull is None
+        # this replica's state between its steps except arrivals. Offline (run.pull: the replicas
+        # top their waiting queues up from a shared source at each step) qualifies too: the queue is
+        # full or the source empty after the refill that precedes a run, and nothing leaves the
+        # queue during one (a run ends at its first finish while requests wait), so the refills a
+        # per-step loop would make inside the run take nothing
+        self.runs = (Replica.decode_runs and self.pp == 1 and role == "mixed"
                      and self.trace is None and run.events is None and hasattr(run.coster, "decode_steps")
                      and scheduler.name in ("vllm", "sarathi"))
         self.last_decode_s = 0.0  # duration of the last decode step (sizes the next run)

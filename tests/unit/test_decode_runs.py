@@ -11,6 +11,7 @@ from sim.serving import simulate
 from sim.serving.replica import Replica
 from sim.step import StepCoster
 from workloads import Parallelism
+from workloads.scenario import Request
 from workloads.trace import load_trace
 
 
@@ -63,7 +64,12 @@ def test_decode_steps_with_leaving_requests_equal_each_step(model, hw, par, stac
         assert b[k] == pytest.approx(exact.bytes_main, rel=1e-9)
 
 
-def _both(n, monkeypatch, **kw):
+def _offline(n):
+    """The trace's first n requests all sent at once: an offline run (replicas pull from a shared queue)."""
+    return [Request(r.id, 0.0, r.input_tokens, r.output_tokens) for r in load_trace("azure-conv-2023", limit=n).requests()]
+
+
+def _both(n, monkeypatch, offline=False, **kw):
     used = []
     real = StepCoster.count_steps
     monkeypatch.setattr(StepCoster, "count_steps", lambda self, k: (used.append(k), real(self, k)))
@@ -71,7 +77,8 @@ def _both(n, monkeypatch, **kw):
     for flag in (False, True):
         Replica.decode_runs = flag
         try:
-            out.append(simulate(load_trace("azure-conv-2023", limit=n), "h100-sxm", "llama-3.1-8b", **kw))
+            scenario = _offline(n) if offline else load_trace("azure-conv-2023", limit=n)
+            out.append(simulate(scenario, "h100-sxm", "llama-3.1-8b", **kw))
         finally:
             Replica.decode_runs = True
     assert sum(used) > 0.3 * out[1].summary["steps"]  # most steps ran in decode runs
@@ -87,6 +94,8 @@ STATS = {"memo_hit_rate", "shape_memo_hit_rate", "graph_builds", "sim_wall_s", "
     {"kv_capacity_tokens": 6000, "preemption": "swap", "trace_speedup": 4.0},
     {"replicas": 2, "router": "least-kv", "trace_speedup": 3.0, "prefix_caching": True},
     {"until_s": 200.0, "stack": "ideal"},
+    {"offline": True, "usage": "offline"},  # all at once, the LLM class: replicas refill their queues from a shared source
+    {"offline": True, "usage": "offline", "kv_capacity_tokens": 6000, "max_num_seqs": 16, "replicas": 2},  # requests wait
 ])
 def test_decode_runs_change_nothing(kw, monkeypatch):
     """Every request's TTFT, TPOT, e2e, ITLs and every step of the timeline are those of one step per
