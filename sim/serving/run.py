@@ -26,7 +26,8 @@ from sim.serving.trace_export import TraceRecorder
 from workloads.scenario import Request, Scenario
 from workloads.trace import Trace
 
-__all__ = ["Entered", "Run", "RunState", "run_replicas", "stream_of", "through_frontend"]
+__all__ = ["Entered", "Run", "RunState", "all_at_once", "request_list", "run_replicas", "stream_of",
+           "through_frontend"]
 
 GIB = 1024**3
 
@@ -187,23 +188,39 @@ def through_frontend(requests, per_request_s: float, servers: int = 1):
         yield Entered(r.id, t, r.input_tokens, r.output_tokens, r.prefix_id, r.prefix_tokens, r.arrival_s)
 
 
-def stream_of(scenario, seed, trace_speedup):
-    """-> (iterator of Requests, offline?, description)."""
-    if isinstance(scenario, Trace):
-        scenario = scenario.scenario(trace_speedup)
-    if isinstance(scenario, Scenario):
-        return scenario.requests(seed), bool(scenario.arrivals.instantaneous), scenario.to_dict()
+def request_list(scenario):
+    """``scenario`` as it is read: a Scenario or Trace as given, any other iterable of Requests as a list
+    sorted by arrival (read once, so that the entry point and the stream see the same requests)."""
+    if isinstance(scenario, (Scenario, Trace, list)):
+        return scenario
     try:
-        reqs = list(scenario)
+        return list(scenario)
     except TypeError:
         raise SpecError(
             Problem(
                 f"expected a Scenario, a Trace or Requests, got {type(scenario).__name__}", path="scenario"
             )
         ) from None
-    reqs.sort(key=lambda r: (r.arrival_s, r.id))
-    offline = bool(reqs) and all(r.arrival_s == 0 for r in reqs)
-    return iter(reqs), offline, {"name": "requests", "num_requests": len(reqs)}
+
+
+def all_at_once(scenario) -> bool:
+    """Whether every request arrives at once (an offline run: the LLM-class entry point, a shared queue
+    the replicas pull from): an instantaneous Scenario, or Requests that all arrive at 0."""
+    if isinstance(scenario, Trace):
+        return False
+    if isinstance(scenario, Scenario):
+        return bool(scenario.arrivals.instantaneous)
+    return bool(scenario) and all(r.arrival_s == 0 for r in scenario)
+
+
+def stream_of(scenario, seed, trace_speedup):
+    """-> (iterator of Requests, offline?, description)."""
+    if isinstance(scenario, Trace):
+        scenario = scenario.scenario(trace_speedup)
+    if isinstance(scenario, Scenario):
+        return scenario.requests(seed), all_at_once(scenario), scenario.to_dict()
+    reqs = sorted(request_list(scenario), key=lambda r: (r.arrival_s, r.id))
+    return iter(reqs), all_at_once(reqs), {"name": "requests", "num_requests": len(reqs)}
 
 
 @dataclass

@@ -27,7 +27,7 @@ from sim.resolve import make_quantization, resolve_system, system_usd_per_s
 from sim.serving.budget import memory_budget
 from sim.serving.links import links_for
 from sim.serving.metrics import RequestLog
-from sim.serving.run import run_replicas
+from sim.serving.run import all_at_once, request_list, run_replicas
 from sim.serving.summary import summarize, timeline_frame
 from sim.serving.trace_export import TraceRecorder
 from sim.step import StepCoster
@@ -180,9 +180,10 @@ def simulate(scenario, system, model, config: ServingConfig | None = None, **set
     if ctl.out_dir is not None:
         ctl = replace(ctl, out_dir=Path(ctl.out_dir))
     su = setup(system, model, cfg)
-    # the settings left out: the stack's, for the entry point (offline when every request arrives at once) and chip
-    arrivals = getattr(scenario, "arrivals", None)
-    cfg = cfg.with_stack(su.chip, offline=bool(getattr(arrivals, "instantaneous", False)))
+    # the settings left out: the stack's, for the entry point (offline when every request arrives at once,
+    # the rule the run's shared queue follows) and chip
+    scenario = request_list(scenario)
+    cfg = cfg.with_stack(su.chip, offline=all_at_once(scenario))
     budget = memory_budget(su.spec, su.chip, su.quant, su.parallel, cfg, ctl.kv_capacity_tokens)
     coster = ctl.coster
     if coster is None:

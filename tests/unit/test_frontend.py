@@ -103,3 +103,17 @@ def test_vllm_frontend_is_the_blog_share_of_gpu_time():
     assert "frontend" in load_stack("vllm").sources
     # no public per-request figure for the other engines' API servers: none is priced
     assert load_stack("sglang").frontend_per_request_s == 0 and load_stack("ideal").frontend_per_request_s == 0
+
+
+def test_requests_all_at_once_are_an_offline_run_whatever_their_container():
+    """The entry point follows the run's own rule (every request at 0: offline, the LLM class, no API
+    server) for a list or a generator of Requests, as for a Scenario at rate inf; one later arrival makes
+    it a server run, which passes the API server."""
+    reqs = [Request(i, 0.0, 64, 8) for i in range(6)]
+    for given in (reqs, iter(reqs), (r for r in reqs)):
+        s = simulate(given, TOY, "gpt-2").summary
+        assert (s["usage"], s["requests_completed"]) == ("offline", 6)
+        assert s.get("frontend_per_request_s", 0.0) == 0.0
+    late = reqs[:5] + [Request(5, 0.5, 64, 8)]
+    s = simulate(late, TOY, "gpt-2").summary
+    assert s["usage"] == "server" and s["frontend_per_request_s"] > 0
