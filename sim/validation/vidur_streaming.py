@@ -1,0 +1,110 @@
+"""Score only Vidur's streaming rows (norm, elementwise, rope, embedding) with the catalog files: seconds, not
+the whole validation report's minutes, for work on the streaming-kernel model (docs/cost-model.md, Streaming
+ops). The rows, the split (by shape, :func:`sim.validation.calibrate.split_by_shape`) and the pricing
+(:func:`sim.validation.compare.compare`, Vidur's own kernels and GPU time) are those of ``llmsim
+validate-report``, so the held-out figures here are its catalog-file figures for these kinds.
+
+    python -m sim.validation.vidur_streaming [--split held-out|train|all] [--chip a100 --chip h100]
+
+:func:`trip_times` reads the measured time per loop trip of the row-per-block kernels off the rows (a
+least-squares line of time against loop trips per row in a fixed occupancy regime), which is how
+docs/cost-model.md's per-trip figures were read (training folds only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import pandas as pd
+
+from sim.validation.calibrate import split_by_shape
+from sim.validation.compare import compare, error_stats
+from sim.validation.measure import load_measurements
+from sim.validation.vidur import GPU_HARDWARE, ROW_KERNELS
+
+__all__ = ["STREAMING", "streaming_rows", "score", "summary", "trip_times"]
+
+STREAMING = ("elementwise", "norm", "rope", "embedding")
+SPLITS = ("held-out", "train", "all")
+
+
+def streaming_rows(chip: str, folds: int = 5, holdout: int = 0, limit: int | None = None) -> pd.DataFrame:
+    """Vidur's streaming rows of ``chip`` ('a100', 'h100'), with ``held_out`` (the fold the validation
+    report scores) marked; the split is taken on all rows, as the report takes it. ``limit``: the first rows
+    only (tests)."""
+    df = load_measurements(f"vidur-{chip}")
+    if limit is not None:
+        df = df.head(limit)
+    _, test = split_by_shape(df, folds, holdout)
+    df = df.assign(held_out=test)
+    return df[df["op"].isin(STREAMING)].reset_index(drop=True)
+
+
+def score(rows: pd.DataFrame) -> pd.DataFrame:
+    """The scored rows (``compare``'s columns: ``predicted_time_s``, ``rel_error``, ...), priced on the
+    hardware each row names (the catalog file)."""
+    scored = compare(rows).scored
+    if len(scored) != len(rows):
+        raise ValueError(f"{len(rows) - len(scored)} of {len(rows)} streaming rows were rejected")
+    return scored
+
+
+def summary(scored: pd.DataFrame, split: str = "held-out") -> pd.DataFrame:
+    """Median |error| and bias per op kind and per Vidur op (``name``) on ``split``."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+    s = scored if split == "all" else scored[scored["held_out"] == (split == "held-out")]
+    out = []
+    for col in ("op", "name"):
+        for key, g in s.groupby(col, sort=True):
+            st = error_stats(g["predicted_time_s"], g["measured_time_s"])
+            out.append({"hardware": g["hardware"].iloc[0], "group": col, "key": key, "rows": st["n"],
+                        "median_ape": st["median_ape"], "bias": st["bias"]})
+    return pd.DataFrame(out)
+
+
+def trip_times(rows: pd.DataFrame, variant: str, kind: str, cores: int, tokens: tuple) -> dict:
+    """Measured time per loop trip of a row-per-block kernel (Vidur ``variant``, e.g. 'silu_and_mul', of op
+    ``kind``) on rows of ``tokens`` = (lo, hi] tokens: the slope of a least-squares line of measured time
+    (+ 0.5 us, Kineto's mean truncation) against waves x loop trips per row, with the kernel's threads and
+    elements per thread from :data:`ROW_KERNELS` and ``cores`` x (resident threads // threads) blocks a wave.
+    Returns {'rows', 'per_trip_s', 'intercept_s'}."""
+    facts = ROW_KERNELS.of(kind)
+    if facts is None:
+        raise ValueError(f"no row kernel for op kind {kind!r}")
+    cap, per = facts[0], facts[1]
+    g = rows[(rows["name"].isin(["mlp_act", "input_layernorm", "post_attention_layernorm", "attn_rope"]))
+             & (rows["variant"] == variant)]
+    t = g["num_tokens"].astype(float).to_numpy()
+    if kind == "norm":
+        items = g["n"].astype(float).to_numpy()
+    else:
+        items = g["numel"].astype(float).to_numpy() / t
+    threads = np.minimum(np.ceil(items / per), cap)
+    waves = np.ceil(t / (cores * np.maximum(1, ROW_KERNELS.resident_threads // threads)))
+    trips = waves * np.ceil(items / (threads * per))
+    m = (t > tokens[0]) & (t <= tokens[1]) & np.isfinite(trips)
+    y = g["measured_time_s"].astype(float).to_numpy()[m] + 0.5e-6
+    if m.sum() < 2 or len(set(trips[m])) < 2:
+        return {"rows": int(m.sum()), "per_trip_s": float("nan"), "intercept_s": float("nan")}
+    slope, icpt = np.polyfit(trips[m], y, 1)
+    return {"rows": int(m.sum()), "per_trip_s": float(slope), "intercept_s": float(icpt)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sim.validation.vidur_streaming", description=__doc__.split("\n")[0])
+    ap.add_argument("--chip", action="append", choices=[k for k, v in GPU_HARDWARE.items() if k != "a40"])
+    ap.add_argument("--split", choices=SPLITS, default="held-out")
+    a = ap.parse_args(argv)
+    for chip in a.chip or ["a100", "h100"]:
+        t = summary(score(streaming_rows(chip)), a.split)
+        for r in t.itertuples():
+            print(f"{r.hardware:9s} {a.split:8s} {r.group:4s} {r.key:26s} {r.rows:6d} rows  |err| {100 * r.median_ape:5.1f}%"
+                  f"  bias {100 * r.bias:+6.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

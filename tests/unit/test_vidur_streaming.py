@@ -1,0 +1,34 @@
+"""sim.validation.vidur_streaming: the quick scorer of Vidur's streaming rows and the per-trip reading."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.validation.vidur_streaming import STREAMING, score, streaming_rows, summary, trip_times
+
+
+def test_streaming_rows_scored_and_summarised():
+    rows = streaming_rows("a100", limit=6000)
+    assert len(rows) and set(rows["op"]) <= set(STREAMING)
+    assert rows["held_out"].any() and (~rows["held_out"]).any()
+    scored = score(rows)
+    held = summary(scored, "held-out")
+    by_op = held[held["group"] == "op"]
+    assert by_op["rows"].sum() == int(rows["held_out"].sum())  # every held-out row in one op kind
+    assert (held["median_ape"] >= 0).all() and held["bias"].abs().le(held["median_ape"] + 1e-12).all()
+    with pytest.raises(ValueError):
+        summary(scored, "test")
+
+
+def test_trip_times_reads_the_slope_of_time_against_trips():
+    # SiluAndMul rows on a toy 10-core chip: d = 2048 -> 1024 threads, 2 trips a row, 2 blocks a core (20 a wave)
+    # at 1.5 us a trip plus 3 us: 1-20 tokens one wave (2 trips), 21-40 two waves (4 trips)
+    tok = np.arange(1, 41)
+    trips = np.where(tok <= 20, 2, 4)
+    df = pd.DataFrame({"name": "mlp_act", "variant": "silu_and_mul", "num_tokens": tok, "numel": tok * 2048,
+                       "n": np.nan, "measured_time_s": 3e-6 + 1.5e-6 * trips - 0.5e-6})
+    r = trip_times(df, "silu_and_mul", "elementwise", cores=10, tokens=(0, 40))
+    assert r["rows"] == 40
+    assert r["per_trip_s"] == pytest.approx(1.5e-6) and r["intercept_s"] == pytest.approx(3e-6)
+    one = trip_times(df, "silu_and_mul", "elementwise", cores=10, tokens=(0, 20))  # one trip count: no line
+    assert one["rows"] == 20 and np.isnan(one["per_trip_s"])
