@@ -86,6 +86,10 @@ class ComputeUnit:
     # main loop (persistent, warp-specialized kernels) or after it, with the tensor cores idle (None: not given)
     epilogue_overlap: bool | None = None
     epilogue_source: str | None = None
+    # matrix unit: GPU-side seconds a GEMM kernel takes beyond the chip's kernel_fixed_time and its priced work
+    # (prologue before the first MMA, epilogue after the last: docs/cost-model.md, GEMM fixed time); 0: not given
+    gemm_fixed_time_s: float = 0.0
+    gemm_fixed_time_source: str | None = None
     # per rate key (fp8, bf16, ...): the achievable fraction of that dtype's peak, replacing ``efficiency`` for
     # math that runs at that peak entry (a library's FP8 kernels can reach a smaller share of the FP8 peak than
     # its BF16 kernels of theirs); a dtype not listed uses ``efficiency``

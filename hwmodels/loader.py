@@ -348,6 +348,8 @@ def _build_chip(v: dict, path: Path) -> Chip:
                     tile=tuple(u["tile"]) if u.get("tile") else None, efficiency=u.get("efficiency"),
                     efficiency_source=u.get("efficiency_source"), overlaps_matrix=u.get("overlaps_matrix", False),
                     epilogue_overlap=u.get("epilogue_overlap"), epilogue_source=u.get("epilogue_source"),
+                    gemm_fixed_time_s=u.get("gemm_fixed_time", 0.0),
+                    gemm_fixed_time_source=u.get("gemm_fixed_time_source"),
                     efficiency_by_dtype=dict(u.get("efficiency_by_dtype") or {}),
                     efficiency_by_dtype_source=u.get("efficiency_by_dtype_source"))
         for u in v["compute"])

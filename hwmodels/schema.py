@@ -423,8 +423,13 @@ COMPUTE = Struct({
                                       "tile's main loop (persistent warp-specialized kernels, e.g. Hopper); false: the "
                                       "store follows the main loop with the matrix unit idle (default: the chip class's)"),
     "epilogue_source": F(Str(), doc="where epilogue_overlap comes from"),
+    "gemm_fixed_time": F(Quantity("time", nonneg=True),
+                         doc="matrix unit: GPU-side time a GEMM kernel takes beyond kernel_fixed_time and its priced "
+                             "work (the prologue before its first MMA and the epilogue after its last); default 0 s"),
+    "gemm_fixed_time_source": F(Str(), doc="where gemm_fixed_time comes from"),
     "source": F(Str(), doc="where the unit's figures come from"),
 }, name="compute unit", requires_together=(("efficiency", "efficiency_source"), ("epilogue_overlap", "epilogue_source"),
+                                           ("gemm_fixed_time", "gemm_fixed_time_source"),
                                            ("efficiency_by_dtype", "efficiency_by_dtype_source")))
 
 MEMORY = Struct({

@@ -75,13 +75,14 @@ class GemmPricing:
             compute = op.flops_matrix / rate + (op.flops_vector / vrate if x.any(op.flops_vector) else 0.0) + epi
             if x.any(deq):
                 compute = compute + deq * (x.ceil(m / DEQUANT_TILE_ROWS) - 1) / self._rate(dt, "vector")
-            return self._finish(op, compute, self._memory_time(cols0) / stream, 0.0, cols0, flops, detail="roofline")
+            return self._finish(op, compute, self._memory_time(cols0) / stream, 0.0, cols0, flops, detail="roofline",
+                                extra_overhead=self._gemm_fixed(op))
         compute, cols, best = self._best_tile(op, rate, cols0, deq, epi, stream)
         if x.any(op.flops_vector):
             compute = x.max(compute, op.flops_vector / vrate)
         detail = "" if self.arrays else "tile {}x{} split{} waves {}".format(*best)
         return self._finish(op, compute, self._memory_time(cols) / stream, 0.0, cols, flops, detail=detail,
-                            extra_overhead=self._split_reduce(op, best[2]))
+                            extra_overhead=self._split_reduce(op, best[2]) + self._gemm_fixed(op))
 
     def _split_reduce(self, op, split):
         """A split-K GEMM on a chip whose library GEMMs are not persistent (``epilogue_overlap`` false: cuBLAS's
@@ -92,16 +93,25 @@ class GemmPricing:
             return 0.0
         return self.x.where(split > 1, self._overhead(op) + self.lat[self.main], 0.0)
 
+    def _gemm_fixed(self, op) -> float:
+        """The matrix unit's ``gemm_fixed_time``: GPU-side seconds a GEMM kernel takes beyond the chip's
+        ``kernel_fixed_time`` and its priced work (docs/cost-model.md, GEMM fixed time), serial with both its
+        compute and its memory time; 0 where the chip gives none, and for an op fused into its neighbour."""
+        if self.options.fused and getattr(op, "fusable", False):
+            return 0.0
+        return self.chip.matrix_unit().gemm_fixed_time_s or 0.0
+
     def _fill_drain(self, op, tm, tn, tk, units, waves, cols0):
         """Seconds a GEMM's matrix units wait outside the overlap of its main loop (docs/cost-model.md, GEMM
-        prologue and epilogue), per tile candidate: before a CTA's first MMA its first K-step of A and B
-        (``tm x tk`` and ``tk x tn`` elements, as far as the rows and columns exist) must arrive: one
-        main-memory round trip plus that stage's bytes of every CTA that starts together (``min(units,
-        cores)``) at the main memory's achievable rate for the op's transfer. A non-persistent kernel (the
-        chip's ``epilogue_overlap`` false) pays the fill once per wave (each wave's CTAs start empty; their
-        output store is ``_epilogue_time``); a persistent, warp-specialized kernel (``epilogue_overlap`` true)
-        loads a tile's operands under the previous tile's math, so pays the fill once, and then the store of
-        its last tiles after their main loop. The first round trip is the one ``_finish`` adds to every op."""
+        prologue and epilogue), per tile candidate: before a CTA's first MMA its first K-step of A and B must
+        arrive: one main-memory round trip plus the bytes of that stage that main memory serves, at its
+        achievable rate for the op's transfer. The CTAs that start together (``min(units, cores)``) share
+        their A rows and B columns through the chip-level cache (``_fill_bytes``), so main memory serves each
+        distinct row and column once. A non-persistent kernel (the chip's ``epilogue_overlap`` false) pays the
+        fill once per wave (each wave's CTAs start empty; their output store is ``_epilogue_time``); a
+        persistent, warp-specialized kernel (``epilogue_overlap`` true) loads a tile's operands under the
+        previous tile's math, so pays the fill once, and then the store of its last tiles after their main
+        loop. The first round trip is the one ``_finish`` adds to every op."""
         overlap = self.chip.matrix_unit().epilogue_overlap
         if overlap is None:  # no kernel facts (a hand-checkable toy chip): the kernel-only model
             return 0.0
@@ -109,7 +119,7 @@ class GemmPricing:
         m, n = op.gemm.m, op.gemm.n
         active = np.minimum(units, self.cores)
         eb = get_dtype(op.compute_dtype).bytes
-        stage = active * (np.minimum(tm, m) + np.minimum(tn, n)) * tk * eb
+        stage = self._fill_bytes(m, n, tm, tn, active) * tk * eb
         bw = self._bw(self.main, x.max(cols0[self.main], 1.0))
         lat = self.lat[self.main]
         if overlap is False:
@@ -118,6 +128,21 @@ class GemmPricing:
         ob = get_dtype(out[0].dtype).bytes if out else eb
         last = np.minimum(active * tm * tn, x.max(m, 1) * n * x.max(1, op.gemm.batch)) * ob
         return (stage + last) / bw
+
+    def _fill_bytes(self, m, n, tm, tn, active):
+        """Distinct A rows plus B columns (elements per unit of K) that ``active`` CTAs starting together
+        read, per tile candidate: the tiles are rasterized as the wave's square (``ceil(sqrt(cores))`` tiles a
+        side, as the cache-traffic count assumes), so ``active`` CTAs cover ``r = min(m tiles, side, active)``
+        tile rows by ``c = min(n tiles, ceil(active / r))`` tile columns: ``min(r tm, m)`` rows of A and
+        ``min(c tn, n)`` columns of B, once per such block (further blocks: other GEMMs of the batch, or
+        other K ranges of a split-K GEMM). Never more than each CTA's own ``min(tm, m) + min(tn, n)``."""
+        x = self.x
+        side = x.ceil(x.sqrt(self.cores))
+        r = np.minimum(np.minimum(np.ceil(m / tm), side), active)
+        c = np.minimum(np.ceil(n / tn), np.ceil(active / r))
+        blocks = np.ceil(active / (r * c))
+        shared = blocks * (np.minimum(r * tm, m) + np.minimum(c * tn, n))
+        return np.minimum(shared, active * (np.minimum(tm, m) + np.minimum(tn, n)))
 
     def _operand_feed(self, g, tm, tn, k_split, act_in, w_bytes, cols0):
         """Seconds one CTA takes to stream its A rows and B columns (``tm x k_split`` and ``k_split x tn``

@@ -3,6 +3,7 @@
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hwmodels import load_chip, load_system
@@ -194,14 +195,43 @@ def test_gemm_epilogue_store_after_main_loop_by_hand(toy):
         == pytest.approx(plain + store)
     # tiled: the main loop's FLOPs of test_large_gemm_tiled_waves (164 waves of 64x64 tiles or, the same
     # FLOPs, 41 waves of 128x128), the store, and each wave's pipeline fill (a non-persistent kernel starts
-    # every wave empty: 100 CTAs x (128 + 128) x 32 bf16 = 1,638,400 B at 1 TB/s, no latency on the toy),
-    # which makes the 41 waves of 128x128 tiles the cheaper candidate
+    # every wave empty; its 100 CTAs, a 10 x 10 square of tiles, share their A rows and B columns through the
+    # cache: (10 x 128 + 10 x 128) x 32 bf16 = 163,840 B at 1 TB/s, no latency on the toy), which makes the
+    # 41 waves of 128x128 tiles the cheaper candidate
     c = CostModel(after).op_cost(gemm(8192, 8192, 8192))
-    fill = 41 * 100 * (128 + 128) * 32 * 2 / 1e12
+    fill = 41 * (10 * 128 + 10 * 128) * 32 * 2 / 1e12
     assert c.compute_s == pytest.approx(164 * 2 * 64 * 64 * 8192 / 1e12 + store + fill)
     assert c.detail.startswith("tile 128x128")
     # an overlapped epilogue (the toy chip gives no field and has no class: nothing added) is unchanged
     assert CostModel(toy).op_cost(gemm(8192, 8192, 8192)).compute_s == pytest.approx(164 * 2 * 64 * 64 * 8192 / 1e12)
+
+
+def test_gemm_fill_bytes_shared_by_the_wave_by_hand(toy):
+    # the CTAs that start together read each distinct A row and B column once from main memory (the toy:
+    # 100 cores, a wave is a 10 x 10 square of tiles)
+    m = CostModel(toy)
+    tm, tn = np.array([128.0]), np.array([64.0])
+    # 8192 x 8192, 100 active CTAs: 10 tile rows x 10 tile columns = 1,280 rows + 640 columns
+    assert m._fill_bytes(8192, 8192, tm, tn, np.array([100.0]))[0] == 10 * 128 + 10 * 64
+    # 4 active CTAs of a 256 x 8192 output (2 tile rows): 2 x 2 tiles = 256 rows + 128 columns
+    assert m._fill_bytes(256, 8192, tm, tn, np.array([4.0]))[0] == 256 + 128
+    # a 100 x 32 output (one tile, rows and columns cut to the matrix) split 8 ways along K: 8 blocks
+    assert m._fill_bytes(100, 32, tm, tn, np.array([8.0]))[0] == 8 * (100 + 32)
+    # never more than each CTA's own rows and columns
+    own = 100 * (128 + 64)
+    assert m._fill_bytes(8192, 8192, tm, tn, np.array([100.0]))[0] <= own
+
+
+def test_gemm_fixed_time_added_once_per_gemm(toy):
+    # the matrix unit's gemm_fixed_time is added to a GEMM's fixed time, serial with its work; a streaming op
+    # does not pay it
+    fixed = load_chip(DATA / "toy-chip.yaml", {"compute.matrix.gemm_fixed_time": "3 us",
+                                                 "compute.matrix.gemm_fixed_time_source": "test"})
+    for opts in (CostOptions(), CostOptions(tiling=False)):
+        a = CostModel(toy, opts).op_cost(gemm(256, 256, 256))
+        b = CostModel(fixed, opts).op_cost(gemm(256, 256, 256))
+        assert b.time_s == pytest.approx(a.time_s + 3e-6)
+        assert b.overhead_s == pytest.approx(a.overhead_s + 3e-6)
 
 
 def test_gemm_epilogue_matters_most_at_small_k(toy):

@@ -38,20 +38,22 @@ def fill(chip, m=4096, n=4096, units=200.0, waves=2.0):
 
 
 def test_non_persistent_kernel_fills_every_wave(tmp_path):
-    # 100 CTAs start together (200 units, 100 cores), each loads (128 + 128) x 32 bf16 = 16,384 B:
-    # 1.6384 MB at 1 TB/s = 1.6384 us per wave, 2 waves
-    assert fill(toy_with(tmp_path, False)) == pytest.approx(2 * 1.6384e-6)
+    # 100 CTAs start together (200 units, 100 cores), a 10 x 10 square of 128 x 128 tiles sharing their A rows
+    # and B columns through the cache: main memory serves (10 x 128 + 10 x 128) x 32 bf16 = 163,840 B:
+    # 0.16384 us at 1 TB/s per wave, 2 waves (each CTA's own 16,384 B would be 10 times as much)
+    assert fill(toy_with(tmp_path, False)) == pytest.approx(2 * 0.16384e-6)
 
 
 def test_persistent_kernel_fills_once_and_stores_its_last_tiles(tmp_path):
-    # one fill (1.6384 us) + the last 100 output tiles of 128 x 128 bf16 (3.2768 MB: 3.2768 us)
-    assert fill(toy_with(tmp_path, True)) == pytest.approx(1.6384e-6 + 3.2768e-6)
+    # one fill (0.16384 us) + the last 100 output tiles of 128 x 128 bf16 (3.2768 MB: 3.2768 us)
+    assert fill(toy_with(tmp_path, True)) == pytest.approx(0.16384e-6 + 3.2768e-6)
 
 
 def test_only_the_rows_that_exist_are_loaded_and_stored(tmp_path):
-    # m = 8: the A panel has 8 rows, not 128: 100 x (8 + 128) x 32 x 2 = 870,400 B; 10 units start
+    # m = 8: the A panel has 8 rows, not 128; 10 units start, one tile row by 10 tile columns: (8 + 1,280)
+    # x 32 x 2 B; the last store is the 8 x 4096 output
     chip = toy_with(tmp_path, True)
-    assert fill(chip, m=8, units=10.0, waves=1.0) == pytest.approx((10 * 136 * 64 + 8 * 4096 * 2) / 1e12)
+    assert fill(chip, m=8, units=10.0, waves=1.0) == pytest.approx((1288 * 64 + 8 * 4096 * 2) / 1e12)
 
 
 def test_no_kernel_facts_no_fill(tmp_path):
