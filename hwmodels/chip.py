@@ -41,6 +41,22 @@ _RATE_FALLBACK = {
 }
 
 
+def _log_table(eff) -> tuple:
+    """([log size], [fraction]) of an efficiency table, made once per table (arrays read it every call)."""
+    try:
+        got = _LOG_TABLES.get(eff)
+    except TypeError:  # a table given as lists: not remembered
+        return [math.log(s) for s, _ in eff], [f for _, f in eff]
+    if got is None:
+        if len(_LOG_TABLES) >= 1024:
+            _LOG_TABLES.clear()
+        got = _LOG_TABLES[eff] = ([math.log(s) for s, _ in eff], [f for _, f in eff])
+    return got
+
+
+_LOG_TABLES: dict = {}
+
+
 def interpolate_efficiency(eff, size):
     """Efficiency at ``size``: a scalar, or a table [(size, fraction)] interpolated in log(size).
 
@@ -54,7 +70,8 @@ def interpolate_efficiency(eff, size):
     if isinstance(eff, (int, float)):
         return float(eff)
     if isinstance(size, np.ndarray):
-        return np.interp(np.log(np.maximum(size, 1e-300)), [math.log(s) for s, _ in eff], [f for _, f in eff])
+        logs, fracs = _log_table(eff)
+        return np.interp(np.log(np.maximum(size, 1e-300)), logs, fracs)
     if size <= eff[0][0]:
         return eff[0][1]
     if size >= eff[-1][0]:

@@ -25,8 +25,23 @@ def visible_fraction(a) -> float:
     step when the shape holds many steps)."""
     if not a.causal:
         return 1.0
-    seqs = a.seqs.cached() if isinstance(a.seqs, SeqArrays) else tuple((q, kv - q) for q, kv in a.seqs)
-    pairs, rect, _ = _attn_stats(seqs, a.window)
+    seqs = a.seqs
+    if isinstance(seqs, SeqArrays):  # once per step arrays (the kernel's two terms read it)
+        return seqs.sums(("visible", a.window), lambda s: _visible(s.cached(), a.window))
+    if type(seqs) is tuple:
+        return _visible_tuple(seqs, a.window)
+    return _visible_tuple.__wrapped__(seqs, a.window)
+
+
+@functools.lru_cache(maxsize=4096)
+def _visible_tuple(seqs: tuple, window) -> float:
+    """:func:`visible_fraction` of (new, kv length) pairs (remembered: a step's cost reads it twice)."""
+    return _visible(tuple((q, kv - q) for q, kv in seqs), window)
+
+
+def _visible(cached, window):
+    """Visible pairs / rectangle of (new, cached) requests (1 where the rectangle is empty)."""
+    pairs, rect, _ = _attn_stats(cached, window)
     if isinstance(rect, np.ndarray):
         return np.where(rect > 0, pairs / np.where(rect > 0, rect, 1.0), 1.0)
     return pairs / rect if rect else 1.0
@@ -58,20 +73,28 @@ def _padded_pairs(seqs, bq: int, bkv: int, group: int = 1):
     ``bq`` query rows and ``bkv`` keys: sum of ceil(group x new / bq) bq x ceil(kv / bkv) bkv over the
     requests ((new, kv length) pairs; per step for a SeqArrays). ``group``: query rows per new token
     (a grouped decode kernel packs its KV head's query heads into one tile; 1 otherwise)."""
-    if isinstance(seqs, SeqArrays):
-        return ((-(-(seqs.first * group) // bq)) * bq * (-(-seqs.second // bkv)) * bkv).sum(-1).astype(float)
+    if isinstance(seqs, SeqArrays):  # once per step arrays and tiles
+        return seqs.sums(("padded", bq, bkv, group), lambda s: (
+            (-(-(s.first * group) // bq)) * bq * (-(-s.second // bkv)) * bkv).sum(-1).astype(float))
+    if type(seqs) is tuple:
+        return _padded_tuple(seqs, bq, bkv, group)
+    return _padded_tuple.__wrapped__(seqs, bq, bkv, group)
+
+
+@functools.lru_cache(maxsize=4096)
+def _padded_tuple(seqs: tuple, bq: int, bkv: int, group: int) -> float:
     return float(sum(math.ceil(q * group / bq) * bq * math.ceil(kv / bkv) * bkv for q, kv in seqs))
 
 
-def tile_work(cm, op, rate, vec_rate, softmax_hidden: float) -> tuple:
+def tile_work(cm, op, rate, vec_rate, softmax_hidden: float, soft=None) -> tuple:
     """(steady, serial) seconds of an attention op's matrix and softmax work, the whole op at the chip's
     rates, as a flash kernel's tiles run it: the softmax (exponentials on the special unit, the rest on
     the vector unit) and the matrix work take turns (serial), except, in the steady state, for the share
     ``softmax_hidden`` of the matrix time the softmax runs under where the special unit overlaps the
     matrix unit; with the kernel-only softmax (CostOptions.softmax ideal) its vector FLOPs run under the
-    matrix work (both max(matrix, vector))."""
+    matrix work (both max(matrix, vector)). ``soft``: ``cm._softmax(op, vec_rate)`` when the caller has it."""
     x = cm.x
-    vec, sfu, _ = cm._softmax(op, vec_rate)
+    vec, sfu, _ = cm._softmax(op, vec_rate) if soft is None else soft
     mat = op.flops_matrix / rate
     if sfu is None:
         return x.max(mat, vec), x.max(mat, vec)
@@ -115,7 +138,7 @@ def flash_prefill(cm, op, pk, cols, rate, vec_rate, flops):
     return cm._finish(op, compute, cm._memory_time(cols), 0.0, cols, flops, detail=detail)
 
 
-def decode_tile_serial(cm, op, dk, ctas, slots, rate, vec_rate):
+def decode_tile_serial(cm, op, dk, ctas, slots, rate, vec_rate, soft=None):
     """Seconds of a decode kernel's compute that its KV stream cannot hide (DecodeKernel.q_tile_rows,
     docs/cost-model.md, Paged decode): a CTA's first K/V tile arrives before its compute starts and its
     last tile's compute follows its last load, so each CTA runs one tile of ``q_tile_rows`` x
@@ -123,13 +146,14 @@ def decode_tile_serial(cm, op, dk, ctas, slots, rate, vec_rate):
     the special unit where the stack prices them there), at one core's share of the op's rates. The
     CTAs resident on a core (at most ``split_ctas_per_core``) share it; each wave of CTAs over the
     ``slots`` pays again. 0 without a tile, and on chips that do not list the special unit (a GPU
-    kernel's facts key on it, as the prefill kernel's do: a wafer's cores are not SMs)."""
+    kernel's facts key on it, as the prefill kernel's do: a wafer's cores are not SMs). ``soft``:
+    ``cm._softmax(op, vec_rate)`` when the caller has it."""
     x = cm.x
     if dk.q_tile_rows <= 0 or cm.chip.unit("special") is None:
         return 0.0
     a = op.attention
     pairs = op.flops_matrix / (2.0 * (a.head_dim + a.head_dim_v))  # (query, key) pairs of all heads
-    vec, sfu, _ = cm._softmax(op, vec_rate)
+    vec, sfu, _ = cm._softmax(op, vec_rate) if soft is None else soft
     chip_s = op.flops_matrix / rate + vec + (0.0 if sfu is None else sfu)  # the op's work, one after the other
     tile_s = dk.q_tile_rows * dk.kv_tile_tokens * chip_s / x.max(pairs, 1.0) * cm.cores  # one tile on one core
     resident = x.min(dk.split_ctas_per_core, x.ceil(ctas / cm.cores))

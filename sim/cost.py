@@ -308,10 +308,12 @@ class CostModel(GemmPricing):
                 act += t.bytes
         cols = [0.0] * self.L
         x = self.x
-        if x.any(wkv) and self.part_index is not None:  # partial residency: the SRAM's share, the rest at home
+        if not x.any(wkv):
+            pass
+        elif self.part_index is not None:  # partial residency: the SRAM's share, the rest at home
             self._add(cols, self.part_index, wkv * self.part_share)
             self._add(cols, self.home_index, wkv * (1 - self.part_share))
-        elif x.any(wkv):
+        else:
             self._add(cols, self.home_index, wkv)
         if x.any(act):
             self._add(cols, self.on_chip if fused_act and self.on_chip is not None else self.act, act)
@@ -375,8 +377,12 @@ class CostModel(GemmPricing):
                 if b > 0:
                     t = x.max(t, b / self._bw(i, b, kind))
             elif b.any():
-                safe = np.where(b > 0, b, 1.0)
-                t = x.max(t, np.where(b > 0, safe / self._bw(i, safe, kind), 0.0))
+                pos = b > 0
+                if pos.all():  # every element moves bytes here (steps of a run): the same values, fewer calls
+                    t = x.max(t, b / self._bw(i, b, kind))
+                    continue
+                safe = np.where(pos, b, 1.0)
+                t = x.max(t, np.where(pos, safe / self._bw(i, safe, kind), 0.0))
         return t
 
     def _rate(self, dtype: str, kind: str, sparse: bool = False, size: float | None = None):
@@ -651,6 +657,7 @@ class CostModel(GemmPricing):
         x = self.x
         a = op.attention
         dk = (self.options.decode_kernel or DecodeKernel()).on(self.chip.architecture)  # the chip's generation's kernel
+        soft = self._softmax(op, vec_rate)  # read by both tile terms
         cores = self.cores
         nreq = seq_count(a.seqs)
         per_q = dk.gqa == "per_query_head" and a.heads > a.kv_heads
@@ -668,7 +675,8 @@ class CostModel(GemmPricing):
         if per_q and self.cache is not None:  # each query head's CTA reads its group's K and V through L2
             cols[self.cache] = cols[self.cache] + kv_read_bytes(op) * (a.heads / max(a.kv_heads, 1))
         extra = 0.0
-        if dk.split_partials:
+        # (steps priced at once with no split anywhere: no partials, as one step without a split has none)
+        if dk.split_partials and (not isarr(split) or split.max() > 1):
             # per split and query head: head_dim_v fp32 outputs and one fp32 log-sum-exp, written by the
             # split kernel and read by the combine kernel: from L2 when they fit there, else main memory
             part = x.where(split > 1, nreq * a.heads * split * (a.head_dim_v + 1) * PARTIAL_BYTES, 0.0)
@@ -696,9 +704,10 @@ class CostModel(GemmPricing):
             # the KV gather at the kernel's share of the bandwidth, then the one tile per CTA it cannot hide
             memory = x.max(x.max(self._memory_time(cols) / dk.kv_stream_efficiency, kvb * lat / inflight),
                            (x.ceil(ctas / slots) * trips - 1) * lat) \
-                + decode_tile_serial(self, op, dk, ctas, slots, rate, vec_rate)
+                + decode_tile_serial(self, op, dk, ctas, slots, rate, vec_rate, soft)
         # the whole tiles the kernel computes (padded query rows and keys), in the steady state, on the active cores
-        compute = tile_work(self, op, rate, vec_rate, dk.softmax_hidden)[0] * decode_tile_pad(self, op, dk, per_q) / frac
+        compute = tile_work(self, op, rate, vec_rate, dk.softmax_hidden, soft)[0] * decode_tile_pad(self, op, dk, per_q) \
+            / frac
         detail = "" if self.arrays else f"split-kv {split}, {active} cores" + (", per query head" if per_q else "")
         return self._finish(op, compute, memory, 0.0, cols, flops, detail=detail, extra_overhead=extra)
 

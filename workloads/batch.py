@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hwmodels.errors import Problem, SpecError
+from workloads.seqs import phase_of
 
 
 
@@ -83,10 +84,7 @@ class Batch:
     @property
     def phase(self) -> str:
         """'decode' (every request adds one token to a context), 'prefill' (none does) or 'mixed'."""
-        dec = sum(1 for n, c in self.seqs if n == 1 and c > 0)
-        if dec == len(self.seqs):
-            return "decode"
-        return "prefill" if dec == 0 else "mixed"
+        return phase_of(sum(1 for n, c in self.seqs if n == 1 and c > 0), len(self.seqs))
 
     def split(self) -> tuple[tuple, tuple]:
         """(prefill-like seqs, decode seqs)."""

@@ -48,7 +48,10 @@ from workloads.seqs import (  # noqa: F401  (re-exported: sim/ reads them from h
     seq_context,
     seq_count,
     seq_max_second,
+    _step_tuple,
+    phase_of,
     seq_tokens,
+    step_sums,
 )
 
 __all__ = [
@@ -295,11 +298,25 @@ class _Steps:
         self.requests = len(seqs)
         self.tokens = seq_tokens(seqs)
         first = SeqArrays(seqs.first[..., :1, :], seqs.second[..., :1, :]) if seqs.first.ndim > 1 else seqs
-        dec = ((first.first == 1) & (first.second > 0)).sum()
-        self.phase = "decode" if dec == self.requests else ("prefill" if dec == 0 else "mixed")
+        self.phase = phase_of(((first.first == 1) & (first.second > 0)).sum(), self.requests)
 
     def split(self) -> tuple:
         return self.seqs.split()
+
+
+class _Step:
+    """One step's (new, cached) pairs (a tuple, already valid) where the builder reads a Batch: its tokens
+    and phase from the one pass that also counts its attention sums (workloads.seqs.step_sums)."""
+
+    def __init__(self, seqs: tuple):
+        self.seqs = seqs
+        self.requests = len(seqs)
+        got = _step_tuple(seqs, None)
+        self.tokens = got[3]
+        self.phase = phase_of(got[5], self.requests)
+
+    def split(self) -> tuple:
+        return Batch.split(self)
 
 
 class _Tokens:
@@ -338,9 +355,8 @@ def attention_ops(spec: ModelSpec, seqs, q: Quantization, p: Parallelism, kernel
     (MLA's prefill-side kv_b_proj also on the cached tokens)."""
     if isinstance(seqs, SeqArrays):
         batch = _Steps(seqs)
-    else:
-        batch = Batch.__new__(Batch)  # the caller's shapes are valid ints: skip re-validation (hot path)
-        object.__setattr__(batch, "seqs", seqs)
+    else:  # the caller's shapes are valid ints: no re-validation (hot path)
+        batch = _Step(seqs if type(seqs) is tuple else tuple(seqs))
     b = _AttentionOnlyBuilder(spec, batch, q, p, kernel)
     kinds = {k.tag: k for k in spec.layer_kinds}
     for tag, count in stage_layers(spec, p.pp):
@@ -474,8 +490,7 @@ class _Builder:
         once per KV head: GQA/MQA heads share them). ``kv_act_elems``: K/V elements read from
         activations (the new tokens' keys and values, or MLA's up-projected ones)."""
         s, q = self.s, self.q
-        pairs, rect, cached = _attn_stats(seqs, window)
-        T = seq_tokens(seqs)
+        pairs, rect, cached, T, kv = step_sums(seqs, window)  # each sum once (the cost model reads kv's)
         used = rect if kernel == "naive" else pairs
         fm = 2.0 * heads * used * (d + dv)
         fv = heads * used * (SOFTMAX_FLOPS + (SOFTCAP_FLOPS if s.attn_softcap else 0))
@@ -489,7 +504,6 @@ class _Builder:
             t += [self.act("scores", sc, True), self.act("scores", sc), self.act("probs", sc, True),
                   self.act("probs", sc)]
         t.append(self.act("o", T * heads * dv, True))
-        kv = seqs.kv() if isinstance(seqs, SeqArrays) else tuple((n, c + n) for n, c in seqs)
         shape = AttentionShape(phase, kernel, heads, kv_heads, d, dv, kv, True, q.kv_cache, window)
         self.ops.append(Op(name, "attention", count, fm, fv, self.st, tuple(t), attention=shape, layer=layer,
                            flops_special=heads * used * SOFTMAX_EXPS))

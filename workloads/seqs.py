@@ -32,14 +32,46 @@ def _request_stats(n, c, window: int | None):
 
 
 @functools.lru_cache(maxsize=4096)
-def _attn_stats_tuple(seqs: tuple, window: int | None) -> tuple[float, float, float]:
-    pairs = rect = cached = 0
+def _step_tuple(seqs: tuple, window: int | None) -> tuple:
+    """:func:`step_sums` of a tuple of (new, cached) pairs, in one pass (remembered), and its decodes
+    (requests of one new token after a cached context: :func:`phase_of`)."""
+    pairs = rect = cached = tokens = dec = 0
+    kv = []
     for n, c in seqs:
         p, r, k = _request_stats(n, c, window)
         pairs += p
         rect += r
         cached += k
-    return float(pairs), float(rect), float(cached)
+        tokens += n
+        if n == 1 and c > 0:
+            dec += 1
+        kv.append((n, c + n))
+    return float(pairs), float(rect), float(cached), tokens, tuple(kv), dec
+
+
+def phase_of(decodes, requests: int) -> str:
+    """A step's phase from its decodes (requests adding one token to a cached context): 'decode' when
+    every request is one, 'prefill' when none is, else 'mixed'."""
+    if decodes == requests:
+        return "decode"
+    return "prefill" if decodes == 0 else "mixed"
+
+
+def _attn_stats_tuple(seqs: tuple, window: int | None) -> tuple[float, float, float]:
+    return _step_tuple(seqs, window)[:3]
+
+
+def step_sums(seqs, window: int | None) -> tuple:
+    """(visible causal pairs, rectangle, cached tokens, new tokens, the (new, kv length) pairs) of a
+    step's (new, cached) requests: what the graph builder's attention op reads of them, each computed
+    once (one pass over a tuple, remembered; per step for a :class:`SeqArrays`, whose (new, kv length)
+    form keeps these sums for the cost model: :meth:`SeqArrays.kv`)."""
+    if isinstance(seqs, SeqArrays):
+        pairs, rect, cached = seqs.stats(window)
+        return pairs, rect, cached, seq_tokens(seqs), seqs.kv()
+    if type(seqs) is not tuple:
+        seqs = tuple(seqs)
+    return _step_tuple(seqs, window)[:5]
 
 
 def _attn_stats(seqs, window: int | None) -> tuple:
@@ -51,7 +83,7 @@ def _attn_stats(seqs, window: int | None) -> tuple:
     return _attn_stats_tuple(seqs, window)
 
 
-_attn_stats.cache_clear = _attn_stats_tuple.cache_clear  # benchmarks time it cold
+_attn_stats.cache_clear = _step_tuple.cache_clear  # benchmarks time it cold
 
 
 class SeqArrays:
@@ -65,31 +97,49 @@ class SeqArrays:
     ``count`` (optional): requests per step when steps have fewer than the request axis holds (a
     serving decode run whose requests leave as they finish): a request absent from a step is the
     pair (0, 0), which adds nothing to any sum (no tokens, pairs, rectangle or cached tokens) and is
-    never the longest; ``seq_count`` then gives the per-step count."""
+    never the longest; ``seq_count`` then gives the per-step count.
 
-    __slots__ = ("first", "second", "count")
+    The per-step sums read from it (tokens, the attention statistics, the longest second field, query
+    blocks, padded tile pairs) are computed once per object and remembered (:meth:`sums`): the graph
+    builder and the cost model read the same step's sums several times, and the arrays never change
+    after construction (an object is not to be mutated). :meth:`kv` hands its statistics on to the
+    (new, kv length) form, whose :meth:`cached` gives this object back."""
+
+    __slots__ = ("first", "second", "count", "_memo")
     __hash__ = None  # arrays: never a memo key
 
     def __init__(self, first, second, count=None):
         self.first = np.asarray(first, dtype=np.int64)
         self.second = np.asarray(second, dtype=np.int64)
         self.count = count
+        self._memo = {}
 
     def __len__(self) -> int:  # requests per step (the request axis)
         return self.first.shape[-1]
 
+    def sums(self, key, fn):
+        """``fn(self)``, computed once per ``key`` for this object (a per-step sum over its requests)."""
+        got = self._memo.get(key)
+        if got is None:
+            got = self._memo[key] = fn(self)
+        return got
+
     def stats(self, window):
-        pairs, rect, cached = _request_stats(self.first, self.second, window)
-        return (pairs.sum(-1).astype(float), rect.sum(-1).astype(float),
-                np.asarray(cached).sum(-1).astype(float))
+        return self.sums(("stats", window), lambda s: _stats_arrays(s.first, s.second, window))
 
     def kv(self) -> SeqArrays:
-        """(new, cached) -> (new, kv length incl. the new tokens)."""
-        return SeqArrays(self.first, self.second + self.first, self.count)
+        """(new, cached) -> (new, kv length incl. the new tokens); its :meth:`cached` is this object."""
+        out = SeqArrays(self.first, self.second + self.first, self.count)
+        out._memo["cached"] = self
+        tokens = self._memo.get("tokens")
+        if tokens is not None:  # the same new tokens
+            out._memo["tokens"] = tokens
+        return out
 
     def cached(self) -> SeqArrays:
-        """(new, kv length) -> (new, cached)."""
-        return SeqArrays(self.first, self.second - self.first, self.count)
+        """(new, kv length) -> (new, cached) (the object :meth:`kv` was called on, when it made this one)."""
+        got = self._memo.get("cached")
+        return got if got is not None else SeqArrays(self.first, self.second - self.first, self.count)
 
     def split(self) -> tuple:
         """(prefill-like, decode) requests, as Batch.split; requests must keep their side in every
@@ -102,6 +152,19 @@ class SeqArrays:
         return pre, (SeqArrays(self.first[..., col], self.second[..., col]) if col.any() else ())
 
 
+def _stats_arrays(first, second, window) -> tuple:
+    pairs, rect, cached = _request_stats(first, second, window)
+    return (pairs.sum(-1).astype(float), rect.sum(-1).astype(float), np.asarray(cached).sum(-1).astype(float))
+
+
+def _tokens(s: SeqArrays):
+    return s.first.sum(-1)
+
+
+def _max_second(s: SeqArrays):
+    return s.second.max(-1)
+
+
 def seq_count(seqs) -> int:
     """Requests of a step (per step for a SeqArrays whose steps hold different requests)."""
     if isinstance(seqs, SeqArrays) and seqs.count is not None:
@@ -112,7 +175,7 @@ def seq_count(seqs) -> int:
 def seq_tokens(seqs):
     """New tokens of a step (per step for SeqArrays)."""
     if isinstance(seqs, SeqArrays):
-        return seqs.first.sum(-1)
+        return seqs.sums("tokens", _tokens)
     return sum(n for n, _ in seqs)
 
 
@@ -126,12 +189,19 @@ def seq_context(seqs):
 def seq_max_second(seqs, default: int = 1):
     """The largest second field (an AttentionShape's longest kv length)."""
     if isinstance(seqs, SeqArrays):
-        return seqs.second.max(-1) if len(seqs) else default
+        return seqs.sums("max", _max_second) if len(seqs) else default
     return max((kv for _, kv in seqs), default=default)
 
 
 def seq_blocks(seqs, rows: int):
     """Blocks of ``rows`` new tokens over the requests: sum of ceil(new / rows)."""
     if isinstance(seqs, SeqArrays):
-        return (-(-seqs.first // rows)).sum(-1)
+        return seqs.sums(("blocks", rows), lambda s: (-(-s.first // rows)).sum(-1))
+    if type(seqs) is tuple:  # remembered: a step's cost reads its blocks more than once
+        return _blocks_tuple(seqs, rows)
+    return _blocks_tuple.__wrapped__(seqs, rows)
+
+
+@functools.lru_cache(maxsize=4096)
+def _blocks_tuple(seqs: tuple, rows: int) -> int:
     return sum(math.ceil(q / rows) for q, _ in seqs)
