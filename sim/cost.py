@@ -396,6 +396,8 @@ class CostModel(GemmPricing):
         peak = self.hw.get(f"chip.compute.{ukind}.{table}.{rkey}")
         if not self.options.use_efficiency:
             return peak
+        if type(eff) is float:  # a fraction: the same at every size (no size array to clamp)
+            return peak * eff
         return peak * interpolate_efficiency(eff, 1.0 if size is None else self.x.max(size, 1.0))
 
     def _rate_source(self, dtype, kind, sparse) -> tuple:
@@ -656,7 +658,7 @@ class CostModel(GemmPricing):
         share of the bandwidth."""
         x = self.x
         a = op.attention
-        dk = (self.options.decode_kernel or DecodeKernel()).on(self.chip.architecture)  # the chip's generation's kernel
+        dk = self._decode_kernel()
         soft = self._softmax(op, vec_rate)  # read by both tile terms
         cores = self.cores
         nreq = seq_count(a.seqs)
@@ -710,6 +712,14 @@ class CostModel(GemmPricing):
             / frac
         detail = "" if self.arrays else f"split-kv {split}, {active} cores" + (", per query head" if per_q else "")
         return self._finish(op, compute, memory, 0.0, cols, flops, detail=detail, extra_overhead=extra)
+
+    def _decode_kernel(self) -> DecodeKernel:
+        """The decode kernel's facts on this chip's generation (made once per model and options)."""
+        dk = self.options.decode_kernel
+        got = self.__dict__.get("_dk")
+        if got is None or got[0] is not dk:
+            got = self._dk = (dk, (dk or DecodeKernel()).on(self.chip.architecture))
+        return got[1]
 
     def _attention(self, op) -> OpArrays:
         x = self.x
