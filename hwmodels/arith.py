@@ -55,8 +55,11 @@ def vsqrt(x):
 def vany(cond) -> bool:
     """Whether ``cond`` holds (anywhere, for an array)."""
     if isinstance(cond, np.ndarray):
-        return bool(cond.any())
+        return bool(_ANY(cond, axis=None))  # what ndarray.any calls, without its Python wrapper
     return bool(cond)
+
+
+_ANY = np.logical_or.reduce
 
 
 class _Namespace:

@@ -33,7 +33,7 @@ def visible_fraction(a) -> float:
     return _visible_tuple.__wrapped__(seqs, a.window)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)  # a step reads it two or three times in a row: a few steps back suffice
 def _visible_tuple(seqs: tuple, window) -> float:
     """:func:`visible_fraction` of (new, kv length) pairs (remembered: a step's cost reads it twice)."""
     return _visible(tuple((q, kv - q) for q, kv in seqs), window)
@@ -81,7 +81,7 @@ def _padded_pairs(seqs, bq: int, bkv: int, group: int = 1):
     return _padded_tuple.__wrapped__(seqs, bq, bkv, group)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)  # a step reads it two or three times in a row: a few steps back suffice
 def _padded_tuple(seqs: tuple, bq: int, bkv: int, group: int) -> float:
     return float(sum(math.ceil(q * group / bq) * bq * math.ceil(kv / bkv) * bkv for q, kv in seqs))
 

@@ -534,6 +534,9 @@ class CostModel(GemmPricing):
                 if m.energy_per_byte_j:
                     e = e + b * self.hw.get(f"chip.memory.{m.name}.energy_per_byte")
             return e + self.idle * time_s
+        if x.isarr(time_s) and not x.isarr(self.tdp) and self.tdp > 0 and (time_s > 0).all():
+            # every element takes time (the steps of a run): the same values as below, without the masks
+            return (self.idle + (self.tdp - self.idle) * x.min(1.0, x.max(compute, memory) / time_s)) * time_s
         ok = (self.tdp > 0) & (time_s > 0)
         safe_t = x.where(ok, time_s, 1.0)
         share = x.min(1.0, x.max(compute, memory) / safe_t)

@@ -358,10 +358,24 @@ def attention_ops(spec: ModelSpec, seqs, q: Quantization, p: Parallelism, kernel
     else:  # the caller's shapes are valid ints: no re-validation (hot path)
         batch = _Step(seqs if type(seqs) is tuple else tuple(seqs))
     b = _AttentionOnlyBuilder(spec, batch, q, p, kernel)
-    kinds = {k.tag: k for k in spec.layer_kinds}
-    for tag, count in stage_layers(spec, p.pp):
-        b.attention_block(kinds[tag], count)
+    for kind, count in _stage_kinds(spec, p.pp):
+        b.attention_block(kind, count)
     return _fuse(b.ops, fused)
+
+
+_STAGE_KINDS: dict = {}  # (id(spec), pp) -> (spec, its busiest stage's (layer kind, count) pairs)
+
+
+def _stage_kinds(spec: ModelSpec, pp: int) -> tuple:
+    """``stage_layers(spec, pp)`` with each tag's layer kind, remembered by the spec object (hashing a
+    ModelSpec costs more than the attention op it serves: attention_ops runs once per priced step)."""
+    got = _STAGE_KINDS.get((id(spec), pp))
+    if got is None or got[0] is not spec:
+        if len(_STAGE_KINDS) >= 256:
+            _STAGE_KINDS.clear()
+        kinds = {k.tag: k for k in spec.layer_kinds}
+        got = _STAGE_KINDS[(id(spec), pp)] = (spec, tuple((kinds[t], c) for t, c in stage_layers(spec, pp)))
+    return got[1]
 
 
 def other_ops(spec: ModelSpec, tokens, requests: int, q: Quantization, p: Parallelism,

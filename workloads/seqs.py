@@ -17,6 +17,8 @@ import numpy as np
 
 from hwmodels.arith import vmin, vwhere
 
+_SUM = np.add.reduce  # ndarray.sum without its Python wrapper
+
 
 def _request_stats(n, c, window: int | None):
     """(visible causal pairs, n x (c+n) rectangle, cached tokens read) of one request of ``n`` new
@@ -31,7 +33,7 @@ def _request_stats(n, c, window: int | None):
     return pairs, rect, vmin(c, window)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def _step_tuple(seqs: tuple, window: int | None) -> tuple:
     """:func:`step_sums` of a tuple of (new, cached) pairs, in one pass (remembered), and its decodes
     (requests of one new token after a cached context: :func:`phase_of`)."""
@@ -154,11 +156,12 @@ class SeqArrays:
 
 def _stats_arrays(first, second, window) -> tuple:
     pairs, rect, cached = _request_stats(first, second, window)
-    return (pairs.sum(-1).astype(float), rect.sum(-1).astype(float), np.asarray(cached).sum(-1).astype(float))
+    # np.add.reduce is what ndarray.sum calls, without its Python wrapper (these run once per priced step)
+    return (_SUM(pairs, -1).astype(float), _SUM(rect, -1).astype(float), _SUM(np.asarray(cached), -1).astype(float))
 
 
 def _tokens(s: SeqArrays):
-    return s.first.sum(-1)
+    return _SUM(s.first, -1)
 
 
 def _max_second(s: SeqArrays):
@@ -196,12 +199,12 @@ def seq_max_second(seqs, default: int = 1):
 def seq_blocks(seqs, rows: int):
     """Blocks of ``rows`` new tokens over the requests: sum of ceil(new / rows)."""
     if isinstance(seqs, SeqArrays):
-        return seqs.sums(("blocks", rows), lambda s: (-(-s.first // rows)).sum(-1))
+        return seqs.sums(("blocks", rows), lambda s: _SUM(-(-s.first // rows), -1))
     if type(seqs) is tuple:  # remembered: a step's cost reads its blocks more than once
         return _blocks_tuple(seqs, rows)
     return _blocks_tuple.__wrapped__(seqs, rows)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)  # a step reads it two or three times in a row: a few steps back suffice
 def _blocks_tuple(seqs: tuple, rows: int) -> int:
     return sum(math.ceil(q / rows) for q, _ in seqs)
