@@ -203,3 +203,30 @@ def test_decode_splits_arrays_equal_numbers():
     for dk in rules:
         mixed = decode_splits(ARRAYS, dk, us, 132, ts, 8)
         assert list(mixed) == [decode_splits(NUMBERS, dk, int(u), 132, int(t), 8) for u, t in zip(us, ts)], dk.split_rule
+
+
+def test_default_stack_runs_triton_unified_attention_on_cdna3_only():
+    """vllm on AMD CDNA 3 (MI300X, MI325X, MI300A: architecture cdna3) prices vLLM V1's default ROCm decode,
+    the Triton unified attention 2D kernel: 16-row query tiles (BLOCK_M), 32-key tiles (TILE_SIZE_PREFILL),
+    one K and one V tile in flight; every other fact (FA2's split policy, 16-token pages) is the section's.
+    Hopper and Ampere keep their kernels, and CDNA 4 (MI355X, no entry) the section's FA2 facts.
+    By hand on llama-3.1-8b (32 heads, 8 KV heads: group 4) at batch 8, 1,000 tokens of context (1,001 keys
+    with the new token's): a unit's 4 query rows padded to 16 rows (FA2: 64) over ceil(1001 / 32) = 32 tiles
+    of 32 keys (FA2: 8 of 128): 16 x 1,024 = 16,384 (query, key) pairs per unit where the op has 4 x 1,001 =
+    4,004: pad 4.092 (FA2: 64 x 1,024 / 4,004 = 16.37)."""
+    from sim.attention import decode_tile_pad
+
+    dk = load_stack("vllm").decode_kernel
+    amd = dk.on("cdna3")
+    assert (amd.q_tile_rows, amd.kv_tile_tokens, amd.kv_tiles_in_flight) == (16, 32, 2)
+    assert (amd.split_ctas_per_core, amd.split_rule, amd.page_size) == (2, "occupancy", 16)
+    for name in ("mi300x", "mi325x", "mi300a"):
+        assert load_chip(name).architecture == "cdna3"
+    assert load_chip("mi355x").architecture == "cdna4" and dk.on("cdna4") is dk
+    for arch in ("ampere", "hopper"):
+        assert dk.on(arch).q_tile_rows == 64 and dk.on(arch).kv_tile_tokens == 128
+    op = _decode("llama-3.1-8b", 8, 1000)
+    opts = load_stack("vllm").cost_options(CostOptions(cuda_graphs=True))
+    mi300x = load_hardware("mi300x")
+    assert decode_tile_pad(CostModel(mi300x, opts), op, amd, False) == pytest.approx(16 * 1024 / 4004)
+    assert decode_tile_pad(CostModel(mi300x, opts), op, dk, False) == pytest.approx(64 * 1024 / 4004)
