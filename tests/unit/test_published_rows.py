@@ -86,3 +86,17 @@ def test_model_family_and_breakdown_groups():
     assert rows[("gpu", "a100-sxm")]["n"] == 2 and rows[("gpu", "a100-sxm")]["bias"] == pytest.approx(-0.2)
     assert rows[("family", "MoE")]["ape"] == pytest.approx(0.2)
     assert unpredictable(t) == [{"case": "mixtral-8x7b on h200 tp2", "reason": "why"}]
+
+
+def test_amd_row_selection_keeps_amd_hardware_only():
+    """sim.validation.amd_rows scores the AMD rows alone: single chips and systems named after them
+    (mi300x, mi300x-8), nothing else; the shipped tables hold the 13 MI300X serving rows and the 9
+    static-batch rows."""
+    import pandas as pd
+
+    from sim.validation.amd_rows import _amd
+    from sim.validation.published import load_e2e, load_serving
+
+    df = pd.DataFrame({"hardware": ["mi300x", "mi300x-8", "h100-sxm", "mi355x", "hgx-h100-8", "mi325x-8"]})
+    assert list(_amd(df)["hardware"]) == ["mi300x", "mi300x-8", "mi355x", "mi325x-8"]
+    assert len(_amd(load_serving())) == 13 and len(_amd(load_e2e())) == 9
