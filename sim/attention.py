@@ -12,7 +12,7 @@ import numpy as np
 
 from hwmodels.arith import NUMBERS, isarr
 from hwmodels.dtype import get_dtype
-from workloads.seqs import SeqArrays, _attn_stats, seq_blocks, seq_count
+from workloads.seqs import KVPairs, SeqArrays, _attn_stats, seq_blocks, seq_count
 
 
 def kv_read_bytes(op) -> float:
@@ -28,6 +28,10 @@ def visible_fraction(a) -> float:
     seqs = a.seqs
     if isinstance(seqs, SeqArrays):  # once per step arrays (the kernel's two terms read it)
         return seqs.sums(("visible", a.window), lambda s: _visible(s.cached(), a.window))
+    if type(seqs) is KVPairs:  # the builder's statistics, handed on
+        got = seqs.memo.get(("stats", a.window))
+        if got is not None:
+            return _ratio(got[0], got[1])
     if type(seqs) is tuple:
         return _visible_tuple(seqs, a.window)
     return _visible_tuple.__wrapped__(seqs, a.window)
@@ -42,6 +46,11 @@ def _visible_tuple(seqs: tuple, window) -> float:
 def _visible(cached, window):
     """Visible pairs / rectangle of (new, cached) requests (1 where the rectangle is empty)."""
     pairs, rect, _ = _attn_stats(cached, window)
+    return _ratio(pairs, rect)
+
+
+def _ratio(pairs, rect):
+    """Visible pairs / rectangle (1 where the rectangle is empty)."""
     if isinstance(rect, np.ndarray):
         return np.where(rect > 0, pairs / np.where(rect > 0, rect, 1.0), 1.0)
     return pairs / rect if rect else 1.0
@@ -76,6 +85,8 @@ def _padded_pairs(seqs, bq: int, bkv: int, group: int = 1):
     if isinstance(seqs, SeqArrays):  # once per step arrays and tiles
         return seqs.sums(("padded", bq, bkv, group), lambda s: (
             (-(-(s.first * group) // bq)) * bq * (-(-s.second // bkv)) * bkv).sum(-1).astype(float))
+    if type(seqs) is KVPairs:
+        return seqs.sums(("padded", bq, bkv, group), lambda s: _padded_tuple.__wrapped__(s, bq, bkv, group))
     if type(seqs) is tuple:
         return _padded_tuple(seqs, bq, bkv, group)
     return _padded_tuple.__wrapped__(seqs, bq, bkv, group)

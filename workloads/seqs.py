@@ -48,7 +48,29 @@ def _step_tuple(seqs: tuple, window: int | None) -> tuple:
         if n == 1 and c > 0:
             dec += 1
         kv.append((n, c + n))
-    return float(pairs), float(rect), float(cached), tokens, tuple(kv), dec
+    stats = (float(pairs), float(rect), float(cached))
+    kv = KVPairs(kv)
+    kv.memo[("stats", window)] = stats  # handed on: the cost model's visible fraction reads them
+    return *stats, tokens, kv, dec
+
+
+class KVPairs(tuple):
+    """The (new, kv length) pairs :func:`step_sums` makes of a step's (new, cached) pairs: a tuple (equal
+    to the plain one and hashing as it does, so an op holding it is the same memo key) that carries the
+    step's sums to the cost model: the builder's statistics, and what the cost model derives once
+    (:meth:`sums`: query blocks, padded tile pairs)."""
+
+    def __new__(cls, pairs):
+        self = super().__new__(cls, pairs)
+        self.memo = {}
+        return self
+
+    def sums(self, key, fn):
+        """``fn(self)``, computed once per ``key`` for these pairs."""
+        got = self.memo.get(key)
+        if got is None:
+            got = self.memo[key] = fn(self)
+        return got
 
 
 def phase_of(decodes, requests: int) -> str:
@@ -200,7 +222,9 @@ def seq_blocks(seqs, rows: int):
     """Blocks of ``rows`` new tokens over the requests: sum of ceil(new / rows)."""
     if isinstance(seqs, SeqArrays):
         return seqs.sums(("blocks", rows), lambda s: _SUM(-(-s.first // rows), -1))
-    if type(seqs) is tuple:  # remembered: a step's cost reads its blocks more than once
+    if type(seqs) is KVPairs:  # a step's cost reads its blocks more than once
+        return seqs.sums(("blocks", rows), lambda s: _blocks_tuple.__wrapped__(s, rows))
+    if type(seqs) is tuple:
         return _blocks_tuple(seqs, rows)
     return _blocks_tuple.__wrapped__(seqs, rows)
 

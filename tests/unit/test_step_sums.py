@@ -3,6 +3,8 @@ remembered tuple forms in sim/attention.py): the array form of every sum equals 
 step, a remembered answer equals a fresh one, and the steps the serving path prices through them equal
 the per-op cost model's whole graph (rel 1e-9) on random steps (docs/performance.md, issue 17)."""
 
+import pickle
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,7 +13,7 @@ from hwmodels import load_system
 from sim.attention import _padded_pairs, visible_fraction
 from sim.step import StepCoster
 from workloads.opdata import AttentionShape
-from workloads.seqs import SeqArrays, seq_blocks, seq_max_second, seq_tokens, step_sums
+from workloads.seqs import KVPairs, SeqArrays, seq_blocks, seq_max_second, seq_tokens, step_sums
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -38,6 +40,14 @@ def test_array_sums_equal_the_tuple_form_step_by_step(steps, window, bq, bkv, gr
         a_arr = AttentionShape("mixed", "flash", 8, 2, 64, 64, kv, True, "bf16", window)
         a_one = AttentionShape("mixed", "flash", 8, 2, 64, 64, kv1, True, "bf16", window)
         assert visible_fraction(a_arr)[k] == visible_fraction(a_one)
+        # the pairs step_sums hands on carry its sums: the same answers as the plain tuple's
+        plain = tuple(kv1)
+        assert type(kv1) is KVPairs and kv1 == plain and hash(kv1) == hash(plain)
+        a_plain = AttentionShape("mixed", "flash", 8, 2, 64, 64, plain, True, "bf16", window)
+        assert a_plain == a_one and visible_fraction(a_plain) == visible_fraction(a_one)
+        assert seq_blocks(plain, bq) == seq_blocks(kv1, bq)
+        assert _padded_pairs(plain, bq, bkv, group) == _padded_pairs(kv1, bq, bkv, group)
+        assert pickle.loads(pickle.dumps(kv1)) == plain
     # the (new, kv length) form hands its sums back: cached() is the object it came from
     assert kv.cached() is arr and seq_tokens(kv) is tokens
     # a list of pairs (not a tuple) reads the same sums, not remembered
