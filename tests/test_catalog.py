@@ -215,13 +215,13 @@ def test_class_defaults_fill_only_missing_fields():
     cls = chip_classes()["gpu-hbm"]
     assert h100.main_memory.efficiency == pytest.approx(cls.memory_efficiency)
     assert h100.main_memory.efficiency_source.startswith(CLASS_SOURCE_PREFIX + " gpu-hbm")
-    l4 = load_chip("l4")
-    assert l4.efficiency_provenance == {"matrix": "class-default", "memory": "class-default"}
+    ada = load_chip("rtx-6000-ada")  # no published GEMM or GDDR figure: both fields from gpu-gddr
+    assert ada.efficiency_provenance == {"matrix": "class-default", "memory": "class-default"}
     cpu = load_chip("epyc-9654")
     assert cpu.matrix_unit().kind == "vector"  # the class default lands on the unit GEMMs run on
     assert cpu.matrix_unit().efficiency == pytest.approx(chip_classes()["cpu"].matrix_efficiency)
     # an override beats the class default
-    o = load_chip("l4", {"compute.matrix.efficiency": 0.5, "compute.matrix.efficiency_source": "what-if"})
+    o = load_chip("rtx-6000-ada", {"compute.matrix.efficiency": 0.5, "compute.matrix.efficiency_source": "what-if"})
     assert o.matrix_unit().efficiency == 0.5 and o.efficiency_provenance["matrix"] == "published"
 
 

