@@ -213,7 +213,7 @@ def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.
     # QKV projection's q and k (rotated in place), the up projection's, the down projection's
     emit("input_layernorm", {"m": T, "n": E, "fresh_bytes": T * E * FP16_BYTES}, variant=norm)
     emit("attn_pre_proj", {"m": T, "n": (H + 2 * KV) * hd // TP, "k": E}, variant="qkv", bias=facts["qkv_bias"])
-    # m = T on the rotary and activation rows: sarathi's kernels run one thread block per token row
+    # m = T on the rotary and SiluAndMul rows: sarathi's kernels run one thread block per token row
     # fresh_span_bytes: the QKV projection wrote q, k and v; rope reads q and k, v lies between them
     emit("attn_rope", {"m": T, "numel": T * (H + KV) * hd // TP, "flops_per_element": 3,
                        "fresh_bytes": T * (H + KV) * hd // TP * FP16_BYTES,
@@ -230,7 +230,9 @@ def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.
                          "fresh_bytes": 2 * T * I // TP * FP16_BYTES},
              variant="silu_and_mul")
     elif not gated.any():
-        emit("mlp_act", {"m": T, "numel": T * I // TP, "inputs": 1, "outputs": 1, "flops_per_element": 8,
+        # no m: torch.nn.GELU (mlp_impl.py MLP, not gated) is PyTorch's vectorized elementwise kernel, a stream,
+        # not one of sarathi's row-per-block kernels
+        emit("mlp_act", {"numel": T * I // TP, "inputs": 1, "outputs": 1, "flops_per_element": 8,
                          "fresh_bytes": T * I // TP * FP16_BYTES},
              variant="gelu")
     else:  # pragma: no cover - Vidur files hold one model each

@@ -105,6 +105,8 @@ def test_phi2_layernorm_gelu_and_three_way_add(tmp_path):
     assert df.loc["input_layernorm", "variant"] == "layernorm"
     assert df.loc["mlp_up_proj", ["m", "n", "k"]].tolist() == [8, 10240, 2560]
     assert df.loc["mlp_act", ["numel", "inputs"]].tolist() == [8 * 10240, 1]
+    # torch.nn.GELU is PyTorch's flat elementwise kernel: no token rows, so it is not priced as a row kernel
+    assert pd.isna(df.loc["mlp_act", "m"])
     assert df.loc["add", ["inputs", "outputs"]].tolist() == [4, 2]
     assert df.loc["attn_pre_proj", "bias"] in (True, "True")
     assert set(df.hardware) == {"a40"}
