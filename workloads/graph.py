@@ -271,10 +271,12 @@ STREAMING = frozenset(KINDS) - {"gemm", "attention", "collective"}
 def _mark_fresh(ops: list) -> list:
     """Each streaming op's ``fresh_bytes``: the bytes of its activation input that the kernel run just
     before it wrote (the activation output of the previous op that moves tensors; a collective, which
-    writes its result in place, and an op that moves none are passed over), and ``fresh_span``: all the
-    activation bytes that kernel wrote (rope reads q and k of the QKV output, v lies between them). A layer's ops follow the
+    writes its result in place, and an op that moves none are passed over), and ``fresh_span``: the bytes
+    that kernel moved through the cache along its writes: all the activation bytes it wrote (rope reads q and
+    k of the QKV output, v lies between them) and, where it is itself a streaming kernel, which reads its
+    inputs along its writes (a residual add before a norm), all its bytes. A layer's ops follow the
     previous layer's (the same ops, or the embedding's) in the same order, so emission order is run order."""
-    out, wrote = [], 0.0
+    out, wrote, span = [], 0.0, 0.0
     for o in ops:
         if o.kind == "collective" or not o.tensors:
             out.append(o)
@@ -283,9 +285,10 @@ def _mark_fresh(ops: list) -> list:
             read = sum(t.bytes for t in o.tensors if t.role == "activation" and not t.write)
             if np.any(read > 0):  # arrays over token counts (other_ops) take the elementwise minimum
                 both = isinstance(wrote, np.ndarray) or isinstance(read, np.ndarray)
-                o = replace(o, fresh_bytes=np.minimum(wrote, read) if both else min(wrote, read), fresh_span=wrote)
+                o = replace(o, fresh_bytes=np.minimum(wrote, read) if both else min(wrote, read), fresh_span=span)
         out.append(o)
         wrote = sum(t.bytes for t in o.tensors if t.role == "activation" and t.write)
+        span = o.bytes if o.kind in STREAMING else wrote
     return out
 
 

@@ -211,7 +211,11 @@ def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.
     # fresh_bytes: the input bytes the kernel just before wrote (GPTModel.forward / GPTBlock in
     # vidur/profiling/mlp/mlp_impl.py): the embedding's output, the (untimed) first residual add's, the
     # QKV projection's q and k (rotated in place), the up projection's, the down projection's
-    emit("input_layernorm", {"m": T, "n": E, "fresh_bytes": T * E * FP16_BYTES}, variant=norm)
+    # fresh_span_bytes of a norm: a flat streaming kernel wrote its input (the embedding gather, the residual add),
+    # and that kernel's reads went through the cache between its writes too: all its bytes (the cost model's count:
+    # the gather reads the T table rows it writes; the add reads two tensors and writes one)
+    emit("input_layernorm", {"m": T, "n": E, "fresh_bytes": T * E * FP16_BYTES,
+                             "fresh_span_bytes": 2 * T * E * FP16_BYTES}, variant=norm)
     emit("attn_pre_proj", {"m": T, "n": (H + 2 * KV) * hd // TP, "k": E}, variant="qkv", bias=facts["qkv_bias"])
     # m = T on the rotary and SiluAndMul rows: sarathi's kernels run one thread block per token row
     # fresh_span_bytes: the QKV projection wrote q, k and v; rope reads q and k, v lies between them
@@ -221,7 +225,8 @@ def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.
          variant="rope q+k in place")
     emit("attn_post_proj", {"m": T, "n": E, "k": H * hd // TP}, variant="o_proj", bias=facts["use_bias"])
     if facts["post_attn_norm"]:
-        emit("post_attention_layernorm", {"m": T, "n": E, "fresh_bytes": T * E * FP16_BYTES}, variant=norm)
+        emit("post_attention_layernorm", {"m": T, "n": E, "fresh_bytes": T * E * FP16_BYTES,
+                                          "fresh_span_bytes": 3 * T * E * FP16_BYTES}, variant=norm)
     up_n = np.where(gated, 2 * I // TP, I // TP)
     emit("mlp_up_proj", {"m": T, "n": up_n, "k": E}, variant=np.where(gated, "gate_up", "up"),
          bias=facts["use_bias"])

@@ -168,6 +168,21 @@ def test_fresh_bytes_spread_over_what_the_previous_kernel_wrote(l2chip):
     ops = {o.name: o for o in build_graph("llama-3.1-8b", Batch.prefill(1, 512)).ops}
     r = ops["attn.rope"]
     assert r.fresh_bytes == 512 * (32 + 8) * 128 * 2 and r.fresh_span == 512 * (32 + 16) * 128 * 2
+    # the MLP's norm reads the attention residual add's output; the add read two tensors along its writes, so the
+    # span is all the add moved (3 x 512 x 4096 x 2 B), not only what it wrote; after a GEMM, what it wrote
+    n, add = ops["mlp.norm"], ops["attn.residual"]
+    assert n.fresh_bytes == 512 * 4096 * 2 and n.fresh_span == add.bytes == 3 * 512 * 4096 * 2
+    assert ops["mlp.act"].fresh_span == ops["mlp.gate_up_proj"].bytes_written
+
+
+def test_fresh_span_of_a_streaming_writer_counts_its_reads(l2chip):
+    """A norm over 4 MB fresh from a residual add in the 10 MB L2. Counting only the add's 4 MB of writes, every
+    line survives (4 MB written after it at most, plus the norm's own 4 MB of output); counting the add's 8 MB of
+    reads along them (12 MB in all, above the L2), none does: the norm reads HBM."""
+    cm = CostModel(l2chip)
+    row = {"op": "norm", "dtype": "bf16", "m": 1000, "n": 2000, "fresh_bytes": 4e6}
+    assert dict(cm.op_cost(row_to_op(row)).bytes_by_level).get("l2", 0.0) == pytest.approx(4e6)
+    assert dict(cm.op_cost(row_to_op({**row, "fresh_span_bytes": 12e6})).bytes_by_level).get("l2", 0.0) == 0.0
 
 
 def test_ops_csv_fresh_bytes_and_cache_bytes_column(l2chip):

@@ -75,6 +75,10 @@ def test_times_spread_and_other_ops(tmp_path):
     # q and k fresh from the QKV projection, which wrote v between them too
     assert (rope.fresh_bytes, rope.fresh_span_bytes) == (4 * 64 * 128 * 2, 4 * 96 * 128 * 2)
     assert pd.isna(act.fresh_span_bytes)
+    # a norm's input was written by a flat streaming kernel whose reads went through the cache along its writes:
+    # the embedding gather (reads the 4 table rows, writes them) and the residual add (reads two, writes one)
+    assert df.loc["input_layernorm", "fresh_span_bytes"] == 2 * 4 * 4096 * 2
+    assert df.loc["post_attention_layernorm", "fresh_span_bytes"] == 3 * 4 * 4096 * 2
     # sarathi's kernels run one thread block per token row: the rows carry the token count
     assert (rope.op, rope.m, rope.shape_id) == ("rope", 4, "rope:m=4,numel=32768")
     assert pd.isna(add.m)  # the residual add is a flat elementwise kernel
