@@ -39,6 +39,14 @@ GQA_MODES = ("grouped", "per_query_head")
 # model), FlashAttention's occupancy heuristic (num_splits_heuristic), FlashAttention-3's varlen dynamic split
 SPLIT_RULES = ("fill", "occupancy", "dynamic")
 
+# one field shared by the decode and prefill kernel facts
+_KV_TILES_IN_FLIGHT = F(Number(gt=0, le=64),
+                        doc="K or V tiles of kv_tile_tokens a resident CTA keeps in flight (with pipeline_fill, "
+                            "Little's law over them bounds the KV stream): 2 (default) one K and one V tile, as a "
+                            "producer warp that loads the next stage's K and V; 1 for a loop that waits for each "
+                            "load before it issues the next (FlashAttention-2's split kernel: wait K, issue V, "
+                            "QK^T, wait V, issue the next K)")
+
 _DECODE_FACTS = {
     "gqa": F(Str(GQA_MODES), True, "how the decode kernel treats grouped-query heads: grouped (one CTA per request "
                                    "and KV head holds the group's query heads: K and V read once, from DRAM into "
@@ -68,12 +76,7 @@ _DECODE_FACTS = {
                          "pairs that its KV stream cannot hide (its first tile arrives before the compute starts, its "
                          "last tile's compute follows the last load), matrix and softmax work in turn at one core's "
                          "rates, shared by the CTAs resident on a core; default 0 (none)"),
-    "kv_tiles_in_flight": F(Number(gt=0, le=64),
-                            doc="K or V tiles of kv_tile_tokens a resident CTA keeps in flight (with pipeline_fill, "
-                                "Little's law over them bounds the KV stream): 2 (default) one K and one V tile, as a "
-                                "producer warp that loads the next stage's K and V; 1 for a loop that waits for each "
-                                "load before it issues the next (FlashAttention-2's split kernel: wait K, issue V, "
-                                "QK^T, wait V, issue the next K)"),
+    "kv_tiles_in_flight": _KV_TILES_IN_FLIGHT,
     "softmax_hidden": F(Number(ge=0, le=1),
                         doc="share of the matrix work under which the kernel's softmax runs in the steady state, on "
                             "chips whose special-function unit overlaps the matrix unit (0: they take turns, the "
@@ -116,12 +119,7 @@ PREFILL = Struct({
     "fill_blocks": F(Number(ge=0, le=64), True,
                      "main-loop iterations of each CTA's work that run outside the pipelined loop, at the serial "
                      "(matrix then softmax) rate: the software pipeline's prologue and epilogue"),
-    "kv_tiles_in_flight": F(Number(gt=0, le=64),
-                            doc="K or V tiles of kv_tile_tokens a resident CTA keeps in flight (with pipeline_fill, "
-                                "Little's law over them bounds the KV stream): 2 (default) one K and one V tile, as a "
-                                "producer warp that loads the next stage's K and V; 1 for a loop that waits for each "
-                                "load before it issues the next (FlashAttention-2's split kernel: wait K, issue V, "
-                                "QK^T, wait V, issue the next K)"),
+    "kv_tiles_in_flight": _KV_TILES_IN_FLIGHT,
     "softmax_hidden": F(Number(ge=0, le=1), True,
                         "share of the matrix work under which the softmax can run (0: the two take turns); "
                         "only where the chip's special unit overlaps_matrix"),
