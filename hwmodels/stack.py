@@ -23,6 +23,7 @@ import numpy as np
 from hwmodels.errors import Problem, SpecError
 from hwmodels.limits import read_text
 from hwmodels.dtype import RATE_KEYS
+from hwmodels.isa import CLASSES as ISA_CLASSES
 from hwmodels.schema import ARCHITECTURES, FORMAT_VERSION, Bool, F, ListOf, MapOf, Number, Quantity, Sources, Str, Struct, validate
 from hwmodels.yamlio import load_marked
 
@@ -144,10 +145,21 @@ ROW_KERNEL = Struct({
     "instructions": F(Number(integer=True, ge=0, le=100_000),
                       doc="machine instructions a thread issues per loop trip (the loop body's SASS; two passes: "
                           "their sum); the core's warps issue them between round trips. Default 0 (not priced)"),
+    "instruction_mix": F(MapOf(ARCHITECTURES, MapOf(ISA_CLASSES, Number(ge=0, le=100_000), key_name="class"),
+                               key_name="architecture"),
+                         doc="the loop body's instructions per thread by class (hwmodels/isa.py: fp32, fp16, special, "
+                             "integer, conversion, memory, branch), per chip architecture (the SASS differs by "
+                             "generation), e.g. {ampere: {integer: 19, fp32: 12, ...}}: on a chip whose architecture "
+                             "is listed here and in hwmodels/isa.py each class is priced at its unit's rate (the "
+                             "units of a core taking turns); elsewhere `instructions` at issue_per_clock"),
+    "block_barrier": F(Bool(), doc="true where the loop trip ends at a block-wide barrier (RMSNorm's block reduction "
+                                   "between its passes): a block's loads, round trips and instructions then follow "
+                                   "one another; false (default): the warps drift apart and the core's issue, the "
+                                   "round trips and the bytes overlap (docs/cost-model.md)"),
 }, name="row_kernel")
 
 ROW_FACTS = ("threads", "items_per_thread", "dram_trips", "cache_trips")
-ROW_OPTIONAL = (("instructions", 0),)
+ROW_OPTIONAL = (("instructions", 0), ("instruction_mix", ()), ("block_barrier", False))
 
 ROWS = Struct({
     "norm": F(ROW_KERNEL, doc="the RMSNorm / LayerNorm kernel (op kind norm)"),
@@ -378,19 +390,36 @@ class RowKernels:
     issue_per_clock: float = 4.0
 
     def of(self, kind: str):
-        """(threads, items_per_thread, dram_trips, cache_trips, instructions) of ``kind``'s kernel (instructions
-        0 where not given), or None (a plain stream)."""
+        """(threads, items_per_thread, dram_trips, cache_trips, instructions, instruction_mix, block_barrier) of
+        ``kind``'s kernel (instructions 0, no mix, no barrier where not given), or None (a plain stream).
+        ``instruction_mix``: ((architecture, ((class, count), ...)), ...)."""
         for k, *facts in self.kinds:
             if k == kind:
                 return tuple(facts) + tuple(v for _, v in ROW_OPTIONAL[len(facts) - len(ROW_FACTS):])
         return None
 
+    def mix(self, kind: str, architecture) -> dict | None:
+        """{class: instructions per loop trip} of ``kind``'s kernel on chips of ``architecture``, or None."""
+        facts = self.of(kind)
+        return None if facts is None else next((dict(m) for a, m in facts[5] if a == architecture), None)
+
     @classmethod
     def from_doc(cls, d: dict) -> RowKernels:
-        kinds = tuple((k, *(int(d[k][f]) for f in ROW_FACTS), *(int(d[k].get(f, v)) for f, v in ROW_OPTIONAL))
+        def mix(m):
+            return tuple((a, tuple((c, float(n)) for c, n in by.items())) for a, by in (m or {}).items())
+
+        kinds = tuple((k, *(int(d[k][f]) for f in ROW_FACTS), int(d[k].get("instructions", 0)),
+                       mix(d[k].get("instruction_mix")), bool(d[k].get("block_barrier", False)))
                       for k in ("norm", "elementwise", "rope") if d.get(k))
         return cls(kinds=kinds, resident_threads=int(d["resident_threads"]),
                    issue_per_clock=float(d.get("issue_per_clock", 4.0)))
+
+
+def _row_dict(facts) -> dict:
+    """A row kernel's facts (RowKernels.of) as the stack file spells them."""
+    d = dict(zip(ROW_FACTS + tuple(n for n, _ in ROW_OPTIONAL), facts))
+    d["instruction_mix"] = {a: dict(m) for a, m in d["instruction_mix"]}
+    return d
 
 
 @dataclass(frozen=True)
@@ -519,8 +548,7 @@ class Stack:
                     "causal_tiles": None if self.prefill_kernel.causal_tiles is None
                     else [list(t) for t in self.prefill_kernel.causal_tiles]},
                 "row_kernels": None if self.row_kernels is None else {
-                    **{k: dict(zip(ROW_FACTS + tuple(n for n, _ in ROW_OPTIONAL), f))
-                       for k, *f in self.row_kernels.kinds},
+                    **{k: _row_dict(self.row_kernels.of(k)) for k, *_ in self.row_kernels.kinds},
                     "resident_threads": self.row_kernels.resident_threads,
                     "issue_per_clock": self.row_kernels.issue_per_clock},
                 "step_overhead_s": self.step_overhead_s, "per_request_overhead_s": self.per_request_overhead_s,

@@ -54,6 +54,7 @@ import numpy as np
 from hwmodels.arith import ARRAYS, NUMBERS, isarr, vwhere
 from hwmodels.chip import PATTERN_OF_KIND, Chip, MemoryLevel, bandwidth_at, interpolate_efficiency
 from hwmodels.dtype import get_dtype
+from hwmodels.isa import issue_rates
 from hwmodels.stack import DecodeKernel
 from sim import costmemo
 from sim.collective import collective_time
@@ -566,20 +567,20 @@ class CostModel(GemmPricing):
         least its waves of dependent loop trips: a block of ``threads = min(items / per, cap)`` threads per
         token row walks its ``items`` output elements, ``per`` per thread per loop trip; ``cores x
         (resident_threads // threads)`` blocks run at once. A loop trip waits ``dram`` main-memory and
-        ``cache`` chip-level-cache latencies one after another, and the warps on a core issue the loop body's
-        ``instructions`` (``issue_per_clock`` warp instructions per clock); the loads of all trips then cross
-        each level at its achievable bandwidth behind the latencies (Little's law with queueing): main
-        memory the op's reads there and the writes the cache evicts while it runs
-        (:meth:`_spilled_writes`), the cache its ``cache`` re-reads per output element and the fresh input it
-        holds. ``memory`` where the kernel streams faster or the stack gives no facts (the kernel-only
-        model); CUDA kernels: priced on chips that list a special-function unit, as the prefill kernel
-        (docs/cost-model.md)."""
+        ``cache`` chip-level-cache latencies one after another (the chain), its warps issue the loop body on the
+        core (:meth:`_row_issue`), and its loads cross each level at its achievable bandwidth: main memory the
+        op's reads there and the writes the cache evicts while it runs (:meth:`_spilled_writes`), the cache its
+        ``cache`` re-reads per output element and the fresh input it holds. A kernel whose trip ends at a block
+        barrier pays chain, its block's issue and its bytes one after another (another block's issue fills the
+        wait); one without takes the longest of the chain, the core's issue and the bytes. ``memory`` where the
+        kernel streams faster or the stack gives no facts (the kernel-only model); CUDA kernels: priced on chips
+        that list a special-function unit, as the prefill kernel (docs/cost-model.md)."""
         rk = self.options.row_kernels
         facts = None if rk is None else rk.of(op.kind)
         x = self.x
         if facts is None or not x.any(op.rows > 0) or self.chip.unit("special") is None:
             return memory
-        cap, per, dram, cache, instructions = facts
+        cap, per, dram, cache, barrier = facts[0], facts[1], facts[2], facts[3], facts[6]
         wb = sum(t.bytes for t in op.tensors if t.write)
         out = sum(t.bytes / get_dtype(t.dtype).bytes for t in op.tensors if t.write)
         rows = x.max(op.rows, 1)
@@ -588,19 +589,42 @@ class CostModel(GemmPricing):
         per_core = x.max(1, rk.resident_threads // threads)  # blocks a core holds at once
         lat = _at_level(self.lat, self.act)
         c = self.cache
-        trip = dram * lat + cache * (lat if c is None else self.lat[c])
-        if instructions and self.chip.clock_hz:
-            warps = x.min(x.ceil(rows / self.cores), per_core) * x.ceil(threads / WARP)
-            trip = trip + warps * instructions / (rk.issue_per_clock * self.chip.clock_hz)
-        waits = x.ceil(rows / (self.cores * per_core)) * x.ceil(items / (threads * per)) * trip
+        chain = dram * lat + cache * (lat if c is None else self.lat[c])
+        block = x.ceil(threads / WARP) * self._row_issue(rk, op.kind, facts[4])  # one block's issue per trip
+        core = x.min(x.ceil(rows / self.cores), per_core) * block  # the busiest core's blocks
+        trips = x.ceil(rows / (self.cores * per_core)) * x.ceil(items / (threads * per))  # waves x loop trips
         m = self.main
         main_b = x.max(cols[m] - wb, 0.0) + self._spilled_writes(op, wb)
-        waits = waits + main_b / self._bw(m, x.max(main_b, 1.0), op.kind)
+        loads = main_b / self._bw(m, x.max(main_b, 1.0), op.kind)
         if c is not None:
             cache_b = cols[c] + cache * wb
-            waits = waits + cache_b / self._bw(c, x.max(cache_b, 1.0), op.kind)
+            loads = loads + cache_b / self._bw(c, x.max(cache_b, 1.0), op.kind)
+        if barrier:
+            waits = x.max(trips * (chain + block) + loads, trips * core)
+        else:
+            waits = x.max(trips * x.max(chain, core), loads)
         # the waits count the first round trip, which _finish adds to every op (the first byte's latency)
         return x.where(op.rows > 0, x.max(memory, waits - lat), memory)
+
+    def _row_issue(self, rk, kind, instructions) -> float:
+        """Seconds one warp of a row kernel occupies its core per loop trip: the loop body's instructions by class
+        (the stack's ``instruction_mix`` for the chip's architecture) each at its unit's rate
+        (hwmodels.isa.issue_rates: warp instructions per second per core), the units taking turns; where the
+        stack or the chip gives no mix or rates, ``instructions`` at the stack's ``issue_per_clock``; 0 without
+        a clock."""
+        if not self.chip.clock_hz:
+            return 0.0
+        mix = rk.mix(kind, self.chip.architecture)
+        rates = None
+        if mix:
+            vec, g = self.chip.unit("vector"), self.hw.get
+            pk = "chip.compute.{}.peak.{}".format
+            rates = None if vec is None or "fp32" not in vec.peak else issue_rates(
+                self.chip.architecture, self.chip.clock_hz, self.cores, g(pk("vector", "fp32")),
+                g(pk("vector", "fp16")) if "fp16" in vec.peak else None, g(pk("special", "fp32")))
+        if rates is not None:
+            return sum(n / rates[cls] for cls, n in mix.items())
+        return instructions / (rk.issue_per_clock * self.chip.clock_hz)
 
     def _spilled_writes(self, op, written):
         """The written bytes of a streaming op that reach main memory while it runs: a write-back cache

@@ -102,8 +102,26 @@ MAPPING = {
 #: threads and 64 K registers per SM): resident_threads 2048, two 1024-thread blocks per SM. The training folds
 #: show it (a reading, not a fit): the norm's and SiluAndMul's times step up at 2 x the SM count rows (A100 216
 #: -> 232 rows, H100 264 -> 272), not at 1 x. Each SM issues 4 warp instructions per clock (4 warp schedulers).
-ROW_KERNELS = RowKernels(kinds=(("norm", 1024, 1, 1, 1, 24), ("elementwise", 1024, 1, 1, 0, 46),
-                                ("rope", 512, 2, 1, 0, 49)),
+#: The loop bodies by instruction class (hwmodels/isa.py; nvdisasm of the same sm_80 / sm_90 builds, the slow path
+#: of the IEEE division, never taken, left out): rms_norm 9 + 15 instructions on sm_80 (integer 5 + 8, memory 1 + 3,
+#: fp16 1 + 2, fp32 1 + 1, branch 1 + 1), 8 + 14 on sm_90 (one IMAD fewer in each pass); silu_and_mul 43 on both
+#: (integer 19, fp32 12, fp16 3, special 2: MUFU.EX2 and MUFU.RCP, memory 3, branch 4); rotary 49 on both
+#: (integer 39: the pair's head and offset by an integer division and 64-bit addresses, memory 6: cos, x, y, sin
+#: and two stores, fp16 3, branch 1). RMSNorm's block reduction (__syncthreads between its passes) is a block
+#: barrier; SiluAndMul and rotary have none.
+_NORM = {"ampere": {"integer": 13, "memory": 4, "fp16": 3, "fp32": 2, "branch": 2},
+         "hopper": {"integer": 11, "memory": 4, "fp16": 3, "fp32": 2, "branch": 2}}
+_SILU = {"integer": 19, "fp32": 12, "fp16": 3, "special": 2, "memory": 3, "branch": 4}
+_ROPE = {"integer": 39, "memory": 6, "fp16": 3, "branch": 1}
+
+
+def _mix(by_arch: dict) -> tuple:
+    return tuple((a, tuple((c, float(n)) for c, n in m.items())) for a, m in by_arch.items())
+
+
+ROW_KERNELS = RowKernels(kinds=(("norm", 1024, 1, 1, 1, 24, _mix(_NORM), True),
+                                ("elementwise", 1024, 1, 1, 0, 43, _mix({"ampere": _SILU, "hopper": _SILU}), False),
+                                ("rope", 512, 2, 1, 0, 49, _mix({"ampere": _ROPE, "hopper": _ROPE}), False)),
                          resident_threads=2048, issue_per_clock=4)
 
 

@@ -17,9 +17,10 @@ from sim.validation.vidur import ROW_KERNELS, scoring_options
 from workloads.opdata import stacked
 
 DATA = Path(__file__).parent.parent / "data"
-# (kind, threads at most, elements per thread per loop trip, HBM trips, L2 trips per loop trip); one
-# 1024-thread block per SM
-FACTS = RowKernels(kinds=(("norm", 1024, 1, 1, 2), ("elementwise", 1024, 1, 2, 0), ("rope", 512, 2, 2, 0)),
+# (kind, threads at most, elements per thread per loop trip, HBM trips, L2 trips per loop trip[, instructions,
+# instruction mix, block barrier]); one 1024-thread block per SM; the norm's trips end at a block barrier
+FACTS = RowKernels(kinds=(("norm", 1024, 1, 1, 2, 0, (), True), ("elementwise", 1024, 1, 2, 0),
+                          ("rope", 512, 2, 2, 0)),
                    resident_threads=1024)
 ROWS = CostOptions(row_kernels=FACTS)
 
@@ -53,36 +54,64 @@ def test_norm_waves_of_round_trips_by_hand(gpu):
 
 def test_activation_and_rope_by_hand(gpu):
     """SiluAndMul over 64 rows of d = 3000 (inputs x and y): 1024 threads, ceil(3000 / 1024) = 3 loop trips of
-    2 HBM round trips: 6 us, then the 768 kB of x and y at 1 TB/s. Rotary over 64 rows of 4096 elements (2048
-    pairs): min(2048, 512) = 512 threads, 4 loop trips of 2 HBM round trips: 8 us, then the 524 kB of q and k.
-    A residual add (no rows) streams."""
+    2 HBM round trips: 6 us; no block barrier, so the 768 kB of x and y (0.768 us at 1 TB/s) cross under the
+    round trips. Rotary over 64 rows of 4096 elements (2048 pairs): min(2048, 512) = 512 threads, 4 loop trips of
+    2 HBM round trips: 8 us, its 524 kB of q and k under them. A residual add (no rows) streams."""
     cm = CostModel(gpu, ROWS)
     act = row_to_op({"op": "elementwise", "dtype": "bf16", "numel": 64 * 3000, "inputs": 2, "m": 64})
-    assert cm.op_cost(act).time_s == pytest.approx(6e-6 + 64 * 3000 * 2 * 2 / 1e12)
+    assert cm.op_cost(act).time_s == pytest.approx(6e-6)
     rope = row_to_op({"op": "rope", "dtype": "bf16", "numel": 64 * 4096, "m": 64})
-    assert cm.op_cost(rope).time_s == pytest.approx(8e-6 + 64 * 4096 * 2 / 1e12)
+    assert cm.op_cost(rope).time_s == pytest.approx(8e-6)
+    # 40,000 rows: 400 waves of 3 trips (2.4 ms of round trips) hide their 480 MB (0.48 ms at 1 TB/s)
+    many = row_to_op({"op": "elementwise", "dtype": "bf16", "numel": 40_000 * 3000, "inputs": 2, "m": 40_000})
+    assert cm.op_cost(many).time_s == pytest.approx(2.4e-3)
     add = row_to_op({"op": "elementwise", "dtype": "bf16", "numel": 64 * 3000, "inputs": 2})
     assert cm.op_cost(add).time_s == pytest.approx(64 * 3000 * 2 * 3 / 1e12 + 1e-6)
 
 
 def test_loop_body_instructions_by_hand(gpu):
-    """A 1 GHz clock and 40 instructions per loop trip: one 1024-thread block (32 warps) on an SM issues 32 x 40 =
-    1280 warp instructions per trip, 4 per clock: 0.32 us a trip, behind its round trips. 150 rows on 100 SMs
-    that hold 2 blocks each: one wave, but 2 blocks on the busiest SM issue 0.64 us a trip."""
+    """A 1 GHz clock and 400 instructions per loop trip: one 1024-thread block (32 warps) on an SM issues 32 x 400
+    = 12,800 warp instructions per trip, 4 per clock: 3.2 us a trip, longer than its 2 us of round trips, which
+    it hides (no block barrier). 150 rows on 100 SMs that hold 2 blocks each: one wave, but 2 blocks on the
+    busiest SM issue 6.4 us a trip. The 64 rows' 768 kB (0.768 us at 1 TB/s) cross under the issue."""
     from dataclasses import replace as dc_replace
 
     clocked = dc_replace(gpu, clock_hz=1e9)
-    facts = RowKernels(kinds=(("elementwise", 1024, 1, 2, 0, 40),), resident_threads=2048, issue_per_clock=4)
+    facts = RowKernels(kinds=(("elementwise", 1024, 1, 2, 0, 400),), resident_threads=2048, issue_per_clock=4)
     cm = CostModel(clocked, CostOptions(row_kernels=facts))
 
     def act(m):
         return row_to_op({"op": "elementwise", "dtype": "bf16", "numel": m * 3000, "inputs": 2, "m": m})
 
-    assert cm.op_cost(act(64)).time_s == pytest.approx(3 * (2e-6 + 0.32e-6) + 64 * 3000 * 4 / 1e12)
-    assert cm.op_cost(act(150)).time_s == pytest.approx(3 * (2e-6 + 0.64e-6) + 150 * 3000 * 4 / 1e12)
-    # no clock in the chip file: the instructions are not priced
-    assert CostModel(gpu, CostOptions(row_kernels=facts)).op_cost(act(64)).time_s == pytest.approx(
-        6e-6 + 64 * 3000 * 4 / 1e12)
+    assert cm.op_cost(act(64)).time_s == pytest.approx(3 * 3.2e-6)
+    assert cm.op_cost(act(150)).time_s == pytest.approx(3 * 6.4e-6)
+    # no clock in the chip file: the instructions are not priced, the round trips stand
+    assert CostModel(gpu, CostOptions(row_kernels=facts)).op_cost(act(64)).time_s == pytest.approx(6e-6)
+
+
+def test_instruction_mix_by_hand(gpu):
+    """The loop body by class on an 'ampere' chip (hwmodels/isa.py) at 1 GHz: 40 integer instructions at 64
+    results per clock per SM (2 warp instructions a clock: 20 ns a warp) and 4 special-function ones at the toy's
+    1 TFLOP/s over 100 SMs (10 G results/s, 0.3125 G warp instructions/s: 12.8 ns a warp): 32.8 ns a warp, 1.0496
+    us for a 1024-thread block, the units taking turns. 64 rows: the 2 us of round trips bound each trip (6 us);
+    150 rows: 2 blocks on the busiest SM issue 2.0992 us a trip (6.2976 us). A chip of another architecture
+    (none listed in the mix) prices the 44 instructions at 4 per clock: 0.352 us a block, under the round
+    trips."""
+    from dataclasses import replace as dc_replace
+
+    mix = (("ampere", (("integer", 40.0), ("special", 4.0))),)
+    facts = RowKernels(kinds=(("elementwise", 1024, 1, 2, 0, 44, mix, False),), resident_threads=2048)
+    amp = CostModel(dc_replace(gpu, clock_hz=1e9, architecture="ampere"), CostOptions(row_kernels=facts))
+
+    def act(m):
+        return row_to_op({"op": "elementwise", "dtype": "bf16", "numel": m * 3000, "inputs": 2, "m": m})
+
+    assert amp.op_cost(act(64)).time_s == pytest.approx(6e-6)
+    assert amp.op_cost(act(150)).time_s == pytest.approx(3 * 2 * 32 * (40 / 2e9 + 4 / 3.125e8))
+    other = CostModel(dc_replace(gpu, clock_hz=1e9, architecture="hopper"), CostOptions(row_kernels=facts))
+    assert other.op_cost(act(150)).time_s == pytest.approx(6e-6)
+    assert facts.mix("elementwise", "ampere") == {"integer": 40.0, "special": 4.0}
+    assert facts.mix("elementwise", "hopper") is None
 
 
 def test_loads_cross_the_memory_behind_the_latencies(gpu):
@@ -91,7 +120,7 @@ def test_loads_cross_the_memory_behind_the_latencies(gpu):
     latency, then its loads: 409.6 MB of x and the weight from HBM plus the writes the 10 MB L2 evicts while it
     runs (409.6 MB x (1 - 10 MB / 819.2 MB)), 819.2 MB of re-reads from L2: more than the 819 us its 819 MB take
     at 1 TB/s alone. The scalar kernel (1 block per SM, 2 trips) waits 1000 waves x 4 us = 4 ms more."""
-    fast = RowKernels(kinds=(("norm", 1024, 8, 1, 2),), resident_threads=2048)
+    fast = RowKernels(kinds=(("norm", 1024, 8, 1, 2, 0, (), True),), resident_threads=2048)
     x, total = 100_000 * 2048 * 2, 100_000 * 2048 * 4 + 4096
     loads = (x + 4096 + x * (1 - 10e6 / total)) / 1e12 + 2 * x / 1e13
     assert CostModel(gpu, CostOptions(row_kernels=fast)).op_cost(norm(100_000)).time_s == pytest.approx(
@@ -177,16 +206,19 @@ def test_stack_file_row_kernels(tmp_path):
 
     text = (STACKS / "vllm.yaml").read_text().replace("name: vllm", "name: rows").replace(
         "  decode_attention:", "  row_kernels:\n"
-        "    norm: {threads: 1024, items_per_thread: 1, dram_trips: 1, cache_trips: 2}\n"
+        "    norm: {threads: 1024, items_per_thread: 1, dram_trips: 1, cache_trips: 2, block_barrier: true,\n"
+        "           instruction_mix: {ampere: {integer: 13, memory: 4}}}\n"
         "    resident_threads: 1024\n    source: [test]\n  decode_attention:", 1)
     p = tmp_path / "rows.yaml"
     p.write_text(text)
     st = load_stack(str(p))
-    assert st.row_kernels == RowKernels(kinds=(("norm", 1024, 1, 1, 2, 0),), resident_threads=1024)
+    mix = (("ampere", (("integer", 13.0), ("memory", 4.0))),)
+    assert st.row_kernels == RowKernels(kinds=(("norm", 1024, 1, 1, 2, 0, mix, True),), resident_threads=1024)
     assert st.cost_options(CostOptions()).row_kernels == st.row_kernels
-    assert st.row_kernels.of("norm") == (1024, 1, 1, 2, 0)  # no instructions given: not priced
+    assert st.row_kernels.of("norm") == (1024, 1, 1, 2, 0, mix, True)  # no instructions given: 0
     assert st.to_dict()["row_kernels"]["norm"] == {"threads": 1024, "items_per_thread": 1, "dram_trips": 1,
-                                                   "cache_trips": 2, "instructions": 0}
+                                                   "cache_trips": 2, "instructions": 0, "block_barrier": True,
+                                                   "instruction_mix": {"ampere": {"integer": 13.0, "memory": 4.0}}}
     bad = tmp_path / "bad.yaml"
     bad.write_text(text.replace("name: rows", "name: bad").replace("dram_trips: 1", "dram_trip: 1"))
     with pytest.raises(SpecError, match="dram_trip"):
