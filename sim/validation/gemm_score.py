@@ -1,10 +1,14 @@
 """Score only the GEMM rows: Vidur's GEMMs (catalog files) and OpenXLA's held-out matmul table, in seconds
 rather than the whole validation report's minutes, for work on the GEMM model (docs/cost-model.md, GEMMs).
+A third, NOT held-out set, ``data/published/torch_matmul.csv``, holds public torch.matmul sweeps (square n^3 GEMMs
+in TF32, FP16 and BF16 on the H100 SXM, H100 PCIe and H20; BF16 on the B200): a development set for GEMMs outside
+the BF16 sweet spot that anyone may look at while changing the GEMM model (:func:`torch_rows`, :func:`torch_summary`;
+the sources are in the data README, "torch.matmul sweeps").
 The rows, the split (by shape, :func:`sim.validation.calibrate.split_by_shape`) and the pricing
 (:func:`sim.validation.compare.compare`: Vidur's GPU time; :func:`sim.validation.published_xla.score_xla_gemms`)
 are those of ``llmsim validate-report``, so the held-out figures here are its catalog-file GEMM figures.
 
-    python -m sim.validation.gemm_score [--split held-out|train|all] [--chip a100 --chip h100] [--no-xla]
+    python -m sim.validation.gemm_score [--split held-out|train|all] [--chip a100 --chip h100] [--no-xla] [--no-torch]
     python -m sim.validation.gemm_score --derive a100      # the gemm_fixed_time derivation (training folds)
 
 :func:`derive_gemm_fixed_time` reproduces the catalog's ``gemm_fixed_time`` of a100-sxm and h100-sxm from
@@ -14,6 +18,7 @@ Vidur's training folds only (never the held-out fold, never the XLA table).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 
@@ -26,12 +31,14 @@ from sim.validation.compare import compare, error_stats
 from sim.validation.measure import load_measurements
 from sim.validation.vidur import GPU_HARDWARE
 
-__all__ = ["gemm_rows", "score", "summary", "xla_summary", "derive_gemm_fixed_time", "KINETO_TRUNCATION_S"]
+__all__ = ["gemm_rows", "score", "summary", "xla_summary", "torch_rows", "torch_summary", "derive_gemm_fixed_time",
+           "KINETO_TRUNCATION_S", "TORCH_CSV"]
 
 SPLITS = ("held-out", "train", "all")
 KINETO_TRUNCATION_S = 0.5e-6  # Kineto durations are truncated to whole microseconds: + 0.5 us on average
 M_BANDS = [0, 16, 64, 256, 1024, 4096, 1e12]
 GFLOP_BANDS = [0, 1.1, 8.6, 69, 1e12]  # the XLA table's size bands (docs/validation.md, section 4e)
+TORCH_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "published", "torch_matmul.csv")
 
 
 def gemm_rows(chip: str, folds: int = 5, holdout: int = 0, limit: int | None = None) -> pd.DataFrame:
@@ -86,6 +93,24 @@ def xla_summary(scored: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def torch_rows(path: str = TORCH_CSV) -> pd.DataFrame:
+    """The public torch.matmul sweep rows (a development set, not held out; data README, "torch.matmul sweeps")."""
+    return pd.read_csv(path)
+
+
+def torch_summary(scored: pd.DataFrame) -> pd.DataFrame:
+    """Per chip and dtype of the scored torch.matmul sweeps: median |error| and bias over the rows of at least
+    2048^3 (where a sweep's host loop and launch gaps are far below a kernel), then the signed error per size."""
+    out = []
+    for (hw, dt), g in scored.groupby(["hardware", "dtype"], sort=False):
+        big = g[g["m"] >= 2048]
+        st = error_stats(big["predicted_time_s"], big["measured_time_s"])
+        row = {"hardware": hw, "dtype": dt, "rows": st["n"], "median_ape": st["median_ape"], "bias": st["bias"]}
+        row.update({f"n={int(r.m)}": float(r.rel_error) for r in g.itertuples()})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
 def derive_gemm_fixed_time(chip: str, rows: pd.DataFrame | None = None, share: float = 0.01) -> dict:
     """The matrix unit's ``gemm_fixed_time`` as the catalog derives it (docs/cost-model.md, GEMM fixed time),
     on the TRAINING folds only: the ``share`` smallest of the training GEMMs by FLOPs, median of (measured +
@@ -111,6 +136,7 @@ def main(argv=None) -> int:
     ap.add_argument("--chip", action="append", choices=chips)
     ap.add_argument("--split", choices=SPLITS, default="held-out")
     ap.add_argument("--no-xla", action="store_true", help="leave out OpenXLA's table")
+    ap.add_argument("--no-torch", action="store_true", help="leave out the torch.matmul sweeps (development set)")
     ap.add_argument("--derive", choices=chips, help="print the gemm_fixed_time derivation of this chip and stop")
     a = ap.parse_args(argv)
     if a.derive:
@@ -122,6 +148,13 @@ def main(argv=None) -> int:
         for r in summary(score(gemm_rows(chip)), a.split).itertuples():
             print(f"vidur {r.hardware:9s} {a.split:8s} {r.key:12s} {r.rows:6d} rows  |err| {100 * r.median_ape:5.1f}%"
                   f"  bias {100 * r.bias:+6.1f}%")
+    if not a.no_torch:
+        from sim.cost import CostOptions
+
+        for r in torch_summary(compare(torch_rows(), options=CostOptions(cuda_graphs=True)).scored).to_dict("records"):
+            sizes = "  ".join(f"{k}: {100 * v:+.1f}%" for k, v in r.items() if k.startswith("n=") and v == v)
+            print(f"torch {r['hardware']:9s} {r['dtype']:9s} {r['rows']:4d} rows  |err| {100 * r['median_ape']:5.1f}%"
+                  f"  bias {100 * r['bias']:+6.1f}%  | {sizes}")
     if not a.no_xla:
         from sim.validation.published_xla import score_xla_gemms
 
