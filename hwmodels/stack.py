@@ -92,6 +92,12 @@ _DECODE_FACTS = {
                         "count whose wave efficiency reaches 0.85 of the best, at most 128), dynamic "
                         "(FlashAttention-3's varlen split: ceil(KV tiles / ceil(1.1 x units x KV tiles / slots)), at "
                         "most the occupancy count of one request); default fill"),
+    "prepare_kernel": F(Bool(),
+                        doc="every call first launches a scheduler-metadata kernel that reads each request's KV "
+                            "length and writes its split count, which the attention kernel waits for (upstream "
+                            "FlashAttention-3's prepare_varlen_num_blocks when cache_seqlens are given): one more "
+                            "kernel's fixed time and one main-memory round trip per call; default false (none, or "
+                            "computed once per step and shared by the layers, as vLLM passes scheduler_metadata)"),
     "split_min_kv_tiles": F(Number(integer=True, ge=1, le=65536),
                             doc="split-KV only where the longest context spans at least this many KV tiles "
                                 "(FlashAttention-3: 5, 'never split for hdim 128 and seqlen_k 512'); default 1"),
@@ -312,6 +318,7 @@ class DecodeKernel:
     kv_stream_efficiency: float = 1.0
     split_min_kv_tiles: int = 1
     split_rule: str = "fill"
+    prepare_kernel: bool = False
     # ((architecture, ((fact, value), ...)), ...): facts that replace the ones above on chips of that
     # architecture (KERNELS.decode_attention.by_architecture); see on()
     by_architecture: tuple = ()

@@ -189,6 +189,18 @@ def decode_tile_pad(cm, op, dk, per_q: bool):
     return cm.x.max(1.0, padded / cm.x.max(pairs, 1.0))
 
 
+def decode_prepare_time(cm, op, dk):
+    """Seconds of the scheduler-metadata kernel a decode call launches before its attention kernel
+    (DecodeKernel.prepare_kernel, docs/cost-model.md, Paged decode): upstream FlashAttention-3's
+    ``prepare_varlen_num_blocks`` (hopper/flash_fwd_launch_template.h, run whenever cache_seqlens make the
+    call varlen) reads each request's KV length and writes its split count, which the attention kernel waits
+    for: one more kernel's fixed time (``cm._overhead``) and one main-memory round trip. 0 without (no such
+    kernel, or one per step shared by every layer, as vLLM passes ``scheduler_metadata``)."""
+    if not dk.prepare_kernel:
+        return 0.0
+    return cm._overhead(op) + cm.lat[cm.main]
+
+
 # -- split-KV: how many splits of the KV length a decode kernel runs (DecodeKernel.split_rule) ----------
 MAX_SPLITS = 128  # FlashAttention's num_splits upper bound (flash_api.cpp: "num_splits > 128 not supported")
 

@@ -59,6 +59,7 @@ from hwmodels.stack import DecodeKernel
 from sim import costmemo
 from sim.collective import collective_time
 from sim.attention import (  # noqa: F401
+    decode_prepare_time,
     decode_splits,
     decode_tile_pad,
     decode_tile_serial,
@@ -714,6 +715,7 @@ class CostModel(GemmPricing):
             lat = self.lat[self.main] if self.cache is None else x.where(lvl == self.cache, self.lat[self.cache],
                                                                           self.lat[self.main])
             extra = x.where(split > 1, self._overhead(op) + lat, 0.0)  # the combine kernel: a launch, a round trip
+        extra = extra + decode_prepare_time(self, op, dk)  # a scheduler-metadata kernel before it, where the kernel runs one
         if not dk.pipeline_fill:  # the kernel-only model: the active cores' share of the bandwidth
             memory = self._memory_time(cols) / frac
         else:

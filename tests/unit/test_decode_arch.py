@@ -230,3 +230,48 @@ def test_default_stack_runs_triton_unified_attention_on_cdna3_only():
     mi300x = load_hardware("mi300x")
     assert decode_tile_pad(CostModel(mi300x, opts), op, amd, False) == pytest.approx(16 * 1024 / 4004)
     assert decode_tile_pad(CostModel(mi300x, opts), op, dk, False) == pytest.approx(64 * 1024 / 4004)
+
+
+def test_prepare_kernel_adds_one_kernel_and_one_round_trip(tmp_path):
+    """prepare_kernel (upstream FlashAttention-3's prepare_varlen_num_blocks before each varlen call): on the
+    toy chip with a 2 us kernel fixed time and 500 ns main-memory latency, the decode attention op takes
+    exactly 2 us + 500 ns more, under CUDA graphs, on the per-op and the array path; a stack file reads it,
+    the default stack runs none (vLLM passes scheduler_metadata computed once per step) and the published
+    fa3_upstream profile does."""
+    from dataclasses import replace
+
+    from sim.validation.published import decode_kernel_profiles
+
+    chip = Path(_toy(tmp_path, "hopper"))
+    chip.write_text(chip.read_text().replace("launch_overhead: 0 s", "launch_overhead: 0 s\nkernel_fixed_time: 2 us"))
+    hw = load_chip(str(chip))
+    base = load_stack(_stack(tmp_path)).decode_kernel
+    op = _decode("llama-2-7b", 16, 2000)
+    t = {}
+    for prep in (False, True):
+        cm = CostModel(hw, CostOptions(decode_kernel=replace(base, prepare_kernel=prep), cuda_graphs=True))
+        t[prep] = cm.op_cost(op).time_s
+        assert float(cm.over_steps()._price(op).time_s) == pytest.approx(t[prep], rel=1e-12)
+    assert t[True] - t[False] == pytest.approx(2e-6 + 500e-9, rel=1e-9)
+    with_prep = STACK.replace("    pipeline_fill: true\n", "    pipeline_fill: true\n    prepare_kernel: true\n", 1)
+    assert load_stack(_stack(tmp_path, with_prep)).decode_kernel.prepare_kernel is True
+    with pytest.raises(SpecError, match="prepare_kernel"):
+        load_stack(_stack(tmp_path, with_prep.replace("prepare_kernel: true", "prepare_kernel: 3")))
+    vllm = load_stack("vllm").decode_kernel
+    assert not vllm.prepare_kernel and not vllm.on("hopper").prepare_kernel
+    assert decode_kernel_profiles()["fa3_upstream"].prepare_kernel is True
+
+
+def test_decode_rows_scorer_matches_the_report_function():
+    """sim.validation.decode_rows: the decode rows of kernels.csv only, its default-stack column equal to
+    score_attention_kernels' and its own column differing only on rows that name a kernel profile."""
+    from sim.validation.decode_rows import score_decode_rows
+    from sim.validation.published import score_attention_kernels
+
+    d = score_decode_rows()
+    ref = score_attention_kernels()
+    ref = ref[ref["phase"].astype(str).str.lower().eq("decode")].reset_index(drop=True)
+    assert len(d) == len(ref) > 0 and (d["predicted"] == ref["predicted"]).all()
+    plain = d["kernel_profile"].astype(str).str.strip().eq("")
+    assert (d.loc[plain, "own_predicted"] == d.loc[plain, "predicted"]).all()
+    assert (d.loc[~plain, "own_predicted"] != d.loc[~plain, "predicted"]).any()
