@@ -94,8 +94,9 @@ MAPPING = {
 #: sm_80 and sm_90 (ptxas and nvdisasm; kernels instantiated for fp16, not built into this project):
 #: rms_norm_kernel (block min(hidden, 1024)): a first loop reads x (1 main-memory trip, 9 instructions), a second
 #: re-reads x from L2 while the weight comes from L1 (1 cache trip, 15 instructions; 8 + 14 on sm_90);
-#: silu_and_mul_kernel (block min(d, 1024)): loads x and y back to back, one round trip (46 instructions: expf
-#: and the IEEE division's reciprocal; 45 on sm_90); rotary_embedding_kernel (block min(heads x rot_dim / 2,
+#: silu_and_mul_kernel (block min(d, 1024)): loads x and y back to back, one round trip (43 instructions executed:
+#: expf and the IEEE division's reciprocal; 46 in the loop's code on sm_80, 45 on sm_90, with the call to the
+#: division's slow path that is never taken); rotary_embedding_kernel (block min(heads x rot_dim / 2,
 #: 512)): loads cos, x, y, sin back to back, one round trip (49 instructions: the head and offset of a pair by
 #: integer division). The kernels use 14-20, 22-24 and 31 registers (ptxas, sm_80 / sm_90), at most 32, so an
 #: sm_80/sm_90 SM holds 2048 of their threads (CUDA C++ Programming Guide, compute capabilities: 2048 resident
