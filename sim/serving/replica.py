@@ -23,7 +23,9 @@ prefill replica keeps the blocks until the copy is done).
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from functools import partial
+from itertools import accumulate
 
 from sim.serving.sequence import RUNNING, TRANSFER
 
@@ -177,7 +179,8 @@ class Replica:
         and where the KV blocks run out (without evicting cached prefixes). Its steps start at the same simulated times as one step per event would
         (t_k+1 = t_k + step k); each stretch of an unchanged request set is priced by one
         ``decode_steps`` call. Returns (end time, step start times, K, each request's remaining
-        tokens, the blocks each request has added by each step)."""
+        tokens, contexts and blocks held (:func:`_grown` gives the blocks it has added by a step), the
+        blocks all have added by each step, the requests in each step)."""
         sched = self.sched
         items = plan.items
         R = len(items)
@@ -200,20 +203,11 @@ class Replica:
             k_max = min(k_max, k_arr)
         if k_max < 2:
             return None
-        import numpy as np
-
         bm = self.bm
-        bs = bm.block_size
         ctx = [s.num_computed for s, _ in items]
-        # blocks request i has added by step k (>= 1): it holds `held` after step 0's allocation and needs
-        # ceil((c + k + 1) / bs) = (c + k + bs) // bs by step k; after its last step (rem - 1) it adds nothing
-        # (the per-request terms as Python lists first: a few numpy calls on these small arrays, not many)
-        held = np.array([s.own_blocks + s.shared_blocks for s, _ in items], dtype=np.int64)
-        kk = np.minimum(np.arange(k_max, dtype=np.int64)[:, None], np.array([r - 1 for r in rems], dtype=np.int64))
-        need = np.maximum((kk + np.array([c + bs for c in ctx], dtype=np.int64)) // bs - held, 0)
-        alloc = need.sum(axis=1)  # allocated by the run up to step k (releases not counted: a lower bound)
-        free = bm.total - bm.used - bm.idle
-        k_max = min(k_max, int(np.searchsorted(alloc, free, side="right")))
+        held = [s.own_blocks + s.shared_blocks for s, _ in items]
+        alloc = _allocations(ctx, held, rems, k_max, bm.block_size)  # blocks the run has added by each step
+        k_max = min(k_max, bisect_right(alloc, bm.total - bm.used - bm.idle))  # (releases not counted: a bound)
         if k_max < 2:
             return None
         coster = run.coster
@@ -245,14 +239,15 @@ class Replica:
         leave = [0] * K
         freed = [0] * K
         if through:
-            for i, r in enumerate(rems):
+            bs = bm.block_size
+            for c, h, r in zip(ctx, held, rems):
                 if r < K:
                     leave[r] += 1
-                    freed[r] += int(held[i] + need[r - 1, i])
+                    freed[r] += h + _grown(c, h, r, r - 1, bs)
         alive = []
         kvs = []
         n, g, total, used0 = R, 0, bm.total, bm.used
-        for j, a in enumerate(alloc[:K].tolist()):
+        for j, a in enumerate(alloc[:K]):
             n -= leave[j]
             g += freed[j]
             alive.append(n)
@@ -267,7 +262,7 @@ class Replica:
         self.stage_busy_s, self.energy_j, self.flops, self.bytes_main = busy, energy, flops, bytes_main
         self.tokens += sum(alive)
         self.last_decode_s = dt[K - 1]
-        return starts[K], starts, K, rems, need, alloc, alive
+        return starts[K], starts, K, rems, ctx, held, alloc, alive
 
     def _ahead(self, ctx, rems, k_max: int) -> tuple:
         """The decode run expected after this one, to price in the same evaluation
@@ -308,10 +303,11 @@ class Replica:
         """Apply the steps of a decode run: each request's steps in bulk (one token each per step) up to
         its last step inside the run, which goes through _complete at its exact time (finishing, block
         release, after_step), in step order; the blocks the steps add are taken in the same order."""
-        end, starts, K, rems, need, alloc, alive = r
+        end, starts, K, rems, ctx, held, alloc, alive = r
         items = plan.items
         hist = self.run.itl
         bm = self.bm
+        bs = bm.block_size
         last = [min(rm, K) - 1 for rm in rems]  # each request's last step in the run
         step_itl = [0.0] * K  # inter-token time of step k >= 1 (every request in it shares it)
         peak = [0.0] * K  # the largest of steps 1 .. k
@@ -354,18 +350,18 @@ class Replica:
         self.emitted += emitted
         done = 0
         for e in sorted(finishing):
-            a = int(alloc[e])
+            a = alloc[e]
             bm.allocate(a - done)
             done = a
             who = finishing[e]
             for i in who:
-                items[i][0].own_blocks += int(need[e, i])
+                items[i][0].own_blocks += _grown(ctx[i], held[i], rems[i], e, bs)
             self._complete(_Items([items[i] for i in who]), starts[e + 1])
-        bm.allocate(int(alloc[end_k]) - done)
-        grown = need[end_k].tolist()
+        bm.allocate(alloc[end_k] - done)
         for i in rest:
-            if grown[i]:
-                items[i][0].own_blocks += grown[i]
+            grown = _grown(ctx[i], held[i], rems[i], end_k, bs)
+            if grown:
+                items[i][0].own_blocks += grown
         self._complete(_Items([items[i] for i in rest]) if len(rest) < len(items) else plan, self.env.now)
 
     def _unstick(self):
@@ -474,3 +470,30 @@ class Replica:
             self.trace.request_done(s, self.env.now)
         self._poke()
         self.run.to_decode(s)
+
+
+def _grown(c: int, h: int, r: int, k: int, bs: int) -> int:
+    """Blocks a request of context ``c``, holding ``h`` blocks after step 0's allocation, with ``r`` tokens
+    to go, has added by step ``k`` of a decode run: it needs ceil((c + k + 1) / bs) = (c + k + bs) // bs
+    blocks by step k, and adds nothing after its last step (r - 1)."""
+    g = ((k if k < r else r - 1) + c + bs) // bs - h
+    return g if g > 0 else 0
+
+
+def _allocations(ctx, held, rems, steps: int, bs: int) -> list:
+    """The blocks a decode run's requests have added by each of its first ``steps`` steps (releases not
+    counted): the sum over the requests of :func:`_grown` at each step, as a running sum of the steps where
+    each request crosses into a new block (one every ``bs`` steps: a few per request), in Python integers."""
+    add = [0] * steps
+    for c, h, r in zip(ctx, held, rems):
+        u = ((0 if r > 0 else r - 1) + c + bs) // bs  # blocks needed at step 0
+        if u > h:
+            add[0] += u - h
+        last = r - 1 if r <= steps else steps - 1
+        m = -c % bs or bs  # the next step where it crosses into a new block: (m + c) % bs == 0
+        while m <= last:
+            u += 1
+            if u > h:
+                add[m] += 1
+            m += bs
+    return list(accumulate(add))
