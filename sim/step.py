@@ -270,18 +270,18 @@ class StepCoster:
             starts[j] = at
             at += K
         pad = [0] * width
-        ctx = np.array([list(p[0]) + pad[len(p[0]):] for p in parts], dtype=np.int64)
-        sty = np.array([list(p[1] if p[1] is not None else (p[2],) * len(p[0])) + pad[len(p[0]):] for p in parts],
-                       dtype=np.int64)
-        part, k = [], []  # each row's part and step in it (Python lists: fewer numpy calls on ~100 rows)
-        for j, K in enumerate(ks):
-            part += [j] * K
-            k += range(K)
-        part = np.array(part)
-        k = np.array(k, dtype=np.int64)[:, None]
-        live = k < sty[part]  # absent (padding) requests have stay 0: never there
-        first = live.astype(np.int64)
-        second = np.where(live, ctx[part] + k, 0)
+        flat = [[], []]  # each part's contexts and stays, padded to the width (absent requests: stay 0)
+        for ctx, sty, K, _ in parts:
+            n = len(ctx)
+            flat[0] += ctx
+            flat[0] += pad[n:]
+            flat[1] += sty if sty is not None else [K] * n
+            flat[1] += pad[n:]
+        # each row's contexts and stays (the part's, repeated over its steps) and its step in its part
+        ctx, sty = np.repeat(np.array(flat, dtype=np.int64).reshape(2, len(parts), width), ks, axis=1)
+        k = np.array([j for K in ks for j in range(K)], dtype=np.int64)[:, None]
+        first = (k < sty).astype(np.int64)  # absent (padding) requests have stay 0: never there
+        second = (ctx + k) * first  # a request's context at its step, 0 where it is absent
         segs = [s for p in parts for s in p[3]]
         lens = [e - k for k, e, _, _ in segs]
         cols = np.repeat(np.array([b for *_, b in segs], dtype=float), lens, axis=0).T
