@@ -186,7 +186,8 @@ class StepCoster:
         and kept until the next evaluation; a later call for the same requests (the same (context,
         stay) pairs, in any order: a step's figures depend on its requests' sums and maximum only) and
         at most that many steps is answered from them (``ahead_hits``). A run ahead whose (T, R) parts
-        are not all known yet is left out (it is priced when it comes)."""
+        are not all known yet is left out (it is priced when it comes). ``ahead`` may be a function
+        giving them, called only when this call is not answered so."""
         import numpy as np
 
         from workloads.graph import SeqArrays
@@ -200,6 +201,8 @@ class StepCoster:
             if stays is not None and min(stays) < steps:
                 return self._by_stretch(contexts, steps, stays)
             ahead = ()
+        elif callable(ahead):  # made only when this call prices (an answered call prices nothing ahead)
+            ahead = ahead()
         parts = []  # (contexts, stays, steps, [(first step, end, requests, base + kernels)]) per run
         for j, (ctx, sty, K) in enumerate(((contexts, stays, steps),) + tuple(ahead)):
             R = len(ctx)

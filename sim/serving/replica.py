@@ -211,7 +211,7 @@ class Replica:
         if k_max < 2:
             return None
         coster = run.coster
-        ahead = self._ahead(ctx, rems, k_max) if straddle and k_max == k_arr and arrival < until else ()
+        ahead = partial(self._ahead, ctx, rems, k_max) if straddle and k_max == k_arr and arrival < until else ()
         priced = coster.decode_steps(ctx, k_max, rems, ahead)
         if priced is None:
             return None
