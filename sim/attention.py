@@ -246,6 +246,9 @@ def _occupancy(units, slots, tiles):
     return _occupancy_grid(units, slots, tiles)
 
 
+_MIN, _MAX = np.minimum.reduce, np.maximum.reduce  # ndarray.min/max without their Python wrappers
+
+
 def _run_constant(v):
     """The one value of ``v`` (a number, or an array holding one value throughout), else None."""
     if not isinstance(v, np.ndarray):
@@ -265,13 +268,13 @@ def decode_splits(x, dk, units, slots, tiles, group_units):
     count, a few batch sizes and a short range of tiles are priced once per (batch, tile count)."""
     sl = _run_constant(slots)
     if dk.split_rule != "fill" and sl is not None and (isinstance(tiles, np.ndarray) or isinstance(units, np.ndarray)):
-        if isinstance(tiles, np.ndarray) and isinstance(units, np.ndarray) and tiles.shape == units.shape:
-            t, ub = tiles, units  # the steps of decode runs: one shape (numpy's broadcasting helpers cost more)
+        if isinstance(tiles, np.ndarray) and (not isinstance(units, np.ndarray) or tiles.shape == units.shape):
+            t, ub = tiles, units  # the steps of decode runs: one shape, or one batch (numpy's broadcasting helpers cost more)
         else:
             shape = np.broadcast_shapes(np.shape(units), np.shape(tiles))
             t, ub = np.broadcast_to(tiles, shape), np.broadcast_to(units, shape)
         ti = t.astype(int)
-        lo, hi = int(ti.min()), int(ti.max())
+        lo, hi = int(_MIN(ti, axis=None)), int(_MAX(ti, axis=None))
         uu = sorted(set(ub.ravel().tolist())) if isinstance(ub, np.ndarray) else [ub]  # the batches
         if len(uu) == 1 and hi - lo < 64:  # a decode run's steps: one batch and slot count
             return np.array(_splits_row(dk, float(uu[0]), float(sl), lo, hi, group_units))[ti - lo]
