@@ -280,21 +280,35 @@ def decode_splits(x, dk, units, slots, tiles, group_units):
             return np.array(_splits_row(dk, float(uu[0]), float(sl), lo, hi, group_units))[ti - lo]
         if len(uu) * (hi - lo + 1) <= 1024:  # several runs' steps: a few batches, a short range of tiles
             table = np.array([_splits_row(dk, float(v), float(sl), lo, hi, group_units) for v in uu])
-            return table[np.searchsorted(uu, ub), ti - lo]
+            return table[np.array(uu).searchsorted(ub), ti - lo]
     return _splits(x, dk, units, slots, tiles, group_units)
 
 
-@functools.lru_cache(maxsize=4096)
-def _splits_row(dk, units: float, slots: float, lo: int, hi: int, group_units) -> tuple:
-    """:func:`_splits` of one batch at the tile counts lo .. hi (remembered, as each case is: successive
-    decode runs ask the same few)."""
-    return tuple(_splits_at(dk, units, slots, c, group_units) for c in range(lo, hi + 1))
+def _splits_row(dk, units: float, slots: float, lo: int, hi: int, group_units) -> list:
+    """:func:`_splits` of one batch at the tile counts lo .. hi, each case remembered (successive decode runs
+    ask the same few batches at tile ranges that move as contexts grow). Keyed by the kernel object's
+    identity, not its value: hashing the 15-field ``DecodeKernel`` costs more than the lookup (each kernel
+    is kept while its entries are, so an identity names one kernel); at most ``_SPLITS_MAX`` cases."""
+    k = id(dk)
+    if _SPLITS_DK.get(k) is not dk:
+        _SPLITS_DK[k] = dk
+    out = []
+    for c in range(lo, hi + 1):
+        key = (k, units, slots, c, group_units)
+        v = _SPLITS.get(key)
+        if v is None:
+            if len(_SPLITS) >= _SPLITS_MAX:
+                _SPLITS.clear()
+                _SPLITS_DK.clear()
+                _SPLITS_DK[k] = dk
+            v = _SPLITS[key] = _splits(NUMBERS, dk, units, slots, c, group_units)
+        out.append(v)
+    return out
 
 
-@functools.lru_cache(maxsize=4096)
-def _splits_at(dk, units: float, slots: float, tiles: int, group_units):
-    """:func:`_splits` of one case."""
-    return _splits(NUMBERS, dk, units, slots, tiles, group_units)
+_SPLITS: dict = {}  # (id of the kernel, units, slots, tiles, group units) -> splits
+_SPLITS_DK: dict = {}  # id -> the kernel (alive while its entries are: an id is never reused meanwhile)
+_SPLITS_MAX = 65_536
 
 
 def _splits(x, dk, units, slots, tiles, group_units):
