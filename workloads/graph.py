@@ -300,8 +300,10 @@ class _Steps:
         self.seqs = seqs
         self.requests = len(seqs)
         self.tokens = seq_tokens(seqs)
-        first = SeqArrays(seqs.first[..., :1, :], seqs.second[..., :1, :]) if seqs.first.ndim > 1 else seqs
-        self.phase = phase_of(((first.first == 1) & (first.second > 0)).sum(), self.requests)
+        n, c = seqs.first, seqs.second
+        if n.ndim > 1:  # the first step's requests
+            n, c = n[..., :1, :], c[..., :1, :]
+        self.phase = phase_of(int(np.add.reduce((n == 1) & (c > 0), axis=None)), self.requests)
 
     def split(self) -> tuple:
         return self.seqs.split()
@@ -513,7 +515,7 @@ class _Builder:
         fv = heads * used * (SOFTMAX_FLOPS + (SOFTCAP_FLOPS if s.attn_softcap else 0))
         kvb = q.kv_bytes
         t = [self.act("q", T * heads * d), self.act("kv_new", kv_act_elems)]
-        if cache_read_elems and (cached.any() if isinstance(cached, np.ndarray) else cached):
+        if cache_read_elems and (np.logical_or.reduce(cached, axis=None) if isinstance(cached, np.ndarray) else cached):
             t.append(TensorIO("kv_cache", "kv", q.kv_cache, cached * cache_read_elems * kvb, False))
         t.append(TensorIO("kv_cache", "kv", q.kv_cache, T * cache_write_elems * kvb, True))
         if kernel == "naive":
