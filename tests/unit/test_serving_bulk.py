@@ -1,5 +1,6 @@
-"""The bulk bookkeeping of a decode run (sim/serving/metrics.py ``add_many`` / ``add_steps``) leaves
-the histogram and the timeline exactly as one ``add`` call per value or step would."""
+"""The bulk bookkeeping of a decode run (sim/serving/metrics.py ``add_many`` / ``add_steps``; the KV blocks of
+sim/serving/replica.py) leaves the histogram, the timeline and the block counts exactly as one call per value
+or step would."""
 
 import random
 
@@ -40,3 +41,24 @@ def test_timeline_add_steps_equals_one_add_per_step():
     for f in ("steps", "busy_s", "kv_time", "batch_time", "kv_max", "batch_max", "stride", "_k", "rows"):
         assert getattr(a, f) == getattr(b, f), f
     assert a.stride > 1
+
+
+def test_run_block_counts_equal_the_per_step_ceiling():
+    """A decode run's blocks (replica._allocations, _grown): request i of context c, holding h blocks, with r
+    tokens to go needs ceil((c + k + 1) / bs) blocks by step k (its last step r - 1 at most); the run's total
+    by each step is the sum over the requests of what each adds beyond h, counted one step at a time here."""
+    import math
+
+    from sim.serving.replica import _allocations, _grown
+
+    rng = random.Random(7)
+    for _ in range(400):
+        bs = rng.choice([1, 2, 16, 32])
+        steps = rng.randint(1, 80)
+        reqs = [(rng.randint(0, 300), rng.randint(0, 25), rng.randint(-1, 120)) for _ in range(rng.randint(1, 12))]
+        ctx, held, rems = (list(v) for v in zip(*reqs))
+        want = [sum(max(0, math.ceil((c + min(k, r - 1) + 1) / bs) - h) for c, h, r in reqs) for k in range(steps)]
+        assert _allocations(ctx, held, rems, steps, bs) == want
+        k = rng.randrange(steps)
+        assert [_grown(c, h, r, k, bs) for c, h, r in reqs] == \
+            [max(0, math.ceil((c + min(k, r - 1) + 1) / bs) - h) for c, h, r in reqs]
