@@ -346,7 +346,8 @@ def _collectives_section(run: _Run) -> None:
     body.h(2, "3. Collectives: Vidur's NCCL all-reduce and send/recv")
     if "vidur-network" in builtin and not quick:
         net = load_measurements("vidur-network")
-        body.p("Source: Vidur `data/profiling/network` (NCCL kernel time from Kineto, fp16 buffers). Only the "
+        body.p("Source: Vidur `data/profiling/network` (NCCL kernel time from Kineto, fp16 buffers; Kineto wrote "
+               "whole microseconds, truncated, so each row is Vidur's value + 0.5 us, as for the kernels). Only the "
                "systems the catalog has are scored; the pairwise-NVLink and multi-node set-ups are rejected as "
                "unknown hardware. Each system's tiers are fitted with its calibrated chip in place, so "
                "`catalog file` here means the catalog tiers on the calibrated chip. Priced as NCCL calls, `nccl` "

@@ -29,13 +29,12 @@ from hwmodels.loader import load_hardware
 from sim.validation.calibrate import split_by_shape
 from sim.validation.compare import compare, error_stats
 from sim.validation.measure import load_measurements
-from sim.validation.vidur import GPU_HARDWARE
+from sim.validation.vidur import GPU_HARDWARE, KINETO_TRUNCATION_S  # noqa: F401 (re-exported)
 
 __all__ = ["gemm_rows", "score", "summary", "xla_summary", "torch_rows", "torch_summary", "derive_gemm_fixed_time",
            "KINETO_TRUNCATION_S", "TORCH_CSV"]
 
 SPLITS = ("held-out", "train", "all")
-KINETO_TRUNCATION_S = 0.5e-6  # Kineto durations are truncated to whole microseconds: + 0.5 us on average
 M_BANDS = [0, 16, 64, 256, 1024, 4096, 1e12]
 GFLOP_BANDS = [0, 1.1, 8.6, 69, 1e12]  # the XLA table's size bands (docs/validation.md, section 4e)
 TORCH_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "published", "torch_matmul.csv")
@@ -113,8 +112,9 @@ def torch_summary(scored: pd.DataFrame) -> pd.DataFrame:
 
 def derive_gemm_fixed_time(chip: str, rows: pd.DataFrame | None = None, share: float = 0.01) -> dict:
     """The matrix unit's ``gemm_fixed_time`` as the catalog derives it (docs/cost-model.md, GEMM fixed time),
-    on the TRAINING folds only: the ``share`` smallest of the training GEMMs by FLOPs, median of (measured +
-    0.5 us, Kineto's mean truncation) minus the model's time for those rows without a GEMM fixed time.
+    on the TRAINING folds only: the ``share`` smallest of the training GEMMs by FLOPs, median of the measured
+    time (Vidur's truncated Kineto time + 0.5 us, as the converter writes it: :func:`sim.validation.vidur.
+    kineto_unbiased_s`) minus the model's time for those rows without a GEMM fixed time.
     Returns {'rows', 'max_gflop', 'gemm_fixed_time_s'}."""
     rows = gemm_rows(chip) if rows is None else rows
     train = rows[~rows["held_out"]]
@@ -126,7 +126,7 @@ def derive_gemm_fixed_time(chip: str, rows: pd.DataFrame | None = None, share: f
     unit = hw.matrix_unit()
     plain = replace(hw, compute=tuple(replace(u, gemm_fixed_time_s=0.0) if u is unit else u for u in hw.compute))
     s = score(small, hardware={name: plain})
-    res = s["measured_time_s"] + KINETO_TRUNCATION_S - s["predicted_time_s"]
+    res = s["measured_time_s"] - s["predicted_time_s"]
     return {"rows": len(s), "max_gflop": cut / 1e9, "gemm_fixed_time_s": float(np.median(res))}
 
 

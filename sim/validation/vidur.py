@@ -16,11 +16,20 @@ shard; each op timed 20 times, stats in milliseconds. The default profile method
 ``--profile_method record_function``) builds the layer 20 times into one forward pass under the PyTorch
 profiler (utils/record_function_tracer.py): an op's time is the sum of the Kineto ``dur`` of the GPU kernels
 whose launches (cuda_runtime events) fall inside the op's record_function annotation, i.e. CUPTI kernel
-start to end on the GPU: no CPU launch cost, no gap between kernels. Every time in the files is a whole
-microsecond (or the half of a median of two): Kineto's trace of that time wrote integer microseconds,
-truncated (libkineto CuptiActivity.h ``us()``: integer division, "No rounding!"). So these rows are
-priced as GPU time (:func:`scoring_options`: ``cuda_graphs``, the chip's ``kernel_fixed_time`` without its
-``launch_overhead``). Collectives: NCCL kernel time from Kineto, the median of 11 launches per sample, 3 samples.
+start to end on the GPU: no CPU launch cost, no gap between kernels. So these rows are priced as GPU time
+(:func:`scoring_options`: ``cuda_graphs``, the chip's ``kernel_fixed_time`` without its ``launch_overhead``).
+Collectives (collectives/collectives_wrapper.py, ``profile_method="kineto"``): the NCCL kernel's Kineto time,
+the median of 11 launches per sample, 3 samples.
+
+Every time in Vidur's files is a whole microsecond (or the half of a median of two), compute and network alike
+(all 26,364 network medians, minima and maxima are integers): the Kineto of Vidur's runs wrote each kernel's
+GPU duration as integer microseconds, truncated (pytorch/kineto libkineto/src/CuptiActivity.h
+``duration()`` = ``nsToUs(activity_.end - activity_.start)``; include/ITraceActivity.h ``nsToUs``: ``return ns /
+1000``, "No rounding!"). A truncated duration is on average 0.5 us short of the true one, so the converter
+writes the unbiased estimate: Vidur's value + 0.5 us for each kernel the timed op ran
+(:func:`kineto_unbiased_s`, the one place this rule lives; ``kineto_truncation_s`` says what was added). Every
+scorer of these rows (the validation report, ``llmsim calibrate``, ``gemm_score``, ``vidur_streaming``) reads
+``measured_time_s`` as written and adds nothing.
 """
 
 from __future__ import annotations
@@ -41,6 +50,8 @@ from sim.validation.measure import shape_id
 
 __all__ = [
     "GPU_HARDWARE",
+    "KINETO_TRUNCATION_S",
+    "kineto_unbiased_s",
     "ROW_KERNELS",
     "MAPPING",
     "MODEL_FACTS",
@@ -50,6 +61,19 @@ __all__ = [
     "convert_tree",
     "scoring_options",
 ]
+
+#: the mean time a truncation to whole microseconds removes from a kernel duration (Kineto; module docstring):
+#: half a microsecond, for a duration whose sub-microsecond part is spread evenly
+KINETO_TRUNCATION_S = 0.5e-6
+
+
+def kineto_unbiased_s(truncated_s, kernels=1):
+    """The unbiased estimate of a GPU time that Kineto wrote truncated to whole microseconds: ``truncated_s``
+    (seconds; a number or an array) + :data:`KINETO_TRUNCATION_S` for each of the ``kernels`` durations summed
+    into it. The median of durations truncated alike is the truncated median (truncation keeps the order), so
+    Vidur's medians take the same correction."""
+    return truncated_s + kernels * KINETO_TRUNCATION_S
+
 
 #: Vidur GPU folder -> llmsim catalog chip name ('a40' has no catalog entry yet)
 GPU_HARDWARE = {"a100": "a100-sxm", "h100": "h100-sxm", "a40": "a40"}
@@ -151,9 +175,9 @@ _CONFIG_COLS = ["n_head", "n_kv_head", "n_embd", "n_expanded_embd", "use_gated_m
 
 COMPUTE_COLUMNS = ["hardware", "op", "dtype", "m", "n", "k", "bytes", "numel", "inputs", "outputs",
                    "flops_per_element", "fresh_bytes", "measured_time_s", "spread", "reps", "source", "name", "variant",
-                   "mapping", "bias", "model", "tp", "num_tokens", "shape_id", "fresh_span_bytes"]
+                   "mapping", "bias", "model", "tp", "num_tokens", "shape_id", "fresh_span_bytes", "kineto_truncation_s"]
 NETWORK_COLUMNS = ["hardware", "op", "dtype", "bytes", "num_devices", "measured_time_s", "spread", "reps",
-                   "source", "name", "devices_per_node", "num_nodes", "shape_id"]
+                   "source", "name", "devices_per_node", "num_nodes", "shape_id", "kineto_truncation_s"]
 
 
 def _bool(v) -> bool:
@@ -162,14 +186,16 @@ def _bool(v) -> bool:
     return str(v).strip().lower() in ("true", "1")
 
 
-def _stats(df: pd.DataFrame, op: str):
-    """(median seconds, spread) of a Vidur op; spread = (max - min) / median."""
-    med = df[f"time_stats.{op}.median"].astype(float)
-    lo = df[f"time_stats.{op}.min"].astype(float)
-    hi = df[f"time_stats.{op}.max"].astype(float)
+def _stats(df: pd.DataFrame, op: str, kernels: int = 1):
+    """(median seconds, spread) of a Vidur op that ran ``kernels`` kernels: the median as
+    :func:`kineto_unbiased_s` estimates it (Vidur's truncated milliseconds + 0.5 us a kernel); spread = (max -
+    min) / that median."""
+    med = kineto_unbiased_s(df[f"time_stats.{op}.median"].astype(float) / 1000.0, kernels)
+    lo = df[f"time_stats.{op}.min"].astype(float) / 1000.0
+    hi = df[f"time_stats.{op}.max"].astype(float) / 1000.0
     with np.errstate(divide="ignore", invalid="ignore"):
         spread = (hi - lo) / med
-    return med / 1000.0, spread
+    return med, spread
 
 
 def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.DataFrame:
@@ -204,11 +230,13 @@ def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.
     base = pd.DataFrame({"model": model, "tp": TP, "num_tokens": T})
     frames = []
 
-    def emit(op_name: str, cols: dict, variant=None, bias=None):
+    def emit(op_name: str, cols: dict, variant=None, bias=None, kernels: int = 1):
+        """``kernels``: the kernels the op's timer wraps (one each but phi-2's two adds), whose truncated
+        Kineto durations Vidur summed."""
         if f"time_stats.{op_name}.median" not in df.columns:
             return
         llm_op, mapping = MAPPING[op_name]
-        t, spread = _stats(df, op_name)
+        t, spread = _stats(df, op_name, kernels)
         f = base.copy()
         f["hardware"] = hardware
         f["op"] = llm_op
@@ -216,6 +244,7 @@ def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.
         for c, v in cols.items():
             f[c] = v
         f["measured_time_s"] = t
+        f["kineto_truncation_s"] = kernels * KINETO_TRUNCATION_S
         f["spread"] = spread
         f["reps"] = COMPUTE_REPS
         f["source"] = source
@@ -269,7 +298,7 @@ def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.
         # each of the two adds reads one tensor the kernel before it wrote (the MLP's output, the first sum)
         emit("add", {"numel": T * E, "inputs": 4, "outputs": 2, "flops_per_element": 2,
                      "fresh_bytes": 2 * T * E * FP16_BYTES},
-             variant="attn + mlp + residual (2 kernels)")
+             variant="attn + mlp + residual (2 kernels)", kernels=2)
     out = pd.concat(frames, ignore_index=True)
     return _finish(out, COMPUTE_COLUMNS)
 
@@ -303,7 +332,8 @@ def convert_network_file(path: str, *, system: str, source: str) -> pd.DataFrame
         f = pd.DataFrame({
             "hardware": np.where(nodes > 1, sysname + "-" + nodes.astype(str) + "nodes", sysname),
             "op": llm_op, "dtype": DTYPE, "bytes": sub["size"].astype(np.int64), "num_devices": nw,
-            "measured_time_s": t, "spread": spread, "reps": NETWORK_REPS, "source": source,
+            "measured_time_s": t, "kineto_truncation_s": KINETO_TRUNCATION_S, "spread": spread,
+            "reps": NETWORK_REPS, "source": source,
             "name": coll, "devices_per_node": dpn, "num_nodes": nodes,
         })
         frames.append(f)
@@ -352,10 +382,11 @@ def convert_tree(src: str) -> dict[str, pd.DataFrame]:
 
 
 def _fmt_frame(df: pd.DataFrame) -> str:
-    """CSV text with times to 6 significant digits and integers without '.0'."""
+    """CSV text with times to 7 significant digits (Vidur's whole microseconds + 0.5 us stay exact up to 1 s) and
+    integers without '.0'."""
     df = df.copy()
-    for c in ("measured_time_s",):
-        df[c] = df[c].map(lambda v: "" if pd.isna(v) else f"{v:.6g}")
+    for c in ("measured_time_s", "kineto_truncation_s"):
+        df[c] = df[c].map(lambda v: "" if pd.isna(v) else f"{v:.7g}")
     for c in ("spread",):
         df[c] = df[c].map(lambda v: "" if pd.isna(v) or not math.isfinite(v) else f"{v:.4g}")
     for c in ("m", "n", "k", "bytes", "numel", "inputs", "outputs", "fresh_bytes", "fresh_span_bytes", "num_devices",

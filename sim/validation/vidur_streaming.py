@@ -5,26 +5,31 @@ ops). The rows, the split (by shape, :func:`sim.validation.calibrate.split_by_sh
 validate-report``, so the held-out figures here are its catalog-file figures for these kinds.
 
     python -m sim.validation.vidur_streaming [--split held-out|train|all] [--chip a100 --chip h100]
+    python -m sim.validation.vidur_streaming --derive a100   # the kernel_fixed_time derivation (training folds)
 
 :func:`trip_times` reads the measured time per loop trip of the row-per-block kernels off the rows (a
 least-squares line of time against loop trips per row in a fixed occupancy regime), which is how
-docs/cost-model.md's per-trip figures were read (training folds only).
+docs/cost-model.md's per-trip figures were read (training folds only). :func:`derive_kernel_fixed_time`
+reproduces the catalog's ``kernel_fixed_time`` of a100-sxm and h100-sxm from the training folds only.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+
+from hwmodels.loader import load_hardware
 
 from sim.validation.calibrate import split_by_shape
 from sim.validation.compare import compare, error_stats
 from sim.validation.measure import load_measurements
 from sim.validation.vidur import GPU_HARDWARE, ROW_KERNELS
 
-__all__ = ["STREAMING", "streaming_rows", "score", "summary", "trip_times"]
+__all__ = ["STREAMING", "streaming_rows", "score", "summary", "trip_times", "derive_kernel_fixed_time"]
 
 STREAMING = ("elementwise", "norm", "rope", "embedding")
 SPLITS = ("held-out", "train", "all")
@@ -42,10 +47,10 @@ def streaming_rows(chip: str, folds: int = 5, holdout: int = 0, limit: int | Non
     return df[df["op"].isin(STREAMING)].reset_index(drop=True)
 
 
-def score(rows: pd.DataFrame) -> pd.DataFrame:
+def score(rows: pd.DataFrame, hardware: dict | None = None) -> pd.DataFrame:
     """The scored rows (``compare``'s columns: ``predicted_time_s``, ``rel_error``, ...), priced on the
-    hardware each row names (the catalog file)."""
-    scored = compare(rows).scored
+    hardware each row names (the catalog file, or ``hardware``'s chip of that name)."""
+    scored = compare(rows, hardware=hardware).scored
     if len(scored) != len(rows):
         raise ValueError(f"{len(rows) - len(scored)} of {len(rows)} streaming rows were rejected")
     return scored
@@ -68,7 +73,7 @@ def summary(scored: pd.DataFrame, split: str = "held-out") -> pd.DataFrame:
 def trip_times(rows: pd.DataFrame, variant: str, kind: str, cores: int, tokens: tuple) -> dict:
     """Measured time per loop trip of a row-per-block kernel (Vidur ``variant``, e.g. 'silu_and_mul', of op
     ``kind``) on rows of ``tokens`` = (lo, hi] tokens: the slope of a least-squares line of measured time
-    (+ 0.5 us, Kineto's mean truncation) against waves x loop trips per row, with the kernel's threads and
+    (Vidur's truncated Kineto time + 0.5 us, as the converter writes it) against waves x loop trips per row, with the kernel's threads and
     elements per thread from :data:`ROW_KERNELS` and ``cores`` x (resident threads // threads) blocks a wave.
     Returns {'rows', 'per_trip_s', 'intercept_s'}."""
     facts = ROW_KERNELS.of(kind)
@@ -86,18 +91,42 @@ def trip_times(rows: pd.DataFrame, variant: str, kind: str, cores: int, tokens: 
     waves = np.ceil(t / (cores * np.maximum(1, ROW_KERNELS.resident_threads // threads)))
     trips = waves * np.ceil(items / (threads * per))
     m = (t > tokens[0]) & (t <= tokens[1]) & np.isfinite(trips)
-    y = g["measured_time_s"].astype(float).to_numpy()[m] + 0.5e-6
+    y = g["measured_time_s"].astype(float).to_numpy()[m]
     if m.sum() < 2 or len(set(trips[m])) < 2:
         return {"rows": int(m.sum()), "per_trip_s": float("nan"), "intercept_s": float("nan")}
     slope, icpt = np.polyfit(trips[m], y, 1)
     return {"rows": int(m.sum()), "per_trip_s": float(slope), "intercept_s": float(icpt)}
 
 
+def derive_kernel_fixed_time(chip: str, rows: pd.DataFrame | None = None, max_tokens: int = 32) -> dict:
+    """The chip's ``kernel_fixed_time`` as the catalog derives it (docs/cost-model.md, Fixed time per kernel), on
+    the TRAINING folds only: the smallest kernels Vidur timed, one-kernel residual adds of 1-``max_tokens``
+    tokens (a few KB: an empty kernel and one main-memory round trip), median of the measured time (Vidur's
+    truncated Kineto time + 0.5 us, as the converter writes it) minus the model's time for those rows without a
+    fixed time.
+    Returns {'rows', 'kernel_fixed_time_s'}."""
+    rows = streaming_rows(chip) if rows is None else rows
+    small = rows[~rows["held_out"] & (rows["variant"] == "residual add")
+                 & (rows["num_tokens"].astype(float) <= max_tokens)]
+    name = GPU_HARDWARE.get(chip, chip)
+    plain = replace(load_hardware(name), kernel_fixed_time_s=0.0)
+    s = score(small, hardware={name: plain})
+    res = s["measured_time_s"] - s["predicted_time_s"]
+    return {"rows": len(s), "kernel_fixed_time_s": float(np.median(res))}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sim.validation.vidur_streaming", description=__doc__.split("\n")[0])
     ap.add_argument("--chip", action="append", choices=[k for k, v in GPU_HARDWARE.items() if k != "a40"])
     ap.add_argument("--split", choices=SPLITS, default="held-out")
+    ap.add_argument("--derive", choices=[k for k in GPU_HARDWARE if k != "a40"],
+                    help="print the kernel_fixed_time derivation of this chip and stop")
     a = ap.parse_args(argv)
+    if a.derive:
+        d = derive_kernel_fixed_time(a.derive)
+        print(f"{GPU_HARDWARE[a.derive]}: kernel_fixed_time {d['kernel_fixed_time_s'] * 1e6:.2f} us from {d['rows']} "
+              f"training residual adds of 1-32 tokens")
+        return 0
     for chip in a.chip or ["a100", "h100"]:
         t = summary(score(streaming_rows(chip)), a.split)
         for r in t.itertuples():

@@ -62,8 +62,10 @@ def test_llama2_7b_gemm_shapes(tmp_path):
 def test_times_spread_and_other_ops(tmp_path):
     p = _mlp_csv(tmp_path / "mlp.csv", LLAMA2_7B, [(4, 1)])
     df = V.convert_compute_file(p, gpu="h100", model="meta-llama/Llama-2-7b-hf", source="vidur:x").set_index("name")
-    assert df.loc["attn_pre_proj", "measured_time_s"] == pytest.approx(0.03e-3)  # op #3, ms -> s
-    assert df.loc["attn_pre_proj", "spread"] == pytest.approx(0.2)  # (1.1 - 0.9) x median / median
+    # op #3, ms -> s, + 0.5 us: Kineto truncated each kernel's duration to whole microseconds
+    assert df.loc["attn_pre_proj", "measured_time_s"] == pytest.approx(0.03e-3 + 0.5e-6)
+    assert df.loc["attn_pre_proj", "kineto_truncation_s"] == pytest.approx(0.5e-6)
+    assert df.loc["attn_pre_proj", "spread"] == pytest.approx(0.2 * 30 / 30.5)  # (1.1 - 0.9) x 30 us / 30.5 us
     assert df.loc["attn_pre_proj", "reps"] == 20
     assert (df.loc["input_layernorm", ["op", "m", "n", "variant"]].tolist() == ["norm", 4, 4096, "rmsnorm"])
     act = df.loc["mlp_act"]
@@ -112,6 +114,10 @@ def test_phi2_layernorm_gelu_and_three_way_add(tmp_path):
     # torch.nn.GELU is PyTorch's flat elementwise kernel: no token rows, so it is not priced as a row kernel
     assert pd.isna(df.loc["mlp_act", "m"])
     assert df.loc["add", ["inputs", "outputs"]].tolist() == [4, 2]
+    # two add kernels under one timer: Vidur summed two truncated durations, so + 2 x 0.5 us (op #9 of 9)
+    assert df.loc["add", "measured_time_s"] == pytest.approx(0.09e-3 + 1e-6)
+    assert df.loc["add", "kineto_truncation_s"] == pytest.approx(1e-6)
+    assert df.loc["mlp_act", "kineto_truncation_s"] == pytest.approx(0.5e-6)
     assert df.loc["attn_pre_proj", "bias"] in (True, "True")
     assert set(df.hardware) == {"a40"}
 
@@ -127,7 +133,9 @@ def test_network_conversion(tmp_path):
     df = V.convert_network_file(str(p), system="a100_dgx", source="vidur:network/a100_dgx/all_reduce.csv")
     r0, r1 = df.iloc[0], df.iloc[1]
     assert (r0.op, r0.bytes, r0.num_devices, r0.hardware, r0.num_nodes) == ("allreduce", 1048576, 8, "hgx-a100-8", 1)
-    assert r0.measured_time_s == pytest.approx(5e-5) and r0.spread == pytest.approx(0.4)
+    # one NCCL kernel's Kineto time, truncated to whole microseconds: + 0.5 us
+    assert r0.measured_time_s == pytest.approx(5.05e-5) and r0.spread == pytest.approx(0.02 / 0.0505)
+    assert r0.kineto_truncation_s == pytest.approx(0.5e-6)
     assert (r1.hardware, r1.num_nodes) == ("hgx-a100-8-2nodes", 2)
     assert r0.shape_id == "allreduce:bytes=1048576,num_devices=8"
 
@@ -201,12 +209,23 @@ def test_shipped_vidur_known_rows(shipped):
     r = a100[(a100.model == "meta-llama/Llama-2-7b-hf") & (a100.tp == 1) & (a100.num_tokens == 4096)
              & (a100.name == "attn_pre_proj")]
     assert set(zip(r.m, r.n, r.k)) == {(4096, 12288, 4096)}
-    assert 1.911e-3 in set(r.measured_time_s.round(7))
+    assert 1.9115e-3 in set(r.measured_time_s.round(8))  # + 0.5 us, Kineto's mean truncation
     assert set(a100.hardware) == {"a100-sxm"}
     assert set(a100.op) == {"gemm", "norm", "elementwise", "embedding", "rope"}
     net = shipped("vidur-network")
     assert set(net.op) == {"allreduce", "sendrecv"}
     assert {"hgx-a100-8", "hgx-h100-8", "a100-pairwise-nvlink"} <= set(net.hardware)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_ROWS))
+def test_shipped_vidur_times_are_truncated_microseconds_plus_half(name, shipped):
+    """Vidur wrote whole microseconds (a median of two: a half); the files hold that + 0.5 us per kernel, and
+    say so in ``kineto_truncation_s``: taking it off gives back Vidur's grid of half microseconds."""
+    df = shipped(name)
+    assert set(df.kineto_truncation_s.round(9)) <= {0.5e-6, 1e-6}
+    raw_half_us = (df.measured_time_s - df.kineto_truncation_s) * 2e6
+    assert (raw_half_us - raw_half_us.round()).abs().max() < 1e-3
+    assert (raw_half_us >= 2).all()  # at least 1 us before the correction
 
 
 def test_shipped_files_are_gzip_and_small():

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.validation.vidur_streaming import STREAMING, score, streaming_rows, summary, trip_times
+from sim.validation.vidur_streaming import (STREAMING, derive_kernel_fixed_time, score, streaming_rows, summary,
+                                            trip_times)
 
 
 def test_streaming_rows_scored_and_summarised():
@@ -26,9 +27,24 @@ def test_trip_times_reads_the_slope_of_time_against_trips():
     tok = np.arange(1, 41)
     trips = np.where(tok <= 20, 2, 4)
     df = pd.DataFrame({"name": "mlp_act", "variant": "silu_and_mul", "num_tokens": tok, "numel": tok * 2048,
-                       "n": np.nan, "measured_time_s": 3e-6 + 1.5e-6 * trips - 0.5e-6})
+                       "n": np.nan, "measured_time_s": 3e-6 + 1.5e-6 * trips})
     r = trip_times(df, "silu_and_mul", "elementwise", cores=10, tokens=(0, 40))
     assert r["rows"] == 40
     assert r["per_trip_s"] == pytest.approx(1.5e-6) and r["intercept_s"] == pytest.approx(3e-6)
     one = trip_times(df, "silu_and_mul", "elementwise", cores=10, tokens=(0, 20))  # one trip count: no line
     assert one["rows"] == 20 and np.isnan(one["per_trip_s"])
+
+
+def test_kernel_fixed_time_derived_on_training_rows_only():
+    # the residual adds; 1 us more on every training row moves the derived time by 1 us, and the held-out rows
+    # do not count
+    rows = streaming_rows("h100")
+    rows = rows[rows["name"] == "add"].reset_index(drop=True)
+    base = derive_kernel_fixed_time("h100", rows)
+    moved = rows.copy()
+    moved.loc[~moved["held_out"], "measured_time_s"] += 1e-6
+    moved.loc[moved["held_out"], "measured_time_s"] *= 100
+    d = derive_kernel_fixed_time("h100", moved)
+    assert d["rows"] == base["rows"] > 0
+    assert d["kernel_fixed_time_s"] == pytest.approx(base["kernel_fixed_time_s"] + 1e-6)
+    assert 0 < base["kernel_fixed_time_s"] < 5e-6
