@@ -10,6 +10,7 @@ are those of ``llmsim validate-report``, so the held-out figures here are its ca
 
     python -m sim.validation.gemm_score [--split held-out|train|all] [--chip a100 --chip h100] [--no-xla] [--no-torch]
     python -m sim.validation.gemm_score --derive a100      # the gemm_fixed_time derivation (training folds)
+    python -m sim.validation.gemm_score --chip h100 --no-xla --hw my-h100.yaml   # a chip file in the catalog's place
 
 :func:`derive_gemm_fixed_time` reproduces the catalog's ``gemm_fixed_time`` of a100-sxm and h100-sxm from
 Vidur's training folds only (never the held-out fold, never the XLA table).
@@ -110,19 +111,19 @@ def torch_summary(scored: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def derive_gemm_fixed_time(chip: str, rows: pd.DataFrame | None = None, share: float = 0.01) -> dict:
+def derive_gemm_fixed_time(chip: str, rows: pd.DataFrame | None = None, share: float = 0.01, hw=None) -> dict:
     """The matrix unit's ``gemm_fixed_time`` as the catalog derives it (docs/cost-model.md, GEMM fixed time),
     on the TRAINING folds only: the ``share`` smallest of the training GEMMs by FLOPs, median of the measured
     time (Vidur's truncated Kineto time + 0.5 us, as the converter writes it: :func:`sim.validation.vidur.
-    kineto_unbiased_s`) minus the model's time for those rows without a GEMM fixed time.
-    Returns {'rows', 'max_gflop', 'gemm_fixed_time_s'}."""
+    kineto_unbiased_s`) minus the model's time for those rows without a GEMM fixed time. ``hw``: the chip to
+    derive it on (default: the catalog file). Returns {'rows', 'max_gflop', 'gemm_fixed_time_s'}."""
     rows = gemm_rows(chip) if rows is None else rows
     train = rows[~rows["held_out"]]
     flops = 2.0 * train["m"].astype(float) * train["n"].astype(float) * train["k"].astype(float)
     cut = float(np.quantile(flops, share))
     small = train[flops <= cut]
     name = GPU_HARDWARE.get(chip, chip)
-    hw = load_hardware(name)
+    hw = hw or load_hardware(name)
     unit = hw.matrix_unit()
     plain = replace(hw, compute=tuple(replace(u, gemm_fixed_time_s=0.0) if u is unit else u for u in hw.compute))
     s = score(small, hardware={name: plain})
@@ -138,14 +139,28 @@ def main(argv=None) -> int:
     ap.add_argument("--no-xla", action="store_true", help="leave out OpenXLA's table")
     ap.add_argument("--no-torch", action="store_true", help="leave out the torch.matmul sweeps (development set)")
     ap.add_argument("--derive", choices=chips, help="print the gemm_fixed_time derivation of this chip and stop")
+    ap.add_argument("--hw", metavar="FILE", help="price the Vidur rows of the one chip named (--chip or --derive) "
+                    "on this chip file instead of the catalog's")
     a = ap.parse_args(argv)
+    hw = None
+    if a.hw:
+        if len([a.derive] if a.derive else (a.chip or chips)) != 1:
+            ap.error("--hw needs exactly one --chip (or --derive)")
+        from hwmodels.errors import SpecError
+
+        try:
+            hw = load_hardware(a.hw)
+        except SpecError as e:
+            for p in e.problems:
+                print(f"error: {p}", file=sys.stderr)
+            return 2
     if a.derive:
-        d = derive_gemm_fixed_time(a.derive)
+        d = derive_gemm_fixed_time(a.derive, hw=hw)
         print(f"{GPU_HARDWARE[a.derive]}: gemm_fixed_time {d['gemm_fixed_time_s'] * 1e6:.2f} us from {d['rows']} "
               f"training GEMMs of at most {d['max_gflop']:.2f} GFLOP")
         return 0
     for chip in a.chip or chips:
-        for r in summary(score(gemm_rows(chip)), a.split).itertuples():
+        for r in summary(score(gemm_rows(chip), None if hw is None else {GPU_HARDWARE[chip]: hw}), a.split).itertuples():
             print(f"vidur {r.hardware:9s} {a.split:8s} {r.key:12s} {r.rows:6d} rows  |err| {100 * r.median_ape:5.1f}%"
                   f"  bias {100 * r.bias:+6.1f}%")
     if not a.no_torch:

@@ -5,12 +5,15 @@ ops). The rows, the split (by shape, :func:`sim.validation.calibrate.split_by_sh
 validate-report``, so the held-out figures here are its catalog-file figures for these kinds.
 
     python -m sim.validation.vidur_streaming [--split held-out|train|all] [--chip a100 --chip h100]
-    python -m sim.validation.vidur_streaming --derive a100   # the kernel_fixed_time derivation (training folds)
+    python -m sim.validation.vidur_streaming --derive a100   # kernel_fixed_time and gather (training folds)
+    python -m sim.validation.vidur_streaming --chip h100 --hw my-h100.yaml   # a chip file in the catalog's place
 
 :func:`trip_times` reads the measured time per loop trip of the row-per-block kernels off the rows (a
 least-squares line of time against loop trips per row in a fixed occupancy regime), which is how
-docs/cost-model.md's per-trip figures were read (training folds only). :func:`derive_kernel_fixed_time`
-reproduces the catalog's ``kernel_fixed_time`` of a100-sxm and h100-sxm from the training folds only.
+docs/cost-model.md's per-trip figures were read (training folds only). :func:`derive_kernel_fixed_time` and
+:func:`derive_gather_efficiency` reproduce the catalog's ``kernel_fixed_time`` and main-memory ``gather``
+fraction of a100-sxm and h100-sxm from the training folds only. ``--hw FILE`` prices the rows of one chip on
+another chip file (a what-if: a changed memory efficiency or latency, with the derivations re-run on it).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from sim.validation.compare import compare, error_stats
 from sim.validation.measure import load_measurements
 from sim.validation.vidur import GPU_HARDWARE, ROW_KERNELS
 
-__all__ = ["STREAMING", "streaming_rows", "score", "summary", "trip_times", "derive_kernel_fixed_time"]
+__all__ = ["STREAMING", "streaming_rows", "score", "summary", "trip_times", "derive_kernel_fixed_time",
+           "derive_gather_efficiency"]
 
 STREAMING = ("elementwise", "norm", "rope", "embedding")
 SPLITS = ("held-out", "train", "all")
@@ -98,21 +102,43 @@ def trip_times(rows: pd.DataFrame, variant: str, kind: str, cores: int, tokens: 
     return {"rows": int(m.sum()), "per_trip_s": float(slope), "intercept_s": float(icpt)}
 
 
-def derive_kernel_fixed_time(chip: str, rows: pd.DataFrame | None = None, max_tokens: int = 32) -> dict:
+def derive_kernel_fixed_time(chip: str, rows: pd.DataFrame | None = None, max_tokens: int = 32, hw=None) -> dict:
     """The chip's ``kernel_fixed_time`` as the catalog derives it (docs/cost-model.md, Fixed time per kernel), on
     the TRAINING folds only: the smallest kernels Vidur timed, one-kernel residual adds of 1-``max_tokens``
     tokens (a few KB: an empty kernel and one main-memory round trip), median of the measured time (Vidur's
     truncated Kineto time + 0.5 us, as the converter writes it) minus the model's time for those rows without a
-    fixed time.
+    fixed time. ``hw``: the chip to derive it on (default: the catalog file).
     Returns {'rows', 'kernel_fixed_time_s'}."""
     rows = streaming_rows(chip) if rows is None else rows
     small = rows[~rows["held_out"] & (rows["variant"] == "residual add")
                  & (rows["num_tokens"].astype(float) <= max_tokens)]
     name = GPU_HARDWARE.get(chip, chip)
-    plain = replace(load_hardware(name), kernel_fixed_time_s=0.0)
+    plain = replace(hw or load_hardware(name), kernel_fixed_time_s=0.0)
     s = score(small, hardware={name: plain})
     res = s["measured_time_s"] - s["predicted_time_s"]
     return {"rows": len(s), "kernel_fixed_time_s": float(np.median(res))}
+
+
+def derive_gather_efficiency(chip: str, rows: pd.DataFrame | None = None, hw=None, step: float = 0.005,
+                             bounds: tuple = (0.05, 0.5)) -> dict:
+    """The main memory's ``efficiency_by_pattern`` ``gather`` fraction (of its streaming rate) as the catalog fits
+    it, on the TRAINING folds only: the fraction on a ``step`` grid within ``bounds`` that minimises the median
+    |error| of the training ``emb`` rows (PyTorch's F.embedding, an index_select of T rows). ``hw``: the chip to
+    fit it on (default: the catalog file). Returns {'rows', 'gather', 'median_ape', 'bias'}."""
+    rows = streaming_rows(chip) if rows is None else rows
+    train = rows[~rows["held_out"] & (rows["op"] == "embedding")]
+    name = GPU_HARDWARE.get(chip, chip)
+    hw = hw or load_hardware(name)
+    main = next(i for i, m in enumerate(hw.memory) if m.kind == "dram")
+    best = None
+    for f in np.round(np.arange(bounds[0], bounds[1] + step / 2, step), 6):
+        mem = list(hw.memory)
+        mem[main] = replace(mem[main], efficiency_by_pattern={**mem[main].efficiency_by_pattern, "gather": float(f)})
+        s = score(train, hardware={name: replace(hw, memory=tuple(mem))})
+        st = error_stats(s["predicted_time_s"], s["measured_time_s"])
+        if best is None or st["median_ape"] < best["median_ape"]:
+            best = {"rows": st["n"], "gather": float(f), "median_ape": st["median_ape"], "bias": st["bias"]}
+    return best
 
 
 def main(argv=None) -> int:
@@ -120,15 +146,33 @@ def main(argv=None) -> int:
     ap.add_argument("--chip", action="append", choices=[k for k, v in GPU_HARDWARE.items() if k != "a40"])
     ap.add_argument("--split", choices=SPLITS, default="held-out")
     ap.add_argument("--derive", choices=[k for k in GPU_HARDWARE if k != "a40"],
-                    help="print the kernel_fixed_time derivation of this chip and stop")
+                    help="print the kernel_fixed_time and gather derivations of this chip and stop")
+    ap.add_argument("--hw", metavar="FILE", help="price the rows of the one chip named (--chip or --derive) on this "
+                    "chip file instead of the catalog's")
     a = ap.parse_args(argv)
+    chips = [a.derive] if a.derive else (a.chip or ["a100", "h100"])
+    hw = None
+    if a.hw:
+        if len(chips) != 1:
+            ap.error("--hw needs exactly one --chip (or --derive)")
+        from hwmodels.errors import SpecError
+
+        try:
+            hw = load_hardware(a.hw)
+        except SpecError as e:
+            for p in e.problems:
+                print(f"error: {p}", file=sys.stderr)
+            return 2
     if a.derive:
-        d = derive_kernel_fixed_time(a.derive)
+        d = derive_kernel_fixed_time(a.derive, hw=hw)
         print(f"{GPU_HARDWARE[a.derive]}: kernel_fixed_time {d['kernel_fixed_time_s'] * 1e6:.2f} us from {d['rows']} "
               f"training residual adds of 1-32 tokens")
+        g = derive_gather_efficiency(a.derive, hw=hw)
+        print(f"{GPU_HARDWARE[a.derive]}: gather {g['gather']:.3f} of the stream rate from {g['rows']} training emb "
+              f"rows (training |err| {100 * g['median_ape']:.1f}%, bias {100 * g['bias']:+.1f}%)")
         return 0
-    for chip in a.chip or ["a100", "h100"]:
-        t = summary(score(streaming_rows(chip)), a.split)
+    for chip in chips:
+        t = summary(score(streaming_rows(chip), None if hw is None else {GPU_HARDWARE[chip]: hw}), a.split)
         for r in t.itertuples():
             print(f"{r.hardware:9s} {a.split:8s} {r.group:4s} {r.key:26s} {r.rows:6d} rows  |err| {100 * r.median_ape:5.1f}%"
                   f"  bias {100 * r.bias:+6.1f}%")

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.validation.vidur_streaming import (STREAMING, derive_kernel_fixed_time, score, streaming_rows, summary,
-                                            trip_times)
+from sim.validation.vidur_streaming import (STREAMING, derive_gather_efficiency, derive_kernel_fixed_time, main, score,
+                                            streaming_rows, summary, trip_times)
 
 
 def test_streaming_rows_scored_and_summarised():
@@ -48,3 +48,25 @@ def test_kernel_fixed_time_derived_on_training_rows_only():
     assert d["rows"] == base["rows"] > 0
     assert d["kernel_fixed_time_s"] == pytest.approx(base["kernel_fixed_time_s"] + 1e-6)
     assert 0 < base["kernel_fixed_time_s"] < 5e-6
+
+
+def test_gather_fraction_fitted_on_training_rows_only():
+    rows = streaming_rows("h100")
+    emb = rows[rows["op"] == "embedding"].head(600).reset_index(drop=True)
+    base = derive_gather_efficiency("h100", emb, step=0.025, bounds=(0.15, 0.3))
+    assert 0.15 <= base["gather"] <= 0.3 and base["rows"] == int((~emb["held_out"]).sum())
+    moved = emb.copy()
+    moved.loc[moved["held_out"], "measured_time_s"] *= 100  # the held-out rows do not count
+    assert derive_gather_efficiency("h100", moved, step=0.025, bounds=(0.15, 0.3)) == base
+    slower = emb.copy()
+    slower.loc[~slower["held_out"], "measured_time_s"] *= 1.5  # slower gathers: a smaller fraction
+    assert derive_gather_efficiency("h100", slower, step=0.025, bounds=(0.15, 0.3))["gather"] < base["gather"]
+
+
+def test_hw_option_prices_one_chip_on_a_given_file(capsys, tmp_path):
+    assert main(["--chip", "h100", "--split", "all", "--hw", "h100-sxm"]) == 0  # the catalog file, named
+    assert "h100-sxm" in capsys.readouterr().out
+    assert main(["--chip", "h100", "--hw", str(tmp_path / "missing.yaml")]) == 2
+    assert "error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--chip", "a100", "--chip", "h100", "--hw", "h100-sxm"])  # one chip only
