@@ -82,7 +82,7 @@ def _kernel_weaknesses(f, out: list) -> None:
                 "Row-per-block kernels). The calibrated files fit the fixed time to the GEMM rows only. `emb` is an "
                 "exact row gather (`embedding`), priced at the main memory's `gather` access-pattern fraction "
                 "(`efficiency_by_pattern`: PyTorch's index_select reaches about a fifth of a copy's rate; "
-                "a100-sxm 0.185, h100-sxm 0.235, fitted on the training folds; docs/cost-model.md); "
+                "a100-sxm 0.18, h100-sxm 0.22, fitted on the training folds; docs/cost-model.md); "
                 "`attn_rope` is an `approx` row (op `rope`) and never fitted, so `rope` has no fitted value.")
             cands = sorted(f.get("add_l2", {}).items(), key=lambda kv: -kv[1][1] / kv[1][2])
             if cands:
