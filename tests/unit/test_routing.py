@@ -187,6 +187,9 @@ def test_nvidia_fp8_weight_stream_source_rows(tmp_path):
     csv.write_text("\n".join(rows) + "\n")
     st = hs.load_stack("vllm")
     assert dict(dict(st.moe_weight_stream)["NVIDIA"]) == {"fp8": 0.86}
+    # the same kernel in SGLang (fused_moe_triton) and in vLLM 0.5 carries the same NVIDIA entry
+    for other in ("sglang", "vllm-0.5"):
+        assert dict(dict(hs.load_stack(other).moe_weight_stream)["NVIDIA"]) == {"fp8": 0.86}
     on = score_moe_kernels(str(csv), stack=st)["rel_error"]
     assert (on.abs() < 0.02).all()
     no_nv = replace(st, moe_weight_stream=tuple(e for e in st.moe_weight_stream if e[0] != "NVIDIA"))
