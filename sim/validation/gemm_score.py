@@ -30,7 +30,7 @@ from hwmodels.loader import load_hardware
 from sim.validation.calibrate import split_by_shape
 from sim.validation.compare import compare, error_stats
 from sim.validation.measure import load_measurements
-from sim.validation.vidur import GPU_HARDWARE, KINETO_TRUNCATION_S  # noqa: F401 (re-exported)
+from sim.validation.vidur import GPU_HARDWARE, KINETO_TRUNCATION_S, hw_file  # noqa: F401 (re-exported)
 
 __all__ = ["gemm_rows", "score", "summary", "xla_summary", "torch_rows", "torch_summary", "derive_gemm_fixed_time",
            "KINETO_TRUNCATION_S", "TORCH_CSV"]
@@ -142,18 +142,9 @@ def main(argv=None) -> int:
     ap.add_argument("--hw", metavar="FILE", help="price the Vidur rows of the one chip named (--chip or --derive) "
                     "on this chip file instead of the catalog's")
     a = ap.parse_args(argv)
-    hw = None
-    if a.hw:
-        if len([a.derive] if a.derive else (a.chip or chips)) != 1:
-            ap.error("--hw needs exactly one --chip (or --derive)")
-        from hwmodels.errors import SpecError
-
-        try:
-            hw = load_hardware(a.hw)
-        except SpecError as e:
-            for p in e.problems:
-                print(f"error: {p}", file=sys.stderr)
-            return 2
+    hw = hw_file(ap, a.hw, [a.derive] if a.derive else (a.chip or chips))
+    if isinstance(hw, int):
+        return hw
     if a.derive:
         d = derive_gemm_fixed_time(a.derive, hw=hw)
         print(f"{GPU_HARDWARE[a.derive]}: gemm_fixed_time {d['gemm_fixed_time_s'] * 1e6:.2f} us from {d['rows']} "

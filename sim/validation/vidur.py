@@ -403,6 +403,24 @@ def _fmt_frame(df: pd.DataFrame) -> str:
     return buf.getvalue()
 
 
+def hw_file(ap: argparse.ArgumentParser, path: str | None, chips: list):
+    """The chip file a Vidur scorer's ``--hw`` names, loaded (None without one), or 2 after printing its problems
+    (file, field, expected) to stderr, the scorer's exit status; ``--hw`` prices one chip's rows, so ``chips`` must
+    name exactly one (else argparse's usage error)."""
+    if not path:
+        return None
+    if len(chips) != 1:
+        ap.error("--hw needs exactly one --chip (or --derive)")
+    from hwmodels.loader import load_hardware
+
+    try:
+        return load_hardware(path)
+    except SpecError as e:
+        for p in e.problems:
+            print(f"error: {p}", file=sys.stderr)
+        return 2
+
+
 def write_gz(df: pd.DataFrame, path: str) -> None:
     """Deterministic gzip (mtime 0, no file name)."""
     data = _fmt_frame(df).encode("utf-8")

@@ -30,7 +30,7 @@ from hwmodels.loader import load_hardware
 from sim.validation.calibrate import split_by_shape
 from sim.validation.compare import compare, error_stats
 from sim.validation.measure import load_measurements
-from sim.validation.vidur import GPU_HARDWARE, ROW_KERNELS
+from sim.validation.vidur import GPU_HARDWARE, ROW_KERNELS, hw_file
 
 __all__ = ["STREAMING", "streaming_rows", "score", "summary", "trip_times", "derive_kernel_fixed_time",
            "derive_gather_efficiency"]
@@ -151,18 +151,9 @@ def main(argv=None) -> int:
                     "chip file instead of the catalog's")
     a = ap.parse_args(argv)
     chips = [a.derive] if a.derive else (a.chip or ["a100", "h100"])
-    hw = None
-    if a.hw:
-        if len(chips) != 1:
-            ap.error("--hw needs exactly one --chip (or --derive)")
-        from hwmodels.errors import SpecError
-
-        try:
-            hw = load_hardware(a.hw)
-        except SpecError as e:
-            for p in e.problems:
-                print(f"error: {p}", file=sys.stderr)
-            return 2
+    hw = hw_file(ap, a.hw, chips)
+    if isinstance(hw, int):
+        return hw
     if a.derive:
         d = derive_kernel_fixed_time(a.derive, hw=hw)
         print(f"{GPU_HARDWARE[a.derive]}: kernel_fixed_time {d['kernel_fixed_time_s'] * 1e6:.2f} us from {d['rows']} "
