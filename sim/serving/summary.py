@@ -154,5 +154,19 @@ def timeline_frame(run) -> pd.DataFrame:
     rows = [row for t in run.timelines for row in t.rows]
     if not rows:
         return pd.DataFrame(columns=list(TIMELINE_COLUMNS))
-    return (pd.DataFrame(rows, columns=list(TIMELINE_COLUMNS)).sort_values(["time_s", "replica"], kind="stable")
-            .reset_index(drop=True))
+    # Built by columns (~2x faster than pandas' row path): the numbers as numpy infers them, the
+    # step kind as a list so pandas infers its dtype as from rows (str under pandas 3, object
+    # before); any other dtype (a None, a bool) goes the row path, which is the reference.
+    cols = list(zip(*rows))
+    arrays = [np.array(c) for c in cols[:-1]]
+    if any(a.dtype not in (np.float64, np.int64) for a in arrays):
+        return (pd.DataFrame(rows, columns=list(TIMELINE_COLUMNS))
+                .sort_values(["time_s", "replica"], kind="stable").reset_index(drop=True))
+    t, rep = arrays[0], arrays[1]
+    kinds = list(cols[-1])
+    # stable by (time, replica), as the row path's sort; one replica's rows are already in order
+    if not bool(np.all((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (rep[1:] >= rep[:-1])))):
+        order = np.lexsort((rep, t))
+        arrays = [a[order] for a in arrays]
+        kinds = [kinds[i] for i in order.tolist()]
+    return pd.DataFrame(dict(zip(TIMELINE_COLUMNS, [*arrays, kinds])))
