@@ -586,14 +586,24 @@ class CostModel(GemmPricing):
         out = sum(t.bytes / get_dtype(t.dtype).bytes for t in op.tensors if t.write)
         rows = x.max(op.rows, 1)
         items = x.max(out / rows, 1)
-        threads = x.min(x.ceil(items / per), cap)
+        # two loops one after the other (Op.first_loop: rotary's q, then k), the block sized on the first
+        first = x.where(op.first_loop > 0, x.min(op.first_loop, items), items)
+        threads = x.min(x.ceil(first / per), cap)
         per_core = x.max(1, rk.resident_threads // threads)  # blocks a core holds at once
         lat = _at_level(self.lat, self.act)
         c = self.cache
         chain = dram * lat + cache * (lat if c is None else self.lat[c])
-        block = x.ceil(threads / WARP) * self._row_issue(rk, op.kind, facts[4])  # one block's issue per trip
-        core = x.min(x.ceil(rows / self.cores), per_core) * block  # the busiest core's blocks
-        trips = x.ceil(rows / (self.cores * per_core)) * x.ceil(items / (threads * per))  # waves x loop trips
+        warp = self._row_issue(rk, op.kind, facts[4])
+        waves = x.ceil(rows / (self.cores * per_core))
+        blocks = x.min(x.ceil(rows / self.cores), per_core)  # the busiest core's blocks
+        trips = trip_issue = trip_core = trip_wait = 0.0  # over the loops: trips, and their issue and waits
+        for n in (first, items - first):
+            loop = waves * x.ceil(n / (threads * per))  # waves x this loop's trips
+            block = x.ceil(x.min(threads, x.ceil(n / per)) / WARP) * warp  # one block's issue per trip
+            trips = trips + loop
+            trip_issue = trip_issue + loop * block
+            trip_core = trip_core + loop * blocks * block
+            trip_wait = trip_wait + loop * x.max(chain, blocks * block)
         m = self.main
         main_b = x.max(cols[m] - wb, 0.0) + self._spilled_writes(op, wb)
         loads = main_b / self._bw(m, x.max(main_b, 1.0), op.kind)
@@ -601,9 +611,9 @@ class CostModel(GemmPricing):
             cache_b = cols[c] + cache * wb
             loads = loads + cache_b / self._bw(c, x.max(cache_b, 1.0), op.kind)
         if barrier:
-            waits = x.max(trips * (chain + block) + loads, trips * core)
+            waits = x.max(trips * chain + trip_issue + loads, trip_core)
         else:
-            waits = x.max(trips * x.max(chain, core), loads)
+            waits = x.max(trip_wait, loads)
         # the waits count the first round trip, which _finish adds to every op (the first byte's latency)
         return x.where(op.rows > 0, x.max(memory, waits - lat), memory)
 

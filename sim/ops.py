@@ -17,8 +17,9 @@ norm), ``dtype``, and the shape columns the op needs:
   embedding / index_select; reads the m table rows, writes m x n; priced at the main memory's
   ``gather`` access-pattern fraction);
 - rope: ``m, numel`` (rotary embedding: numel elements of q and k rotated in place over m token rows,
-  one thread block per row as vLLM's kernel; optional ``flops_per_element``=3; the cos/sin cache reads
-  are not counted);
+  one thread block per row as vLLM's kernel; optional ``flops_per_element``=3; optional ``numel_q``: q's
+  elements among them, which the kernel walks in a first loop sized on them before k's in a second, default
+  0: one loop over all; the cos/sin cache reads are not counted);
 - collectives: ``bytes`` (each rank's buffer), ``num_devices``.
 
 Streaming rows (memcpy, elementwise, norm, embedding, rope) take an optional ``fresh_bytes``: the bytes of
@@ -223,9 +224,13 @@ def _row_op(row: dict):
         if numel % m:
             raise RowError(f"column 'm' ({m}): rows must divide numel ({numel})")
         fpe = _num(row, "flops_per_element", integer=False, positive=False, default=3)
+        numel_q = _num(row, "numel_q", positive=False, default=0)  # optional: q's elements, the kernel's first loop
+        if numel_q < 0 or numel_q % m or numel_q > numel:
+            raise RowError(f"column 'numel_q' ({numel_q}): q's elements must be a multiple of the rows 'm' ({m}) "
+                           f"and at most 'numel' ({numel})")
         return Op("rope", "rope", 1, 0.0, fpe * numel, d.name,
                   (TensorIO("x", "activation", d.name, numel * b, False),
-                   TensorIO("y", "activation", d.name, numel * b, True)), rows=m)
+                   TensorIO("y", "activation", d.name, numel * b, True)), rows=m, first_loop=numel_q / m)
     if op == "embedding":  # the graph builder's embed.tokens: table rows read (a weight), the rows written
         m, n = _num(row, "m"), _num(row, "n")
         return Op("embedding", "embedding", 1, 0.0, 0.0, d.name,

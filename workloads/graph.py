@@ -480,7 +480,7 @@ class _Builder:
 
     def eltwise(self, name: str, kind: str, layer: str, count: int, elems: float, flops_per: float,
                 inputs: int = 1, outputs: int = 1, weight_elems: float = 0.0, out_elems: float | None = None,
-                fusable: bool = True, rows: float = 0.0) -> None:
+                fusable: bool = True, rows: float = 0.0, first_loop: float = 0.0) -> None:
         out_elems = elems if out_elems is None else out_elems
         t = [self.act("x", elems * inputs)]
         if weight_elems:
@@ -488,7 +488,7 @@ class _Builder:
         if outputs:
             t.append(self.act("y", out_elems * outputs, True))
         self.ops.append(Op(name, kind, count, 0.0, elems * flops_per, self.st, tuple(t), layer=layer,
-                           fusable=fusable, rows=rows))
+                           fusable=fusable, rows=rows, first_loop=first_loop))
 
     def norm(self, name: str, layer: str, count: int, rows: float, width: int) -> None:
         ln = self.s.norm == "layernorm"
@@ -602,7 +602,9 @@ class _Builder:
             self.eltwise("attn.qk_norm", "norm", tag, count, T * (Hc + KVc) * d, RMSNORM_FLOPS,
                          weight_elems=2 * d, rows=T * (Hc + KVc))
         if s.position == "rope" and s.rotary_dim:
-            self.eltwise("attn.rope", "rope", tag, count, T * (Hc + KVc) * s.rotary_dim, ROPE_FLOPS, rows=T)
+            # vLLM's rotary kernel walks q's heads, then k's, in two loops (Op.first_loop)
+            self.eltwise("attn.rope", "rope", tag, count, T * (Hc + KVc) * s.rotary_dim, ROPE_FLOPS, rows=T,
+                         first_loop=Hc * s.rotary_dim)
         seqs = self.batch.seqs
         self.attention("attn.core", tag, count, seqs, Hc, KVc, d, dv, kind.window, kernel=self.kernel,
                        phase=self.phase, cache_read_elems=KVc * (d + dv), cache_write_elems=KVc * (d + dv),
@@ -626,7 +628,7 @@ class _Builder:
             self.gemm("attn.q_proj", tag, count, T, Hc * (dn + dr), h)
         self.gemm("attn.kv_a_proj", tag, count, T, r + dr, h)
         self.norm("attn.kv_a_norm", tag, count, T, r)
-        self.eltwise("attn.rope", "rope", tag, count, T * (Hc + 1) * dr, ROPE_FLOPS, rows=T)
+        self.eltwise("attn.rope", "rope", tag, count, T * (Hc + 1) * dr, ROPE_FLOPS, rows=T, first_loop=Hc * dr)
         pre, dec = self.batch.split()
         both = bool(pre) and bool(dec)
         kvb, latent = self.q.kv_bytes, r + dr

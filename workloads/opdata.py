@@ -91,6 +91,10 @@ class Op:
     # thread block per token row): the token rows; 0 = a flat elementwise kernel (a residual add).
     # sim/cost.py prices the rows' waves of dependent memory round trips (the stack's row_kernels)
     rows: float = 0.0
+    # a row kernel that walks its row in two loops one after the other (vLLM's rotary kernel: q's heads, then
+    # k's): the output elements per row of the first loop, on which the kernel sizes its block; the second loop
+    # walks the rest with the same block. 0 = one loop over the whole row (every other row kernel)
+    first_loop: float = 0.0
 
     @property
     def flops(self) -> float:

@@ -175,7 +175,7 @@ _CONFIG_COLS = ["n_head", "n_kv_head", "n_embd", "n_expanded_embd", "use_gated_m
 
 COMPUTE_COLUMNS = ["hardware", "op", "dtype", "m", "n", "k", "bytes", "numel", "inputs", "outputs",
                    "flops_per_element", "fresh_bytes", "measured_time_s", "spread", "reps", "source", "name", "variant",
-                   "mapping", "bias", "model", "tp", "num_tokens", "shape_id", "fresh_span_bytes", "kineto_truncation_s"]
+                   "mapping", "bias", "model", "tp", "num_tokens", "shape_id", "fresh_span_bytes", "kineto_truncation_s", "numel_q"]
 NETWORK_COLUMNS = ["hardware", "op", "dtype", "bytes", "num_devices", "measured_time_s", "spread", "reps",
                    "source", "name", "devices_per_node", "num_nodes", "shape_id", "kineto_truncation_s"]
 
@@ -267,7 +267,8 @@ def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.
     emit("attn_pre_proj", {"m": T, "n": (H + 2 * KV) * hd // TP, "k": E}, variant="qkv", bias=facts["qkv_bias"])
     # m = T on the rotary and SiluAndMul rows: sarathi's kernels run one thread block per token row
     # fresh_span_bytes: the QKV projection wrote q, k and v; rope reads q and k, v lies between them
-    emit("attn_rope", {"m": T, "numel": T * (H + KV) * hd // TP, "flops_per_element": 3,
+    # numel_q: q's elements, the kernel's first loop (its block sized on q's pairs, then a loop over k's)
+    emit("attn_rope", {"m": T, "numel": T * (H + KV) * hd // TP, "numel_q": T * H * hd // TP, "flops_per_element": 3,
                        "fresh_bytes": T * (H + KV) * hd // TP * FP16_BYTES,
                        "fresh_span_bytes": T * (H + 2 * KV) * hd // TP * FP16_BYTES},
          variant="rope q+k in place")

@@ -223,3 +223,42 @@ def test_stack_file_row_kernels(tmp_path):
     bad.write_text(text.replace("name: rows", "name: bad").replace("dram_trips: 1", "dram_trip: 1"))
     with pytest.raises(SpecError, match="dram_trip"):
         load_stack(str(bad))
+
+
+def test_rope_two_loops_by_hand(gpu):
+    """vLLM's rotary kernel sizes its block on q's pairs and walks q, then k (Op.first_loop; ``numel_q``). 64 rows
+    of 4 q heads and 1 k head of 128 (512 + 128 elements a row): a 256-thread block, one q trip and one k trip,
+    2 x 2 HBM round trips = 4 us; the same row as one loop (no numel_q) is 320 pairs, one trip of a 320-thread
+    block: 2 us. With 400 instructions a trip at 1 GHz (100 ns a warp): 150 rows of 16 q heads and 4 k heads
+    (1024 + 256 pairs): 512-thread blocks, 2 on the busiest SM: the q trips issue 2 x 16 warps (3.2 us, over
+    the 2 us of round trips), the k trip's 2 x 8 warps (1.6 us) wait the 2 us: 2 x 3.2 + 2 = 8.4 us; one loop of
+    1280 pairs counts 3 trips of 16 warps (its last, 256 pairs, as a full block): 9.6 us."""
+    from dataclasses import replace as dc_replace
+
+    cm = CostModel(gpu, ROWS)
+
+    def rope(m, q, k, split=True):
+        return row_to_op({"op": "rope", "dtype": "bf16", "numel": m * (q + k), "m": m,
+                          **({"numel_q": m * q} if split else {})})
+
+    assert rope(64, 512, 128).first_loop == 512
+    assert cm.op_cost(rope(64, 512, 128)).time_s == pytest.approx(4e-6)
+    assert cm.op_cost(rope(64, 512, 128, split=False)).time_s == pytest.approx(2e-6)
+    facts = RowKernels(kinds=(("rope", 512, 2, 2, 0, 400),), resident_threads=2048, issue_per_clock=4)
+    clocked = CostModel(dc_replace(gpu, clock_hz=1e9), CostOptions(row_kernels=facts))
+    assert clocked.op_cost(rope(150, 2048, 512)).time_s == pytest.approx(2 * 3.2e-6 + 2e-6)
+    assert clocked.op_cost(rope(150, 2048, 512, split=False)).time_s == pytest.approx(3 * 3.2e-6)
+    # q's elements all of the row: one loop, as without numel_q
+    assert cm.op_cost(rope(64, 640, 0)).time_s == cm.op_cost(rope(64, 640, 0, split=False)).time_s
+    from sim.ops import RowError
+
+    with pytest.raises(RowError, match="numel_q"):
+        row_to_op({"op": "rope", "dtype": "bf16", "numel": 640, "m": 1, "numel_q": 700})
+
+
+def test_graph_rope_walks_q_then_k():
+    """Llama-3.1-8B at TP 8: 4 q heads and 1 k head of 128 a rank: the first loop is q's 512 elements a row."""
+    from workloads import Batch, Parallelism, build_graph
+
+    op = build_graph("llama-3.1-8b", Batch.prefill(1, 512), parallel=Parallelism(tp=8)).find("attn.rope")
+    assert op.first_loop == 512 and op.bytes_written / 2 / op.rows == 640

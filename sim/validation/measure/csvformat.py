@@ -50,7 +50,7 @@ MAX_DIM = 2**31
 #: the largest byte or element count (a buffer, not an index: nccl-tests and copy benchmarks run
 #: buffers of several GiB); 2**50 (1 PiB) stays exact in the 64-bit integer columns
 MAX_COUNT = 2**50
-_COUNT_COLUMNS = ("bytes", "numel", "fresh_bytes", "fresh_span_bytes")
+_COUNT_COLUMNS = ("bytes", "numel", "fresh_bytes", "fresh_span_bytes", "numel_q")
 
 
 def max_of(col: str) -> int:
