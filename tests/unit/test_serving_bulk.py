@@ -62,3 +62,37 @@ def test_run_block_counts_equal_the_per_step_ceiling():
         k = rng.randrange(steps)
         assert [_grown(c, h, r, k, bs) for c, h, r in reqs] == \
             [max(0, math.ceil((c + min(k, r - 1) + 1) / bs) - h) for c, h, r in reqs]
+
+
+def test_run_leaves_the_collector_as_it_found_it(monkeypatch):
+    """run_replicas raises the young threshold for the run and promotes what the run left young without a
+    sweep (gc.freeze/unfreeze): the log's flush after the run finds the young generation below the restored
+    threshold (no sweep due), the threshold comes back, nothing stays frozen, and a caller's own frozen
+    objects stay frozen (the promotion is skipped then)."""
+    import gc
+
+    from sim.serving import simulate
+    from sim.serving.metrics import RequestLog
+    from workloads.trace import load_trace
+
+    young = []
+    flush = RequestLog.flush
+
+    def counting_flush(self):
+        young.append(gc.get_count()[0])
+        return flush(self)
+
+    monkeypatch.setattr(RequestLog, "flush", counting_flush)
+    before = gc.get_threshold()
+    simulate(load_trace("azure-conv-2023", limit=20), "h100-sxm", "llama-3.1-8b")
+    assert young and young[0] < before[0]
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        simulate(load_trace("azure-conv-2023", limit=20), "h100-sxm", "llama-3.1-8b")
+        # still frozen (a few frozen objects may die meanwhile; an unfreeze would leave none)
+        assert gc.get_freeze_count() > 0.9 * frozen and gc.get_threshold() == before
+    finally:
+        gc.unfreeze()
