@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-__all__ = ["isarr", "vany", "vceil", "vmax", "vmin", "vsqrt", "vwhere"]
+__all__ = ["at_level", "isarr", "vany", "vceil", "vmax", "vmin", "vsqrt", "vwhere"]
 
 
 def isarr(x) -> bool:
@@ -77,3 +77,11 @@ def _where_numbers(cond, x, y):
 ARRAYS = _Namespace(max=vmax, min=vmin, where=vwhere, ceil=vceil, sqrt=vsqrt, any=vany, isarr=isarr)
 NUMBERS = _Namespace(max=max, min=min, where=_where_numbers, ceil=math.ceil, sqrt=math.sqrt, any=bool,
                      isarr=lambda x: False)
+
+
+def at_level(values, index):
+    """``values[index]``: a per-level figure (bandwidth, latency) at a level index that may vary per
+    design point (an index array picks each point's level; each figure a number or a per-point array)."""
+    if not isarr(index):
+        return values[index]
+    return np.choose(index, [np.broadcast_to(np.asarray(v, dtype=float), index.shape) for v in values])

@@ -1,6 +1,6 @@
 """Instruction issue rates of a GPU core by instruction class: how many thread results one core (SM) completes per
 clock for each class of machine instruction, the chip facts that price a kernel's loop body by its instruction mix
-(sim.cost ``_row_trips``; the mix of a kernel is a stack fact, hwmodels.stack ``instruction_mix``).
+(sim.rowkernels ``row_trips``; the mix of a kernel is a stack fact, hwmodels.stack ``instruction_mix``).
 
 Classes (SASS opcodes, as the mixes in sim/validation/vidur.py count them):
 

@@ -51,10 +51,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwmodels.arith import ARRAYS, NUMBERS, isarr, vwhere
+from hwmodels.arith import ARRAYS, NUMBERS, at_level as _at_level, isarr, vwhere
 from hwmodels.chip import PATTERN_OF_KIND, Chip, MemoryLevel, bandwidth_at, interpolate_efficiency
 from hwmodels.dtype import get_dtype
-from hwmodels.isa import issue_rates
 from hwmodels.stack import DecodeKernel
 from sim import costmemo
 from sim.collective import collective_time
@@ -81,6 +80,7 @@ from sim.gemmcost import (  # noqa: F401  (re-exported)
     _levels_in,
 )
 from sim.hwparams import HwPoints, scalar_points
+from sim.rowkernels import row_trips
 from workloads.graph import seq_blocks, seq_count, seq_max_second
 
 #: op costs memoized per CostModel before the memo is cleared (bounds memory in long runs)
@@ -93,7 +93,6 @@ FLASH_BLOCK_ROWS = 128  # flash prefill: query rows per block
 # ping-pong schedule runs two consumer warpgroups per SM, one's softmax under the other's GEMMs
 # (Shah et al. 2024, sec. 3.1), so a block takes max(GEMM, (GEMM + softmax) / 2)
 PINGPONG_WARPGROUPS = 2
-WARP = 32  # threads per warp of the CUDA row-per-block kernels (CUDA C++ Programming Guide, SIMT architecture)
 
 
 @dataclass
@@ -110,14 +109,6 @@ def _view(chip: Chip) -> _View:
     core = next((m for m in chip.memory if m.per == "core" and m.kind in ("sram", "cache")), None)
     cache = next((m for m in chip.memory if m.per == "chip" and m.kind in ("sram", "cache")), None)
     return _View(chip, core, cache, chip.main_memory)
-
-
-def _at_level(values, index):
-    """``values[index]``: a per-level figure (bandwidth, latency) at a level index that may vary per
-    design point (an index array picks each point's level; each figure a number or a per-point array)."""
-    if not isarr(index):
-        return values[index]
-    return np.choose(index, [np.broadcast_to(np.asarray(v, dtype=float), index.shape) for v in values])
 
 
 class CostModel(GemmPricing):
@@ -559,83 +550,9 @@ class CostModel(GemmPricing):
             if x.any(op.flops_matrix) else 0.0
         memory = self._memory_time(cols, op.kind)  # per-kind bandwidth efficiency: streaming ops only
         if not fused:
-            memory = self._row_trips(op, memory, cols)
+            memory = row_trips(self, op, memory, cols)
         return self._finish(op, x.max(vec, mat), memory, 0.0, cols, op.flops_matrix + op.flops_vector,
                             latency=not fused)
-
-    def _row_trips(self, op, memory, cols):
-        """A row-per-block kernel (the stack's ``row_kernels``: vLLM's RMSNorm, SiluAndMul, rotary) takes at
-        least its waves of dependent loop trips: a block of ``threads = min(items / per, cap)`` threads per
-        token row walks its ``items`` output elements, ``per`` per thread per loop trip; ``cores x
-        (resident_threads // threads)`` blocks run at once. A loop trip waits ``dram`` main-memory and
-        ``cache`` chip-level-cache latencies one after another (the chain), its warps issue the loop body on the
-        core (:meth:`_row_issue`), and its loads cross each level at its achievable bandwidth: main memory the
-        op's reads there and the writes the cache evicts while it runs (:meth:`_spilled_writes`), the cache its
-        ``cache`` re-reads per output element and the fresh input it holds. A kernel whose trip ends at a block
-        barrier pays chain, its block's issue and its bytes one after another (another block's issue fills the
-        wait); one without takes the longest of the chain, the core's issue and the bytes. ``memory`` where the
-        kernel streams faster or the stack gives no facts (the kernel-only model); CUDA kernels: priced on chips
-        that list a special-function unit, as the prefill kernel (docs/cost-model.md)."""
-        rk = self.options.row_kernels
-        facts = None if rk is None else rk.of(op.kind)
-        x = self.x
-        if facts is None or not x.any(op.rows > 0) or self.chip.unit("special") is None:
-            return memory
-        cap, per, dram, cache, barrier = facts[0], facts[1], facts[2], facts[3], facts[6]
-        wb = sum(t.bytes for t in op.tensors if t.write)
-        out = sum(t.bytes / get_dtype(t.dtype).bytes for t in op.tensors if t.write)
-        rows = x.max(op.rows, 1)
-        items = x.max(out / rows, 1)
-        # two loops one after the other (Op.first_loop: rotary's q, then k), the block sized on the first
-        first = x.where(op.first_loop > 0, x.min(op.first_loop, items), items)
-        threads = x.min(x.ceil(first / per), cap)
-        per_core = x.max(1, rk.resident_threads // threads)  # blocks a core holds at once
-        lat = _at_level(self.lat, self.act)
-        c = self.cache
-        chain = dram * lat + cache * (lat if c is None else self.lat[c])
-        warp = self._row_issue(rk, op.kind, facts[4])
-        waves = x.ceil(rows / (self.cores * per_core))
-        blocks = x.min(x.ceil(rows / self.cores), per_core)  # the busiest core's blocks
-        trips = trip_issue = trip_core = trip_wait = 0.0  # over the loops: trips, and their issue and waits
-        for n in (first, items - first):
-            loop = waves * x.ceil(n / (threads * per))  # waves x this loop's trips
-            block = x.ceil(x.min(threads, x.ceil(n / per)) / WARP) * warp  # one block's issue per trip
-            trips = trips + loop
-            trip_issue = trip_issue + loop * block
-            trip_core = trip_core + loop * blocks * block
-            trip_wait = trip_wait + loop * x.max(chain, blocks * block)
-        m = self.main
-        main_b = x.max(cols[m] - wb, 0.0) + self._spilled_writes(op, wb)
-        loads = main_b / self._bw(m, x.max(main_b, 1.0), op.kind)
-        if c is not None:
-            cache_b = cols[c] + cache * wb
-            loads = loads + cache_b / self._bw(c, x.max(cache_b, 1.0), op.kind)
-        if barrier:
-            waits = x.max(trips * chain + trip_issue + loads, trip_core)
-        else:
-            waits = x.max(trip_wait, loads)
-        # the waits count the first round trip, which _finish adds to every op (the first byte's latency)
-        return x.where(op.rows > 0, x.max(memory, waits - lat), memory)
-
-    def _row_issue(self, rk, kind, instructions) -> float:
-        """Seconds one warp of a row kernel occupies its core per loop trip: the loop body's instructions by class
-        (the stack's ``instruction_mix`` for the chip's architecture) each at its unit's rate
-        (hwmodels.isa.issue_rates: warp instructions per second per core), the units taking turns; where the
-        stack or the chip gives no mix or rates, ``instructions`` at the stack's ``issue_per_clock``; 0 without
-        a clock."""
-        if not self.chip.clock_hz:
-            return 0.0
-        mix = rk.mix(kind, self.chip.architecture)
-        rates = None
-        if mix:
-            vec, g = self.chip.unit("vector"), self.hw.get
-            pk = "chip.compute.{}.peak.{}".format
-            rates = None if vec is None or "fp32" not in vec.peak else issue_rates(
-                self.chip.architecture, self.chip.clock_hz, self.cores, g(pk("vector", "fp32")),
-                g(pk("vector", "fp16")) if "fp16" in vec.peak else None, g(pk("special", "fp32")))
-        if rates is not None:
-            return sum(n / rates[cls] for cls, n in mix.items())
-        return instructions / (rk.issue_per_clock * self.chip.clock_hz)
 
     def _spilled_writes(self, op, written):
         """The written bytes of a streaming op that reach main memory while it runs: a write-back cache
