@@ -24,6 +24,11 @@ from collections import OrderedDict
 __all__ = ["BlockManager"]
 
 
+
+def blocks_for(tokens: int, block_size: int) -> int:
+    """Blocks of ``block_size`` tokens that hold ``tokens`` tokens of KV: ceil(tokens / block_size)."""
+    return -(-tokens // block_size)
+
 class BlockManager:
     """Counts the KV blocks of one replica (``total`` blocks of ``block_size`` tokens)."""
 
@@ -59,7 +64,7 @@ class BlockManager:
     # ---- sizes ----------------------------------------------------------------------------
     def blocks_for(self, tokens: int) -> int:
         """Blocks that hold ``tokens`` tokens of KV."""
-        return -(-tokens // self.block_size)
+        return blocks_for(tokens, self.block_size)
 
     @property
     def available(self) -> int:

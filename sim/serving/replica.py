@@ -27,6 +27,7 @@ from bisect import bisect_right
 from functools import partial
 from itertools import accumulate
 
+from sim.serving.blocks import blocks_for
 from sim.serving.sequence import RUNNING, TRANSFER
 
 __all__ = ["Replica"]
@@ -474,9 +475,9 @@ class Replica:
 
 def _grown(c: int, h: int, r: int, k: int, bs: int) -> int:
     """Blocks a request of context ``c``, holding ``h`` blocks after step 0's allocation, with ``r`` tokens
-    to go, has added by step ``k`` of a decode run: it needs ceil((c + k + 1) / bs) = (c + k + bs) // bs
-    blocks by step k, and adds nothing after its last step (r - 1)."""
-    g = ((k if k < r else r - 1) + c + bs) // bs - h
+    to go, has added by step ``k`` of a decode run: it needs ``blocks_for(c + k + 1)`` blocks by step k,
+    and adds nothing after its last step (r - 1)."""
+    g = blocks_for(c + (k if k < r else r - 1) + 1, bs) - h
     return g if g > 0 else 0
 
 
@@ -486,7 +487,7 @@ def _allocations(ctx, held, rems, steps: int, bs: int) -> list:
     each request crosses into a new block (one every ``bs`` steps: a few per request), in Python integers."""
     add = [0] * steps
     for c, h, r in zip(ctx, held, rems):
-        u = ((0 if r > 0 else r - 1) + c + bs) // bs  # blocks needed at step 0
+        u = blocks_for(c + (0 if r > 0 else r - 1) + 1, bs)  # blocks needed at step 0
         if u > h:
             add[0] += u - h
         last = r - 1 if r <= steps else steps - 1

@@ -260,7 +260,7 @@ def _admission_check(cfg, max_model_len: int, sched_cfg: SchedulerConfig, bm0):
         if total > max_model_len:
             return (f"longer than the model: {s.input_tokens} prompt + {s.output_tokens} output tokens > "
                     f"max model length {max_model_len}")
-        need = -(-total // block_size)
+        need = bm0.blocks_for(total)
         if need > limit_blocks:
             return (f"larger than the KV cache: {s.input_tokens} + {s.output_tokens} tokens need {need} blocks; "
                     f"a replica has {limit_blocks} (of {bm0.total}, {block_size} tokens each, watermark kept free)")

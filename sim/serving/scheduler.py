@@ -38,7 +38,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from sim.config import SCHEDULERS
-from sim.serving.blocks import BlockManager
+from sim.serving.blocks import BlockManager, blocks_for
 from sim.serving.sequence import DONE, RUNNING, SWAPPED, WAITING, Sequence
 
 __all__ = [
@@ -283,7 +283,7 @@ class Scheduler:
                 budget -= 1
             held = s.own_blocks + s.shared_blocks
             if s.num_computed + n > held * bs:
-                need = -(-(s.num_computed + n) // bs) - held
+                need = blocks_for(s.num_computed + n, bs) - held
                 while bm.total - bm.used < need:
                     preempted = True
                     if cand:
