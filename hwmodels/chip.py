@@ -107,6 +107,11 @@ class ComputeUnit:
     # (prologue before the first MMA, epilogue after the last: docs/cost-model.md, GEMM fixed time); 0: not given
     gemm_fixed_time_s: float = 0.0
     gemm_fixed_time_source: str | None = None
+    # matrix unit: the core clock (Hz) a long full-chip GEMM settles at under the power limit, where its efficiency
+    # figures were measured; the chip's clock_hz is the boost clock (docs/cost-model.md, Clocks under the power
+    # limit); None: no clock model
+    sustained_clock_hz: float | None = None
+    sustained_clock_source: str | None = None
     # per rate key (fp8, bf16, ...): the achievable fraction of that dtype's peak, replacing ``efficiency`` for
     # math that runs at that peak entry (a library's FP8 kernels can reach a smaller share of the FP8 peak than
     # its BF16 kernels of theirs); a dtype not listed uses ``efficiency``

@@ -371,7 +371,7 @@ def _hw_key(key: str) -> tuple[str, str] | None:
         kind = parts[1] if len(parts) > 2 else ""
         return f"{kind} {last} peak".strip(), "OP/s" if is_integer_dtype(last) else "FLOP/s"
     if parts[0] == "compute" and len(parts) >= 3:
-        return f"{parts[1]} {_words(last)}", "s" if last == "gemm_fixed_time" else ""
+        return f"{parts[1]} {_words(last)}", {"gemm_fixed_time": "s", "sustained_clock": "Hz"}.get(last, "")
     if parts[0] in ("tiers", "interconnect") and len(parts) >= 3:
         unit = {"bandwidth": "B/s", "latency": "s"}.get(last, "")
         return f"{_words(parts[1])} {_words(last)}", unit

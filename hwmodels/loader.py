@@ -268,12 +268,31 @@ def _semantic_chip(v: dict, m: Marked) -> list:
             problems.append(m.problem(("compute",), f"no compute unit lists a rate for {need} ({' or '.join(keys)}); "
                                                     f"the engine needs one: {why}"))
     for i, u in enumerate(v["compute"]):
+        problems += _semantic_clock(v, u, i, m)
         for dt, sp in (u.get("sparse_peak") or {}).items():
             dense = u["peak"].get(dt)
             if dense is not None and sp < dense:
                 problems.append(m.problem(("compute", i, "sparse_peak", dt),
                                           "sparse peak is below the dense peak; 'peak' holds dense figures"))
     return problems
+
+
+def _semantic_clock(v: dict, u: dict, i: int, m: Marked) -> list:
+    """A unit's ``sustained_clock`` (docs/cost-model.md, Clocks under the power limit): matrix units only, beside
+    the chip's ``clock`` (the boost clock) and no higher than it."""
+    f = u.get("sustained_clock")
+    if f is None:
+        return []
+    where = ("compute", i, "sustained_clock")
+    if u["kind"] != "matrix":
+        return [m.problem(where, f"sustained_clock is a matrix unit's (the clock its GEMMs settle at under the power "
+                                 f"limit); this unit is '{u['kind']}'")]
+    if v.get("clock") is None:
+        return [m.problem(where, "sustained_clock needs the chip's 'clock' (the boost clock, e.g. 1.755 GHz) beside it")]
+    if f > v["clock"]:
+        return [m.problem(where, f"sustained_clock {f / 1e9:.4g} GHz is above the chip's clock {v['clock'] / 1e9:.4g} "
+                                 "GHz; 'clock' is the boost clock, the highest a GEMM runs at")]
+    return []
 
 
 def _key_fields(v: dict) -> tuple[int, int]:
@@ -350,6 +369,7 @@ def _build_chip(v: dict, path: Path) -> Chip:
                     epilogue_overlap=u.get("epilogue_overlap"), epilogue_source=u.get("epilogue_source"),
                     gemm_fixed_time_s=u.get("gemm_fixed_time", 0.0),
                     gemm_fixed_time_source=u.get("gemm_fixed_time_source"),
+                    sustained_clock_hz=u.get("sustained_clock"), sustained_clock_source=u.get("sustained_clock_source"),
                     efficiency_by_dtype=dict(u.get("efficiency_by_dtype") or {}),
                     efficiency_by_dtype_source=u.get("efficiency_by_dtype_source"))
         for u in v["compute"])

@@ -427,9 +427,18 @@ COMPUTE = Struct({
                          doc="matrix unit: GPU-side time a GEMM kernel takes beyond kernel_fixed_time and its priced "
                              "work (the prologue before its first MMA and the epilogue after its last); default 0 s"),
     "gemm_fixed_time_source": F(Str(), doc="where gemm_fixed_time comes from"),
+    "sustained_clock": F(Quantity("frequency"),
+                         doc="matrix unit: the core clock a long full-chip GEMM settles at under the chip's power "
+                             "limit, the clock its efficiency figures were measured at (the chip's 'clock' is the "
+                             "boost clock, at most this high a GEMM runs): a GEMM runs at clock / sustained_clock "
+                             "times the efficiency rate unless its matrix FLOP rate would then exceed the efficiency "
+                             "rate, the most the power limit allows (docs/cost-model.md, Clocks under the power "
+                             "limit); default: none, every GEMM at the efficiency rate"),
+    "sustained_clock_source": F(Str(), doc="where sustained_clock comes from"),
     "source": F(Str(), doc="where the unit's figures come from"),
 }, name="compute unit", requires_together=(("efficiency", "efficiency_source"), ("epilogue_overlap", "epilogue_source"),
                                            ("gemm_fixed_time", "gemm_fixed_time_source"),
+                                           ("sustained_clock", "sustained_clock_source"),
                                            ("efficiency_by_dtype", "efficiency_by_dtype_source")))
 
 MEMORY = Struct({

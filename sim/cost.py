@@ -471,10 +471,12 @@ class CostModel(GemmPricing):
 
     # -- the shared tail ------------------------------------------------------------------------
     def _finish(self, op, compute, memory, comm, cols, flops, detail="", latency=True,
-                extra_overhead=0.0) -> OpArrays:
+                extra_overhead=0.0, busy=None) -> OpArrays:
         """time = max(compute, memory) + comm + launch overhead + the latency of the slowest-to-reach
         level touched (+ ``extra_overhead``: a second kernel's launch and round trip); the op kind's
-        ``kind_scale`` factor, energy and the main-memory bytes."""
+        ``kind_scale`` factor, energy and the main-memory bytes. ``busy``: the seconds of full power the
+        compute stands for in the energy model where that is not ``compute`` (a GEMM under the power limit's
+        clock model: sim.gemmcost.GemmPricing._power_limited)."""
         x = self.x
         overhead = self._overhead(op) + extra_overhead
         lat = 0.0
@@ -489,6 +491,7 @@ class CostModel(GemmPricing):
         s = self._scale(op.kind, (compute, memory, comm, overhead)) if self.scale else None
         if s is not None:
             compute, memory, comm, overhead = compute * s, memory * s, comm * s, overhead * s
+            busy = None if busy is None else busy * s
         time_s = x.max(compute, memory) + comm + overhead
         home = self.home_index
         if not x.isarr(home):
@@ -496,7 +499,7 @@ class CostModel(GemmPricing):
         else:
             main_b = sum(np.where(home == i, cols[i], 0.0) for i in _levels_in(home, self.L)) \
                 + np.where(home != self.main, cols[self.main], 0.0)
-        energy = self._energy(op, time_s, flops, compute, memory, cols)
+        energy = self._energy(op, time_s, flops, compute if busy is None else busy, memory, cols)
         return OpArrays(op.kind, op.count, compute, memory, comm, overhead, time_s, flops, main_b, energy, cols, detail)
 
     def _scale(self, kind: str, terms):

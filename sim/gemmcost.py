@@ -62,9 +62,10 @@ class GemmPricing:
         m = op.gemm.m
         dt = op.compute_dtype
         sparse = getattr(op, "sparse", False) or (self.options.sparse and any(t.role == "weight" for t in op.tensors))
-        rate = self._rate(dt, "matrix", sparse=sparse, size=op.flops_matrix)
+        rate = cap = self._rate(dt, "matrix", sparse=sparse, size=op.flops_matrix)  # cap: the power-limited rate
         if op.gemm.routing is not None and self.options.moe_efficiency is not None:
             rate = rate * self.options.moe_efficiency  # the MoE kernel's own efficiency (serving stack)
+        rate = rate * self._boost()  # the boost clock's rate (1 x where the chip gives no sustained clock)
         stream = self._moe_stream(op)
         vrate = self._rate(dt, "vector", size=op.flops_vector) if x.any(op.flops_vector) else 0.0
         cols0 = self._traffic(op, False)
@@ -75,14 +76,40 @@ class GemmPricing:
             compute = op.flops_matrix / rate + (op.flops_vector / vrate if x.any(op.flops_vector) else 0.0) + epi
             if x.any(deq):
                 compute = compute + deq * (x.ceil(m / DEQUANT_TILE_ROWS) - 1) / self._rate(dt, "vector")
+            compute, busy = self._power_limited(compute, op.flops_matrix, cap)
             return self._finish(op, compute, self._memory_time(cols0) / stream, 0.0, cols0, flops, detail="roofline",
-                                extra_overhead=self._gemm_fixed(op))
+                                extra_overhead=self._gemm_fixed(op), busy=busy)
         compute, cols, best = self._best_tile(op, rate, cols0, deq, epi, stream)
+        compute, busy = self._power_limited(compute, op.flops_matrix, cap)
         if x.any(op.flops_vector):
             compute = x.max(compute, op.flops_vector / vrate)
         detail = "" if self.arrays else "tile {}x{} split{} waves {}".format(*best)
         return self._finish(op, compute, self._memory_time(cols) / stream, 0.0, cols, flops, detail=detail,
-                            extra_overhead=self._split_reduce(op, best[2]) + self._gemm_fixed(op))
+                            extra_overhead=self._split_reduce(op, best[2]) + self._gemm_fixed(op), busy=busy)
+
+    def _boost(self) -> float:
+        """How much faster than its efficiency rate the matrix unit runs at the boost clock: the chip's ``clock``
+        over the matrix unit's ``sustained_clock``, the clock a long full-chip GEMM settles at under the power
+        limit, where the efficiency figures were measured (docs/cost-model.md, Clocks under the power limit).
+        1 where the unit gives no sustained clock, and for the datasheet roofline (``use_efficiency`` off)."""
+        f_s = self.chip.matrix_unit().sustained_clock_hz
+        if not f_s or not self.chip.clock_hz or not self.options.use_efficiency:
+            return 1.0
+        return self.chip.clock_hz / f_s
+
+    def _power_limited(self, compute, flops, cap):
+        """(compute seconds, seconds at full power) of a GEMM whose ``compute`` was priced at the boost clock
+        (``_boost``), under the chip's power limit (docs/cost-model.md, Clocks under the power limit). The matrix
+        units' power follows the FLOP rate they sustain, and ``cap`` (the efficiency rate, FLOP/s) is the rate at
+        which a full-chip GEMM draws the whole power limit, measured at the sustained clock: a GEMM whose average
+        rate at boost, ``flops / compute``, stays under ``cap`` (few tiles, a part-filled last wave, small or
+        memory-bound GEMMs) keeps the boost clock; above it the clock falls until the rate is ``cap``, so
+        ``compute = max(compute, flops / cap)``. Its power is ``flops / cap`` seconds at full power (the energy
+        model's busy time; None: ``compute``, as for every chip without a sustained clock)."""
+        if self._boost() == 1.0:
+            return compute, None
+        busy = flops / cap
+        return self.x.max(compute, busy), busy
 
     def _split_reduce(self, op, split):
         """A split-K GEMM on a chip whose library GEMMs are not persistent (``epilogue_overlap`` false: cuBLAS's
@@ -158,7 +185,8 @@ class GemmPricing:
         a_b = act_in / x.max(m * k * batch, 1.0)  # bytes per element as the workload states them
         b_b = w_bytes / x.max(n * k * batch, 1.0)
         per_cta = (np.minimum(tm, x.max(m, 1)) * a_b + np.minimum(tn, n) * b_b) * k_split
-        return per_cta / (self._bw(self.cache, x.max(cols0[self.cache], 1.0)) / self.cores)
+        # the cache's ports run on the core clock: at the boost clock where the chip gives a sustained one (_boost)
+        return per_cta / (self._bw(self.cache, x.max(cols0[self.cache], 1.0)) * self._boost() / self.cores)
 
     def _moe_stream(self, op) -> float:
         """The share of the achievable memory bandwidth a routed (MoE) expert GEMM's kernel reaches on this

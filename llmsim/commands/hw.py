@@ -114,7 +114,9 @@ def _spec_lines(hw, chip) -> list[str]:
         peaks = ", ".join(f"{k} {fmt_compute(v, k)}" for k, v in u.peak.items())
         by_dtype = ", ".join(f"{k} {v}" for k, v in (u.efficiency_by_dtype or {}).items())
         out.append(f"    {u.kind}: {peaks}" + (f"; efficiency {u.efficiency}" if u.efficiency else "")
-                   + (f" ({by_dtype})" if by_dtype else ""))
+                   + (f" ({by_dtype})" if by_dtype else "")
+                   + (f"; sustained clock {fmt_si(u.sustained_clock_hz, 'Hz')} (boost {fmt_si(chip.clock_hz, 'Hz')})"
+                      if u.sustained_clock_hz else ""))
     for m in chip.memory:
         per = " per core" if m.per == "core" else ""
         out.append(f"    {m.name} ({m.kind}): {fmt_bytes(m.capacity_bytes)}{per}, {fmt_bandwidth(m.bandwidth_bytes_per_s)}"

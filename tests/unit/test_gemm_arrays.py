@@ -47,6 +47,7 @@ CASES = [
     ("qwen2.5-7b", "hgx-h100-8", "bf16", Parallelism(tp=2), CostOptions(sparse=True)),  # qkv bias: vector FLOPs
     ("mixtral-8x7b", "hgx-h100-8", "bf16", Parallelism(tp=2), CostOptions(moe_efficiency=0.75)),  # MoE routing
     ("mixtral-8x7b", "mi300x", "w4a16", Parallelism(), CostOptions(dequant_per_tile=True)),
+    ("llama-3.1-8b", "h100-pcie", "bf16", Parallelism(), CostOptions()),  # sustained clock: boost under the power limit
     ("llama-3.1-8b", "tpu-v5e", "bf16", Parallelism(), CostOptions()),  # native 128x128 tiles
     ("llama-3.1-8b", "groq-lpu", "fp8", Parallelism(), CostOptions()),  # SRAM home, partial residency
     ("llama-3.1-8b", TOY, "bf16", Parallelism(), CostOptions()),  # no cache level
