@@ -277,11 +277,30 @@ def decode_splits(x, dk, units, slots, tiles, group_units):
         lo, hi = int(_MIN(ti, axis=None)), int(_MAX(ti, axis=None))
         uu = sorted(set(ub.ravel().tolist())) if isinstance(ub, np.ndarray) else [ub]  # the batches
         if len(uu) == 1 and hi - lo < 64:  # a decode run's steps: one batch and slot count
-            return np.array(_splits_row(dk, float(uu[0]), float(sl), lo, hi, group_units))[ti - lo]
+            row, first = _splits_span(dk, float(uu[0]), float(sl), lo, hi, group_units)
+            return row[ti - first]
         if len(uu) * (hi - lo + 1) <= 1024:  # several runs' steps: a few batches, a short range of tiles
-            table = np.array([_splits_row(dk, float(v), float(sl), lo, hi, group_units) for v in uu])
+            spans = [_splits_span(dk, float(v), float(sl), lo, hi, group_units) for v in uu]
+            table = np.array([row[lo - first:hi + 1 - first] for row, first in spans])
             return table[np.array(uu).searchsorted(ub), ti - lo]
     return _splits(x, dk, units, slots, tiles, group_units)
+
+
+def _splits_span(dk, units: float, slots: float, lo: int, hi: int, group_units) -> tuple:
+    """(row, first): :func:`_splits_row` of one batch as an int64 array over the tile counts first ..
+    first + len(row) - 1, a span that covers lo .. hi, remembered per batch and widened (from the remembered
+    cases) when a later call reaches past it: successive decode runs ask the same few batches at tile
+    ranges that move by a tile now and then, so most calls only slice the array they got before. Cleared
+    with the cases (``_SPLITS``)."""
+    key = (id(dk), units, slots, group_units)
+    got = _SPANS.get(key)
+    if got is not None and _SPLITS_DK.get(key[0]) is dk:
+        row, first = got
+        if first <= lo and hi < first + len(row):
+            return got
+        lo, hi = min(lo, first), max(hi, first + len(row) - 1)
+    got = _SPANS[key] = (np.array(_splits_row(dk, units, slots, lo, hi, group_units), dtype=np.int64), lo)
+    return got
 
 
 def _splits_row(dk, units: float, slots: float, lo: int, hi: int, group_units) -> list:
@@ -300,6 +319,7 @@ def _splits_row(dk, units: float, slots: float, lo: int, hi: int, group_units) -
             if len(_SPLITS) >= _SPLITS_MAX:
                 _SPLITS.clear()
                 _SPLITS_DK.clear()
+                _SPANS.clear()
                 _SPLITS_DK[k] = dk
             v = _SPLITS[key] = _splits(NUMBERS, dk, units, slots, c, group_units)
         out.append(v)
@@ -308,6 +328,7 @@ def _splits_row(dk, units: float, slots: float, lo: int, hi: int, group_units) -
 
 _SPLITS: dict = {}  # (id of the kernel, units, slots, tiles, group units) -> splits
 _SPLITS_DK: dict = {}  # id -> the kernel (alive while its entries are: an id is never reused meanwhile)
+_SPANS: dict = {}  # (id of the kernel, units, slots, group units) -> (splits over a span of tile counts, its first)
 _SPLITS_MAX = 65_536
 
 

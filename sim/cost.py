@@ -83,6 +83,8 @@ from sim.hwparams import HwPoints, scalar_points
 from sim.rowkernels import row_trips
 from workloads.graph import seq_blocks, seq_count, seq_max_second
 
+_MIN = np.minimum.reduce  # ndarray.min without its Python wrapper
+
 #: op costs memoized per CostModel before the memo is cleared (bounds memory in long runs)
 MEMO_LIMIT = 50_000
 
@@ -369,11 +371,10 @@ class CostModel(GemmPricing):
             if not x.isarr(b):
                 if b > 0:
                     t = x.max(t, b / self._bw(i, b, kind))
+            elif b.size and _MIN(b, axis=None) > 0:  # every element moves bytes here (steps of a run): fewer calls
+                t = x.max(t, b / self._bw(i, b, kind))
             elif b.any():
                 pos = b > 0
-                if pos.all():  # every element moves bytes here (steps of a run): the same values, fewer calls
-                    t = x.max(t, b / self._bw(i, b, kind))
-                    continue
                 safe = np.where(pos, b, 1.0)
                 t = x.max(t, np.where(pos, safe / self._bw(i, safe, kind), 0.0))
         return t

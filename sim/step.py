@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from itertools import accumulate
 
 from numpy import ndarray as _NDARRAY
 
@@ -280,15 +281,17 @@ class StepCoster:
             flat[0] += pad[n:]
             flat[1] += sty if sty is not None else [K] * n
             flat[1] += pad[n:]
-        # each row's contexts and stays (the part's, repeated over its steps) and its step in its part
-        ctx, sty = np.repeat(np.array(flat, dtype=np.int64).reshape(2, len(parts), width), ks, axis=1)
-        k = np.array([j for K in ks for j in range(K)], dtype=np.int64)[:, None]
+        # each row's contexts and stays (the part's, repeated over its steps) and its step in its part (the
+        # row's index less its part's first row); ndarray.repeat, not np.repeat (its Python wrapper)
+        ctx, sty = np.array(flat, dtype=np.int64).reshape(2, len(parts), width).repeat(ks, axis=1)
+        k = (np.arange(at, dtype=np.int64) - np.array(list(accumulate(ks, initial=0))[:-1], dtype=np.int64).repeat(ks))
+        k = k[:, None]
         first = (k < sty).astype(np.int64)  # absent (padding) requests have stay 0: never there
         second = (ctx + k) * first  # a request's context at its step, 0 where it is absent
         segs = [s for p in parts for s in p[3]]
         lens = [e - k for k, e, _, _ in segs]
-        cols = np.repeat(np.array([b for *_, b in segs], dtype=float), lens, axis=0).T
-        count = np.repeat([r for _, _, r, _ in segs], lens)
+        cols = np.array([b for *_, b in segs], dtype=float).repeat(lens, axis=0).T
+        count = np.array([r for _, _, r, _ in segs]).repeat(lens)
         return SeqArrays(first, second, count), tuple(cols[:5]), cols[5], count, starts
 
     def _by_stretch(self, contexts, steps: int, stays):

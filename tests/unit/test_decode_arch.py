@@ -205,6 +205,31 @@ def test_decode_splits_arrays_equal_numbers():
         assert list(mixed) == [decode_splits(NUMBERS, dk, int(u), 132, int(t), 8) for u, t in zip(us, ts)], dk.split_rule
 
 
+def test_decode_splits_remembered_spans_follow_moving_tile_ranges():
+    """A batch's split counts are kept as one array over a span of tile counts, widened when a later call
+    reaches past it (sim.attention._splits_span): calls whose tile ranges move up, down and past both ends,
+    for one batch and for several in one array, give each step the count it gets as numbers."""
+    import numpy as np
+
+    from hwmodels.arith import ARRAYS, NUMBERS
+    from hwmodels.stack import DecodeKernel
+    from sim import attention
+    from sim.attention import decode_splits
+
+    attention._SPANS.clear()
+    for dk in (DecodeKernel(split_rule="occupancy", split_threshold=0.8),
+               DecodeKernel(split_rule="dynamic", split_threshold=0.909, split_min_kv_tiles=5)):
+        for lo, hi in ((20, 30), (25, 40), (5, 12), (3, 60), (30, 31), (1, 2)):
+            tiles = np.arange(float(lo), float(hi + 1))
+            for units in (8.0, 24.0):
+                got = decode_splits(ARRAYS, dk, np.full(tiles.shape, units), 132, tiles, 8)
+                assert list(got) == [decode_splits(NUMBERS, dk, int(units), 132, int(t), 8) for t in tiles]
+            us = np.repeat([8.0, 16.0, 40.0], len(tiles))
+            ts = np.tile(tiles, 3)
+            got = decode_splits(ARRAYS, dk, us, 132, ts, 8)
+            assert list(got) == [decode_splits(NUMBERS, dk, int(u), 132, int(t), 8) for u, t in zip(us, ts)]
+
+
 def test_default_stack_runs_triton_unified_attention_on_cdna3_only():
     """vllm on AMD CDNA 3 (MI300X, MI325X, MI300A: architecture cdna3) prices vLLM V1's default ROCm decode,
     the Triton unified attention 2D kernel: 16-row query tiles (BLOCK_M), 32-key tiles (TILE_SIZE_PREFILL),
