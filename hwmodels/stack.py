@@ -116,7 +116,7 @@ DECODE = Struct({
     "source": F(Sources(), True),
 }, name="decode_attention")
 
-PREFILL = Struct({
+_PREFILL_FACTS = {
     "tiles": F(ListOf(ListOf(Number(integer=True, gt=0, le=65536), exact_len=3), min_len=1), True,
                "[head_dim up to, query rows per CTA, KV tokens per main-loop iteration] of the prefill kernel, "
                "by head_dim (the first row whose head_dim bound holds; the last above them all): a CTA works on "
@@ -133,6 +133,19 @@ PREFILL = Struct({
     "persistent": F(Bool(), True, "persistent CTAs whose producer loads the next tile's Q while the last one "
                                   "finishes; false: every CTA waits for its Q tile and for its O tile's store "
                                   "(one main-memory round trip each, the bytes at the SM's share of the bandwidth)"),
+}
+
+PREFILL = Struct({
+    **_PREFILL_FACTS,
+    "by_architecture": F(MapOf(ARCHITECTURES, Struct({
+        **{k: F(f.type, False, f.doc) for k, f in _PREFILL_FACTS.items()},
+        "source": F(Sources(), True, "where this architecture's facts come from (the kernel that runs there)"),
+    }, name="prefill_attention.by_architecture entry"), key_name="architecture"),
+        doc="facts that differ on chips of one architecture (the chip file's `architecture`), e.g. {ampere: "
+            "{tiles: [[128, 64, 128]], persistent: false, source: ...}} where the engine runs another kernel there "
+            "(vLLM: FlashAttention-3 on Hopper, FlashAttention-2 on Ampere and Ada); every fact an entry leaves out "
+            "keeps the section's value, except that an entry giving `tiles` without `causal_tiles` uses its tiles "
+            "for the causal kernel too"),
     "source": F(Sources(), True),
 }, name="prefill_attention")
 
@@ -359,13 +372,17 @@ class PrefillKernel:
     """How a prefill (flash) attention kernel runs (KERNELS.prefill_attention; sim.cost prices it):
     ``tiles`` ((head_dim bound, query rows, KV tokens), ...), ``fill_blocks`` main-loop iterations
     per CTA outside the pipelined loop, ``softmax_hidden`` share of the matrix work the softmax runs
-    under, ``persistent`` CTAs (Q load and O store hidden behind the neighbouring tiles)."""
+    under, ``persistent`` CTAs (Q load and O store hidden behind the neighbouring tiles);
+    ``by_architecture`` the facts that replace these on chips of one architecture (see on())."""
 
     tiles: tuple = ((256, 128, 128),)
     fill_blocks: float = 0.0
     softmax_hidden: float = 0.0
     persistent: bool = True
     causal_tiles: tuple | None = None  # the causal kernel's rows where they differ (None: tiles)
+    # ((architecture, ((fact, value), ...)), ...): facts that replace the ones above on chips of that
+    # architecture (KERNELS.prefill_attention.by_architecture)
+    by_architecture: tuple = ()
 
     def tile(self, head_dim: int, causal: bool = False) -> tuple:
         """(query rows, KV tokens) of the CTA tile this kernel uses at ``head_dim`` (causal: its causal tiles)."""
@@ -375,14 +392,58 @@ class PrefillKernel:
                 return int(bq), int(bkv)
         return int(rows[-1][1]), int(rows[-1][2])
 
+    def on(self, architecture: str | None) -> PrefillKernel:
+        """The kernel facts on a chip of ``architecture`` (Chip.architecture; None: unknown): this kernel with
+        that architecture's entry applied (an entry that gives ``tiles`` without ``causal_tiles`` uses its
+        tiles for the causal kernel too), or unchanged where it has none."""
+        if not self.by_architecture or architecture is None:
+            return self
+        return _prefill_on(self, architecture)
+
     @classmethod
     def from_doc(cls, d: dict) -> PrefillKernel:
-        def rows(v):
-            return tuple(tuple(int(x) for x in t) for t in v)
+        """From a validated ``kernels.prefill_attention`` mapping (or one of its by_architecture entries)."""
+        facts = _prefill_facts(d)
+        arch = tuple((a, tuple(_prefill_facts(e).items())) for a, e in (d.get("by_architecture") or {}).items())
+        return cls(**facts, by_architecture=arch)
 
-        return cls(tiles=rows(d["tiles"]), fill_blocks=float(d["fill_blocks"]),
-                   softmax_hidden=float(d["softmax_hidden"]), persistent=bool(d["persistent"]),
-                   causal_tiles=rows(d["causal_tiles"]) if d.get("causal_tiles") else None)
+    def to_dict(self) -> dict:
+        def rows(v):
+            return None if v is None else [list(t) for t in v]
+
+        out = {k: v for k, v in self.__dict__.items() if k != "by_architecture"}
+        out["tiles"], out["causal_tiles"] = rows(self.tiles), rows(self.causal_tiles)
+        out["by_architecture"] = {a: {f: rows(v) if f in ("tiles", "causal_tiles") else v for f, v in facts}
+                                  for a, facts in self.by_architecture}
+        return out
+
+
+def _prefill_facts(d: dict) -> dict:
+    """The prefill facts a mapping gives, as PrefillKernel fields (tile rows as tuples)."""
+    def rows(v):
+        return tuple(tuple(int(x) for x in t) for t in v)
+
+    out = {}
+    if "tiles" in d:
+        out["tiles"] = rows(d["tiles"])
+    if d.get("causal_tiles"):
+        out["causal_tiles"] = rows(d["causal_tiles"])
+    elif "tiles" in d:
+        out["causal_tiles"] = None  # an entry's own tiles serve its causal kernel too
+    for f, conv in (("fill_blocks", float), ("softmax_hidden", float), ("persistent", bool)):
+        if f in d:
+            out[f] = conv(d[f])
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _prefill_on(pk: PrefillKernel, architecture: str) -> PrefillKernel:
+    from dataclasses import replace
+
+    for a, facts in pk.by_architecture:
+        if a == architecture:
+            return replace(pk, **dict(facts), by_architecture=())
+    return pk
 
 
 @dataclass(frozen=True)
@@ -550,10 +611,7 @@ class Stack:
                 "softmax": self.softmax, "collectives": self.collectives, "moe_efficiency": self.moe_efficiency,
                 "moe_weight_stream": {v: dict(d) for v, d in self.moe_weight_stream},
                 "decode_attention": self.decode_kernel.to_dict(),
-                "prefill_attention": None if self.prefill_kernel is None else {
-                    **self.prefill_kernel.__dict__, "tiles": [list(t) for t in self.prefill_kernel.tiles],
-                    "causal_tiles": None if self.prefill_kernel.causal_tiles is None
-                    else [list(t) for t in self.prefill_kernel.causal_tiles]},
+                "prefill_attention": None if self.prefill_kernel is None else self.prefill_kernel.to_dict(),
                 "row_kernels": None if self.row_kernels is None else {
                     **{k: _row_dict(self.row_kernels.of(k)) for k, *_ in self.row_kernels.kinds},
                     "resident_threads": self.row_kernels.resident_threads,

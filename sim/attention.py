@@ -123,9 +123,11 @@ def flash_prefill(cm, op, pk, cols, rate, vec_rate, flops):
     each CTA adds ``fill_blocks`` tiles at the serial rate (its software pipeline's prologue and
     epilogue) and, unless its CTAs are persistent, waits for its Q tile and its O store (one
     main-memory round trip each, the bytes at its share of the bandwidth). CTAs run in waves over
-    the cores."""
+    the cores. The kernel's facts are those of the chip's architecture where ``pk`` lists an entry for it
+    (PrefillKernel.on: vLLM runs FlashAttention-3 on Hopper, FlashAttention-2 on Ampere and Ada)."""
     x = cm.x
     a = op.attention
+    pk = pk.on(cm.chip.architecture)
     bq, bkv = pk.tile(a.head_dim, bool(a.causal))
     ctas = seq_blocks(a.seqs, bq) * a.heads
     nwaves, wq = waves(x, ctas, cm.cores)

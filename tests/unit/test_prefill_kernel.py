@@ -18,13 +18,15 @@ TOY = Path(__file__).parents[1] / "data" / "toy-chip.yaml"
 FA = PrefillKernel(tiles=((256, 128, 128),), fill_blocks=1, softmax_hidden=0.5, persistent=True)
 
 
-def _toy_sfu(tmp_path, overlaps=True) -> str:
-    """The toy chip plus a special-function unit of 1 T exp/s (0.01 T/s per core)."""
-    src = TOY.read_text().replace("name: toy-chip", "name: toy-sfu").replace(
+def _toy_sfu(tmp_path, overlaps=True, architecture=None) -> str:
+    """The toy chip plus a special-function unit of 1 T exp/s (0.01 T/s per core), and an architecture where given."""
+    name = "toy-sfu" + (f"-{architecture}" if architecture else "")
+    arch = f"\narchitecture: {architecture}" if architecture else ""
+    src = TOY.read_text().replace("name: toy-chip", f"name: {name}{arch}").replace(
         "  - kind: vector\n",
         f"  - kind: special\n    peak: {{fp32: 1 TFLOP/s}}\n    overlaps_matrix: {str(overlaps).lower()}\n"
         "  - kind: vector\n")
-    p = tmp_path / "toy-sfu.yaml"
+    p = tmp_path / f"{name}.yaml"
     p.write_text(src)
     return str(p)
 
@@ -73,6 +75,62 @@ def test_tiles_follow_head_dim_and_causality():
     assert pk.tile(128, causal=True) == (128, 176)  # no causal rows: the same tiles
     pk = replace(pk, causal_tiles=((128, 128, 128), (256, 128, 80)))
     assert pk.tile(128, causal=True) == (128, 128) and pk.tile(128) == (128, 176)
+
+
+FA2 = (("tiles", ((256, 64, 128),)), ("causal_tiles", None), ("fill_blocks", 0.0), ("softmax_hidden", 0.0),
+       ("persistent", False))
+
+
+def test_an_architecture_entry_replaces_the_facts_on_chips_of_that_architecture_by_hand(tmp_path):
+    """FA with an `ampere` entry (a FlashAttention-2-like kernel: 64 x 128 tiles, no fill tile, nothing hidden,
+    non-persistent). 1024 tokens, 2 heads, d64 on an ampere toy chip: 16 query blocks x 2 heads = 32 CTAs on 32
+    of the 100 cores. A 64 x 128 tile is half the 128 x 128 one: 2.097 us of matrix work and 1.147 us of softmax,
+    in turn; a CTA walks 8 of them (25.952 us), then waits for its 64 x 64 bf16 Q tile and O store (16 KiB at its
+    core's 10 GB/s: 1.638 us): 27.590 us. Chips of another (or no) architecture keep FA's price (41.617 us)."""
+    pk = replace(FA, by_architecture=(("ampere", FA2),))
+    tile_mat, tile_soft = 2 * 2 * 8192 * 64 / 1e12, 8192 / 1e10 + 4 * 8192 / 1e11
+    want = 8 * (tile_mat + tile_soft) + 2 * 64 * 64 * 2 / 1e12 * 100
+    assert want == pytest.approx(27.590e-6, rel=1e-4)
+    assert _compute(_toy_sfu(tmp_path, architecture="ampere"), _op(), pk) == pytest.approx(want)
+    for arch in ("hopper", None):
+        assert _compute(_toy_sfu(tmp_path, architecture=arch), _op(), pk) == pytest.approx(41.617e-6, rel=1e-4)
+    # an entry's tiles serve its causal kernel too (the section's causal_tiles do not leak into it)
+    causal = replace(FA, causal_tiles=((256, 128, 256),), by_architecture=(("ampere", FA2),))
+    assert causal.on("ampere").tile(64, causal=True) == (64, 128) and causal.on("hopper").tile(64, causal=True) == (128, 256)
+
+
+def test_the_default_stack_prices_flashattention2_on_ampere_and_ada_chips():
+    """vLLM V1 runs FlashAttention-2 through the paged KV cache on sm80/sm86/sm89: the split-KV kernel's 64-row
+    tiles (64 x 128 at head_dim 128, 64 x 256 at 64), non-persistent, nothing hidden; FA3's tiles on Hopper."""
+    st = load_stack("vllm")
+    for arch in ("ampere", "ada"):
+        pk = st.prefill_kernel.on(arch)
+        assert pk.tile(128) == (64, 128) and pk.tile(128, causal=True) == (64, 128) and pk.tile(64) == (64, 256)
+        assert not pk.persistent and pk.fill_blocks == 0 and pk.softmax_hidden == 0
+    assert st.prefill_kernel.on("hopper") == st.prefill_kernel
+    op = row_to_op({"op": "attention", "dtype": "bf16", "phase": "prefill", "batch": 1, "heads": 32, "kv_heads": 8,
+                    "head_dim": 128, "seqlen_q": 2048, "seqlen_kv": 2048, "causal": True, "kernel": "flash"})
+    opts = st.cost_options(CostOptions())
+    assert "flash 64x128" in CostModel(load_chip("a100-sxm"), opts).op_cost(op).detail
+    assert "flash 64x128" in CostModel(load_chip("l40s"), opts).op_cost(op).detail
+    assert "flash 128x128" in CostModel(load_chip("h100-sxm"), opts).op_cost(op).detail
+    d = st.to_dict()["prefill_attention"]["by_architecture"]
+    assert d["ampere"]["tiles"][1] == [128, 64, 128] and d["ampere"]["persistent"] is False
+
+
+@pytest.mark.parametrize("entry, field", [
+    ("      volta2:\n        fill_blocks: 0\n        source: x\n", "by_architecture"),
+    ("      volta:\n        fill_blocks: 0\n", "source"),
+    ("      volta:\n        fill_block: 0\n        source: x\n", "fill_block"),
+])
+def test_bad_architecture_entries_are_located(tmp_path, entry, field):
+    st = load_stack("vllm")
+    src = Path(st.path).read_text().replace("name: vllm", "name: bad").replace(
+        "    by_architecture:\n      ampere:\n", "    by_architecture:\n" + entry + "      ampere:\n", 1)
+    p = tmp_path / "bad.yaml"
+    p.write_text(src)
+    with pytest.raises(SpecError, match=rf"bad.yaml:\d+:\d+.*prefill_attention.*{field}"):
+        load_stack(str(p))
 
 
 def test_a_causal_kernel_uses_its_own_tiles(tmp_path):

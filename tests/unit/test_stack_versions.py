@@ -44,7 +44,12 @@ def test_vllm05_per_request_overhead_is_the_blog_share_of_gpu_time():
 def test_vllm05_scheduler_is_v0_whole_prompt():
     st = load_stack("vllm-0.5")
     assert (st.chunked_prefill, st.max_num_batched_tokens, st.max_num_seqs) == (False, 8192, 256)
-    assert st.prefill_kernel is None  # FA2: the kernel-only prefill rule, not FA3's tiles
+    # FA2's standard (non-paged) forward: 128 x 64 tiles at head_dim 128 on sm80/sm90, 128 x 32 (non-causal) and
+    # 64 x 64 (causal) on sm89; non-persistent, the softmax taking turns with the MMAs (not FA3's tiles)
+    pk = st.prefill_kernel
+    assert pk.tile(128) == (128, 64) and not pk.persistent and pk.fill_blocks == 0 and pk.softmax_hidden == 0
+    assert pk.on("ada").tile(128) == (128, 32) and pk.on("ada").tile(128, causal=True) == (64, 64)
+    assert pk.on("hopper").tile(256) == (64, 64) and pk.tile(256) == (128, 64)
     # a V0 decode step: kernels + 256 x per-request CPU time, not overlapped
     assert st.step_time(0.01, 500, 256, decode=True) == pytest.approx(0.01 + 256 * st.per_request_overhead_s)
 
