@@ -112,6 +112,7 @@ class ComputeUnit:
     # limit); None: no clock model
     sustained_clock_hz: float | None = None
     sustained_clock_source: str | None = None
+    sustained_clock_power_w: float | None = None  # the power limit sustained_clock was read at (None: not given)
     # per rate key (fp8, bf16, ...): the achievable fraction of that dtype's peak, replacing ``efficiency`` for
     # math that runs at that peak entry (a library's FP8 kernels can reach a smaller share of the FP8 peak than
     # its BF16 kernels of theirs); a dtype not listed uses ``efficiency``

@@ -282,7 +282,19 @@ def _semantic_clock(v: dict, u: dict, i: int, m: Marked) -> list:
     the chip's ``clock`` (the boost clock) and no higher than it."""
     f = u.get("sustained_clock")
     if f is None:
+        if "sustained_clock_power" in u:
+            return [m.problem(("compute", i, "sustained_clock_power"), "sustained_clock_power is the power limit a "
+                              "sustained_clock was read at; give the sustained_clock beside it")]
         return []
+    idle = (v.get("power") or {}).get("idle") or 0.0
+    pw = u.get("sustained_clock_power")
+    if pw is not None and pw <= idle:
+        return [m.problem(("compute", i, "sustained_clock_power"), f"sustained_clock_power {pw:g} W is not above the "
+                          f"chip's idle power {idle:g} W; it is the power limit the sustained clock was read at")]
+    tdp = (v.get("power") or {}).get("tdp")
+    if pw is not None and (not tdp or tdp <= idle):
+        return [m.problem(("compute", i, "sustained_clock_power"), "sustained_clock_power needs the chip's power.tdp "
+                          "above its idle power (the power limit the GEMM rate then follows)")]
     where = ("compute", i, "sustained_clock")
     if u["kind"] != "matrix":
         return [m.problem(where, f"sustained_clock is a matrix unit's (the clock its GEMMs settle at under the power "
@@ -370,6 +382,7 @@ def _build_chip(v: dict, path: Path) -> Chip:
                     gemm_fixed_time_s=u.get("gemm_fixed_time", 0.0),
                     gemm_fixed_time_source=u.get("gemm_fixed_time_source"),
                     sustained_clock_hz=u.get("sustained_clock"), sustained_clock_source=u.get("sustained_clock_source"),
+                    sustained_clock_power_w=u.get("sustained_clock_power"),
                     efficiency_by_dtype=dict(u.get("efficiency_by_dtype") or {}),
                     efficiency_by_dtype_source=u.get("efficiency_by_dtype_source"))
         for u in v["compute"])

@@ -435,6 +435,11 @@ COMPUTE = Struct({
                              "rate, the most the power limit allows (docs/cost-model.md, Clocks under the power "
                              "limit); default: none, every GEMM at the efficiency rate"),
     "sustained_clock_source": F(Str(), doc="where sustained_clock comes from"),
+    "sustained_clock_power": F(Quantity("power"),
+                               doc="matrix unit: the power limit sustained_clock was read at (the chip's TDP then); "
+                                   "with it, the power-limited GEMM rate follows the chip's power.tdp: the efficiency "
+                                   "rate x (tdp - idle) / (sustained_clock_power - idle), at most the boost clock's "
+                                   "(docs/cost-model.md, Clocks under the power limit); without it the rate is fixed"),
     "source": F(Str(), doc="where the unit's figures come from"),
 }, name="compute unit", requires_together=(("efficiency", "efficiency_source"), ("epilogue_overlap", "epilogue_source"),
                                            ("gemm_fixed_time", "gemm_fixed_time_source"),

@@ -100,16 +100,28 @@ class GemmPricing:
     def _power_limited(self, compute, flops, cap):
         """(compute seconds, seconds at full power) of a GEMM whose ``compute`` was priced at the boost clock
         (``_boost``), under the chip's power limit (docs/cost-model.md, Clocks under the power limit). The matrix
-        units' power follows the FLOP rate they sustain, and ``cap`` (the efficiency rate, FLOP/s) is the rate at
-        which a full-chip GEMM draws the whole power limit, measured at the sustained clock: a GEMM whose average
+        units' power follows the FLOP rate they sustain, and ``cap`` (the efficiency rate, FLOP/s; on another TDP
+        scaled by ``_power_share``) is the rate at which a full-chip GEMM draws the whole power limit, measured at the
+        sustained clock: a GEMM whose average
         rate at boost, ``flops / compute``, stays under ``cap`` (few tiles, a part-filled last wave, small or
         memory-bound GEMMs) keeps the boost clock; above it the clock falls until the rate is ``cap``, so
         ``compute = max(compute, flops / cap)``. Its power is ``flops / cap`` seconds at full power (the energy
         model's busy time; None: ``compute``, as for every chip without a sustained clock)."""
         if self._boost() == 1.0:
             return compute, None
-        busy = flops / cap
+        busy = flops / (cap * self._power_share())
         return self.x.max(compute, busy), busy
+
+    def _power_share(self):
+        """The power-limited GEMM rate on this chip's power limit over the rate the efficiency was measured at:
+        ``(tdp - idle) / (sustained_clock_power - idle)``, the matrix units' energy per FLOP being the same at the
+        clocks involved (docs/cost-model.md, Clocks under the power limit); 1 where the unit gives no
+        ``sustained_clock_power``. A share above the boost clock's is harmless: the boost time is the floor."""
+        ref = self.chip.matrix_unit().sustained_clock_power_w
+        if not ref:
+            return 1.0
+        head = ref - self.idle  # > 0: the loader checks sustained_clock_power > idle
+        return self.x.max(self.tdp - self.idle, 1e-9 * head) / head  # a point with no headroom: ~no rate, no crash
 
     def _split_reduce(self, op, split):
         """A split-K GEMM on a chip whose library GEMMs are not persistent (``epilogue_overlap`` false: cuBLAS's

@@ -115,7 +115,8 @@ def _spec_lines(hw, chip) -> list[str]:
         by_dtype = ", ".join(f"{k} {v}" for k, v in (u.efficiency_by_dtype or {}).items())
         out.append(f"    {u.kind}: {peaks}" + (f"; efficiency {u.efficiency}" if u.efficiency else "")
                    + (f" ({by_dtype})" if by_dtype else "")
-                   + (f"; sustained clock {fmt_si(u.sustained_clock_hz, 'Hz')} (boost {fmt_si(chip.clock_hz, 'Hz')})"
+                   + (f"; sustained clock {fmt_si(u.sustained_clock_hz, 'Hz')} (boost {fmt_si(chip.clock_hz, 'Hz')}"
+                      + (f", read at {fmt_power(u.sustained_clock_power_w)})" if u.sustained_clock_power_w else ")")
                       if u.sustained_clock_hz else ""))
     for m in chip.memory:
         per = " per core" if m.per == "core" else ""

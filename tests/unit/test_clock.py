@@ -108,3 +108,30 @@ def test_sweep_points_price_as_the_single_chip():
     one = CostModel(hw, CostOptions()).op_cost(gemm(2048, 2048, 2048))
     assert np.asarray(arr.time_s)[0] == pytest.approx(one.time_s, rel=1e-12)
     assert np.asarray(arr.energy_j)[0] == pytest.approx(one.energy_j, rel=1e-12)
+
+
+def test_power_limited_rate_follows_the_tdp():
+    # sustained_clock_power 1000 W (toy: TDP 1000 W, idle 100 W): at TDP 550 W the matrix units have (550 - 100) /
+    # (1000 - 100) = half the power, so a full-chip GEMM runs at half the efficiency rate (25 TFLOP/s) and takes the
+    # same energy; at 2000 W the power would allow 2.1 x, but the boost clock (1.25 x) is the most it runs at
+    base = {**CLOCKED, "compute.matrix.sustained_clock_power": "1000 W"}
+    op = gemm(6400, 6400, 4096)
+    at = {t: CostModel(load_chip(DATA / "toy-chip.yaml", {**base, "power.tdp": t})).op_cost(op)
+          for t in ("550 W", "1000 W", "2000 W")}
+    assert at["1000 W"].compute_s == pytest.approx(op.flops_matrix / 50e12)
+    assert at["550 W"].compute_s == pytest.approx(op.flops_matrix / 25e12)
+    assert at["2000 W"].compute_s == pytest.approx(op.flops_matrix / (1.25 * 50e12))
+    e = {t: c.energy_j - 100 * c.time_s for t, c in at.items()}  # the energy above idle: per FLOP, the same
+    assert e["550 W"] == pytest.approx(e["1000 W"])
+
+
+def test_sweep_over_tdp_prices_each_point_as_its_chip():
+    from sim.hwparams import HwPoints
+
+    hw = load_system("h100-pcie")
+    pts = HwPoints(hw, {"chip.power.tdp": np.array([250.0, 350.0, 450.0])})
+    arr = CostModel(pts, CostOptions()).op_arrays(gemm(8192, 8192, 8192))
+    for i, t in enumerate(("250 W", "350 W", "450 W")):
+        one = CostModel(load_system("h100-pcie", {"chip.power.tdp": t}), CostOptions()).op_cost(gemm(8192, 8192, 8192))
+        assert np.asarray(arr.time_s)[i] == pytest.approx(one.time_s, rel=1e-12)
+        assert np.asarray(arr.energy_j)[i] == pytest.approx(one.energy_j, rel=1e-12)
