@@ -116,6 +116,27 @@ DECODE = Struct({
     "source": F(Sources(), True),
 }, name="decode_attention")
 
+_BLOCK_FP8_FACTS = {
+    "kernel": F(Str(), True, "the block-scaled FP8 GEMM kernel the engine runs for block-FP8 linears (recorded), "
+                             "e.g. CUTLASS sm90 blockwise scaled_mm, Triton w8a8_block_fp8_matmul"),
+    "gemm_efficiency": F(Number(gt=0, le=1), True,
+                         "its matrix-unit rate on the dense linears of a block-FP8 checkpoint as a fraction of the "
+                         "chip's dense FP8 GEMM rate (the matrix efficiency the chip file gives); the per-token-group "
+                         "activation quantization before each GEMM is an op of its own in the graph, priced as a "
+                         "streaming kernel, and MoE experts keep moe_efficiency"),
+}
+
+BLOCK_FP8 = Struct({
+    **_BLOCK_FP8_FACTS,
+    "by_architecture": F(MapOf(ARCHITECTURES, Struct({
+        **{k: F(f.type, False, f.doc) for k, f in _BLOCK_FP8_FACTS.items()},
+        "source": F(Sources(), True, "where this architecture's kernel and rate come from"),
+    }, name="block_fp8.by_architecture entry"), key_name="architecture"),
+        doc="the kernel and rate on chips of one architecture (the chip file's `architecture`), e.g. {hopper: "
+            "{kernel: ..., gemm_efficiency: ..., source: ...}}; the facts above apply everywhere else"),
+    "source": F(Sources(), True),
+}, name="block_fp8")
+
 _PREFILL_FACTS = {
     "tiles": F(ListOf(ListOf(Number(integer=True, gt=0, le=65536), exact_len=3), min_len=1), True,
                "[head_dim up to, query rows per CTA, KV tokens per main-loop iteration] of the prefill kernel, "
@@ -228,6 +249,9 @@ KERNELS = Struct({
                                         "model (FLOPs over rates, 128-row blocks in waves)"),
     "decode_attention": F(DECODE, doc="the decode attention kernel's work split (docs/stacks.md); default: the "
                                       "kernel-only model (grouped, contiguous, split to fill the cores, no partials)"),
+    "block_fp8": F(BLOCK_FP8, doc="the GEMM kernel of block-scaled FP8 linears (weight_block_size checkpoints: "
+                                  "DeepSeek-V3/R1, Qwen3-*-FP8) and its rate (docs/stacks.md); default: the dense "
+                                  "FP8 GEMM rate"),
     "row_kernels": F(ROWS, doc="the row-per-block streaming kernels (one thread block per token row: norm, "
                                "activation, rotary): threads, elements per memory round trip, passes, occupancy "
                                "(docs/stacks.md); default: the kernel-only model (pure bandwidth)"),
@@ -358,13 +382,40 @@ class DecodeKernel:
 
 
 @functools.lru_cache(maxsize=256)
-def _on_architecture(dk: DecodeKernel, architecture: str) -> DecodeKernel:
+def _on_architecture(dk, architecture: str):
     from dataclasses import replace
 
     for a, facts in dk.by_architecture:
         if a == architecture:
             return replace(dk, **dict(facts), by_architecture=())
     return dk
+
+
+@dataclass(frozen=True)
+class BlockFp8:
+    """The GEMM kernel of block-scaled FP8 linears (KERNELS.block_fp8; sim.gemmcost prices it). The default
+    is the kernel-only model: the dense FP8 GEMM rate."""
+
+    kernel: str = "dense-fp8-rate"
+    gemm_efficiency: float = 1.0
+    by_architecture: tuple = ()  # ((architecture, ((fact, value), ...)), ...), as DecodeKernel's
+
+    def on(self, architecture: str | None) -> BlockFp8:
+        """The facts on a chip of ``architecture``: that architecture's entry applied, or unchanged."""
+        if not self.by_architecture or architecture is None:
+            return self
+        return _on_architecture(self, architecture)
+
+    @classmethod
+    def from_doc(cls, d: dict) -> BlockFp8:
+        facts = {f: d[f] for f in ("kernel", "gemm_efficiency") if f in d}
+        arch = tuple((a, tuple((f, e[f]) for f in ("kernel", "gemm_efficiency") if f in e))
+                     for a, e in (d.get("by_architecture") or {}).items())
+        return cls(**facts, by_architecture=arch)
+
+    def to_dict(self) -> dict:
+        return {"kernel": self.kernel, "gemm_efficiency": self.gemm_efficiency,
+                "by_architecture": {a: dict(facts) for a, facts in self.by_architecture}}
 
 
 @dataclass(frozen=True)
@@ -516,6 +567,7 @@ class Stack:
     decode_kernel: DecodeKernel = DecodeKernel()  # KERNELS['decode_attention']
     prefill_kernel: PrefillKernel | None = None  # KERNELS['prefill_attention'] (None: the kernel-only model)
     row_kernels: RowKernels | None = None  # KERNELS['row_kernels'] (None: the kernel-only model)
+    block_fp8: BlockFp8 = BlockFp8()  # KERNELS['block_fp8'] (default: the dense FP8 rate)
     # SCHEDULER['offline'] as (max_num_batched_tokens, max_num_seqs); None: the server's
     offline_limits: tuple | None = None
     # SCHEDULER['small_device'] as (below_memory bytes, names, server limits, offline limits)
@@ -600,6 +652,8 @@ class Stack:
             options = replace(options, prefill_kernel=self.prefill_kernel)
         if getattr(options, "row_kernels", "x") is None and self.row_kernels is not None:
             options = replace(options, row_kernels=self.row_kernels)
+        if getattr(options, "block_fp8", "x") is None:
+            options = replace(options, block_fp8=self.block_fp8)
         return options
 
     def describe(self) -> str:
@@ -610,7 +664,7 @@ class Stack:
                 "attention_decode": self.attention_decode, "moe": self.moe_kernel, "gemm": self.gemm_kernel,
                 "softmax": self.softmax, "collectives": self.collectives, "moe_efficiency": self.moe_efficiency,
                 "moe_weight_stream": {v: dict(d) for v, d in self.moe_weight_stream},
-                "decode_attention": self.decode_kernel.to_dict(),
+                "decode_attention": self.decode_kernel.to_dict(), "block_fp8": self.block_fp8.to_dict(),
                 "prefill_attention": None if self.prefill_kernel is None else self.prefill_kernel.to_dict(),
                 "row_kernels": None if self.row_kernels is None else {
                     **{k: _row_dict(self.row_kernels.of(k)) for k, *_ in self.row_kernels.kinds},
@@ -672,6 +726,7 @@ def _build(v: dict, path: Path) -> Stack:
         decode_kernel=DecodeKernel.from_doc(d) if (d := k.get("decode_attention")) else DecodeKernel(),
         prefill_kernel=PrefillKernel.from_doc(p) if (p := k.get("prefill_attention")) else None,
         row_kernels=RowKernels.from_doc(rk) if (rk := k.get("row_kernels")) else None,
+        block_fp8=BlockFp8.from_doc(bf) if (bf := k.get("block_fp8")) else BlockFp8(),
         step_overhead_s=r["step_overhead"], per_request_overhead_s=r["per_request_overhead"], overlap=r["overlap"],
         cuda_graphs=r["cuda_graphs"], cuda_graph_max_batch=r.get("cuda_graph_max_batch"),
         eager_launch_s=r["eager_launch"], frontend_per_request_s=(r.get("frontend") or {}).get("per_request", 0.0),

@@ -59,6 +59,10 @@ class CostOptions:
     # norm, activation and rotary kernels that run one thread block per token row and move a few elements
     # per thread per memory round trip; None = the kernel-only model (pure bandwidth)
     row_kernels: object = None
+    # the GEMM kernel of block-scaled FP8 linears (the serving stack's kernels.block_fp8: hwmodels.stack.BlockFp8):
+    # the dense (non-routed) GEMMs whose ops carry scale_block run at its gemm_efficiency x the dense FP8 rate on
+    # the chip's architecture; None = BlockFp8() (the dense rate)
+    block_fp8: object = None
     # ((op kind, factor), ...): every op of that kind takes factor x its priced time (compute, memory,
     # comm and overhead alike); a key 'kind/bound' scales only the ops of that kind whose unscaled bound it
     # is (and wins over the kind's key); used to price the ends of a prediction interval. Empty: no scaling.

@@ -65,6 +65,8 @@ class GemmPricing:
         rate = cap = self._rate(dt, "matrix", sparse=sparse, size=op.flops_matrix)  # cap: the power-limited rate
         if op.gemm.routing is not None and self.options.moe_efficiency is not None:
             rate = rate * self.options.moe_efficiency  # the MoE kernel's own efficiency (serving stack)
+        elif getattr(op, "scale_block", 0):
+            rate = rate * self._block_fp8().gemm_efficiency  # the block-scaled GEMM kernel's (serving stack)
         rate = rate * self._boost()  # the boost clock's rate (1 x where the chip gives no sustained clock)
         stream = self._moe_stream(op)
         vrate = self._rate(dt, "vector", size=op.flops_vector) if x.any(op.flops_vector) else 0.0
@@ -199,6 +201,17 @@ class GemmPricing:
         per_cta = (np.minimum(tm, x.max(m, 1)) * a_b + np.minimum(tn, n) * b_b) * k_split
         # the cache's ports run on the core clock: at the boost clock where the chip gives a sustained one (_boost)
         return per_cta / (self._bw(self.cache, x.max(cols0[self.cache], 1.0)) * self._boost() / self.cores)
+
+    def _block_fp8(self):
+        """The stack's block-FP8 GEMM kernel facts on this chip's architecture (``CostOptions.block_fp8``,
+        hwmodels.stack.BlockFp8; None: the dense FP8 rate), made once per model and options."""
+        bf = self.options.block_fp8
+        got = self.__dict__.get("_bf")
+        if got is None or got[0] is not bf:
+            from hwmodels.stack import BlockFp8
+
+            got = self._bf = (bf, (bf or BlockFp8()).on(self.chip.architecture))
+        return got[1]
 
     def _moe_stream(self, op) -> float:
         """The share of the achievable memory bandwidth a routed (MoE) expert GEMM's kernel reaches on this

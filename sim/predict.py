@@ -257,11 +257,16 @@ def _setup(cfg: PredictConfig) -> _Setup:
                         "trained for that length)")
     if cfg.kv_window is not None:
         spec = with_kv_window(spec, cfg.kv_window)
-    q = make_quantization(cfg.quant, weight_dtype=cfg.weight_dtype, act_dtype=cfg.act_dtype, kv_dtype=cfg.kv_dtype)
+    q0 = make_quantization(cfg.quant, weight_dtype=cfg.weight_dtype, act_dtype=cfg.act_dtype, kv_dtype=cfg.kv_dtype)
+    q = q0.for_checkpoint(spec.checkpoint_quant)  # fp8 on a block-FP8 checkpoint runs its blocks
     # EP ranks are the tp x dp chips: ep wider than tp means ep/tp data-parallel attention replicas,
     # each serving an equal share of the batch (the one rule serve and sweeps use too; said in a note)
     par = Parallelism.from_degrees(cfg.tp, cfg.pp, cfg.ep)
     system, notes = resolve_system(cfg.hw, par.chips, cfg.overrides)
+    if q is not q0:
+        notes = [*notes, f"{q0.name} on {spec.name}: {q.name} (weight blocks {q.weight_block[0]}x{q.weight_block[1]}, "
+                         f"activations quantized per {q.act_group}-element token group), as its quantization_config "
+                         "stores it"]
     if par.describe_dp():
         notes.append(par.describe_dp())
     return _Setup(spec, q, par, -(-cfg.batch // par.dp), system, notes, load_stack(cfg.stack), warnings)

@@ -32,12 +32,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from hwmodels.dtype import get_dtype
 from hwmodels.errors import Problem, SpecError
 from workloads.batch import Batch  # noqa: F401  (re-exported: the batch was defined here)
 from workloads.model import ModelSpec, load_model
 from workloads.opdata import AttentionShape, CollectiveShape, GemmShape, Op, TensorIO
 from workloads.parallel import Parallelism, check_parallelism, stage_layers
-from workloads.quant import Quantization, Sparsity
+from workloads.quant import SCALE_BYTES, Quantization, Sparsity
 from workloads.routing import expected_max_load, expected_touched, expert_probs, rank_probs
 from workloads.seqs import (  # noqa: F401  (re-exported: sim/ reads them from here)
     SeqArrays,
@@ -84,6 +85,8 @@ SOFTMAX_FLOPS = 5  # per score: scale, max, subtract, exp, accumulate (the divid
 SOFTMAX_EXPS = 1  # of which special-function operations per score (the exp; counted in SOFTMAX_FLOPS too)
 SOFTCAP_FLOPS = 3  # cap * tanh(x / cap)
 DEQUANT_FLOPS = 2  # per weight element: unpack/convert and scale
+ACT_QUANT_FLOPS = 4  # per activation element of a per-token-group quantization: |x|, group max, scale, convert
+BLOCK_SCALE_FLOPS = 3  # per output element and K block of a block-scaled GEMM: a_s x b_s, scale the partial, add
 ROUTER_FLOPS = 6  # per (token, expert) logit: softmax or sigmoid, then top-k selection
 SAMPLING_FLOPS = 5  # per logit: softmax and the top-k/top-p or argmax scan
 
@@ -233,7 +236,7 @@ def build_graph(model: ModelSpec | str, batch: Batch, quant: Quantization | str 
     spec = load_model(model)
     if not isinstance(batch, Batch):
         batch = Batch(tuple(batch))
-    q = Quantization.parse(quant)
+    q = Quantization.parse(quant).for_checkpoint(spec.checkpoint_quant)
     p = parallel if parallel is not None else Parallelism()
     if not isinstance(p, Parallelism):
         raise SpecError([Problem(f"expected a Parallelism, got {type(p).__name__}", path="parallel")])
@@ -446,9 +449,12 @@ class _Builder:
     def gemm(self, name: str, layer: str, count: int, m: int, n: int, k: int, *, batch: int = 1,
              rows: float | None = None, w_elems: float | None = None, quantized: bool = True,
              bias: bool = False, bias_elems: float | None = None, weight: str | None = None,
-             extra: tuple[TensorIO, ...] = (), routing: tuple | None = None) -> None:
-        """A GEMM (and its dequant op under weight-only quantization). ``rows``: total rows over
-        the batch of GEMMs (default m x batch; MoE passes the exact expected rows)."""
+             extra: tuple[TensorIO, ...] = (), routing: tuple | None = None,
+             quant_rows: float | None = None) -> None:
+        """A GEMM (and its dequant op under weight-only quantization, or its activation quantization under
+        a block-scaled scheme). ``rows``: total rows over the batch of GEMMs (default m x batch; MoE passes
+        the exact expected rows). ``quant_rows``: the token rows a block-scaled scheme quantizes before it
+        (default ``rows``; MoE's first expert GEMM quantizes the tokens once, before they are routed)."""
         rows = m * batch if rows is None else rows
         w_elems = n * k * batch if w_elems is None else w_elems
         q = self.q
@@ -465,9 +471,13 @@ class _Builder:
         if quantized and q.weight_only:
             self.ops.append(Op(f"{name}.dequant", "dequant", count, 0.0, DEQUANT_FLOPS * deq_elems, cdt, (),
                                layer=layer, fusable=True))
-        tensors = [self.act("x", rows * k), TensorIO(weight or f"w_{name.rsplit('.', 1)[-1]}", "weight",
-                                                      wdt, w_elems * wbytes, False)]
-        fv = 0.0
+        blk = q.act_group if quantized and q.block_scaled else 0
+        if blk:
+            x_in = self._act_quant(name, layer, count, rows if quant_rows is None else quant_rows, rows, k, blk)
+        else:
+            x_in = (self.act("x", rows * k),)
+        tensors = [*x_in, TensorIO(weight or f"w_{name.rsplit('.', 1)[-1]}", "weight", wdt, w_elems * wbytes, False)]
+        fv = rows * n * -(-k // blk) * BLOCK_SCALE_FLOPS if blk else 0.0
         if bias:
             be = n * batch if bias_elems is None else bias_elems
             tensors.append(TensorIO("bias", "weight", self.st, be * self.sb, False))
@@ -476,7 +486,22 @@ class _Builder:
         tensors.append(self.act("y", rows * n, True))
         self.ops.append(Op(name, "gemm", count, 2.0 * rows * n * k, fv, cdt, tuple(tensors),
                            gemm=GemmShape(m if isinstance(m, np.ndarray) else int(m), int(n), int(k), int(batch),
-                                          routing), layer=layer, sparse=sparse))
+                                          routing), layer=layer, sparse=sparse, scale_block=blk))
+
+    def _act_quant(self, name: str, layer: str, count: int, qrows, rows, k: int, group: int) -> tuple:
+        """The per-token-group quantization of a block-scaled GEMM's input (vLLM's and SGLang's
+        ``per_token_group_quant_fp8``, a kernel of its own before the GEMM): reads ``qrows x k`` activations
+        in the storage dtype, writes them in the activation dtype with one fp32 scale per ``group`` elements
+        of a row. Returns the GEMM's activation inputs: the ``rows`` quantized rows it reads (a routed GEMM
+        gathers each token's row once per expert it goes to) and their scales."""
+        ab, per_row = get_dtype(self.q.activation).bytes, -(-k // group) * SCALE_BYTES
+        act = self.q.activation
+        self.ops.append(Op(f"{name}.act_quant", "elementwise", count, 0.0, ACT_QUANT_FLOPS * qrows * k, self.st,
+                           (self.act("x", qrows * k), TensorIO("x_q", "activation", act, qrows * k * ab, True),
+                            TensorIO("x_scale", "activation", "fp32", qrows * per_row, True)),
+                           layer=layer, fusable=True))
+        return (TensorIO("x_q", "activation", act, rows * k * ab, False),
+                TensorIO("x_scale", "activation", "fp32", rows * per_row, False))
 
     def eltwise(self, name: str, kind: str, layer: str, count: int, elems: float, flops_per: float,
                 inputs: int = 1, outputs: int = 1, weight_elems: float = 0.0, out_elems: float | None = None,
@@ -645,13 +670,17 @@ class _Builder:
                            kv_act_elems=kv_rows * Hc * (dn + dr + dv))
         if dec:
             Td = seq_count(dec)
-            self.gemm("attn.q_absorb", tag, count, Td, r, dn, batch=Hc)
+            # a block-FP8 checkpoint's absorbed matrices run in the storage dtype: vLLM's MLA backend
+            # dequantizes kv_b_proj into bf16 W_UK / W_UV at load (process_weights_after_loading,
+            # get_and_maybe_dequant_weights) and multiplies them with torch.bmm
+            absorb_q = not self.q.block_scaled
+            self.gemm("attn.q_absorb", tag, count, Td, r, dn, batch=Hc, quantized=absorb_q)
             kernel = "naive" if self.kernel == "naive" else "paged"
             self.attention("attn.core.decode" if both else "attn.core", tag, count, dec, Hc, 1, latent, r,
                            kind.window, kernel=kernel,
                            phase="decode", cache_read_elems=latent, cache_write_elems=latent,
                            kv_act_elems=Td * latent)
-            self.gemm("attn.v_absorb", tag, count, Td, dv, r, batch=Hc)
+            self.gemm("attn.v_absorb", tag, count, Td, dv, r, batch=Hc, quantized=absorb_q)
         self.gemm("attn.o_proj", tag, count, T, h, Hc * dv)
 
     def dense_mlp(self, tag: str, count: int, inter: int, prefix: str = "mlp", rows: float | None = None,
@@ -718,7 +747,7 @@ class _Builder:
         # exactly ``rows`` rows (the busiest rank's load, times the imbalance factor)
         route = (max(1, round(rows / sum(local))), local)
         self.gemm("moe.experts.gate_up", tag, count, m, 2 * i_c, h, batch=n_grp, rows=rows,
-                  w_elems=touched * 2 * i_c * h, routing=route)
+                  w_elems=touched * 2 * i_c * h, routing=route, quant_rows=T_r)
         self.eltwise("moe.experts.act", "elementwise", tag, count, rows * i_c, SILU_GATED_FLOPS, inputs=2,
                      rows=rows)
         self.gemm("moe.experts.down", tag, count, m, h, i_c, batch=n_grp, rows=rows, w_elems=touched * h * i_c,

@@ -103,7 +103,7 @@ def weight_bytes_per_chip(model, quant=None, parallel: Parallelism | None = None
                           sparsity: Sparsity | None = None) -> float:
     """Weight bytes one chip of the busiest stage holds (see the module docstring)."""
     s = load_model(model)
-    q = Quantization.parse(quant)
+    q = Quantization.parse(quant).for_checkpoint(s.checkpoint_quant)
     p = parallel or Parallelism()
     check_parallelism(s, p)
     kinds = {k.tag: k for k in s.layer_kinds}
@@ -135,7 +135,7 @@ def footprint(model, batch, quant=None, parallel: Parallelism | None = None,
     (2:4) weights stored compressed take fewer bytes (default None: dense).
     """
     s = load_model(model)
-    q = Quantization.parse(quant)
+    q = Quantization.parse(quant).for_checkpoint(s.checkpoint_quant)
     p = parallel or Parallelism()
     if isinstance(batch, Batch):
         lengths = [n + c for n, c in batch.seqs]

@@ -33,6 +33,7 @@ from typing import Any
 from hwmodels.dtype import get_dtype
 from hwmodels.errors import Problem, SpecError
 from hwmodels.limits import MAX_NUMBER_CHARS, read_text
+from workloads.quant import read_checkpoint_quant
 
 __all__ = ["CATALOG_DIR", "LayerKind", "ModelSpec", "list_models", "load_model", "parse_config"]
 
@@ -140,6 +141,7 @@ class ModelSpec:
     v_head_dim: int = 0
     mtp_layers: int = 0  # DeepSeek multi-token-prediction modules (not counted, not built)
     torch_dtype: str = "bf16"
+    checkpoint_quant: Any = None  # its quantization_config's fp8 format (workloads.quant.from_hf_config) or None
     params_total: int = 0
     params_active: int = 0
     source: str = field(default="", compare=False)
@@ -202,18 +204,18 @@ class ModelSpec:
             "parallel_block": self.parallel_block, "sliding_window": self.sliding_window,
             "kv_bytes_per_token": {dt: self.kv_bytes_per_token(dt) for dt in KV_DTYPES},
             "param_counts": self.param_counts(),
+            "checkpoint_quant": self.checkpoint_quant and self.checkpoint_quant.summary(),
             "source": self.source,
         }
         if self.is_moe:
             d["moe"] = {"experts": self.num_experts, "experts_per_token": self.experts_per_token,
-                        "expert_intermediate": self.moe_intermediate,
-                        "shared_experts": self.shared_experts,
-                        "shared_intermediate": self.shared_intermediate,
-                        "moe_layers": self.moe_layers, "dense_layers": self.dense_layers}
+                        "expert_intermediate": self.moe_intermediate, "shared_experts": self.shared_experts,
+                        "shared_intermediate": self.shared_intermediate, "moe_layers": self.moe_layers,
+                        "dense_layers": self.dense_layers}
         if self.attention == "mla":
             d["mla"] = {"q_lora_rank": self.q_lora_rank, "kv_lora_rank": self.kv_lora_rank,
-                        "qk_nope_head_dim": self.qk_nope_head_dim,
-                        "qk_rope_head_dim": self.qk_rope_head_dim, "v_head_dim": self.v_head_dim}
+                        "qk_nope_head_dim": self.qk_nope_head_dim, "qk_rope_head_dim": self.qk_rope_head_dim,
+                        "v_head_dim": self.v_head_dim}
         return d
 
 
@@ -618,6 +620,7 @@ def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None
     kv, head_dim = _kv_heads_and_head_dim(r, family, hidden, heads)
     kv, head_dim, head_dim_v = _structure(r, family, kw, hidden, heads, kv, head_dim, max_pos)
     kinds = _moe_and_layer_kinds(r, family, kw, inter, layers)
+    kw["checkpoint_quant"] = read_checkpoint_quant(r)  # quantization_config: the checkpoint's fp8 format
     if r.problems:
         raise SpecError(r.problems)
     mla = family in ("deepseek_v2", "deepseek_v3")
@@ -631,11 +634,9 @@ def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None
         kv_heads=kv, head_dim=head_dim, head_dim_v=head_dim_v, intermediate=inter, vocab=vocab,
         max_position=max_pos, attention=attention, layer_kinds=kinds, torch_dtype=dtype,
         source=file or "", config=cfg, **kw)
-    counts = _param_counts(spec)
-    total = sum(counts.values())
-    inactive = 0
-    if spec.is_moe:
-        inactive = spec.moe_layers * (spec.num_experts - spec.experts_per_token) * expert_params(spec)
+    total = sum(_param_counts(spec).values())
+    routed_off = spec.num_experts - spec.experts_per_token  # experts a token is not sent to
+    inactive = spec.moe_layers * routed_off * expert_params(spec) if spec.is_moe else 0
     object.__setattr__(spec, "params_total", total)
     object.__setattr__(spec, "params_active", total - inactive)
     return spec

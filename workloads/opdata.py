@@ -95,6 +95,10 @@ class Op:
     # k's): the output elements per row of the first loop, on which the kernel sizes its block; the second loop
     # walks the rest with the same block. 0 = one loop over the whole row (every other row kernel)
     first_loop: float = 0.0
+    # a block-scaled GEMM (Quantization.block_scaled): K elements per scale of its operands (the weight block's
+    # k and the activations' token group); the kernel applies both scales per K block (in flops_vector) and
+    # sim/gemmcost.py prices it with the stack's block-FP8 kernel (kernels.block_fp8). 0 = not block-scaled
+    scale_block: int = 0
 
     @property
     def flops(self) -> float:

@@ -95,6 +95,11 @@ def cmd_show(args) -> int:
                + (f", {s.shared_experts} shared (width {s.shared_intermediate})" if s.shared_intermediate else "")
                + f"; {s.moe_layers} MoE + {s.dense_layers} dense layers")
         lines += _fit("experts", moe)
+    if s.checkpoint_quant is not None:
+        cq = s.checkpoint_quant
+        lines += _fit("checkpoint", f"{cq.name} (quantization_config"
+                      + (f": weight blocks {cq.weight_block[0]}x{cq.weight_block[1]}" if cq.weight_block else "")
+                      + "); --quant fp8 runs it so")
     kv = ", ".join(f"{dt} {_kb(v)}" for dt, v in d["kv_bytes_per_token"].items())
     lines += _fit("KV cache", f"per token, all layers: {kv}")
     pc = ", ".join(f"{k} {_b(v)}" for k, v in s.param_counts().items() if v)

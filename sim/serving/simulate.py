@@ -133,6 +133,7 @@ def setup(system, model, cfg: ServingConfig) -> Setup:
     """Load the model, the quantization and a System with room for one replica (tp x pp chips)."""
     spec = load_model(model)
     q = make_quantization(cfg.quant, weight_dtype=cfg.weight_dtype, act_dtype=cfg.act_dtype, kv_dtype=cfg.kv_dtype)
+    q = q.for_checkpoint(spec.checkpoint_quant)  # fp8 on a block-FP8 checkpoint runs its blocks
     par = Parallelism(tp=cfg.tp, pp=cfg.pp, ep=cfg.ep)
     sysobj, notes = resolve_system(system, par.tp * par.pp, cfg.overrides)
     check_parallelism(spec, par)

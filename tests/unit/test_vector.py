@@ -216,6 +216,7 @@ def test_every_option_and_op_kind_through_both_entry_points():
     from sim.validation.vidur import ROW_KERNELS
 
     variants.append(CostOptions(row_kernels=ROW_KERNELS))  # norms, activations, rope as waves of round trips
+    variants.append(CostOptions(block_fp8=load_stack("vllm").block_fp8))  # deepseek-v3's fp8 is block-scaled
     covered = {f.name for f in fields if any(getattr(v, f.name) != f.default for v in variants)}
     assert covered == {f.name for f in fields}, "a CostOptions field is not exercised"
     hw = random_points(system, 40, seed=7)
