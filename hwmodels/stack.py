@@ -154,6 +154,10 @@ _PREFILL_FACTS = {
     "persistent": F(Bool(), True, "persistent CTAs whose producer loads the next tile's Q while the last one "
                                   "finishes; false: every CTA waits for its Q tile and for its O tile's store "
                                   "(one main-memory round trip each, the bytes at the SM's share of the bandwidth)"),
+    "ctas_per_core": F(Number(integer=True, ge=1, le=32),
+                       doc="CTAs of the kernel one core (SM) holds at once (its occupancy: shared memory and registers "
+                           "per CTA): a non-persistent CTA's Q and O waits run under the other resident CTAs' work, "
+                           "compute = max(work, (work + waits) / this); default 1"),
 }
 
 PREFILL = Struct({
@@ -431,6 +435,7 @@ class PrefillKernel:
     softmax_hidden: float = 0.0
     persistent: bool = True
     causal_tiles: tuple | None = None  # the causal kernel's rows where they differ (None: tiles)
+    ctas_per_core: int = 1  # CTAs one core holds at once: their Q/O waits overlap each other's work
     # ((architecture, ((fact, value), ...)), ...): facts that replace the ones above on chips of that
     # architecture (KERNELS.prefill_attention.by_architecture)
     by_architecture: tuple = ()
@@ -481,7 +486,7 @@ def _prefill_facts(d: dict) -> dict:
         out["causal_tiles"] = rows(d["causal_tiles"])
     elif "tiles" in d:
         out["causal_tiles"] = None  # an entry's own tiles serve its causal kernel too
-    for f, conv in (("fill_blocks", float), ("softmax_hidden", float), ("persistent", bool)):
+    for f, conv in (("fill_blocks", float), ("softmax_hidden", float), ("persistent", bool), ("ctas_per_core", int)):
         if f in d:
             out[f] = conv(d[f])
     return out

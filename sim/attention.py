@@ -122,8 +122,9 @@ def flash_prefill(cm, op, pk, cols, rate, vec_rate, flops):
     take turns, except for the share ``softmax_hidden`` of the matrix time the softmax runs under;
     each CTA adds ``fill_blocks`` tiles at the serial rate (its software pipeline's prologue and
     epilogue) and, unless its CTAs are persistent, waits for its Q tile and its O store (one
-    main-memory round trip each, the bytes at its share of the bandwidth). CTAs run in waves over
-    the cores. The kernel's facts are those of the chip's architecture where ``pk`` lists an entry for it
+    main-memory round trip each, the bytes at its share of the bandwidth), under the work of the other
+    CTAs its core holds at once (``ctas_per_core``): max(work, (work + waits) / ctas_per_core). CTAs run
+    in waves over the cores. The kernel's facts are those of the chip's architecture where ``pk`` lists an entry for it
     (PrefillKernel.on: vLLM runs FlashAttention-3 on Hopper, FlashAttention-2 on Ampere and Ada)."""
     x = cm.x
     a = op.attention
@@ -145,7 +146,9 @@ def flash_prefill(cm, op, pk, cols, rate, vec_rate, flops):
         cm._add(io_cols, cm.act, qo)
         lat = cm.lat[cm.act] if not isarr(cm.act) else cm.lat[cm.main]
         io = cm._memory_time(io_cols) + ctas * 2 * lat / cm.cores
-    compute = (steady * pad + fill + io) * wq
+    work = steady * pad + fill
+    # resident CTAs (ctas_per_core) run their work while another waits for its Q tile or O store
+    compute = x.max(work, (work + io) / pk.ctas_per_core) * wq
     cols = kv_rereads(cm, op, cols, bq)
     detail = "" if cm.arrays else f"flash {bq}x{bkv}, {ctas} CTAs, {nwaves} waves"
     return cm._finish(op, compute, cm._memory_time(cols), 0.0, cols, flops, detail=detail)

@@ -276,7 +276,7 @@ def _attention_kernels(path: str) -> dict:
     from hwmodels.yamlio import load_marked
 
     schema = Struct({"version": F(Number(integer=True, ge=1, le=1), True),
-                     "kernels": F(Struct({k: F(PREFILL) for k in ("triton_tutorial_flash_v2", "tk")},
+                     "kernels": F(Struct({k: F(PREFILL) for k in ("triton_tutorial_flash_v2", "tk", "fa2")},
                                          name="kernels"), True),
                      "decode_kernels": F(Struct({k: F(DECODE) for k in ("fa3_upstream", "fa2")}, name="decode_kernels"))},
                     name="attention_kernels")
