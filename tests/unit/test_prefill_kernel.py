@@ -251,17 +251,13 @@ def test_published_attention_rows_score_with_their_own_kernel_and_decode_without
     named = stack["kernel_profile"] != ""
     assert named.any() and (own["predicted"][~named] == stack["predicted"][~named]).all()
     pre = named & (stack["phase"] == "prefill")
-    # (FlashAttention-2's standard kernel on an A100 can price as vLLM's FA2 split kernel there: both non-persistent,
-    # two CTAs per SM, and at S = 256 neither pads)
-    hop = pre & (stack["kernel_profile"] != "fa2")
-    assert (own["predicted"][hop] != stack["predicted"][hop]).all()
-    assert (own["predicted"][pre & ~hop] != stack["predicted"][pre & ~hop]).any()
+    assert pre.any() and (own["predicted"][pre] != stack["predicted"][pre]).all()
     # decode rows: FlashAttention-2's facts on an H100 can price as the stack's FA3 facts do (2 CTAs per SM
     # holding one tile each against 1 CTA holding two); upstream FA3's 128-row tile changes the price
     dec = named & (stack["phase"] == "decode")
     assert (own["predicted"][dec] != stack["predicted"][dec]).any()
     fit = stack["fit"].astype(str)
-    assert fit.str.startswith("fitted").sum() == 3 and (fit == "dev").sum() == 10
+    assert fit.str.startswith("fitted").sum() == 3
     assert (fit.isin(["", "dev"]) | fit.str.startswith("fitted")).all()
     assert (stack["phase"] == "decode").sum() >= 13
 
