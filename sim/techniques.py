@@ -164,6 +164,11 @@ def plan_offload(weights: float, kv: float, workspace: float, capacity: float, o
 # ---------------------------------------------------------------------------------------------
 # KV layout, memory need, the batch that fits
 
+def blocks_for(tokens: int, block_size: int) -> int:
+    """Blocks of ``block_size`` tokens that hold ``tokens`` tokens of KV: ceil(tokens / block_size)."""
+    return -(-tokens // block_size)
+
+
 def kv_tokens_per_request(input_len: int, output_len: int, kv_layout: str = "paged", block_size: int = 16,
                           max_context: int | None = None, spec_k: int = 0) -> int:
     """KV-cache tokens one request holds at its largest: exact ``L + O (+ k speculative slots)``;
@@ -174,7 +179,7 @@ def kv_tokens_per_request(input_len: int, output_len: int, kv_layout: str = "pag
     if kv_layout == "paged":
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
             raise SpecError([Problem(f"must be a positive integer, got {block_size!r}", path="block_size")])
-        return -(-need // block_size) * block_size
+        return blocks_for(need, block_size) * block_size
     if kv_layout == "contiguous":
         if max_context is None:
             raise SpecError([Problem("a contiguous KV cache needs max_context", path="max_context")])

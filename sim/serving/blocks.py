@@ -21,13 +21,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-__all__ = ["BlockManager"]
+from sim.techniques import blocks_for  # the one ceil(tokens / block_size), shared with the memory planner
 
+__all__ = ["BlockManager", "blocks_for"]
 
-
-def blocks_for(tokens: int, block_size: int) -> int:
-    """Blocks of ``block_size`` tokens that hold ``tokens`` tokens of KV: ceil(tokens / block_size)."""
-    return -(-tokens // block_size)
 
 class BlockManager:
     """Counts the KV blocks of one replica (``total`` blocks of ``block_size`` tokens)."""
