@@ -129,10 +129,10 @@ class StepCoster:
         if base is None and self._blocks is not None:
             base = self._from_block(T, R)
         if base is None:
-            sc = self._full(key, bkey)
-        else:
-            sc = self._decomposed(key, base, self._base_kernels.get(bkey, 0))
-        sc = self._wall(sc, key, T == R)
+            sc = self._wall(self._full(key, bkey), key, T == R)
+        else:  # (one StepCost, the wall time applied to the sums: what _wall(_decomposed(...)) gives)
+            sc = self._walled(*self._with_attention(self._attention_ops(key), base, self._base_kernels.get(bkey, 0),
+                                                    self.cm._price), R, T == R)
         if small and len(self._memo) < self._max_memo:
             self._memo[key] = sc
         return sc
@@ -319,13 +319,19 @@ class StepCoster:
     def _wall(self, sc: StepCost, key, decode: bool | None = None) -> StepCost:
         """The step's wall time under the serving stack (hwmodels.stack.Stack.step_time); ``decode``: whether
         every request computes one token (T == R: every request has at least one), found here if None."""
-        stack = self.stack
-        if stack.is_ideal:
+        if self.stack.is_ideal:
             return sc
         if decode is None:
             decode = all(n == 1 for n, _ in key)
-        return StepCost(stack.step_time(sc.time_s, sc.kernels, len(key), decode), sc.energy_j, sc.flops,
-                        sc.bytes_main, sc.kernels)
+        return self._walled(sc.time_s, sc.energy_j, sc.flops, sc.bytes_main, sc.kernels, len(key), decode)
+
+    def _walled(self, time_s, energy_j, flops, bytes_main, kernels, requests: int, decode: bool) -> StepCost:
+        """The StepCost of a step of ``requests`` requests whose kernels take ``time_s``: its wall time under
+        the serving stack (the one place :meth:`_wall` and ``step`` apply it)."""
+        stack = self.stack
+        if not stack.is_ideal:
+            time_s = stack.step_time(time_s, kernels, requests, decode)
+        return StepCost(time_s, energy_j, flops, bytes_main, kernels)
 
     @staticmethod
     def _mla_key(key) -> tuple:

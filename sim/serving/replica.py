@@ -23,7 +23,7 @@ prefill replica keeps the blocks until the copy is done).
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from functools import partial
 from itertools import accumulate
 
@@ -217,18 +217,13 @@ class Replica:
         if priced is None:
             return None
         times = priced[0].tolist()
-        starts = [now]
-        t = now
-        for d in times:
-            end = t + d
-            if not end < limit:
-                # a step that starts before the arrival and ends after it is the run's last (not at until_s:
-                # the clock stops inside that step, which then never completes)
-                if straddle and t < arrival and end < until:
-                    starts.append(end)
-                break
-            starts.append(end)
-            t = end
+        ends = list(accumulate(times, initial=now))  # t_k+1 = t_k + step k, summed in step order
+        j = bisect_left(ends, limit, 1)  # the first step to end at or after the limit (steps take time)
+        starts = ends[:j]
+        # a step that starts before the arrival and ends after it is the run's last (not at until_s: the
+        # clock stops inside that step, which then never completes)
+        if j < len(ends) and straddle and ends[j - 1] < arrival and ends[j] < until:
+            starts.append(ends[j])
         K = len(starts) - 1
         if K < 2:
             return None
@@ -237,22 +232,26 @@ class Replica:
         # account the K steps as _account would, one by one: requests in step k (a request of r remaining
         # tokens takes part in steps k < r) and the KV use at its start (less the blocks released by the
         # requests that finished before it)
-        leave = [0] * K
-        freed = [0] * K
-        if through:
+        total, used0 = bm.total, bm.used
+        if not through or min(rems) >= K:  # nobody leaves inside the run
+            alive = [R] * K
+            kvs = [(used0 + a) / total for a in alloc[:K]]
+        else:
+            leave = [0] * K
+            freed = [0] * K
             bs = bm.block_size
             for c, h, r in zip(ctx, held, rems):
                 if r < K:
                     leave[r] += 1
                     freed[r] += h + _grown(c, h, r, r - 1, bs)
-        alive = []
-        kvs = []
-        n, g, total, used0 = R, 0, bm.total, bm.used
-        for j, a in enumerate(alloc[:K]):
-            n -= leave[j]
-            g += freed[j]
-            alive.append(n)
-            kvs.append((used0 + a - g) / total)
+            alive = []
+            kvs = []
+            n, g = R, 0
+            for j, a in enumerate(alloc[:K]):
+                n -= leave[j]
+                g += freed[j]
+                alive.append(n)
+                kvs.append((used0 + a - g) / total)
         self.timeline.add_steps(starts, alive, kvs, dt, sched.queued(), "decode")
         busy, energy, flops, bytes_main = self.stage_busy_s, self.energy_j, self.flops, self.bytes_main
         for d, e, f, b in zip(dt, priced[1].tolist(), priced[2].tolist(), priced[3].tolist()):
