@@ -448,7 +448,7 @@ class _Builder:
 
     def gemm(self, name: str, layer: str, count: int, m: int, n: int, k: int, *, batch: int = 1,
              rows: float | None = None, w_elems: float | None = None, quantized: bool = True,
-             bias: bool = False, bias_elems: float | None = None, weight: str | None = None,
+             bias: bool = False, weight: str | None = None,
              extra: tuple[TensorIO, ...] = (), routing: tuple | None = None,
              quant_rows: float | None = None) -> None:
         """A GEMM (and its dequant op under weight-only quantization, or its activation quantization under
@@ -479,8 +479,7 @@ class _Builder:
         tensors = [*x_in, TensorIO(weight or f"w_{name.rsplit('.', 1)[-1]}", "weight", wdt, w_elems * wbytes, False)]
         fv = rows * n * -(-k // blk) * BLOCK_SCALE_FLOPS if blk else 0.0
         if bias:
-            be = n * batch if bias_elems is None else bias_elems
-            tensors.append(TensorIO("bias", "weight", self.st, be * self.sb, False))
+            tensors.append(TensorIO("bias", "weight", self.st, n * batch * self.sb, False))  # one per output column
             fv = rows * n
         tensors.extend(extra)
         tensors.append(self.act("y", rows * n, True))
@@ -634,7 +633,7 @@ class _Builder:
         self.attention("attn.core", tag, count, seqs, Hc, KVc, d, dv, kind.window, kernel=self.kernel,
                        phase=self.phase, cache_read_elems=KVc * (d + dv), cache_write_elems=KVc * (d + dv),
                        kv_act_elems=T * KVc * (d + dv))
-        self.gemm("attn.o_proj", tag, count, T, h, Hc * dv, bias=s.o_bias, bias_elems=h)
+        self.gemm("attn.o_proj", tag, count, T, h, Hc * dv, bias=s.o_bias)
 
     def mla_block(self, kind, count: int) -> None:
         """DeepSeek multi-head latent attention. q_a/kv_a projections are replicated on every TP
@@ -701,7 +700,7 @@ class _Builder:
             self.gemm(f"{prefix}.up_proj", tag, count, m, i_c, h, rows=rows, bias=bias)
             self.eltwise(f"{prefix}.act", "elementwise", tag, count, rows * i_c,
                          RELU_FLOPS if s.activation == "relu" else GELU_FLOPS, rows=rows)
-        self.gemm(f"{prefix}.down_proj", tag, count, m, h, i_c, rows=rows, bias=bias, bias_elems=h)
+        self.gemm(f"{prefix}.down_proj", tag, count, m, h, i_c, rows=rows, bias=bias)
 
     def moe(self, tag: str, count: int) -> None:
         """Router, routed experts (grouped GEMM over the experts that receive tokens) and shared

@@ -41,22 +41,14 @@ CATALOG_DIR = Path(__file__).parent / "catalog" / "models"
 
 #: Hugging Face ``architectures`` entry -> family
 ARCHITECTURES = {
-    "LlamaForCausalLM": "llama",
-    "MistralForCausalLM": "mistral",
-    "MixtralForCausalLM": "mixtral",
-    "Qwen2ForCausalLM": "qwen2",
-    "Qwen2MoeForCausalLM": "qwen2_moe",
-    "Qwen3ForCausalLM": "qwen3",
-    "Qwen3MoeForCausalLM": "qwen3_moe",
-    "DeepseekV2ForCausalLM": "deepseek_v2",
-    "DeepseekV3ForCausalLM": "deepseek_v3",
-    "GemmaForCausalLM": "gemma",
-    "Gemma2ForCausalLM": "gemma2",
-    "Phi3ForCausalLM": "phi3",
-    "GPT2LMHeadModel": "gpt2",
-    "GPTJForCausalLM": "gptj",
-    "OPTForCausalLM": "opt",
-    "FalconForCausalLM": "falcon",
+    "LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral",
+    "MixtralForCausalLM": "mixtral", "Qwen2ForCausalLM": "qwen2",
+    "Qwen2MoeForCausalLM": "qwen2_moe", "Qwen3ForCausalLM": "qwen3",
+    "Qwen3MoeForCausalLM": "qwen3_moe", "DeepseekV2ForCausalLM": "deepseek_v2",
+    "DeepseekV3ForCausalLM": "deepseek_v3", "GemmaForCausalLM": "gemma",
+    "Gemma2ForCausalLM": "gemma2", "Phi3ForCausalLM": "phi3",
+    "GPT2LMHeadModel": "gpt2", "GPTJForCausalLM": "gptj",
+    "OPTForCausalLM": "opt", "FalconForCausalLM": "falcon",
     "RWForCausalLM": "falcon",
 }
 #: ``model_type`` -> family (used when ``architectures`` is absent)
