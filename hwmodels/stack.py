@@ -48,6 +48,16 @@ _KV_TILES_IN_FLIGHT = F(Number(gt=0, le=64),
                             "load before it issues the next (FlashAttention-2's split kernel: wait K, issue V, "
                             "QK^T, wait V, issue the next K)")
 
+def _with_architectures(facts: dict, name: str, entry_source: str, doc: str) -> Struct:
+    """A stack section of ``facts`` with its ``by_architecture`` map (entries: any of the facts, optional,
+    and their ``source``) and its own ``source``: the one shape of decode_attention, block_fp8 and
+    prefill_attention."""
+    entry = Struct({**{k: F(f.type, False, f.doc) for k, f in facts.items()},
+                    "source": F(Sources(), True, entry_source)}, name=f"{name}.by_architecture entry")
+    return Struct({**facts, "by_architecture": F(MapOf(ARCHITECTURES, entry, key_name="architecture"), doc=doc),
+                   "source": F(Sources(), True)}, name=name)
+
+
 _DECODE_FACTS = {
     "gqa": F(Str(GQA_MODES), True, "how the decode kernel treats grouped-query heads: grouped (one CTA per request "
                                    "and KV head holds the group's query heads: K and V read once, from DRAM into "
@@ -103,18 +113,12 @@ _DECODE_FACTS = {
                                 "(FlashAttention-3: 5, 'never split for hdim 128 and seqlen_k 512'); default 1"),
 }
 
-DECODE = Struct({
-    **_DECODE_FACTS,
-    "by_architecture": F(MapOf(ARCHITECTURES, Struct({
-        **{k: F(f.type, False, f.doc) for k, f in _DECODE_FACTS.items()},
-        "source": F(Sources(), True, "where this architecture's facts come from (the kernel that runs there)"),
-    }, name="decode_attention.by_architecture entry"), key_name="architecture"),
-        doc="facts that differ on chips of one architecture (the chip file's `architecture`), e.g. {hopper: "
-            "{split_ctas_per_core: 1, source: ...}} where the engine runs another kernel there (vLLM: "
-            "FlashAttention-3 on Hopper, FlashAttention-2 elsewhere); the facts above apply everywhere else "
-            "and to every fact an entry leaves out"),
-    "source": F(Sources(), True),
-}, name="decode_attention")
+DECODE = _with_architectures(
+    _DECODE_FACTS, "decode_attention", "where this architecture's facts come from (the kernel that runs there)",
+    "facts that differ on chips of one architecture (the chip file's `architecture`), e.g. {hopper: "
+    "{split_ctas_per_core: 1, source: ...}} where the engine runs another kernel there (vLLM: "
+    "FlashAttention-3 on Hopper, FlashAttention-2 elsewhere); the facts above apply everywhere else "
+    "and to every fact an entry leaves out")
 
 _BLOCK_FP8_FACTS = {
     "kernel": F(Str(), True, "the block-scaled FP8 GEMM kernel the engine runs for block-FP8 linears (recorded), "
@@ -126,16 +130,10 @@ _BLOCK_FP8_FACTS = {
                          "streaming kernel, and MoE experts keep moe_efficiency"),
 }
 
-BLOCK_FP8 = Struct({
-    **_BLOCK_FP8_FACTS,
-    "by_architecture": F(MapOf(ARCHITECTURES, Struct({
-        **{k: F(f.type, False, f.doc) for k, f in _BLOCK_FP8_FACTS.items()},
-        "source": F(Sources(), True, "where this architecture's kernel and rate come from"),
-    }, name="block_fp8.by_architecture entry"), key_name="architecture"),
-        doc="the kernel and rate on chips of one architecture (the chip file's `architecture`), e.g. {hopper: "
-            "{kernel: ..., gemm_efficiency: ..., source: ...}}; the facts above apply everywhere else"),
-    "source": F(Sources(), True),
-}, name="block_fp8")
+BLOCK_FP8 = _with_architectures(
+    _BLOCK_FP8_FACTS, "block_fp8", "where this architecture's kernel and rate come from",
+    "the kernel and rate on chips of one architecture (the chip file's `architecture`), e.g. {hopper: "
+    "{kernel: ..., gemm_efficiency: ..., source: ...}}; the facts above apply everywhere else")
 
 _PREFILL_FACTS = {
     "tiles": F(ListOf(ListOf(Number(integer=True, gt=0, le=65536), exact_len=3), min_len=1), True,
@@ -160,19 +158,13 @@ _PREFILL_FACTS = {
                            "compute = max(work, (work + waits) / this); default 1"),
 }
 
-PREFILL = Struct({
-    **_PREFILL_FACTS,
-    "by_architecture": F(MapOf(ARCHITECTURES, Struct({
-        **{k: F(f.type, False, f.doc) for k, f in _PREFILL_FACTS.items()},
-        "source": F(Sources(), True, "where this architecture's facts come from (the kernel that runs there)"),
-    }, name="prefill_attention.by_architecture entry"), key_name="architecture"),
-        doc="facts that differ on chips of one architecture (the chip file's `architecture`), e.g. {ampere: "
-            "{tiles: [[128, 64, 128]], persistent: false, source: ...}} where the engine runs another kernel there "
-            "(vLLM: FlashAttention-3 on Hopper, FlashAttention-2 on Ampere and Ada); every fact an entry leaves out "
-            "keeps the section's value, except that an entry giving `tiles` without `causal_tiles` uses its tiles "
-            "for the causal kernel too"),
-    "source": F(Sources(), True),
-}, name="prefill_attention")
+PREFILL = _with_architectures(
+    _PREFILL_FACTS, "prefill_attention", "where this architecture's facts come from (the kernel that runs there)",
+    "facts that differ on chips of one architecture (the chip file's `architecture`), e.g. {ampere: "
+    "{tiles: [[128, 64, 128]], persistent: false, source: ...}} where the engine runs another kernel there "
+    "(vLLM: FlashAttention-3 on Hopper, FlashAttention-2 on Ampere and Ada); every fact an entry leaves out "
+    "keeps the section's value, except that an entry giving `tiles` without `causal_tiles` uses its tiles "
+    "for the causal kernel too")
 
 ROW_KERNEL = Struct({
     "threads": F(Number(integer=True, gt=0, le=4096), True,
