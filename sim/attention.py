@@ -124,11 +124,11 @@ def flash_prefill(cm, op, pk, cols, rate, vec_rate, flops):
     epilogue) and, unless its CTAs are persistent, waits for its Q tile and its O store (one
     main-memory round trip each, the bytes at its share of the bandwidth), under the work of the other
     CTAs its core holds at once (``ctas_per_core``): max(work, (work + waits) / ctas_per_core). CTAs run
-    in waves over the cores. The kernel's facts are those of the chip's architecture where ``pk`` lists an entry for it
-    (PrefillKernel.on: vLLM runs FlashAttention-3 on Hopper, FlashAttention-2 on Ampere and Ada)."""
+    in waves over the cores. ``pk``: the kernel's facts on this chip's architecture, resolved by the caller
+    (CostModel._prefill_kernel, once per model; PrefillKernel.on: vLLM runs FlashAttention-3 on Hopper,
+    FlashAttention-2 on Ampere and Ada)."""
     x = cm.x
     a = op.attention
-    pk = pk.on(cm.chip.architecture)
     bq, bkv = pk.tile(a.head_dim, bool(a.causal))
     ctas = seq_blocks(a.seqs, bq) * a.heads
     nwaves, wq = waves(x, ctas, cm.cores)

@@ -681,6 +681,15 @@ class CostModel(GemmPricing):
             got = self._dk = (dk, (dk or DecodeKernel()).on(self.chip.architecture))
         return got[1]
 
+    def _prefill_kernel(self):
+        """The prefill kernel's facts on this chip's architecture (``CostOptions.prefill_kernel``,
+        PrefillKernel.on), made once per model and options, as _decode_kernel makes the decode kernel's."""
+        pk = self.options.prefill_kernel
+        got = self.__dict__.get("_pk")
+        if got is None or got[0] is not pk:
+            got = self._pk = (pk, pk.on(self.chip.architecture))
+        return got[1]
+
     def _attention(self, op) -> OpArrays:
         x = self.x
         a = op.attention
@@ -694,7 +703,7 @@ class CostModel(GemmPricing):
             return self._decode_attention(op, cols, rate, vec_rate, flops)
         pk = self.options.prefill_kernel  # a GPU kernel's facts: on chips that list the special unit they key on
         if pk is not None and a.kernel == "flash" and self.chip.unit("special") is not None:
-            return flash_prefill(self, op, pk, cols, rate, vec_rate, flops)
+            return flash_prefill(self, op, self._prefill_kernel(), cols, rate, vec_rate, flops)
         # flash (fused) or naive prefill: blocks of 128 query rows per (request, head)
         br = FLASH_BLOCK_ROWS
         blocks = seq_blocks(a.seqs, br) * a.heads
