@@ -201,16 +201,25 @@ class CostModel(GemmPricing):
         shared with every model of the same context (sim/costmemo.py), or new ones of its own."""
         self._memo: dict = {}  # op -> OpCost
         self._amemo: dict = {}  # op -> OpArrays
-        if not self._shared:
-            return
-        try:
-            key = (costmemo.hardware_key(self.hw), self.options, self.tp, self.home_index, self.part_index,
-                   self.part_share, self.act)
-            hash(key)
-        except TypeError:  # an option value that does not hash: this model keeps its own memo
+        key = self.context_key()
+        if key is None:  # design points, the shared memo off, or an option value that does not hash
             self._shared = False
             return
         self._memo, self._amemo = costmemo.tables(key)
+
+    def context_key(self):
+        """What pricing reads besides the op (hardware content, options, tp, placement), hashable: the key of
+        the shared memo (sim/costmemo.py) and of the serving steps' shared parts (sim.step); None where this
+        model keeps its own memo."""
+        if not self._shared:
+            return None
+        key = (costmemo.hardware_key(self.hw), self.options, self.tp, self.home_index, self.part_index,
+               self.part_share, self.act)
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
 
     def _set_home(self, resident: float) -> None:
         self._place(_home_of(self.levels, self.cap, resident, self.main))

@@ -27,6 +27,14 @@ per stage; collectives added or overlapped; x pp stages), so ``step(seqs)`` equa
 a few requests holding a prefill or a chunk are additionally memoized by their whole shape (pure
 decodes are not: their contexts grow every step). Memory is bounded: 20,000 whole shapes, 100,000
 (T, R) keys, the cost model's per-op table cleared past 20,000 entries.
+
+The one-time parts (a block's sums, a request count's head ops, the split index) are functions of the
+context alone: the cost model's context key (hardware content, options, tp, placement: the shared op
+memo's key, sim/costmemo.py) and the model, quantization and parallelism. They are kept per context in
+the process (``_PARTS``, bounded) and reused by the next coster of that context (a planner's or a sweep's
+runs of many fleets of one chip and model). Each coster still decides, as before, which (T, R) parts it
+takes from a block and which from a whole graph (its own ``_blocks`` and ``_heads``), so a run after
+others gives the same numbers as a run in a fresh process (tests/unit/test_serving_step.py).
 """
 
 from __future__ import annotations
@@ -40,6 +48,22 @@ from numpy import ndarray as _NDARRAY
 from hwmodels.chip import System
 from sim.cost import CostModel, CostOptions
 from sim.estimate import estimate, stage_time, step_kernels, totals
+
+
+#: context -> {"split": index, "blocks": {tb: block}, "heads": {R: head}}: the one-time parts shared by costers
+_PARTS: dict = {}
+#: contexts kept, and blocks (5 x BLOCK floats, ~10 kB: 10 MB) and heads (~300 bytes: 6 MB) kept over all
+#: of them, before all are dropped
+MAX_PART_CONTEXTS = 64
+MAX_SHARED_BLOCKS = 1_000
+MAX_SHARED_HEADS = 20_000
+_held = [0, 0]  # blocks, heads held in _PARTS
+
+
+def shared_parts_clear() -> None:
+    """Forget every shared one-time part (the next coster of each context prices its own again)."""
+    _PARTS.clear()
+    _held[0] = _held[1] = 0
 
 
 @dataclass(frozen=True)
@@ -100,7 +124,10 @@ class StepCoster:
         self._split_at = None  # where those ops start in other_ops (_split)
         self._blocks = {} if (self.chips == 1 and not self._mla and not any(k.moe for k in self.spec.layer_kinds)) \
             else None
-        self.blocks = 0  # token-count blocks priced
+        self.blocks = 0  # token-count blocks used (priced here, or priced by an earlier coster: blocks_reused)
+        self.blocks_reused = 0
+        self.heads_reused = 0  # request counts' head ops priced by an earlier coster of the same context
+        self._spec_key = None  # (model, quantization, parallelism) as text, made when first needed (_shared)
         self._ahead = {}  # runs priced ahead (decode_steps): sorted (context, stay) pairs -> figures
         self.ahead_hits = 0  # decode_steps calls answered from them
         self.calls = 0
@@ -408,11 +435,38 @@ class StepCoster:
         self._base_kernels[(T, R)] = kernels + head[1]
         return base
 
+    def _shared(self) -> dict | None:
+        """This context's shared one-time parts (``_PARTS``): made empty for a new context; None where the
+        cost model keeps its own memo (design points, the shared memo off)."""
+        ck = self.cm.context_key()  # now, not at construction: a draft's placement is set after it
+        if ck is None:
+            return None
+        if self._spec_key is None:
+            self._spec_key = (repr(self.spec), repr(self.quant), repr(self.parallel))
+        key = (ck, self._spec_key)
+        got = _PARTS.get(key)
+        if got is None:
+            if len(_PARTS) >= MAX_PART_CONTEXTS:
+                shared_parts_clear()
+            got = _PARTS[key] = {"split": None, "blocks": {}, "heads": {}}
+        return got
+
+    def _arrays_cm(self):
+        """The cost model over token-count arrays (CostModel.over_steps), made once."""
+        acm = self._acm
+        if acm is None:
+            acm = self._acm = self.cm.over_steps()
+        return acm
+
     def _split(self):
         """Index of the first op of ``other_ops`` that depends on the request count R: every op from it on
         does and every op before it does not, and those ops do not depend on T (for T >= R); None when the
         ops are not so split (then no blocks). Found once by building the ops at two R and two T."""
         if self._split_at is None:
+            shared = self._shared()
+            if shared is not None and shared["split"] is not None:
+                self._split_at = shared["split"]
+                return self._split_at if self._split_at >= 0 else None
             import numpy as np
 
             from workloads.graph import other_ops
@@ -426,6 +480,8 @@ class StepCoster:
             ok = len(a) == len(b) == len(c) and differ and differ == list(range(differ[0], len(a))) \
                 and all(_same(x, y) for x, y in zip(b[differ[0]:], c[differ[0]:]))
             self._split_at = differ[0] if ok else -1
+            if shared is not None:
+                shared["split"] = self._split_at
         return self._split_at if self._split_at >= 0 else None
 
     def _price_block(self, tb: int):
@@ -438,11 +494,16 @@ class StepCoster:
         if cut is None:
             self._blocks = None
             return None
+        shared = self._shared()
+        got = shared["blocks"].get(tb) if shared is not None else None
+        if got is not None:  # priced by an earlier coster of this context: the same numbers
+            self.blocks += 1
+            self.blocks_reused += 1
+            self._blocks[tb] = got
+            return got
         first = max(tb * self.BLOCK, 1)
         ts = np.arange(first, (tb + 1) * self.BLOCK, dtype=np.int64)
-        acm = self._acm
-        if acm is None:
-            acm = self._acm = self.cm.over_steps()
+        acm = self._arrays_cm()
         ops = other_ops(self.spec, ts, 1, self.quant, self.parallel, self.options.fused)[:cut]
         try:
             costs = [acm._price(op) for op in ops]
@@ -450,9 +511,16 @@ class StepCoster:
             self._blocks = None  # whole graphs from here on (the same prices, one T at a time)
             return None
         self.blocks += 1
-        got = (first, np.array([np.broadcast_to(v, ts.shape) for v in totals(costs)], dtype=float),
-               sum(op.count for op in ops) * self.pp)
+        sums = np.array([np.broadcast_to(v, ts.shape) for v in totals(costs)], dtype=float)
+        sums.flags.writeable = False  # shared by the costers of this context
+        got = (first, sums, sum(op.count for op in ops) * self.pp)
         self._blocks[tb] = got
+        if shared is not None:
+            if _held[0] >= MAX_SHARED_BLOCKS:
+                shared_parts_clear()
+                shared = self._shared()
+            shared["blocks"][tb] = got
+            _held[0] += 1
         return got
 
     def _price_head(self, R: int):
@@ -464,10 +532,16 @@ class StepCoster:
 
         if len(self._heads) >= self.MAX_HEADS:
             return None
+        shared = self._shared()
+        head = shared["heads"].get(R) if shared is not None else None
+        if head is not None:  # priced by an earlier coster of this context: the same numbers
+            self.heads_reused += 1
+            self._heads[R] = head
+            return head
         ops = other_ops(self.spec, np.array([R], dtype=np.int64), R, self.quant, self.parallel,
                         self.options.fused)[self._split():]
         try:
-            costs = [self._acm._price(op) for op in ops]
+            costs = [self._arrays_cm()._price(op) for op in ops]
         except (TypeError, ValueError):
             self._blocks = None
             return None
@@ -478,6 +552,12 @@ class StepCoster:
         head = (tuple(_Price(c.kind, c.count, num(c.time_s), num(c.flops), num(c.bytes_main), num(c.energy_j))
                       for c in costs), sum(op.count for op in ops) * self.pp)
         self._heads[R] = head
+        if shared is not None:
+            if _held[1] >= MAX_SHARED_HEADS:
+                shared_parts_clear()
+                shared = self._shared()
+            shared["heads"][R] = head
+            _held[1] += 1
         return head
 
     def _attention_ops(self, key):

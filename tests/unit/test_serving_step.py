@@ -110,3 +110,60 @@ def test_blocks_are_not_used_where_ops_depend_on_more_than_tokens():
         for t in (300, 301, 302):
             c.step(((t, 0),))
         assert c.blocks == 0 and c.graph_builds == 3, model
+
+
+def test_one_time_parts_priced_by_an_earlier_coster_give_the_same_bits():
+    """A coster of a context another coster priced before (same hardware content, options, placement, model)
+    takes its token-count blocks and head ops from the shared parts and gives every step the same bits as
+    a coster in an empty process; a coster of another context shares nothing."""
+    from sim import step as S
+
+    rng = random.Random(5)
+    shapes = [((rng.randint(2, 1500), 0),) for _ in range(30)]
+    shapes += [((rng.randint(2, 1500), 0), (1, rng.randint(1, 900))) for _ in range(20)]
+    shapes += _batches(rng, n=30)
+
+    def run(opt=CostOptions()):
+        c = StepCoster("llama-3.1-8b", load_hardware("h100-sxm"), options=opt, stack="ideal")
+        return c, [c.step(s) for s in shapes]
+
+    S.shared_parts_clear()
+    cold, a = run()
+    assert cold.blocks >= 3 and cold.blocks_reused == 0 and cold.heads_reused == 0
+    warm, b = run()
+    assert warm.blocks_reused == warm.blocks == cold.blocks and warm.heads_reused == len(cold._heads) > 0
+    assert a == b  # StepCost equality: every float bit for bit
+    assert (warm.graph_builds, warm.misses) == (cold.graph_builds, cold.misses)  # the same paths taken
+    other, _ = run(CostOptions(tiling=False))
+    assert other.blocks_reused == 0 and other.heads_reused == 0
+    S.shared_parts_clear()
+
+
+def test_serving_run_after_others_equals_a_run_in_a_fresh_process():
+    """Runs of one chip and model on 1 and 2 replicas, each after the shared parts were emptied (what a
+    fresh process gives) and again after the other runs warmed them: the same requests, timeline and
+    summary bit for bit (but the wall time)."""
+    import pandas as pd
+
+    from sim import step as S
+    from sim.serving import simulate
+    from workloads.trace import load_trace
+
+    stream = list(load_trace("azure-conv-2023", limit=120).requests())
+
+    def go(n):
+        return simulate(stream, "h100-sxm", "llama-3.1-8b", replicas=n)
+
+    cold = {}
+    for n in (1, 2):
+        S.shared_parts_clear()
+        cold[n] = go(n)
+    go(1)  # warms the parts both runs use
+    for n in (2, 1):
+        warm = go(n)
+        pd.testing.assert_frame_equal(warm.requests, cold[n].requests, check_exact=True)
+        pd.testing.assert_frame_equal(warm.timeline, cold[n].timeline, check_exact=True)
+        drop = {k for k in warm.summary if "wall" in k or "rss" in k or k == "steps_per_s"}
+        assert {k: v for k, v in warm.summary.items() if k not in drop} == \
+               {k: v for k, v in cold[n].summary.items() if k not in drop}
+    S.shared_parts_clear()
