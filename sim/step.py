@@ -516,11 +516,7 @@ class StepCoster:
         got = (first, sums, sum(op.count for op in ops) * self.pp)
         self._blocks[tb] = got
         if shared is not None:
-            if _held[0] >= MAX_SHARED_BLOCKS:
-                shared_parts_clear()
-                shared = self._shared()
-            shared["blocks"][tb] = got
-            _held[0] += 1
+            self._share("blocks", tb, got)
         return got
 
     def _price_head(self, R: int):
@@ -553,12 +549,17 @@ class StepCoster:
                       for c in costs), sum(op.count for op in ops) * self.pp)
         self._heads[R] = head
         if shared is not None:
-            if _held[1] >= MAX_SHARED_HEADS:
-                shared_parts_clear()
-                shared = self._shared()
-            shared["heads"][R] = head
-            _held[1] += 1
+            self._share("heads", R, head)
         return head
+
+    def _share(self, part: str, key, value) -> None:
+        """Keep ``value`` as this context's shared ``part`` ("blocks" or "heads") at ``key``; past that part's
+        bound over all contexts (MAX_SHARED_BLOCKS, MAX_SHARED_HEADS) every shared part is dropped first."""
+        i = 0 if part == "blocks" else 1
+        if _held[i] >= (MAX_SHARED_BLOCKS, MAX_SHARED_HEADS)[i]:
+            shared_parts_clear()
+        self._shared()[part][key] = value
+        _held[i] += 1
 
     def _attention_ops(self, key):
         from workloads.graph import attention_ops
