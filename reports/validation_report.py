@@ -478,7 +478,7 @@ def attention_kernels_section(body) -> None:
     rows = [{"kernel": r["name"].split(" d")[0], "shape": f"{r['hardware']} B{r['batch']} H{r['heads']} "
              f"S{r['seqlen_q']} d{r['head_dim']}" + (" causal" if str(r["causal"]) in ("1", "True", "true") else ""),
              "measured": f"{r['measured_time_s'] * 1e6:.4g} us ({r['measured_tflops']:.0f} TFLOP/s)",
-             **{k: v.iloc[i]["rel_error"] for k, v in runs.items()}, "fit": "dev" if str(r.get("fit", "")) == "dev" else ("fit" if str(r.get("fit", "")) else ""),
+             **{k: v.iloc[i]["rel_error"] for k, v in runs.items()}, "fit": "fit" if str(r.get("fit", "")) else "",
              "src": f"[{srcs.index(r['source']) + 1}]"}
             for i, r in enumerate(own.to_dict("records"))]
     body.p(f"Fused attention forward kernels timed by others on H100 SXM and PCIe GPUs (prefill `op == attention` rows of "
@@ -491,7 +491,6 @@ def attention_kernels_section(body) -> None:
            f"their tiles, no overlap, non-persistent CTAs that wait for their Q and O tiles); and `serial` (the "
            f"previous default: exponentials on the special-function unit taking turns with the matrix work, no "
            f"kernel facts). Rows marked `fit` are the three the `{name}` profile's `softmax_hidden` was chosen on; "
-           f"rows marked `dev` are a development set; "
            f"every other row is held out. The tritonbench rows of sources [1] and [2] have heads x head_dim = 2048 "
            f"and batch x seqlen = 16384, so their d64 and d128 rows at one seqlen have the same FLOPs.")
     body.table(rows, [("kernel", "kernel"), ("shape", "shape"), ("measured", "measured"), ("ideal", "error (ideal)"),
@@ -508,7 +507,7 @@ def attention_kernels_section(body) -> None:
         for label, g in groups:
             e = g["rel_error"]
             summ.append({"run": k, "rows": label, "n": len(e), "ape": float(np.median(e.abs())), "bias": float(np.median(e))})
-    body.p("Held-out rows only (the `fit` and `dev` rows left out), by head_dim and by kernel:")
+    body.p("Held-out rows only (the three `fit` rows left out), by head_dim and by kernel:")
     body.table(summ, [("run", "priced as"), ("rows", "rows"), ("n", "n"), ("ape", "median \\|err\\|"),
                       ("bias", "bias")], {"ape": pct, "bias": lambda v: pct(v, True)})
     body.p("\n".join(f"{i + 1}. {s}" for i, s in enumerate(srcs)))
