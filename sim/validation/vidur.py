@@ -157,12 +157,21 @@ def scoring_options(rows, options):
     ran (:data:`ROW_KERNELS`)."""
     if not hasattr(options, "row_kernels") or "source" not in getattr(rows, "columns", ()) or not len(rows):
         return options
-    if not rows["source"].astype(str).str.startswith("vidur:").all():
-        return options
     from dataclasses import replace
 
+    src = rows["source"].astype(str)
+    if src.str.startswith(GPU_TIMED_SOURCES).all() and not options.cuda_graphs:
+        # llmsim's own CUDA runs time CUDA-graph replays: GPU-side time, no CPU launch (docs/measurement.md)
+        return replace(options, cuda_graphs=True)
+    if not src.str.startswith("vidur:").all():
+        return options
     return replace(options, cuda_graphs=True,
                    row_kernels=ROW_KERNELS if options.row_kernels is None else options.row_kernels)
+
+
+#: ``source`` prefixes of measured rows timed on the GPU alone (CUDA-graph replays between CUDA events): llmsim's
+#: own ``llmsim measure --device cuda`` rows and the GPU probes' attention rows
+GPU_TIMED_SOURCES = ("llmsim-measure:cuda:", "llmsim-probes:")
 
 
 DTYPE = "fp16"

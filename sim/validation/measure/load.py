@@ -31,6 +31,8 @@ BUILTIN = {
     "vidur-a40": "vidur/a40.csv.gz",
     "vidur-network": "vidur/network.csv.gz",
     "host-cpu-xeon-2vcpu": "cpu/host-cpu-xeon-2vcpu.csv",
+    "h100-sxm-own": "h100-sxm/kernels.csv",
+    "h100-sxm-own-attention": "h100-sxm/attention.csv",
 }
 #: names that stand for several built-in sets
 BUILTIN_GROUPS = {

@@ -1,0 +1,86 @@
+"""The GPU probes (sim/validation/measure/probes.py) where no GPU is needed, and the H100 SXM set they wrote."""
+
+import gzip
+import json
+import os
+
+import numpy as np
+import pytest
+
+from sim.validation import measure as M
+from sim.validation.measure import probes as P
+
+
+def _walk(a, start=0):
+    seen, p = set(), start
+    while p not in seen:
+        seen.add(p)
+        p = int(a[p])
+    return seen, p
+
+
+@pytest.mark.parametrize("footprint,line", [(128 * 64, 128), (4096, 64), (128, 128)])
+def test_chase_array_is_one_cycle_over_every_line(footprint, line):
+    np.random.seed(3)
+    a, nodes = P._chase_array(np, footprint, line=line)  # numpy stands in for CuPy: the same calls
+    assert nodes == footprint // line and a.size == footprint // 4
+    seen, back = _walk(a)
+    assert back == 0  # the chase starts at index 0 and returns to it
+    assert seen == {i * (line // 4) for i in range(nodes)}  # every line start, each once, nothing else
+
+
+def test_shape_lists():
+    shapes = P.gemm_trace_shapes()
+    assert len(shapes) == len(P.GEMM_TRACE_M) * len(P.GEMM_TRACE_NK) + len(P.GEMM_TRACE_SQUARE)
+    att = P.attention_shapes(4096)
+    assert {s["head_dim"] for s in att} == {64, 128, 256}
+    for s in att:  # the same model width at every head_dim, a quarter of the heads KV heads
+        assert s["heads"] * s["head_dim"] == 4096 and s["kv_heads"] * 4 == s["heads"]
+        assert (s["phase"] == "decode") == (s["seqlen_q"] == 1) and s["causal"] == (s["phase"] == "prefill")
+    names = [w[0] for w in P.load_workloads(None)]
+    assert len(names) == len(set(names))
+
+
+def test_results_file_is_rewritten_and_merged(tmp_path):
+    path = str(tmp_path / "probes.json")
+    r = P.Results(path)
+    r.put("environment", {"device": "x"})
+    r.put("chase", {"rows": [1]})
+    r2 = P.Results(path)  # a second run into the same folder keeps the first run's probes
+    r2.put("load", {"runs": []})
+    data = json.load(open(path))
+    assert set(data["probes"]) == {"environment", "chase", "load"}
+    assert not os.path.exists(path + ".tmp")
+
+
+def test_bad_probe_name_and_no_torch_exit_2(capsys, tmp_path):
+    assert P.main(["--out", str(tmp_path), "--only", "clock,warp"]) == 2
+    assert "unknown probe warp" in capsys.readouterr().err
+    try:
+        import torch  # noqa: F401
+    except Exception:  # noqa: BLE001
+        assert P.main(["--out", str(tmp_path), "--only", "chase"]) == 2
+        assert "need torch" in capsys.readouterr().err
+
+
+def test_shipped_h100_set_loads_cleanly():
+    df = M.load_measurements("h100-sxm-own")
+    assert df.attrs["counts"]["bad"] == 0 and len(df) == 428
+    assert (df.hardware == "h100-sxm").all()
+    assert {"gemm", "attention", "memcpy", "elementwise", "norm"} <= set(df.op)
+    att = M.load_measurements("h100-sxm-own-attention")
+    assert att.attrs["counts"]["bad"] == 0 and set(att.variant) == {"flash", "cudnn", "efficient:kv-repeated"}
+
+
+def test_shipped_probe_figures_are_what_the_readme_says():
+    d = json.load(open(os.path.join(M.DATA_DIR, "h100-sxm", "probes.json")))["probes"]
+    assert d["environment"]["device"] == "NVIDIA H100 80GB HBM3"
+    bf16 = next(r for r in d["clock"]["runs"] if r["dtype"] == "bf16")
+    assert 790 < bf16["tflops_first_replay"] < 800 and 675 < bf16["tflops_median_late"] < 685
+    assert bf16["sm_mhz_median_late"] == 1365 and bf16["throttle_reasons_late"] == ["0x4"]
+    mix = next(r for r in d["load"]["runs"] if r["name"].startswith("bf16 mix"))
+    assert mix["sm_mhz_median_late"] == 1905
+    assert 3100 < d["stream"]["read_sum"]["gbyte_per_s"] < 3130
+    with gzip.open(os.path.join(M.DATA_DIR, "h100-sxm", "gemm_trace.json.gz"), "rt") as f:
+        trace = json.load(f)
+    assert any(e.get("cat") == "kernel" for e in trace["traceEvents"])
