@@ -23,6 +23,7 @@ from hwmodels.loader import load_hardware
 from reports.validation import calibration_plot, error_size_plot, md_table, pct
 from reports.validation_stacks import serving_section, stack_section
 from reports.validation_weak import weaknesses
+from reports.validation_own import own_gpu_section
 from reports.validation_xla import xla_gemm_section
 from sim.cost import CostOptions
 from sim.validation.calibrate import calibrate
@@ -175,6 +176,7 @@ def build_report(out_dir="docs/validation", report=None, measure_cpu=False, writ
     _moe_kernels_section(run)
     _attention_kernels_section(run)
     run.summary += xla_gemm_section(run.body, run.facts, {n: c.calibrated for n, c in run.cal_chips.items()})
+    own_gpu_section(run.body, run.facts)  # a development set: not in the held-out summary
     _e2e_section(run)
     stack_section(run.body, run.facts, pct)
     serving_section(run.body, run.facts, pct, quick=run.quick)

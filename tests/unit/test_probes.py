@@ -84,3 +84,21 @@ def test_shipped_probe_figures_are_what_the_readme_says():
     with gzip.open(os.path.join(M.DATA_DIR, "h100-sxm", "gemm_trace.json.gz"), "rt") as f:
         trace = json.load(f)
     assert any(e.get("cat") == "kernel" for e in trace["traceEvents"])
+
+
+def test_validation_report_section_4f_scores_the_own_set():
+    from reports.validation_own import M_BANDS, own_gpu_section
+    from reports.validation_report import _Doc
+
+    doc, facts = _Doc(), {}
+    own_gpu_section(doc, facts)
+    text = doc.text()
+    assert "4f. llmsim's own H100 SXM measurements (development set)" in text
+    f = facts["own_h100"]
+    assert f["kernels"][-1]["case"] == "all" and f["kernels"][-1]["n"] == 428
+    assert f["attention"][-1]["n"] == 72
+    gemm = {r["case"]: r for r in f["kernels"]}
+    assert {"gemm bf16", "gemm fp16", "gemm tf32", "gemm fp32", "gemm fp8_e4m3"} <= set(gemm)
+    assert sum(gemm[c]["n"] for c in gemm if c.startswith("gemm")) == 360
+    assert [b for b in f["gemm_bands"][0] if b != "dtype"] == [name for _, _, name in M_BANDS]
+    assert "TB/s" in text and "GHz" in text  # the probe paragraph read probes.json, through the formatters
