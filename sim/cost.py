@@ -527,6 +527,8 @@ class CostModel(GemmPricing):
     def _energy(self, op, time_s, flops, compute, memory, cols):
         """Joules: per-FLOP and per-byte energies where the chip gives them, else a TDP model.
 
+        Per-FLOP/per-byte: FLOPs x pJ/FLOP + bytes x pJ/B per level + idle x time, at most TDP x time (the power
+        limiter holds the board at its TDP: a GEMM whose FLOPs would draw more runs at a lower clock instead).
         TDP model: P = idle + (TDP - idle) x max(compute share, memory share of the op's time);
         without an idle figure, P = TDP x the same share (documented in docs/cost-model.md).
         """
@@ -539,7 +541,8 @@ class CostModel(GemmPricing):
                 m = self.levels[i]
                 if m.energy_per_byte_j:
                     e = e + b * self.hw.get(f"chip.memory.{m.name}.energy_per_byte")
-            return e + self.idle * time_s
+            e = e + self.idle * time_s
+            return x.where(self.tdp > 0, x.min(e, self.tdp * time_s), e)
         if x.isarr(time_s) and not x.isarr(self.tdp) and self.tdp > 0 and (time_s > 0).all():
             # every element takes time (the steps of a run): the same values as below, without the masks
             return (self.idle + (self.tdp - self.idle) * x.min(1.0, x.max(compute, memory) / time_s)) * time_s
