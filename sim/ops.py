@@ -27,6 +27,11 @@ their input that the kernel run just before them wrote; they are read from the c
 when still there (inter-kernel residency, docs/cost-model.md); and ``fresh_span_bytes``: all the bytes that
 kernel wrote, the fresh ones among them (rope's q and k of a QKV output; default: ``fresh_bytes``).
 
+Optional ``kernel_profile``: the name of a timed kernel in sim/validation/data/published/attention_kernels.yaml
+(``torch_fa2``, ``cudnn_sdpa``, ``fa3_upstream``, ...): an attention row naming one is priced with that kernel's
+prefill facts (``kernels``) and decode facts (``decode_kernels``) in place of the stack's (the kernel that was
+timed); an empty cell keeps the stack's; an unknown name is the row's error.
+
 Output: the input columns plus ``time_s``, ``achieved_tflops``, ``achieved_bytes_per_s``,
 ``bound``, ``cache_bytes`` (bytes the op moves through the chip-level cache: a GEMM's tile loads, a
 fresh input read from L2) and ``error`` (a bad row gets its reason there; the others still run). Extra input
@@ -269,6 +274,7 @@ def predict_ops(df: pd.DataFrame, overrides=None, options: CostOptions = CostOpt
     hw_cache: dict = {}
     models: dict = {}
     priced: dict = {}
+    profiled: dict = {"": options}  # kernel_profile -> the options its rows are priced with
     records = out.to_dict("records")
     for i, row in enumerate(records):
         try:
@@ -285,7 +291,12 @@ def predict_ops(df: pd.DataFrame, overrides=None, options: CostOptions = CostOpt
             if isinstance(hw, RowError):
                 raise hw
             op = row_to_op(row)
-            key = (name, op)
+            prof = _profile_name(row)
+            if prof not in profiled:
+                profiled[prof] = _profile_options(options, prof)
+            if isinstance(profiled[prof], RowError):
+                raise profiled[prof]
+            key = (name, op, prof)
             if key in priced:
                 c = priced[key]
             else:
@@ -294,9 +305,9 @@ def predict_ops(df: pd.DataFrame, overrides=None, options: CostOptions = CostOpt
                     raise RowError(f"{op.collective.op} over {op.collective.group_size} devices needs a system; "
                                    f"{name} has {system.count} chip(s)")
                 resident = sum(t.bytes for t in op.tensors if t.role in ("weight", "kv"))
-                mkey = (name, CostModel.home_for(system, resident).name)
+                mkey = (name, CostModel.home_for(system, resident).name, prof)
                 if mkey not in models:
-                    models[mkey] = CostModel(system, options, resident_bytes=resident)
+                    models[mkey] = CostModel(system, profiled[prof], resident_bytes=resident)
                 c = models[mkey].op_cost(op)
                 priced[key] = c
             time_s[i] = c.time_s
@@ -316,6 +327,27 @@ def predict_ops(df: pd.DataFrame, overrides=None, options: CostOptions = CostOpt
     out["cache_bytes"] = cache_b
     out["error"] = error
     return out
+
+
+def _profile_name(row: dict) -> str:
+    """The row's ``kernel_profile`` ('' when the column is absent or the cell empty)."""
+    v = row.get("kernel_profile")
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return str(v).strip()
+
+
+def _profile_options(options: CostOptions, name: str):
+    """``options`` with the kernel facts of ``name`` (sim.validation.published.profile_options, read from
+    attention_kernels.yaml), or the RowError that rejects the rows naming it."""
+    from sim.validation.published import profile_options
+
+    try:
+        return profile_options(options, name)
+    except ValueError as e:
+        return RowError(str(e))
+    except SpecError as e:
+        return RowError(str(e.problems[0]) if e.problems else str(e))
 
 
 def _cache_bytes(hw, c) -> float:

@@ -159,7 +159,7 @@ def _plain(df: pd.DataFrame) -> pd.DataFrame:
 #: the columns that describe one kernel (what the predictor reads)
 SHAPE_COLUMNS = ("op", "dtype", "m", "n", "k", "batch", "phase", "heads", "kv_heads", "head_dim", "seqlen_q",
                  "seqlen_kv", "causal", "kernel", "bytes", "num_devices", "numel", "inputs", "outputs",
-                 "flops_per_element", "fresh_bytes", "out_dtype", "fresh_span_bytes", "numel_q")
+                 "flops_per_element", "fresh_bytes", "out_dtype", "fresh_span_bytes", "numel_q", "kernel_profile")
 
 
 def unique_shapes(df: pd.DataFrame, extra=()) -> tuple[pd.DataFrame, np.ndarray]:
