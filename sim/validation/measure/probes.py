@@ -265,16 +265,22 @@ def attention_shapes(width: int = 4096) -> list[dict]:
     return shapes
 
 
+#: the kernel facts (attention_kernels.yaml, the rows' ``kernel_profile``) of the SDPA backends as they ran on the
+#: H100 the facts were read from (its trace): PyTorch's FlashAttention-2 and cuDNN's fused attention; none for the
+#: memory-efficient kernel
+SDPA_PROFILES = {"flash": "torch_fa2", "cudnn": "cudnn_sdpa"}
+
+
 def probe_attention(torch, csv_path: str, hardware: str, budget_s: float) -> dict:
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from sim.validation.measure.csvformat import CsvSink, shape_id
+    from sim.validation.measure.csvformat import CSV_COLUMNS, CsvSink, shape_id
     from sim.validation.measure.suites import _flops_bytes, _settings_for
     from sim.validation.measure.timing import Kernel, _cuda_time, _ncopies
 
     s = _settings_for("cuda", "full")
-    sink = CsvSink(csv_path)
+    sink = CsvSink(csv_path, CSV_COLUMNS + ["kernel_profile"])
     out = {"rows": 0, "failed": {}}
     t_start = time.perf_counter()
     backends = [("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION),
@@ -319,7 +325,8 @@ def probe_attention(torch, csv_path: str, hardware: str, budget_s: float) -> dic
                 if t is None:
                     continue
                 variant = label if shape["kv_heads"] == kvh else f"{label}:kv-repeated"
-                row = dict(op="attention", dtype="bf16", kernel="flash", name="sdpa", variant=variant, **shape)
+                row = dict(op="attention", dtype="bf16", kernel="flash", name="sdpa", variant=variant, **shape,
+                           kernel_profile=SDPA_PROFILES.get(label, ""))
                 row.update(hardware=hardware, measured_time_s=t.median_s, spread=t.spread, reps=t.reps,
                            calls_per_rep=t.calls_per_rep, source="llmsim-probes:attention")
                 fl, by = _flops_bytes(row)
