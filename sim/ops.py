@@ -338,9 +338,9 @@ def _profile_name(row: dict) -> str:
 
 
 def _profile_options(options: CostOptions, name: str):
-    """``options`` with the kernel facts of ``name`` (sim.validation.published.profile_options, read from
+    """``options`` with the kernel facts of ``name`` (sim.validation.kernel_profiles.profile_options, read from
     attention_kernels.yaml), or the RowError that rejects the rows naming it."""
-    from sim.validation.published import profile_options
+    from sim.validation.kernel_profiles import profile_options
 
     try:
         return profile_options(options, name)

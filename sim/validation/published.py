@@ -24,7 +24,6 @@ Nothing here is fitted to: these rows only score. Some public tables are deliber
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 from dataclasses import replace
@@ -39,6 +38,8 @@ from hwmodels.stack import DEFAULT_STACK
 from sim.cost import CostOptions
 from sim.predict import predict
 from sim.validation.compare import compare
+from sim.validation.kernel_profiles import (ATTENTION_KERNELS, DECODE_PROFILES, PREFILL_PROFILES,  # noqa: F401 (re-exported)
+                                            attention_kernel_profiles, decode_kernel_profiles, profile_options)
 from sim.validation.measure import load_measurements
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "published")
@@ -54,7 +55,6 @@ SERVING_COLUMNS = ("model", "hardware", "tp", "num_prompts", "input_len", "outpu
 SERVING_METRICS = {"request_throughput_rps": "requests/s", "output_throughput_tok_s": "output tokens/s",
                    "total_token_throughput_tok_s": "input + output tokens/s"}
 MOE_KERNELS = os.path.join(DATA, "moe_kernels.csv")
-ATTENTION_KERNELS = os.path.join(DATA, "attention_kernels.yaml")
 # the ops of one MoE layer a fused-MoE call runs, given the router's logits (vLLM's fused_moe:
 # top-k softmax, align, the two expert GEMMs and the activation, the top-k weighted sum)
 FUSED_MOE_OPS = ("moe.topk", "moe.align", "moe.experts.gate_up", "moe.experts.act", "moe.experts.down",
@@ -268,69 +268,6 @@ def score_moe_kernels(path: str = MOE_KERNELS, stack=None) -> pd.DataFrame:
     df["stack_used"] = used
     df["rel_error"] = (df["predicted"] - df["measured_time_s"].astype(float)) / df["measured_time_s"].astype(float)
     return df
-
-
-#: the kernels attention_kernels.yaml describes (a row's ``kernel_profile`` names one): prefill facts, decode facts
-PREFILL_PROFILES = ("triton_tutorial_flash_v2", "tk", "fa2", "torch_fa2", "cudnn_sdpa")
-DECODE_PROFILES = ("fa3_upstream", "fa2", "torch_fa2", "cudnn_sdpa")
-
-
-def _attention_kernels(path: str) -> dict:
-    """``attention_kernels.yaml`` validated (SpecError naming file, line and field if it is malformed)."""
-    from hwmodels.schema import F, Number, Struct, validate
-    from hwmodels.stack import DECODE, PREFILL
-    from hwmodels.yamlio import load_marked
-
-    schema = Struct({"version": F(Number(integer=True, ge=1, le=1), True),
-                     "kernels": F(Struct({k: F(PREFILL) for k in PREFILL_PROFILES}, name="kernels"), True),
-                     "decode_kernels": F(Struct({k: F(DECODE) for k in DECODE_PROFILES}, name="decode_kernels"))},
-                    name="attention_kernels")
-    with open(path, encoding="utf-8") as f:
-        doc = load_marked(f.read(), path)[0]
-    v, problems = validate(doc, schema)
-    if problems or v is None:
-        raise SpecError(problems)
-    return v
-
-
-def attention_kernel_profiles(path: str = ATTENTION_KERNELS) -> dict:
-    """The prefill-kernel facts of published kernels no stack runs (``attention_kernels.yaml``): name ->
-    hwmodels.stack.PrefillKernel; SpecError naming file, line and field if the file is malformed."""
-    return _profiles(path)[0]
-
-
-def decode_kernel_profiles(path: str = ATTENTION_KERNELS) -> dict:
-    """The decode-kernel facts of published paged decode kernels that run differently from the default
-    stack's (``attention_kernels.yaml`` decode_kernels): name -> hwmodels.stack.DecodeKernel."""
-    return _profiles(path)[1]
-
-
-def _profiles(path: str) -> tuple:
-    """(prefill facts, decode facts) of ``path``, read once per file version (path, modification time)."""
-    return _profiles_at(os.path.abspath(path), os.path.getmtime(path) if os.path.exists(path) else 0.0)
-
-
-@functools.lru_cache(maxsize=8)
-def _profiles_at(path: str, mtime: float) -> tuple:
-    from hwmodels.stack import DecodeKernel, PrefillKernel
-
-    doc = _attention_kernels(path)
-    return ({k: PrefillKernel.from_doc(d) for k, d in doc["kernels"].items()},
-            {k: DecodeKernel.from_doc(d) for k, d in (doc.get("decode_kernels") or {}).items()})
-
-
-def profile_options(options: CostOptions, name: str, path: str = ATTENTION_KERNELS) -> CostOptions:
-    """``options`` for a row timed on the kernel ``name`` of attention_kernels.yaml (a row's ``kernel_profile``):
-    its prefill facts as ``prefill_kernel`` and its decode facts as ``decode_kernel`` where the file gives them
-    (the others unchanged). The one place a row's kernel profile becomes cost options (``sim.ops.predict_ops``
-    reads the column). ValueError naming the column and the known names for a name the file lacks."""
-    prefill, decode = _profiles(path)
-    if name not in prefill and name not in decode:
-        known = ", ".join(sorted(set(prefill) | set(decode)))
-        raise ValueError(f"column kernel_profile: unknown kernel {name!r} (expected one of {known}; "
-                         f"sim/validation/data/published/attention_kernels.yaml)")
-    return replace(options, prefill_kernel=prefill.get(name, options.prefill_kernel),
-                   decode_kernel=decode.get(name, options.decode_kernel))
 
 
 def score_attention_kernels(path: str = KERNELS, stack=None, options: CostOptions | None = None,

@@ -1,6 +1,6 @@
 """A row's ``kernel_profile`` (sim.ops.predict_ops, and through it ``llmsim validate``): an attention row timed
 on a kernel of sim/validation/data/published/attention_kernels.yaml is priced with that kernel's facts, through
-the one place that turns a name into cost options (sim.validation.published.profile_options)."""
+the one place that turns a name into cost options (sim.validation.kernel_profiles.profile_options)."""
 
 from dataclasses import replace
 
