@@ -233,26 +233,13 @@ class StepCoster:
             ahead = ahead()
         parts = []  # (contexts, stays, steps, [(first step, end, requests, base + kernels)]) per run
         for j, (ctx, sty, K) in enumerate(((contexts, stays, steps),) + tuple(ahead)):
-            R = len(ctx)
-            stretches = [(0, K, R)]
-            if sty is not None and min(sty) < K:  # requests only leave: stretches of an unchanged set
-                stretches = []
-                k, r = 0, R
-                for n in sorted(sty):
-                    if n >= K:
-                        break
-                    if n > k:
-                        stretches.append((k, n, r))
-                        k = n
-                    r -= 1
-                stretches.append((k, K, r))
             bases = []
-            for k, e, r in stretches:
+            for k, e, r in _stretches(len(ctx), sty, K):
                 bkey = (r, r) if not self._mla else (r, r) + self._mla_key(tuple((1, c) for c in ctx))
                 base = self._base.get(bkey)
                 if base is None and j == 0:
                     # price that step's whole graph and remember its non-attention part
-                    self.step(tuple((1, c + k) for c, n in zip(ctx, sty or (K,) * R) if n > k))
+                    self.step(tuple((1, c + k) for c, n in zip(ctx, sty or (K,) * len(ctx)) if n > k))
                     base = self._base.get(bkey)
                 if base is None:
                     break
@@ -336,6 +323,15 @@ class StepCoster:
             parts.append(p)
             k = stop
         return tuple(np.concatenate([p[j] for p in parts]) for j in range(4))
+
+    def run_known(self, requests: int, stays, steps: int) -> bool:
+        """Whether ``decode_steps`` of ``requests`` requests staying ``stays`` steps each, over ``steps`` steps,
+        would find the (T, R) part of each of its stretches known (it would price no step of its own).
+        False for MLA models (their key holds more than the request count)."""
+        if self._mla:
+            return False
+        base = self._base
+        return all((r, r) in base for _, _, r in _stretches(requests, stays, steps))
 
     def count_steps(self, steps: int) -> None:
         """Count ``steps`` steps of a decode_steps answer as used (memo statistics)."""
@@ -583,8 +579,30 @@ class StepCoster:
             flops = flops + c.flops * k
             bytes_main = bytes_main + c.bytes_main * k
             energy = energy + c.energy_j * k
+        stage = stage_time(compute, comm, self.options)
         ch = self.chips
-        return stage_time(compute, comm, self.options) * self.pp, energy * ch, flops * ch, bytes_main * ch, kernels
+        if ch == 1:  # one chip, one stage: x 1 changes no value (and costs an array op each over a run's steps)
+            return stage, energy, flops, bytes_main, kernels
+        return stage * self.pp, energy * ch, flops * ch, bytes_main * ch, kernels
+
+
+def _stretches(requests: int, stays, steps: int) -> list:
+    """(first step, end, requests) of each stretch of an unchanged request set in a decode run of ``steps``
+    steps whose requests take part in steps k < stays[i] (all of them when ``stays`` is None): requests only
+    leave, so a stretch ends where one leaves."""
+    if stays is None or min(stays) >= steps:
+        return [(0, steps, requests)]
+    out = []
+    k, r = 0, requests
+    for n in sorted(stays):
+        if n >= steps:
+            break
+        if n > k:
+            out.append((k, n, r))
+            k = n
+        r -= 1
+    out.append((k, steps, r))
+    return out
 
 
 def _same(a, b) -> bool:

@@ -204,6 +204,13 @@ class Replica:
             k_max = min(k_max, k_arr)
         if k_max < 2:
             return None
+        coster = run.coster
+        if k_max == 2 and k_arr == 2 and straddle and coster.run_known(R, rems, 2):
+            # the arrival comes before one step at the last step's pace ends: the run would end after its first
+            # step (one step, K < 2: 46 of 46 such runs of 2,000 conversation requests) and its runs ahead
+            # would be priced for nothing; one step instead, as that answer gives (nothing priced is skipped
+            # that the step would not price itself: its (T, R) parts are known)
+            return None
         bm = self.bm
         ctx = [s.num_computed for s, _ in items]
         held = [s.own_blocks + s.shared_blocks for s, _ in items]
@@ -211,7 +218,6 @@ class Replica:
         k_max = min(k_max, bisect_right(alloc, bm.total - bm.used - bm.idle))  # (releases not counted: a bound)
         if k_max < 2:
             return None
-        coster = run.coster
         ahead = partial(self._ahead, ctx, rems, k_max) if straddle and k_max == k_arr and arrival < until else ()
         priced = coster.decode_steps(ctx, k_max, rems, ahead)
         if priced is None:

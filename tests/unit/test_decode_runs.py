@@ -4,6 +4,7 @@ one SimPy event (Replica._decode_run) give exactly what one step per event gives
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hwmodels import load_system
@@ -176,3 +177,45 @@ def test_pricing_ahead_changes_nothing():
     for k, v in a.summary.items():
         if k not in STATS and not (isinstance(v, float) and math.isnan(v)):
             assert b.summary[k] == v, k
+
+
+def test_run_known_says_whether_a_run_prices_steps_of_its_own():
+    """``run_known`` is True exactly when every stretch's (T, R) part is known, i.e. when decode_steps prices
+    no step of its own (its ``calls`` do not move)."""
+    sc = StepCoster("llama-3.1-8b", load_system("h100-sxm"))
+    ctx, stays = [100, 200, 300], [5, 2, 5]  # the second request leaves after step 1: stretches of 3 and 2
+    assert not sc.run_known(3, stays, 5)
+    sc.step(((1, 100), (1, 200), (1, 300)))  # the (3, 3) part
+    assert sc.run_known(3, None, 5) and sc.run_known(3, [5, 5, 5], 5)  # nobody leaves: one stretch
+    assert not sc.run_known(3, stays, 5)  # the (2, 2) part is still unknown
+    calls = sc.calls
+    sc.decode_steps(ctx, 5, stays)  # prices the (2, 2) part from a whole step
+    assert sc.calls == calls + 1
+    assert sc.run_known(3, stays, 5)
+    calls = sc.calls
+    sc.decode_steps([c + 7 for c in ctx], 5, stays)
+    assert sc.calls == calls  # nothing of its own priced
+    assert not StepCoster("deepseek-v2-lite", load_system("h100-sxm")).run_known(1, None, 2)  # MLA: never
+
+
+def test_short_runs_left_to_single_steps_change_nothing(monkeypatch):
+    """A run the arrival bounds at two steps is not priced (one step instead): the requests, the timeline and
+    the summary, its memo figures included, are exactly those with such runs priced."""
+    skipped = []
+    real = StepCoster.run_known
+
+    def known(self, requests, stays, steps):
+        got = real(self, requests, stays, steps)
+        skipped.append(got)
+        return got
+
+    monkeypatch.setattr(StepCoster, "run_known", known)
+    fast = simulate(load_trace("azure-conv-2023", limit=300), "h100-sxm", "llama-3.1-8b")
+    assert sum(skipped) > 0
+    monkeypatch.setattr(StepCoster, "run_known", lambda self, requests, stays, steps: False)
+    slow = simulate(load_trace("azure-conv-2023", limit=300), "h100-sxm", "llama-3.1-8b")
+    pd.testing.assert_frame_equal(fast.requests, slow.requests, check_exact=True)
+    pd.testing.assert_frame_equal(fast.timeline, slow.timeline, check_exact=True)
+    for k, v in slow.summary.items():
+        if k not in {"sim_wall_s", "steps_per_s", "peak_rss_mb"} and not (isinstance(v, float) and math.isnan(v)):
+            assert fast.summary[k] == v, k
