@@ -102,3 +102,15 @@ def test_validation_report_section_4f_scores_the_own_set():
     assert sum(gemm[c]["n"] for c in gemm if c.startswith("gemm")) == 360
     assert [b for b in f["gemm_bands"][0] if b != "dtype"] == [name for _, _, name in M_BANDS]
     assert "TB/s" in text and "GHz" in text  # the probe paragraph read probes.json, through the formatters
+
+
+def test_sm_probe_work_per_iteration_by_hand():
+    from sim.validation.measure import probe_sm as S
+
+    # one mma.sync.m16n8k16 is 2 x 16 x 8 x 16 = 4096 FLOPs per warp, 128 per thread; the kernel issues 4 a loop
+    assert S.KERNELS["mma_sync_bf16"] == (512, "FLOP") and S.KERNELS["mma_sync_fp16"] == (512, "FLOP")
+    assert S.KERNELS["ffma"] == (16, "FLOP")  # 8 FMAs
+    assert S.KERNELS["lds128"] == (64, "B")  # 4 loads of 16 bytes
+    assert {"sm", "norm_trace", "gemm_burst"} <= set(P.PROBES)
+    for name in S.KERNELS:  # every kernel the table names is in the source, with C linkage
+        assert f"void {name}(" in S._SRC or f"MMA_KERNEL({name}," in S._SRC

@@ -32,7 +32,6 @@ Without CUDA it prints one line and exits 2. docs/measurement.md, "GPU probes".
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import shutil
@@ -41,9 +40,10 @@ import subprocess
 import sys
 import time
 
+from sim.validation.measure.probe_sm import _export, gemm_burst, probe_sm, trace_norms
 from sim.validation.measure.probe_clock import _log, load_workloads, probe_clock, probe_load  # noqa: F401 (re-exported)
 
-PROBES = ("clock", "load", "chase", "launch", "stream", "attention", "gemm_trace")
+PROBES = ("clock", "load", "chase", "launch", "stream", "attention", "gemm_trace", "sm", "norm_trace", "gemm_burst")
 
 
 class Results:
@@ -382,15 +382,6 @@ def gemm_trace_shapes() -> list[tuple[int, int, int]]:
     return shapes
 
 
-def _export(prof, path: str) -> None:
-    tmp = path.removesuffix(".gz")
-    prof.export_chrome_trace(tmp)
-    if path.endswith(".gz"):
-        with open(tmp, "rb") as f, gzip.open(path, "wb", compresslevel=6) as g:
-            shutil.copyfileobj(f, g)
-        os.remove(tmp)
-
-
 def probe_gemm_trace(torch, trace_path: str, calls: int = 4) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
@@ -492,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
                                                 a.attention_budget),
                               **trace_attention_kernels(torch, os.path.join(a.out, "attention_trace.json.gz"))},
         "gemm_trace": lambda: probe_gemm_trace(torch, os.path.join(a.out, "gemm_trace.json.gz")),
+        "sm": lambda: probe_sm(),
+        "norm_trace": lambda: trace_norms(torch, os.path.join(a.out, "norm_trace.json.gz")),
+        "gemm_burst": lambda: gemm_burst(torch, os.path.join(a.out, "gemm_burst.csv"), hardware),
     }
     failed = 0
     for name in only:
