@@ -77,3 +77,23 @@ def test_mi300x_fp8_below_its_bf16_share():
     mu = load_chip("mi300x").matrix_unit()
     assert mu.efficiency_for("fp8") < mu.efficiency_for("bf16") == mu.efficiency
     assert "hipBLASLt" in mu.efficiency_by_dtype_source
+
+
+def test_fp32_gemm_on_the_vector_unit_at_its_fp32_fraction_by_hand():
+    """A matrix unit with no fp32 rate runs fp32 GEMMs on the vector unit (toy: 10 TFLOP/s fp32), at that unit's
+    fp32 fraction: 134.2 GFLOP / (10 TFLOP/s x 0.5) = 13.4 ms; without the field at the whole 10 TFLOP/s."""
+    no_fp32 = {"compute.matrix.peak": {"bf16": "100 TFLOP/s", "fp8": "200 TFLOP/s"}}
+    half = {**no_fp32, "compute.vector.efficiency_by_dtype": {"fp32": 0.5},
+            "compute.vector.efficiency_by_dtype_source": "test: half of the fp32 peak"}
+    assert CostModel(load_chip(TOY, half)).op_cost(gemm("fp32")).compute_s == pytest.approx(FLOPS / (10e12 * 0.5))
+    assert CostModel(load_chip(TOY, no_fp32)).op_cost(gemm("fp32")).compute_s == pytest.approx(FLOPS / 10e12)
+
+
+def test_h100_sxm_fp32_from_the_own_set():
+    """h100-sxm: FP32 GEMMs (cuBLAS's SIMT SGEMM, no tensor cores) at 0.77 of the 66.9 TFLOP/s vector peak, fitted
+    on llmsim's own H100 SXM set; its matrix unit has no fp32 rate, so the vector unit's fraction is the one read."""
+    chip = load_chip("h100-sxm")
+    assert chip.matrix_unit().rate_for("fp32") is None
+    vu = chip.vector_unit()
+    assert vu.efficiency_for("fp32") == 0.77 and vu.efficiency_for("bf16") is None
+    assert "sim/validation/data/h100-sxm" in vu.efficiency_by_dtype_source
