@@ -262,12 +262,14 @@ class ErrorModel:
         return sorted(labels, key=lambda b: (abs(labels.index(b) - i), labels.index(b)))
 
     def cell(self, state: str, family: str, kind: str, bound: str = "*", chip_name: str | None = None,
-             _widen: float = 1.0, size: str = "*") -> Cell:
+             _widen: float = 1.0, size: str = "*", _from: tuple = ()) -> Cell:
         """The first cell of the fallback hierarchy that has enough rows; widened around its median by the
         unseen-chip factor when ``chip_name`` is not in the record. ``size``: the op's size bucket
         (``size_of(time_s)``; '*' skips the levels that need it). A kind with a proxy (``kind_proxy``:
         attention reads GEMM cells) that has no cell of its own on the family reads its proxy's cells of
-        the same bound and size, widened by the same factor (a kind the record does not cover)."""
+        the same bound and size, widened by the same factor (a kind the record does not cover). A state
+        without a cell reads the one ``state_fallback`` names (``_from``: the states already tried, so that
+        a two-way fallback ends)."""
         if state not in STATES:
             raise SpecError(f"unknown calibration state {state!r}; known: {', '.join(STATES)}")
         keys = self.keys_for(state, family, kind, bound, size)
@@ -275,9 +277,9 @@ class ErrorModel:
         own = [k for k, lvl in keys if {"family", "kind"} <= set(lvl.split("/"))]
         if ":" in kind and not any(k in self.cells for k, lvl in keys if "kind" in lvl.split("/")):
             # an intensity class without cells of its own (a file fitted without the split): the whole kind
-            return self.cell(state, family, kind.partition(":")[0], bound, chip_name, _widen, size)
+            return self.cell(state, family, kind.partition(":")[0], bound, chip_name, _widen, size, _from)
         if proxy and not any(k in self.cells for k in own):
-            return self.cell(state, family, proxy, bound, chip_name, _widen * self.widening_for(proxy), size)
+            return self.cell(state, family, proxy, bound, chip_name, _widen * self.widening_for(proxy), size, _from)
         for key, lvl in keys:
             if key in self.cells:
                 q = self.cells[key]
@@ -288,8 +290,9 @@ class ErrorModel:
                     med = float(np.interp(0.5, self.probs, q))
                     q = med + w * (q - med)
                 return Cell(key, lvl + (" (proxy)" if _widen != 1.0 else ""), self.counts[key], q, w, self.probs)
-        if state in self.state_fallback:
-            return self.cell(self.state_fallback[state], family, kind, bound, chip_name, _widen, size)
+        nxt = self.state_fallback.get(state)
+        if nxt is not None and nxt not in _from:
+            return self.cell(nxt, family, kind, bound, chip_name, _widen, size, _from + (state,))
         raise SpecError(f"{self.path}: no cell for state {state!r} at any fallback level (a broken error model file)")
 
     def engine_term(self, state: str) -> tuple[float, float]:

@@ -51,6 +51,18 @@ def test_fallback_when_a_cell_has_few_rows():
     assert m.cell("measured", "other-family", "gemm", "memory").level == "state/*/kind"
 
 
+def test_the_state_fallback_runs_both_ways_and_ends():
+    """Leaving one chip out of the record (a100-sxm class-default, h100-sxm published) leaves one state without
+    rows: each of the two reads the other's cells; a state reached again ends the fallback with the error."""
+    m = model_from(fit_cells(_rows(np.full(30, 2.0), state="published"), min_rows=20))
+    assert m.cell("class-default", "fam", "gemm", "compute").key == m.cell("published", "fam", "gemm", "compute").key
+    m = model_from(fit_cells(_rows(np.full(30, 2.0), state="class-default"), min_rows=20))
+    assert m.cell("published", "fam", "gemm", "compute").q[0] == pytest.approx(math.log(2.0), abs=1e-5)  # 5 decimals kept
+    m = model_from(fit_cells(_rows(np.full(30, 2.0)), min_rows=20))  # measured rows only
+    with pytest.raises(SpecError, match="no cell for state 'class-default'"):
+        m.cell("published", "fam", "gemm", "compute")
+
+
 def test_cross_validation_is_split_by_configuration():
     f = 0.5 + np.arange(1, 201) / 200
     rows = _rows(f)
