@@ -209,12 +209,15 @@ def test_every_chip_declares_its_calibration_truthfully(path):
 
 
 def test_class_defaults_fill_only_missing_fields():
-    h100 = load_chip("h100-sxm")
-    assert h100.matrix_unit().efficiency == pytest.approx(0.803)  # Bekman's figure stays
-    assert h100.efficiency_provenance == {"matrix": "published", "memory": "class-default"}
+    h800 = load_chip("h800")  # a published GEMM figure, no HBM figure of its own
+    assert h800.matrix_unit().efficiency == pytest.approx(0.803)  # Bekman's figure stays
+    assert h800.efficiency_provenance == {"matrix": "published", "memory": "class-default"}
     cls = chip_classes()["gpu-hbm"]
-    assert h100.main_memory.efficiency == pytest.approx(cls.memory_efficiency)
-    assert h100.main_memory.efficiency_source.startswith(CLASS_SOURCE_PREFIX + " gpu-hbm")
+    assert h800.main_memory.efficiency == pytest.approx(cls.memory_efficiency)
+    assert h800.main_memory.efficiency_source.startswith(CLASS_SOURCE_PREFIX + " gpu-hbm")
+    h100 = load_chip("h100-sxm")  # its own HBM figure (llmsim's own run) is not replaced by the class's
+    assert h100.main_memory.efficiency == pytest.approx(0.90)
+    assert h100.efficiency_provenance == {"matrix": "published", "memory": "published"}
     ada = load_chip("rtx-6000-ada")  # no published GEMM or GDDR figure: both fields from gpu-gddr
     assert ada.efficiency_provenance == {"matrix": "class-default", "memory": "class-default"}
     cpu = load_chip("epyc-9654")
