@@ -72,6 +72,10 @@ _DECODE_FACTS = {
                         "KV tokens a CTA loads per pipeline stage (FlashAttention's block_n): split-KV cuts the KV "
                         "length in chunks of at least this many tokens, and a CTA keeps one K and one V tile of "
                         "them in flight"),
+    "kv_tile_tokens_by_head_dim": F(ListOf(ListOf(Number(integer=True, gt=0, le=65536), exact_len=2), min_len=1),
+                                    doc="[head_dim up to, KV tokens] rows where the kernel's block_n depends on the "
+                                        "head_dim (the first row whose bound holds, the last above them all): they "
+                                        "replace kv_tile_tokens at that head_dim; default none"),
     "split_threshold": F(Number(gt=0, le=1), True, "no split once (request, head) units fill this share of the slots"),
     "split_gqa_only": F(Bool(), True, "split only where the group's query heads share a CTA (grouped-query "
                                       "models); multi-head decode runs one unsplit CTA per (request, head)"),
@@ -108,6 +112,11 @@ _DECODE_FACTS = {
                             "FlashAttention-3's prepare_varlen_num_blocks when cache_seqlens are given): one more "
                             "kernel's fixed time and one main-memory round trip per call; default false (none, or "
                             "computed once per step and shared by the layers, as vLLM passes scheduler_metadata)"),
+    "combine_splits_per_trip": F(Number(integer=True, ge=0, le=128),
+                                 doc="with split_partials: the splits' partial outputs the combine kernel loads per "
+                                     "round trip after the one that reads their log-sum-exps (FlashAttention-2's "
+                                     "combine_attn_seqk_parallel: 1, a loop that loads one split's partial output and "
+                                     "then adds it in); default 0: all of them with the log-sum-exps, one round trip"),
     "split_min_kv_tiles": F(Number(integer=True, ge=1, le=65536),
                             doc="split-KV only where the longest context spans at least this many KV tiles "
                                 "(FlashAttention-3: 5, 'never split for hdim 128 and seqlen_k 512'); default 1"),
@@ -352,6 +361,8 @@ class DecodeKernel:
     split_min_kv_tiles: int = 1
     split_rule: str = "fill"
     prepare_kernel: bool = False
+    combine_splits_per_trip: int = 0
+    kv_tile_tokens_by_head_dim: tuple = ()  # ((head_dim bound, KV tokens), ...): see sim.attention.decode_kernel_at
     # ((architecture, ((fact, value), ...)), ...): facts that replace the ones above on chips of that
     # architecture (KERNELS.decode_attention.by_architecture); see on()
     by_architecture: tuple = ()
@@ -366,13 +377,17 @@ class DecodeKernel:
     @classmethod
     def from_doc(cls, d: dict) -> DecodeKernel:
         """From a validated ``kernels.decode_attention`` mapping."""
-        facts = {f: d[f] for f in cls.__dataclass_fields__ if f in d and f != "by_architecture"}
-        arch = tuple((a, tuple((f, e[f]) for f in cls.__dataclass_fields__ if f in e and f != "by_architecture"))
+        def fact(f, v):  # tile rows as tuples (the facts are hashed)
+            return tuple(tuple(int(x) for x in t) for t in v) if f == "kv_tile_tokens_by_head_dim" else v
+
+        facts = {f: fact(f, d[f]) for f in cls.__dataclass_fields__ if f in d and f != "by_architecture"}
+        arch = tuple((a, tuple((f, fact(f, e[f])) for f in cls.__dataclass_fields__ if f in e and f != "by_architecture"))
                      for a, e in (d.get("by_architecture") or {}).items())
         return cls(**facts, by_architecture=arch)
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "by_architecture"}
+        out["kv_tile_tokens_by_head_dim"] = [list(t) for t in self.kv_tile_tokens_by_head_dim]
         out["by_architecture"] = {a: dict(facts) for a, facts in self.by_architecture}
         return out
 

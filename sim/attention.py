@@ -5,6 +5,7 @@ cost model's rates, memory helpers and shared tail (``_softmax``, ``_memory_time
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -204,6 +205,34 @@ def decode_prepare_time(cm, op, dk):
     if not dk.prepare_kernel:
         return 0.0
     return cm._overhead(op) + cm.lat[cm.main]
+
+
+def decode_kernel_at(dk, head_dim):
+    """The decode kernel's facts at ``head_dim``: ``kv_tile_tokens`` from its ``kv_tile_tokens_by_head_dim``
+    row (the first whose head_dim bound holds, the last above them all; FlashAttention-2's split kernel
+    runs block_n 256 / 128 / 64 keys at head_dim <= 64 / <= 128 / above), else unchanged."""
+    if not dk.kv_tile_tokens_by_head_dim:
+        return dk
+    return _kernel_at(dk, int(head_dim))
+
+
+@functools.lru_cache(maxsize=64)  # one object per (kernel, head_dim): the split cache keys on its identity
+def _kernel_at(dk, head_dim: int):
+    rows = dk.kv_tile_tokens_by_head_dim
+    tokens = next((n for bound, n in rows if head_dim <= bound), rows[-1][1])
+    return dataclasses.replace(dk, kv_tile_tokens=int(tokens), kv_tile_tokens_by_head_dim=())
+
+
+def decode_combine_trips(x, dk, split):
+    """Round trips of a split-KV decode's combine kernel (DecodeKernel.combine_splits_per_trip,
+    docs/cost-model.md, Paged decode): one that reads the splits' log-sum-exps, then one per
+    ``combine_splits_per_trip`` splits of partial outputs, each loaded before it is added in
+    (FlashAttention-2's combine_attn_seqk_parallel loads one split per iteration of its loop over
+    num_splits); 1 where the kernel reads them all at once (``combine_splits_per_trip`` 0)."""
+    per = dk.combine_splits_per_trip
+    if per <= 0:
+        return 1
+    return 1 + x.ceil(split / per)
 
 
 # -- split-KV: how many splits of the KV length a decode kernel runs (DecodeKernel.split_rule) ----------

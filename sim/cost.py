@@ -58,6 +58,8 @@ from hwmodels.stack import DecodeKernel
 from sim import costmemo
 from sim.collective import collective_time
 from sim.attention import (  # noqa: F401
+    decode_combine_trips,
+    decode_kernel_at,
     decode_prepare_time,
     decode_splits,
     decode_tile_pad,
@@ -629,7 +631,7 @@ class CostModel(GemmPricing):
         share of the bandwidth."""
         x = self.x
         a = op.attention
-        dk = self._decode_kernel()
+        dk = decode_kernel_at(self._decode_kernel(), a.head_dim)  # its KV tile at this head_dim
         soft = self._softmax(op, vec_rate)  # read by both tile terms
         cores = self.cores
         nreq = seq_count(a.seqs)
@@ -657,7 +659,8 @@ class CostModel(GemmPricing):
             self._add(cols, lvl, 2 * part)
             lat = self.lat[self.main] if self.cache is None else x.where(lvl == self.cache, self.lat[self.cache],
                                                                           self.lat[self.main])
-            extra = x.where(split > 1, self._overhead(op) + lat, 0.0)  # the combine kernel: a launch, a round trip
+            # the combine kernel: a launch, its round trips (the log-sum-exps, then the partials)
+            extra = x.where(split > 1, self._overhead(op) + lat * decode_combine_trips(x, dk, split), 0.0)
         extra = extra + decode_prepare_time(self, op, dk)  # a scheduler-metadata kernel before it, where the kernel runs one
         if not dk.pipeline_fill:  # the kernel-only model: the active cores' share of the bandwidth
             memory = self._memory_time(cols) / frac
