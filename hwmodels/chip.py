@@ -107,6 +107,10 @@ class ComputeUnit:
     # (prologue before the first MMA, epilogue after the last: docs/cost-model.md, GEMM fixed time); 0: not given
     gemm_fixed_time_s: float = 0.0
     gemm_fixed_time_source: str | None = None
+    # matrix unit: the rate of the warp-synchronous mma.sync path as a share of this unit's rate where the chip's
+    # native path is another (Hopper's wgmma); kernels whose facts say mma: sync run at it (1: mma.sync is native)
+    mma_sync_share: float = 1.0
+    mma_sync_source: str | None = None
     # matrix unit: the core clock (Hz) a long full-chip GEMM settles at under the power limit, where its efficiency
     # figures were measured; the chip's clock_hz is the boost clock (docs/cost-model.md, Clocks under the power
     # limit); None: no clock model

@@ -381,6 +381,7 @@ def _build_chip(v: dict, path: Path) -> Chip:
                     epilogue_overlap=u.get("epilogue_overlap"), epilogue_source=u.get("epilogue_source"),
                     gemm_fixed_time_s=u.get("gemm_fixed_time", 0.0),
                     gemm_fixed_time_source=u.get("gemm_fixed_time_source"),
+                    mma_sync_share=u.get("mma_sync_share", 1.0), mma_sync_source=u.get("mma_sync_source"),
                     sustained_clock_hz=u.get("sustained_clock"), sustained_clock_source=u.get("sustained_clock_source"),
                     sustained_clock_power_w=u.get("sustained_clock_power"),
                     efficiency_by_dtype=dict(u.get("efficiency_by_dtype") or {}),

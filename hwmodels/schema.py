@@ -427,6 +427,12 @@ COMPUTE = Struct({
                          doc="matrix unit: GPU-side time a GEMM kernel takes beyond kernel_fixed_time and its priced "
                              "work (the prologue before its first MMA and the epilogue after its last); default 0 s"),
     "gemm_fixed_time_source": F(Str(), doc="where gemm_fixed_time comes from"),
+    "mma_sync_share": F(Number(gt=0, le=1),
+                        doc="matrix unit: the rate of the warp-synchronous MMA instruction (mma.sync, the path "
+                            "sm80 kernels compile to) as a share of the unit's rate, on chips whose native path is "
+                            "another (Hopper: the asynchronous warpgroup wgmma); a kernel whose facts say `mma: sync` "
+                            "runs its matrix work at that share (docs/cost-model.md, Attention); default 1"),
+    "mma_sync_source": F(Str(), doc="where mma_sync_share comes from"),
     "sustained_clock": F(Quantity("frequency"),
                          doc="matrix unit: the core clock a long full-chip GEMM settles at under the chip's power "
                              "limit, the clock its efficiency figures were measured at (the chip's 'clock' is the "
@@ -443,6 +449,7 @@ COMPUTE = Struct({
     "source": F(Str(), doc="where the unit's figures come from"),
 }, name="compute unit", requires_together=(("efficiency", "efficiency_source"), ("epilogue_overlap", "epilogue_source"),
                                            ("gemm_fixed_time", "gemm_fixed_time_source"),
+                                           ("mma_sync_share", "mma_sync_source"),
                                            ("sustained_clock", "sustained_clock_source"),
                                            ("efficiency_by_dtype", "efficiency_by_dtype_source")))
 

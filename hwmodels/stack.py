@@ -144,6 +144,8 @@ BLOCK_FP8 = _with_architectures(
     "the kernel and rate on chips of one architecture (the chip file's `architecture`), e.g. {hopper: "
     "{kernel: ..., gemm_efficiency: ..., source: ...}}; the facts above apply everywhere else")
 
+MMA_PATHS = ("native", "sync")  # PrefillKernel.mma: the chip's own MMA path, or sm80's warp-synchronous mma.sync
+
 _PREFILL_FACTS = {
     "tiles": F(ListOf(ListOf(Number(integer=True, gt=0, le=65536), exact_len=3), min_len=1), True,
                "[head_dim up to, query rows per CTA, KV tokens per main-loop iteration] of the prefill kernel, "
@@ -161,6 +163,10 @@ _PREFILL_FACTS = {
     "persistent": F(Bool(), True, "persistent CTAs whose producer loads the next tile's Q while the last one "
                                   "finishes; false: every CTA waits for its Q tile and for its O tile's store "
                                   "(one main-memory round trip each, the bytes at the SM's share of the bandwidth)"),
+    "mma": F(Str(MMA_PATHS), doc="the matrix instructions the kernel issues: native (the chip's own path: wgmma "
+                                 "on Hopper, mma.sync on Ampere and Ada; the default) or sync (the warp-synchronous "
+                                 "mma.sync of sm80 code, as FlashAttention-2 compiles on every architecture): its "
+                                 "matrix work at the chip matrix unit's mma_sync_share of the matrix rate"),
     "ctas_per_core": F(Number(integer=True, ge=1, le=32),
                        doc="CTAs of the kernel one core (SM) holds at once (its occupancy: shared memory and registers "
                            "per CTA): a non-persistent CTA's Q and O waits run under the other resident CTAs' work, "
@@ -434,8 +440,8 @@ class PrefillKernel:
     """How a prefill (flash) attention kernel runs (KERNELS.prefill_attention; sim.cost prices it):
     ``tiles`` ((head_dim bound, query rows, KV tokens), ...), ``fill_blocks`` main-loop iterations
     per CTA outside the pipelined loop, ``softmax_hidden`` share of the matrix work the softmax runs
-    under, ``persistent`` CTAs (Q load and O store hidden behind the neighbouring tiles);
-    ``by_architecture`` the facts that replace these on chips of one architecture (see on())."""
+    under, ``persistent`` CTAs (Q load and O store hidden behind the neighbouring tiles), ``mma`` the
+    matrix instructions it issues (MMA_PATHS); ``by_architecture`` the facts that replace these on chips of one architecture (see on())."""
 
     tiles: tuple = ((256, 128, 128),)
     fill_blocks: float = 0.0
@@ -443,6 +449,7 @@ class PrefillKernel:
     persistent: bool = True
     causal_tiles: tuple | None = None  # the causal kernel's rows where they differ (None: tiles)
     ctas_per_core: int = 1  # CTAs one core holds at once: their Q/O waits overlap each other's work
+    mma: str = "native"  # MMA_PATHS: the chip's own path, or sm80's mma.sync (at the matrix unit's mma_sync_share)
     # ((architecture, ((fact, value), ...)), ...): facts that replace the ones above on chips of that
     # architecture (KERNELS.prefill_attention.by_architecture)
     by_architecture: tuple = ()
@@ -493,7 +500,8 @@ def _prefill_facts(d: dict) -> dict:
         out["causal_tiles"] = rows(d["causal_tiles"])
     elif "tiles" in d:
         out["causal_tiles"] = None  # an entry's own tiles serve its causal kernel too
-    for f, conv in (("fill_blocks", float), ("softmax_hidden", float), ("persistent", bool), ("ctas_per_core", int)):
+    for f, conv in (("fill_blocks", float), ("softmax_hidden", float), ("persistent", bool), ("ctas_per_core", int),
+                    ("mma", str)):
         if f in d:
             out[f] = conv(d[f])
     return out

@@ -98,6 +98,16 @@ def _padded_tuple(seqs: tuple, bq: int, bkv: int, group: int) -> float:
     return float(sum(math.ceil(q * group / bq) * bq * math.ceil(kv / bkv) * bkv for q, kv in seqs))
 
 
+def mma_rate(cm, rate, mma: str):
+    """The matrix rate of a kernel that issues ``mma`` instructions (PrefillKernel.mma): ``rate`` (the chip's
+    matrix rate, its native path's) for ``native``; for ``sync`` (sm80's warp-synchronous mma.sync, as
+    FlashAttention-2 compiles on every architecture) that rate times the matrix unit's ``mma_sync_share``
+    (1 where mma.sync is the native path; Hopper's wgmma-based rate is faster: docs/cost-model.md)."""
+    if mma != "sync":
+        return rate
+    return rate * cm.chip.matrix_unit().mma_sync_share
+
+
 def tile_work(cm, op, rate, vec_rate, softmax_hidden: float, soft=None) -> tuple:
     """(steady, serial) seconds of an attention op's matrix and softmax work, the whole op at the chip's
     rates, as a flash kernel's tiles run it: the softmax (exponentials on the special unit, the rest on
@@ -127,9 +137,10 @@ def flash_prefill(cm, op, pk, cols, rate, vec_rate, flops):
     CTAs its core holds at once (``ctas_per_core``): max(work, (work + waits) / ctas_per_core). CTAs run
     in waves over the cores. ``pk``: the kernel's facts on this chip's architecture, resolved by the caller
     (CostModel._prefill_kernel, once per model; PrefillKernel.on: vLLM runs FlashAttention-3 on Hopper,
-    FlashAttention-2 on Ampere and Ada)."""
+    FlashAttention-2 on Ampere and Ada). The matrix work runs at the kernel's MMA path's rate (:func:`mma_rate`)."""
     x = cm.x
     a = op.attention
+    rate = mma_rate(cm, rate, pk.mma)
     bq, bkv = pk.tile(a.head_dim, bool(a.causal))
     ctas = seq_blocks(a.seqs, bq) * a.heads
     nwaves, wq = waves(x, ctas, cm.cores)

@@ -303,3 +303,56 @@ def test_the_decode_section_prices_each_row_with_its_own_kernel_too():
     assert "own" in cols and "profile" in cols and len(rows) == len(runs["default"])
     assert {r["profile"] for r in rows} >= {"vllm", "fa3_upstream", "fa2"}
     assert [s["run"] for s in seen["tables"][1][0]] == ["ideal", "vllm", "own kernel"]
+
+
+def _toy_mma(tmp_path, share) -> str:
+    """The special-unit toy chip as a Hopper whose matrix unit runs mma.sync at ``share`` of its rate."""
+    src = Path(_toy_sfu(tmp_path, architecture="hopper")).read_text().replace(
+        "  - kind: matrix\n", f"  - kind: matrix\n    mma_sync_share: {share}\n    mma_sync_source: test\n", 1)
+    p = tmp_path / "toy-mma.yaml"
+    p.write_text(src.replace("name: toy-sfu-hopper", "name: toy-mma"))
+    return str(p)
+
+
+def test_a_kernel_that_issues_mma_sync_runs_its_matrix_work_at_the_chips_share_by_hand(tmp_path):
+    """FA (one fill tile, half the matrix work hiding the softmax) on a toy whose mma.sync runs at 0.5 of its
+    matrix rate: a 128 x 128 tile's QK^T and PV take 2 x 4.194 = 8.389 us; the softmax (2.294 us) hides under
+    half of that, so a tile takes 8.389 us; 8 tiles plus the fill tile at the serial rate (8.389 + 2.294):
+    77.791 us. The native path keeps the chip's rate (41.617 us), as does mma.sync on a chip that lists no share
+    (mma.sync is its own path: the toy without mma_sync_share, e.g. Ampere)."""
+    tile_mat, tile_soft = 2 * 2 * 2 * 16384 * 64 / 1e12, 16384 / 1e10 + 4 * 16384 / 1e11
+    want = 8 * (tile_mat + max(0.0, tile_soft - 0.5 * tile_mat)) + (tile_mat + tile_soft)
+    assert want == pytest.approx(77.791e-6, rel=1e-4)
+    sync = replace(FA, mma="sync")
+    assert _compute(_toy_mma(tmp_path, 0.5), _op(), sync) == pytest.approx(want)
+    assert _compute(_toy_mma(tmp_path, 0.5), _op(), FA) == pytest.approx(41.617e-6, rel=1e-4)
+    assert _compute(_toy_sfu(tmp_path, architecture="hopper"), _op(), sync) == pytest.approx(41.617e-6, rel=1e-4)
+
+
+def test_flashattention2_facts_say_mma_sync_and_hopper_chips_carry_the_share():
+    """vllm-0.5's FA2 (every architecture) and the fa2 / torch_fa2 kernel profiles issue mma.sync; vllm's FA3 on
+    Hopper is native. The GH100 chips carry 0.68 (Luo et al.'s H800 microbenchmarks: 494 of 757 TFLOP/s for mma.sync,
+    ~96 % of it for wgmma); an A100 lists none (mma.sync is its path: 1)."""
+    from sim.validation.published import attention_kernel_profiles
+
+    assert load_stack("vllm-0.5").prefill_kernel.on("hopper").mma == "sync"
+    assert load_stack("vllm").prefill_kernel.on("hopper").mma == "native"
+    assert attention_kernel_profiles()["torch_fa2"].on("hopper").mma == "sync"
+    assert attention_kernel_profiles()["cudnn_sdpa"].mma == "native"
+    assert round(494 / (0.96 * 757), 2) == 0.68
+    for chip in ("h100-sxm", "h100-pcie", "h200", "h800", "gh200"):
+        u = load_chip(chip).matrix_unit()
+        assert u.mma_sync_share == 0.68 and u.mma_sync_source
+    assert load_chip("a100-sxm").matrix_unit().mma_sync_share == 1.0
+    assert load_stack("vllm-0.5").to_dict()["prefill_attention"]["mma"] == "sync"
+
+
+def test_a_bad_mma_path_or_a_share_without_its_source_is_located(tmp_path):
+    st = load_stack("vllm-0.5")
+    src = Path(st.path).read_text().replace("name: vllm-0.5", "name: bad").replace("    mma: sync\n", "    mma: wgmma\n", 1)
+    p = tmp_path / "bad.yaml"
+    p.write_text(src)
+    with pytest.raises(SpecError, match=r"bad.yaml:\d+:\d+.*prefill_attention.*mma"):
+        load_stack(str(p))
+    with pytest.raises(Exception, match="mma_sync_source"):
+        load_chip("a100-sxm", {"compute.matrix.mma_sync_share": 0.5})
