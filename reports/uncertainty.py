@@ -121,7 +121,7 @@ def section(cals: dict, chips_cal: dict, systems_cal: dict, out: Path, rel: str,
     lines.append(f"Chips outside the record ({', '.join(data['chips_in_record'])} are in it) get their cell quantiles "
                  f"widened about the median by **{w['factor']:.2f}** over all kinds"
                  + (" (per kind: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(bk.items())) + ")" if bk else "")
-                 + f", measured: {w['how']}. Attention, which has no GPU rows, reads the GEMM cells widened by GEMM's "
+                 + f", measured: {w['how']}. Attention, which has no GPU rows in the record, reads the GEMM cells widened by GEMM's "
                  f"factor.")
     lines.append("")
     lines.append(f"![Reliability of the intervals]({rel}/interval-reliability.png)")

@@ -149,11 +149,15 @@ def _system_weaknesses(f, out: list) -> None:
         cc, nc = (cm.op_cost(row_to_op({**row, "causal": c})) for c in (True, False))
         l2c, l2n = dict(cc.bytes_by_level).get("l2", 0), dict(nc.bytes_by_level).get("l2", 0)
         out.append(
-            "6. **Attention: scored on public Hopper rows only** (section 4c: FA3, ThunderKittens and Triton forward "
+            "6. **Attention: held-out rows on Hopper only** (section 4c: FA3, ThunderKittens and Triton forward "
             "kernels on H100 SXM and PCIe, head_dim 64 and 128, four causal rows; section 4d: paged decode rows on the "
             "H100 and the H20; no A100, H200, L40S or MI300X attention timings were found in non-reserved public text "
             "(A100 FlashAttention-2 timings posted in a Triton repository's issue were seen and not kept: such numbers "
-            "are reserved), and this task had no GPU to measure them). Decode is the weaker side: the default stack is 30-53% too "
+            "are reserved). llmsim's own H100 SXM run (section 4f, a development set) adds SDPA's FlashAttention-2, "
+            "cuDNN and memory-efficient kernels at head_dim 64/128/256, each priced with its own facts "
+            "(`kernel_profile`): cuDNN's wgmma kernel is within a few %, FlashAttention-2 on Hopper (mma.sync at 0.68 "
+            "of the wgmma rate, a published microbenchmark) is still too fast at head_dim 256, and single-request "
+            "decode is too fast for both.) Decode is the weaker side: the default stack is 30-53% too "
             "fast on the short-context H100 rows (a 64-sequence, 32-token FlashAttention-2 decode takes 21 us, priced "
             "10 us) and on FlashAttention-3's paged multi-head decode, which streams at ~57% of the H100 SXM's HBM where "
             "no kernel fact explains it (0.90-0.92 of an H100 PCIe's: the timed card may be one), while a FlashAttention-2 grouped-query decode at 1-2k tokens (vLLM's own "
