@@ -117,13 +117,18 @@ def _spec_lines(hw, chip) -> list[str]:
                    + (f" ({by_dtype})" if by_dtype else "")
                    + (f"; sustained clock {fmt_si(u.sustained_clock_hz, 'Hz')} (boost {fmt_si(chip.clock_hz, 'Hz')}"
                       + (f", read at {fmt_power(u.sustained_clock_power_w)})" if u.sustained_clock_power_w else ")")
-                      if u.sustained_clock_hz else ""))
+                      if u.sustained_clock_hz else "")
+                   + (f"; mma.sync at {u.mma_sync_share} of it" if u.mma_sync_share != 1.0 else ""))
     for m in chip.memory:
         per = " per core" if m.per == "core" else ""
         out.append(f"    {m.name} ({m.kind}): {fmt_bytes(m.capacity_bytes)}{per}, {fmt_bandwidth(m.bandwidth_bytes_per_s)}"
-                   + (f"; efficiency {m.efficiency}" if m.efficiency else ""))
+                   + (f"; efficiency {m.efficiency}" if m.efficiency else "")
+                   + (f"; latency {fmt_time(m.latency_s)}" if m.latency_s else "")
+                   + (f"; {fmt_si(m.energy_per_byte_j, 'J/B')}" if m.energy_per_byte_j else ""))
     if chip.tdp_w:
-        out.append(f"    power: TDP {fmt_power(chip.tdp_w)}" + (f", idle {fmt_power(chip.idle_w)}" if chip.idle_w else ""))
+        per_flop = ", ".join(f"{k} {fmt_si(v, 'J/FLOP')}" for k, v in (chip.energy_per_flop_j or {}).items())
+        out.append(f"    power: TDP {fmt_power(chip.tdp_w)}" + (f", idle {fmt_power(chip.idle_w)}" if chip.idle_w else "")
+                   + (f"; energy per FLOP {per_flop}" if per_flop else ""))
     if chip.price_usd_per_hour is not None:
         out.append(f"    price: {System.single(chip).price_note()}")
     return out

@@ -71,3 +71,15 @@ def test_h100_sxm_energies_reproduce_the_measured_loads():
     dec = runs["bf16 llama8b decode, 32 tokens, 8 layers of weights"]["power_w_median_late"]
     assert _power(cm, _layer(32)) == pytest.approx(dec, rel=0.10)
     assert _power(cm, _layer(32)) < 0.85 * 700
+
+
+def test_hw_show_prints_the_measured_fields():
+    from hwmodels import load_chip
+    from llmsim.commands.hw import _spec_lines
+
+    chip = load_chip("h100-sxm")
+    text = "\n".join(_spec_lines(chip, chip))
+    assert "l2 (cache): 50.0 MB, 9.00 TB/s; latency 145 ns" in text
+    assert "efficiency 0.9; latency 222 ns; 152 pJ/B" in text
+    assert "idle 72.0 W; energy per FLOP bf16 860 fJ/FLOP, fp16 860 fJ/FLOP, fp8 470 fJ/FLOP" in text
+    assert "mma.sync at 0.68 of it" in text
