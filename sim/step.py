@@ -105,6 +105,7 @@ class StepCoster:
         self.chips = self.parallel.tp * self.parallel.pp
         self.pp = self.parallel.pp
         self.cm = CostModel(self.system, options, resident_bytes=resident_bytes or 0.0, tp=self.parallel.tp)
+        self._idle_w = float(self.cm.idle) * self.chips  # the replica's idle power (0 W where the chip gives none)
         # a unit's rate for a dtype is fixed for the chip and options: look it up once (same values)
         self.cm._rate = functools.lru_cache(maxsize=None)(self.cm._rate)
         self._memo: dict = {}
@@ -257,7 +258,8 @@ class StepCoster:
             acm = self._acm = self.cm.over_steps()
         time_s, energy, flops, bytes_main, kernels = self._with_attention(ops, base, kernels, acm._price)
         if not self.stack.is_ideal:
-            time_s = self.stack.step_time(time_s, kernels, count, True)
+            wall = self.stack.step_time(time_s, kernels, count, True)
+            time_s, energy = wall, energy + self._idle_w * (wall - time_s)
         rows = sum(p[2] for p in parts)
         out = [v if isinstance(v, np.ndarray) and v.shape == (rows,) else np.full(rows, v, dtype=float)
                for v in (time_s, energy, flops, bytes_main)]
@@ -353,7 +355,9 @@ class StepCoster:
         the serving stack (the one place :meth:`_wall` and ``step`` apply it)."""
         stack = self.stack
         if not stack.is_ideal:
-            time_s = stack.step_time(time_s, kernels, requests, decode)
+            wall = stack.step_time(time_s, kernels, requests, decode)
+            # the chips idle while the stack's runtime runs between kernels (its CPU work, eager launches)
+            time_s, energy_j = wall, energy_j + self._idle_w * (wall - time_s)
         return StepCost(time_s, energy_j, flops, bytes_main, kernels)
 
     @staticmethod

@@ -112,6 +112,15 @@ def test_step_coster_uses_the_stack(tmp_path):
     kernel = estimate(build_graph("qwen2.5-0.5b", Batch(seqs)), sysobj, model=sc.cm).time_s
     assert sc.step(seqs).time_s == pytest.approx(kernel + 1e-3 + 3 * 10e-6)
     assert sc.exact(seqs).time_s == pytest.approx(sc.step(seqs).time_s)
+    # the chips idle while the stack's runtime runs (as predict counts it): the toy chip's 100 W x 1.03 ms
+    bare = StepCoster("qwen2.5-0.5b", sysobj, stack="ideal")
+    assert sc.step(seqs).energy_j == pytest.approx(bare.step(seqs).energy_j + 100 * (1e-3 + 3 * 10e-6))
+    # a decode run's steps (decode_steps) count it the same way as one step at a time
+    runs = sc.decode_steps([100, 50, 10], 3)
+    assert runs is not None
+    for k in range(3):
+        one = sc.step(tuple((1, c + k) for c in (100, 50, 10)))
+        assert runs[1][k] == pytest.approx(one.energy_j) and runs[0][k] == pytest.approx(one.time_s)
 
 
 def test_predict_cli_names_the_stack(capsys):
