@@ -288,7 +288,7 @@ class GemmPricing:
         route = g.routing
         if route:
             m_tiles = _routed_blocks(route[0], route[1], tm_p)
-            touched = _per_count(expected_touched, route[0], route[1])
+            touched = expected_touched(route[0], route[1])  # numbers or arrays of counts alike
             tiles = np.maximum(1, np.ceil(m_tiles * nt))  # expected tiles are fractional: the launch covers whole ones
         else:
             m_tiles = mt * batch
@@ -404,18 +404,11 @@ def _least(t):
     return int(i) if t.ndim == 1 else i
 
 
-def _per_count(fn, tokens, *args):
-    """``fn(tokens, *args)`` for a token count; elementwise (a float array) for an array of counts."""
-    if not isinstance(tokens, np.ndarray):
-        return fn(tokens, *args)
-    return np.array([fn(t, *args) for t in tokens.ravel().tolist()], dtype=float).reshape(tokens.shape)
-
-
 def _routed_blocks(tokens, probs, tm_p):
     """Expected padded M tiles of a routed (MoE) grouped GEMM per candidate tile m (``tm_p``'s first
     axis; after it the counts' axis when ``tokens`` is an array)."""
     by: dict = {}
-    rows = [by[t] if t in by else by.setdefault(t, _per_count(expected_blocks, tokens, probs, t))
+    rows = [by[t] if t in by else by.setdefault(t, expected_blocks(tokens, probs, t))
             for t in tm_p.ravel().tolist()]
     out = np.array(rows, dtype=float)
     return out.reshape(tm_p.shape) if out.ndim == 1 else out

@@ -393,9 +393,9 @@ def other_ops(spec: ModelSpec, tokens, requests: int, q: Quantization, p: Parall
     ``requests`` requests: those ops depend on the batch only through these two numbers.
     ``tokens`` may be an integer array of token counts: every op's FLOPs, bytes and GEMM rows are
     then arrays over them (priced by ``CostModel.over_steps()``). Not for MLA models (the prefill
-    side's kv_b_proj also reads the cached tokens) nor MoE layers (routing is written for one
-    token count): ValueError."""
-    if spec.attention == "mla" or any(k.moe for k in spec.layer_kinds):
+    side's kv_b_proj also reads the cached tokens) nor MoE layers under expert parallelism (the busiest
+    rank's load is written for one token count): ValueError."""
+    if spec.attention == "mla" or (p.ep > 1 and any(k.moe for k in spec.layer_kinds)):
         raise ValueError(f"{spec.name}: the non-attention ops depend on more than the token count")
     b = _NoAttentionBuilder(spec, _Tokens(tokens, requests), q, p, "auto")
     b.embedding()
@@ -484,8 +484,9 @@ class _Builder:
         tensors.extend(extra)
         tensors.append(self.act("y", rows * n, True))
         self.ops.append(Op(name, "gemm", count, 2.0 * rows * n * k, fv, cdt, tuple(tensors),
-                           gemm=GemmShape(m if isinstance(m, np.ndarray) else int(m), int(n), int(k), int(batch),
-                                          routing), layer=layer, sparse=sparse, scale_block=blk))
+                           gemm=GemmShape(m if isinstance(m, np.ndarray) else int(m), int(n), int(k),
+                                          batch if isinstance(batch, np.ndarray) else int(batch), routing),
+                           layer=layer, sparse=sparse, scale_block=blk))
 
     def _act_quant(self, name: str, layer: str, count: int, qrows, rows, k: int, group: int) -> tuple:
         """The per-token-group quantization of a block-scaled GEMM's input (vLLM's and SGLang's
@@ -739,12 +740,17 @@ class _Builder:
         if ep > 1:
             self.collective("ep.alltoall_dispatch", tag, count, "alltoall", T_r * k * h * self.sb, "ep", ep)
         rows = routed * p.imbalance  # rows this chip's experts process (busiest chip)
-        n_grp = max(1, round(touched))
-        m = max(1, math.ceil(rows / max(touched, 1e-9)))
         i_c = mi // split
         # the routing the cost model pads per expert: tokens scaled so that the chip's experts expect
         # exactly ``rows`` rows (the busiest rank's load, times the imbalance factor)
-        route = (max(1, round(rows / sum(local))), local)
+        if isinstance(T, np.ndarray):  # token counts as an array (other_ops): the same values elementwise
+            n_grp = np.maximum(1, np.round(touched))
+            m = np.maximum(1, np.ceil(rows / np.maximum(touched, 1e-9)))
+            route = (np.maximum(1, np.round(rows / sum(local))), local)
+        else:
+            n_grp = max(1, round(touched))
+            m = max(1, math.ceil(rows / max(touched, 1e-9)))
+            route = (max(1, round(rows / sum(local))), local)
         self.gemm("moe.experts.gate_up", tag, count, m, 2 * i_c, h, batch=n_grp, rows=rows,
                   w_elems=touched * 2 * i_c * h, routing=route, quant_rows=T_r)
         self.eltwise("moe.experts.act", "elementwise", tag, count, rows * i_c, SILU_GATED_FLOPS, inputs=2,

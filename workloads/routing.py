@@ -70,9 +70,13 @@ def rank_probs(probs: tuple[float, ...], ranks: int) -> tuple[tuple[float, ...],
 def expected_touched(tokens: float, probs: tuple[float, ...]) -> float:
     """Expected experts receiving at least one of ``tokens`` tokens: ``sum_e 1 - (1 - q_e)^T``
     (uniform ``q = k/E``: ``E (1 - (1 - k/E)^T)``)."""
-    if tokens <= 0:
-        return 0.0
-    return sum(1.0 - (1.0 - q) ** tokens for q in probs)
+    if not hasattr(tokens, "shape"):
+        if tokens <= 0:
+            return 0.0
+        return sum(1.0 - (1.0 - q) ** tokens for q in probs)
+    import numpy as np  # token counts as an array (a block of step sizes, sim.step): the same sum elementwise
+
+    return np.where(tokens > 0, sum(1.0 - (1.0 - q) ** tokens for q in probs), 0.0)
 
 
 _LOG_FACT = [0.0]  # _LOG_FACT[0][n] = log(n!), grown on demand (a cumulative sum of logs)
@@ -114,12 +118,60 @@ def _blocks_one(tokens: int, q: float, block: int) -> float:
     return float((p * -(-n // block)).sum())
 
 
+_GRIDS: dict = {}  # (token counts' bytes, q) -> their windows as one grid (the last few blocks of step sizes)
+
+
+def _pmf_grid(tokens, q: float):
+    """:func:`_pmf_window` of every count of the integer array ``tokens`` at once: (n, probabilities), one row
+    per count, each row the count's own window (the same bounds and terms) padded with probability 0."""
+    import numpy as np
+
+    key = (tokens.tobytes(), q)
+    got = _GRIDS.get(key)
+    if got is not None:
+        return got
+    mu = tokens * q
+    sd = np.sqrt(np.maximum(tokens * q * (1.0 - q), 0.0))
+    lo = np.maximum(0, np.trunc(mu - _TAIL_SIGMAS * sd).astype(np.int64) - 1)
+    hi = np.minimum(tokens, np.ceil(mu + _TAIL_SIGMAS * sd).astype(np.int64) + 1)
+    n = lo[:, None] + np.arange(int((hi - lo).max()) + 1)[None, :]
+    inside = n <= hi[:, None]
+    n = np.where(inside, n, lo[:, None])
+    lf = _log_factorials(int(tokens.max()))
+    t = tokens[:, None]
+    logp = lf[t] - lf[n] - lf[t - n] + n * math.log(q) + (t - n) * math.log1p(-q)
+    if len(_GRIDS) >= 64:
+        _GRIDS.clear()
+    got = _GRIDS[key] = (n, np.where(inside, np.exp(logp), 0.0))
+    return got
+
+
+def _blocks_many(tokens, q: float, block: int):
+    """:func:`_blocks_one` of every count of the array ``tokens`` (any shape; counts are whole numbers)."""
+    import numpy as np
+
+    t = np.asarray(tokens).astype(np.int64)
+    flat = t.ravel()
+    if q <= 0.0:
+        return np.zeros(t.shape)
+    if q >= 1.0:
+        return np.where(t > 0, np.ceil(t / block), 0.0)
+    n, p = _pmf_grid(np.maximum(flat, 0), q)
+    out = (p * -(-n // block)).sum(axis=1)
+    return np.where(flat > 0, out, 0.0).reshape(t.shape)
+
+
 def expected_blocks(tokens: int, probs: tuple[float, ...], block: int) -> float:
     """Expected row blocks of ``block`` rows over the experts: ``sum_e E[ceil(N_e / block)]``, each
     expert's token rows padded up to the block (the grouped GEMM's per-expert M padding; vLLM's
     ``moe_align_block_size`` pads to BLOCK_SIZE_M the same way). Experts of equal ``q`` are
-    computed once."""
+    computed once. ``tokens`` may be an array of counts (a block of step sizes, sim.step): the same sums
+    elementwise."""
     out = 0.0
+    if hasattr(tokens, "shape"):
+        for q in set(probs):
+            out = out + probs.count(q) * _blocks_many(tokens, q, int(block))
+        return out
     for q in set(probs):
         out += probs.count(q) * _blocks_one(int(tokens), q, int(block))
     return out

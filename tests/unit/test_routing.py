@@ -47,6 +47,25 @@ def test_expected_blocks_by_hand():
     assert 4.0 < per < 5.0
 
 
+def test_arrays_of_token_counts_give_each_count_its_own_figures():
+    # a block of step sizes (sim.step prices 256 token counts at once): every element as the scalar call,
+    # uniform and skewed routing, zero tokens, a probability of 1, tiles of 1 to 256 rows
+    import numpy as np
+
+    counts = np.array([0, 1, 2, 3, 17, 255, 256, 257, 1000, 4096, 8191, 20000], dtype=float)
+    for probs in (expert_probs(128, 8), expert_probs(64, 6, 3.0), expert_probs(8, 2, 4.0), (0.5, 0.5)):
+        got_t = expected_touched(counts, probs)
+        for block in (1, 16, 64, 256):
+            got = expected_blocks(counts, probs, block)
+            assert got.shape == counts.shape
+            for i, t in enumerate(counts):
+                assert got[i] == pytest.approx(expected_blocks(int(t), probs, block), rel=1e-12, abs=0.0)
+        for i, t in enumerate(counts):
+            assert got_t[i] == pytest.approx(expected_touched(int(t), probs), rel=1e-12, abs=0.0)
+    assert expected_blocks(np.array([[2.0, 5.0]]), (0.5,), 2).tolist() == [[0.75, pytest.approx(
+        expected_blocks(5, (0.5,), 2), rel=1e-12)]]
+
+
 def test_expected_max_load_of_ranks():
     u = rank_probs(expert_probs(256, 8), 8)
     assert len(u) == 8 and all(len(r) == 32 for r in u)

@@ -76,6 +76,8 @@ BLOCK_CASES = [
     ("qwen2.5-7b", "a100-sxm", "w4a16", CostOptions(fused=True, dequant_per_tile=True)),  # bias, dequant ops
     ("llama-3.1-8b", TOY, "fp8", CostOptions()),  # no cache level
     ("llama-3.1-8b", "groq-lpu", "fp8", CostOptions()),  # SRAM home
+    ("qwen3-30b-a3b", "mi300x", "bf16", CostOptions()),  # MoE: routed experts padded per expert, 128 experts
+    ("mixtral-8x7b", "h200", "fp8", CostOptions()),  # MoE, 8 experts, quantized expert GEMMs
 ]
 
 
@@ -104,7 +106,8 @@ def test_block_priced_steps_equal_the_whole_graph(model, hw, quant, opt):
 
 
 def test_blocks_are_not_used_where_ops_depend_on_more_than_tokens():
-    for model, par in (("deepseek-v2-lite", Parallelism()), ("mixtral-8x7b", Parallelism()),
+    # MLA (the prefill side reads the cached tokens), expert parallelism (the busiest rank's load), several chips
+    for model, par in (("deepseek-v2-lite", Parallelism()), ("mixtral-8x7b", Parallelism(ep=2, tp=2)),
                        ("llama-3.1-8b", Parallelism(tp=2))):
         c = StepCoster(model, load_hardware("hgx-h100-8"), parallel=par, stack="ideal")
         for t in (300, 301, 302):
