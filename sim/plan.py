@@ -57,7 +57,9 @@ class PlanRequest:
     trace: str | None = None
     hardware: tuple = DEFAULT_HARDWARE
     tps: tuple | None = None  # default: DEFAULT_TPS that divide the model and fit the system
-    schedulers: tuple = (("vllm", 256),)  # (scheduler, max_num_seqs)
+    # (scheduler, max_num_seqs[, prefill, decode replicas]); ("stack",): the serving stack's own scheduler for
+    # each hardware candidate, as `llmsim serve` runs it (_stack_scheduler)
+    schedulers: tuple = (("stack",),)
     quant: str = "bf16"
     quants: tuple | None = None  # quantization schemes to compare (default: just ``quant``)
     budget_usd_per_hour: float | None = None
@@ -421,9 +423,25 @@ def _candidates(req: PlanRequest, tps: list) -> list:
 
     for hw, tp, pp, ep, q, s in itertools.product(req.hardware, tps, req.pps, req.eps, req.quants or (req.quant,),
                                                   req.schedulers):
+        if s[0] == "stack":
+            s = _stack_scheduler(req, hw)
         pre, dec = (s[2], s[3]) if len(s) >= 4 else (1, 1)
         out.append(Candidate(hw, tp, s[0], s[1], pp=pp, ep=ep, quant=q, prefill_replicas=pre, decode_replicas=dec))
     return out
+
+
+def _stack_scheduler(req: PlanRequest, hw) -> tuple:
+    """(scheduler, max_num_seqs) the serving stack runs on ``hw`` as a server (`llmsim serve`'s defaults:
+    sim.config.ServingConfig.with_stack): chunked prefill (sarathi) where the stack chunks prefills, its
+    sequence limit for the chip (vLLM: 1,024, or 256 on an A100 or a device under 70 GiB); the token budget
+    follows in each simulation the same way."""
+    from hwmodels.loader import load_hardware
+    from hwmodels.stack import load_stack
+
+    st = load_stack((req.serving or {}).get("stack"))
+    h = load_hardware(hw, req.overrides)
+    _, seqs = st.scheduler_limits("server", getattr(h, "chip", h))
+    return ("sarathi" if st.chunked_prefill else "vllm", seqs)
 
 
 def _prepare(req: PlanRequest, c: Candidate, lin: float, lout: float, assumptions) -> None:

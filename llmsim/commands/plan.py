@@ -43,7 +43,9 @@ def register(sub) -> None:
                    help="expert-parallel degree to try (repeatable, MoE; default 1)")
     p.add_argument("--scheduler", action="append", metavar="NAME[:MAX_SEQS]",
                    help="scheduler setting to try (repeatable; vllm, sarathi, static, or disagg:MAX_SEQS:P:D for "
-                        "units of P prefill + D decode replicas; default vllm:256)")
+                        "units of P prefill + D decode replicas; default: the serving stack's own, as `serve` "
+                        "runs it: for vllm, chunked prefill (sarathi) with its token budget and max_num_seqs "
+                        "for the chip)")
     p.add_argument("--quant", action="append", metavar="SCHEME",
                    help="quantization scheme to try (repeatable: bf16, fp8, w4a16...; default bf16)")
     p.add_argument("--budget", type=float, metavar="USD_PER_H", help="spend at most this many USD per hour")
@@ -134,7 +136,7 @@ def cmd_plan(args) -> int:
     from sim.tco import TcoAssumptions
     from workloads.scenario import parse_rate
 
-    scheds = [_scheduler(s) for s in args.scheduler or ["vllm:256"]]
+    scheds = [_scheduler(s) for s in args.scheduler] if args.scheduler else [("stack",)]
     req = PlanRequest(model=args.model, rate_rps=parse_rate(args.rate), slo_ttft_p99_s=_time(args.slo_ttft_p99, "--slo-ttft-p99"),
                       slo_tpot_p99_s=_time(args.slo_tpot_p99, "--slo-tpot-p99"), input_len=args.input_len,
                       output_len=args.output_len, trace=args.trace, hardware=tuple(args.hw or DEFAULT_HARDWARE),

@@ -424,3 +424,21 @@ def test_static_batch_never_exceeds_the_serving_kv_budget():
     full: list = []
     _static(req, cand, 8000, 1000, full=full)
     assert full[0].batch <= fits
+
+
+def test_default_scheduler_is_the_stacks_and_serves_prompts_over_the_token_budget():
+    """Left out, the scheduler is the serving stack's own (as `llmsim serve` runs it): for vllm, chunked prefill
+    (sarathi) with max_num_seqs 1,024 on an H100 and 256 on an A100 (EngineArgs.get_batch_defaults). A prompt
+    longer than the 8,192-token budget is then chunked, not rejected: before, the default `vllm:256` (whole
+    prompts) rejected such a request and no fleet could pass verification (the Azure conversation trace has one)."""
+    from sim.plan import _candidates
+
+    cands = _candidates(req(hardware=("h100-sxm", "a100-sxm"), tps=(1,)), [1])
+    assert [(c.hardware, c.scheduler, c.max_num_seqs) for c in cands] == [
+        ("h100-sxm", "sarathi", 1024), ("a100-sxm", "sarathi", 256)]
+    assert [(c.scheduler, c.max_num_seqs) for c in _candidates(req(schedulers=(("vllm", 64),)), [1])][0] == ("vllm", 64)
+    res = plan(PlanRequest(model="qwen2.5-0.5b", rate_rps=2.0, slo_ttft_p99_s=5.0, slo_tpot_p99_s=0.5,
+                           input_len=9000, output_len=8, hardware=("h100-sxm",), tps=(1,), num_requests=100,
+                           request_budget=200, max_probes=3, tolerance=0.5))
+    b = res.best[0]
+    assert b.scheduler == "sarathi" and b.verified and b.verification.requests > 0
