@@ -295,7 +295,9 @@ def fit_hints(spec, seqs, q, par, capacity: float, fixed_bytes: float = 0.0, spa
     for scheme in ("fp8", "w4a16"):
         q2 = Quantization.parse(scheme)
         if get_dtype(q2.weight).bits < get_dtype(q.weight).bits and (n := needed(q2, par)) <= capacity:
-            hints.append(f"--quant {scheme} ({fmt_bytes(n)} per chip; lossy)")
+            native = scheme == "fp8" and spec.checkpoint_quant is not None  # fp8 runs the checkpoint's own format
+            hints.append(f"--quant {scheme} ({fmt_bytes(n)} per chip; "
+                         + ("the checkpoint's own format)" if native else "lossy)"))
             break
     if not offload_given:
         hints.append("--offload kv|weights|both (what does not fit streams over the host link every step)")

@@ -86,10 +86,14 @@ def memory_budget(spec, chip, q, par, cfg, kv_capacity_tokens: int | None = None
                    "activation_bytes": fp.activation_bytes, "non_torch_bytes": non_torch,
                    "kv_bytes_per_token": kv_per_token}
         if fp.weights_bytes > usable:
+            from sim.predict import fit_hints
+
+            hint = fit_hints(spec, _workspace_batch(step_tokens, spec.max_position), q, par, usable - non_torch,
+                             offload_given=True)  # serve has no offload
             raise InfeasibleError(
                 f"{spec.name} {q.name} weights need {fmt_bytes(fp.weights_bytes)} per chip at "
                 f"tp={cfg.tp} pp={cfg.pp}; {chip.name} {chip.main_memory.name} holds {fmt_bytes(capacity)} "
-                f"({cfg.memory_utilization:.0%} usable)", numbers)
+                f"({cfg.memory_utilization:.0%} usable){hint}", numbers)
         kv_tokens = int(budget // kv_per_token) if budget > 0 else 0
         if kv_tokens < block_size:
             raise InfeasibleError(

@@ -405,6 +405,19 @@ def test_model_that_does_not_fit_is_infeasible():
         simulate([Request(0, 0.0, 10, 2)], TOY, "llama-2-70b")
 
 
+def test_model_that_does_not_fit_says_what_would_fit():
+    # the same hints as predict (sim.predict.fit_hints), no offload (serve has none); a checkpoint stored in fp8
+    # (DeepSeek-V3's quantization_config) runs in its own format with --quant fp8: not called lossy
+    with pytest.raises(InfeasibleError) as e:
+        simulate([Request(0, 0.0, 10, 2)], "hgx-h200-8", "deepseek-v3", tp=8)
+    msg = str(e.value)
+    assert "it would fit with" in msg and "--quant fp8" in msg and "the checkpoint's own format" in msg
+    assert "lossy" not in msg and "--offload" not in msg
+    with pytest.raises(InfeasibleError) as e:
+        simulate([Request(0, 0.0, 10, 2)], "h100-sxm", "llama-3.1-70b")
+    assert "--tp 2" in str(e.value) and "lossy" in str(e.value)
+
+
 def test_request_larger_than_the_kv_cache_is_rejected_not_hung():
     reqs = [Request(0, 0.0, 100, 10), Request(1, 0.0, 5000, 10), Request(2, 0.01, 50, 5)]
     r = fake(reqs, kv_capacity_tokens=1024)
