@@ -590,8 +590,17 @@ class CostModel(GemmPricing):
             return g(f"system.tiers.{t.name}.latency"), \
                 g(f"system.tiers.{t.name}.bandwidth") * g(f"system.tiers.{t.name}.efficiency")
 
+        span, lib = self._span(c), self.options.collectives
         try:
-            t, tiers = collective_time(self.system, c.op, c.bytes, self._span(c), numbers, self.options.collectives)
+            if isarr(c.bytes):  # a block of step sizes (sim.step): the same formula for each size, once per size
+                seen: dict = {}
+                for b in c.bytes.ravel().tolist():
+                    if b not in seen:
+                        seen[b] = collective_time(self.system, c.op, b, span, numbers, lib)
+                t = np.array([seen[b][0] for b in c.bytes.ravel().tolist()], dtype=float).reshape(c.bytes.shape)
+                tiers = next(iter(seen.values()))[1] if seen else ""
+            else:
+                t, tiers = collective_time(self.system, c.op, c.bytes, span, numbers, lib)
         except ValueError as e:
             raise ValueError(f"{op.name}: {e}") from None
         res = self._finish(op, 0.0, 0.0, t, [0.0] * self.L, 0.0, detail=tiers, latency=False)

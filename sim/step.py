@@ -123,7 +123,7 @@ class StepCoster:
         # the attention core depends on the batch only through T and R and none is a collective
         self._heads = {}  # R -> the prices of the ops that depend on R (_price_head)
         self._split_at = None  # where those ops start in other_ops (_split)
-        self._blocks = {} if (self.chips == 1 and self.parallel.ep == 1 and not self._mla) else None
+        self._blocks = {} if (self.parallel.pp == 1 and self.parallel.ep == 1 and not self._mla) else None
         self.blocks = 0  # token-count blocks used (priced here, or priced by an earlier coster: blocks_reused)
         self.blocks_reused = 0
         self.heads_reused = 0  # request counts' head ops priced by an earlier coster of the same context

@@ -105,10 +105,34 @@ def test_block_priced_steps_equal_the_whole_graph(model, hw, quant, opt):
     assert c.graph_builds == 1
 
 
+TP_BLOCK_CASES = [
+    ("llama-3.1-70b", "hgx-h100-8", 4, "ideal"),  # all-reduces over NVLink: NCCL's algorithm by message size
+    ("llama-3.1-70b", "hgx-h100-8", 8, "vllm"),  # vLLM's custom all-reduce below 8 MiB, NCCL above
+    ("qwen3-30b-a3b", "hgx-h100-8", 2, "ideal"),  # MoE with tensor-parallel experts
+    ("mixtral-8x7b", "hgx-a100-8", 4, "vllm"),
+]
+
+
+@pytest.mark.parametrize("model,hw,tp,stack", TP_BLOCK_CASES, ids=[f"{c[0]}-tp{c[2]}" for c in TP_BLOCK_CASES])
+def test_block_priced_steps_equal_the_whole_graph_under_tensor_parallelism(model, hw, tp, stack):
+    """Tensor-parallel replicas price token blocks too: a block's collectives (bytes over the token counts) are
+    priced by the same collective formula once per distinct size (CostModel._collective), the rest as arrays."""
+    c = StepCoster(model, load_hardware(hw), parallel=Parallelism(tp=tp), stack=stack)
+    rng = random.Random(11)
+    shapes = [((rng.randint(300, 511), 0),) for _ in range(4)]
+    shapes += [((rng.randint(300, 480), 0), (1, rng.randint(1, 900)), (rng.randint(2, 30), 40)) for _ in range(4)]
+    for seqs in shapes:
+        got, ref = c.step(seqs), c.exact(seqs)
+        for f in ("time_s", "energy_j", "flops", "bytes_main", "kernels"):
+            assert getattr(got, f) == pytest.approx(getattr(ref, f), rel=1e-9), f
+    assert c.blocks == 1 and c.graph_builds == 1
+
+
 def test_blocks_are_not_used_where_ops_depend_on_more_than_tokens():
-    # MLA (the prefill side reads the cached tokens), expert parallelism (the busiest rank's load), several chips
+    # MLA (the prefill side reads the cached tokens), expert parallelism (the busiest rank's load), pipeline
+    # stages
     for model, par in (("deepseek-v2-lite", Parallelism()), ("mixtral-8x7b", Parallelism(ep=2, tp=2)),
-                       ("llama-3.1-8b", Parallelism(tp=2))):
+                       ("llama-3.1-8b", Parallelism(pp=2))):
         c = StepCoster(model, load_hardware("hgx-h100-8"), parallel=par, stack="ideal")
         for t in (300, 301, 302):
             c.step(((t, 0),))
