@@ -97,7 +97,9 @@ class StepCoster:
 
         self.stack = load_stack(stack)  # wall time of a step = stack.step_time(kernel time, ...)
         self.spec = load_model(model) if not hasattr(model, "layers") else model
-        self.quant = Quantization.parse(quant)
+        # the scheme as build_graph runs it (fp8 on a block-FP8 checkpoint runs its blocks): other_ops and
+        # attention_ops take it as given, so a step's parts and its whole graph see the same ops
+        self.quant = Quantization.parse(quant).for_checkpoint(self.spec.checkpoint_quant)
         self.parallel = parallel or Parallelism()
         self.system = system if isinstance(system, System) else System.single(system)
         self.options = options = self.stack.cost_options(options)
