@@ -122,7 +122,9 @@ class StepCoster:
         self._mla = self.spec.attention == "mla"
         self._acm = None  # the cost model over step arrays (decode_steps), made when first needed
         # (T, R) parts priced a block of BLOCK token counts at a time (_from_block): where every op but
-        # the attention core depends on the batch only through T and R and none is a collective
+        # the attention core depends on the batch only through T and R (not MLA; no pipeline stages, whose
+        # stage layers differ, nor expert parallelism, whose busiest rank is written for one token count;
+        # collectives are priced once per distinct size of the block: CostModel._collective)
         self._heads = {}  # R -> the prices of the ops that depend on R (_price_head)
         self._split_at = None  # where those ops start in other_ops (_split)
         self._blocks = {} if (self.parallel.pp == 1 and self.parallel.ep == 1 and not self._mla) else None
