@@ -56,6 +56,9 @@ def test_results_file_is_rewritten_and_merged(tmp_path):
 def test_bad_probe_name_and_no_torch_exit_2(capsys, tmp_path):
     assert P.main(["--out", str(tmp_path), "--only", "clock,warp"]) == 2
     assert "unknown probe warp" in capsys.readouterr().err
+    for flag, v in (("--seconds", "nan"), ("--seconds", "-1"), ("--attention-budget", "0")):
+        assert P.main(["--out", str(tmp_path), "--only", "clock", flag, v]) == 2
+        assert f"{flag}: give seconds above 0" in capsys.readouterr().err
     try:
         import torch  # noqa: F401
     except Exception:  # noqa: BLE001

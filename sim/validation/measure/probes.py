@@ -459,6 +459,10 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"error: --only: unknown probe {', '.join(bad)}; choose from {', '.join(PROBES)}", file=sys.stderr)
         return 2
+    for flag, v, top in (("--seconds", a.seconds, 3600.0), ("--attention-budget", a.attention_budget, 86400.0)):
+        if not (0 < v <= top):  # NaN fails too
+            print(f"error: {flag}: give seconds above 0 and at most {top:g}; got {v!r}", file=sys.stderr)
+            return 2
     try:
         import torch
     except Exception as e:  # noqa: BLE001
