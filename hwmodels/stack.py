@@ -655,7 +655,22 @@ class Stack:
     def cost_options(self, options):
         """``options`` (sim.cost.CostOptions) with the stack's kernel facts where they are left at None
         (the softmax of its attention kernels, its collective library, its MoE kernel's efficiency, its decode
-        attention kernel)."""
+        attention kernel); remembered per options (the stack is immutable)."""
+        memo = self.__dict__.get("_options_memo")
+        if memo is None:  # a frozen dataclass: the memo goes in the instance dict directly
+            memo = self.__dict__["_options_memo"] = {}
+        try:
+            got = memo.get(options)
+        except TypeError:  # an unhashable options object (none known): no memo
+            return self._cost_options(options)
+        if got is None:
+            got = self._cost_options(options)
+            if len(memo) >= 256:
+                memo.clear()
+            memo[options] = got
+        return got
+
+    def _cost_options(self, options):
         from dataclasses import replace
 
         if getattr(options, "softmax", "x") is None:
@@ -717,9 +732,10 @@ def _resolve(name_or_path) -> Path:
         if p.is_dir():
             raise SpecError([Problem(f"{s} is a folder; expected a YAML stack file", path="--stack")])
         return p
+    p = STACKS / f"{s}.yaml"
     names = list_stacks()
     if s in names:
-        return STACKS / f"{s}.yaml"
+        return p
     hint = difflib.get_close_matches(s, names, n=2)
     dym = f"did you mean {', '.join(hint)}? " if hint else ""
     raise SpecError([Problem(f"unknown stack '{s}'; {dym}known: {', '.join(names)} (or give a path to a YAML "
@@ -788,7 +804,16 @@ def load_stack(stack=None) -> Stack:
     """A Stack from a catalog name or a YAML path (None: the default stack); a Stack passes through."""
     if isinstance(stack, Stack):
         return stack
-    p = _resolve(DEFAULT_STACK if stack is None else stack)
+    s = DEFAULT_STACK if stack is None else stack
+    if type(s) is str and s and "/" not in s and not s.endswith((".yaml", ".yml")):
+        # a catalog name: one stat (read again when the file changes); the listing of _resolve only for the
+        # message of a name the catalog does not hold
+        p = STACKS / f"{s}.yaml"
+        try:
+            return _load_path(str(p), p.stat().st_mtime)
+        except (OSError, ValueError):  # not there (or not a file name): _resolve says why
+            pass
+    p = _resolve(s)
     return _load_path(str(p), p.stat().st_mtime)
 
 

@@ -26,6 +26,9 @@ class Batch:
         except (TypeError, IndexError):
             raise SpecError([Problem("must be a sequence of (new_tokens, context_before) pairs",
                                      path="batch")]) from None
+        if seqs and all(type(n) is int and type(c) is int and n >= 1 and c >= 0 for n, c in seqs):
+            object.__setattr__(self, "seqs", seqs)  # plain valid ints (the usual case): nothing to convert
+            return
         problems = []
         if not seqs:
             problems.append(Problem("a batch needs at least one request", path="batch"))
