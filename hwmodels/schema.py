@@ -3,7 +3,7 @@
 1. ``validate`` walks a parsed YAML document, converts every quantity to SI floats, and collects
    *every* problem with its ``file:line:col: dotted.path``, with "did you mean" for unknown keys
    and the list of allowed keys (the anatomy of timeloopfe's ``_check_unrecognized``).
-2. ``json_schema`` exports the same definition as JSON Schema (``llmsim schema``) for editors.
+2. ``hwmodels.jsonschema.json_schema`` exports the same definition as JSON Schema (``llmsim schema``) for editors.
 3. The docs in docs/hardware-format.md describe the same fields.
 """
 
@@ -585,19 +585,3 @@ def validate(marked: Marked, schema: Struct) -> tuple[dict | None, list]:
     out = schema.check(marked.data, (), ctx)
     problems = sorted(ctx["problems"], key=lambda p: (p.line or 0, p.col or 0))
     return (None if out is _MISSING else out), problems
-
-
-def json_schema() -> dict:
-    """JSON Schema (draft 2020-12) of a hardware file: a chip or a system."""
-    from hwmodels.stack import STACK  # the serving-stack kind (hwmodels/stack.py) shares these types
-
-    chip, system, stack = CHIP.json(), SYSTEM.json(), STACK.json()
-    chip["properties"]["kind"] = {"const": "chip"}
-    system["properties"]["kind"] = {"const": "system"}
-    stack["properties"]["kind"] = {"const": "stack"}
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://llmsim.dev/schema/hardware-v1.json",
-        "title": "llmsim hardware description (chip or system) or serving-stack profile (stack), format version 1",
-        "oneOf": [chip, system, stack],
-    }

@@ -20,9 +20,6 @@ KNOWN_CYCLES: dict[frozenset, str] = {
     # hwmodels.units.format_quantity (kept for the callers that write hardware strings) delegates to
     # the formatter, which reads units.DIMENSIONS: point those callers at hwmodels.format and drop it
     frozenset({"hwmodels.format", "hwmodels.units"}): "units.format_quantity -> format -> units.DIMENSIONS",
-    # the schema's kind dispatch imports the serving-stack schema, which is built from the schema's
-    # types: the dispatch table belongs in a module above both
-    frozenset({"hwmodels.schema", "hwmodels.stack"}): "schema (kind: stack) -> stack -> schema types",
 }
 
 

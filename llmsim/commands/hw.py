@@ -8,7 +8,7 @@ import sys
 
 from hwmodels.chip import Chip, System
 from hwmodels.loader import check_files, list_hardware, load_hardware
-from hwmodels.schema import json_schema
+from hwmodels.jsonschema import json_schema
 from llmsim.commands._common import add_set_option, print_json
 
 

@@ -7,7 +7,7 @@ import pytest
 from hwmodels import load_chip, load_system
 from hwmodels.chip import interpolate_efficiency
 from hwmodels.errors import SpecError
-from hwmodels.schema import json_schema
+from hwmodels.jsonschema import json_schema
 from llmsim.cli import main
 
 DATA = Path(__file__).parent.parent / "data"

@@ -9,7 +9,7 @@ import pytest
 
 from hwmodels.errors import SpecError
 from hwmodels.loader import check_files
-from hwmodels.schema import json_schema
+from hwmodels.jsonschema import json_schema
 from hwmodels.stack import DEFAULT_STACK, Stack, list_stacks, load_stack
 from llmsim.cli import main
 from sim.predict import predict
