@@ -173,7 +173,7 @@ class CostModel(GemmPricing):
     def over_steps(self) -> CostModel:
         """This model (same hardware, options and placement) with the formulas' helpers elementwise:
         it prices ops whose shape quantities are arrays, e.g. the attention ops of many decode
-        contexts at once (``workloads.graph.attention_ops`` over a ``SeqArrays``), or a GEMM at many
+        contexts at once (``workloads.stepops.attention_ops`` over a ``SeqArrays``), or a GEMM at many
         token counts at once (its ``GemmShape`` M, batch and routed tokens, FLOPs and tensor bytes
         arrays over the counts: ``workloads.opdata.stacked`` of the GEMM built at each count), with
         the same formulas as one op at a time: each element equals pricing that element's op alone

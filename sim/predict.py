@@ -41,7 +41,8 @@ from sim.metrics import RequestTotals, request_metrics
 from sim.resolve import make_quantization, resolve_system, system_usd_per_s
 from sim.techniques import draft_parallel, plan_offload
 from workloads import Batch, Parallelism, Quantization, build_graph, footprint, load_model
-from workloads.graph import SeqArrays, attention_ops
+from workloads.graph import SeqArrays
+from workloads.stepops import attention_ops
 from workloads.techniques import with_kv_window
 
 if TYPE_CHECKING:  # pandas is imported where a frame is built: the CLI starts without it

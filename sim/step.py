@@ -15,7 +15,7 @@ splits a step the way the graph builder builds it:
   split the absorbed kernels depend on), priced once from a full graph of the first batch with
   that key, or, from the second new ``T`` of a block of BLOCK token counts, from the block: the
   ops that depend on T alone priced for the whole block in one vectorized evaluation
-  (``_from_block``: workloads.graph.other_ops over an array of token counts, priced by
+  (``_from_block``: workloads.stepops.other_ops over an array of token counts, priced by
   CostModel.over_steps), their sums continued by the ops that depend on R alone (the LM head and
   sampling, last in a step), priced once per R;
 - the attention core (one op per layer kind) depends on every request's (new, context) and is
@@ -409,7 +409,7 @@ class StepCoster:
     def _from_block(self, T: int, R: int):
         """The (T, R) part: the sums of the ops that depend on T alone, priced with the others of its block
         of BLOCK token counts in one vectorized evaluation of the same builder code
-        (workloads.graph.other_ops) and the same cost formulas (CostModel.over_steps), continued in op
+        (workloads.stepops.other_ops) and the same cost formulas (CostModel.over_steps), continued in op
         order by the ops that depend on R (the LM head and sampling, last in a step: ``_split``), priced
         once per R; remembered in the (T, R) table. The sums are those of the whole graph's ops in the
         same order (sim.estimate.totals). None (then the caller prices the whole graph) at the first miss
@@ -472,7 +472,7 @@ class StepCoster:
                 return self._split_at if self._split_at >= 0 else None
             import numpy as np
 
-            from workloads.graph import other_ops
+            from workloads.stepops import other_ops
 
             def ops(t, r):
                 return other_ops(self.spec, np.array([t], dtype=np.int64), r, self.quant, self.parallel,
@@ -491,7 +491,7 @@ class StepCoster:
         """(first token count, the sums of the T-only ops per token count (5 x n), their kernels)."""
         import numpy as np
 
-        from workloads.graph import other_ops
+        from workloads.stepops import other_ops
 
         cut = self._split()
         if cut is None:
@@ -527,7 +527,7 @@ class StepCoster:
         (built at T = R: they do not depend on T)."""
         import numpy as np
 
-        from workloads.graph import other_ops
+        from workloads.stepops import other_ops
 
         if len(self._heads) >= self.MAX_HEADS:
             return None
@@ -565,7 +565,7 @@ class StepCoster:
         _held[i] += 1
 
     def _attention_ops(self, key):
-        from workloads.graph import attention_ops
+        from workloads.stepops import attention_ops
 
         return attention_ops(self.spec, key, self.quant, self.parallel, self.attention_kernel, self.options.fused)
 

@@ -13,7 +13,8 @@ from sim.cost import CostModel, CostOptions
 from sim.estimate import estimate, step_kernels
 from sim.techniques import Offload
 from workloads import Batch, Parallelism, Quantization, build_graph, load_model
-from workloads.graph import SeqArrays, _attn_stats, attention_ops
+from workloads.graph import SeqArrays, _attn_stats
+from workloads.stepops import attention_ops
 
 DATA = Path(__file__).parent.parent / "data"
 TOY = str(DATA / "toy-chip.yaml")

@@ -215,7 +215,8 @@ def test_many_steps_at_once_price_as_each_step_alone(model):
 
     from hwmodels import load_system
     from workloads import Batch, build_graph
-    from workloads.graph import SeqArrays, attention_ops
+    from workloads.graph import SeqArrays
+    from workloads.stepops import attention_ops
     from workloads.model import load_model
     from workloads.parallel import Parallelism
     from workloads.quant import Quantization

@@ -1,0 +1,139 @@
+"""A step's ops in parts, for the serving step coster (sim/step.py) and the whole-request decode pricing
+(sim/predict.py): the attention core alone (:func:`attention_ops`, also over many steps at once) and every
+other op as a function of the step's token and request counts (:func:`other_ops`, also over an array of
+token counts). Each is built by the graph builder's own code (workloads.graph._Builder), with the
+builder's primitives that a part leaves out made no-ops, so a part's ops are those
+:func:`workloads.graph.build_graph` emits (tests/unit/test_serving_step.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workloads.batch import Batch
+from workloads.graph import _Builder, _fuse, _mark_fresh
+from workloads.model import ModelSpec
+from workloads.parallel import Parallelism, stage_layers
+from workloads.quant import Quantization
+from workloads.seqs import SeqArrays, _step_tuple, phase_of, seq_tokens
+
+
+class _Steps:
+    """K steps of the same requests (a SeqArrays of (new, cached)) where the builder reads a Batch:
+    new tokens per step, requests, and the phase (the same in every step)."""
+
+    def __init__(self, seqs: SeqArrays):
+        self.seqs = seqs
+        self.requests = len(seqs)
+        self.tokens = seq_tokens(seqs)
+        n, c = seqs.first, seqs.second
+        if n.ndim > 1:  # the first step's requests
+            n, c = n[..., :1, :], c[..., :1, :]
+        self.phase = phase_of(int(np.add.reduce((n == 1) & (c > 0), axis=None)), self.requests)
+
+    def split(self) -> tuple:
+        return self.seqs.split()
+
+
+class _Step:
+    """One step's (new, cached) pairs (a tuple, already valid) where the builder reads a Batch: its tokens
+    and phase from the one pass that also counts its attention sums (workloads.seqs.step_sums)."""
+
+    def __init__(self, seqs: tuple):
+        self.seqs = seqs
+        self.requests = len(seqs)
+        got = _step_tuple(seqs, None)
+        self.tokens = got[3]
+        self.phase = phase_of(got[5], self.requests)
+
+    def split(self) -> tuple:
+        return Batch.split(self)
+
+
+class _Tokens:
+    """A step's token count (a number or an array of them) and request count where the builder reads a
+    Batch for the ops other than the attention core."""
+
+    def __init__(self, tokens, requests: int):
+        self.tokens = tokens
+        self.requests = requests
+        self.phase = "prefill"  # read only for the attention kernel, which these ops do not have
+        self.seqs = None
+
+
+class _AttentionOnly:
+    """Mixin: a builder that emits only the attention-core ops of a layer."""
+
+    def gemm(self, *a, **k):
+        pass
+
+    def eltwise(self, *a, **k):
+        pass
+
+    def norm(self, *a, **k):
+        pass
+
+    def collective(self, *a, **k):
+        pass
+
+
+def attention_ops(spec: ModelSpec, seqs, q: Quantization, p: Parallelism, kernel: str = "auto",
+                  fused: bool = False) -> list:
+    """The attention-core ops of one step of the busiest stage, exactly as :func:`build_graph` emits
+    them (same builder code): ``seqs`` a validated Batch's pairs, or a :class:`SeqArrays` of K steps
+    (then every op's FLOPs and bytes are arrays over the steps; its AttentionShape holds the
+    SeqArrays). Every other op of a step depends on the batch only through its tokens and requests
+    (MLA's prefill-side kv_b_proj also on the cached tokens)."""
+    if isinstance(seqs, SeqArrays):
+        batch = _Steps(seqs)
+    else:  # the caller's shapes are valid ints: no re-validation (hot path)
+        batch = _Step(seqs if type(seqs) is tuple else tuple(seqs))
+    b = _AttentionOnlyBuilder(spec, batch, q, p, kernel)
+    for kind, count in _stage_kinds(spec, p.pp):
+        b.attention_block(kind, count)
+    return _fuse(b.ops, fused)
+
+
+_STAGE_KINDS: dict = {}  # (id(spec), pp) -> (spec, its busiest stage's (layer kind, count) pairs)
+
+
+def _stage_kinds(spec: ModelSpec, pp: int) -> tuple:
+    """``stage_layers(spec, pp)`` with each tag's layer kind, remembered by the spec object (hashing a
+    ModelSpec costs more than the attention op it serves: attention_ops runs once per priced step)."""
+    got = _STAGE_KINDS.get((id(spec), pp))
+    if got is None or got[0] is not spec:
+        if len(_STAGE_KINDS) >= 256:
+            _STAGE_KINDS.clear()
+        kinds = {k.tag: k for k in spec.layer_kinds}
+        got = _STAGE_KINDS[(id(spec), pp)] = (spec, tuple((kinds[t], c) for t, c in stage_layers(spec, pp)))
+    return got[1]
+
+
+def other_ops(spec: ModelSpec, tokens, requests: int, q: Quantization, p: Parallelism,
+              fused: bool = False) -> list:
+    """Every op of a step of the busiest stage except the attention core, exactly as
+    :func:`build_graph` emits them (same builder code), for a step of ``tokens`` new tokens over
+    ``requests`` requests: those ops depend on the batch only through these two numbers.
+    ``tokens`` may be an integer array of token counts: every op's FLOPs, bytes and GEMM rows are
+    then arrays over them (priced by ``CostModel.over_steps()``). Not for MLA models (the prefill
+    side's kv_b_proj also reads the cached tokens) nor MoE layers under expert parallelism (the busiest
+    rank's load is written for one token count): ValueError."""
+    if spec.attention == "mla" or (p.ep > 1 and any(k.moe for k in spec.layer_kinds)):
+        raise ValueError(f"{spec.name}: the non-attention ops depend on more than the token count")
+    b = _NoAttentionBuilder(spec, _Tokens(tokens, requests), q, p, "auto")
+    b.embedding()
+    kinds = {k.tag: k for k in spec.layer_kinds}
+    for tag, count in stage_layers(spec, p.pp):
+        b.layer(kinds[tag], count)
+    b.head()
+    return _fuse(_mark_fresh(b.ops), fused)
+
+
+class _AttentionOnlyBuilder(_AttentionOnly, _Builder):
+    pass
+
+
+class _NoAttentionBuilder(_Builder):
+    """A builder that emits every op but the attention core (other_ops)."""
+
+    def attention(self, *a, **k):
+        pass
