@@ -11,13 +11,20 @@ splits a step the way the graph builder builds it:
 
 - every op except the attention core depends on the batch only through its token count ``T``
   and request count ``R`` (GEMMs, norms, collectives over ``T`` rows; LM head and sampling over
-  ``R`` rows). Their summed cost is memoized by ``(T, R)`` (MLA models add the prefill/decode
-  split the absorbed kernels depend on), priced once from a full graph of the first batch with
-  that key, or, from the second new ``T`` of a block of BLOCK token counts, from the block: the
-  ops that depend on T alone priced for the whole block in one vectorized evaluation
+  ``R`` rows). Their summed cost is memoized by ``(T, R)``, priced once from a full graph of the
+  first batch with that key, or, from the second new ``T`` of a block of BLOCK token counts, from
+  the block: the ops that depend on T alone priced for the whole block in one vectorized evaluation
   (``_from_block``: workloads.stepops.other_ops over an array of token counts, priced by
   CostModel.over_steps), their sums continued by the ops that depend on R alone (the LM head and
   sampling, last in a step), priced once per R;
+- MLA models also have ops that depend on the step's prefill/decode split (kv_b_proj over the
+  prefill requests' new and cached rows, the absorbed q/v GEMMs over the decodes:
+  workloads.stepops.mla_split_ops). Their sums are kept per side's shape (``_side``: (kv_rows,
+  cached) or the decode count, priced by the same cost model, at most MAX_SIDES) and added to the
+  (T, R) part; the sum is memoized under (T, R, kv_rows, cached, decodes) (``_from_sides``). Under
+  a block-scaled scheme (o_proj's activation quantization reads what the split's last op wrote,
+  workloads.graph._mark_fresh) the split is not set apart: the whole (T, R, split) part comes from
+  a full graph per key (``_apart`` False, no blocks);
 - the attention core (one op per layer kind) depends on every request's (new, context) and is
   built and priced fresh for each batch by the same builder code and the same cost model.
 
@@ -26,7 +33,7 @@ per stage; collectives added or overlapped; x pp stages), so ``step(seqs)`` equa
 ``estimate(build_graph(...))`` to float rounding (tests/unit/test_serving_step.py pins it). Steps of
 a few requests holding a prefill or a chunk are additionally memoized by their whole shape (pure
 decodes are not: their contexts grow every step). Memory is bounded: 20,000 whole shapes, 100,000
-(T, R) keys, the cost model's per-op table cleared past 20,000 entries.
+(T, R) keys, 20,000 MLA split sides, the cost model's per-op table cleared past 20,000 entries.
 
 The one-time parts (a block's sums, a request count's head ops, the split index) are functions of the
 context alone: the cost model's context key (hardware content, options, tp, placement: the shared op
@@ -94,6 +101,7 @@ class StepCoster:
         from hwmodels.stack import load_stack
         from workloads import Parallelism, Quantization, load_model
         from workloads.parallel import stage_layers
+        from workloads.stepops import mla_apart
 
         self.stack = load_stack(stack)  # wall time of a step = stack.step_time(kernel time, ...)
         self.spec = load_model(model) if not hasattr(model, "layers") else model
@@ -120,14 +128,22 @@ class StepCoster:
         kinds = {k.tag: k for k in self.spec.layer_kinds}
         self._stage = tuple((kinds[t], c) for t, c in stage_layers(self.spec, self.pp))
         self._mla = self.spec.attention == "mla"
+        # MLA: the ops that depend on the prefill/decode split (kv_b_proj, the absorbed GEMMs:
+        # workloads.stepops.mla_split_ops) priced apart, once per side's shape (_side), and the rest by
+        # (T, R) as for other models; not under a block-scaled scheme (o_proj's activation quantization
+        # reads what the split's last op wrote), which keeps the (T, R, split) key and whole graphs
+        self._apart = self._mla and mla_apart(self.spec, self.quant)
+        self._sides: dict = {}  # (kv_rows, cached, decodes), one side's: -> (its split ops' sums, kernels)
+        self._split_names = None  # the names of the split ops (a whole graph's (T, R) part leaves them out)
         self._acm = None  # the cost model over step arrays (decode_steps), made when first needed
         # (T, R) parts priced a block of BLOCK token counts at a time (_from_block): where every op but
-        # the attention core depends on the batch only through T and R (not MLA; no pipeline stages, whose
-        # stage layers differ, nor expert parallelism, whose busiest rank is written for one token count;
-        # collectives are priced once per distinct size of the block: CostModel._collective)
+        # the attention core (and MLA's split ops) depends on the batch only through T and R (not MLA under a
+        # block-scaled scheme; no pipeline stages, whose stage layers differ, nor expert parallelism, whose
+        # busiest rank is written for one token count; collectives are priced once per distinct size of the
+        # block: CostModel._collective)
         self._heads = {}  # R -> the prices of the ops that depend on R (_price_head)
         self._split_at = None  # where those ops start in other_ops (_split)
-        self._blocks = {} if (self.parallel.pp == 1 and self.parallel.ep == 1 and not self._mla) else None
+        self._blocks = {} if (self.parallel.pp == 1 and self.parallel.ep == 1 and self._apart == self._mla) else None
         self.blocks = 0  # token-count blocks used (priced here, or priced by an earlier coster: blocks_reused)
         self.blocks_reused = 0
         self.heads_reused = 0  # request counts' head ops priced by an earlier coster of the same context
@@ -157,8 +173,11 @@ class StepCoster:
         R = len(key)
         bkey = (T, R) if not self._mla else (T, R) + self._mla_key(key)
         base = self._base.get(bkey)
-        if base is None and self._blocks is not None:
-            base = self._from_block(T, R)
+        if base is None:
+            if self._apart:
+                base = self._from_sides(bkey)
+            elif self._blocks is not None:
+                base = self._from_block(T, R)
         if base is None:
             sc = self._wall(self._full(key, bkey), key, T == R)
         else:  # (one StepCost, the wall time applied to the sums: what _wall(_decomposed(...)) gives)
@@ -210,8 +229,9 @@ class StepCoster:
         k < stays[i] only (it finishes in step stays[i] - 1 and leaves): step k then equals
         ``step(tuple((1, c + k) for c, n in zip(contexts, stays) if n > k))``, each step's (T, R) part
         from its own request count; the steps' attention ops are still one evaluation (absent
-        requests add nothing: ``SeqArrays`` with a per-step count). MLA models, whose decode ops hold
-        the request count in GEMM shapes, are priced one stretch of an unchanged set at a time.
+        requests add nothing: ``SeqArrays`` with a per-step count; an MLA model's absorbed GEMMs, whose
+        shapes hold the request count, are in each stretch's (T, R, split) part, and its absent requests
+        are on the decode side: ``SeqArrays.split``).
 
         ``ahead``: runs the caller expects next, ``(contexts, stays, steps)`` each: their steps are
         priced in the same evaluation (rows of the same arrays: each step's figures are elementwise)
@@ -229,17 +249,13 @@ class StepCoster:
             if got is not None and len(got[0]) >= steps:
                 self.ahead_hits += 1
                 return tuple(v[:steps] for v in got)
-        if self._mla:
-            if stays is not None and min(stays) < steps:
-                return self._by_stretch(contexts, steps, stays)
-            ahead = ()
-        elif callable(ahead):  # made only when this call prices (an answered call prices nothing ahead)
+        if callable(ahead):  # made only when this call prices (an answered call prices nothing ahead)
             ahead = ahead()
         parts = []  # (contexts, stays, steps, [(first step, end, requests, base + kernels)]) per run
         for j, (ctx, sty, K) in enumerate(((contexts, stays, steps),) + tuple(ahead)):
             bases = []
             for k, e, r in _stretches(len(ctx), sty, K):
-                bkey = (r, r) if not self._mla else (r, r) + self._mla_key(tuple((1, c) for c in ctx))
+                bkey = self._decode_key(r)
                 base = self._base.get(bkey)
                 if base is None and j == 0:
                     # price that step's whole graph and remember its non-attention part
@@ -313,30 +329,11 @@ class StepCoster:
         count = np.array([r for _, _, r, _ in segs]).repeat(lens)
         return SeqArrays(first, second, count), tuple(cols[:5]), cols[5], count, starts
 
-    def _by_stretch(self, contexts, steps: int, stays):
-        """decode_steps with leaving requests, one call per stretch of an unchanged request set."""
-        import numpy as np
-
-        parts = []
-        k = 0
-        for stop in sorted({n for n in stays if n < steps} | {steps}):
-            if stop <= k:
-                continue
-            p = self.decode_steps([c + k for c, n in zip(contexts, stays) if n > k], stop - k)
-            if p is None:
-                return None
-            parts.append(p)
-            k = stop
-        return tuple(np.concatenate([p[j] for p in parts]) for j in range(4))
-
     def run_known(self, requests: int, stays, steps: int) -> bool:
         """Whether ``decode_steps`` of ``requests`` requests staying ``stays`` steps each, over ``steps`` steps,
-        would find the (T, R) part of each of its stretches known (it would price no step of its own).
-        False for MLA models (their key holds more than the request count)."""
-        if self._mla:
-            return False
+        would find the (T, R) part of each of its stretches known (it would price no step of its own)."""
         base = self._base
-        return all((r, r) in base for _, _, r in _stretches(requests, stays, steps))
+        return all(self._decode_key(r) in base for _, _, r in _stretches(requests, stays, steps))
 
     def count_steps(self, steps: int) -> None:
         """Count ``steps`` steps of a decode_steps answer as used (memo statistics)."""
@@ -362,6 +359,10 @@ class StepCoster:
             # the chips idle while the stack's runtime runs between kernels (its CPU work, eager launches)
             time_s, energy_j = wall, energy_j + self._idle_w * (wall - time_s)
         return StepCost(time_s, energy_j, flops, bytes_main, kernels)
+
+    def _decode_key(self, r: int) -> tuple:
+        """The (T, R) table's key of a pure decode step of ``r`` requests (MLA: the split, all decodes)."""
+        return (r, r) if not self._mla else (r, r, 0, 0, r)
 
     @staticmethod
     def _mla_key(key) -> tuple:
@@ -396,6 +397,10 @@ class StepCoster:
         if len(self._base) < self._max_base:
             self._base[bkey] = totals(gc.ops, skip_kind="attention")
             self._base_kernels[bkey] = sum(c.count for c in gc.ops if c.kind != "attention") * self.pp
+            if self._apart and bkey[:2] not in self._base:  # the (T, R) part: the ops of neither side
+                rest = [c for c in gc.ops if c.kind != "attention" and c.name not in self._split_op_names()]
+                self._base[bkey[:2]] = totals(rest)
+                self._base_kernels[bkey[:2]] = sum(c.count for c in rest) * self.pp
         ch = self.chips
         return StepCost(gc.time_s, gc.energy_j * ch, gc.flops * ch, gc.bytes_main * ch, step_kernels(gc))
 
@@ -437,6 +442,56 @@ class StepCoster:
         self._base[(T, R)] = base
         self._base_kernels[(T, R)] = kernels + head[1]
         return base
+
+    #: split shapes (one side's (kv_rows, cached, decodes)) whose split ops' sums are kept (6 numbers each)
+    MAX_SIDES = 20_000
+
+    def _from_sides(self, bkey):
+        """An MLA step's non-attention part (``bkey``: T, R, kv_rows, cached, decodes): its (T, R) part (the
+        ops of neither side of the split: from the (T, R) table, or a block, as other models' steps) continued
+        by the split ops of its prefill side and of its decode side (each side priced once per shape:
+        ``_side``); remembered under ``bkey``. None (then the caller prices the whole graph, which gives the
+        (T, R) part) when that part is not known yet or the table is full."""
+        T, R, kv_rows, cached, decodes = bkey
+        tr = self._base.get((T, R))
+        if tr is None and self._blocks is not None:
+            tr = self._from_block(T, R)
+        if tr is None or len(self._base) >= self._max_base:
+            return None
+        compute, comm, flops, bytes_main, energy = tr
+        kernels = self._base_kernels[(T, R)]
+        for side in ((kv_rows, cached, 0), (0, 0, decodes)):
+            if side[0] or side[2]:
+                (c, m, f, b, e), k = self._side(side)
+                compute, comm, flops, bytes_main, energy = compute + c, comm + m, flops + f, bytes_main + b, energy + e
+                kernels += k
+        base = self._base[bkey] = (compute, comm, flops, bytes_main, energy)
+        self._base_kernels[bkey] = kernels
+        return base
+
+    def _side(self, side: tuple) -> tuple:
+        """(sums as sim.estimate.totals gives them, kernels) of the split ops of one side of an MLA step
+        (workloads.stepops.mla_split_ops: the same builder code as the whole graph's, priced by the same cost
+        model), kept per side shape (at most MAX_SIDES, then all dropped)."""
+        got = self._sides.get(side)
+        if got is None:
+            from workloads.stepops import mla_split_ops
+
+            ops = mla_split_ops(self.spec, *side, self.quant, self.parallel, self.options.fused)
+            got = (totals([self.cm.op_cost(op) for op in ops]), sum(op.count for op in ops) * self.pp)
+            if len(self._sides) >= self.MAX_SIDES:
+                self._sides.clear()
+            self._sides[side] = got
+        return got
+
+    def _split_op_names(self) -> frozenset:
+        """The names of an MLA model's split ops (both sides), from the builder (made once)."""
+        if self._split_names is None:
+            from workloads.stepops import mla_split_ops
+
+            ops = mla_split_ops(self.spec, 1, 0, 1, self.quant, self.parallel, self.options.fused)
+            self._split_names = frozenset(op.name for op in ops)
+        return self._split_names
 
     def _shared(self) -> dict | None:
         """This context's shared one-time parts (``_PARTS``): made empty for a new context; None where the

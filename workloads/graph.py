@@ -543,15 +543,21 @@ class _Builder:
         self.gemm("attn.kv_a_proj", tag, count, T, r + dr, h)
         self.norm("attn.kv_a_norm", tag, count, T, r)
         self.eltwise("attn.rope", "rope", tag, count, T * (Hc + 1) * dr, ROPE_FLOPS, rows=T, first_loop=Hc * dr)
+        self.mla_core(kind, count)
+        self.gemm("attn.o_proj", tag, count, T, h, Hc * dv)
+
+    def mla_core(self, kind, count: int) -> None:
+        """The part of an MLA layer that depends on the step's prefill/decode split: the prefill side's
+        kv_b_proj and attention core, the decode side's absorbed GEMMs around its attention core."""
+        s, tag, Hc = self.s, kind.tag, self.Hc
+        dn, dr, dv, r = s.qk_nope_head_dim, s.qk_rope_head_dim, s.v_head_dim, s.kv_lora_rank
         pre, dec = self.batch.split()
         both = bool(pre) and bool(dec)
-        kvb, latent = self.q.kv_bytes, r + dr
+        latent = r + dr
         if pre:
             cached = seq_context(pre)
             kv_rows = seq_tokens(pre) + cached
-            has_cached = cached.any() if isinstance(cached, np.ndarray) else cached
-            extra = (TensorIO("kv_cache", "kv", self.q.kv_cache, cached * latent * kvb, False),) if has_cached else ()
-            self.gemm("attn.kv_b_proj", tag, count, kv_rows, Hc * (dn + dv), r, extra=extra)
+            self.mla_kv_b(tag, count, kv_rows, cached)
             kernel = "naive" if self.kernel == "naive" else "flash"
             self.attention("attn.core.prefill" if both else "attn.core", tag, count, pre, Hc, Hc, dn + dr, dv,
                            kind.window, kernel=kernel, phase="prefill" if both else self.phase,
@@ -559,18 +565,34 @@ class _Builder:
                            kv_act_elems=kv_rows * Hc * (dn + dr + dv))
         if dec:
             Td = seq_count(dec)
-            # a block-FP8 checkpoint's absorbed matrices run in the storage dtype: vLLM's MLA backend
-            # dequantizes kv_b_proj into bf16 W_UK / W_UV at load (process_weights_after_loading,
-            # get_and_maybe_dequant_weights) and multiplies them with torch.bmm
-            absorb_q = not self.q.block_scaled
-            self.gemm("attn.q_absorb", tag, count, Td, r, dn, batch=Hc, quantized=absorb_q)
+            self.mla_absorb("attn.q_absorb", tag, count, Td)
             kernel = "naive" if self.kernel == "naive" else "paged"
             self.attention("attn.core.decode" if both else "attn.core", tag, count, dec, Hc, 1, latent, r,
                            kind.window, kernel=kernel,
                            phase="decode", cache_read_elems=latent, cache_write_elems=latent,
                            kv_act_elems=Td * latent)
-            self.gemm("attn.v_absorb", tag, count, Td, dv, r, batch=Hc, quantized=absorb_q)
-        self.gemm("attn.o_proj", tag, count, T, h, Hc * dv)
+            self.mla_absorb("attn.v_absorb", tag, count, Td)
+
+    def mla_kv_b(self, tag: str, count: int, kv_rows, cached) -> None:
+        """MLA's prefill-side up-projection: the prefill requests' new and cached latents (``kv_rows`` rows,
+        ``cached`` of them read from the KV cache) to per-head K/V."""
+        s, q = self.s, self.q
+        latent = s.kv_lora_rank + s.qk_rope_head_dim
+        has_cached = cached.any() if isinstance(cached, np.ndarray) else cached
+        extra = (TensorIO("kv_cache", "kv", q.kv_cache, cached * latent * q.kv_bytes, False),) if has_cached else ()
+        self.gemm("attn.kv_b_proj", tag, count, kv_rows, self.Hc * (s.qk_nope_head_dim + s.v_head_dim),
+                  s.kv_lora_rank, extra=extra)
+
+    def mla_absorb(self, name: str, tag: str, count: int, Td) -> None:
+        """One of MLA's absorbed decode GEMMs over ``Td`` decode rows, batched over the heads: attn.q_absorb
+        (W_UK folded into q) or attn.v_absorb (W_UV applied to the latent output)."""
+        s = self.s
+        r = s.kv_lora_rank
+        m, n, k = (Td, r, s.qk_nope_head_dim) if name == "attn.q_absorb" else (Td, s.v_head_dim, r)
+        # a block-FP8 checkpoint's absorbed matrices run in the storage dtype: vLLM's MLA backend
+        # dequantizes kv_b_proj into bf16 W_UK / W_UV at load (process_weights_after_loading,
+        # get_and_maybe_dequant_weights) and multiplies them with torch.bmm
+        self.gemm(name, tag, count, m, n, k, batch=self.Hc, quantized=not self.q.block_scaled)
 
     def dense_mlp(self, tag: str, count: int, inter: int, prefix: str = "mlp", rows: float | None = None,
                   split: int | None = None) -> None:

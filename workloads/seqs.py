@@ -167,13 +167,25 @@ class SeqArrays:
 
     def split(self) -> tuple:
         """(prefill-like, decode) requests, as Batch.split; requests must keep their side in every
-        step (a context only grows, so a decode stays a decode)."""
+        step (a context only grows, so a decode stays a decode). A request absent from some steps (the
+        pair (0, 0)) is on the side of the steps it takes part in; each side's per-step ``count`` is its
+        requests present (where this object has a ``count``). All decodes: ``((), self)``."""
+        lead = tuple(range(self.first.ndim - 1))
         dec = (self.first == 1) & (self.second > 0)
-        col = dec.all(axis=tuple(range(dec.ndim - 1)))
-        if not (col | ~dec.any(axis=tuple(range(dec.ndim - 1)))).all():
+        absent = (self.first == 0) & (self.second == 0) if self.count is not None else np.zeros_like(dec)
+        col = ~(~dec & ~absent).any(axis=lead)  # decode (or absent) in every step
+        if not (col | ~dec.any(axis=lead)).all():
             raise ValueError("a request changes between prefill and decode across the steps")
-        pre = SeqArrays(self.first[..., ~col], self.second[..., ~col]) if (~col).any() else ()
-        return pre, (SeqArrays(self.first[..., col], self.second[..., col]) if col.any() else ())
+        if col.all():
+            return (), self
+
+        def side(cols):
+            if not cols.any():
+                return ()
+            n = None if self.count is None else _SUM(~absent[..., cols], -1)
+            return SeqArrays(self.first[..., cols], self.second[..., cols], n)
+
+        return side(~col), side(col)
 
 
 def _stats_arrays(first, second, window) -> tuple:

@@ -1,8 +1,9 @@
 """A step's ops in parts, for the serving step coster (sim/step.py) and the whole-request decode pricing
-(sim/predict.py): the attention core alone (:func:`attention_ops`, also over many steps at once) and every
+(sim/predict.py): the attention core alone (:func:`attention_ops`, also over many steps at once), every
 other op as a function of the step's token and request counts (:func:`other_ops`, also over an array of
-token counts). Each is built by the graph builder's own code (workloads.graph._Builder), with the
-builder's primitives that a part leaves out made no-ops, so a part's ops are those
+token counts) and, for MLA models, the ops that depend on the prefill/decode split
+(:func:`mla_split_ops`). Each is built by the graph builder's own code (workloads.graph._Builder), with
+the builder's primitives that a part leaves out made no-ops, so a part's ops are those
 :func:`workloads.graph.build_graph` emits (tests/unit/test_serving_step.py)."""
 
 from __future__ import annotations
@@ -114,10 +115,12 @@ def other_ops(spec: ModelSpec, tokens, requests: int, q: Quantization, p: Parall
     :func:`build_graph` emits them (same builder code), for a step of ``tokens`` new tokens over
     ``requests`` requests: those ops depend on the batch only through these two numbers.
     ``tokens`` may be an integer array of token counts: every op's FLOPs, bytes and GEMM rows are
-    then arrays over them (priced by ``CostModel.over_steps()``). Not for MLA models (the prefill
-    side's kv_b_proj also reads the cached tokens) nor MoE layers under expert parallelism (the busiest
-    rank's load is written for one token count): ValueError."""
-    if spec.attention == "mla" or (p.ep > 1 and any(k.moe for k in spec.layer_kinds)):
+    then arrays over them (priced by ``CostModel.over_steps()``). MLA models leave out the ops that
+    depend on the prefill/decode split too (:func:`mla_split_ops`). Not for MoE layers under expert
+    parallelism (the busiest rank's load is written for one token count) nor MLA models under a
+    block-scaled scheme (the activation quantization of o_proj reads what the split's last op wrote:
+    _mark_fresh): ValueError."""
+    if (p.ep > 1 and any(k.moe for k in spec.layer_kinds)) or not mla_apart(spec, q):
         raise ValueError(f"{spec.name}: the non-attention ops depend on more than the token count")
     b = _NoAttentionBuilder(spec, _Tokens(tokens, requests), q, p, "auto")
     b.embedding()
@@ -128,12 +131,41 @@ def other_ops(spec: ModelSpec, tokens, requests: int, q: Quantization, p: Parall
     return _fuse(_mark_fresh(b.ops), fused)
 
 
+def mla_apart(spec: ModelSpec, q: Quantization) -> bool:
+    """Whether the ops of an MLA step that depend on its prefill/decode split (:func:`mla_split_ops`) can
+    be priced apart from the others: no op of the rest reads what they wrote (_mark_fresh), which holds
+    except under a block-scaled scheme (o_proj's activation quantization reads the output of v_absorb or
+    of the attention core, whichever ran last). True for models without MLA (nothing to set apart)."""
+    return spec.attention != "mla" or not q.block_scaled
+
+
+def mla_split_ops(spec: ModelSpec, kv_rows: int, cached: int, decodes: int, q: Quantization, p: Parallelism,
+                  fused: bool = False) -> list:
+    """The ops of an MLA model's step that depend on its prefill/decode split but are not the attention
+    core, exactly as :func:`build_graph` emits them (same builder code), for each layer kind of the
+    busiest stage: kv_b_proj over the prefill side's ``kv_rows`` rows (its new and cached tokens, ``cached``
+    of them read from the KV cache) when there are any, then the absorbed q and v GEMMs over ``decodes``
+    decode requests when there are any (with their dequant ops under a weight-only scheme)."""
+    b = _Builder(spec, _Tokens(0, 0), q, p, "auto")
+    for kind, count in _stage_kinds(spec, p.pp):
+        if kv_rows:
+            b.mla_kv_b(kind.tag, count, kv_rows, cached)
+        if decodes:
+            b.mla_absorb("attn.q_absorb", kind.tag, count, decodes)
+            b.mla_absorb("attn.v_absorb", kind.tag, count, decodes)
+    return _fuse(b.ops, fused)
+
+
 class _AttentionOnlyBuilder(_AttentionOnly, _Builder):
     pass
 
 
 class _NoAttentionBuilder(_Builder):
-    """A builder that emits every op but the attention core (other_ops)."""
+    """A builder that emits every op but the attention core and, for MLA, the ops that depend on the
+    prefill/decode split (other_ops)."""
 
     def attention(self, *a, **k):
+        pass
+
+    def mla_core(self, *a, **k):
         pass

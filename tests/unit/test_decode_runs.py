@@ -38,16 +38,18 @@ def test_decode_steps_equal_each_step(model, hw, par, stack):
         assert b[k] == pytest.approx(exact.bytes_main, rel=1e-9)
 
 
-@pytest.mark.parametrize("model,hw,par,stack", [
-    ("llama-3.1-8b", "h100-sxm", Parallelism(), "vllm"),  # dense GQA, CUDA graphs up to a batch size
-    ("gemma-2-27b", "h100-sxm", Parallelism(), "ideal"),  # sliding window + global layers
-    ("deepseek-v2-lite", "h100-sxm", Parallelism(), "sglang"),  # MLA: priced stretch by stretch
-    ("mixtral-8x7b", "hgx-h100-8", Parallelism(tp=4, pp=2), "tensorrt-llm"),
+@pytest.mark.parametrize("model,hw,par,stack,quant", [
+    ("llama-3.1-8b", "h100-sxm", Parallelism(), "vllm", "bf16"),  # dense GQA, CUDA graphs up to a batch size
+    ("gemma-2-27b", "h100-sxm", Parallelism(), "ideal", "bf16"),  # sliding window + global layers
+    ("deepseek-v2-lite", "h100-sxm", Parallelism(), "sglang", "bf16"),  # MLA: the split priced apart
+    ("deepseek-v2-lite", "hgx-h100-8", Parallelism(tp=2), "vllm", "fp8-block"),  # MLA, whole graphs per split
+    ("mixtral-8x7b", "hgx-h100-8", Parallelism(tp=4, pp=2), "tensorrt-llm", "bf16"),
 ])
-def test_decode_steps_with_leaving_requests_equal_each_step(model, hw, par, stack):
+def test_decode_steps_with_leaving_requests_equal_each_step(model, hw, par, stack, quant):
     """A run whose requests leave as they finish (``stays``): step k is the step of the requests still
-    there, bit for bit, and the whole graph's price to 1e-9."""
-    sc = StepCoster(model, load_system(hw), parallel=par, stack=stack)
+    there, bit for bit, and the whole graph's price to 1e-9 (one evaluation: absent requests are (0, 0)
+    pairs, on the decode side of an MLA step: SeqArrays.split)."""
+    sc = StepCoster(model, load_system(hw), quant=quant, parallel=par, stack=stack)
     rng = np.random.default_rng(5)
     ctx = rng.integers(1, 5000, 11).tolist()
     K = 12
@@ -125,6 +127,7 @@ def test_decode_runs_change_nothing(kw, monkeypatch):
 @pytest.mark.parametrize("model,hw,par,stack", [
     ("llama-3.1-8b", "h100-sxm", Parallelism(), "vllm"),  # dense GQA
     ("gemma-2-27b", "h100-sxm", Parallelism(), "ideal"),  # sliding window + global layers
+    ("deepseek-v2-lite", "hgx-h100-8", Parallelism(tp=2), "vllm"),  # MLA + MoE
     ("mixtral-8x7b", "hgx-h100-8", Parallelism(tp=4, pp=2), "tensorrt-llm"),
 ])
 def test_runs_priced_ahead_equal_their_own_evaluation(model, hw, par, stack):
@@ -195,7 +198,10 @@ def test_run_known_says_whether_a_run_prices_steps_of_its_own():
     calls = sc.calls
     sc.decode_steps([c + 7 for c in ctx], 5, stays)
     assert sc.calls == calls  # nothing of its own priced
-    assert not StepCoster("deepseek-v2-lite", load_system("h100-sxm")).run_known(1, None, 2)  # MLA: never
+    mla = StepCoster("deepseek-v2-lite", load_system("h100-sxm"))  # MLA: the key of a decode holds the split
+    assert not mla.run_known(2, None, 3)
+    mla.step(((1, 100), (1, 200)))
+    assert mla.run_known(2, None, 3) and not mla.run_known(2, [1, 3], 3)
 
 
 def test_short_runs_left_to_single_steps_change_nothing(monkeypatch):

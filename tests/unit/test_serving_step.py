@@ -148,15 +148,58 @@ def test_block_priced_steps_equal_the_whole_graph_under_tensor_parallelism(model
     assert c.blocks == 1 and c.graph_builds == 1
 
 
+MLA_CASES = [(q, tp) for q in ("bf16", "fp8", "fp8-block") for tp in (1, 2)]
+
+
+@pytest.mark.parametrize("quant,tp", MLA_CASES, ids=[f"{q}-tp{tp}" for q, tp in MLA_CASES])
+def test_mla_steps_priced_in_parts_equal_the_whole_graph(quant, tp):
+    """An MLA model's step (DeepSeek-V2-Lite: MLA + MoE): the ops that depend on the prefill/decode split
+    (kv_b_proj over the prefill side's new + cached rows, the absorbed q/v GEMMs over the decodes) priced per
+    side shape, every other op by (T, R) from token blocks, give the whole graph's price (1e-9) for prefill-only,
+    decode-only and mixed steps. Under a block-scaled scheme (fp8-block) the split is not set apart (o_proj's
+    activation quantization reads what the split's last op wrote): whole graphs per (T, R, split), as before."""
+    hw = "h100-sxm" if tp == 1 else "hgx-h100-8"
+    c = StepCoster("deepseek-v2-lite", load_hardware(hw), quant=quant, parallel=Parallelism(tp=tp), stack="vllm")
+    rng = random.Random(17)
+    prefills = [((rng.randint(300, 511), 0),) for _ in range(5)]  # one block of token counts
+    prefills += [((rng.randint(2, 200), 0), (rng.randint(2, 90), rng.randint(1, 900))) for _ in range(4)]  # chunks
+    decodes = [tuple((1, rng.randint(1, 4000)) for _ in range(r)) for r in (1, 3, 3, 7, 7, 1)]
+    mixed = [((rng.randint(300, 480), 0), (1, rng.randint(1, 900)), (rng.randint(2, 30), 40)) for _ in range(4)]
+    mixed += [((rng.randint(2, 40), rng.randint(1, 99)),) + tuple((1, rng.randint(1, 3000)) for _ in range(5))
+              for _ in range(4)]
+    for seqs in prefills + decodes + mixed:
+        got, ref = c.step(seqs), c.exact(seqs)
+        for f in ("time_s", "energy_j", "flops", "bytes_main", "kernels"):
+            assert getattr(got, f) == pytest.approx(getattr(ref, f), rel=1e-9), (seqs, f)
+    steps = len(prefills + decodes + mixed)
+    if quant == "fp8-block":
+        keys = {(sum(n for n, _ in seqs), len(seqs)) + StepCoster._mla_key(seqs) for seqs in prefills + decodes + mixed}
+        assert not c._apart and c.blocks == 0 and not c._sides and c.graph_builds == len(keys) == steps - 3
+    else:
+        # a whole graph at the first miss of each block of token counts only (as for other models)
+        blocks = {sum(n for n, _ in seqs) // c.BLOCK for seqs in prefills + decodes + mixed}
+        assert c._apart and c.graph_builds == c.blocks == len(blocks)
+        # each side priced once per shape (the steps priced in parts: all but those whole graphs): the prefill
+        # sides' rows (new + cached; the cached ones read from the KV cache) and the decode sides' counts
+        kv_rows = {(sum(n + k for n, k in seqs if not (n == 1 and k > 0)), sum(k for n, k in seqs if n != 1))
+                   for seqs in prefills + mixed}
+        pre = {k[:2] for k in c._sides if k[0]}
+        assert pre <= kv_rows and len(pre) >= len(kv_rows) - c.graph_builds and any(k[1] for k in pre)
+        assert {k[2] for k in c._sides if k[2]} == {1, 3, 5, 7}
+        assert all((k[0] == 0) != (k[2] == 0) for k in c._sides)  # one side each
+
+
 def test_blocks_are_not_used_where_ops_depend_on_more_than_tokens():
-    # MLA (the prefill side reads the cached tokens), expert parallelism (the busiest rank's load), pipeline
-    # stages
-    for model, par in (("deepseek-v2-lite", Parallelism()), ("mixtral-8x7b", Parallelism(ep=2, tp=2)),
-                       ("llama-3.1-8b", Parallelism(pp=2))):
-        c = StepCoster(model, load_hardware("hgx-h100-8"), parallel=par, stack="ideal")
+    # MLA under a block-scaled scheme (o_proj's activation quantization reads what the split's last op wrote),
+    # expert parallelism (the busiest rank's load), pipeline stages
+    for model, par, quant in (("deepseek-v2-lite", Parallelism(), "fp8-block"),
+                              ("mixtral-8x7b", Parallelism(ep=2, tp=2), "bf16"),
+                              ("llama-3.1-8b", Parallelism(pp=2), "bf16")):
+        c = StepCoster(model, load_hardware("hgx-h100-8"), quant=quant, parallel=par, stack="ideal")
         for t in (300, 301, 302):
             c.step(((t, 0),))
         assert c.blocks == 0 and c.graph_builds == 3, model
+    assert not StepCoster("deepseek-v2-lite", load_hardware("h100-sxm"), quant="fp8-block")._apart  # the old path
 
 
 def test_one_time_parts_priced_by_an_earlier_coster_give_the_same_bits():

@@ -5,6 +5,8 @@ the per-op cost model's whole graph (rel 1e-9) on random steps (docs/performance
 
 import pickle
 
+import numpy as np
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -118,3 +120,20 @@ def test_mixed_steps_equal_the_per_op_model_on_random_steps(costers, pre, dec, w
     for v, w in zip((got.time_s, got.energy_j, got.flops, got.bytes_main),
                     (exact.time_s, exact.energy_j, exact.flops, exact.bytes_main)):
         assert v == pytest.approx(w, rel=1e-9)
+
+
+def test_split_puts_absent_requests_on_the_side_they_take_part_in():
+    """SeqArrays.split: a request absent from some steps (the pair (0, 0), with a per-step count) stays on the
+    side of the steps it is in; a run of decodes is all decode side (the object itself), and a mixed one gives
+    each side its own per-step count."""
+    first = np.array([[1, 1, 1], [1, 0, 1], [1, 0, 0]])
+    second = np.array([[10, 20, 30], [11, 0, 31], [12, 0, 0]])
+    run = SeqArrays(first, second, np.array([3, 2, 1]))
+    pre, dec = run.split()
+    assert pre == () and dec is run
+    mixed = SeqArrays(np.array([[5, 1, 1], [5, 0, 1]]), np.array([[0, 20, 30], [7, 0, 31]]), np.array([3, 2]))
+    pre, dec = mixed.split()
+    assert pre.first.tolist() == [[5], [5]] and pre.count.tolist() == [1, 1]
+    assert dec.second.tolist() == [[20, 30], [0, 31]] and dec.count.tolist() == [2, 1]
+    with pytest.raises(ValueError):  # a request that decodes in one step and prefills in another
+        SeqArrays(np.array([[1], [4]]), np.array([[9], [10]]), np.array([1, 1])).split()
