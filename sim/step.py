@@ -631,11 +631,18 @@ class StepCoster:
         """(kernel time, energy, FLOPs, main bytes of all chips, kernel launches) of a step whose
         non-attention sums are ``base`` ((T, R) memo) and whose attention ops are ``ops``, priced by
         ``price`` (numbers for one step, arrays over the steps of a decode run): the sum of
-        :func:`sim.estimate.combine`, in one place for both."""
+        :func:`sim.estimate.combine`, in one place for both. Layer kinds of the same attention window
+        (DeepSeek's dense and MoE layers) have attention ops equal but for their layer and count (the
+        builder reads a kind's tag and window only; tests/unit/test_serving_step.py), which no price
+        reads: such an op takes the price of the first of its name and window."""
         compute, comm, flops, bytes_main, energy = base
+        priced = {}
         for op in ops:
-            c = price(op)
-            k = c.count
+            key = (op.name, op.attention.window)
+            c = priced.get(key)
+            if c is None:
+                c = priced[key] = price(op)
+            k = op.count
             kernels += k * self.pp
             compute = compute + c.time_s * k
             flops = flops + c.flops * k

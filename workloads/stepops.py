@@ -83,7 +83,7 @@ def attention_ops(spec: ModelSpec, seqs, q: Quantization, p: Parallelism, kernel
     them (same builder code): ``seqs`` a validated Batch's pairs, or a :class:`SeqArrays` of K steps
     (then every op's FLOPs and bytes are arrays over the steps; its AttentionShape holds the
     SeqArrays). Every other op of a step depends on the batch only through its tokens and requests
-    (MLA's prefill-side kv_b_proj also on the cached tokens)."""
+    (MLA's split ops also on the prefill/decode split: :func:`mla_split_ops`)."""
     if isinstance(seqs, SeqArrays):
         batch = _Steps(seqs)
     else:  # the caller's shapes are valid ints: no re-validation (hot path)

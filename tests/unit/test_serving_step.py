@@ -189,6 +189,30 @@ def test_mla_steps_priced_in_parts_equal_the_whole_graph(quant, tp):
         assert all((k[0] == 0) != (k[2] == 0) for k in c._sides)  # one side each
 
 
+def test_attention_ops_of_one_window_differ_only_in_layer_and_count():
+    """The step coster prices an attention op once per (name, window) in a step (StepCoster._with_attention):
+    layer kinds of the same window (DeepSeek's dense and MoE layers) give ops equal but for layer and count,
+    and a price reads neither (the same figures from the op under another layer and count)."""
+    from dataclasses import replace
+
+    from sim.step import _same
+    from workloads import Quantization
+    from workloads.model import load_model
+    from workloads.stepops import attention_ops
+
+    spec = load_model("deepseek-v2-lite")
+    assert len({k.tag for k in spec.layer_kinds}) == 2 and len({k.window for k in spec.layer_kinds}) == 1
+    c = StepCoster(spec, load_hardware("h100-sxm"), stack="ideal")
+    for seqs in (((300, 0),), ((1, 900), (1, 50)), ((40, 60), (1, 900), (7, 0))):
+        ops = attention_ops(spec, seqs, Quantization.parse("bf16"), Parallelism())
+        half = len(ops) // 2
+        assert len(ops) == 2 * half and {o.layer for o in ops[:half]} != {o.layer for o in ops[half:]}
+        for a, b in zip(ops[:half], ops[half:]):
+            assert a.count != b.count and _same(a, replace(b, layer=a.layer, count=a.count))
+            pa, pb = c.cm._price(a), c.cm._price(b)
+            assert (pa.time_s, pa.energy_j, pa.flops, pa.bytes_main) == (pb.time_s, pb.energy_j, pb.flops, pb.bytes_main)
+
+
 def test_blocks_are_not_used_where_ops_depend_on_more_than_tokens():
     # MLA under a block-scaled scheme (o_proj's activation quantization reads what the split's last op wrote),
     # expert parallelism (the busiest rank's load), pipeline stages
