@@ -472,13 +472,23 @@ class StepCoster:
     def _side(self, side: tuple) -> tuple:
         """(sums as sim.estimate.totals gives them, kernels) of the split ops of one side of an MLA step
         (workloads.stepops.mla_split_ops: the same builder code as the whole graph's, priced by the same cost
-        model), kept per side shape (at most MAX_SIDES, then all dropped)."""
+        model), kept per side shape (at most MAX_SIDES, then all dropped). The layer kinds' split ops are
+        equal but for their layer and count (as their attention ops: ``_with_attention``): each name is
+        priced once."""
         got = self._sides.get(side)
         if got is None:
+            from dataclasses import replace
+
             from workloads.stepops import mla_split_ops
 
             ops = mla_split_ops(self.spec, *side, self.quant, self.parallel, self.options.fused)
-            got = (totals([self.cm.op_cost(op) for op in ops]), sum(op.count for op in ops) * self.pp)
+            priced, costs = {}, []
+            for op in ops:
+                c = priced.get(op.name)
+                if c is None:
+                    c = priced[op.name] = self.cm.op_cost(op)
+                costs.append(c if c.count == op.count else replace(c, count=op.count, layer=op.layer))
+            got = (totals(costs), sum(op.count for op in ops) * self.pp)
             if len(self._sides) >= self.MAX_SIDES:
                 self._sides.clear()
             self._sides[side] = got

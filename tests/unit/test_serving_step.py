@@ -190,15 +190,16 @@ def test_mla_steps_priced_in_parts_equal_the_whole_graph(quant, tp):
 
 
 def test_attention_ops_of_one_window_differ_only_in_layer_and_count():
-    """The step coster prices an attention op once per (name, window) in a step (StepCoster._with_attention):
-    layer kinds of the same window (DeepSeek's dense and MoE layers) give ops equal but for layer and count,
-    and a price reads neither (the same figures from the op under another layer and count)."""
+    """The step coster prices an attention op once per (name, window) in a step (StepCoster._with_attention)
+    and an MLA split op once per name in a side (StepCoster._side): layer kinds of the same window (DeepSeek's
+    dense and MoE layers) give ops equal but for layer and count, and a price reads neither (the same figures
+    from the op under another layer and count)."""
     from dataclasses import replace
 
     from sim.step import _same
     from workloads import Quantization
     from workloads.model import load_model
-    from workloads.stepops import attention_ops
+    from workloads.stepops import attention_ops, mla_split_ops
 
     spec = load_model("deepseek-v2-lite")
     assert len({k.tag for k in spec.layer_kinds}) == 2 and len({k.window for k in spec.layer_kinds}) == 1
@@ -211,6 +212,14 @@ def test_attention_ops_of_one_window_differ_only_in_layer_and_count():
             assert a.count != b.count and _same(a, replace(b, layer=a.layer, count=a.count))
             pa, pb = c.cm._price(a), c.cm._price(b)
             assert (pa.time_s, pa.energy_j, pa.flops, pa.bytes_main) == (pb.time_s, pb.energy_j, pb.flops, pb.bytes_main)
+    # the same of the split ops (StepCoster._side prices each name once): kv_b_proj, q_absorb, v_absorb per kind
+    ops = mla_split_ops(spec, 700, 300, 5, Quantization.parse("w4a16"), Parallelism())
+    half = len(ops) // 2
+    assert [o.name for o in ops[:half]] == [o.name for o in ops[half:]] and half == 6  # with their dequant ops
+    for a, b in zip(ops[:half], ops[half:]):
+        assert a.layer != b.layer and _same(a, replace(b, layer=a.layer, count=a.count))
+        pa, pb = c.cm._price(a), c.cm._price(b)
+        assert (pa.time_s, pa.energy_j, pa.flops, pa.bytes_main) == (pb.time_s, pb.energy_j, pb.flops, pb.bytes_main)
 
 
 def test_blocks_are_not_used_where_ops_depend_on_more_than_tokens():
