@@ -177,19 +177,61 @@ def expected_blocks(tokens: int, probs: tuple[float, ...], block: int) -> float:
     return out
 
 
-@functools.lru_cache(maxsize=4096)
-def expected_max_load(tokens: int, groups: tuple[tuple[float, ...], ...]) -> float:
+def expected_max_load(tokens, groups: tuple[tuple[float, ...], ...]):
     """Expected rows of the busiest group of experts (an expert-parallel rank) when ``tokens``
     tokens are routed: ``E[max_r L_r]``, ``L_r = sum_{e in r} N_e``, each ``L_r`` taken as normal
     with the binomial sums' mean ``T sum q_e`` and variance ``T sum q_e (1 - q_e)``, the ranks as
     independent: ``E[max] = a + integral_a^b (1 - prod_r F_r(x)) dx`` over ``[a, b]`` = the
-    smallest mean - 10 sigma to the largest mean + 10 sigma (2,001 points). One group: its mean."""
+    smallest mean - 10 sigma to the largest mean + 10 sigma (2,001 points, trapezoids). One group: its mean.
+
+    Ranks of equal sums (uniform routing striped over the ranks) have one mean ``mu T`` and one
+    sigma ``sd sqrt(T)``: the grid is then the same in standard units for every ``T`` and the integral
+    is ``mu T + sd sqrt(T) (K_R - 10)``, ``K_R`` that integral of ``1 - Phi(z)^R`` over z = -10..10
+    (:func:`_max_normal_k`, once per rank count). ``tokens`` may be an integer array (a block of step
+    sizes, sim.step): the same values elementwise."""
+    means = [sum(g) for g in groups]  # per token
+    if len(groups) <= 1:
+        return tokens * max(means, default=0.0)
+    var = [sum(q * (1.0 - q) for q in g) for g in groups]
+    if len(_count(zip(means, var))) == 1 and var[0] > 0.0:  # every rank alike
+        k = _max_normal_k(len(groups))
+        if hasattr(tokens, "shape"):
+            import numpy as np
+
+            t = np.maximum(tokens, 0).astype(float)
+            return means[0] * t + math.sqrt(var[0]) * np.sqrt(t) * (k - 10.0)
+        if tokens <= 0:
+            return 0.0
+        return means[0] * tokens + math.sqrt(var[0]) * math.sqrt(tokens) * (k - 10.0)
+    if hasattr(tokens, "shape"):  # ranks of unequal sums (skewed routing): each count on its own grid
+        import numpy as np
+
+        return np.array([_max_load_grid(int(t), tuple(means), tuple(var)) for t in np.ravel(tokens).tolist()],
+                        dtype=float).reshape(np.shape(tokens))
+    return _max_load_grid(tokens, tuple(means), tuple(var))
+
+
+@functools.lru_cache(maxsize=64)
+def _max_normal_k(ranks: int) -> float:
+    """``integral_{-10}^{10} 1 - Phi(z)^ranks dz`` on 2,001 points (trapezoids): the expected maximum of
+    ``ranks`` standard normals is ``K - 10`` (:func:`expected_max_load`)."""
     import numpy as np
 
-    means = [tokens * sum(g) for g in groups]
-    if len(groups) <= 1 or tokens <= 0:
-        return max(means, default=0.0)
-    sds = [math.sqrt(tokens * sum(q * (1.0 - q) for q in g)) for g in groups]
+    z = np.linspace(-10.0, 10.0, 2001)
+    tail = 1.0 - (0.5 * (1.0 + _erf(z / math.sqrt(2.0)))) ** ranks
+    return float(((tail[:-1] + tail[1:]) * 0.5 * (z[1] - z[0])).sum())
+
+
+@functools.lru_cache(maxsize=4096)
+def _max_load_grid(tokens: int, means: tuple, var: tuple) -> float:
+    """:func:`expected_max_load` of ``tokens`` tokens over ranks of per-token ``means`` and variances ``var``
+    (the general case: the integral on its own grid)."""
+    import numpy as np
+
+    if tokens <= 0:
+        return 0.0
+    means = [tokens * m for m in means]
+    sds = [math.sqrt(tokens * v) for v in var]
     sd = max(sds)
     if sd <= 0.0:
         return max(means)

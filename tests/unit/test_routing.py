@@ -79,6 +79,26 @@ def test_expected_max_load_of_ranks():
     assert sum(s[0]) > sum(s[1]) and expected_max_load(4096, s) >= 4096 * sum(s[0])
 
 
+def test_expected_max_load_alike_ranks_closed_form_and_arrays():
+    # ranks of equal sums: mu T + sd sqrt(T) (K_R - 10) is the grid integral itself (the same 2,001 points in
+    # standard units), and a token-count array gives each count's value exactly (token blocks, sim.step)
+    import numpy as np
+
+    from workloads.routing import _max_load_grid, _max_normal_k
+
+    u = rank_probs(expert_probs(128, 8), 4)
+    mu, var = sum(u[0]), sum(q * (1.0 - q) for q in u[0])
+    for t in (1, 3, 64, 1000, 8191):
+        assert expected_max_load(t, u) == pytest.approx(_max_load_grid(t, (mu,) * 4, (var,) * 4), rel=1e-12)
+    # the expected maximum of 2 standard normals is 1/sqrt(pi)
+    assert _max_normal_k(2) - 10.0 == pytest.approx(1.0 / np.sqrt(np.pi), rel=1e-9)
+    counts = np.arange(1, 300)
+    for groups in (u, rank_probs(expert_probs(128, 8, 3.0), 4), rank_probs(expert_probs(60, 4), 8)):
+        got = expected_max_load(counts, groups)
+        assert got.shape == counts.shape
+        assert got.tolist() == [expected_max_load(int(t), groups) for t in counts]
+
+
 def test_graph_moe_routing_align_and_ep_busiest_rank():
     s = load_model("mixtral-8x7b")
     g = build_graph(s, Batch.decode(64, 100))
