@@ -138,12 +138,12 @@ class StepCoster:
         self._acm = None  # the cost model over step arrays (decode_steps), made when first needed
         # (T, R) parts priced a block of BLOCK token counts at a time (_from_block): where every op but
         # the attention core (and MLA's split ops) depends on the batch only through T and R (not MLA under a
-        # block-scaled scheme; no pipeline stages, whose stage layers differ, nor expert parallelism, whose
-        # busiest rank is written for one token count; collectives are priced once per distinct size of the
-        # block: CostModel._collective)
+        # block-scaled scheme; no pipeline stages, whose stage layers differ; expert parallelism's busiest rank
+        # is priced per token count of the block, workloads.routing.expected_max_load; collectives once per
+        # distinct size of the block: CostModel._collective)
         self._heads = {}  # R -> the prices of the ops that depend on R (_price_head)
         self._split_at = None  # where those ops start in other_ops (_split)
-        self._blocks = {} if (self.parallel.pp == 1 and self.parallel.ep == 1 and self._apart == self._mla) else None
+        self._blocks = {} if (self.parallel.pp == 1 and self._apart == self._mla) else None
         self.blocks = 0  # token-count blocks used (priced here, or priced by an earlier coster: blocks_reused)
         self.blocks_reused = 0
         self.heads_reused = 0  # request counts' head ops priced by an earlier coster of the same context

@@ -116,11 +116,11 @@ def other_ops(spec: ModelSpec, tokens, requests: int, q: Quantization, p: Parall
     ``requests`` requests: those ops depend on the batch only through these two numbers.
     ``tokens`` may be an integer array of token counts: every op's FLOPs, bytes and GEMM rows are
     then arrays over them (priced by ``CostModel.over_steps()``). MLA models leave out the ops that
-    depend on the prefill/decode split too (:func:`mla_split_ops`). Not for MoE layers under expert
-    parallelism (the busiest rank's load is written for one token count) nor MLA models under a
-    block-scaled scheme (the activation quantization of o_proj reads what the split's last op wrote:
-    _mark_fresh): ValueError."""
-    if (p.ep > 1 and any(k.moe for k in spec.layer_kinds)) or not mla_apart(spec, q):
+    depend on the prefill/decode split too (:func:`mla_split_ops`). MoE layers under expert parallelism
+    take the busiest rank's expected load per token count (workloads.routing.expected_max_load, elementwise
+    over an array). Not for MLA models under a block-scaled scheme (the activation quantization of o_proj
+    reads what the split's last op wrote: _mark_fresh): ValueError."""
+    if not mla_apart(spec, q):
         raise ValueError(f"{spec.name}: the non-attention ops depend on more than the token count")
     b = _NoAttentionBuilder(spec, _Tokens(tokens, requests), q, p, "auto")
     b.embedding()

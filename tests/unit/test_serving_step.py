@@ -130,14 +130,22 @@ TP_BLOCK_CASES = [
     ("llama-3.1-70b", "hgx-h100-8", 8, "vllm"),  # vLLM's custom all-reduce below 8 MiB, NCCL above
     ("qwen3-30b-a3b", "hgx-h100-8", 2, "ideal"),  # MoE with tensor-parallel experts
     ("mixtral-8x7b", "hgx-a100-8", 4, "vllm"),
+    # expert parallelism: the busiest rank's expected load per token count (uniform routing: alike ranks),
+    # all-to-alls over the block's sizes
+    ("qwen3-30b-a3b", "hgx-h100-8", (4, 4), "vllm"),
+    ("mixtral-8x7b", "hgx-h100-8", (2, 2), "ideal"),
+    ("deepseek-v2-lite", "hgx-h100-8", (2, 2), "vllm"),  # MLA + MoE under EP: the split sides as well
 ]
 
 
 @pytest.mark.parametrize("model,hw,tp,stack", TP_BLOCK_CASES, ids=[f"{c[0]}-tp{c[2]}" for c in TP_BLOCK_CASES])
 def test_block_priced_steps_equal_the_whole_graph_under_tensor_parallelism(model, hw, tp, stack):
-    """Tensor-parallel replicas price token blocks too: a block's collectives (bytes over the token counts) are
-    priced by the same collective formula once per distinct size (CostModel._collective), the rest as arrays."""
-    c = StepCoster(model, load_hardware(hw), parallel=Parallelism(tp=tp), stack=stack)
+    """Tensor- and expert-parallel replicas price token blocks too: a block's collectives (bytes over the token
+    counts) are priced by the same collective formula once per distinct size (CostModel._collective), the
+    busiest expert-parallel rank's load per token count (workloads.routing.expected_max_load), the rest as
+    arrays. ``tp``: a tensor-parallel degree, or (tp, ep)."""
+    tp, ep = tp if isinstance(tp, tuple) else (tp, 1)
+    c = StepCoster(model, load_hardware(hw), parallel=Parallelism(tp=tp, ep=ep), stack=stack)
     rng = random.Random(11)
     shapes = [((rng.randint(300, 511), 0),) for _ in range(4)]
     shapes += [((rng.randint(300, 480), 0), (1, rng.randint(1, 900)), (rng.randint(2, 30), 40)) for _ in range(4)]
@@ -224,9 +232,8 @@ def test_attention_ops_of_one_window_differ_only_in_layer_and_count():
 
 def test_blocks_are_not_used_where_ops_depend_on_more_than_tokens():
     # MLA under a block-scaled scheme (o_proj's activation quantization reads what the split's last op wrote),
-    # expert parallelism (the busiest rank's load), pipeline stages
+    # pipeline stages
     for model, par, quant in (("deepseek-v2-lite", Parallelism(), "fp8-block"),
-                              ("mixtral-8x7b", Parallelism(ep=2, tp=2), "bf16"),
                               ("llama-3.1-8b", Parallelism(pp=2), "bf16")):
         c = StepCoster(model, load_hardware("hgx-h100-8"), quant=quant, parallel=par, stack="ideal")
         for t in (300, 301, 302):
