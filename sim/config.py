@@ -42,6 +42,9 @@ __all__ = [
 ]
 
 SCHEDULERS = ("vllm", "sarathi", "static", "disagg")
+#: why the static scheduler refuses prefix caching (ServingConfig and PlanRequest checks)
+STATIC_NO_PREFIX = ("prefix caching needs continuous batching (--scheduler vllm or sarathi): the static scheduler "
+                    "reserves each request's KV blocks for its whole batch and shares none")
 ROUTERS = ("round-robin", "least-outstanding", "least-kv")
 PREEMPTION_MODES = ("recompute", "swap")
 ATTENTION_KERNELS = ("auto", "flash", "naive")
@@ -307,6 +310,8 @@ class ServingConfig:
         if self.preemption not in PREEMPTION_MODES:
             P.append(Problem(f"unknown preemption mode {self.preemption!r}; known: {', '.join(PREEMPTION_MODES)}",
                              path="preemption (--preemption)"))
+        if self.scheduler == "static" and self.prefix_caching:
+            P.append(Problem(STATIC_NO_PREFIX, path="prefix_caching (--prefix-caching)"))
         disagg = self.scheduler == "disagg"
         if not disagg and (self.prefill_replicas is not None or self.decode_replicas is not None):
             P.append(Problem("only the disagg scheduler has prefill and decode pools",

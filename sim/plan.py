@@ -137,6 +137,10 @@ class PlanRequest:
                 P.append(Problem(f"must be a price >= 0 (USD per million tokens); got {v!r}", path=name))
         if (self.api_price_in is None) != (self.api_price_out is None):
             P.append(Problem("give both --api-price-in and --api-price-out", path="--api-price-in"))
+        if (self.serving or {}).get("prefix_caching") and any(s and s[0] == "static" for s in self.schedulers):
+            from sim.config import STATIC_NO_PREFIX
+
+            P.append(Problem(STATIC_NO_PREFIX, path="--prefix-caching"))
         if self.pessimistic is not None and not (isinstance(self.pessimistic, (int, float)) and not isinstance(
                 self.pessimistic, bool) and 0 < self.pessimistic < 1):
             P.append(Problem(f"must be an interval level between 0 and 1 (exclusive), e.g. 0.8; got {self.pessimistic!r}",

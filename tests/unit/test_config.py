@@ -173,3 +173,18 @@ def test_capacity_for_weights_one_rule_scalar_and_array():
         assert c.capacity_for_weights() == want > 0
 
 
+
+
+def test_static_scheduler_refuses_prefix_caching_before_running():
+    # the static scheduler reserves each request's blocks for its whole batch: prefix caching (shared blocks)
+    # cannot apply, and used to crash the run ("KV blocks released twice"); now a message, exit 2, in serve and plan
+    from sim.config import STATIC_NO_PREFIX
+    from sim.plan import PlanRequest
+
+    probs = ServingConfig(scheduler="static", prefix_caching=True).problems()
+    assert [p.path for p in probs] == ["prefix_caching (--prefix-caching)"] and probs[0].message == STATIC_NO_PREFIX
+    assert not ServingConfig(scheduler="vllm", prefix_caching=True).problems()
+    req = PlanRequest(model="qwen2.5-0.5b", rate_rps=1.0, slo_ttft_p99_s=1.0, slo_tpot_p99_s=0.1, input_len=64,
+                      output_len=8, schedulers=(("static", 64),), serving={"prefix_caching": True})
+    with pytest.raises(SpecError, match="continuous batching"):
+        req.check()
