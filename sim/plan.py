@@ -473,7 +473,11 @@ def _prepare(req: PlanRequest, c: Candidate, lin: float, lout: float, assumption
             c.closeness = max(ttft1 / req.slo_ttft_p99_s, tpot1 / req.slo_tpot_p99_s)
         elif c.replica_usd_per_hour is None:
             c.status = "no_price"
-            c.reason = f"{c.system} lists no cloud or purchase price (give cost assumptions or another --hw)"
+            c.reason = f"{c.system} lists no " + {
+                "purchase": "purchase price (--cost purchase): give --purchase-price USD, or --cost cloud",
+                "cloud": "cloud price (--cost cloud): give --price USD/h, or --cost purchase",
+            }.get(getattr(assumptions, "source", "auto"),
+                  "cloud or purchase price: give --price USD/h or --purchase-price USD, or another --hw")
     except InfeasibleError as e:
         c.status = "infeasible"
         c.reason = str(e)

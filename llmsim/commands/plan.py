@@ -160,7 +160,10 @@ def cmd_plan(args) -> int:
     print_plan(res)
     if not res.best:
         c = res.closest
-        why = "nothing meets the SLOs" + (" within the budget" if req.budget_usd_per_hour else "")
+        if res.candidates and all(x.status == "no_price" for x in res.candidates):
+            why = "no candidate could be priced"  # each one's reason names the price it lacks
+        else:
+            why = "nothing meets the SLOs" + (" within the budget" if req.budget_usd_per_hour else "")
         raise InfeasibleError(why + ("" if c is None else f"; closest: {c.label}: {c.reason}"))
     return 0
 

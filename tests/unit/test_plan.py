@@ -442,3 +442,15 @@ def test_default_scheduler_is_the_stacks_and_serves_prompts_over_the_token_budge
                            request_budget=200, max_probes=3, tolerance=0.5))
     b = res.best[0]
     assert b.scheduler == "sarathi" and b.verified and b.verification.requests > 0
+
+
+def test_a_candidate_without_the_asked_price_says_which_price_and_what_to_give():
+    # the toy chip lists a cloud price only: under --cost purchase it cannot be priced, and says so (it used to
+    # say "no cloud or purchase price"; the command then said "nothing meets the SLOs", now "no candidate could
+    # be priced")
+    from sim.tco import TcoAssumptions
+
+    res = plan(req(hardware=(CHIP,), tps=(1,), cost=TcoAssumptions(source="purchase")), simulate=capacity_sim(3.0))
+    (c,) = res.candidates
+    assert not res.best and c.status == "no_price"
+    assert "lists no purchase price (--cost purchase): give --purchase-price USD, or --cost cloud" in c.reason
