@@ -153,6 +153,14 @@ def test_cli_validate_bad_file_is_exit_2(tmp_path, capsys):
     p.write_text("a,b\n1,2\n")
     assert main(["validate", str(p)]) == 2
     assert main(["validate", str(tmp_path / "missing.csv")]) == 2
+    # a readable file whose every row is rejected validates nothing: exit 2 with the reasons, not a silent 0
+    q = tmp_path / "rejected.csv"
+    pd.DataFrame([gemm(0, 1e-5), gemm(-3, 1e-5)]).to_csv(q, index=False)
+    capsys.readouterr()
+    assert main(["validate", str(q)]) == 2
+    err = capsys.readouterr()
+    assert "rejected, bad m: 2" in err.out and "no row could be scored" in err.err
+    assert main(["validate", str(q), "--json"]) == 2
 
 
 @pytest.mark.slow
