@@ -21,10 +21,16 @@ splits a step the way the graph builder builds it:
   prefill requests' new and cached rows, the absorbed q/v GEMMs over the decodes:
   workloads.stepops.mla_split_ops). Their sums are kept per side's shape (``_side``: (kv_rows,
   cached) or the decode count, priced by the same cost model, at most MAX_SIDES) and added to the
-  (T, R) part; the sum is memoized under (T, R, kv_rows, cached, decodes) (``_from_sides``). Under
-  a block-scaled scheme (o_proj's activation quantization reads what the split's last op wrote,
-  workloads.graph._mark_fresh) the split is not set apart: the whole (T, R, split) part comes from
-  a full graph per key (``_apart`` False, no blocks);
+  (T, R) part; the sum is memoized under (T, R, kv_rows, cached, decodes) (``_from_sides``);
+- under a block-scaled scheme, the activation quantizations whose input the attention core or a split op
+  wrote (o_proj's, after the attention core or MLA's v_absorb; MLA's kv_b_proj's, after rope: their fresh
+  bytes, workloads.graph._mark_fresh, cross the parts) are cut ops (workloads.stepops.cut_ops): built from
+  the step's own attention block by the builder and marked fresh by the same rule. An MLA step's are priced
+  once per new (T, R, split) key and added to its part (``_cut``); a model without MLA has o_proj's alone,
+  which depends on T alone (the attention core's output), priced with the block's other T-only ops
+  (``_price_block``). Under the naive attention kernel (whose
+  written scores o_proj's quantization finds in the cache) they depend on every request: no part is
+  kept then, every step is a whole graph (workloads.stepops.parts_exact);
 - the attention core (one op per layer kind) depends on every request's (new, context) and is
   built and priced fresh for each batch by the same builder code and the same cost model.
 
@@ -33,7 +39,8 @@ per stage; collectives added or overlapped; x pp stages), so ``step(seqs)`` equa
 ``estimate(build_graph(...))`` to float rounding (tests/unit/test_serving_step.py pins it). Steps of
 a few requests holding a prefill or a chunk are additionally memoized by their whole shape (pure
 decodes are not: their contexts grow every step). Memory is bounded: 20,000 whole shapes, 100,000
-(T, R) keys, 20,000 MLA split sides, the cost model's per-op table cleared past 20,000 entries.
+(T, R) keys (and (T, R, split) keys, cut ops included), 20,000 MLA split sides, the cost model's per-op table
+cleared past 20,000 entries.
 
 The one-time parts (a block's sums, a request count's head ops, the split index) are functions of the
 context alone: the cost model's context key (hardware content, options, tp, placement: the shared op
@@ -101,7 +108,7 @@ class StepCoster:
         from hwmodels.stack import load_stack
         from workloads import Parallelism, Quantization, load_model
         from workloads.parallel import stage_layers
-        from workloads.stepops import mla_apart
+        from workloads.stepops import parts_exact
 
         self.stack = load_stack(stack)  # wall time of a step = stack.step_time(kernel time, ...)
         self.spec = load_model(model) if not hasattr(model, "layers") else model
@@ -128,22 +135,27 @@ class StepCoster:
         kinds = {k.tag: k for k in self.spec.layer_kinds}
         self._stage = tuple((kinds[t], c) for t, c in stage_layers(self.spec, self.pp))
         self._mla = self.spec.attention == "mla"
+        # the parts of a step depend on it through (T, R) and MLA's split only (not under a block-scaled scheme
+        # with the naive attention kernel: workloads.stepops.parts_exact; then every step is a whole graph)
+        self._exact = parts_exact(self.quant, attention_kernel)
+        # block-scaled: the activation quantizations that read what the attention core or a split op wrote
+        # (workloads.stepops.cut_ops) are priced per (T, R, split) key from the step's own neighbours (_cut)
+        self._cuts = self.quant.block_scaled
         # MLA: the ops that depend on the prefill/decode split (kv_b_proj, the absorbed GEMMs:
         # workloads.stepops.mla_split_ops) priced apart, once per side's shape (_side), and the rest by
-        # (T, R) as for other models; not under a block-scaled scheme (o_proj's activation quantization
-        # reads what the split's last op wrote), which keeps the (T, R, split) key and whole graphs
-        self._apart = self._mla and mla_apart(self.spec, self.quant)
+        # (T, R) as for other models
+        self._apart = self._mla and self._exact
         self._sides: dict = {}  # (kv_rows, cached, decodes), one side's: -> (its split ops' sums, kernels)
         self._split_names = None  # the names of the split ops (a whole graph's (T, R) part leaves them out)
         self._acm = None  # the cost model over step arrays (decode_steps), made when first needed
         # (T, R) parts priced a block of BLOCK token counts at a time (_from_block): where every op but
-        # the attention core (and MLA's split ops) depends on the batch only through T and R (not MLA under a
-        # block-scaled scheme; no pipeline stages, whose stage layers differ; expert parallelism's busiest rank
-        # is priced per token count of the block, workloads.routing.expected_max_load; collectives once per
-        # distinct size of the block: CostModel._collective)
+        # the attention core (and MLA's split ops, block-scaled schemes' cut ops) depends on the batch only through
+        # T and R (no pipeline stages, whose stage layers differ; expert parallelism's busiest rank is priced per
+        # token count of the block, workloads.routing.expected_max_load; collectives once per distinct size of the
+        # block: CostModel._collective)
         self._heads = {}  # R -> the prices of the ops that depend on R (_price_head)
         self._split_at = None  # where those ops start in other_ops (_split)
-        self._blocks = {} if (self.parallel.pp == 1 and self._apart == self._mla) else None
+        self._blocks = {} if (self.parallel.pp == 1 and self._exact) else None
         self.blocks = 0  # token-count blocks used (priced here, or priced by an earlier coster: blocks_reused)
         self.blocks_reused = 0
         self.heads_reused = 0  # request counts' head ops priced by an earlier coster of the same context
@@ -175,7 +187,7 @@ class StepCoster:
         base = self._base.get(bkey)
         if base is None:
             if self._apart:
-                base = self._from_sides(bkey)
+                base = self._from_sides(bkey, key)
             elif self._blocks is not None:
                 base = self._from_block(T, R)
         if base is None:
@@ -394,10 +406,10 @@ class StepCoster:
             # the cost model's per-op memo only saves re-pricing; (T, R) keys already cover what
             # repeats, so drop it rather than let it grow with every new step size
             self.cm._memo.clear()
-        if len(self._base) < self._max_base:
+        if len(self._base) < self._max_base and self._exact:
             self._base[bkey] = totals(gc.ops, skip_kind="attention")
             self._base_kernels[bkey] = sum(c.count for c in gc.ops if c.kind != "attention") * self.pp
-            if self._apart and bkey[:2] not in self._base:  # the (T, R) part: the ops of neither side
+            if self._apart and bkey[:2] not in self._base:  # the (T, R) part: the ops of neither side, no cut op
                 rest = [c for c in gc.ops if c.kind != "attention" and c.name not in self._split_op_names()]
                 self._base[bkey[:2]] = totals(rest)
                 self._base_kernels[bkey[:2]] = sum(c.count for c in rest) * self.pp
@@ -417,9 +429,11 @@ class StepCoster:
         (workloads.stepops.other_ops) and the same cost formulas (CostModel.over_steps), continued in op
         order by the ops that depend on R (the LM head and sampling, last in a step: ``_split``), priced
         once per R; remembered in the (T, R) table. The sums are those of the whole graph's ops in the
-        same order (sim.estimate.totals). None (then the caller prices the whole graph) at the first miss
-        of each block (a block pays off only where token counts vary, as prompt lengths do), when the
-        tables are full, or when the ops cannot be split so or priced over token arrays."""
+        same order (sim.estimate.totals; under a block-scaled scheme, a model without MLA has its cut ops in
+        the block: ``_price_block``; an MLA step's come in ``_from_sides``). None (then the caller prices the
+        whole graph) at the first miss of each block (a block pays off only where token counts vary, as prompt
+        lengths do), when the tables are full, or when the ops cannot be split so or priced over token
+        arrays."""
         tb = T // self.BLOCK
         got = self._blocks.get(tb)
         if got is None:
@@ -439,19 +453,21 @@ class StepCoster:
             return None
         first, sums, kernels = got
         base = totals(head[0], start=tuple(sums[:, T - first].tolist()))
+        kernels += head[1]
         self._base[(T, R)] = base
-        self._base_kernels[(T, R)] = kernels + head[1]
+        self._base_kernels[(T, R)] = kernels
         return base
 
     #: split shapes (one side's (kv_rows, cached, decodes)) whose split ops' sums are kept (6 numbers each)
     MAX_SIDES = 20_000
 
-    def _from_sides(self, bkey):
+    def _from_sides(self, bkey, key):
         """An MLA step's non-attention part (``bkey``: T, R, kv_rows, cached, decodes): its (T, R) part (the
         ops of neither side of the split: from the (T, R) table, or a block, as other models' steps) continued
         by the split ops of its prefill side and of its decode side (each side priced once per shape:
-        ``_side``); remembered under ``bkey``. None (then the caller prices the whole graph, which gives the
-        (T, R) part) when that part is not known yet or the table is full."""
+        ``_side``) and, under a block-scaled scheme, by the cut ops of the step ``key`` (``_cut``); remembered
+        under ``bkey``. None (then the caller prices the whole graph, which gives the (T, R) part) when that
+        part is not known yet or the table is full."""
         T, R, kv_rows, cached, decodes = bkey
         tr = self._base.get((T, R))
         if tr is None and self._blocks is not None:
@@ -465,42 +481,61 @@ class StepCoster:
                 (c, m, f, b, e), k = self._side(side)
                 compute, comm, flops, bytes_main, energy = compute + c, comm + m, flops + f, bytes_main + b, energy + e
                 kernels += k
-        base = self._base[bkey] = (compute, comm, flops, bytes_main, energy)
+        base = (compute, comm, flops, bytes_main, energy)
+        if self._cuts:
+            costs, k = self._cut(key)
+            base = totals(costs, start=base)
+            kernels += k
+        self._base[bkey] = base
         self._base_kernels[bkey] = kernels
         return base
 
     def _side(self, side: tuple) -> tuple:
         """(sums as sim.estimate.totals gives them, kernels) of the split ops of one side of an MLA step
         (workloads.stepops.mla_split_ops: the same builder code as the whole graph's, priced by the same cost
-        model), kept per side shape (at most MAX_SIDES, then all dropped). The layer kinds' split ops are
-        equal but for their layer and count (as their attention ops: ``_with_attention``): each name is
-        priced once."""
+        model), kept per side shape (at most MAX_SIDES, then all dropped)."""
         got = self._sides.get(side)
         if got is None:
-            from dataclasses import replace
-
             from workloads.stepops import mla_split_ops
 
-            ops = mla_split_ops(self.spec, *side, self.quant, self.parallel, self.options.fused)
-            priced, costs = {}, []
-            for op in ops:
-                c = priced.get(op.name)
-                if c is None:
-                    c = priced[op.name] = self.cm.op_cost(op)
-                costs.append(c if c.count == op.count else replace(c, count=op.count, layer=op.layer))
-            got = (totals(costs), sum(op.count for op in ops) * self.pp)
+            costs, kernels = self._priced(mla_split_ops(self.spec, *side, self.quant, self.parallel,
+                                                        self.options.fused))
+            got = (totals(costs), kernels)
             if len(self._sides) >= self.MAX_SIDES:
                 self._sides.clear()
             self._sides[side] = got
         return got
 
+    def _cut(self, key) -> tuple:
+        """(prices, kernels) of the cut ops of the step ``key`` (workloads.stepops.cut_ops: o_proj's activation
+        quantization, and MLA's kv_b_proj's, marked fresh after the step's own neighbours by the builder), for
+        the (T, R, split) key's table (its callers remember the sums there)."""
+        from workloads.stepops import cut_ops
+
+        return self._priced(cut_ops(self.spec, key, self.quant, self.parallel, self.attention_kernel,
+                                    self.options.fused))
+
+    def _priced(self, ops) -> tuple:
+        """(the ops' prices in op order, their kernels) by the same cost model. The layer kinds' split and cut
+        ops are equal but for their layer and count (as their attention ops: ``_with_attention``;
+        tests/unit/test_serving_step.py): each name is priced once."""
+        from dataclasses import replace
+
+        priced, costs = {}, []
+        for op in ops:
+            c = priced.get(op.name)
+            if c is None:
+                c = priced[op.name] = self.cm.op_cost(op)
+            costs.append(c if c.count == op.count else replace(c, count=op.count, layer=op.layer))
+        return costs, sum(op.count for op in ops) * self.pp
+
     def _split_op_names(self) -> frozenset:
-        """The names of an MLA model's split ops (both sides), from the builder (made once)."""
+        """The names of an MLA model's split ops (both sides) and cut ops, from the builder (made once)."""
         if self._split_names is None:
-            from workloads.stepops import mla_split_ops
+            from workloads.stepops import CUT_OPS, mla_split_ops
 
             ops = mla_split_ops(self.spec, 1, 0, 1, self.quant, self.parallel, self.options.fused)
-            self._split_names = frozenset(op.name for op in ops)
+            self._split_names = frozenset(op.name for op in ops) | CUT_OPS
         return self._split_names
 
     def _shared(self) -> dict | None:
@@ -510,7 +545,7 @@ class StepCoster:
         if ck is None:
             return None
         if self._spec_key is None:
-            self._spec_key = (repr(self.spec), repr(self.quant), repr(self.parallel))
+            self._spec_key = (repr(self.spec), repr(self.quant), repr(self.parallel), self.attention_kernel)
         key = (ck, self._spec_key)
         got = _PARTS.get(key)
         if got is None:
@@ -556,7 +591,7 @@ class StepCoster:
         """(first token count, the sums of the T-only ops per token count (5 x n), their kernels)."""
         import numpy as np
 
-        from workloads.stepops import other_ops
+        from workloads.stepops import cut_ops, other_ops
 
         cut = self._split()
         if cut is None:
@@ -573,6 +608,11 @@ class StepCoster:
         ts = np.arange(first, (tb + 1) * self.BLOCK, dtype=np.int64)
         acm = self._arrays_cm()
         ops = other_ops(self.spec, ts, 1, self.quant, self.parallel, self.options.fused)[:cut]
+        if self._cuts and not self._mla:  # o_proj's activation quantization: on T alone (cut_ops), here over
+            from workloads.seqs import SeqArrays  # one-request steps of the block's token counts
+
+            ops += cut_ops(self.spec, SeqArrays(ts[:, None], np.zeros((len(ts), 1), dtype=np.int64)), self.quant,
+                           self.parallel, self.attention_kernel, self.options.fused)
         try:
             costs = [acm._price(op) for op in ops]
         except (TypeError, ValueError):  # an op that cannot be priced over token arrays (none known):

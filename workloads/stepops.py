@@ -1,12 +1,15 @@
 """A step's ops in parts, for the serving step coster (sim/step.py) and the whole-request decode pricing
 (sim/predict.py): the attention core alone (:func:`attention_ops`, also over many steps at once), every
 other op as a function of the step's token and request counts (:func:`other_ops`, also over an array of
-token counts) and, for MLA models, the ops that depend on the prefill/decode split
-(:func:`mla_split_ops`). Each is built by the graph builder's own code (workloads.graph._Builder), with
-the builder's primitives that a part leaves out made no-ops, so a part's ops are those
+token counts), for MLA models the ops that depend on the prefill/decode split (:func:`mla_split_ops`) and,
+under a block-scaled scheme, the activation quantizations that read what the attention core or a split op
+wrote (:func:`cut_ops`). Each is built by the graph builder's own code (workloads.graph._Builder), with the
+builder's primitives that a part leaves out made no-ops, so the parts' ops are those
 :func:`workloads.graph.build_graph` emits (tests/unit/test_serving_step.py)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -116,12 +119,10 @@ def other_ops(spec: ModelSpec, tokens, requests: int, q: Quantization, p: Parall
     ``requests`` requests: those ops depend on the batch only through these two numbers.
     ``tokens`` may be an integer array of token counts: every op's FLOPs, bytes and GEMM rows are
     then arrays over them (priced by ``CostModel.over_steps()``). MLA models leave out the ops that
-    depend on the prefill/decode split too (:func:`mla_split_ops`). MoE layers under expert parallelism
-    take the busiest rank's expected load per token count (workloads.routing.expected_max_load, elementwise
-    over an array). Not for MLA models under a block-scaled scheme (the activation quantization of o_proj
-    reads what the split's last op wrote: _mark_fresh): ValueError."""
-    if not mla_apart(spec, q):
-        raise ValueError(f"{spec.name}: the non-attention ops depend on more than the token count")
+    depend on the prefill/decode split too (:func:`mla_split_ops`), and block-scaled schemes the
+    activation quantizations that read what the attention core or a split op wrote (:func:`cut_ops`).
+    MoE layers under expert parallelism take the busiest rank's expected load per token count
+    (workloads.routing.expected_max_load, elementwise over an array)."""
     b = _NoAttentionBuilder(spec, _Tokens(tokens, requests), q, p, "auto")
     b.embedding()
     kinds = {k.tag: k for k in spec.layer_kinds}
@@ -131,12 +132,49 @@ def other_ops(spec: ModelSpec, tokens, requests: int, q: Quantization, p: Parall
     return _fuse(_mark_fresh(b.ops), fused)
 
 
-def mla_apart(spec: ModelSpec, q: Quantization) -> bool:
-    """Whether the ops of an MLA step that depend on its prefill/decode split (:func:`mla_split_ops`) can
-    be priced apart from the others: no op of the rest reads what they wrote (_mark_fresh), which holds
-    except under a block-scaled scheme (o_proj's activation quantization reads the output of v_absorb or
-    of the attention core, whichever ran last). True for models without MLA (nothing to set apart)."""
-    return spec.attention != "mla" or not q.block_scaled
+#: the activation quantizations (block-scaled schemes) whose input the attention core or an MLA split op wrote:
+#: o_proj's (after the attention core, or MLA's v_absorb) and MLA's kv_b_proj's (a split op itself, after rope)
+CUT_OPS = frozenset({"attn.o_proj.act_quant", "attn.kv_b_proj.act_quant"})
+
+
+def parts_exact(q: Quantization, kernel: str) -> bool:
+    """Whether a step's parts (other_ops, mla_split_ops, cut_ops, attention_ops) depend on the step only
+    through its (T, R) and MLA split: not under a block-scaled scheme with the naive attention kernel, whose
+    written scores and probabilities (every request's context) are part of what o_proj's activation
+    quantization finds in the cache (``fresh_span``, workloads.graph._mark_fresh)."""
+    return not (q.block_scaled and kernel == "naive")
+
+
+def cut_ops(spec: ModelSpec, seqs, q: Quantization, p: Parallelism, kernel: str = "auto",
+            fused: bool = False) -> list:
+    """The ops of :data:`CUT_OPS` of a step (``seqs``: its valid (new, cached) pairs, or a :class:`SeqArrays` of
+    many steps, whose figures are then arrays over them), for each layer kind of the busiest stage, exactly as
+    :func:`build_graph` emits them: a kind's attention block built by the
+    builder's own code over the step (the neighbours those ops read from: rope, the attention core, MLA's split
+    ops), their fresh bytes marked by the same ``_mark_fresh``. The block reads a kind's tag and window only, so
+    the kinds of one window (DeepSeek's dense and MoE layers) take the first one's ops under their own layer and
+    count (tests/unit/test_serving_step.py). Empty but under a block-scaled scheme (no activation
+    quantization). The other parts leave these ops out; they depend on the step through its token count
+    (o_proj's rows, rope's and the attention core's output), MLA's decode count (v_absorb's output) and prefill
+    rows (kv_b_proj's input): the (T, R, split) key (but under the naive kernel: :func:`parts_exact`). Without
+    MLA, on T alone: the attention core's output (T x heads x dv) is what o_proj's reads."""
+    if not q.block_scaled:
+        return []
+    if isinstance(seqs, SeqArrays):
+        batch = _Steps(seqs)
+    else:
+        batch = _Step(seqs if type(seqs) is tuple else tuple(seqs))
+    out, built = [], {}
+    for kind, count in _stage_kinds(spec, p.pp):
+        ops = built.get(kind.window)
+        if ops is None:
+            b = _Builder(spec, batch, q, p, kernel)
+            b.attention_block(kind, count)
+            ops = built[kind.window] = [o for o in _fuse(_mark_fresh(b.ops), fused) if o.name in CUT_OPS]
+            out += ops
+        else:
+            out += [replace(o, layer=kind.tag, count=count) for o in ops]
+    return out
 
 
 def mla_split_ops(spec: ModelSpec, kv_rows: int, cached: int, decodes: int, q: Quantization, p: Parallelism,
@@ -145,8 +183,9 @@ def mla_split_ops(spec: ModelSpec, kv_rows: int, cached: int, decodes: int, q: Q
     core, exactly as :func:`build_graph` emits them (same builder code), for each layer kind of the
     busiest stage: kv_b_proj over the prefill side's ``kv_rows`` rows (its new and cached tokens, ``cached``
     of them read from the KV cache) when there are any, then the absorbed q and v GEMMs over ``decodes``
-    decode requests when there are any (with their dequant ops under a weight-only scheme)."""
-    b = _Builder(spec, _Tokens(0, 0), q, p, "auto")
+    decode requests when there are any (with their dequant ops under a weight-only scheme; kv_b_proj's activation
+    quantization under a block-scaled one is a cut op: :func:`cut_ops`)."""
+    b = _SplitBuilder(spec, _Tokens(0, 0), q, p, "auto")
     for kind, count in _stage_kinds(spec, p.pp):
         if kv_rows:
             b.mla_kv_b(kind.tag, count, kv_rows, cached)
@@ -160,8 +199,23 @@ class _AttentionOnlyBuilder(_AttentionOnly, _Builder):
     pass
 
 
-class _NoAttentionBuilder(_Builder):
-    """A builder that emits every op but the attention core and, for MLA, the ops that depend on the
+class _CutFree:
+    """Mixin: a builder that leaves out the activation quantizations of :data:`CUT_OPS` (their GEMMs still read
+    the quantized activations)."""
+
+    def _act_quant(self, name: str, *a):
+        got = super()._act_quant(name, *a)
+        if f"{name}.act_quant" in CUT_OPS:
+            self.ops.pop()
+        return got
+
+
+class _SplitBuilder(_CutFree, _Builder):
+    pass
+
+
+class _NoAttentionBuilder(_CutFree, _Builder):
+    """A builder that emits every op but the attention core, the cut ops and, for MLA, the ops that depend on the
     prefill/decode split (other_ops)."""
 
     def attention(self, *a, **k):

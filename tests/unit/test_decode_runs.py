@@ -42,7 +42,9 @@ def test_decode_steps_equal_each_step(model, hw, par, stack):
     ("llama-3.1-8b", "h100-sxm", Parallelism(), "vllm", "bf16"),  # dense GQA, CUDA graphs up to a batch size
     ("gemma-2-27b", "h100-sxm", Parallelism(), "ideal", "bf16"),  # sliding window + global layers
     ("deepseek-v2-lite", "h100-sxm", Parallelism(), "sglang", "bf16"),  # MLA: the split priced apart
-    ("deepseek-v2-lite", "hgx-h100-8", Parallelism(tp=2), "vllm", "fp8-block"),  # MLA, whole graphs per split
+    ("deepseek-v2-lite", "hgx-h100-8", Parallelism(tp=2), "vllm", "fp8-block"),  # MLA block-scaled: cut ops too
+    ("deepseek-v2-lite", "hgx-h100-8", Parallelism(tp=2, ep=2), "vllm", "fp8-block"),
+    ("deepseek-v3", "hgx-h200-8", Parallelism(tp=8), "vllm", "fp8"),  # its block-FP8 checkpoint
     ("mixtral-8x7b", "hgx-h100-8", Parallelism(tp=4, pp=2), "tensorrt-llm", "bf16"),
 ])
 def test_decode_steps_with_leaving_requests_equal_each_step(model, hw, par, stack, quant):
