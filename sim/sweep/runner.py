@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -225,18 +224,10 @@ def _noop():
 
 
 def _mp_context():
-    """fork where it is safe (Linux, no other thread yet: fast, and scripts without a __main__ guard
-    work), else forkserver (Linux) or spawn."""
-    import multiprocessing as mp
-    import threading
+    """sim.procpool.mp_context with the sweep's modules preloaded where a fork server is used."""
+    from sim.procpool import mp_context
 
-    if sys.platform.startswith("linux") and threading.active_count() == 1:
-        return mp.get_context("fork")
-    if sys.platform.startswith("linux"):
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["numpy", "pandas", "sim.sweep.runner", "sim.sweep.static", "sim.vector"])
-        return ctx
-    return mp.get_context("spawn")
+    return mp_context(["numpy", "pandas", "sim.sweep.runner", "sim.sweep.static", "sim.vector"])
 
 
 def _run_pool(spec, tasks, sink, workers: int):
