@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from hwmodels.errors import InfeasibleError, Problem, SpecError
 from sim.metrics import usd_per_mtok
+from sim.plan_jobs import Jobs
 from sim.plan_probe import Probe, Verification, Workload, probe, serve_command, verify
 
 __all__ = ["DEFAULT_HARDWARE", "DEFAULT_TPS", "Candidate", "PlanRequest", "PlanResult", "Probe", "Verification",
@@ -98,6 +99,7 @@ class PlanRequest:
     api_price_in: float | None = None  # USD per million input tokens
     api_price_out: float | None = None
     cost: object = None  # sim.tco.TcoAssumptions (default: cloud price where listed)
+    jobs: int | None = None  # processes searching candidates (sim/plan_jobs.py; None: the usable CPUs; 1: this one)
 
     def check(self) -> None:
         P = []
@@ -145,6 +147,8 @@ class PlanRequest:
                 self.pessimistic, bool) and 0 < self.pessimistic < 1):
             P.append(Problem(f"must be an interval level between 0 and 1 (exclusive), e.g. 0.8; got {self.pessimistic!r}",
                              path="--pessimistic"))
+        if self.jobs is not None and not (type(self.jobs) is int and self.jobs >= 1):
+            P.append(Problem(f"must be a number of processes >= 1; got {self.jobs!r}", path="--jobs"))
         if P:
             raise SpecError(P)
 
@@ -528,47 +532,21 @@ def plan(req: PlanRequest, simulate=None, progress=None) -> PlanResult:
     for c in cands:
         _prepare(req, c, lin, lout, assumptions)
 
-    def lower_bound(c):
-        if c.status != "pending":
-            return math.inf
-        return math.ceil(req.rate_rps / c.static_bound_rps - 1e-9) * c.replica_usd_per_hour
-
+    # cheapest lower bound first, each fate decided in this order wherever its search ran (sim/plan_jobs.py)
+    visit = [c for c in sorted(cands, key=lambda c: _lower_bound(req, c)) if c.status == "pending"]
     probes = 0
     found: list = []
-    for c in sorted(cands, key=lower_bound):
-        if c.status != "pending":
-            continue
-        lb = lower_bound(c)
-        if req.budget_usd_per_hour is not None and lb > req.budget_usd_per_hour:
-            c.status = "over_budget"
-            c.reason = (f"needs at least {math.ceil(req.rate_rps / c.static_bound_rps - 1e-9)} replica(s) "
-                        f"(static bound {c.static_bound_rps:.3g} req/s each) = {lb:.2f} USD/h > budget "
-                        f"{req.budget_usd_per_hour:g} USD/h")
-            c.usd_per_hour = lb
-            continue
-        if len(found) >= req.top and lb > sorted(x.usd_per_hour for x in found)[req.top - 1]:
-            c.status = "skipped"
-            c.reason = (f"cannot beat the {req.top} cheaper configurations found: even at its static bound "
-                        f"({c.static_bound_rps:.3g} req/s per replica) it costs at least {lb:.2f} USD/h")
-            continue
-        try:
-            if req.pessimistic is not None:
-                probes += _point_search(req, c, wl, simulate, budget, progress)
-            if c.status == "pending":
-                probes += _search(req, c, wl, _sim_call(req, c, simulate), budget, progress)
-        except (InfeasibleError, SpecError) as e:
-            c.status = "infeasible" if isinstance(e, InfeasibleError) else "error"
-            c.reason = str(e) if isinstance(e, InfeasibleError) else "; ".join(p.message for p in e.problems)
-            continue
-        if c.status != "ok":
-            continue
-        _size(req, c, c.replicas_planned or max(1, math.ceil(req.rate_rps / c.sustained_rps - 1e-9)), lout)
-        c.replicas_planned = c.replicas
-        if _over_budget(req, c):
-            continue
-        found.append(c)
-    if req.verify:
-        _verify_best(req, cands, wl, simulate, lout, progress)
+    with Jobs(req, wl, simulate, budget, lout, progress, work=len(visit), task=run_task) as jobs:
+        for i, c in enumerate(visit):
+            if _settled_unsearched(req, c, found):
+                jobs.discard(c)
+                continue
+            jobs.ahead([d for d in visit[i:] if _needs_search(req, d, found)])
+            probes += jobs.search(c)
+            _admit(req, c, lout, found)
+        if req.verify:
+            jobs.settle()
+            jobs.verify_best(cands)
     ok = sorted([c for c in cands if c.status == "ok"], key=lambda c: (c.usd_per_hour, -c.headroom))
     order = {"ok": 0, "over_budget": 1, "fails_slo": 2, "skipped": 3, "no_price": 4, "infeasible": 5, "error": 6}
     rest = sorted([c for c in cands if c not in ok], key=lambda c: (order.get(c.status, 9), c.usd_per_hour
@@ -589,6 +567,65 @@ def plan(req: PlanRequest, simulate=None, progress=None) -> PlanResult:
     if req.api_price_in is not None:
         api = req.rate_rps * 3600.0 * (lin * req.api_price_in + lout * req.api_price_out) / 1e6
     return PlanResult(req, best + rest, best, lin, lout, api, probes, time.perf_counter() - t0, notes, closest)
+
+
+def _lower_bound(req: PlanRequest, c: Candidate) -> float:
+    """USD/h of the replicas a candidate needs at its static bound (a pending candidate's least cost)."""
+    if c.status != "pending":
+        return math.inf
+    return math.ceil(req.rate_rps / c.static_bound_rps - 1e-9) * c.replica_usd_per_hour
+
+
+def _needs_search(req: PlanRequest, c: Candidate, found: list) -> bool:
+    """Whether candidate ``c`` is still to be searched: pending, its lower bound within the budget and below
+    the ``top``-th cheapest configuration ``found`` so far (``found`` only grows: once False, False for good)."""
+    lb = _lower_bound(req, c)
+    over = req.budget_usd_per_hour is not None and lb > req.budget_usd_per_hour
+    beaten = len(found) >= req.top and lb > sorted(x.usd_per_hour for x in found)[req.top - 1]
+    return c.status == "pending" and not over and not beaten
+
+
+def _settled_unsearched(req: PlanRequest, c: Candidate, found: list) -> bool:
+    """Settle ``c`` unsearched (status, reason) when over the budget or beaten by those found; else False."""
+    if _needs_search(req, c, found):
+        return False
+    lb = _lower_bound(req, c)
+    if req.budget_usd_per_hour is not None and lb > req.budget_usd_per_hour:
+        c.status = "over_budget"
+        c.reason = (f"needs at least {math.ceil(req.rate_rps / c.static_bound_rps - 1e-9)} replica(s) "
+                    f"(static bound {c.static_bound_rps:.3g} req/s each) = {lb:.2f} USD/h > budget "
+                    f"{req.budget_usd_per_hour:g} USD/h")
+        c.usd_per_hour = lb
+    else:
+        c.status = "skipped"
+        c.reason = (f"cannot beat the {req.top} cheaper configurations found: even at its static bound "
+                    f"({c.static_bound_rps:.3g} req/s per replica) it costs at least {lb:.2f} USD/h")
+    return True
+
+
+def search_candidate(req: PlanRequest, c: Candidate, wl: Workload, simulate, budget: int, progress) -> int:
+    """One candidate's search (the point plan's first with ``pessimistic``): the probes counted; one that
+    cannot be simulated (InfeasibleError, SpecError) is settled with its reason."""
+    n = 0
+    try:
+        if req.pessimistic is not None:
+            n += _point_search(req, c, wl, simulate, budget, progress)
+        if c.status == "pending":
+            n += _search(req, c, wl, _sim_call(req, c, simulate), budget, progress)
+    except (InfeasibleError, SpecError) as e:
+        c.status = "infeasible" if isinstance(e, InfeasibleError) else "error"
+        c.reason = str(e) if isinstance(e, InfeasibleError) else "; ".join(p.message for p in e.problems)
+    return n
+
+
+def _admit(req: PlanRequest, c: Candidate, lout: float, found: list) -> None:
+    """After its search: size a candidate that sustains a rate; found unless over budget."""
+    if c.status != "ok":
+        return
+    _size(req, c, c.replicas_planned or max(1, math.ceil(req.rate_rps / c.sustained_rps - 1e-9)), lout)
+    c.replicas_planned = c.replicas
+    if not _over_budget(req, c):
+        found.append(c)
 
 
 def _point_search(req: PlanRequest, c: Candidate, wl: Workload, simulate, budget: int, progress) -> int:
@@ -714,21 +751,22 @@ def _search(req: PlanRequest, c: Candidate, wl: Workload, call, budget: int, pro
     return len(c.probes)
 
 
-def _verify_best(req: PlanRequest, cands: list, wl: Workload, simulate, lout: float, progress) -> None:
-    """Verify the cheapest configurations until the ``top`` cheapest ok ones are all verified (a
-    verification may grow a fleet and so reorder them)."""
-    while True:
-        ok = sorted([c for c in cands if c.status == "ok"], key=lambda c: (c.usd_per_hour, -c.headroom))
-        todo = [c for c in ok[: req.top] if c.verified is None]
-        if not todo:
-            return
-        try:
-            _verify_one(req, todo[0], wl, simulate, lout, progress)
-        except (InfeasibleError, SpecError) as e:
-            c = todo[0]
-            c.verified, c.status = False, "error"
-            c.reason = "the fleet simulation failed: " + (str(e) if isinstance(e, InfeasibleError) else
-                                                          "; ".join(p.message for p in e.problems))
+def run_task(verify: bool, req, c: Candidate, wl: Workload, simulate, budget: int, lout: float, progress) -> int:
+    """One candidate's search (returns its probes) or verification (returns 0), here or in a worker."""
+    if verify:
+        verify_candidate(req, c, wl, simulate, lout, progress)
+        return 0
+    return search_candidate(req, c, wl, simulate, budget, progress)
+
+
+def verify_candidate(req: PlanRequest, c: Candidate, wl: Workload, simulate, lout: float, progress) -> None:
+    """Verify one candidate's fleet (:func:`_verify_one`); a fleet that cannot be simulated is an error."""
+    try:
+        _verify_one(req, c, wl, simulate, lout, progress)
+    except (InfeasibleError, SpecError) as e:
+        c.verified, c.status = False, "error"
+        c.reason = "the fleet simulation failed: " + (str(e) if isinstance(e, InfeasibleError) else
+                                                      "; ".join(p.message for p in e.problems))
 
 
 def _verify_one(req: PlanRequest, c: Candidate, wl: Workload, simulate, lout: float, progress) -> None:

@@ -1,5 +1,5 @@
-"""Local process pools (the sweep runner's, sim/sweep/runner.py): how many CPUs this process may use, which
-start method, and how a pool is torn down when its caller stops.
+"""Local process pools shared by the sweep runner (sim/sweep/runner.py) and the planner (sim/plan_jobs.py):
+how many CPUs this process may use, which start method, and how a pool is torn down when its caller stops.
 """
 
 from __future__ import annotations
