@@ -99,7 +99,7 @@ class PlanRequest:
     api_price_in: float | None = None  # USD per million input tokens
     api_price_out: float | None = None
     cost: object = None  # sim.tco.TcoAssumptions (default: cloud price where listed)
-    jobs: int | None = None  # processes searching candidates (sim/plan_jobs.py; None: the usable CPUs; 1: this one)
+    workers: int | None = None  # processes searching candidates (sim/plan_jobs.py; None: the usable CPUs; 1: this one)
 
     def check(self) -> None:
         P = []
@@ -147,8 +147,8 @@ class PlanRequest:
                 self.pessimistic, bool) and 0 < self.pessimistic < 1):
             P.append(Problem(f"must be an interval level between 0 and 1 (exclusive), e.g. 0.8; got {self.pessimistic!r}",
                              path="--pessimistic"))
-        if self.jobs is not None and not (type(self.jobs) is int and self.jobs >= 1):
-            P.append(Problem(f"must be a number of processes >= 1; got {self.jobs!r}", path="--jobs"))
+        if self.workers is not None and not (type(self.workers) is int and self.workers >= 1):
+            P.append(Problem(f"must be a number of processes >= 1; got {self.workers!r}", path="--workers"))
         if P:
             raise SpecError(P)
 

@@ -1,4 +1,4 @@
-"""The planner's candidates searched and verified in parallel processes (``PlanRequest.jobs``, ``plan --jobs``).
+"""The planner's candidates searched and verified in parallel processes (``PlanRequest.workers``, ``plan --workers``).
 
 sim/plan.py decides each candidate's fate in one order (cheapest lower bound first, pruned by the cheaper
 configurations found before it); :class:`Jobs` only changes where a search or a verification runs:
@@ -6,7 +6,7 @@ configurations found before it); :class:`Jobs` only changes where a search or a 
 - in this process, live (one job; a ``simulate`` other than sim.serving.simulate, such as a test's
   stand-in, which may not pickle or may record its calls here; or a single task wanted);
 - or in a process pool, started ahead of its turn: :meth:`Jobs.ahead` submits the next candidates
-  that the configurations found so far cannot rule out (at most ``jobs`` started and not yet taken), and
+  that the configurations found so far cannot rule out (at most ``workers`` started and not yet taken), and
   :meth:`Jobs.search` / :meth:`Jobs.verify_best` wait for the one whose turn it is and copy its state back.
   Verifications start whenever a worker is free (each of the ``top`` unverified is verified in any case).
   A search whose candidate is then pruned is cancelled or its result dropped, and its probes are not
@@ -56,7 +56,7 @@ class Jobs:
 
         self.req, self.wl, self.simulate, self.budget, self.lout, self.progress = req, wl, simulate, budget, lout, progress
         self.task = task
-        jobs = req.jobs if req.jobs is not None else default_jobs()
+        jobs = req.workers if req.workers is not None else default_jobs()
         self.workers = min(jobs, work)  # a plan verifies only candidates it searched
         self.parallel = self.workers > 1 and simulate is serving_simulate
         self.pool = None

@@ -70,9 +70,9 @@ def register(sub) -> None:
                    help="size the fleet so the SLOs hold at the slow end of the LEVEL prediction interval (e.g. 0.8: "
                         "op times at the 90th-percentile draw of the error model; docs/uncertainty.md); the point "
                         "plan is reported beside it")
-    p.add_argument("--jobs", type=int, metavar="N",
+    p.add_argument("--workers", type=int, metavar="N",
                    help="processes that search and verify candidates at once (default: the CPUs this process may use; "
-                        "1: one after another in this process); the plan is the same for every N")
+                        "1: one after another in this process; as sweep --workers); the plan is the same for every N")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.add_argument("--quiet", action="store_true",
                    help="no progress on stderr (probes and verifications are reported only when stderr is a terminal)")
@@ -150,7 +150,7 @@ def cmd_plan(args) -> int:
                       request_budget=args.request_budget, p99_tolerance=args.p99_tolerance, verify=not args.no_verify,
                       limit=args.limit, pps=tuple(args.pp or (1,)), eps=tuple(args.ep or (1,)),
                       overrides=tuple(args.overrides or ()),
-                      serving=_serving(args), pessimistic=args.pessimistic, jobs=args.jobs)
+                      serving=_serving(args), pessimistic=args.pessimistic, workers=args.workers)
     progress = Progress(args.quiet)
     say = (lambda m: progress.say(f"  {m}")) if progress.on else None
     progress.say(f"plan: {req.model} at {req.rate_rps:g} req/s offered"

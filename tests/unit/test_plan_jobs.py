@@ -1,4 +1,4 @@
-"""`plan --jobs`: candidates searched and verified in worker processes give the plan of a sequential run."""
+"""`plan --workers`: candidates searched and verified in worker processes give the plan of a sequential run."""
 import json
 
 import pytest
@@ -55,7 +55,7 @@ def test_two_jobs_give_the_sequential_plan(monkeypatch):
     for jobs in (1, 2):
         lines: list = []
         here.clear()
-        res = plan(small(jobs=jobs), progress=lines.append)
+        res = plan(small(workers=jobs), progress=lines.append)
         runs[jobs] = (_timeless(res.to_dict()), lines, list(here))
     (one, said1, here1), (two, said2, here2) = runs[1], runs[2]
     assert two == one and said2 == said1
@@ -68,7 +68,7 @@ def test_two_jobs_give_the_sequential_plan(monkeypatch):
     assert status["toy-chip tp=2 sarathi(max_num_seqs=256)"][0] == "infeasible"
     assert one["probes"] == sum(len(c["probes"]) for c in one["candidates"]) > 0  # the skipped one counts none
     assert [c["verified"] for c in one["best"]] == [True, True]
-    # with 2 jobs, toy-system tp2's search started while toy-system tp1's ran; dropped, as the order says
+    # with 2 workers, toy-system tp2's search started while toy-system tp1's ran; dropped, as the order says
     assert speculated == [("toy-system tp=2 sarathi(max_num_seqs=256)", False),
                           ("toy-system tp=2 sarathi(max_num_seqs=256)", True)]
 
@@ -76,8 +76,8 @@ def test_two_jobs_give_the_sequential_plan(monkeypatch):
 def test_a_stand_in_simulate_runs_in_this_process():
     calls1: list = []
     calls2: list = []
-    a = plan(req(jobs=1), simulate=capacity_sim(3.0, calls1))
-    b = plan(req(jobs=2), simulate=capacity_sim(3.0, calls2))
+    a = plan(req(workers=1), simulate=capacity_sim(3.0, calls1))
+    b = plan(req(workers=2), simulate=capacity_sim(3.0, calls2))
     assert calls2 == calls1 and len(calls1) > 4  # every call seen here: nothing went to a worker
     assert _timeless(b.to_dict()) == _timeless(a.to_dict())
 
@@ -101,7 +101,7 @@ def test_an_unexpected_error_in_a_worker_surfaces(monkeypatch):
     monkeypatch.setattr(P, "_search", broken)
     for jobs in (1, 2):
         with pytest.raises(RuntimeError, match="bug in toy-system tp=1"):
-            plan(small(jobs=jobs))
+            plan(small(workers=jobs))
     assert multiprocessing.active_children() == []
 
 
@@ -112,16 +112,18 @@ def test_jobs_default_cap_and_bad_values():
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert default_jobs() == usable
-    assert Jobs(small(jobs=8), None, None, 10, 16.0, None, work=3, task=None).workers == 3  # no more than the candidates
+    assert Jobs(small(workers=8), None, None, 10, 16.0, None, work=3, task=None).workers == 3  # no more than the candidates
     assert Jobs(small(), None, None, 10, 16.0, None, work=100, task=None).workers == usable
     for bad in (0, -1, 1.5, True):
-        with pytest.raises(SpecError, match="--jobs"):
-            plan(small(jobs=bad))
+        with pytest.raises(SpecError, match="--workers"):
+            plan(small(workers=bad))
 
 
-def test_cli_jobs_flag(capsys):
+def test_cli_workers_flag(capsys):
+    # the same flag name and bound as sweep --workers (llmsim.commands._common: a count of processes >= 1)
     from llmsim.cli import main
 
-    assert main(["plan", "--model", "qwen2.5-0.5b", "--rate", "1", "--input-len", "8", "--output-len", "8",
-                 "--slo-ttft-p99", "1", "--slo-tpot-p99", "1", "--hw", CHIP, "--jobs", "0"]) == 2
-    assert "--jobs" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["plan", "--model", "qwen2.5-0.5b", "--rate", "1", "--input-len", "8", "--output-len", "8",
+              "--slo-ttft-p99", "1", "--slo-tpot-p99", "1", "--hw", CHIP, "--workers", "0"])
+    assert e.value.code == 2 and "--workers" in capsys.readouterr().err
