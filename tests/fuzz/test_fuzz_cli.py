@@ -239,3 +239,26 @@ def test_fuzz_serve_flag(flag, value):
     extra = ["--scheduler", "disagg"] if "replicas" in flag else ["--arrival", "gamma"] if flag == "--cv" else []
     promise(["serve", "--hw", TOY, "--model", "qwen2.5-0.5b", "--json", *extra,
              *[x for kv in argv.items() for x in kv]])
+
+
+# valid flags in combination: each works alone, and the combinations are where the scheduler, the block
+# manager and the replicas meet (session 12's smoke found static + --prefix-caching crashing the block count)
+SCHEDULER_FLAGS = [["--scheduler", "vllm"], ["--scheduler", "sarathi"], ["--scheduler", "static"],
+                   ["--scheduler", "disagg", "--prefill-replicas", "1", "--decode-replicas", "1"]]
+PARALLEL_FLAGS = [[], ["--tp", "2"], ["--pp", "2"], ["--tp", "2", "--ep", "2"]]
+EXTRA_FLAGS = [[], ["--prefix-caching", "--shared-prefix", "64", "--num-prefixes", "2"],
+               ["--preemption", "swap", "--memory-utilization", "0.15"], ["--replicas", "2", "--router", "least-kv"],
+               ["--cuda-graphs", "--fused"], ["--quant", "fp8"], ["--stack", "sglang"], ["--usage", "offline"],
+               ["--arrival", "gamma", "--cv", "3"], ["--max-num-seqs", "2", "--block-size", "8"]]
+
+
+@FUZZ
+@given(sched=st.sampled_from(SCHEDULER_FLAGS), par=st.sampled_from(PARALLEL_FLAGS),
+       extras=st.lists(st.sampled_from(EXTRA_FLAGS), max_size=2, unique_by=lambda f: tuple(f)),
+       model=st.sampled_from(["qwen2.5-0.5b", "deepseek-v2-lite"]))
+def test_fuzz_serve_flag_combinations(sched, par, extras, model):
+    extra = [x for f in extras for x in f]
+    if "--replicas" in extra and "disagg" in sched:  # disagg sets its own replica count
+        extra = []
+    promise(["serve", "--hw", "hgx-h100-8", "--model", model, "--json", "--rate", "20", "--num-requests", "12",
+             "--input-len", "160", "--output-len", "6", *sched, *par, *extra])
