@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hwmodels.dtype import get_dtype
+from hwmodels.arith import vany
 from hwmodels.errors import Problem, SpecError
 from workloads.batch import Batch  # noqa: F401  (re-exported: the batch was defined here)
 from workloads.model import ModelSpec, load_model
@@ -271,12 +272,6 @@ def _build_cached(spec: ModelSpec, batch: Batch, q: Quantization, p: Parallelism
 STREAMING = frozenset(KINDS) - {"gemm", "attention", "collective"}
 
 
-def _some(v) -> bool:
-    """Whether ``v`` (a number, or an array over token counts) is above 0 anywhere (np.any without its cost on
-    a plain number: whole graphs run this per op)."""
-    return bool((v > 0).any()) if isinstance(v, np.ndarray) else v > 0
-
-
 def _mark_fresh(ops: list) -> list:
     """Each streaming op's ``fresh_bytes``: the bytes of its activation input that the kernel run just
     before it wrote (the activation output of the previous op that moves tensors; a collective, which
@@ -290,9 +285,9 @@ def _mark_fresh(ops: list) -> list:
         if o.kind == "collective" or not o.tensors:
             out.append(o)
             continue
-        if o.kind in STREAMING and _some(wrote):
+        if o.kind in STREAMING and vany(wrote > 0):
             read = sum(t.bytes for t in o.tensors if t.role == "activation" and not t.write)
-            if _some(read):  # arrays over token counts (other_ops) take the elementwise minimum
+            if vany(read > 0):  # arrays over token counts (other_ops) take the elementwise minimum
                 both = isinstance(wrote, np.ndarray) or isinstance(read, np.ndarray)
                 o = replace(o, fresh_bytes=np.minimum(wrote, read) if both else min(wrote, read), fresh_span=span)
         out.append(o)
