@@ -66,13 +66,18 @@ def cmd_validate(args) -> int:
             title = f"{args.measured}" + (f" on {args.hw}" if args.hw else "")
             written += scatter_plot(cmp.scored, Path(args.out) / "scatter", title, formats=fmts)
             written += error_size_plot(cmp.scored, Path(args.out) / "error_vs_size", title, formats=fmts)
+    c = cmp.counts
     nothing = not len(cmp.scored)  # every row rejected (or none): nothing was validated, the file is unusable
+    unusable = (f"error: {args.measured}: no row could be scored (" + ("every row was rejected, reasons "
+           + ("in the JSON" if args.json else "above") if c["rows"] else "the file holds no rows")
+           + "): nothing was validated")
     if args.json:
         d = cmp.to_dict(args.worst)
         d["written"] = [str(p) for p in written]
         print_json(d)
+        if nothing:
+            print(unusable, file=sys.stderr)
         return 2 if nothing else 0
-    c = cmp.counts
     print(f"{c['rows']} rows: {c['scored']} scored, {c['rejected']} rejected")
     for why, n in c["by_reason"].items():
         print(f"  rejected, {why}: {n}")
@@ -80,8 +85,7 @@ def cmd_validate(args) -> int:
     for r in (ex.to_dict("records") if len(ex) else []):
         print(f"    e.g. {r.get('op')} on {r.get('hardware')}: {r['reason']}")
     if nothing:
-        print(f"error: {args.measured}: no row could be scored (" + ("every row was rejected, reasons above"
-              if c["rows"] else "the file holds no rows") + "): nothing was validated", file=sys.stderr)
+        print(unusable, file=sys.stderr)
         return 2
     print("\nerror = (predicted - measured) / measured; MAPE = |error|; bias = median error")
     cols = [("hardware", "hardware"), ("op", "op"), ("dtype", "dtype"), ("n", "rows"), ("median_ape", "median |err|"),

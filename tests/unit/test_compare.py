@@ -161,6 +161,8 @@ def test_cli_validate_bad_file_is_exit_2(tmp_path, capsys):
     err = capsys.readouterr()
     assert "rejected, bad m: 2" in err.out and "no row could be scored" in err.err
     assert main(["validate", str(q), "--json"]) == 2
+    err = capsys.readouterr()
+    assert json.loads(err.out)["counts"]["scored"] == 0 and "no row could be scored" in err.err
 
 
 @pytest.mark.slow
