@@ -48,6 +48,9 @@ def section(cals: dict, chips_cal: dict, systems_cal: dict, out: Path, rel: str,
                                            write_error_model)
 
     data, ev = build_error_model(cals, chips_cal, systems_cal, log=log)
+    from sim.validation.serving_term import add_serving_term
+
+    add_serving_term(data, ev, log)
     written = []
     if error_model:
         written.append(write_error_model(data, error_model))
@@ -108,6 +111,7 @@ def section(cals: dict, chips_cal: dict, systems_cal: dict, out: Path, rel: str,
         f"{s}: mean {eng[s]['mu']:+.3f}, sd {eng[s]['sd']:.3f} (predictive {eng[s]['sd_pred']:.3f}, {eng[s]['n']} rows)"
         for s in ("measured", "published", "class-default", "none") if s in eng) + ".")
     lines.append("")
+    lines += _serving_lines(ev.get("serving_cv"), data.get("serving_engine") or {})
     sh = data.get("step_shrink", {})
     if sh:
         lines.append(f"Step shrink **{sh['factor']:.2f}**: a whole step's Monte Carlo keeps this share of each cell's "
@@ -130,6 +134,34 @@ def section(cals: dict, chips_cal: dict, systems_cal: dict, out: Path, rel: str,
     facts = {"kernel": kt, "e2e": et, "widening": w["factor"],
              "kinds_in_band": int(((k80["coverage"] >= 0.7) & (k80["coverage"] <= 0.9)).sum()), "kinds": len(k80)}
     return "\n".join(lines) + "\n", written, facts
+
+
+def _serving_lines(cv, term: dict) -> list[str]:
+    """Held-out coverage of ``serve``'s intervals on the offline-serving rows, with the static batches' engine
+    term (before) and the serving term refitted without the row's configuration (after), and the term."""
+    if cv is None or cv.empty:
+        return []
+    out = ["Published offline-serving rows (section 5c; `llmsim serve --rate inf` intervals: the simulation re-run "
+           "at the ends of a static batch's Monte Carlo, sim/serving/intervals.py), 80% intervals, leaving one "
+           "(model, hardware, tp) configuration out: **before** with the static batches' engine term, **after** "
+           "with the serving engine term (sim/validation/serving_term.py) refitted without the held-out configuration:",
+           "", "| engine term | state | rows | coverage | median width | median width of measured |",
+           "|---|---|---:|---:|---:|---:|"]
+    for (t, st), g in cv.groupby(["term", "state"], sort=False):
+        out.append(f"| {t} | {st} | {len(g)} | {_pct(g['covered'].mean())} | {_pct(g['width'].median())} | "
+                   f"{_pct(g['width_of_measured'].median())} |")
+    for t, g in cv.groupby("term", sort=False):
+        out.append(f"| {t} | all | {len(g)} | {_pct(g['covered'].mean())} | {_pct(g['width'].median())} | "
+                   f"{_pct(g['width_of_measured'].median())} |")
+    out.append("")
+    out.append("Serving engine term, ln(measured / kernel-model median) in time terms (what `serve` and `plan "
+               "--pessimistic` draw; the point predictions are unchanged): " + "; ".join(
+                   f"{s}: mean {term[s]['mu']:+.3f}, sd {term[s]['sd']:.3f} (predictive {term[s]['sd_pred']:.3f}, "
+                   f"{term[s]['n']} rows)" for s in ("measured", "published", "class-default", "none", "*") if s in term)
+               + ". A positive mean says real engines ran slower than the simulator predicts: its intervals lie "
+                 "mostly below the point throughput.")
+    out.append("")
+    return out
 
 
 def _size_table(kernel_cv: pd.DataFrame) -> list[str]:

@@ -288,7 +288,7 @@ class PlanResult:
                 "sustained_rps_point": None if b is None else b.sustained_rps_point,
                 "slow_end_e2e_ratio": None if b is None else b.slow_end_e2e_ratio,
                 "how": "every op kind's time scaled by the Monte Carlo draw at the high end of the e2e interval "
-                       "(sim.uncertainty.slow_end_scales) for a full batch; probes, static bound and verification "
+                       "(sim.uncertainty.slow_end_scales, the error model's serving engine term) for a full batch; probes, static bound and verification "
                        "priced with it; the point plan (replicas_point) is searched first with unscaled prices and "
                        "the slow-end search never goes above its sustained rate"}
 
@@ -465,8 +465,8 @@ def _prepare(req: PlanRequest, c: Candidate, lin: float, lout: float, assumption
 
             full: list = []
             c.static_bound_rps_point = _static(req, c, lin, lout, full=full)[2]
-            c.kind_scale, c.slow_end_e2e_ratio = slow_end_scales(full[0], system, req.pessimistic,
-                                                                 options=req.predict_kwargs().get("options"))
+            c.kind_scale, c.slow_end_e2e_ratio = slow_end_scales(  # serving runs verify it: the serving term
+                full[0], system, req.pessimistic, options=req.predict_kwargs().get("options"), term="serving")
         ttft1, tpot1, bound = _static(req, c, lin, lout, c.kind_scale)
         c.static_bound_rps = bound
         if ttft1 > req.slo_ttft_p99_s or tpot1 > req.slo_tpot_p99_s:

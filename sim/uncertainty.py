@@ -196,7 +196,8 @@ class _Cells(dict):
 
 class ErrorModel:
     """The error model file: quantile cells with a fallback hierarchy, the unseen-chip widening and the
-    end-to-end (engine) term per state."""
+    end-to-end (engine) terms per state: static batches' (``engine``, fitted on the published end-to-end rows)
+    and serving runs' (``serving_engine``, fitted on the published offline-serving rows)."""
 
     def __init__(self, data: dict, path: str = "<memory>"):
         self.data = data
@@ -211,6 +212,7 @@ class ErrorModel:
         self.widening_by_kind = {k: float(v) for k, v in
                                  (data.get("unseen_chip_widening", {}).get("by_kind") or {}).items()}
         self.engine = dict(data.get("engine", {}))
+        self.serving_engine = dict(data.get("serving_engine") or {})
         self.shrink = float(data.get("step_shrink", {}).get("factor", 1.0))
         self.state_fallback = dict(data.get("state_fallback", {}))
         self.kind_proxy = dict(data.get("kind_proxy", {}))
@@ -295,9 +297,12 @@ class ErrorModel:
             return self.cell(nxt, family, kind, bound, chip_name, _widen, size, _from + (state,))
         raise SpecError(f"{self.path}: no cell for state {state!r} at any fallback level (a broken error model file)")
 
-    def engine_term(self, state: str) -> tuple[float, float]:
-        """(mu, sd) of the end-to-end log factor for ``state`` (0, 0 when the file has none)."""
-        e = self.engine.get(state) or self.engine.get(self.state_fallback.get(state, "")) or self.engine.get("*") or {}
+    def engine_term(self, state: str, term: str = "e2e") -> tuple[float, float]:
+        """(mu, sd) of the end-to-end log factor for ``state`` (0, 0 when the file has none): ``term`` "e2e" for a
+        static batch (``predict``), "serving" for a serving run (``serve``, ``plan``; the static batches' term
+        where the file has no serving term)."""
+        t = self.serving_engine if term == "serving" and self.serving_engine else self.engine
+        e = t.get(state) or t.get(self.state_fallback.get(state, "")) or t.get("*") or {}
         return float(e.get("mu", 0.0)), float(e.get("sd_pred", 0.0))
 
 
@@ -428,12 +433,12 @@ def _normal_table() -> tuple[np.ndarray, np.ndarray]:
 
 
 def kind_factors(model: ErrorModel, groups, state: str, family: str, chip_name: str | None,
-                 draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
+                 draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED, term: str = "e2e") -> tuple[np.ndarray, np.ndarray]:
     """(factors (draws x len(groups)), engine (draws,)): multipliers of each (kind, bound[, size]) group's time.
 
     Groups of one kind share its uniform draw (one factor per kind and chip, read through each bound and
     size cell's quantiles: comonotone); kinds are independent. The engine factor is lognormal with the state's
-    end-to-end (mu, sd).
+    end-to-end (mu, sd) of ``term`` (ErrorModel.engine_term).
     """
     kinds = sorted({model.kind_map.get(g[0], g[0]) for g in groups})
     u = _uniforms(seed, draws, len(kinds) + 1)
@@ -446,7 +451,7 @@ def kind_factors(model: ErrorModel, groups, state: str, family: str, chip_name: 
             med = float(c.quantile(0.5))
             x = med + model.shrink * (x - med)
         out[:, j] = np.exp(x)
-    mu, sd = model.engine_term(state)
+    mu, sd = model.engine_term(state, term)
     return out, np.exp(mu + sd * np.interp(u[:, -1], *_normal_table()))
 
 
@@ -497,7 +502,7 @@ def _groups(model: ErrorModel, *gcs) -> list:
 
 def metric_samples(pred, state: str, family: str, chip_name: str | None = None, *, model: ErrorModel | None = None,
                    overlap_comm: bool = False, draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED,
-                   engine: bool = True) -> dict:
+                   engine: bool = True, term: str = "e2e") -> dict:
     """Monte Carlo draws of every interval metric of a ``sim.predict.Prediction``.
 
     The prefill step's and the mean decode step's (kind, bound) time sums are scaled by the draws'
@@ -508,7 +513,7 @@ def metric_samples(pred, state: str, family: str, chip_name: str | None = None, 
     """
     model = model or ErrorModel.load()
     groups = _groups(model, pred.prefill, pred.decode)
-    f, eng = kind_factors(model, groups, state, family, chip_name, draws, seed)
+    f, eng = kind_factors(model, groups, state, family, chip_name, draws, seed, term)
     if not engine:
         eng = np.ones(draws)
     r_pre, e_pre = _phase_ratio(pred.prefill, groups, f, overlap_comm, model) if pred.prefill is not None \
@@ -622,16 +627,16 @@ def overlap(a: list, b: list) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def _draw_setup(pred, hw, options, model, draws, seed):
+def _draw_setup(pred, hw, options, model, draws, seed, term="e2e"):
     """(e2e draws, per-group factors, engine factors, groups, each group's time in one request) of a prediction."""
     model = model or ErrorModel.load()
     chip = _chip(hw)
     use_eff = True if options is None else options.use_efficiency
     state, fam, name = calibration_state(chip, use_eff), chip_family(chip), record_name(chip)
     groups = _groups(model, pred.prefill, pred.decode)
-    f, eng = kind_factors(model, groups, state, fam, name, draws, seed)
+    f, eng = kind_factors(model, groups, state, fam, name, draws, seed, term)
     s = metric_samples(pred, state, fam, name, model=model, overlap_comm=bool(getattr(options, "overlap_comm", False)),
-                       draws=draws, seed=seed)["e2e_s"]
+                       draws=draws, seed=seed, term=term)["e2e_s"]
     # a request's time per group: the prefill step once, the mean decode step once per decode step
     steps = (pred.e2e_s - pred.ttft_s) / pred.decode.time_s if pred.decode is not None and pred.decode.time_s > 0 \
         else 0.0
@@ -657,27 +662,28 @@ def _draw_kinds(j: int, f, groups, t_by) -> tuple:
 
 
 def quantile_draw(pred, hw, q: float, *, options=None, model: ErrorModel | None = None, draws: int = DEFAULT_DRAWS,
-                  seed: int = DEFAULT_SEED) -> tuple[tuple, float]:
+                  seed: int = DEFAULT_SEED, term: str = "e2e") -> tuple[tuple, float]:
     """The per-kind factors of the Monte Carlo draw whose e2e time sits at quantile ``q`` of the draws
     (for re-running the serving simulator at an interval's ends): ((kind, factor), ...) and the draw's
     engine factor. The factors are keyed ``kind/bound`` (each cell group's own factor; CostOptions.kind_scale
-    applies them by the op's bound)."""
-    s, f, eng, groups, t_by = _draw_setup(pred, hw, options, model, draws, seed)
+    applies them by the op's bound). ``term``: the engine term the draws carry (ErrorModel.engine_term)."""
+    s, f, eng, groups, t_by = _draw_setup(pred, hw, options, model, draws, seed, term)
     order = np.argsort(s)
     j = int(order[min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))])
     return _draw_kinds(j, f, groups, t_by), float(eng[j])
 
 
 def slow_end_scales(pred, hw, level: float, *, options=None, model: ErrorModel | None = None,
-                    draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED) -> tuple[tuple, float]:
+                    draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED, term: str = "e2e") -> tuple[tuple, float]:
     """The op-time scaling that prices a prediction at the slow end of its ``level`` interval: the per-kind
     factors (``CostOptions.kind_scale``, the draw's engine factor folded into every kind) of the Monte Carlo
     draw whose e2e time is the smallest at or above the interval's high end (keys ``kind/bound``) (the interval ``predict``
     reports, which contains the point), and that draw's e2e over the point. ``((), 1.0)`` when the high
     end is the point itself. As ``level`` goes to 0 the high end goes to the point, so the scaling goes to
-    none; a higher level never gives a faster end."""
+    none; a higher level never gives a faster end. ``term``: the engine term of the draws ("serving" for a
+    planner's serving runs; ErrorModel.engine_term)."""
     level = check_level(level)
-    s, f, eng, groups, t_by = _draw_setup(pred, hw, options, model, draws, seed)
+    s, f, eng, groups, t_by = _draw_setup(pred, hw, options, model, draws, seed, term)
     point = float(pred.e2e_s)
     hi = central_interval(s, point, level)[1]
     if not point > 0 or hi <= point:

@@ -2,8 +2,9 @@
 
 The simulator is too slow to run per Monte Carlo draw (docs/uncertainty.md). A static batch shaped
 like the point run (its mean batch, prompt and output lengths) is predicted, its Monte Carlo draws
-(``sim.uncertainty``) are ranked by end-to-end time, and the draws at the interval's low and high
-quantiles give per-op-kind time factors (times the draw's end-to-end engine factor). The simulation is
+(``sim.uncertainty``, with the error model's serving engine term: how far real engines' offline throughput
+sits from the simulator's, fitted on the published offline-serving rows) are ranked by end-to-end time, and the
+draws at the interval's low and high quantiles give per-op-kind time factors (times the draw's engine factor). The simulation is
 run again with each set of factors (``CostOptions.kind_scale``); throughputs take the fast run as
 their upper end and latencies the slow run as theirs, every range widened to contain the point run's
 value.
@@ -40,14 +41,15 @@ def representative_prediction(summary: dict, system, model, config):
                    attention_kernel=c.attention_kernel, check_memory=False)
 
 
-def end_scales(pred, system, level: float, options=None) -> tuple[tuple, tuple]:
+def end_scales(pred, system, level: float, options=None, model=None) -> tuple[tuple, tuple]:
     """((kind, factor), ...) for the low end (fast) and the high end (slow) of a ``level`` interval; the
-    draw's engine factor is folded into every kind's factor."""
+    draw's engine factor (the serving term, ErrorModel.engine_term) is folded into every kind's factor.
+    ``model``: an ErrorModel (the shipped file when None)."""
     from sim.uncertainty import quantile_draw
 
     out = []
     for q in ((1.0 - level) / 2.0, (1.0 + level) / 2.0):
-        ks, eng = quantile_draw(pred, system, q, options=options)
+        ks, eng = quantile_draw(pred, system, q, options=options, model=model, term="serving")
         out.append(tuple((k, f * eng) for k, f in ks))
     return out[0], out[1]
 
@@ -72,10 +74,10 @@ def combine(point: dict, fast: dict, slow: dict) -> dict:
     return out
 
 
-def serving_intervals(summary: dict, scenario, system, model, level: float, config=None) -> dict:
+def serving_intervals(summary: dict, scenario, system, model, level: float, config=None, error_model=None) -> dict:
     """The ``intervals`` object of ``serve --json``: two more simulations (``config``: the point run's
     ServingConfig) with every priced op's time scaled per kind (``CostOptions.kind_scale``) at the
-    interval's ends."""
+    interval's ends. ``error_model``: an ErrorModel (the shipped file when None)."""
     from dataclasses import replace
 
     from sim.config import ServingConfig
@@ -85,7 +87,7 @@ def serving_intervals(summary: dict, scenario, system, model, level: float, conf
     level = check_level(level)
     cfg = config or ServingConfig()
     pred = representative_prediction(summary, system, model, cfg)
-    fast_s, slow_s = end_scales(pred, system, level, cfg.options)
+    fast_s, slow_s = end_scales(pred, system, level, cfg.options, error_model)
     fast = simulate(scenario, system, model, replace(cfg, options=replace(cfg.options, kind_scale=fast_s))).summary
     slow = simulate(scenario, system, model, replace(cfg, options=replace(cfg.options, kind_scale=slow_s))).summary
     return combine(summary, fast, slow)

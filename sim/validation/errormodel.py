@@ -384,7 +384,8 @@ def _commit() -> str:
 
 
 def build_error_model(cals: dict, chips_cal: dict, systems_cal: dict, log=print) -> tuple[dict, dict]:
-    """(the error model as JSON data, evaluation frames: kernel_cv, e2e_cv, rows)."""
+    """(the error model as JSON data, evaluation frames: kernel_cv, e2e_cv, rows, items); the serving engine
+    term is added by :func:`sim.validation.serving_term.add_serving_term`."""
     rows = kernel_residuals(cals)
     log(f"error model: {len(rows):,} kernel residuals ({rows['group'].nunique()} configurations)")
     widening, wdet = unseen_chip_widening(rows)

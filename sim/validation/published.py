@@ -206,33 +206,42 @@ def _scored(df: pd.DataFrame, pred: list, reason: list, used: list, throughput) 
     return df
 
 
+def serving_case(r: dict, stack=None, options: CostOptions = DEFAULT_OPTIONS, seed: int = 0):
+    """(scenario, ServingConfig, stack name) of one offline-serving row as ``llmsim serve --rate inf`` runs it:
+    ``num_prompts`` requests of ``input_len``/``output_len`` tokens all at t=0 on one replica of ``tp`` chips,
+    the row's ``max_num_seqs``/``max_num_batched_tokens``/``kv_dtype``/``scheduler``/``usage`` where given (else
+    the stack's); ``stack``: as in :func:`score_e2e` (the row's own where None)."""
+    from sim.config import ServingConfig
+    from workloads.scenario import Scenario, arrival_process
+
+    st = stack if stack is not None else (str(r.get("stack") or "").strip() or DEFAULT_STACK)
+    limits = {k: int(r[k]) for k in ("max_num_seqs", "max_num_batched_tokens")
+              if r.get(k) is not None and not (isinstance(r[k], float) and math.isnan(r[k]))}
+    kv = str(r.get("kv_dtype") or "").strip() or None
+    sched = str(r.get("scheduler") or "").strip() or None
+    usage = str(r.get("usage") or "").strip() or None
+    sc = Scenario(arrival_process(math.inf), int(r["input_len"]), int(r["output_len"]),
+                  num_requests=int(r["num_prompts"]))
+    cfg = ServingConfig(tp=int(r["tp"]), quant=str(r.get("quant") or "bf16"), kv_dtype=kv, options=options,
+                        stack=st, seed=seed, scheduler=sched, usage=usage, **limits)
+    return sc, cfg, getattr(st, "name", st)
+
+
 def score_serving(df: pd.DataFrame | None = None, *, stack=None, options: CostOptions = DEFAULT_OPTIONS,
                   seed: int = 0) -> pd.DataFrame:
-    """Simulate every offline-serving row as ``llmsim serve --rate inf`` does: ``num_prompts`` requests
-    of ``input_len``/``output_len`` tokens all at t=0 on one replica of ``tp`` chips, the row's
-    ``max_num_seqs``/``max_num_batched_tokens``/``kv_dtype``/``scheduler``/``usage`` where given (else the stack's). ``stack``:
-    as in :func:`score_e2e`. Adds ``predicted``, ``reason`` (why a row could not be predicted),
-    ``stack_used``, ``rel_error`` and ``time_rel_error`` (every metric is a throughput:
-    measured / predicted - 1, negative when the model is too fast)."""
-    from sim.config import ServingConfig
+    """Simulate every offline-serving row as ``llmsim serve --rate inf`` does (:func:`serving_case`). Adds
+    ``predicted``, ``reason`` (why a row could not be predicted), ``stack_used``, ``rel_error`` and
+    ``time_rel_error`` (every metric is a throughput: measured / predicted - 1, negative when the model is
+    too fast)."""
     from sim.serving.simulate import simulate
-    from workloads.scenario import Scenario, arrival_process
 
     df = load_serving() if df is None else df.copy()
     pred, reason, used = [], [], []
     for r in df.to_dict("records"):
         st = stack if stack is not None else (str(r.get("stack") or "").strip() or DEFAULT_STACK)
         used.append(getattr(st, "name", st))
-        limits = {k: int(r[k]) for k in ("max_num_seqs", "max_num_batched_tokens")
-                  if r.get(k) is not None and not (isinstance(r[k], float) and math.isnan(r[k]))}
-        kv = str(r.get("kv_dtype") or "").strip() or None
-        sched = str(r.get("scheduler") or "").strip() or None
-        usage = str(r.get("usage") or "").strip() or None
         try:
-            sc = Scenario(arrival_process(math.inf), int(r["input_len"]), int(r["output_len"]),
-                          num_requests=int(r["num_prompts"]))
-            cfg = ServingConfig(tp=int(r["tp"]), quant=str(r.get("quant") or "bf16"), kv_dtype=kv, options=options,
-                                stack=st, seed=seed, scheduler=sched, usage=usage, **limits)
+            sc, cfg, _ = serving_case(r, stack, options, seed)
             s = simulate(sc, str(r["hardware"]), str(r["model"]), cfg).summary
             if not s.get("requests_completed"):
                 raise InfeasibleError(f"no request completed ({s.get('rejection_reasons')})")
@@ -319,4 +328,4 @@ def kernel_comparison(hw: str | None = None, options: CostOptions = DEFAULT_OPTI
 __all__ = ["ATTENTION_KERNELS", "E2E", "KERNELS", "METRICS", "MOE_KERNELS", "SERVING", "SERVING_METRICS",
            "DECODE_PROFILES", "PREFILL_PROFILES", "attention_kernel_profiles", "decode_kernel_profiles", "kernel_comparison",
            "load_e2e", "load_serving", "model_family", "profile_options",
-           "score_attention_kernels", "score_e2e", "score_moe_kernels", "score_serving"]
+           "score_attention_kernels", "score_e2e", "score_moe_kernels", "score_serving", "serving_case"]

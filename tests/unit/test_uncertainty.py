@@ -389,3 +389,50 @@ def test_error_model_cells_parse_on_first_use_and_bad_text_names_the_file_and_ce
     bad = ErrorModel(dict(data, cells={key: {"n": 3, "q": "0.1 zero"}}), "em.json")
     with pytest.raises(SpecError, match=r"em\.json: cells\..*\.q: expected numbers"):
         bad.cells[key]
+
+
+def test_serving_engine_term_is_read_by_serve_and_falls_back_to_the_static_term():
+    """``engine_term(state, "serving")`` reads the file's serving term (its state, the state fallback, '*') and
+    the static batches' term where the file has none; the serving intervals draw it: a serving term that says
+    engines run twice as slow moves `serve`'s throughput range below the point."""
+    from sim.serving.intervals import end_scales
+    from sim.predict import predict
+
+    base = dict(ErrorModel.load().data)
+    base["engine"] = {"*": {"mu": 0.0, "sd_pred": 0.0}}
+    none = ErrorModel(dict(base, serving_engine={}))
+    assert none.engine_term("published", "serving") == (0.0, 0.0)  # no serving term: the static one
+    slow = ErrorModel(dict(base, serving_engine={"*": {"mu": math.log(2.0), "sd_pred": 0.0},
+                                                 "class-default": {"mu": math.log(3.0), "sd_pred": 0.1}}))
+    assert slow.engine_term("published", "serving") == (pytest.approx(math.log(3.0)), 0.1)  # via the state fallback
+    assert slow.engine_term("measured", "serving") == (pytest.approx(math.log(2.0)), 0.0)
+    assert slow.engine_term("measured") == (0.0, 0.0)  # a static batch keeps its own term
+    p = predict("llama-3.1-8b", "h100-sxm", 8, 256, 32)
+    f0, s0 = end_scales(p, "h100-sxm", 0.8, model=none)
+    f1, s1 = end_scales(p, "h100-sxm", 0.8, model=slow)
+    # every kind's factor carries the engine factor: x3 (h100-sxm is 'published', read through class-default)
+    # with a little spread (sd 0.1 moves which draw sits at the ends)
+    for (k0, a), (k1, b) in zip(s0, s1):
+        assert k0 == k1 and 2.0 < b / a < 4.5
+    assert min(b for _, b in f1) > 1.5  # even the fast end is slower than the point
+
+
+def test_serving_engine_fit_by_hand():
+    """The serving term is fitted as the static one: on rows whose measured time is exactly twice the kernel
+    median, mu = ln 2, and the kernel spread is subtracted from the sd."""
+    from sim.predict import predict
+    from sim.validation.serving_term import fit_serving_engine
+    from sim.validation.errormodel import _draws
+
+    data = dict(ErrorModel.load().data)
+    chip = load_hardware("h100-sxm")
+    items = []
+    for b in (2, 4, 8):
+        p = predict("llama-3.1-8b", "h100-sxm", b, 256, 32)
+        it = {"chip": chip, "pred": p, "state": "published", "metric": "e2e_s", "overlap": False}
+        med = float(np.median(_draws(it, ErrorModel(dict(data, serving_engine={})), engine=False)))
+        it["measured"] = 2.0 * med
+        items.append(it)
+    t = fit_serving_engine(items, data)
+    assert t["published"]["n"] == 3 and t["published"]["mu"] == pytest.approx(math.log(2.0), abs=1e-5)
+    assert t["published"]["sd"] == 0.0  # identical residuals: no spread beyond the kernel draws'
