@@ -14,7 +14,7 @@ ATTENTION_KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "da
 
 #: the kernels attention_kernels.yaml describes (a row's ``kernel_profile`` names one): prefill facts, decode facts
 PREFILL_PROFILES = ("triton_tutorial_flash_v2", "tk", "fa2", "torch_fa2", "cudnn_sdpa")
-DECODE_PROFILES = ("fa3_upstream", "fa2", "torch_fa2", "cudnn_sdpa")
+DECODE_PROFILES = ("fa3_upstream", "fa2", "torch_fa2", "cudnn_sdpa", "flashinfer")
 
 
 def _attention_kernels(path: str) -> dict:

@@ -68,3 +68,17 @@ def test_cudnn_softmax_share_is_the_fitted_one():
     c = compare(load_measurements("h100-sxm-own-attention")).scored
     cud = c[(c["variant"] == "cudnn") & (c["phase"] == "prefill")]
     assert len(cud) == 12 and abs(np.median(cud["rel_error"])) < 0.02
+
+
+def test_flashinfer_cuda_core_decode_streams_its_kv_where_64_row_tiles_are_compute_bound():
+    """FlashInfer's CUDA-core decode (decode_kernels.flashinfer) pads no query rows, so multi-head decode on an H20
+    (78 SMs of a compute-poor part) is its KV stream: 16 requests x 32 heads x 32,000 tokens x 128 x 2 (K, V) x 2 B
+    = 8.39 GB, 2.10 ms at 4.0 TB/s; priced within a quarter above that. The default stack's Hopper facts (FA3's
+    64-row query tile, one real row) compute 64 padded rows a head: the same op prices above 1.5 x the stream."""
+    fi = decode_kernel_profiles()["flashinfer"]
+    assert fi.q_tile_rows == 0 and fi.kv_tile_tokens == 32 and fi.kv_tiles_in_flight == 3 and fi.split_rule == "fill"
+    row = {**DECODE, "hardware": "h20", "dtype": "fp16", "batch": 16, "heads": 32, "kv_heads": 32, "seqlen_kv": 32000}
+    own, vllm = predict_ops(pd.DataFrame([{**row, "kernel_profile": "flashinfer"}, row]),
+                            options=CostOptions(cuda_graphs=True))["time_s"].to_numpy()
+    stream = 16 * 32 * 32000 * 128 * 2 * 2 / 4.0e12
+    assert stream <= own <= 1.25 * stream and vllm > 1.5 * stream
