@@ -65,9 +65,10 @@ def section(cals: dict, chips_cal: dict, systems_cal: dict, out: Path, rel: str,
     lines.append(
         f"Every prediction carries an interval from the error model `sim/validation/data/error_model.json` "
         f"(method: [uncertainty.md](uncertainty.md)), fitted here on {len(ev['rows']):,} kernel residuals "
-        f"ln(measured / predicted) of the held-out rows above, priced three ways (datasheet peaks without "
-        f"efficiencies = state none; the catalog file = its own calibration state ({catalog_states}); the "
-        f"calibrated file = measured; a state without rows of its own reads another's cells: "
+        f"ln(measured / predicted) of the held-out rows above (the calibrations' rows priced three ways: datasheet peaks "
+        f"without efficiencies = state none; the catalog file = its own calibration state ({catalog_states}); the "
+        f"calibrated file = measured; and the published attention kernel rows of sections 4c and 4d priced with the "
+        f"catalog file and the default stack; a state without rows of its own reads another's cells: "
         f"{', '.join(f'{a} -> {b}' for a, b in data.get('state_fallback', {}).items()) or 'none'}), per cell (state, hardware family, "
         f"op kind, bound, size) with at least {MIN_ROWS} rows, else the first of the fallbacks "
         f"{' > '.join(FALLBACK)} (a level naming the size tries the op's bucket, then the nearest buckets; the size "
@@ -125,8 +126,11 @@ def section(cals: dict, chips_cal: dict, systems_cal: dict, out: Path, rel: str,
     lines.append(f"Chips outside the record ({', '.join(data['chips_in_record'])} are in it) get their cell quantiles "
                  f"widened about the median by **{w['factor']:.2f}** over all kinds"
                  + (" (per kind: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(bk.items())) + ")" if bk else "")
-                 + f", measured: {w['how']}. Attention, which has no GPU rows in the record, reads the GEMM cells widened by GEMM's "
-                 f"factor.")
+                 + f", measured: {w['how']}. Attention reads its own cells, fitted on the published attention kernel rows "
+                 f"(sections 4c and 4d, less the rows a profile value was chosen on: "
+                 f"{int((ev['rows']['source'] == 'published attention').sum())} rows, priced on the catalog files with the "
+                 f"default stack, held out by source and phase in the coverage above); a state without them (datasheet "
+                 f"peaks, calibrated files) reads the GEMM cells widened by GEMM's factor.")
     lines.append("")
     lines.append(f"![Reliability of the intervals]({rel}/interval-reliability.png)")
     lines.append("")

@@ -135,6 +135,30 @@ def kernel_residuals(cals: dict) -> pd.DataFrame:
         columns=["source", "chip", "family", "state", "kind", "bound", "group", "log_f", "pricing", "pred_s", "size"])
 
 
+def attention_residuals() -> pd.DataFrame:
+    """The published attention kernel rows (kernels.csv, op == attention: validation.md sections 4c and 4d) as
+    rows of the kernel record, in the columns of :func:`kernel_residuals`: each priced as ``llmsim ops`` prices
+    it on the catalog file with the default stack's kernels (what a user's prediction gets), in the catalog
+    file's state; configuration (``group``) = the source and phase. Rows a profile value was chosen on
+    (column ``fit``) are left out: they are not held out."""
+    from hwmodels.loader import load_hardware
+    from sim.validation.published import score_attention_kernels
+
+    df = score_attention_kernels()
+    df = df[df["fit"].astype(str).str.strip().eq("")] if "fit" in df.columns else df
+    p, m = df["predicted"].to_numpy(float), df["measured_time_s"].astype(float).to_numpy()
+    ok = np.isfinite(p) & (p > 0) & np.isfinite(m) & (m > 0)
+    df, p, m = df[ok], p[ok], m[ok]
+    chips = {h: getattr(load_hardware(h), "chip", load_hardware(h)) for h in df["hardware"].astype(str).unique()}
+    hw = df["hardware"].astype(str)
+    return pd.DataFrame({
+        "source": "published attention", "chip": [record_name(chips[h]) for h in hw],
+        "family": [chip_family(chips[h]) for h in hw], "state": [_catalog_state(chips[h]) for h in hw],
+        "pricing": "catalog", "kind": "attention", "bound": df["bound"].astype(str).to_numpy(),
+        "group": ("attention|" + df["source"].astype(str) + "|" + df["phase"].astype(str)).to_numpy(),
+        "log_f": np.log(m / p), "pred_s": p, "size": [size_label(x, SIZE_EDGES) for x in np.log10(p)]})
+
+
 def _level_columns(level: str) -> list[str]:
     return [c for c in level.split("/") if c != "*"]
 
@@ -386,13 +410,18 @@ def _commit() -> str:
 def build_error_model(cals: dict, chips_cal: dict, systems_cal: dict, log=print) -> tuple[dict, dict]:
     """(the error model as JSON data, evaluation frames: kernel_cv, e2e_cv, rows, items); the serving engine
     term is added by :func:`sim.validation.serving_term.add_serving_term`."""
-    rows = kernel_residuals(cals)
-    log(f"error model: {len(rows):,} kernel residuals ({rows['group'].nunique()} configurations)")
-    widening, wdet = unseen_chip_widening(rows)
+    kernel = kernel_residuals(cals)
+    log(f"error model: {len(kernel):,} kernel residuals ({kernel['group'].nunique()} configurations)")
+    # the unseen-chip widening and the chips in the record come from the calibrations' rows (every op kind on
+    # the same chips); the published attention rows add attention's own cells on the chips they were timed on
+    widening, wdet = unseen_chip_widening(kernel)
     log(f"error model: unseen-chip widening {widening:.2f} (by kind: {wdet['by_kind']})")
+    att = attention_residuals()
+    log(f"error model: {len(att)} published attention rows ({att['group'].nunique()} configurations)")
+    rows = pd.concat([kernel, att], ignore_index=True)
     kernel_cv = cross_validate(rows, widening=widening, by_kind=wdet["by_kind"])
     cells = fit_cells(rows)
-    data = model_from(cells, set(rows["chip"]), widening, by_kind=wdet["by_kind"]).data
+    data = model_from(cells, set(kernel["chip"]), widening, by_kind=wdet["by_kind"]).data
     data["unseen_chip_widening"] = {"factor": widening, **wdet}
     items = e2e_predictions(chips_cal, systems_cal)
     e2e_cv = e2e_coverage(items, data)
@@ -413,7 +442,9 @@ def build_error_model(cals: dict, chips_cal: dict, systems_cal: dict, log=print)
             "kernel_rows": {f"{s} / {st}": int(n) for (s, st), n in counts.items()},
             "kernel_rows_are": "the held-out fold of each calibration (Calibration.test), priced with datasheet "
                                "peaks (class-default), the catalog file (published) and the calibrated file "
-                               "(measured)",
+                               "(measured); and the published attention kernel rows (kernels.csv, op == attention, "
+                               "not the fitted ones) priced with the catalog file and the default stack "
+                               "(source 'published attention')",
             "e2e_rows": len(items), "e2e_source": "sim/validation/data/published/e2e.csv",
             "min_rows": MIN_ROWS,
         },
@@ -461,5 +492,5 @@ def reliability(cv: pd.DataFrame, by="state") -> pd.DataFrame:
 
 
 __all__ = ["FALLBACK", "KIND_MAP", "MIN_ROWS", "PROBS", "SIZE_EDGES", "build_error_model", "coverage_table", "cross_validate",
-           "e2e_coverage", "e2e_predictions", "fit_cells", "fit_engine", "kernel_residuals", "reliability",
+           "attention_residuals", "e2e_coverage", "e2e_predictions", "fit_cells", "fit_engine", "kernel_residuals", "reliability",
            "score_rows", "unseen_chip_widening", "write_error_model"]

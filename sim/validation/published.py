@@ -289,8 +289,8 @@ def score_attention_kernels(path: str = KERNELS, stack=None, options: CostOption
     with that kernel's prefill facts (``kernels``) or decode facts (``decode_kernels``) instead of the
     stack's (the kernel that was timed: :func:`profile_options`, through ``predict_ops``); without it the
     column is ignored.
-    Adds ``predicted``, ``rel_error``, ``measured_tflops`` (4 x B x H x Sq x Skv x D / time, halved when
-    causal, as the sources count) and ``stack_used``."""
+    Adds ``predicted``, ``bound`` (what bounds the priced kernel), ``rel_error``, ``measured_tflops`` (4 x B x H
+    x Sq x Skv x D / time, halved when causal, as the sources count) and ``stack_used``."""
     from hwmodels.stack import load_stack
     from sim.ops import predict_ops
 
@@ -301,13 +301,17 @@ def score_attention_kernels(path: str = KERNELS, stack=None, options: CostOption
     opts = options or CostOptions()
     rows = df if own_kernel else df.drop(columns=["kernel_profile"], errors="ignore")
     pred = pd.Series(np.nan, index=df.index)
+    bound = pd.Series("", index=df.index, dtype=object)
     # decode rows were timed from CUDA graphs or as GPU time (their sources say so): no launch overhead
     dec = df["phase"].astype(str).str.strip().str.lower().eq("decode")
     for d, idx in df.groupby(dec).groups.items():
         o = replace(opts, cuda_graphs=True) if d else opts
-        pred[idx] = predict_ops(rows.loc[idx], options=o, stack=st)["time_s"].astype(float).to_numpy()
+        out = predict_ops(rows.loc[idx], options=o, stack=st)
+        pred[idx] = out["time_s"].astype(float).to_numpy()
+        bound[idx] = out["bound"].astype(str).to_numpy()
     m = df["measured_time_s"].astype(float)
     df["predicted"] = pred
+    df["bound"] = bound
     df["rel_error"] = (df["predicted"] - m) / m
     work = 4.0 * df["batch"].astype(float) * df["heads"].astype(float) * df["seqlen_q"].astype(float) \
         * df["seqlen_kv"].astype(float) * df["head_dim"].astype(float)

@@ -436,3 +436,25 @@ def test_serving_engine_fit_by_hand():
     t = fit_serving_engine(items, data)
     assert t["published"]["n"] == 3 and t["published"]["mu"] == pytest.approx(math.log(2.0), abs=1e-5)
     assert t["published"]["sd"] == 0.0  # identical residuals: no spread beyond the kernel draws'
+
+
+def test_attention_cells_come_from_the_published_attention_rows():
+    """The published attention kernel rows (less the fitted ones) become residual rows of kind attention in the
+    catalog files' state, grouped by source and phase; fitted into cells, an attention op on the H100 reads its
+    own cell instead of the GEMM proxy."""
+    from sim.validation.errormodel import attention_residuals
+
+    a = attention_residuals()
+    k = pd.read_csv(os.path.join(os.path.dirname(__file__), "..", "..", "sim", "validation", "data", "published",
+                                 "kernels.csv"), keep_default_na=False)
+    k = k[k["op"] == "attention"]
+    assert len(a) == int((k["fit"].str.strip() == "").sum()) > 20  # every held-out row, no fitted one
+    assert set(a["kind"]) == {"attention"} and set(a["state"]) == {"published"} and set(a["pricing"]) == {"catalog"}
+    assert np.all(np.isfinite(a["log_f"])) and set(a["bound"]) <= {"compute", "memory", "latency", "overhead"}
+    assert a["group"].str.endswith(("|prefill", "|decode")).all()
+    base = ErrorModel.load()
+    m = model_from({**base.data["cells"], **fit_cells(a)}, base.chips, base.widening)
+    c = m.cell("published", "nvidia-accelerator", "attention", "compute", "h100-sxm")
+    assert "proxy" not in c.level and c.n >= 20
+    # a state without attention rows (the calibrated files: measured) still reads the GEMM proxy
+    assert "proxy" in m.cell("measured", "nvidia-accelerator", "attention", "compute", "h100-sxm").level
