@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -32,7 +31,8 @@ from typing import Any
 
 from hwmodels.dtype import get_dtype
 from hwmodels.errors import Problem, SpecError
-from hwmodels.limits import MAX_NUMBER_CHARS, read_text
+from hwmodels.limits import read_text
+from workloads.jsonstrict import lone_surrogate, parse_json
 from workloads.quant import read_checkpoint_quant
 
 __all__ = ["CATALOG_DIR", "LayerKind", "ModelSpec", "list_models", "load_model", "parse_config"]
@@ -364,6 +364,16 @@ class _Reader:
                                      path=keys[0]))
         return 0
 
+    def positive_(self, key: str) -> float | None:
+        """A positive finite number, or None where the key is missing or null."""
+        v = self.cfg.get(key)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            self.problem(key, f"must be a positive number or null, got {v!r}")
+            return None
+        return float(v)
+
     def bool_(self, key: str, default: bool) -> bool:
         v = self.cfg.get(key)
         if v is None:
@@ -488,8 +498,8 @@ def _structure(r: _Reader, family: str, kw: dict, hidden: int, heads: int, kv: i
         if family == "gemma2":
             kw["norms_per_layer"] = 4
             kw["sliding_window"] = _window(r)
-            kw["attn_softcap"] = r.get("attn_logit_softcapping")
-            kw["final_softcap"] = r.get("final_logit_softcapping")
+            kw["attn_softcap"] = r.positive_("attn_logit_softcapping")
+            kw["final_softcap"] = r.positive_("final_logit_softcapping")
     elif family in ("deepseek_v2", "deepseek_v3"):
         kw["activation"] = str(r.get("hidden_act", default="silu"))
         kw["tied_embeddings"] = r.bool_("tie_word_embeddings", False)
@@ -537,6 +547,18 @@ def _structure(r: _Reader, family: str, kw: dict, hidden: int, heads: int, kv: i
     return kv, head_dim, head_dim_v
 
 
+def _layer_indices(r: _Reader, key: str, layers: int) -> list[int]:
+    """A list of layer indices (0 to layers - 1) under ``key``; missing or null: none."""
+    v = r.cfg.get(key)
+    if v is None:
+        return []
+    if not isinstance(v, list) or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < max(layers, 1)
+                                      for i in v):
+        r.problem(key, f"must be a list of layer indices from 0 to num_hidden_layers - 1 ({layers - 1}), got {v!r}")
+        return []
+    return v
+
+
 def _moe_and_layer_kinds(r: _Reader, family: str, kw: dict, inter: int, layers: int) -> tuple:
     """Fill ``kw`` with the mixture-of-experts fields; returns the layer kinds with their counts."""
     kinds: tuple[LayerKind, ...] = ()
@@ -574,7 +596,7 @@ def _moe_and_layer_kinds(r: _Reader, family: str, kw: dict, inter: int, layers: 
             moe_idx = [i for i in range(layers) if i >= first_dense and freq and i % freq == 0]
         elif family in ("qwen2_moe", "qwen3_moe"):
             step = r.int_("decoder_sparse_step", default=1)
-            only = r.get("mlp_only_layers", default=[]) or []
+            only = set(_layer_indices(r, "mlp_only_layers", layers))
             moe_idx = [i for i in range(layers) if i not in only and step and (i + 1) % step == 0]
         else:
             moe_idx = list(range(layers))
@@ -637,80 +659,11 @@ def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None
 # ---------------------------------------------------------------------------------------------
 # files and the catalog
 
-def _no_duplicates(pairs):
-    d = {}
-    dups = []
-    for k, v in pairs:
-        if k in d:
-            dups.append(k)
-        d[k] = v
-    if dups:
-        d["__duplicate_keys__"] = dups
-    return d
-
-
-class _BadNumber(ValueError):
-    def __init__(self, token: str, message: str):
-        super().__init__(message)
-        self.token, self.message = token, message
-
-
-def _json_constant(token: str):
-    raise _BadNumber(token, f"{token} is not a number llmsim reads; give a finite number")
-
-
-def _json_int(token: str) -> int:
-    if len(token.lstrip("-")) > MAX_NUMBER_CHARS:
-        raise _BadNumber(token, f"a number of {len(token)} digits; at most {MAX_NUMBER_CHARS} are read")
-    return int(token)
-
-
-def _json_float(token: str) -> float:
-    v = float(token)
-    if len(token) > MAX_NUMBER_CHARS or not math.isfinite(v):
-        raise _BadNumber(token, f"{token[:20]}{'...' if len(token) > 20 else ''} is not a finite number of at most "
-                                f"{MAX_NUMBER_CHARS} characters")
-    return v
-
-
-def _parse_json(text: str, f: str):
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_json_constant,
-                          parse_int=_json_int, parse_float=_json_float)
-    except json.JSONDecodeError as e:
-        raise SpecError([Problem(f"not valid JSON: {e.msg}", file=f, line=e.lineno, col=e.colno)]) from None
-    except _BadNumber as e:
-        m = re.search(rf"(?<![\w.\"]){re.escape(e.token)}(?![\w.\"])", text)
-        pos = m.start() if m else 0
-        line = text.count("\n", 0, pos) + 1
-        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
-        raise SpecError([Problem(e.message, file=f, line=line if m else None, col=col if m else None)]) from None
-    except RecursionError:
-        raise SpecError([Problem("objects and lists nested too deep", file=f, line=1, col=1)]) from None
-
-
-_SURROGATE = re.compile("[\\ud800-\\udfff]")
-
-
-def _surrogate(o, depth=0):
-    """The first lone surrogate in any key or string of a parsed JSON value, or None."""
-    if isinstance(o, str):
-        m = _SURROGATE.search(o)
-        return m.group() if m else None
-    items = o.items() if isinstance(o, dict) else enumerate(o) if isinstance(o, list) else ()
-    for k, v in items:
-        bad = _surrogate(k) if isinstance(k, str) else None
-        bad = bad or _surrogate(v, depth + 1)
-        if bad:
-            return bad
-    return None
-
-
 def _read(path: Path) -> tuple[dict, str]:
     f = str(path)
     text = read_text(path, "json_bytes", "a Hugging Face config.json")
-    cfg = _parse_json(text, f)
-    bad = _surrogate(cfg)
+    cfg = parse_json(text, f)
+    bad = lone_surrogate(cfg)
     if bad is not None:
         raise SpecError([Problem(f"text holds a lone surrogate ({bad!a}), which is not valid Unicode",
                                  file=f, line=1, col=1)])

@@ -205,6 +205,37 @@ def test_first_k_dense_replace_above_layers(tmp_path, capsys):
     assert rc == 2 and "first_k_dense_replace" in err and located(err, p)
 
 
+@pytest.mark.parametrize("value", [[], {"a": 1}, "x", 0, -30.0, True])
+def test_softcapping_must_be_a_positive_number(tmp_path, capsys, value):
+    # a list or an object here crashed the graph cache (unhashable) with a traceback; 0 or a negative
+    # cap was priced as no cap (a falsy value) or as a cap: either way the user's value changed meaning
+    cfg = json.loads((ROOT / "workloads" / "catalog" / "models" / "gemma-2-27b.json").read_text())
+    cfg["attn_logit_softcapping"] = value
+    p = model(tmp_path, json.dumps(cfg, indent=2))
+    rc, _, err = run(capsys, *predict(TOY, p))
+    assert rc == 2 and "attn_logit_softcapping: must be a positive number or null" in err and located(err, p), err
+
+
+@pytest.mark.parametrize("value", [1, "x", [48], [-1], ["0"], [0.0]])
+def test_mlp_only_layers_must_be_layer_indices(tmp_path, capsys, value):
+    # an integer crashed the layer split ('int' is not iterable); an index past the 48 layers was ignored
+    cfg = json.loads((ROOT / "workloads" / "catalog" / "models" / "qwen3-30b-a3b.json").read_text())
+    cfg["mlp_only_layers"] = value
+    p = model(tmp_path, json.dumps(cfg, indent=2))
+    rc, _, err = run(capsys, "model", "show", p)
+    assert rc == 2 and "mlp_only_layers: must be a list of layer indices from 0 to" in err and located(err, p), err
+
+
+def test_mlp_only_layers_dense_first_is_read(tmp_path, capsys):
+    cfg = json.loads((ROOT / "workloads" / "catalog" / "models" / "qwen3-30b-a3b.json").read_text())
+    cfg["mlp_only_layers"] = [0, 1]
+    p = model(tmp_path, json.dumps(cfg, indent=2))
+    rc, out, err = run(capsys, "model", "show", p, "--json")
+    assert rc == 0, err
+    kinds = {k["tag"]: k["count"] for k in json.loads(out)["layer_kinds"]}
+    assert kinds == {"layer.dense": 2, "layer.moe": 46}
+
+
 def test_model_config_dev_zero(capsys):
     rc, _, err = run(capsys, *predict(TOY, "/dev/zero"), seconds=10)
     assert rc == 2
