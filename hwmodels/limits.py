@@ -127,10 +127,13 @@ def read_bounded(path: str | Path, kind: str, *, what: str = "the file") -> byte
 
 
 
-def read_text(path: str | Path, kind: str, what: str) -> str:
+def read_text(path: str | Path, kind: str, what: str, *, gz: bool = False) -> str:
     """A bounded read (:func:`read_bounded`) decoded as UTF-8; bytes that are not UTF-8 are a
-    SpecError at the line where they stand, saying what the file should have been (``what``)."""
+    SpecError at the line where they stand, saying what the file should have been (``what``).
+    ``gz``: a file whose name ends in ``.gz`` is decompressed (:func:`gunzip_bounded`, the same limit)."""
     raw = read_bounded(path, kind)
+    if gz and str(path).endswith(".gz"):
+        raw = gunzip_bounded(raw, str(path), kind)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:

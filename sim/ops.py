@@ -105,7 +105,7 @@ def _bool(row, col, default=None):
     v = row.get(col, default)
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()):
         if default is not None:
             return default
         raise RowError(f"missing value in column '{col}'")
@@ -159,7 +159,10 @@ def _row_op(row: dict):
     missing = [c for c in REQUIRED[op] if c not in row]
     if missing:
         raise RowError(f"op {op} needs column(s) {', '.join(missing)}")
-    dt = str(row.get("dtype", "bf16") or "bf16")
+    dt = str(row.get("dtype", "bf16")).strip()
+    if dt in ("", "nan") and op != "memcpy":  # a memcpy is its bytes: a blank dtype is allowed there
+        raise RowError("missing value in column 'dtype'")
+    dt = dt or "bf16"
     try:
         d = get_dtype(dt)
     except DTypeError as e:
@@ -357,19 +360,31 @@ def _cache_bytes(hw, c) -> float:
     return float(dict(c.bytes_by_level).get(cache, 0.0)) if cache else 0.0
 
 
+#: the columns of a query CSV that hold words, read as text: an empty cell is '' (a missing value), not NaN
+TEXT_COLUMNS = ("hardware", "op", "dtype", "out_dtype", "phase", "kernel", "causal", "name", "kernel_profile")
+
+
 def read_ops_csv(path) -> pd.DataFrame:
-    """Read a kernel CSV; a file that is not a CSV with an ``op`` and ``hardware`` column is a SpecError."""
+    """Read a kernel CSV (gzipped where its name ends in .gz; a regular file within the ``csv_bytes`` limit,
+    hwmodels.limits); a file that is not a CSV with an ``op`` and ``hardware`` column is a SpecError."""
+    import io
     from pathlib import Path
+
+    from hwmodels.limits import read_text
 
     p = Path(path)
     if not p.exists():
         raise SpecError(f"no such file: {path}")
+    text = read_text(p, "csv_bytes", "a kernel query CSV", gz=True)
     try:
-        df = pd.read_csv(p, comment=None)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        df = pd.read_csv(io.StringIO(text), comment=None, dtype={c: str for c in TEXT_COLUMNS})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise SpecError(f"{path}: not a readable CSV file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
     missing = [c for c in ("hardware", "op") if c not in df.columns]
     if missing:
         raise SpecError(f"{path}: missing column(s) {', '.join(missing)}; expected at least hardware, op, dtype and "
                         f"the shape columns of each op (see `llmsim ops --help`)")
+    for c in TEXT_COLUMNS:
+        if c in df.columns:
+            df[c] = df[c].fillna("")
     return df

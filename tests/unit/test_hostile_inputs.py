@@ -301,6 +301,51 @@ def test_gamma_cv_tiny(capsys):
 
 
 # ---------------------------------------------------------------------------------------------
+# kernel CSVs (ops, validate, calibrate): read as the trace is, a regular file within LLMSIM_MAX_CSV_BYTES
+
+KERNEL_CSV_COMMANDS = [("ops",), ("validate", "--json"), ("calibrate", "--hw", "h100-sxm", "--quiet")]
+
+
+@pytest.mark.parametrize("cmd", KERNEL_CSV_COMMANDS, ids=lambda c: c[0])
+def test_kernel_csv_fifo_and_device_do_not_block(tmp_path, capsys, cmd):
+    # a FIFO blocked ops and validate for ever; /dev/zero was read until the memory ran out
+    import os
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    for p in (fifo, "/dev/zero"):
+        rc, _, err = run(capsys, cmd[0], p, *cmd[1:], seconds=10)
+        assert rc == 2 and "not a regular file" in err and located(err, p), err
+
+
+@pytest.mark.parametrize("cmd", KERNEL_CSV_COMMANDS, ids=lambda c: c[0])
+def test_kernel_csv_gzip_bomb_stops_at_the_limit(tmp_path, capsys, monkeypatch, cmd):
+    # 20 MB of rows in 20 KB: inflated whole before (a MemoryError traceback past the machine's memory)
+    monkeypatch.setenv("LLMSIM_MAX_CSV_BYTES", str(10 * 1024 * 1024))
+    p = tmp_path / "bomb.csv.gz"
+    with gzip.open(p, "wb", compresslevel=9) as f:
+        f.write(b"hardware,op,dtype,bytes,measured_time_s\n" + b"h100-sxm,memcpy,bf16,1024,1e-6\n" * 700_000)
+    assert p.stat().st_size < 200_000
+    rc, _, err = run(capsys, cmd[0], p, *cmd[1:], seconds=20)
+    assert rc == 2 and "decompressed data exceeds the limit" in err and "LLMSIM_MAX_CSV_BYTES" in err, err
+    assert located(err, p)
+
+
+def test_ops_blank_text_cells(tmp_path, capsys):
+    # an all-blank op column came in as floats (NaN) and crashed the interval step ('float' has no strip);
+    # a blank dtype was 'unknown dtype nan'
+    p = tmp_path / "q.csv"
+    p.write_text("hardware,op,dtype,m,n,k,bytes\nh100-sxm,,bf16,8,8,8,\nh100-sxm,,,8,8,8,\n")
+    rc, out, err = run(capsys, "ops", p)
+    assert rc == 0 and "2 of 2 rows have errors" in err
+    assert out.count("unknown op ''") == 2, out
+    p.write_text("hardware,op,dtype,m,n,k,bytes\nh100-sxm,gemm,,8,8,8,\nh100-sxm,memcpy,,,,,1024\n")
+    rc, out, err = run(capsys, "ops", p)
+    gemm, memcpy = __import__("csv").DictReader(out.splitlines())
+    assert rc == 0 and gemm["error"] == "missing value in column 'dtype'" and not gemm["time_s"]
+    assert memcpy["error"] == "" and float(memcpy["time_s"]) > 0  # a memcpy is its bytes: no dtype needed
+
+
+# ---------------------------------------------------------------------------------------------
 # hardware numbers, names, needed rates, overrides
 
 @pytest.mark.parametrize("old,new", [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import re
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.errors import SpecError
+from hwmodels.limits import read_text
 from sim.validation.measure.csvformat import (
     MAX_DIM,
     max_of,
@@ -51,15 +51,7 @@ def _read_table(path: str) -> pd.DataFrame:
     if not os.path.exists(path):
         raise SpecError(f"no such file or built-in data set; built-in: "
                         f"{', '.join(list(BUILTIN) + list(BUILTIN_GROUPS))}", file=path)
-    try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                text = f.read()
-        else:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-    except (OSError, UnicodeDecodeError, EOFError) as e:
-        raise SpecError(f"cannot read as a text CSV: {type(e).__name__}: {e}", file=path) from None
+    text = read_text(path, "csv_bytes", "a per-kernel CSV", gz=True)  # a regular file, bounded (hwmodels.limits)
     if not text.strip():
         raise SpecError("empty file: expected a CSV with a header row", file=path)
     try:
