@@ -147,6 +147,8 @@ class PlanRequest:
                 self.pessimistic, bool) and 0 < self.pessimistic < 1):
             P.append(Problem(f"must be an interval level between 0 and 1 (exclusive), e.g. 0.8; got {self.pessimistic!r}",
                              path="--pessimistic"))
+        if not (type(self.top) is int and self.top >= 1):
+            P.append(Problem(f"must be a number of configurations >= 1; got {self.top!r}", path="--top"))
         if self.workers is not None and not (type(self.workers) is int and self.workers >= 1):
             P.append(Problem(f"must be a number of processes >= 1; got {self.workers!r}", path="--workers"))
         if P:

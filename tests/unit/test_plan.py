@@ -170,6 +170,8 @@ def test_bad_requests_name_the_flag():
         plan(req(input_len=None), simulate=capacity_sim(1.0))
     with pytest.raises(SpecError, match="--api-price-in"):
         plan(req(api_price_in=1.0), simulate=capacity_sim(1.0))
+    with pytest.raises(SpecError, match="--top: must be a number of configurations >= 1; got 0"):
+        plan(req(top=0), simulate=capacity_sim(1.0))  # was an IndexError once a configuration was found
     res = plan(req(tps=(3,)), simulate=capacity_sim(1.0))  # 14 heads: tp=3 cannot split them
     assert not res.best and all(c.status == "infeasible" for c in res.candidates)
     assert "tp=3 does not divide" in res.candidates[-1].reason
