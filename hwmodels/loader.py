@@ -130,6 +130,9 @@ def parse_overrides(overrides) -> list[tuple[str, object]]:
             raise SpecError([Problem(f"--set {item!r}: expected PATH=VALUE, e.g. memory.hbm.bandwidth=\"6 TB/s\"")])
         path, _, value = item.partition("=")
         path, value = path.strip(), value.strip()
+        if not _segments(path):
+            raise SpecError([Problem(f"--set {item!r}: empty path before '='; expected PATH=VALUE, e.g. "
+                                     "memory.hbm.bandwidth=\"6 TB/s\"")])
         parsed = _override_value(path, value)
         if isinstance(parsed, str) and parsed.strip() != value.strip('"\''):
             parsed = value
@@ -474,6 +477,9 @@ def _load_uncached(path: Path, overrides, expect: str | None):
             while len(segs) > 1 and segs[0] == "chip":  # chip.X on a chip file is X (as on a system)
                 segs = segs[1:]
             p = ".".join(segs)
+        if segs == ["kind"] and val != kind:
+            raise SpecError([Problem(f"--set kind={val}: a {kind} file stays a {kind} (give a {val} file instead)",
+                                     str(path))])
         if kind == "system" and (segs[0] == "chip" and len(segs) > 1 or segs[0] not in SYSTEM.fields):
             chip_ovr.append((".".join(segs[1:]) if segs[0] == "chip" else p, val))
         else:

@@ -374,6 +374,23 @@ def test_set_override_is_checked_like_a_file_value(capsys):
     assert rc == 2 and "outside the plausible range" in err
 
 
+@pytest.mark.parametrize("hw", ["h100-sxm", "hgx-h100-8"])
+def test_set_with_an_empty_path(capsys, hw):
+    # '--set =5' on a system indexed the first segment of an empty path: an IndexError traceback
+    rc, _, err = run(capsys, "hw", "show", hw, "--set", "=5", "--json")
+    assert rc == 2 and "--set '=5': empty path before '='" in err, err
+
+
+@pytest.mark.parametrize("hw,value", [("h100-sxm", "kind=system"), ("h100-sxm", "chip.kind=system"),
+                                      ("hgx-h100-8", "kind=chip"), ("hgx-h100-8", "chip.kind=system")])
+def test_set_cannot_change_the_kind(capsys, hw, value):
+    # the override was applied and then ignored: the chip stayed a chip without a word
+    rc, _, err = run(capsys, "hw", "show", hw, "--set", value, "--json")
+    assert rc == 2 and "file stays a" in err, err
+    rc, _, err = run(capsys, "hw", "show", "h100-sxm", "--set", "kind=chip", "--json")
+    assert rc == 0, err
+
+
 @pytest.mark.parametrize("name,fragment", [
     ("''", "non-empty name"),
     ("other", "differs from the file name"),
