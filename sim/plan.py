@@ -118,10 +118,9 @@ class PlanRequest:
             P.append(Problem(f"must be > 0; got {self.budget_usd_per_hour!r}", path="--budget"))
         if not self.hardware:
             P.append(Problem("give at least one hardware candidate", path="--hw"))
-        if not (isinstance(self.num_requests, int) and self.num_requests >= 10):
-            P.append(Problem(f"must be an integer >= 10; got {self.num_requests!r}", path="--requests"))
-        if not (isinstance(self.request_budget, int) and self.request_budget >= 10):
-            P.append(Problem(f"must be an integer >= 10; got {self.request_budget!r}", path="--request-budget"))
+        for flag, v in (("--requests", self.num_requests), ("--request-budget", self.request_budget)):
+            if not (isinstance(v, int) and v >= 10):
+                P.append(Problem(f"must be an integer >= 10; got {v!r}", path=flag))
         for name, v in (("--p99-tolerance", self.p99_tolerance), ("--growth-tolerance", self.growth_tolerance),
                         ("--tolerance", self.tolerance)):
             if not (isinstance(v, (int, float)) and 0 < v < 1):
@@ -147,10 +146,10 @@ class PlanRequest:
                 self.pessimistic, bool) and 0 < self.pessimistic < 1):
             P.append(Problem(f"must be an interval level between 0 and 1 (exclusive), e.g. 0.8; got {self.pessimistic!r}",
                              path="--pessimistic"))
-        if not (type(self.top) is int and self.top >= 1):
-            P.append(Problem(f"must be a number of configurations >= 1; got {self.top!r}", path="--top"))
-        if self.workers is not None and not (type(self.workers) is int and self.workers >= 1):
-            P.append(Problem(f"must be a number of processes >= 1; got {self.workers!r}", path="--workers"))
+        for flag, v, what in (("--top", self.top, "configurations"),
+                              ("--workers", 1 if self.workers is None else self.workers, "processes")):
+            if not (type(v) is int and v >= 1):
+                P.append(Problem(f"must be a number of {what} >= 1; got {v!r}", path=flag))
         if P:
             raise SpecError(P)
 
@@ -495,8 +494,7 @@ def _prepare(req: PlanRequest, c: Candidate, lin: float, lout: float, assumption
 def plan(req: PlanRequest, simulate=None, progress=None) -> PlanResult:
     """Search (see the module docstring). ``simulate``: sim.serving.simulate or a stand-in (tests).
 
-    ``progress``: a callable(str) told about each probe and verification (the CLI prints to stderr).
-    """
+    ``progress``: a callable(str) told about each probe and verification (the CLI prints to stderr)."""
     from sim.tco import TcoAssumptions
 
     req.check()
