@@ -265,7 +265,7 @@ def _semantic_chip(v: dict, m: Marked) -> list:
     for k in set(kinds):
         if kinds.count(k) > 1:
             problems.append(m.problem(("compute",), f"compute unit kind '{k}' is listed twice; list each kind once"))
-    listed = {k for u in v["compute"] for k in u["peak"]}
+    listed = {k for u in v["compute"] if u["kind"] != "special" for k in u["peak"]}  # exp units run no GEMM or norm
     for need, keys, why in _NEEDED_RATES:
         if not listed & set(keys):
             problems.append(m.problem(("compute",), f"no compute unit lists a rate for {need} ({' or '.join(keys)}); "

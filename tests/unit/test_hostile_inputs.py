@@ -432,6 +432,16 @@ def test_chip_without_fp32_fails_check(tmp_path, capsys):
     assert rc == 2 and "rate for fp32" in err and located(err, p)
 
 
+def test_fp32_on_the_special_unit_only_fails_check(tmp_path, capsys):
+    # the special (exp) unit's fp32 counted as the fp32 rate: check passed, predict raised 'lists no rate
+    # for fp32 math' (a traceback); the engine runs fp32 math on the vector or the matrix unit only
+    text = (ROOT / "hwmodels" / "catalog" / "chips" / "h100-sxm.yaml").read_text()
+    assert text.count("      fp32: 66.9 TFLOP/s\n") == 1
+    p = chip(tmp_path, text.replace("      fp32: 66.9 TFLOP/s\n", ""), stem="h100-sxm")
+    rc, _, err = run(capsys, "check", p)
+    assert rc == 2 and "rate for fp32" in err and located(err, p), err
+
+
 SMEM = TOY_TEXT.replace("{name: sram, kind: sram, capacity: 1 MiB", "{name: smem, kind: sram, capacity: 1 MiB").replace(
     "  - {name: hbm", "  - {name: sram, kind: sram, capacity: 500 MiB, bandwidth: 5 TB/s}\n  - {name: hbm")
 
