@@ -66,7 +66,7 @@ def make_quantization(quant="bf16", weight_dtype=None, act_dtype=None, kv_dtype=
     import dataclasses
 
     q = Quantization.parse(quant)
-    changes = {k: v for k, v in (("weight", weight_dtype), ("activation", act_dtype), ("kv_cache", kv_dtype)) if v}
+    changes = {k: v for k, v in (("weight", weight_dtype), ("activation", act_dtype), ("kv_cache", kv_dtype)) if v is not None}
     if changes:
         q = dataclasses.replace(q, scheme=None, **changes)
     return q

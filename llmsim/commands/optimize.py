@@ -83,6 +83,8 @@ def _workload(args):
 
 
 def _spec(args):
+    if args.spec_draft is not None and not args.spec_draft.strip():  # '' is not 'the default draft'
+        raise SpecError([Problem("empty value; give --spec-draft a model or leave the flag out", path="--spec-draft")])
     if not (args.spec_draft or args.spec_ngram or args.spec_acceptance is not None or args.spec_k != 4):
         return None
     if args.spec_draft and args.spec_ngram:

@@ -83,6 +83,10 @@ def technique_kwargs(args) -> dict:
     from sim.techniques import Offload
 
     kw: dict = {}
+    for flag in ("--spec-draft", "--sparse", "--offload-bandwidth", "--offload-capacity"):  # '' is not 'not given'
+        v = getattr(args, flag[2:].replace("-", "_"), None)
+        if v is not None and not str(v).strip():
+            raise SpecError([Problem(f"empty value; give {flag} a value or leave the flag out", path=flag)])
     if getattr(args, "spec_draft", None) or getattr(args, "spec_ngram", False):
         if args.spec_draft and args.spec_ngram:
             raise SpecError([Problem("give --spec-draft or --spec-ngram, not both", path="--spec-ngram")])

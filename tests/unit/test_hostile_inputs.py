@@ -514,6 +514,22 @@ def test_every_numeric_flag_has_a_checked_type():
     assert not raw, f"flags read with plain int/float: {raw}"
 
 
+@pytest.mark.parametrize("argv,flag", [
+    (["predict", "--weight-dtype", ""], "quant.weight: unknown dtype ''"),
+    (["predict", "--kv-dtype", ""], "quant.kv_cache: unknown dtype ''"),
+    (["predict", "--spec-draft", ""], "--spec-draft: empty value"),
+    (["predict", "--sparse", ""], "--sparse: empty value"),
+    (["predict", "--offload", "kv", "--offload-bandwidth", ""], "--offload-bandwidth: empty value"),
+    (["compare", "--hw", "a100-sxm", "--offload", "kv", "--offload-capacity", " "], "--offload-capacity: empty value"),
+    (["optimize", "--spec-draft", ""], "--spec-draft: empty value"),
+])
+def test_an_empty_flag_value_is_not_a_missing_flag(capsys, argv, flag):
+    # each was read as 'not given' (a truthiness test): the run went on without the user's setting
+    rc, _, err = run(capsys, *argv, "--hw", "h100-sxm", "--model", "qwen2.5-0.5b", "--batch", "2",
+                     "--input-len", "32", "--output-len", "8", "--json")
+    assert rc == 2 and flag in err, err
+
+
 def test_rate_is_bounded(capsys):
     argv = [a if a != "1" else "1e300" for a in SERVE]
     rc, _, err = run(capsys, *argv)
