@@ -364,6 +364,17 @@ class _Reader:
                                      path=keys[0]))
         return 0
 
+    def text_(self, *keys: str, default: str) -> str:
+        """The non-empty text under the first key present (a name such as an activation function)."""
+        for k in keys:
+            v = self.cfg.get(k)
+            if v is not None:
+                if not (isinstance(v, str) and v.strip()):
+                    self.problem(k, f"must be a name (text), got {v!r}")
+                    return default
+                return v
+        return default
+
     def positive_(self, key: str) -> float | None:
         """A positive finite number, or None where the key is missing or null."""
         v = self.cfg.get(key)
@@ -478,7 +489,7 @@ def _structure(r: _Reader, family: str, kw: dict, hidden: int, heads: int, kv: i
     """Fill ``kw`` with the family's structure; returns (kv heads, head dim, value head dim)."""
     head_dim_v = head_dim
     if family in ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3"):
-        kw["activation"] = str(r.get("hidden_act", default="silu"))
+        kw["activation"] = r.text_("hidden_act", default="silu")
         kw["tied_embeddings"] = r.bool_("tie_word_embeddings", False)
         if family in ("qwen2", "qwen2_moe"):
             kw["qkv_bias"] = True
@@ -491,7 +502,7 @@ def _structure(r: _Reader, family: str, kw: dict, hidden: int, heads: int, kv: i
         kw["sliding_window"] = _window(r, enabled=use_sw)
         kw["rotary_dim"] = head_dim
     elif family in ("gemma", "gemma2"):
-        kw["activation"] = str(r.get("hidden_activation", "hidden_act", default="gelu_pytorch_tanh"))
+        kw["activation"] = r.text_("hidden_activation", "hidden_act", default="gelu_pytorch_tanh")
         kw["tied_embeddings"] = r.bool_("tie_word_embeddings", True)
         kw["qkv_bias"] = kw["o_bias"] = r.bool_("attention_bias", False)
         kw["rotary_dim"] = head_dim
@@ -501,7 +512,7 @@ def _structure(r: _Reader, family: str, kw: dict, hidden: int, heads: int, kv: i
             kw["attn_softcap"] = r.positive_("attn_logit_softcapping")
             kw["final_softcap"] = r.positive_("final_logit_softcapping")
     elif family in ("deepseek_v2", "deepseek_v3"):
-        kw["activation"] = str(r.get("hidden_act", default="silu"))
+        kw["activation"] = r.text_("hidden_act", default="silu")
         kw["tied_embeddings"] = r.bool_("tie_word_embeddings", False)
         kw["q_lora_rank"] = r.int_("q_lora_rank", required=False)
         kw["kv_lora_rank"] = r.int_("kv_lora_rank")
@@ -515,12 +526,12 @@ def _structure(r: _Reader, family: str, kw: dict, hidden: int, heads: int, kv: i
         kw["mtp_layers"] = r.int_("num_nextn_predict_layers", required=False, minimum=0)
         kw["router_bias"] = family == "deepseek_v3" and r.get("topk_method", default="noaux_tc") == "noaux_tc"
     elif family == "gpt2":
-        kw.update(activation=str(r.get("activation_function", default="gelu_new")), mlp_gated=False,
+        kw.update(activation=r.text_("activation_function", default="gelu_new"), mlp_gated=False,
                   norm="layernorm", qkv_bias=True, o_bias=True, mlp_bias=True, position="learned",
                   learned_positions=max_pos, rotary_dim=0,
                   tied_embeddings=r.bool_("tie_word_embeddings", True))
     elif family == "gptj":
-        kw.update(activation=str(r.get("activation_function", default="gelu_new")), mlp_gated=False,
+        kw.update(activation=r.text_("activation_function", default="gelu_new"), mlp_gated=False,
                   norm="layernorm", norms_per_layer=1, parallel_block=True, mlp_bias=True,
                   lm_head_bias=True, rotary_dim=r.int_("rotary_dim", default=head_dim),
                   tied_embeddings=r.bool_("tie_word_embeddings", False))
@@ -529,7 +540,7 @@ def _structure(r: _Reader, family: str, kw: dict, hidden: int, heads: int, kv: i
         if proj and hidden and proj != hidden:
             r.problem("word_embed_proj_dim", f"word_embed_proj_dim {proj} != hidden_size {hidden} "
                       "(project_in/out layers) is not supported")
-        kw.update(activation=str(r.get("activation_function", default="relu")), mlp_gated=False,
+        kw.update(activation=r.text_("activation_function", default="relu"), mlp_gated=False,
                   norm="layernorm", qkv_bias=r.bool_("enable_bias", True), position="learned",
                   learned_positions=max_pos + 2,  # OPTLearnedPositionalEmbedding keeps an offset of 2
                   rotary_dim=0, tied_embeddings=r.bool_("tie_word_embeddings", True))

@@ -216,6 +216,15 @@ def test_softcapping_must_be_a_positive_number(tmp_path, capsys, value):
     assert rc == 2 and "attn_logit_softcapping: must be a positive number or null" in err and located(err, p), err
 
 
+@pytest.mark.parametrize("value", [["silu"], 1, "", {"a": 1}])
+def test_activation_must_be_a_name(tmp_path, capsys, value):
+    # was str(value): a list or a number became a name like "['silu']" and was priced as GELU
+    cfg = dict(QWEN, hidden_act=value)
+    p = model(tmp_path, json.dumps(cfg, indent=2))
+    rc, _, err = run(capsys, "model", "show", p)
+    assert rc == 2 and "hidden_act: must be a name (text)" in err and located(err, p), err
+
+
 @pytest.mark.parametrize("value", [1, "x", [48], [-1], ["0"], [0.0]])
 def test_mlp_only_layers_must_be_layer_indices(tmp_path, capsys, value):
     # an integer crashed the layer split ('int' is not iterable); an index past the 48 layers was ignored
