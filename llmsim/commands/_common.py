@@ -206,15 +206,30 @@ def number_type(kind: str, flag: str = "the value"):
     return parse
 
 
+#: flags naming a place llmsim writes to: an empty value (an unset shell variable) would be the working folder
+PLACE_FLAGS = {"--out", "--plots"}
+
+
+def _place(text: str) -> str:
+    import argparse
+
+    if not str(text).strip():
+        raise argparse.ArgumentTypeError("an empty path; give a folder or file name (the working folder is '.')")
+    return text
+
+
 def bound_numeric_flags(parser) -> None:
     """Give every int/float flag of ``parser`` and its subcommands the checked type of its kind
-    (FLAG_KINDS), so no command reads an unchecked number (``--batch 1e20``, ``--swap-space inf``)."""
+    (FLAG_KINDS), so no command reads an unchecked number (``--batch 1e20``, ``--swap-space inf``);
+    and every flag of PLACE_FLAGS a type that refuses an empty path."""
     import argparse
 
     for a in parser._actions:
         if isinstance(a, argparse._SubParsersAction):
             for sp in a.choices.values():
                 bound_numeric_flags(sp)
+        elif a.type is None and PLACE_FLAGS & set(a.option_strings):
+            a.type = _place
         elif a.type in (int, float):
             flag = next((o for o in a.option_strings if o.startswith("--")), None)
             kind = FLAG_KINDS.get(flag) or ("int" if a.type is int else "real")

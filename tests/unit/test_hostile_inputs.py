@@ -608,6 +608,22 @@ def test_out_naming_a_non_directory_or_unwritable_place(capsys, out):
     assert rc == 2 and out in err
 
 
+@pytest.mark.parametrize("argv", [
+    ["report", "predict", "--hw", "h100-sxm", "--model", "qwen2.5-0.5b", "--batch", "1", "--input-len", "8",
+     "--output-len", "2"],
+    ["serve", "--hw", "h100-sxm", "--model", "qwen2.5-0.5b", "--rate", "5", "--num-requests", "5"],
+    ["validate", "h100-sxm-own"],
+    ["sweep", ROOT / "examples" / "sweep-small.yaml", "--dry-run", "--plots", "x"],
+])
+def test_out_empty(tmp_path, capsys, monkeypatch, argv):
+    # '--out ""' (an unset shell variable) wrote report predict's files into the working folder,
+    # overwriting any ops.csv or summary.csv there, and serve/validate silently wrote nothing
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run(capsys, *argv, "--out", "")
+    assert rc == 2 and "argument --out: an empty path" in err, err
+    assert not list(tmp_path.iterdir())
+
+
 def test_out_naming_a_file(tmp_path, capsys):
     f = tmp_path / "file"
     f.write_text("x")
