@@ -77,6 +77,8 @@ def _time_sections(rep: Report, req: pd.DataFrame, tl: pd.DataFrame, slo_ttft, s
         rep.figure(fig, "utilization", "Requests per step (left axis: each sampled step, faint, and a rolling "
                                        "mean) and KV-cache utilization (right axis) of the first replica over "
                                        "simulated time.")
+        if timeline_steps < 1:  # --timeline-steps 0: no step timeline
+            return
         first = tl[tl["replica"] == tl["replica"].min()] if "replica" in tl.columns else tl
         start = float(first["time_s"].quantile(0.5))
         fig, ax = new_figure(figsize=(11, 3.4))

@@ -100,7 +100,7 @@ def _register_serve(kinds) -> None:
     ps.add_argument("--sweep-rates", metavar="R1,R2,...",
                     help="also simulate these arrival rates (req/s) and plot throughput against TTFT/TPOT "
                          "percentiles (a load sweep)")
-    ps.add_argument("--timeline-steps", type=int, default=150, help="steps shown in the step timeline (default 150)")
+    ps.add_argument("--timeline-steps", type=int, default=150, help="steps shown in the step timeline (default 150; 0: no step timeline)")
     ps.set_defaults(func=cmd_report_serve)
 
 

@@ -234,6 +234,17 @@ def test_report_serve(tmp_path, capsys):
     assert list(pd.read_csv(out / "load-sweep.csv")["rate_rps"]) == [10, 40]
 
 
+def test_report_serve_timeline_steps_zero(tmp_path, capsys):
+    # --timeline-steps 0 (a count: 0 is in range) raised ValueError 'no steps in the chosen replica' (a traceback)
+    pytest.importorskip("sim.serving")
+    out = tmp_path / "serve"
+    rc = main(["report", "serve", "--hw", TOY, "--model", "qwen2.5-0.5b", "--rate", "20", "--num-requests", "6",
+               "--input-len", "32", "--output-len", "4", "--no-intervals", "--timeline-steps", "0", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    html = (out / "report.html").read_text()
+    assert 'data-figure="utilization"' in html and 'data-figure="step-timeline"' not in html
+
+
 def test_report_sweep(tmp_path, capsys):
     pytest.importorskip("sim.sweep")
     from sim.sweep import load_spec, run_sweep
