@@ -171,6 +171,63 @@ def test_fuzz_model_config(tmp_path_factory, text):
              "--json"], files=[p])
 
 
+#: catalog configs whose fields between them hold every kind the reader takes: numbers, names, lists of
+#: layer indices, soft caps, MoE and MLA fields, nested objects
+CONFIGS = {m: json.loads((ROOT / "workloads" / "catalog" / "models" / f"{m}.json").read_text())
+           for m in ("qwen2.5-0.5b", "gemma-2-27b", "qwen3-30b-a3b", "deepseek-v2-lite")}
+ANY_HOSTILE = st.one_of(st.sampled_from([0, -1, 1, 3, 1.5, 1e300, 2**63, None, True, False, "", "x", "16", [], {}, [1, 2],
+                                         [-1], [10**6], ["a"], {"a": 1}, [[[]]], "\udc80"]),
+                        st.recursive(st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=5),
+                                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
+                                     max_leaves=6))
+
+
+@FUZZ
+@given(data=st.data(), name=st.sampled_from(sorted(CONFIGS)))
+def test_fuzz_model_config_any_field(tmp_path_factory, data, name):
+    """Any field of a real config (not only the numeric ones) set to any JSON value, or removed: the softcaps,
+    mlp_only_layers and hidden_act of session 13's hunt each took a list or an object to a traceback or a
+    silent reading."""
+    cfg = dict(CONFIGS[name])
+    for key in data.draw(st.lists(st.sampled_from(sorted(cfg)), min_size=1, max_size=2, unique=True)):
+        if data.draw(st.booleans()):
+            cfg[key] = data.draw(ANY_HOSTILE)
+        else:
+            del cfg[key]
+    p = tmp_path_factory.mktemp("m") / "config.json"
+    p.write_text(json.dumps(cfg, indent=2), encoding="utf-8", errors="surrogatepass")
+    promise(["predict", "--hw", "hgx-h100-8", "--tp", "2", "--model", p, "--batch", "2", "--input-len", "32",
+             "--output-len", "8", "--json"], files=[p])
+
+
+KERNEL_COLUMNS = ["hardware", "op", "dtype", "m", "n", "k", "phase", "batch", "heads", "kv_heads", "head_dim", "seqlen_q",
+                  "seqlen_kv", "causal", "bytes", "num_devices", "numel", "measured_time_s", "kernel", "out_dtype"]
+KERNEL_CELL = st.one_of(st.sampled_from(["", " ", "h100-sxm", "hgx-h100-8", "gemm", "attention", "memcpy", "allreduce",
+                                         "norm", "rope", "embedding", "elementwise", "bf16", "fp8", "fp4", "prefill",
+                                         "decode", "true", "0", "1", "8", "64", "-1", "nan", "inf", "1e308", "1e-6",
+                                         "x" * 5000, "flash", "naive"]),
+                        st.integers(-(2**70), 2**70).map(str), st.text(max_size=6))
+
+
+@FUZZ
+@given(cols=st.lists(st.sampled_from(KERNEL_COLUMNS), min_size=1, max_size=12, unique=True),
+       data=st.data(), command=st.sampled_from(["ops", "validate"]))
+def test_fuzz_kernel_csv(tmp_path_factory, cols, data, command):
+    """ops and validate on a kernel CSV of any columns and cells: session 13 found an all-blank op column
+    crashing ops (pandas read it as floats)."""
+    import csv as _csv
+
+    cols = list(dict.fromkeys(["hardware", "op", *cols]))
+    rows = data.draw(st.lists(st.lists(KERNEL_CELL, min_size=len(cols), max_size=len(cols)), max_size=5))
+    p = tmp_path_factory.mktemp("k") / "kernels.csv"
+    with open(p, "w", newline="", encoding="utf-8", errors="surrogatepass") as f:
+        w = _csv.writer(f)
+        w.writerow(cols)
+        w.writerows(rows)
+    # (whole-file messages of the kernel CSV readers, e.g. 'FILE: no row could be scored', carry no line:col)
+    promise([command, p, *(["--json"] if command == "validate" else [])])
+
+
 CELL = st.one_of(st.integers(-(2**70), 2**70).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
                  st.sampled_from(["", "nan", "inf", "-0", "1e308", "2023-11-16 18:17:03", "x" * 5000, '"', '""',
                                   "\x00", "1,2"]),
