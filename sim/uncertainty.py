@@ -211,8 +211,8 @@ class ErrorModel:
         self.widening = float(data.get("unseen_chip_widening", {}).get("factor", 1.0))
         self.widening_by_kind = {k: float(v) for k, v in
                                  (data.get("unseen_chip_widening", {}).get("by_kind") or {}).items()}
-        self.engine = dict(data.get("engine", {}))
-        self.serving_engine = dict(data.get("serving_engine") or {})
+        self.engine = _engine_table(path, "engine", data.get("engine"))
+        self.serving_engine = _engine_table(path, "serving_engine", data.get("serving_engine"))
         self.shrink = float(data.get("step_shrink", {}).get("factor", 1.0))
         self.state_fallback = dict(data.get("state_fallback", {}))
         self.kind_proxy = dict(data.get("kind_proxy", {}))
@@ -304,6 +304,24 @@ class ErrorModel:
         t = self.serving_engine if term == "serving" and self.serving_engine else self.engine
         e = t.get(state) or t.get(self.state_fallback.get(state, "")) or t.get("*") or {}
         return float(e.get("mu", 0.0)), float(e.get("sd_pred", 0.0))
+
+
+def _engine_table(path: str, name: str, table) -> dict:
+    """An engine term's table ({state: {"mu", "sd_pred", ...}}), checked: a finite ``mu`` and a finite ``sd_pred``
+    >= 0 per state (read by every interval), else a SpecError naming the file and the field."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise SpecError(f"{path}: {name}: expected a mapping of calibration state to its term, got {type(table).__name__}")
+    for state, t in table.items():
+        if not isinstance(t, dict):
+            raise SpecError(f"{path}: {name}.{state}: expected a mapping with mu and sd_pred")
+        for k, lo in (("mu", -math.inf), ("sd_pred", 0.0)):
+            v = t.get(k, 0.0)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= lo):
+                raise SpecError(f"{path}: {name}.{state}.{k}: expected a finite number"
+                                + (" >= 0" if lo == 0.0 else "") + f", got {v!r}")
+    return dict(table)
 
 
 def cell_key(level: str, parts: dict) -> str:

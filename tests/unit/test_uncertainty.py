@@ -458,3 +458,20 @@ def test_attention_cells_come_from_the_published_attention_rows():
     assert "proxy" not in c.level and c.n >= 20
     # a state without attention rows (the calibrated files: measured) still reads the GEMM proxy
     assert "proxy" in m.cell("measured", "nvidia-accelerator", "attention", "compute", "h100-sxm").level
+
+
+@pytest.mark.parametrize("table, field", [({"*": {"mu": "x", "sd_pred": 0.1}}, "serving_engine.*.mu"),
+                                          ({"published": {"mu": 0.1, "sd_pred": -1}}, "serving_engine.published.sd_pred"),
+                                          ({"*": {"mu": float("nan")}}, "serving_engine.*.mu"),
+                                          ([1, 2], "serving_engine"), ({"*": 3}, "serving_engine.*")])
+def test_engine_terms_are_checked_and_named(tmp_path, table, field):
+    """A hostile or broken engine term in an error model file is a SpecError naming the file and the field, not a
+    ValueError in the middle of an interval."""
+    from sim.uncertainty import _load
+
+    data = dict(ErrorModel.load().data, serving_engine=table)
+    p = tmp_path / "em.json"
+    p.write_text(json.dumps(data, allow_nan=True), encoding="utf-8")
+    with pytest.raises(SpecError) as e:
+        _load(str(p))
+    assert str(p) in str(e.value) and field in str(e.value)
