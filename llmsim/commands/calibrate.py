@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from hwmodels.chip import System
-from hwmodels.errors import SpecError
+from hwmodels.errors import Problem, SpecError
 from hwmodels.loader import load_chip, load_hardware
 from llmsim.commands._common import print_json
 
@@ -42,8 +42,14 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_calibrate)
 
 
-def _split(s):
-    return tuple(x.strip() for x in s.split(",") if x.strip()) if s else None
+def _split(s, flag: str):
+    """The comma-separated names of --fit / --ops (None: the flag left out); given but naming nothing is an error."""
+    if s is None:
+        return None
+    names = tuple(x.strip() for x in s.split(",") if x.strip())
+    if not names:
+        raise SpecError([Problem(f"no names in {s!r}; give comma-separated names or leave the flag out", path=flag)])
+    return names
 
 
 def cmd_calibrate(args) -> int:
@@ -68,7 +74,7 @@ def cmd_calibrate(args) -> int:
             ref = Path(args.out).parent / args.chip
         system = replace(system, chip=load_chip(ref if ref.exists() else args.chip))
         hw = system
-    cal = calibrate(args.measured, hw, name=args.hw, fit=_split(args.fit), fit_ops=_split(args.ops),
+    cal = calibrate(args.measured, hw, name=args.hw, fit=_split(args.fit, "--fit"), fit_ops=_split(args.ops, "--ops"),
                     exact_only=not args.include_approx, folds=args.folds, holdout=args.holdout, loss=args.loss,
                     max_shapes=args.max_shapes, all_rows=args.all_rows, log=log)
     path = write_calibrated(cal, args.out, name=args.name, chip_ref=args.chip) if args.out else None

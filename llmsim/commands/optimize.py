@@ -41,7 +41,7 @@ def register(sub) -> None:
                    help="comma-separated alternative chips ('none' for none; default three of "
                         "h100-sxm, h200, a100-sxm, mi300x, l40s)")
     p.add_argument("--techniques", metavar="NAMES", help="comma-separated techniques to consider (default all)")
-    p.add_argument("--exclude", metavar="NAMES", default="", help="comma-separated techniques to leave out")
+    p.add_argument("--exclude", metavar="NAMES", help="comma-separated techniques to leave out")
     p.add_argument("--no-lossy", action="store_true", help="leave out quantization, sparsity and KV eviction")
     p.add_argument("--spec-draft", metavar="MODEL", help="draft model of the speculative step (default: the "
                    "model's partner, e.g. llama-3.2-1b for llama-3.1-8b)")
@@ -64,8 +64,12 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_optimize)
 
 
-def _names(s: str | None) -> list[str]:
-    return [x.strip() for x in (s or "").split(",") if x.strip()]
+def _names(s: str | None, flag: str) -> list[str]:
+    """The comma-separated names of a flag; given but naming nothing ('', ',') is an error, not the default."""
+    names = [x.strip() for x in (s or "").split(",") if x.strip()]
+    if s is not None and not names:
+        raise SpecError([Problem(f"no names in {s!r}; give comma-separated names or leave the flag out", path=flag)])
+    return names
 
 
 def _workload(args):
@@ -102,13 +106,14 @@ def cmd_optimize(args) -> int:
     wl = _workload(args)
     alts = None
     if args.alt_hw is not None:
-        alts = [] if args.alt_hw.strip().lower() == "none" else _names(args.alt_hw)
+        alts = [] if args.alt_hw.strip().lower() == "none" else _names(args.alt_hw, "--alt-hw")
     if (args.api_price_in is None) != (args.api_price_out is None):
         raise SpecError([Problem("give both --api-price-in and --api-price-out", path="--api-price-in")])
     try:
         res = optimize(args.model, args.hw, wl, alternatives=alts, api_price_in=args.api_price_in,
                        api_price_out=args.api_price_out, tp=args.tp, overrides=args.overrides,
-                       techniques=_names(args.techniques) or None, exclude=tuple(_names(args.exclude)),
+                       techniques=_names(args.techniques, "--techniques") or None,
+                       exclude=tuple(_names(args.exclude, "--exclude")),
                        lossy=not args.no_lossy, speculative=_spec(args), kv_window=args.kv_window,
                        samples=args.samples, stack=args.stack, pessimistic=args.pessimistic)
     except InfeasibleError as e:

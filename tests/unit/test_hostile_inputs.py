@@ -531,12 +531,22 @@ def test_every_numeric_flag_has_a_checked_type():
     (["predict", "--offload", "kv", "--offload-bandwidth", ""], "--offload-bandwidth: empty value"),
     (["compare", "--hw", "a100-sxm", "--offload", "kv", "--offload-capacity", " "], "--offload-capacity: empty value"),
     (["optimize", "--spec-draft", ""], "--spec-draft: empty value"),
+    (["optimize", "--techniques", ""], "--techniques: no names in ''"),
+    (["optimize", "--exclude", ","], "--exclude: no names in ','"),
+    (["optimize", "--alt-hw", ""], "--alt-hw: no names in ''"),
 ])
 def test_an_empty_flag_value_is_not_a_missing_flag(capsys, argv, flag):
     # each was read as 'not given' (a truthiness test): the run went on without the user's setting
     rc, _, err = run(capsys, *argv, "--hw", "h100-sxm", "--model", "qwen2.5-0.5b", "--batch", "2",
                      "--input-len", "32", "--output-len", "8", "--json")
     assert rc == 2 and flag in err, err
+
+
+@pytest.mark.parametrize("flag,value", [("--fit", ""), ("--fit", ","), ("--ops", " ")])
+def test_calibrate_empty_name_lists(capsys, flag, value):
+    # read as 'flag not given': every field fitted, or every op kind used, without a word
+    rc, _, err = run(capsys, "calibrate", "h100-sxm-own", "--hw", "h100-sxm", "--quiet", "--json", flag, value)
+    assert rc == 2 and f"{flag}: no names in" in err, err
 
 
 def test_rate_is_bounded(capsys):
