@@ -78,6 +78,8 @@ def list_hardware() -> list[dict]:
 def resolve(name_or_path: str | Path) -> Path:
     """A catalog name or a file path -> the file's path (SpecError if neither)."""
     s = str(name_or_path)
+    if not s.strip():  # Path('') is the working folder
+        raise SpecError([Problem("an empty hardware name; give a catalog name (`llmsim hw list`) or a YAML file")])
     p = Path(s)
     if p.suffix in (".yaml", ".yml") or p.exists() or "/" in s:
         if not p.exists():

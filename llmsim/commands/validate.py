@@ -52,6 +52,10 @@ def cmd_validate(args) -> int:
     from reports.validation import md_table, pct
     from sim.validation.compare import compare, write_outputs
 
+    if args.hw is not None:  # a bad --hw is one error here, not every row rejected for it
+        from hwmodels.loader import load_hardware
+
+        load_hardware(args.hw, args.overrides or None)
     cmp = compare(args.measured, args.hw, options=CostOptions(use_efficiency=not args.no_efficiency),
                   overrides=args.overrides or None)
     written = []

@@ -549,6 +549,17 @@ def test_calibrate_empty_name_lists(capsys, flag, value):
     assert rc == 2 and f"{flag}: no names in" in err, err
 
 
+@pytest.mark.parametrize("argv,fragment", [
+    (["predict", "--hw", "", "--model", "qwen2.5-0.5b", "--batch", "1", "--input-len", "8", "--output-len", "2"],
+     "an empty hardware name"),  # was "error:  is a folder" (Path('') is the working folder)
+    (["validate", "h100-sxm-own", "--hw", "", "--json"], "an empty hardware name"),
+    (["validate", "h100-sxm-own", "--hw", "bogus", "--json"], "unknown hardware 'bogus'"),  # was 'no row could be scored'
+])
+def test_bad_hardware_name_is_said_once(capsys, argv, fragment):
+    rc, _, err = run(capsys, *argv)
+    assert rc == 2 and fragment in err and "no row could be scored" not in err, err
+
+
 def test_rate_is_bounded(capsys):
     argv = [a if a != "1" else "1e300" for a in SERVE]
     rc, _, err = run(capsys, *argv)
