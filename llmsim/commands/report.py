@@ -202,7 +202,13 @@ def cmd_report_validate(args) -> int:
               "fused": args.fused, "cuda_graphs": args.cuda_graphs, "no_efficiency": args.no_efficiency,
               "no_tiling": args.no_tiling}
     rep = validate_report(cmp, src, hw=args.hw, inputs=inputs, title=args.title)
-    return _finish(args, rep, Path(args.out))
+    rc = _finish(args, rep, Path(args.out))
+    if not len(cmp.scored):  # as `llmsim validate`: a file of which nothing could be scored is an error (exit 2)
+        from llmsim.commands.validate import unscorable
+
+        print(unscorable(src, cmp.counts["rows"], "in the report"), file=sys.stderr)
+        return 2
+    return rc
 
 
 def _parse_rates(spec: str) -> list[float]:

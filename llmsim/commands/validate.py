@@ -72,9 +72,7 @@ def cmd_validate(args) -> int:
             written += error_size_plot(cmp.scored, Path(args.out) / "error_vs_size", title, formats=fmts)
     c = cmp.counts
     nothing = not len(cmp.scored)  # every row rejected (or none): nothing was validated, the file is unusable
-    unusable = (f"error: {args.measured}: no row could be scored (" + ("every row was rejected, reasons "
-           + ("in the JSON" if args.json else "above") if c["rows"] else "the file holds no rows")
-           + "): nothing was validated")
+    unusable = unscorable(args.measured, c["rows"], "in the JSON" if args.json else "above")
     if args.json:
         d = cmp.to_dict(args.worst)
         d["written"] = [str(p) for p in written]
@@ -114,3 +112,11 @@ def cmd_report(args) -> int:
     for p in paths:
         print(f"wrote {p}")
     return 0
+
+
+def unscorable(measured, rows: int, where: str) -> str:
+    """The error line of a measurement file none of whose rows could be scored (``validate`` and ``report
+    validate`` exit 2 with it): ``where`` says where the rejection reasons are."""
+    return (f"error: {measured}: no row could be scored ("
+            + (f"every row was rejected, reasons {where}" if rows else "the file holds no rows")
+            + "): nothing was validated")

@@ -163,6 +163,11 @@ def test_cli_validate_bad_file_is_exit_2(tmp_path, capsys):
     assert main(["validate", str(q), "--json"]) == 2
     err = capsys.readouterr()
     assert json.loads(err.out)["counts"]["scored"] == 0 and "no row could be scored" in err.err
+    # `report validate` says so too (its report, with the rejections, is still written)
+    assert main(["report", "validate", str(q), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr()
+    assert "no row could be scored" in err.err and "reasons in the report" in err.err
+    assert any((tmp_path / "rep").iterdir())
 
 
 @pytest.mark.slow
