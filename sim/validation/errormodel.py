@@ -149,7 +149,8 @@ def attention_residuals() -> pd.DataFrame:
     p, m = df["predicted"].to_numpy(float), df["measured_time_s"].astype(float).to_numpy()
     ok = np.isfinite(p) & (p > 0) & np.isfinite(m) & (m > 0)
     df, p, m = df[ok], p[ok], m[ok]
-    chips = {h: getattr(load_hardware(h), "chip", load_hardware(h)) for h in df["hardware"].astype(str).unique()}
+    loaded = {h: load_hardware(h) for h in df["hardware"].astype(str).unique()}
+    chips = {h: getattr(o, "chip", o) for h, o in loaded.items()}
     hw = df["hardware"].astype(str)
     return pd.DataFrame({
         "source": "published attention", "chip": [record_name(chips[h]) for h in hw],

@@ -166,6 +166,12 @@ def _with_chip(hw, chips: dict | None, systems: dict | None = None):
     return replace(obj, chip=new) if isinstance(obj, System) else new
 
 
+def row_stack(r: dict, stack=None):
+    """The stack a published row is priced under: ``stack`` where given, else the row's own ``stack`` column, else
+    the default stack."""
+    return stack if stack is not None else (str(r.get("stack") or "").strip() or DEFAULT_STACK)
+
+
 def score_e2e(df: pd.DataFrame | None = None, *, chips: dict | None = None, systems: dict | None = None,
               options: CostOptions = DEFAULT_OPTIONS, stack=None) -> pd.DataFrame:
     """Predict every end-to-end row; adds ``predicted``, ``rel_error`` and ``reason`` (why a row failed).
@@ -178,7 +184,7 @@ def score_e2e(df: pd.DataFrame | None = None, *, chips: dict | None = None, syst
     df = load_e2e() if df is None else df.copy()
     pred, reason, used = [], [], []
     for r in df.to_dict("records"):
-        st = stack if stack is not None else (str(r.get("stack") or "").strip() or DEFAULT_STACK)
+        st = row_stack(r, stack)
         used.append(getattr(st, "name", st))
         try:
             p = predict(str(r["model"]), _with_chip(str(r["hardware"]), chips, systems), int(r["batch"]), int(r["input_len"]),
@@ -207,14 +213,14 @@ def _scored(df: pd.DataFrame, pred: list, reason: list, used: list, throughput) 
 
 
 def serving_case(r: dict, stack=None, options: CostOptions = DEFAULT_OPTIONS, seed: int = 0):
-    """(scenario, ServingConfig, stack name) of one offline-serving row as ``llmsim serve --rate inf`` runs it:
+    """(scenario, ServingConfig) of one offline-serving row as ``llmsim serve --rate inf`` runs it:
     ``num_prompts`` requests of ``input_len``/``output_len`` tokens all at t=0 on one replica of ``tp`` chips,
     the row's ``max_num_seqs``/``max_num_batched_tokens``/``kv_dtype``/``scheduler``/``usage`` where given (else
     the stack's); ``stack``: as in :func:`score_e2e` (the row's own where None)."""
     from sim.config import ServingConfig
     from workloads.scenario import Scenario, arrival_process
 
-    st = stack if stack is not None else (str(r.get("stack") or "").strip() or DEFAULT_STACK)
+    st = row_stack(r, stack)
     limits = {k: int(r[k]) for k in ("max_num_seqs", "max_num_batched_tokens")
               if r.get(k) is not None and not (isinstance(r[k], float) and math.isnan(r[k]))}
     kv = str(r.get("kv_dtype") or "").strip() or None
@@ -224,7 +230,7 @@ def serving_case(r: dict, stack=None, options: CostOptions = DEFAULT_OPTIONS, se
                   num_requests=int(r["num_prompts"]))
     cfg = ServingConfig(tp=int(r["tp"]), quant=str(r.get("quant") or "bf16"), kv_dtype=kv, options=options,
                         stack=st, seed=seed, scheduler=sched, usage=usage, **limits)
-    return sc, cfg, getattr(st, "name", st)
+    return sc, cfg
 
 
 def score_serving(df: pd.DataFrame | None = None, *, stack=None, options: CostOptions = DEFAULT_OPTIONS,
@@ -238,10 +244,10 @@ def score_serving(df: pd.DataFrame | None = None, *, stack=None, options: CostOp
     df = load_serving() if df is None else df.copy()
     pred, reason, used = [], [], []
     for r in df.to_dict("records"):
-        st = stack if stack is not None else (str(r.get("stack") or "").strip() or DEFAULT_STACK)
+        st = row_stack(r, stack)
         used.append(getattr(st, "name", st))
         try:
-            sc, cfg, _ = serving_case(r, stack, options, seed)
+            sc, cfg = serving_case(r, stack, options, seed)
             s = simulate(sc, str(r["hardware"]), str(r["model"]), cfg).summary
             if not s.get("requests_completed"):
                 raise InfeasibleError(f"no request completed ({s.get('rejection_reasons')})")
@@ -266,7 +272,7 @@ def score_moe_kernels(path: str = MOE_KERNELS, stack=None) -> pd.DataFrame:
     df = pd.read_csv(path, dtype={"source": str, "note": str, "stack": str}, keep_default_na=False)
     pred, used = [], []
     for r in df.to_dict("records"):
-        st = load_stack(stack if stack is not None else (str(r.get("stack") or "").strip() or DEFAULT_STACK))
+        st = load_stack(row_stack(r, stack))
         used.append(st.name)
         g = build_graph(str(r["model"]), Batch.decode(int(r["tokens"]), 1), str(r["quant"]),
                         Parallelism(tp=int(r["tp"])))
@@ -332,4 +338,4 @@ def kernel_comparison(hw: str | None = None, options: CostOptions = DEFAULT_OPTI
 __all__ = ["ATTENTION_KERNELS", "E2E", "KERNELS", "METRICS", "MOE_KERNELS", "SERVING", "SERVING_METRICS",
            "DECODE_PROFILES", "PREFILL_PROFILES", "attention_kernel_profiles", "decode_kernel_profiles", "kernel_comparison",
            "load_e2e", "load_serving", "model_family", "profile_options",
-           "score_attention_kernels", "score_e2e", "score_moe_kernels", "score_serving", "serving_case"]
+           "row_stack", "score_attention_kernels", "score_e2e", "score_moe_kernels", "score_serving", "serving_case"]

@@ -42,7 +42,7 @@ def serving_items(log=print) -> list[dict]:
     for r in load_serving().to_dict("records"):
         hw, model, metric, measured = str(r["hardware"]), str(r["model"]), str(r["metric"]), float(r["measured"])
         try:
-            sc, cfg, _ = serving_case(r)
+            sc, cfg = serving_case(r)
             summary = simulate(sc, hw, model, cfg).summary
             point = float(summary.get(metric) or 0.0)
             if not (point > 0 and measured > 0):
