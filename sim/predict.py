@@ -251,7 +251,7 @@ def predict_config(cfg: PredictConfig) -> Prediction:
 
 def _setup(cfg: PredictConfig) -> _Setup:
     spec = load_model(cfg.model) if not hasattr(cfg.model, "layers") else cfg.model
-    warnings = []
+    warnings = list(spec.warnings)  # what reading its config.json priced by a rule (workloads.model)
     if cfg.input_len + cfg.output_len > spec.max_position:
         warnings.append(f"{spec.name}: a request of {cfg.input_len + cfg.output_len} tokens is longer than its "
                         f"max_position_embeddings {spec.max_position}; predicted as a what-if (the model was not "

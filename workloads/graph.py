@@ -35,6 +35,7 @@ import numpy as np
 from hwmodels.dtype import get_dtype
 from hwmodels.arith import vany
 from hwmodels.errors import Problem, SpecError
+from workloads.activations import activation_flops  # the MLP activation's FLOPs per element
 from workloads.batch import Batch  # noqa: F401  (re-exported: the batch was defined here)
 from workloads.model import ModelSpec, load_model
 from workloads.opdata import AttentionShape, CollectiveShape, GemmShape, Op, TensorIO
@@ -78,9 +79,6 @@ KERNELS = ("auto", "flash", "paged", "naive")
 # matter where the vector units are the bottleneck, and sim/ may calibrate them.
 RMSNORM_FLOPS = 4  # square, accumulate, scale by rsqrt, multiply by the weight
 LAYERNORM_FLOPS = 7  # mean, subtract, square, accumulate, scale, weight, bias
-SILU_GATED_FLOPS = 5  # x * sigmoid(x) (exp, add, divide, multiply) times the up projection
-GELU_FLOPS = 8  # tanh approximation
-RELU_FLOPS = 1
 ROPE_FLOPS = 3  # x*cos + rotate(x)*sin per rotated element
 SOFTMAX_FLOPS = 5  # per score: scale, max, subtract, exp, accumulate (the divide is per row)
 SOFTMAX_EXPS = 1  # of which special-function operations per score (the exp; counted in SOFTMAX_FLOPS too)
@@ -608,11 +606,11 @@ class _Builder:
         if gated:
             self.gemm(f"{prefix}.gate_up_proj", tag, count, m, 2 * i_c, h, rows=rows, bias=bias)
             self.eltwise(f"{prefix}.act", "elementwise", tag, count, rows * i_c,
-                         SILU_GATED_FLOPS if s.activation == "silu" else GELU_FLOPS + 1, inputs=2, rows=rows)
+                         activation_flops(s.activation, gated=True), inputs=2, rows=rows)
         else:
             self.gemm(f"{prefix}.up_proj", tag, count, m, i_c, h, rows=rows, bias=bias)
             self.eltwise(f"{prefix}.act", "elementwise", tag, count, rows * i_c,
-                         RELU_FLOPS if s.activation == "relu" else GELU_FLOPS, rows=rows)
+                         activation_flops(s.activation, gated=False), rows=rows)
         self.gemm(f"{prefix}.down_proj", tag, count, m, h, i_c, rows=rows, bias=bias)
 
     def moe(self, tag: str, count: int) -> None:
@@ -665,7 +663,8 @@ class _Builder:
             route = (max(1, round(rows / sum(local))), local)
         self.gemm("moe.experts.gate_up", tag, count, m, 2 * i_c, h, batch=n_grp, rows=rows,
                   w_elems=touched * 2 * i_c * h, routing=route, quant_rows=T_r)
-        self.eltwise("moe.experts.act", "elementwise", tag, count, rows * i_c, SILU_GATED_FLOPS, inputs=2,
+        self.eltwise("moe.experts.act", "elementwise", tag, count, rows * i_c,
+                     activation_flops(s.activation, gated=True), inputs=2,
                      rows=rows)
         self.gemm("moe.experts.down", tag, count, m, h, i_c, batch=n_grp, rows=rows, w_elems=touched * h * i_c,
                   routing=route)

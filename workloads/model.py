@@ -32,6 +32,7 @@ from typing import Any
 from hwmodels.dtype import get_dtype
 from hwmodels.errors import Problem, SpecError
 from hwmodels.limits import read_text
+from workloads.activations import ACTIVATIONS, unknown_activation
 from workloads.jsonstrict import lone_surrogate, parse_json
 from workloads.quant import read_checkpoint_quant
 
@@ -138,6 +139,8 @@ class ModelSpec:
     params_active: int = 0
     source: str = field(default="", compare=False)
     config: Any = field(default=None, compare=False, hash=False, repr=False)
+    # what reading the config priced by a rule the user must know (an unknown activation name: as GELU)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     # ---- derived quantities -------------------------------------------------------------
     @property
@@ -484,6 +487,17 @@ def _kv_heads_and_head_dim(r: _Reader, family: str, hidden: int, heads: int) -> 
     return kv, head_dim
 
 
+def _activation_warnings(r: _Reader, name: str | None) -> tuple[str, ...]:
+    """A warning naming the file, line and field of an activation name transformers does not know
+    (workloads.activations: priced as GELU); () for a known name."""
+    if name is None or name in ACTIVATIONS:
+        return ()
+    key = next((k for k in ("hidden_activation", "hidden_act", "activation_function") if r.cfg.get(k) == name),
+               "hidden_act")
+    line, col = r.where(key)
+    return (str(Problem(unknown_activation(name), file=r.file, line=line, col=col, path=key)),)
+
+
 def _structure(r: _Reader, family: str, kw: dict, hidden: int, heads: int, kv: int, head_dim: int,
                max_pos: int) -> tuple:
     """Fill ``kw`` with the family's structure; returns (kv heads, head dim, value head dim)."""
@@ -646,6 +660,7 @@ def parse_config(cfg: dict, name: str, file: str | None = None, text: str | None
     kv, head_dim, head_dim_v = _structure(r, family, kw, hidden, heads, kv, head_dim, max_pos)
     kinds = _moe_and_layer_kinds(r, family, kw, inter, layers)
     kw["checkpoint_quant"] = read_checkpoint_quant(r)  # quantization_config: the checkpoint's fp8 format
+    kw["warnings"] = _activation_warnings(r, kw.get("activation"))
     if r.problems:
         raise SpecError(r.problems)
     mla = family in ("deepseek_v2", "deepseek_v3")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 
 from llmsim.commands._common import print_json
@@ -68,6 +69,8 @@ def _source(path: str) -> str:
 
 def cmd_show(args) -> int:
     s = load_model(args.name)
+    for w in s.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     d = s.summary()
     if args.json:
         print_json(d)

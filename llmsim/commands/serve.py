@@ -238,6 +238,9 @@ def cmd_serve(args) -> int:
                    keep_requests=args.out is not None)
     progress.clear()
     summary = dict(res.summary)
+    from workloads import load_model  # cached: simulate read it; what reading its config priced by a rule
+
+    summary["warnings"] = [*load_model(args.model).warnings, *(summary.get("warnings") or [])]
     if level is not None:
         from sim.serving.intervals import serving_intervals
 
@@ -250,7 +253,7 @@ def cmd_serve(args) -> int:
         if args.out:
             print(f"wrote {args.out}/requests.csv, timeline.csv, summary.json, trace.json")
     s = res.summary
-    for w in s.get("warnings") or []:
+    for w in summary["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     if s["requests_rejected"] and not s["requests_completed"]:
         print(f"infeasible: no request could be served under {s['scheduler']} scheduling "
