@@ -129,7 +129,7 @@ def read_bounded(path: str | Path, kind: str, *, what: str = "the file") -> byte
 
 def read_text(path: str | Path, kind: str, what: str, *, gz: bool = False) -> str:
     """A bounded read (:func:`read_bounded`) decoded as UTF-8; bytes that are not UTF-8 are a
-    SpecError at the line where they stand, saying what the file should have been (``what``).
+    SpecError at the line (and byte on it) where they stand, saying what the file should have been (``what``).
     ``gz``: a file whose name ends in ``.gz`` is decompressed (:func:`gunzip_bounded`, the same limit)."""
     raw = read_bounded(path, kind)
     if gz and str(path).endswith(".gz"):
@@ -138,8 +138,9 @@ def read_text(path: str | Path, kind: str, what: str, *, gz: bool = False) -> st
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
+        col = e.start - raw.rfind(b"\n", 0, e.start)  # the byte's place on its line, from 1
         raise SpecError([Problem(f"not a text file (not UTF-8 at byte {e.start}); expected {what}", str(path),
-                                 line)]) from None
+                                 line, col)]) from None
 
 def gunzip_bounded(raw: bytes, file: str, kind: str = "trace_bytes") -> bytes:
     """Decompress gzip data (several members allowed), stopping with SpecError past the limit."""

@@ -9,8 +9,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from hwmodels.errors import SpecError
+from hwmodels.errors import Problem, SpecError
 from hwmodels.limits import read_text
+from sim.validation.measure import csvtext
 from sim.validation.measure.csvformat import (
     MAX_DIM,
     max_of,
@@ -52,16 +53,23 @@ def _read_table(path: str) -> pd.DataFrame:
         raise SpecError(f"no such file or built-in data set; built-in: "
                         f"{', '.join(list(BUILTIN) + list(BUILTIN_GROUPS))}", file=path)
     text = read_text(path, "csv_bytes", "a per-kernel CSV", gz=True)  # a regular file, bounded (hwmodels.limits)
-    if not text.strip():
-        raise SpecError("empty file: expected a CSV with a header row", file=path)
+    line, names = csvtext.header(text, path, skipinitialspace=True)  # empty file, a column given twice
+
+    def wording(what):
+        return f"not a valid CSV: {what}"
+
+    csvtext.check_first_row(text, path, line, len(names), wording, skipinitialspace=True)
     try:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, ValueError) as e:
-        raise SpecError(f"not a valid CSV: {str(e).strip()}", file=path) from None
+        raise csvtext.syntax_error(text, path, line, len(names), wording, str(e).strip(),
+                                   skipinitialspace=True) from None
     df.columns = [str(c).strip() for c in df.columns]
     if "op" not in df.columns:
-        raise SpecError(f"no 'op' column (columns: {', '.join(df.columns[:12])}); "
-                        "a per-kernel CSV needs hardware, op, dtype and the shape columns of each op", file=path)
+        raise SpecError(Problem(f"no 'op' column (columns: {', '.join(df.columns[:12])}); a per-kernel CSV needs "
+                                "hardware, op, dtype and the shape columns of each op", file=path, line=line, col=1))
+    if df.empty:
+        raise csvtext.no_rows(path, line)
     return df
 
 
@@ -70,8 +78,8 @@ def load_measurements(path_or_name: str, *, require_time: bool = True) -> pd.Dat
 
     Bad rows are kept and flagged: the ``error`` column holds the reasons ('' for good rows).
     Counts are in ``df.attrs['counts']``: rows, ok, bad, and bad rows per reason. A file that is
-    not a CSV, or has no ``op`` column, raises SpecError naming the file.
-    """
+    not a CSV, is empty, gives a column twice, has no ``op`` column or no data row raises SpecError
+    naming the file, the line and the column (``csvtext``)."""
     names = BUILTIN_GROUPS.get(path_or_name, [path_or_name])
     frames = []
     for name in names:
