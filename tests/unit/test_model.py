@@ -35,6 +35,7 @@ PUBLISHED = {
     "qwen3-14b": (14.8, 0.1, None, None),
     "qwen3-32b": (32.8, 0.1, None, None),
     "qwen3-30b-a3b": (30.5, 0.1, 3.3, 0.1),
+    "qwen3-235b-a22b": (235, 1, 22, 1),
     "deepseek-v2-lite": (15.7, 0.1, 2.4, 0.1),
     "deepseek-v3": (671, 1, 36.6, 0.1),
     "gemma-2-27b": (27.2, 0.1, None, None),
