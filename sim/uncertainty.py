@@ -211,6 +211,10 @@ class ErrorModel:
         self.widening = float(data.get("unseen_chip_widening", {}).get("factor", 1.0))
         self.widening_by_kind = {k: float(v) for k, v in
                                  (data.get("unseen_chip_widening", {}).get("by_kind") or {}).items()}
+        # kinds whose record comes from several sources (kernel builds and harnesses): their own cells are widened
+        # for a source not in the record (a user's), by a factor measured leaving one source out
+        self.source_widening = _factors(path, "unseen_source_widening.by_kind",
+                                        (data.get("unseen_source_widening") or {}).get("by_kind"))
         self.engine = _engine_table(path, "engine", data.get("engine"))
         self.serving_engine = _engine_table(path, "serving_engine", data.get("serving_engine"))
         self.shrink = float(data.get("step_shrink", {}).get("factor", 1.0))
@@ -269,7 +273,8 @@ class ErrorModel:
         unseen-chip factor when ``chip_name`` is not in the record. ``size``: the op's size bucket
         (``size_of(time_s)``; '*' skips the levels that need it). A kind with a proxy (``kind_proxy``:
         attention reads GEMM cells) that has no cell of its own on the family reads its proxy's cells of
-        the same bound and size, widened by the same factor (a kind the record does not cover). A state
+        the same bound and size, widened by the same factor (a kind the record does not cover). A kind with
+        an unseen-source factor (``unseen_source_widening``: attention) has every cell it reads widened by it. A state
         without a cell reads the one ``state_fallback`` names (``_from``: the states already tried, so that
         a two-way fallback ends)."""
         if state not in STATES:
@@ -286,6 +291,7 @@ class ErrorModel:
             if key in self.cells:
                 q = self.cells[key]
                 w = _widen * (1.0 if chip_name is None or chip_name in self.chips else self.widening_for(kind))
+                w *= self.source_widening.get(self.base_kind(kind).partition(":")[0], 1.0)
                 if lvl.endswith("(nearest size)"):  # an op size the record lacks: widened like an unseen chip
                     w *= self.widening_for(kind)
                 if w != 1.0:
@@ -304,6 +310,19 @@ class ErrorModel:
         t = self.serving_engine if term == "serving" and self.serving_engine else self.engine
         e = t.get(state) or t.get(self.state_fallback.get(state, "")) or t.get("*") or {}
         return float(e.get("mu", 0.0)), float(e.get("sd_pred", 0.0))
+
+
+def _factors(path: str, name: str, table) -> dict:
+    """A table of widening factors ({kind: factor}), checked: each a finite number >= 1 (a factor widens a cell about
+    its median), else a SpecError naming the file and the field."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise SpecError(f"{path}: {name}: expected a mapping of op kind to its factor, got {type(table).__name__}")
+    for kind, v in table.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 1.0):
+            raise SpecError(f"{path}: {name}.{kind}: expected a finite number >= 1, got {v!r}")
+    return {str(k): float(v) for k, v in table.items()}
 
 
 def _engine_table(path: str, name: str, table) -> dict:
@@ -599,6 +618,8 @@ def describe(hw, options=None, model: ErrorModel | None = None) -> dict:
             "in_validation_record": name in model.chips,
             "widening": 1.0 if name in model.chips else model.widening,
             "widening_by_kind": {} if name in model.chips else dict(model.widening_by_kind),
+            # kinds whose ranges are widened for a kernel source not in the record, on every chip
+            "source_widening_by_kind": dict(model.source_widening),
             "error_model": os.path.relpath(model.path, os.path.dirname(os.path.dirname(DATA)))
             if model.path.startswith(os.path.dirname(DATA)) else model.path}
 

@@ -140,7 +140,8 @@ def summarize(setup, cfg, state, budget, coster, until_s, wall0: float) -> dict:
             f"API server {state.frontend_s * 1e3:.3g} ms/request before the engine (docs/stacks.md, Frontend)"]),
         "stack": load_stack(cfg.stack).name,
         "frontend_per_request_s": state.frontend_s,
-        "warnings": _warnings(state.run, state.log),
+        # what reading the model's config priced by a rule (an unknown activation name), then the run's own
+        "warnings": [*getattr(setup.spec, "warnings", ()), *_warnings(state.run, state.log)],
     })
     wall = time.perf_counter() - wall0
     summary["sim_wall_s"] = wall

@@ -118,6 +118,11 @@ def test_predict_and_serve_json_carry_the_warning(tmp_path, capsys):
                  "--input-len", "64", "--output-len", "4", "--json", "--quiet"]) == 0
     out = capsys.readouterr()
     assert json.loads(out.out)["warnings"] == warns and f"warning: {warns[0]}" in out.err
+    # the run's own record keeps it too (summary.json under --out; the API's summary)
+    assert main(["serve", "--hw", "h100-sxm", "--model", str(p), "--rate", "10", "--num-requests", "4",
+                 "--input-len", "64", "--output-len", "4", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["warnings"] == warns
     assert main(["model", "show", str(p)]) == 0
     assert f"warning: {warns[0]}" in capsys.readouterr().err
 

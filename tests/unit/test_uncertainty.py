@@ -475,3 +475,70 @@ def test_engine_terms_are_checked_and_named(tmp_path, table, field):
     with pytest.raises(SpecError) as e:
         _load(str(p))
     assert str(p) in str(e.value) and field in str(e.value)
+
+
+def test_unseen_source_widening_by_hand():
+    """Two sources of attention rows (20 each): source a at factors 1.000-1.475, source b at 1.30-1.92 (40 GEMM
+    rows at 1.0 keep the pooled levels). Left out, a source reads the other's cell (its own rows are gone), which
+    sits beside it: unwidened, the left-out rows are covered only where the two overlap; the factor is the first
+    on the grid whose widened intervals cover 80% of both left-out sources pooled, the one before it does not. On
+    one source alone nothing can be measured (no factor)."""
+    from sim.validation.errormodel import WIDENING_GRID, unseen_source_widening
+
+    def att(lo, group):
+        return pd.DataFrame({"source": "s", "chip": "c", "family": "fam", "state": "published", "kind": "attention",
+                             "bound": "compute", "group": group, "log_f": np.log(lo * (1 + np.arange(20) / 40))})
+
+    gemm = _rows(np.ones(40), state="published")
+    rows = pd.concat([gemm, att(1.0, "a"), att(1.3, "b")], ignore_index=True)
+    by_kind, det = unseen_source_widening(rows, min_rows=20)
+    w = by_kind["attention"]
+    cov = det["by_kind"]["attention"]["coverage"]
+    assert set(by_kind) == {"attention"} and 1.0 < w < WIDENING_GRID[-1]
+    assert cov["1.0"] < 0.8 and cov[str(w)] >= 0.8 and cov[str(round(w - 0.05, 2))] < 0.8
+    assert det["by_kind"]["attention"]["configurations"] == 2
+    # by hand: each source's rows read the other's cell (its 10th-90th percentile of ln factors, widened about
+    # its median): pooled coverage reaches 80% at the factor and not one grid step before it
+    fa, fb = 1 + np.arange(20) / 40, 1.3 * (1 + np.arange(20) / 40)
+
+    def pooled(f):
+        n = 0
+        for rows_out, cell in ((fa, fb), (fb, fa)):
+            med, lo, hi = np.quantile(np.log(cell), [0.5, 0.1, 0.9])
+            x = np.log(rows_out)
+            n += int(((x >= med + f * (lo - med) - 1e-9) & (x <= med + f * (hi - med) + 1e-9)).sum())
+        return n / 40
+
+    assert pooled(w) >= 0.8 > pooled(round(w - 0.05, 2)) and pooled(w) == pytest.approx(cov[str(w)])
+    one = pd.concat([gemm, att(1.0, "a")], ignore_index=True)
+    assert unseen_source_widening(one, min_rows=20)[0] == {}
+    # the leave-one-out fits equal a refit from scratch
+    from sim.validation.errormodel import _fit_without, _kind_rows
+
+    cells = fit_cells(rows, min_rows=20)
+    own = rows[_kind_rows(rows, "attention")]
+    assert _fit_without(rows, own, "a", cells, 20) == fit_cells(rows[rows["group"] != "a"], min_rows=20)
+
+
+def test_unseen_source_widening_widens_the_kind_about_its_median_on_every_chip():
+    rows = pd.concat([_rows(0.5 + np.arange(1, 101) / 100, kind="attention"),
+                      _rows(0.5 + np.arange(1, 101) / 100)], ignore_index=True)
+    plain = model_from(fit_cells(rows, min_rows=20), chips={"c"})
+    m = model_from(fit_cells(rows, min_rows=20), chips={"c"}, widening=2.0, by_source={"attention": 3.0})
+    a = plain.cell("measured", "fam", "attention", "compute", chip_name="c")
+    med = np.interp(0.5, m.probs, a.q)
+    for chip, w in (("c", 3.0), ("new-chip", 6.0)):  # in the record: the source factor; outside: both
+        b = m.cell("measured", "fam", "attention", "compute", chip_name=chip)
+        assert np.allclose(b.q - med, w * (a.q - med)) and b.widen == w
+    g = m.cell("measured", "fam", "gemm", "compute", chip_name="c")  # other kinds: untouched
+    assert np.allclose(g.q, plain.cell("measured", "fam", "gemm", "compute", chip_name="c").q)
+
+
+@pytest.mark.parametrize("bad", [0.5, -1, float("nan"), "2", True, [2]])
+def test_unseen_source_widening_checked_on_load(bad, tmp_path):
+    data = dict(ErrorModel.load().data)
+    data["unseen_source_widening"] = {"by_kind": {"attention": bad}}
+    p = tmp_path / "em.json"
+    p.write_text(json.dumps(data))
+    with pytest.raises(SpecError, match=r"unseen_source_widening\.by_kind\.attention: expected a finite number >= 1"):
+        ErrorModel.load(str(p))
