@@ -131,7 +131,7 @@ def section(cals: dict, chips_cal: dict, systems_cal: dict, out: Path, rel: str,
                  f"{int((ev['rows']['source'] == 'published attention').sum())} rows, priced on the catalog files with the "
                  f"default stack, held out by source and phase in the coverage above); a state without them (datasheet "
                  f"peaks, calibrated files) reads the GEMM cells widened by GEMM's factor."
-                 + _source_lines(data.get("unseen_source_widening") or {}))
+                 + _source_lines(data.get("unseen_source_shifts") or {}))
     lines.append("")
     lines.append(f"![Reliability of the intervals]({rel}/interval-reliability.png)")
     lines.append("")
@@ -141,24 +141,22 @@ def section(cals: dict, chips_cal: dict, systems_cal: dict, out: Path, rel: str,
     return "\n".join(lines) + "\n", written, facts
 
 
-def _source_lines(sw: dict) -> str:
-    """The unseen-source widening, as a sentence (empty for a file without it)."""
-    by = sw.get("by_kind") or {}
+def _source_lines(ss: dict) -> str:
+    """The unseen-source shifts, as a sentence (empty for a file without them)."""
+    by = ss.get("by_kind") or {}
     if not by:
         return ""
-    det = sw.get("details") or {}
+    det = ss.get("details") or {}
     parts = []
-    for k, f in sorted(by.items()):
-        d = det.get(k, {})
-        cov = d.get("coverage") or {}
-        first = cov.get("1.0")
-        parts.append(f"{k} **{f:.2f}** ({d.get('rows', '?')} rows of {d.get('configurations', '?')} configurations; "
-                     f"left out, {_pct(first)} of a configuration's rows fall inside its 80% intervals unwidened, "
-                     f"{_pct(cov.get(str(f)))} at the factor)" if first is not None else f"{k} **{f:.2f}**")
-    return (" Each of these kinds' cells is widened about its median, on every chip, by a factor for a kernel source "
-            "not in the record (a user's own build, harness and card): " + "; ".join(parts) + ", measured: "
-            + sw.get("how", "") + ". In the held-out coverage above that factor is measured on each fold's training "
-            "rows alone.")
+    for kind, fams in sorted(by.items()):
+        for fam, v in sorted(fams.items()):
+            d = (det.get(kind) or {}).get(fam, {})
+            parts.append(f"{kind} on {fam}: {len(v)} configurations ({d.get('rows', '?')} rows), shifts ln "
+                         f"{min(v):+.2f} to {max(v):+.2f} (median {float(np.median(v)):+.2f})")
+    return (" A kernel source not in the record (a user's own build, harness and card) sits apart from the record's "
+            "sources, so these kinds read each cell as a draw from it plus the shift of a source left out of the "
+            "fit: " + "; ".join(parts) + " (how: " + ss.get("how", "") + "). In the held-out coverage above the "
+            "shifts are measured on each fold's training rows alone.")
 
 
 def _serving_lines(cv, term: dict) -> list[str]:

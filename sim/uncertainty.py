@@ -211,10 +211,11 @@ class ErrorModel:
         self.widening = float(data.get("unseen_chip_widening", {}).get("factor", 1.0))
         self.widening_by_kind = {k: float(v) for k, v in
                                  (data.get("unseen_chip_widening", {}).get("by_kind") or {}).items()}
-        # kinds whose record comes from several sources (kernel builds and harnesses): their own cells are widened
-        # for a source not in the record (a user's), by a factor measured leaving one source out
-        self.source_widening = _factors(path, "unseen_source_widening.by_kind",
-                                        (data.get("unseen_source_widening") or {}).get("by_kind"))
+        # kinds whose record comes from several sources (kernel builds and harnesses): the shifts of sources left out
+        # of the fit, added to a draw from any cell of the kind (a user's run is a source the record lacks)
+        self.source_shifts = _shifts(path, "unseen_source_shifts.by_kind",
+                                     (data.get("unseen_source_shifts") or {}).get("by_kind"))
+        self._shifted: dict = {}  # (cell key, widening, shifts) -> the quantiles of cell + shift
         self.engine = _engine_table(path, "engine", data.get("engine"))
         self.serving_engine = _engine_table(path, "serving_engine", data.get("serving_engine"))
         self.shrink = float(data.get("step_shrink", {}).get("factor", 1.0))
@@ -274,7 +275,8 @@ class ErrorModel:
         (``size_of(time_s)``; '*' skips the levels that need it). A kind with a proxy (``kind_proxy``:
         attention reads GEMM cells) that has no cell of its own on the family reads its proxy's cells of
         the same bound and size, widened by the same factor (a kind the record does not cover). A kind with
-        an unseen-source factor (``unseen_source_widening``: attention) has every cell it reads widened by it. A state
+        unseen-source shifts (``unseen_source_shifts``: attention) reads each cell as a draw from it plus one of the
+        shifts, each equally likely (the cell's quantiles of that sum). A state
         without a cell reads the one ``state_fallback`` names (``_from``: the states already tried, so that
         a two-way fallback ends)."""
         if state not in STATES:
@@ -291,12 +293,20 @@ class ErrorModel:
             if key in self.cells:
                 q = self.cells[key]
                 w = _widen * (1.0 if chip_name is None or chip_name in self.chips else self.widening_for(kind))
-                w *= self.source_widening.get(self.base_kind(kind).partition(":")[0], 1.0)
                 if lvl.endswith("(nearest size)"):  # an op size the record lacks: widened like an unseen chip
                     w *= self.widening_for(kind)
                 if w != 1.0:
                     med = float(np.interp(0.5, self.probs, q))
                     q = med + w * (q - med)
+                shifts = self.source_shifts.get((self.base_kind(kind).partition(":")[0], family))
+                if shifts is not None:  # a draw from the cell plus a left-out source's shift, each equally likely
+                    ck = (key, w, id(shifts))
+                    got = self._shifted.get(ck)
+                    if got is None:
+                        # np.quantile's linear method on the sorted sums (without its numpy.ma import: _sorted_quantile)
+                        s = np.sort(np.add.outer(np.asarray(q, dtype=float), shifts).ravel())
+                        got = self._shifted[ck] = np.interp(self.probs * (len(s) - 1), np.arange(len(s)), s)
+                    q = got
                 return Cell(key, lvl + (" (proxy)" if _widen != 1.0 else ""), self.counts[key], q, w, self.probs)
         nxt = self.state_fallback.get(state)
         if nxt is not None and nxt not in _from:
@@ -312,17 +322,26 @@ class ErrorModel:
         return float(e.get("mu", 0.0)), float(e.get("sd_pred", 0.0))
 
 
-def _factors(path: str, name: str, table) -> dict:
-    """A table of widening factors ({kind: factor}), checked: each a finite number >= 1 (a factor widens a cell about
-    its median), else a SpecError naming the file and the field."""
+def _shifts(path: str, name: str, table) -> dict:
+    """Unseen-source shifts ({kind: {family: [ln shift, ...]}}), checked: a non-empty list of finite numbers per
+    kind and family, else a SpecError naming the file and the field."""
     if table is None:
         return {}
+    out = {}
     if not isinstance(table, dict):
-        raise SpecError(f"{path}: {name}: expected a mapping of op kind to its factor, got {type(table).__name__}")
-    for kind, v in table.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 1.0):
-            raise SpecError(f"{path}: {name}.{kind}: expected a finite number >= 1, got {v!r}")
-    return {str(k): float(v) for k, v in table.items()}
+        raise SpecError(f"{path}: {name}: expected a mapping of op kind to its families' shifts, got "
+                        f"{type(table).__name__}")
+    for kind, fams in table.items():
+        if not isinstance(fams, dict):
+            raise SpecError(f"{path}: {name}.{kind}: expected a mapping of hardware family to its list of shifts, got "
+                            f"{type(fams).__name__}")
+        for fam, v in fams.items():
+            if not isinstance(v, list) or not v or not all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v):
+                raise SpecError(f"{path}: {name}.{kind}.{fam}: expected a non-empty list of finite numbers (ln shifts), "
+                                f"got {v!r}")
+            out[(str(kind), str(fam))] = np.asarray(v, dtype=float)
+    return out
 
 
 def _engine_table(path: str, name: str, table) -> dict:
@@ -618,8 +637,9 @@ def describe(hw, options=None, model: ErrorModel | None = None) -> dict:
             "in_validation_record": name in model.chips,
             "widening": 1.0 if name in model.chips else model.widening,
             "widening_by_kind": {} if name in model.chips else dict(model.widening_by_kind),
-            # kinds whose ranges are widened for a kernel source not in the record, on every chip
-            "source_widening_by_kind": dict(model.source_widening),
+            # kinds whose ranges add the shift of a kernel source not in the record (count of shifts), on every chip
+            "source_shifts_by_kind": {k: len(v) for (k, f), v in model.source_shifts.items()
+                                      if f == chip_family(chip)},
             "error_model": os.path.relpath(model.path, os.path.dirname(os.path.dirname(DATA)))
             if model.path.startswith(os.path.dirname(DATA)) else model.path}
 

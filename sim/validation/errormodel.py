@@ -56,7 +56,7 @@ KIND_PROXY = {"attention": "gemm"}
 STATE_FALLBACK = {"published": "class-default", "class-default": "published"}
 #: kinds whose record holds rows of several independent sources (a configuration = a source and phase: another
 #: kernel build, harness and card), so that a user's own run is a source the record does not hold; their cells are
-#: widened by a factor measured leaving one source out (:func:`unseen_source_widening`)
+#: spread by the shifts of sources left out of the fit (:func:`unseen_source_shifts`)
 SOURCE_KINDS = ("attention",)
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 SHRINK_GRID = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
@@ -190,12 +190,12 @@ def fit_cells(rows: pd.DataFrame, min_rows: int = MIN_ROWS) -> dict:
 
 
 def model_from(cells: dict, chips=(), widening: float = 1.0, engine: dict | None = None,
-               by_kind: dict | None = None, by_source: dict | None = None) -> ErrorModel:
+               by_kind: dict | None = None, shifts: dict | None = None) -> ErrorModel:
     return ErrorModel({"probs": list(PROBS), "cells": cells, "fallback": list(FALLBACK), "kind_map": KIND_MAP,
                        "state_fallback": STATE_FALLBACK, "kind_proxy": KIND_PROXY,
                        "chips_in_record": sorted(chips),
                        "unseen_chip_widening": {"factor": widening, "by_kind": dict(by_kind or {})},
-                       "unseen_source_widening": {"by_kind": dict(by_source or {})},
+                       "unseen_source_shifts": {"by_kind": dict(shifts or {})},
                        "engine": engine or {},
                        "size_buckets": {"log10_time_edges": list(SIZE_EDGES),
                                         "what": "log10 of an op's predicted time (seconds, one execution) in the "
@@ -223,7 +223,7 @@ def cross_validate(rows: pd.DataFrame, folds: int = FOLDS, min_rows: int = MIN_R
                    by_kind: dict | None = None, sources: bool = True) -> pd.DataFrame:
     """Coverage of kernel rows held out from the fit, split by configuration (``group``); the models carry the
     unseen-chip ``widening`` (``by_kind``), which also widens a cell read from the nearest size bucket, and
-    (``sources``) the unseen-source widening of SOURCE_KINDS, measured on each fold's training rows alone."""
+    (``sources``) the unseen-source shifts of SOURCE_KINDS, measured on each fold's training rows alone."""
     fold = rows["group"].map(lambda k: _fold(k, folds)).to_numpy()
     parts = []
     for f in range(folds):
@@ -231,8 +231,8 @@ def cross_validate(rows: pd.DataFrame, folds: int = FOLDS, min_rows: int = MIN_R
         if test.empty or train.empty:
             continue
         cells = fit_cells(train, min_rows)
-        by_source = unseen_source_widening(train, min_rows=min_rows, cells=cells)[0] if sources else None
-        parts.append(score_rows(model_from(cells, widening=widening, by_kind=by_kind, by_source=by_source), test))
+        shifts = unseen_source_shifts(train, min_rows=min_rows, cells=cells)[0] if sources else None
+        parts.append(score_rows(model_from(cells, widening=widening, by_kind=by_kind, shifts=shifts), test))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -240,35 +240,37 @@ def _kind_rows(rows: pd.DataFrame, kind: str) -> pd.Series:
     return rows["kind"].astype(str).str.partition(":")[0] == kind
 
 
-def unseen_source_widening(rows: pd.DataFrame, level: float = 0.8, min_rows: int = MIN_ROWS,
-                           kinds=SOURCE_KINDS, cells: dict | None = None) -> tuple[dict, dict]:
-    """Per kind of ``kinds`` with rows from at least two configurations (sources): the smallest factor on the
-    grid that widens the kind's cells about their median so that their ``level`` intervals, fitted without one
-    configuration, cover at least ``level`` of that configuration's rows, pooled over leaving each out in turn
-    (every other row, of every kind, stays in each fit); ({kind: factor}, details). ``cells``: the fit of all
-    ``rows`` (its cells of levels that hold none of a configuration's rows are that configuration's fit too:
-    only the cells its rows fall in are refitted)."""
+def unseen_source_shifts(rows: pd.DataFrame, min_rows: int = MIN_ROWS, kinds=SOURCE_KINDS,
+                         cells: dict | None = None) -> tuple[dict, dict]:
+    """Per kind of ``kinds`` and hardware family with rows from at least two configurations (sources): each
+    configuration's shift, the median over its rows of ln(measured / predicted) less the median of the cell the
+    row reads in a fit without that configuration (every other row, of every kind, stays in it): how far a source
+    the fit has not seen sits from what the cells expect. A cell of the kind on that family then stands for a new
+    source as the sum of a draw from it and one of these shifts (``ErrorModel.cell``). ({kind: {family: sorted
+    shifts}}, details). ``cells``: the fit of all ``rows`` (only the cells a configuration's rows fall in are
+    refitted without it)."""
     by_kind, det = {}, {}
     cells = fit_cells(rows, min_rows) if cells is None else cells
     for kind in kinds:
-        own = rows[_kind_rows(rows, kind)]
-        groups = sorted(own["group"].unique())
-        if len(groups) < 2:
-            continue
-        fits = {g: _fit_without(rows, own, g, cells, min_rows) for g in groups}
-        cov = {}
-        for w in WIDENING_GRID:
-            s = pd.concat([score_rows(model_from(fits[g], by_source={kind: w}), own[own["group"] == g],
-                                      levels=(level,)) for g in groups], ignore_index=True)
-            cov[w] = float(s["covered"].mean())
-            if cov[w] >= level:
-                break
-        by_kind[kind] = next((k for k, v in cov.items() if v >= level), WIDENING_GRID[-1])
-        det[kind] = {"configurations": len(groups), "rows": int(len(own)),
-                     "coverage": {str(k): round(v, 4) for k, v in cov.items()}}
-    how = (f"leave one configuration (source and phase) of the kind's rows out: fit on every other row, widen the "
-           f"kind's cells about their median, score the left-out rows; the smallest factor whose {level:.0%} "
-           f"intervals cover {level:.0%} of them, pooled")
+        own = _with_size(rows[_kind_rows(rows, kind)])
+        for fam, fam_rows in own.groupby("family", sort=True):
+            groups = sorted(fam_rows["group"].unique())
+            if len(groups) < 2:
+                continue
+            shifts = []
+            for g in groups:
+                m = model_from(_fit_without(rows, own, g, cells, min_rows))
+                t = fam_rows[fam_rows["group"] == g]
+                med = np.array([float(np.interp(0.5, m.probs, m.cell(state, f, k, bound, size=size).q))
+                                for state, f, k, bound, size in t[["state", "family", "kind", "bound", "size"]]
+                                .itertuples(index=False, name=None)])
+                shifts.append(float(np.median(t["log_f"].to_numpy(float) - med)))
+            by_kind.setdefault(kind, {})[str(fam)] = sorted(round(v, 5) for v in shifts)
+            det.setdefault(kind, {})[str(fam)] = {"configurations": len(groups), "rows": int(len(fam_rows))}
+    how = ("per op kind and hardware family, leave one configuration (source and phase) out: fit on every other "
+           "row; its shift is the median over its rows of ln(measured / predicted) less the median of the cell "
+           "each row reads; a cell of the kind stands for a source not in the record as a draw from the cell plus "
+           "one of the family's shifts, each equally likely")
     return by_kind, {"how": how, "by_kind": det}
 
 
@@ -484,11 +486,11 @@ def build_error_model(cals: dict, chips_cal: dict, systems_cal: dict, log=print)
     rows = pd.concat([kernel, att], ignore_index=True)
     kernel_cv = cross_validate(rows, widening=widening, by_kind=wdet["by_kind"])
     cells = fit_cells(rows)
-    by_source, sdet = unseen_source_widening(rows, cells=cells)
-    log(f"error model: unseen-source widening {by_source}")
-    data = model_from(cells, set(kernel["chip"]), widening, by_kind=wdet["by_kind"], by_source=by_source).data
+    shifts, sdet = unseen_source_shifts(rows, cells=cells)
+    log(f"error model: unseen-source shifts {shifts}")
+    data = model_from(cells, set(kernel["chip"]), widening, by_kind=wdet["by_kind"], shifts=shifts).data
     data["unseen_chip_widening"] = {"factor": widening, **wdet}
-    data["unseen_source_widening"] = {"by_kind": by_source, "how": sdet["how"], "details": sdet["by_kind"]}
+    data["unseen_source_shifts"] = {"by_kind": shifts, "how": sdet["how"], "details": sdet["by_kind"]}
     items = e2e_predictions(chips_cal, systems_cal)
     e2e_cv = e2e_coverage(items, data)
     lam, data["engine"], tried = fit_e2e(items, data)

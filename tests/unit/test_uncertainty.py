@@ -409,11 +409,13 @@ def test_serving_engine_term_is_read_by_serve_and_falls_back_to_the_static_term(
     assert slow.engine_term("measured") == (0.0, 0.0)  # a static batch keeps its own term
     p = predict("llama-3.1-8b", "h100-sxm", 8, 256, 32)
     f0, s0 = end_scales(p, "h100-sxm", 0.8, model=none)
-    f1, s1 = end_scales(p, "h100-sxm", 0.8, model=slow)
-    # every kind's factor carries the engine factor: x3 (h100-sxm is 'published', read through class-default)
-    # with a little spread (sd 0.1 moves which draw sits at the ends)
-    for (k0, a), (k1, b) in zip(s0, s1):
-        assert k0 == k1 and 2.0 < b / a < 4.5
+    # a serving term of no spread scales every draw by the same x3 (h100-sxm is 'published', read through
+    # class-default): the same draws sit at the ends, and every kind's factor is the unscaled one x3
+    exact = ErrorModel(dict(base, serving_engine={"class-default": {"mu": math.log(3.0), "sd_pred": 0.0}}))
+    f3, s3 = end_scales(p, "h100-sxm", 0.8, model=exact)
+    for (k0, a), (k1, b) in zip(s0 + f0, s3 + f3):
+        assert k0 == k1 and b / a == pytest.approx(3.0)
+    f1, s1 = end_scales(p, "h100-sxm", 0.8, model=slow)  # with its spread (sd 0.1): still well below the point
     assert min(b for _, b in f1) > 1.5  # even the fast end is slower than the point
 
 
@@ -477,41 +479,30 @@ def test_engine_terms_are_checked_and_named(tmp_path, table, field):
     assert str(p) in str(e.value) and field in str(e.value)
 
 
-def test_unseen_source_widening_by_hand():
-    """Two sources of attention rows (20 each): source a at factors 1.000-1.475, source b at 1.30-1.92 (40 GEMM
-    rows at 1.0 keep the pooled levels). Left out, a source reads the other's cell (its own rows are gone), which
-    sits beside it: unwidened, the left-out rows are covered only where the two overlap; the factor is the first
-    on the grid whose widened intervals cover 80% of both left-out sources pooled, the one before it does not. On
-    one source alone nothing can be measured (no factor)."""
-    from sim.validation.errormodel import WIDENING_GRID, unseen_source_widening
+def test_unseen_source_shifts_by_hand():
+    """Three sources of attention rows on one family (20 rows each, every row of a source at one factor: 1.0, 1.5,
+    2.0; 60 GEMM rows at 1.0 keep the pooled levels). Left out, a source's rows read the attention cell of the
+    other two (its median: between their factors), so its shift is its factor over that median: a (1.0) reads
+    b and c pooled (median ln 1.5 .. ln 2.0, interpolated), and so on; one source alone gives no shift, and a
+    second family's rows do not mix in."""
+    from sim.validation.errormodel import PROBS, unseen_source_shifts
 
-    def att(lo, group):
-        return pd.DataFrame({"source": "s", "chip": "c", "family": "fam", "state": "published", "kind": "attention",
-                             "bound": "compute", "group": group, "log_f": np.log(lo * (1 + np.arange(20) / 40))})
+    def att(f, group, family="fam"):
+        return pd.DataFrame({"source": "s", "chip": "c", "family": family, "state": "published", "kind": "attention",
+                             "bound": "compute", "group": group, "log_f": np.full(20, np.log(f))})
 
-    gemm = _rows(np.ones(40), state="published")
-    rows = pd.concat([gemm, att(1.0, "a"), att(1.3, "b")], ignore_index=True)
-    by_kind, det = unseen_source_widening(rows, min_rows=20)
-    w = by_kind["attention"]
-    cov = det["by_kind"]["attention"]["coverage"]
-    assert set(by_kind) == {"attention"} and 1.0 < w < WIDENING_GRID[-1]
-    assert cov["1.0"] < 0.8 and cov[str(w)] >= 0.8 and cov[str(round(w - 0.05, 2))] < 0.8
-    assert det["by_kind"]["attention"]["configurations"] == 2
-    # by hand: each source's rows read the other's cell (its 10th-90th percentile of ln factors, widened about
-    # its median): pooled coverage reaches 80% at the factor and not one grid step before it
-    fa, fb = 1 + np.arange(20) / 40, 1.3 * (1 + np.arange(20) / 40)
+    gemm = _rows(np.ones(60), state="published")
+    rows = pd.concat([gemm, att(1.0, "a"), att(1.5, "b"), att(2.0, "c"), att(3.0, "z", "other")], ignore_index=True)
+    shifts, det = unseen_source_shifts(rows, min_rows=20)
+    assert set(shifts["attention"]) == {"fam"}  # 'other' has one source: nothing measured there
+    assert det["by_kind"]["attention"]["fam"] == {"configurations": 3, "rows": 60}
 
-    def pooled(f):
-        n = 0
-        for rows_out, cell in ((fa, fb), (fb, fa)):
-            med, lo, hi = np.quantile(np.log(cell), [0.5, 0.1, 0.9])
-            x = np.log(rows_out)
-            n += int(((x >= med + f * (lo - med) - 1e-9) & (x <= med + f * (hi - med) + 1e-9)).sum())
-        return n / 40
+    def med_of(*fs):  # the 0.5 quantile of the pooled rows, as fit_cells stores it on PROBS and the cell reads it
+        q = np.quantile(np.log(np.repeat(fs, 20)), PROBS)
+        return float(np.interp(0.5, PROBS, q))
 
-    assert pooled(w) >= 0.8 > pooled(round(w - 0.05, 2)) and pooled(w) == pytest.approx(cov[str(w)])
-    one = pd.concat([gemm, att(1.0, "a")], ignore_index=True)
-    assert unseen_source_widening(one, min_rows=20)[0] == {}
+    want = sorted(round(np.log(f) - med_of(*o), 5) for f, o in ((1.0, (1.5, 2.0)), (1.5, (1.0, 2.0)), (2.0, (1.0, 1.5))))
+    assert shifts["attention"]["fam"] == pytest.approx(want, abs=5e-5)  # quantiles kept to 5 decimals
     # the leave-one-out fits equal a refit from scratch
     from sim.validation.errormodel import _fit_without, _kind_rows
 
@@ -520,25 +511,33 @@ def test_unseen_source_widening_by_hand():
     assert _fit_without(rows, own, "a", cells, 20) == fit_cells(rows[rows["group"] != "a"], min_rows=20)
 
 
-def test_unseen_source_widening_widens_the_kind_about_its_median_on_every_chip():
+def test_unseen_source_shifts_spread_the_kind_on_its_family():
     rows = pd.concat([_rows(0.5 + np.arange(1, 101) / 100, kind="attention"),
                       _rows(0.5 + np.arange(1, 101) / 100)], ignore_index=True)
     plain = model_from(fit_cells(rows, min_rows=20), chips={"c"})
-    m = model_from(fit_cells(rows, min_rows=20), chips={"c"}, widening=2.0, by_source={"attention": 3.0})
+    m = model_from(fit_cells(rows, min_rows=20), chips={"c"}, shifts={"attention": {"fam": [-0.5, 0.0, 0.5]}})
     a = plain.cell("measured", "fam", "attention", "compute", chip_name="c")
-    med = np.interp(0.5, m.probs, a.q)
-    for chip, w in (("c", 3.0), ("new-chip", 6.0)):  # in the record: the source factor; outside: both
-        b = m.cell("measured", "fam", "attention", "compute", chip_name=chip)
-        assert np.allclose(b.q - med, w * (a.q - med)) and b.widen == w
-    g = m.cell("measured", "fam", "gemm", "compute", chip_name="c")  # other kinds: untouched
-    assert np.allclose(g.q, plain.cell("measured", "fam", "gemm", "compute", chip_name="c").q)
+    b = m.cell("measured", "fam", "attention", "compute", chip_name="c")
+    # by hand: the quantiles of {x + s}: x the cell's 199 quantiles, s each of the three shifts
+    want = np.quantile(np.add.outer(a.q, [-0.5, 0.0, 0.5]).ravel(), m.probs)
+    assert np.allclose(b.q, want) and np.all(np.diff(b.q) >= 0)
+    lo, hi = factor_interval(b, 0.8)
+    alo, ahi = factor_interval(a, 0.8)
+    assert lo < alo and hi > ahi  # wider both ways: the shifts are symmetric here
+    # other kinds, and the kind on another family, are untouched
+    for kind, fam in (("gemm", "fam"), ("attention", "other")):
+        r2 = pd.concat([rows, rows.assign(family="other")], ignore_index=True)
+        p2 = model_from(fit_cells(r2, min_rows=20))
+        m2 = model_from(fit_cells(r2, min_rows=20), shifts={"attention": {"fam": [-0.5, 0.0, 0.5]}})
+        assert np.allclose(m2.cell("measured", fam, kind, "compute").q, p2.cell("measured", fam, kind, "compute").q)
 
 
-@pytest.mark.parametrize("bad", [0.5, -1, float("nan"), "2", True, [2]])
-def test_unseen_source_widening_checked_on_load(bad, tmp_path):
+@pytest.mark.parametrize("bad", [{"attention": [0.1]}, {"attention": {"fam": []}}, {"attention": {"fam": [float("nan")]}},
+                                 {"attention": {"fam": ["0.1"]}}, {"attention": {"fam": [True]}}, [0.1]])
+def test_unseen_source_shifts_checked_on_load(bad, tmp_path):
     data = dict(ErrorModel.load().data)
-    data["unseen_source_widening"] = {"by_kind": {"attention": bad}}
+    data["unseen_source_shifts"] = {"by_kind": bad}
     p = tmp_path / "em.json"
     p.write_text(json.dumps(data))
-    with pytest.raises(SpecError, match=r"unseen_source_widening\.by_kind\.attention: expected a finite number >= 1"):
+    with pytest.raises(SpecError, match=r"unseen_source_shifts\.by_kind"):
         ErrorModel.load(str(p))
