@@ -367,30 +367,21 @@ TEXT_COLUMNS = ("hardware", "op", "dtype", "out_dtype", "phase", "kernel", "caus
 def read_ops_csv(path) -> pd.DataFrame:
     """Read a kernel CSV (gzipped where its name ends in .gz; a regular file within the ``csv_bytes`` limit,
     hwmodels.limits); a file that is not a CSV with an ``op`` and ``hardware`` column is a SpecError."""
-    import io
     from pathlib import Path
 
-    from hwmodels.errors import Problem
     from hwmodels.limits import read_text
-    from sim.validation.measure import csvtext
+    from hwmodels import csvtext
 
     p = Path(path)
     if not p.exists():
         raise SpecError(f"no such file: {path}")
     text = read_text(p, "csv_bytes", "a kernel query CSV", gz=True)
-    line, names = csvtext.header(text, str(path))  # an empty file, a column given twice: at their line
-    csvtext.check_first_row(text, str(path), line, len(names), lambda what: f"not a readable CSV file ({what})")
-    try:
-        df = pd.read_csv(io.StringIO(text), comment=None, dtype={c: str for c in TEXT_COLUMNS})
-    except (pd.errors.ParserError, ValueError) as e:
-        kind = type(e).__name__
-        raise csvtext.syntax_error(text, str(path), line, len(names), lambda what: f"not a readable CSV file ({kind}: "
-                                   f"{what})", str(e).splitlines()[0] if str(e) else "") from None
-    missing = [c for c in ("hardware", "op") if c not in df.columns]
-    if missing:
-        raise SpecError(Problem(f"missing column(s) {', '.join(missing)}; expected at least hardware, op, dtype and "
-                                "the shape columns of each op (see `llmsim ops --help`)", file=str(path), line=line,
-                                col=1))
+    df, line = csvtext.frame(text, str(path), lambda what, kind: f"not a readable CSV file ({kind + ': ' if kind else ''}"
+                             f"{what})", comment=None, dtype={c: str for c in TEXT_COLUMNS})  # at their line and column
+    gone = csvtext.missing(str(path), line, df.columns, ("hardware", "op"), "at least hardware, op, dtype and the "
+                           "shape columns of each op (see `llmsim ops --help`)")
+    if gone is not None:
+        raise gone
     if df.empty:
         raise csvtext.no_rows(str(path), line)
     for c in TEXT_COLUMNS:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwmodels import csvtext
 from hwmodels.errors import Problem, SpecError
 from hwmodels.limits import MAX_CSV_FIELD, gunzip_bounded, read_bounded
 from workloads.scenario import (
@@ -354,14 +355,25 @@ def _read_rows_bounded(text: str, fname: str, limit: int | None):
             rows.append(r)
             lines.append(reader.line_num)
             if limit is not None and len(rows) >= limit:
-                break
+                return header, header_line, rows, lines
     except csv.Error as e:
         raise _field_error(e, text, fname, reader.line_num) from None
+    # a quoted cell never closed runs to the end of the file, into the last record's last cell (the csv module
+    # does not complain): say where it opens. Such a cell is the file's tail ('""' read as '"' aside), a test that
+    # spares a well-formed file the second pass
+    cell = (rows[-1] if rows else header or [""])[-1]
+    if '"' in text and (text.endswith(cell) or '"' in cell):
+        at = csvtext.unclosed_quote(text, fname)
+        if at is not None:
+            raise SpecError(Problem(f"{csvtext.UNCLOSED}; expected a closing quote (\")", file=fname, line=at[0],
+                                    col=at[1]))
     return header, header_line, rows, lines
 
 
 def _parse(text: str, fname: str, limit: int | None) -> dict:
     header, header_line, rows, lines = _read_rows(text, fname, limit)
+    # a column given twice (case and surrounding spaces aside): only the first would be read
+    _raise(csvtext.duplicates(header, fname, header_line, key=lambda h: h.strip().lower()), fname)
     norm = [h.strip().lower() for h in header]
     pos = {}
     for j, h in enumerate(norm):

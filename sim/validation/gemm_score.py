@@ -94,8 +94,11 @@ def xla_summary(scored: pd.DataFrame) -> pd.DataFrame:
 
 
 def torch_rows(path: str = TORCH_CSV) -> pd.DataFrame:
-    """The public torch.matmul sweep rows (a development set, not held out; data README, "torch.matmul sweeps")."""
-    return pd.read_csv(path)
+    """The public torch.matmul sweep rows (a development set, not held out; data README, "torch.matmul sweeps"),
+    read with the whole-file checks of any CSV (``csvtext.read_csv``)."""
+    from hwmodels import csvtext
+
+    return csvtext.read_csv(path, "a per-kernel CSV")[0]
 
 
 def torch_summary(scored: pd.DataFrame) -> pd.DataFrame:

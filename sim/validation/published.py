@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.chip import System
-from hwmodels.errors import InfeasibleError, SpecError
+from hwmodels.errors import InfeasibleError, Problem, SpecError
 from hwmodels.loader import load_hardware
 from hwmodels.stack import DEFAULT_STACK
 from sim.cost import CostOptions
@@ -40,6 +40,7 @@ from sim.predict import predict
 from sim.validation.compare import compare
 from sim.validation.kernel_profiles import (ATTENTION_KERNELS, DECODE_PROFILES, PREFILL_PROFILES,  # noqa: F401 (re-exported)
                                             attention_kernel_profiles, decode_kernel_profiles, profile_options)
+from hwmodels import csvtext
 from sim.validation.measure import load_measurements
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "published")
@@ -55,37 +56,56 @@ SERVING_COLUMNS = ("model", "hardware", "tp", "num_prompts", "input_len", "outpu
 SERVING_METRICS = {"request_throughput_rps": "requests/s", "output_throughput_tok_s": "output tokens/s",
                    "total_token_throughput_tok_s": "input + output tokens/s"}
 MOE_KERNELS = os.path.join(DATA, "moe_kernels.csv")
+MOE_COLUMNS = ("model", "hardware", "tp", "tokens", "quant", "measured_time_s")
 # the ops of one MoE layer a fused-MoE call runs, given the router's logits (vLLM's fused_moe:
 # top-k softmax, align, the two expert GEMMs and the activation, the top-k weighted sum)
 FUSED_MOE_OPS = ("moe.topk", "moe.align", "moe.experts.gate_up", "moe.experts.act", "moe.experts.down",
                  "moe.combine")
 
 
+def read_table(path: str, columns) -> tuple[pd.DataFrame, list[int]]:
+    """A published CSV as text cells (no type guessing, empty cells kept as '') and the line of each row:
+    SpecError naming the file, and the line and column where the problem stands, when it is missing, is
+    not a CSV, lacks one of ``columns`` or has no row (``csvtext.read_csv``)."""
+    return csvtext.read_csv(path, "a published table", columns, rows="one row per published figure", dtype=str,
+                            keep_default_na=False)
+
+
 def read_table_text(path: str, columns) -> pd.DataFrame:
-    """A published CSV as text cells (no type guessing, empty cells kept as ''), with its ``columns``
-    checked: SpecError naming the file when it is missing or lacks a column."""
-    if not os.path.exists(path):
-        raise SpecError(f"no such file: {path}")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise SpecError(f"{path}: missing column(s) {', '.join(missing)}")
-    return df
+    """:func:`read_table`'s frame."""
+    return read_table(path, columns)[0]
 
 
-def _read_table(path: str, columns, metrics: dict, ints: dict, optional_ints: dict = None) -> pd.DataFrame:
+class RowProblems(list):
+    """Problems with a published table's rows, each at its line and the field's column, worded
+    ``row LINE, field NAME: expected ...`` (the row is its line in the file)."""
+
+    def __init__(self, path: str, df: pd.DataFrame, lines: list[int]):
+        super().__init__()
+        self.path, self.lines, self.cols = path, lines, {c: j + 1 for j, c in enumerate(df.columns)}
+
+    def add(self, i: int, field: str, what: str) -> None:
+        line = self.lines[i]
+        self.append(Problem(f"row {line}, field {field}: {what}", file=self.path, line=line, col=self.cols.get(field)))
+
+    def check(self) -> None:
+        if self:
+            raise SpecError(list(self))
+
+
+def _read_table(path: str, columns, metrics: dict, ints: dict, optional_ints: dict = None):
     """A published table with its checks: the required ``columns``, a source on every row, a known
     ``metric``, integer fields within bounds (``ints``: field -> least value; ``optional_ints``: the
     same where the cell is not empty) and a positive finite ``measured``. Every problem names the file,
-    the row (its line in the file) and the field; all are reported at once (SpecError)."""
-    df = read_table_text(path, columns)
-    problems = []
+    the row's line and the field's column; all are reported at once (SpecError). Returns the frame and the
+    rows' problems so far (a :class:`RowProblems`, checked: for a caller's further checks)."""
+    df, lines = read_table(path, columns)
+    problems = RowProblems(path, df, lines)
     for i, r in enumerate(df.to_dict("records")):
-        where = f"{path}: row {i + 2}"  # line 1 is the header
         if not str(r["source"]).strip():
-            problems.append(f"{where}, field source: every row needs a source (URL or citation)")
+            problems.add(i, "source", "every row needs a source (URL or citation)")
         if r["metric"] not in metrics:
-            problems.append(f"{where}, field metric: expected one of {', '.join(metrics)}, got {r['metric']!r}")
+            problems.add(i, "metric", f"expected one of {', '.join(metrics)}, got {r['metric']!r}")
         for f, least in list(ints.items()) + list((optional_ints or {}).items()):
             v = str(r[f]).strip() if f in r else ""
             if not v and f not in ints:
@@ -95,26 +115,25 @@ def _read_table(path: str, columns, metrics: dict, ints: dict, optional_ints: di
             except (TypeError, ValueError, OverflowError):
                 ok = False
             if not ok:
-                problems.append(f"{where}, field {f}: expected a whole number >= {least}, got {v!r}")
+                problems.add(i, f, f"expected a whole number >= {least}, got {v!r}")
         try:
             m = float(r["measured"])
             ok = math.isfinite(m) and m > 0
         except (TypeError, ValueError):
             ok = False
         if not ok:
-            problems.append(f"{where}, field measured: expected a positive number, got {r['measured']!r}")
-    if problems:
-        raise SpecError(problems)
+            problems.add(i, "measured", f"expected a positive number, got {r['measured']!r}")
+    problems.check()
     for f in list(ints) + [f for f in (optional_ints or {}) if f in df.columns]:
         df[f] = [int(float(v)) if str(v).strip() else None for v in df[f]]
     df["measured"] = df["measured"].astype(float)
-    return df
+    return df, problems
 
 
 def load_e2e(path: str = E2E) -> pd.DataFrame:
     """The end-to-end table; SpecError (file, row, field) if a required column is missing, a row has no
     source, an unknown metric, a count below 1 or a measured value that is not a positive number."""
-    return _read_table(path, E2E_COLUMNS, METRICS, {"tp": 1, "batch": 1, "input_len": 1, "output_len": 1})
+    return _read_table(path, E2E_COLUMNS, METRICS, {"tp": 1, "batch": 1, "input_len": 1, "output_len": 1})[0]
 
 
 def load_serving(path: str = SERVING) -> pd.DataFrame:
@@ -124,16 +143,16 @@ def load_serving(path: str = SERVING) -> pd.DataFrame:
     (the engine's entry point whose default limits apply: ``offline``, vLLM's LLM class as
     ``benchmark_throughput.py`` runs it, or ``server``, a ``vllm bench serve`` run against ``vllm serve``;
     empty: offline, every request arriving at once)."""
-    df = _read_table(path, SERVING_COLUMNS, SERVING_METRICS,
+    df, problems = _read_table(path, SERVING_COLUMNS, SERVING_METRICS,
                      {"tp": 1, "num_prompts": 1, "input_len": 1, "output_len": 1},
                      {"max_num_seqs": 1, "max_num_batched_tokens": 1})
     for c in ("max_num_seqs", "max_num_batched_tokens", "kv_dtype", "scheduler", "stack", "engine", "note", "usage"):
         if c not in df.columns:
             df[c] = None if c.startswith("max_") else ""
-    bad = [f"{path}: row {i + 2}, field usage: expected server, offline or empty, got {u!r}"
-           for i, u in enumerate(df["usage"]) if str(u).strip() not in ("", "server", "offline")]
-    if bad:
-        raise SpecError(bad)
+    for i, u in enumerate(df["usage"]):
+        if str(u).strip() not in ("", "server", "offline"):
+            problems.add(i, "usage", f"expected server, offline or empty, got {u!r}")
+    problems.check()
     return df
 
 
@@ -269,7 +288,8 @@ def score_moe_kernels(path: str = MOE_KERNELS, stack=None) -> pd.DataFrame:
     from workloads.graph import Batch, build_graph
     from workloads.parallel import Parallelism
 
-    df = pd.read_csv(path, dtype={"source": str, "note": str, "stack": str}, keep_default_na=False)
+    df, _ = csvtext.read_csv(path, "a published MoE kernel table", MOE_COLUMNS, rows="one row per published figure",
+                             dtype={"source": str, "note": str, "stack": str}, keep_default_na=False)
     pred, used = [], []
     for r in df.to_dict("records"):
         st = load_stack(row_stack(r, stack))
@@ -300,8 +320,8 @@ def score_attention_kernels(path: str = KERNELS, stack=None, options: CostOption
     from hwmodels.stack import load_stack
     from sim.ops import predict_ops
 
-    df = pd.read_csv(path, dtype={"source": str, "note": str, "kernel": str, "kernel_profile": str, "fit": str},
-                     keep_default_na=False)
+    df, _ = csvtext.read_csv(path, "a per-kernel CSV", ("op",), dtype={"source": str, "note": str, "kernel": str,
+                             "kernel_profile": str, "fit": str}, keep_default_na=False)
     df = df[df["op"] == "attention"].reset_index(drop=True)
     st = load_stack(stack if stack is not None else DEFAULT_STACK)
     opts = options or CostOptions()

@@ -186,17 +186,15 @@ def load_xla_gemms(path: str = CSV) -> pd.DataFrame:
     """The XLA GEMM CSV with its checks: the columns, a source on every row, a catalog GPU of
     :data:`GPUS`, op gemm, a dtype of :data:`DTYPES` that matches ``xla_dtype``, whole m, n, k, batch
     >= 1, a positive ``xla_flops`` and a positive ``measured_time_s`` equal to 2 b m n k / xla_flops
-    (to 1e-5). Every problem names the file, the row (its line) and the field; all at once (SpecError).
+    (to 1e-5). Every problem names the file, the row's line and the field's column; all at once (SpecError).
     The loaded frame gains ``out_dtype``, the dtype the dot writes (:data:`OUT_DTYPES`)."""
-    from sim.validation.published import read_table_text
+    from sim.validation.published import RowProblems, read_table
 
-    df = read_table_text(path, COLUMNS)
-    problems = []
+    df, lines = read_table(path, COLUMNS)
+    problems = RowProblems(path, df, lines)
     for i, r in enumerate(df.to_dict("records")):
-        where = f"{path}: row {i + 2}"  # line 1 is the header
-
         def bad(field, expected):
-            problems.append(f"{where}, field {field}: expected {expected}, got {r[field]!r}")
+            problems.add(i, field, f"expected {expected}, got {r[field]!r}")
 
         if not r["source"].strip():
             bad("source", "a source (URL or citation)")
@@ -227,8 +225,7 @@ def load_xla_gemms(path: str = CSV) -> pd.DataFrame:
             want = 2.0 * math.prod(float(r[f]) for f in SHAPE) / float(r["xla_flops"])
             if abs(t / want - 1.0) > 1e-5:
                 bad("measured_time_s", f"2 b m n k / xla_flops = {want:.6g} s")
-    if problems:
-        raise SpecError(problems)
+    problems.check()
     for f in SHAPE + ("xla_flops",):
         df[f] = df[f].astype(float).astype(np.int64)
     df["measured_time_s"] = df["measured_time_s"].astype(float)

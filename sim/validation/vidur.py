@@ -46,6 +46,7 @@ import pandas as pd
 
 from hwmodels.errors import SpecError
 from hwmodels.stack import RowKernels
+from hwmodels import csvtext
 from sim.validation.measure import shape_id
 
 __all__ = [
@@ -209,13 +210,7 @@ def _stats(df: pd.DataFrame, op: str, kernels: int = 1):
 
 def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.DataFrame:
     """One Vidur ``mlp.csv`` -> per-kernel rows (one per op per input row)."""
-    try:
-        df = pd.read_csv(path)
-    except Exception as e:  # noqa: BLE001
-        raise SpecError(f"cannot read Vidur CSV: {type(e).__name__}: {e}", file=path) from None
-    missing = [c for c in _CONFIG_COLS if c not in df.columns]
-    if missing:
-        raise SpecError(f"not a Vidur mlp.csv: missing columns {', '.join(missing)}", file=path)
+    df, _ = csvtext.read_csv(path, "a Vidur mlp.csv", _CONFIG_COLS, rows="one row per profiled shape")
     facts = MODEL_FACTS.get(model, _DEFAULT_FACTS)
     hardware = GPU_HARDWARE.get(gpu, gpu)
 
@@ -321,14 +316,8 @@ def convert_network_file(path: str, *, system: str, source: str) -> pd.DataFrame
     tokens. Bandwidths check out only that way (DGX-A100 send/recv at 228 GB/s rather than 457 GB/s,
     which would exceed NVLink 3's 300 GB/s per direction).
     """
-    try:
-        df = pd.read_csv(path)
-    except Exception as e:  # noqa: BLE001
-        raise SpecError(f"cannot read Vidur CSV: {type(e).__name__}: {e}", file=path) from None
-    need = ["num_workers", "size", "collective", "devices_per_node"]
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise SpecError(f"not a Vidur collective CSV: missing columns {', '.join(missing)}", file=path)
+    df, _ = csvtext.read_csv(path, "a Vidur collective CSV", ("num_workers", "size", "collective", "devices_per_node"),
+                             rows="one row per profiled size")
     frames = []
     for coll, llm_op in (("all_reduce", "allreduce"), ("send_recv", "sendrecv")):
         sub = df[df["collective"] == coll]

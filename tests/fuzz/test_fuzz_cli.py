@@ -227,7 +227,7 @@ def test_fuzz_kernel_csv(tmp_path_factory, cols, data, command, twice):
         w = _csv.writer(f)
         w.writerow(cols)
         w.writerows(rows)
-    # every error about the file carries file:line:col (sim/validation/measure/csvtext.py), except validate's
+    # every error about the file carries file:line:col (hwmodels/csvtext.py), except validate's
     # summary 'FILE: no row could be scored' (each rejected row is listed with its reason)
     promise([command, p, *(["--json"] if command == "validate" else [])], files=[p],
             summaries=("no row could be scored",))
@@ -242,7 +242,7 @@ CELL = st.one_of(st.integers(-(2**70), 2**70).map(str), st.floats(allow_nan=True
 @FUZZ
 @given(rows=st.lists(st.tuples(CELL, CELL, CELL), min_size=0, max_size=8),
        header=st.sampled_from(["arrival_s,input_tokens,output_tokens", "TIMESTAMP,ContextTokens,GeneratedTokens",
-                               "a,b,c", ""]))
+                               "a,b,c", "", "arrival_s,input_tokens,Arrival_S", '"arrival_s,input_tokens,output_tokens']))
 def test_fuzz_trace_csv(tmp_path_factory, rows, header):
     p = tmp_path_factory.mktemp("t") / "trace.csv"
     p.write_text(header + "\n" + "\n".join(",".join(r) for r in rows) + "\n", encoding="utf-8", errors="surrogatepass")

@@ -1,6 +1,6 @@
 """Whole-file errors of the kernel CSV readers (validate/calibrate/report through load_measurements, ops
 through read_ops_csv): each names the file, the line and column where the problem stands and what was
-expected (sim/validation/measure/csvtext.py). Every expected position below can be counted by hand in
+expected (hwmodels/csvtext.py). Every expected position below can be counted by hand in
 the text written."""
 
 import gzip

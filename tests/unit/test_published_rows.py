@@ -35,10 +35,11 @@ def test_bad_rows_are_located_by_file_row_and_field(tmp_path):
     with pytest.raises(SpecError) as e:
         load_serving(str(p))
     msg = str(e.value)
-    assert f"{p}: row 3, field tp: expected a whole number >= 1, got '0'" in msg
-    assert f"{p}: row 3, field measured: expected a positive number, got '-1'" in msg
-    assert f"{p}: row 3, field metric: expected one of" in msg and "got 'req_s'" in msg
-    assert f"{p}: row 4, field source" in msg
+    # each at its line and the field's column (the header: tp is column 3, metric 12, measured 13, source 17)
+    assert f"{p}:3:3: row 3, field tp: expected a whole number >= 1, got '0'" in msg
+    assert f"{p}:3:13: row 3, field measured: expected a positive number, got '-1'" in msg
+    assert f"{p}:3:12: row 3, field metric: expected one of" in msg and "got 'req_s'" in msg
+    assert f"{p}:4:17: row 4, field source" in msg
     assert "row 2," not in msg  # the good row is not blamed
     e2e = tmp_path / "e2e.csv"
     e2e.write_text("model,hardware,tp,batch,input_len,output_len,quant,metric,measured,source\n"

@@ -88,11 +88,12 @@ def test_loader_names_file_row_and_field(tmp_path):
     with pytest.raises(SpecError) as e:
         load_xla_gemms(path)
     msg = str(e.value)
-    assert f"{path}: row 3, field m: expected a whole number >= 1, got 'abc'" in msg
-    assert f"{path}: row 4, field measured_time_s: expected 2 b m n k / xla_flops = 5.36871e-06 s" in msg
-    assert f"{path}: row 5, field hardware" in msg
-    assert f"{path}: row 6, field dtype: expected 'bf16'" in msg
-    assert f"{path}: row 7, field source" in msg
+    # at its line and the field's column (COLUMNS: hardware 1, dtype 3, m 4, measured_time_s 8, source 12)
+    assert f"{path}:3:4: row 3, field m: expected a whole number >= 1, got 'abc'" in msg
+    assert f"{path}:4:8: row 4, field measured_time_s: expected 2 b m n k / xla_flops = 5.36871e-06 s" in msg
+    assert f"{path}:5:1: row 5, field hardware" in msg
+    assert f"{path}:6:3: row 6, field dtype: expected 'bf16'" in msg
+    assert f"{path}:7:12: row 7, field source" in msg
     assert "row 2," not in msg  # the good row
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import re
 
@@ -11,7 +10,7 @@ import pandas as pd
 
 from hwmodels.errors import Problem, SpecError
 from hwmodels.limits import read_text
-from sim.validation.measure import csvtext
+from hwmodels import csvtext
 from sim.validation.measure.csvformat import (
     MAX_DIM,
     max_of,
@@ -53,17 +52,8 @@ def _read_table(path: str) -> pd.DataFrame:
         raise SpecError(f"no such file or built-in data set; built-in: "
                         f"{', '.join(list(BUILTIN) + list(BUILTIN_GROUPS))}", file=path)
     text = read_text(path, "csv_bytes", "a per-kernel CSV", gz=True)  # a regular file, bounded (hwmodels.limits)
-    line, names = csvtext.header(text, path, skipinitialspace=True)  # empty file, a column given twice
-
-    def wording(what):
-        return f"not a valid CSV: {what}"
-
-    csvtext.check_first_row(text, path, line, len(names), wording, skipinitialspace=True)
-    try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, ValueError) as e:
-        raise csvtext.syntax_error(text, path, line, len(names), wording, str(e).strip(),
-                                   skipinitialspace=True) from None
+    df, line = csvtext.frame(text, path, lambda what, kind: f"not a valid CSV: {what}", skipinitialspace=True,
+                             dtype=str, keep_default_na=False)  # each whole-file problem at its line and column
     df.columns = [str(c).strip() for c in df.columns]
     if "op" not in df.columns:
         raise SpecError(Problem(f"no 'op' column (columns: {', '.join(df.columns[:12])}); a per-kernel CSV needs "
