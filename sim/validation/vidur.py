@@ -44,7 +44,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from hwmodels.errors import SpecError
+from hwmodels.errors import Problem, SpecError
 from hwmodels.stack import RowKernels
 from hwmodels import csvtext
 from sim.validation.measure import shape_id
@@ -196,6 +196,28 @@ def _bool(v) -> bool:
     return str(v).strip().lower() in ("true", "1")
 
 
+def _numbers(df: pd.DataFrame, path: str, lines, counts, times) -> None:
+    """Check a Vidur CSV cell by cell: each of ``counts`` a whole number >= 1 and each of ``times`` a finite number
+    >= 0, else a SpecError naming the file, each bad cell's line (``lines``: each row's first line) and column and
+    what was expected (at most 10 problems); the checked columns are left as numbers in ``df``."""
+    problems = []
+    for cols, whole, lo in ((counts, True, 1.0), (times, False, 0.0)):
+        for c in cols:
+            if c not in df.columns:
+                continue
+            v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
+            with np.errstate(invalid="ignore"):
+                bad = ~np.isfinite(v) | (v < lo) | ((v % 1 != 0) if whole else False)
+            for i in np.flatnonzero(bad)[:max(0, 10 - len(problems))]:
+                x = df[c].iloc[i]
+                got = repr(x) if isinstance(x, str) else ("an empty cell" if pd.isna(x) else str(getattr(x, "item", lambda: x)()))
+                problems.append(Problem(f"expected a {'whole ' if whole else ''}number >= {lo:g}, got {got}",
+                                        file=path, line=int(lines[i]), col=list(df.columns).index(c) + 1, path=c))
+            df[c] = v
+    if problems:
+        raise SpecError(problems)
+
+
 def _stats(df: pd.DataFrame, op: str, kernels: int = 1):
     """(median seconds, spread) of a Vidur op that ran ``kernels`` kernels: the median as
     :func:`kineto_unbiased_s` estimates it (Vidur's truncated milliseconds + 0.5 us a kernel); spread = (max -
@@ -210,7 +232,9 @@ def _stats(df: pd.DataFrame, op: str, kernels: int = 1):
 
 def convert_compute_file(path: str, *, gpu: str, model: str, source: str) -> pd.DataFrame:
     """One Vidur ``mlp.csv`` -> per-kernel rows (one per op per input row)."""
-    df, _ = csvtext.read_csv(path, "a Vidur mlp.csv", _CONFIG_COLS, rows="one row per profiled shape")
+    df, lines = csvtext.read_csv(path, "a Vidur mlp.csv", _CONFIG_COLS, rows="one row per profiled shape")
+    _numbers(df, path, lines, [c for c in _CONFIG_COLS if c != "use_gated_mlp"],
+             [c for c in df.columns if c.startswith("time_stats.")])
     facts = MODEL_FACTS.get(model, _DEFAULT_FACTS)
     hardware = GPU_HARDWARE.get(gpu, gpu)
 
@@ -316,8 +340,10 @@ def convert_network_file(path: str, *, system: str, source: str) -> pd.DataFrame
     tokens. Bandwidths check out only that way (DGX-A100 send/recv at 228 GB/s rather than 457 GB/s,
     which would exceed NVLink 3's 300 GB/s per direction).
     """
-    df, _ = csvtext.read_csv(path, "a Vidur collective CSV", ("num_workers", "size", "collective", "devices_per_node"),
-                             rows="one row per profiled size")
+    df, lines = csvtext.read_csv(path, "a Vidur collective CSV", ("num_workers", "size", "collective", "devices_per_node"),
+                                 rows="one row per profiled size")
+    _numbers(df, path, lines, ("num_workers", "size", "devices_per_node"),
+             [c for c in df.columns if c.startswith("time_stats.")])
     frames = []
     for coll, llm_op in (("all_reduce", "allreduce"), ("send_recv", "sendrecv")):
         sub = df[df["collective"] == coll]

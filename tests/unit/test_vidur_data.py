@@ -236,3 +236,36 @@ def test_shipped_files_are_gzip_and_small():
                 f.read(10)
         total += __import__("os").path.getsize(path)
     assert total < 5_000_000
+
+
+def test_converter_names_a_bad_cell(tmp_path, capsys):
+    """A cell that is not a number (or not a whole one, or below 1 where a count is) is a SpecError at its file,
+    line and column, never a ValueError from a type conversion; `python -m sim.validation.vidur` exits 2 with it."""
+    src = tmp_path / "src"
+    p = _mlp_csv(src / "compute" / "a100" / "meta-llama" / "Llama-2-7b-hf" / "mlp.csv", LLAMA2_7B, [(1, 1), (2, 1)])
+    df = pd.read_csv(p)
+    col = list(df.columns).index("n_head") + 1
+    df["n_head"] = df["n_head"].astype(object)
+    df.loc[1, "n_head"] = "abc"  # the second data row: line 3
+    df.to_csv(p, index=False)
+    with pytest.raises(SpecError) as ei:
+        V.convert_compute_file(p, gpu="a100", model="meta-llama/Llama-2-7b-hf", source="x")
+    assert f"{p}:3:{col}: n_head: expected a whole number >= 1, got 'abc'" in str(ei.value)
+    assert V.main([str(src), str(tmp_path / "out")]) == 2
+    assert "n_head: expected a whole number >= 1" in capsys.readouterr().err
+    # a negative time, a fractional tensor-parallel count
+    df.loc[1, "n_head"] = 32
+    df.loc[0, "time_stats.emb.median"] = -1.0
+    df["num_tensor_parallel_workers"] = df["num_tensor_parallel_workers"].astype(float)
+    df.loc[1, "num_tensor_parallel_workers"] = 1.5
+    df.to_csv(p, index=False)
+    msg = str(pytest.raises(SpecError, V.convert_compute_file, p, gpu="a100", model="x", source="x").value)
+    assert "num_tensor_parallel_workers: expected a whole number >= 1, got 1.5" in msg
+    assert "time_stats.emb.median: expected a number >= 0, got -1.0" in msg
+    # the collective file's counts
+    net = tmp_path / "send_recv.csv"
+    net.write_text(",time_stats.send_recv.min,time_stats.send_recv.max,time_stats.send_recv.mean,"
+                   "time_stats.send_recv.median,time_stats.send_recv.std,rank,num_workers,size,collective,"
+                   "devices_per_node,max_devices_per_node\n0,0.01,0.02,0.015,0.015,0.001,0,two,2048,send_recv,2,8\n")
+    msg = str(pytest.raises(SpecError, V.convert_network_file, str(net), system="a100_dgx", source="x").value)
+    assert f"{net}:2:8: num_workers: expected a whole number >= 1, got 'two'" in msg
