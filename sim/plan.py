@@ -37,6 +37,7 @@ from hwmodels.errors import InfeasibleError, Problem, SpecError
 from sim.metrics import usd_per_mtok
 from sim.plan_jobs import Jobs
 from sim.plan_probe import Probe, Verification, Workload, probe, serve_command, verify
+from workloads.model import load_model, model_warnings
 
 __all__ = ["DEFAULT_HARDWARE", "DEFAULT_TPS", "Candidate", "PlanRequest", "PlanResult", "Probe", "Verification",
            "plan"]
@@ -275,7 +276,7 @@ class PlanResult:
                 "verification": self.verification(), "best": [c.to_dict() for c in self.best],
                 "candidates": [c.to_dict() for c in self.candidates], "api_usd_per_hour": self.api_usd_per_hour,
                 "closest": None if self.closest is None else self.closest.to_dict(), "probes": self.probes,
-                "wall_s": self.wall_s, "notes": self.notes}
+                "wall_s": self.wall_s, "notes": self.notes, "warnings": model_warnings(r.model)}
 
     def pessimistic(self) -> dict | None:
         """Which interval level the fleet was sized for, and the point and slow-end fleet sizes of the best."""
@@ -322,8 +323,6 @@ def _workload(req: PlanRequest) -> tuple[float, float, Workload]:
 
 
 def _default_tps(model, tps) -> list:
-    from workloads import load_model
-
     spec = load_model(model)
     out = []
     for t in tps:
@@ -409,7 +408,6 @@ def _kv_budget(req: PlanRequest, cand: Candidate):
 def _check_names(req: PlanRequest) -> None:
     """A misspelled model or hardware is bad input (exit 2), not a candidate that failed."""
     from hwmodels import load_hardware
-    from workloads import load_model
 
     from sim.predict import make_quantization
 

@@ -17,7 +17,7 @@ from workloads.graph import (
     build_graph,
 )
 from workloads.memory import Footprint, check_fits, footprint
-from workloads.model import LayerKind, ModelSpec, list_models, load_model
+from workloads.model import LayerKind, ModelSpec, list_models, load_model, model_warnings
 from workloads.parallel import Parallelism
 from workloads.quant import Quantization
 
@@ -39,4 +39,5 @@ __all__ = [
     "footprint",
     "list_models",
     "load_model",
+    "model_warnings",
 ]

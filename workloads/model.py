@@ -741,6 +741,20 @@ def _load_file(resolved: str, shown: str, mtime_ns: int, size: int) -> ModelSpec
     return parse_config(cfg, name or p.stem, file=shown, text=text)
 
 
+def model_warnings(*models) -> list[str]:
+    """What reading each model's config priced by a rule the user must know (``ModelSpec.warnings``: an unknown
+    activation name), each once, in order; ``models``: names, paths or ModelSpecs; one that does not load adds
+    nothing (whoever priced it has said why already)."""
+    out: list[str] = []
+    for m in models:
+        try:
+            ws = m.warnings if isinstance(m, ModelSpec) else load_model(m).warnings
+        except (SpecError, OSError, ValueError):
+            continue
+        out += [w for w in ws if w not in out]
+    return out
+
+
 def load_model(name_or_path: str | Path | ModelSpec) -> ModelSpec:
     """A catalog name (``llama-3.1-8b``), a ``config.json`` path, or a folder holding one ->
     ModelSpec. Unknown names raise SpecError with close matches."""

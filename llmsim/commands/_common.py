@@ -33,6 +33,12 @@ def _clean(o):
     return o
 
 
+def say_warnings(warnings) -> None:
+    """Each warning on stderr as ``warning: ...`` (the predict and serve commands' form)."""
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
 def print_json(obj) -> None:
     json.dump(_clean(json.loads(json.dumps(obj, default=_default))), sys.stdout, indent=2)
     sys.stdout.write("\n")

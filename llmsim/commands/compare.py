@@ -19,7 +19,7 @@ import textwrap
 from pathlib import Path
 
 from hwmodels.errors import InfeasibleError, SpecError
-from llmsim.commands._common import print_json
+from llmsim.commands._common import print_json, say_warnings
 from sim.hwcompare import parse_hw, results_frame  # noqa: F401  (parse_hw: kept importable from here)
 
 #: rows of the terminal table: (column of the result, title)
@@ -130,6 +130,12 @@ def cmd_compare(args) -> int:
 
     records = run_compare(args)
     ok = [r for r in records if r.get("fits", False)]
+    # each record's prediction carries its warnings (an unknown activation name, a request longer than the
+    # model's context): on stderr once each, in the order they first come
+    seen: list[str] = []
+    for r in records:
+        seen += [w for w in (r.get("warnings") or []) if w not in seen]
+    say_warnings(seen)
     if args.json:
         print_json({"workload": workload_dict(args),
                     "results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in records],

@@ -15,7 +15,8 @@ import textwrap
 
 from hwmodels.errors import InfeasibleError, Problem, SpecError
 from hwmodels.format import fmt_pct, fmt_time, fmt_usd
-from llmsim.commands._common import add_price_option, add_set_option, print_json
+from llmsim.commands._common import add_price_option, add_set_option, print_json, say_warnings
+from workloads.model import model_warnings
 from workloads import load_model
 from workloads.techniques import SpecConfig, default_draft
 from workloads.trace import load_trace
@@ -121,6 +122,8 @@ def cmd_optimize(args) -> int:
             print_json({"fits": False, "reason": str(e)})
         print(f"infeasible: {e}", file=sys.stderr)
         return 3
+    warnings = model_warnings(args.model)  # an unknown activation name, priced by a rule
+    say_warnings(warnings)
     written = []
     if args.out:
         from reports.optimize_plots import write_outputs
@@ -129,6 +132,7 @@ def cmd_optimize(args) -> int:
     if args.json:
         d = to_json(res)
         d["files"] = [str(p) for p in written]
+        d["warnings"] = warnings
         print_json(d)
         return 0
     print(render(res))

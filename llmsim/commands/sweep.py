@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from hwmodels.errors import InfeasibleError, SpecError
-from llmsim.commands._common import print_json
+from llmsim.commands._common import print_json, say_warnings
+from workloads.model import model_warnings
 
 
 def register(sub) -> None:
@@ -114,6 +115,11 @@ def cmd_sweep(args) -> int:
         raise SpecError(f"--workers must be at least 1; got {workers}")
     run = run_sweep(spec, out, workers=workers if not args.dask else args.dask_workers, dask=args.dask,
                     retry_failed=args.retry_failed, progress=False if args.no_progress else None, limit=args.limit)
+    # the models' config warnings (an unknown activation name, priced by a rule), once each
+    models = [spec.fixed["model"]] if "model" in spec.fixed else \
+        [v for a in spec.axes if a.name == "model" for v in (a.values or ())]
+    warnings = model_warnings(*models)
+    say_warnings(warnings)
     table = run.table
     metric = args.metric or ("usd_per_mtok_output" if "usd_per_mtok_output" in table.columns else None)
     fronts = [parse_objectives(t, table.columns) for t in args.pareto] or \
@@ -149,7 +155,7 @@ def cmd_sweep(args) -> int:
                                                               "best": slow.to_dict("records")},
                     "stack": _stack_line(spec), "assumptions": spec.cost.describe() + list(spec.cost.sources),
                     "fronts": [{"objectives": f, "rows": t.to_dict("records")} for f, t in front_tables],
-                    "sensitivity": None if sens is None else sens.to_dict("records")})
+                    "sensitivity": None if sens is None else sens.to_dict("records"), "warnings": warnings})
         return _exit(run, table)
     print("\n".join(spec.describe()))
     print(f"serving stack {_stack_line(spec)}")

@@ -132,3 +132,39 @@ def test_table_is_whole():
     assert "src/transformers/activations.py" in ACTIVATIONS_SOURCE
     assert activation_flops("swish", gated=True) == activation_flops("silu", gated=True) == 5
     assert activation_flops("no-such-name", gated=False) == FUNCTION_FLOPS["gelu_tanh"][0]
+
+
+def test_compare_plan_optimize_and_sweep_say_the_warning(tmp_path, capsys):
+    """Every command that prices a model tells the user its config was priced by a rule: on stderr once
+    (`warning: ...`), and in the JSON where the command has one (`warnings`, a key added beside the others)."""
+    p = tmp_path / "toy.json"
+    p.write_text(json.dumps({**LLAMA, "hidden_act": "bogus"}, indent=2))
+    want = "hidden_act: unknown activation function 'bogus'"
+
+    def said(out):
+        lines = [ln for ln in out.err.splitlines() if ln.startswith("warning: ") and want in ln]
+        return len(lines) == 1  # once, though compare prices two chips
+
+    assert main(["compare", "--model", str(p), "--hw", "h100-sxm", "--hw", "a100-sxm", "--batch", "1",
+                 "--input-len", "64", "--output-len", "4"]) == 0
+    assert said(capsys.readouterr())
+    assert main(["plan", "--model", str(p), "--hw", "h100-sxm", "--rate", "1", "--input-len", "64",
+                 "--output-len", "4", "--slo-ttft-p99", "2", "--slo-tpot-p99", "0.2", "--json", "--quiet",
+                 "--no-verify", "--workers", "1"]) == 0
+    out = capsys.readouterr()
+    assert said(out) and any(want in w for w in json.loads(out.out)["warnings"])
+    assert main(["optimize", "--model", str(p), "--hw", "h100-sxm", "--batch", "1", "--input-len", "64",
+                 "--output-len", "4", "--json"]) == 0
+    out = capsys.readouterr()
+    assert said(out) and any(want in w for w in json.loads(out.out)["warnings"])
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(f"version: 1\nkind: sweep\nname: g\nhardware: h100-sxm\nmodel: {p}\n"
+                    "workload: {batch: 1, input_len: 64, output_len: 4}\naxes:\n  batch: [1, 2]\n")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "g.parquet"), "--json", "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert said(out) and any(want in w for w in json.loads(out.out)["warnings"])
+    # a model without warnings: the key is there and empty, and nothing is said
+    spec.write_text(spec.read_text().replace(str(p), "qwen2.5-0.5b"))
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "g2.parquet"), "--json", "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["warnings"] == [] and "warning: " not in out.err
