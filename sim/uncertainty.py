@@ -303,9 +303,8 @@ class ErrorModel:
                     ck = (key, w, id(shifts))
                     got = self._shifted.get(ck)
                     if got is None:
-                        # np.quantile's linear method on the sorted sums (without its numpy.ma import: _sorted_quantile)
                         s = np.sort(np.add.outer(np.asarray(q, dtype=float), shifts).ravel())
-                        got = self._shifted[ck] = np.interp(self.probs * (len(s) - 1), np.arange(len(s)), s)
+                        got = self._shifted[ck] = _sorted_quantile(s, self.probs)
                     q = got
                 return Cell(key, lvl + (" (proxy)" if _widen != 1.0 else ""), self.counts[key], q, w, self.probs)
         nxt = self.state_fallback.get(state)
@@ -424,10 +423,12 @@ def central_interval(samples, point: float, level: float) -> tuple[float, float]
     return lo, hi
 
 
-def _sorted_quantile(s: np.ndarray, p: float) -> float:
+def _sorted_quantile(s: np.ndarray, p):
     """``np.quantile(s, p)`` (its default, linear method) of sorted ``s``, read by interpolation at rank
-    p (n - 1): the same number without np.quantile's import of numpy.ma (~10 ms of every CLI start)."""
-    return float(np.interp(p * (len(s) - 1), np.arange(len(s)), s))
+    p (n - 1): the same numbers without np.quantile's import of numpy.ma (~10 ms of every CLI start); a float
+    for one ``p``, an array for an array of them."""
+    q = np.interp(np.asarray(p, dtype=float) * (len(s) - 1), np.arange(len(s)), s)
+    return float(q) if q.ndim == 0 else q
 
 
 def factor_interval(cell: Cell, level: float) -> tuple[float, float]:
