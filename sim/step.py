@@ -201,22 +201,27 @@ class StepCoster:
 
     def exact(self, seqs) -> StepCost:
         """The step priced from its whole graph (no decomposition, no memo): the reference."""
+        return self._wall(self._step_cost(self._graph_cost(tuple(seqs))), tuple(seqs))
+
+    def _graph_cost(self, key):
+        """The step's whole graph (the batch ``key`` of (tokens, context) pairs) priced by the cost model."""
         from workloads import Batch, build_graph
 
         g = build_graph(
             self.spec,
-            Batch(tuple(seqs)),
+            Batch(key),
             quant=self.quant,
             parallel=self.parallel,
             attention_kernel=self.attention_kernel,
             fused=self.options.fused,
             cache=False,
         )
-        gc = estimate(g, self.system, self.options, model=self.cm)
-        sc = StepCost(
-            gc.time_s, gc.energy_j * self.chips, gc.flops * self.chips, gc.bytes_main * self.chips, step_kernels(gc)
-        )
-        return self._wall(sc, tuple(seqs))
+        return estimate(g, self.system, self.options, model=self.cm)
+
+    def _step_cost(self, gc) -> StepCost:
+        """A graph's cost as one step of the replica (energy, FLOPs and bytes over all its chips)."""
+        ch = self.chips
+        return StepCost(gc.time_s, gc.energy_j * ch, gc.flops * ch, gc.bytes_main * ch, step_kernels(gc))
 
     @property
     def memo_hit_rate(self) -> float:
@@ -389,19 +394,8 @@ class StepCoster:
 
     def _full(self, key, bkey) -> StepCost:
         """Price the whole graph; remember the non-attention part under ``bkey``."""
-        from workloads import Batch, build_graph
-
         self.graph_builds += 1
-        g = build_graph(
-            self.spec,
-            Batch(key),
-            quant=self.quant,
-            parallel=self.parallel,
-            attention_kernel=self.attention_kernel,
-            fused=self.options.fused,
-            cache=False,
-        )
-        gc = estimate(g, self.system, self.options, model=self.cm)
+        gc = self._graph_cost(key)
         if len(self.cm._memo) > self._max_op_memo:
             # the cost model's per-op memo only saves re-pricing; (T, R) keys already cover what
             # repeats, so drop it rather than let it grow with every new step size
@@ -413,8 +407,7 @@ class StepCoster:
                 rest = [c for c in gc.ops if c.kind != "attention" and c.name not in self._split_op_names()]
                 self._base[bkey[:2]] = totals(rest)
                 self._base_kernels[bkey[:2]] = sum(c.count for c in rest) * self.pp
-        ch = self.chips
-        return StepCost(gc.time_s, gc.energy_j * ch, gc.flops * ch, gc.bytes_main * ch, step_kernels(gc))
+        return self._step_cost(gc)
 
     #: token counts whose (T, R) parts are priced together (one vectorized evaluation)
     BLOCK = 256
