@@ -25,6 +25,11 @@ every probe, so an interrupted run keeps what was measured). What each one measu
   over a grid of shapes: which cuBLAS kernel (tile, cluster, split-K) each shape gets, with its grid,
   block, shared memory and duration. ``llmsim measure --kineto`` reads it.
 
+- ``decode_floor``: short-context decode attention (SDPA's FlashAttention-2, and ``flash_attn``'s paged kernel
+  where installed) timed three ways: CUDA-graph replays, single eager calls between events, and single calls
+  after an L2 flush; with a one-element add under each as the harness baseline (``DIR/decode_floor.csv``,
+  sim/validation/measure/probe_decode.py).
+
 Needs torch with CUDA; ``chase`` and ``launch`` need CuPy (or fall back to Triton for the chase).
 Without CUDA it prints one line and exits 2. docs/measurement.md, "GPU probes".
 """
@@ -40,10 +45,12 @@ import subprocess
 import sys
 import time
 
+from sim.validation.measure.probe_decode import probe_decode_floor
 from sim.validation.measure.probe_sm import _export, gemm_burst, probe_sm, trace_norms
 from sim.validation.measure.probe_clock import _log, load_workloads, probe_clock, probe_load  # noqa: F401 (re-exported)
 
-PROBES = ("clock", "load", "chase", "launch", "stream", "attention", "gemm_trace", "sm", "norm_trace", "gemm_burst")
+PROBES = ("clock", "load", "chase", "launch", "stream", "attention", "gemm_trace", "sm", "norm_trace", "gemm_burst",
+          "decode_floor")
 
 
 class Results:
@@ -450,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default=",".join(PROBES), help=f"comma-separated probes (default: all: {', '.join(PROBES)})")
     p.add_argument("--seconds", type=float, default=15.0, help="clock probe: seconds of GEMMs per dtype (default 15)")
     p.add_argument("--attention-budget", type=float, default=60.0, metavar="SECONDS",
-                   help="attention probe: stop starting shapes after this long (default 60)")
+                   help="attention and decode_floor probes: stop starting shapes after this long (default 60)")
     p.add_argument("--load-only", default=None, metavar="TEXT", help="load probe: only the workloads whose name has TEXT")
     p.add_argument("--hardware", default=None, help="hardware column of attention.csv (default: detected)")
     a = p.parse_args(argv)
@@ -490,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         "sm": lambda: probe_sm(),
         "norm_trace": lambda: trace_norms(torch, os.path.join(a.out, "norm_trace.json.gz")),
         "gemm_burst": lambda: gemm_burst(torch, os.path.join(a.out, "gemm_burst.csv"), hardware),
+        "decode_floor": lambda: probe_decode_floor(torch, os.path.join(a.out, "decode_floor.csv"), hardware,
+                                                   a.attention_budget),
     }
     failed = 0
     for name in only:
