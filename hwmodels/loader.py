@@ -467,8 +467,8 @@ def _load_uncached(path: Path, overrides, expect: str | None):
     kind = data.get("kind")
     if kind not in ("chip", "system"):
         kind_problem = doc.problem(("kind",) if "kind" in data else (),
-                                   "missing 'kind'; expected 'kind: chip' or 'kind: system'" if "kind" not in data
-                                   else f"'kind' must be chip or system; got {kind!r}")
+                                   "missing 'kind'; expected 'kind: chip', 'kind: system' or 'kind: stack'"
+                                   if "kind" not in data else f"'kind' must be chip, system or stack; got {kind!r}")
         _, problems = validate(doc, CHIP)
         raise SpecError([kind_problem] + [p for p in problems if p.path != "kind"])
     ovr = parse_overrides(overrides)

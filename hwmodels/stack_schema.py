@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from hwmodels.dtype import RATE_KEYS
 from hwmodels.isa import CLASSES as ISA_CLASSES
-from hwmodels.schema import ARCHITECTURES, FORMAT_VERSION, Bool, F, ListOf, MapOf, Number, Quantity, Sources, Str, Struct
+from hwmodels.schema import (ARCHITECTURES, FORMAT_VERSION, Bool, F, ListOf, MapOf, Name, Number, Quantity, Sources, Str,
+                             Struct)
 
 SOFTMAX_MODES = ("ideal", "serial", "overlapped")
 # collective libraries the cost model prices (sim/collective.py): alpha-beta per tier (the kernel-only
@@ -311,7 +312,7 @@ MEMORY = Struct({
 STACK = Struct({
     "version": F(Number(integer=True, ge=1, le=FORMAT_VERSION), True, "format version"),
     "kind": F(Str(("stack",)), True),
-    "name": F(Str(), True, "kebab-case, equal to the file stem"),
+    "name": F(Name(), True, "kebab-case, equal to the file stem"),
     "description": F(Str()),
     "software": F(Str(), doc="the software release the profile describes, e.g. 'vLLM 0.10 (V1 engine)'"),
     "source": F(Sources(), True, "where the profile comes from"),

@@ -25,9 +25,9 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_show)
     hw.set_defaults(func=lambda a: (hw.print_help(), 0)[1])
 
-    p = sub.add_parser("check", help="validate hardware files (exit 0 when valid, 2 when not)")
+    p = sub.add_parser("check", help="validate hardware and stack files (exit 0 when valid, 2 when not)")
     p.add_argument("files", nargs="+", metavar="FILE",
-                   help="hardware YAML files (chips or systems) to check against the format (llmsim schema)")
+                   help="YAML files (chips, systems or serving stacks) to check against the format (llmsim schema)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("schema", help="JSON Schema of the hardware format (for editors)")
