@@ -191,7 +191,9 @@ class ServingConfig:
     memory_utilization: float = setting(
         0.9, "share of device memory the replica may use (vLLM gpu_memory_utilization, default 0.9)",
         flag="--memory-utilization", group=_R, type=float, sweep=("serving", "memory_utilization", "fraction1"))
-    max_model_len: int | None = setting(None, "longest request in tokens (default: the model's)", unit="tokens",
+    max_model_len: int | None = setting(None, "longest request in tokens; longer ones are rejected (default: none, and "
+                                        "one longer than the model's max_position_embeddings is a what-if, with a warning)",
+                                        unit="tokens",
                                         flag="--max-model-len", group=_R, type=int,
                                         sweep=("serving", "max_model_len", int))
     # None: the serving stack's (docs/stacks.md; ServingConfig.with_stack fills them in)

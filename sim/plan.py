@@ -258,6 +258,7 @@ class PlanResult:
     wall_s: float
     notes: list
     closest: Candidate | None = None
+    warnings: tuple = ()  # the model config's, then requests longer than the model (a what-if): stderr and JSON
 
     @property
     def stack(self) -> str:
@@ -276,7 +277,7 @@ class PlanResult:
                 "verification": self.verification(), "best": [c.to_dict() for c in self.best],
                 "candidates": [c.to_dict() for c in self.candidates], "api_usd_per_hour": self.api_usd_per_hour,
                 "closest": None if self.closest is None else self.closest.to_dict(), "probes": self.probes,
-                "wall_s": self.wall_s, "notes": self.notes, "warnings": model_warnings(r.model)}
+                "wall_s": self.wall_s, "notes": self.notes, "warnings": list(self.warnings)}
 
     def pessimistic(self) -> dict | None:
         """Which interval level the fleet was sized for, and the point and slow-end fleet sizes of the best."""
@@ -564,7 +565,8 @@ def plan(req: PlanRequest, simulate=None, progress=None) -> PlanResult:
     api = None
     if req.api_price_in is not None:
         api = req.rate_rps * 3600.0 * (lin * req.api_price_in + lout * req.api_price_out) / 1e6
-    return PlanResult(req, best + rest, best, lin, lout, api, probes, time.perf_counter() - t0, notes, closest)
+    warn = model_warnings(req.model) + wl.context_warnings(load_model(req.model), (req.serving or {}).get("max_model_len"))
+    return PlanResult(req, best + rest, best, lin, lout, api, probes, time.perf_counter() - t0, notes, closest, tuple(warn))
 
 
 def _lower_bound(req: PlanRequest, c: Candidate) -> float:

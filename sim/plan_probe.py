@@ -57,6 +57,20 @@ class Workload:
     def max_requests(self) -> float:
         return math.inf if self.trace is None else len(self.trace)
 
+    def context_warnings(self, spec, max_model_len: int | None = None) -> list:
+        """The what-if warning for requests longer than ``spec``'s max_position_embeddings (workloads.model); none
+        where the user set ``max_model_len`` (the probes reject longer requests then, as vLLM does)."""
+        from workloads.model import context_warning
+
+        if max_model_len:
+            return []
+        if self.trace is None:
+            w = context_warning(spec, self.input_len + self.output_len)
+        else:
+            total = self.trace.input_tokens + self.trace.output_tokens
+            w = context_warning(spec, int(total.max()), int((total > spec.max_position).sum()))
+        return [w] if w else []
+
     def scenario(self, rate: float, n: int):
         if self.trace is not None:
             from workloads.trace import Trace

@@ -42,6 +42,7 @@ from sim.resolve import make_quantization, resolve_system, system_usd_per_s
 from sim.techniques import draft_parallel, plan_offload
 from workloads import Batch, Parallelism, Quantization, build_graph, footprint, load_model
 from workloads.graph import SeqArrays
+from workloads.model import context_warning
 from workloads.stepops import attention_ops
 from workloads.techniques import with_kv_window
 
@@ -252,10 +253,8 @@ def predict_config(cfg: PredictConfig) -> Prediction:
 def _setup(cfg: PredictConfig) -> _Setup:
     spec = load_model(cfg.model) if not hasattr(cfg.model, "layers") else cfg.model
     warnings = list(spec.warnings)  # what reading its config.json priced by a rule (workloads.model)
-    if cfg.input_len + cfg.output_len > spec.max_position:
-        warnings.append(f"{spec.name}: a request of {cfg.input_len + cfg.output_len} tokens is longer than its "
-                        f"max_position_embeddings {spec.max_position}; predicted as a what-if (the model was not "
-                        "trained for that length)")
+    if (w := context_warning(spec, cfg.input_len + cfg.output_len)) is not None:
+        warnings.append(w)
     if cfg.kv_window is not None:
         spec = with_kv_window(spec, cfg.kv_window)
     q0 = make_quantization(cfg.quant, weight_dtype=cfg.weight_dtype, act_dtype=cfg.act_dtype, kv_dtype=cfg.kv_dtype)

@@ -741,6 +741,17 @@ def _load_file(resolved: str, shown: str, mtime_ns: int, size: int) -> ModelSpec
     return parse_config(cfg, name or p.stem, file=shown, text=text)
 
 
+def context_warning(spec: ModelSpec, tokens: int, count: int = 1) -> str | None:
+    """The warning for ``count`` requests of up to ``tokens`` tokens (prompt + output) where that is longer than the
+    model's ``max_position_embeddings``: predicted as a what-if, never refused (predict, serve, plan, sweep); None
+    when they fit."""
+    if tokens <= spec.max_position or count < 1:
+        return None
+    what = f"a request of {tokens} tokens is" if count == 1 else f"{count:,} requests of up to {tokens} tokens are"
+    return (f"{spec.name}: {what} longer than its max_position_embeddings {spec.max_position}; predicted as a what-if "
+            "(the model was not trained for that length)")
+
+
 def model_warnings(*models) -> list[str]:
     """What reading each model's config priced by a rule the user must know (``ModelSpec.warnings``: an unknown
     activation name), each once, in order; ``models``: names, paths or ModelSpecs; one that does not load adds

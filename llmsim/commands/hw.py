@@ -27,7 +27,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("check", help="validate hardware and stack files (exit 0 when valid, 2 when not)")
     p.add_argument("files", nargs="+", metavar="FILE",
-                   help="YAML files (chips, systems or serving stacks) to check against the format (llmsim schema)")
+                   help="hardware YAML files (chips or systems) or serving-stack files (kind: stack) to check "
+                        "against the format (llmsim schema)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("schema", help="JSON Schema of the hardware format (for editors)")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 
 from llmsim.commands._common import Progress, add_price_option, add_set_option, print_json, say_warnings
-from workloads.model import model_warnings
 from llmsim.commands._config import add_config_arguments, config_values
 from llmsim.commands.predict import add_cost_options, cost_options
 from sim.config import ServingConfig
@@ -158,7 +157,7 @@ def cmd_plan(args) -> int:
                  + (f" (trace {req.trace})" if req.trace else f" ({req.input_len} in / {req.output_len} out tokens)")
                  + f"; SLOs p99 TTFT <= {_t(req.slo_ttft_p99_s)}, p99 TPOT <= {_t(req.slo_tpot_p99_s)}")
     res = plan(req, progress=say)
-    say_warnings(model_warnings(req.model))
+    say_warnings(res.warnings)
     if args.json:
         print_json(res.to_dict())
         return 0 if res.best else 3

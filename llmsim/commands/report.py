@@ -35,7 +35,7 @@ from llmsim.commands.predict import (
     cost_options,
     predict_config,
 )
-from llmsim.commands.serve import build_scenario, simulate_kwargs
+from llmsim.commands.serve import build_scenario, run_outcome, simulate_kwargs
 from workloads.scenario import parse_rate
 
 
@@ -250,7 +250,8 @@ def cmd_report_serve(args) -> int:
     rep = serve_report(res, system, model=args.model, slo_ttft=kw["slo_ttft_s"], slo_tpot=kw["slo_tpot_s"],
                        timeline_steps=args.timeline_steps, rates=rates, simulate_at=simulate_at, trace=args.trace,
                        inputs=prediction_inputs(args, "serve"), title=args.title)
-    return _finish(args, rep, out)
+    rc = _finish(args, rep, out)
+    return run_outcome(res) or rc  # the report of a run that served nothing is written, and the exit says so
 
 
 def cmd_report_sweep(args) -> int:

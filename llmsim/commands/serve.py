@@ -249,8 +249,14 @@ def cmd_serve(args) -> int:
         print(format_summary(summary))
         if args.out:
             print(f"wrote {args.out}/requests.csv, timeline.csv, summary.json, trace.json")
+    return run_outcome(res)
+
+
+def run_outcome(res) -> int:
+    """The end of a serving run, as `serve` and `report serve` say it: its warnings on stderr, and exit 3 with the
+    reason when every request was rejected (a run that served nothing never exits 0)."""
     s = res.summary
-    for w in summary["warnings"]:
+    for w in s["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     if s["requests_rejected"] and not s["requests_completed"]:
         print(f"infeasible: no request could be served under {s['scheduler']} scheduling "

@@ -13,7 +13,25 @@ from pathlib import Path
 
 from hwmodels.errors import InfeasibleError, SpecError
 from llmsim.commands._common import print_json, say_warnings
-from workloads.model import model_warnings
+from workloads.model import context_warning, load_model, model_warnings
+
+
+def _context_warnings(table) -> list:
+    """Each model's longest request (prompt + output) among the points, where it is longer than the model's
+    max_position_embeddings: priced as a what-if, said as predict and serve say it (a point that set
+    serving.max_model_len rejects them instead, and is left out)."""
+    cols = set(table.columns)
+    if not {"model", "input_len", "output_len"} <= cols or table.empty:
+        return []
+    rows = table[table["max_model_len"].isna()] if "max_model_len" in cols else table
+    out = []
+    for m, tokens in (rows["input_len"] + rows["output_len"]).groupby(rows["model"]).max().items():
+        try:
+            w = None if tokens != tokens else context_warning(load_model(m), int(tokens))
+        except (SpecError, OSError, ValueError):  # a model that does not load: its points said why
+            w = None
+        out += [w] if w else []
+    return out
 
 
 def register(sub) -> None:
@@ -118,9 +136,9 @@ def cmd_sweep(args) -> int:
     # the models' config warnings (an unknown activation name, priced by a rule), once each
     models = [spec.fixed["model"]] if "model" in spec.fixed else \
         [v for a in spec.axes if a.name == "model" for v in (a.values or ())]
-    warnings = model_warnings(*models)
-    say_warnings(warnings)
     table = run.table
+    warnings = model_warnings(*models) + _context_warnings(table)
+    say_warnings(warnings)
     metric = args.metric or ("usd_per_mtok_output" if "usd_per_mtok_output" in table.columns else None)
     fronts = [parse_objectives(t, table.columns) for t in args.pareto] or \
         None

@@ -67,6 +67,10 @@ class Run:
         self.rejected = 0
         self.reasons: dict = {}
         self.rejected_examples: list = []
+        # admitted requests longer than the model's max_position_embeddings (no --max-model-len given: a what-if)
+        self.model_len = math.inf
+        self.over_len = 0
+        self.longest_over = 0
         self.transfers = 0
         self.transfer_s = 0.0
         self.refill_depth = 1
@@ -109,6 +113,9 @@ class Run:
         if reason is not None:
             self.reject(s, reason)
             return None
+        if (total := s.input_tokens + s.output_tokens) > self.model_len:
+            self.over_len += 1
+            self.longest_over = max(self.longest_over, total)
         return s
 
     def reject(self, s, reason: str) -> None:
@@ -248,8 +255,9 @@ def _frontend_s(cfg) -> float:
     return load_stack(cfg.stack).frontend_per_request_s
 
 
-def _admission_check(cfg, max_model_len: int, sched_cfg: SchedulerConfig, bm0):
-    """The rule that turns a request away at arrival: -> (Sequence -> reason or None)."""
+def _admission_check(cfg, max_model_len: int | None, sched_cfg: SchedulerConfig, bm0):
+    """The rule that turns a request away at arrival: -> (Sequence -> reason or None). ``max_model_len``: the
+    length limit the user set (``--max-model-len``), None for none (a request longer than the model is a what-if)."""
     limit_blocks = bm0.total - bm0.watermark_blocks
     block_size = cfg.block_size
     step_budget = sched_cfg.max_num_batched_tokens
@@ -257,7 +265,7 @@ def _admission_check(cfg, max_model_len: int, sched_cfg: SchedulerConfig, bm0):
 
     def check(s) -> str | None:
         total = s.input_tokens + s.output_tokens
-        if total > max_model_len:
+        if max_model_len is not None and total > max_model_len:
             return (f"longer than the model: {s.input_tokens} prompt + {s.output_tokens} output tokens > "
                     f"max model length {max_model_len}")
         need = bm0.blocks_for(total)
@@ -324,7 +332,10 @@ def run_replicas(scenario, cfg, ctl, budget, coster, links, max_model_len: int) 
     run.router = Router(cfg.router, [r for r in reps if r.role != "decode"])
     run.decode_router = (Router(cfg.router, [r for r in reps if r.role == "decode"]) if cfg.scheduler == "disagg"
                          else None)
-    run.check = _admission_check(cfg, max_model_len, sched_cfg, reps[0].bm)
+    # vLLM refuses a request longer than its max_model_len; llmsim only where the user set one: the model's own
+    # max_position_embeddings is a what-if limit (counted, said in the summary's warnings)
+    run.check = _admission_check(cfg, max_model_len if cfg.max_model_len is not None else None, sched_cfg, reps[0].bm)
+    run.model_len = max_model_len
     if ctl.until_s is not None:
         run.until_s = ctl.until_s
     if run.pull is None:

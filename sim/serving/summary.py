@@ -14,6 +14,7 @@ import pandas as pd
 from hwmodels.stack import load_stack
 from sim.metrics import usd_per_mtok, utilization
 from sim.serving.metrics import TIMELINE_COLUMNS
+from workloads.model import context_warning
 
 __all__ = ["summarize", "timeline_frame"]
 
@@ -141,7 +142,9 @@ def summarize(setup, cfg, state, budget, coster, until_s, wall0: float) -> dict:
         "stack": load_stack(cfg.stack).name,
         "frontend_per_request_s": state.frontend_s,
         # what reading the model's config priced by a rule (an unknown activation name), then the run's own
-        "warnings": [*getattr(setup.spec, "warnings", ()), *_warnings(state.run, state.log)],
+        "warnings": [*getattr(setup.spec, "warnings", ()),
+                     *filter(None, [context_warning(setup.spec, state.run.longest_over, state.run.over_len)]),
+                     *_warnings(state.run, state.log)],
     })
     wall = time.perf_counter() - wall0
     summary["sim_wall_s"] = wall

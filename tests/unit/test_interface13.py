@@ -2,6 +2,7 @@
 name, requests longer than the model (a what-if in every command), a serving run that served nothing, and
 the stack and calibration named in every output. Each test runs the CLI or the function it calls."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,58 @@ def test_check_names_stack_among_the_kinds(tmp_path, capsys):
     bad.write_text((STACKS / "vllm.yaml").read_text().replace("kind: stack", "kind: stak", 1))
     rc, out, err = _run(capsys, "check", bad)
     assert rc == 2 and "'kind' must be chip, system or stack; got 'stak'" in err
+
+
+# ---- requests longer than the model: a what-if with a warning, never refused (unless --max-model-len says so) ----
+
+WHAT_IF = "longer than its max_position_embeddings 1024; predicted as a what-if"
+
+
+def test_serve_predicts_requests_longer_than_the_model(capsys):
+    """gpt-2 (max_position_embeddings 1024), 4 requests of 1000 + 50 tokens: served, with the warning on stderr and in
+    JSON; with --max-model-len 1024 they are refused as vLLM refuses them (exit 3, the reason said)."""
+    args = ["serve", "--model", "gpt-2", "--hw", TOY, "--rate", "inf", "--num-requests", 4, "--input-len", 1000,
+            "--output-len", 50, "--no-intervals"]
+    rc, out, err = _run(capsys, *args, "--json")
+    s = json.loads(out)
+    assert rc == 0 and s["requests_completed"] == 4 and s["requests_rejected"] == 0
+    assert s["warnings"] == [f"gpt-2: 4 requests of up to 1050 tokens are {WHAT_IF} (the model was not trained for "
+                             "that length)"]
+    assert f"warning: gpt-2: 4 requests of up to 1050 tokens are {WHAT_IF}" in err
+    rc, out, err = _run(capsys, *args, "--max-model-len", 1024)
+    assert rc == 3 and "4 longer than the model" in out and "infeasible: no request could be served" in err
+    assert WHAT_IF not in err
+
+
+def test_report_serve_that_served_nothing_exits_3(tmp_path, capsys):
+    """`report serve` writes its report of a run that rejected every request, says why and exits 3 (was 0, silent)."""
+    rc, out, err = _run(capsys, "report", "serve", "--model", "gpt-2", "--hw", TOY, "--rate", "inf", "--num-requests", 3,
+                        "--input-len", 1000, "--output-len", 50, "--max-model-len", 512, "--out", tmp_path / "r")
+    assert rc == 3 and (tmp_path / "r" / "report.html").exists()
+    assert "every request was rejected (3): 3 x longer than the model" in err and "infeasible:" in err
+
+
+def test_plan_workload_warns_about_requests_longer_than_the_model():
+    from sim.plan_probe import Workload
+    from workloads.model import load_model
+    from workloads.trace import Trace
+
+    gpt2 = load_model("gpt-2")
+    assert Workload(input_len=1000, output_len=24).context_warnings(gpt2) == []  # 1024 tokens fit
+    [w] = Workload(input_len=1000, output_len=25).context_warnings(gpt2)
+    assert w.startswith(f"gpt-2: a request of 1025 tokens is {WHAT_IF}")
+    assert Workload(input_len=1000, output_len=25).context_warnings(gpt2, max_model_len=1024) == []  # rejected instead
+    tr = Trace.from_arrays([0.0, 1.0, 2.0], [100, 2000, 1000], [10, 10, 100], name="t")
+    [w] = Workload(trace=tr, trace_name="t").context_warnings(gpt2)
+    assert w.startswith(f"gpt-2: 2 requests of up to 2010 tokens are {WHAT_IF}")
+
+
+def test_sweep_warns_about_requests_longer_than_the_model(tmp_path, capsys):
+    spec = tmp_path / "long.yaml"
+    spec.write_text(f"version: 1\nkind: sweep\nname: long\nhardware: {TOY}\nmodel: gpt-2\nevaluator: static\n"
+                    "workload: {input_len: 2000, output_len: 50}\naxes:\n  batch: [1, 2]\n")
+    rc, out, err = _run(capsys, "sweep", spec, "--out", tmp_path / "l.parquet", "--no-progress", "--workers", 1,
+                        "--json")
+    assert rc == 0 and json.loads(out)["warnings"] == [f"gpt-2: a request of 2050 tokens is {WHAT_IF} (the model was "
+                                                       "not trained for that length)"]
+    assert f"warning: gpt-2: a request of 2050 tokens is {WHAT_IF}" in err
