@@ -22,7 +22,7 @@ __all__ = ["CSV_COLUMNS", "rows", "waterfall", "write_outputs"]
 
 CSV_COLUMNS = ["hw", "step", "technique", "applied", "lossy", "ttft_s", "tpot_s", "output_throughput_tok_s",
                "running_batch", "max_batch", "waves", "usd_per_mtok_input", "usd_per_mtok_output", "tokens_per_usd",
-               "speedup", "cumulative_speedup", "reason"]
+               "speedup", "cumulative_speedup", "reason", "stack", "calibration"]
 
 _UP, _DOWN, _BASE, _LOSSY = "#3A8FD9", "#D9534F", "#7F7F7F", "#E8833A"
 
@@ -31,6 +31,7 @@ def rows(result: dict) -> list[dict]:
     """CSV rows: every step (applied) and every skipped technique (with its reason), per chip."""
     out = []
     for lad in [result["ladder"], *[a for a in result["alternatives"] if isinstance(a, Ladder)]]:
+        named = {"stack": lad.stack, "calibration": lad.calibration}  # the same on every row of the ladder
         for i, s in enumerate(lad.steps):
             p = s.point
             out.append({"hw": lad.hardware, "step": i, "technique": s.technique, "applied": True, "lossy": s.lossy,
@@ -38,9 +39,9 @@ def rows(result: dict) -> list[dict]:
                         "running_batch": p.running_batch, "max_batch": p.max_batch, "waves": p.waves,
                         "usd_per_mtok_input": p.usd_per_mtok_input, "usd_per_mtok_output": p.usd_per_mtok_output,
                         "tokens_per_usd": p.tokens_per_usd, "speedup": s.speedup,
-                        "cumulative_speedup": s.cumulative_speedup, "reason": ""})
+                        "cumulative_speedup": s.cumulative_speedup, "reason": "", **named})
         for name, why in lad.skipped:
-            out.append({"hw": lad.hardware, "step": "", "technique": name, "applied": False, "reason": why})
+            out.append({"hw": lad.hardware, "step": "", "technique": name, "applied": False, "reason": why, **named})
     return out
 
 

@@ -37,7 +37,7 @@ def prediction_summary(p) -> list[tuple[str, object]]:
     keys = ["model", "system", "chips", "tp", "pp", "ep", "quant", "batch", "input_len", "output_len", "ttft_s",
             "tpot_s", "e2e_s", "output_throughput_tok_s", "per_chip_output_throughput_tok_s", "weights_bytes",
             "kv_cache_bytes", "activation_bytes", "memory_capacity_bytes", "usd_per_hour", "usd_per_mtok_output",
-            "usd_per_mtok_input", "joules_per_output_token", "mfu", "mbu"]
+            "usd_per_mtok_input", "joules_per_output_token", "mfu", "mbu", "stack", "calibration"]
     d = p.to_dict()
     out = [(k, d.get(k)) for k in keys]
     # technique fields (docs/optimize.md) when a technique is on

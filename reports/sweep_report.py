@@ -36,8 +36,11 @@ def metric_sense(metric: str) -> str:
 def _summary(rep: Report, table: pd.DataFrame, ok: pd.DataFrame, axes: list[str], metric, sense: str) -> None:
     rep.section("Summary")
     counts = table["status"].value_counts().to_dict() if "status" in table.columns else {"rows": len(table)}
+    # the serving stack and the hardware's calibration state the points rest on (tables of older sweeps lack them)
+    named = {c: ", ".join(sorted(map(str, table[c].dropna().unique()))) or "-"
+             for c in ("stack", "calibration") if c in table.columns}
     rep.key_values({"points": len(table), **{f"status {k}": v for k, v in counts.items()}, "feasible": len(ok),
-                    "metric": metric or "-", "metric sense": sense}, "counts", formatted=False)
+                    "metric": metric or "-", "metric sense": sense, **named}, "counts", formatted=False)
     if axes:
         rows = []
         for a in axes:

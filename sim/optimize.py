@@ -452,6 +452,7 @@ class Ladder:
     skipped: tuple  # of (technique, reason)
     notes: tuple = ()
     stack: str = DEFAULT_STACK  # the serving-stack profile's name
+    calibration: str | None = None  # what the chip's efficiency figures rest on (Chip.calibration)
 
     @property
     def final(self) -> Step:
@@ -467,7 +468,7 @@ class Ladder:
 
     def to_dict(self) -> dict:
         return {"model": self.model, "hw": self.hardware, "system": self.system, "chips": self.chips,
-                "stack": self.stack, "steps": [s.to_dict() for s in self.steps],
+                "stack": self.stack, "calibration": self.calibration, "steps": [s.to_dict() for s in self.steps],
                 "skipped": [{"technique": t, "reason": r} for t, r in self.skipped],
                 "total_speedup": self.total_speedup, "order": self.order, "notes": list(self.notes)}
 
@@ -608,7 +609,7 @@ def ladder(model, hw, workload: Workload, *, tp: int = 1, overrides=None, techni
     sk = tuple(sorted(((n, r) for n, r in skipped.items() if n not in {s.technique for s in steps}),
                       key=lambda x: order.index(x[0])))
     return Ladder(spec.name, str(getattr(hw, "name", hw)), system.name, tp, workload, tuple(steps), sk, tuple(notes),
-                  stack=st.name)
+                  stack=st.name, calibration=system.calibration)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 
 from hwmodels.errors import InfeasibleError, Problem, SpecError
+from hwmodels.stack import load_stack
 from sim.metrics import usd_per_mtok
 from sim.plan_jobs import Jobs
 from sim.plan_probe import Probe, Verification, Workload, probe, serve_command, verify
@@ -167,6 +168,7 @@ class Candidate:
     prefill_replicas: int = 1  # disagg: a replica is a unit of prefill + decode replicas
     decode_replicas: int = 1
     system: str = ""
+    calibration: str = ""  # what the hardware's efficiency figures rest on (Chip.calibration; hardware-format docs)
     chips_per_replica: int = 0
     replica_usd_per_hour: float | None = None
     cost_source: str = ""
@@ -263,8 +265,6 @@ class PlanResult:
     @property
     def stack(self) -> str:
         """The name of the serving-stack profile every probe ran (``serving['stack']``; None: the default)."""
-        from hwmodels.stack import load_stack
-
         return load_stack((self.request.serving or {}).get("stack")).name
 
     def to_dict(self) -> dict:
@@ -444,7 +444,6 @@ def _stack_scheduler(req: PlanRequest, hw) -> tuple:
     sequence limit for the chip (vLLM: 1,024, or 256 on an A100 or a device under 70 GiB); the token budget
     follows in each simulation the same way."""
     from hwmodels.loader import load_hardware
-    from hwmodels.stack import load_stack
 
     st = load_stack((req.serving or {}).get("stack"))
     h = load_hardware(hw, req.overrides)
@@ -456,7 +455,7 @@ def _prepare(req: PlanRequest, c: Candidate, lin: float, lout: float, assumption
     """System, price and static screening of one candidate (sets its status when it fails)."""
     try:
         system = _system(req, c.hardware, c.tp * c.pp)
-        c.system = system.name
+        c.system, c.calibration = system.name, system.calibration
         c.chips_per_replica = c.chips_per_unit
         c.replica_usd_per_hour, c.cost_source = _cost(system, c.chips_per_unit, assumptions)
         c.price_source = system.price_note(c.chips_per_unit) if c.cost_source == "cloud" else None

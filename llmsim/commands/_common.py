@@ -33,6 +33,13 @@ def _clean(o):
     return o
 
 
+def calibration_text(state: str | None) -> str:
+    """A chip's calibration state (hwmodels.classes: measured, published, class-default, none) as the text outputs
+    say it: the two states that are not a measurement of the chip say what they rest on (docs/hardware-format.md)."""
+    return {"none": "none (no efficiency data: datasheet peaks)",
+            "class-default": "class-default (typical of its class, not measured)"}.get(state or "-", state or "-")
+
+
 def say_warnings(warnings) -> None:
     """Each warning on stderr as ``warning: ...`` (the predict and serve commands' form)."""
     for w in warnings:

@@ -147,7 +147,9 @@ def cmd_compare(args) -> int:
         if "system" not in df.columns:
             df["system"] = None
         df.loc[~df["fits"].astype(bool), "system"] = "cannot run"
-        print(render_metrics(df, label="label", metrics=[m for m in METRICS if m[0] in df.columns or m[0] == "system"]))
+        # the efficiency data each row rests on (class-default, none: not a measurement of the chip; hw-format docs)
+        print(render_metrics(df, label="label", metrics=[m for m in METRICS if m[0] in df.columns or m[0] == "system"]
+                             + [m for m in (("calibration", "efficiency data"),) if m[0] in df.columns]))
         def say(text):
             print(textwrap.fill(text, width=80, subsequent_indent="  ", break_on_hyphens=False))
 
@@ -193,7 +195,7 @@ def write_report(args, records):
                  f"tp={args.tp} pp={args.pp} ep={args.ep}, {load_stack(args.stack).name} stack")
     rep.section("Side by side")
     cols = ["label", "hardware", "overrides", "fits"] + [m for m, _ in METRICS if m in df.columns and m not in ("label",)] + \
-        [c for c in ("reason",) if c in df.columns]
+        [c for c in ("reason", "calibration", "stack") if c in df.columns]
     rep.table(df[list(dict.fromkeys(cols))], "comparison", "One row per hardware (all columns in comparison.csv).")
     for r in records:
         if not r.get("fits", False):

@@ -35,7 +35,12 @@ def cmd_ops(args) -> int:
     out = predict_ops(df, overrides=args.overrides,
                       options=CostOptions(use_efficiency=not args.no_efficiency, tiling=not args.no_tiling),
                       stack=args.stack)
-    add_intervals(out, level, args.overrides, not args.no_efficiency)
+    objs = add_intervals(out, level, args.overrides, not args.no_efficiency)
+    from hwmodels.stack import load_stack
+
+    # the stack whose kernel facts priced the rows, and what each row's efficiency figures rest on (columns added last)
+    out["stack"] = load_stack(args.stack).name
+    out["calibration"] = [getattr(h, "calibration", "") or "" for h in objs]
     bad = int((out["error"] != "").sum())
     if args.out:
         out.to_csv(args.out, index=False)
@@ -48,9 +53,9 @@ def cmd_ops(args) -> int:
     return 0
 
 
-def add_intervals(out, level: float, overrides, use_efficiency: bool) -> None:
+def add_intervals(out, level: float, overrides, use_efficiency: bool) -> list:
     """time_s_lo / time_s_hi columns: each row's time times its error-model cell's interval
-    (sim.uncertainty.op_intervals; NaN where the row has no time)."""
+    (sim.uncertainty.op_intervals; NaN where the row has no time). Returns each row's hardware (None: not loaded)."""
     from hwmodels.errors import SpecError
     from hwmodels.loader import load_hardware
     import numpy as np
@@ -75,3 +80,4 @@ def add_intervals(out, level: float, overrides, use_efficiency: bool) -> None:
                           level, use_efficiency=use_efficiency)
     out["time_s_lo"] = lo
     out["time_s_hi"] = hi
+    return objs

@@ -15,7 +15,7 @@ import textwrap
 
 from hwmodels.errors import InfeasibleError, Problem, SpecError
 from hwmodels.format import fmt_pct, fmt_time, fmt_usd
-from llmsim.commands._common import add_price_option, add_set_option, print_json, say_warnings
+from llmsim.commands._common import add_price_option, add_set_option, calibration_text, print_json, say_warnings
 from workloads.model import model_warnings
 from workloads import load_model
 from workloads.techniques import SpecConfig, default_draft
@@ -168,7 +168,7 @@ def _header(lad) -> list[str]:
     price = "no price" if p0.usd_per_hour is None else fmt_usd(p0.usd_per_hour, "h")
     chips = f"{lad.chips} chip{'s' if lad.chips > 1 else ''}"
     return [f"{lad.model} on {lad.system} ({chips}, {price}): {lad.workload.describe()}",
-            f"serving stack {lad.stack}"]
+            f"serving stack {lad.stack}", f"efficiency data {calibration_text(lad.calibration)}"]
 
 
 def render_ladder(lad) -> str:

@@ -13,7 +13,7 @@ chosen, and (with API prices) the cost of the same traffic through an API.
 from __future__ import annotations
 
 
-from llmsim.commands._common import Progress, add_price_option, add_set_option, print_json, say_warnings
+from llmsim.commands._common import Progress, add_price_option, add_set_option, calibration_text, print_json, say_warnings
 from llmsim.commands._config import add_config_arguments, config_values
 from llmsim.commands.predict import add_cost_options, cost_options
 from sim.config import ServingConfig
@@ -211,6 +211,8 @@ def print_plan(res) -> None:
               + "; prices: " + ", ".join(sorted({f'{c.system} {c.cost_source}' for c in res.best})) + ")")
         for ps in sorted({c.price_source for c in res.best if getattr(c, "price_source", None)}):
             print(f"  price used: {ps}")
+        for sysname, cal in sorted({(c.system, c.calibration) for c in res.best if c.calibration}):
+            print(f"  efficiency data: {sysname} {calibration_text(cal)}")  # class-default, none: not measured
         if r.pessimistic is not None:
             print(f"  sized for the slow end of the {r.pessimistic:.0%} interval; the point prediction would need:")
             for i, c in enumerate(res.best, 1):

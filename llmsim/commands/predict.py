@@ -7,7 +7,7 @@ import sys
 
 from hwmodels.errors import InfeasibleError, Problem, SpecError
 from hwmodels.units import UnitError, parse_quantity
-from llmsim.commands._common import add_price_option, add_set_option, print_json
+from llmsim.commands._common import add_price_option, add_set_option, calibration_text, print_json
 from llmsim.commands._config import add_config_arguments, config_values
 from sim.config import COST_FLAGS, PredictConfig, ServingConfig
 from sim.cost import CostOptions
@@ -210,7 +210,7 @@ def print_prediction(p, breakdown=False, intervals: dict | None = None) -> None:
         ("USD per million output tokens", "-" if p.usd_per_mtok_output is None else fmt_usd(p.usd_per_mtok_output)
          + _rng(iv, "usd_per_mtok_output", fmt_usd) + f" (at {fmt_usd(p.usd_per_hour, 'h')})"),
         ("price used", getattr(p, "price_source", None) or "none (give --price USD/h)"),
-        ("efficiency data", getattr(p, "calibration", None) or "-"),
+        ("efficiency data", calibration_text(getattr(p, "calibration", None))),
         ("energy per output token", fmt_energy(p.joules_per_output_token)
          + _rng(iv, "joules_per_output_token", fmt_energy) if math.isfinite(p.joules_per_output_token)
          else "unknown (the hardware lists no power data)"),

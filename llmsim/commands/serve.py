@@ -6,7 +6,7 @@ import math
 import sys
 
 from hwmodels.errors import Problem, SpecError
-from llmsim.commands._common import Progress, add_price_option, add_set_option, print_json
+from llmsim.commands._common import Progress, add_price_option, add_set_option, calibration_text, print_json
 from llmsim.commands._config import add_config_arguments, config_values, field_names
 from llmsim.commands.predict import add_cost_options, cost_options
 from sim.config import ServingConfig
@@ -303,6 +303,8 @@ def format_summary(s: dict) -> str:
         lines.append(f"{head}: {setup}")
     else:
         lines += [head, f"replicas    {setup}"]
+    if s.get("calibration"):  # what the chip's efficiency figures rest on ('none': datasheet peaks, 100 %)
+        lines.append(f"efficiency  {calibration_text(s['calibration'])}")
     lines.append(
         f"requests    {s['requests_completed']:,} completed, {s['requests_rejected']:,} rejected"
         + (f", {s['requests_unfinished']:,} unfinished" if s.get("requests_unfinished") else "")

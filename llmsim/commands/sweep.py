@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from hwmodels.errors import InfeasibleError, SpecError
-from llmsim.commands._common import print_json, say_warnings
+from llmsim.commands._common import calibration_text, print_json, say_warnings
 from workloads.model import context_warning, load_model, model_warnings
 
 
@@ -86,6 +86,13 @@ def _sens_table(sens, metric: str, width=110) -> str:
              "mean there": format_value(metric, r["best_mean"])} for r in sens.to_dict("records")]
     text = render_table(pd.DataFrame(rows), width=width, formatted=True)
     return "\n".join("  " + line for line in text.splitlines())
+
+
+def _calibrations(table, say=str) -> str | None:
+    """The calibration states of the hardware the points ran on (the table's ``calibration`` column), each once."""
+    if "calibration" not in table.columns:
+        return None
+    return ", ".join(say(c) for c in sorted(map(str, table["calibration"].dropna().unique()))) or None
 
 
 def _stack_line(spec) -> str:
@@ -171,7 +178,7 @@ def cmd_sweep(args) -> int:
         print_json({"run": run.summary(),
                     "pessimistic": None if slow is None else {"interval_level": args.pessimistic, "metric": metric,
                                                               "best": slow.to_dict("records")},
-                    "stack": _stack_line(spec), "assumptions": spec.cost.describe() + list(spec.cost.sources),
+                    "stack": _stack_line(spec), "calibration": _calibrations(table), "assumptions": spec.cost.describe() + list(spec.cost.sources),
                     "fronts": [{"objectives": f, "rows": t.to_dict("records")} for f, t in front_tables],
                     "sensitivity": None if sens is None else sens.to_dict("records"), "warnings": warnings})
         return _exit(run, table)
@@ -182,6 +189,8 @@ def cmd_sweep(args) -> int:
           f"{run.ran:,} run in {run.wall_s:.2f} s ({rate}, {run.backend})")
     print(f"  ok {int((table['status'] == 'ok').sum()):,}, infeasible {int((table['status'] == 'infeasible').sum()):,}, "
           f"errors {int((table['status'] == 'error').sum()):,} (whole table: {len(table):,} rows)")
+    if _calibrations(table):
+        print(f"efficiency data: {_calibrations(table, calibration_text)}")
     print(f"results: {out}/ (Parquet parts; pandas.read_parquet('{out}') reads them)")
     print("cost: " + "; ".join(spec.cost.describe()))
     if spec.area:

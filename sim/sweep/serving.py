@@ -24,7 +24,7 @@ from hwmodels.errors import InfeasibleError, SpecError
 from sim.sweep.fields import serving_kwargs
 from sim.metrics import usd_per_mtok
 from sim.sweep.hardware import capacity_bytes, derived, hw_points, parallel_of, structural_key, structure
-from sim.sweep.static import COMMON_COLUMNS, _base_row
+from sim.sweep.static import COMMON_COLUMNS, _base_row, stack_name
 
 __all__ = ["SERVING_METRICS", "evaluate_serving", "get_simulate", "scenario_for"]
 
@@ -66,6 +66,7 @@ def _point(spec, one: pd.DataFrame, simulate) -> pd.DataFrame:
     for c in COMMON_COLUMNS + SERVING_METRICS:
         if c not in out.columns:
             out[c] = None if c in ("system", "cost_source", "fits", "reason", "error", "status", "meets_slo") else np.nan
+    out["stack"], out["calibration"] = stack_name(spec), None  # the run's own below, once it ran
     try:
         par = parallel_of(spec, row)
         out["chips"] = par["chips"]
@@ -95,6 +96,7 @@ def _point(spec, one: pd.DataFrame, simulate) -> pd.DataFrame:
         wall = time.perf_counter() - t0
         s = res.summary if hasattr(res, "summary") else dict(res)
         _fill(out, s, spec, row, d, par, wall)
+        out["stack"], out["calibration"] = s.get("stack", out["stack"].iloc[0]), sysobj.calibration
         out["status"] = "ok"
         out["fits"] = True
         out["reason"] = None

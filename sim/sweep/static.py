@@ -96,7 +96,17 @@ def _fail(spec, sub, status, msg) -> pd.DataFrame:
         df["chips"] = parallel_of(spec, sub.iloc[0])["chips"]
     except (SpecError, InfeasibleError, ValueError, TypeError):
         df["chips"] = None
+    df["stack"], df["calibration"] = stack_name(spec), None
     return df
+
+
+def stack_name(spec) -> str | None:
+    """The name of the sweep's serving stack (the spec's ``stack``, None: the default); None when it does not load
+    (the sweep said so before it ran)."""
+    try:
+        return load_stack(getattr(spec, "stack", None)).name
+    except SpecError:
+        return None
 
 
 @functools.lru_cache(maxsize=64)
@@ -245,4 +255,5 @@ def _group(spec, sub: pd.DataFrame) -> pd.DataFrame:
         out[k] = d[k]
     for k in STATIC_METRICS:
         out[k] = np.broadcast_to(np.asarray(res[k], dtype=float), (n,))
+    out["stack"], out["calibration"] = st.name, system.calibration  # what priced the point (columns added last)
     return out

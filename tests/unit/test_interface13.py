@@ -94,3 +94,100 @@ def test_sweep_warns_about_requests_longer_than_the_model(tmp_path, capsys):
     assert rc == 0 and json.loads(out)["warnings"] == [f"gpt-2: a request of 2050 tokens is {WHAT_IF} (the model was "
                                                        "not trained for that length)"]
     assert f"warning: gpt-2: a request of 2050 tokens is {WHAT_IF}" in err
+
+
+# ---- every output names its stack and the hardware's calibration state (no silent 100 %) ----
+
+def test_serve_text_and_report_name_stack_and_calibration(tmp_path, capsys):
+    """toy-chip has no efficiency data and no class (calibration 'none': datasheet peaks); b200 class-default."""
+    args = ["--model", "gpt-2", "--rate", "inf", "--num-requests", 3, "--input-len", 100, "--output-len", 10,
+            "--no-intervals"]
+    rc, out, _ = _run(capsys, "serve", "--hw", TOY, *args)
+    assert rc == 0 and "gpt-2 on toy-chip, sarathi scheduler, vllm stack" in out
+    assert "efficiency  none (no efficiency data: datasheet peaks)" in out
+    rc, out, _ = _run(capsys, "serve", "--hw", "b200", *args, "--stack", "ideal")
+    assert "efficiency  class-default (typical of its class, not measured)" in out
+    assert ", ideal stack" in out
+    rc, _, _ = _run(capsys, "report", "serve", "--hw", "b200", *args, "--out", tmp_path / "rs")
+    html = (tmp_path / "rs" / "report.html").read_text()
+    assert rc == 0 and "serving stack: vllm; hardware calibration: class-default" in html
+
+
+def test_report_predict_summary_csv_names_stack_and_calibration(tmp_path, capsys):
+    rc, _, _ = _run(capsys, "report", "predict", "--model", "gpt-2", "--hw", "b200", "--batch", 1, "--input-len", 100,
+                    "--output-len", 10, "--stack", "sglang", "--sweep", "1", "--out", tmp_path / "rp")
+    rows = dict(line.split(",", 1) for line in (tmp_path / "rp" / "summary.csv").read_text().splitlines()[1:])
+    assert rc == 0 and rows["stack"] == "sglang" and rows["calibration"] == "class-default"
+
+
+def test_compare_names_each_calibration_and_the_stack(tmp_path, capsys):
+    args = ["compare", "--model", "gpt-2", "--hw", "h100-sxm", "--hw", "b200", "--batch", 1, "--input-len", 100,
+            "--output-len", 10]
+    rc, out, _ = _run(capsys, *args, "--out", tmp_path / "c")
+    line = next(x for x in out.splitlines() if x.startswith("efficiency data"))
+    assert rc == 0 and line.split() == ["efficiency", "data", "published", "class-default"]
+    import pandas as pd
+
+    csv = pd.read_csv(tmp_path / "c" / "comparison.csv")
+    assert list(csv.columns[-2:]) == ["calibration", "stack"]  # added at the end: the columns before keep their places
+    assert list(csv["calibration"]) == ["published", "class-default"] and set(csv["stack"]) == {"vllm"}
+
+
+def test_plan_names_each_candidates_calibration(capsys):
+    rc, out, _ = _run(capsys, "plan", "--model", "gpt-2", "--rate", 1, "--input-len", 100, "--output-len", 10,
+                      "--slo-ttft-p99", "1s", "--slo-tpot-p99", "50ms", "--hw", "b200", "--hw", "h100-sxm", "--tp", 1,
+                      "--requests", 50, "--no-verify", "--workers", 1, "--json")
+    d = json.loads(out)
+    assert rc == 0 and {c["hardware"]: c["calibration"] for c in d["candidates"]} == {
+        "b200": "class-default", "h100-sxm": "published"}
+    plan_text = _run(capsys, "plan", "--model", "gpt-2", "--rate", 1, "--input-len", 100, "--output-len", 10,
+                     "--slo-ttft-p99", "1s", "--slo-tpot-p99", "50ms", "--hw", "b200", "--tp", 1, "--requests", 50,
+                     "--no-verify", "--workers", 1)[1]
+    assert "efficiency data: b200 class-default (typical of its class, not measured)" in plan_text
+
+
+def test_optimize_names_calibration_and_stack(tmp_path, capsys):
+    args = ["optimize", "--model", "gpt-2", "--hw", "b200", "--batch", 2, "--input-len", 100, "--output-len", 10,
+            "--alt-hw", "none", "--techniques", "cuda-graphs"]
+    rc, out, _ = _run(capsys, *args, "--out", tmp_path / "o")
+    assert rc == 0 and "serving stack vllm\nefficiency data class-default (typical of its class, not measured)" in out
+    import pandas as pd
+
+    csv = pd.read_csv(tmp_path / "o" / "optimize.csv")
+    assert list(csv.columns[-2:]) == ["stack", "calibration"]
+    assert set(csv["stack"]) == {"vllm"} and set(csv["calibration"]) == {"class-default"}
+    d = json.loads(_run(capsys, *args, "--json", "--stack", "ideal")[1])
+    assert d["stack"] == "ideal" and d["calibration"] == "class-default"
+
+
+def test_ops_rows_name_stack_and_calibration(tmp_path, capsys):
+    q = tmp_path / "q.csv"
+    q.write_text("hardware,op,dtype,m,n,k\nh100-sxm,gemm,bf16,64,4096,4096\nb200,gemm,bf16,64,4096,4096\n"
+                 f"{TOY},gemm,bf16,64,4096,4096\nno-such-chip,gemm,bf16,64,4096,4096\n")
+    rc, _, _ = _run(capsys, "ops", q, "--out", tmp_path / "p.csv", "--stack", "sglang")
+    import pandas as pd
+
+    p = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    assert rc == 0 and list(p.columns[-2:]) == ["stack", "calibration"]  # added last: the others keep their places
+    assert list(p["calibration"]) == ["published", "class-default", "none", ""] and set(p["stack"]) == {"sglang"}
+
+
+def test_sweep_rows_text_json_and_report_name_stack_and_calibration(tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("version: 1\nkind: sweep\nname: s\nhardware: b200\nmodel: gpt-2\nevaluator: static\n"
+                    "workload: {input_len: 100, output_len: 10}\naxes:\n  batch: [1, 2]\n")
+    res = tmp_path / "s.parquet"
+    rc, out, _ = _run(capsys, "sweep", spec, "--out", res, "--no-progress", "--workers", 1, "--stack", "sglang")
+    assert rc == 0 and "serving stack sglang" in out
+    assert "efficiency data: class-default (typical of its class, not measured)" in out
+    import pandas as pd
+
+    t = pd.read_parquet(res)
+    assert list(t.columns[-2:]) == ["stack", "calibration"]
+    assert set(t["stack"]) == {"sglang"} and set(t["calibration"]) == {"class-default"}
+    d = json.loads(_run(capsys, "sweep", spec, "--out", tmp_path / "j.parquet", "--no-progress", "--workers", 1,
+                        "--json")[1])
+    assert d["calibration"] == "class-default"
+    rc, _, _ = _run(capsys, "report", "sweep", res, "--out", tmp_path / "r")
+    counts = dict(x.split(",", 1) for x in (tmp_path / "r" / "counts.csv").read_text().splitlines()[1:])
+    assert rc == 0 and counts["stack"] == "sglang" and counts["calibration"] == "class-default"
