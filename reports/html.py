@@ -106,6 +106,14 @@ def model_files(model) -> list[tuple[str, str, str]]:
     return [("model", spec.name, spec.source)] if spec.source else []
 
 
+def stack_files(stack) -> list[tuple[str, str, str]]:
+    """(role, name, path) of the serving-stack file a run used (a catalog name, a path or None: the default)."""
+    from hwmodels.stack import load_stack
+
+    st = load_stack(stack)
+    return [("stack", st.name, st.path)] if st.path else []
+
+
 def file_hashes(files) -> pd.DataFrame:
     """``files``: (role, name, path) triples -> a frame with ``role``, ``name``, ``path``,
     ``sha256`` and ``bytes`` (duplicates dropped; a missing file gets sha256 'missing')."""

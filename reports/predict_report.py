@@ -13,7 +13,7 @@ import pandas as pd
 
 from hwmodels.errors import InfeasibleError
 from reports.breakdown import breakdown_frame, breakdown_table, plot_breakdown_phases
-from reports.html import Report, command_line, hardware_files, model_files
+from reports.html import Report, command_line, hardware_files, model_files, stack_files
 from reports.roofline import plot_roofline, ridge_points
 from reports.serving_plots import plot_throughput_latency
 from reports.style import new_figure, style
@@ -78,7 +78,7 @@ def _sweep_section(rep: Report, sweep: pd.DataFrame) -> None:
 
 
 def predict_report(pred, system, *, model, batches: list[int] = (), predict_at: Callable[[int], object] | None = None,
-                   inputs: dict | None = None, title: str | None = None) -> Report:
+                   inputs: dict | None = None, title: str | None = None, stack=None) -> Report:
     """The report of prediction ``pred`` on ``system`` (the resolved System it ran on).
 
     ``batches``: batch sizes of the sweep, each predicted by ``predict_at(batch)`` (which may raise
@@ -135,5 +135,5 @@ def predict_report(pred, system, *, model, batches: list[int] = (), predict_at: 
                                       "per-execution time, total time = count x time, the terms of the cost "
                                       "model, bound, FLOPs and bytes at the main memory level (column names as "
                                       "in ops.csv in the tooltips).")
-    rep.provenance(inputs, hardware_files(system) + model_files(model), command_line())
+    rep.provenance(inputs, hardware_files(system) + model_files(model) + stack_files(stack), command_line())
     return rep

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from hwmodels.format import fmt_time
-from reports.html import Report, command_line, hardware_files, model_files
+from reports.html import Report, command_line, hardware_files, model_files, stack_files
 from reports.serving_plots import (
     latency_percentiles,
     plot_latency_cdf,
@@ -114,7 +114,7 @@ def _load_sweep_section(rep: Report, rates: list[float], simulate_at: Callable[[
 def serve_report(res, system, *, model, slo_ttft: float | None = None, slo_tpot: float | None = None,
                  timeline_steps: int = 150, rates: list[float] = (),
                  simulate_at: Callable[[float], object] | None = None, trace: str | None = None,
-                 inputs: dict | None = None, title: str | None = None) -> Report:
+                 inputs: dict | None = None, title: str | None = None, stack=None) -> Report:
     """The report of serving result ``res`` (``sim.serving.simulate``) on ``system`` (one
     replica's System, for the hardware files).
 
@@ -142,7 +142,7 @@ def serve_report(res, system, *, model, slo_ttft: float | None = None, slo_tpot:
     rep.table(req, "requests", "Finished requests (all rows in requests.csv).", max_rows=30)
     rep.table(tl, "timeline", "Sampled steps of every replica (all rows in timeline.csv; trace.json opens in "
                               "ui.perfetto.dev).", max_rows=30)
-    files = hardware_files(system) + model_files(model)
+    files = hardware_files(system) + model_files(model) + stack_files(stack)
     tf = trace_file(trace) if trace else None
     if tf:
         files.append(("trace", Path(tf).name, tf))

@@ -182,7 +182,7 @@ def cmd_compare(args) -> int:
 def write_report(args, records):
     from hwmodels.stack import load_stack
     from reports.breakdown import breakdown_table, plot_breakdown_phases
-    from reports.html import Report, command_line, hardware_files, model_files
+    from reports.html import Report, command_line, hardware_files, model_files, stack_files
     from reports.plots import plot_metric_bars
     from reports.style import new_figure, style
     from sim.predict import resolve_system
@@ -231,7 +231,7 @@ def write_report(args, records):
                 files += hardware_files(load_hardware(r["hardware"]))
             except SpecError:
                 pass
-    files += model_files(args.model)
+    files += model_files(args.model) + stack_files(args.stack)
     inputs = {"report": "compare", "hw": "; ".join(args.hw), **workload_dict(args)}
     inputs["overrides"] = "; ".join(inputs["overrides"]) or "(none)"
     rep.provenance(inputs, files, command_line())

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from hwmodels.errors import SpecError
-from llmsim.commands._common import add_set_option, print_json
+from llmsim.commands._common import add_set_option, print_json, say_warnings
 from llmsim.commands.predict import (
     add_cost_options,
     add_technique_options,
@@ -179,8 +179,9 @@ def cmd_report_predict(args) -> int:
     def predict_at(batch: int):
         return predict(config=cfg, batch=batch, samples=9)
 
+    say_warnings(pred.warnings)  # a request longer than the model (a what-if), an unknown activation: as predict says them
     rep = predict_report(pred, system, model=args.model, batches=_sweep_batches(args.sweep, args.batch),
-                         predict_at=predict_at, inputs=prediction_inputs(args), title=args.title)
+                         predict_at=predict_at, inputs=prediction_inputs(args), title=args.title, stack=args.stack)
     return _finish(args, rep, Path(args.out))
 
 
@@ -249,7 +250,7 @@ def cmd_report_serve(args) -> int:
                                args.overrides or None)
     rep = serve_report(res, system, model=args.model, slo_ttft=kw["slo_ttft_s"], slo_tpot=kw["slo_tpot_s"],
                        timeline_steps=args.timeline_steps, rates=rates, simulate_at=simulate_at, trace=args.trace,
-                       inputs=prediction_inputs(args, "serve"), title=args.title)
+                       inputs=prediction_inputs(args, "serve"), title=args.title, stack=args.stack)
     rc = _finish(args, rep, out)
     return run_outcome(res) or rc  # the report of a run that served nothing is written, and the exit says so
 

@@ -191,3 +191,21 @@ def test_sweep_rows_text_json_and_report_name_stack_and_calibration(tmp_path, ca
     rc, _, _ = _run(capsys, "report", "sweep", res, "--out", tmp_path / "r")
     counts = dict(x.split(",", 1) for x in (tmp_path / "r" / "counts.csv").read_text().splitlines()[1:])
     assert rc == 0 and counts["stack"] == "sglang" and counts["calibration"] == "class-default"
+
+
+def test_reports_hash_the_stack_file_and_report_predict_says_its_warnings(tmp_path, capsys):
+    """A stack given by path is an input like the hardware and model files: its hash is in input-files.csv (the
+    default stack's catalog file too); report predict says a request longer than the model on stderr, as predict."""
+    mine = tmp_path / "my-stack.yaml"
+    mine.write_text((STACKS / "sglang.yaml").read_text().replace("name: sglang\n", "name: my-stack\n", 1))
+    rc, _, err = _run(capsys, "report", "predict", "--model", "gpt-2", "--hw", TOY, "--batch", 1, "--input-len", 2000,
+                      "--output-len", 10, "--sweep", "none", "--stack", mine, "--out", tmp_path / "rp")
+    files = (tmp_path / "rp" / "input-files.csv").read_text()
+    assert rc == 0 and f"stack,my-stack,{mine}," in files
+    assert f"warning: gpt-2: a request of 2010 tokens is {WHAT_IF}" in err
+    rc, _, _ = _run(capsys, "compare", "--model", "gpt-2", "--hw", TOY, "--batch", 1, "--input-len", 100,
+                    "--output-len", 10, "--out", tmp_path / "c")
+    assert rc == 0 and "stack,vllm," in (tmp_path / "c" / "input-files.csv").read_text()
+    rc, _, _ = _run(capsys, "report", "serve", "--model", "gpt-2", "--hw", TOY, "--rate", "inf", "--num-requests", 2,
+                    "--input-len", 100, "--output-len", 10, "--stack", mine, "--out", tmp_path / "rs")
+    assert rc == 0 and f"stack,my-stack,{mine}," in (tmp_path / "rs" / "input-files.csv").read_text()
