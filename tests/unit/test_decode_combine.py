@@ -66,7 +66,7 @@ def test_stack_files_read_and_check_the_two_facts(tmp_path):
     src = (Path(__file__).parents[2] / "hwmodels" / "catalog" / "stacks" / "vllm-0.5.yaml").read_text()
     good = src.replace("    split_partials: true\n", "    split_partials: true\n    combine_splits_per_trip: 1\n"
                        "    kv_tile_tokens_by_head_dim: [[64, 256], [128, 128], [256, 64]]\n", 1)
-    p = tmp_path / "s.yaml"
+    p = tmp_path / "vllm-0.5.yaml"  # a stack file is named after its name (hwmodels.schema.Name)
     p.write_text(good)
     dk = load_stack(str(p)).decode_kernel
     assert dk.combine_splits_per_trip == 1 and dk.kv_tile_tokens_by_head_dim == ((64, 256), (128, 128), (256, 64))
