@@ -461,16 +461,34 @@ def _load(path: Path, overrides, expect: str | None):
     return obj
 
 
+def _kind_problems(doc, kind) -> list:
+    """A file whose ``kind`` is missing or not chip/system: that problem, with the nearest kind where the value is
+    a misspelling of one (``stak``: did you mean 'stack'?), then the file's problems against that kind's schema
+    (a chip's when ``kind`` is missing); none but the first when the value is like no kind (its other keys would
+    only be measured against a guess)."""
+    from hwmodels.stack_schema import STACK
+
+    schemas = {"chip": CHIP, "system": SYSTEM, "stack": STACK}
+    if "kind" not in doc.data:
+        first = doc.problem((), "missing 'kind'; expected 'kind: chip', 'kind: system' or 'kind: stack'")
+        guess = "chip"
+    else:
+        hint = difflib.get_close_matches(str(kind), list(schemas), n=1) if isinstance(kind, str) else []
+        guess = hint[0] if hint else None
+        first = doc.problem(("kind",), f"'kind' must be chip, system or stack; got {kind!r}"
+                            + (f" (did you mean '{guess}'?)" if guess else ""))
+    if guess is None:
+        return [first]
+    _, problems = validate(doc, schemas[guess])
+    return [first] + [p for p in problems if p.path != "kind" and not p.message.startswith("missing required key 'kind'")]
+
+
 def _load_uncached(path: Path, overrides, expect: str | None):
     doc = _read(path)
     data = doc.data
     kind = data.get("kind")
     if kind not in ("chip", "system"):
-        kind_problem = doc.problem(("kind",) if "kind" in data else (),
-                                   "missing 'kind'; expected 'kind: chip', 'kind: system' or 'kind: stack'"
-                                   if "kind" not in data else f"'kind' must be chip, system or stack; got {kind!r}")
-        _, problems = validate(doc, CHIP)
-        raise SpecError([kind_problem] + [p for p in problems if p.path != "kind"])
+        raise SpecError(_kind_problems(doc, kind))
     ovr = parse_overrides(overrides)
     chip_ovr, applied = [], []
     for p, val in ovr:

@@ -38,7 +38,17 @@ def test_check_names_stack_among_the_kinds(tmp_path, capsys):
     bad = tmp_path / "vllm.yaml"
     bad.write_text((STACKS / "vllm.yaml").read_text().replace("kind: stack", "kind: stak", 1))
     rc, out, err = _run(capsys, "check", bad)
-    assert rc == 2 and "'kind' must be chip, system or stack; got 'stak'" in err
+    assert rc == 2 and "'kind' must be chip, system or stack; got 'stak' (did you mean 'stack'?)" in err
+    # the rest of the file is checked against the kind it nearly names (a stack), not a chip's schema: no noise
+    assert "in chip" not in err and err.count("error:") == 1
+    bad.write_text((STACKS / "vllm.yaml").read_text().replace("kind: stack", "kind: 42", 1))
+    rc, out, err = _run(capsys, "check", bad)
+    assert rc == 2 and "got 42" in err and "did you mean" not in err and err.count("error:") == 1
+    # a misspelt kind on a broken stack still shows the stack's own problems
+    bad.write_text((STACKS / "vllm.yaml").read_text().replace("kind: stack", "kind: stak", 1)
+                   .replace("step_overhead: 0.8 ms", "step_overhead: -1 ms", 1))
+    rc, out, err = _run(capsys, "check", bad)
+    assert rc == 2 and "runtime.step_overhead" in err and "in chip" not in err
 
 
 # ---- requests longer than the model: a what-if with a warning, never refused (unless --max-model-len says so) ----
