@@ -129,8 +129,9 @@ def serve_report(res, system, *, model, slo_ttft: float | None = None, slo_tpot:
                  f"{s['requests_completed']:,} requests completed in {fmt_time(s['duration_s'])} simulated")
     for n in s.get("notes") or []:
         rep.note(n)
-    rep.note(f"serving stack: {s.get('stack', 'ideal')}"  # as the predict report says them
-             + (f"; hardware calibration: {s['calibration']}" if s.get("calibration") else ""))
+    if s.get("stack"):  # as the predict report says them (every summary of simulate() names its stack)
+        rep.note(f"serving stack: {s['stack']}"
+                 + (f"; hardware calibration: {s['calibration']}" if s.get("calibration") else ""))
     for w in s.get("warnings") or []:
         rep.note(f"warning: {w}")
     _summary_section(rep, s, req)
